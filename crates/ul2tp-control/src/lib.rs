@@ -1,0 +1,1 @@
+//! ul2tp-control
