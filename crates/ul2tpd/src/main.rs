@@ -1,1 +1,108 @@
-fn main() {}
+//! ul2tpd: the ul2tp daemon. It owns the L2TP data path (tunnel sockets, pseudowire devices),
+//! serves the management API on a Unix socket and creates the tunnels and sessions declared in
+//! an optional TOML configuration file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+
+mod config;
+mod datapath;
+mod server;
+mod state;
+
+/// Command line of ul2tpd.
+#[derive(Debug, Parser)]
+#[command(name = "ul2tpd", version, about = "Userspace L2TP daemon (the kernel L2TP subsystem in userspace)")]
+struct Args {
+    /// API socket path (default: $UL2TP_SOCKET, the config's [api] socket, or /run/ul2tp/ul2tpd.sock).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// TOML configuration file with static tunnels and sessions.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration file and exit.
+    #[arg(long, requires = "config")]
+    check_config: bool,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `ul2tpd=debug`; default $RUST_LOG or `info`.
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+    /// Data-path worker threads (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ul2tpd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let (cfg, statics) = match &args.config {
+        Some(path) => {
+            let (cfg, text) = config::Config::load(path)?;
+            let statics = cfg.static_objects(path, &text)?;
+            (cfg, statics)
+        }
+        None => (config::Config::default(), Vec::new()),
+    };
+    if args.check_config {
+        println!("configuration OK: {} static objects", statics.len());
+        return Ok(());
+    }
+    let socket_path = args
+        .socket
+        .clone()
+        .or_else(|| std::env::var_os(ul2tp_api::SOCKET_ENV).filter(|s| !s.is_empty()).map(PathBuf::from))
+        .or_else(|| cfg.api.socket.clone())
+        .unwrap_or_else(|| PathBuf::from(ul2tp_api::DEFAULT_SOCKET));
+    let access = server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .thread_name("ul2tpd")
+        .build()?;
+    rt.block_on(async move {
+        let daemon = state::Daemon::new();
+        let config_name = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        for obj in statics {
+            let cmd = if obj.is_session { ul2tp_api::Command::SessionCreate } else { ul2tp_api::Command::TunnelCreate };
+            let reply = daemon
+                .handle(ul2tp_api::Request { seq: 0, cmd, dump: false, attrs: obj.attrs }, Vec::new())
+                .await;
+            if let Some(e) = reply.error {
+                anyhow::bail!("{config_name}:{}: cannot create {}: {}", obj.line, if obj.is_session { "session" } else { "tunnel" }, e);
+            }
+        }
+        let listener = server::bind(&socket_path)?;
+        tracing::info!("ul2tpd serving {}", socket_path.display());
+        let serve = tokio::spawn(server::serve(listener, daemon.clone(), Arc::new(access), socket_path.clone()));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        serve.abort();
+        daemon.shutdown().await;
+        let _ = std::fs::remove_file(&socket_path);
+        tracing::info!("ul2tpd stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,325 @@
+//! Test harness for end-to-end tests: network namespaces joined by veth pairs, ul2tpd daemons
+//! running inside them, the `ul2tp` command, ping, tcpdump and tshark.
+//!
+//! Every object gets a unique name (process id + counter) so tests run in parallel, and every
+//! object is removed on drop, also when a test fails: daemons are killed by PID, namespaces
+//! deleted (which deletes the veth, TAP and TUN devices inside them).
+//!
+//! The binaries `ul2tpd` and `ul2tp` are taken from the cargo target directory the test runs
+//! from (`cargo test --workspace` builds them before any test runs).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short token for names (namespaces, interfaces).
+pub fn unique(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}{}x{n}", std::process::id() % 100_000)
+}
+
+/// Directory holding the workspace's built binaries.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    dir
+}
+
+/// Path of a workspace binary; panics with a hint when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace` (or `cargo test --workspace`)", p.display());
+    p
+}
+
+/// Whether an external program is on PATH.
+pub fn have(prog: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {prog}")).output().is_ok_and(|o| o.status.success())
+}
+
+/// Run a command, returning its output; panics if it cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Run a command that must succeed.
+pub fn must(cmd: &mut Command) -> String {
+    let o = run(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A network namespace that is deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    /// Its name (for `ip netns exec`).
+    pub name: String,
+}
+
+impl Netns {
+    /// Create a namespace with `lo` up.
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("ul2tp-{}", unique(tag));
+        must(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A command to run inside the namespace.
+    pub fn cmd(&self, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(prog);
+        c
+    }
+
+    /// `ip ARGS` inside the namespace; must succeed.
+    pub fn ip(&self, args: &[&str]) -> String {
+        must(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+
+    /// `ip ARGS` inside the namespace; may fail.
+    pub fn try_ip(&self, args: &[&str]) -> Output {
+        run(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+
+    /// Set a sysctl inside the namespace.
+    pub fn sysctl(&self, kv: &str) {
+        must(self.cmd("sysctl").args(["-q", "-w", kv]));
+    }
+
+    /// Whether a link exists in the namespace.
+    pub fn has_link(&self, name: &str) -> bool {
+        self.try_ip(&["link", "show", "dev", name]).status.success()
+    }
+
+    /// Wait until a link exists (or not), up to `timeout`.
+    pub fn wait_link(&self, name: &str, present: bool, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if self.has_link(name) == present {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One ping (`-c1 -w1` like the kernel selftest, but with a configurable deadline);
+    /// true when answered. Extra args such as `-I ADDR` may be given.
+    pub fn ping(&self, dst: &str, extra: &[&str]) -> bool {
+        let mut c = self.cmd("ping");
+        c.args(["-c1", "-W2", "-w3", "-q"]).args(extra).arg(dst);
+        run(c.stdout(Stdio::null()).stderr(Stdio::null())).status.success()
+    }
+
+    /// Ping until one answer arrives or `tries` attempts failed (the first ping across a fresh
+    /// pseudowire waits for ARP / neighbour discovery).
+    pub fn ping_retry(&self, dst: &str, extra: &[&str], tries: u32) -> bool {
+        (0..tries).any(|_| self.ping(dst, extra))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill whatever still runs in the namespace (by PID), then delete it.
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Join two namespaces with a veth pair named `a_if` (in `a`) and `b_if` (in `b`), both up.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    let tmp_a = unique("va");
+    let tmp_b = unique("vb");
+    must(Command::new("ip").args(["link", "add", &tmp_a, "netns", &a.name, "type", "veth", "peer", "name", &tmp_b, "netns", &b.name]));
+    a.ip(&["link", "set", &tmp_a, "name", a_if]);
+    b.ip(&["link", "set", &tmp_b, "name", b_if]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// A ul2tpd process inside a namespace, killed on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    /// Its API socket.
+    pub socket: PathBuf,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    /// Start ul2tpd in `ns` with extra arguments and wait until its API answers.
+    pub fn start(ns: &Netns, extra: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(unique("ul2tpd-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("api.sock");
+        let log = std::fs::File::create(dir.join("ul2tpd.log")).unwrap();
+        let child = ns
+            .cmd(bin("ul2tpd"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--log", "info"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ul2tpd");
+        let mut d = Daemon { child, socket, dir };
+        let end = Instant::now() + Duration::from_secs(10);
+        while ul2tp::Client::connect(&d.socket).is_err() {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("ul2tpd exited early ({status}): {}", d.log());
+            }
+            assert!(Instant::now() < end, "ul2tpd did not start: {}", d.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    /// Start ul2tpd expecting it to fail; returns its exit status and stderr.
+    pub fn start_failing(ns: &Netns, extra: &[&str]) -> (std::process::ExitStatus, String) {
+        let dir = std::env::temp_dir().join(unique("ul2tpd-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = ns.cmd(bin("ul2tpd"));
+        c.arg("--socket").arg(dir.join("api.sock")).args(extra);
+        let o = run(&mut c);
+        let _ = std::fs::remove_dir_all(&dir);
+        (o.status, String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("ul2tpd.log")).unwrap_or_default()
+    }
+
+    /// Run `ul2tp ARGS` against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        run(Command::new(bin("ul2tp")).arg("--socket").arg(&self.socket).args(args))
+    }
+
+    /// Run `ul2tp ARGS`, which must succeed; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(
+            o.status.success(),
+            "ul2tp {args:?} failed ({}): {}{}\ndaemon log:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A connected API client.
+    pub fn client(&self) -> ul2tp::Client {
+        ul2tp::Client::connect(&self.socket).expect("connect to ul2tpd")
+    }
+
+    /// Session stats via `show session -j`-equivalent API call.
+    pub fn session_stats(&self, tunnel_id: u32, session_id: u32) -> ul2tp_api::Stats {
+        let r = self
+            .client()
+            .request(
+                ul2tp_api::Command::SessionGet,
+                ul2tp_api::Attrs { conn_id: Some(tunnel_id), session_id: Some(session_id), ..Default::default() },
+                false,
+            )
+            .expect("session_get");
+        r.attrs.and_then(|a| a.stats).expect("stats in reply")
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- ul2tpd log ({}) ---\n{}", self.socket.display(), self.log());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A packet capture running in a namespace (tcpdump writing a pcap file).
+#[derive(Debug)]
+pub struct Capture {
+    child: Child,
+    /// The pcap file.
+    pub file: PathBuf,
+}
+
+impl Capture {
+    /// Capture on `iface` in `ns` with a BPF `filter`.
+    pub fn start(ns: &Netns, iface: &str, filter: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!("{}.pcap", unique("cap")));
+        let child = ns
+            .cmd("tcpdump")
+            .args(["-i", iface, "-U", "-n", "-s", "0", "-w"])
+            .arg(&file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tcpdump");
+        // Wait until tcpdump has written its file header (it is listening by then).
+        let end = Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < 24 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        Capture { child, file }
+    }
+
+    /// Stop and return the pcap file's bytes.
+    pub fn stop(mut self) -> Vec<u8> {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        std::fs::read(&self.file).unwrap_or_default()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// Run tshark on a pcap with extra arguments; returns stdout (panics if tshark fails).
+pub fn tshark(pcap: &[u8], args: &[&str]) -> String {
+    let file = std::env::temp_dir().join(format!("{}.pcap", unique("ts")));
+    std::fs::write(&file, pcap).unwrap();
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(&file).args(args);
+    let o = run(&mut c);
+    let _ = std::fs::remove_file(&file);
+    assert!(o.status.success(), "tshark failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

@@ -1,0 +1,461 @@
+//! The static configuration file (TOML).
+//!
+//! ul2tpd runs without any configuration; `--config FILE` may declare the API socket's
+//! permissions and static (unmanaged) tunnels and sessions, which are created at start-up
+//! exactly as if the equivalent `ul2tp add tunnel` / `ul2tp add session` requests had been
+//! made. Unknown keys are rejected; every error names the file, the line and the key.
+//!
+//! ```toml
+//! [api]
+//! socket = "/run/ul2tp/ul2tpd.sock"   # default; --socket and $UL2TP_SOCKET override it
+//! group = "netadmin"                   # members may change state (root always may)
+//! read_group = "netops"                # members may read (show, monitor, debug)
+//!
+//! [[tunnel]]
+//! tunnel_id = 3000
+//! peer_tunnel_id = 4000
+//! encap = "udp"                        # udp | ip
+//! local = "192.0.2.1"
+//! remote = "192.0.2.2"
+//! udp_sport = 5000
+//! udp_dport = 6000
+//!
+//! [[tunnel.session]]
+//! session_id = 1000
+//! peer_session_id = 2000
+//! name = "l2tpeth0"
+//! ```
+
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use ul2tp_api::{encap_type, l2spec_type, pw_type, Attrs};
+
+/// A configuration error with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The key at fault, when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": key `{k}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The `[api]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Socket path.
+    pub socket: Option<PathBuf>,
+    /// Group whose members may change state.
+    pub group: Option<String>,
+    /// Group whose members may read state.
+    pub read_group: Option<String>,
+}
+
+/// Encapsulation keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EncapKw {
+    /// UDP (the default, as in `ip l2tp`).
+    #[default]
+    Udp,
+    /// IP protocol 115.
+    Ip,
+}
+
+/// `[[tunnel]]` entry: the keywords of `ip l2tp add tunnel`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// Local tunnel id.
+    pub tunnel_id: Spanned<u32>,
+    /// Peer tunnel id.
+    pub peer_tunnel_id: Spanned<u32>,
+    /// L2TP version (2 or 3, default 3).
+    pub version: Option<Spanned<u8>>,
+    /// udp or ip.
+    #[serde(default)]
+    pub encap: EncapKw,
+    /// Local address.
+    pub local: Spanned<IpAddr>,
+    /// Remote address.
+    pub remote: Spanned<IpAddr>,
+    /// UDP source port.
+    pub udp_sport: Option<Spanned<u16>>,
+    /// UDP destination port.
+    pub udp_dport: Option<Spanned<u16>>,
+    /// IPv4 UDP checksums (default off).
+    #[serde(default)]
+    pub udp_csum: bool,
+    /// IPv6 UDP transmit checksums (default on).
+    pub udp6_csum_tx: Option<bool>,
+    /// IPv6 UDP receive checksum check (default on).
+    pub udp6_csum_rx: Option<bool>,
+    /// Sessions of this tunnel.
+    #[serde(default)]
+    pub session: Vec<Spanned<SessionConfig>>,
+}
+
+/// `[[tunnel.session]]` entry: the keywords of `ip l2tp add session`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Local session id.
+    pub session_id: Spanned<u32>,
+    /// Peer session id.
+    pub peer_session_id: Spanned<u32>,
+    /// Interface name (default l2tpethN).
+    pub name: Option<Spanned<String>>,
+    /// Cookie we send (8 or 16 hex digits).
+    pub cookie: Option<Spanned<String>>,
+    /// Cookie we expect.
+    pub peer_cookie: Option<Spanned<String>>,
+    /// none | send | recv | both.
+    pub seq: Option<Spanned<String>>,
+    /// none | default.
+    pub l2spec_type: Option<Spanned<String>>,
+    /// eth | eth_vlan | ppp.
+    pub pw_type: Option<Spanned<String>>,
+    /// VLAN id for eth_vlan.
+    pub vlan_id: Option<Spanned<u16>>,
+    /// LNS mode.
+    #[serde(default)]
+    pub lns_mode: bool,
+    /// Reorder timeout in milliseconds.
+    #[serde(default)]
+    pub reorder_timeout: u64,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// API socket settings.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Static tunnels.
+    #[serde(default)]
+    pub tunnel: Vec<TunnelConfig>,
+}
+
+/// A tunnel or session create request derived from the file, with its location for errors.
+#[derive(Debug, Clone)]
+pub struct StaticObject {
+    /// The API attributes (as `ul2tp add ...` would send them).
+    pub attrs: Attrs,
+    /// Whether this is a session (else a tunnel).
+    pub is_session: bool,
+    /// Line of the table in the file.
+    pub line: usize,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The key named in a toml error message, if any (e.g. "unknown field `foo`").
+fn key_in_message(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let end = start + msg[start..].find('`')?;
+    Some(msg[start..end].to_string())
+}
+
+impl Config {
+    /// Read and parse a file.
+    pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read configuration file: {e}"),
+        })?;
+        let cfg = Self::parse(path, &text)?;
+        Ok((cfg, text))
+    }
+
+    /// Parse TOML text.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            let msg = e.message().to_string();
+            ConfigError {
+                file: path.to_path_buf(),
+                line: e.span().map(|s| line_of(text, s.start)),
+                key: key_in_message(&msg),
+                message: msg,
+            }
+        })
+    }
+
+    /// Turn the declared tunnels and sessions into create requests, validating every value
+    /// the way `ip l2tp` does on its command line (kernel-facts §11.2).
+    pub fn static_objects(&self, path: &Path, text: &str) -> Result<Vec<StaticObject>, ConfigError> {
+        let err = |span: Range<usize>, key: &str, message: String| ConfigError {
+            file: path.to_path_buf(),
+            line: Some(line_of(text, span.start)),
+            key: Some(key.to_string()),
+            message,
+        };
+        let mut out = Vec::new();
+        for t in &self.tunnel {
+            let tid = *t.tunnel_id.get_ref();
+            if tid == 0 {
+                return Err(err(t.tunnel_id.span(), "tunnel_id", "must be between 1 and 4294967295".into()));
+            }
+            if *t.peer_tunnel_id.get_ref() == 0 {
+                return Err(err(t.peer_tunnel_id.span(), "peer_tunnel_id", "must be between 1 and 4294967295".into()));
+            }
+            let version = t.version.as_ref().map(|v| *v.get_ref()).unwrap_or(3);
+            if let Some(v) = &t.version {
+                if !matches!(version, 2 | 3) {
+                    return Err(err(v.span(), "version", "must be 2 or 3".into()));
+                }
+                if version == 2 && t.encap == EncapKw::Ip {
+                    return Err(err(v.span(), "version", "L2TPv2 is carried over UDP only".into()));
+                }
+            }
+            let (local, remote) = (*t.local.get_ref(), *t.remote.get_ref());
+            if local.is_ipv4() != remote.is_ipv4() {
+                return Err(err(t.remote.span(), "remote", "local and remote must be of the same address family".into()));
+            }
+            let mut a = Attrs {
+                conn_id: Some(tid),
+                peer_conn_id: Some(*t.peer_tunnel_id.get_ref()),
+                proto_version: Some(version),
+                encap_type: Some(match t.encap {
+                    EncapKw::Udp => encap_type::UDP,
+                    EncapKw::Ip => encap_type::IP,
+                }),
+                ..Attrs::default()
+            };
+            match (local, remote) {
+                (IpAddr::V4(l), IpAddr::V4(r)) => {
+                    a.ip_saddr = Some(l);
+                    a.ip_daddr = Some(r);
+                }
+                (IpAddr::V6(l), IpAddr::V6(r)) => {
+                    a.ip6_saddr = Some(l);
+                    a.ip6_daddr = Some(r);
+                }
+                _ => unreachable!("families checked above"),
+            }
+            if t.encap == EncapKw::Udp {
+                let line_of_table = t.tunnel_id.span();
+                let sport = t.udp_sport.as_ref().ok_or_else(|| {
+                    err(line_of_table.clone(), "udp_sport", "required for encap udp".into())
+                })?;
+                let dport = t.udp_dport.as_ref().ok_or_else(|| {
+                    err(line_of_table.clone(), "udp_dport", "required for encap udp".into())
+                })?;
+                if *sport.get_ref() == 0 {
+                    return Err(err(sport.span(), "udp_sport", "must not be 0".into()));
+                }
+                if *dport.get_ref() == 0 {
+                    return Err(err(dport.span(), "udp_dport", "must not be 0".into()));
+                }
+                a.udp_sport = Some(*sport.get_ref());
+                a.udp_dport = Some(*dport.get_ref());
+                if t.udp_csum {
+                    a.udp_csum = Some(1);
+                }
+                if t.udp6_csum_tx == Some(false) {
+                    a.udp_zero_csum6_tx = Some(true);
+                }
+                if t.udp6_csum_rx == Some(false) {
+                    a.udp_zero_csum6_rx = Some(true);
+                }
+            }
+            out.push(StaticObject { attrs: a, is_session: false, line: line_of(text, t.tunnel_id.span().start) });
+            for s in &t.session {
+                let line = line_of(text, s.span().start);
+                let s = s.get_ref();
+                out.push(StaticObject { attrs: session_attrs(tid, s, &err)?, is_session: true, line });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn session_attrs(
+    tid: u32,
+    s: &SessionConfig,
+    err: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Attrs, ConfigError> {
+    if *s.session_id.get_ref() == 0 {
+        return Err(err(s.session_id.span(), "session_id", "must be between 1 and 4294967295".into()));
+    }
+    if *s.peer_session_id.get_ref() == 0 {
+        return Err(err(s.peer_session_id.span(), "peer_session_id", "must be between 1 and 4294967295".into()));
+    }
+    let mut a = Attrs {
+        conn_id: Some(tid),
+        session_id: Some(*s.session_id.get_ref()),
+        peer_session_id: Some(*s.peer_session_id.get_ref()),
+        pw_type: Some(pw_type::ETH),
+        l2spec_type: Some(l2spec_type::DEFAULT),
+        ..Attrs::default()
+    };
+    if let Some(n) = &s.name {
+        let name = n.get_ref();
+        if name.is_empty() || name.len() >= 16 || name.contains(['/', ' ', '\t', '\n']) || name == "." || name == ".." {
+            return Err(err(n.span(), "name", format!("{name:?} is not a valid interface name")));
+        }
+        a.ifname = Some(name.clone());
+    }
+    for (key, v, slot) in [("cookie", &s.cookie, &mut a.cookie), ("peer_cookie", &s.peer_cookie, &mut a.peer_cookie)] {
+        if let Some(c) = v {
+            let hex = c.get_ref();
+            if !(hex.len() == 8 || hex.len() == 16) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(c.span(), key, "must be 8 or 16 hex digits".into()));
+            }
+            *slot = Some(hex.to_ascii_lowercase());
+        }
+    }
+    if let Some(seq) = &s.seq {
+        let (send, recv) = match seq.get_ref().as_str() {
+            "none" => (false, false),
+            "send" => (true, false),
+            "recv" => (false, true),
+            "both" => (true, true),
+            other => return Err(err(seq.span(), "seq", format!("{other:?} is not one of none, send, recv, both"))),
+        };
+        if send {
+            a.send_seq = Some(1);
+        }
+        if recv {
+            a.recv_seq = Some(1);
+        }
+    }
+    if let Some(l) = &s.l2spec_type {
+        a.l2spec_type = Some(match l.get_ref().as_str() {
+            "none" => l2spec_type::NONE,
+            "default" => l2spec_type::DEFAULT,
+            other => return Err(err(l.span(), "l2spec_type", format!("{other:?} is not one of none, default"))),
+        });
+    }
+    if let Some(p) = &s.pw_type {
+        a.pw_type = Some(match p.get_ref().as_str() {
+            "eth" => pw_type::ETH,
+            "eth_vlan" => pw_type::ETH_VLAN,
+            "ppp" => pw_type::PPP,
+            other => return Err(err(p.span(), "pw_type", format!("{other:?} is not one of eth, eth_vlan, ppp"))),
+        });
+    }
+    if let Some(v) = &s.vlan_id {
+        if *v.get_ref() == 0 || *v.get_ref() > 4094 {
+            return Err(err(v.span(), "vlan_id", "must be between 1 and 4094".into()));
+        }
+        a.vlan_id = Some(*v.get_ref());
+    }
+    if a.pw_type == Some(pw_type::ETH_VLAN) && a.vlan_id.is_none() {
+        return Err(err(s.session_id.span(), "vlan_id", "required for pw_type eth_vlan".into()));
+    }
+    if s.lns_mode {
+        a.lns_mode = Some(1);
+    }
+    if s.reorder_timeout > 0 {
+        a.recv_timeout = Some(s.reorder_timeout);
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(text: &str) -> Result<Vec<StaticObject>, ConfigError> {
+        let p = Path::new("test.toml");
+        Config::parse(p, text)?.static_objects(p, text)
+    }
+
+    #[test]
+    fn empty_file_is_valid() {
+        assert!(objects("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn tunnel_and_session() {
+        let text = r#"
+[[tunnel]]
+tunnel_id = 3000
+peer_tunnel_id = 4000
+local = "192.0.2.1"
+remote = "192.0.2.2"
+udp_sport = 5000
+udp_dport = 6000
+
+[[tunnel.session]]
+session_id = 1000
+peer_session_id = 2000
+cookie = "0011223344556677"
+seq = "both"
+"#;
+        let o = objects(text).unwrap();
+        assert_eq!(o.len(), 2);
+        assert_eq!(o[0].line, 3);
+        assert_eq!(o[0].attrs.udp_dport, Some(6000));
+        assert_eq!(o[0].attrs.encap_type, Some(encap_type::UDP));
+        assert!(o[1].is_session);
+        assert_eq!(o[1].attrs.cookie.as_deref(), Some("0011223344556677"));
+        assert_eq!((o[1].attrs.send_seq, o[1].attrs.recv_seq), (Some(1), Some(1)));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nbogus = 3\n";
+        let e = objects(text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("bogus"));
+        assert_eq!(e.line, Some(4));
+        let s = e.to_string();
+        assert!(s.starts_with("test.toml:4: key `bogus`"), "{s}");
+    }
+
+    #[test]
+    fn bad_value_names_line_and_key() {
+        let text = "[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nencap = \"ip\"\nlocal = \"10.0.0.1\"\nremote = \"10.0.0.2\"\n[[tunnel.session]]\nsession_id = 5\npeer_session_id = 6\ncookie = \"xyz\"\n";
+        let e = objects(text).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(10), Some("cookie")));
+    }
+
+    #[test]
+    fn missing_port_for_udp() {
+        let text = "[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nlocal = \"10.0.0.1\"\nremote = \"10.0.0.2\"\n";
+        let e = objects(text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("udp_sport"));
+    }
+
+    #[test]
+    fn wrong_type_and_bad_address() {
+        let e = objects("[[tunnel]]\ntunnel_id = \"x\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        let e = objects("[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nlocal = \"not-an-ip\"\n").unwrap_err();
+        assert_eq!(e.line, Some(4));
+    }
+
+    #[test]
+    fn missing_file_is_clear_error() {
+        let e = Config::load(Path::new("/nonexistent/ul2tpd.toml")).unwrap_err();
+        assert!(e.to_string().contains("cannot read configuration file"), "{e}");
+    }
+}

@@ -1,0 +1,257 @@
+//! The management API server: a Unix stream socket, one JSON request per line, permission
+//! checked with SO_PEERCRED (kernel-facts §4.1: the kernel wants CAP_NET_ADMIN for everything but
+//! NOOP; we want root, or membership of the configured groups).
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc};
+use ul2tp_api::{decode_line, encode_line, ApiError, Command, Errno, Request, ServerMessage};
+
+use crate::state::Daemon;
+
+/// Who may do what, from the `[api]` table.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// gid whose members may change state.
+    pub admin_gid: Option<u32>,
+    /// gid whose members may read.
+    pub read_gid: Option<u32>,
+}
+
+/// What a peer may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Privilege {
+    /// Only NOOP.
+    None,
+    /// Reads: get, dump, monitor, debug listings.
+    Read,
+    /// Everything.
+    Admin,
+}
+
+fn user_groups(uid: u32, gid: u32) -> Vec<u32> {
+    let mut groups = vec![gid];
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        if let Ok(name) = std::ffi::CString::new(user.name) {
+            if let Ok(list) = nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid)) {
+                groups.extend(list.into_iter().map(|g| g.as_raw()));
+            }
+        }
+    }
+    groups
+}
+
+impl Access {
+    /// Resolve group names.
+    pub fn from_names(group: Option<&str>, read_group: Option<&str>) -> anyhow::Result<Access> {
+        let lookup = |name: &str| -> anyhow::Result<u32> {
+            match nix::unistd::Group::from_name(name) {
+                Ok(Some(g)) => Ok(g.gid.as_raw()),
+                Ok(None) => anyhow::bail!("group {name:?} does not exist"),
+                Err(e) => anyhow::bail!("cannot look up group {name:?}: {e}"),
+            }
+        };
+        Ok(Access { admin_gid: group.map(lookup).transpose()?, read_gid: read_group.map(lookup).transpose()? })
+    }
+
+    /// The privilege of a peer with these credentials.
+    pub fn privilege(&self, uid: u32, gid: u32) -> Privilege {
+        if uid == 0 {
+            return Privilege::Admin;
+        }
+        if self.admin_gid.is_none() && self.read_gid.is_none() {
+            return Privilege::None;
+        }
+        let groups = user_groups(uid, gid);
+        if self.admin_gid.is_some_and(|g| groups.contains(&g)) {
+            Privilege::Admin
+        } else if self.read_gid.is_some_and(|g| groups.contains(&g)) {
+            Privilege::Read
+        } else {
+            Privilege::None
+        }
+    }
+}
+
+/// The privilege a command needs.
+pub fn required(cmd: Command) -> Privilege {
+    match cmd {
+        Command::Noop => Privilege::None,
+        Command::TunnelGet
+        | Command::SessionGet
+        | Command::Monitor
+        | Command::DebugTunnels
+        | Command::DebugPppol2tp => Privilege::Read,
+        Command::TunnelCreate
+        | Command::TunnelDelete
+        | Command::TunnelModify
+        | Command::SessionCreate
+        | Command::SessionDelete
+        | Command::SessionModify
+        | Command::TraceSet => Privilege::Admin,
+    }
+}
+
+/// Bind the API socket: create its directory, replace a stale socket file, allow connections
+/// from everyone (the permission check is per request).
+pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    if path.exists() {
+        // A live daemon answers; a stale file does not.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another daemon is already serving {}", path.display());
+        }
+        std::fs::remove_file(path).map_err(|e| anyhow::anyhow!("cannot remove stale {}: {e}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(l)
+}
+
+/// Accept connections forever.
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, access: Arc<Access>, path: PathBuf) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let (d, a) = (daemon.clone(), access.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, d, a).await {
+                        tracing::debug!("api connection ended: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accept on {}: {e}", path.display());
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Longest request line accepted (a request is a few hundred bytes).
+const MAX_LINE: usize = 64 * 1024;
+
+async fn connection(stream: UnixStream, daemon: Arc<Daemon>, access: Arc<Access>) -> io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let privilege = access.privilege(cred.uid(), cred.gid());
+    // Descriptors (managed tunnel sockets) arrive as SCM_RIGHTS with a request line, so the
+    // reader side reads with recvmsg; replies and events are written by a task of their own so
+    // that a slow reader never blocks the daemon.
+    let std_stream = stream.into_std()?;
+    let mut writer = UnixStream::from_std(std_stream.try_clone()?)?;
+    let reader = UnixStream::from_std(std_stream)?;
+    let (tx, mut rx) = mpsc::channel::<ServerMessage>(256);
+    let writer_task = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if writer.write_all(&encode_line(&m)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = LineReader::new(reader);
+    let mut monitor: Option<broadcast::Receiver<ServerMessage>> = None;
+    let result = loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let (line, fds) = match line {
+                    Ok(Some(l)) => l,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                };
+                let reply = match decode_line::<Request>(&line) {
+                    Err(e) => ServerMessage::err(0, e),
+                    Ok(req) => {
+                        let seq = req.seq;
+                        if privilege < required(req.cmd) {
+                            ServerMessage::err(seq, ApiError::new(Errno::EPERM, format!(
+                                "{} needs root or membership of the configured API group",
+                                command_name(req.cmd))))
+                        } else if req.cmd == Command::Monitor {
+                            monitor = Some(daemon.subscribe());
+                            ServerMessage::ok(seq)
+                        } else {
+                            daemon.handle(req, fds).await
+                        }
+                    }
+                };
+                if tx.send(reply).await.is_err() { break Ok(()); }
+            }
+            ev = next_event(&mut monitor) => {
+                match ev {
+                    Ok(m) => { if tx.send(m).await.is_err() { break Ok(()); } }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("monitor client lagged, {n} events lost");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => monitor = None,
+                }
+            }
+        }
+    };
+    drop(tx);
+    let _ = writer_task.await;
+    result
+}
+
+/// The command's wire name (`tunnel_create`).
+pub fn command_name(cmd: Command) -> String {
+    serde_json::to_value(cmd).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+async fn next_event(
+    m: &mut Option<broadcast::Receiver<ServerMessage>>,
+) -> Result<ServerMessage, broadcast::error::RecvError> {
+    match m {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads request lines together with any descriptors passed alongside them.
+struct LineReader {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+impl LineReader {
+    fn new(stream: UnixStream) -> Self {
+        Self { stream, buf: Vec::new(), fds: Vec::new() }
+    }
+
+    async fn next_line(&mut self) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Ok(Some((line, std::mem::take(&mut self.fds))));
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "request line too long"));
+            }
+            self.stream.readable().await?;
+            let mut chunk = [0u8; 4096];
+            match self.stream.try_io(tokio::io::Interest::READABLE, || {
+                ul2tp_sys::fdpass::recv_with_fds(&self.stream, &mut chunk)
+            }) {
+                Ok((0, _)) => return Ok(None),
+                Ok((n, fds)) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.fds.extend(fds);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
