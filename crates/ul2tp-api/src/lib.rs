@@ -16,6 +16,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 mod errno;
+pub mod sockproto;
 pub use errno::Errno;
 
 /// Default path of the daemon's API socket.

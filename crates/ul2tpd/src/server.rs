@@ -93,7 +93,9 @@ pub fn required(cmd: Command) -> Privilege {
         | Command::SessionCreate
         | Command::SessionDelete
         | Command::SessionModify
-        | Command::TraceSet => Privilege::Admin,
+        | Command::TraceSet
+        | Command::Pppol2tpConnect
+        | Command::L2tpipSocket => Privilege::Admin,
     }
 }
 
