@@ -1,0 +1,533 @@
+//! `show` output: iproute2's text layout (kernel-facts §11.4) and JSON keys (§11.5).
+//!
+//! Each entry is decoded afresh from its attributes, so nothing leaks from one entry into
+//! the next (iproute2 reuses one parse buffer across a dump; that display bug, §11.4, is
+//! deliberately not reproduced). Decoding follows iproute2's `get_response()`: an absent
+//! encap means UDP, the address family is IPv4 when `ip_saddr` is present and IPv6
+//! otherwise, IPv6 UDP checksums are on unless the zero-checksum flags are present.
+//!
+//! Extensions, printed only where iproute2 would print nothing so ETH sessions stay
+//! identical: `  pseudowire type: <name>` and `  vlan id: <n>` for non-ETH sessions
+//! (JSON keys `pw_type`, `vlan_id`).
+
+use core::net::{IpAddr, Ipv6Addr};
+
+use ul2tp_api::{encap_type, parse_cookie_hex, pw_type, Attrs, Command};
+
+use crate::json::JsonWriter;
+
+/// The name of a pseudowire type as the CLI spells it.
+pub fn pw_type_name(t: u16) -> String {
+    match t {
+        pw_type::NONE => "none".into(),
+        pw_type::ETH_VLAN => "eth_vlan".into(),
+        pw_type::ETH => "eth".into(),
+        pw_type::PPP => "ppp".into(),
+        pw_type::PPP_AC => "ppp_ac".into(),
+        pw_type::IP => "ip".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A tunnel as iproute2 sees it after parsing one dump entry.
+struct TunnelView {
+    tunnel_id: u32,
+    peer_tunnel_id: u32,
+    encap: &'static str,
+    udp: bool,
+    local: IpAddr,
+    peer: IpAddr,
+    local_port: u16,
+    peer_port: u16,
+    udp_csum: bool,
+    csum6_tx: bool,
+    csum6_rx: bool,
+}
+
+impl TunnelView {
+    fn new(a: &Attrs) -> Self {
+        let encap = a.encap_type.unwrap_or(encap_type::UDP);
+        let local = match (a.ip_saddr, a.ip6_saddr) {
+            (Some(v4), _) => IpAddr::V4(v4),
+            (None, v6) => IpAddr::V6(v6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
+        };
+        let peer = match (a.ip_daddr, a.ip6_daddr) {
+            (Some(v4), _) => IpAddr::V4(v4),
+            (None, v6) => IpAddr::V6(v6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
+        };
+        TunnelView {
+            tunnel_id: a.conn_id.unwrap_or(0),
+            peer_tunnel_id: a.peer_conn_id.unwrap_or(0),
+            encap: match encap {
+                encap_type::UDP => "UDP",
+                encap_type::IP => "IP",
+                _ => "??",
+            },
+            udp: encap == encap_type::UDP,
+            local,
+            peer,
+            local_port: a.udp_sport.unwrap_or(0),
+            peer_port: a.udp_dport.unwrap_or(0),
+            udp_csum: a.udp_csum.is_some_and(|v| v != 0),
+            csum6_tx: a.udp_zero_csum6_tx != Some(true),
+            csum6_rx: a.udp_zero_csum6_rx != Some(true),
+        }
+    }
+}
+
+/// One tunnel in iproute2's text layout (kernel-facts §11.4).
+pub fn tunnel_text(a: &Attrs) -> String {
+    let t = TunnelView::new(a);
+    let mut s = format!(
+        "Tunnel {}, encap {}\n  From {} to {}\n  Peer tunnel {}\n",
+        t.tunnel_id, t.encap, t.local, t.peer, t.peer_tunnel_id
+    );
+    if t.udp {
+        s.push_str(&format!(
+            "  UDP source / dest ports: {}/{}\n",
+            t.local_port, t.peer_port
+        ));
+        let csum = if t.local.is_ipv4() {
+            if t.udp_csum {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        } else {
+            match (t.csum6_tx, t.csum6_rx) {
+                (true, true) => "enabled",
+                (true, false) => "tx",
+                (false, true) => "rx",
+                (false, false) => "disabled",
+            }
+        };
+        s.push_str(&format!("  UDP checksum: {csum}\n"));
+    }
+    s
+}
+
+/// One tunnel as a JSON object (kernel-facts §11.5).
+pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
+    let t = TunnelView::new(a);
+    w.start_object();
+    if let Some(e) = event {
+        w.string("event", e);
+    }
+    w.uint("tunnel_id", t.tunnel_id.into());
+    w.string("encap", t.encap);
+    w.string("local", &t.local.to_string());
+    w.string("peer", &t.peer.to_string());
+    w.uint("peer_tunnel", t.peer_tunnel_id.into());
+    if t.udp {
+        w.uint("local_port", t.local_port.into());
+        w.uint("peer_port", t.peer_port.into());
+        if t.local.is_ipv4() {
+            w.boolean("checksum", t.udp_csum);
+        } else {
+            // iproute2 prints the tx flag under both keys; we print each flag's own value.
+            w.boolean("checksum_tx", t.csum6_tx);
+            w.boolean("checksum_rx", t.csum6_rx);
+        }
+    }
+    w.end_object();
+}
+
+/// iproute2 `print_cookie`: the first four bytes, and the next four when there are eight.
+fn cookie_display(hex: &str) -> Option<String> {
+    let bytes = match parse_cookie_hex(hex) {
+        Ok(b) => b,
+        // Not valid hex: show what the daemon sent rather than nothing.
+        Err(_) => return (!hex.is_empty()).then(|| hex.to_string()),
+    };
+    if bytes.is_empty() {
+        return None;
+    }
+    let shown = if bytes.len() == 8 {
+        &bytes[..]
+    } else {
+        &bytes[..bytes.len().min(4)]
+    };
+    Some(ul2tp_api::cookie_hex(shown))
+}
+
+/// A session as iproute2 sees it after parsing one dump entry.
+struct SessionView<'a> {
+    session_id: u32,
+    tunnel_id: u32,
+    peer_session_id: u32,
+    peer_tunnel_id: u32,
+    ifname: Option<&'a str>,
+    cookie: Option<String>,
+    peer_cookie: Option<String>,
+    reorder_timeout: u64,
+    send_seq: bool,
+    recv_seq: bool,
+    /// Set only for non-ETH sessions (extension).
+    pw_type: Option<String>,
+    vlan_id: Option<u16>,
+}
+
+impl<'a> SessionView<'a> {
+    fn new(a: &'a Attrs) -> Self {
+        let pt = a.pw_type.unwrap_or(pw_type::ETH);
+        let non_eth = pt != pw_type::ETH;
+        SessionView {
+            session_id: a.session_id.unwrap_or(0),
+            tunnel_id: a.conn_id.unwrap_or(0),
+            peer_session_id: a.peer_session_id.unwrap_or(0),
+            peer_tunnel_id: a.peer_conn_id.unwrap_or(0),
+            ifname: a.ifname.as_deref(),
+            cookie: a.cookie.as_deref().and_then(cookie_display),
+            peer_cookie: a.peer_cookie.as_deref().and_then(cookie_display),
+            reorder_timeout: a.recv_timeout.unwrap_or(0),
+            send_seq: a.send_seq.is_some_and(|v| v != 0),
+            recv_seq: a.recv_seq.is_some_and(|v| v != 0),
+            pw_type: non_eth.then(|| pw_type_name(pt)),
+            vlan_id: if non_eth { a.vlan_id } else { None },
+        }
+    }
+}
+
+/// One session in iproute2's text layout (kernel-facts §11.4), with the non-ETH extension
+/// lines.
+pub fn session_text(a: &Attrs) -> String {
+    let v = SessionView::new(a);
+    let mut s = format!(
+        "Session {} in tunnel {}\n  Peer session {}, tunnel {}\n",
+        v.session_id, v.tunnel_id, v.peer_session_id, v.peer_tunnel_id
+    );
+    if let Some(name) = v.ifname {
+        s.push_str(&format!("  interface name: {name}\n"));
+    }
+    if let Some(pt) = &v.pw_type {
+        s.push_str(&format!("  pseudowire type: {pt}\n"));
+        if let Some(vid) = v.vlan_id {
+            s.push_str(&format!("  vlan id: {vid}\n"));
+        }
+    }
+    // Offsets are gone from the kernel (kernel-facts §6.4); iproute2 still prints zeros.
+    s.push_str("  offset 0, peer offset 0\n");
+    if let Some(c) = &v.cookie {
+        s.push_str(&format!("  cookie {c}"));
+    }
+    if let Some(c) = &v.peer_cookie {
+        s.push_str(&format!("  peer cookie {c}"));
+    }
+    if v.reorder_timeout != 0 {
+        s.push_str(&format!("  reorder timeout: {}", v.reorder_timeout));
+    }
+    if v.send_seq || v.recv_seq {
+        s.push_str("\n  sequence numbering:");
+        if v.send_seq {
+            s.push_str(" send");
+        }
+        if v.recv_seq {
+            s.push_str(" recv");
+        }
+    }
+    s.push('\n');
+    s
+}
+
+/// One session as a JSON object (kernel-facts §11.5), with the non-ETH extension keys.
+pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
+    let v = SessionView::new(a);
+    w.start_object();
+    if let Some(e) = event {
+        w.string("event", e);
+    }
+    w.uint("session_id", v.session_id.into());
+    w.uint("tunnel_id", v.tunnel_id.into());
+    w.uint("peer_session_id", v.peer_session_id.into());
+    w.uint("peer_tunnel_id", v.peer_tunnel_id.into());
+    if let Some(name) = v.ifname {
+        w.string("interface", name);
+    }
+    if let Some(pt) = &v.pw_type {
+        w.string("pw_type", pt);
+        if let Some(vid) = v.vlan_id {
+            w.uint("vlan_id", vid.into());
+        }
+    }
+    if let Some(c) = &v.cookie {
+        w.string("cookie", c);
+    }
+    if let Some(c) = &v.peer_cookie {
+        w.string("peer_cookie", c);
+    }
+    if v.reorder_timeout != 0 {
+        w.uint("reorder_timeout", v.reorder_timeout);
+    }
+    if v.send_seq {
+        w.null("send_seq");
+    }
+    if v.recv_seq {
+        w.null("recv_seq");
+    }
+    w.end_object();
+}
+
+/// Is this event about a tunnel (else a session)?
+fn is_tunnel_event(cmd: Command) -> bool {
+    matches!(
+        cmd,
+        Command::TunnelCreate | Command::TunnelDelete | Command::TunnelModify | Command::TunnelGet
+    )
+}
+
+/// The netlink-style name of an event: `TUNNEL_CREATE`, `SESSION_DELETE`, ...
+pub fn event_name(cmd: Command) -> String {
+    // Command serialises as snake_case; upper-case it.
+    serde_json::to_value(cmd)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_ascii_uppercase))
+        .unwrap_or_else(|| format!("{cmd:?}").to_ascii_uppercase())
+}
+
+/// One `monitor` event: text `[TUNNEL_CREATE] Tunnel 3000, encap UDP ...` or one JSON
+/// object per event with an `event` key in front.
+pub fn event(cmd: Command, a: &Attrs, json: bool, pretty: bool) -> String {
+    let name = event_name(cmd);
+    if json {
+        let mut w = JsonWriter::new(pretty);
+        if is_tunnel_event(cmd) {
+            tunnel_json(&mut w, a, Some(&name));
+        } else {
+            session_json(&mut w, a, Some(&name));
+        }
+        w.finish()
+    } else if is_tunnel_event(cmd) {
+        format!("[{name}] {}", tunnel_text(a))
+    } else {
+        format!("[{name}] {}", session_text(a))
+    }
+}
+
+/// The complete `show tunnel` output for these entries.
+pub fn show_tunnels(entries: &[Attrs], json: bool, pretty: bool) -> String {
+    if json {
+        let mut w = JsonWriter::new(pretty);
+        w.start_array();
+        for a in entries {
+            tunnel_json(&mut w, a, None);
+        }
+        w.end_array();
+        w.finish()
+    } else {
+        entries.iter().map(tunnel_text).collect()
+    }
+}
+
+/// The complete `show session` output for these entries.
+pub fn show_sessions(entries: &[Attrs], json: bool, pretty: bool) -> String {
+    if json {
+        let mut w = JsonWriter::new(pretty);
+        w.start_array();
+        for a in entries {
+            session_json(&mut w, a, None);
+        }
+        w.end_array();
+        w.finish()
+    } else {
+        entries.iter().map(session_text).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp4() -> Attrs {
+        Attrs {
+            proto_version: Some(3),
+            conn_id: Some(3000),
+            peer_conn_id: Some(4000),
+            debug: Some(0),
+            encap_type: Some(0),
+            udp_csum: Some(0),
+            udp_sport: Some(5000),
+            udp_dport: Some(6000),
+            ip_saddr: Some("192.0.2.1".parse().unwrap()),
+            ip_daddr: Some("192.0.2.2".parse().unwrap()),
+            stats: Some(Default::default()),
+            ..Attrs::default()
+        }
+    }
+
+    #[test]
+    fn tunnel_udp4_text_and_json() {
+        assert_eq!(
+            tunnel_text(&udp4()),
+            "Tunnel 3000, encap UDP\n  From 192.0.2.1 to 192.0.2.2\n  Peer tunnel 4000\n  UDP source / dest ports: 5000/6000\n  UDP checksum: disabled\n"
+        );
+        let mut a = udp4();
+        a.udp_csum = Some(1);
+        assert!(tunnel_text(&a).ends_with("  UDP checksum: enabled\n"));
+        assert_eq!(
+            show_tunnels(&[udp4()], true, false),
+            "[{\"tunnel_id\":3000,\"encap\":\"UDP\",\"local\":\"192.0.2.1\",\"peer\":\"192.0.2.2\",\"peer_tunnel\":4000,\"local_port\":5000,\"peer_port\":6000,\"checksum\":false}]\n"
+        );
+    }
+
+    #[test]
+    fn tunnel_udp6_checksum_variants() {
+        let mut a = Attrs {
+            conn_id: Some(1),
+            peer_conn_id: Some(2),
+            encap_type: Some(0),
+            udp_sport: Some(1701),
+            udp_dport: Some(1701),
+            ip6_saddr: Some("2001:db8::1".parse().unwrap()),
+            ip6_daddr: Some("2001:db8::2".parse().unwrap()),
+            ..Attrs::default()
+        };
+        let head = "Tunnel 1, encap UDP\n  From 2001:db8::1 to 2001:db8::2\n  Peer tunnel 2\n  UDP source / dest ports: 1701/1701\n";
+        assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: enabled\n"));
+        a.udp_zero_csum6_rx = Some(true);
+        assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: tx\n"));
+        assert!(show_tunnels(&[a.clone()], true, false)
+            .contains("\"checksum_tx\":true,\"checksum_rx\":false}"));
+        a.udp_zero_csum6_tx = Some(true);
+        assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: disabled\n"));
+        a.udp_zero_csum6_rx = Some(false);
+        assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: rx\n"));
+    }
+
+    #[test]
+    fn tunnel_ip_encap_has_no_udp_lines() {
+        let a = Attrs {
+            conn_id: Some(7),
+            peer_conn_id: Some(8),
+            encap_type: Some(1),
+            ip_saddr: Some("10.0.0.1".parse().unwrap()),
+            ip_daddr: Some("10.0.0.2".parse().unwrap()),
+            ..Attrs::default()
+        };
+        assert_eq!(
+            tunnel_text(&a),
+            "Tunnel 7, encap IP\n  From 10.0.0.1 to 10.0.0.2\n  Peer tunnel 8\n"
+        );
+        assert_eq!(
+            show_tunnels(&[a], true, false),
+            "[{\"tunnel_id\":7,\"encap\":\"IP\",\"local\":\"10.0.0.1\",\"peer\":\"10.0.0.2\",\"peer_tunnel\":8}]\n"
+        );
+        let odd = Attrs {
+            encap_type: Some(9),
+            ..Attrs::default()
+        };
+        assert_eq!(
+            tunnel_text(&odd),
+            "Tunnel 0, encap ??\n  From :: to ::\n  Peer tunnel 0\n"
+        );
+    }
+
+    fn sess() -> Attrs {
+        Attrs {
+            conn_id: Some(3000),
+            session_id: Some(1),
+            peer_conn_id: Some(4000),
+            peer_session_id: Some(2),
+            debug: Some(0),
+            pw_type: Some(5),
+            recv_seq: Some(0),
+            send_seq: Some(0),
+            lns_mode: Some(0),
+            ..Attrs::default()
+        }
+    }
+
+    #[test]
+    fn session_plain() {
+        assert_eq!(
+            session_text(&sess()),
+            "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  offset 0, peer offset 0\n\n"
+        );
+        assert_eq!(
+            show_sessions(&[sess()], true, false),
+            "[{\"session_id\":1,\"tunnel_id\":3000,\"peer_session_id\":2,\"peer_tunnel_id\":4000}]\n"
+        );
+    }
+
+    #[test]
+    fn session_everything() {
+        let mut a = sess();
+        a.ifname = Some("l2tpeth0".into());
+        a.cookie = Some("0102030405060708".into());
+        a.peer_cookie = Some("0a0b0c0d".into());
+        a.recv_timeout = Some(100);
+        a.send_seq = Some(1);
+        a.recv_seq = Some(1);
+        assert_eq!(
+            session_text(&a),
+            "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  interface name: l2tpeth0\n  offset 0, peer offset 0\n  cookie 0102030405060708  peer cookie 0a0b0c0d  reorder timeout: 100\n  sequence numbering: send recv\n"
+        );
+        assert_eq!(
+            show_sessions(&[a], true, false),
+            "[{\"session_id\":1,\"tunnel_id\":3000,\"peer_session_id\":2,\"peer_tunnel_id\":4000,\"interface\":\"l2tpeth0\",\"cookie\":\"0102030405060708\",\"peer_cookie\":\"0a0b0c0d\",\"reorder_timeout\":100,\"send_seq\":null,\"recv_seq\":null}]\n"
+        );
+    }
+
+    #[test]
+    fn session_seq_only_and_no_stale_fields() {
+        let mut a = sess();
+        a.recv_seq = Some(1);
+        a.cookie = Some("deadbeef".into());
+        let b = sess();
+        // The second session must not inherit the first one's cookie (iproute2 bug).
+        assert_eq!(
+            show_sessions(&[a, b], false, false),
+            "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  offset 0, peer offset 0\n  cookie deadbeef\n  sequence numbering: recv\nSession 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  offset 0, peer offset 0\n\n"
+        );
+        let mut c = sess();
+        c.send_seq = Some(1);
+        assert_eq!(
+            session_text(&c),
+            "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  offset 0, peer offset 0\n\n  sequence numbering: send\n"
+        );
+    }
+
+    #[test]
+    fn session_non_eth_extension_lines() {
+        let mut a = sess();
+        a.pw_type = Some(7);
+        assert_eq!(
+            session_text(&a),
+            "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  pseudowire type: ppp\n  offset 0, peer offset 0\n\n"
+        );
+        a.pw_type = Some(4);
+        a.vlan_id = Some(100);
+        assert!(session_text(&a).contains("  pseudowire type: eth_vlan\n  vlan id: 100\n"));
+        assert!(
+            show_sessions(&[a], true, false).contains("\"pw_type\":\"eth_vlan\",\"vlan_id\":100")
+        );
+        // ETH sessions never show the extension, even with a vlan id.
+        let mut e = sess();
+        e.vlan_id = Some(5);
+        assert!(!session_text(&e).contains("pseudowire"));
+        assert!(!session_text(&e).contains("vlan"));
+    }
+
+    #[test]
+    fn cookie_lengths() {
+        assert_eq!(cookie_display("").as_deref(), None);
+        assert_eq!(cookie_display("0102030405").as_deref(), Some("01020304"));
+        assert_eq!(cookie_display("0102").as_deref(), Some("0102"));
+        assert_eq!(cookie_display("zz").as_deref(), Some("zz"));
+    }
+
+    #[test]
+    fn events() {
+        assert_eq!(
+            event(Command::TunnelCreate, &udp4(), false, false),
+            format!("[TUNNEL_CREATE] {}", tunnel_text(&udp4()))
+        );
+        assert_eq!(
+            event(Command::SessionDelete, &sess(), false, false),
+            format!("[SESSION_DELETE] {}", session_text(&sess()))
+        );
+        assert_eq!(
+            event(Command::SessionModify, &sess(), true, false),
+            "{\"event\":\"SESSION_MODIFY\",\"session_id\":1,\"tunnel_id\":3000,\"peer_session_id\":2,\"peer_tunnel_id\":4000}\n"
+        );
+    }
+}

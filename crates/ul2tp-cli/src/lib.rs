@@ -1,0 +1,241 @@
+//! ul2tp-cli: the `ul2tp` command, iproute2's `ip l2tp` rebuilt on ul2tpd's management API.
+//!
+//! Design: the command line is parsed completely ([`parse`]) into an [`parse::Action`] holding
+//! the API requests, exactly as iproute2 maps its grammar onto generic-netlink messages
+//! (kernel-facts §11.3). Only then is the daemon contacted ([`run`]), and replies are
+//! rendered by [`format`] in iproute2's text layout or JSON ([`json`] mimics iproute2's JSON
+//! writer byte for byte). Everything that decides output is a pure function of its input, so
+//! the grammar and formatters are unit-tested without a daemon; the binary itself is tested
+//! against a fake API server (tests/cli.rs).
+//!
+//! Exit status follows iproute2 (kernel-facts §11.6): 0 success, 2 the daemon refused a
+//! request (`RTNETLINK answers: <strerror>`), 1 for a failed dump (`Dump terminated`), a
+//! bad address or an unreachable daemon, 255 for usage and argument errors.
+//!
+//! One deliberate difference: iproute2 opens its netlink socket before parsing; we parse
+//! first, so argument errors are reported even when no daemon is running.
+#![forbid(unsafe_code)]
+
+pub mod format;
+pub mod json;
+pub mod num;
+pub mod parse;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ul2tp::{Client, ClientError};
+use ul2tp_api::{Attrs, Command};
+
+use parse::{Action, Invocation, ShowWhat};
+
+/// Exit status when the daemon refuses a request (iproute2: `-(-2)`).
+pub const EXIT_API_ERROR: i32 = 2;
+/// Exit status for a failed dump, a bad address or an unreachable daemon.
+pub const EXIT_FAILURE: i32 = 1;
+
+/// Run the command line `args` (without the program name), writing to `out` and `err`.
+/// Returns the process exit status.
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let mut warnings = Vec::new();
+    let parsed = parse::parse(args, &mut warnings);
+    for w in &warnings {
+        let _ = err.write_all(w.as_bytes());
+    }
+    match parsed {
+        Ok(inv) => execute(&inv, out, err),
+        Err(e) => {
+            let _ = err.write_all(e.stderr.as_bytes());
+            e.code
+        }
+    }
+}
+
+/// Why talking to the daemon failed, rendered for the user.
+fn transport_failure(err: &mut dyn Write, path: &Path, e: &ClientError) -> i32 {
+    let _ = match e {
+        ClientError::Io(io) => writeln!(
+            err,
+            "ul2tp: lost connection to ul2tpd at {}: {io}",
+            path.display()
+        ),
+        ClientError::Protocol(p) => writeln!(
+            err,
+            "ul2tp: unexpected answer from ul2tpd at {}: {p}",
+            path.display()
+        ),
+        ClientError::Api(a) => writeln!(err, "RTNETLINK answers: {}", a.errno.strerror()),
+    };
+    match e {
+        ClientError::Api(_) => EXIT_API_ERROR,
+        _ => EXIT_FAILURE,
+    }
+}
+
+/// A request whose failure is reported the iproute2 way; returns the reply or the exit code.
+fn request(
+    client: &mut Client,
+    path: &Path,
+    err: &mut dyn Write,
+    cmd: Command,
+    attrs: Attrs,
+    dump: bool,
+) -> Result<ul2tp_api::ServerMessage, i32> {
+    client
+        .request(cmd, attrs, dump)
+        .map_err(|e| transport_failure(err, path, &e))
+}
+
+fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if inv.action == Action::Version {
+        let _ = writeln!(out, "ul2tp {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    let path: PathBuf = ul2tp::socket_path(inv.options.socket.as_deref());
+    let mut client = match Client::connect(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "ul2tp: cannot connect to ul2tpd at {}: {e}\n(is ul2tpd running? the socket can be set with --socket PATH or ${})",
+                path.display(),
+                ul2tp_api::SOCKET_ENV
+            );
+            return EXIT_FAILURE;
+        }
+    };
+    let (json, pretty) = (inv.options.json, inv.options.pretty);
+    match &inv.action {
+        Action::Version => 0,
+        Action::Add { tunnel, session } => {
+            // iproute2 do_add(): a failed tunnel create is reported and the session create
+            // is still attempted; the status is that of the last request.
+            let mut code = 0;
+            if let Some(t) = tunnel {
+                code = match request(
+                    &mut client,
+                    &path,
+                    err,
+                    Command::TunnelCreate,
+                    (**t).clone(),
+                    false,
+                ) {
+                    Ok(_) => 0,
+                    Err(c) => c,
+                };
+                if code == EXIT_FAILURE {
+                    return code;
+                }
+            }
+            if let Some(s) = session {
+                code = match request(
+                    &mut client,
+                    &path,
+                    err,
+                    Command::SessionCreate,
+                    (**s).clone(),
+                    false,
+                ) {
+                    Ok(_) => 0,
+                    Err(c) => c,
+                };
+            }
+            code
+        }
+        Action::Simple(cmd, attrs) => {
+            match request(&mut client, &path, err, *cmd, attrs.clone(), false) {
+                Ok(_) => 0,
+                Err(c) => c,
+            }
+        }
+        Action::Show {
+            what,
+            request: attrs,
+            tunnel_id,
+            session_id,
+        } => {
+            let cmd = match what {
+                ShowWhat::Tunnel => Command::TunnelGet,
+                ShowWhat::Session => Command::SessionGet,
+            };
+            let reply = match client.request(cmd, attrs.clone(), true) {
+                Ok(r) => r,
+                Err(ClientError::Api(a)) => {
+                    // iproute2: a dump error is perror()ed, then "Dump terminated", exit 1.
+                    let _ = writeln!(
+                        err,
+                        "RTNETLINK answers: {}\nDump terminated",
+                        a.errno.strerror()
+                    );
+                    return EXIT_FAILURE;
+                }
+                Err(e) => return transport_failure(err, &path, &e),
+            };
+            let entries: Vec<Attrs> = reply
+                .entries
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| *tunnel_id == 0 || a.conn_id == Some(*tunnel_id))
+                .filter(|a| *session_id == 0 || a.session_id == Some(*session_id))
+                .collect();
+            let text = match what {
+                ShowWhat::Tunnel => format::show_tunnels(&entries, json, pretty),
+                ShowWhat::Session => format::show_sessions(&entries, json, pretty),
+            };
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            0
+        }
+        Action::Debug(cmd) => match request(&mut client, &path, err, *cmd, Attrs::default(), false)
+        {
+            Ok(reply) => {
+                let _ = out.write_all(reply.text.unwrap_or_default().as_bytes());
+                let _ = out.flush();
+                0
+            }
+            Err(c) => c,
+        },
+        Action::Monitor => monitor(&mut client, &path, json, pretty, out, err),
+    }
+}
+
+/// `monitor`: subscribe, then print each event as it arrives.
+fn monitor(
+    client: &mut Client,
+    path: &Path,
+    json: bool,
+    pretty: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    if let Err(c) = request(client, path, err, Command::Monitor, Attrs::default(), false) {
+        return c;
+    }
+    loop {
+        let msg = match client.next_message() {
+            Ok(m) => m,
+            Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let _ = writeln!(
+                    err,
+                    "ul2tp: ul2tpd at {} closed the connection",
+                    path.display()
+                );
+                return EXIT_FAILURE;
+            }
+            Err(e) => return transport_failure(err, path, &e),
+        };
+        let Some(cmd) = msg.event else {
+            continue;
+        };
+        let attrs = msg.attrs.unwrap_or_default();
+        let text = format::event(cmd, &attrs, json, pretty);
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            // stdout closed (e.g. `ul2tp monitor | head`): stop quietly.
+            return 0;
+        }
+    }
+}
