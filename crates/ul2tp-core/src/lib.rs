@@ -1,1 +1,223 @@
-//! ul2tp-core
+//! ul2tp-core: the L2TP subsystem model — tunnels, sessions, their id namespaces and lookup
+//! rules, sequence numbers and the reorder queue, statistics, and encapsulation /
+//! decapsulation into caller buffers (kernel-facts §1–§6, §9).
+//!
+//! Pure: no sockets, no clock, no threads. The daemon owns I/O: it hands received datagrams to
+//! [`Registry::receive`] with the current time and a delivery callback, and asks a
+//! [`Session`] to write the L2TP header in front of frames it transmits ([`Session::encap`]).
+//!
+//! # Design
+//! * One [`Registry`] is one "network namespace". Its lookup tables are an immutable snapshot
+//!   behind an `ArcSwap`: receive-path lookups are a lock-free load; the control side (create,
+//!   delete) serialises on a writer mutex, copies the tables, changes them and publishes the
+//!   new snapshot. Several data-path workers may call [`Registry::receive`] concurrently.
+//! * Counters are atomics ([`ul2tp_api::Stats`] snapshots). Per-session receive state (Nr, the
+//!   out-of-sequence tracking, the reorder queue) sits behind a per-session mutex; transmit
+//!   state (Ns, send_seq) is atomic.
+//! * [`Tunnel`] and [`Session`] are `Arc`s; a session holds its tunnel, so a tunnel lives as
+//!   long as any session or in-flight packet needs it. Deletion is idempotent: an object is
+//!   marked dead and unpublished once; a worker still holding the old snapshot sees the dead
+//!   flag and drops the packet.
+//!
+//! # Differences from the kernel (deliberate)
+//! * Expired packets in the reorder queue are dropped by a timer as well as on the next
+//!   packet: the daemon calls [`Session::poll_reorder`] at [`Session::next_timeout`]
+//!   (kernel-facts §2.7 has no timer, so held packets wait for the next arrival). A packet
+//!   counts as expired when `now >= expires` (the kernel: one jiffy later).
+//! * Several tunnels may share one socket ([`SocketId`]): v2 lookups use the header's tunnel
+//!   id and v3 collisions are resolved by the receiving socket, as in kernel-facts §5.3.
+//! * L2TPv2 session ids above 65535 are rejected (EINVAL) instead of being truncated
+//!   (kernel-facts §12.2 item 3).
+//! * ETH_VLAN pseudowires (pw_type 4) are implemented: the session inserts / checks / removes
+//!   an 802.1Q tag ([`vlan`]); frames with another tag are dropped and counted `rx_errors`.
+//! * The register_session trace event prints the real tunnel ids (the kernel prints the
+//!   session ids in those slots); debug listings print whole cookies of any length.
+#![forbid(unsafe_code)]
+
+use ul2tp_api::Errno;
+
+pub mod debug;
+pub mod mtu;
+mod registry;
+mod session;
+mod stats;
+pub mod trace;
+pub mod vlan;
+
+pub use mtu::eth_mtu;
+pub use registry::{DropReason, Registry, RxOutcome};
+pub use session::{Session, Tunnel};
+pub use stats::AtomicStats;
+pub use trace::{TraceEvent, TraceSink};
+pub use ul2tp_api::Stats;
+pub use ul2tp_wire::data::L2SpecType;
+
+/// L2TP protocol version of a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ProtoVersion {
+    /// L2TPv2 (RFC 2661).
+    V2,
+    /// L2TPv3 (RFC 3931).
+    V3,
+}
+
+impl ProtoVersion {
+    /// 2 or 3; anything else is `None`.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            2 => Some(ProtoVersion::V2),
+            3 => Some(ProtoVersion::V3),
+            _ => None,
+        }
+    }
+
+    /// The version number (the header's version nibble).
+    pub fn as_u8(self) -> u8 {
+        match self {
+            ProtoVersion::V2 => 2,
+            ProtoVersion::V3 => 3,
+        }
+    }
+
+    /// Modulus − 1 of data sequence numbers (kernel-facts §2.1): 0xFFFF or 0xFFFFFF.
+    pub fn nr_max(self) -> u32 {
+        match self {
+            ProtoVersion::V2 => 0xffff,
+            ProtoVersion::V3 => 0x00ff_ffff,
+        }
+    }
+}
+
+/// Encapsulation of a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Encap {
+    /// UDP.
+    Udp,
+    /// IP protocol 115 (L2TPv3 only).
+    Ip,
+}
+
+/// Transport a datagram arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP payload (starts at the L2TP header).
+    Udp,
+    /// IP protocol 115 payload (starts at the session id).
+    Ip,
+}
+
+/// Identifies the tunnel socket a packet arrived on (assigned by the daemon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SocketId(pub u64);
+
+/// An L2TPv3 cookie: 0..=8 bytes (kernel-facts §1.6, §4.3).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Cookie {
+    len: u8,
+    bytes: [u8; 8],
+}
+
+impl Cookie {
+    /// A cookie from its bytes; more than 8 bytes is `ERANGE` (the netlink policy's answer).
+    pub fn new(b: &[u8]) -> Result<Cookie, Errno> {
+        if b.len() > 8 {
+            return Err(Errno::ERANGE);
+        }
+        let mut bytes = [0u8; 8];
+        bytes[..b.len()].copy_from_slice(b);
+        Ok(Cookie {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The cookie bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// True for the empty cookie.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Lower-case hex, as `ip l2tp` prints it.
+    pub fn to_hex(&self) -> String {
+        self.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl core::fmt::Debug for Cookie {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Cookie({})", self.to_hex())
+    }
+}
+
+/// Parameters of a tunnel (kernel-facts §4.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelParams {
+    /// Local tunnel id (CONN_ID).
+    pub tunnel_id: u32,
+    /// Peer tunnel id (PEER_CONN_ID).
+    pub peer_tunnel_id: u32,
+    /// L2TP version.
+    pub version: ProtoVersion,
+    /// UDP or IP.
+    pub encap: Encap,
+    /// The socket it sends and receives on.
+    pub socket: SocketId,
+}
+
+/// Parameters of a session (kernel-facts §4.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionParams {
+    /// Local session id.
+    pub session_id: u32,
+    /// Peer session id (put in transmitted headers).
+    pub peer_session_id: u32,
+    /// Pseudowire type (`ul2tp_api::pw_type`).
+    pub pw_type: u16,
+    /// Cookie we send.
+    pub cookie: Cookie,
+    /// Cookie we expect.
+    pub peer_cookie: Cookie,
+    /// L2-specific sublayer.
+    pub l2spec_type: L2SpecType,
+    /// Send sequence numbers.
+    pub send_seq: bool,
+    /// Require sequence numbers on receive.
+    pub recv_seq: bool,
+    /// LNS mode: never switch send_seq automatically.
+    pub lns_mode: bool,
+    /// Reorder timeout in milliseconds (0 = in-order only).
+    pub reorder_timeout_ms: u64,
+    /// Pseudowire interface name.
+    pub ifname: Option<String>,
+    /// VLAN id of an ETH_VLAN pseudowire.
+    pub vlan_id: Option<u16>,
+}
+
+impl SessionParams {
+    /// Defaults as for netlink: no cookies, default sublayer, no sequencing, LAC, no reorder.
+    pub fn new(session_id: u32, peer_session_id: u32, pw_type: u16) -> Self {
+        SessionParams {
+            session_id,
+            peer_session_id,
+            pw_type,
+            cookie: Cookie::default(),
+            peer_cookie: Cookie::default(),
+            l2spec_type: L2SpecType::Default,
+            send_seq: false,
+            recv_seq: false,
+            lns_mode: false,
+            reorder_timeout_ms: 0,
+            ifname: None,
+            vlan_id: None,
+        }
+    }
+}

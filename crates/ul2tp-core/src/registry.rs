@@ -1,0 +1,512 @@
+//! The registry: one network namespace's tunnels and sessions, the id rules and the receive
+//! path (kernel-facts §1.2–§1.7, §4.5–§4.7, §5).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use ul2tp_api::{pw_type, Errno};
+use ul2tp_wire::data::{
+    classify_ip, classify_udp, IpClass, UdpClass, V2DataHeader, V3SessionHeader, WireError,
+};
+use ul2tp_wire::ppp::strip_address_control;
+
+use crate::session::Shared;
+use crate::stats::inc;
+use crate::trace::{TraceEvent, TraceSink};
+use crate::{
+    vlan, Encap, ProtoVersion, Session, SessionParams, SocketId, Transport, Tunnel, TunnelParams,
+};
+
+/// What happened to a received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxOutcome {
+    /// Taken by a session: delivered to the pseudowire or held for reordering.
+    Consumed,
+    /// Not for the data path: leave it to the socket's owner (control messages, short
+    /// packets, unknown sessions, version mismatches — kernel-facts §1.2).
+    ToSocket,
+    /// Discarded (counted where the kernel counts).
+    Dropped(DropReason),
+}
+
+/// Why a datagram was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Header fields missing or inconsistent (v2 offset overrun, IP-encap truncation).
+    Malformed,
+    /// IP encap: no session with that id (silently dropped, kernel-facts §1.2).
+    UnknownSession,
+    /// Cookie mismatch (`rx_cookie_discards`).
+    CookieMismatch,
+    /// recv_seq set but no sequence number, or an LNS got an unsequenced packet (§2.3).
+    SeqRequired,
+    /// Sequence number outside the receive window (§2.4).
+    OutsideWindow,
+    /// Out of sequence in in-order mode (§2.5).
+    OutOfSequence,
+    /// ETH_VLAN frame without the session's tag.
+    VlanMismatch,
+    /// The session was being deleted.
+    SessionDead,
+}
+
+/// The lookup tables, replaced as a whole by the control side.
+#[derive(Clone, Default)]
+struct Tables {
+    tunnels: BTreeMap<u32, Arc<Tunnel>>,
+    /// All sessions in dump order (kernel-facts §4.8): ascending tunnel id, then session id.
+    sessions: BTreeMap<(u32, u32), Arc<Session>>,
+    /// v2 sessions by (tunnel id << 16 | session id), 16-bit halves (§5.2).
+    v2: HashMap<u32, Arc<Session>>,
+    /// v3 sessions by session id; more than one entry only for UDP collisions (§5.2).
+    v3: HashMap<u32, Vec<Arc<Session>>>,
+    by_ifname: HashMap<String, Arc<Session>>,
+}
+
+fn v2_key(tunnel_id: u32, session_id: u32) -> u32 {
+    ((tunnel_id & 0xffff) << 16) | (session_id & 0xffff)
+}
+
+/// One network namespace worth of L2TP state. `Send + Sync`; `receive` may run on several
+/// threads at once.
+pub struct Registry {
+    tables: ArcSwap<Tables>,
+    writer: Mutex<()>,
+    shared: Arc<Shared>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let t = self.tables.load();
+        f.debug_struct("Registry")
+            .field("tunnels", &t.tunnels.len())
+            .field("sessions", &t.sessions.len())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty namespace.
+    pub fn new() -> Self {
+        Registry {
+            tables: ArcSwap::from_pointee(Tables::default()),
+            writer: Mutex::new(()),
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
+    fn write(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Create a tunnel; EEXIST if the id is taken (kernel-facts §5.1). Beyond the kernel:
+    /// L2TPv2 needs UDP (EPROTONOSUPPORT) and 16-bit ids (EINVAL), §12.2 item 3.
+    pub fn tunnel_create(&self, p: TunnelParams) -> Result<Arc<Tunnel>, Errno> {
+        if p.version == ProtoVersion::V2 {
+            if p.encap != Encap::Udp {
+                return Err(Errno::EPROTONOSUPPORT);
+            }
+            if p.tunnel_id > 0xffff || p.peer_tunnel_id > 0xffff {
+                return Err(Errno::EINVAL);
+            }
+        }
+        let _w = self.write();
+        let cur = self.tables.load_full();
+        if cur.tunnels.contains_key(&p.tunnel_id) {
+            return Err(Errno::EEXIST);
+        }
+        let t = Arc::new(Tunnel::new(p, self.shared.clone()));
+        let mut next = Tables::clone(&cur);
+        next.tunnels.insert(t.tunnel_id(), t.clone());
+        self.tables.store(Arc::new(next));
+        t.trace(|| TraceEvent::RegisterTunnel {
+            name: t.name(),
+            fd: 0,
+            tid: t.tunnel_id(),
+            ptid: t.peer_tunnel_id(),
+            version: t.version().as_u8(),
+            encap: t.encap(),
+        });
+        Ok(t)
+    }
+
+    /// The tunnel with this id.
+    pub fn tunnel_get(&self, tunnel_id: u32) -> Option<Arc<Tunnel>> {
+        self.tables.load().tunnels.get(&tunnel_id).cloned()
+    }
+
+    /// All tunnels, ascending id (kernel-facts §4.8).
+    pub fn tunnels(&self) -> Vec<Arc<Tunnel>> {
+        self.tables.load().tunnels.values().cloned().collect()
+    }
+
+    /// Delete a tunnel and all its sessions (kernel-facts §5.4); ENODEV if unknown. Returns
+    /// the deleted sessions (ascending id); their held packets were purged and counted.
+    pub fn tunnel_delete(&self, tunnel_id: u32) -> Result<Vec<Arc<Session>>, Errno> {
+        let _w = self.write();
+        let cur = self.tables.load_full();
+        let Some(t) = cur.tunnels.get(&tunnel_id).cloned() else {
+            return Err(Errno::ENODEV);
+        };
+        t.dead.store(true, Relaxed);
+        t.trace(|| TraceEvent::DeleteTunnel { name: t.name() });
+        let mut next = Tables::clone(&cur);
+        next.tunnels.remove(&tunnel_id);
+        let doomed: Vec<Arc<Session>> = cur
+            .sessions
+            .range((tunnel_id, 0)..=(tunnel_id, u32::MAX))
+            .map(|(_, s)| s.clone())
+            .collect();
+        for s in &doomed {
+            unpublish(&mut next, s);
+        }
+        self.tables.store(Arc::new(next));
+        for s in &doomed {
+            finish_delete(s);
+        }
+        Ok(doomed)
+    }
+
+    /// Create a session in a tunnel, with the checks and errnos of kernel-facts §4.6 in that
+    /// order and the id rules of §5.2.
+    pub fn session_create(&self, tunnel_id: u32, p: SessionParams) -> Result<Arc<Session>, Errno> {
+        let _w = self.write();
+        let cur = self.tables.load_full();
+        let Some(tunnel) = cur.tunnels.get(&tunnel_id).cloned() else {
+            return Err(Errno::ENODEV);
+        };
+        let v2 = tunnel.version() == ProtoVersion::V2;
+        // 1. pw_type range.
+        if p.pw_type >= pw_type::MAX {
+            return Err(Errno::EINVAL);
+        }
+        // 2. v2 carries PPP only.
+        if v2 && p.pw_type != pw_type::PPP {
+            return Err(Errno::EPROTONOSUPPORT);
+        }
+        // 3. (cookies and l2spec are typed; v2 ignores them.) Beyond the kernel: v2 ids are 16-bit.
+        if v2 && (p.session_id > 0xffff || p.peer_session_id > 0xffff) {
+            return Err(Errno::EINVAL);
+        }
+        // 5. Implemented pseudowires: ETH, PPP and (beyond the kernel) ETH_VLAN.
+        match p.pw_type {
+            pw_type::ETH | pw_type::PPP => {}
+            pw_type::ETH_VLAN => {
+                if !p.vlan_id.is_some_and(|v| (1..=4094).contains(&v)) {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            _ => return Err(Errno::EPROTONOSUPPORT),
+        }
+        // 6. Registration.
+        if tunnel.is_dead() {
+            return Err(Errno::ENODEV);
+        }
+        if v2 {
+            if cur.v2.contains_key(&v2_key(tunnel_id, p.session_id)) {
+                return Err(Errno::EEXIST);
+            }
+        } else if let Some(list) = cur.v3.get(&p.session_id) {
+            // §5.2: unique netns-wide when IP encap is involved; UDP tunnels may share an id,
+            // but not within one tunnel. Beyond the kernel: nor between tunnels on one socket,
+            // so that the receive lookup stays unambiguous.
+            let clash = tunnel.encap() == Encap::Ip
+                || list.iter().any(|o| {
+                    o.tunnel().encap() == Encap::Ip
+                        || o.tunnel_id() == tunnel_id
+                        || o.tunnel().socket() == tunnel.socket()
+                });
+            if clash {
+                return Err(Errno::EEXIST);
+            }
+        }
+        if let Some(n) = &p.ifname {
+            if cur.by_ifname.contains_key(n) {
+                return Err(Errno::EEXIST);
+            }
+        }
+        let s = Arc::new(Session::new(tunnel.clone(), p));
+        let mut next = Tables::clone(&cur);
+        next.sessions.insert((tunnel_id, s.session_id()), s.clone());
+        if v2 {
+            next.v2.insert(v2_key(tunnel_id, s.session_id()), s.clone());
+        } else {
+            next.v3.entry(s.session_id()).or_default().push(s.clone());
+        }
+        if let Some(n) = s.ifname() {
+            next.by_ifname.insert(n.to_string(), s.clone());
+        }
+        self.tables.store(Arc::new(next));
+        s_trace(&s, || TraceEvent::RegisterSession {
+            name: s.name(),
+            tid: s.tunnel_id(),
+            ptid: s.peer_tunnel_id(),
+            sid: s.session_id(),
+            psid: s.peer_session_id(),
+            pwtype: s.pw_type(),
+        });
+        Ok(s)
+    }
+
+    /// The session (tunnel id, session id).
+    pub fn session_get(&self, tunnel_id: u32, session_id: u32) -> Option<Arc<Session>> {
+        self.tables
+            .load()
+            .sessions
+            .get(&(tunnel_id, session_id))
+            .cloned()
+    }
+
+    /// The session whose pseudowire interface has this name.
+    pub fn session_by_ifname(&self, ifname: &str) -> Option<Arc<Session>> {
+        self.tables.load().by_ifname.get(ifname).cloned()
+    }
+
+    /// Sessions of one tunnel, ascending id.
+    pub fn tunnel_sessions(&self, tunnel_id: u32) -> Vec<Arc<Session>> {
+        self.tables
+            .load()
+            .sessions
+            .range((tunnel_id, 0)..=(tunnel_id, u32::MAX))
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    /// All sessions in dump order (kernel-facts §4.8).
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        self.tables.load().sessions.values().cloned().collect()
+    }
+
+    /// Delete a session (kernel-facts §5.4); ENODEV if unknown. Held packets are purged and
+    /// counted as `rx_errors`.
+    pub fn session_delete(&self, tunnel_id: u32, session_id: u32) -> Result<Arc<Session>, Errno> {
+        let _w = self.write();
+        let cur = self.tables.load_full();
+        let Some(s) = cur.sessions.get(&(tunnel_id, session_id)).cloned() else {
+            return Err(Errno::ENODEV);
+        };
+        let mut next = Tables::clone(&cur);
+        unpublish(&mut next, &s);
+        self.tables.store(Arc::new(next));
+        finish_delete(&s);
+        Ok(s)
+    }
+
+    /// Install (or remove) the trace sink.
+    pub fn set_trace_sink(&self, sink: Option<TraceSink>) {
+        match self.shared.sink.write() {
+            Ok(mut g) => *g = sink,
+            Err(p) => *p.into_inner() = sink,
+        }
+    }
+
+    /// Whether objects created from now on trace (off by default).
+    pub fn set_trace_default(&self, on: bool) {
+        self.shared.trace_default.store(on, Relaxed);
+    }
+
+    /// Switch tracing for a tunnel (`session_id` None) or a session; ENODEV if unknown.
+    pub fn set_trace(
+        &self,
+        tunnel_id: u32,
+        session_id: Option<u32>,
+        on: bool,
+    ) -> Result<(), Errno> {
+        match session_id {
+            None => {
+                let t = self.tunnel_get(tunnel_id).ok_or(Errno::ENODEV)?;
+                t.trace.store(on, Relaxed);
+            }
+            Some(sid) => {
+                let s = self.session_get(tunnel_id, sid).ok_or(Errno::ENODEV)?;
+                s.trace.store(on, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// The receive path: a datagram arrived on socket `sock` (`payload` = UDP payload, or
+    /// the IP-protocol-115 payload without the IP header). Frames accepted for a session are
+    /// passed to `deliver` (possibly later ones released from the reorder queue too).
+    pub fn receive(
+        &self,
+        sock: SocketId,
+        transport: Transport,
+        payload: &[u8],
+        now: Instant,
+        deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
+    ) -> RxOutcome {
+        let tables = self.tables.load();
+        match transport {
+            Transport::Udp => match classify_udp(payload) {
+                UdpClass::Control | UdpClass::Short => RxOutcome::ToSocket,
+                UdpClass::DataV2 {
+                    tunnel_id,
+                    session_id,
+                } => {
+                    // §5.3: v2 lookup by the header's ids across all v2 tunnels.
+                    let key = v2_key(u32::from(tunnel_id), u32::from(session_id));
+                    let Some(s) = tables.v2.get(&key) else {
+                        return RxOutcome::ToSocket;
+                    };
+                    match V2DataHeader::parse(payload) {
+                        Ok((h, off)) => {
+                            let seq = h.ns_nr.map(|(ns, _)| u32::from(ns));
+                            rx_common(s, now, seq, payload, off, deliver)
+                        }
+                        Err(_) => {
+                            // §1.3: offset overrun is a session discard.
+                            inc(&s.stats.rx_errors);
+                            RxOutcome::Dropped(DropReason::Malformed)
+                        }
+                    }
+                }
+                UdpClass::DataV3 {
+                    session_id,
+                    version,
+                } => {
+                    let Some(s) = lookup_v3_udp(&tables, session_id, sock) else {
+                        return RxOutcome::ToSocket;
+                    };
+                    // §5.3: version nibble must match the session's tunnel.
+                    if version != s.tunnel().version().as_u8() {
+                        inc(&s.tunnel().stats.rx_invalid);
+                        return RxOutcome::ToSocket;
+                    }
+                    match V3SessionHeader::parse_udp(
+                        payload,
+                        s.peer_cookie().len(),
+                        s.l2spec_type(),
+                    ) {
+                        Ok((h, off)) => v3_rx(s, now, &h, payload, off, deliver),
+                        Err(WireError::Truncated) => {
+                            // §1.2: cookie / sublayer missing ⇒ rx_invalid, to the socket.
+                            inc(&s.tunnel().stats.rx_invalid);
+                            RxOutcome::ToSocket
+                        }
+                        Err(_) => RxOutcome::ToSocket,
+                    }
+                }
+            },
+            Transport::Ip => match classify_ip(payload) {
+                IpClass::Control { .. } => RxOutcome::ToSocket,
+                IpClass::Malformed(_) => RxOutcome::Dropped(DropReason::Malformed),
+                IpClass::Data { session_id } => {
+                    // §5.3: by session id, collided ids never match.
+                    let s = match tables.v3.get(&session_id).map(Vec::as_slice) {
+                        Some([s]) => s,
+                        _ => return RxOutcome::Dropped(DropReason::UnknownSession),
+                    };
+                    match V3SessionHeader::parse_ip(payload, s.peer_cookie().len(), s.l2spec_type())
+                    {
+                        Ok((h, off)) => v3_rx(s, now, &h, payload, off, deliver),
+                        Err(_) => RxOutcome::Dropped(DropReason::Malformed),
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn s_trace(s: &Session, f: impl FnOnce() -> TraceEvent) {
+    if s.trace_enabled() {
+        if let Ok(g) = s.tunnel().shared.sink.read() {
+            if let Some(sink) = g.as_ref() {
+                sink(&f());
+            }
+        }
+    }
+}
+
+fn unpublish(t: &mut Tables, s: &Arc<Session>) {
+    t.sessions.remove(&(s.tunnel_id(), s.session_id()));
+    match s.tunnel().version() {
+        ProtoVersion::V2 => {
+            t.v2.remove(&v2_key(s.tunnel_id(), s.session_id()));
+        }
+        ProtoVersion::V3 => {
+            if let Some(list) = t.v3.get_mut(&s.session_id()) {
+                list.retain(|o| !Arc::ptr_eq(o, s));
+                if list.is_empty() {
+                    t.v3.remove(&s.session_id());
+                }
+            }
+        }
+    }
+    if let Some(n) = s.ifname() {
+        if t.by_ifname.get(n).is_some_and(|o| Arc::ptr_eq(o, s)) {
+            t.by_ifname.remove(n);
+        }
+    }
+}
+
+fn finish_delete(s: &Arc<Session>) {
+    s.dead.store(true, Relaxed);
+    s_trace(s, || TraceEvent::DeleteSession { name: s.name() });
+    s.purge();
+}
+
+fn lookup_v3_udp(t: &Tables, session_id: u32, sock: SocketId) -> Option<&Arc<Session>> {
+    match t.v3.get(&session_id)?.as_slice() {
+        [] => None,
+        [one] => Some(one),
+        many => many.iter().find(|s| s.tunnel().socket() == sock),
+    }
+}
+
+fn v3_rx(
+    s: &Arc<Session>,
+    now: Instant,
+    h: &V3SessionHeader<'_>,
+    payload: &[u8],
+    off: usize,
+    deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
+) -> RxOutcome {
+    // §1.6: the cookie must equal peer_cookie.
+    if h.cookie != s.peer_cookie().as_bytes() {
+        inc(&s.stats.rx_cookie_discards);
+        inc(&s.stats.rx_errors);
+        return RxOutcome::Dropped(DropReason::CookieMismatch);
+    }
+    let seq = h.sublayer.and_then(|l| l.seq);
+    rx_common(s, now, seq, payload, off, deliver)
+}
+
+fn rx_common(
+    s: &Arc<Session>,
+    now: Instant,
+    seq: Option<u32>,
+    payload: &[u8],
+    off: usize,
+    deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
+) -> RxOutcome {
+    let frame = payload.get(off..).unwrap_or(&[]);
+    match s.pw_type() {
+        // §1.7: FF 03 stripped if present.
+        pw_type::PPP => s.rx(
+            now,
+            seq,
+            payload.len(),
+            strip_address_control(frame),
+            deliver,
+        ),
+        pw_type::ETH_VLAN => {
+            let mut untagged = Vec::new();
+            if !vlan::untag_into(frame, s.vlan_id().unwrap_or(0), &mut untagged) {
+                inc(&s.stats.rx_errors);
+                return RxOutcome::Dropped(DropReason::VlanMismatch);
+            }
+            s.rx(now, seq, payload.len(), &untagged, deliver)
+        }
+        _ => s.rx(now, seq, payload.len(), frame, deliver),
+    }
+}
