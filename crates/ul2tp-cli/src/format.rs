@@ -6,9 +6,10 @@
 //! encap means UDP, the address family is IPv4 when `ip_saddr` is present and IPv6
 //! otherwise, IPv6 UDP checksums are on unless the zero-checksum flags are present.
 //!
-//! Extensions, printed only where iproute2 would print nothing so ETH sessions stay
-//! identical: `  pseudowire type: <name>` and `  vlan id: <n>` for non-ETH sessions
-//! (JSON keys `pw_type`, `vlan_id`).
+//! Extensions, printed only where iproute2 would print nothing so ETH sessions and L2TPv3
+//! tunnels stay identical: `  pseudowire type: <name>` and `  vlan id: <n>` for non-ETH
+//! sessions (JSON keys `pw_type`, `vlan_id`), `  L2TP version: <v>` for tunnels whose
+//! version is not 3 (JSON key `version`).
 
 use core::net::{IpAddr, Ipv6Addr};
 
@@ -31,6 +32,8 @@ pub fn pw_type_name(t: u16) -> String {
 
 /// A tunnel as iproute2 sees it after parsing one dump entry.
 struct TunnelView {
+    /// Set only when the version is not 3 (extension).
+    version: Option<u8>,
     tunnel_id: u32,
     peer_tunnel_id: u32,
     encap: &'static str,
@@ -56,6 +59,7 @@ impl TunnelView {
             (None, v6) => IpAddr::V6(v6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
         };
         TunnelView {
+            version: a.proto_version.filter(|&v| v != 3),
             tunnel_id: a.conn_id.unwrap_or(0),
             peer_tunnel_id: a.peer_conn_id.unwrap_or(0),
             encap: match encap {
@@ -82,6 +86,9 @@ pub fn tunnel_text(a: &Attrs) -> String {
         "Tunnel {}, encap {}\n  From {} to {}\n  Peer tunnel {}\n",
         t.tunnel_id, t.encap, t.local, t.peer, t.peer_tunnel_id
     );
+    if let Some(v) = t.version {
+        s.push_str(&format!("  L2TP version: {v}\n"));
+    }
     if t.udp {
         s.push_str(&format!(
             "  UDP source / dest ports: {}/{}\n",
@@ -118,6 +125,9 @@ pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
     w.string("local", &t.local.to_string());
     w.string("peer", &t.peer.to_string());
     w.uint("peer_tunnel", t.peer_tunnel_id.into());
+    if let Some(v) = t.version {
+        w.uint("version", v.into());
+    }
     if t.udp {
         w.uint("local_port", t.local_port.into());
         w.uint("peer_port", t.peer_port.into());
@@ -391,6 +401,17 @@ mod tests {
         assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: disabled\n"));
         a.udp_zero_csum6_rx = Some(false);
         assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: rx\n"));
+    }
+
+    #[test]
+    fn tunnel_v2_extension_line() {
+        let mut a = udp4();
+        a.proto_version = Some(2);
+        assert_eq!(
+            tunnel_text(&a),
+            "Tunnel 3000, encap UDP\n  From 192.0.2.1 to 192.0.2.2\n  Peer tunnel 4000\n  L2TP version: 2\n  UDP source / dest ports: 5000/6000\n  UDP checksum: disabled\n"
+        );
+        assert!(show_tunnels(&[a], true, false).contains("\"peer_tunnel\":4000,\"version\":2,"));
     }
 
     #[test]
