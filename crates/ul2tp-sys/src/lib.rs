@@ -1,1 +1,40 @@
-//! ul2tp-sys
+//! ul2tp-sys: the Linux I/O of ul2tp, and the only crate allowed `unsafe`.
+//!
+//! Everything here is a thin, typed layer over system calls; protocol logic lives in the
+//! pure crates. All sockets and devices are nonblocking and registered with the tokio
+//! reactor of the runtime they are created in (creating one outside a runtime is an error,
+//! not a panic), and every method takes `&self`, so one object can be shared (`Arc`) by a
+//! receive task and a transmit task.
+//!
+//! | module | what | system calls and why |
+//! |---|---|---|
+//! | [`udp`] | UDP tunnel socket, connected or listening | `socket`, `bind`, `connect`; `SO_REUSEADDR`/`SO_REUSEPORT`; `SO_NO_CHECK` (IPv4 checksum off, kernel-facts §5.5), `UDP_NO_CHECK6_TX/RX` (§1.8); `IP_MTU_DISCOVER=IP_PMTUDISC_DONT` / `IPV6_MTU_DISCOVER=IPV6_PMTUDISC_DONT` (no DF, §1.8); `recvmmsg`/`sendmmsg` for batches; `IP_MTU`/`IPV6_MTU` for the path MTU (§6.2) |
+//! | [`ip`] | L2TPv3-over-IP socket (protocol 115) | raw socket (`SOCK_RAW`, 115) because the kernel's L2TP/IP socket needs the absent `l2tp_ip` module (§8); IPv4 header stripped by IHL, using a 2-iovec `recvmsg`/`recvmmsg` so the payload lands at offset 0 |
+//! | [`tap`] | TAP (l2tpethN) and TUN (pppN) devices | `open("/dev/net/tun")`, `ioctl(TUNSETIFF)` with `IFF_NO_PI`; the driver expands `%d` like the kernel's `dev_alloc_name` (§6.1); not persistent, so dropping removes the device (§6.3) |
+//! | [`link`] | interface helpers | `ioctl` `SIOCGIFINDEX`, `SIOCGIFMTU`/`SIOCSIFMTU`, `SIOCGIFFLAGS`/`SIOCSIFFLAGS`, `SIOCGIFHWADDR`, `SIOCSIFADDR`/`SIOCSIFNETMASK` on an `AF_INET` socket (no `ip` command) |
+//! | [`fdpass`] | descriptors over the API socket | `sendmsg`/`recvmsg` with `SCM_RIGHTS` (`MSG_CMSG_CLOEXEC`), `SO_PEERCRED`; group membership from the user/group databases |
+//! | [`sockinfo`] | checking a handed-over tunnel socket (§4.5) | `fcntl(F_GETFD)` (EBADF), `SO_TYPE`/`SO_DOMAIN`/`SO_PROTOCOL` (ENOTSOCK, EPROTONOSUPPORT), `getsockname`/`getpeername`, `SO_NETNS_COOKIE` or `SIOCGSKNS` (EINVAL for another netns) |
+//! | [`seqpacket`] | PPPoL2TP-session-socket equivalent | `socketpair(AF_UNIX, SOCK_SEQPACKET)`: one PPP frame per message (§7) |
+//! | [`netns`] | test helper | `unshare(CLONE_NEWNET)` on a dedicated thread |
+//!
+//! Batching: [`udp::UdpTunnelSocket::recv_batch`] / `send_batch` (and the same on
+//! [`ip::IpTunnelSocket`]) move up to [`mmsg::BATCH_MAX`] datagrams per system call into
+//! caller-owned buffers (any `AsMut<[u8]>`, so sub-slices after a headroom work), reporting
+//! per-datagram length, source and truncation in [`mmsg::RecvMeta`].
+//!
+//! Not done yet: GSO/GRO (`UDP_SEGMENT`/`UDP_GRO`), vnet headers and multi-queue TUN/TAP,
+//! IPv6 addresses on links (needs rtnetlink).
+#![allow(unsafe_code)]
+
+pub mod fdpass;
+pub mod ip;
+pub mod link;
+pub mod mmsg;
+pub mod netns;
+mod os;
+pub mod seqpacket;
+pub mod sockinfo;
+pub mod tap;
+pub mod udp;
+
+pub use os::IPPROTO_L2TP;

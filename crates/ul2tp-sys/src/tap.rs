@@ -1,0 +1,228 @@
+//! TAP and TUN devices from `/dev/net/tun` (`TUNSETIFF`): the userspace stand-in for the
+//! kernel's l2tpeth netdev (kernel-facts §6.1) and, for PPP, the pppN unit.
+//!
+//! * Name: an explicit name, or a template with one `%d` (`"l2tpeth%d"`, `"ppp%d"`) for
+//!   which the tun driver picks the lowest free N, exactly like the kernel's
+//!   `dev_alloc_name` for l2tpeth (the driver expands `%d` itself). An explicit name that is
+//!   already taken fails with `EEXIST` (io kind `AlreadyExists`), like `register_netdev`.
+//! * `IFF_NO_PI`: reads and writes are whole frames with no packet-information prefix.
+//! * The device is not made persistent: it disappears when the [`Tap`] / [`Tun`] is dropped
+//!   (l2tpeth disappears with its session, §6.3). It is left down, and a TAP gets the tun
+//!   driver's random MAC, as l2tpeth does.
+//! * Link configuration (MTU, up/down) goes through [`crate::link`] by name.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::{link, os};
+
+/// Default name template of Ethernet pseudowire devices (kernel-facts §6.1).
+pub const L2TPETH_TEMPLATE: &str = "l2tpeth%d";
+/// Default name template of PPP units.
+pub const PPP_TEMPLATE: &str = "ppp%d";
+
+/// An open tun-driver queue plus the device's resolved name and index.
+#[derive(Debug)]
+struct Dev {
+    fd: AsyncFd<OwnedFd>,
+    name: String,
+    ifindex: u32,
+}
+
+fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live writable buffer of buf.len() bytes.
+    os::cvt_size(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+fn write_fd(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live readable buffer of buf.len() bytes.
+    os::cvt_size(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
+}
+
+impl Dev {
+    fn create(name: Option<&str>, template: &str, flags: libc::c_int) -> io::Result<Self> {
+        tokio::runtime::Handle::try_current().map_err(|_| {
+            io::Error::other("ul2tp-sys devices must be created inside a tokio runtime")
+        })?;
+        let wanted = name.unwrap_or(template);
+        if wanted.contains('/')
+            || wanted.chars().any(char::is_whitespace)
+            || wanted == "."
+            || wanted == ".."
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid interface name {wanted:?}"),
+            ));
+        }
+        let mut req = os::ifreq(wanted)?;
+        // An explicit name must be free: TUNSETIFF would otherwise attach to an existing
+        // persistent tun device of that name instead of failing.
+        if !wanted.contains('%') && link::exists(wanted) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("interface {wanted} exists"),
+            ));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")?;
+        let fd = OwnedFd::from(file);
+        req.ifr_ifru.ifru_flags = (flags | libc::IFF_NO_PI) as libc::c_short;
+        match os::ioctl_ifreq(fd.as_fd(), libc::TUNSETIFF as libc::c_ulong, &mut req) {
+            Ok(()) => {}
+            // Lost a race with another creator of the same explicit name.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && !wanted.contains('%') => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("interface {wanted} exists"),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        let name = os::ifreq_name(&req);
+        let ifindex = link::ifindex(&name)?;
+        Ok(Self {
+            fd: os::async_fd(fd)?,
+            name,
+            ifindex,
+        })
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd
+            .async_io(Interest::READABLE, |fd| read_fd(fd, buf))
+            .await
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.try_io(Interest::READABLE, |fd| read_fd(fd, buf))
+    }
+
+    async fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        self.fd
+            .async_io(Interest::WRITABLE, |fd| write_fd(fd, frame))
+            .await
+    }
+
+    fn try_send(&self, frame: &[u8]) -> io::Result<usize> {
+        // A tun fd is always writable (the driver drops on a full queue), so write directly
+        // instead of consulting tokio's readiness, which is only set after a first poll.
+        write_fd(self.fd.get_ref(), frame)
+    }
+}
+
+macro_rules! device_common {
+    ($t:ident) => {
+        impl $t {
+            /// The device's resolved name (e.g. `l2tpeth0`).
+            pub fn name(&self) -> &str {
+                &self.dev.name
+            }
+
+            /// The device's interface index.
+            pub fn ifindex(&self) -> u32 {
+                self.dev.ifindex
+            }
+
+            /// Read one whole frame (waits until one is queued).
+            pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.dev.recv(buf).await
+            }
+
+            /// Read one frame without waiting (`WouldBlock` if none is queued).
+            pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.dev.try_recv(buf)
+            }
+
+            /// Inject one whole frame as if received on the device.
+            pub async fn send(&self, frame: &[u8]) -> io::Result<usize> {
+                self.dev.send(frame).await
+            }
+
+            /// Inject one frame without waiting; the driver never blocks a writer.
+            pub fn try_send(&self, frame: &[u8]) -> io::Result<usize> {
+                self.dev.try_send(frame)
+            }
+
+            /// Set the device MTU (`SIOCSIFMTU`).
+            pub fn set_mtu(&self, mtu: u32) -> io::Result<()> {
+                link::set_mtu(&self.dev.name, mtu)
+            }
+
+            /// Current device MTU.
+            pub fn mtu(&self) -> io::Result<u32> {
+                link::mtu(&self.dev.name)
+            }
+
+            /// Bring the device up or down.
+            pub fn set_up(&self, up: bool) -> io::Result<()> {
+                link::set_up(&self.dev.name, up)
+            }
+
+            /// Whether the device is up.
+            pub fn is_up(&self) -> io::Result<bool> {
+                link::is_up(&self.dev.name)
+            }
+        }
+
+        impl AsFd for $t {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.dev.fd.get_ref().as_fd()
+            }
+        }
+
+        impl AsRawFd for $t {
+            fn as_raw_fd(&self) -> RawFd {
+                self.dev.fd.get_ref().as_raw_fd()
+            }
+        }
+    };
+}
+
+/// A TAP device carrying whole Ethernet frames (an l2tpeth equivalent).
+#[derive(Debug)]
+pub struct Tap {
+    dev: Dev,
+}
+
+impl Tap {
+    /// Create a TAP device named `name`, or from `template` (one `%d`, e.g.
+    /// [`L2TPETH_TEMPLATE`]) when `name` is `None`. Must be called inside a tokio runtime.
+    pub fn create(name: Option<&str>, template: &str) -> io::Result<Tap> {
+        Ok(Tap {
+            dev: Dev::create(name, template, libc::IFF_TAP)?,
+        })
+    }
+
+    /// The device's MAC address.
+    pub fn mac(&self) -> io::Result<[u8; 6]> {
+        link::hwaddr(&self.dev.name)
+    }
+}
+
+device_common!(Tap);
+
+/// A TUN device carrying IP packets (a pppN unit equivalent; point-to-point, no ARP).
+#[derive(Debug)]
+pub struct Tun {
+    dev: Dev,
+}
+
+impl Tun {
+    /// Create a TUN device named `name`, or from `template` (e.g. [`PPP_TEMPLATE`]).
+    pub fn create(name: Option<&str>, template: &str) -> io::Result<Tun> {
+        Ok(Tun {
+            dev: Dev::create(name, template, libc::IFF_TUN)?,
+        })
+    }
+}
+
+device_common!(Tun);
