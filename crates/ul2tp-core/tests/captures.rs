@@ -194,7 +194,9 @@ fn v3_cookie_mismatch_on_capture() {
 }
 
 /// (file, kernel address, local tunnel/session, peer tunnel/session) of the kernel PPP side.
-const V2: &[(&str, &str, (u32, u32), (u32, u32))] = &[
+type V2Case = (&'static str, &'static str, (u32, u32), (u32, u32));
+
+const V2: &[V2Case] = &[
     (
         "v2-guest-xl2tpd-lac-vs-l2tpns.pcap",
         "192.0.2.2",
