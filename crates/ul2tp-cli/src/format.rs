@@ -30,6 +30,58 @@ pub fn pw_type_name(t: u16) -> String {
     }
 }
 
+/// An address as glibc `inet_ntop` writes it. For IPv6 this differs from Rust's `Display`
+/// in one case: IPv4-compatible addresses (`::a.b.c.d`, first 96 bits zero) keep the
+/// dotted tail, as glibc does.
+pub fn ntop(addr: IpAddr) -> String {
+    let v6 = match addr {
+        IpAddr::V4(v4) => return v4.to_string(),
+        IpAddr::V6(v6) => v6,
+    };
+    let w = v6.segments();
+    // The longest run of two or more zero words (the first on a tie) becomes "::".
+    let (mut best_base, mut best_len) = (None, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if w[i] == 0 {
+            let start = i;
+            while i < 8 && w[i] == 0 {
+                i += 1;
+            }
+            if i - start > best_len && i - start >= 2 {
+                best_base = Some(start);
+                best_len = i - start;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = String::new();
+    let mut i = 0;
+    while i < 8 {
+        if best_base == Some(i) {
+            if i == 0 {
+                out.push(':');
+            }
+            out.push(':');
+            i += best_len;
+            continue;
+        }
+        // glibc: an embedded IPv4 tail after ::/96 or ::ffff:0:0/96.
+        if i == 6 && best_base == Some(0) && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
+            let [.., a, b, c, d] = v6.octets();
+            out.push_str(&format!("{a}.{b}.{c}.{d}"));
+            return out;
+        }
+        out.push_str(&format!("{:x}", w[i]));
+        if i < 7 {
+            out.push(':');
+        }
+        i += 1;
+    }
+    out
+}
+
 /// A tunnel as iproute2 sees it after parsing one dump entry.
 struct TunnelView {
     /// Set only when the version is not 3 (extension).
@@ -84,7 +136,11 @@ pub fn tunnel_text(a: &Attrs) -> String {
     let t = TunnelView::new(a);
     let mut s = format!(
         "Tunnel {}, encap {}\n  From {} to {}\n  Peer tunnel {}\n",
-        t.tunnel_id, t.encap, t.local, t.peer, t.peer_tunnel_id
+        t.tunnel_id,
+        t.encap,
+        ntop(t.local),
+        ntop(t.peer),
+        t.peer_tunnel_id
     );
     if let Some(v) = t.version {
         s.push_str(&format!("  L2TP version: {v}\n"));
@@ -122,8 +178,8 @@ pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
     }
     w.uint("tunnel_id", t.tunnel_id.into());
     w.string("encap", t.encap);
-    w.string("local", &t.local.to_string());
-    w.string("peer", &t.peer.to_string());
+    w.string("local", &ntop(t.local));
+    w.string("peer", &ntop(t.peer));
     w.uint("peer_tunnel", t.peer_tunnel_id.into());
     if let Some(v) = t.version {
         w.uint("version", v.into());
@@ -526,6 +582,23 @@ mod tests {
         e.vlan_id = Some(5);
         assert!(!session_text(&e).contains("pseudowire"));
         assert!(!session_text(&e).contains("vlan"));
+    }
+
+    #[test]
+    fn ipv6_text_like_glibc() {
+        let f = |s: &str| ntop(s.parse().unwrap());
+        assert_eq!(f("::"), "::");
+        assert_eq!(f("::1"), "::1");
+        assert_eq!(f("2001:db8::1"), "2001:db8::1");
+        assert_eq!(f("2001:db8:0:0:1:0:0:1"), "2001:db8::1:0:0:1");
+        assert_eq!(f("2001:0:0:1:0:0:0:1"), "2001:0:0:1::1");
+        assert_eq!(f("1:0:2:0:3:0:4:0"), "1:0:2:0:3:0:4:0");
+        assert_eq!(f("fe80::"), "fe80::");
+        assert_eq!(f("1:2:3:4:5:6:7:8"), "1:2:3:4:5:6:7:8");
+        assert_eq!(f("::ffff:192.0.2.1"), "::ffff:192.0.2.1");
+        assert_eq!(f("::192.0.2.1"), "::192.0.2.1");
+        assert_eq!(f("0:0:0:1:0:0:0:1"), "::1:0:0:0:1");
+        assert_eq!(f("192.0.2.7"), "192.0.2.7");
     }
 
     #[test]
