@@ -1285,4 +1285,82 @@ mod tests {
         assert_eq!(ok("-V").action, Action::Version);
         assert_eq!(err("--socket").code, 255);
     }
+
+    #[test]
+    fn never_panics_on_token_soup() {
+        let vocab = [
+            "add",
+            "del",
+            "show",
+            "modify",
+            "trace",
+            "debug",
+            "monitor",
+            "help",
+            "tunnel",
+            "session",
+            "tunnel_id",
+            "tid",
+            "sid",
+            "psid",
+            "ptid",
+            "local",
+            "remote",
+            "encap",
+            "udp",
+            "ip",
+            "cookie",
+            "peer_cookie",
+            "seq",
+            "both",
+            "name",
+            "on",
+            "off",
+            "0",
+            "1",
+            "0x",
+            "-1",
+            "4294967296",
+            "::",
+            "1.2.3.4",
+            "any",
+            "offset",
+            "version",
+            "2",
+            "pw_type",
+            "eth_vlan",
+            "vlan_id",
+            "reorder_timeout",
+            "lns_mode",
+            "-j",
+            "--socket",
+            "",
+            "\u{e9}",
+            "tunnels",
+            "l2spec_type",
+            "udp_sport",
+            "udp_dport",
+            "01020304",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = (x % 9) as usize;
+            let mut line = Vec::new();
+            let mut y = x;
+            for _ in 0..n {
+                y = y
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                line.push(vocab[(y >> 33) as usize % vocab.len()].to_string());
+            }
+            let mut w = Vec::new();
+            if let Err(e) = parse(&line, &mut w) {
+                assert!(e.code == 255 || e.code == 1, "{line:?} -> {e:?}");
+                assert!(e.stderr.ends_with('\n'));
+            }
+        }
+    }
 }

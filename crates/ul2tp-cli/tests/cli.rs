@@ -704,3 +704,23 @@ fn offset_warning_then_request() {
     );
     assert_eq!(reqs.len(), 1);
 }
+
+#[test]
+fn non_utf8_argument_is_refused_without_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = bin()
+        .arg("add")
+        .arg("session")
+        .arg("name")
+        .arg(std::ffi::OsStr::from_bytes(b"\xff\xfe"))
+        .arg("bogus")
+        .env("UL2TP_SOCKET", unique_path("absent"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).starts_with("Unknown command: bogus"),
+        "{}",
+        stderr(&out)
+    );
+}
