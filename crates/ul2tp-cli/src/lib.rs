@@ -171,8 +171,10 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 }
                 Err(e) => return transport_failure(err, &path, &e),
             };
+            // A dump answers with `entries`; accept a single `attrs` object too.
             let entries: Vec<Attrs> = reply
                 .entries
+                .or_else(|| reply.attrs.map(|a| vec![a]))
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|a| *tunnel_id == 0 || a.conn_id == Some(*tunnel_id))

@@ -724,3 +724,17 @@ fn non_utf8_argument_is_refused_without_panic() {
         stderr(&out)
     );
 }
+
+#[test]
+fn show_accepts_single_attrs_reply() {
+    let (out, _) = run_fake("show tunnel tid 3", |req| {
+        let mut m = ServerMessage::ok(req.seq);
+        m.attrs = Some(tunnels().remove(2));
+        vec![m]
+    });
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "Tunnel 3, encap IP\n  From 10.0.0.1 to 10.0.0.2\n  Peer tunnel 33\n"
+    );
+}
