@@ -69,24 +69,17 @@ impl Dev {
                 format!("interface {wanted} exists"),
             ));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open("/dev/net/tun")?;
-        let fd = OwnedFd::from(file);
-        req.ifr_ifru.ifru_flags = (flags | libc::IFF_NO_PI) as libc::c_short;
-        match os::ioctl_ifreq(fd.as_fd(), libc::TUNSETIFF as libc::c_ulong, &mut req) {
-            Ok(()) => {}
+        let fd = Self::attach(&mut req, flags).map_err(|e| {
             // Lost a race with another creator of the same explicit name.
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && !wanted.contains('%') => {
-                return Err(io::Error::new(
+            if e.raw_os_error() == Some(libc::EBUSY) && !wanted.contains('%') {
+                io::Error::new(
                     io::ErrorKind::AlreadyExists,
                     format!("interface {wanted} exists"),
-                ));
+                )
+            } else {
+                e
             }
-            Err(e) => return Err(e),
-        }
+        })?;
         let name = os::ifreq_name(&req);
         let ifindex = link::ifindex(&name)?;
         Ok(Self {
@@ -94,6 +87,49 @@ impl Dev {
             name,
             ifindex,
         })
+    }
+
+    /// Open `/dev/net/tun` and `TUNSETIFF` with `req`'s name; the kernel writes the
+    /// resolved name back into `req`.
+    fn attach(req: &mut libc::ifreq, flags: libc::c_int) -> io::Result<OwnedFd> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")?;
+        let fd = OwnedFd::from(file);
+        req.ifr_ifru.ifru_flags = (flags | libc::IFF_NO_PI) as libc::c_short;
+        os::ioctl_ifreq(fd.as_fd(), libc::TUNSETIFF as libc::c_ulong, req)?;
+        Ok(fd)
+    }
+
+    /// Create a multi-queue device and attach `queues` queues to it (all or nothing).
+    fn create_multi_queue(
+        name: Option<&str>,
+        template: &str,
+        flags: libc::c_int,
+        queues: usize,
+    ) -> io::Result<Vec<Self>> {
+        if queues == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "at least one queue",
+            ));
+        }
+        let flags = flags | libc::IFF_MULTI_QUEUE;
+        let first = Self::create(name, template, flags)?;
+        let mut all = Vec::with_capacity(queues);
+        for _ in 1..queues {
+            let mut req = os::ifreq(&first.name)?;
+            let fd = Self::attach(&mut req, flags)?;
+            all.push(Self {
+                fd: os::async_fd(fd)?,
+                name: first.name.clone(),
+                ifindex: first.ifindex,
+            });
+        }
+        all.insert(0, first);
+        Ok(all)
     }
 
     async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -202,6 +238,18 @@ impl Tap {
         })
     }
 
+    /// Create a multi-queue TAP (`IFF_MULTI_QUEUE`) with `queues` queues, one per data-path
+    /// worker; the kernel spreads the frames it sends over the queues by flow hash. The
+    /// device disappears when the last queue is dropped.
+    pub fn create_multi_queue(
+        name: Option<&str>,
+        template: &str,
+        queues: usize,
+    ) -> io::Result<Vec<Tap>> {
+        let devs = Dev::create_multi_queue(name, template, libc::IFF_TAP, queues)?;
+        Ok(devs.into_iter().map(|dev| Tap { dev }).collect())
+    }
+
     /// The device's MAC address.
     pub fn mac(&self) -> io::Result<[u8; 6]> {
         link::hwaddr(&self.dev.name)
@@ -222,6 +270,16 @@ impl Tun {
         Ok(Tun {
             dev: Dev::create(name, template, libc::IFF_TUN)?,
         })
+    }
+
+    /// Create a multi-queue TUN with `queues` queues (see [`Tap::create_multi_queue`]).
+    pub fn create_multi_queue(
+        name: Option<&str>,
+        template: &str,
+        queues: usize,
+    ) -> io::Result<Vec<Tun>> {
+        let devs = Dev::create_multi_queue(name, template, libc::IFF_TUN, queues)?;
+        Ok(devs.into_iter().map(|dev| Tun { dev }).collect())
     }
 }
 

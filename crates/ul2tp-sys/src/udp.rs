@@ -57,6 +57,14 @@ fn configure(s: &Socket, is_v6: bool, opts: &UdpOptions, reuse_port: bool) -> io
             libc::IPV6_MTU_DISCOVER,
             libc::IPV6_PMTUDISC_DONT,
         )?;
+        // A v4-mapped peer is reached over the IPv4 path, which has its own DF setting
+        // (kernel-facts §1.8); a v6-only socket may refuse the option, which is harmless.
+        let _ = os::set_int(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DONT,
+        );
         os::set_int(
             fd,
             libc::IPPROTO_UDP,

@@ -210,3 +210,45 @@ fn tun_for_ppp_units() {
     })
     .unwrap();
 }
+
+#[test]
+fn multi_queue_tap() {
+    block_on_in_new_netns(|| async {
+        let mut qs = Tap::create_multi_queue(None, L2TPETH_TEMPLATE, 3).unwrap();
+        assert_eq!(qs.len(), 3);
+        assert!(qs
+            .iter()
+            .all(|q| q.name() == "l2tpeth0" && q.ifindex() == qs[0].ifindex()));
+        assert!(Tap::create_multi_queue(None, L2TPETH_TEMPLATE, 0).is_err());
+        let me = Ipv4Addr::new(10, 11, 0, 1);
+        link::set_ipv4_addr(qs[0].name(), me, 24).unwrap();
+        qs[0].set_up(true).unwrap();
+        let sock = UdpSocket::bind((me, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let port = sock.local_addr().unwrap().port();
+        // Any queue can inject.
+        for (i, q) in qs.iter().enumerate() {
+            let mut frame = q.mac().unwrap().to_vec();
+            frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 9, 0x08, 0x00]);
+            let payload = format!("via queue {i}");
+            frame.extend_from_slice(&ipv4_udp(
+                Ipv4Addr::new(10, 11, 0, 9),
+                me,
+                4000,
+                port,
+                payload.as_bytes(),
+            ));
+            q.try_send(&frame).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, _) = sock.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], payload.as_bytes());
+        }
+        // The device lives while any queue is open.
+        let last = qs.pop().unwrap();
+        drop(qs);
+        assert!(link::exists("l2tpeth0"));
+        drop(last);
+        assert!(!link::exists("l2tpeth0"));
+    })
+    .unwrap();
+}

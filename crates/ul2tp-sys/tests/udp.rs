@@ -327,3 +327,29 @@ fn adopting_a_descriptor_and_errors_without_runtime() {
     })
     .unwrap();
 }
+
+#[test]
+fn ipv6_socket_to_v4_mapped_peer() {
+    block_on_in_new_netns(|| async {
+        // An IPv6 tunnel socket whose peer is v4-mapped talks IPv4 on the wire.
+        let v4_peer = UdpTunnelSocket::bind(SocketAddr::new(V4, 0), UdpOptions::default()).unwrap();
+        let mapped = SocketAddr::new(
+            IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()),
+            v4_peer.local_addr().unwrap().port(),
+        );
+        let s = UdpTunnelSocket::open(
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+            mapped,
+            UdpOptions::default(),
+        )
+        .unwrap();
+        assert!(s.is_ipv6());
+        s.send(b"mapped").await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = timeout(v4_peer.recv_from(&mut buf)).await.unwrap();
+        assert_eq!(&buf[..n], b"mapped");
+        assert_eq!(from.port(), s.local_addr().unwrap().port());
+        assert!(from.is_ipv4());
+    })
+    .unwrap();
+}
