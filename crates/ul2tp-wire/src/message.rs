@@ -30,14 +30,17 @@
 //! # Building
 //! [`MessageBuilder::new`] writes the header and the Message Type AVP; `avp*` methods append
 //! AVPs (a Random Vector AVP becomes the vector for later hidden AVPs); [`MessageBuilder::finish`]
-//! patches Length and checks the mandatory AVPs. Ns/Nr are written later by the engine with
+//! patches Length and checks the mandatory AVPs. Per-type constructors (`v2_sccrq`, `v2_icrq`,
+//! ..., `v3_sccrx`, `v3_session_request`, ...) take exactly the AVPs the RFC requires; optional
+//! AVPs can be appended before `finish`. Ns/Nr are written later by the engine with
 //! [`crate::control::set_ns_nr`] (on the slice after the 4-octet prefix for L2TPv3/IP).
 
 use core::fmt;
 
 use crate::avp::{
     push_hidden, push_raw, push_value, unhide, AttrType, Avp, AvpError, AvpIter, AvpValue,
-    CdnResult, DigestType, ErrorCode, MessageType, ResultCode, StopCcnResult, VENDOR_IETF,
+    CallErrors, CdnResult, DigestType, ErrorCode, MessageType, PwType, ResultCode, StopCcnResult,
+    VENDOR_IETF,
 };
 use crate::control::{
     self, ControlError, ControlHeader, Encap, Version, HEADER_LEN, IP_PREFIX_LEN,
@@ -873,6 +876,328 @@ impl MessageBuilder {
     }
 }
 
+/// Framing and addressing of an L2TPv3 message for the per-type constructors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V3Params {
+    /// UDP or IP.
+    pub encap: Encap,
+    /// The peer's control connection id (0 before its Assigned CCID is known).
+    pub peer_ccid: u32,
+    /// Message Digest AVP to reserve right after Message Type (when authentication is on, or
+    /// as an integrity check); fill it with [`crate::digest::sign_message`].
+    pub digest: Option<DigestType>,
+}
+
+/// Per-message-type constructors: each takes the AVPs the RFC requires for that message
+/// (rfc-facts §1.5, §2.7) and returns the builder, so optional AVPs can still be appended
+/// before [`MessageBuilder::finish`].
+impl MessageBuilder {
+    fn v2(peer_tunnel_id: u16, peer_session_id: u16, t: MessageType) -> MessageBuilder {
+        MessageBuilder::new(
+            Version::V2,
+            Encap::Udp,
+            u32::from(peer_tunnel_id),
+            peer_session_id,
+            t,
+        )
+    }
+
+    fn v3(p: V3Params, t: MessageType) -> Result<MessageBuilder, BuildError> {
+        let b = MessageBuilder::new(Version::V3, p.encap, p.peer_ccid, 0, t);
+        match p.digest {
+            Some(d) => b.digest(d),
+            None => Ok(b),
+        }
+    }
+
+    /// v2 SCCRQ (tunnel id 0): Protocol Version 1.0, Host Name, Framing Capabilities,
+    /// Assigned Tunnel ID.
+    pub fn v2_sccrq(
+        host_name: &[u8],
+        assigned_tunnel_id: u16,
+        framing_capabilities: u32,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2_sccrx(
+            0,
+            MessageType::Sccrq,
+            host_name,
+            assigned_tunnel_id,
+            framing_capabilities,
+        )
+    }
+
+    /// v2 SCCRP: as SCCRQ, addressed to the peer's tunnel id.
+    pub fn v2_sccrp(
+        peer_tunnel_id: u16,
+        host_name: &[u8],
+        assigned_tunnel_id: u16,
+        framing_capabilities: u32,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2_sccrx(
+            peer_tunnel_id,
+            MessageType::Sccrp,
+            host_name,
+            assigned_tunnel_id,
+            framing_capabilities,
+        )
+    }
+
+    fn v2_sccrx(
+        tid: u16,
+        t: MessageType,
+        host_name: &[u8],
+        assigned_tunnel_id: u16,
+        framing: u32,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(tid, 0, t)
+            .avp(AvpValue::ProtocolVersion {
+                version: 1,
+                revision: 0,
+            })?
+            .avp(AvpValue::HostName(host_name.to_vec()))?
+            .avp(AvpValue::FramingCapabilities(framing))?
+            .avp(AvpValue::AssignedTunnelId(assigned_tunnel_id))
+    }
+
+    /// v2 SCCCN.
+    pub fn v2_scccn(peer_tunnel_id: u16) -> MessageBuilder {
+        Self::v2(peer_tunnel_id, 0, MessageType::Scccn)
+    }
+
+    /// v2 StopCCN with our Assigned Tunnel ID and the Result Code.
+    pub fn v2_stop_ccn(
+        peer_tunnel_id: u16,
+        assigned_tunnel_id: u16,
+        result: ResultCode,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, 0, MessageType::StopCcn)
+            .avp(AvpValue::AssignedTunnelId(assigned_tunnel_id))?
+            .avp(AvpValue::ResultCode(result))
+    }
+
+    /// v2 HELLO (session id 0).
+    pub fn v2_hello(peer_tunnel_id: u16) -> MessageBuilder {
+        Self::v2(peer_tunnel_id, 0, MessageType::Hello)
+    }
+
+    /// v2 ICRQ (session id 0): Assigned Session ID, Call Serial Number.
+    pub fn v2_icrq(
+        peer_tunnel_id: u16,
+        assigned_session_id: u16,
+        call_serial_number: u32,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, 0, MessageType::Icrq)
+            .avp(AvpValue::AssignedSessionId(assigned_session_id))?
+            .avp(AvpValue::CallSerialNumber(call_serial_number))
+    }
+
+    /// v2 ICRP: Assigned Session ID.
+    pub fn v2_icrp(
+        peer_tunnel_id: u16,
+        peer_session_id: u16,
+        assigned_session_id: u16,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, peer_session_id, MessageType::Icrp)
+            .avp(AvpValue::AssignedSessionId(assigned_session_id))
+    }
+
+    /// v2 ICCN: (Tx) Connect Speed, Framing Type.
+    pub fn v2_iccn(
+        peer_tunnel_id: u16,
+        peer_session_id: u16,
+        tx_connect_speed: u32,
+        framing_type: u32,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, peer_session_id, MessageType::Iccn)
+            .avp(AvpValue::TxConnectSpeed(tx_connect_speed))?
+            .avp(AvpValue::FramingType(framing_type))
+    }
+
+    /// v2 OCRQ (session id 0): Assigned Session ID, Call Serial Number, Minimum/Maximum BPS,
+    /// Bearer Type, Framing Type, Called Number.
+    #[allow(clippy::too_many_arguments)]
+    pub fn v2_ocrq(
+        peer_tunnel_id: u16,
+        assigned_session_id: u16,
+        call_serial_number: u32,
+        minimum_bps: u32,
+        maximum_bps: u32,
+        bearer_type: u32,
+        framing_type: u32,
+        called_number: &[u8],
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, 0, MessageType::Ocrq)
+            .avp(AvpValue::AssignedSessionId(assigned_session_id))?
+            .avp(AvpValue::CallSerialNumber(call_serial_number))?
+            .avp(AvpValue::MinimumBps(minimum_bps))?
+            .avp(AvpValue::MaximumBps(maximum_bps))?
+            .avp(AvpValue::BearerType(bearer_type))?
+            .avp(AvpValue::FramingType(framing_type))?
+            .avp(AvpValue::CalledNumber(called_number.to_vec()))
+    }
+
+    /// v2 OCRP: Assigned Session ID.
+    pub fn v2_ocrp(
+        peer_tunnel_id: u16,
+        peer_session_id: u16,
+        assigned_session_id: u16,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, peer_session_id, MessageType::Ocrp)
+            .avp(AvpValue::AssignedSessionId(assigned_session_id))
+    }
+
+    /// v2 OCCN: (Tx) Connect Speed, Framing Type.
+    pub fn v2_occn(
+        peer_tunnel_id: u16,
+        peer_session_id: u16,
+        tx_connect_speed: u32,
+        framing_type: u32,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, peer_session_id, MessageType::Occn)
+            .avp(AvpValue::TxConnectSpeed(tx_connect_speed))?
+            .avp(AvpValue::FramingType(framing_type))
+    }
+
+    /// v2 CDN: Result Code, our Assigned Session ID.
+    pub fn v2_cdn(
+        peer_tunnel_id: u16,
+        peer_session_id: u16,
+        assigned_session_id: u16,
+        result: ResultCode,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, peer_session_id, MessageType::Cdn)
+            .avp(AvpValue::ResultCode(result))?
+            .avp(AvpValue::AssignedSessionId(assigned_session_id))
+    }
+
+    /// v2 WEN: Call Errors.
+    pub fn v2_wen(
+        peer_tunnel_id: u16,
+        peer_session_id: u16,
+        call_errors: CallErrors,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, peer_session_id, MessageType::Wen)
+            .avp(AvpValue::CallErrors(call_errors))
+    }
+
+    /// v2 SLI: ACCM.
+    pub fn v2_sli(
+        peer_tunnel_id: u16,
+        peer_session_id: u16,
+        send_accm: u32,
+        receive_accm: u32,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v2(peer_tunnel_id, peer_session_id, MessageType::Sli).avp(AvpValue::Accm {
+            send_accm,
+            receive_accm,
+        })
+    }
+
+    /// v3 SCCRQ / SCCRP (`message_type`): Host Name, Router ID, Assigned Control Connection
+    /// ID, Pseudowire Capabilities List.
+    pub fn v3_sccrx(
+        p: V3Params,
+        message_type: MessageType,
+        host_name: &[u8],
+        router_id: u32,
+        assigned_ccid: u32,
+        pw_capabilities: &[PwType],
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v3(p, message_type)?
+            .avp(AvpValue::HostName(host_name.to_vec()))?
+            .avp(AvpValue::RouterId(router_id))?
+            .avp(AvpValue::AssignedConnectionId(assigned_ccid))?
+            .avp(AvpValue::PseudowireCapabilities(pw_capabilities.to_vec()))
+    }
+
+    /// v3 message without required AVPs: SCCCN, HELLO, ACK.
+    pub fn v3_simple(p: V3Params, message_type: MessageType) -> Result<MessageBuilder, BuildError> {
+        Self::v3(p, message_type)
+    }
+
+    /// v3 StopCCN: Result Code, plus our Assigned Control Connection ID when one was sent.
+    pub fn v3_stop_ccn(
+        p: V3Params,
+        assigned_ccid: Option<u32>,
+        result: ResultCode,
+    ) -> Result<MessageBuilder, BuildError> {
+        let mut b = Self::v3(p, MessageType::StopCcn)?;
+        if let Some(id) = assigned_ccid {
+            b = b.avp(AvpValue::AssignedConnectionId(id))?;
+        }
+        b.avp(AvpValue::ResultCode(result))
+    }
+
+    /// v3 ICRQ / OCRQ (`message_type`): Local Session ID, Remote Session ID 0, Serial
+    /// Number, Pseudowire Type, Remote End ID, Circuit Status.
+    pub fn v3_session_request(
+        p: V3Params,
+        message_type: MessageType,
+        local_session_id: u32,
+        serial_number: u32,
+        pw_type: PwType,
+        remote_end_id: &[u8],
+        circuit_status: u16,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v3(p, message_type)?
+            .avp(AvpValue::LocalSessionId(local_session_id))?
+            .avp(AvpValue::RemoteSessionId(0))?
+            .avp(AvpValue::CallSerialNumber(serial_number))?
+            .avp(AvpValue::PseudowireType(pw_type))?
+            .avp(AvpValue::RemoteEndId(remote_end_id.to_vec()))?
+            .avp(AvpValue::CircuitStatus(circuit_status))
+    }
+
+    /// v3 ICRP / OCRP (`message_type`): Local and Remote Session ID, Circuit Status.
+    pub fn v3_session_reply(
+        p: V3Params,
+        message_type: MessageType,
+        local_session_id: u32,
+        remote_session_id: u32,
+        circuit_status: u16,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v3_session(p, message_type, local_session_id, remote_session_id)?
+            .avp(AvpValue::CircuitStatus(circuit_status))
+    }
+
+    /// v3 session message whose only required AVPs are Local and Remote Session ID:
+    /// ICCN, OCCN, SLI (and the base of CDN and WEN).
+    pub fn v3_session(
+        p: V3Params,
+        message_type: MessageType,
+        local_session_id: u32,
+        remote_session_id: u32,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v3(p, message_type)?
+            .avp(AvpValue::LocalSessionId(local_session_id))?
+            .avp(AvpValue::RemoteSessionId(remote_session_id))
+    }
+
+    /// v3 CDN: Result Code, Local and Remote Session ID.
+    pub fn v3_cdn(
+        p: V3Params,
+        local_session_id: u32,
+        remote_session_id: u32,
+        result: ResultCode,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v3(p, MessageType::Cdn)?
+            .avp(AvpValue::ResultCode(result))?
+            .avp(AvpValue::LocalSessionId(local_session_id))?
+            .avp(AvpValue::RemoteSessionId(remote_session_id))
+    }
+
+    /// v3 WEN: Local and Remote Session ID, Circuit Errors.
+    pub fn v3_wen(
+        p: V3Params,
+        local_session_id: u32,
+        remote_session_id: u32,
+        circuit_errors: CallErrors,
+    ) -> Result<MessageBuilder, BuildError> {
+        Self::v3_session(p, MessageType::Wen, local_session_id, remote_session_id)?
+            .avp(AvpValue::CallErrors(circuit_errors))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1065,5 +1390,158 @@ mod tests {
         let e = Message::parse(&b, Version::V2, None).unwrap_err();
         assert_eq!(e.kind, MessageErrorKind::NoMessageType);
         assert_eq!(e.reaction, Reaction::Discard);
+    }
+
+    #[test]
+    fn per_type_constructors_satisfy_the_rfc_tables() {
+        let rc = || ResultCode {
+            result: 1,
+            error: None,
+            message: None,
+        };
+        let errs = CallErrors {
+            crc_errors: 0,
+            framing_errors: 0,
+            hardware_overruns: 1,
+            buffer_overruns: 2,
+            timeout_errors: 3,
+            alignment_errors: 4,
+            compact: true,
+        };
+        let v2: Vec<(MessageType, MessageBuilder)> = vec![
+            (
+                MessageType::Sccrq,
+                MessageBuilder::v2_sccrq(b"h", 1, FRAMING_SYNC).unwrap(),
+            ),
+            (
+                MessageType::Sccrp,
+                MessageBuilder::v2_sccrp(1, b"h", 2, FRAMING_SYNC).unwrap(),
+            ),
+            (MessageType::Scccn, MessageBuilder::v2_scccn(2)),
+            (
+                MessageType::StopCcn,
+                MessageBuilder::v2_stop_ccn(2, 1, rc()).unwrap(),
+            ),
+            (MessageType::Hello, MessageBuilder::v2_hello(2)),
+            (MessageType::Icrq, MessageBuilder::v2_icrq(2, 5, 1).unwrap()),
+            (MessageType::Icrp, MessageBuilder::v2_icrp(1, 5, 6).unwrap()),
+            (
+                MessageType::Iccn,
+                MessageBuilder::v2_iccn(2, 6, 1000, FRAMING_SYNC).unwrap(),
+            ),
+            (
+                MessageType::Ocrq,
+                MessageBuilder::v2_ocrq(2, 5, 1, 1, 2, 1, 1, b"1").unwrap(),
+            ),
+            (MessageType::Ocrp, MessageBuilder::v2_ocrp(1, 5, 6).unwrap()),
+            (
+                MessageType::Occn,
+                MessageBuilder::v2_occn(2, 6, 1000, FRAMING_SYNC).unwrap(),
+            ),
+            (
+                MessageType::Cdn,
+                MessageBuilder::v2_cdn(2, 6, 5, rc()).unwrap(),
+            ),
+            (
+                MessageType::Wen,
+                MessageBuilder::v2_wen(2, 6, errs).unwrap(),
+            ),
+            (
+                MessageType::Sli,
+                MessageBuilder::v2_sli(2, 6, 0, !0).unwrap(),
+            ),
+        ];
+        for (t, b) in v2 {
+            let bytes = b.finish().unwrap();
+            let m = Message::parse(&bytes, Version::V2, None).unwrap();
+            assert_eq!(m.message_type, Some(t));
+        }
+        for encap in [Encap::Udp, Encap::Ip] {
+            let p = V3Params {
+                encap,
+                peer_ccid: 77,
+                digest: Some(DigestType::HmacMd5),
+            };
+            let caps = [PwType::Ethernet];
+            let v3: Vec<(MessageType, MessageBuilder)> = vec![
+                (
+                    MessageType::Sccrq,
+                    MessageBuilder::v3_sccrx(p, MessageType::Sccrq, b"h", 1, 2, &caps).unwrap(),
+                ),
+                (
+                    MessageType::Sccrp,
+                    MessageBuilder::v3_sccrx(p, MessageType::Sccrp, b"h", 1, 2, &caps).unwrap(),
+                ),
+                (
+                    MessageType::Scccn,
+                    MessageBuilder::v3_simple(p, MessageType::Scccn).unwrap(),
+                ),
+                (
+                    MessageType::Ack,
+                    MessageBuilder::v3_simple(p, MessageType::Ack).unwrap(),
+                ),
+                (
+                    MessageType::StopCcn,
+                    MessageBuilder::v3_stop_ccn(p, Some(2), rc()).unwrap(),
+                ),
+                (
+                    MessageType::Icrq,
+                    MessageBuilder::v3_session_request(
+                        p,
+                        MessageType::Icrq,
+                        9,
+                        1,
+                        PwType::Ethernet,
+                        b"pw",
+                        3,
+                    )
+                    .unwrap(),
+                ),
+                (
+                    MessageType::Ocrq,
+                    MessageBuilder::v3_session_request(
+                        p,
+                        MessageType::Ocrq,
+                        9,
+                        1,
+                        PwType::Ethernet,
+                        b"pw",
+                        3,
+                    )
+                    .unwrap(),
+                ),
+                (
+                    MessageType::Icrp,
+                    MessageBuilder::v3_session_reply(p, MessageType::Icrp, 9, 8, 1).unwrap(),
+                ),
+                (
+                    MessageType::Ocrp,
+                    MessageBuilder::v3_session_reply(p, MessageType::Ocrp, 9, 8, 1).unwrap(),
+                ),
+                (
+                    MessageType::Iccn,
+                    MessageBuilder::v3_session(p, MessageType::Iccn, 9, 8).unwrap(),
+                ),
+                (
+                    MessageType::Sli,
+                    MessageBuilder::v3_session(p, MessageType::Sli, 9, 8).unwrap(),
+                ),
+                (
+                    MessageType::Cdn,
+                    MessageBuilder::v3_cdn(p, 9, 8, rc()).unwrap(),
+                ),
+                (
+                    MessageType::Wen,
+                    MessageBuilder::v3_wen(p, 9, 8, errs).unwrap(),
+                ),
+            ];
+            for (t, b) in v3 {
+                let bytes = b.finish().unwrap();
+                let m = Message::parse_encap(&bytes, Version::V3, encap, None).unwrap();
+                assert_eq!(m.message_type, Some(t));
+                assert_eq!(m.header.tunnel_id, 77);
+                assert_eq!(m.avps[1].value.attr_type(), AttrType::MessageDigest);
+            }
+        }
     }
 }
