@@ -353,3 +353,57 @@ fn ipv6_socket_to_v4_mapped_peer() {
     })
     .unwrap();
 }
+
+#[test]
+fn gso_send_and_gro_receive() {
+    use ul2tp_sys::udp::GroSegments;
+    block_on_in_new_netns(|| async {
+        for ip in [V4, V6] {
+            // Ten 100-byte datagrams and a 40-byte tail in one send.
+            let mut big = Vec::new();
+            for i in 0..10u8 {
+                big.extend_from_slice(&[i; 100]);
+            }
+            big.extend_from_slice(&[0xee; 40]);
+            // Checksums on (GSO proper) and off (the sendmmsg fallback).
+            let with_csum = UdpOptions {
+                csum_tx_v4: true,
+                ..UdpOptions::default()
+            };
+            let (a, b) = pair(ip, with_csum).await;
+            let (c, d) = pair(
+                ip,
+                UdpOptions {
+                    zero_csum6_tx: true,
+                    zero_csum6_rx: true,
+                    csum_tx_v4: false,
+                },
+            )
+            .await;
+            for (tx, rx) in [(&a, &b), (&c, &d)] {
+                assert_eq!(tx.send_segmented(&big, 100).await.unwrap(), big.len());
+                let mut buf = [0u8; 2048];
+                for i in 0..10u8 {
+                    let n = timeout(rx.recv(&mut buf)).await.unwrap();
+                    assert_eq!(&buf[..n], &[i; 100][..]);
+                }
+                let n = timeout(rx.recv(&mut buf)).await.unwrap();
+                assert_eq!(&buf[..n], &[0xee; 40][..]);
+            }
+
+            // With GRO on, coalesced or not, splitting gives the same datagrams back.
+            b.set_gro(true).unwrap();
+            a.send_segmented(&big, 100).await.unwrap();
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let mut gbuf = vec![0u8; 65535];
+            while got.len() < 11 {
+                let (n, seg) = timeout(b.recv_gro(&mut gbuf)).await.unwrap();
+                got.extend(GroSegments::new(&gbuf[..n], seg).map(<[u8]>::to_vec));
+            }
+            let want: Vec<Vec<u8>> = big.chunks(100).map(<[u8]>::to_vec).collect();
+            assert_eq!(got, want);
+            assert!(a.send_segmented(&big, 0).await.is_err());
+        }
+    })
+    .unwrap();
+}
