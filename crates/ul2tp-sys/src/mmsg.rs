@@ -269,55 +269,6 @@ pub(crate) fn send_one(
     os::cvt_size(r)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hdr(ihl_words: u8) -> [u8; IPV4_HDR] {
-        let mut h = [0u8; IPV4_HDR];
-        h[0] = 0x40 | ihl_words;
-        h
-    }
-
-    #[test]
-    fn strip_plain_header() {
-        let mut buf = [1, 2, 3, 4, 0, 0];
-        assert_eq!(strip_ipv4(&hdr(5), &mut buf, 24), Some(4));
-        assert_eq!(&buf[..4], &[1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn strip_header_with_options() {
-        // 8 bytes of options, then 3 payload bytes.
-        let mut buf = [9, 9, 9, 9, 9, 9, 9, 9, 7, 8, 6];
-        assert_eq!(strip_ipv4(&hdr(7), &mut buf, 31), Some(3));
-        assert_eq!(&buf[..3], &[7, 8, 6]);
-    }
-
-    #[test]
-    fn strip_rejects_malformed() {
-        let mut buf = [0u8; 8];
-        assert_eq!(strip_ipv4(&hdr(5), &mut buf, 10), None, "short");
-        assert_eq!(strip_ipv4(&hdr(4), &mut buf, 28), None, "ihl < 5");
-        let mut v6 = hdr(5);
-        v6[0] = 0x65;
-        assert_eq!(strip_ipv4(&v6, &mut buf, 28), None, "version 6");
-        assert_eq!(
-            strip_ipv4(&hdr(15), &mut buf, 28),
-            None,
-            "options longer than data"
-        );
-        // Never panics for any first byte and any length.
-        for b0 in 0..=255u8 {
-            let mut h = [0u8; IPV4_HDR];
-            h[0] = b0;
-            for copied in 0..40 {
-                let _ = strip_ipv4(&h, &mut buf, copied);
-            }
-        }
-    }
-}
-
 /// `UDP_SEGMENT` (linux/udp.h): cmsg / sockopt carrying the GSO segment size.
 pub(crate) const UDP_SEGMENT: libc::c_int = 103;
 /// `UDP_GRO` (linux/udp.h): sockopt enabling GRO delivery and the cmsg reporting its size.
@@ -402,4 +353,53 @@ pub(crate) fn recv_gro(
         }
     }
     Ok((n, seg, msg.msg_flags & libc::MSG_TRUNC != 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdr(ihl_words: u8) -> [u8; IPV4_HDR] {
+        let mut h = [0u8; IPV4_HDR];
+        h[0] = 0x40 | ihl_words;
+        h
+    }
+
+    #[test]
+    fn strip_plain_header() {
+        let mut buf = [1, 2, 3, 4, 0, 0];
+        assert_eq!(strip_ipv4(&hdr(5), &mut buf, 24), Some(4));
+        assert_eq!(&buf[..4], &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn strip_header_with_options() {
+        // 8 bytes of options, then 3 payload bytes.
+        let mut buf = [9, 9, 9, 9, 9, 9, 9, 9, 7, 8, 6];
+        assert_eq!(strip_ipv4(&hdr(7), &mut buf, 31), Some(3));
+        assert_eq!(&buf[..3], &[7, 8, 6]);
+    }
+
+    #[test]
+    fn strip_rejects_malformed() {
+        let mut buf = [0u8; 8];
+        assert_eq!(strip_ipv4(&hdr(5), &mut buf, 10), None, "short");
+        assert_eq!(strip_ipv4(&hdr(4), &mut buf, 28), None, "ihl < 5");
+        let mut v6 = hdr(5);
+        v6[0] = 0x65;
+        assert_eq!(strip_ipv4(&v6, &mut buf, 28), None, "version 6");
+        assert_eq!(
+            strip_ipv4(&hdr(15), &mut buf, 28),
+            None,
+            "options longer than data"
+        );
+        // Never panics for any first byte and any length.
+        for b0 in 0..=255u8 {
+            let mut h = [0u8; IPV4_HDR];
+            h[0] = b0;
+            for copied in 0..40 {
+                let _ = strip_ipv4(&h, &mut buf, copied);
+            }
+        }
+    }
 }
