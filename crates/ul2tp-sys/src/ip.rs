@@ -9,6 +9,11 @@
 //! control messages, RFC 3931 §4.1.1.2) — unlike a kernel L2TP/IP socket, which hides the
 //! four zero bytes of control messages (§8.4, §8.5); the caller's classifier sees them.
 //!
+//! A raw socket sees every protocol-115 packet matching its addresses, so two connected
+//! sockets with the same (local, remote) pair both receive each packet. The kernel looks a
+//! data packet up once per namespace (kernel-facts §5.3); to get the same, open one socket
+//! per address pair (shared by its tunnels) or one unconnected socket per local address.
+//!
 //! Outer header without DF like the kernel (kernel-facts §1.8): `IP_PMTUDISC_DONT`,
 //! `IPV6_PMTUDISC_DONT`.
 

@@ -8,9 +8,9 @@
 //!
 //! | module | what | system calls and why |
 //! |---|---|---|
-//! | [`udp`] | UDP tunnel socket, connected or listening | `socket`, `bind`, `connect`; `SO_REUSEADDR`/`SO_REUSEPORT`; `SO_NO_CHECK` (IPv4 checksum off, kernel-facts §5.5), `UDP_NO_CHECK6_TX/RX` (§1.8); `IP_MTU_DISCOVER=IP_PMTUDISC_DONT` / `IPV6_MTU_DISCOVER=IPV6_PMTUDISC_DONT` (no DF, §1.8); `recvmmsg`/`sendmmsg` for batches; `IP_MTU`/`IPV6_MTU` for the path MTU (§6.2) |
+//! | [`udp`] | UDP tunnel socket, connected or listening | `socket`, `bind`, `connect`; `SO_REUSEADDR`/`SO_REUSEPORT`; `SO_NO_CHECK` (IPv4 checksum off, kernel-facts §5.5), `UDP_NO_CHECK6_TX/RX` (§1.8); `IP_MTU_DISCOVER=IP_PMTUDISC_DONT` / `IPV6_MTU_DISCOVER=IPV6_PMTUDISC_DONT` (no DF, §1.8); `recvmmsg`/`sendmmsg` for batches; `UDP_SEGMENT` cmsg (GSO) and `UDP_GRO`; `IP_MTU`/`IPV6_MTU` for the path MTU (§6.2) |
 //! | [`ip`] | L2TPv3-over-IP socket (protocol 115) | raw socket (`SOCK_RAW`, 115) because the kernel's L2TP/IP socket needs the absent `l2tp_ip` module (§8); IPv4 header stripped by IHL, using a 2-iovec `recvmsg`/`recvmmsg` so the payload lands at offset 0 |
-//! | [`tap`] | TAP (l2tpethN) and TUN (pppN) devices | `open("/dev/net/tun")`, `ioctl(TUNSETIFF)` with `IFF_NO_PI`; the driver expands `%d` like the kernel's `dev_alloc_name` (§6.1); not persistent, so dropping removes the device (§6.3) |
+//! | [`tap`] | TAP (l2tpethN) and TUN (pppN) devices | `open("/dev/net/tun")`, `ioctl(TUNSETIFF)` with `IFF_NO_PI`; the driver expands `%d` like the kernel's `dev_alloc_name` (§6.1); not persistent, so dropping removes the device (§6.3); `IFF_MULTI_QUEUE` for one queue per worker |
 //! | [`link`] | interface helpers | `ioctl` `SIOCGIFINDEX`, `SIOCGIFMTU`/`SIOCSIFMTU`, `SIOCGIFFLAGS`/`SIOCSIFFLAGS`, `SIOCGIFHWADDR`, `SIOCSIFADDR`/`SIOCSIFNETMASK` on an `AF_INET` socket (no `ip` command) |
 //! | [`fdpass`] | descriptors over the API socket | `sendmsg`/`recvmsg` with `SCM_RIGHTS` (`MSG_CMSG_CLOEXEC`), `SO_PEERCRED`; group membership from the user/group databases |
 //! | [`sockinfo`] | checking a handed-over tunnel socket (§4.5) | `fcntl(F_GETFD)` (EBADF), `SO_TYPE`/`SO_DOMAIN`/`SO_PROTOCOL` (ENOTSOCK, EPROTONOSUPPORT), `getsockname`/`getpeername`, `SO_NETNS_COOKIE` or `SIOCGSKNS` (EINVAL for another netns) |
@@ -22,9 +22,19 @@
 //! caller-owned buffers (any `AsMut<[u8]>`, so sub-slices after a headroom work), reporting
 //! per-datagram length, source and truncation in [`mmsg::RecvMeta`].
 //!
-//! Not done yet: GSO/GRO (`UDP_SEGMENT`/`UDP_GRO`), vnet headers and multi-queue TUN/TAP,
-//! IPv6 addresses on links (needs rtnetlink).
+//! [`udp::UdpTunnelSocket::send_segmented`] sends many equal-sized datagrams in one call
+//! (UDP GSO; falls back to `sendmmsg` where the kernel refuses GSO because checksums are
+//! off), and [`udp::UdpTunnelSocket::recv_gro`] with [`udp::GroSegments`] receives
+//! kernel-coalesced datagrams after [`udp::UdpTunnelSocket::set_gro`].
+//!
+//! Every `unsafe` block carries a `// SAFETY:` comment (enforced by
+//! `clippy::undocumented_unsafe_blocks`). Inputs from the kernel (addresses, IPv4 headers,
+//! control messages) are parsed with bounds checks; malformed ones become errors.
+//!
+//! Not done yet: vnet headers (`IFF_VNET_HDR`, TSO on TAP), IPv6 addresses on links (needs
+//! rtnetlink; tests use IPv4 or `::1`).
 #![allow(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod fdpass;
 pub mod ip;
