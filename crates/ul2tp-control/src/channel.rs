@@ -1,0 +1,525 @@
+//! Reliable delivery of control messages for one control connection (rfc-facts §1.10, §1.15,
+//! §2.9).
+//!
+//! Design: the channel owns the Ns/Nr state. Messages are queued with [`ControlChannel::send`]
+//! and receive their Ns immediately (so the order is fixed), but only go on the wire while the
+//! number in flight is below `min(cwnd, peer window)`. One retransmission timer covers the oldest
+//! unacknowledged message; when it fires that message is re-sent with the same Ns and the current
+//! Nr, the timeout doubles up to the cap, and Appendix A halves SSTHRESH and drops CWND to 1.
+//! Received messages are delivered strictly in order: ahead-of-sequence messages within our
+//! receive window are held, duplicates are re-acknowledged at once, and a delayed ACK (ZLB in v2,
+//! explicit ACK message in v3, built by the caller) is requested when nothing piggybacks Nr.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::Timestamp;
+
+/// `a < b` in modulo-2^16 sequence space (rfc-facts §1.10).
+pub fn seq_lt(a: u16, b: u16) -> bool {
+    a != b && b.wrapping_sub(a) < 0x8000
+}
+
+/// Timing and window parameters of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelParams {
+    /// Our receive window (how many out-of-order messages we hold).
+    pub rx_window: u16,
+    /// Initial retransmission timeout.
+    pub rto_initial: Duration,
+    /// Cap of the exponential backoff.
+    pub rto_cap: Duration,
+    /// Retransmissions of one message before the connection is declared dead.
+    pub max_retries: u32,
+    /// How long an ACK may wait for a message to piggyback on.
+    pub ack_delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Outgoing {
+    ns: u16,
+    bytes: Vec<u8>,
+}
+
+/// What the receive side decided about an incoming message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RxVerdict {
+    /// In-order message(s) ready for the state machine, oldest first (the message just received
+    /// and any held ones it unblocked).
+    Deliver(Vec<Vec<u8>>),
+    /// Held for later in-order delivery.
+    Queued,
+    /// Duplicate (already delivered); re-acknowledged.
+    Duplicate,
+    /// Ahead of our window: dropped (the peer will retransmit).
+    Dropped,
+    /// A pure acknowledgement (ZLB / ACK): nothing to deliver.
+    AckOnly,
+    /// The Nr acknowledges something never sent (RFC 3931 §4.2 rule): message ignored.
+    InvalidNr,
+}
+
+/// Counters kept by a channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// Messages sent for the first time.
+    pub tx_msgs: u64,
+    /// Retransmissions.
+    pub retransmits: u64,
+    /// Pure acknowledgements sent.
+    pub tx_acks: u64,
+    /// Messages delivered in order to the state machine.
+    pub delivered: u64,
+    /// Duplicates received.
+    pub duplicates: u64,
+    /// Messages held out of order.
+    pub out_of_order: u64,
+    /// Messages dropped beyond the window or with an invalid Nr.
+    pub dropped: u64,
+}
+
+/// The reliable-delivery state of one control connection.
+#[derive(Debug, Clone)]
+pub struct ControlChannel {
+    params: ChannelParams,
+    /// Ns of the next new message.
+    next_ns: u16,
+    /// Oldest unacknowledged Ns.
+    una: u16,
+    /// Next Ns expected from the peer (our Nr).
+    next_nr: u16,
+    queue: VecDeque<Outgoing>,
+    /// The first `n_sent` entries of `queue` are on the wire (messages go out in Ns order).
+    n_sent: usize,
+    held: BTreeMap<u16, Vec<u8>>,
+    peer_window: u16,
+    cwnd: u32,
+    cwnd_frac: u32,
+    ssthresh: u32,
+    rto: Duration,
+    retries: u32,
+    rtx_deadline: Option<Timestamp>,
+    ack_deadline: Option<Timestamp>,
+    failed: bool,
+    /// Counters.
+    pub stats: ChannelStats,
+}
+
+impl ControlChannel {
+    /// A fresh channel: Ns = Nr = 0, peer window assumed 4 until told (rfc-facts §1.10).
+    pub fn new(params: ChannelParams) -> ControlChannel {
+        ControlChannel {
+            params,
+            next_ns: 0,
+            una: 0,
+            next_nr: 0,
+            queue: VecDeque::new(),
+            n_sent: 0,
+            held: BTreeMap::new(),
+            peer_window: 4,
+            cwnd: 1,
+            cwnd_frac: 0,
+            ssthresh: 4,
+            rto: params.rto_initial,
+            retries: 0,
+            rtx_deadline: None,
+            ack_deadline: None,
+            failed: false,
+            stats: ChannelStats::default(),
+        }
+    }
+
+    /// Set the peer's Receive Window Size (absent ⇒ 4, 0 is invalid and ignored).
+    pub fn set_peer_window(&mut self, w: u16) {
+        if w != 0 {
+            self.peer_window = w;
+            // Appendix A: SSTHRESH starts at the peer's advertised window.
+            self.ssthresh = u32::from(w);
+        }
+    }
+
+    /// Peer's receive window.
+    pub fn peer_window(&self) -> u16 {
+        self.peer_window
+    }
+
+    /// Current congestion window.
+    pub fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    /// Our Nr (next Ns expected from the peer).
+    pub fn nr(&self) -> u16 {
+        self.next_nr
+    }
+
+    /// Ns the next new message will carry (also the Ns of a ZLB / ACK).
+    pub fn next_ns(&self) -> u16 {
+        self.next_ns
+    }
+
+    /// Messages queued or in flight and not yet acknowledged.
+    pub fn unacked(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether the retransmission budget was exhausted.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Queue a message (bytes include the header; Ns/Nr are filled at transmit). Returns its Ns.
+    pub fn send(&mut self, bytes: Vec<u8>) -> u16 {
+        let ns = self.next_ns;
+        self.next_ns = self.next_ns.wrapping_add(1);
+        self.queue.push_back(Outgoing { ns, bytes });
+        ns
+    }
+
+    fn in_flight(&self) -> usize {
+        self.n_sent
+    }
+
+    /// Drop everything queued and stop retransmitting (used once the connection is gone but
+    /// its state is kept only to re-acknowledge the peer's StopCCN).
+    pub fn abandon(&mut self) {
+        self.queue.clear();
+        self.n_sent = 0;
+        self.rtx_deadline = None;
+    }
+
+    fn window(&self) -> usize {
+        (self.cwnd.min(u32::from(self.peer_window)).max(1)) as usize
+    }
+
+    /// Messages to put on the wire now (new ones allowed by the window), with Ns/Nr filled in.
+    pub fn poll_send(&mut self, now: Timestamp) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        if self.failed {
+            return out;
+        }
+        let win = self.window();
+        let nr = self.next_nr;
+        while self.n_sent < win {
+            let Some(o) = self.queue.get(self.n_sent) else {
+                break;
+            };
+            self.n_sent += 1;
+            let mut b = o.bytes.clone();
+            let _ = ul2tp_wire::control::set_ns_nr(&mut b, o.ns, nr);
+            out.push(b);
+            self.stats.tx_msgs += 1;
+        }
+        if !out.is_empty() {
+            // Piggybacked Nr acknowledges everything received so far.
+            self.ack_deadline = None;
+            if self.rtx_deadline.is_none() {
+                self.rtx_deadline = Some(now + self.rto);
+            }
+        }
+        out
+    }
+
+    /// Process the Nr of any received message (ZLB included). Returns false if the Nr is
+    /// beyond what we have sent (invalid).
+    fn on_nr(&mut self, now: Timestamp, nr: u16) -> bool {
+        // Valid Nr: una <= nr <= next_ns (modulo 2^16). Only sent messages can be acked.
+        let sent_end = self.queue.get(self.n_sent).map_or(self.next_ns, |o| o.ns);
+        if seq_lt(sent_end, nr) {
+            return false;
+        }
+        if !seq_lt(self.una, nr) {
+            return true; // old or no news
+        }
+        let mut acked = 0u32;
+        while let Some(front) = self.queue.front() {
+            if seq_lt(front.ns, nr) {
+                self.queue.pop_front();
+                self.n_sent = self.n_sent.saturating_sub(1);
+                acked += 1;
+            } else {
+                break;
+            }
+        }
+        self.una = nr;
+        // Appendix A: slow start below SSTHRESH, +1/CWND above it.
+        for _ in 0..acked {
+            if self.cwnd < self.ssthresh {
+                self.cwnd += 1;
+            } else {
+                self.cwnd_frac += 1;
+                if self.cwnd_frac >= self.cwnd {
+                    self.cwnd_frac = 0;
+                    self.cwnd += 1;
+                }
+            }
+        }
+        self.cwnd = self.cwnd.min(u32::from(self.peer_window));
+        self.retries = 0;
+        self.rto = self.params.rto_initial;
+        self.rtx_deadline = if self.in_flight() > 0 {
+            Some(now + self.rto)
+        } else {
+            None
+        };
+        true
+    }
+
+    /// Process a received message. `is_ack` marks a ZLB or explicit ACK (no sequence slot).
+    pub fn on_receive(
+        &mut self,
+        now: Timestamp,
+        ns: u16,
+        nr: u16,
+        is_ack: bool,
+        bytes: &[u8],
+    ) -> RxVerdict {
+        if !self.on_nr(now, nr) {
+            self.stats.dropped += 1;
+            return RxVerdict::InvalidNr;
+        }
+        if is_ack {
+            return RxVerdict::AckOnly;
+        }
+        let d = ns.wrapping_sub(self.next_nr);
+        if d == 0 {
+            let mut out = vec![bytes.to_vec()];
+            self.next_nr = self.next_nr.wrapping_add(1);
+            while let Some(m) = self.held.remove(&self.next_nr) {
+                out.push(m);
+                self.next_nr = self.next_nr.wrapping_add(1);
+            }
+            self.stats.delivered += out.len() as u64;
+            self.schedule_ack(now + self.params.ack_delay);
+            RxVerdict::Deliver(out)
+        } else if d >= 0x8000 {
+            // Duplicate: MUST be acknowledged again (rfc-facts §1.10).
+            self.stats.duplicates += 1;
+            self.schedule_ack(now);
+            RxVerdict::Duplicate
+        } else if d < self.params.rx_window.max(1) {
+            self.stats.out_of_order += 1;
+            self.held.entry(ns).or_insert_with(|| bytes.to_vec());
+            self.schedule_ack(now);
+            RxVerdict::Queued
+        } else {
+            self.stats.dropped += 1;
+            RxVerdict::Dropped
+        }
+    }
+
+    fn schedule_ack(&mut self, at: Timestamp) {
+        self.ack_deadline = Some(match self.ack_deadline {
+            Some(d) if d < at => d,
+            _ => at,
+        });
+    }
+
+    /// Whether a pure acknowledgement must be sent now (clears the request). The caller builds
+    /// the ZLB / ACK with Ns = [`next_ns`](Self::next_ns) and Nr = [`nr`](Self::nr).
+    pub fn take_ack(&mut self, now: Timestamp) -> bool {
+        match self.ack_deadline {
+            Some(d) if d <= now => {
+                self.ack_deadline = None;
+                self.stats.tx_acks += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Handle the retransmission timer: returns the message to re-send, if any. After
+    /// `max_retries` retransmissions of one message the channel is marked failed.
+    pub fn on_timeout(&mut self, now: Timestamp) -> Option<Vec<u8>> {
+        let d = self.rtx_deadline?;
+        if d > now || self.failed {
+            return None;
+        }
+        if self.retries >= self.params.max_retries {
+            self.failed = true;
+            self.rtx_deadline = None;
+            return None;
+        }
+        self.retries += 1;
+        self.stats.retransmits += 1;
+        // Appendix A: on retransmission SSTHRESH = CWND/2, CWND = 1.
+        self.ssthresh = (self.cwnd / 2).max(1);
+        self.cwnd = 1;
+        self.cwnd_frac = 0;
+        self.rto = (self.rto * 2).min(self.params.rto_cap);
+        self.rtx_deadline = Some(now + self.rto);
+        let nr = self.next_nr;
+        let front = self.queue.front().filter(|_| self.n_sent > 0)?;
+        let mut b = front.bytes.clone();
+        let _ = ul2tp_wire::control::set_ns_nr(&mut b, front.ns, nr);
+        self.ack_deadline = None;
+        Some(b)
+    }
+
+    /// Earliest time the channel needs attention.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        match (self.rtx_deadline, self.ack_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> ChannelParams {
+        ChannelParams {
+            rx_window: 4,
+            rto_initial: Duration::from_secs(1),
+            rto_cap: Duration::from_secs(8),
+            max_retries: 3,
+            ack_delay: Duration::from_millis(100),
+        }
+    }
+
+    fn msg(tag: u8) -> Vec<u8> {
+        let mut v = vec![0xc8, 0x02, 0, 13, 0, 1, 0, 0, 0, 0, 0, 0];
+        v.push(tag);
+        v
+    }
+
+    const T0: Timestamp = Timestamp::ZERO;
+
+    #[test]
+    fn seq_compare_wraps() {
+        assert!(seq_lt(0, 1));
+        assert!(seq_lt(65535, 0));
+        assert!(!seq_lt(1, 0));
+        assert!(!seq_lt(5, 5));
+        assert!(seq_lt(15, 32782));
+        assert!(!seq_lt(15, 32784)); // rfc-facts §1.10 example: 32784 counts as older than 15
+    }
+
+    #[test]
+    fn window_limits_in_flight_and_slow_start_grows() {
+        let mut c = ControlChannel::new(params());
+        c.set_peer_window(4);
+        for i in 0..6 {
+            c.send(msg(i));
+        }
+        // cwnd starts at 1
+        assert_eq!(c.poll_send(T0).len(), 1);
+        assert_eq!(c.poll_send(T0).len(), 0);
+        assert_eq!(c.on_receive(T0, 0, 1, true, &[]), RxVerdict::AckOnly);
+        assert_eq!(c.cwnd(), 2);
+        assert_eq!(c.poll_send(T0).len(), 2);
+        assert_eq!(c.on_receive(T0, 0, 3, true, &[]), RxVerdict::AckOnly);
+        assert_eq!(c.cwnd(), 4);
+        // capped by peer window 4; 3 left to send
+        assert_eq!(c.poll_send(T0).len(), 3);
+    }
+
+    #[test]
+    fn retransmit_backoff_and_failure() {
+        let mut c = ControlChannel::new(params());
+        c.send(msg(1));
+        let first = c.poll_send(T0);
+        assert_eq!(first.len(), 1);
+        let t1 = T0 + Duration::from_secs(1);
+        assert_eq!(c.poll_timeout(), Some(t1));
+        let r = c.on_timeout(t1).expect("retransmit");
+        assert_eq!(r, first[0]);
+        // backoff doubles: 2 s
+        assert_eq!(c.poll_timeout(), Some(t1 + Duration::from_secs(2)));
+        let t2 = t1 + Duration::from_secs(2);
+        assert!(c.on_timeout(t2).is_some());
+        let t3 = t2 + Duration::from_secs(4);
+        assert!(c.on_timeout(t3).is_some());
+        assert!(!c.failed());
+        assert_eq!(c.on_timeout(t3 + Duration::from_secs(8)), None);
+        assert!(c.failed());
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let mut p = params();
+        p.max_retries = 10;
+        p.rto_cap = Duration::from_secs(2);
+        let mut c = ControlChannel::new(p);
+        c.send(msg(1));
+        c.poll_send(T0);
+        let mut t = T0;
+        for _ in 0..5 {
+            t = c.poll_timeout().unwrap();
+            c.on_timeout(t);
+        }
+        assert_eq!(c.poll_timeout(), Some(t + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn retransmission_resets_cwnd() {
+        let mut p = params();
+        p.max_retries = 10;
+        let mut c = ControlChannel::new(p);
+        c.set_peer_window(8);
+        for i in 0..10 {
+            c.send(msg(i));
+        }
+        c.poll_send(T0);
+        c.on_receive(T0, 0, 1, true, &[]);
+        c.poll_send(T0);
+        c.on_receive(T0, 0, 3, true, &[]);
+        assert_eq!(c.cwnd(), 4);
+        assert_eq!(c.poll_send(T0).len(), 4);
+        let t = c.poll_timeout().unwrap();
+        c.on_timeout(t).unwrap();
+        assert_eq!(c.cwnd(), 1);
+        // ssthresh = 2 now: slow start to 2, then congestion avoidance (+1 per cwnd acks)
+        c.on_receive(t, 0, 4, true, &[]);
+        assert_eq!(c.cwnd(), 2);
+        c.on_receive(t, 0, 5, true, &[]);
+        assert_eq!(c.cwnd(), 2);
+        c.on_receive(t, 0, 6, true, &[]);
+        assert_eq!(c.cwnd(), 3);
+    }
+
+    #[test]
+    fn receive_in_order_out_of_order_and_duplicates() {
+        let mut c = ControlChannel::new(params());
+        assert_eq!(c.on_receive(T0, 1, 0, false, b"b"), RxVerdict::Queued);
+        assert_eq!(c.on_receive(T0, 1, 0, false, b"b"), RxVerdict::Queued);
+        assert_eq!(
+            c.on_receive(T0, 0, 0, false, b"a"),
+            RxVerdict::Deliver(vec![b"a".to_vec(), b"b".to_vec()])
+        );
+        assert_eq!(c.nr(), 2);
+        assert_eq!(c.on_receive(T0, 0, 0, false, b"a"), RxVerdict::Duplicate);
+        // duplicate requests an immediate ack
+        assert!(c.take_ack(T0));
+        assert!(!c.take_ack(T0));
+        // beyond window 4
+        assert_eq!(c.on_receive(T0, 6, 0, false, b"x"), RxVerdict::Dropped);
+    }
+
+    #[test]
+    fn delayed_ack_and_piggyback() {
+        let mut c = ControlChannel::new(params());
+        c.on_receive(T0, 0, 0, false, b"a");
+        assert!(!c.take_ack(T0));
+        assert_eq!(c.poll_timeout(), Some(T0 + Duration::from_millis(100)));
+        // a message going out piggybacks the ack
+        c.send(msg(1));
+        let out = c.poll_send(T0);
+        assert_eq!(ul2tp_wire::control::ns_nr(&out[0]), Some((0, 1)));
+        assert!(!c.take_ack(T0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn nr_beyond_sent_is_invalid() {
+        let mut c = ControlChannel::new(params());
+        c.send(msg(1));
+        c.send(msg(2));
+        c.poll_send(T0); // only ns 0 sent (cwnd 1)
+        assert_eq!(c.on_receive(T0, 0, 2, true, &[]), RxVerdict::InvalidNr);
+        assert_eq!(c.unacked(), 2);
+        assert_eq!(c.on_receive(T0, 0, 1, true, &[]), RxVerdict::AckOnly);
+        assert_eq!(c.unacked(), 1);
+    }
+}
