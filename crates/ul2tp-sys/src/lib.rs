@@ -15,6 +15,7 @@
 //! | [`fdpass`] | descriptors over the API socket | `sendmsg`/`recvmsg` with `SCM_RIGHTS` (`MSG_CMSG_CLOEXEC`), `SO_PEERCRED`; group membership from the user/group databases |
 //! | [`sockinfo`] | checking a handed-over tunnel socket (§4.5) | `fcntl(F_GETFD)` (EBADF), `SO_TYPE`/`SO_DOMAIN`/`SO_PROTOCOL` (ENOTSOCK, EPROTONOSUPPORT), `getsockname`/`getpeername`, `SO_NETNS_COOKIE` or `SIOCGSKNS` (EINVAL for another netns) |
 //! | [`seqpacket`] | PPPoL2TP-session-socket equivalent | `socketpair(AF_UNIX, SOCK_SEQPACKET)`: one PPP frame per message (§7) |
+//! | [`rtnl`] | IPv4/IPv6 addresses with optional point-to-point peer | `NETLINK_ROUTE` `RTM_NEWADDR`/`RTM_DELADDR`, built and parsed by hand |
 //! | [`netns`] | test helper | `unshare(CLONE_NEWNET)` on a dedicated thread |
 //!
 //! Batching: [`udp::UdpTunnelSocket::recv_batch`] / `send_batch` (and the same on
@@ -31,8 +32,8 @@
 //! `clippy::undocumented_unsafe_blocks`). Inputs from the kernel (addresses, IPv4 headers,
 //! control messages) are parsed with bounds checks; malformed ones become errors.
 //!
-//! Not done yet: vnet headers (`IFF_VNET_HDR`, TSO on TAP), IPv6 addresses on links (needs
-//! rtnetlink; tests use IPv4 or `::1`).
+//! Not done yet: vnet headers (`IFF_VNET_HDR`, TSO on TAP); routes and links (veth) over
+//! rtnetlink (tests use the `ip` command for those).
 #![allow(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -42,6 +43,7 @@ pub mod link;
 pub mod mmsg;
 pub mod netns;
 mod os;
+pub mod rtnl;
 pub mod seqpacket;
 pub mod sockinfo;
 pub mod tap;

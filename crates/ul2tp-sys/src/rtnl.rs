@@ -1,0 +1,223 @@
+//! Interface addresses over rtnetlink (`NETLINK_ROUTE`, `RTM_NEWADDR` / `RTM_DELADDR`), for
+//! what the `SIOC*` ioctls cannot do: IPv6 addresses, and point-to-point peers for pppN
+//! units (IPCP / IPv6CP results). Messages are built and parsed here byte by byte; only the
+//! socket system calls are `unsafe`. Acts in the calling thread's network namespace.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::{link, os};
+
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+/// `IFA_F_NODAD`: an IPv6 address usable at once, without duplicate address detection.
+const IFA_F_NODAD: u8 = 0x02;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+
+static SEQ: AtomicU32 = AtomicU32::new(1);
+
+/// An address to add to or remove from an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    /// The local address.
+    pub local: IpAddr,
+    /// Prefix length (≤ 32 for IPv4, ≤ 128 for IPv6).
+    pub prefix_len: u8,
+    /// The peer of a point-to-point link, if any (same family as `local`).
+    pub peer: Option<IpAddr>,
+}
+
+fn ip_bytes(a: &IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(v) => v.octets().to_vec(),
+        IpAddr::V6(v) => v.octets().to_vec(),
+    }
+}
+
+fn push_attr(msg: &mut Vec<u8>, ty: u16, data: &[u8]) {
+    let len = 4 + data.len();
+    msg.extend_from_slice(&(len as u16).to_ne_bytes());
+    msg.extend_from_slice(&ty.to_ne_bytes());
+    msg.extend_from_slice(data);
+    while msg.len() % 4 != 0 {
+        msg.push(0);
+    }
+}
+
+/// Build an `RTM_NEWADDR` / `RTM_DELADDR` request.
+fn build(kind: u16, flags: u16, seq: u32, ifindex: u32, a: &IfAddr) -> io::Result<Vec<u8>> {
+    let (family, max) = match a.local {
+        IpAddr::V4(_) => (libc::AF_INET as u8, 32),
+        IpAddr::V6(_) => (libc::AF_INET6 as u8, 128),
+    };
+    if a.prefix_len > max || a.peer.is_some_and(|p| p.is_ipv6() != a.local.is_ipv6()) {
+        return Err(os::errno(libc::EINVAL));
+    }
+    let mut m = Vec::with_capacity(64);
+    m.extend_from_slice(&0u32.to_ne_bytes()); // length, patched below
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&flags.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills ours in
+                                              // struct ifaddrmsg
+    let ifa_flags = if a.local.is_ipv6() { IFA_F_NODAD } else { 0 };
+    m.extend_from_slice(&[family, a.prefix_len, ifa_flags, RT_SCOPE_UNIVERSE]);
+    m.extend_from_slice(&ifindex.to_ne_bytes());
+    push_attr(&mut m, IFA_LOCAL, &ip_bytes(&a.local));
+    push_attr(&mut m, IFA_ADDRESS, &ip_bytes(&a.peer.unwrap_or(a.local)));
+    let len = m.len() as u32;
+    m[0..4].copy_from_slice(&len.to_ne_bytes());
+    Ok(m)
+}
+
+/// Find the acknowledgement for `seq` in a netlink reply: `Some(errno)` (0 = success).
+fn parse_ack(buf: &[u8], seq: u32) -> Option<i32> {
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let h = &buf[off..];
+        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        if len < 16 || off + len > buf.len() {
+            return None;
+        }
+        let ty = u16::from_ne_bytes([h[4], h[5]]);
+        let s = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
+        if ty == NLMSG_ERROR && s == seq && len >= 20 {
+            let e = i32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
+            return Some(-e);
+        }
+        off += (len + 3) & !3;
+    }
+    None
+}
+
+fn request(kind: u16, flags: u16, name: &str, a: &IfAddr) -> io::Result<()> {
+    let ifindex = link::ifindex(name)?;
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let msg = build(kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq, ifindex, a)?;
+    // SAFETY: plain syscall with constant arguments.
+    let fd = os::cvt(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    })?;
+    // SAFETY: fd was just returned by socket() and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_nl (pid 0 = the kernel).
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: msg and kernel are live for the call, with their lengths passed.
+    let r = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    os::cvt_size(r)?;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        // SAFETY: buf is a live writable buffer of buf.len() bytes.
+        let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = match os::cvt_size(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r?,
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "netlink closed",
+            ));
+        }
+        match parse_ack(&buf[..n], seq) {
+            Some(0) => return Ok(()),
+            Some(e) => return Err(os::errno(e)),
+            None => continue,
+        }
+    }
+}
+
+/// Add an address to interface `name` (`EEXIST` if present). IPv6 addresses are added
+/// without duplicate address detection, so they are usable at once.
+pub fn add_address(name: &str, addr: IfAddr) -> io::Result<()> {
+    request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, name, &addr)
+}
+
+/// Remove an address from interface `name` (`EADDRNOTAVAIL` if absent).
+pub fn delete_address(name: &str, addr: IfAddr) -> io::Result<()> {
+    request(RTM_DELADDR, 0, name, &addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn request_layout() {
+        let a = IfAddr {
+            local: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            prefix_len: 32,
+            peer: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))),
+        };
+        let m = build(RTM_NEWADDR, NLM_F_REQUEST, 7, 3, &a).unwrap();
+        assert_eq!(m.len(), 16 + 8 + 8 + 8);
+        assert_eq!(
+            u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize,
+            m.len()
+        );
+        assert_eq!(&m[16..20], &[libc::AF_INET as u8, 32, 0, 0]);
+        assert_eq!(u32::from_ne_bytes(m[20..24].try_into().unwrap()), 3);
+        assert_eq!(&m[28..32], &[10, 0, 0, 1], "IFA_LOCAL");
+        assert_eq!(&m[36..40], &[10, 0, 0, 2], "IFA_ADDRESS is the peer");
+        let v6 = IfAddr {
+            local: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            prefix_len: 64,
+            peer: None,
+        };
+        let m = build(RTM_NEWADDR, 0, 1, 1, &v6).unwrap();
+        assert_eq!(m[18], IFA_F_NODAD);
+        assert_eq!(m.len(), 16 + 8 + 20 + 20);
+        let bad = IfAddr {
+            prefix_len: 33,
+            ..a
+        };
+        assert!(build(RTM_NEWADDR, 0, 1, 1, &bad).is_err());
+        let mixed = IfAddr {
+            peer: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            ..a
+        };
+        assert!(build(RTM_NEWADDR, 0, 1, 1, &mixed).is_err());
+    }
+
+    #[test]
+    fn ack_parsing() {
+        let mut ack = vec![0u8; 36];
+        ack[0..4].copy_from_slice(&36u32.to_ne_bytes());
+        ack[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        ack[8..12].copy_from_slice(&9u32.to_ne_bytes());
+        ack[16..20].copy_from_slice(&(-17i32).to_ne_bytes());
+        assert_eq!(parse_ack(&ack, 9), Some(17));
+        assert_eq!(parse_ack(&ack, 8), None);
+        // Truncated or garbage input never panics.
+        for n in 0..ack.len() {
+            let _ = parse_ack(&ack[..n], 9);
+        }
+        let mut bad = ack.clone();
+        bad[0..4].copy_from_slice(&3u32.to_ne_bytes());
+        assert_eq!(parse_ack(&bad, 9), None);
+    }
+}
