@@ -91,6 +91,14 @@ pub enum Command {
     /// Switch trace events on or off for a tunnel (`conn_id`) or session (`conn_id` +
     /// `session_id`), with `debug` as the on/off value (kernel-facts §9.2).
     TraceSet,
+    /// The PPPoL2TP `connect()` of kernel-facts §7.3: `conn_id`, `session_id`, `peer_conn_id`,
+    /// `peer_session_id`, `proto_version` and, to create the tunnel, an attached UDP socket
+    /// (`fd`). The reply carries a session socket descriptor (see [`sockproto`]).
+    Pppol2tpConnect,
+    /// Open an L2TP/IP socket (kernel-facts §8): bound to `ip_saddr`/`ip6_saddr` (optional)
+    /// and `conn_id`, optionally connected to `ip_daddr`/`ip6_daddr` and `peer_conn_id`.
+    /// The reply carries the descriptor (see [`sockproto`]).
+    L2tpipSocket,
 }
 
 /// Counters of a tunnel or session (L2TP_ATTR_STATS, kernel-facts §3.1).

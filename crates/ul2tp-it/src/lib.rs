@@ -25,25 +25,38 @@ pub fn unique(tag: &str) -> String {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test-binary>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
     dir
 }
 
 /// Path of a workspace binary; panics with a hint when it was not built.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace` (or `cargo test --workspace`)", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace` (or `cargo test --workspace`)",
+        p.display()
+    );
     p
 }
 
 /// Whether an external program is on PATH.
 pub fn have(prog: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {prog}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {prog}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Run a command, returning its output; panics if it cannot be started.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Run a command that must succeed.
@@ -122,7 +135,9 @@ impl Netns {
     pub fn ping(&self, dst: &str, extra: &[&str]) -> bool {
         let mut c = self.cmd("ping");
         c.args(["-c1", "-W2", "-w3", "-q"]).args(extra).arg(dst);
-        run(c.stdout(Stdio::null()).stderr(Stdio::null())).status.success()
+        run(c.stdout(Stdio::null()).stderr(Stdio::null()))
+            .status
+            .success()
     }
 
     /// Ping until one answer arrives or `tries` attempts failed (the first ping across a fresh
@@ -135,14 +150,19 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Kill whatever still runs in the namespace (by PID), then delete it.
-        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(o) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
                 if let Ok(pid) = pid.parse::<i32>() {
                     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
                 }
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -150,7 +170,10 @@ impl Drop for Netns {
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     let tmp_a = unique("va");
     let tmp_b = unique("vb");
-    must(Command::new("ip").args(["link", "add", &tmp_a, "netns", &a.name, "type", "veth", "peer", "name", &tmp_b, "netns", &b.name]));
+    must(Command::new("ip").args([
+        "link", "add", &tmp_a, "netns", &a.name, "type", "veth", "peer", "name", &tmp_b, "netns",
+        &b.name,
+    ]));
     a.ip(&["link", "set", &tmp_a, "name", a_if]);
     b.ip(&["link", "set", &tmp_b, "name", b_if]);
     a.ip(&["link", "set", a_if, "up"]);
@@ -213,7 +236,10 @@ impl Daemon {
 
     /// Run `ul2tp ARGS` against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
-        run(Command::new(bin("ul2tp")).arg("--socket").arg(&self.socket).args(args))
+        run(Command::new(bin("ul2tp"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args))
     }
 
     /// Run `ul2tp ARGS`, which must succeed; returns stdout.
@@ -241,7 +267,11 @@ impl Daemon {
             .client()
             .request(
                 ul2tp_api::Command::SessionGet,
-                ul2tp_api::Attrs { conn_id: Some(tunnel_id), session_id: Some(session_id), ..Default::default() },
+                ul2tp_api::Attrs {
+                    conn_id: Some(tunnel_id),
+                    session_id: Some(session_id),
+                    ..Default::default()
+                },
                 false,
             )
             .expect("session_get");
@@ -259,7 +289,11 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("--- ul2tpd log ({}) ---\n{}", self.socket.display(), self.log());
+            eprintln!(
+                "--- ul2tpd log ({}) ---\n{}",
+                self.socket.display(),
+                self.log()
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -279,11 +313,11 @@ impl Capture {
         let file = std::env::temp_dir().join(format!("{}.pcap", unique("cap")));
         let child = ns
             .cmd("tcpdump")
-            .args(["-i", iface, "-U", "-n", "-s", "0", "-w"])
+            .args(["-i", iface, "-U", "--immediate-mode", "-n", "-s", "0", "-w"])
             .arg(&file)
             .arg(filter)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(file.with_extension("log")).expect("tcpdump log"))
             .spawn()
             .expect("spawn tcpdump");
         // Wait until tcpdump has written its file header (it is listening by then).
@@ -298,9 +332,18 @@ impl Capture {
     /// Stop and return the pcap file's bytes.
     pub fn stop(mut self) -> Vec<u8> {
         std::thread::sleep(Duration::from_millis(200));
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
-        std::fs::read(&self.file).unwrap_or_default()
+        let bytes = std::fs::read(&self.file).unwrap_or_default();
+        if bytes.len() <= 24 {
+            eprintln!(
+                "tcpdump: {}",
+                std::fs::read_to_string(self.file.with_extension("log")).unwrap_or_default()
+            );
+        }
+        bytes
     }
 }
 
@@ -309,6 +352,7 @@ impl Drop for Capture {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.file);
+        let _ = std::fs::remove_file(self.file.with_extension("log"));
     }
 }
 
@@ -320,6 +364,10 @@ pub fn tshark(pcap: &[u8], args: &[&str]) -> String {
     c.arg("-r").arg(&file).args(args);
     let o = run(&mut c);
     let _ = std::fs::remove_file(&file);
-    assert!(o.status.success(), "tshark failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

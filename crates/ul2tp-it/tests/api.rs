@@ -30,7 +30,13 @@ fn tunnel(tid: u32, ptid: u32, port: u16) -> Attrs {
 }
 
 fn session(tid: u32, sid: u32) -> Attrs {
-    Attrs { conn_id: Some(tid), session_id: Some(sid), peer_session_id: Some(sid + 1), pw_type: Some(pw_type::ETH), ..Attrs::default() }
+    Attrs {
+        conn_id: Some(tid),
+        session_id: Some(sid),
+        peer_session_id: Some(sid + 1),
+        pw_type: Some(pw_type::ETH),
+        ..Attrs::default()
+    }
 }
 
 #[test]
@@ -49,46 +55,91 @@ fn error_paths_of_the_kernel() {
             "proto_version" => a.proto_version = None,
             _ => a.encap_type = None,
         }
-        assert_eq!(errno(c.request(Command::TunnelCreate, a, false)), Errno::EINVAL, "{missing}");
+        assert_eq!(
+            errno(c.request(Command::TunnelCreate, a, false)),
+            Errno::EINVAL,
+            "{missing}"
+        );
     }
     // Bad encap: EINVAL; no address pair: EINVAL.
     let mut a = tunnel(10, 20, 7000);
     a.encap_type = Some(7);
-    assert_eq!(errno(c.request(Command::TunnelCreate, a, false)), Errno::EINVAL);
+    assert_eq!(
+        errno(c.request(Command::TunnelCreate, a, false)),
+        Errno::EINVAL
+    );
     let mut a = tunnel(10, 20, 7000);
     a.ip_daddr = None;
-    assert_eq!(errno(c.request(Command::TunnelCreate, a, false)), Errno::EINVAL);
+    assert_eq!(
+        errno(c.request(Command::TunnelCreate, a, false)),
+        Errno::EINVAL
+    );
 
     ok(&mut c, Command::TunnelCreate, tunnel(10, 20, 7000));
     // Duplicate tunnel id: EEXIST.
-    assert_eq!(errno(c.request(Command::TunnelCreate, tunnel(10, 20, 7100), false)), Errno::EEXIST);
+    assert_eq!(
+        errno(c.request(Command::TunnelCreate, tunnel(10, 20, 7100), false)),
+        Errno::EEXIST
+    );
     // Unknown tunnel: ENODEV for get, delete, modify and session create.
-    let t99 = Attrs { conn_id: Some(99), ..Attrs::default() };
-    for cmd in [Command::TunnelGet, Command::TunnelDelete, Command::TunnelModify] {
-        assert_eq!(errno(c.request(cmd, t99.clone(), false)), Errno::ENODEV, "{cmd:?}");
+    let t99 = Attrs {
+        conn_id: Some(99),
+        ..Attrs::default()
+    };
+    for cmd in [
+        Command::TunnelGet,
+        Command::TunnelDelete,
+        Command::TunnelModify,
+    ] {
+        assert_eq!(
+            errno(c.request(cmd, t99.clone(), false)),
+            Errno::ENODEV,
+            "{cmd:?}"
+        );
     }
-    assert_eq!(errno(c.request(Command::SessionCreate, session(99, 1), false)), Errno::ENODEV);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, session(99, 1), false)),
+        Errno::ENODEV
+    );
     // Session create without conn_id: EINVAL; without session ids or pw_type: EINVAL.
     let mut s = session(10, 1);
     s.conn_id = None;
-    assert_eq!(errno(c.request(Command::SessionCreate, s, false)), Errno::EINVAL);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::EINVAL
+    );
     let mut s = session(10, 1);
     s.pw_type = None;
-    assert_eq!(errno(c.request(Command::SessionCreate, s, false)), Errno::EINVAL);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::EINVAL
+    );
     // pw_type >= 12: EINVAL; not implemented: EPROTONOSUPPORT; bad l2spec: EINVAL.
     let mut s = session(10, 1);
     s.pw_type = Some(12);
-    assert_eq!(errno(c.request(Command::SessionCreate, s, false)), Errno::EINVAL);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::EINVAL
+    );
     let mut s = session(10, 1);
     s.pw_type = Some(pw_type::IP);
-    assert_eq!(errno(c.request(Command::SessionCreate, s, false)), Errno::EPROTONOSUPPORT);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::EPROTONOSUPPORT
+    );
     let mut s = session(10, 1);
     s.l2spec_type = Some(5);
-    assert_eq!(errno(c.request(Command::SessionCreate, s, false)), Errno::EINVAL);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::EINVAL
+    );
     // Cookie longer than 8 bytes: rejected (ERANGE).
     let mut s = session(10, 1);
     s.cookie = Some("001122334455667788".into());
-    assert_eq!(errno(c.request(Command::SessionCreate, s, false)), Errno::ERANGE);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::ERANGE
+    );
 
     let name = unique("e");
     let mut s = session(10, 1);
@@ -96,51 +147,121 @@ fn error_paths_of_the_kernel() {
     ok(&mut c, Command::SessionCreate, s);
     assert!(ns.has_link(&name));
     // Duplicate session id: EEXIST; interface name taken: EEXIST.
-    assert_eq!(errno(c.request(Command::SessionCreate, session(10, 1), false)), Errno::EEXIST);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, session(10, 1), false)),
+        Errno::EEXIST
+    );
     let mut s = session(10, 2);
     s.ifname = Some(name.clone());
-    assert_eq!(errno(c.request(Command::SessionCreate, s, false)), Errno::EEXIST);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::EEXIST
+    );
     // L2TPv3 session ids are unique across IP-encap tunnels and any other tunnel (§5.2).
     let mut ipt = tunnel(11, 21, 0);
     ipt.encap_type = Some(1);
     ipt.udp_sport = None;
     ipt.udp_dport = None;
     ok(&mut c, Command::TunnelCreate, ipt);
-    assert_eq!(errno(c.request(Command::SessionCreate, session(11, 1), false)), Errno::EEXIST);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, session(11, 1), false)),
+        Errno::EEXIST
+    );
     // ...but two UDP tunnels may both have session 5.
     ok(&mut c, Command::TunnelCreate, tunnel(12, 22, 7200));
     ok(&mut c, Command::SessionCreate, session(10, 5));
     ok(&mut c, Command::SessionCreate, session(12, 5));
 
     // Session lookups that miss: ENODEV (not EINVAL), also with missing attributes (§4.7).
-    for cmd in [Command::SessionGet, Command::SessionDelete, Command::SessionModify] {
-        assert_eq!(errno(c.request(cmd, Attrs { conn_id: Some(10), session_id: Some(77), ..Attrs::default() }, false)), Errno::ENODEV);
-        assert_eq!(errno(c.request(cmd, Attrs { conn_id: Some(10), ..Attrs::default() }, false)), Errno::ENODEV);
+    for cmd in [
+        Command::SessionGet,
+        Command::SessionDelete,
+        Command::SessionModify,
+    ] {
+        assert_eq!(
+            errno(c.request(
+                cmd,
+                Attrs {
+                    conn_id: Some(10),
+                    session_id: Some(77),
+                    ..Attrs::default()
+                },
+                false
+            )),
+            Errno::ENODEV
+        );
+        assert_eq!(
+            errno(c.request(
+                cmd,
+                Attrs {
+                    conn_id: Some(10),
+                    ..Attrs::default()
+                },
+                false
+            )),
+            Errno::ENODEV
+        );
     }
     // Lookup by ifname wins over ids.
-    let r = ok(&mut c, Command::SessionGet, Attrs { ifname: Some(name.clone()), conn_id: Some(99), ..Attrs::default() });
+    let r = ok(
+        &mut c,
+        Command::SessionGet,
+        Attrs {
+            ifname: Some(name.clone()),
+            conn_id: Some(99),
+            ..Attrs::default()
+        },
+    );
     assert_eq!(r.attrs.unwrap().session_id, Some(1));
 
     // v2 tunnel: only PPP sessions (EPROTONOSUPPORT for ETH).
     let mut v2 = tunnel(13, 23, 7300);
     v2.proto_version = Some(2);
     ok(&mut c, Command::TunnelCreate, v2);
-    assert_eq!(errno(c.request(Command::SessionCreate, session(13, 9), false)), Errno::EPROTONOSUPPORT);
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, session(13, 9), false)),
+        Errno::EPROTONOSUPPORT
+    );
 
     // Dumps are ordered by tunnel id, then session id.
-    let r = ok(&mut c, Command::TunnelGet, Attrs::default());
-    let _ = r;
-    let dump = c.request(Command::TunnelGet, Attrs::default(), true).unwrap().entries.unwrap();
+    // A get without conn_id is EINVAL (the doit form needs it, §4.7).
+    assert_eq!(
+        errno(c.request(Command::TunnelGet, Attrs::default(), false)),
+        Errno::EINVAL
+    );
+    let dump = c
+        .request(Command::TunnelGet, Attrs::default(), true)
+        .unwrap()
+        .entries
+        .unwrap();
     let ids: Vec<u32> = dump.iter().map(|a| a.conn_id.unwrap()).collect();
     assert_eq!(ids, vec![10, 11, 12, 13]);
-    let dump = c.request(Command::SessionGet, Attrs::default(), true).unwrap().entries.unwrap();
-    let ids: Vec<(u32, u32)> = dump.iter().map(|a| (a.conn_id.unwrap(), a.session_id.unwrap())).collect();
+    let dump = c
+        .request(Command::SessionGet, Attrs::default(), true)
+        .unwrap()
+        .entries
+        .unwrap();
+    let ids: Vec<(u32, u32)> = dump
+        .iter()
+        .map(|a| (a.conn_id.unwrap(), a.session_id.unwrap()))
+        .collect();
     assert_eq!(ids, vec![(10, 1), (10, 5), (12, 5)]);
 
     // Deleting a tunnel removes its sessions and their devices.
-    ok(&mut c, Command::TunnelDelete, Attrs { conn_id: Some(10), ..Attrs::default() });
+    ok(
+        &mut c,
+        Command::TunnelDelete,
+        Attrs {
+            conn_id: Some(10),
+            ..Attrs::default()
+        },
+    );
     assert!(ns.wait_link(&name, false, std::time::Duration::from_secs(5)));
-    let dump = c.request(Command::SessionGet, Attrs::default(), true).unwrap().entries.unwrap();
+    let dump = c
+        .request(Command::SessionGet, Attrs::default(), true)
+        .unwrap()
+        .entries
+        .unwrap();
     assert_eq!(dump.len(), 1);
 
     // Malformed requests get EINVAL and the connection stays usable.
@@ -153,7 +274,10 @@ fn error_paths_of_the_kernel() {
     assert!(line.contains("EINVAL"), "{line}");
     line.clear();
     std::io::BufRead::read_line(&mut rd, &mut line).unwrap();
-    assert!(line.contains("\"seq\":5") && !line.contains("error"), "{line}");
+    assert!(
+        line.contains("\"seq\":5") && !line.contains("error"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -161,23 +285,47 @@ fn notifications_reach_monitors() {
     let ns = Netns::new("mon");
     let d = Daemon::start(&ns, &[]);
     let mut m = d.client();
-    m.request(Command::Monitor, Attrs::default(), false).unwrap();
+    m.request(Command::Monitor, Attrs::default(), false)
+        .unwrap();
     let mut c = d.client();
-    c.request(Command::TunnelCreate, tunnel(30, 40, 7400), false).unwrap();
-    c.request(Command::SessionCreate, session(30, 3), false).unwrap();
-    c.request(Command::SessionModify, Attrs { conn_id: Some(30), session_id: Some(3), send_seq: Some(1), ..Attrs::default() }, false).unwrap();
-    c.request(Command::TunnelDelete, Attrs { conn_id: Some(30), ..Attrs::default() }, false).unwrap();
+    c.request(Command::TunnelCreate, tunnel(30, 40, 7400), false)
+        .unwrap();
+    c.request(Command::SessionCreate, session(30, 3), false)
+        .unwrap();
+    c.request(
+        Command::SessionModify,
+        Attrs {
+            conn_id: Some(30),
+            session_id: Some(3),
+            send_seq: Some(1),
+            ..Attrs::default()
+        },
+        false,
+    )
+    .unwrap();
+    c.request(
+        Command::TunnelDelete,
+        Attrs {
+            conn_id: Some(30),
+            ..Attrs::default()
+        },
+        false,
+    )
+    .unwrap();
     let mut got = Vec::new();
     for _ in 0..4 {
         let e = m.next_message().unwrap();
         got.push((e.event.unwrap(), e.attrs.unwrap()));
     }
-    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![
-        Command::TunnelCreate,
-        Command::SessionCreate,
-        Command::SessionModify,
-        Command::TunnelDelete
-    ]);
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        vec![
+            Command::TunnelCreate,
+            Command::SessionCreate,
+            Command::SessionModify,
+            Command::TunnelDelete
+        ]
+    );
     assert_eq!(got[0].1.udp_sport, Some(7400));
     assert_eq!(got[2].1.send_seq, Some(1));
 }
@@ -192,10 +340,30 @@ fn unprivileged_users_get_eperm() {
         .arg(ul2tp_it::bin("ul2tp"))
         .arg("--socket")
         .arg(&d.socket)
-        .args(["add", "tunnel", "tunnel_id", "1", "peer_tunnel_id", "2", "local", "127.0.0.1", "remote", "127.0.0.1", "udp_sport", "1", "udp_dport", "2"])
+        .args([
+            "add",
+            "tunnel",
+            "tunnel_id",
+            "1",
+            "peer_tunnel_id",
+            "2",
+            "local",
+            "127.0.0.1",
+            "remote",
+            "127.0.0.1",
+            "udp_sport",
+            "1",
+            "udp_dport",
+            "2",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
 }
 
@@ -224,10 +392,19 @@ fn static_config_creates_objects_and_errors_name_file_line_key() {
     std::fs::write(&bad, "[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nlocal = \"127.0.0.1\"\nremote = \"127.0.0.1\"\nudp_sport = 1\nudp_dprot = 2\n").unwrap();
     let (status, err) = Daemon::start_failing(&ns, &["--config", bad.to_str().unwrap()]);
     assert!(!status.success());
-    assert!(err.contains("bad.toml:7") && err.contains("udp_dprot"), "{err}");
+    assert!(
+        err.contains("bad.toml:7") && err.contains("udp_dprot"),
+        "{err}"
+    );
 
-    let (status, err) = Daemon::start_failing(&ns, &["--config", dir.join("missing.toml").to_str().unwrap()]);
+    let (status, err) = Daemon::start_failing(
+        &ns,
+        &["--config", dir.join("missing.toml").to_str().unwrap()],
+    );
     assert!(!status.success());
-    assert!(err.contains("missing.toml") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("missing.toml") && err.contains("cannot read"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -35,18 +35,74 @@ fn pair(v6: bool) -> Pair {
 /// Tunnel 1000/2000 and session 0x1001/0x2001 like the capture README, with extra session args
 /// for each side.
 fn pw(p: &Pair, encap: &str, v6: bool, a_extra: &[&str], b_extra: &[&str]) {
-    let (la, lb) = if v6 { ("fd00::1", "fd00::2") } else { ("192.0.2.1", "192.0.2.2") };
-    let ports: &[&str] = if encap == "udp" { &["udp_sport", "5000", "udp_dport", "5000"] } else { &[] };
-    let mut t = vec!["add", "tunnel", "tunnel_id", "2000", "peer_tunnel_id", "1000", "encap", encap, "local", la, "remote", lb];
+    let (la, lb) = if v6 {
+        ("fd00::1", "fd00::2")
+    } else {
+        ("192.0.2.1", "192.0.2.2")
+    };
+    let ports: &[&str] = if encap == "udp" {
+        &["udp_sport", "5000", "udp_dport", "5000"]
+    } else {
+        &[]
+    };
+    let mut t = vec![
+        "add",
+        "tunnel",
+        "tunnel_id",
+        "2000",
+        "peer_tunnel_id",
+        "1000",
+        "encap",
+        encap,
+        "local",
+        la,
+        "remote",
+        lb,
+    ];
     t.extend_from_slice(ports);
     p.da.cli_ok(&t);
-    let mut t = vec!["add", "tunnel", "tunnel_id", "1000", "peer_tunnel_id", "2000", "encap", encap, "local", lb, "remote", la];
+    let mut t = vec![
+        "add",
+        "tunnel",
+        "tunnel_id",
+        "1000",
+        "peer_tunnel_id",
+        "2000",
+        "encap",
+        encap,
+        "local",
+        lb,
+        "remote",
+        la,
+    ];
     t.extend_from_slice(ports);
     p.db.cli_ok(&t);
-    let mut s = vec!["add", "session", "name", "pw0", "tunnel_id", "2000", "session_id", "0x2001", "peer_session_id", "0x1001"];
+    let mut s = vec![
+        "add",
+        "session",
+        "name",
+        "pw0",
+        "tunnel_id",
+        "2000",
+        "session_id",
+        "0x2001",
+        "peer_session_id",
+        "0x1001",
+    ];
     s.extend_from_slice(a_extra);
     p.da.cli_ok(&s);
-    let mut s = vec!["add", "session", "name", "pw0", "tunnel_id", "1000", "session_id", "0x1001", "peer_session_id", "0x2001"];
+    let mut s = vec![
+        "add",
+        "session",
+        "name",
+        "pw0",
+        "tunnel_id",
+        "1000",
+        "session_id",
+        "0x1001",
+        "peer_session_id",
+        "0x2001",
+    ];
     s.extend_from_slice(b_extra);
     p.db.cli_ok(&s);
     p.a.ip(&["link", "set", "pw0", "up"]);
@@ -57,15 +113,31 @@ fn pw(p: &Pair, encap: &str, v6: bool, a_extra: &[&str], b_extra: &[&str]) {
 
 #[test]
 fn cookies_4_and_8_bytes_work() {
-    for (encap, ca, cb) in [("udp", "0011223344556677", "8899aabbccddeeff"), ("ip", "00112233", "44556677")] {
+    for (encap, ca, cb) in [
+        ("udp", "0011223344556677", "8899aabbccddeeff"),
+        ("ip", "00112233", "44556677"),
+    ] {
         let p = pair(false);
-        pw(&p, encap, false, &["cookie", ca, "peer_cookie", cb], &["cookie", cb, "peer_cookie", ca]);
-        assert!(p.a.ping_retry("198.51.100.2", &[], 5), "ping with {} cookies over {encap}", ca.len() / 2);
+        pw(
+            &p,
+            encap,
+            false,
+            &["cookie", ca, "peer_cookie", cb],
+            &["cookie", cb, "peer_cookie", ca],
+        );
+        assert!(
+            p.a.ping_retry("198.51.100.2", &[], 5),
+            "ping with {} cookies over {encap}",
+            ca.len() / 2
+        );
         let s = p.da.session_stats(2000, 0x2001);
         assert_eq!(s.rx_cookie_discards, 0);
         assert!(s.rx_packets > 0);
         let shown = p.da.cli_ok(&["show", "session", "tunnel_id", "2000"]);
-        assert!(shown.contains(&format!("  cookie {ca}  peer cookie {cb}")), "{shown}");
+        assert!(
+            shown.contains(&format!("  cookie {ca}  peer cookie {cb}")),
+            "{shown}"
+        );
     }
 }
 
@@ -73,13 +145,27 @@ fn cookies_4_and_8_bytes_work() {
 fn cookie_mismatch_is_dropped_and_counted() {
     let p = pair(false);
     // b sends 8899aabbccddeeff but a expects 0102030405060708.
-    pw(&p, "udp", false, &["cookie", "0011223344556677", "peer_cookie", "0102030405060708"], &[
-        "cookie",
-        "8899aabbccddeeff",
-        "peer_cookie",
-        "0011223344556677",
-    ]);
-    assert!(!p.b.ping_retry("198.51.100.1", &[], 2), "ping succeeded despite a cookie mismatch");
+    pw(
+        &p,
+        "udp",
+        false,
+        &[
+            "cookie",
+            "0011223344556677",
+            "peer_cookie",
+            "0102030405060708",
+        ],
+        &[
+            "cookie",
+            "8899aabbccddeeff",
+            "peer_cookie",
+            "0011223344556677",
+        ],
+    );
+    assert!(
+        !p.b.ping_retry("198.51.100.1", &[], 2),
+        "ping succeeded despite a cookie mismatch"
+    );
     let s = p.da.session_stats(2000, 0x2001);
     assert!(s.rx_cookie_discards > 0, "{s:?}");
     assert_eq!(s.rx_errors, s.rx_cookie_discards, "{s:?}");
@@ -96,7 +182,11 @@ fn capture_and_check(encap: &str, v6: bool, cookie: Option<(&str, &str)>, l2spec
         panic!("tshark and tcpdump are required (installed by .ci/run)");
     }
     let p = pair(v6);
-    let filter = if encap == "udp" { "udp port 5000" } else { "ip proto 115 or ip6 proto 115" };
+    let filter = if encap == "udp" {
+        "udp port 5000"
+    } else {
+        "ip proto 115 or ip6 proto 115"
+    };
     let cap = Capture::start(&p.a, "eth0", filter);
     let (mut ea, mut eb) = (vec!["l2spec_type", l2spec], vec!["l2spec_type", l2spec]);
     if let Some((ca, cb)) = cookie {
@@ -112,32 +202,64 @@ fn capture_and_check(encap: &str, v6: bool, cookie: Option<(&str, &str)>, l2spec
         Some((c, _)) if c.len() == 8 => "cookie4",
         Some(_) => "cookie8",
     };
-    let mut args = vec!["-o".to_string(), format!("l2tp.cookie_size:{size}"), "-o".into(), format!("l2tp.l2_specific:{l2spec}")];
+    let mut args = vec![
+        "-o".to_string(),
+        format!("l2tp.cookie_size:{size}"),
+        "-o".into(),
+        format!("l2tp.l2_specific:{l2spec}"),
+    ];
     if encap == "udp" {
         args.extend(["-d".into(), "udp.port==5000,l2tp".into()]);
     }
     args.extend(["-d".into(), "l2tp.pw_type==0,eth".into()]);
-    args.extend(["-T".into(), "fields".into(), "-e".into(), "l2tp.sid".into(), "-e".into(), "l2tp.cookie".into(), "-e".into(), "_ws.col.Protocol".into(), "-e".into(), "_ws.expert.message".into()]);
+    args.extend([
+        "-T".into(),
+        "fields".into(),
+        "-e".into(),
+        "l2tp.sid".into(),
+        "-e".into(),
+        "l2tp.cookie".into(),
+        "-e".into(),
+        "_ws.col.Protocol".into(),
+        "-e".into(),
+        "_ws.expert.message".into(),
+    ]);
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = tshark(&pcap, &a);
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(lines.len() >= 2, "too few packets captured: {out}");
+    assert!(
+        lines.len() >= 2,
+        "too few packets captured ({} pcap bytes): {out}",
+        pcap.len()
+    );
     for l in &lines {
         let f: Vec<&str> = l.split('\t').collect();
         let sid = f[0];
-        assert!(sid == "0x00001001" || sid == "0x00002001" || sid == "4097" || sid == "8193", "bad session id in {l:?}");
+        assert!(
+            sid == "0x00001001" || sid == "0x00002001" || sid == "4097" || sid == "8193",
+            "bad session id in {l:?}"
+        );
         if let Some((ca, cb)) = cookie {
             let c = f.get(1).copied().unwrap_or("").replace(':', "");
             assert!(c == ca || c == cb, "bad cookie in {l:?}");
         }
         let proto = f.get(2).copied().unwrap_or("");
-        assert!(proto != "L2TP" || l.contains("ARP"), "payload not decoded as Ethernet: {l:?}");
-        assert!(!l.to_lowercase().contains("malformed"), "malformed packet: {l:?}");
+        assert!(
+            proto != "L2TP" || l.contains("ARP"),
+            "payload not decoded as Ethernet: {l:?}"
+        );
+        assert!(
+            !l.to_lowercase().contains("malformed"),
+            "malformed packet: {l:?}"
+        );
     }
     // Full verbose decode must not mention malformed packets either.
     let verbose = tshark(&pcap, &a[..a.len() - 10]);
     assert!(!verbose.to_lowercase().contains("malformed"), "{verbose}");
-    assert!(verbose.contains("ICMP") || verbose.contains("ICMPv6"), "no ICMP inside the pseudowire: {verbose}");
+    assert!(
+        verbose.contains("ICMP") || verbose.contains("ICMPv6"),
+        "no ICMP inside the pseudowire: {verbose}"
+    );
 }
 
 #[test]
@@ -147,7 +269,12 @@ fn tshark_decodes_udp4_no_cookie() {
 
 #[test]
 fn tshark_decodes_udp4_cookie8_l2spec_none() {
-    capture_and_check("udp", false, Some(("0011223344556677", "8899aabbccddeeff")), "none");
+    capture_and_check(
+        "udp",
+        false,
+        Some(("0011223344556677", "8899aabbccddeeff")),
+        "none",
+    );
 }
 
 #[test]
@@ -157,6 +284,11 @@ fn tshark_decodes_ip4_cookie4() {
 
 #[test]
 fn tshark_decodes_ip6_cookie8_and_udp6() {
-    capture_and_check("ip", true, Some(("0011223344556677", "8899aabbccddeeff")), "default");
+    capture_and_check(
+        "ip",
+        true,
+        Some(("0011223344556677", "8899aabbccddeeff")),
+        "default",
+    );
     capture_and_check("udp", true, None, "none");
 }

@@ -26,28 +26,89 @@ fn topology() -> Topology {
         ns.sysctl("net.ipv6.conf.default.accept_dad=0");
         ns.sysctl("net.ipv6.conf.all.accept_dad=0");
     }
-    for (ns, dev) in [(&h1, "eth0"), (&router, "eth1"), (&router, "eth2"), (&h2, "eth0")] {
+    for (ns, dev) in [
+        (&h1, "eth0"),
+        (&router, "eth1"),
+        (&router, "eth2"),
+        (&h2, "eth0"),
+    ] {
         ns.sysctl(&format!("net.ipv6.conf.{dev}.accept_dad=0"));
     }
     h1.ip(&["addr", "add", "172.16.101.1/32", "dev", "lo"]);
     h1.ip(&["-6", "addr", "add", "fc00:101::1/128", "dev", "lo"]);
     h1.ip(&["addr", "add", "10.1.1.1/24", "dev", "eth0"]);
-    h1.ip(&["-6", "addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad"]);
+    h1.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
     router.ip(&["addr", "add", "10.1.1.2/24", "dev", "eth1"]);
-    router.ip(&["-6", "addr", "add", "2001:db8:1::2/64", "dev", "eth1", "nodad"]);
+    router.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:1::2/64",
+        "dev",
+        "eth1",
+        "nodad",
+    ]);
     router.ip(&["addr", "add", "10.1.2.2/24", "dev", "eth2"]);
-    router.ip(&["-6", "addr", "add", "2001:db8:2::2/64", "dev", "eth2", "nodad"]);
+    router.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:2::2/64",
+        "dev",
+        "eth2",
+        "nodad",
+    ]);
     h2.ip(&["addr", "add", "10.1.2.1/24", "dev", "eth0"]);
-    h2.ip(&["-6", "addr", "add", "2001:db8:2::1/64", "dev", "eth0", "nodad"]);
+    h2.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:2::1/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
     h2.ip(&["addr", "add", "172.16.101.2/32", "dev", "lo"]);
     h2.ip(&["-6", "addr", "add", "fc00:101::2/128", "dev", "lo"]);
     h1.ip(&["route", "add", "10.1.2.0/24", "via", "10.1.1.2"]);
-    h1.ip(&["-6", "route", "add", "2001:db8:2::/64", "via", "2001:db8:1::2"]);
+    h1.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:2::/64",
+        "via",
+        "2001:db8:1::2",
+    ]);
     h2.ip(&["route", "add", "10.1.1.0/24", "via", "10.1.2.2"]);
-    h2.ip(&["-6", "route", "add", "2001:db8:1::/64", "via", "2001:db8:2::2"]);
-    assert!(h1.ping_retry("10.1.2.1", &[], 3), "underlay IPv4 does not work");
-    assert!(h1.ping_retry("2001:db8:2::1", &[], 3), "underlay IPv6 does not work");
-    Topology { h1, _router: router, h2 }
+    h2.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:1::/64",
+        "via",
+        "2001:db8:2::2",
+    ]);
+    assert!(
+        h1.ping_retry("10.1.2.1", &[], 3),
+        "underlay IPv4 does not work"
+    );
+    assert!(
+        h1.ping_retry("2001:db8:2::1", &[], 3),
+        "underlay IPv6 does not work"
+    );
+    Topology {
+        h1,
+        _router: router,
+        h2,
+    }
 }
 
 /// Create the selftest's tunnels and sessions on both hosts with `ul2tp` (the `ip l2tp`
@@ -55,7 +116,12 @@ fn topology() -> Topology {
 fn setup_l2tp(t: &Topology, d1: &Daemon, d2: &Daemon, encap: &str) {
     let udp = |sport: &str, dport: &str| -> Vec<String> {
         if encap == "udp" {
-            vec!["udp_sport".into(), sport.into(), "udp_dport".into(), dport.into()]
+            vec![
+                "udp_sport".into(),
+                sport.into(),
+                "udp_dport".into(),
+                dport.into(),
+            ]
         } else {
             vec![]
         }
@@ -64,38 +130,105 @@ fn setup_l2tp(t: &Topology, d1: &Daemon, d2: &Daemon, encap: &str) {
         let v: Vec<&str> = args.iter().map(String::as_str).collect();
         d.cli_ok(&v);
     };
-    let tunnel = |tid: &str, ptid: &str, local: &str, remote: &str, ports: Vec<String>| -> Vec<String> {
-        let mut v: Vec<String> = ["add", "tunnel", "tunnel_id", tid, "peer_tunnel_id", ptid, "encap", encap, "local", local, "remote", remote]
+    let tunnel =
+        |tid: &str, ptid: &str, local: &str, remote: &str, ports: Vec<String>| -> Vec<String> {
+            let mut v: Vec<String> = [
+                "add",
+                "tunnel",
+                "tunnel_id",
+                tid,
+                "peer_tunnel_id",
+                ptid,
+                "encap",
+                encap,
+                "local",
+                local,
+                "remote",
+                remote,
+            ]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        v.extend(ports);
-        v
-    };
+            v.extend(ports);
+            v
+        };
     let session = |name: &str, tid: &str, sid: &str, psid: &str| -> Vec<String> {
-        ["add", "session", "name", name, "tunnel_id", tid, "session_id", sid, "peer_session_id", psid]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "add",
+            "session",
+            "name",
+            name,
+            "tunnel_id",
+            tid,
+            "session_id",
+            sid,
+            "peer_session_id",
+            psid,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
-    add(d1, tunnel("1041", "1042", "10.1.1.1", "10.1.2.1", udp("5041", "5042")));
+    add(
+        d1,
+        tunnel("1041", "1042", "10.1.1.1", "10.1.2.1", udp("5041", "5042")),
+    );
     add(d1, session("l2tp4", "1041", "1041", "1042"));
-    add(d2, tunnel("1042", "1041", "10.1.2.1", "10.1.1.1", udp("5042", "5041")));
+    add(
+        d2,
+        tunnel("1042", "1041", "10.1.2.1", "10.1.1.1", udp("5042", "5041")),
+    );
     add(d2, session("l2tp4", "1042", "1042", "1041"));
-    add(d1, tunnel("1061", "1062", "2001:db8:1::1", "2001:db8:2::1", udp("5061", "5062")));
+    add(
+        d1,
+        tunnel(
+            "1061",
+            "1062",
+            "2001:db8:1::1",
+            "2001:db8:2::1",
+            udp("5061", "5062"),
+        ),
+    );
     add(d1, session("l2tp6", "1061", "1061", "1062"));
-    add(d2, tunnel("1062", "1061", "2001:db8:2::1", "2001:db8:1::1", udp("5062", "5061")));
+    add(
+        d2,
+        tunnel(
+            "1062",
+            "1061",
+            "2001:db8:2::1",
+            "2001:db8:1::1",
+            udp("5062", "5061"),
+        ),
+    );
     add(d2, session("l2tp6", "1062", "1062", "1061"));
 
     for (ns, me, peer, me6, peer6, dst, dst6) in [
-        (&t.h1, "172.16.1.1", "172.16.1.2", "fc00:1::1", "fc00:1::2", "172.16.101.2/32", "fc00:101::2/128"),
-        (&t.h2, "172.16.1.2", "172.16.1.1", "fc00:1::2", "fc00:1::1", "172.16.101.1/32", "fc00:101::1/128"),
+        (
+            &t.h1,
+            "172.16.1.1",
+            "172.16.1.2",
+            "fc00:1::1",
+            "fc00:1::2",
+            "172.16.101.2/32",
+            "fc00:101::2/128",
+        ),
+        (
+            &t.h2,
+            "172.16.1.2",
+            "172.16.1.1",
+            "fc00:1::2",
+            "fc00:1::1",
+            "172.16.101.1/32",
+            "fc00:101::1/128",
+        ),
     ] {
         ns.sysctl("net.ipv6.conf.default.accept_dad=0");
         ns.ip(&["link", "set", "dev", "l2tp4", "up"]);
         ns.ip(&["link", "set", "dev", "l2tp6", "up"]);
         ns.ip(&["addr", "add", me, "peer", peer, "dev", "l2tp4"]);
-        ns.ip(&["-6", "addr", "add", me6, "peer", peer6, "dev", "l2tp6", "nodad"]);
+        ns.ip(&[
+            "-6", "addr", "add", me6, "peer", peer6, "dev", "l2tp6", "nodad",
+        ]);
         ns.ip(&["route", "add", dst, "via", peer]);
         ns.ip(&["-6", "route", "add", dst6, "via", peer6]);
     }
@@ -118,12 +251,30 @@ fn run_selftest(encap: &str, mtu4: u32, mtu6: u32) {
     assert_eq!(mtu(&t.h1, "l2tp6"), mtu6);
 
     // The selftest's four assertions, from host-1; plus the reverse direction.
-    assert!(t.h1.ping_retry("172.16.1.2", &[], 5), "IPv4 basic L2TP tunnel");
-    assert!(t.h1.ping_retry("172.16.101.2", &["-I", "172.16.101.1"], 3), "IPv4 route through L2TP tunnel");
-    assert!(t.h1.ping_retry("fc00:1::2", &[], 5), "IPv6 basic L2TP tunnel");
-    assert!(t.h1.ping_retry("fc00:101::2", &["-I", "fc00:101::1"], 3), "IPv6 route through L2TP tunnel");
-    assert!(t.h2.ping_retry("172.16.1.1", &[], 3), "IPv4 reverse direction");
-    assert!(t.h2.ping_retry("fc00:1::1", &[], 3), "IPv6 reverse direction");
+    assert!(
+        t.h1.ping_retry("172.16.1.2", &[], 5),
+        "IPv4 basic L2TP tunnel"
+    );
+    assert!(
+        t.h1.ping_retry("172.16.101.2", &["-I", "172.16.101.1"], 3),
+        "IPv4 route through L2TP tunnel"
+    );
+    assert!(
+        t.h1.ping_retry("fc00:1::2", &[], 5),
+        "IPv6 basic L2TP tunnel"
+    );
+    assert!(
+        t.h1.ping_retry("fc00:101::2", &["-I", "fc00:101::1"], 3),
+        "IPv6 route through L2TP tunnel"
+    );
+    assert!(
+        t.h2.ping_retry("172.16.1.1", &[], 3),
+        "IPv4 reverse direction"
+    );
+    assert!(
+        t.h2.ping_retry("fc00:1::1", &[], 3),
+        "IPv6 reverse direction"
+    );
 
     // Counters moved on both ends.
     let s = d1.session_stats(1041, 1041);
@@ -133,16 +284,34 @@ fn run_selftest(encap: &str, mtu4: u32, mtu6: u32) {
     // Deleting the tunnels deletes the sessions and their devices, and pings fail.
     d1.cli_ok(&["del", "tunnel", "tunnel_id", "1041"]);
     d1.cli_ok(&["del", "tunnel", "tunnel_id", "1061"]);
-    assert!(t.h1.wait_link("l2tp4", false, Duration::from_secs(5)), "l2tp4 still present after tunnel delete");
-    assert!(t.h1.wait_link("l2tp6", false, Duration::from_secs(5)), "l2tp6 still present after tunnel delete");
-    assert!(!t.h2.ping("172.16.1.1", &[]), "ping over a deleted tunnel succeeded");
-    assert!(!t.h2.ping("fc00:1::1", &[]), "ping6 over a deleted tunnel succeeded");
+    assert!(
+        t.h1.wait_link("l2tp4", false, Duration::from_secs(5)),
+        "l2tp4 still present after tunnel delete"
+    );
+    assert!(
+        t.h1.wait_link("l2tp6", false, Duration::from_secs(5)),
+        "l2tp6 still present after tunnel delete"
+    );
+    assert!(
+        !t.h2.ping("172.16.1.1", &[]),
+        "ping over a deleted tunnel succeeded"
+    );
+    assert!(
+        !t.h2.ping("fc00:1::1", &[]),
+        "ping6 over a deleted tunnel succeeded"
+    );
     let shown = d1.cli_ok(&["show", "session"]);
-    assert!(shown.trim().is_empty(), "sessions left after tunnel delete: {shown}");
+    assert!(
+        shown.trim().is_empty(),
+        "sessions left after tunnel delete: {shown}"
+    );
     // The other side still has its objects until deleted.
     assert!(t.h2.has_link("l2tp4"));
     d2.cli_ok(&["del", "session", "tunnel_id", "1042", "session_id", "1042"]);
-    assert!(t.h2.wait_link("l2tp4", false, Duration::from_secs(5)), "session delete leaves the device");
+    assert!(
+        t.h2.wait_link("l2tp4", false, Duration::from_secs(5)),
+        "session delete leaves the device"
+    );
 }
 
 #[test]

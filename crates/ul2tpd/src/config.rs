@@ -172,7 +172,11 @@ pub struct StaticObject {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The key named in a toml error message, if any (e.g. "unknown field `foo`").
@@ -210,7 +214,11 @@ impl Config {
 
     /// Turn the declared tunnels and sessions into create requests, validating every value
     /// the way `ip l2tp` does on its command line (kernel-facts §11.2).
-    pub fn static_objects(&self, path: &Path, text: &str) -> Result<Vec<StaticObject>, ConfigError> {
+    pub fn static_objects(
+        &self,
+        path: &Path,
+        text: &str,
+    ) -> Result<Vec<StaticObject>, ConfigError> {
         let err = |span: Range<usize>, key: &str, message: String| ConfigError {
             file: path.to_path_buf(),
             line: Some(line_of(text, span.start)),
@@ -221,10 +229,18 @@ impl Config {
         for t in &self.tunnel {
             let tid = *t.tunnel_id.get_ref();
             if tid == 0 {
-                return Err(err(t.tunnel_id.span(), "tunnel_id", "must be between 1 and 4294967295".into()));
+                return Err(err(
+                    t.tunnel_id.span(),
+                    "tunnel_id",
+                    "must be between 1 and 4294967295".into(),
+                ));
             }
             if *t.peer_tunnel_id.get_ref() == 0 {
-                return Err(err(t.peer_tunnel_id.span(), "peer_tunnel_id", "must be between 1 and 4294967295".into()));
+                return Err(err(
+                    t.peer_tunnel_id.span(),
+                    "peer_tunnel_id",
+                    "must be between 1 and 4294967295".into(),
+                ));
             }
             let version = t.version.as_ref().map(|v| *v.get_ref()).unwrap_or(3);
             if let Some(v) = &t.version {
@@ -232,12 +248,20 @@ impl Config {
                     return Err(err(v.span(), "version", "must be 2 or 3".into()));
                 }
                 if version == 2 && t.encap == EncapKw::Ip {
-                    return Err(err(v.span(), "version", "L2TPv2 is carried over UDP only".into()));
+                    return Err(err(
+                        v.span(),
+                        "version",
+                        "L2TPv2 is carried over UDP only".into(),
+                    ));
                 }
             }
             let (local, remote) = (*t.local.get_ref(), *t.remote.get_ref());
             if local.is_ipv4() != remote.is_ipv4() {
-                return Err(err(t.remote.span(), "remote", "local and remote must be of the same address family".into()));
+                return Err(err(
+                    t.remote.span(),
+                    "remote",
+                    "local and remote must be of the same address family".into(),
+                ));
             }
             let mut a = Attrs {
                 conn_id: Some(tid),
@@ -263,10 +287,18 @@ impl Config {
             if t.encap == EncapKw::Udp {
                 let line_of_table = t.tunnel_id.span();
                 let sport = t.udp_sport.as_ref().ok_or_else(|| {
-                    err(line_of_table.clone(), "udp_sport", "required for encap udp".into())
+                    err(
+                        line_of_table.clone(),
+                        "udp_sport",
+                        "required for encap udp".into(),
+                    )
                 })?;
                 let dport = t.udp_dport.as_ref().ok_or_else(|| {
-                    err(line_of_table.clone(), "udp_dport", "required for encap udp".into())
+                    err(
+                        line_of_table.clone(),
+                        "udp_dport",
+                        "required for encap udp".into(),
+                    )
                 })?;
                 if *sport.get_ref() == 0 {
                     return Err(err(sport.span(), "udp_sport", "must not be 0".into()));
@@ -286,11 +318,19 @@ impl Config {
                     a.udp_zero_csum6_rx = Some(true);
                 }
             }
-            out.push(StaticObject { attrs: a, is_session: false, line: line_of(text, t.tunnel_id.span().start) });
+            out.push(StaticObject {
+                attrs: a,
+                is_session: false,
+                line: line_of(text, t.tunnel_id.span().start),
+            });
             for s in &t.session {
                 let line = line_of(text, s.span().start);
                 let s = s.get_ref();
-                out.push(StaticObject { attrs: session_attrs(tid, s, &err)?, is_session: true, line });
+                out.push(StaticObject {
+                    attrs: session_attrs(tid, s, &err)?,
+                    is_session: true,
+                    line,
+                });
             }
         }
         Ok(out)
@@ -303,10 +343,18 @@ fn session_attrs(
     err: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
 ) -> Result<Attrs, ConfigError> {
     if *s.session_id.get_ref() == 0 {
-        return Err(err(s.session_id.span(), "session_id", "must be between 1 and 4294967295".into()));
+        return Err(err(
+            s.session_id.span(),
+            "session_id",
+            "must be between 1 and 4294967295".into(),
+        ));
     }
     if *s.peer_session_id.get_ref() == 0 {
-        return Err(err(s.peer_session_id.span(), "peer_session_id", "must be between 1 and 4294967295".into()));
+        return Err(err(
+            s.peer_session_id.span(),
+            "peer_session_id",
+            "must be between 1 and 4294967295".into(),
+        ));
     }
     let mut a = Attrs {
         conn_id: Some(tid),
@@ -318,12 +366,24 @@ fn session_attrs(
     };
     if let Some(n) = &s.name {
         let name = n.get_ref();
-        if name.is_empty() || name.len() >= 16 || name.contains(['/', ' ', '\t', '\n']) || name == "." || name == ".." {
-            return Err(err(n.span(), "name", format!("{name:?} is not a valid interface name")));
+        if name.is_empty()
+            || name.len() >= 16
+            || name.contains(['/', ' ', '\t', '\n'])
+            || name == "."
+            || name == ".."
+        {
+            return Err(err(
+                n.span(),
+                "name",
+                format!("{name:?} is not a valid interface name"),
+            ));
         }
         a.ifname = Some(name.clone());
     }
-    for (key, v, slot) in [("cookie", &s.cookie, &mut a.cookie), ("peer_cookie", &s.peer_cookie, &mut a.peer_cookie)] {
+    for (key, v, slot) in [
+        ("cookie", &s.cookie, &mut a.cookie),
+        ("peer_cookie", &s.peer_cookie, &mut a.peer_cookie),
+    ] {
         if let Some(c) = v {
             let hex = c.get_ref();
             if !(hex.len() == 8 || hex.len() == 16) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -338,7 +398,13 @@ fn session_attrs(
             "send" => (true, false),
             "recv" => (false, true),
             "both" => (true, true),
-            other => return Err(err(seq.span(), "seq", format!("{other:?} is not one of none, send, recv, both"))),
+            other => {
+                return Err(err(
+                    seq.span(),
+                    "seq",
+                    format!("{other:?} is not one of none, send, recv, both"),
+                ))
+            }
         };
         if send {
             a.send_seq = Some(1);
@@ -351,7 +417,13 @@ fn session_attrs(
         a.l2spec_type = Some(match l.get_ref().as_str() {
             "none" => l2spec_type::NONE,
             "default" => l2spec_type::DEFAULT,
-            other => return Err(err(l.span(), "l2spec_type", format!("{other:?} is not one of none, default"))),
+            other => {
+                return Err(err(
+                    l.span(),
+                    "l2spec_type",
+                    format!("{other:?} is not one of none, default"),
+                ))
+            }
         });
     }
     if let Some(p) = &s.pw_type {
@@ -359,17 +431,31 @@ fn session_attrs(
             "eth" => pw_type::ETH,
             "eth_vlan" => pw_type::ETH_VLAN,
             "ppp" => pw_type::PPP,
-            other => return Err(err(p.span(), "pw_type", format!("{other:?} is not one of eth, eth_vlan, ppp"))),
+            other => {
+                return Err(err(
+                    p.span(),
+                    "pw_type",
+                    format!("{other:?} is not one of eth, eth_vlan, ppp"),
+                ))
+            }
         });
     }
     if let Some(v) = &s.vlan_id {
         if *v.get_ref() == 0 || *v.get_ref() > 4094 {
-            return Err(err(v.span(), "vlan_id", "must be between 1 and 4094".into()));
+            return Err(err(
+                v.span(),
+                "vlan_id",
+                "must be between 1 and 4094".into(),
+            ));
         }
         a.vlan_id = Some(*v.get_ref());
     }
     if a.pw_type == Some(pw_type::ETH_VLAN) && a.vlan_id.is_none() {
-        return Err(err(s.session_id.span(), "vlan_id", "required for pw_type eth_vlan".into()));
+        return Err(err(
+            s.session_id.span(),
+            "vlan_id",
+            "required for pw_type eth_vlan".into(),
+        ));
     }
     if s.lns_mode {
         a.lns_mode = Some(1);
@@ -418,7 +504,10 @@ seq = "both"
         assert_eq!(o[0].attrs.encap_type, Some(encap_type::UDP));
         assert!(o[1].is_session);
         assert_eq!(o[1].attrs.cookie.as_deref(), Some("0011223344556677"));
-        assert_eq!((o[1].attrs.send_seq, o[1].attrs.recv_seq), (Some(1), Some(1)));
+        assert_eq!(
+            (o[1].attrs.send_seq, o[1].attrs.recv_seq),
+            (Some(1), Some(1))
+        );
     }
 
     #[test]
@@ -449,13 +538,17 @@ seq = "both"
     fn wrong_type_and_bad_address() {
         let e = objects("[[tunnel]]\ntunnel_id = \"x\"\n").unwrap_err();
         assert_eq!(e.line, Some(2));
-        let e = objects("[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nlocal = \"not-an-ip\"\n").unwrap_err();
+        let e = objects("[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nlocal = \"not-an-ip\"\n")
+            .unwrap_err();
         assert_eq!(e.line, Some(4));
     }
 
     #[test]
     fn missing_file_is_clear_error() {
         let e = Config::load(Path::new("/nonexistent/ul2tpd.toml")).unwrap_err();
-        assert!(e.to_string().contains("cannot read configuration file"), "{e}");
+        assert!(
+            e.to_string().contains("cannot read configuration file"),
+            "{e}"
+        );
     }
 }

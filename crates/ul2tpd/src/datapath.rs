@@ -88,7 +88,9 @@ impl TunnelSocket {
 
     /// Whether the outer header is IPv6.
     pub fn is_ipv6(&self) -> bool {
-        self.local_addr().map(|a| matches!(a.ip(), IpAddr::V6(_))).unwrap_or(false)
+        self.local_addr()
+            .map(|a| matches!(a.ip(), IpAddr::V6(_)))
+            .unwrap_or(false)
     }
 }
 
@@ -178,9 +180,13 @@ pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: Socke
                 continue;
             }
         };
-        let outcome = ctx.registry.receive(socket_id, transport, &buf[..n], Instant::now(), &mut |s, frame| {
-            deliver(&ctx.pseudowires, s, frame)
-        });
+        let outcome = ctx.registry.receive(
+            socket_id,
+            transport,
+            &buf[..n],
+            Instant::now(),
+            &mut |s, frame| deliver(&ctx.pseudowires, s, frame),
+        );
         if let RxOutcome::ToSocket = outcome {
             // Unmanaged tunnels have no control plane: the kernel leaves such packets on a
             // socket nobody reads. We drop them (counted by the registry where the kernel counts).

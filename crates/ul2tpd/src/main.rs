@@ -14,7 +14,11 @@ mod state;
 
 /// Command line of ul2tpd.
 #[derive(Debug, Parser)]
-#[command(name = "ul2tpd", version, about = "Userspace L2TP daemon (the kernel L2TP subsystem in userspace)")]
+#[command(
+    name = "ul2tpd",
+    version,
+    about = "Userspace L2TP daemon (the kernel L2TP subsystem in userspace)"
+)]
 struct Args {
     /// API socket path (default: $UL2TP_SOCKET, the config's [api] socket, or /run/ul2tp/ul2tpd.sock).
     #[arg(long, value_name = "PATH")]
@@ -69,11 +73,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     let socket_path = args
         .socket
         .clone()
-        .or_else(|| std::env::var_os(ul2tp_api::SOCKET_ENV).filter(|s| !s.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os(ul2tp_api::SOCKET_ENV)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
         .or_else(|| cfg.api.socket.clone())
         .unwrap_or_else(|| PathBuf::from(ul2tp_api::DEFAULT_SOCKET));
-    let access = server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
-    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let access =
+        server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
         .enable_all()
@@ -81,19 +92,45 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let daemon = state::Daemon::new();
-        let config_name = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let config_name = args
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         for obj in statics {
-            let cmd = if obj.is_session { ul2tp_api::Command::SessionCreate } else { ul2tp_api::Command::TunnelCreate };
+            let cmd = if obj.is_session {
+                ul2tp_api::Command::SessionCreate
+            } else {
+                ul2tp_api::Command::TunnelCreate
+            };
             let reply = daemon
-                .handle(ul2tp_api::Request { seq: 0, cmd, dump: false, attrs: obj.attrs }, Vec::new())
+                .handle(
+                    ul2tp_api::Request {
+                        seq: 0,
+                        cmd,
+                        dump: false,
+                        attrs: obj.attrs,
+                    },
+                    Vec::new(),
+                )
                 .await;
             if let Some(e) = reply.error {
-                anyhow::bail!("{config_name}:{}: cannot create {}: {}", obj.line, if obj.is_session { "session" } else { "tunnel" }, e);
+                anyhow::bail!(
+                    "{config_name}:{}: cannot create {}: {}",
+                    obj.line,
+                    if obj.is_session { "session" } else { "tunnel" },
+                    e
+                );
             }
         }
         let listener = server::bind(&socket_path)?;
         tracing::info!("ul2tpd serving {}", socket_path.display());
-        let serve = tokio::spawn(server::serve(listener, daemon.clone(), Arc::new(access), socket_path.clone()));
+        let serve = tokio::spawn(server::serve(
+            listener,
+            daemon.clone(),
+            Arc::new(access),
+            socket_path.clone(),
+        ));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -56,7 +56,10 @@ impl Access {
                 Err(e) => anyhow::bail!("cannot look up group {name:?}: {e}"),
             }
         };
-        Ok(Access { admin_gid: group.map(lookup).transpose()?, read_gid: read_group.map(lookup).transpose()? })
+        Ok(Access {
+            admin_gid: group.map(lookup).transpose()?,
+            read_gid: read_group.map(lookup).transpose()?,
+        })
     }
 
     /// The privilege of a peer with these credentials.
@@ -113,16 +116,23 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             anyhow::bail!("another daemon is already serving {}", path.display());
         }
-        std::fs::remove_file(path).map_err(|e| anyhow::anyhow!("cannot remove stale {}: {e}", path.display()))?;
+        std::fs::remove_file(path)
+            .map_err(|e| anyhow::anyhow!("cannot remove stale {}: {e}", path.display()))?;
     }
-    let l = UnixListener::bind(path).map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", path.display()))?;
+    let l = UnixListener::bind(path)
+        .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
     Ok(l)
 }
 
 /// Accept connections forever.
-pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, access: Arc<Access>, path: PathBuf) {
+pub async fn serve(
+    listener: UnixListener,
+    daemon: Arc<Daemon>,
+    access: Arc<Access>,
+    path: PathBuf,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -144,7 +154,11 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, access: Arc<Acce
 /// Longest request line accepted (a request is a few hundred bytes).
 const MAX_LINE: usize = 64 * 1024;
 
-async fn connection(stream: UnixStream, daemon: Arc<Daemon>, access: Arc<Access>) -> io::Result<()> {
+async fn connection(
+    stream: UnixStream,
+    daemon: Arc<Daemon>,
+    access: Arc<Access>,
+) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let privilege = access.privilege(cred.uid(), cred.gid());
     // Descriptors (managed tunnel sockets) arrive as SCM_RIGHTS with a request line, so the
@@ -207,7 +221,10 @@ async fn connection(stream: UnixStream, daemon: Arc<Daemon>, access: Arc<Access>
 
 /// The command's wire name (`tunnel_create`).
 pub fn command_name(cmd: Command) -> String {
-    serde_json::to_value(cmd).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(cmd)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 async fn next_event(
@@ -228,7 +245,11 @@ struct LineReader {
 
 impl LineReader {
     fn new(stream: UnixStream) -> Self {
-        Self { stream, buf: Vec::new(), fds: Vec::new() }
+        Self {
+            stream,
+            buf: Vec::new(),
+            fds: Vec::new(),
+        }
     }
 
     async fn next_line(&mut self) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
@@ -238,7 +259,10 @@ impl LineReader {
                 return Ok(Some((line, std::mem::take(&mut self.fds))));
             }
             if self.buf.len() > MAX_LINE {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "request line too long"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "request line too long",
+                ));
             }
             self.stream.readable().await?;
             let mut chunk = [0u8; 4096];
@@ -256,4 +280,3 @@ impl LineReader {
         }
     }
 }
-

@@ -15,10 +15,13 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, Mutex};
 use tokio::task::JoinHandle;
 use ul2tp_api::{
-    cookie_hex, encap_type, l2spec_type, parse_cookie_hex, pw_type, ApiError, Attrs, Command, Errno, Request,
-    ServerMessage,
+    cookie_hex, encap_type, l2spec_type, parse_cookie_hex, pw_type, ApiError, Attrs, Command,
+    Errno, Request, ServerMessage,
 };
-use ul2tp_core::{Cookie, Encap, L2SpecType, ProtoVersion, Registry, Session, SessionParams, SocketId, TunnelParams};
+use ul2tp_core::{
+    Cookie, Encap, L2SpecType, ProtoVersion, Registry, Session, SessionParams, SocketId,
+    TunnelParams,
+};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
@@ -32,7 +35,10 @@ fn einval(msg: impl Into<String>) -> ApiError {
 }
 
 fn io_err(what: &str, e: std::io::Error) -> ApiError {
-    let errno = e.raw_os_error().and_then(Errno::from_number).unwrap_or(Errno::EIO);
+    let errno = e
+        .raw_os_error()
+        .and_then(Errno::from_number)
+        .unwrap_or(Errno::EIO);
     ApiError::new(errno, format!("{what}: {e}"))
 }
 
@@ -108,7 +114,12 @@ impl Daemon {
     pub async fn shutdown(&self) {
         let ids: Vec<u32> = self.ctl.lock().await.tunnels.keys().copied().collect();
         for tid in ids {
-            let _ = self.tunnel_delete(&Attrs { conn_id: Some(tid), ..Attrs::default() }).await;
+            let _ = self
+                .tunnel_delete(&Attrs {
+                    conn_id: Some(tid),
+                    ..Attrs::default()
+                })
+                .await;
         }
     }
 
@@ -118,13 +129,25 @@ impl Daemon {
         let a = &req.attrs;
         let r: ApiResult<ServerMessage> = match req.cmd {
             Command::Noop => Ok(ServerMessage::ok(seq)),
-            Command::TunnelCreate => self.tunnel_create(a, fds).await.map(|_| ServerMessage::ok(seq)),
+            Command::TunnelCreate => self
+                .tunnel_create(a, fds)
+                .await
+                .map(|_| ServerMessage::ok(seq)),
             Command::TunnelDelete => self.tunnel_delete(a).await.map(|_| ServerMessage::ok(seq)),
             Command::TunnelModify => self.tunnel_modify(a).await.map(|_| ServerMessage::ok(seq)),
             Command::TunnelGet if req.dump => {
                 let ctl = self.ctl.lock().await;
-                let entries = self.registry.tunnels().iter().filter_map(|t| self.tunnel_attrs(&ctl, t.tunnel_id())).collect();
-                Ok(ServerMessage { seq: Some(seq), entries: Some(entries), ..ServerMessage::default() })
+                let entries = self
+                    .registry
+                    .tunnels()
+                    .iter()
+                    .filter_map(|t| self.tunnel_attrs(&ctl, t.tunnel_id()))
+                    .collect();
+                Ok(ServerMessage {
+                    seq: Some(seq),
+                    entries: Some(entries),
+                    ..ServerMessage::default()
+                })
             }
             Command::TunnelGet => {
                 let ctl = self.ctl.lock().await;
@@ -132,7 +155,11 @@ impl Daemon {
                     None => Err(einval("tunnel_get needs conn_id")),
                     Some(tid) => self
                         .tunnel_attrs(&ctl, tid)
-                        .map(|attrs| ServerMessage { seq: Some(seq), attrs: Some(attrs), ..ServerMessage::default() })
+                        .map(|attrs| ServerMessage {
+                            seq: Some(seq),
+                            attrs: Some(attrs),
+                            ..ServerMessage::default()
+                        })
                         .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}"))),
                 }
             }
@@ -140,16 +167,29 @@ impl Daemon {
             Command::SessionDelete => self.session_delete(a).await.map(|_| ServerMessage::ok(seq)),
             Command::SessionModify => self.session_modify(a).await.map(|_| ServerMessage::ok(seq)),
             Command::SessionGet if req.dump => {
-                let entries = self.registry.sessions().iter().map(|s| session_attrs(s)).collect();
-                Ok(ServerMessage { seq: Some(seq), entries: Some(entries), ..ServerMessage::default() })
+                let entries = self
+                    .registry
+                    .sessions()
+                    .iter()
+                    .map(|s| session_attrs(s))
+                    .collect();
+                Ok(ServerMessage {
+                    seq: Some(seq),
+                    entries: Some(entries),
+                    ..ServerMessage::default()
+                })
             }
-            Command::SessionGet => self
-                .find_session(a)
-                .map(|s| ServerMessage { seq: Some(seq), attrs: Some(session_attrs(&s)), ..ServerMessage::default() }),
+            Command::SessionGet => self.find_session(a).map(|s| ServerMessage {
+                seq: Some(seq),
+                attrs: Some(session_attrs(&s)),
+                ..ServerMessage::default()
+            }),
             Command::Monitor => Ok(ServerMessage::ok(seq)),
-            Command::DebugTunnels | Command::DebugPppol2tp | Command::TraceSet => {
-                Err(ApiError::new(Errno::EOPNOTSUPP, "not implemented yet"))
-            }
+            Command::DebugTunnels
+            | Command::DebugPppol2tp
+            | Command::TraceSet
+            | Command::Pppol2tpConnect
+            | Command::L2tpipSocket => Err(ApiError::new(Errno::EOPNOTSUPP, "not implemented yet")),
         };
         r.unwrap_or_else(|e| ServerMessage::err(seq, e))
     }
@@ -208,14 +248,21 @@ impl Daemon {
 
     async fn tunnel_create(&self, a: &Attrs, fds: Vec<OwnedFd>) -> ApiResult<()> {
         // kernel-facts §4.5: required attributes.
-        let (Some(tid), Some(ptid), Some(version), Some(encap)) = (a.conn_id, a.peer_conn_id, a.proto_version, a.encap_type)
+        let (Some(tid), Some(ptid), Some(version), Some(encap)) =
+            (a.conn_id, a.peer_conn_id, a.proto_version, a.encap_type)
         else {
-            return Err(einval("tunnel_create needs conn_id, peer_conn_id, proto_version and encap_type"));
+            return Err(einval(
+                "tunnel_create needs conn_id, peer_conn_id, proto_version and encap_type",
+            ));
         };
         let encap = match encap {
             encap_type::UDP => Encap::Udp,
             encap_type::IP => Encap::Ip,
-            other => return Err(einval(format!("encap_type {other} is neither 0 (udp) nor 1 (ip)"))),
+            other => {
+                return Err(einval(format!(
+                    "encap_type {other} is neither 0 (udp) nor 1 (ip)"
+                )))
+            }
         };
         // Beyond the kernel (kernel-facts §12.2 item 3): validate the version and id ranges.
         let version = match version {
@@ -225,23 +272,35 @@ impl Daemon {
         };
         if version == ProtoVersion::V2 {
             if encap != Encap::Udp {
-                return Err(ApiError::new(Errno::EPROTONOSUPPORT, "L2TPv2 is carried over UDP only"));
+                return Err(ApiError::new(
+                    Errno::EPROTONOSUPPORT,
+                    "L2TPv2 is carried over UDP only",
+                ));
             }
             if tid > 0xffff || ptid > 0xffff {
                 return Err(einval("L2TPv2 tunnel ids are 16-bit"));
             }
         }
         if a.fd.is_some() || !fds.is_empty() {
-            return Err(ApiError::new(Errno::EOPNOTSUPP, "managed tunnels (fd) are not supported yet"));
+            return Err(ApiError::new(
+                Errno::EOPNOTSUPP,
+                "managed tunnels (fd) are not supported yet",
+            ));
         }
-        let (local, remote) = match (a.ip6_saddr, a.ip6_daddr, a.ip_saddr, a.ip_daddr) {
-            (Some(l), Some(r), _, _) => (IpAddr::V6(l), IpAddr::V6(r)),
-            (_, _, Some(l), Some(r)) => (IpAddr::V4(l), IpAddr::V4(r)),
-            _ => return Err(einval("an unmanaged tunnel needs ip_saddr and ip_daddr (or ip6_saddr and ip6_daddr)")),
-        };
+        let (local, remote) =
+            match (a.ip6_saddr, a.ip6_daddr, a.ip_saddr, a.ip_daddr) {
+                (Some(l), Some(r), _, _) => (IpAddr::V6(l), IpAddr::V6(r)),
+                (_, _, Some(l), Some(r)) => (IpAddr::V4(l), IpAddr::V4(r)),
+                _ => return Err(einval(
+                    "an unmanaged tunnel needs ip_saddr and ip_daddr (or ip6_saddr and ip6_daddr)",
+                )),
+            };
         let mut ctl = self.ctl.lock().await;
         if self.registry.tunnel_get(tid).is_some() {
-            return Err(ApiError::new(Errno::EEXIST, format!("tunnel {tid} already exists")));
+            return Err(ApiError::new(
+                Errno::EEXIST,
+                format!("tunnel {tid} already exists"),
+            ));
         }
         let info = TunnelInfo {
             udp_csum: a.udp_csum.is_some(),
@@ -258,20 +317,44 @@ impl Daemon {
                     zero_csum6_tx: info.zero_csum6_tx,
                     zero_csum6_rx: info.zero_csum6_rx,
                 };
-                TunnelSocket::Udp(UdpTunnelSocket::open(l, r, opts).map_err(|e| io_err("tunnel socket", e))?)
+                TunnelSocket::Udp(
+                    UdpTunnelSocket::open(l, r, opts).map_err(|e| io_err("tunnel socket", e))?,
+                )
             }
-            Encap::Ip => TunnelSocket::Ip(IpTunnelSocket::open(local, remote).map_err(|e| io_err("tunnel socket", e))?),
+            Encap::Ip => TunnelSocket::Ip(
+                IpTunnelSocket::open(local, remote).map_err(|e| io_err("tunnel socket", e))?,
+            ),
         };
         let socket = Arc::new(socket);
         ctl.next_socket += 1;
         let socket_id = SocketId(ctl.next_socket);
         let tunnel = self
             .registry
-            .tunnel_create(TunnelParams { tunnel_id: tid, peer_tunnel_id: ptid, version, encap, socket: socket_id })
+            .tunnel_create(TunnelParams {
+                tunnel_id: tid,
+                peer_tunnel_id: ptid,
+                version,
+                encap,
+                socket: socket_id,
+            })
             .map_err(|e| ApiError::new(e, format!("cannot create tunnel {tid}")))?;
-        let ctx = RxContext { registry: self.registry.clone(), pseudowires: self.pseudowires.clone() };
-        let rx = Task(tokio::spawn(datapath::tunnel_rx(ctx, socket.clone(), socket_id)));
-        ctl.tunnels.insert(tid, TunnelRt { socket, info, _rx: rx });
+        let ctx = RxContext {
+            registry: self.registry.clone(),
+            pseudowires: self.pseudowires.clone(),
+        };
+        let rx = Task(tokio::spawn(datapath::tunnel_rx(
+            ctx,
+            socket.clone(),
+            socket_id,
+        )));
+        ctl.tunnels.insert(
+            tid,
+            TunnelRt {
+                socket,
+                info,
+                _rx: rx,
+            },
+        );
         let _ = tunnel;
         if let Some(attrs) = self.tunnel_attrs(&ctl, tid) {
             self.notify(Command::TunnelCreate, attrs);
@@ -281,12 +364,19 @@ impl Daemon {
     }
 
     async fn tunnel_delete(&self, a: &Attrs) -> ApiResult<()> {
-        let tid = a.conn_id.ok_or_else(|| einval("tunnel_delete needs conn_id"))?;
+        let tid = a
+            .conn_id
+            .ok_or_else(|| einval("tunnel_delete needs conn_id"))?;
         let mut ctl = self.ctl.lock().await;
-        let attrs = self.tunnel_attrs(&ctl, tid).ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
+        let attrs = self
+            .tunnel_attrs(&ctl, tid)
+            .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
         // The notification goes out before the delete (kernel-facts §4.2).
         self.notify(Command::TunnelDelete, attrs);
-        let sessions = self.registry.tunnel_delete(tid).map_err(|e| ApiError::new(e, format!("no tunnel {tid}")))?;
+        let sessions = self
+            .registry
+            .tunnel_delete(tid)
+            .map_err(|e| ApiError::new(e, format!("no tunnel {tid}")))?;
         for s in sessions {
             let key = (tid, s.session_id());
             self.pseudowires.remove(key);
@@ -298,10 +388,14 @@ impl Daemon {
     }
 
     async fn tunnel_modify(&self, a: &Attrs) -> ApiResult<()> {
-        let tid = a.conn_id.ok_or_else(|| einval("tunnel_modify needs conn_id"))?;
+        let tid = a
+            .conn_id
+            .ok_or_else(|| einval("tunnel_modify needs conn_id"))?;
         let ctl = self.ctl.lock().await;
         // kernel-facts §4.2: changes nothing, only notifies.
-        let attrs = self.tunnel_attrs(&ctl, tid).ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
+        let attrs = self
+            .tunnel_attrs(&ctl, tid)
+            .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
         self.notify(Command::TunnelModify, attrs);
         Ok(())
     }
@@ -320,18 +414,24 @@ impl Daemon {
     }
 
     async fn session_create(&self, a: &Attrs) -> ApiResult<()> {
-        let tid = a.conn_id.ok_or_else(|| einval("session_create needs conn_id"))?;
+        let tid = a
+            .conn_id
+            .ok_or_else(|| einval("session_create needs conn_id"))?;
         let mut ctl = self.ctl.lock().await;
         let Some(tunnel) = self.registry.tunnel_get(tid) else {
             return Err(ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")));
         };
         let (Some(sid), Some(psid), Some(pw)) = (a.session_id, a.peer_session_id, a.pw_type) else {
-            return Err(einval("session_create needs session_id, peer_session_id and pw_type"));
+            return Err(einval(
+                "session_create needs session_id, peer_session_id and pw_type",
+            ));
         };
         let v3 = tunnel.params().version == ProtoVersion::V3;
         let cookie = |s: &Option<String>| -> ApiResult<Cookie> {
             match s {
-                Some(h) if v3 => Cookie::new(&parse_cookie_hex(h)?).map_err(|e| ApiError::new(e, "bad cookie")),
+                Some(h) if v3 => {
+                    Cookie::new(&parse_cookie_hex(h)?).map_err(|e| ApiError::new(e, "bad cookie"))
+                }
                 _ => Ok(Cookie::default()),
             }
         };
@@ -341,7 +441,9 @@ impl Daemon {
             (true, Some(l2spec_type::NONE)) => L2SpecType::None,
             (true, Some(other)) => {
                 if pw < pw_type::MAX {
-                    return Err(einval(format!("l2spec_type {other} is neither 0 (none) nor 1 (default)")));
+                    return Err(einval(format!(
+                        "l2spec_type {other} is neither 0 (none) nor 1 (default)"
+                    )));
                 }
                 L2SpecType::Default
             }
@@ -364,21 +466,30 @@ impl Daemon {
         // The device first, so that the session is registered under its resolved name.
         let mut params = params;
         let tap = if is_eth {
-            let tap = Tap::create(if v3 { a.ifname.as_deref() } else { None }, "l2tpeth%d").map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    ApiError::new(Errno::EEXIST, format!("interface {} exists", a.ifname.as_deref().unwrap_or("?")))
-                } else {
-                    io_err("cannot create the pseudowire device", e)
-                }
-            })?;
+            let tap = Tap::create(if v3 { a.ifname.as_deref() } else { None }, "l2tpeth%d")
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        ApiError::new(
+                            Errno::EEXIST,
+                            format!("interface {} exists", a.ifname.as_deref().unwrap_or("?")),
+                        )
+                    } else {
+                        io_err("cannot create the pseudowire device", e)
+                    }
+                })?;
             params.ifname = Some(tap.name().to_string());
             Some(tap)
         } else {
             None
         };
-        let session =
-            self.registry.session_create(tid, params).map_err(|e| ApiError::new(e, format!("cannot create session {sid}")))?;
-        let rt = ctl.tunnels.get(&tid).ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
+        let session = self
+            .registry
+            .session_create(tid, params)
+            .map_err(|e| ApiError::new(e, format!("cannot create session {sid}")))?;
+        let rt = ctl
+            .tunnels
+            .get(&tid)
+            .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
         let mut tasks = Vec::new();
         if let Some(tap) = tap {
             // kernel-facts §6.2: MTU from the tunnel socket's path MTU and the header length.
@@ -388,10 +499,17 @@ impl Daemon {
             }
             let pw = Arc::new(Pseudowire::Eth(tap));
             self.pseudowires.insert((tid, sid), pw.clone());
-            tasks.push(Task(tokio::spawn(datapath::eth_tx(session.clone(), pw, rt.socket.clone()))));
+            tasks.push(Task(tokio::spawn(datapath::eth_tx(
+                session.clone(),
+                pw,
+                rt.socket.clone(),
+            ))));
         }
         if session.reorder_timeout_ms() > 0 {
-            tasks.push(Task(tokio::spawn(datapath::reorder_timer(session.clone(), self.pseudowires.clone()))));
+            tasks.push(Task(tokio::spawn(datapath::reorder_timer(
+                session.clone(),
+                self.pseudowires.clone(),
+            ))));
         }
         ctl.sessions.insert((tid, sid), SessionRt { _tasks: tasks });
         self.notify(Command::SessionCreate, session_attrs(&session));
@@ -404,7 +522,9 @@ impl Daemon {
         let s = self.find_session(a)?;
         let key = (s.tunnel_id(), s.session_id());
         self.notify(Command::SessionDelete, session_attrs(&s));
-        self.registry.session_delete(key.0, key.1).map_err(|e| ApiError::new(e, "no such session"))?;
+        self.registry
+            .session_delete(key.0, key.1)
+            .map_err(|e| ApiError::new(e, "no such session"))?;
         self.pseudowires.remove(key);
         ctl.sessions.remove(&key);
         tracing::info!("session {} in tunnel {} deleted", key.1, key.0);
@@ -424,7 +544,10 @@ impl Daemon {
         let key = (s.tunnel_id(), s.session_id());
         if a.recv_timeout.is_some_and(|t| t > 0) {
             if let Some(rt) = ctl.sessions.get_mut(&key) {
-                rt._tasks.push(Task(tokio::spawn(datapath::reorder_timer(s.clone(), self.pseudowires.clone()))));
+                rt._tasks.push(Task(tokio::spawn(datapath::reorder_timer(
+                    s.clone(),
+                    self.pseudowires.clone(),
+                ))));
             }
         }
         self.notify(Command::SessionModify, session_attrs(&s));
@@ -444,7 +567,8 @@ fn session_attrs(s: &Session) -> Attrs {
         pw_type: Some(p.pw_type),
         ifname: p.ifname.clone(),
         cookie: (!p.cookie.as_bytes().is_empty()).then(|| cookie_hex(p.cookie.as_bytes())),
-        peer_cookie: (!p.peer_cookie.as_bytes().is_empty()).then(|| cookie_hex(p.peer_cookie.as_bytes())),
+        peer_cookie: (!p.peer_cookie.as_bytes().is_empty())
+            .then(|| cookie_hex(p.peer_cookie.as_bytes())),
         recv_seq: Some(u8::from(p.recv_seq)),
         send_seq: Some(u8::from(p.send_seq)),
         lns_mode: Some(u8::from(p.lns_mode)),
