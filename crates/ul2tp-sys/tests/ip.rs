@@ -76,6 +76,32 @@ fn ipv4_payload_without_header_and_source_filter() {
 }
 
 #[test]
+fn ipv4_outer_header_has_no_df() {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::io::Read;
+    block_on_in_new_netns(|| async {
+        let a = IpTunnelSocket::open(v4(1), v4(2)).unwrap();
+        let _b = IpTunnelSocket::open(v4(2), v4(1)).unwrap();
+        let eth_p_all = i32::from((libc::ETH_P_ALL as u16).to_be());
+        let mut cap =
+            Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(eth_p_all))).unwrap();
+        cap.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        a.send(&packet(99, b"df check")).await.unwrap();
+        let mut f = [0u8; 2048];
+        loop {
+            let n = cap.read(&mut f).unwrap();
+            // Ethernet (14) + IPv4 with protocol 115.
+            if n >= 34 && f[12..14] == [0x08, 0x00] && f[14 + 9] == 115 {
+                assert_eq!(f[14 + 6] & 0x40, 0, "DF clear");
+                assert_eq!(&f[14 + 12..14 + 20], &[127, 0, 0, 1, 127, 0, 0, 2]);
+                break;
+            }
+        }
+    })
+    .unwrap();
+}
+
+#[test]
 fn ipv4_header_with_options_is_stripped() {
     block_on_in_new_netns(|| async {
         let a = IpTunnelSocket::open(v4(1), v4(2)).unwrap();

@@ -39,6 +39,11 @@ fn sniffer() -> Socket {
 
 /// The UDP checksum field of the first captured UDP datagram to `dport`.
 fn captured_udp_csum(s: &Socket, dport: u16) -> u16 {
+    captured_udp(s, dport).0
+}
+
+/// (UDP checksum field, IPv4 DF bit) of the first captured UDP datagram to `dport`.
+fn captured_udp(s: &Socket, dport: u16) -> (u16, bool) {
     use std::io::Read;
     let mut s = s;
     let mut buf = [0u8; 2048];
@@ -59,7 +64,8 @@ fn captured_udp_csum(s: &Socket, dport: u16) -> u16 {
             continue;
         }
         if u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]) == dport {
-            return u16::from_be_bytes([f[l4 + 6], f[l4 + 7]]);
+            let df = ethertype == 0x0800 && f[14 + 6] & 0x40 != 0;
+            return (u16::from_be_bytes([f[l4 + 6], f[l4 + 7]]), df);
         }
     }
 }
@@ -76,7 +82,11 @@ fn ipv4_checksum_off_by_default_and_on_when_asked() {
         let mut buf = [0u8; 64];
         let n = timeout(b.recv(&mut buf)).await.unwrap();
         assert_eq!(&buf[..n], b"no checksum");
-        assert_eq!(captured_udp_csum(&cap, b.local_addr().unwrap().port()), 0);
+        assert_eq!(
+            captured_udp(&cap, b.local_addr().unwrap().port()),
+            (0, false),
+            "no checksum, no DF"
+        );
 
         // UDP_CSUM given: SO_NO_CHECK clear, a checksum is sent.
         let opts = UdpOptions {
@@ -89,7 +99,15 @@ fn ipv4_checksum_off_by_default_and_on_when_asked() {
         c.send(b"with checksum").await.unwrap();
         let n = timeout(d.recv(&mut buf)).await.unwrap();
         assert_eq!(&buf[..n], b"with checksum");
-        assert_ne!(captured_udp_csum(&cap, d.local_addr().unwrap().port()), 0);
+        let (csum, df) = captured_udp(&cap, d.local_addr().unwrap().port());
+        assert_ne!(csum, 0);
+        assert!(!df, "outer IPv4 header without DF");
+
+        // A plain socket (IP_PMTUDISC_WANT by default) does set DF: the check above is real.
+        let plain = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let cap = sniffer();
+        plain.send_to(b"plain", d.local_addr().unwrap()).unwrap();
+        assert!(captured_udp(&cap, d.local_addr().unwrap().port()).1);
 
         // Both directions work and addresses are as opened.
         d.send(b"back").await.unwrap();
