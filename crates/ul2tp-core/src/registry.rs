@@ -176,6 +176,29 @@ impl Registry {
         Ok(doomed)
     }
 
+    /// Tunnels registered on a socket, ascending id.
+    pub fn tunnels_on_socket(&self, sock: SocketId) -> Vec<Arc<Tunnel>> {
+        self.tables
+            .load()
+            .tunnels
+            .values()
+            .filter(|t| t.socket() == sock)
+            .cloned()
+            .collect()
+    }
+
+    /// The socket was closed: delete every tunnel on it with its sessions (kernel-facts
+    /// §5.4). Returns the deleted tunnels' ids and sessions.
+    pub fn socket_closed(&self, sock: SocketId) -> Vec<(u32, Vec<Arc<Session>>)> {
+        self.tunnels_on_socket(sock)
+            .into_iter()
+            .filter_map(|t| {
+                let id = t.tunnel_id();
+                self.tunnel_delete(id).ok().map(|s| (id, s))
+            })
+            .collect()
+    }
+
     /// Create a session in a tunnel, with the checks and errnos of kernel-facts §4.6 in that
     /// order and the id rules of §5.2.
     pub fn session_create(&self, tunnel_id: u32, p: SessionParams) -> Result<Arc<Session>, Errno> {

@@ -498,7 +498,8 @@ impl Session {
     }
 
     /// Encapsulate the frame at `buf[headroom..headroom + len]` in place: tag it (ETH_VLAN),
-    /// then write FF 03 (PPP) and the L2TP header in front. Returns the datagram's range
+    /// then write FF 03 (PPP) and the L2TP header in front. The frame is a whole Ethernet
+    /// frame for ETH / ETH_VLAN, or the PPP protocol field + information for PPP. Returns the datagram's range
     /// `(start, end)` in `buf`, or `None` (counted as `tx_errors`) when it does not fit.
     pub fn encap(&self, buf: &mut [u8], headroom: usize, len: usize) -> Option<(usize, usize)> {
         let Some(end) = headroom.checked_add(len).filter(|e| *e <= buf.len()) else {

@@ -251,3 +251,61 @@ fn trace_control() {
     assert!(r.session_get(1, 5).unwrap().trace_enabled());
     assert!(!r.tunnel_get(1).unwrap().trace_enabled());
 }
+
+#[test]
+fn socket_close_deletes_its_tunnels() {
+    let r = Registry::new();
+    r.tunnel_create(tp(1, ProtoVersion::V3, Encap::Udp, 1))
+        .unwrap();
+    r.tunnel_create(tp(2, ProtoVersion::V2, Encap::Udp, 1))
+        .unwrap();
+    r.tunnel_create(tp(3, ProtoVersion::V3, Encap::Udp, 2))
+        .unwrap();
+    r.session_create(1, eth(5)).unwrap();
+    r.session_create(2, ppp(6)).unwrap();
+    r.session_create(3, eth(7)).unwrap();
+    let ids: Vec<u32> = r
+        .tunnels_on_socket(SocketId(1))
+        .iter()
+        .map(|t| t.tunnel_id())
+        .collect();
+    assert_eq!(ids, [1, 2]);
+    let gone = r.socket_closed(SocketId(1));
+    assert_eq!(
+        gone.iter().map(|(t, s)| (*t, s.len())).collect::<Vec<_>>(),
+        [(1, 1), (2, 1)]
+    );
+    assert_eq!(r.tunnels().len(), 1);
+    assert_eq!(r.sessions().len(), 1);
+    assert!(r.socket_closed(SocketId(1)).is_empty(), "idempotent");
+}
+
+#[test]
+fn lifecycle_trace_events() {
+    use std::sync::{Arc, Mutex};
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let r = Registry::new();
+    let l = log.clone();
+    r.set_trace_sink(Some(Arc::new(move |e: &ul2tp_core::TraceEvent| {
+        l.lock().unwrap().push(format!("{}: {e}", e.name()))
+    })));
+    r.tunnel_create(tp(1, ProtoVersion::V3, Encap::Ip, 1))
+        .unwrap();
+    r.set_trace_default(true);
+    r.tunnel_create(tp(2, ProtoVersion::V3, Encap::Udp, 1))
+        .unwrap();
+    r.session_create(2, eth(5)).unwrap();
+    r.tunnel_delete(2).unwrap();
+    r.tunnel_delete(1).unwrap();
+    assert_eq!(
+        log.lock().unwrap().clone(),
+        [
+            "register_tunnel: tunl 2: type=unmanaged encap=UDP version=L2TPv3 tid=2 ptid=1002 fd=0",
+            "register_session: sess 2/5: pseudowire=ETH sid=5 psid=105 tid=2 ptid=1002",
+            "delete_tunnel: tunl 2",
+            "delete_session: sess 2/5",
+            "free_session: sess 2/5",
+            "free_tunnel: tunl 2",
+        ]
+    );
+}
