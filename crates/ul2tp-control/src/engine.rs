@@ -791,7 +791,11 @@ impl Endpoint {
         }
         let sid = ctx.alloc_session_id(t.version).ok_or(Error::NoIds)?;
         *ctx.call_serial = ctx.call_serial.wrapping_add(1);
+        let mut cfg = cfg;
         let pw_type = if t.version == Version::V2 {
+            // v2 sessions are PPP and use neither cookies nor a sublayer (kernel-facts §1.6).
+            cfg.cookie_len = 0;
+            cfg.l2spec_type = 0;
             7
         } else {
             cfg.pw_type
@@ -940,7 +944,8 @@ impl Endpoint {
                 Some(SCCRQ) => Vec::new(),
                 _ => {
                     let peer_nonce: &[u8] = if t.peer_nonce.is_empty() && mtype == Some(SCCRP) {
-                        nonce_in_msg = avp::parse_avps(&msg[HEADER_LEN..], None)
+                        let key = t.hide_key();
+                        nonce_in_msg = avp::parse_avps(&msg[HEADER_LEN..], key.as_deref())
                             .ok()
                             .and_then(|a| Msg::new(a).get(attr::NONCE).map(<[u8]>::to_vec))
                             .unwrap_or_default();
@@ -2067,6 +2072,14 @@ fn session_up(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
         CallType::Outgoing => s.initiator,
     };
     let v2 = t.version == Version::V2;
+    // v2: Sequencing Required from the LAC means sequencing in both directions (rfc-facts
+    // §1.16); v3: each side states what it wants to receive (rfc-facts §2.12).
+    let (send_seq, recv_seq) = if v2 {
+        let both = s.peer_seq || s.cfg.recv_seq;
+        (both, both)
+    } else {
+        (s.peer_seq, s.cfg.recv_seq)
+    };
     ctx.events.push_back(Event::SessionUp(SessionInfo {
         version: t.version,
         tunnel_id: t.local_id,
@@ -2079,8 +2092,8 @@ fn session_up(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
         peer_cookie: s.our_cookie.clone(),
         l2spec_type: if v2 { 0 } else { s.peer_l2spec },
         peer_l2spec_type: if v2 { 0 } else { s.cfg.l2spec_type },
-        send_seq: s.peer_seq,
-        recv_seq: s.cfg.recv_seq,
+        send_seq,
+        recv_seq,
         lns_mode,
         call: s.cfg.call,
         initiator: s.initiator,

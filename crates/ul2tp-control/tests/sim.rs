@@ -1,0 +1,684 @@
+//! Deterministic simulations of two control engines (issue items 3–6, 8).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ul2tp_control::engine::result;
+use ul2tp_control::sim::NetConfig;
+use ul2tp_control::{
+    CallType, Config, DigestAlg, DownReason, Encap, Event, SessionConfig, Timestamp, Version,
+};
+
+const SESSIONS: usize = 1000;
+
+fn heavy_cfg(version: Version, name: &str, loss: f64) -> Config {
+    let mut c = cfg(version, name);
+    if loss > 0.2 {
+        // At 30% loss in each direction an exchange fails ~half the time; give the channel
+        // the retries it needs (the count is configurable, rfc-facts §1.10).
+        c.max_retries = 40;
+    }
+    c
+}
+
+fn run_many(version: Version, encap: Encap, loss: f64, auth: bool, seed: u64) {
+    let net = if loss == 0.0 {
+        NetConfig::perfect()
+    } else {
+        NetConfig::lossy(loss)
+    };
+    let mut a = heavy_cfg(version, "lac", loss);
+    let mut b = heavy_cfg(version, "lns", loss);
+    if auth {
+        for c in [&mut a, &mut b] {
+            c.secret = Some(b"s3cret".to_vec());
+            c.hide_avps = true;
+            c.send_challenge = true;
+        }
+    }
+    let mut sim = pair(net, encap, seed, a.clone(), b);
+    let scfg = SessionConfig {
+        recv_seq: true,
+        ..SessionConfig::default()
+    };
+    establish(&mut sim, a, SESSIONS, &scfg, Duration::from_secs(6 * 3600));
+    assert_eq!(tunnel_up(&sim, A).len(), 1);
+    assert_eq!(tunnel_up(&sim, B).len(), 1);
+    assert_eq!(assert_sessions_agree(&sim), SESSIONS);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    for s in sessions_up(&sim, A) {
+        assert_eq!(s.version, version);
+        if version == Version::V3 {
+            assert_eq!(s.cookie.len(), 8);
+            assert_eq!(s.l2spec_type, 1);
+            // A asked for sequencing on what it receives, B (defaults) did not.
+            assert!(s.recv_seq && !s.send_seq);
+            assert_eq!(s.pw_type, 5);
+        } else {
+            assert_eq!(s.pw_type, 7);
+            assert!(s.cookie.is_empty());
+            // Sequencing Required in ICCN ⇒ both directions.
+            assert!(s.recv_seq && s.send_seq);
+        }
+    }
+    if loss > 0.0 {
+        assert!(sim.lost > 0);
+    }
+    let _ = sim.save_pcap_from_env(&format!(
+        "many-{version:?}-{encap:?}-{}",
+        (loss * 100.0) as u32
+    ));
+}
+
+#[test]
+fn v2_1000_sessions_no_loss() {
+    run_many(Version::V2, Encap::Udp, 0.0, false, 1);
+}
+
+#[test]
+fn v2_1000_sessions_10pct_loss() {
+    run_many(Version::V2, Encap::Udp, 0.1, true, 2);
+}
+
+#[test]
+fn v2_1000_sessions_30pct_loss() {
+    run_many(Version::V2, Encap::Udp, 0.3, false, 3);
+}
+
+#[test]
+fn v3_1000_sessions_no_loss() {
+    run_many(Version::V3, Encap::Udp, 0.0, true, 4);
+}
+
+#[test]
+fn v3_1000_sessions_10pct_loss_ip_encap() {
+    run_many(Version::V3, Encap::Ip, 0.1, true, 5);
+}
+
+#[test]
+fn v3_1000_sessions_30pct_loss() {
+    run_many(Version::V3, Encap::Udp, 0.3, true, 6);
+}
+
+fn small_pair(
+    version: Version,
+    net: NetConfig,
+    seed: u64,
+) -> (ul2tp_control::sim::Sim, u32, Vec<u32>) {
+    let a = cfg(version, "a");
+    let mut sim = pair(net, Encap::Udp, seed, a.clone(), cfg(version, "b"));
+    let (tid, sids) = establish(
+        &mut sim,
+        a,
+        3,
+        &SessionConfig::default(),
+        Duration::from_secs(600),
+    );
+    (sim, tid, sids)
+}
+
+fn teardown(version: Version, from_a: bool) {
+    let (mut sim, tid_a, _) = small_pair(version, NetConfig::lossy(0.2), 11);
+    let tid_b = tunnel_up(&sim, B)[0];
+    let now = sim.now;
+    if from_a {
+        sim.ep(A)
+            .close_tunnel(now, tid_a, result::STOP_GENERAL)
+            .unwrap();
+    } else {
+        sim.ep(B)
+            .close_tunnel(now, tid_b, result::STOP_GENERAL)
+            .unwrap();
+    }
+    sim.run_for(Duration::from_secs(120));
+    let (closer, other) = if from_a { (A, B) } else { (B, A) };
+    let dc = tunnel_downs(&sim, closer);
+    let dp = tunnel_downs(&sim, other);
+    assert_eq!(dc.len(), 1);
+    assert_eq!(dp.len(), 1);
+    assert!(matches!(
+        &dc[0],
+        Event::TunnelDown {
+            reason: DownReason::Local,
+            was_up: true,
+            ..
+        }
+    ));
+    assert!(
+        matches!(
+            &dp[0],
+            Event::TunnelDown {
+                reason: DownReason::Peer { result_code: 1, .. },
+                was_up: true,
+                ..
+            }
+        ),
+        "{dp:?}"
+    );
+    assert_eq!(session_downs(&sim, A), 3);
+    assert_eq!(session_downs(&sim, B), 3);
+    // Hold-down over: all state is gone on both sides.
+    assert!(sim.ep(A).tunnel_ids().is_empty());
+    assert!(sim.ep(B).tunnel_ids().is_empty());
+}
+
+#[test]
+fn teardown_from_initiator_v2() {
+    teardown(Version::V2, true);
+}
+
+#[test]
+fn teardown_from_responder_v2() {
+    teardown(Version::V2, false);
+}
+
+#[test]
+fn teardown_from_either_side_v3() {
+    teardown(Version::V3, true);
+    teardown(Version::V3, false);
+}
+
+#[test]
+fn session_close_from_either_side() {
+    for version in [Version::V2, Version::V3] {
+        let (mut sim, tid_a, sids) = small_pair(version, NetConfig::lossy(0.2), 12);
+        let now = sim.now;
+        sim.ep(A)
+            .close_session(now, tid_a, sids[0], result::CDN_ADMIN)
+            .unwrap();
+        let b_up = sessions_up(&sim, B);
+        let b_sid = b_up
+            .iter()
+            .find(|s| s.peer_session_id == sids[1])
+            .unwrap()
+            .session_id;
+        let tid_b = b_up[0].tunnel_id;
+        sim.ep(B)
+            .close_session(now, tid_b, b_sid, result::CDN_ADMIN)
+            .unwrap();
+        sim.run_for(Duration::from_secs(60));
+        let downs: Vec<_> = sim.nodes[B]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::SessionDown {
+                    peer_session_id,
+                    reason,
+                    ..
+                } => Some((*peer_session_id, reason.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(downs.len(), 2);
+        assert!(downs
+            .iter()
+            .any(|(p, r)| *p == sids[0] && matches!(r, DownReason::Peer { result_code: 3, .. })));
+        assert_eq!(session_downs(&sim, A), 2);
+        // the tunnel and the third session survive
+        assert_eq!(sim.ep(A).tunnel_stats(tid_a).unwrap().sessions, 1);
+        assert_eq!(tunnel_downs(&sim, A).len(), 0);
+    }
+}
+
+#[test]
+fn v2_challenge_failure_refuses_tunnel() {
+    // B challenges A; A answers with the wrong secret ⇒ B sends StopCCN 4.
+    let mut a = cfg(Version::V2, "a");
+    a.secret = Some(b"wrong".to_vec());
+    let mut b = cfg(Version::V2, "b");
+    b.secret = Some(b"right".to_vec());
+    b.send_challenge = true;
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 21, a.clone(), b);
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    assert!(tunnel_up(&sim, B).is_empty());
+    let db = tunnel_downs(&sim, B);
+    assert!(
+        matches!(
+            &db[..],
+            [Event::TunnelDown {
+                reason: DownReason::AuthFailed,
+                was_up: false,
+                ..
+            }]
+        ),
+        "{db:?}"
+    );
+    // A had already sent SCCCN and considered itself up; it learns from the StopCCN.
+    let da = tunnel_downs(&sim, A);
+    assert!(
+        matches!(
+            &da[..],
+            [Event::TunnelDown {
+                reason: DownReason::Peer { result_code: 4, .. },
+                ..
+            }]
+        ),
+        "{da:?}"
+    );
+}
+
+#[test]
+fn v2_challenge_success_both_directions_and_initiator_check() {
+    let mut a = cfg(Version::V2, "a");
+    a.secret = Some(b"k".to_vec());
+    a.send_challenge = true;
+    let mut b = a.clone();
+    b.host_name = "b".into();
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 22, a.clone(), b.clone());
+    establish(
+        &mut sim,
+        a.clone(),
+        1,
+        &SessionConfig::default(),
+        Duration::from_secs(10),
+    );
+
+    // Initiator challenges; responder has a different secret ⇒ initiator refuses the SCCRP.
+    let mut b2 = b;
+    b2.secret = Some(b"other".to_vec());
+    b2.send_challenge = false;
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 23, a.clone(), b2);
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    assert!(tunnel_up(&sim, A).is_empty());
+    let da = tunnel_downs(&sim, A);
+    assert!(
+        matches!(
+            &da[..],
+            [Event::TunnelDown {
+                reason: DownReason::AuthFailed,
+                ..
+            }]
+        ),
+        "{da:?}"
+    );
+    let db = tunnel_downs(&sim, B);
+    assert!(
+        matches!(
+            &db[..],
+            [Event::TunnelDown {
+                reason: DownReason::Peer { result_code: 4, .. },
+                ..
+            }]
+        ),
+        "{db:?}"
+    );
+}
+
+#[test]
+fn v2_refuses_challenge_when_not_answering() {
+    let mut a = cfg(Version::V2, "a");
+    a.secret = Some(b"k".to_vec());
+    a.send_challenge = true;
+    let mut b = cfg(Version::V2, "b");
+    b.secret = Some(b"k".to_vec());
+    b.answer_challenge = false;
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 24, a.clone(), b);
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    assert!(matches!(
+        &tunnel_downs(&sim, B)[..],
+        [Event::TunnelDown {
+            reason: DownReason::AuthFailed,
+            ..
+        }]
+    ));
+    assert!(tunnel_up(&sim, A).is_empty());
+}
+
+#[test]
+fn v3_digest_mismatch_drops_and_times_out() {
+    for alg in [DigestAlg::HmacMd5, DigestAlg::HmacSha1] {
+        let mut a = cfg(Version::V3, "a");
+        a.secret = Some(b"one".to_vec());
+        a.digest = alg;
+        a.max_retries = 3;
+        let mut b = cfg(Version::V3, "b");
+        b.secret = Some(b"two".to_vec());
+        b.digest = alg;
+        let mut sim = pair(NetConfig::perfect(), Encap::Udp, 25, a.clone(), b);
+        let now = sim.now;
+        sim.ep(A).connect(now, addr(2), a).unwrap();
+        sim.run_for(Duration::from_secs(120));
+        assert!(tunnel_up(&sim, A).is_empty());
+        assert!(matches!(
+            &tunnel_downs(&sim, A)[..],
+            [Event::TunnelDown {
+                reason: DownReason::Timeout,
+                ..
+            }]
+        ));
+        // every SCCRQ copy (1 + 3 retries) was rejected by B
+        assert_eq!(sim.ep(B).stats().rx_auth_failures, 4);
+        assert!(sim.ep(B).tunnel_ids().is_empty());
+    }
+}
+
+#[test]
+fn v3_authentication_required_by_one_side_only_is_refused() {
+    let a = cfg(Version::V3, "a"); // no secret
+    let mut b = cfg(Version::V3, "b");
+    b.secret = Some(b"k".to_vec());
+    let mut a2 = a.clone();
+    a2.secret = Some(b"k".to_vec());
+    // A authenticates, B does not: B refuses with StopCCN 4.
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 26, a2.clone(), a.clone());
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a2).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    assert!(matches!(
+        &tunnel_downs(&sim, B)[..],
+        [Event::TunnelDown {
+            reason: DownReason::AuthFailed,
+            ..
+        }]
+    ));
+    // A's SCCRQ is unsigned, B requires a digest: dropped.
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 27, a.clone(), b);
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.run_for(Duration::from_secs(10));
+    assert!(sim.ep(B).stats().rx_auth_failures >= 1);
+    assert!(tunnel_up(&sim, A).is_empty());
+}
+
+#[test]
+fn silent_peer_times_out_after_configured_retries() {
+    for version in [Version::V2, Version::V3] {
+        let mut a = cfg(version, "a");
+        a.max_retries = 5;
+        a.retransmit_initial = Duration::from_secs(1);
+        a.retransmit_cap = Duration::from_secs(16);
+        // Nobody at 10.0.0.9.
+        let mut sim = pair(
+            NetConfig::perfect(),
+            Encap::Udp,
+            31,
+            a.clone(),
+            cfg(version, "b"),
+        );
+        let now = sim.now;
+        sim.ep(A).connect(now, addr(9), a).unwrap();
+        sim.run_for(Duration::from_secs(600));
+        let d = &sim.nodes[A].events;
+        assert_eq!(d.len(), 1);
+        // 1 + 2 + 4 + 8 + 16 + 16 (cap) = 47 s
+        assert_eq!(d[0].0, Timestamp::from_micros(47_000_000));
+        assert!(matches!(
+            d[0].1,
+            Event::TunnelDown {
+                reason: DownReason::Timeout,
+                ..
+            }
+        ));
+        assert_eq!(sim.sent, 6, "one SCCRQ and five retransmissions");
+    }
+}
+
+#[test]
+fn peer_going_silent_is_detected_by_hello() {
+    let (mut sim, tid, _) = small_pair(Version::V3, NetConfig::perfect(), 32);
+    let tid_b = tunnel_up(&sim, B)[0];
+    let total = |sim: &mut ul2tp_control::sim::Sim| {
+        let a = sim.ep(A).tunnel_stats(tid).unwrap();
+        let b = sim.ep(B).tunnel_stats(tid_b).unwrap();
+        (
+            u32::from(a.next_ns) + u32::from(b.next_ns),
+            a.unacked + b.unacked,
+        )
+    };
+    let (before, _) = total(&mut sim);
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(
+        total(&mut sim).0,
+        before,
+        "no HELLO before the idle interval"
+    );
+    // Idle for 61 s: one HELLO goes out (the side whose timer fires first; the other side's
+    // idle timer restarts when it receives it) and is acknowledged; the tunnel stays up.
+    sim.run_for(Duration::from_secs(31));
+    let (after, unacked) = total(&mut sim);
+    assert_eq!(after, before + 1, "one HELLO sent");
+    assert_eq!(unacked, 0);
+    assert!(tunnel_downs(&sim, A).is_empty());
+    // Now the peer disappears: the next HELLO is never acked ⇒ tunnel down after retries.
+    sim.net.loss = 1.0;
+    sim.run_for(Duration::from_secs(400));
+    let d = tunnel_downs(&sim, A);
+    assert!(
+        matches!(
+            &d[..],
+            [Event::TunnelDown {
+                reason: DownReason::Timeout,
+                was_up: true,
+                ..
+            }]
+        ),
+        "{d:?}"
+    );
+    assert_eq!(session_downs(&sim, A), 3);
+}
+
+#[test]
+fn tie_breaker_when_both_start_at_once() {
+    for version in [Version::V2, Version::V3] {
+        for seed in 0..6u64 {
+            let a = cfg(version, "a");
+            let b = cfg(version, "b");
+            let mut sim = pair(
+                NetConfig::lossy(0.1),
+                Encap::Udp,
+                40 + seed,
+                a.clone(),
+                b.clone(),
+            );
+            let now = sim.now;
+            let ta = sim.ep(A).connect(now, addr(2), a).unwrap();
+            let tb = sim.ep(B).connect(now, addr(1), b).unwrap();
+            sim.ep(A)
+                .open_session(now, ta, SessionConfig::default())
+                .unwrap();
+            sim.ep(B)
+                .open_session(now, tb, SessionConfig::default())
+                .unwrap();
+            let ok = sim.run_while_not(Duration::from_secs(300), |s| {
+                sessions_up(s, A).len() == 2 && sessions_up(s, B).len() == 2
+            });
+            assert!(
+                ok,
+                "sessions not up: {:?} {:?}",
+                sim.nodes[A].events, sim.nodes[B].events
+            );
+            // Exactly one tunnel, one loser.
+            assert_eq!(tunnel_up(&sim, A).len(), 1);
+            assert_eq!(tunnel_up(&sim, B).len(), 1);
+            let lost: Vec<_> = [A, B].iter().flat_map(|&n| tunnel_downs(&sim, n)).collect();
+            assert!(
+                matches!(
+                    &lost[..],
+                    [Event::TunnelDown {
+                        reason: DownReason::TieBreakLost,
+                        replaced_by: Some(_),
+                        ..
+                    }]
+                ),
+                "{lost:?}"
+            );
+            assert_eq!(assert_sessions_agree(&sim), 2);
+        }
+    }
+}
+
+#[test]
+fn no_tie_breaker_builds_two_tunnels() {
+    let mut a = cfg(Version::V2, "a");
+    a.tie_breaker = false;
+    let mut b = cfg(Version::V2, "b");
+    b.tie_breaker = false;
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 50, a.clone(), b.clone());
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.ep(B).connect(now, addr(1), b).unwrap();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(tunnel_up(&sim, A).len(), 2);
+    assert_eq!(tunnel_up(&sim, B).len(), 2);
+}
+
+#[test]
+fn outgoing_calls_v2_and_v3() {
+    for version in [Version::V2, Version::V3] {
+        let a = cfg(version, "lns");
+        let mut sim = pair(
+            NetConfig::lossy(0.1),
+            Encap::Udp,
+            60,
+            a.clone(),
+            cfg(version, "lac"),
+        );
+        let scfg = SessionConfig {
+            call: CallType::Outgoing,
+            remote_end_id: b"5551234".to_vec(),
+            ..SessionConfig::default()
+        };
+        establish(&mut sim, a, 20, &scfg, Duration::from_secs(600));
+        assert_eq!(assert_sessions_agree(&sim), 20);
+        for s in sessions_up(&sim, A) {
+            assert_eq!(s.call, CallType::Outgoing);
+            assert!(s.lns_mode, "OCRQ sender is the LNS");
+        }
+        for s in sessions_up(&sim, B) {
+            assert_eq!(s.remote_end_id, b"5551234");
+        }
+    }
+}
+
+#[test]
+fn v3_unsupported_pw_type_is_refused_with_cdn_14() {
+    let a = cfg(Version::V3, "a");
+    let mut b = cfg(Version::V3, "b");
+    b.pw_types = vec![5];
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 61, a.clone(), b);
+    let now = sim.now;
+    let t = sim.ep(A).connect(now, addr(2), a).unwrap();
+    let s = sim
+        .ep(A)
+        .open_session(
+            now,
+            t,
+            SessionConfig {
+                pw_type: 4,
+                ..SessionConfig::default()
+            },
+        )
+        .unwrap();
+    sim.run_for(Duration::from_secs(5));
+    let up = &tunnel_up(&sim, A);
+    assert_eq!(up.len(), 1);
+    let downs: Vec<_> = sim.nodes[A]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::SessionDown { .. }))
+        .collect();
+    assert!(
+        matches!(&downs[..], [(_, Event::SessionDown { session_id, reason: DownReason::Peer { result_code: 14, .. }, was_up: false, .. })] if *session_id == s),
+        "{downs:?}"
+    );
+    // Sequencing without a sublayer ⇒ CDN 15.
+    let mut sim = pair(
+        NetConfig::perfect(),
+        Encap::Udp,
+        62,
+        cfg(Version::V3, "a"),
+        cfg(Version::V3, "b"),
+    );
+    let now = sim.now;
+    let t = sim
+        .ep(A)
+        .connect(now, addr(2), cfg(Version::V3, "a"))
+        .unwrap();
+    sim.ep(A)
+        .open_session(
+            now,
+            t,
+            SessionConfig {
+                recv_seq: true,
+                l2spec_type: 0,
+                ..SessionConfig::default()
+            },
+        )
+        .unwrap();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(
+        sim.count(A, |e| matches!(
+            e,
+            Event::SessionDown {
+                reason: DownReason::Peer {
+                    result_code: 15,
+                    ..
+                },
+                ..
+            }
+        )),
+        1
+    );
+}
+
+#[test]
+fn set_link_info_reaches_peer() {
+    for version in [Version::V2, Version::V3] {
+        let (mut sim, tid, sids) = small_pair(version, NetConfig::perfect(), 63);
+        let now = sim.now;
+        sim.ep(A)
+            .set_link_info(now, tid, sids[0], 0x0001, (0, 0xffff_ffff))
+            .unwrap();
+        sim.run_for(Duration::from_secs(2));
+        let li: Vec<_> = sim.nodes[B]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::LinkInfo {
+                    circuit_status,
+                    accm,
+                    ..
+                } => Some((*circuit_status, *accm)),
+                _ => None,
+            })
+            .collect();
+        match version {
+            Version::V2 => assert_eq!(li, vec![(None, Some((0, 0xffff_ffff)))]),
+            Version::V3 => assert_eq!(li, vec![(Some(1), None)]),
+        }
+    }
+}
+
+#[test]
+fn acks_are_zlb_in_v2_and_ack_messages_in_v3() {
+    for version in [Version::V2, Version::V3] {
+        let (mut sim, _, _) = small_pair(version, NetConfig::perfect(), 64);
+        sim.run_for(Duration::from_secs(1));
+        let pcap = sim.pcap_bytes().to_vec();
+        let mut zlb = 0;
+        let mut ack = 0;
+        for rec in ul2tp_wire::pcap::records(&pcap).unwrap() {
+            let rec = rec.unwrap();
+            let d = ul2tp_wire::pcap::extract(rec.frame).unwrap();
+            let p = d.payload;
+            let len = u16::from_be_bytes([p[2], p[3]]);
+            if len == 12 {
+                zlb += 1;
+            } else if p.len() >= 20 && p[18..20] == [0, 20] {
+                ack += 1;
+            }
+        }
+        match version {
+            Version::V2 => assert!(zlb > 0 && ack == 0, "v2: zlb {zlb} ack {ack}"),
+            Version::V3 => assert!(zlb == 0 && ack > 0, "v3: zlb {zlb} ack {ack}"),
+        }
+    }
+}
