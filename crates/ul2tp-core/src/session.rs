@@ -148,10 +148,13 @@ struct RxState {
     queue: VecDeque<Held>,
 }
 
-/// A frame released by the sequence logic, delivered after the state lock is dropped.
-enum Release<'a> {
-    Current(&'a [u8]),
-    Held(Vec<u8>),
+/// Frames released by the sequence logic, delivered after the state lock is dropped. The
+/// packet being received is kept by reference (no copy, no allocation on the fast path);
+/// frames released from the reorder queue are owned.
+#[derive(Default)]
+struct Released<'a> {
+    current: Option<&'a [u8]>,
+    held: Vec<Vec<u8>>,
 }
 
 /// An L2TP session.
@@ -551,16 +554,18 @@ impl Session {
         frame: &[u8],
         deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
     ) -> RxOutcome {
-        let mut out: Vec<Release<'_>> = Vec::new();
+        let mut out = Released::default();
         let verdict = {
             let mut st = lock(&self.rx);
             self.rx_locked(&mut st, now, seq, len, frame, &mut out)
         };
-        for r in &out {
-            match r {
-                Release::Current(f) => deliver(self, f),
-                Release::Held(f) => deliver(self, f),
-            }
+        // Held frames released by this packet come before it only if it was queued behind
+        // them; the fast path (current set) runs only with an empty queue.
+        for f in &out.held {
+            deliver(self, f);
+        }
+        if let Some(f) = out.current {
+            deliver(self, f);
         }
         verdict
     }
@@ -572,7 +577,7 @@ impl Session {
         seq: Option<u32>,
         len: usize,
         frame: &'a [u8],
-        out: &mut Vec<Release<'a>>,
+        out: &mut Released<'a>,
     ) -> RxOutcome {
         if self.is_dead() {
             return RxOutcome::Dropped(DropReason::SessionDead);
@@ -667,7 +672,7 @@ impl Session {
                 }
             }
             self.count_delivery(st, seq.is_some(), len);
-            out.push(Release::Current(frame));
+            out.current = Some(frame);
             return RxOutcome::Consumed;
         }
         st.queue.push_back(held(seq.unwrap_or(0)));
@@ -702,7 +707,7 @@ impl Session {
 
     /// The dequeue step (kernel-facts §2.7): drop expired heads, resync after a skip,
     /// release in-sequence packets.
-    fn dequeue(&self, st: &mut RxState, now: Instant, out: &mut Vec<Release<'_>>) {
+    fn dequeue(&self, st: &mut RxState, now: Instant, out: &mut Released<'_>) {
         while let Some(head) = st.queue.front() {
             if now >= head.expires {
                 let ns = head.ns;
@@ -730,7 +735,7 @@ impl Session {
                 return;
             };
             self.count_delivery(st, h.has_seq, h.len);
-            out.push(Release::Held(h.frame));
+            out.held.push(h.frame);
         }
     }
 
@@ -741,17 +746,15 @@ impl Session {
         now: Instant,
         deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
     ) {
-        let mut out: Vec<Release<'_>> = Vec::new();
+        let mut out = Released::default();
         {
             let mut st = lock(&self.rx);
             if !self.is_dead() {
                 self.dequeue(&mut st, now, &mut out);
             }
         }
-        for r in &out {
-            if let Release::Held(f) = r {
-                deliver(self, f);
-            }
+        for f in &out.held {
+            deliver(self, f);
         }
     }
 
