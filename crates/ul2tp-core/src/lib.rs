@@ -18,6 +18,13 @@
 //!   long as any session or in-flight packet needs it. Deletion is idempotent: an object is
 //!   marked dead and unpublished once; a worker still holding the old snapshot sees the dead
 //!   flag and drops the packet.
+//! * Frames are delivered through the caller's callback after the session's lock is released
+//!   (so a callback may use the session again). The in-order fast path delivers a sub-slice
+//!   of the received datagram without copying or allocating; packets held for reordering are
+//!   copied once. With several workers feeding one session, deliveries of concurrently
+//!   received packets may interleave (as in the kernel, which also drops its queue lock).
+//! * Transmit: [`Session::encap`] writes the header into headroom in front of the frame and
+//!   returns the datagram's range; [`Session::tx_done`] accounts the send result.
 //!
 //! # Differences from the kernel (deliberate)
 //! * Expired packets in the reorder queue are dropped by a timer as well as on the next
@@ -29,7 +36,10 @@
 //! * L2TPv2 session ids above 65535 are rejected (EINVAL) instead of being truncated
 //!   (kernel-facts §12.2 item 3).
 //! * ETH_VLAN pseudowires (pw_type 4) are implemented: the session inserts / checks / removes
-//!   an 802.1Q tag ([`vlan`]); frames with another tag are dropped and counted `rx_errors`.
+//!   an 802.1Q tag ([`vlan`]); frames with another tag are dropped and counted `rx_errors`
+//!   (checked before the sequence logic; untagging copies the frame).
+//! * v3 UDP sessions with the same id in two tunnels on the same socket are refused (EEXIST)
+//!   so that the socket always disambiguates a collision.
 //! * The register_session trace event prints the real tunnel ids (the kernel prints the
 //!   session ids in those slots); debug listings print whole cookies of any length.
 #![forbid(unsafe_code)]

@@ -792,3 +792,11 @@ impl Drop for Session {
         }
     }
 }
+
+impl Session {
+    /// Count a frame the pseudowire could not take (e.g. a full PPP socket queue) as
+    /// `rx_errors` (kernel-facts §3.1).
+    pub fn count_rx_error(&self) {
+        crate::stats::inc(&self.stats.rx_errors);
+    }
+}
