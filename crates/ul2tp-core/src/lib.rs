@@ -56,7 +56,7 @@ pub mod vlan;
 
 pub use mtu::eth_mtu;
 pub use registry::{DropReason, Registry, RxOutcome};
-pub use session::{Session, Tunnel};
+pub use session::{Session, Tunnel, MAX_REORDER_QUEUE};
 pub use stats::AtomicStats;
 pub use trace::{TraceEvent, TraceSink};
 pub use ul2tp_api::Stats;

@@ -18,6 +18,11 @@ use crate::{vlan, Cookie, Encap, ProtoVersion, SessionParams, TunnelParams};
 /// Out-of-sequence packets in a row before resynchronising (kernel-facts §2.1).
 const NR_OOS_COUNT_MAX: u32 = 4;
 
+/// Most packets a session holds for reordering. The kernel has no cap (kernel-facts §2.6,
+/// §12.2 item 5); here a full queue drops its head as if it had expired, so memory stays
+/// bounded and the outcome is the one the timeout would have produced, only earlier.
+pub const MAX_REORDER_QUEUE: usize = 1024;
+
 /// Shared by a registry and its objects: the trace sink.
 #[derive(Default)]
 pub(crate) struct Shared {
@@ -632,6 +637,7 @@ impl Session {
                 // kernel-facts §2.6: numeric insertion before the first greater ns.
                 if let Some(pos) = st.queue.iter().position(|h| h.ns > ns) {
                     inc(&self.stats.rx_oos_packets);
+                    let pos = pos.saturating_sub(self.make_room(st));
                     st.queue.insert(pos, held(ns));
                     self.dequeue(st, now, out);
                     return RxOutcome::Consumed;
@@ -675,9 +681,30 @@ impl Session {
             out.current = Some(frame);
             return RxOutcome::Consumed;
         }
+        self.make_room(st);
         st.queue.push_back(held(seq.unwrap_or(0)));
         self.dequeue(st, now, out);
         RxOutcome::Consumed
+    }
+
+    /// Drop heads (counted like expiries) until one more packet fits; returns how many.
+    fn make_room(&self, st: &mut RxState) -> usize {
+        let mut n = 0;
+        while st.queue.len() >= MAX_REORDER_QUEUE {
+            let Some(h) = st.queue.pop_front() else {
+                break;
+            };
+            self.seq_discard();
+            st.reorder_skip = true;
+            self.trace(|| TraceEvent::SessionPktExpired {
+                name: self.name(),
+                pkt_ns: h.ns,
+                my_nr: st.nr,
+                reorder_q_len: st.queue.len(),
+            });
+            n += 1;
+        }
+        n
     }
 
     fn reset_nr(&self, st: &mut RxState, ns: u32) {
@@ -797,6 +824,6 @@ impl Session {
     /// Count a frame the pseudowire could not take (e.g. a full PPP socket queue) as
     /// `rx_errors` (kernel-facts §3.1).
     pub fn count_rx_error(&self) {
-        crate::stats::inc(&self.stats.rx_errors);
+        inc(&self.stats.rx_errors);
     }
 }

@@ -463,3 +463,22 @@ fn trace_events_follow_the_sequence_logic() {
     assert_eq!(ev, ["delete_session: sess 1/10", "free_session: sess 1/10"]);
     drop(r);
 }
+
+#[test]
+fn reorder_queue_is_bounded() {
+    let mut g = Rig::v3(|p| p.reorder_timeout_ms = 60_000);
+    g.rx(Some(0), 0);
+    // 1 is lost; 2..=1025 fill the queue.
+    for ns in 2..2 + ul2tp_core::MAX_REORDER_QUEUE as u32 {
+        assert_eq!(g.rx(Some(ns), 1), RxOutcome::Consumed);
+    }
+    assert_eq!(g.s.reorder_queue_len(), ul2tp_core::MAX_REORDER_QUEUE);
+    assert_eq!(g.tags(), [0]);
+    // One more: the head (2) is dropped as if expired, and the rest resyncs and flows.
+    g.rx(Some(1026), 2);
+    assert_eq!(g.s.reorder_queue_len(), 0);
+    let st = g.s.stats();
+    assert_eq!((st.rx_seq_discards, st.rx_packets), (1, 1 + 1024));
+    assert_eq!(g.tags().len(), 1024);
+    assert_eq!(g.s.nr_ns().0, 1027);
+}
