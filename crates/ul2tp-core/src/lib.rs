@@ -31,6 +31,8 @@
 //!   packet: the daemon calls [`Session::poll_reorder`] at [`Session::next_timeout`]
 //!   (kernel-facts §2.7 has no timer, so held packets wait for the next arrival). A packet
 //!   counts as expired when `now >= expires` (the kernel: one jiffy later).
+//! * The reorder queue is bounded ([`MAX_REORDER_QUEUE`]); a full queue drops its head as if
+//!   it had expired (the kernel has no cap, kernel-facts §12.2 item 5).
 //! * Several tunnels may share one socket ([`SocketId`]): v2 lookups use the header's tunnel
 //!   id and v3 collisions are resolved by the receiving socket, as in kernel-facts §5.3.
 //! * L2TPv2 session ids above 65535 are rejected (EINVAL) instead of being truncated

@@ -412,6 +412,9 @@ fn counters() {
     let ts = g.s.tunnel().stats();
     assert_eq!((ts.rx_errors, ts.rx_seq_discards), (0, 0));
     assert_eq!(g.s.stats().rx_seq_discards, 1);
+    // A frame the pseudowire could not take.
+    g.s.count_rx_error();
+    assert_eq!(g.s.stats().rx_errors, 2);
 }
 
 #[test]
