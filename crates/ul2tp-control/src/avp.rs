@@ -308,7 +308,7 @@ impl DigestAlg {
         }
     }
     /// Digest length in octets.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             DigestAlg::HmacMd5 => 16,
             DigestAlg::HmacSha1 => 20,
@@ -372,7 +372,7 @@ pub const DIGEST_VALUE_OFFSET: usize = 12 + 8 + AVP_HEADER_LEN + 1;
 
 /// Fill the digest of a message built with a zeroed Message Digest AVP right after Message Type.
 pub fn sign(alg: DigestAlg, key: &[u8], nonces: &[&[u8]], msg: &mut [u8]) {
-    let end = DIGEST_VALUE_OFFSET + alg.len();
+    let end = DIGEST_VALUE_OFFSET + alg.digest_len();
     let Some(slot) = msg.get_mut(DIGEST_VALUE_OFFSET..end) else {
         return;
     };
@@ -398,10 +398,10 @@ pub fn verify(key: &[u8], nonces: &[&[u8]], msg: &[u8]) -> bool {
     let Some(alg) = msg.get(26).copied().and_then(DigestAlg::from_octet) else {
         return false;
     };
-    if len != AVP_HEADER_LEN + 1 + alg.len() {
+    if len != AVP_HEADER_LEN + 1 + alg.digest_len() {
         return false;
     }
-    let end = DIGEST_VALUE_OFFSET + alg.len();
+    let end = DIGEST_VALUE_OFFSET + alg.digest_len();
     let Some(got) = msg.get(DIGEST_VALUE_OFFSET..end) else {
         return false;
     };
@@ -438,7 +438,7 @@ impl MsgBuilder {
     /// Reserve a zeroed Message Digest AVP (must be called right after `new`).
     pub fn digest_placeholder(&mut self, alg: DigestAlg) {
         let mut v = vec![alg.type_octet()];
-        v.resize(1 + alg.len(), 0);
+        v.resize(1 + alg.digest_len(), 0);
         self.raw(attr::MESSAGE_DIGEST, true, &v);
     }
 

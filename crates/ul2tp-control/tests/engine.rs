@@ -1,0 +1,284 @@
+//! Engine-level rules driven by hand (no simulated network): StopCCN hold-down,
+//! re-acknowledgement of duplicates, unknown mandatory AVPs, malformed input.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ul2tp_control::avp::{attr, MsgBuilder};
+use ul2tp_control::engine::{msg_type, result};
+use ul2tp_control::{Config, DownReason, Encap, Endpoint, Event, Timestamp, Transmit, Version};
+use ul2tp_wire::control::{ns_nr, ControlHeader};
+
+struct Pair {
+    a: Endpoint,
+    b: Endpoint,
+    now: Timestamp,
+}
+
+impl Pair {
+    fn new(version: Version) -> Pair {
+        Pair {
+            a: Endpoint::new(cfg(version, "a"), Encap::Udp, 1),
+            b: Endpoint::new(cfg(version, "b"), Encap::Udp, 2),
+            now: Timestamp::ZERO,
+        }
+    }
+
+    fn drain(ep: &mut Endpoint) -> Vec<Transmit> {
+        std::iter::from_fn(|| ep.poll_transmit()).collect()
+    }
+
+    /// Exchange until quiet, advancing time to each timer (at most `limit`).
+    fn settle(&mut self, limit: Duration) {
+        let end = self.now + limit;
+        loop {
+            let mut moved = false;
+            for t in Self::drain(&mut self.a) {
+                self.b.handle_datagram(self.now, addr(1), &t.bytes);
+                moved = true;
+            }
+            for t in Self::drain(&mut self.b) {
+                self.a.handle_datagram(self.now, addr(2), &t.bytes);
+                moved = true;
+            }
+            if moved {
+                continue;
+            }
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn up(version: Version) -> (Pair, u32, u32) {
+        let mut p = Pair::new(version);
+        let ta = p.a.connect(p.now, addr(2), cfg(version, "a")).unwrap();
+        p.settle(Duration::from_secs(1));
+        let tb = p.b.tunnel_ids()[0];
+        assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "established");
+        (p, ta, tb)
+    }
+}
+
+fn events(ep: &mut Endpoint) -> Vec<Event> {
+    std::iter::from_fn(|| ep.poll_event()).collect()
+}
+
+#[test]
+fn stopccn_receiver_holds_state_and_reacks_duplicates() {
+    for version in [Version::V2, Version::V3] {
+        let (mut p, ta, tb) = Pair::up(version);
+        events(&mut p.b);
+        p.a.close_tunnel(p.now, ta, result::STOP_GENERAL).unwrap();
+        let stop = Pair::drain(&mut p.a);
+        assert_eq!(stop.len(), 1);
+        p.b.handle_datagram(p.now, addr(1), &stop[0].bytes);
+        let ev = events(&mut p.b);
+        assert!(
+            matches!(
+                &ev[..],
+                [Event::TunnelDown {
+                    reason: DownReason::Peer { result_code: 1, .. },
+                    ..
+                }]
+            ),
+            "{ev:?}"
+        );
+        // The ack is delayed; then B stays in "held".
+        p.now = p.now + Duration::from_secs(1);
+        p.b.handle_timeout(p.now);
+        assert_eq!(Pair::drain(&mut p.b).len(), 1, "StopCCN acknowledged");
+        assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "held");
+        // The ack was lost: A's retransmitted StopCCN, 10 s later, is acknowledged again at once.
+        p.now = p.now + Duration::from_secs(10);
+        p.b.handle_datagram(p.now, addr(1), &stop[0].bytes);
+        let again = Pair::drain(&mut p.b);
+        assert_eq!(again.len(), 1, "duplicate StopCCN re-acknowledged");
+        let (ns, nr) = ns_nr(&again[0].bytes).unwrap();
+        let (stop_ns, _) = ns_nr(&stop[0].bytes).unwrap();
+        assert_eq!(nr, stop_ns.wrapping_add(1));
+        let _ = ns;
+        assert!(events(&mut p.b).is_empty(), "no second TunnelDown");
+        // After the 31 s hold-down the state is gone and nothing answers any more.
+        p.now = p.now + Duration::from_secs(31);
+        p.b.handle_timeout(p.now);
+        assert!(p.b.tunnel_ids().is_empty());
+        p.b.handle_datagram(p.now, addr(1), &stop[0].bytes);
+        assert!(Pair::drain(&mut p.b).is_empty());
+    }
+}
+
+#[test]
+fn stopccn_sender_retransmits_until_acked_then_forgets() {
+    let (mut p, ta, _) = Pair::up(Version::V2);
+    p.a.close_tunnel(p.now, ta, result::STOP_GENERAL).unwrap();
+    let first = Pair::drain(&mut p.a);
+    // lose it; A retransmits after 1 s
+    p.now = p.now + Duration::from_secs(1);
+    p.a.handle_timeout(p.now);
+    let second = Pair::drain(&mut p.a);
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        ns_nr(&first[0].bytes).map(|x| x.0),
+        ns_nr(&second[0].bytes).map(|x| x.0),
+        "same Ns"
+    );
+    assert_eq!(p.a.tunnel_stats(ta).unwrap().state, "closing");
+    p.settle(Duration::from_secs(5));
+    assert!(
+        p.now < Timestamp::from_micros(10_000_000),
+        "well before the hold-down ends"
+    );
+    assert!(
+        p.a.tunnel_ids().is_empty(),
+        "forgotten once the StopCCN is acknowledged"
+    );
+}
+
+#[test]
+fn duplicate_message_is_reacknowledged_not_redelivered() {
+    let (mut p, ta, _) = Pair::up(Version::V2);
+    events(&mut p.a);
+    events(&mut p.b);
+    p.a.open_session(p.now, ta, Default::default()).unwrap();
+    let icrq = Pair::drain(&mut p.a);
+    assert_eq!(icrq.len(), 1);
+    p.b.handle_datagram(p.now, addr(1), &icrq[0].bytes);
+    let icrp = Pair::drain(&mut p.b);
+    assert_eq!(icrp.len(), 1, "ICRP piggybacks the ack");
+    // The same ICRQ again (a retransmission): B acks immediately with a ZLB and opens nothing.
+    p.b.handle_datagram(p.now, addr(1), &icrq[0].bytes);
+    let ack = Pair::drain(&mut p.b);
+    assert_eq!(ack.len(), 1);
+    let (h, _) = ControlHeader::parse(&ack[0].bytes, Version::V2).unwrap();
+    assert!(h.is_zlb());
+    assert_eq!(
+        p.b.tunnel_stats(p.b.tunnel_ids()[0])
+            .unwrap()
+            .channel
+            .duplicates,
+        1
+    );
+    p.a.handle_datagram(p.now, addr(2), &icrp[0].bytes);
+    p.settle(Duration::from_secs(1));
+    let ups = events(&mut p.b)
+        .into_iter()
+        .filter(|e| matches!(e, Event::SessionUp(_)))
+        .count();
+    assert_eq!(ups, 1);
+}
+
+#[test]
+fn unknown_mandatory_avp_tears_down_tunnel_and_optional_one_is_ignored() {
+    for (mandatory, expect_down) in [(false, false), (true, true)] {
+        let (mut p, _, tb) = Pair::up(Version::V2);
+        events(&mut p.b);
+        let st = p.b.tunnel_stats(tb).unwrap();
+        // A HELLO from A carrying an unknown vendor AVP.
+        let ta = p.a.tunnel_ids()[0];
+        let sa = p.a.tunnel_stats(ta).unwrap();
+        let mut h = ControlHeader::new(Version::V2, tb, 0);
+        h.ns = sa.next_ns;
+        h.nr = st.next_ns;
+        let mut b = MsgBuilder::new(&h, msg_type::HELLO);
+        b.raw(999, mandatory, &[1, 2, 3]);
+        let mut bytes = b.finish();
+        ul2tp_wire::control::set_ns_nr(&mut bytes, sa.next_ns, st.next_ns).unwrap();
+        p.b.handle_datagram(p.now, addr(1), &bytes);
+        let ev = events(&mut p.b);
+        if expect_down {
+            assert!(
+                matches!(
+                    &ev[..],
+                    [Event::TunnelDown {
+                        reason: DownReason::Protocol {
+                            result_code: 2,
+                            error_code: Some(8),
+                            ..
+                        },
+                        ..
+                    }]
+                ),
+                "{ev:?}"
+            );
+        } else {
+            assert!(ev.is_empty(), "{ev:?}");
+            assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "established");
+        }
+    }
+}
+
+#[test]
+fn malformed_datagrams_are_counted_and_dropped() {
+    let (mut p, _, tb) = Pair::up(Version::V3);
+    let before = p.b.stats();
+    p.b.handle_datagram(p.now, addr(1), &[]);
+    p.b.handle_datagram(p.now, addr(1), &[0xc8, 0x03, 0, 40, 0, 0, 0, 1]);
+    // valid header, body whose first AVP is not Message Type
+    let mut m = ControlHeader::new(Version::V3, tb, 0)
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+    m.extend_from_slice(&[0x80, 8, 0, 0, 0, attr::HOST_NAME as u8, b'x', b'y']);
+    let len = m.len() as u16;
+    ul2tp_wire::control::set_length(&mut m, len).unwrap();
+    p.b.handle_datagram(p.now, addr(1), &m);
+    // unknown tunnel
+    let m2 = ul2tp_wire::control::zlb(Version::V3, Encap::Udp, 12345, 0, 0, 0).unwrap();
+    p.b.handle_datagram(p.now, addr(1), &m2);
+    let after = p.b.stats();
+    assert_eq!(after.rx_malformed - before.rx_malformed, 3);
+    assert_eq!(after.rx_unknown_tunnel - before.rx_unknown_tunnel, 1);
+    assert!(Pair::drain(&mut p.b).is_empty());
+    assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "established");
+}
+
+#[test]
+fn v2_over_ip_is_refused() {
+    let mut ep = Endpoint::new(Config::default(), Encap::Ip, 1);
+    assert!(ep
+        .connect(Timestamp::ZERO, addr(2), cfg(Version::V2, "a"))
+        .is_err());
+}
+
+#[test]
+fn hidden_avps_are_on_the_wire_when_configured() {
+    let mut a = cfg(Version::V2, "a");
+    a.secret = Some(b"k".to_vec());
+    a.hide_avps = true;
+    let mut ep = Endpoint::new(a.clone(), Encap::Udp, 1);
+    ep.connect(Timestamp::ZERO, addr(2), a).unwrap();
+    let t = ep.poll_transmit().unwrap();
+    let avps = ul2tp_control::avp::parse_avps(&t.bytes[12..], Some(b"k")).unwrap();
+    let tid = avps
+        .iter()
+        .find(|x| x.attr == attr::ASSIGNED_TUNNEL_ID)
+        .unwrap();
+    assert!(tid.hidden);
+    // Random Vector precedes the first hidden AVP (rfc-facts §1.8).
+    let rv = avps
+        .iter()
+        .position(|x| x.attr == attr::RANDOM_VECTOR)
+        .unwrap();
+    let first_hidden = avps.iter().position(|x| x.hidden).unwrap();
+    assert!(rv < first_hidden);
+    // Host Name must never be hidden.
+    assert!(
+        !avps
+            .iter()
+            .find(|x| x.attr == attr::HOST_NAME)
+            .unwrap()
+            .hidden
+    );
+}
