@@ -16,9 +16,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::{Registry, RxOutcome, Session, SocketId, Transport};
 use ul2tp_sys::ip::IpTunnelSocket;
+use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::UdpTunnelSocket;
 
@@ -38,11 +40,19 @@ pub enum TunnelSocket {
 }
 
 impl TunnelSocket {
-    /// Receive one datagram's L2TP payload into `buf`; returns its length.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Receive one datagram's L2TP payload into `buf`; returns its length and source.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         match self {
-            TunnelSocket::Udp(s) => s.recv(buf).await,
-            TunnelSocket::Ip(s) => s.recv(buf).await.map(|(n, _)| n),
+            TunnelSocket::Udp(s) => s.recv_from(buf).await,
+            TunnelSocket::Ip(s) => s.recv(buf).await.map(|(n, a)| (n, SocketAddr::new(a, 0))),
+        }
+    }
+
+    /// Send one datagram to `dst` (UDP: address and port; IP: address).
+    pub async fn send_to(&self, buf: &[u8], dst: SocketAddr) -> io::Result<usize> {
+        match self {
+            TunnelSocket::Udp(s) => s.send_to(buf, dst).await,
+            TunnelSocket::Ip(s) => s.send_to(buf, dst.ip()).await,
         }
     }
 
@@ -100,16 +110,22 @@ pub enum Pseudowire {
     /// An Ethernet pseudowire's TAP device (l2tpethN); for ETH_VLAN sessions frames are
     /// tagged / untagged by the session.
     Eth(Tap),
+    /// A PPP session's socket (the PPPoL2TP-socket equivalent): frames go to the application.
+    Ppp(Arc<SeqPacket>),
 }
 
 impl Pseudowire {
-    fn deliver(&self, frame: &[u8]) {
+    fn deliver(&self, frame: &[u8]) -> bool {
         match self {
             Pseudowire::Eth(tap) => {
                 // kernel-facts §6.1: frames shorter than an Ethernet header are dropped.
-                if frame.len() >= 14 {
-                    let _ = tap.try_send(frame);
-                }
+                frame.len() >= 14 && tap.try_send(frame).is_ok()
+            }
+            Pseudowire::Ppp(sock) => {
+                let mut m = Vec::with_capacity(frame.len() + 1);
+                m.push(ul2tp_api::sockproto::FRAME);
+                m.extend_from_slice(frame);
+                sock.try_send(&m).is_ok()
             }
         }
     }
@@ -152,12 +168,18 @@ pub struct RxContext {
     pub registry: Arc<Registry>,
     /// Devices to deliver to.
     pub pseudowires: Arc<Pseudowires>,
+    /// For a managed tunnel: the application's tunnel-socket view, which gets what the kernel
+    /// would leave on the tunnel socket (kernel-facts §1.2).
+    pub upcall: Arc<ArcSwapOption<SeqPacket>>,
 }
 
 /// Deliver a frame the registry accepted for `session`.
 pub fn deliver(pws: &Pseudowires, session: &Arc<Session>, frame: &[u8]) {
     if let Some(pw) = pws.get((session.tunnel_id(), session.session_id())) {
-        pw.deliver(frame);
+        if !pw.deliver(frame) {
+            // kernel-facts §3.1: a full PPP socket queue counts as rx_errors.
+            session.count_rx_error();
+        }
     }
 }
 
@@ -166,8 +188,8 @@ pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: Socke
     let transport = sock.transport();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let n = match sock.recv(&mut buf).await {
-            Ok(n) => n,
+        let (n, from) = match sock.recv(&mut buf).await {
+            Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 // ICMP errors (port unreachable while the peer is not up yet) surface as
@@ -189,7 +211,17 @@ pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: Socke
         );
         if let RxOutcome::ToSocket = outcome {
             // Unmanaged tunnels have no control plane: the kernel leaves such packets on a
-            // socket nobody reads. We drop them (counted by the registry where the kernel counts).
+            // socket nobody reads, so they are dropped. A managed tunnel's application gets
+            // them, addressed with their source.
+            if let Some(up) = ctx.upcall.load().as_ref() {
+                let conn_id = u32::from(from.port());
+                let msg = SockMsg::Dgram {
+                    addr: from.ip(),
+                    conn_id,
+                    payload: buf[..n].to_vec(),
+                };
+                let _ = up.try_send(&msg.encode());
+            }
         }
     }
 }
@@ -198,9 +230,23 @@ fn libc_econnrefused() -> i32 {
     111
 }
 
+/// Encapsulate `frame` for `session` and send it; counts the result.
+pub async fn send_frame(session: &Session, sock: &TunnelSocket, frame: &[u8]) -> bool {
+    let mut buf = vec![0u8; HEADROOM + frame.len()];
+    buf[HEADROOM..].copy_from_slice(frame);
+    let Some((start, end)) = session.encap(&mut buf, HEADROOM, frame.len()) else {
+        return false;
+    };
+    let ok = sock.send(&buf[start..end]).await.is_ok();
+    session.tx_done(end - start, ok);
+    ok
+}
+
 /// Transmit loop of one Ethernet pseudowire: TAP frames to the tunnel socket.
 pub async fn eth_tx(session: Arc<Session>, pw: Arc<Pseudowire>, sock: Arc<TunnelSocket>) {
-    let Pseudowire::Eth(tap) = &*pw;
+    let Pseudowire::Eth(tap) = &*pw else {
+        return;
+    };
     let mut buf = vec![0u8; HEADROOM + MAX_DATAGRAM];
     loop {
         let n = match tap.recv(&mut buf[HEADROOM..]).await {

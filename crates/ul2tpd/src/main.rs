@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+mod apps;
 mod config;
 mod datapath;
 mod server;
@@ -114,7 +115,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     Vec::new(),
                 )
                 .await;
-            if let Some(e) = reply.error {
+            if let Some(e) = reply.0.error {
                 anyhow::bail!(
                     "{config_name}:{}: cannot create {}: {}",
                     obj.line,

@@ -3,7 +3,7 @@
 //! NOOP; we want root, or membership of the configured groups).
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -167,10 +167,18 @@ async fn connection(
     let std_stream = stream.into_std()?;
     let mut writer = UnixStream::from_std(std_stream.try_clone()?)?;
     let reader = UnixStream::from_std(std_stream)?;
-    let (tx, mut rx) = mpsc::channel::<ServerMessage>(256);
+    let (tx, mut rx) = mpsc::channel::<(ServerMessage, Vec<OwnedFd>)>(256);
     let writer_task = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if writer.write_all(&encode_line(&m)).await.is_err() {
+        while let Some((m, fds)) = rx.recv().await {
+            let line = encode_line(&m);
+            let r = if fds.is_empty() {
+                writer.write_all(&line).await
+            } else {
+                // Descriptors travel with the first bytes of the reply line.
+                let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+                send_line_with_fds(&writer, &line, &raw).await
+            };
+            if r.is_err() {
                 break;
             }
         }
@@ -186,16 +194,16 @@ async fn connection(
                     Err(e) => break Err(e),
                 };
                 let reply = match decode_line::<Request>(&line) {
-                    Err(e) => ServerMessage::err(0, e),
+                    Err(e) => (ServerMessage::err(0, e), Vec::new()),
                     Ok(req) => {
                         let seq = req.seq;
                         if privilege < required(req.cmd) {
-                            ServerMessage::err(seq, ApiError::new(Errno::EPERM, format!(
+                            (ServerMessage::err(seq, ApiError::new(Errno::EPERM, format!(
                                 "{} needs root or membership of the configured API group",
-                                command_name(req.cmd))))
+                                command_name(req.cmd)))), Vec::new())
                         } else if req.cmd == Command::Monitor {
                             monitor = Some(daemon.subscribe());
-                            ServerMessage::ok(seq)
+                            (ServerMessage::ok(seq), Vec::new())
                         } else {
                             daemon.handle(req, fds).await
                         }
@@ -205,7 +213,7 @@ async fn connection(
             }
             ev = next_event(&mut monitor) => {
                 match ev {
-                    Ok(m) => { if tx.send(m).await.is_err() { break Ok(()); } }
+                    Ok(m) => { if tx.send((m, Vec::new())).await.is_err() { break Ok(()); } }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!("monitor client lagged, {n} events lost");
                     }
@@ -217,6 +225,28 @@ async fn connection(
     drop(tx);
     let _ = writer_task.await;
     result
+}
+
+async fn send_line_with_fds(w: &UnixStream, line: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let mut sent = loop {
+        w.writable().await?;
+        match w.try_io(tokio::io::Interest::WRITABLE, || {
+            ul2tp_sys::fdpass::send_with_fds(w, line, fds)
+        }) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    while sent < line.len() {
+        w.writable().await?;
+        match w.try_write(&line[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The command's wire name (`tunnel_create`).

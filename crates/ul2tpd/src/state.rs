@@ -5,13 +5,20 @@
 //! for each failure, creates sockets and devices, registers objects in the `ul2tp-core`
 //! registry and multicasts notifications to monitors (kernel-facts §4.9).
 //!
+//! Sockets: an unmanaged tunnel gets a socket the daemon opens (kernel-facts §5.5); tunnels
+//! with the same encapsulation, local and remote address (and ports) share one socket, which
+//! the kernel cannot do (seed limitation 1). A managed tunnel uses the application's socket,
+//! handed over with the request (§5.6). Applications get descriptors back for session sockets
+//! (the PPPoL2TP equivalent, §7) and for managed tunnels (see `apps.rs`).
+//!
 //! Control-side changes are serialised by one async mutex; the data path never takes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
+use arc_swap::ArcSwapOption;
 use tokio::sync::{broadcast, Mutex};
 use tokio::task::JoinHandle;
 use ul2tp_api::{
@@ -23,18 +30,23 @@ use ul2tp_core::{
     TunnelParams,
 };
 use ul2tp_sys::ip::IpTunnelSocket;
+use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 
+use crate::apps;
 use crate::datapath::{self, Pseudowire, Pseudowires, RxContext, TunnelSocket};
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-fn einval(msg: impl Into<String>) -> ApiError {
+/// A reply and the descriptors that travel with it.
+pub type Reply = (ServerMessage, Vec<OwnedFd>);
+
+pub(crate) fn einval(msg: impl Into<String>) -> ApiError {
     ApiError::new(Errno::EINVAL, msg)
 }
 
-fn io_err(what: &str, e: std::io::Error) -> ApiError {
+pub(crate) fn io_err(what: &str, e: std::io::Error) -> ApiError {
     let errno = e
         .raw_os_error()
         .and_then(Errno::from_number)
@@ -44,7 +56,7 @@ fn io_err(what: &str, e: std::io::Error) -> ApiError {
 
 /// A task aborted when dropped.
 #[derive(Debug)]
-struct Task(JoinHandle<()>);
+pub(crate) struct Task(pub(crate) JoinHandle<()>);
 
 impl Drop for Task {
     fn drop(&mut self) {
@@ -52,52 +64,93 @@ impl Drop for Task {
     }
 }
 
-/// Socket-level facts of a tunnel, reported in replies (kernel-facts §4.8).
-#[derive(Debug, Clone)]
-struct TunnelInfo {
-    udp_csum: bool,
-    zero_csum6_tx: bool,
-    zero_csum6_rx: bool,
+/// What makes two unmanaged tunnels' sockets the same socket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SocketKey {
+    encap: Encap,
+    local: SocketAddr,
+    remote: SocketAddr,
+    opts: (bool, bool, bool),
 }
 
+/// A tunnel socket and its receive task.
 #[derive(Debug)]
-struct TunnelRt {
-    socket: Arc<TunnelSocket>,
-    info: TunnelInfo,
+pub(crate) struct SocketRt {
+    pub(crate) socket: Arc<TunnelSocket>,
+    pub(crate) id: SocketId,
+    /// The managed tunnel's application view, if any.
+    pub(crate) upcall: Arc<ArcSwapOption<SeqPacket>>,
+    /// Inode of an adopted application socket (to refuse reusing it: EBUSY).
+    pub(crate) inode: Option<u64>,
     _rx: Task,
 }
 
+/// Socket-level facts of a tunnel, reported in replies (kernel-facts §4.8).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TunnelInfo {
+    pub(crate) udp_csum: bool,
+    pub(crate) zero_csum6_tx: bool,
+    pub(crate) zero_csum6_rx: bool,
+}
+
 #[derive(Debug)]
-struct SessionRt {
-    _tasks: Vec<Task>,
+pub(crate) struct TunnelRt {
+    pub(crate) sock: Arc<SocketRt>,
+    pub(crate) info: TunnelInfo,
+    pub(crate) tasks: Vec<Task>,
 }
 
 #[derive(Debug, Default)]
-struct Ctl {
-    tunnels: BTreeMap<u32, TunnelRt>,
-    sessions: HashMap<(u32, u32), SessionRt>,
+pub(crate) struct SessionRt {
+    pub(crate) tasks: Vec<Task>,
+    /// A session socket is (or was) attached: a second connect is EEXIST (§7.3).
+    pub(crate) had_socket: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Ctl {
+    pub(crate) tunnels: BTreeMap<u32, TunnelRt>,
+    pub(crate) sessions: HashMap<(u32, u32), SessionRt>,
+    sockets: HashMap<SocketKey, Weak<SocketRt>>,
     next_socket: u64,
+    /// Sessions with an attached session socket.
+    pub(crate) attached: HashSet<(u32, u32)>,
 }
 
 /// The daemon.
 #[derive(Debug)]
 pub struct Daemon {
-    registry: Arc<Registry>,
-    pseudowires: Arc<Pseudowires>,
-    ctl: Mutex<Ctl>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) pseudowires: Arc<Pseudowires>,
+    pub(crate) ctl: Mutex<Ctl>,
     events: broadcast::Sender<ServerMessage>,
+    pub(crate) me: Weak<Daemon>,
 }
 
 impl Daemon {
     /// A daemon with no tunnels.
     pub fn new() -> Arc<Daemon> {
-        let (events, _) = broadcast::channel(1024);
-        Arc::new(Daemon {
+        let (events, _) = broadcast::channel(4096);
+        let d = Arc::new_cyclic(|me| Daemon {
             registry: Arc::new(Registry::new()),
             pseudowires: Arc::new(Pseudowires::default()),
             ctl: Mutex::new(Ctl::default()),
             events,
-        })
+            me: me.clone(),
+        });
+        // Trace events (kernel-facts §9.2) go to the log and to monitors, for the objects they
+        // are switched on for.
+        let ev = d.events.clone();
+        d.registry
+            .set_trace_sink(Some(Arc::new(move |e: &ul2tp_core::TraceEvent| {
+                tracing::info!(target: "l2tp", "{}: {}", e.name(), e);
+                let _ = ev.send(ServerMessage {
+                    event: Some(Command::TraceSet),
+                    text: Some(format!("{}: {}", e.name(), e)),
+                    ..ServerMessage::default()
+                });
+            })));
+        d
     }
 
     /// Subscribe to notifications.
@@ -105,7 +158,7 @@ impl Daemon {
         self.events.subscribe()
     }
 
-    fn notify(&self, cmd: Command, attrs: Attrs) {
+    pub(crate) fn notify(&self, cmd: Command, attrs: Attrs) {
         // "No listeners" is not an error (kernel-facts §4.9).
         let _ = self.events.send(ServerMessage::event(cmd, attrs));
     }
@@ -123,18 +176,19 @@ impl Daemon {
         }
     }
 
-    /// Handle one request.
-    pub async fn handle(&self, req: Request, fds: Vec<OwnedFd>) -> ServerMessage {
+    /// Handle one request; descriptors attached to it are in `fds`.
+    pub async fn handle(&self, req: Request, fds: Vec<OwnedFd>) -> Reply {
         let seq = req.seq;
         let a = &req.attrs;
-        let r: ApiResult<ServerMessage> = match req.cmd {
-            Command::Noop => Ok(ServerMessage::ok(seq)),
+        let ok = |_| (ServerMessage::ok(seq), Vec::new());
+        let r: ApiResult<Reply> = match req.cmd {
+            Command::Noop => Ok((ServerMessage::ok(seq), Vec::new())),
             Command::TunnelCreate => self
                 .tunnel_create(a, fds)
                 .await
-                .map(|_| ServerMessage::ok(seq)),
-            Command::TunnelDelete => self.tunnel_delete(a).await.map(|_| ServerMessage::ok(seq)),
-            Command::TunnelModify => self.tunnel_modify(a).await.map(|_| ServerMessage::ok(seq)),
+                .map(|fd| (ServerMessage::ok(seq), fd.into_iter().collect())),
+            Command::TunnelDelete => self.tunnel_delete(a).await.map(ok),
+            Command::TunnelModify => self.tunnel_modify(a).await.map(ok),
             Command::TunnelGet if req.dump => {
                 let ctl = self.ctl.lock().await;
                 let entries = self
@@ -143,11 +197,14 @@ impl Daemon {
                     .iter()
                     .filter_map(|t| self.tunnel_attrs(&ctl, t.tunnel_id()))
                     .collect();
-                Ok(ServerMessage {
-                    seq: Some(seq),
-                    entries: Some(entries),
-                    ..ServerMessage::default()
-                })
+                Ok((
+                    ServerMessage {
+                        seq: Some(seq),
+                        entries: Some(entries),
+                        ..ServerMessage::default()
+                    },
+                    Vec::new(),
+                ))
             }
             Command::TunnelGet => {
                 let ctl = self.ctl.lock().await;
@@ -155,54 +212,126 @@ impl Daemon {
                     None => Err(einval("tunnel_get needs conn_id")),
                     Some(tid) => self
                         .tunnel_attrs(&ctl, tid)
-                        .map(|attrs| ServerMessage {
-                            seq: Some(seq),
-                            attrs: Some(attrs),
-                            ..ServerMessage::default()
+                        .map(|attrs| {
+                            (
+                                ServerMessage {
+                                    seq: Some(seq),
+                                    attrs: Some(attrs),
+                                    ..ServerMessage::default()
+                                },
+                                Vec::new(),
+                            )
                         })
                         .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}"))),
                 }
             }
-            Command::SessionCreate => self.session_create(a).await.map(|_| ServerMessage::ok(seq)),
-            Command::SessionDelete => self.session_delete(a).await.map(|_| ServerMessage::ok(seq)),
-            Command::SessionModify => self.session_modify(a).await.map(|_| ServerMessage::ok(seq)),
+            Command::SessionCreate => self.session_create(a).await.map(ok),
+            Command::SessionDelete => self.session_delete(a).await.map(ok),
+            Command::SessionModify => self.session_modify(a).await.map(ok),
             Command::SessionGet if req.dump => {
+                let ctl = self.ctl.lock().await;
                 let entries = self
                     .registry
                     .sessions()
                     .iter()
-                    .map(|s| session_attrs(s))
+                    .map(|s| session_attrs(s, &ctl))
                     .collect();
-                Ok(ServerMessage {
-                    seq: Some(seq),
-                    entries: Some(entries),
-                    ..ServerMessage::default()
+                Ok((
+                    ServerMessage {
+                        seq: Some(seq),
+                        entries: Some(entries),
+                        ..ServerMessage::default()
+                    },
+                    Vec::new(),
+                ))
+            }
+            Command::SessionGet => {
+                let ctl = self.ctl.lock().await;
+                self.find_session(a).map(|s| {
+                    (
+                        ServerMessage {
+                            seq: Some(seq),
+                            attrs: Some(session_attrs(&s, &ctl)),
+                            ..ServerMessage::default()
+                        },
+                        Vec::new(),
+                    )
                 })
             }
-            Command::SessionGet => self.find_session(a).map(|s| ServerMessage {
-                seq: Some(seq),
-                attrs: Some(session_attrs(&s)),
-                ..ServerMessage::default()
-            }),
-            Command::Monitor => Ok(ServerMessage::ok(seq)),
-            Command::DebugTunnels
-            | Command::DebugPppol2tp
-            | Command::TraceSet
-            | Command::Pppol2tpConnect
-            | Command::L2tpipSocket => Err(ApiError::new(Errno::EOPNOTSUPP, "not implemented yet")),
+            Command::Monitor => Ok((ServerMessage::ok(seq), Vec::new())),
+            Command::DebugTunnels => {
+                let ctl = self.ctl.lock().await;
+                let text = ul2tp_core::debug::debug_tunnels(&self.registry, &|t| {
+                    let rt = ctl.tunnels.get(&t.tunnel_id())?;
+                    Some(ul2tp_core::debug::TunnelAddrs {
+                        local: rt.sock.socket.local_addr().ok()?,
+                        peer: rt.sock.socket.peer_addr().ok()?,
+                    })
+                });
+                Ok((
+                    ServerMessage {
+                        seq: Some(seq),
+                        text: Some(text),
+                        ..ServerMessage::default()
+                    },
+                    Vec::new(),
+                ))
+            }
+            Command::DebugPppol2tp => {
+                let ctl = self.ctl.lock().await;
+                let text = ul2tp_core::debug::proc_pppol2tp(&self.registry, &|s| {
+                    let key = (s.tunnel_id(), s.session_id());
+                    let attached = ctl.attached.contains(&key);
+                    let local = ctl.tunnels.get(&s.tunnel_id()).and_then(|rt| {
+                        match rt.sock.socket.local_addr() {
+                            Ok(SocketAddr::V4(a)) => Some(a),
+                            _ => None,
+                        }
+                    });
+                    ul2tp_core::debug::PppSessionInfo {
+                        local,
+                        state: if attached { 1 } else { 0 },
+                        attached,
+                        interface: None,
+                    }
+                });
+                Ok((
+                    ServerMessage {
+                        seq: Some(seq),
+                        text: Some(text),
+                        ..ServerMessage::default()
+                    },
+                    Vec::new(),
+                ))
+            }
+            Command::TraceSet => {
+                let on = a.debug.unwrap_or(1) != 0;
+                match a.conn_id {
+                    None => Err(einval("trace_set needs conn_id")),
+                    Some(tid) => self
+                        .registry
+                        .set_trace(tid, a.session_id, on)
+                        .map(|_| (ServerMessage::ok(seq), Vec::new()))
+                        .map_err(|e| ApiError::new(e, "no such tunnel or session")),
+                }
+            }
+            Command::Pppol2tpConnect => apps::pppol2tp_connect(self, a, fds)
+                .await
+                .map(|fd| (ServerMessage::ok(seq), vec![fd])),
+            Command::L2tpipSocket => Err(ApiError::new(
+                Errno::EOPNOTSUPP,
+                "L2TP/IP sockets are not implemented yet",
+            )),
         };
-        r.unwrap_or_else(|e| ServerMessage::err(seq, e))
+        r.unwrap_or_else(|e| (ServerMessage::err(seq, e), Vec::new()))
     }
 
-    fn tunnel_attrs(&self, ctl: &Ctl, tid: u32) -> Option<Attrs> {
+    pub(crate) fn tunnel_attrs(&self, ctl: &Ctl, tid: u32) -> Option<Attrs> {
         let t = self.registry.tunnel_get(tid)?;
         let rt = ctl.tunnels.get(&tid)?;
         let p = t.params();
         let mut a = Attrs {
-            proto_version: Some(match p.version {
-                ProtoVersion::V2 => 2,
-                ProtoVersion::V3 => 3,
-            }),
+            proto_version: Some(p.version.as_u8()),
             conn_id: Some(p.tunnel_id),
             peer_conn_id: Some(p.peer_tunnel_id),
             debug: Some(0),
@@ -214,8 +343,8 @@ impl Daemon {
             ..Attrs::default()
         };
         // Addresses and ports are read from the live socket (kernel-facts §4.8).
-        let local = rt.socket.local_addr().ok();
-        let peer = rt.socket.peer_addr().ok();
+        let local = rt.sock.socket.local_addr().ok();
+        let peer = rt.sock.socket.peer_addr().ok();
         let udp = p.encap == Encap::Udp;
         match (local, peer) {
             (Some(SocketAddr::V4(l)), Some(SocketAddr::V4(r))) => {
@@ -246,7 +375,34 @@ impl Daemon {
         Some(a)
     }
 
-    async fn tunnel_create(&self, a: &Attrs, fds: Vec<OwnedFd>) -> ApiResult<()> {
+    /// Register a socket and start its receive task.
+    pub(crate) fn add_socket(
+        &self,
+        ctl: &mut Ctl,
+        socket: TunnelSocket,
+        inode: Option<u64>,
+    ) -> Arc<SocketRt> {
+        ctl.next_socket += 1;
+        let id = SocketId(ctl.next_socket);
+        let socket = Arc::new(socket);
+        let upcall = Arc::new(ArcSwapOption::empty());
+        let ctx = RxContext {
+            registry: self.registry.clone(),
+            pseudowires: self.pseudowires.clone(),
+            upcall: upcall.clone(),
+        };
+        let rx = Task(tokio::spawn(datapath::tunnel_rx(ctx, socket.clone(), id)));
+        Arc::new(SocketRt {
+            socket,
+            id,
+            upcall,
+            inode,
+            _rx: rx,
+        })
+    }
+
+    /// Validated common tunnel attributes: (tunnel_id, peer_tunnel_id, version, encap).
+    fn tunnel_ids(a: &Attrs) -> ApiResult<(u32, u32, ProtoVersion, Encap)> {
         // kernel-facts §4.5: required attributes.
         let (Some(tid), Some(ptid), Some(version), Some(encap)) =
             (a.conn_id, a.peer_conn_id, a.proto_version, a.encap_type)
@@ -265,11 +421,8 @@ impl Daemon {
             }
         };
         // Beyond the kernel (kernel-facts §12.2 item 3): validate the version and id ranges.
-        let version = match version {
-            2 => ProtoVersion::V2,
-            3 => ProtoVersion::V3,
-            v => return Err(einval(format!("proto_version {v} is not 2 or 3"))),
-        };
+        let version = ProtoVersion::from_u8(version)
+            .ok_or_else(|| einval(format!("proto_version {version} is not 2 or 3")))?;
         if version == ProtoVersion::V2 {
             if encap != Encap::Udp {
                 return Err(ApiError::new(
@@ -281,11 +434,56 @@ impl Daemon {
                 return Err(einval("L2TPv2 tunnel ids are 16-bit"));
             }
         }
+        Ok((tid, ptid, version, encap))
+    }
+
+    /// Register a tunnel on a socket (the common tail of every create path).
+    pub(crate) fn register_tunnel(
+        &self,
+        ctl: &mut Ctl,
+        p: TunnelParams,
+        sock: Arc<SocketRt>,
+        info: TunnelInfo,
+    ) -> ApiResult<()> {
+        let tid = p.tunnel_id;
+        self.registry
+            .tunnel_create(p)
+            .map_err(|e| ApiError::new(e, format!("cannot create tunnel {tid}")))?;
+        ctl.tunnels.insert(
+            tid,
+            TunnelRt {
+                sock,
+                info,
+                tasks: Vec::new(),
+            },
+        );
+        if let Some(attrs) = self.tunnel_attrs(ctl, tid) {
+            self.notify(Command::TunnelCreate, attrs);
+        }
+        Ok(())
+    }
+
+    async fn tunnel_create(&self, a: &Attrs, fds: Vec<OwnedFd>) -> ApiResult<Option<OwnedFd>> {
+        let (tid, ptid, version, encap) = Self::tunnel_ids(a)?;
         if a.fd.is_some() || !fds.is_empty() {
-            return Err(ApiError::new(
-                Errno::EOPNOTSUPP,
-                "managed tunnels (fd) are not supported yet",
-            ));
+            let fd = fds.into_iter().next().ok_or_else(|| {
+                ApiError::new(Errno::EBADF, "fd given but no descriptor attached")
+            })?;
+            let mut ctl = self.ctl.lock().await;
+            let view = apps::managed_tunnel(
+                self,
+                &mut ctl,
+                TunnelParams {
+                    tunnel_id: tid,
+                    peer_tunnel_id: ptid,
+                    version,
+                    encap,
+                    socket: SocketId(0),
+                },
+                fd,
+                true,
+            )?;
+            return Ok(view);
         }
         let (local, remote) =
             match (a.ip6_saddr, a.ip6_daddr, a.ip_saddr, a.ip_daddr) {
@@ -307,69 +505,75 @@ impl Daemon {
             zero_csum6_tx: a.udp_zero_csum6_tx.unwrap_or(false),
             zero_csum6_rx: a.udp_zero_csum6_rx.unwrap_or(false),
         };
-        // kernel-facts §5.5: the daemon creates the tunnel socket itself.
-        let socket = match encap {
-            Encap::Udp => {
-                let l = SocketAddr::new(local, a.udp_sport.unwrap_or(0));
-                let r = SocketAddr::new(remote, a.udp_dport.unwrap_or(0));
-                let opts = UdpOptions {
-                    csum_tx_v4: info.udp_csum,
-                    zero_csum6_tx: info.zero_csum6_tx,
-                    zero_csum6_rx: info.zero_csum6_rx,
-                };
-                TunnelSocket::Udp(
-                    UdpTunnelSocket::open(l, r, opts).map_err(|e| io_err("tunnel socket", e))?,
-                )
-            }
-            Encap::Ip => TunnelSocket::Ip(
-                IpTunnelSocket::open(local, remote).map_err(|e| io_err("tunnel socket", e))?,
+        let (l, r) = match encap {
+            Encap::Udp => (
+                SocketAddr::new(local, a.udp_sport.unwrap_or(0)),
+                SocketAddr::new(remote, a.udp_dport.unwrap_or(0)),
             ),
+            Encap::Ip => (SocketAddr::new(local, 0), SocketAddr::new(remote, 0)),
         };
-        let socket = Arc::new(socket);
-        ctl.next_socket += 1;
-        let socket_id = SocketId(ctl.next_socket);
-        let tunnel = self
-            .registry
-            .tunnel_create(TunnelParams {
-                tunnel_id: tid,
-                peer_tunnel_id: ptid,
-                version,
-                encap,
-                socket: socket_id,
-            })
-            .map_err(|e| ApiError::new(e, format!("cannot create tunnel {tid}")))?;
-        let ctx = RxContext {
-            registry: self.registry.clone(),
-            pseudowires: self.pseudowires.clone(),
+        let key = SocketKey {
+            encap,
+            local: l,
+            remote: r,
+            opts: (info.udp_csum, info.zero_csum6_tx, info.zero_csum6_rx),
         };
-        let rx = Task(tokio::spawn(datapath::tunnel_rx(
-            ctx,
-            socket.clone(),
-            socket_id,
-        )));
-        ctl.tunnels.insert(
-            tid,
-            TunnelRt {
-                socket,
-                info,
-                _rx: rx,
-            },
-        );
-        let _ = tunnel;
-        if let Some(attrs) = self.tunnel_attrs(&ctl, tid) {
-            self.notify(Command::TunnelCreate, attrs);
-        }
-        tracing::info!("tunnel {tid} created (peer {ptid}, {encap:?}, {local} -> {remote})");
-        Ok(())
+        // Share the socket of a tunnel with the same addresses (beyond the kernel); a port 0
+        // (ephemeral) socket is never shared.
+        let shared = (l.port() != 0 || encap == Encap::Ip)
+            .then(|| ctl.sockets.get(&key).and_then(Weak::upgrade))
+            .flatten();
+        let sock = match shared {
+            Some(s) => s,
+            None => {
+                // kernel-facts §5.5: the daemon creates the tunnel socket itself.
+                let socket = match encap {
+                    Encap::Udp => {
+                        let opts = UdpOptions {
+                            csum_tx_v4: info.udp_csum,
+                            zero_csum6_tx: info.zero_csum6_tx,
+                            zero_csum6_rx: info.zero_csum6_rx,
+                        };
+                        TunnelSocket::Udp(
+                            UdpTunnelSocket::open(l, r, opts)
+                                .map_err(|e| io_err("tunnel socket", e))?,
+                        )
+                    }
+                    Encap::Ip => TunnelSocket::Ip(
+                        IpTunnelSocket::open(local, remote)
+                            .map_err(|e| io_err("tunnel socket", e))?,
+                    ),
+                };
+                let s = self.add_socket(&mut ctl, socket, None);
+                ctl.sockets.retain(|_, w| w.strong_count() > 0);
+                ctl.sockets.insert(key, Arc::downgrade(&s));
+                s
+            }
+        };
+        let p = TunnelParams {
+            tunnel_id: tid,
+            peer_tunnel_id: ptid,
+            version,
+            encap,
+            socket: sock.id,
+        };
+        self.register_tunnel(&mut ctl, p, sock, info)?;
+        tracing::info!("tunnel {tid} created (peer {ptid}, {encap:?}, {l} -> {r})");
+        Ok(None)
     }
 
-    async fn tunnel_delete(&self, a: &Attrs) -> ApiResult<()> {
+    /// Delete a tunnel and its sessions (API, socket close, shutdown).
+    pub(crate) async fn tunnel_delete(&self, a: &Attrs) -> ApiResult<()> {
         let tid = a
             .conn_id
             .ok_or_else(|| einval("tunnel_delete needs conn_id"))?;
         let mut ctl = self.ctl.lock().await;
+        self.tunnel_delete_locked(&mut ctl, tid)
+    }
+
+    pub(crate) fn tunnel_delete_locked(&self, ctl: &mut Ctl, tid: u32) -> ApiResult<()> {
         let attrs = self
-            .tunnel_attrs(&ctl, tid)
+            .tunnel_attrs(ctl, tid)
             .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
         // The notification goes out before the delete (kernel-facts §4.2).
         self.notify(Command::TunnelDelete, attrs);
@@ -381,6 +585,7 @@ impl Daemon {
             let key = (tid, s.session_id());
             self.pseudowires.remove(key);
             ctl.sessions.remove(&key);
+            ctl.attached.remove(&key);
         }
         ctl.tunnels.remove(&tid);
         tracing::info!("tunnel {tid} deleted");
@@ -426,7 +631,7 @@ impl Daemon {
                 "session_create needs session_id, peer_session_id and pw_type",
             ));
         };
-        let v3 = tunnel.params().version == ProtoVersion::V3;
+        let v3 = tunnel.version() == ProtoVersion::V3;
         let cookie = |s: &Option<String>| -> ApiResult<Cookie> {
             match s {
                 Some(h) if v3 => {
@@ -448,7 +653,12 @@ impl Daemon {
                 L2SpecType::Default
             }
         };
-        let params = SessionParams {
+        if pw == pw_type::ETH_VLAN && !a.vlan_id.is_some_and(|v| (1..=4094).contains(&v)) {
+            return Err(einval(
+                "an eth_vlan session needs vlan_id between 1 and 4094",
+            ));
+        }
+        let mut params = SessionParams {
             session_id: sid,
             peer_session_id: psid,
             pw_type: pw,
@@ -463,20 +673,25 @@ impl Daemon {
             vlan_id: a.vlan_id,
         };
         let is_eth = v3 && (pw == pw_type::ETH || pw == pw_type::ETH_VLAN);
+        // Validate ids before creating the device (no device churn on EEXIST).
+        if pw < pw_type::MAX && self.registry.session_get(tid, sid).is_some() {
+            return Err(ApiError::new(
+                Errno::EEXIST,
+                format!("session {sid} exists in tunnel {tid}"),
+            ));
+        }
         // The device first, so that the session is registered under its resolved name.
-        let mut params = params;
         let tap = if is_eth {
-            let tap = Tap::create(if v3 { a.ifname.as_deref() } else { None }, "l2tpeth%d")
-                .map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        ApiError::new(
-                            Errno::EEXIST,
-                            format!("interface {} exists", a.ifname.as_deref().unwrap_or("?")),
-                        )
-                    } else {
-                        io_err("cannot create the pseudowire device", e)
-                    }
-                })?;
+            let tap = Tap::create(a.ifname.as_deref(), "l2tpeth%d").map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    ApiError::new(
+                        Errno::EEXIST,
+                        format!("interface {} exists", a.ifname.as_deref().unwrap_or("?")),
+                    )
+                } else {
+                    io_err("cannot create the pseudowire device", e)
+                }
+            })?;
             params.ifname = Some(tap.name().to_string());
             Some(tap)
         } else {
@@ -486,6 +701,20 @@ impl Daemon {
             .registry
             .session_create(tid, params)
             .map_err(|e| ApiError::new(e, format!("cannot create session {sid}")))?;
+        self.start_session(&mut ctl, &session, tap)?;
+        self.notify(Command::SessionCreate, session_attrs(&session, &ctl));
+        tracing::info!("session {sid} in tunnel {tid} created");
+        Ok(())
+    }
+
+    /// Attach the data path of a newly registered session: its device and timers.
+    pub(crate) fn start_session(
+        &self,
+        ctl: &mut Ctl,
+        session: &Arc<Session>,
+        tap: Option<Tap>,
+    ) -> ApiResult<()> {
+        let (tid, sid) = (session.tunnel_id(), session.session_id());
         let rt = ctl
             .tunnels
             .get(&tid)
@@ -493,7 +722,7 @@ impl Daemon {
         let mut tasks = Vec::new();
         if let Some(tap) = tap {
             // kernel-facts §6.2: MTU from the tunnel socket's path MTU and the header length.
-            let mtu = session.eth_mtu(rt.socket.is_ipv6(), rt.socket.path_mtu());
+            let mtu = session.eth_mtu(rt.sock.socket.is_ipv6(), rt.sock.socket.path_mtu());
             if let Err(e) = tap.set_mtu(mtu) {
                 tracing::warn!("{}: cannot set MTU {mtu}: {e}", tap.name());
             }
@@ -502,37 +731,44 @@ impl Daemon {
             tasks.push(Task(tokio::spawn(datapath::eth_tx(
                 session.clone(),
                 pw,
-                rt.socket.clone(),
+                rt.sock.socket.clone(),
             ))));
         }
-        if session.reorder_timeout_ms() > 0 {
-            tasks.push(Task(tokio::spawn(datapath::reorder_timer(
-                session.clone(),
-                self.pseudowires.clone(),
-            ))));
-        }
-        ctl.sessions.insert((tid, sid), SessionRt { _tasks: tasks });
-        self.notify(Command::SessionCreate, session_attrs(&session));
-        tracing::info!("session {sid} in tunnel {tid} created");
+        tasks.push(Task(tokio::spawn(datapath::reorder_timer(
+            session.clone(),
+            self.pseudowires.clone(),
+        ))));
+        ctl.sessions.insert(
+            (tid, sid),
+            SessionRt {
+                tasks,
+                had_socket: false,
+            },
+        );
         Ok(())
     }
 
     async fn session_delete(&self, a: &Attrs) -> ApiResult<()> {
         let mut ctl = self.ctl.lock().await;
         let s = self.find_session(a)?;
+        self.session_delete_locked(&mut ctl, &s)
+    }
+
+    pub(crate) fn session_delete_locked(&self, ctl: &mut Ctl, s: &Arc<Session>) -> ApiResult<()> {
         let key = (s.tunnel_id(), s.session_id());
-        self.notify(Command::SessionDelete, session_attrs(&s));
+        self.notify(Command::SessionDelete, session_attrs(s, ctl));
         self.registry
             .session_delete(key.0, key.1)
             .map_err(|e| ApiError::new(e, "no such session"))?;
         self.pseudowires.remove(key);
         ctl.sessions.remove(&key);
+        ctl.attached.remove(&key);
         tracing::info!("session {} in tunnel {} deleted", key.1, key.0);
         Ok(())
     }
 
     async fn session_modify(&self, a: &Attrs) -> ApiResult<()> {
-        let mut ctl = self.ctl.lock().await;
+        let ctl = self.ctl.lock().await;
         let s = self.find_session(a)?;
         // kernel-facts §4.7: RECV_SEQ, SEND_SEQ, LNS_MODE, RECV_TIMEOUT only; bit 0 counts.
         s.modify(
@@ -541,23 +777,20 @@ impl Daemon {
             a.lns_mode.map(|v| v & 1 == 1),
             a.recv_timeout,
         );
-        let key = (s.tunnel_id(), s.session_id());
-        if a.recv_timeout.is_some_and(|t| t > 0) {
-            if let Some(rt) = ctl.sessions.get_mut(&key) {
-                rt._tasks.push(Task(tokio::spawn(datapath::reorder_timer(
-                    s.clone(),
-                    self.pseudowires.clone(),
-                ))));
-            }
-        }
-        self.notify(Command::SessionModify, session_attrs(&s));
+        self.notify(Command::SessionModify, session_attrs(&s, &ctl));
         Ok(())
     }
 }
 
 /// Session reply attributes (kernel-facts §4.8).
-fn session_attrs(s: &Session) -> Attrs {
+pub(crate) fn session_attrs(s: &Session, _ctl: &Ctl) -> Attrs {
     let p = s.params();
+    // PPP sessions never report IFNAME (kernel-facts §4.3).
+    let ifname = if p.pw_type == pw_type::PPP {
+        None
+    } else {
+        p.ifname.clone()
+    };
     Attrs {
         conn_id: Some(s.tunnel_id()),
         session_id: Some(p.session_id),
@@ -565,10 +798,9 @@ fn session_attrs(s: &Session) -> Attrs {
         peer_session_id: Some(p.peer_session_id),
         debug: Some(0),
         pw_type: Some(p.pw_type),
-        ifname: p.ifname.clone(),
-        cookie: (!p.cookie.as_bytes().is_empty()).then(|| cookie_hex(p.cookie.as_bytes())),
-        peer_cookie: (!p.peer_cookie.as_bytes().is_empty())
-            .then(|| cookie_hex(p.peer_cookie.as_bytes())),
+        ifname,
+        cookie: (!p.cookie.is_empty()).then(|| cookie_hex(p.cookie.as_bytes())),
+        peer_cookie: (!p.peer_cookie.is_empty()).then(|| cookie_hex(p.peer_cookie.as_bytes())),
         recv_seq: Some(u8::from(p.recv_seq)),
         send_seq: Some(u8::from(p.send_seq)),
         lns_mode: Some(u8::from(p.lns_mode)),
