@@ -876,6 +876,36 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Send WAN-Error-Notify for a session: v2 Call Errors (CRC, framing, hardware overruns,
+    /// buffer overruns, time-outs, alignment); v3 Circuit Errors uses the last four counters.
+    pub fn wan_error_notify(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        session_id: u32,
+        counters: [u32; 6],
+    ) -> Result<(), Error> {
+        let (mut ctx, tunnels) = self.ctx(now);
+        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
+        let s = t.sessions.get(&session_id).ok_or(Error::NoSession)?.clone();
+        if s.state != SState::Established {
+            return Err(Error::NoSession);
+        }
+        send_session_msg(t, &mut ctx, WEN, &s, |b, v| {
+            let mut val = vec![0u8, 0];
+            let used: &[u32] = match v {
+                Version::V2 => &counters,
+                Version::V3 => &counters[2..],
+            };
+            for c in used {
+                val.extend_from_slice(&c.to_be_bytes());
+            }
+            b.hidable(attr::CALL_ERRORS, true, &val);
+        });
+        self.service(now, tunnel_id);
+        Ok(())
+    }
+
     /// Clear a tunnel and all its sessions (sends StopCCN).
     pub fn close_tunnel(
         &mut self,

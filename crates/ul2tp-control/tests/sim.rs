@@ -682,3 +682,92 @@ fn acks_are_zlb_in_v2_and_ack_messages_in_v3() {
         }
     }
 }
+
+#[test]
+fn wan_error_notify_reaches_peer() {
+    for version in [Version::V2, Version::V3] {
+        let (mut sim, tid, sids) = small_pair(version, NetConfig::perfect(), 65);
+        let now = sim.now;
+        sim.ep(A)
+            .wan_error_notify(now, tid, sids[0], [1, 2, 3, 4, 5, 6])
+            .unwrap();
+        sim.run_for(Duration::from_secs(2));
+        let errs: Vec<Vec<u8>> = sim.nodes[B]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::WanError { errors, .. } => Some(errors.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(errs.len(), 1);
+        let want_len = match version {
+            Version::V2 => 26,
+            Version::V3 => 18,
+        };
+        assert_eq!(errs[0].len(), want_len);
+        assert_eq!(&errs[0][errs[0].len() - 4..], &6u32.to_be_bytes());
+    }
+}
+
+/// Walk the capture and check that A never had more than `window` messages outstanding
+/// towards B, judged by the Nr that B had put on the wire before each of A's messages.
+fn max_outstanding_from_a(sim: &ul2tp_control::sim::Sim) -> u16 {
+    let mut last_nr_from_b: u16 = 0;
+    let mut max = 0;
+    for rec in ul2tp_wire::pcap::records(sim.pcap_bytes()).unwrap() {
+        let d = ul2tp_wire::pcap::extract(rec.unwrap().frame).unwrap();
+        let p = d.payload;
+        let (ns, nr) = ul2tp_wire::control::ns_nr(p).unwrap();
+        let len = u16::from_be_bytes([p[2], p[3]]);
+        let is_ack = len == 12 || (p.len() >= 20 && p[18..20] == [0, 20]);
+        if d.src.ip() == addr(2).ip() {
+            if ul2tp_control::channel::seq_lt(last_nr_from_b, nr) {
+                last_nr_from_b = nr;
+            }
+        } else if !is_ack {
+            max = max.max(ns.wrapping_sub(last_nr_from_b).wrapping_add(1));
+        }
+    }
+    max
+}
+
+#[test]
+fn peer_receive_window_is_respected() {
+    for version in [Version::V2, Version::V3] {
+        for window in [1u16, 3] {
+            let a = cfg(version, "a");
+            let mut b = cfg(version, "b");
+            b.rx_window = window;
+            let mut sim = pair(NetConfig::perfect(), Encap::Udp, 66, a.clone(), b);
+            establish(
+                &mut sim,
+                a.clone(),
+                40,
+                &SessionConfig::default(),
+                Duration::from_secs(600),
+            );
+            assert_eq!(
+                max_outstanding_from_a(&sim),
+                window,
+                "{version:?} window {window}"
+            );
+            // With the default window (16) the sender does use more than 3 at once.
+            let mut sim = pair(
+                NetConfig::perfect(),
+                Encap::Udp,
+                67,
+                a.clone(),
+                cfg(version, "b"),
+            );
+            establish(
+                &mut sim,
+                a,
+                40,
+                &SessionConfig::default(),
+                Duration::from_secs(600),
+            );
+            assert!(max_outstanding_from_a(&sim) > 3);
+        }
+    }
+}
