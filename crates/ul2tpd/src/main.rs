@@ -10,6 +10,7 @@ use clap::Parser;
 mod apps;
 mod config;
 mod datapath;
+mod l2tpip;
 mod server;
 mod state;
 

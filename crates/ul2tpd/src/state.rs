@@ -98,6 +98,8 @@ pub(crate) struct TunnelRt {
     pub(crate) sock: Arc<SocketRt>,
     pub(crate) info: TunnelInfo,
     pub(crate) tasks: Vec<Task>,
+    /// The emulated L2TP/IP socket a managed IP tunnel was created on.
+    pub(crate) l2tpip: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +127,7 @@ pub struct Daemon {
     pub(crate) ctl: Mutex<Ctl>,
     events: broadcast::Sender<ServerMessage>,
     pub(crate) me: Weak<Daemon>,
+    pub(crate) l2tpip: Arc<crate::l2tpip::L2tpIp>,
 }
 
 impl Daemon {
@@ -137,6 +140,7 @@ impl Daemon {
             ctl: Mutex::new(Ctl::default()),
             events,
             me: me.clone(),
+            l2tpip: crate::l2tpip::L2tpIp::new(),
         });
         // Trace events (kernel-facts §9.2) go to the log and to monitors, for the objects they
         // are switched on for.
@@ -318,10 +322,9 @@ impl Daemon {
             Command::Pppol2tpConnect => apps::pppol2tp_connect(self, a, fds)
                 .await
                 .map(|fd| (ServerMessage::ok(seq), vec![fd])),
-            Command::L2tpipSocket => Err(ApiError::new(
-                Errno::EOPNOTSUPP,
-                "L2TP/IP sockets are not implemented yet",
-            )),
+            Command::L2tpipSocket => {
+                crate::l2tpip::open(self, a).map(|fd| (ServerMessage::ok(seq), vec![fd]))
+            }
         };
         r.unwrap_or_else(|e| (ServerMessage::err(seq, e), Vec::new()))
     }
@@ -455,6 +458,7 @@ impl Daemon {
                 sock,
                 info,
                 tasks: Vec::new(),
+                l2tpip: None,
             },
         );
         if let Some(attrs) = self.tunnel_attrs(ctl, tid) {
@@ -470,6 +474,16 @@ impl Daemon {
                 ApiError::new(Errno::EBADF, "fd given but no descriptor attached")
             })?;
             let mut ctl = self.ctl.lock().await;
+            let p = TunnelParams {
+                tunnel_id: tid,
+                peer_tunnel_id: ptid,
+                version,
+                encap,
+                socket: SocketId(0),
+            };
+            if let Some(r) = crate::l2tpip::managed_tunnel(self, &mut ctl, p, &fd) {
+                return r.map(|_| None);
+            }
             let view = apps::managed_tunnel(
                 self,
                 &mut ctl,
