@@ -333,16 +333,28 @@ pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
     w.end_object();
 }
 
-/// Is this event about a tunnel (else a session)?
-fn is_tunnel_event(cmd: Command) -> bool {
-    matches!(
-        cmd,
-        Command::TunnelCreate | Command::TunnelDelete | Command::TunnelModify | Command::TunnelGet
-    )
+/// Is this event about a tunnel (else a session)? Tunnel and session commands say so by
+/// name; any other event is a session event when it names a session.
+fn is_tunnel_event(cmd: Command, a: &Attrs) -> bool {
+    match cmd {
+        Command::TunnelCreate
+        | Command::TunnelDelete
+        | Command::TunnelModify
+        | Command::TunnelGet => true,
+        Command::SessionCreate
+        | Command::SessionDelete
+        | Command::SessionModify
+        | Command::SessionGet => false,
+        _ => a.session_id.is_none(),
+    }
 }
 
-/// The netlink-style name of an event: `TUNNEL_CREATE`, `SESSION_DELETE`, ...
+/// The netlink-style name of an event: `TUNNEL_CREATE`, `SESSION_DELETE`, ...; trace
+/// events (sent with `trace_set`) are called `TRACE`.
 pub fn event_name(cmd: Command) -> String {
+    if cmd == Command::TraceSet {
+        return "TRACE".to_string();
+    }
     // Command serialises as snake_case; upper-case it.
     serde_json::to_value(cmd)
         .ok()
@@ -350,19 +362,43 @@ pub fn event_name(cmd: Command) -> String {
         .unwrap_or_else(|| format!("{cmd:?}").to_ascii_uppercase())
 }
 
-/// One `monitor` event: text `[TUNNEL_CREATE] Tunnel 3000, encap UDP ...` or one JSON
-/// object per event with an `event` key in front.
-pub fn event(cmd: Command, a: &Attrs, json: bool, pretty: bool) -> String {
+/// One `monitor` event. A notification (attributes) prints as
+/// `[TUNNEL_CREATE] Tunnel 3000, encap UDP ...` (the `show` layout) or, with JSON, as one
+/// object with an `event` key in front of the `show` keys. A text-only event (a trace
+/// event, kernel-facts §9.2) prints as `[TRACE] <text>` or `{"event":"TRACE","text":...}`.
+pub fn event(
+    cmd: Command,
+    attrs: Option<&Attrs>,
+    text: Option<&str>,
+    json: bool,
+    pretty: bool,
+) -> String {
     let name = event_name(cmd);
+    if let (None, Some(t)) = (attrs, text) {
+        let t = t.trim_end_matches('\n');
+        return if json {
+            let mut w = JsonWriter::new(pretty);
+            w.start_object();
+            w.string("event", &name);
+            w.string("text", t);
+            w.end_object();
+            w.finish()
+        } else {
+            format!("[{name}] {t}\n")
+        };
+    }
+    let default = Attrs::default();
+    let a = attrs.unwrap_or(&default);
+    let tunnel = is_tunnel_event(cmd, a);
     if json {
         let mut w = JsonWriter::new(pretty);
-        if is_tunnel_event(cmd) {
+        if tunnel {
             tunnel_json(&mut w, a, Some(&name));
         } else {
             session_json(&mut w, a, Some(&name));
         }
         w.finish()
-    } else if is_tunnel_event(cmd) {
+    } else if tunnel {
         format!("[{name}] {}", tunnel_text(a))
     } else {
         format!("[{name}] {}", session_text(a))
@@ -612,15 +648,38 @@ mod tests {
     #[test]
     fn events() {
         assert_eq!(
-            event(Command::TunnelCreate, &udp4(), false, false),
+            event(Command::TunnelCreate, Some(&udp4()), None, false, false),
             format!("[TUNNEL_CREATE] {}", tunnel_text(&udp4()))
         );
         assert_eq!(
-            event(Command::SessionDelete, &sess(), false, false),
+            event(Command::SessionDelete, Some(&sess()), None, false, false),
             format!("[SESSION_DELETE] {}", session_text(&sess()))
         );
         assert_eq!(
-            event(Command::SessionModify, &sess(), true, false),
+            event(
+                Command::TraceSet,
+                None,
+                Some("delete_tunnel: tunl 3000"),
+                false,
+                false
+            ),
+            "[TRACE] delete_tunnel: tunl 3000\n"
+        );
+        assert_eq!(
+            event(
+                Command::TraceSet,
+                None,
+                Some("free_tunnel: tunl 3\n"),
+                true,
+                false
+            ),
+            "{\"event\":\"TRACE\",\"text\":\"free_tunnel: tunl 3\"}\n"
+        );
+        // An unknown event with a session id is shown as a session.
+        assert!(event(Command::Noop, Some(&sess()), None, false, false)
+            .starts_with("[NOOP] Session 1 in tunnel 3000\n"));
+        assert_eq!(
+            event(Command::SessionModify, Some(&sess()), None, true, false),
             "{\"event\":\"SESSION_MODIFY\",\"session_id\":1,\"tunnel_id\":3000,\"peer_session_id\":2,\"peer_tunnel_id\":4000}\n"
         );
     }

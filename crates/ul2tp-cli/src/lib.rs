@@ -229,8 +229,7 @@ fn monitor(
         let Some(cmd) = msg.event else {
             continue;
         };
-        let attrs = msg.attrs.unwrap_or_default();
-        let text = format::event(cmd, &attrs, json, pretty);
+        let text = format::event(cmd, msg.attrs.as_ref(), msg.text.as_deref(), json, pretty);
         if out
             .write_all(text.as_bytes())
             .and_then(|()| out.flush())
