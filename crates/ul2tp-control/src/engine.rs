@@ -22,6 +22,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use ul2tp_wire::control::{ControlHeader, Encap, Version, HEADER_LEN};
 
+use ul2tp_wire::message::{Message as WireMessage, Reaction};
+
 use crate::avp::{self, attr, DigestAlg, Msg, MsgBuilder};
 use crate::channel::{ChannelParams, ChannelStats, ControlChannel, RxVerdict};
 use crate::Timestamp;
@@ -991,6 +993,16 @@ impl Endpoint {
                 return;
             }
         }
+        // The shared wire layer classifies malformed messages (rfc-facts §1.18): framing errors
+        // are discarded before they touch the sequence state.
+        if !hdr.is_zlb() {
+            if let Err(e) = WireMessage::parse(msg, t.version, t.cfg.secret.as_deref()) {
+                if e.reaction == Reaction::Discard {
+                    self.stats.rx_malformed += 1;
+                    return;
+                }
+            }
+        }
         t.last_rx = now;
         let is_ack = hdr.is_zlb() || mtype == Some(ACK);
         let verdict = t.chan.on_receive(now, hdr.ns, hdr.nr, is_ack, msg);
@@ -1396,6 +1408,49 @@ fn dispatch(t: &mut Tunnel, ctx: &mut Ctx<'_>, msg: &[u8]) {
         // Only acknowledgements matter now (done by the channel).
         return;
     }
+    // RFC checks of the shared wire layer (missing mandatory AVPs, unknown M=1 AVPs, bad
+    // values): apply the reaction it prescribes (rfc-facts §1.3, §1.18, §2.6).
+    if let Err(e) = WireMessage::parse(msg, t.version, t.cfg.secret.as_deref()) {
+        match e.reaction {
+            Reaction::Discard | Reaction::Ignore => {}
+            Reaction::StopCcn { result, error } => {
+                if t.peer_id == 0 {
+                    // Answer to the id the peer assigned, if it told us.
+                    let pid = match t.version {
+                        Version::V2 => m.u16(attr::ASSIGNED_TUNNEL_ID).map(u32::from),
+                        Version::V3 => m.u32(attr::ASSIGNED_CCID),
+                    };
+                    t.peer_id = pid.unwrap_or(0);
+                }
+                protocol_error(t, ctx, result.get(), Some(error.get()), &e.error_message());
+            }
+            Reaction::Cdn { result, error } => {
+                let reason = DownReason::Protocol {
+                    result_code: result.get(),
+                    error_code: Some(error.get()),
+                    message: e.error_message(),
+                };
+                let found = if matches!(m.msg_type, ICRQ | OCRQ) {
+                    None
+                } else {
+                    find_session(t, &m, msg)
+                };
+                if let Some(sid) = found {
+                    let cdn = (result.get(), Some(error.get()), e.error_message());
+                    clear_session(t, ctx, sid, Some(cdn), reason);
+                } else if matches!(m.msg_type, ICRQ | OCRQ) {
+                    let peer_sid = match t.version {
+                        Version::V2 => m.u16(attr::ASSIGNED_SESSION_ID).map(u32::from),
+                        Version::V3 => m.u32(attr::LOCAL_SESSION_ID),
+                    };
+                    if let Some(p) = peer_sid.filter(|&p| p != 0) {
+                        refuse_call(t, ctx, p, result.get(), Some(error.get()));
+                    }
+                }
+            }
+        }
+        return;
+    }
     let v3 = t.version == Version::V3;
     let is_session_msg = matches!(
         m.msg_type,
@@ -1794,8 +1849,12 @@ fn refuse_call(
     result_code: u16,
     error: Option<u16>,
 ) {
+    // CDN must carry a non-zero id of ours (Assigned Session ID / Local Session ID): use a
+    // fresh one that is released at once.
+    let local_id = ctx.alloc_session_id(t.version).unwrap_or(1);
+    ctx.session_ids.remove(&local_id);
     let s = Session {
-        local_id: 0,
+        local_id,
         peer_id: peer_sid,
         cfg: SessionConfig::default(),
         state: SState::WaitReply,
@@ -1814,7 +1873,11 @@ fn refuse_call(
             &result_value(result_code, error.map(|e| (e, ""))),
         );
         if v == Version::V2 {
-            b.hidable(attr::ASSIGNED_SESSION_ID, true, &0u16.to_be_bytes());
+            b.hidable(
+                attr::ASSIGNED_SESSION_ID,
+                true,
+                &(local_id as u16).to_be_bytes(),
+            );
         }
     });
 }

@@ -282,3 +282,62 @@ fn hidden_avps_are_on_the_wire_when_configured() {
             .hidden
     );
 }
+
+/// Build an in-sequence message from A to B on an established pair.
+fn forge(
+    p: &mut Pair,
+    version: Version,
+    mtype: u16,
+    fill: impl FnOnce(&mut MsgBuilder),
+) -> Vec<u8> {
+    let ta = p.a.tunnel_ids()[0];
+    let tb = p.b.tunnel_ids()[0];
+    let sa = p.a.tunnel_stats(ta).unwrap();
+    let sb = p.b.tunnel_stats(tb).unwrap();
+    let h = ControlHeader::new(version, tb, 0);
+    let mut b = MsgBuilder::new(&h, mtype);
+    fill(&mut b);
+    let mut bytes = b.finish();
+    ul2tp_wire::control::set_ns_nr(&mut bytes, sa.next_ns, sb.next_ns).unwrap();
+    bytes
+}
+
+#[test]
+fn call_request_missing_mandatory_avp_is_refused_with_cdn() {
+    let (mut p, _, tb) = Pair::up(Version::V3);
+    events(&mut p.b);
+    // ICRQ without PW Type / Remote End ID / Circuit Status (RFC 3931 §6 requires them).
+    let icrq = forge(&mut p, Version::V3, msg_type::ICRQ, |b| {
+        b.u32(attr::LOCAL_SESSION_ID, 77);
+        b.u32(attr::REMOTE_SESSION_ID, 0);
+        b.u32(attr::CALL_SERIAL_NUMBER, 1);
+    });
+    p.b.handle_datagram(p.now, addr(1), &icrq);
+    let out = Pair::drain(&mut p.b);
+    assert_eq!(out.len(), 1);
+    let m = ul2tp_wire::message::Message::parse(&out[0].bytes, Version::V3, None).unwrap();
+    assert_eq!(m.message_type, Some(ul2tp_wire::avp::MessageType::Cdn));
+    assert_eq!(m.remote_session_id(), Some(77));
+    let rc = m.result_code().unwrap();
+    assert_eq!(rc.result, 2);
+    assert!(events(&mut p.b).is_empty());
+    assert_eq!(p.b.tunnel_stats(tb).unwrap().sessions, 0);
+    assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "established");
+}
+
+#[test]
+fn broken_avp_framing_is_discarded_without_touching_sequence_state() {
+    let (mut p, _, tb) = Pair::up(Version::V2);
+    let before = p.b.tunnel_stats(tb).unwrap().nr;
+    let mut hello = forge(&mut p, Version::V2, msg_type::HELLO, |b| {
+        b.raw(attr::HOST_NAME, false, b"x")
+    });
+    // AVP length 0x3ff points past the end of the message.
+    let n = hello.len();
+    hello[n - 7] = 0x03;
+    hello[n - 6] = 0xff;
+    p.b.handle_datagram(p.now, addr(1), &hello);
+    assert_eq!(p.b.tunnel_stats(tb).unwrap().nr, before, "Nr not advanced");
+    assert!(Pair::drain(&mut p.b).is_empty());
+    assert_eq!(p.b.stats().rx_malformed, 1);
+}
