@@ -68,9 +68,10 @@ fn bench_messages(c: &mut Criterion) {
                 || {
                     let (b, tb, ns, nr) = established(version);
                     let msgs = hellos(version, tb, ns, nr);
-                    (b, msgs)
+                    let before = b.tunnel_stats(tb).unwrap().channel.delivered;
+                    (b, msgs, tb, before)
                 },
-                |(mut b, msgs)| {
+                |(mut b, msgs, tb, before)| {
                     let mut now = Timestamp::from_micros(10_000_000);
                     for m in &msgs {
                         b.handle_datagram(now, addr(1), m);
@@ -80,6 +81,9 @@ fn bench_messages(c: &mut Criterion) {
                             black_box(t);
                         }
                     }
+                    // Every HELLO was delivered in order (the benchmark measures real work).
+                    let after = b.tunnel_stats(tb).unwrap().channel.delivered;
+                    assert_eq!(after - before, MSGS as u64);
                     b
                 },
                 BatchSize::LargeInput,

@@ -77,6 +77,8 @@ pub mod result {
     pub const CDN_ERROR: u16 = 2;
     /// CDN: administrative reasons.
     pub const CDN_ADMIN: u16 = 3;
+    /// CDN: session not established, lost tie breaker (v3).
+    pub const CDN_TIE_BREAK: u16 = 13;
     /// CDN: unsupported PW type (v3).
     pub const CDN_PW_TYPE: u16 = 14;
     /// CDN: sequencing required without an L2-Specific Sublayer (v3).
@@ -470,6 +472,8 @@ struct Session {
     peer_l2spec: u16,
     peer_seq: bool,
     pw_type: u16,
+    /// v3 Session Tie Breaker we sent in ICRQ/OCRQ.
+    tie_breaker: Option<[u8; 8]>,
 }
 
 #[derive(Debug)]
@@ -817,6 +821,7 @@ impl Endpoint {
                 peer_l2spec: 0,
                 peer_seq: false,
                 pw_type,
+                tie_breaker: None,
             },
         );
         if t.state == TState::Established {
@@ -1737,6 +1742,11 @@ fn start_session(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
         return;
     };
     s.state = SState::WaitReply;
+    if t.version == Version::V3 && t.cfg.tie_breaker && !s.cfg.remote_end_id.is_empty() {
+        let mut tb = [0u8; 8];
+        ctx.rng.fill_bytes(&mut tb);
+        s.tie_breaker = Some(tb);
+    }
     let s = s.clone();
     let mtype = match s.cfg.call {
         CallType::Incoming => ICRQ,
@@ -1768,6 +1778,9 @@ fn start_session(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
             b.hidable(attr::REMOTE_END_ID, true, &s.cfg.remote_end_id);
             // Circuit Status: A (active) and N (new) (rfc-facts §2.13, RFC 4719).
             b.hidable(attr::CIRCUIT_STATUS, true, &3u16.to_be_bytes());
+            if let Some(tb) = s.tie_breaker {
+                b.raw(attr::TIE_BREAKER, true, &tb);
+            }
             v3_pw_avps(b, &s, true);
         }
     });
@@ -1865,6 +1878,7 @@ fn refuse_call(
         peer_l2spec: 0,
         peer_seq: false,
         pw_type: 0,
+        tie_breaker: None,
     };
     send_session_msg(t, ctx, CDN, &s, |b, v| {
         b.raw(
@@ -1960,6 +1974,65 @@ fn read_peer_session_params(t: &Tunnel, s: &mut Session, m: &Msg) {
     }
 }
 
+/// v3 session tie-break (rfc-facts §2.10, §2.11): an ICRQ/OCRQ whose Remote End ID equals the
+/// one of our own outstanding request of the same kind. Lower Tie Breaker wins; the winner
+/// refuses the loser's request with CDN 13; the loser accepts the winner's request and learns
+/// of its own defeat from the CDN. If neither side sent a value, or the values are equal, both
+/// requests are torn down. Returns true if the peer's request was consumed here.
+fn session_tie_break(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, peer_sid: u32) -> bool {
+    let call = if m.msg_type == OCRQ {
+        CallType::Outgoing
+    } else {
+        CallType::Incoming
+    };
+    let Some(rei) = m.get(attr::REMOTE_END_ID).filter(|r| !r.is_empty()) else {
+        return false;
+    };
+    let Some(ours) = t
+        .sessions
+        .values()
+        .find(|s| {
+            s.initiator
+                && s.state == SState::WaitReply
+                && s.cfg.call == call
+                && s.cfg.remote_end_id == rei
+        })
+        .map(|s| (s.local_id, s.tie_breaker))
+    else {
+        return false;
+    };
+    let theirs: Option<[u8; 8]> = m.get(attr::TIE_BREAKER).and_then(|v| v.try_into().ok());
+    let outcome = match (ours.1, theirs) {
+        (Some(a), Some(b)) if a != b => Some(a < b),
+        (Some(_), None) => Some(true),
+        (None, Some(_)) => Some(false),
+        _ => None,
+    };
+    match outcome {
+        Some(true) => {
+            refuse_call(t, ctx, peer_sid, result::CDN_TIE_BREAK, None);
+            true
+        }
+        Some(false) => false,
+        None => {
+            let reason = DownReason::Protocol {
+                result_code: result::CDN_TIE_BREAK,
+                error_code: None,
+                message: "session tie-break without a winner".into(),
+            };
+            clear_session(
+                t,
+                ctx,
+                ours.0,
+                Some((result::CDN_TIE_BREAK, None, String::new())),
+                reason,
+            );
+            refuse_call(t, ctx, peer_sid, result::CDN_TIE_BREAK, None);
+            true
+        }
+    }
+}
+
 fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
     let outgoing = m.msg_type == OCRQ;
     let peer_sid = match t.version {
@@ -1974,6 +2047,9 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
         .any(|s| s.peer_id == peer_sid && !s.initiator)
     {
         return; // already have it
+    }
+    if t.version == Version::V3 && session_tie_break(t, ctx, m, peer_sid) {
+        return;
     }
     let pw_type = match t.version {
         Version::V2 => 7,
@@ -2033,6 +2109,7 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
         peer_l2spec: 0,
         peer_seq: false,
         pw_type,
+        tie_breaker: None,
     };
     if t.version == Version::V2 {
         s.cfg.l2spec_type = 0;

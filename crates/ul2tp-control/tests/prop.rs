@@ -46,8 +46,27 @@ fn run_schedule(
         let now = sim.now;
         let _ = sim.ep(A).close_tunnel(now, tid, result::STOP_GENERAL);
     }
-    // Long enough for every retransmission cycle to finish.
     sim.run_for(Duration::from_secs(600));
+    // "Eventually": from here, within one full retransmission cycle, every tunnel must have
+    // nothing unacknowledged or be down (a HELLO may be in flight at any given instant).
+    let settled = |sim: &ul2tp_control::sim::Sim| {
+        [A, B].iter().all(|&n| {
+            let downs = tunnel_downs(sim, n);
+            sim.nodes[n].ep.tunnel_ids().iter().all(|&t| {
+                sim.nodes[n]
+                    .ep
+                    .tunnel_stats(t)
+                    .is_some_and(|st| st.unacked == 0)
+                    || downs.iter().any(
+                        |d| matches!(d, Event::TunnelDown { tunnel_id, .. } if *tunnel_id == t),
+                    )
+            })
+        })
+    };
+    assert!(
+        sim.run_while_not(Duration::from_secs(300), settled),
+        "messages left unacknowledged"
+    );
 
     // Nothing acknowledged that was not sent (audited on the wire).
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());

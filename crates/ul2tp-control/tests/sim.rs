@@ -771,3 +771,29 @@ fn peer_receive_window_is_respected() {
         }
     }
 }
+
+#[test]
+fn v3_session_tie_breaker() {
+    for seed in 0..8u64 {
+        let (mut sim, tid_a, _) = small_pair(Version::V3, NetConfig::perfect(), 90 + seed);
+        let tid_b = tunnel_up(&sim, B)[0];
+        let base_a = sessions_up(&sim, A).len();
+        let scfg = SessionConfig {
+            remote_end_id: b"pw-42".to_vec(),
+            ..SessionConfig::default()
+        };
+        let now = sim.now;
+        let sa = sim.ep(A).open_session(now, tid_a, scfg.clone()).unwrap();
+        let sb = sim.ep(B).open_session(now, tid_b, scfg).unwrap();
+        sim.run_for(Duration::from_secs(5));
+        // Exactly one new session, agreed on by both sides; the loser's own request got CDN 13.
+        assert_eq!(sessions_up(&sim, A).len(), base_a + 1);
+        assert_eq!(assert_sessions_agree(&sim), base_a + 1);
+        let lost = |n: usize, sid: u32| {
+            sim.count(n, |e| {
+                matches!(e, Event::SessionDown { session_id, reason: DownReason::Peer { result_code: 13, .. }, .. } if *session_id == sid)
+            })
+        };
+        assert_eq!(lost(A, sa) + lost(B, sb), 1, "exactly one side lost");
+    }
+}
