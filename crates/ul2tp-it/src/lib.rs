@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A unique short token for names (namespaces, interfaces).
@@ -138,6 +139,29 @@ impl Netns {
         run(c.stdout(Stdio::null()).stderr(Stdio::null()))
             .status
             .success()
+    }
+
+    /// Run `f` on a thread that has entered this namespace (to create sockets inside it: a
+    /// socket stays in the namespace it was created in).
+    pub fn run_in<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("thread in namespace panicked")
+    }
+
+    /// A UDP socket bound to `local` and connected to `remote`, inside this namespace.
+    pub fn udp_socket(&self, local: &str, remote: &str) -> std::net::UdpSocket {
+        let (l, r): (std::net::SocketAddr, std::net::SocketAddr) = (local.parse().unwrap(), remote.parse().unwrap());
+        self.run_in(move || {
+            let s = std::net::UdpSocket::bind(l).expect("bind");
+            s.connect(r).expect("connect");
+            s
+        })
     }
 
     /// Ping until one answer arrives or `tries` attempts failed (the first ping across a fresh

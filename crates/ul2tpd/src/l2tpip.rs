@@ -44,11 +44,14 @@ pub(crate) struct Entry {
     id: u64,
 }
 
+/// A family's listener socket and its receive task.
+type Listener = Option<(Arc<IpTunnelSocket>, Task)>;
+
 /// The emulated sockets and the per-family listeners.
 #[derive(Debug, Default)]
 pub(crate) struct L2tpIp {
     entries: ArcSwap<Vec<Arc<Entry>>>,
-    listeners: std::sync::Mutex<[Option<(Arc<IpTunnelSocket>, Task)>; 2]>,
+    listeners: std::sync::Mutex<[Listener; 2]>,
     next: std::sync::atomic::AtomicU64,
     me: Weak<L2tpIp>,
 }
@@ -223,13 +226,14 @@ async fn serve(d: Weak<Daemon>, t: Arc<L2tpIp>, e: Arc<Entry>, sock: Arc<IpTunne
 }
 
 /// A managed IP tunnel on an emulated L2TP/IP socket the application handed back: `Some`
-/// if `fd` is one of ours.
+/// if `fd` is one of ours. The reply carries the application's own descriptor back: it is the
+/// tunnel socket.
 pub(crate) fn managed_tunnel(
     d: &Daemon,
     ctl: &mut Ctl,
     mut p: TunnelParams,
     fd: &OwnedFd,
-) -> Option<ApiResult<()>> {
+) -> Option<ApiResult<OwnedFd>> {
     let ino = fd
         .try_clone()
         .ok()
@@ -271,6 +275,6 @@ pub(crate) fn managed_tunnel(
         if let Some(rt) = ctl.tunnels.get_mut(&tid) {
             rt.l2tpip = Some(e.id);
         }
-        Ok(())
+        fd.try_clone().map_err(|e| io_err("dup", e))
     })())
 }

@@ -482,7 +482,7 @@ impl Daemon {
                 socket: SocketId(0),
             };
             if let Some(r) = crate::l2tpip::managed_tunnel(self, &mut ctl, p, &fd) {
-                return r.map(|_| None);
+                return r.map(Some);
             }
             let view = apps::managed_tunnel(
                 self,
