@@ -3,13 +3,10 @@
 //! Message Digest (RFC 3931 §4.3, rfc-facts §2.8).
 //!
 //! The shared AVP layer in `ul2tp_wire::{avp, message, digest}` was still being written when this
-//! engine was built, so the engine carries this small, self-contained codec. It only knows the
-//! attributes the engine uses; every other attribute is reported as unknown so that the engine can
-//! apply the M-bit rule (rfc-facts §1.3). Nothing here panics on any input.
-
-use hmac::{Hmac, Mac};
-use md5::{Digest as _, Md5};
-use sha1::Sha1;
+//! engine was built, so the engine builds and reads message bodies with this small adapter. The
+//! cryptography (hiding, challenge response, keys, HMACs) now delegates to `ul2tp_wire`, and the
+//! engine runs `ul2tp_wire::message::Message::parse` on every message for the RFC checks. The
+//! adapter only knows the attributes the engine uses; nothing here panics on any input.
 
 /// AVP header flag: mandatory.
 pub const AVP_M: u16 = 0x8000;
@@ -170,54 +167,14 @@ impl core::fmt::Display for AvpError {
     }
 }
 
-/// Hidden-AVP keystream (rfc-facts §1.8): block 1 = MD5(type ‖ secret ‖ RV), block i =
-/// MD5(secret ‖ c(i−1)). `decrypt` selects whether `data` holds ciphertext (true) or plaintext.
-fn hide_xor(attr_type: u16, secret: &[u8], rv: &[u8], data: &mut [u8], decrypt: bool) {
-    let mut prev: Option<[u8; 16]> = None;
-    for chunk in data.chunks_mut(16) {
-        let mut h = Md5::new();
-        match prev {
-            None => {
-                h.update(attr_type.to_be_bytes());
-                h.update(secret);
-                h.update(rv);
-            }
-            Some(c) => {
-                h.update(secret);
-                h.update(c);
-            }
-        }
-        let key: [u8; 16] = h.finalize().into();
-        let mut cipher = [0u8; 16];
-        for (i, b) in chunk.iter_mut().enumerate() {
-            if decrypt {
-                cipher[i] = *b;
-                *b ^= key[i];
-            } else {
-                *b ^= key[i];
-                cipher[i] = *b;
-            }
-        }
-        prev = Some(cipher);
-    }
-}
-
 /// Hide `value`: returns the encrypted subformat `orig_len ‖ value ‖ pad` (rfc-facts §1.8).
 pub fn hide_value(attr_type: u16, secret: &[u8], rv: &[u8], value: &[u8], pad: &[u8]) -> Vec<u8> {
-    let mut sub = Vec::with_capacity(2 + value.len() + pad.len());
-    sub.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    sub.extend_from_slice(value);
-    sub.extend_from_slice(pad);
-    hide_xor(attr_type, secret, rv, &mut sub, false);
-    sub
+    ul2tp_wire::avp::hide(attr_type, secret, rv, value, pad)
 }
 
 /// Reveal a hidden value; `None` if the embedded original length does not fit.
 pub fn reveal_value(attr_type: u16, secret: &[u8], rv: &[u8], hidden: &[u8]) -> Option<Vec<u8>> {
-    let mut sub = hidden.to_vec();
-    hide_xor(attr_type, secret, rv, &mut sub, true);
-    let len = usize::from(u16::from_be_bytes([*sub.first()?, *sub.get(1)?]));
-    sub.get(2..2 + len).map(<[u8]>::to_vec)
+    ul2tp_wire::avp::unhide(attr_type, secret, rv, hidden).ok()
 }
 
 /// Parse all AVPs of a body. `hide_secret` is the key used to reveal hidden AVPs (the tunnel
@@ -283,11 +240,8 @@ pub fn parse_avps(body: &[u8], hide_secret: Option<&[u8]>) -> Result<Vec<Avp>, A
 /// CHAP-style tunnel authentication response (rfc-facts §1.9): MD5(id ‖ secret ‖ challenge)
 /// where id is the message type of the message that carries the response.
 pub fn challenge_response(msg_type: u8, secret: &[u8], challenge: &[u8]) -> [u8; 16] {
-    let mut h = Md5::new();
-    h.update([msg_type]);
-    h.update(secret);
-    h.update(challenge);
-    h.finalize().into()
+    let t = ul2tp_wire::avp::MessageType::from(u16::from(msg_type));
+    ul2tp_wire::digest::challenge_response(t, secret, challenge)
 }
 
 /// Message digest algorithm (RFC 3931 §5.4.1, Digest Type octet).
@@ -324,46 +278,27 @@ impl DigestAlg {
     }
 }
 
-/// HMAC-MD5(key, data) (RFC 2104).
-fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    // Hmac accepts keys of any length; new_from_slice cannot fail for HMAC.
-    let Ok(mut m) = Hmac::<Md5>::new_from_slice(key) else {
-        return Vec::new();
-    };
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().to_vec()
-}
-
-fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let Ok(mut m) = Hmac::<Sha1>::new_from_slice(key) else {
-        return Vec::new();
-    };
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().to_vec()
-}
-
 /// v3 digest key: HMAC-MD5(secret, 0x02) (rfc-facts §2.8).
 pub fn v3_digest_key(secret: &[u8]) -> Vec<u8> {
-    hmac_md5(secret, &[&[2u8]])
+    ul2tp_wire::digest::v3_digest_key(secret).to_vec()
 }
 
 /// v3 hiding key: HMAC-MD5(secret, 0x01) (rfc-facts §2.8).
 pub fn v3_hiding_key(secret: &[u8]) -> Vec<u8> {
-    hmac_md5(secret, &[&[1u8]])
+    ul2tp_wire::digest::v3_hiding_key(secret).to_vec()
 }
 
 /// Compute a message digest over `nonces ‖ msg` where `msg` has its digest bytes zeroed.
 pub fn compute_digest(alg: DigestAlg, key: &[u8], nonces: &[&[u8]], msg: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = nonces.to_vec();
-    parts.push(msg);
-    match alg {
-        DigestAlg::HmacMd5 => hmac_md5(key, &parts),
-        DigestAlg::HmacSha1 => hmac_sha1(key, &parts),
-    }
+    let n = match nonces {
+        [sender, receiver] => Some(ul2tp_wire::digest::Nonces { sender, receiver }),
+        _ => None,
+    };
+    let t = match alg {
+        DigestAlg::HmacMd5 => ul2tp_wire::avp::DigestType::HmacMd5,
+        DigestAlg::HmacSha1 => ul2tp_wire::avp::DigestType::HmacSha1,
+    };
+    ul2tp_wire::digest::compute_digest(t, key, n, msg).unwrap_or_default()
 }
 
 /// Offset of the Message Digest value within a control message (header + Message Type AVP +
