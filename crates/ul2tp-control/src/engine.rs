@@ -153,7 +153,7 @@ pub struct Config {
     pub digest: DigestAlg,
     /// Our Receive Window Size.
     pub rx_window: u16,
-    /// Idle time before we send a HELLO.
+    /// Idle time before we send a HELLO (plus a random jitter of up to an eighth of it).
     pub hello_interval: Duration,
     /// Initial retransmission timeout.
     pub retransmit_initial: Duration,
@@ -497,6 +497,9 @@ struct Tunnel {
     peer_router_id: Option<u32>,
     peer_pw_types: Vec<u16>,
     last_rx: Timestamp,
+    /// Random extra idle time before a HELLO, redrawn after each one (RFC 3931 §4.4: HELLOs
+    /// to the same peer MUST be jittered).
+    hello_jitter: Duration,
     sessions: BTreeMap<u32, Session>,
 }
 
@@ -666,7 +669,7 @@ impl Endpoint {
             .values()
             .filter_map(|t| {
                 let hello = (t.state == TState::Established && t.chan.unacked() == 0)
-                    .then(|| t.last_rx + t.cfg.hello_interval);
+                    .then(|| t.last_rx + t.cfg.hello_interval + t.hello_jitter);
                 let hold = match t.state {
                     TState::Closing { until } | TState::Held { until } => Some(until),
                     _ => None,
@@ -752,6 +755,7 @@ impl Endpoint {
                 peer_router_id: None,
                 peer_pw_types: Vec::new(),
                 last_rx: now,
+                hello_jitter: Duration::ZERO,
                 sessions: BTreeMap::new(),
             },
         );
@@ -1142,11 +1146,12 @@ impl Endpoint {
             }
             if t.state == TState::Established
                 && t.chan.unacked() == 0
-                && now >= t.last_rx + t.cfg.hello_interval
+                && now >= t.last_rx + t.cfg.hello_interval + t.hello_jitter
             {
                 // rfc-facts §1.11: HELLO after an idle interval; it is retransmitted like any
                 // control message, so a silent peer eventually tears the tunnel down.
                 t.last_rx = now;
+                t.hello_jitter = hello_jitter(&mut ctx, t.cfg.hello_interval);
                 let b = new_msg(t, &mut ctx, HELLO, 0);
                 t.chan.send(b.finish());
             }
@@ -1679,8 +1684,15 @@ fn on_scccn(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
     tunnel_up(t, ctx);
 }
 
+/// Up to an eighth of the hello interval (rfc-facts §2.9: jitter HELLOs).
+fn hello_jitter(ctx: &mut Ctx<'_>, interval: Duration) -> Duration {
+    let max = u64::try_from(interval.as_micros() / 8).unwrap_or(u64::MAX);
+    Duration::from_micros(ctx.rng.random_range(0..=max))
+}
+
 fn tunnel_up(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
     t.state = TState::Established;
+    t.hello_jitter = hello_jitter(ctx, t.cfg.hello_interval);
     t.was_up = true;
     t.last_rx = ctx.now;
     ctx.events.push_back(Event::TunnelUp(TunnelInfo {

@@ -440,9 +440,10 @@ fn peer_going_silent_is_detected_by_hello() {
         before,
         "no HELLO before the idle interval"
     );
-    // Idle for 61 s: one HELLO goes out (the side whose timer fires first; the other side's
-    // idle timer restarts when it receives it) and is acknowledged; the tunnel stays up.
-    sim.run_for(Duration::from_secs(31));
+    // Idle for 60 s plus at most 7.5 s of jitter: one HELLO goes out (the side whose timer fires
+    // first; the other side's idle timer restarts when it receives it) and is acknowledged; the
+    // tunnel stays up.
+    sim.run_for(Duration::from_secs(40));
     let (after, unacked) = total(&mut sim);
     assert_eq!(after, before + 1, "one HELLO sent");
     assert_eq!(unacked, 0);
@@ -796,4 +797,42 @@ fn v3_session_tie_breaker() {
         };
         assert_eq!(lost(A, sa) + lost(B, sb), 1, "exactly one side lost");
     }
+}
+
+#[test]
+fn hellos_to_the_same_peer_are_jittered() {
+    // Ten idle tunnels opened at the same instant must not send their HELLOs in lock-step.
+    let a = cfg(Version::V2, "a");
+    let mut sim = pair(
+        NetConfig::perfect(),
+        Encap::Udp,
+        68,
+        a.clone(),
+        cfg(Version::V2, "b"),
+    );
+    let now = sim.now;
+    for _ in 0..10 {
+        sim.ep(A).connect(now, addr(2), a.clone()).unwrap();
+    }
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(tunnel_up(&sim, A).len(), 10);
+    let start = sim.pcap_bytes().len();
+    sim.run_for(Duration::from_secs(70));
+    let times: std::collections::BTreeSet<u64> = ul2tp_wire::pcap::records(&sim.pcap_bytes()[..])
+        .unwrap()
+        .filter_map(|r| r.ok())
+        .filter(|r| {
+            let d = ul2tp_wire::pcap::extract(r.frame).unwrap();
+            d.payload.len() > 12 && d.payload[18..20] == [0, 6]
+        })
+        .map(|r| r.ts_us)
+        .collect();
+    assert!(start > 0);
+    assert!(
+        times.len() >= 8,
+        "HELLO send times should differ: {times:?}"
+    );
+    let first = *times.iter().next().unwrap();
+    let last = *times.iter().last().unwrap();
+    assert!(first >= 60_000_000 && last <= 5_000_000 + 60_000_000 + 7_500_000 + 1_000_000);
 }
