@@ -818,7 +818,7 @@ fn hellos_to_the_same_peer_are_jittered() {
     assert_eq!(tunnel_up(&sim, A).len(), 10);
     let start = sim.pcap_bytes().len();
     sim.run_for(Duration::from_secs(70));
-    let times: std::collections::BTreeSet<u64> = ul2tp_wire::pcap::records(&sim.pcap_bytes()[..])
+    let times: std::collections::BTreeSet<u64> = ul2tp_wire::pcap::records(sim.pcap_bytes())
         .unwrap()
         .filter_map(|r| r.ok())
         .filter(|r| {
