@@ -1,0 +1,568 @@
+//! Sequence numbers, LNS/LAC mode and the reorder queue end to end (kernel-facts §2, §3):
+//! two daemons with an `ul2tp-relay` between them that drops, duplicates and reorders data
+//! packets on a seeded or scripted schedule.
+//!
+//! Topology (one set of namespaces per test):
+//! ```text
+//!  ns A  eth0 192.0.2.1 ── eth0 192.0.2.2 [ns R: ul2tp-relay] eth1 198.18.0.2 ── eth0 198.18.0.1  ns B
+//! ```
+//! A's tunnel goes to 192.0.2.2:6001 and B's to 198.18.0.2:6002; the relay forwards between
+//! them. The pseudowires carry IPv4 only: IPv6 is disabled and the neighbours are static, so
+//! the only data packets are the test's pings and scripted indices ("the 3rd data packet
+//! from A") are exact.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use ul2tp_it::relay::Relay;
+use ul2tp_it::{have, veth, Capture, Daemon, Netns};
+use ul2tp_wire::data::{L2SpecType, V3SessionHeader};
+
+const A_ADDR: &str = "198.51.100.1";
+const B_ADDR: &str = "198.51.100.2";
+const A_MAC: &str = "02:00:00:00:0a:01";
+const B_MAC: &str = "02:00:00:00:0b:01";
+
+struct Topo {
+    a: Netns,
+    r: Netns,
+    b: Netns,
+    da: Daemon,
+    db: Daemon,
+    relay: Relay,
+}
+
+/// Build the three namespaces, start the relay with `relay_args` and the daemons, and create
+/// tunnel 2000/1000 with session 0x2001/0x1001 on A and B with the extra session arguments.
+fn topo(relay_args: &[&str], a_sess: &[&str], b_sess: &[&str]) -> Topo {
+    let a = Netns::new("sqa");
+    let r = Netns::new("sqr");
+    let b = Netns::new("sqb");
+    for ns in [&a, &b] {
+        ns.sysctl("net.ipv6.conf.all.disable_ipv6=1");
+        ns.sysctl("net.ipv6.conf.default.disable_ipv6=1");
+    }
+    veth(&a, "eth0", &r, "eth0");
+    veth(&r, "eth1", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    r.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    r.ip(&["addr", "add", "198.18.0.2/24", "dev", "eth1"]);
+    b.ip(&["addr", "add", "198.18.0.1/24", "dev", "eth0"]);
+    let relay = Relay::start(
+        &r,
+        "192.0.2.2:6001",
+        "192.0.2.1:5000",
+        "198.18.0.2:6002",
+        "198.18.0.1:5000",
+        relay_args,
+    );
+    let da = Daemon::start(&a, &[]);
+    let db = Daemon::start(&b, &[]);
+    da.cli_ok(&[
+        "add",
+        "tunnel",
+        "tunnel_id",
+        "2000",
+        "peer_tunnel_id",
+        "1000",
+        "encap",
+        "udp",
+        "local",
+        "192.0.2.1",
+        "remote",
+        "192.0.2.2",
+        "udp_sport",
+        "5000",
+        "udp_dport",
+        "6001",
+    ]);
+    db.cli_ok(&[
+        "add",
+        "tunnel",
+        "tunnel_id",
+        "1000",
+        "peer_tunnel_id",
+        "2000",
+        "encap",
+        "udp",
+        "local",
+        "198.18.0.1",
+        "remote",
+        "198.18.0.2",
+        "udp_sport",
+        "5000",
+        "udp_dport",
+        "6002",
+    ]);
+    let mut s = vec![
+        "add",
+        "session",
+        "name",
+        "pw0",
+        "tunnel_id",
+        "2000",
+        "session_id",
+        "0x2001",
+        "peer_session_id",
+        "0x1001",
+    ];
+    s.extend_from_slice(a_sess);
+    da.cli_ok(&s);
+    let mut s = vec![
+        "add",
+        "session",
+        "name",
+        "pw0",
+        "tunnel_id",
+        "1000",
+        "session_id",
+        "0x1001",
+        "peer_session_id",
+        "0x2001",
+    ];
+    s.extend_from_slice(b_sess);
+    db.cli_ok(&s);
+    for (ns, mac, addr, peer, peer_mac) in [
+        (&a, A_MAC, A_ADDR, B_ADDR, B_MAC),
+        (&b, B_MAC, B_ADDR, A_ADDR, A_MAC),
+    ] {
+        ns.ip(&["link", "set", "pw0", "address", mac]);
+        ns.ip(&["link", "set", "pw0", "up"]);
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "pw0"]);
+        ns.ip(&[
+            "neigh",
+            "replace",
+            peer,
+            "lladdr",
+            peer_mac,
+            "dev",
+            "pw0",
+            "nud",
+            "permanent",
+        ]);
+    }
+    Topo {
+        a,
+        r,
+        b,
+        da,
+        db,
+        relay,
+    }
+}
+
+impl Topo {
+    fn stats_a(&self) -> ul2tp_api::Stats {
+        self.da.session_stats(2000, 0x2001)
+    }
+    fn stats_b(&self) -> ul2tp_api::Stats {
+        self.db.session_stats(1000, 0x1001)
+    }
+}
+
+/// `ping -c COUNT -i INTERVAL -W 2` from `ns` to `dst`; returns how many distinct replies came
+/// back. Once some replies came, ping waits only two round-trip times after the last request,
+/// so a reply released late from a reorder queue may not be counted here: tests that need it
+/// read the session counters instead.
+fn ping_count(ns: &Netns, dst: &str, count: u32, interval: &str) -> u32 {
+    let o = ns
+        .cmd("ping")
+        .args(["-n", "-q", "-W", "2", "-i", interval, "-c"])
+        .arg(count.to_string())
+        .arg(dst)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run ping");
+    parse_received(&String::from_utf8_lossy(&o.stdout))
+}
+
+/// "N packets transmitted, M received" ⇒ M.
+fn parse_received(out: &str) -> u32 {
+    out.split(',')
+        .find_map(|part| {
+            part.trim()
+                .strip_suffix(" received")
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no ping summary in {out:?}"))
+}
+
+/// The default-sublayer sequence number (or `None`) of every L2TPv3 data packet in a pcap that
+/// goes from `src_ip` (UDP, no cookie, l2spec default), in capture order.
+fn seqs_from(pcap: &[u8], src_ip: &str) -> Vec<Option<u32>> {
+    let src: std::net::IpAddr = src_ip.parse().unwrap();
+    let mut out = Vec::new();
+    for rec in ul2tp_wire::pcap::records(pcap).expect("pcap header") {
+        let rec = rec.expect("pcap record");
+        let Some(d) = ul2tp_wire::pcap::extract(rec.frame) else {
+            continue;
+        };
+        if d.src.ip() != src {
+            continue;
+        }
+        let (h, _) = V3SessionHeader::parse_udp(d.payload, 0, L2SpecType::Default)
+            .expect("an L2TPv3 data packet with the default sublayer");
+        out.push(h.sublayer.and_then(|s| s.seq));
+    }
+    out
+}
+
+fn need_capture_tools() {
+    assert!(
+        have("tcpdump"),
+        "tcpdump is required for the capture tests (installed by .ci/run)"
+    );
+}
+
+/// `seq both` on both ends without faults: every ping passes, nothing is discarded, and both
+/// directions carry the S bit with Ns counting up from 0 (kernel-facts §2.1, §2.8).
+#[test]
+fn seq_both_without_faults() {
+    need_capture_tools();
+    let t = topo(&["--seed", "1"], &["seq", "both"], &["seq", "both"]);
+    let cap = Capture::start(&t.r, "eth1", "udp");
+    assert_eq!(ping_count(&t.a, B_ADDR, 5, "0.2"), 5);
+    let pcap = cap.stop();
+    let (sa, sb) = (t.stats_a(), t.stats_b());
+    for s in [&sa, &sb] {
+        assert_eq!(s.rx_packets, 5, "{s:?}");
+        assert_eq!(s.tx_packets, 5, "{s:?}");
+        assert_eq!(s.rx_seq_discards, 0, "{s:?}");
+        assert_eq!(s.rx_oos_packets, 0, "{s:?}");
+        assert_eq!(s.rx_errors, 0, "{s:?}");
+    }
+    let rs = t.relay.stats();
+    assert_eq!((rs.ab.data, rs.ab.data_sent, rs.ab.dropped), (5, 5, 0));
+    assert_eq!((rs.ba.data, rs.ba.data_sent), (5, 5));
+    // A's packets as forwarded by the relay (198.18.0.2 -> B) and B's packets.
+    let want: Vec<Option<u32>> = (0..5).map(Some).collect();
+    assert_eq!(seqs_from(&pcap, "198.18.0.2"), want);
+    assert_eq!(seqs_from(&pcap, "198.18.0.1"), want);
+}
+
+/// In-order-only mode (reorder_timeout 0) with data packets 3 and 4 from A swapped: Ns 3
+/// arrives while Nr is 2 and is discarded; Ns 2 is then delivered. Nr is now 3, so Ns 4..7 are
+/// out of sequence too and discarded; they form a consecutive run, and the fifth packet of the
+/// run after the first (Ns 8) resynchronises (kernel-facts §2.5: "the first 5 consecutive packets
+/// of the new run are discarded and the 6th re-synchronises"). Each discard counts
+/// rx_seq_discards and rx_errors.
+#[test]
+fn in_order_only_swap_discards_until_resync() {
+    let t = topo(
+        &["--seed", "1", "--dir", "ab", "--swap-at", "3"],
+        &["seq", "both"],
+        &["seq", "both"],
+    );
+    let got = ping_count(&t.a, B_ADDR, 12, "0.15");
+    let sb = t.stats_b();
+    // Delivered: Ns 0, 1, 2 and 8..11; discarded: Ns 3..7.
+    assert_eq!(sb.rx_packets, 7, "{sb:?}");
+    assert_eq!(sb.rx_seq_discards, 5, "{sb:?}");
+    assert_eq!(sb.rx_errors, 5, "{sb:?}");
+    assert_eq!(sb.rx_oos_packets, 0, "{sb:?}");
+    assert_eq!(got, 7, "only the delivered echo requests are answered");
+    let sa = t.stats_a();
+    assert_eq!((sa.rx_packets, sa.rx_errors), (7, 0), "{sa:?}");
+    let rs = t.relay.stats();
+    assert_eq!((rs.ab.data, rs.ab.held, rs.ab.data_sent), (12, 1, 12));
+}
+
+/// Reorder mode (reorder_timeout 300 ms) with the same swap: Ns 3 is held, Ns 2 is inserted
+/// in front of it (rx_oos_packets + 1) and both are delivered in order (kernel-facts §2.6,
+/// §2.7); nothing is discarded.
+#[test]
+fn reorder_mode_swap_delivers_both_in_order() {
+    let t = topo(
+        &["--seed", "1", "--dir", "ab", "--swap-at", "3"],
+        &["seq", "both", "reorder_timeout", "300"],
+        &["seq", "both", "reorder_timeout", "300"],
+    );
+    let got = ping_count(&t.a, B_ADDR, 8, "0.15");
+    let sb = t.stats_b();
+    assert_eq!(sb.rx_packets, 8, "{sb:?}");
+    assert_eq!(sb.rx_oos_packets, 1, "{sb:?}");
+    assert_eq!(sb.rx_seq_discards, 0, "{sb:?}");
+    assert_eq!(sb.rx_errors, 0, "{sb:?}");
+    assert_eq!(got, 8);
+    assert_eq!(t.relay.stats().ab.held, 1);
+}
+
+/// Reorder mode with data packet 3 from A dropped and packets 4 and 5 following 50 ms apart,
+/// then silence. Ns 3 and 4 wait for Ns 2, which never comes. The kernel would hold them until
+/// the next packet arrives (kernel-facts §2.7, "there is no timer"); our timer expires Ns 3 after
+/// reorder_timeout (counted like the kernel's expiry: rx_seq_discards + 1, rx_errors + 1,
+/// reorder_skip set), which resynchronises Nr to Ns 4 and delivers it — so the 5th echo
+/// request is answered although nothing arrives after it.
+#[test]
+fn reorder_mode_drop_released_by_timer() {
+    let t = topo(
+        &["--seed", "1", "--dir", "ab", "--drop-at", "3"],
+        &["seq", "both", "reorder_timeout", "400"],
+        &["seq", "both", "reorder_timeout", "400"],
+    );
+    let got = ping_count(&t.a, B_ADDR, 5, "0.05");
+    std::thread::sleep(Duration::from_millis(800));
+    let sb = t.stats_b();
+    assert_eq!(sb.rx_packets, 3, "Ns 0, 1 and 4 delivered: {sb:?}");
+    assert_eq!(sb.rx_seq_discards, 1, "Ns 3 expired: {sb:?}");
+    assert_eq!(sb.rx_errors, 1, "{sb:?}");
+    assert_eq!(sb.rx_oos_packets, 0, "{sb:?}");
+    // The reply to the 5th request comes ~400 ms late; ping may have stopped waiting, but A
+    // received it.
+    assert!((2..=3).contains(&got), "{got}");
+    let sa = t.stats_a();
+    assert_eq!(
+        (sa.rx_packets, sa.rx_errors),
+        (3, 0),
+        "replies to requests 1, 2 and 5: {sa:?}"
+    );
+    let rs = t.relay.stats();
+    assert_eq!((rs.ab.data, rs.ab.dropped, rs.ab.data_sent), (5, 1, 4));
+}
+
+/// recv_seq on B while A sends without sequence numbers: every packet is discarded
+/// (rx_seq_discards and rx_errors); then `modify session` makes B an LNS that sends sequence
+/// numbers (lns_mode on, send_seq on, recv_seq off): unsequenced packets are still discarded
+/// (kernel-facts §2.3, rows 3 and 5). Finally `seq none` accepts them.
+#[test]
+fn recv_seq_and_lns_discard_unsequenced_packets() {
+    let t = topo(&["--seed", "1"], &[], &["seq", "recv"]);
+    assert_eq!(ping_count(&t.a, B_ADDR, 3, "0.1"), 0);
+    let sb = t.stats_b();
+    assert_eq!(
+        (sb.rx_packets, sb.rx_seq_discards, sb.rx_errors),
+        (0, 3, 3),
+        "{sb:?}"
+    );
+    t.db.cli_ok(&[
+        "modify",
+        "session",
+        "tunnel_id",
+        "1000",
+        "session_id",
+        "0x1001",
+        "seq",
+        "send",
+        "lns_mode",
+        "on",
+    ]);
+    assert_eq!(ping_count(&t.a, B_ADDR, 3, "0.1"), 0);
+    let sb = t.stats_b();
+    assert_eq!(
+        (sb.rx_packets, sb.rx_seq_discards, sb.rx_errors),
+        (0, 6, 6),
+        "{sb:?}"
+    );
+    assert_eq!(sb.tx_packets, 0, "B never had anything to answer: {sb:?}");
+    t.db.cli_ok(&[
+        "modify",
+        "session",
+        "tunnel_id",
+        "1000",
+        "session_id",
+        "0x1001",
+        "seq",
+        "none",
+    ]);
+    assert_eq!(ping_count(&t.a, B_ADDR, 3, "0.1"), 3);
+    let sb = t.stats_b();
+    assert_eq!(
+        (sb.rx_packets, sb.rx_seq_discards, sb.rx_errors),
+        (3, 6, 6),
+        "{sb:?}"
+    );
+    let rs = t.relay.stats();
+    assert_eq!(rs.ab.data_sent, 9);
+    assert_eq!(rs.ba.data_sent, 3);
+}
+
+/// Ask the daemon for the session's send_seq flag.
+fn send_seq(d: &Daemon, tunnel_id: u32, session_id: u32) -> Option<u8> {
+    let r = d
+        .client()
+        .request(
+            ul2tp_api::Command::SessionGet,
+            ul2tp_api::Attrs {
+                conn_id: Some(tunnel_id),
+                session_id: Some(session_id),
+                ..Default::default()
+            },
+            false,
+        )
+        .expect("session_get");
+    r.attrs.and_then(|a| a.send_seq)
+}
+
+/// LAC automatic switching (kernel-facts §2.3 rows 1 and 4): A is a LAC (lns_mode off) created
+/// without send_seq. B is an LNS that sends sequence numbers, so A starts sequencing with its
+/// first reply (B, being an LNS with send_seq, would discard anything unsequenced). When B
+/// stops sending sequence numbers (`modify session ... seq none`), A stops too.
+#[test]
+fn lac_follows_the_lns_sequencing() {
+    need_capture_tools();
+    let t = topo(
+        &["--seed", "1"],
+        &["lns_mode", "off"],
+        &["seq", "send", "lns_mode", "on"],
+    );
+    let cap = Capture::start(&t.r, "eth1", "udp");
+    assert_eq!(ping_count(&t.b, A_ADDR, 3, "0.2"), 3);
+    assert_eq!(send_seq(&t.da, 2000, 0x2001), Some(1), "A switched on");
+    t.db.cli_ok(&[
+        "modify",
+        "session",
+        "tunnel_id",
+        "1000",
+        "session_id",
+        "0x1001",
+        "seq",
+        "none",
+    ]);
+    assert_eq!(ping_count(&t.b, A_ADDR, 3, "0.2"), 3);
+    let pcap = cap.stop();
+    assert_ne!(send_seq(&t.da, 2000, 0x2001), Some(1), "A switched off");
+    let from_b = seqs_from(&pcap, "198.18.0.1");
+    let from_a = seqs_from(&pcap, "198.18.0.2");
+    assert_eq!(from_b, vec![Some(0), Some(1), Some(2), None, None, None]);
+    assert_eq!(from_a, vec![Some(0), Some(1), Some(2), None, None, None]);
+    let (sa, sb) = (t.stats_a(), t.stats_b());
+    assert_eq!((sa.rx_packets, sa.rx_errors), (6, 0), "{sa:?}");
+    assert_eq!((sb.rx_packets, sb.rx_errors), (6, 0), "{sb:?}");
+}
+
+/// `modify session` on a live session: while A pings B every 50 ms, A (an LNS) gets send_seq
+/// turned on and off again with `modify session`. On the wire A's packets go from unsequenced
+/// to sequenced (Ns from 0 up without gaps, kernel-facts §2.8) and back. B is a LAC without
+/// send_seq and follows A (kernel-facts §2.3 rows 1 and 4), so its replies change the same way
+/// and no packet is lost. (A reply already in flight when A switches on would be discarded by A
+/// as an LNS with send_seq, row 5; it would be counted in A's rx_seq_discards.)
+#[test]
+fn modify_send_seq_on_a_live_session() {
+    need_capture_tools();
+    let t = topo(&["--seed", "1"], &["lns_mode", "on"], &["lns_mode", "off"]);
+    let cap = Capture::start(&t.r, "eth1", "udp");
+    let ping =
+        t.a.cmd("ping")
+            .args(["-n", "-q", "-W", "2", "-i", "0.05", "-c", "50", B_ADDR])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ping");
+    let modify = |seq: &str| {
+        t.da.cli_ok(&[
+            "modify",
+            "session",
+            "tunnel_id",
+            "2000",
+            "session_id",
+            "0x2001",
+            "seq",
+            seq,
+        ]);
+    };
+    // Half a ping interval off the ping's schedule, so no reply is in flight at the change.
+    std::thread::sleep(Duration::from_millis(725));
+    modify("send");
+    std::thread::sleep(Duration::from_millis(800));
+    modify("none");
+    let out = ping.wait_with_output().expect("ping");
+    let got = parse_received(&String::from_utf8_lossy(&out.stdout));
+    let pcap = cap.stop();
+    let (sa, sb) = (t.stats_a(), t.stats_b());
+    let from_a = seqs_from(&pcap, "198.18.0.2");
+    let from_b = seqs_from(&pcap, "198.18.0.1");
+    eprintln!("got {got}\nA {sa:?}\nB {sb:?}\nfrom A {from_a:?}\nfrom B {from_b:?}");
+    assert_eq!(sb.rx_packets, 50, "B accepts everything: {sb:?}");
+    assert_eq!(sb.rx_errors, 0, "{sb:?}");
+    assert!(sa.rx_seq_discards <= 1, "{sa:?}");
+    assert_eq!(u64::from(got) + sa.rx_seq_discards, 50);
+    for (who, seqs) in [("A", &from_a), ("B", &from_b)] {
+        assert_eq!(seqs.len(), 50, "{who}");
+        let on = seqs.iter().position(Option::is_some).expect("some seq");
+        let off = seqs[on..]
+            .iter()
+            .position(Option::is_none)
+            .map(|n| n + on)
+            .expect("unsequenced again");
+        assert!(on >= 5, "{who} unsequenced at first: {seqs:?}");
+        let run: Vec<u32> = seqs[on..off].iter().flatten().copied().collect();
+        assert!(run.len() >= 5, "{who}: {seqs:?}");
+        assert_eq!(
+            run,
+            (0..run.len() as u32).collect::<Vec<_>>(),
+            "{who}: {seqs:?}"
+        );
+        assert!(
+            seqs[off..].iter().all(Option::is_none),
+            "{who}: off stays off: {seqs:?}"
+        );
+    }
+    assert_eq!(
+        send_seq(&t.db, 1000, 0x1001).unwrap_or(0),
+        0,
+        "B followed A off"
+    );
+}
+
+/// Random faults in both directions (10% drop, 5% duplicate, 10% reorder by two, seeded) with
+/// a 100 ms reorder timeout: a fast ping of 200 packets. Every datagram that reached a daemon
+/// is either delivered or counted as an error (rx_packets + rx_errors = datagrams the relay
+/// sent, kernel-facts §3.1), reordering is seen (rx_oos_packets), and the loss stays within
+/// what the faults explain.
+#[test]
+fn random_faults_counters_are_consistent() {
+    let n = 200u32;
+    let t = topo(
+        &[
+            "--seed",
+            "20261123",
+            "--drop",
+            "0.1",
+            "--dup",
+            "0.05",
+            "--reorder",
+            "0.1",
+            "--reorder-gap",
+            "2",
+        ],
+        &["seq", "both", "reorder_timeout", "100"],
+        &["seq", "both", "reorder_timeout", "100"],
+    );
+    let got = ping_count(&t.a, B_ADDR, n, "0.01");
+    // Let the reorder timers and the relay's hold_max flush finish.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (sa, sb) = (t.stats_a(), t.stats_b());
+    let rs = t.relay.stats();
+    eprintln!("received {got}/{n}\nA {sa:?}\nB {sb:?}\nrelay {rs:?}");
+    assert_eq!(u64::from(n), sa.tx_packets);
+    assert_eq!(
+        rs.ab.data, sa.tx_packets,
+        "the relay saw every echo request"
+    );
+    assert_eq!(rs.ba.data, sb.tx_packets);
+    for (dir, s) in [(&rs.ab, &sb), (&rs.ba, &sa)] {
+        assert_eq!(dir.data_sent, dir.data - dir.dropped + dir.duplicated);
+        assert_eq!(dir.send_errors, 0);
+        assert_eq!(
+            s.rx_packets + s.rx_errors,
+            dir.data_sent,
+            "delivered + discarded = arrived: {s:?} {dir:?}"
+        );
+        assert!(s.rx_seq_discards <= s.rx_errors);
+        assert_eq!(s.rx_cookie_discards, 0);
+        assert!(
+            dir.dropped > 0 && dir.duplicated > 0 && dir.held > 0,
+            "{dir:?}"
+        );
+    }
+    // Every echo request B delivered is answered once.
+    assert_eq!(sb.tx_packets, sb.rx_packets);
+    assert!(sb.rx_oos_packets > 0 && sa.rx_oos_packets > 0);
+    // A reply exists only for a request that was not dropped, and needs its own reply to pass.
+    assert!(u64::from(got) <= u64::from(n) - rs.ab.dropped);
+    assert!(u64::from(got) <= sa.rx_packets);
+    assert!(
+        got >= n / 3,
+        "loss beyond what the faults explain: {got}/{n}"
+    );
+}
