@@ -653,6 +653,20 @@ impl Endpoint {
         })
     }
 
+    /// Parameters of an established tunnel (the same value [`Event::TunnelUp`] carried).
+    pub fn tunnel_info(&self, tunnel_id: u32) -> Option<TunnelInfo> {
+        let t = self.tunnels.get(&tunnel_id)?;
+        (t.state == TState::Established).then(|| info_of(t))
+    }
+
+    /// Our ids of the sessions of a tunnel, in any state.
+    pub fn session_ids(&self, tunnel_id: u32) -> Vec<u32> {
+        self.tunnels
+            .get(&tunnel_id)
+            .map(|t| t.sessions.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -1684,6 +1698,21 @@ fn on_scccn(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
     tunnel_up(t, ctx);
 }
 
+fn info_of(t: &Tunnel) -> TunnelInfo {
+    TunnelInfo {
+        version: t.version,
+        tunnel_id: t.local_id,
+        peer_tunnel_id: t.peer_id,
+        peer: t.peer,
+        initiator: t.initiator,
+        peer_host_name: t.peer_host_name.clone(),
+        peer_router_id: t.peer_router_id,
+        peer_rx_window: t.chan.peer_window(),
+        peer_pw_types: t.peer_pw_types.clone(),
+        authenticated: t.auth,
+    }
+}
+
 /// Up to an eighth of the hello interval (rfc-facts §2.9: jitter HELLOs).
 fn hello_jitter(ctx: &mut Ctx<'_>, interval: Duration) -> Duration {
     let max = u64::try_from(interval.as_micros() / 8).unwrap_or(u64::MAX);
@@ -1695,18 +1724,7 @@ fn tunnel_up(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
     t.hello_jitter = hello_jitter(ctx, t.cfg.hello_interval);
     t.was_up = true;
     t.last_rx = ctx.now;
-    ctx.events.push_back(Event::TunnelUp(TunnelInfo {
-        version: t.version,
-        tunnel_id: t.local_id,
-        peer_tunnel_id: t.peer_id,
-        peer: t.peer,
-        initiator: t.initiator,
-        peer_host_name: t.peer_host_name.clone(),
-        peer_router_id: t.peer_router_id,
-        peer_rx_window: t.chan.peer_window(),
-        peer_pw_types: t.peer_pw_types.clone(),
-        authenticated: t.auth,
-    }));
+    ctx.events.push_back(Event::TunnelUp(info_of(t)));
     let waiting: Vec<u32> = t
         .sessions
         .values()

@@ -17,6 +17,7 @@
 //!
 //! See `docs/control-engine.md` for the API and state machines.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod avp;
 pub mod channel;

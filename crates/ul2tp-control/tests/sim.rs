@@ -549,6 +549,11 @@ fn outgoing_calls_v2_and_v3() {
         };
         establish(&mut sim, a, 20, &scfg, Duration::from_secs(600));
         assert_eq!(assert_sessions_agree(&sim), 20);
+        let tid = tunnel_up(&sim, A)[0];
+        let info = sim.ep(A).tunnel_info(tid).unwrap();
+        assert_eq!(info.peer_host_name, "lac");
+        assert!(info.initiator);
+        assert_eq!(sim.ep(A).session_ids(tid).len(), 20);
         for s in sessions_up(&sim, A) {
             assert_eq!(s.call, CallType::Outgoing);
             assert!(s.lns_mode, "OCRQ sender is the LNS");
