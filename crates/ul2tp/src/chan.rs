@@ -4,6 +4,8 @@
 //! Requests (SETOPT / GETOPT / STATS) are answered by a REPLY on the same socket, in order,
 //! interleaved with frames and datagrams the daemon pushes at any time. While waiting for a
 //! REPLY, pushed messages are queued and handed out by later receives, so nothing is lost.
+//! A REPLY that arrives when no request waits is the daemon's report of a failed DGRAM send
+//! and is handed to the receive path like a pending socket error.
 
 use std::collections::VecDeque;
 use std::io;
@@ -102,19 +104,14 @@ impl Chan {
         }
     }
 
-    /// Next pushed message (FRAME or DGRAM), queued ones first; `Ok(None)` at end of stream.
-    /// Unsolicited REPLYs are dropped.
+    /// Next message not consumed by [`call`](Self::call), queued ones first; `Ok(None)` at
+    /// end of stream. Besides FRAME and DGRAM this returns unsolicited REPLYs: the daemon
+    /// reports a failed DGRAM send that way (e.g. `EDESTADDRREQ`).
     pub(crate) fn recv_pushed(&mut self) -> io::Result<Option<SockMsg>> {
         if let Some(m) = self.queue.pop_front() {
             return Ok(Some(m));
         }
-        loop {
-            match self.recv_raw()? {
-                None => return Ok(None),
-                Some(SockMsg::Reply { .. }) => continue,
-                Some(m) => return Ok(Some(m)),
-            }
-        }
+        self.recv_raw()
     }
 
     /// Send a request and wait for its REPLY, queueing messages pushed meanwhile. Returns the

@@ -54,6 +54,10 @@ pub(crate) fn recv_dgram(chan: &mut Chan, buf: &mut [u8]) -> io::Result<(usize, 
                 buf[..n].copy_from_slice(&payload[..n]);
                 return Ok((n, L2tpAddr { ip: addr, conn_id }));
             }
+            // A send the daemon could not carry out, reported like a pending socket error.
+            Some(SockMsg::Reply { errno, .. }) if errno != 0 => {
+                return Err(io::Error::from_raw_os_error(errno))
+            }
             Some(_) => continue,
         }
     }
@@ -70,7 +74,8 @@ pub struct L2tpIpSocket {
 
 impl L2tpIpSocket {
     /// `bind()`: receive control messages for `conn_id` (0 = the listener for SCCRQs,
-    /// §8.4) sent to `local` (any local address if `None`).
+    /// §8.4) sent to `local` (any local address if `None`; `None` is IPv4, pass
+    /// `Some(Ipv6Addr::UNSPECIFIED.into())` for an IPv6 socket on any address).
     pub fn bind(
         client: &mut Client,
         local: Option<IpAddr>,
@@ -169,7 +174,8 @@ impl L2tpIpSocket {
     }
 
     /// Receive one control message (without the 4 zero bytes, §8.4) and its source; the
-    /// source's conn_id is 0 as the kernel reports it. Cut to `buf.len()` if longer.
+    /// source's conn_id is 0 as the kernel reports it. Cut to `buf.len()` if longer. An
+    /// earlier send the daemon could not carry out is reported here as its errno.
     pub fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<(usize, L2tpAddr)> {
         recv_dgram(&mut self.chan, buf)
     }

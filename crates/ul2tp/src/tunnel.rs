@@ -69,7 +69,8 @@ impl TunnelSocket {
 
     /// Receive one message the kernel would have left on the tunnel socket, with its
     /// source (for UDP, `conn_id` is the source port). Cut to `buf.len()` if longer.
-    /// `EBADF` once the daemon destroyed the tunnel.
+    /// `EBADF` once the daemon destroyed the tunnel; an earlier send the daemon could not
+    /// carry out is reported here as its errno.
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, L2tpAddr)> {
         recv_dgram(&mut self.chan, buf)
     }

@@ -718,3 +718,33 @@ fn l2tpip_v6_bind_connect_in_one_request() {
     )
     .is_err());
 }
+
+#[test]
+fn failed_send_reported_by_the_daemon_surfaces_on_receive() {
+    let (mut client, h) = serve(|mut conn| {
+        let (req, _) = conn.request().unwrap();
+        let end = conn.reply_with_chan(req.seq);
+        assert!(matches!(end.recv(), Some(SockMsg::Dgram { .. })));
+        end.send(&SockMsg::fail(Errno::EDESTADDRREQ));
+        end.send(&SockMsg::Dgram {
+            addr: "192.0.2.9".parse().unwrap(),
+            conn_id: 0,
+            payload: vec![0xc8, 3],
+        });
+        assert_eq!(end.recv(), None);
+    });
+    let mut s = L2tpIpSocket::bind(&mut client, None, 9).unwrap();
+    s.send_to(&[0xc8, 3], L2tpAddr::new("0.0.0.0".parse().unwrap(), 0))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    let e = s.recv_from(&mut buf).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(Errno::EDESTADDRREQ.number()));
+    // The error is reported once; the next message comes through.
+    let (n, from) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        (&buf[..n], from.ip),
+        (&[0xc8, 3][..], "192.0.2.9".parse().unwrap())
+    );
+    drop(s);
+    h.join().unwrap();
+}
