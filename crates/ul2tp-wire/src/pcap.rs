@@ -190,6 +190,17 @@ fn csum_fold(mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
+/// Fill in the UDP checksum of `l4` (pseudo-header of RFC 768 / RFC 8200 §8.1).
+fn udp_checksum(l4: &mut [u8], proto: u8, src: &[u8], dst: &[u8]) {
+    if proto != IPPROTO_UDP || l4.len() < 8 {
+        return;
+    }
+    let mut sum = csum_add(csum_add(0, src), dst);
+    sum += u32::from(proto) + l4.len() as u32;
+    let c = csum_fold(csum_add(sum, l4));
+    l4[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+}
+
 impl PcapWriter {
     /// Start a file (global header, Ethernet link type, snaplen 262144).
     pub fn new() -> Self {
@@ -238,13 +249,7 @@ impl PcapWriter {
         frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1]);
         match (src, dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                if proto == IPPROTO_UDP {
-                    let mut sum = csum_add(0, &s.octets());
-                    sum = csum_add(sum, &d.octets());
-                    sum += u32::from(proto) + l4.len() as u32;
-                    let c = csum_fold(csum_add(sum, &l4));
-                    l4[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
-                }
+                udp_checksum(&mut l4, proto, &s.octets(), &d.octets());
                 frame.extend_from_slice(&0x0800u16.to_be_bytes());
                 let mut h = [0u8; 20];
                 h[0] = 0x45;
@@ -263,13 +268,7 @@ impl PcapWriter {
                     IpAddr::V6(a) => a,
                 };
                 let (s, d) = (v6(src), v6(dst));
-                if proto == IPPROTO_UDP {
-                    let mut sum = csum_add(0, &s.octets());
-                    sum = csum_add(sum, &d.octets());
-                    sum += u32::from(proto) + l4.len() as u32;
-                    let c = csum_fold(csum_add(sum, &l4));
-                    l4[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
-                }
+                udp_checksum(&mut l4, proto, &s.octets(), &d.octets());
                 frame.extend_from_slice(&0x86ddu16.to_be_bytes());
                 let mut h = [0u8; 40];
                 h[0] = 0x60;

@@ -42,6 +42,15 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 /// A reply and the descriptors that travel with it.
 pub type Reply = (ServerMessage, Vec<OwnedFd>);
 
+/// What a successful request returns.
+enum Body {
+    Done,
+    Attrs(Attrs),
+    Entries(Vec<Attrs>),
+    Text(String),
+    Fd(OwnedFd),
+}
+
 pub(crate) fn einval(msg: impl Into<String>) -> ApiError {
     ApiError::new(Errno::EINVAL, msg)
 }
@@ -183,150 +192,118 @@ impl Daemon {
     /// Handle one request; descriptors attached to it are in `fds`.
     pub async fn handle(&self, req: Request, fds: Vec<OwnedFd>) -> Reply {
         let seq = req.seq;
+        let reply = |body: Body| {
+            let mut m = ServerMessage::ok(seq);
+            let mut fds = Vec::new();
+            match body {
+                Body::Done => {}
+                Body::Attrs(a) => m.attrs = Some(a),
+                Body::Entries(e) => m.entries = Some(e),
+                Body::Text(t) => m.text = Some(t),
+                Body::Fd(fd) => fds.push(fd),
+            }
+            (m, fds)
+        };
+        match self.dispatch(req, fds).await {
+            Ok(body) => reply(body),
+            Err(e) => (ServerMessage::err(seq, e), Vec::new()),
+        }
+    }
+
+    async fn dispatch(&self, req: Request, fds: Vec<OwnedFd>) -> ApiResult<Body> {
         let a = &req.attrs;
-        let ok = |_| (ServerMessage::ok(seq), Vec::new());
-        let r: ApiResult<Reply> = match req.cmd {
-            Command::Noop => Ok((ServerMessage::ok(seq), Vec::new())),
-            Command::TunnelCreate => self
+        let done = |_| Body::Done;
+        match req.cmd {
+            Command::Noop | Command::Monitor => Ok(Body::Done),
+            Command::TunnelCreate => Ok(self
                 .tunnel_create(a, fds)
-                .await
-                .map(|fd| (ServerMessage::ok(seq), fd.into_iter().collect())),
-            Command::TunnelDelete => self.tunnel_delete(a).await.map(ok),
-            Command::TunnelModify => self.tunnel_modify(a).await.map(ok),
+                .await?
+                .map_or(Body::Done, Body::Fd)),
+            Command::TunnelDelete => self.tunnel_delete(a).await.map(done),
+            Command::TunnelModify => self.tunnel_modify(a).await.map(done),
             Command::TunnelGet if req.dump => {
                 let ctl = self.ctl.lock().await;
-                let entries = self
-                    .registry
-                    .tunnels()
-                    .iter()
-                    .filter_map(|t| self.tunnel_attrs(&ctl, t.tunnel_id()))
-                    .collect();
-                Ok((
-                    ServerMessage {
-                        seq: Some(seq),
-                        entries: Some(entries),
-                        ..ServerMessage::default()
-                    },
-                    Vec::new(),
+                let tunnels = self.registry.tunnels();
+                Ok(Body::Entries(
+                    tunnels
+                        .iter()
+                        .filter_map(|t| self.tunnel_attrs(&ctl, t.tunnel_id()))
+                        .collect(),
                 ))
             }
             Command::TunnelGet => {
                 let ctl = self.ctl.lock().await;
-                match a.conn_id {
-                    None => Err(einval("tunnel_get needs conn_id")),
-                    Some(tid) => self
-                        .tunnel_attrs(&ctl, tid)
-                        .map(|attrs| {
-                            (
-                                ServerMessage {
-                                    seq: Some(seq),
-                                    attrs: Some(attrs),
-                                    ..ServerMessage::default()
-                                },
-                                Vec::new(),
-                            )
-                        })
-                        .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}"))),
-                }
+                let tid = a
+                    .conn_id
+                    .ok_or_else(|| einval("tunnel_get needs conn_id"))?;
+                let attrs = self.tunnel_attrs(&ctl, tid);
+                attrs
+                    .map(Body::Attrs)
+                    .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))
             }
-            Command::SessionCreate => self.session_create(a).await.map(ok),
-            Command::SessionDelete => self.session_delete(a).await.map(ok),
-            Command::SessionModify => self.session_modify(a).await.map(ok),
+            Command::SessionCreate => self.session_create(a).await.map(done),
+            Command::SessionDelete => self.session_delete(a).await.map(done),
+            Command::SessionModify => self.session_modify(a).await.map(done),
             Command::SessionGet if req.dump => {
                 let ctl = self.ctl.lock().await;
-                let entries = self
-                    .registry
-                    .sessions()
-                    .iter()
-                    .map(|s| session_attrs(s, &ctl))
-                    .collect();
-                Ok((
-                    ServerMessage {
-                        seq: Some(seq),
-                        entries: Some(entries),
-                        ..ServerMessage::default()
-                    },
-                    Vec::new(),
+                Ok(Body::Entries(
+                    self.registry
+                        .sessions()
+                        .iter()
+                        .map(|s| session_attrs(s, &ctl))
+                        .collect(),
                 ))
             }
             Command::SessionGet => {
                 let ctl = self.ctl.lock().await;
-                self.find_session(a).map(|s| {
-                    (
-                        ServerMessage {
-                            seq: Some(seq),
-                            attrs: Some(session_attrs(&s, &ctl)),
-                            ..ServerMessage::default()
-                        },
-                        Vec::new(),
-                    )
-                })
+                self.find_session(a)
+                    .map(|s| Body::Attrs(session_attrs(&s, &ctl)))
             }
-            Command::Monitor => Ok((ServerMessage::ok(seq), Vec::new())),
             Command::DebugTunnels => {
                 let ctl = self.ctl.lock().await;
-                let text = ul2tp_core::debug::debug_tunnels(&self.registry, &|t| {
-                    let rt = ctl.tunnels.get(&t.tunnel_id())?;
-                    Some(ul2tp_core::debug::TunnelAddrs {
-                        local: rt.sock.socket.local_addr().ok()?,
-                        peer: rt.sock.socket.peer_addr().ok()?,
-                    })
-                });
-                Ok((
-                    ServerMessage {
-                        seq: Some(seq),
-                        text: Some(text),
-                        ..ServerMessage::default()
+                Ok(Body::Text(ul2tp_core::debug::debug_tunnels(
+                    &self.registry,
+                    &|t| {
+                        let rt = ctl.tunnels.get(&t.tunnel_id())?;
+                        Some(ul2tp_core::debug::TunnelAddrs {
+                            local: rt.sock.socket.local_addr().ok()?,
+                            peer: rt.sock.socket.peer_addr().ok()?,
+                        })
                     },
-                    Vec::new(),
-                ))
+                )))
             }
             Command::DebugPppol2tp => {
                 let ctl = self.ctl.lock().await;
-                let text = ul2tp_core::debug::proc_pppol2tp(&self.registry, &|s| {
-                    let key = (s.tunnel_id(), s.session_id());
-                    let attached = ctl.attached.contains(&key);
-                    let local = ctl.tunnels.get(&s.tunnel_id()).and_then(|rt| {
-                        match rt.sock.socket.local_addr() {
-                            Ok(SocketAddr::V4(a)) => Some(a),
-                            _ => None,
+                Ok(Body::Text(ul2tp_core::debug::proc_pppol2tp(
+                    &self.registry,
+                    &|s| {
+                        let attached = ctl.attached.contains(&(s.tunnel_id(), s.session_id()));
+                        let local = ctl.tunnels.get(&s.tunnel_id()).and_then(|rt| {
+                            match rt.sock.socket.local_addr() {
+                                Ok(SocketAddr::V4(a)) => Some(a),
+                                _ => None,
+                            }
+                        });
+                        ul2tp_core::debug::PppSessionInfo {
+                            local,
+                            state: u32::from(attached),
+                            attached,
+                            interface: None,
                         }
-                    });
-                    ul2tp_core::debug::PppSessionInfo {
-                        local,
-                        state: if attached { 1 } else { 0 },
-                        attached,
-                        interface: None,
-                    }
-                });
-                Ok((
-                    ServerMessage {
-                        seq: Some(seq),
-                        text: Some(text),
-                        ..ServerMessage::default()
                     },
-                    Vec::new(),
-                ))
+                )))
             }
             Command::TraceSet => {
+                let tid = a.conn_id.ok_or_else(|| einval("trace_set needs conn_id"))?;
                 let on = a.debug.unwrap_or(1) != 0;
-                match a.conn_id {
-                    None => Err(einval("trace_set needs conn_id")),
-                    Some(tid) => self
-                        .registry
-                        .set_trace(tid, a.session_id, on)
-                        .map(|_| (ServerMessage::ok(seq), Vec::new()))
-                        .map_err(|e| ApiError::new(e, "no such tunnel or session")),
-                }
+                self.registry
+                    .set_trace(tid, a.session_id, on)
+                    .map(done)
+                    .map_err(|e| ApiError::new(e, "no such tunnel or session"))
             }
-            Command::Pppol2tpConnect => apps::pppol2tp_connect(self, a, fds)
-                .await
-                .map(|fd| (ServerMessage::ok(seq), vec![fd])),
-            Command::L2tpipSocket => {
-                crate::l2tpip::open(self, a).map(|fd| (ServerMessage::ok(seq), vec![fd]))
-            }
-        };
-        r.unwrap_or_else(|e| (ServerMessage::err(seq, e), Vec::new()))
+            Command::Pppol2tpConnect => apps::pppol2tp_connect(self, a, fds).await.map(Body::Fd),
+            Command::L2tpipSocket => crate::l2tpip::open(self, a).map(Body::Fd),
+        }
     }
 
     pub(crate) fn tunnel_attrs(&self, ctl: &Ctl, tid: u32) -> Option<Attrs> {
