@@ -346,7 +346,7 @@ impl ControlChannel {
         self.ssthresh = (self.cwnd / 2).max(1);
         self.cwnd = 1;
         self.cwnd_frac = 0;
-        self.rto = (self.rto * 2).min(self.params.rto_cap);
+        self.rto = self.rto.saturating_mul(2).min(self.params.rto_cap);
         self.rtx_deadline = Some(now + self.rto);
         let nr = self.next_nr;
         let front = self.queue.front().filter(|_| self.n_sent > 0)?;

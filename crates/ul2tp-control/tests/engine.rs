@@ -341,3 +341,40 @@ fn broken_avp_framing_is_discarded_without_touching_sequence_state() {
     assert!(Pair::drain(&mut p.b).is_empty());
     assert_eq!(p.b.stats().rx_malformed, 1);
 }
+
+#[test]
+fn extreme_configuration_values_do_not_panic() {
+    let mut c = cfg(Version::V3, "a");
+    c.retransmit_initial = Duration::MAX;
+    c.retransmit_cap = Duration::MAX;
+    c.hello_interval = Duration::MAX;
+    c.stop_hold = Duration::MAX;
+    c.ack_delay = Duration::MAX;
+    c.max_retries = u32::MAX;
+    c.rx_window = 0;
+    c.pw_types.clear();
+    let mut a = Endpoint::new(c.clone(), Encap::Udp, 1);
+    let mut b = Endpoint::new(c.clone(), Encap::Udp, 2);
+    let t = a.connect(Timestamp::ZERO, addr(2), c).unwrap();
+    a.open_session(Timestamp::ZERO, t, Default::default())
+        .unwrap();
+    let mut now = Timestamp::ZERO;
+    for _ in 0..50 {
+        while let Some(x) = a.poll_transmit() {
+            b.handle_datagram(now, addr(1), &x.bytes);
+        }
+        while let Some(x) = b.poll_transmit() {
+            a.handle_datagram(now, addr(2), &x.bytes);
+        }
+        now = Timestamp::from_micros(u64::MAX);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+    }
+    // Whatever state the tunnel reached, commands answer with a value, never a panic.
+    let _ = a.close_tunnel(now, t, 1);
+    assert!(a.close_tunnel(now, t, 1).is_err());
+    assert_eq!(
+        a.close_session(now, 12345, 1, 3),
+        Err(ul2tp_control::Error::NoTunnel)
+    );
+}
