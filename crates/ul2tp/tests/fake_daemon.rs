@@ -2,6 +2,7 @@
 //! lines and hands out one end of a seqpacket pair with SCM_RIGHTS, exactly as the
 //! protocol of `ul2tp_api::sockproto` says.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
@@ -747,4 +748,83 @@ fn failed_send_reported_by_the_daemon_surfaces_on_receive() {
     );
     drop(s);
     h.join().unwrap();
+}
+
+// ---------------------------------------------------------------- reply line framing
+
+/// A client on one end of a stream pair, the raw daemon side on the other.
+fn stream_pair() -> (Client, UnixStream) {
+    let (a, b) = UnixStream::pair().unwrap();
+    (Client::from_stream(a), b)
+}
+
+fn seqpacket_with(tag: u8) -> (OwnedFd, UnixDatagram) {
+    let (mine, theirs) = ul2tp_sys::seqpacket::pair().unwrap();
+    let d = UnixDatagram::from(mine);
+    d.send(&[sockproto::FRAME, tag]).unwrap();
+    (theirs, d)
+}
+
+fn frame_of(fd: OwnedFd) -> Vec<u8> {
+    SessionSocket::from_fd(fd)
+        .unwrap()
+        .recv_frame_vec()
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn descriptor_travelling_with_a_split_line_belongs_to_that_line() {
+    let (mut client, d) = stream_pair();
+    let (fd1, _k1) = seqpacket_with(1);
+    // The line arrives in three writes; the descriptor with the first.
+    send_all_with_fds(&d, b"{\"se", &[fd1.as_raw_fd()]).unwrap();
+    send_all_with_fds(&d, b"q\":1", &[]).unwrap();
+    send_all_with_fds(&d, b"}\n{\"seq\":2}\n", &[]).unwrap();
+    let (m, fds) = client.next_message_with_fds().unwrap();
+    assert_eq!(m.seq, Some(1));
+    assert_eq!(fds.len(), 1);
+    assert_eq!(frame_of(fds.into_iter().next().unwrap()), vec![1]);
+    let (m, fds) = client.next_message_with_fds().unwrap();
+    assert_eq!((m.seq, fds.len()), (Some(2), 0));
+}
+
+#[test]
+fn descriptor_sent_mid_line_stays_with_the_line_it_continues() {
+    // Not what the daemon does, but the client must not hand it to the wrong reply.
+    let (mut client, d) = stream_pair();
+    let (fd1, _k1) = seqpacket_with(7);
+    send_all_with_fds(&d, b"{\"seq\":", &[]).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // Read the first part now, so the next recvmsg starts mid-line.
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        send_all_with_fds(&d, b"3}\n", &[fd1.as_raw_fd()]).unwrap();
+        send_all_with_fds(&d, b"{\"seq\":4}\n", &[]).unwrap();
+        d
+    });
+    let (m, fds) = client.next_message_with_fds().unwrap();
+    assert_eq!((m.seq, fds.len()), (Some(3), 1));
+    assert_eq!(frame_of(fds.into_iter().next().unwrap()), vec![7]);
+    let (m, fds) = client.next_message_with_fds().unwrap();
+    assert_eq!((m.seq, fds.len()), (Some(4), 0));
+    drop(h.join().unwrap());
+}
+
+#[test]
+fn garbage_and_eof_from_the_daemon_are_errors() {
+    let (mut client, d) = stream_pair();
+    (&d).write_all(b"not json\n").unwrap();
+    assert!(matches!(
+        client.next_message(),
+        Err(ClientError::Protocol(_))
+    ));
+    (&d).write_all(b"{\"seq\":9}\n").unwrap();
+    // A reply for another request.
+    assert!(matches!(client.reply(1), Err(ClientError::Protocol(_))));
+    drop(d);
+    match client.next_message() {
+        Err(ClientError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof),
+        other => panic!("{other:?}"),
+    }
 }
