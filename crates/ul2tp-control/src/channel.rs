@@ -512,6 +512,50 @@ mod tests {
     }
 
     #[test]
+    fn sequence_numbers_wrap_past_65535() {
+        // Two channels exchange 70,000 messages one way (acks the other way): every message is
+        // delivered once, in order, across the modulo-2^16 wrap.
+        let mut p = params();
+        p.rx_window = 8;
+        let mut a = ControlChannel::new(p);
+        let mut b = ControlChannel::new(p);
+        a.set_peer_window(8);
+        let mut t = T0;
+        let total = 70_000u32;
+        let mut queued = 0u32;
+        let mut delivered = 0u32;
+        while delivered < total {
+            while queued < total && a.unacked() < 32 {
+                let mut m = msg(0);
+                m.extend_from_slice(&queued.to_be_bytes());
+                a.send(m);
+                queued += 1;
+            }
+            for m in a.poll_send(t) {
+                let (ns, nr) = ul2tp_wire::control::ns_nr(&m).unwrap();
+                if let RxVerdict::Deliver(ms) = b.on_receive(t, ns, nr, false, &m) {
+                    for d in ms {
+                        let n = u32::from_be_bytes(d[13..17].try_into().unwrap());
+                        assert_eq!(n, delivered);
+                        delivered += 1;
+                    }
+                }
+            }
+            t = t + Duration::from_millis(200);
+            if b.take_ack(t) {
+                assert_eq!(
+                    a.on_receive(t, b.next_ns(), b.nr(), true, &[]),
+                    RxVerdict::AckOnly
+                );
+            }
+        }
+        assert_eq!(b.stats.delivered, u64::from(total));
+        assert_eq!(b.nr(), (total % 65536) as u16);
+        assert_eq!(a.unacked(), 0);
+        assert_eq!(a.stats.retransmits, 0);
+    }
+
+    #[test]
     fn nr_beyond_sent_is_invalid() {
         let mut c = ControlChannel::new(params());
         c.send(msg(1));

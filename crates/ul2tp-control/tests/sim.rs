@@ -841,3 +841,47 @@ fn hellos_to_the_same_peer_are_jittered() {
     let last = *times.iter().last().unwrap();
     assert!(first >= 60_000_000 && last <= 5_000_000 + 60_000_000 + 7_500_000 + 1_000_000);
 }
+
+#[test]
+fn v3_sha1_authenticated_tunnel_and_tunnel_parameters() {
+    let mut a = cfg(Version::V3, "alpha");
+    let mut b = cfg(Version::V3, "beta");
+    for c in [&mut a, &mut b] {
+        c.secret = Some(b"sha".to_vec());
+        c.digest = DigestAlg::HmacSha1;
+        c.hide_avps = true;
+    }
+    b.pw_types = vec![5, 11];
+    b.rx_window = 7;
+    b.router_id = 0x0a00_0002;
+    let mut sim = pair(NetConfig::lossy(0.1), Encap::Udp, 69, a.clone(), b);
+    establish(
+        &mut sim,
+        a,
+        5,
+        &SessionConfig::default(),
+        Duration::from_secs(600),
+    );
+    let info = sim.nodes[A]
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::TunnelUp(i) => Some(i.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(info.authenticated);
+    assert_eq!(info.peer_host_name, "beta");
+    assert_eq!(info.peer_router_id, Some(0x0a00_0002));
+    assert_eq!(info.peer_rx_window, 7);
+    assert_eq!(info.peer_pw_types, vec![5, 11]);
+    // SHA-1 digests on the wire: Message Digest AVP length 27 right after Message Type.
+    let rec = ul2tp_wire::pcap::records(sim.pcap_bytes())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let d = ul2tp_wire::pcap::extract(rec.frame).unwrap();
+    assert_eq!(&d.payload[20..26], &[0x80, 27, 0, 0, 0, 59]);
+    assert_eq!(d.payload[26], 1, "digest type 1 = HMAC-SHA-1");
+}
