@@ -13,6 +13,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// The fault-injecting relay `ul2tp-relay` (seeded and scripted drop / duplicate / reorder /
+/// delay of data packets between two daemons) and its harness [`relay::Relay`]; see
+/// docs/testing.md.
 pub mod relay;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

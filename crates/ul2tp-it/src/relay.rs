@@ -7,13 +7,14 @@
 //! socket sees packets from exactly the address it is connected to. The relay terminates UDP;
 //! the middle namespace needs no IP forwarding.
 //!
-//! The decisions live here, in [`Fault`], one per direction, without sockets: a datagram goes
-//! in with the current time, what must be sent now comes out, and [`Fault::poll`] releases what
-//! a timer frees (delay, held packets that waited too long). Every decision comes from a seeded
-//! PRNG ([`SplitMix64`]) and the index of the data datagram in its direction, never from the
-//! clock, so a given seed and traffic give the same faults on every run. Only data messages are
-//! faulted (T bit clear in the first byte, RFC 3931 §4.1.2.1 / RFC 2661 §3.1); control messages
-//! are forwarded untouched and not counted as data.
+//! The decisions live here, in [`Fault`](crate::relay::Fault), one per direction, without
+//! sockets: a datagram goes in with the current time, what must be sent now comes out, and
+//! [`Fault::poll`](crate::relay::Fault::poll) releases what a timer frees (delay, held packets
+//! that waited too long). Every decision comes from a seeded PRNG
+//! ([`SplitMix64`](crate::relay::SplitMix64)) and the index of the data datagram in its
+//! direction, never from the clock, so a given seed and traffic give the same faults on every
+//! run. Only data messages are faulted (T bit 0x80 clear in the first byte, kernel-facts §1.2);
+//! control messages are forwarded untouched and not counted as data.
 //!
 //! Fault order for the `i`-th data datagram of a direction (1-based):
 //! 1. drop (`drop_at` contains `i`, or a random draw with probability `drop` once `i >
@@ -24,8 +25,9 @@
 //!    released after `hold_max`;
 //! 4. delay: everything forwarded is sent `delay` later (FIFO, so delay alone never reorders).
 //!
-//! The harness side is [`Relay`]: it spawns the binary in a namespace, waits until it has
-//! bound its sockets, reads its statistics file ([`RelayStats`]) and kills it by PID on drop.
+//! The harness side is [`Relay`](crate::relay::Relay): it spawns the binary in a namespace,
+//! waits until it has bound its sockets, reads its statistics file
+//! ([`RelayStats`](crate::relay::RelayStats)) and kills it by PID on drop.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -200,7 +202,7 @@ impl RelayStats {
     }
 }
 
-/// Whether a UDP payload is an L2TP control message (T bit, RFC 3931 §4.1.2.1).
+/// Whether a UDP payload is an L2TP control message (T bit set, kernel-facts §1.2).
 pub fn is_control(payload: &[u8]) -> bool {
     payload.first().is_some_and(|b| b & 0x80 != 0)
 }

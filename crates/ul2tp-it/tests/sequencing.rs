@@ -4,7 +4,8 @@
 //!
 //! Topology (one set of namespaces per test):
 //! ```text
-//!  ns A  eth0 192.0.2.1 ── eth0 192.0.2.2 [ns R: ul2tp-relay] eth1 198.18.0.2 ── eth0 198.18.0.1  ns B
+//!  ns A: eth0 192.0.2.1 ── ns R: eth0 192.0.2.2   [ul2tp-relay]
+//!                               eth1 198.18.0.2 ── ns B: eth0 198.18.0.1
 //! ```
 //! A's tunnel goes to 192.0.2.2:6001 and B's to 198.18.0.2:6002; the relay forwards between
 //! them. The pseudowires carry IPv4 only: IPv6 is disabled and the neighbours are static, so
@@ -265,6 +266,58 @@ fn in_order_only_swap_discards_until_resync() {
     assert_eq!((sa.rx_packets, sa.rx_errors), (7, 0), "{sa:?}");
     let rs = t.relay.stats();
     assert_eq!((rs.ab.data, rs.ab.held, rs.ab.data_sent), (12, 1, 12));
+}
+
+/// Out-of-sequence resynchronisation (kernel-facts §2.5): the relay drops a run of six data
+/// packets from A (3..8, Ns 2..7), so B, expecting Ns 2, next sees Ns 8: a jump in the peer's
+/// sequence as far as B can tell. In in-order-only mode Ns 8..12 (five consecutive
+/// out-of-sequence packets) are discarded and Ns 13 resynchronises Nr; 13..15 are delivered.
+#[test]
+fn in_order_only_resyncs_after_five_out_of_sequence() {
+    let t = topo(
+        &["--seed", "1", "--dir", "ab", "--drop-at", "3,4,5,6,7,8"],
+        &["seq", "both"],
+        &["seq", "both"],
+    );
+    let got = ping_count(&t.a, B_ADDR, 16, "0.1");
+    let sb = t.stats_b();
+    assert_eq!(sb.rx_packets, 5, "Ns 0, 1, 13, 14, 15: {sb:?}");
+    assert_eq!(sb.rx_seq_discards, 5, "Ns 8..12: {sb:?}");
+    assert_eq!(sb.rx_errors, 5, "{sb:?}");
+    assert_eq!(got, 5);
+    let rs = t.relay.stats();
+    assert_eq!((rs.ab.data, rs.ab.dropped, rs.ab.data_sent), (16, 6, 10));
+}
+
+/// A duplicate arriving after its original was delivered is behind Nr, i.e. outside the
+/// forward-only receive window (kernel-facts §2.4): it is discarded and counted in rx_errors
+/// only, not rx_seq_discards. A constant relay delay (no reordering) changes nothing else.
+#[test]
+fn duplicate_is_outside_the_window() {
+    let t = topo(
+        &[
+            "--seed",
+            "1",
+            "--dir",
+            "ab",
+            "--dup-at",
+            "3",
+            "--delay-ms",
+            "30",
+        ],
+        &["seq", "both"],
+        &["seq", "both"],
+    );
+    let got = ping_count(&t.a, B_ADDR, 6, "0.1");
+    let sb = t.stats_b();
+    assert_eq!(sb.rx_packets, 6, "{sb:?}");
+    assert_eq!(sb.rx_errors, 1, "the duplicate: {sb:?}");
+    assert_eq!(sb.rx_seq_discards, 0, "{sb:?}");
+    assert_eq!(sb.rx_oos_packets, 0, "{sb:?}");
+    assert_eq!(sb.tx_packets, 6, "answered once: {sb:?}");
+    assert_eq!(got, 6);
+    let rs = t.relay.stats();
+    assert_eq!((rs.ab.data, rs.ab.duplicated, rs.ab.data_sent), (6, 1, 7));
 }
 
 /// Reorder mode (reorder_timeout 300 ms) with the same swap: Ns 3 is held, Ns 2 is inserted
@@ -565,4 +618,37 @@ fn random_faults_counters_are_consistent() {
         got >= n / 3,
         "loss beyond what the faults explain: {got}/{n}"
     );
+}
+
+/// The relay stops by itself after `--max-seconds` and at once on SIGTERM.
+#[test]
+fn relay_stops_after_max_seconds_and_on_sigterm() {
+    let r = Netns::new("sqx");
+    let mut short = Relay::start(
+        &r,
+        "127.0.0.1:7001",
+        "127.0.0.1:7101",
+        "127.0.0.1:7002",
+        "127.0.0.1:7102",
+        &["--max-seconds", "1"],
+    );
+    let mut long = Relay::start(
+        &r,
+        "127.0.0.1:7003",
+        "127.0.0.1:7103",
+        "127.0.0.1:7004",
+        "127.0.0.1:7104",
+        &[],
+    );
+    assert!(long.alive() && short.alive());
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!short.alive(), "--max-seconds 1 ignored: {}", short.log());
+    assert!(long.alive());
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &long.pid().to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!long.alive(), "SIGTERM ignored");
 }
