@@ -202,6 +202,16 @@ impl RelayStats {
     }
 }
 
+/// The PRNG seed of one direction (`ab`: A to B) derived from the relay's `--seed`, so the
+/// two directions draw independent streams.
+pub fn direction_seed(seed: u64, ab: bool) -> u64 {
+    if ab {
+        seed ^ 0xA5A5_0000_0000_00AB
+    } else {
+        seed ^ 0x5A5A_0000_0000_00BA
+    }
+}
+
 /// Whether a UDP payload is an L2TP control message (T bit set, kernel-facts §1.2).
 pub fn is_control(payload: &[u8]) -> bool {
     payload.first().is_some_and(|b| b & 0x80 != 0)

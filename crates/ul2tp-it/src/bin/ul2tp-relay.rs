@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ul2tp_it::relay::{parse_indices, Fault, FaultConfig, RelayStats};
+use ul2tp_it::relay::{direction_seed, parse_indices, Fault, FaultConfig, RelayStats};
 
 struct Args {
     a: SocketAddr,
@@ -250,18 +250,18 @@ fn main() {
         stats: Mutex::new(RelayStats::default()),
         file: args.stats.clone(),
     });
-    let cfg_for = |on: bool, salt: u64| {
+    let cfg_for = |ab: bool| {
+        let on = if ab { args.ab } else { args.ba };
         let mut c = if on {
             args.faults.clone()
         } else {
             FaultConfig::none(0)
         };
-        // Independent streams per direction from one seed.
-        c.seed = args.faults.seed ^ salt;
+        c.seed = direction_seed(args.faults.seed, ab);
         c
     };
-    let fab = Fault::new(cfg_for(args.ab, 0xA5A5_0000_0000_00AB));
-    let fba = Fault::new(cfg_for(args.ba, 0x5A5A_0000_0000_00BA));
+    let fab = Fault::new(cfg_for(true));
+    let fba = Fault::new(cfg_for(false));
     // Publish the zero counters: the file's existence tells the harness the sockets are bound.
     shared.publish(true, fab.stats);
     eprintln!(
