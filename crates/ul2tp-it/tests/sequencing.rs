@@ -340,6 +340,40 @@ fn reorder_mode_swap_delivers_both_in_order() {
     assert_eq!(t.relay.stats().ab.held, 1);
 }
 
+/// Reorder mode with packet 3 held by the relay and packet 4 duplicated: B receives Ns 3, Ns 3
+/// again, then Ns 2. The duplicate passes the window check (it is ahead of Nr = 2) and goes
+/// after the equal one (kernel-facts §2.6); Ns 2 goes in front (rx_oos_packets + 1). Dequeue
+/// delivers 2 and 3, then stops at the duplicate (its Ns 3 is not Nr 4), which blocks the queue
+/// until it expires: rx_seq_discards + 1, rx_errors + 1, reorder_skip set (§2.7). Everything
+/// held behind it is then delivered, so every echo request is answered.
+#[test]
+fn reorder_mode_duplicate_of_held_packet_expires() {
+    let t = topo(
+        &[
+            "--seed",
+            "1",
+            "--dir",
+            "ab",
+            "--swap-at",
+            "3",
+            "--dup-at",
+            "4",
+        ],
+        &["seq", "both", "reorder_timeout", "300"],
+        &["seq", "both", "reorder_timeout", "300"],
+    );
+    let got = ping_count(&t.a, B_ADDR, 10, "0.1");
+    std::thread::sleep(Duration::from_millis(500));
+    let sb = t.stats_b();
+    assert_eq!(sb.rx_packets, 10, "{sb:?}");
+    assert_eq!(sb.rx_oos_packets, 1, "{sb:?}");
+    assert_eq!(sb.rx_seq_discards, 1, "the duplicate expired: {sb:?}");
+    assert_eq!(sb.rx_errors, 1, "{sb:?}");
+    assert_eq!(got, 10);
+    let rs = t.relay.stats();
+    assert_eq!((rs.ab.held, rs.ab.duplicated, rs.ab.data_sent), (1, 1, 11));
+}
+
 /// Reorder mode with data packet 3 from A dropped and packets 4 and 5 following 200 ms apart,
 /// then silence. Ns 3 and 4 wait for Ns 2, which never comes. The kernel would hold them until
 /// the next packet arrives (kernel-facts §2.7, "there is no timer"); our timer expires Ns 3 after
