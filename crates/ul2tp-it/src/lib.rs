@@ -160,7 +160,8 @@ impl Netns {
 
     /// A UDP socket bound to `local` and connected to `remote`, inside this namespace.
     pub fn udp_socket(&self, local: &str, remote: &str) -> std::net::UdpSocket {
-        let (l, r): (std::net::SocketAddr, std::net::SocketAddr) = (local.parse().unwrap(), remote.parse().unwrap());
+        let (l, r): (std::net::SocketAddr, std::net::SocketAddr) =
+            (local.parse().unwrap(), remote.parse().unwrap());
         self.run_in(move || {
             let s = std::net::UdpSocket::bind(l).expect("bind");
             s.connect(r).expect("connect");

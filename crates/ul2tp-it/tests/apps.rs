@@ -914,3 +914,104 @@ fn debug_listing_traces_and_pppol2tp_errors() {
     );
     let _ = pw_type::PPP;
 }
+
+/// In process: the daemon embedded in the application (`ul2tpd::Embedded`), the same
+/// session socket API over a private connection, talking to an ordinary daemon.
+#[test]
+fn in_process_session_socket_with_embedded_daemon() {
+    let p = pair();
+    p.db.cli_ok(&[
+        "add",
+        "tunnel",
+        "version",
+        "2",
+        "tunnel_id",
+        "20",
+        "peer_tunnel_id",
+        "10",
+        "local",
+        "192.0.2.2",
+        "remote",
+        "192.0.2.1",
+        "udp_sport",
+        "1701",
+        "udp_dport",
+        "1701",
+    ]);
+    p.db.cli_ok(&[
+        "add",
+        "session",
+        "pw_type",
+        "ppp",
+        "tunnel_id",
+        "20",
+        "session_id",
+        "2",
+        "peer_session_id",
+        "1",
+    ]);
+    let mut sb = SessionSocket::connect(
+        &mut p.db.client(),
+        PppoL2tpAddr {
+            tunnel_id: 20,
+            session_id: 2,
+            peer_tunnel_id: 10,
+            peer_session_id: 1,
+            version: 2,
+            tunnel_fd: None,
+        },
+    )
+    .unwrap();
+    // Everything of the application side runs on a thread inside namespace a, where the
+    // embedded daemon then opens its sockets.
+    let (at_b, at_a, tx) = p.a.run_in(move || {
+        let embedded = ul2tpd::Embedded::start(1).expect("embedded daemon");
+        let mut client = ul2tp::Client::from_stream(embedded.connect().unwrap());
+        let t = Attrs {
+            conn_id: Some(10),
+            peer_conn_id: Some(20),
+            proto_version: Some(2),
+            encap_type: Some(0),
+            ip_saddr: Some("192.0.2.1".parse().unwrap()),
+            ip_daddr: Some("192.0.2.2".parse().unwrap()),
+            udp_sport: Some(1701),
+            udp_dport: Some(1701),
+            ..Attrs::default()
+        };
+        client
+            .request(Command::TunnelCreate, t, false)
+            .expect("tunnel");
+        let s = Attrs {
+            conn_id: Some(10),
+            session_id: Some(1),
+            peer_session_id: Some(2),
+            pw_type: Some(pw_type::PPP),
+            ..Attrs::default()
+        };
+        client
+            .request(Command::SessionCreate, s, false)
+            .expect("session");
+        let mut sa = SessionSocket::connect(
+            &mut client,
+            PppoL2tpAddr {
+                tunnel_id: 10,
+                session_id: 1,
+                peer_tunnel_id: 20,
+                peer_session_id: 2,
+                version: 2,
+                tunnel_fd: None,
+            },
+        )
+        .expect("in-process session socket");
+        sa.send_frame(&lcp(42)).unwrap();
+        let at_b = recv_frame_within(&mut sb, Duration::from_secs(3));
+        sb.send_frame(&lcp(43)).unwrap();
+        let at_a = recv_frame_within(&mut sa, Duration::from_secs(3));
+        sa.set_nonblocking(false).unwrap();
+        let tx = sa.stats().map(|s| s.stats.tx_packets).unwrap_or(0);
+        (at_b, at_a, tx)
+    });
+    assert_eq!(at_b.as_deref(), Some(&lcp(42)[..]), "embedded -> daemon");
+    assert_eq!(at_a.as_deref(), Some(&lcp(43)[..]), "daemon -> embedded");
+    assert_eq!(tx, 1);
+}

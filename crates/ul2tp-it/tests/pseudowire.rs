@@ -292,3 +292,82 @@ fn tshark_decodes_ip6_cookie8_and_udp6() {
     );
     capture_and_check("udp", true, None, "none");
 }
+
+/// The example of the README and of the issue, typed exactly as written at one end and
+/// mirrored at the other: default interface name l2tpeth0, default l2spec, no cookie.
+#[test]
+fn readme_example_works_as_written() {
+    let p = pair(false);
+    p.da.cli_ok(&[
+        "add",
+        "tunnel",
+        "tunnel_id",
+        "3000",
+        "peer_tunnel_id",
+        "4000",
+        "encap",
+        "udp",
+        "local",
+        "192.0.2.1",
+        "remote",
+        "192.0.2.2",
+        "udp_sport",
+        "5000",
+        "udp_dport",
+        "6000",
+    ]);
+    p.da.cli_ok(&[
+        "add",
+        "session",
+        "tunnel_id",
+        "3000",
+        "session_id",
+        "1000",
+        "peer_session_id",
+        "2000",
+    ]);
+    p.db.cli_ok(&[
+        "add",
+        "tunnel",
+        "tunnel_id",
+        "4000",
+        "peer_tunnel_id",
+        "3000",
+        "encap",
+        "udp",
+        "local",
+        "192.0.2.2",
+        "remote",
+        "192.0.2.1",
+        "udp_sport",
+        "6000",
+        "udp_dport",
+        "5000",
+    ]);
+    p.db.cli_ok(&[
+        "add",
+        "session",
+        "tunnel_id",
+        "4000",
+        "session_id",
+        "2000",
+        "peer_session_id",
+        "1000",
+    ]);
+    for (ns, addr) in [(&p.a, "10.42.0.1/24"), (&p.b, "10.42.0.2/24")] {
+        ns.ip(&["link", "set", "l2tpeth0", "up"]);
+        ns.ip(&["addr", "add", addr, "dev", "l2tpeth0"]);
+    }
+    assert!(p.a.ping_retry("10.42.0.2", &[], 5));
+    assert!(p.b.ping_retry("10.42.0.1", &[], 3));
+    let t = p.da.cli_ok(&["show", "tunnel"]);
+    assert_eq!(
+        t,
+        "Tunnel 3000, encap UDP\n  From 192.0.2.1 to 192.0.2.2\n  Peer tunnel 4000\n  UDP source / dest ports: 5000/6000\n  UDP checksum: disabled\n"
+    );
+    let s = p.da.cli_ok(&["show", "session"]);
+    assert_eq!(
+        s,
+        "Session 1000 in tunnel 3000\n  Peer session 2000, tunnel 4000\n  interface name: l2tpeth0\n  offset 0, peer offset 0\n\n"
+    );
+}

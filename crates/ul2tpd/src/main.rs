@@ -7,12 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-mod apps;
-mod config;
-mod datapath;
-mod l2tpip;
-mod server;
-mod state;
+use ul2tpd::{config, server, state};
 
 /// Command line of ul2tpd.
 #[derive(Debug, Parser)]

@@ -161,6 +161,15 @@ async fn connection(
 ) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let privilege = access.privilege(cred.uid(), cred.gid());
+    serve_connection(stream, daemon, privilege).await
+}
+
+/// Serve one API connection whose peer has `privilege` (also used for in-process clients).
+pub async fn serve_connection(
+    stream: UnixStream,
+    daemon: Arc<Daemon>,
+    privilege: Privilege,
+) -> io::Result<()> {
     // Descriptors (managed tunnel sockets) arrive as SCM_RIGHTS with a request line, so the
     // reader side reads with recvmsg; replies and events are written by a task of their own so
     // that a slow reader never blocks the daemon.

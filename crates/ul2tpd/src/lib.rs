@@ -1,0 +1,19 @@
+//! ul2tpd as a library: the daemon's state, request handlers, data path and API server.
+//!
+//! The `ul2tpd` binary is a thin `main` around this. Applications that want the L2TP data
+//! path inside their own process (no daemon, no API socket on the file system) use
+//! [`Embedded`]: it runs the same handlers on a private runtime and hands out connections
+//! over which the `ul2tp` crate's `Client`, `SessionSocket`, `TunnelSocket` and
+//! `L2tpIpSocket` work exactly as against a daemon.
+
+pub mod config;
+pub mod embedded;
+pub mod server;
+pub mod state;
+
+mod apps;
+mod datapath;
+mod l2tpip;
+
+pub use embedded::Embedded;
+pub use state::Daemon;
