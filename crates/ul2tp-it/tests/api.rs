@@ -408,3 +408,68 @@ fn static_config_creates_objects_and_errors_name_file_line_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Run the CLI as user and group 65534 ("nobody" / "nogroup").
+fn cli_as_nobody(d: &Daemon, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(ul2tp_it::bin("ul2tp"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn configured_groups_may_read_or_change_state() {
+    let ns = Netns::new("grp");
+    let dir = std::env::temp_dir().join(unique("grp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let add = [
+        "add",
+        "tunnel",
+        "tunnel_id",
+        "5",
+        "peer_tunnel_id",
+        "6",
+        "local",
+        "127.0.0.1",
+        "remote",
+        "127.0.0.1",
+        "udp_sport",
+        "7600",
+        "udp_dport",
+        "7601",
+    ];
+
+    // read_group: show works, add is EPERM.
+    let cfg = dir.join("read.toml");
+    std::fs::write(&cfg, "[api]\nread_group = \"nogroup\"\n").unwrap();
+    let d = Daemon::start(&ns, &["--config", cfg.to_str().unwrap()]);
+    let show = cli_as_nobody(&d, &["show", "tunnel"]);
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let out = cli_as_nobody(&d, &add);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    drop(d);
+
+    // group: add works too.
+    let cfg = dir.join("admin.toml");
+    std::fs::write(&cfg, "[api]\ngroup = \"nogroup\"\n").unwrap();
+    let d = Daemon::start(&ns, &["--config", cfg.to_str().unwrap()]);
+    let out = cli_as_nobody(&d, &add);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(d
+        .cli_ok(&["show", "tunnel"])
+        .contains("Tunnel 5, encap UDP"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
