@@ -49,6 +49,7 @@
 use ul2tp_api::Errno;
 
 pub mod debug;
+pub mod gso;
 pub mod mtu;
 mod registry;
 mod session;

@@ -10,6 +10,12 @@
 //!   (l2tpeth disappears with its session, §6.3). It is left down, and a TAP gets the tun
 //!   driver's random MAC, as l2tpeth does.
 //! * Link configuration (MTU, up/down) goes through [`crate::link`] by name.
+//! * A TAP is opened with `IFF_VNET_HDR`: every read and write through the tun fd starts with
+//!   a [`VNET_HDR_LEN`]-byte `virtio_net_hdr`. The frame API ([`Tap::recv`], [`Tap::send`])
+//!   hides it (reads drop it, writes prepend a zeroed one), so it behaves exactly like a plain
+//!   TAP as long as no offload is enabled. [`Tap::set_offload`] (`TUNSETOFFLOAD`) lets the
+//!   kernel hand over checksum-less and GSO super-frames, which the `*_vnet` calls expose
+//!   together with their header.
 
 use std::fs::OpenOptions;
 use std::io;
@@ -26,12 +32,69 @@ pub const L2TPETH_TEMPLATE: &str = "l2tpeth%d";
 /// Default name template of PPP units.
 pub const PPP_TEMPLATE: &str = "ppp%d";
 
+/// Length of the `virtio_net_hdr` in front of every frame on a TAP fd (the tun default
+/// `TUNSETVNETHDRSZ`).
+pub const VNET_HDR_LEN: usize = 10;
+/// `TUN_F_CSUM`: the reader completes checksums (frames may carry `NEEDS_CSUM`).
+pub const TUN_F_CSUM: u32 = 0x01;
+/// `TUN_F_TSO4`: the reader segments TCP/IPv4 GSO frames.
+pub const TUN_F_TSO4: u32 = 0x02;
+/// `TUN_F_TSO6`: the reader segments TCP/IPv6 GSO frames.
+pub const TUN_F_TSO6: u32 = 0x04;
+/// `TUN_F_TSO_ECN`: TSO frames may have the ECN (CWR) bit set.
+pub const TUN_F_TSO_ECN: u32 = 0x08;
+
 /// An open tun-driver queue plus the device's resolved name and index.
 #[derive(Debug)]
 struct Dev {
     fd: AsyncFd<OwnedFd>,
     name: String,
     ifindex: u32,
+    /// Opened with `IFF_VNET_HDR`.
+    vnet: bool,
+}
+
+/// Read a frame, dropping the vnet header in front when there is one.
+fn read_frame(fd: &OwnedFd, vnet: bool, buf: &mut [u8]) -> io::Result<usize> {
+    if !vnet {
+        return read_fd(fd, buf);
+    }
+    let mut hdr = [0u8; VNET_HDR_LEN];
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_mut_ptr().cast(),
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        },
+    ];
+    // SAFETY: both iovecs point at live writable buffers of the given lengths.
+    let n = os::cvt_size(unsafe { libc::readv(fd.as_raw_fd(), iov.as_ptr(), 2) })?;
+    n.checked_sub(VNET_HDR_LEN)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short vnet header"))
+}
+
+/// Write a frame, prepending a zeroed vnet header (no offload) when the fd expects one.
+fn write_frame(fd: &OwnedFd, vnet: bool, frame: &[u8]) -> io::Result<usize> {
+    if !vnet {
+        return write_fd(fd, frame);
+    }
+    let hdr = [0u8; VNET_HDR_LEN];
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: frame.as_ptr() as *mut libc::c_void,
+            iov_len: frame.len(),
+        },
+    ];
+    // SAFETY: both iovecs point at live buffers of the given lengths; writev only reads them.
+    let n = os::cvt_size(unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) })?;
+    Ok(n.saturating_sub(VNET_HDR_LEN))
 }
 
 fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -86,6 +149,7 @@ impl Dev {
             fd: os::async_fd(fd)?,
             name,
             ifindex,
+            vnet: flags & libc::IFF_VNET_HDR != 0,
         })
     }
 
@@ -126,6 +190,7 @@ impl Dev {
                 fd: os::async_fd(fd)?,
                 name: first.name.clone(),
                 ifindex: first.ifindex,
+                vnet: first.vnet,
             });
         }
         all.insert(0, first);
@@ -133,25 +198,55 @@ impl Dev {
     }
 
     async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let vnet = self.vnet;
         self.fd
-            .async_io(Interest::READABLE, |fd| read_fd(fd, buf))
+            .async_io(Interest::READABLE, |fd| read_frame(fd, vnet, buf))
             .await
     }
 
     fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.try_io(Interest::READABLE, |fd| read_fd(fd, buf))
+        let vnet = self.vnet;
+        self.fd
+            .try_io(Interest::READABLE, |fd| read_frame(fd, vnet, buf))
     }
 
     async fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        let vnet = self.vnet;
         self.fd
-            .async_io(Interest::WRITABLE, |fd| write_fd(fd, frame))
+            .async_io(Interest::WRITABLE, |fd| write_frame(fd, vnet, frame))
             .await
     }
 
     fn try_send(&self, frame: &[u8]) -> io::Result<usize> {
         // A tun fd is always writable (the driver drops on a full queue), so write directly
         // instead of consulting tokio's readiness, which is only set after a first poll.
-        write_fd(self.fd.get_ref(), frame)
+        write_frame(self.fd.get_ref(), self.vnet, frame)
+    }
+
+    async fn recv_raw(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd
+            .async_io(Interest::READABLE, |fd| read_fd(fd, buf))
+            .await
+    }
+
+    fn try_recv_raw(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.try_io(Interest::READABLE, |fd| read_fd(fd, buf))
+    }
+
+    fn try_send_raw(&self, buf: &[u8]) -> io::Result<usize> {
+        write_fd(self.fd.get_ref(), buf)
+    }
+
+    fn set_offload(&self, flags: u32) -> io::Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes its argument by value (an unsigned int), no pointer.
+        os::cvt(unsafe {
+            libc::ioctl(
+                self.fd.get_ref().as_raw_fd(),
+                libc::TUNSETOFFLOAD as _,
+                libc::c_ulong::from(flags),
+            )
+        })?;
+        Ok(())
     }
 }
 
@@ -229,13 +324,40 @@ pub struct Tap {
     dev: Dev,
 }
 
+const TAP_FLAGS: libc::c_int = libc::IFF_TAP | libc::IFF_VNET_HDR;
+
 impl Tap {
     /// Create a TAP device named `name`, or from `template` (one `%d`, e.g.
     /// [`L2TPETH_TEMPLATE`]) when `name` is `None`. Must be called inside a tokio runtime.
     pub fn create(name: Option<&str>, template: &str) -> io::Result<Tap> {
         Ok(Tap {
-            dev: Dev::create(name, template, libc::IFF_TAP)?,
+            dev: Dev::create(name, template, TAP_FLAGS)?,
         })
+    }
+
+    /// Tell the driver which offloads this reader handles (`TUNSETOFFLOAD` with `TUN_F_*`
+    /// bits, 0 for none). With [`TUN_F_CSUM`] frames may arrive with the checksum left to
+    /// do, with [`TUN_F_TSO4`] / [`TUN_F_TSO6`] as TCP super-frames of up to 64 KB; read
+    /// those with [`recv_vnet`](Self::recv_vnet), which keeps the header that describes them.
+    pub fn set_offload(&self, flags: u32) -> io::Result<()> {
+        self.dev.set_offload(flags)
+    }
+
+    /// Read one frame with its `virtio_net_hdr`: `buf[..VNET_HDR_LEN]` is the header, the
+    /// frame follows; returns the total length.
+    pub async fn recv_vnet(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.dev.recv_raw(buf).await
+    }
+
+    /// [`recv_vnet`](Self::recv_vnet) without waiting (`WouldBlock` if none is queued).
+    pub fn try_recv_vnet(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.dev.try_recv_raw(buf)
+    }
+
+    /// Inject one frame preceded by its own `virtio_net_hdr` (`buf[..VNET_HDR_LEN]`), e.g.
+    /// a coalesced TCP super-frame or one marked `DATA_VALID`; never waits.
+    pub fn try_send_vnet(&self, buf: &[u8]) -> io::Result<usize> {
+        self.dev.try_send_raw(buf)
     }
 
     /// Create a multi-queue TAP (`IFF_MULTI_QUEUE`) with `queues` queues, one per data-path
@@ -246,7 +368,7 @@ impl Tap {
         template: &str,
         queues: usize,
     ) -> io::Result<Vec<Tap>> {
-        let devs = Dev::create_multi_queue(name, template, libc::IFF_TAP, queues)?;
+        let devs = Dev::create_multi_queue(name, template, TAP_FLAGS, queues)?;
         Ok(devs.into_iter().map(|dev| Tap { dev }).collect())
     }
 
