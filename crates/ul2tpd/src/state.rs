@@ -45,7 +45,7 @@ pub type Reply = (ServerMessage, Vec<OwnedFd>);
 /// What a successful request returns.
 enum Body {
     Done,
-    Attrs(Attrs),
+    Attrs(Box<Attrs>),
     Entries(Vec<Attrs>),
     Text(String),
     Fd(OwnedFd),
@@ -197,7 +197,7 @@ impl Daemon {
             let mut fds = Vec::new();
             match body {
                 Body::Done => {}
-                Body::Attrs(a) => m.attrs = Some(a),
+                Body::Attrs(a) => m.attrs = Some(*a),
                 Body::Entries(e) => m.entries = Some(e),
                 Body::Text(t) => m.text = Some(t),
                 Body::Fd(fd) => fds.push(fd),
@@ -238,7 +238,7 @@ impl Daemon {
                     .ok_or_else(|| einval("tunnel_get needs conn_id"))?;
                 let attrs = self.tunnel_attrs(&ctl, tid);
                 attrs
-                    .map(Body::Attrs)
+                    .map(|a| Body::Attrs(Box::new(a)))
                     .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))
             }
             Command::SessionCreate => self.session_create(a).await.map(done),
@@ -257,7 +257,7 @@ impl Daemon {
             Command::SessionGet => {
                 let ctl = self.ctl.lock().await;
                 self.find_session(a)
-                    .map(|s| Body::Attrs(session_attrs(&s, &ctl)))
+                    .map(|s| Body::Attrs(Box::new(session_attrs(&s, &ctl))))
             }
             Command::DebugTunnels => {
                 let ctl = self.ctl.lock().await;
