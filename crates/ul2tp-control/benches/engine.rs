@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ul2tp_control::avp::MsgBuilder;
-use ul2tp_control::engine::msg_type;
 use ul2tp_control::sim::{NetConfig, Sim};
 use ul2tp_control::{Config, Encap, Endpoint, Event, SessionConfig, Timestamp, Version};
-use ul2tp_wire::control::ControlHeader;
+use ul2tp_wire::avp::MessageType;
+use ul2tp_wire::message::MessageBuilder;
 
 const MSGS: usize = 1000;
 
@@ -51,8 +50,9 @@ fn established(version: Version) -> (Endpoint, u32, u16, u16) {
 fn hellos(version: Version, tb: u32, first_ns: u16, nr: u16) -> Vec<Vec<u8>> {
     (0..MSGS)
         .map(|i| {
-            let h = ControlHeader::new(version, tb, 0);
-            let mut m = MsgBuilder::new(&h, msg_type::HELLO).finish();
+            let mut m = MessageBuilder::new(version, Encap::Udp, tb, 0, MessageType::Hello)
+                .finish()
+                .unwrap();
             ul2tp_wire::control::set_ns_nr(&mut m, first_ns.wrapping_add(i as u16), nr).unwrap();
             m
         })

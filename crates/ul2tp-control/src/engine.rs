@@ -20,48 +20,16 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
-use ul2tp_wire::control::{ControlHeader, Encap, Version, HEADER_LEN};
+use ul2tp_wire::avp::{
+    AttrType, AvpIter, AvpValue, CallErrors, DataSequencing, DigestType, ErrorCode, L2SpecType,
+    MessageType, PwType, ResultCode, AVP_MAX_VALUE_LEN, CIRCUIT_ACTIVE, CIRCUIT_NEW, VENDOR_IETF,
+};
+use ul2tp_wire::control::{self, ControlHeader, Encap, Version, HEADER_LEN};
+use ul2tp_wire::digest::{self, Nonces};
+use ul2tp_wire::message::{BuildError, Message, MessageBuilder, MessageError, Reaction};
 
-use ul2tp_wire::message::{Message as WireMessage, Reaction};
-
-use crate::avp::{self, attr, DigestAlg, Msg, MsgBuilder};
 use crate::channel::{ChannelParams, ChannelStats, ControlChannel, RxVerdict};
 use crate::Timestamp;
-
-/// Message types (rfc-facts §1.2).
-pub mod msg_type {
-    /// Start-Control-Connection-Request.
-    pub const SCCRQ: u16 = 1;
-    /// Start-Control-Connection-Reply.
-    pub const SCCRP: u16 = 2;
-    /// Start-Control-Connection-Connected.
-    pub const SCCCN: u16 = 3;
-    /// Stop-Control-Connection-Notification.
-    pub const STOPCCN: u16 = 4;
-    /// Hello.
-    pub const HELLO: u16 = 6;
-    /// Outgoing-Call-Request.
-    pub const OCRQ: u16 = 7;
-    /// Outgoing-Call-Reply.
-    pub const OCRP: u16 = 8;
-    /// Outgoing-Call-Connected.
-    pub const OCCN: u16 = 9;
-    /// Incoming-Call-Request.
-    pub const ICRQ: u16 = 10;
-    /// Incoming-Call-Reply.
-    pub const ICRP: u16 = 11;
-    /// Incoming-Call-Connected.
-    pub const ICCN: u16 = 12;
-    /// Call-Disconnect-Notify.
-    pub const CDN: u16 = 14;
-    /// WAN-Error-Notify.
-    pub const WEN: u16 = 15;
-    /// Set-Link-Info.
-    pub const SLI: u16 = 16;
-    /// Explicit Acknowledgement (RFC 3931).
-    pub const ACK: u16 = 20;
-}
-use msg_type::*;
 
 /// StopCCN result codes used by the engine (rfc-facts §1.6).
 pub mod result {
@@ -213,6 +181,79 @@ impl Config {
             max_retries: self.max_retries,
             ack_delay: self.ack_delay,
         }
+    }
+
+    /// Refuse values an AVP cannot carry, so that every message the engine builds from this
+    /// configuration fits the 10-bit AVP Length (RFC 2661 §4.1).
+    fn check(&self) -> Result<(), Error> {
+        if !fits_avp(self.host_name.len()) {
+            return Err(Error::BadConfig("host_name does not fit in an AVP"));
+        }
+        if !fits_avp(self.pw_types.len() * 2) {
+            return Err(Error::BadConfig("too many pw_types for an AVP"));
+        }
+        self.session_defaults.check()
+    }
+}
+
+impl SessionConfig {
+    /// See [`Config::check`].
+    fn check(&self) -> Result<(), Error> {
+        if !fits_avp(self.remote_end_id.len()) {
+            return Err(Error::BadConfig("remote_end_id does not fit in an AVP"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a value of `len` octets fits in an AVP, hidden or not (a hidden value carries a
+/// 2-octet original-length field in front, rfc-facts §1.8).
+fn fits_avp(len: usize) -> bool {
+    len + 2 <= AVP_MAX_VALUE_LEN
+}
+
+/// Message digest algorithm of L2TPv3 control message authentication (RFC 3931 §5.4.1): the
+/// configuration-side name of the wire layer's [`DigestType`] without its unknown values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlg {
+    /// HMAC-MD5, Digest Type 0 (MUST).
+    HmacMd5,
+    /// HMAC-SHA-1, Digest Type 1 (SHOULD).
+    HmacSha1,
+}
+
+impl DigestAlg {
+    /// The wire layer's Digest Type.
+    pub const fn digest_type(self) -> DigestType {
+        match self {
+            DigestAlg::HmacMd5 => DigestType::HmacMd5,
+            DigestAlg::HmacSha1 => DigestType::HmacSha1,
+        }
+    }
+
+    /// Digest Type octet.
+    pub const fn type_octet(self) -> u8 {
+        self.digest_type().get()
+    }
+
+    /// Digest length in octets.
+    pub fn digest_len(self) -> usize {
+        self.digest_type().digest_len().unwrap_or(0)
+    }
+
+    /// From a Digest Type octet (`None` for types the engine does not implement).
+    pub fn from_octet(b: u8) -> Option<DigestAlg> {
+        match DigestType::from(b) {
+            DigestType::HmacMd5 => Some(DigestAlg::HmacMd5),
+            DigestType::HmacSha1 => Some(DigestAlg::HmacSha1),
+            _ => None,
+        }
+    }
+}
+
+impl From<DigestAlg> for DigestType {
+    fn from(a: DigestAlg) -> DigestType {
+        a.digest_type()
     }
 }
 
@@ -490,7 +531,6 @@ struct Tunnel {
     our_challenge: Option<Vec<u8>>,
     tie_breaker: Option<[u8; 8]>,
     auth: bool,
-    digest_key: Vec<u8>,
     our_nonce: Vec<u8>,
     peer_nonce: Vec<u8>,
     peer_host_name: String,
@@ -504,12 +544,8 @@ struct Tunnel {
 }
 
 impl Tunnel {
-    fn hide_key(&self) -> Option<Vec<u8>> {
-        let s = self.cfg.secret.as_ref()?;
-        Some(match self.version {
-            Version::V2 => s.clone(),
-            Version::V3 => avp::v3_hiding_key(s),
-        })
+    fn secret(&self) -> Option<&[u8]> {
+        self.cfg.secret.as_deref()
     }
 
     fn hiding(&self) -> bool {
@@ -596,17 +632,16 @@ pub struct Endpoint {
     stats: EndpointStats,
 }
 
-fn be_u16(v: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*v.get(at)?, *v.get(at + 1)?]))
-}
-
-/// Message type of a control message starting at the flags word, if it has a body.
-fn peek_msg_type(msg: &[u8]) -> Option<u16> {
-    let body = msg.get(HEADER_LEN..)?;
-    if be_u16(body, 4)? != attr::MESSAGE_TYPE || be_u16(body, 2)? != 0 {
+/// Message type of a control message starting at the flags word, read from its first AVP
+/// without decoding the rest (`None` for a ZLB or when the first AVP is not an IETF Message
+/// Type). Routing needs it before the tunnel, and so the secret, is known.
+fn peek_msg_type(msg: &[u8]) -> Option<MessageType> {
+    let first = AvpIter::new(msg.get(HEADER_LEN..)?).next()?.ok()?;
+    if first.vendor_id != VENDOR_IETF || first.attr_type != AttrType::MessageType.get() {
         return None;
     }
-    be_u16(body, 6)
+    let v: [u8; 2] = first.value.try_into().ok()?;
+    Some(MessageType::from(u16::from_be_bytes(v)))
 }
 
 impl Endpoint {
@@ -730,11 +765,6 @@ impl Endpoint {
     ) -> Option<u32> {
         let id = self.alloc_tunnel_id(version)?;
         let auth = version == Version::V3 && cfg.secret.is_some();
-        let digest_key = cfg
-            .secret
-            .as_deref()
-            .map(avp::v3_digest_key)
-            .unwrap_or_default();
         let our_nonce = if auth {
             let mut v = vec![0u8; 16];
             self.sh.rng.fill_bytes(&mut v);
@@ -762,7 +792,6 @@ impl Endpoint {
                 our_challenge: None,
                 tie_breaker: None,
                 auth,
-                digest_key,
                 our_nonce,
                 peer_nonce: Vec::new(),
                 peer_host_name: String::new(),
@@ -781,6 +810,7 @@ impl Endpoint {
         if cfg.version == Version::V2 && self.encap == Encap::Ip {
             return Err(Error::BadConfig("L2TPv2 cannot run over IP encapsulation"));
         }
+        cfg.check()?;
         let version = cfg.version;
         let id = self
             .new_tunnel(now, peer, cfg, version, true)
@@ -795,7 +825,7 @@ impl Endpoint {
             if t.version == Version::V2 && t.cfg.send_challenge && t.cfg.secret.is_some() {
                 t.our_challenge = Some(ctx.random_bytes(16));
             }
-            send_sccrq_or_sccrp(t, &mut ctx, SCCRQ, None);
+            send_sccrx(t, &mut ctx, MessageType::Sccrq, None);
         }
         self.service(now, id);
         Ok(id)
@@ -808,6 +838,7 @@ impl Endpoint {
         tunnel_id: u32,
         cfg: SessionConfig,
     ) -> Result<u32, Error> {
+        cfg.check()?;
         let (mut ctx, tunnels) = self.ctx(now);
         let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
         if t.is_dying() {
@@ -888,14 +919,12 @@ impl Endpoint {
         if s.state != SState::Established {
             return Err(Error::NoSession);
         }
-        send_session_msg(t, &mut ctx, SLI, &s, |b, v| match v {
-            Version::V2 => {
-                let mut a = vec![0, 0];
-                a.extend_from_slice(&accm.0.to_be_bytes());
-                a.extend_from_slice(&accm.1.to_be_bytes());
-                b.hidable(attr::ACCM, true, &a);
-            }
-            Version::V3 => b.u16(attr::CIRCUIT_STATUS, circuit_status),
+        send_session_msg(t, &mut ctx, MessageType::Sli, &s, |d, v| match v {
+            Version::V2 => d.avp(AvpValue::Accm {
+                send_accm: accm.0,
+                receive_accm: accm.1,
+            }),
+            Version::V3 => d.avp(AvpValue::CircuitStatus(circuit_status)),
         });
         self.service(now, tunnel_id);
         Ok(())
@@ -916,16 +945,19 @@ impl Endpoint {
         if s.state != SState::Established {
             return Err(Error::NoSession);
         }
-        send_session_msg(t, &mut ctx, WEN, &s, |b, v| {
-            let mut val = vec![0u8, 0];
-            let used: &[u32] = match v {
-                Version::V2 => &counters,
-                Version::V3 => &counters[2..],
-            };
-            for c in used {
-                val.extend_from_slice(&c.to_be_bytes());
-            }
-            b.hidable(attr::CALL_ERRORS, true, &val);
+        let [crc_errors, framing_errors, hardware_overruns, buffer_overruns, timeout_errors, alignment_errors] =
+            counters;
+        send_session_msg(t, &mut ctx, MessageType::Wen, &s, |d, v| {
+            // v3 Circuit Errors is the compact 4-counter form (rfc-facts §6).
+            d.avp(AvpValue::CallErrors(CallErrors {
+                crc_errors,
+                framing_errors,
+                hardware_overruns,
+                buffer_overruns,
+                timeout_errors,
+                alignment_errors,
+                compact: v == Version::V3,
+            }))
         });
         self.service(now, tunnel_id);
         Ok(())
@@ -972,7 +1004,7 @@ impl Endpoint {
         }
         let tid = if hdr.tunnel_id == 0 {
             match mtype {
-                Some(SCCRQ) => match self.admit(now, from, hdr, msg) {
+                Some(MessageType::Sccrq) => match self.admit(now, from, hdr, msg) {
                     Some(t) => t,
                     None => return,
                 },
@@ -995,39 +1027,42 @@ impl Endpoint {
         // RFC 3931 §4.3 / rfc-facts §2.8: verify the digest before using any content.
         if t.auth {
             let nonce_in_msg;
-            let nonces: Vec<&[u8]> = match mtype {
-                Some(SCCRQ) => Vec::new(),
+            let nonces = match mtype {
+                Some(MessageType::Sccrq) => None,
                 _ => {
-                    let peer_nonce: &[u8] = if t.peer_nonce.is_empty() && mtype == Some(SCCRP) {
-                        let key = t.hide_key();
-                        nonce_in_msg = avp::parse_avps(&msg[HEADER_LEN..], key.as_deref())
-                            .ok()
-                            .and_then(|a| Msg::new(a).get(attr::NONCE).map(<[u8]>::to_vec))
-                            .unwrap_or_default();
-                        &nonce_in_msg
-                    } else {
-                        &t.peer_nonce
-                    };
-                    vec![peer_nonce, &t.our_nonce]
+                    // The SCCRP that tells us the peer's nonce is itself signed with it.
+                    let peer_nonce: &[u8] =
+                        if t.peer_nonce.is_empty() && mtype == Some(MessageType::Sccrp) {
+                            nonce_in_msg = parse(msg, t.version, t.secret())
+                                .ok()
+                                .and_then(|(m, _)| m.nonce().map(<[u8]>::to_vec))
+                                .unwrap_or_default();
+                            &nonce_in_msg
+                        } else {
+                            &t.peer_nonce
+                        };
+                    Some(Nonces {
+                        sender: peer_nonce,
+                        receiver: &t.our_nonce,
+                    })
                 }
             };
-            if hdr.is_zlb() || !avp::verify(&t.digest_key, &nonces, msg) {
+            let ok = !hdr.is_zlb()
+                && t.secret()
+                    .is_some_and(|s| digest::verify_message(msg, s, nonces).is_ok());
+            if !ok {
                 self.stats.rx_auth_failures += 1;
                 return;
             }
         }
         // The shared wire layer classifies malformed messages (rfc-facts §1.18): framing errors
         // are discarded before they touch the sequence state.
-        if !hdr.is_zlb() {
-            if let Err(e) = WireMessage::parse(msg, t.version, t.cfg.secret.as_deref()) {
-                if e.reaction == Reaction::Discard {
-                    self.stats.rx_malformed += 1;
-                    return;
-                }
-            }
+        if !hdr.is_zlb() && parse(msg, t.version, t.secret()).is_err() {
+            self.stats.rx_malformed += 1;
+            return;
         }
         t.last_rx = now;
-        let is_ack = hdr.is_zlb() || mtype == Some(ACK);
+        let is_ack = hdr.is_zlb() || mtype == Some(MessageType::Ack);
         let verdict = t.chan.on_receive(now, hdr.ns, hdr.nr, is_ack, msg);
         if let RxVerdict::Deliver(msgs) = verdict {
             let (mut ctx, tunnels) = self.ctx(now);
@@ -1049,29 +1084,22 @@ impl Endpoint {
         msg: &[u8],
     ) -> Option<u32> {
         let cfg = self.cfg.clone();
-        let hide_key = cfg.secret.as_ref().map(|s| match hdr.version {
-            Version::V2 => s.clone(),
-            Version::V3 => avp::v3_hiding_key(s),
-        });
-        let Ok(avps) = avp::parse_avps(&msg[HEADER_LEN..], hide_key.as_deref()) else {
+        // Tunnels the peer opens are built from the endpoint configuration.
+        cfg.check().ok()?;
+        let Ok((m, _)) = parse(msg, hdr.version, cfg.secret.as_deref()) else {
             self.stats.rx_malformed += 1;
             return None;
         };
-        let m = Msg::new(avps);
         // v3 authentication: an SCCRQ's digest covers the message alone (rfc-facts §2.8).
         if hdr.version == Version::V3 {
             if let Some(s) = &cfg.secret {
-                if !avp::verify(&avp::v3_digest_key(s), &[], msg) {
+                if digest::verify_message(msg, s, None).is_err() {
                     self.stats.rx_auth_failures += 1;
                     return None;
                 }
             }
         }
-        let peer_tid = match hdr.version {
-            Version::V2 => m.u16(attr::ASSIGNED_TUNNEL_ID).map(u32::from),
-            Version::V3 => m.u32(attr::ASSIGNED_CCID),
-        };
-        let Some(peer_tid) = peer_tid.filter(|&p| p != 0) else {
+        let Some(peer_tid) = peer_tunnel_id(hdr.version, &m).filter(|&p| p != 0) else {
             self.stats.rx_malformed += 1;
             return None;
         };
@@ -1086,7 +1114,7 @@ impl Endpoint {
             }
         }
         // Tie-break against our own outstanding SCCRQ to the same peer (rfc-facts §1.14, §2.11).
-        let theirs: Option<[u8; 8]> = m.get(attr::TIE_BREAKER).and_then(|v| v.try_into().ok());
+        let theirs = m.tie_breaker().copied();
         let contender = self
             .tunnels
             .values()
@@ -1166,8 +1194,8 @@ impl Endpoint {
                 // control message, so a silent peer eventually tears the tunnel down.
                 t.last_rx = now;
                 t.hello_jitter = hello_jitter(&mut ctx, t.cfg.hello_interval);
-                let b = new_msg(t, &mut ctx, HELLO, 0);
-                t.chan.send(b.finish());
+                let d = new_msg(t, &mut ctx, MessageType::Hello, 0);
+                queue(t, d);
             }
             self.service(now, tid);
         }
@@ -1191,8 +1219,9 @@ impl Endpoint {
             emit(t, self.encap, &mut self.transmits, b);
         }
         if t.chan.take_ack(now) {
-            let ack = build_ack(t);
-            emit(t, self.encap, &mut self.transmits, ack);
+            if let Some(ack) = build_ack(t) {
+                emit(t, self.encap, &mut self.transmits, ack);
+            }
         }
         let remove = match t.state {
             TState::Closing { until } => t.chan.unacked() == 0 || now >= until,
@@ -1216,12 +1245,16 @@ impl Endpoint {
 
 /// Sign (v3 auth), add the IP prefix and queue a datagram.
 fn emit(t: &Tunnel, encap: Encap, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) {
-    if t.auth {
-        let nonces: Vec<&[u8]> = match peek_msg_type(&b) {
-            Some(SCCRQ) => Vec::new(),
-            _ => vec![&t.our_nonce, &t.peer_nonce],
-        };
-        avp::sign(t.cfg.digest, &t.digest_key, &nonces, &mut b);
+    if let (true, Some(secret)) = (t.auth, t.secret()) {
+        // rfc-facts §2.8: an SCCRQ's digest covers the message alone, all others are prefixed
+        // with the sender's and the receiver's nonce. Every (re)transmission is signed anew
+        // because the channel rewrites Nr. Signing only fails for a message without a digest
+        // slot, which the engine never builds with authentication on.
+        let nonces = (peek_msg_type(&b) != Some(MessageType::Sccrq)).then_some(Nonces {
+            sender: &t.our_nonce,
+            receiver: &t.peer_nonce,
+        });
+        let _ = digest::sign_message(&mut b, secret, nonces);
     }
     let bytes = match encap {
         Encap::Udp => b,
@@ -1235,93 +1268,179 @@ fn emit(t: &Tunnel, encap: Encap, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) 
     out.push_back(Transmit { dst: t.peer, bytes });
 }
 
-/// Pure acknowledgement: ZLB (v2, or v3 without authentication) / ACK message (v3).
-fn build_ack(t: &Tunnel) -> Vec<u8> {
-    let mut hdr = ControlHeader::new(t.version, t.peer_id, 0);
-    hdr.ns = t.chan.next_ns();
-    hdr.nr = t.chan.nr();
+/// Header, Message Type and (v3 authentication) a zeroed Message Digest for the tunnel's peer.
+/// Messages are built UDP-framed; [`emit`] adds the L2TPv3/IP prefix.
+fn builder(t: &Tunnel, mtype: MessageType, v2_session: u16) -> Result<MessageBuilder, BuildError> {
+    let b = MessageBuilder::new(t.version, Encap::Udp, t.peer_id, v2_session, mtype);
+    if t.auth {
+        b.digest(t.cfg.digest.into())
+    } else {
+        Ok(b)
+    }
+}
+
+/// Pure acknowledgement: ZLB (v2) / ACK message (v3, rfc-facts §2.9).
+fn build_ack(t: &Tunnel) -> Option<Vec<u8>> {
+    let (ns, nr) = (t.chan.next_ns(), t.chan.nr());
     let mut b = match t.version {
-        Version::V2 => {
-            let mut v = Vec::with_capacity(HEADER_LEN);
-            let _ = hdr.emit(&mut v);
-            v
-        }
-        Version::V3 => {
-            let mut mb = MsgBuilder::new(&hdr, ACK);
-            if t.auth {
-                mb.digest_placeholder(t.cfg.digest);
+        Version::V2 => control::zlb(t.version, Encap::Udp, t.peer_id, 0, ns, nr).ok()?,
+        Version::V3 => builder(t, MessageType::Ack, 0).ok()?.finish().ok()?,
+    };
+    control::set_ns_nr(&mut b, ns, nr).ok()?;
+    Some(b)
+}
+
+/// A control message under construction: the wire layer's builder and whether AVPs that may
+/// be hidden are hidden (rfc-facts §1.8). A build error is carried through to [`queue`].
+struct Draft {
+    b: Result<MessageBuilder, BuildError>,
+    hide: bool,
+}
+
+impl Draft {
+    /// Append an AVP with the RFC's default M bit, hidden if hiding is on and allowed.
+    fn avp(self, value: AvpValue) -> Draft {
+        let hide = self.hide && value.attr_type().may_hide();
+        let b = self.b.and_then(|b| {
+            if hide {
+                b.avp_hidden(value, &[])
+            } else {
+                b.avp(value)
             }
-            mb.finish()
+        });
+        Draft { b, hide: self.hide }
+    }
+
+    /// Append an AVP if there is one.
+    fn opt(self, value: Option<AvpValue>) -> Draft {
+        match value {
+            Some(v) => self.avp(v),
+            None => self,
+        }
+    }
+}
+
+/// Start a message for the tunnel's peer: header, Message Type, digest slot and, when hiding,
+/// the Random Vector that the hidden AVPs after it use.
+fn new_msg(t: &Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, v2_session: u16) -> Draft {
+    let mut b = builder(t, mtype, v2_session);
+    let hide_with = t.secret().filter(|_| t.hiding());
+    if let Some(secret) = hide_with {
+        let rv = AvpValue::RandomVector(ctx.random_bytes(16));
+        b = b.and_then(|b| b.secret(secret).avp(rv));
+    }
+    Draft {
+        b,
+        hide: hide_with.is_some(),
+    }
+}
+
+/// Check the message against the RFC's mandatory-AVP table and hand it to reliable delivery.
+/// Building only fails for values an AVP cannot carry, which `Config::check` refuses up front.
+fn queue(t: &mut Tunnel, d: Draft) {
+    if let Ok(bytes) = d.b.and_then(MessageBuilder::finish) {
+        t.chan.send(bytes);
+    }
+}
+
+/// Our tunnel id as the AVP that announces it (v2 Assigned Tunnel ID, v3 Assigned CCID).
+fn own_tunnel_id(t: &Tunnel) -> AvpValue {
+    match t.version {
+        Version::V2 => AvpValue::AssignedTunnelId(t.local_id as u16),
+        Version::V3 => AvpValue::AssignedConnectionId(t.local_id),
+    }
+}
+
+/// The peer's tunnel id from its SCCRQ/SCCRP/StopCCN.
+fn peer_tunnel_id(version: Version, m: &Message) -> Option<u32> {
+    match version {
+        Version::V2 => m.assigned_tunnel_id().map(u32::from),
+        Version::V3 => m.assigned_connection_id(),
+    }
+}
+
+/// The sender's session id (v2 Assigned Session ID, v3 Local Session ID).
+fn sender_session_id(version: Version, m: &Message) -> Option<u32> {
+    match version {
+        Version::V2 => m.assigned_session_id().map(u32::from),
+        Version::V3 => m.local_session_id(),
+    }
+}
+
+/// The value of the first IETF AVP whose `AttrType` and single-field `AvpValue` variant share
+/// the name `$v`.
+macro_rules! avp_value {
+    ($m:expr, $v:ident) => {
+        match $m.find(AttrType::$v) {
+            Some(AvpValue::$v(x)) => Some(x),
+            _ => None,
         }
     };
-    let _ = ul2tp_wire::control::set_ns_nr(&mut b, hdr.ns, hdr.nr);
-    b
 }
 
-/// Start a message for the tunnel's peer (header, Message Type, digest slot, Random Vector).
-fn new_msg(t: &Tunnel, ctx: &mut Ctx<'_>, mtype: u16, v2_session: u16) -> MsgBuilder {
-    let hdr = ControlHeader::new(t.version, t.peer_id, v2_session);
-    let mut b = MsgBuilder::new(&hdr, mtype);
-    if t.auth {
-        b.digest_placeholder(t.cfg.digest);
-    }
-    if t.hiding() {
-        if let Some(key) = t.hide_key() {
-            let rv = ctx.random_bytes(16);
-            b.enable_hiding(key, rv);
-        }
-    }
-    b
-}
-
-fn send_sccrq_or_sccrp(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: u16, answer: Option<[u8; 16]>) {
-    let mut b = new_msg(t, ctx, mtype, 0);
-    let cfg = t.cfg.clone();
-    match t.version {
-        Version::V2 => {
-            b.u16(attr::PROTOCOL_VERSION, 0x0100);
-            b.raw(attr::HOST_NAME, true, cfg.host_name.as_bytes());
-            b.hidable(
-                attr::FRAMING_CAPABILITIES,
-                true,
-                &cfg.framing_caps.to_be_bytes(),
-            );
-            b.hidable(
-                attr::BEARER_CAPABILITIES,
-                true,
-                &cfg.bearer_caps.to_be_bytes(),
-            );
-            b.hidable(
-                attr::ASSIGNED_TUNNEL_ID,
-                true,
-                &(t.local_id as u16).to_be_bytes(),
-            );
-        }
-        Version::V3 => {
-            b.raw(attr::HOST_NAME, true, cfg.host_name.as_bytes());
-            b.u32(attr::ROUTER_ID, cfg.router_id);
-            b.hidable(attr::ASSIGNED_CCID, true, &t.local_id.to_be_bytes());
-            let caps: Vec<u8> = cfg.pw_types.iter().flat_map(|p| p.to_be_bytes()).collect();
-            b.hidable(attr::PW_CAPABILITIES, true, &caps);
-            if t.auth {
-                b.raw(attr::NONCE, true, &t.our_nonce);
+/// Parse with the wire layer (RFC checks and hidden AVPs included). A message it rejects with
+/// a teardown or ignore reaction still yields the AVPs decoded before the problem, so the
+/// engine can address its StopCCN/CDN; framing errors ([`Reaction::Discard`]) give `Err`.
+fn parse(
+    msg: &[u8],
+    version: Version,
+    secret: Option<&[u8]>,
+) -> Result<(Message, Option<MessageError>), MessageError> {
+    match Message::parse(msg, version, secret) {
+        Ok(m) => Ok((m, None)),
+        Err(e) => match (e.reaction, e.header) {
+            (Reaction::Discard, _) | (_, None) => Err(e),
+            (_, Some(header)) => {
+                let partial = Message {
+                    header,
+                    encap: Encap::Udp,
+                    message_type: e.message_type,
+                    avps: e.avps.clone(),
+                    ignored: Vec::new(),
+                };
+                Ok((partial, Some(e)))
             }
-        }
+        },
     }
-    b.u16(attr::RECEIVE_WINDOW_SIZE, cfg.rx_window.max(1));
-    if mtype == SCCRQ {
-        if let Some(tb) = t.tie_breaker {
-            // v2: M=0; v3: M=1 (rfc-facts §1.4, §2.6).
-            b.raw(attr::TIE_BREAKER, t.version == Version::V3, &tb);
-        }
-    }
-    if let Some(ch) = &t.our_challenge {
-        b.hidable(attr::CHALLENGE, true, ch);
-    }
-    if let Some(r) = answer {
-        b.hidable(attr::CHALLENGE_RESPONSE, true, &r);
-    }
-    t.chan.send(b.finish());
+}
+
+fn send_sccrx(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, answer: Option<AvpValue>) {
+    let cfg = &t.cfg;
+    let host = AvpValue::HostName(cfg.host_name.as_bytes().to_vec());
+    let d = new_msg(t, ctx, mtype, 0);
+    let d = match t.version {
+        Version::V2 => d
+            .avp(AvpValue::ProtocolVersion {
+                version: 1,
+                revision: 0,
+            })
+            .avp(host)
+            .avp(AvpValue::FramingCapabilities(cfg.framing_caps))
+            .avp(AvpValue::BearerCapabilities(cfg.bearer_caps))
+            .avp(own_tunnel_id(t)),
+        Version::V3 => d
+            .avp(host)
+            .avp(AvpValue::RouterId(cfg.router_id))
+            .avp(own_tunnel_id(t))
+            .avp(AvpValue::PseudowireCapabilities(
+                cfg.pw_types.iter().map(|&p| PwType::from(p)).collect(),
+            ))
+            .opt(
+                t.auth
+                    .then(|| AvpValue::CtrlMsgAuthNonce(t.our_nonce.clone())),
+            ),
+    };
+    // Tie Breaker: v2 M=0, v3 M=1, the builder's defaults (rfc-facts §1.4, §2.6).
+    let d = d
+        .avp(AvpValue::ReceiveWindowSize(cfg.rx_window.max(1)))
+        .opt(
+            t.tie_breaker
+                .filter(|_| mtype == MessageType::Sccrq)
+                .map(AvpValue::TieBreaker),
+        )
+        .opt(t.our_challenge.clone().map(AvpValue::Challenge))
+        .opt(answer);
+    queue(t, d);
 }
 
 /// Tear the tunnel down from our side: StopCCN, session/tunnel down events, hold-down.
@@ -1332,23 +1451,13 @@ fn stop_tunnel(
     error: Option<(u16, String)>,
     reason: DownReason,
 ) {
-    let mut b = new_msg(t, ctx, STOPCCN, 0);
-    match t.version {
-        Version::V2 => b.hidable(
-            attr::ASSIGNED_TUNNEL_ID,
-            true,
-            &(t.local_id as u16).to_be_bytes(),
-        ),
-        Version::V3 => b.hidable(attr::ASSIGNED_CCID, true, &t.local_id.to_be_bytes()),
-    }
-    b.raw(
-        attr::RESULT_CODE,
-        true,
-        &result_value(result_code, error.as_ref().map(|e| (e.0, e.1.as_str()))),
-    );
+    let error = error.as_ref().map(|e| (e.0, e.1.as_str()));
+    let d = new_msg(t, ctx, MessageType::StopCcn, 0)
+        .avp(own_tunnel_id(t))
+        .avp(result_avp(result_code, error));
     // Nothing queued before the StopCCN matters any more; only the StopCCN is delivered.
     t.chan.abandon();
-    t.chan.send(b.finish());
+    queue(t, d);
     down_all(t, ctx, reason);
     // rfc-facts §1.11 / §2.9: keep delivering the StopCCN for a full retransmission cycle.
     t.state = TState::Closing {
@@ -1356,13 +1465,15 @@ fn stop_tunnel(
     };
 }
 
-fn result_value(result: u16, error: Option<(u16, &str)>) -> Vec<u8> {
-    let mut v = result.to_be_bytes().to_vec();
-    if let Some((e, m)) = error {
-        v.extend_from_slice(&e.to_be_bytes());
-        v.extend_from_slice(m.as_bytes());
-    }
-    v
+/// Result Code AVP: result, and optionally an error code with a message (rfc-facts §1.6).
+fn result_avp(result: u16, error: Option<(u16, &str)>) -> AvpValue {
+    AvpValue::ResultCode(ResultCode {
+        result,
+        error: error.map(|(e, _)| ErrorCode::from(e)),
+        message: error
+            .map(|(_, m)| m.as_bytes().to_vec())
+            .filter(|m| !m.is_empty()),
+    })
 }
 
 /// Emit SessionDown for every session and TunnelDown for the tunnel.
@@ -1409,193 +1520,179 @@ fn protocol_error(
 
 /// Deliver one in-order message to the tunnel state machine.
 fn dispatch(t: &mut Tunnel, ctx: &mut Ctx<'_>, msg: &[u8]) {
-    let hide_key = t.hide_key();
-    let m = match avp::parse_avps(&msg[HEADER_LEN.min(msg.len())..], hide_key.as_deref()) {
-        Ok(a) => Msg::new(a),
-        Err(avp::AvpError::BadHidden {
-            mandatory: false, ..
-        }) => return,
-        Err(e) => {
-            if !t.is_dying() {
-                protocol_error(
-                    t,
-                    ctx,
-                    result::STOP_ERROR,
-                    Some(result::ERR_BAD_VALUE),
-                    &e.to_string(),
-                );
-            }
-            return;
-        }
-    };
-    if let TState::Held { .. } | TState::Closing { .. } = t.state {
+    if t.is_dying() {
         // Only acknowledgements matter now (done by the channel).
         return;
     }
-    // RFC checks of the shared wire layer (missing mandatory AVPs, unknown M=1 AVPs, bad
-    // values): apply the reaction it prescribes (rfc-facts §1.3, §1.18, §2.6).
-    if let Err(e) = WireMessage::parse(msg, t.version, t.cfg.secret.as_deref()) {
-        match e.reaction {
-            Reaction::Discard | Reaction::Ignore => {}
-            Reaction::StopCcn { result, error } => {
-                if t.peer_id == 0 {
-                    // Answer to the id the peer assigned, if it told us.
-                    let pid = match t.version {
-                        Version::V2 => m.u16(attr::ASSIGNED_TUNNEL_ID).map(u32::from),
-                        Version::V3 => m.u32(attr::ASSIGNED_CCID),
-                    };
-                    t.peer_id = pid.unwrap_or(0);
-                }
-                protocol_error(t, ctx, result.get(), Some(error.get()), &e.error_message());
-            }
-            Reaction::Cdn { result, error } => {
-                let reason = DownReason::Protocol {
-                    result_code: result.get(),
-                    error_code: Some(error.get()),
-                    message: e.error_message(),
-                };
-                let found = if matches!(m.msg_type, ICRQ | OCRQ) {
-                    None
-                } else {
-                    find_session(t, &m, msg)
-                };
-                if let Some(sid) = found {
-                    let cdn = (result.get(), Some(error.get()), e.error_message());
-                    clear_session(t, ctx, sid, Some(cdn), reason);
-                } else if matches!(m.msg_type, ICRQ | OCRQ) {
-                    let peer_sid = match t.version {
-                        Version::V2 => m.u16(attr::ASSIGNED_SESSION_ID).map(u32::from),
-                        Version::V3 => m.u32(attr::LOCAL_SESSION_ID),
-                    };
-                    if let Some(p) = peer_sid.filter(|&p| p != 0) {
-                        refuse_call(t, ctx, p, result.get(), Some(error.get()));
-                    }
-                }
-            }
-        }
+    // Framing errors were discarded on receipt, before sequencing.
+    let Ok((m, rejected)) = parse(msg, t.version, t.secret()) else {
         return;
+    };
+    if let Some(e) = rejected {
+        return on_rejected(t, ctx, &m, &e);
     }
-    let v3 = t.version == Version::V3;
-    let is_session_msg = matches!(
-        m.msg_type,
-        OCRQ | OCRP | OCCN | ICRQ | ICRP | ICCN | CDN | WEN | SLI
-    );
-    if let Some(a) = m.unknown_mandatory(v3) {
-        // rfc-facts §1.3 / §2.6: unknown M=1 AVP ⇒ StopCCN or CDN with Result 2 / Error 8.
-        let text = format!("unknown mandatory AVP vendor {} type {}", a.vendor, a.attr);
-        if is_session_msg {
-            if let Some(sid) = find_session(t, &m, msg) {
-                clear_session(
-                    t,
-                    ctx,
-                    sid,
-                    Some((
-                        result::CDN_ERROR,
-                        Some(result::ERR_UNKNOWN_AVP),
-                        text.clone(),
-                    )),
-                    DownReason::Protocol {
-                        result_code: result::CDN_ERROR,
-                        error_code: Some(result::ERR_UNKNOWN_AVP),
-                        message: text,
-                    },
-                );
-            }
-        } else {
-            protocol_error(
-                t,
-                ctx,
-                result::STOP_ERROR,
-                Some(result::ERR_UNKNOWN_AVP),
-                &text,
-            );
-        }
+    let Some(mtype) = m.message_type else {
         return;
-    }
-    match m.msg_type {
-        SCCRQ if t.state == TState::WaitCtlConn && !t.was_up && t.peer_id == 0 => {
+    };
+    match mtype {
+        MessageType::Sccrq if t.state == TState::WaitCtlConn && !t.was_up && t.peer_id == 0 => {
             on_sccrq(t, ctx, &m)
         }
-        SCCRP if t.state == TState::WaitCtlReply => on_sccrp(t, ctx, &m),
-        SCCCN if t.state == TState::WaitCtlConn && t.peer_id != 0 => on_scccn(t, ctx, &m),
-        SCCRQ | SCCRP | SCCCN => protocol_error(
+        MessageType::Sccrp if t.state == TState::WaitCtlReply => on_sccrp(t, ctx, &m),
+        MessageType::Scccn if t.state == TState::WaitCtlConn && t.peer_id != 0 => {
+            on_scccn(t, ctx, &m)
+        }
+        MessageType::Sccrq | MessageType::Sccrp | MessageType::Scccn => protocol_error(
             t,
             ctx,
             result::STOP_FSM,
             None,
             "control message in wrong state",
         ),
-        STOPCCN => {
-            let (r, e, text) = m.result_code().unwrap_or((0, None, String::new()));
-            down_all(
-                t,
-                ctx,
-                DownReason::Peer {
-                    result_code: r,
-                    error_code: e,
-                    message: text,
-                },
-            );
+        MessageType::StopCcn => {
+            down_all(t, ctx, peer_reason(&m));
             t.chan.abandon();
             // rfc-facts §1.11: keep state to re-acknowledge retransmitted StopCCNs.
             t.state = TState::Held {
                 until: ctx.now + t.cfg.stop_hold,
             };
         }
-        HELLO => {}
-        _ if is_session_msg => {
+        MessageType::Hello => {}
+        _ if mtype.is_session_message() => {
             if t.state == TState::Established {
-                on_session_msg(t, ctx, &m, msg);
+                on_session_msg(t, ctx, mtype, &m);
             }
         }
         _ => {
-            // Unknown message type: M=1 ⇒ clear the tunnel, M=0 ⇒ ignore (rfc-facts §1.3).
-            let mandatory = m.avps.first().is_some_and(|a| a.mandatory);
-            if mandatory {
+            // A message type the wire layer knows but the engine does not implement:
+            // M=1 ⇒ clear the tunnel, M=0 ⇒ ignore (rfc-facts §1.3).
+            if m.avps.first().is_some_and(|a| a.mandatory) {
                 protocol_error(
                     t,
                     ctx,
                     result::STOP_ERROR,
                     Some(result::ERR_BAD_VALUE),
-                    "unknown message type",
+                    "unsupported message type",
                 );
             }
         }
     }
 }
 
-fn on_sccrq(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
+/// Apply the reaction the wire layer prescribes for a message that fails its RFC checks
+/// (missing mandatory AVPs, unknown or malformed M=1 AVPs; rfc-facts §1.3, §1.18, §2.6).
+fn on_rejected(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message, e: &MessageError) {
+    match e.reaction {
+        Reaction::Discard | Reaction::Ignore => {}
+        Reaction::StopCcn { result, error } => {
+            if t.peer_id == 0 {
+                // Answer to the id the peer assigned, if it told us.
+                t.peer_id = peer_tunnel_id(t.version, m).unwrap_or(0);
+            }
+            protocol_error(t, ctx, result.get(), Some(error.get()), &e.error_message());
+        }
+        Reaction::Cdn { result, error } => {
+            let (result, error) = (result.get(), Some(error.get()));
+            if matches!(m.message_type, Some(MessageType::Icrq | MessageType::Ocrq)) {
+                if let Some(p) = sender_session_id(t.version, m).filter(|&p| p != 0) {
+                    refuse_call(t, ctx, p, result, error);
+                }
+            } else if let Some(sid) = find_session(t, m) {
+                let message = e.error_message();
+                let reason = DownReason::Protocol {
+                    result_code: result,
+                    error_code: error,
+                    message: message.clone(),
+                };
+                clear_session(t, ctx, sid, Some((result, error, message)), reason);
+            }
+        }
+    }
+}
+
+/// The reason a peer's StopCCN or CDN gives.
+fn peer_reason(m: &Message) -> DownReason {
+    match m.result_code() {
+        Some(rc) => DownReason::Peer {
+            result_code: rc.result,
+            error_code: rc.error.map(ErrorCode::get),
+            message: rc.message_str().unwrap_or_default(),
+        },
+        None => DownReason::Peer {
+            result_code: 0,
+            error_code: None,
+            message: String::new(),
+        },
+    }
+}
+
+/// SCCRQ and SCCRP: read the peer's parameters and (v3) its nonce; a peer that authenticates
+/// must be matched by us and vice versa (rfc-facts §2.8). False if the tunnel was torn down.
+fn accept_peer_start(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message) -> bool {
     if !read_peer_params(t, m) {
-        return protocol_error(
+        protocol_error(
             t,
             ctx,
             result::STOP_ERROR,
             Some(result::ERR_BAD_VALUE),
-            "SCCRQ lacks a mandatory AVP",
+            "lacks a mandatory AVP or has an id of 0",
         );
+        return false;
     }
-    // v3: a peer that authenticates must be matched by us and vice versa (rfc-facts §2.8).
     if t.version == Version::V3 {
-        match (t.auth, m.get(attr::NONCE)) {
+        match (t.auth, m.nonce()) {
             (true, Some(n)) => t.peer_nonce = n.to_vec(),
             (false, None) => {}
             _ => {
+                // The two sides disagree on authentication: the StopCCN goes unsigned.
                 t.auth = false;
-                return stop_auth(t, ctx);
+                stop_auth(t, ctx);
+                return false;
             }
         }
     }
-    let mut answer = None;
-    if let Some(ch) = m.get(attr::CHALLENGE) {
-        match (&t.cfg.secret, t.cfg.answer_challenge) {
-            (Some(s), true) => answer = Some(avp::challenge_response(SCCRP as u8, s, ch)),
-            _ => return stop_auth(t, ctx),
-        }
+    true
+}
+
+/// Our Challenge Response to the peer's Challenge, if it sent one (rfc-facts §1.9); `Err` if
+/// we cannot or will not answer it.
+fn answer_challenge(
+    t: &Tunnel,
+    m: &Message,
+    carried_in: MessageType,
+) -> Result<Option<AvpValue>, ()> {
+    let Some(ch) = m.challenge() else {
+        return Ok(None);
+    };
+    match (t.secret(), t.cfg.answer_challenge) {
+        (Some(s), true) => Ok(Some(AvpValue::ChallengeResponse(
+            digest::challenge_response(carried_in, s, ch),
+        ))),
+        _ => Err(()),
     }
+}
+
+/// Whether the peer answered our Challenge, if we sent one (rfc-facts §1.9).
+fn challenge_answered(t: &Tunnel, m: &Message, carried_in: MessageType) -> bool {
+    match (&t.our_challenge, t.secret()) {
+        (Some(ch), Some(s)) => m
+            .challenge_response()
+            .is_some_and(|r| digest::verify_challenge_response(carried_in, s, ch, r)),
+        _ => true,
+    }
+}
+
+fn on_sccrq(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message) {
+    if !accept_peer_start(t, ctx, m) {
+        return;
+    }
+    let Ok(answer) = answer_challenge(t, m, MessageType::Sccrp) else {
+        return stop_auth(t, ctx);
+    };
     if t.version == Version::V2 && t.cfg.send_challenge && t.cfg.secret.is_some() {
         t.our_challenge = Some(ctx.random_bytes(16));
     }
-    send_sccrq_or_sccrp(t, ctx, SCCRP, answer);
+    send_sccrx(t, ctx, MessageType::Sccrp, answer);
 }
 
 fn stop_auth(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
@@ -1608,92 +1705,50 @@ fn stop_auth(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
     );
 }
 
-/// Read the peer's SCCRQ/SCCRP parameters; false if a mandatory one is missing.
-fn read_peer_params(t: &mut Tunnel, m: &Msg) -> bool {
-    let peer_id = match t.version {
-        Version::V2 => m.u16(attr::ASSIGNED_TUNNEL_ID).map(u32::from),
-        Version::V3 => m.u32(attr::ASSIGNED_CCID),
-    };
-    let Some(peer_id) = peer_id.filter(|&p| p != 0) else {
+/// Read the peer's SCCRQ/SCCRP parameters; false if a mandatory one is missing. (The wire
+/// layer already insisted on the AVPs RFC 2661 §6 / RFC 3931 §6 require.)
+fn read_peer_params(t: &mut Tunnel, m: &Message) -> bool {
+    let Some(peer_id) = peer_tunnel_id(t.version, m).filter(|&p| p != 0) else {
         return false;
     };
-    let Some(host) = m.get(attr::HOST_NAME).filter(|h| !h.is_empty()) else {
+    let Some(host) = m.host_name().filter(|h| !h.is_empty()) else {
         return false;
     };
-    match t.version {
-        Version::V2 => {
-            if m.get(attr::PROTOCOL_VERSION).is_none()
-                || m.get(attr::FRAMING_CAPABILITIES).is_none()
-            {
-                return false;
-            }
-        }
-        Version::V3 => {
-            let Some(rid) = m.u32(attr::ROUTER_ID) else {
-                return false;
-            };
-            let Some(caps) = m.get(attr::PW_CAPABILITIES) else {
-                return false;
-            };
-            t.peer_router_id = Some(rid);
-            t.peer_pw_types = caps
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-        }
+    if t.version == Version::V3 {
+        let (Some(&rid), Some(caps)) = (
+            avp_value!(m, RouterId),
+            avp_value!(m, PseudowireCapabilities),
+        ) else {
+            return false;
+        };
+        t.peer_router_id = Some(rid);
+        t.peer_pw_types = caps.iter().map(|p| p.get()).collect();
     }
     t.peer_id = peer_id;
     t.peer_host_name = String::from_utf8_lossy(host).into_owned();
-    // rfc-facts §1.10: absent ⇒ 4; 0 is invalid (ignored).
-    t.chan
-        .set_peer_window(m.u16(attr::RECEIVE_WINDOW_SIZE).unwrap_or(4));
+    // rfc-facts §1.10: absent ⇒ 4.
+    t.chan.set_peer_window(m.receive_window_size().unwrap_or(4));
     true
 }
 
-fn on_sccrp(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
-    if !read_peer_params(t, m) {
-        return protocol_error(
-            t,
-            ctx,
-            result::STOP_ERROR,
-            Some(result::ERR_BAD_VALUE),
-            "SCCRP lacks a mandatory AVP",
-        );
+fn on_sccrp(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message) {
+    if !accept_peer_start(t, ctx, m) {
+        return;
     }
-    if t.version == Version::V3 {
-        match (t.auth, m.get(attr::NONCE)) {
-            (true, Some(n)) => t.peer_nonce = n.to_vec(),
-            (false, None) => {}
-            _ => return stop_auth(t, ctx),
-        }
+    if !challenge_answered(t, m, MessageType::Sccrp) {
+        return stop_auth(t, ctx);
     }
-    // rfc-facts §1.9: our challenge must be answered with MD5(2 ‖ secret ‖ challenge).
-    if let (Some(ch), Some(s)) = (&t.our_challenge, &t.cfg.secret) {
-        let want = avp::challenge_response(SCCRP as u8, s, ch);
-        if m.get(attr::CHALLENGE_RESPONSE) != Some(&want[..]) {
-            return stop_auth(t, ctx);
-        }
-    }
-    let mut b = new_msg(t, ctx, SCCCN, 0);
-    if let Some(ch) = m.get(attr::CHALLENGE) {
-        match (&t.cfg.secret, t.cfg.answer_challenge) {
-            (Some(s), true) => {
-                let r = avp::challenge_response(SCCCN as u8, s, ch);
-                b.hidable(attr::CHALLENGE_RESPONSE, true, &r);
-            }
-            _ => return stop_auth(t, ctx),
-        }
-    }
-    t.chan.send(b.finish());
+    let Ok(answer) = answer_challenge(t, m, MessageType::Scccn) else {
+        return stop_auth(t, ctx);
+    };
+    let d = new_msg(t, ctx, MessageType::Scccn, 0).opt(answer);
+    queue(t, d);
     tunnel_up(t, ctx);
 }
 
-fn on_scccn(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
-    if let (Some(ch), Some(s)) = (&t.our_challenge, &t.cfg.secret) {
-        let want = avp::challenge_response(SCCCN as u8, s, ch);
-        if m.get(attr::CHALLENGE_RESPONSE) != Some(&want[..]) {
-            return stop_auth(t, ctx);
-        }
+fn on_scccn(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message) {
+    if !challenge_answered(t, m, MessageType::Scccn) {
+        return stop_auth(t, ctx);
     }
     tunnel_up(t, ctx);
 }
@@ -1740,30 +1795,42 @@ fn tunnel_up(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
 fn send_session_msg(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
-    mtype: u16,
+    mtype: MessageType,
     s: &Session,
-    fill: impl FnOnce(&mut MsgBuilder, Version),
+    fill: impl FnOnce(Draft, Version) -> Draft,
 ) {
-    let v2_sid = if t.version == Version::V2 {
-        s.peer_id as u16
-    } else {
-        0
+    let d = match t.version {
+        Version::V2 => new_msg(t, ctx, mtype, s.peer_id as u16),
+        Version::V3 => new_msg(t, ctx, mtype, 0)
+            .avp(AvpValue::LocalSessionId(s.local_id))
+            .avp(AvpValue::RemoteSessionId(s.peer_id)),
     };
-    let mut b = new_msg(t, ctx, mtype, v2_sid);
-    if t.version == Version::V3 {
-        b.hidable(attr::LOCAL_SESSION_ID, true, &s.local_id.to_be_bytes());
-        b.hidable(attr::REMOTE_SESSION_ID, true, &s.peer_id.to_be_bytes());
-    }
-    fill(&mut b, t.version);
-    t.chan.send(b.finish());
+    let d = fill(d, t.version);
+    queue(t, d);
 }
 
-fn v3_pw_avps(b: &mut MsgBuilder, s: &Session, with_cookie: bool) {
-    if with_cookie && !s.our_cookie.is_empty() {
-        b.hidable(attr::ASSIGNED_COOKIE, true, &s.our_cookie);
-    }
-    b.u16(attr::L2_SPECIFIC_SUBLAYER, s.cfg.l2spec_type);
-    b.u16(attr::DATA_SEQUENCING, if s.cfg.recv_seq { 2 } else { 0 });
+/// Our session id as the v2 Assigned Session ID AVP.
+fn own_session_id(s: &Session) -> AvpValue {
+    AvpValue::AssignedSessionId(s.local_id as u16)
+}
+
+/// Circuit Status of a new, active pseudowire: A and N bits (rfc-facts §2.13, RFC 4719).
+const CIRCUIT_UP_NEW: u16 = CIRCUIT_ACTIVE | CIRCUIT_NEW;
+
+/// v3 pseudowire parameters: our cookie, the sublayer and sequencing we want to receive.
+fn v3_pw_avps(d: Draft, s: &Session, with_cookie: bool) -> Draft {
+    let cookie = (with_cookie && !s.our_cookie.is_empty())
+        .then(|| AvpValue::AssignedCookie(s.our_cookie.clone()));
+    let seq = if s.cfg.recv_seq {
+        DataSequencing::All
+    } else {
+        DataSequencing::None
+    };
+    d.opt(cookie)
+        .avp(AvpValue::L2SpecificSublayer(L2SpecType::from(
+            s.cfg.l2spec_type,
+        )))
+        .avp(AvpValue::DataSequencing(seq))
 }
 
 /// Send ICRQ / OCRQ for a session that was waiting for the tunnel.
@@ -1779,70 +1846,68 @@ fn start_session(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
     }
     let s = s.clone();
     let mtype = match s.cfg.call {
-        CallType::Incoming => ICRQ,
-        CallType::Outgoing => OCRQ,
+        CallType::Incoming => MessageType::Icrq,
+        CallType::Outgoing => MessageType::Ocrq,
     };
-    send_session_msg(t, ctx, mtype, &s, |b, v| match v {
+    send_session_msg(t, ctx, mtype, &s, |d, v| match v {
         Version::V2 => {
-            b.hidable(
-                attr::ASSIGNED_SESSION_ID,
-                true,
-                &(s.local_id as u16).to_be_bytes(),
-            );
-            b.hidable(attr::CALL_SERIAL_NUMBER, true, &s.call_serial.to_be_bytes());
-            b.hidable(attr::BEARER_TYPE, true, &0u32.to_be_bytes());
-            if mtype == OCRQ {
-                b.hidable(attr::MINIMUM_BPS, true, &0u32.to_be_bytes());
-                b.hidable(attr::MAXIMUM_BPS, true, &u32::MAX.to_be_bytes());
-                b.hidable(attr::FRAMING_TYPE, true, &1u32.to_be_bytes());
-                b.hidable(attr::CALLED_NUMBER, true, &s.cfg.remote_end_id);
+            let d = d
+                .avp(own_session_id(&s))
+                .avp(AvpValue::CallSerialNumber(s.call_serial))
+                .avp(AvpValue::BearerType(0));
+            if mtype == MessageType::Ocrq {
+                d.avp(AvpValue::MinimumBps(0))
+                    .avp(AvpValue::MaximumBps(u32::MAX))
+                    .avp(AvpValue::FramingType(1))
+                    .avp(AvpValue::CalledNumber(s.cfg.remote_end_id.clone()))
+            } else {
+                d
             }
         }
         Version::V3 => {
-            b.hidable(
-                attr::CALL_SERIAL_NUMBER,
-                false,
-                &s.call_serial.to_be_bytes(),
-            );
-            b.hidable(attr::PW_TYPE, true, &s.pw_type.to_be_bytes());
-            b.hidable(attr::REMOTE_END_ID, true, &s.cfg.remote_end_id);
-            // Circuit Status: A (active) and N (new) (rfc-facts §2.13, RFC 4719).
-            b.hidable(attr::CIRCUIT_STATUS, true, &3u16.to_be_bytes());
-            if let Some(tb) = s.tie_breaker {
-                b.raw(attr::TIE_BREAKER, true, &tb);
-            }
-            v3_pw_avps(b, &s, true);
+            let d = d
+                .avp(AvpValue::CallSerialNumber(s.call_serial))
+                .avp(AvpValue::PseudowireType(PwType::from(s.pw_type)))
+                .avp(AvpValue::RemoteEndId(s.cfg.remote_end_id.clone()))
+                .avp(AvpValue::CircuitStatus(CIRCUIT_UP_NEW))
+                .opt(s.tie_breaker.map(AvpValue::TieBreaker));
+            v3_pw_avps(d, &s, true)
         }
     });
 }
 
 /// Find the local session a session message refers to.
-fn find_session(t: &Tunnel, m: &Msg, raw: &[u8]) -> Option<u32> {
-    match t.version {
-        Version::V2 => {
-            let sid = u32::from(be_u16(raw, 6)?);
-            if sid != 0 {
-                return t.sessions.contains_key(&sid).then_some(sid);
-            }
-            // CDN before the peer learned our id: reverse lookup by its Assigned Session ID.
-            let peer = u32::from(m.u16(attr::ASSIGNED_SESSION_ID)?);
-            t.sessions
-                .values()
-                .find(|s| s.peer_id == peer && peer != 0)
-                .map(|s| s.local_id)
-        }
-        Version::V3 => {
-            let sid = m.u32(attr::REMOTE_SESSION_ID)?;
-            if sid != 0 {
-                return t.sessions.contains_key(&sid).then_some(sid);
-            }
-            let peer = m.u32(attr::LOCAL_SESSION_ID)?;
-            t.sessions
-                .values()
-                .find(|s| s.peer_id == peer && peer != 0)
-                .map(|s| s.local_id)
-        }
+fn find_session(t: &Tunnel, m: &Message) -> Option<u32> {
+    let ours = match t.version {
+        Version::V2 => u32::from(m.header.session_id),
+        Version::V3 => m.remote_session_id()?,
+    };
+    if ours != 0 {
+        return t.sessions.contains_key(&ours).then_some(ours);
     }
+    // A CDN before the peer learned our id: reverse lookup by the peer's own id.
+    let peer = sender_session_id(t.version, m).filter(|&p| p != 0)?;
+    t.sessions
+        .values()
+        .find(|s| s.peer_id == peer)
+        .map(|s| s.local_id)
+}
+
+/// Send a CDN for a session (v2: with our Assigned Session ID, rfc-facts §1.5).
+fn send_cdn(
+    t: &mut Tunnel,
+    ctx: &mut Ctx<'_>,
+    s: &Session,
+    result: u16,
+    error: Option<(u16, &str)>,
+) {
+    send_session_msg(t, ctx, MessageType::Cdn, s, |d, v| {
+        let d = d.avp(result_avp(result, error));
+        match v {
+            Version::V2 => d.avp(own_session_id(s)),
+            Version::V3 => d,
+        }
+    });
 }
 
 /// Remove a session; `cdn` = Some(result, error, message) sends a CDN first.
@@ -1859,20 +1924,7 @@ fn clear_session(
     ctx.session_ids.remove(&sid);
     if let Some((r, e, text)) = cdn {
         if s.state != SState::WaitTunnel {
-            send_session_msg(t, ctx, CDN, &s, |b, v| {
-                b.raw(
-                    attr::RESULT_CODE,
-                    true,
-                    &result_value(r, e.map(|e| (e, text.as_str()))),
-                );
-                if v == Version::V2 {
-                    b.hidable(
-                        attr::ASSIGNED_SESSION_ID,
-                        true,
-                        &(s.local_id as u16).to_be_bytes(),
-                    );
-                }
-            });
+            send_cdn(t, ctx, &s, r, e.map(|e| (e, text.as_str())));
         }
     }
     ctx.events.push_back(Event::SessionDown {
@@ -1882,6 +1934,41 @@ fn clear_session(
         reason,
         was_up: s.state == SState::Established,
     });
+}
+
+/// Clear a session because of a protocol error of ours to report: CDN and SessionDown carry
+/// the same result, error and message.
+fn abort_session(
+    t: &mut Tunnel,
+    ctx: &mut Ctx<'_>,
+    sid: u32,
+    result_code: u16,
+    error_code: Option<u16>,
+    message: &str,
+) {
+    let reason = DownReason::Protocol {
+        result_code,
+        error_code,
+        message: message.to_string(),
+    };
+    let cdn = (result_code, error_code, message.to_string());
+    clear_session(t, ctx, sid, Some(cdn), reason);
+}
+
+/// A session message that does not fit the session's state: CDN with the FSM result
+/// (v2 has no dedicated code and uses "disconnected for the reason in Error Code").
+fn session_fsm_error(
+    t: &mut Tunnel,
+    ctx: &mut Ctx<'_>,
+    sid: u32,
+    error: Option<u16>,
+    message: &str,
+) {
+    let r = match t.version {
+        Version::V2 => result::CDN_ERROR,
+        Version::V3 => result::CDN_FSM,
+    };
+    abort_session(t, ctx, sid, r, error, message);
 }
 
 /// Refuse a call we have no session for: CDN carrying the peer's id.
@@ -1910,94 +1997,60 @@ fn refuse_call(
         pw_type: 0,
         tie_breaker: None,
     };
-    send_session_msg(t, ctx, CDN, &s, |b, v| {
-        b.raw(
-            attr::RESULT_CODE,
-            true,
-            &result_value(result_code, error.map(|e| (e, ""))),
-        );
-        if v == Version::V2 {
-            b.hidable(
-                attr::ASSIGNED_SESSION_ID,
-                true,
-                &(local_id as u16).to_be_bytes(),
-            );
-        }
-    });
+    send_cdn(t, ctx, &s, result_code, error.map(|e| (e, "")));
 }
 
-fn fsm_cdn(t: &Tunnel) -> u16 {
-    match t.version {
-        Version::V2 => result::CDN_ERROR,
-        Version::V3 => result::CDN_FSM,
+fn on_session_msg(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Message) {
+    if matches!(mtype, MessageType::Icrq | MessageType::Ocrq) {
+        return on_call_request(t, ctx, mtype, m);
     }
-}
-
-fn on_session_msg(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, raw: &[u8]) {
-    let found = if matches!(m.msg_type, ICRQ | OCRQ) {
-        None
-    } else {
-        find_session(t, m, raw)
+    // Messages for sessions we already cleared (their CDN is on its way) are ignored.
+    let Some(sid) = find_session(t, m) else {
+        return;
     };
-    match (m.msg_type, found) {
-        (ICRQ | OCRQ, _) => on_call_request(t, ctx, m),
-        (CDN, Some(sid)) => {
-            let (r, e, text) = m.result_code().unwrap_or((0, None, String::new()));
-            clear_session(
-                t,
-                ctx,
-                sid,
-                None,
-                DownReason::Peer {
-                    result_code: r,
-                    error_code: e,
-                    message: text,
-                },
-            );
-        }
-        (ICRP | OCRP, Some(sid)) => on_call_reply(t, ctx, m, sid),
-        (ICCN | OCCN, Some(sid)) => on_call_connected(t, ctx, m, sid),
-        (SLI, Some(sid)) => {
-            let accm = m.get(attr::ACCM).and_then(|v| {
-                let a = v.get(2..6)?;
-                let b = v.get(6..10)?;
-                Some((
-                    u32::from_be_bytes([a[0], a[1], a[2], a[3]]),
-                    u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-                ))
-            });
+    match mtype {
+        MessageType::Cdn => clear_session(t, ctx, sid, None, peer_reason(m)),
+        MessageType::Icrp | MessageType::Ocrp => on_call_reply(t, ctx, mtype, m, sid),
+        MessageType::Iccn | MessageType::Occn => on_call_connected(t, ctx, mtype, m, sid),
+        MessageType::Sli => {
+            let accm = match m.find(AttrType::Accm) {
+                Some(&AvpValue::Accm {
+                    send_accm,
+                    receive_accm,
+                }) => Some((send_accm, receive_accm)),
+                _ => None,
+            };
             ctx.events.push_back(Event::LinkInfo {
                 tunnel_id: t.local_id,
                 session_id: sid,
-                circuit_status: m.u16(attr::CIRCUIT_STATUS),
+                circuit_status: avp_value!(m, CircuitStatus).copied(),
                 accm,
             });
         }
-        (WEN, Some(sid)) => ctx.events.push_back(Event::WanError {
+        MessageType::Wen => ctx.events.push_back(Event::WanError {
             tunnel_id: t.local_id,
             session_id: sid,
             errors: m
-                .get(attr::CALL_ERRORS)
-                .map(<[u8]>::to_vec)
+                .find(AttrType::CallErrors)
+                .map(AvpValue::to_value_bytes)
                 .unwrap_or_default(),
         }),
-        // Messages for sessions we already cleared (their CDN is on its way): ignore.
         _ => {}
     }
 }
 
-fn read_peer_session_params(t: &Tunnel, s: &mut Session, m: &Msg) {
+fn read_peer_session_params(t: &Tunnel, s: &mut Session, m: &Message) {
     if t.version == Version::V3 {
-        if let Some(c) = m.get(attr::ASSIGNED_COOKIE) {
-            s.peer_cookie = c.to_vec();
+        if let Some(c) = avp_value!(m, AssignedCookie) {
+            s.peer_cookie = c.clone();
         }
-        if let Some(l) = m.u16(attr::L2_SPECIFIC_SUBLAYER) {
-            s.peer_l2spec = l;
+        if let Some(l) = avp_value!(m, L2SpecificSublayer) {
+            s.peer_l2spec = l.get();
         }
-        if let Some(d) = m.u16(attr::DATA_SEQUENCING) {
-            s.peer_seq = d != 0;
+        if let Some(d) = avp_value!(m, DataSequencing) {
+            s.peer_seq = *d != DataSequencing::None;
         }
-    } else if m.get(attr::SEQUENCING_REQUIRED).is_some() {
+    } else if m.find(AttrType::SequencingRequired).is_some() {
         // rfc-facts §1.16: Sequencing Required ⇒ sequence numbers in both directions.
         s.peer_seq = true;
         s.cfg.recv_seq = true;
@@ -2009,13 +2062,14 @@ fn read_peer_session_params(t: &Tunnel, s: &mut Session, m: &Msg) {
 /// refuses the loser's request with CDN 13; the loser accepts the winner's request and learns
 /// of its own defeat from the CDN. If neither side sent a value, or the values are equal, both
 /// requests are torn down. Returns true if the peer's request was consumed here.
-fn session_tie_break(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, peer_sid: u32) -> bool {
-    let call = if m.msg_type == OCRQ {
-        CallType::Outgoing
-    } else {
-        CallType::Incoming
-    };
-    let Some(rei) = m.get(attr::REMOTE_END_ID).filter(|r| !r.is_empty()) else {
+fn session_tie_break(
+    t: &mut Tunnel,
+    ctx: &mut Ctx<'_>,
+    call: CallType,
+    m: &Message,
+    peer_sid: u32,
+) -> bool {
+    let Some(rei) = avp_value!(m, RemoteEndId).filter(|r| !r.is_empty()) else {
         return false;
     };
     let Some(ours) = t
@@ -2025,13 +2079,13 @@ fn session_tie_break(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, peer_sid: u32) 
             s.initiator
                 && s.state == SState::WaitReply
                 && s.cfg.call == call
-                && s.cfg.remote_end_id == rei
+                && &s.cfg.remote_end_id == rei
         })
         .map(|s| (s.local_id, s.tie_breaker))
     else {
         return false;
     };
-    let theirs: Option<[u8; 8]> = m.get(attr::TIE_BREAKER).and_then(|v| v.try_into().ok());
+    let theirs = m.tie_breaker().copied();
     let outcome = match (ours.1, theirs) {
         (Some(a), Some(b)) if a != b => Some(a < b),
         (Some(_), None) => Some(true),
@@ -2063,13 +2117,13 @@ fn session_tie_break(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, peer_sid: u32) 
     }
 }
 
-fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
-    let outgoing = m.msg_type == OCRQ;
-    let peer_sid = match t.version {
-        Version::V2 => m.u16(attr::ASSIGNED_SESSION_ID).map(u32::from),
-        Version::V3 => m.u32(attr::LOCAL_SESSION_ID),
+fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Message) {
+    let call = if mtype == MessageType::Ocrq {
+        CallType::Outgoing
+    } else {
+        CallType::Incoming
     };
-    let Some(peer_sid) = peer_sid.filter(|&p| p != 0) else {
+    let Some(peer_sid) = sender_session_id(t.version, m).filter(|&p| p != 0) else {
         return; // malformed: nobody to answer
     };
     if t.sessions
@@ -2078,13 +2132,13 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
     {
         return; // already have it
     }
-    if t.version == Version::V3 && session_tie_break(t, ctx, m, peer_sid) {
+    if t.version == Version::V3 && session_tie_break(t, ctx, call, m, peer_sid) {
         return;
     }
     let pw_type = match t.version {
         Version::V2 => 7,
-        Version::V3 => match m.u16(attr::PW_TYPE) {
-            Some(p) => p,
+        Version::V3 => match avp_value!(m, PseudowireType) {
+            Some(p) => p.get(),
             None => {
                 return refuse_call(
                     t,
@@ -2101,9 +2155,9 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
             return refuse_call(t, ctx, peer_sid, result::CDN_PW_TYPE, None);
         }
         // rfc-facts §2.12: sequencing requested without an L2-Specific Sublayer ⇒ CDN 15.
-        let seq = m.u16(attr::DATA_SEQUENCING).unwrap_or(0);
-        let l2ss = m.u16(attr::L2_SPECIFIC_SUBLAYER).unwrap_or(0);
-        if seq != 0 && l2ss == 0 {
+        let seq = avp_value!(m, DataSequencing).is_some_and(|d| *d != DataSequencing::None);
+        let l2ss = avp_value!(m, L2SpecificSublayer).is_some_and(|l| *l != L2SpecType::None);
+        if seq && !l2ss {
             return refuse_call(t, ctx, peer_sid, result::CDN_SEQ_NO_L2SS, None);
         }
     }
@@ -2111,16 +2165,13 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
         return refuse_call(t, ctx, peer_sid, 4, None);
     };
     let mut cfg = t.cfg.session_defaults.clone();
-    cfg.call = if outgoing {
-        CallType::Outgoing
-    } else {
-        CallType::Incoming
+    cfg.call = call;
+    let remote_end_id = match t.version {
+        Version::V2 => avp_value!(m, CalledNumber),
+        Version::V3 => avp_value!(m, RemoteEndId),
     };
-    if let Some(r) = m.get(match t.version {
-        Version::V2 => attr::CALLED_NUMBER,
-        Version::V3 => attr::REMOTE_END_ID,
-    }) {
-        cfg.remote_end_id = r.to_vec();
+    if let Some(r) = remote_end_id {
+        cfg.remote_end_id = r.clone();
     }
     let our_cookie = if t.version == Version::V3 {
         ctx.random_bytes(usize::from(cfg.cookie_len.min(8)))
@@ -2133,7 +2184,7 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
         cfg,
         state: SState::WaitConnect,
         initiator: false,
-        call_serial: m.u32(attr::CALL_SERIAL_NUMBER).unwrap_or(0),
+        call_serial: avp_value!(m, CallSerialNumber).copied().unwrap_or(0),
         our_cookie,
         peer_cookie: Vec::new(),
         peer_l2spec: 0,
@@ -2146,78 +2197,46 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg) {
         s.cfg.cookie_len = 0;
     }
     read_peer_session_params(t, &mut s, m);
-    let reply = if outgoing { OCRP } else { ICRP };
-    send_session_msg(t, ctx, reply, &s, |b, v| match v {
-        Version::V2 => b.hidable(
-            attr::ASSIGNED_SESSION_ID,
-            true,
-            &(s.local_id as u16).to_be_bytes(),
-        ),
-        Version::V3 => {
-            b.hidable(attr::CIRCUIT_STATUS, true, &3u16.to_be_bytes());
-            v3_pw_avps(b, &s, true);
-        }
+    let reply = match call {
+        CallType::Outgoing => MessageType::Ocrp,
+        CallType::Incoming => MessageType::Icrp,
+    };
+    send_session_msg(t, ctx, reply, &s, |d, v| match v {
+        Version::V2 => d.avp(own_session_id(&s)),
+        Version::V3 => v3_pw_avps(d.avp(AvpValue::CircuitStatus(CIRCUIT_UP_NEW)), &s, true),
     });
     t.sessions.insert(sid, s.clone());
-    if outgoing {
+    if call == CallType::Outgoing {
         // We are the LAC of an outgoing call; the "bearer" answers at once: send OCCN.
-        send_connected(t, ctx, OCCN, &s);
+        send_connected(t, ctx, MessageType::Occn, &s);
         session_up(t, ctx, sid);
     }
 }
 
-fn send_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: u16, s: &Session) {
-    send_session_msg(t, ctx, mtype, s, |b, v| match v {
-        Version::V2 => {
-            b.hidable(attr::TX_CONNECT_SPEED, true, &100_000_000u32.to_be_bytes());
-            b.hidable(attr::FRAMING_TYPE, true, &1u32.to_be_bytes());
-            if s.cfg.recv_seq {
-                b.raw(attr::SEQUENCING_REQUIRED, true, &[]);
-            }
-        }
-        Version::V3 => v3_pw_avps(b, s, false),
+fn send_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, s: &Session) {
+    send_session_msg(t, ctx, mtype, s, |d, v| match v {
+        Version::V2 => d
+            .avp(AvpValue::TxConnectSpeed(100_000_000))
+            .avp(AvpValue::FramingType(1))
+            .opt(s.cfg.recv_seq.then_some(AvpValue::SequencingRequired)),
+        Version::V3 => v3_pw_avps(d, s, false),
     });
 }
 
-fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, sid: u32) {
-    let expect = match m.msg_type {
-        ICRP => CallType::Incoming,
+fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Message, sid: u32) {
+    let expect = match mtype {
+        MessageType::Icrp => CallType::Incoming,
         _ => CallType::Outgoing,
     };
     let Some(s) = t.sessions.get(&sid) else {
         return;
     };
     if s.state != SState::WaitReply || !s.initiator || s.cfg.call != expect {
-        let r = fsm_cdn(t);
-        return clear_session(
-            t,
-            ctx,
-            sid,
-            Some((r, None, String::new())),
-            DownReason::Protocol {
-                result_code: r,
-                error_code: None,
-                message: "call reply in wrong state".into(),
-            },
-        );
+        return session_fsm_error(t, ctx, sid, None, "call reply in wrong state");
     }
-    let peer_sid = match t.version {
-        Version::V2 => m.u16(attr::ASSIGNED_SESSION_ID).map(u32::from),
-        Version::V3 => m.u32(attr::LOCAL_SESSION_ID),
-    };
-    let Some(peer_sid) = peer_sid.filter(|&p| p != 0) else {
-        let r = fsm_cdn(t);
-        return clear_session(
-            t,
-            ctx,
-            sid,
-            Some((r, Some(result::ERR_BAD_VALUE), String::new())),
-            DownReason::Protocol {
-                result_code: r,
-                error_code: Some(result::ERR_BAD_VALUE),
-                message: "reply without a session id".into(),
-            },
-        );
+    let Some(peer_sid) = sender_session_id(t.version, m).filter(|&p| p != 0) else {
+        let e = Some(result::ERR_BAD_VALUE);
+        return session_fsm_error(t, ctx, sid, e, "reply without a session id");
     };
     let mut s = s.clone();
     s.peer_id = peer_sid;
@@ -2225,7 +2244,7 @@ fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, sid: u32) {
     if expect == CallType::Incoming {
         s.state = SState::Established;
         t.sessions.insert(sid, s.clone());
-        send_connected(t, ctx, ICCN, &s);
+        send_connected(t, ctx, MessageType::Iccn, &s);
         session_up(t, ctx, sid);
     } else {
         s.state = SState::WaitConnect;
@@ -2233,27 +2252,16 @@ fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, sid: u32) {
     }
 }
 
-fn on_call_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Msg, sid: u32) {
+fn on_call_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Message, sid: u32) {
     let Some(s) = t.sessions.get(&sid) else {
         return;
     };
-    let ok = match m.msg_type {
-        ICCN => !s.initiator && s.cfg.call == CallType::Incoming,
+    let ok = match mtype {
+        MessageType::Iccn => !s.initiator && s.cfg.call == CallType::Incoming,
         _ => s.initiator && s.cfg.call == CallType::Outgoing,
     };
     if s.state != SState::WaitConnect || !ok {
-        let r = fsm_cdn(t);
-        return clear_session(
-            t,
-            ctx,
-            sid,
-            Some((r, None, String::new())),
-            DownReason::Protocol {
-                result_code: r,
-                error_code: None,
-                message: "connected message in wrong state".into(),
-            },
-        );
+        return session_fsm_error(t, ctx, sid, None, "connected message in wrong state");
     }
     let mut s = s.clone();
     read_peer_session_params(t, &mut s, m);

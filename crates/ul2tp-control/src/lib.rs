@@ -10,7 +10,6 @@
 //! run two engines over a lossy network under a virtual clock.
 //!
 //! Layers inside the crate:
-//! * [`avp`]: the message body codec (AVPs, hidden AVPs, challenge response, v3 digest).
 //! * [`channel`]: reliable delivery (Ns/Nr, windows, acks, retransmission, slow start).
 //! * [`engine`]: tunnel and session state machines and the [`Endpoint`] demultiplexer.
 //! * [`sim`]: deterministic network simulation with pcap capture, used by the tests.
@@ -19,7 +18,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod avp;
 pub mod channel;
 pub mod engine;
 pub mod sim;
@@ -27,9 +25,8 @@ pub mod sim;
 use core::ops::{Add, Sub};
 use std::time::Duration;
 
-pub use avp::DigestAlg;
 pub use engine::{
-    CallType, Config, DownReason, Endpoint, EndpointStats, Error, Event, SessionConfig,
+    CallType, Config, DigestAlg, DownReason, Endpoint, EndpointStats, Error, Event, SessionConfig,
     SessionInfo, Transmit, TunnelInfo, TunnelStats,
 };
 pub use ul2tp_wire::control::{Encap, Version};

@@ -6,10 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ul2tp_control::avp::{attr, MsgBuilder};
-use ul2tp_control::engine::{msg_type, result};
+use ul2tp_control::engine::result;
 use ul2tp_control::{Config, DownReason, Encap, Endpoint, Event, Timestamp, Transmit, Version};
+use ul2tp_wire::avp::{AttrType, AvpValue, MessageType};
 use ul2tp_wire::control::{ns_nr, ControlHeader};
+use ul2tp_wire::message::{Message, MessageBuilder};
 
 struct Pair {
     a: Endpoint,
@@ -188,12 +189,11 @@ fn unknown_mandatory_avp_tears_down_tunnel_and_optional_one_is_ignored() {
         // A HELLO from A carrying an unknown vendor AVP.
         let ta = p.a.tunnel_ids()[0];
         let sa = p.a.tunnel_stats(ta).unwrap();
-        let mut h = ControlHeader::new(Version::V2, tb, 0);
-        h.ns = sa.next_ns;
-        h.nr = st.next_ns;
-        let mut b = MsgBuilder::new(&h, msg_type::HELLO);
-        b.raw(999, mandatory, &[1, 2, 3]);
-        let mut bytes = b.finish();
+        let mut bytes = MessageBuilder::new(Version::V2, Encap::Udp, tb, 0, MessageType::Hello)
+            .raw(mandatory, false, 0, 999, &[1, 2, 3])
+            .unwrap()
+            .finish()
+            .unwrap();
         ul2tp_wire::control::set_ns_nr(&mut bytes, sa.next_ns, st.next_ns).unwrap();
         p.b.handle_datagram(p.now, addr(1), &bytes);
         let ev = events(&mut p.b);
@@ -230,7 +230,7 @@ fn malformed_datagrams_are_counted_and_dropped() {
         .to_bytes()
         .unwrap()
         .to_vec();
-    m.extend_from_slice(&[0x80, 8, 0, 0, 0, attr::HOST_NAME as u8, b'x', b'y']);
+    m.extend_from_slice(&[0x80, 8, 0, 0, 0, AttrType::HostName.get() as u8, b'x', b'y']);
     let len = m.len() as u16;
     ul2tp_wire::control::set_length(&mut m, len).unwrap();
     p.b.handle_datagram(p.now, addr(1), &m);
@@ -260,44 +260,42 @@ fn hidden_avps_are_on_the_wire_when_configured() {
     let mut ep = Endpoint::new(a.clone(), Encap::Udp, 1);
     ep.connect(Timestamp::ZERO, addr(2), a).unwrap();
     let t = ep.poll_transmit().unwrap();
-    let avps = ul2tp_control::avp::parse_avps(&t.bytes[12..], Some(b"k")).unwrap();
+    let m = Message::parse(&t.bytes, Version::V2, Some(b"k")).unwrap();
+    let avps = &m.avps;
+    let attr = |a: &ul2tp_wire::avp::Avp| a.value.attr_type();
     let tid = avps
         .iter()
-        .find(|x| x.attr == attr::ASSIGNED_TUNNEL_ID)
+        .find(|x| attr(x) == AttrType::AssignedTunnelId)
         .unwrap();
     assert!(tid.hidden);
+    assert_eq!(m.assigned_tunnel_id(), Some(ep.tunnel_ids()[0] as u16));
     // Random Vector precedes the first hidden AVP (rfc-facts §1.8).
     let rv = avps
         .iter()
-        .position(|x| x.attr == attr::RANDOM_VECTOR)
+        .position(|x| attr(x) == AttrType::RandomVector)
         .unwrap();
     let first_hidden = avps.iter().position(|x| x.hidden).unwrap();
     assert!(rv < first_hidden);
-    // Host Name must never be hidden.
-    assert!(
-        !avps
-            .iter()
-            .find(|x| x.attr == attr::HOST_NAME)
-            .unwrap()
-            .hidden
-    );
+    // Only AVPs that may be hidden are, and all of those are (Host Name never is).
+    for a in avps.iter().skip(1) {
+        assert_eq!(a.hidden, attr(a).may_hide(), "{a:?}");
+    }
+    // Without the secret the hidden AVPs cannot be revealed.
+    assert!(Message::parse(&t.bytes, Version::V2, None).is_err());
 }
 
-/// Build an in-sequence message from A to B on an established pair.
-fn forge(
-    p: &mut Pair,
-    version: Version,
-    mtype: u16,
-    fill: impl FnOnce(&mut MsgBuilder),
-) -> Vec<u8> {
+/// Build an in-sequence message from A to B on an established pair (without the RFC's
+/// mandatory-AVP check, so that tests can leave AVPs out).
+fn forge(p: &mut Pair, version: Version, mtype: MessageType, avps: Vec<AvpValue>) -> Vec<u8> {
     let ta = p.a.tunnel_ids()[0];
     let tb = p.b.tunnel_ids()[0];
     let sa = p.a.tunnel_stats(ta).unwrap();
     let sb = p.b.tunnel_stats(tb).unwrap();
-    let h = ControlHeader::new(version, tb, 0);
-    let mut b = MsgBuilder::new(&h, mtype);
-    fill(&mut b);
-    let mut bytes = b.finish();
+    let mut b = MessageBuilder::new(version, Encap::Udp, tb, 0, mtype);
+    for v in avps {
+        b = b.avp(v).unwrap();
+    }
+    let mut bytes = b.finish_unchecked().unwrap();
     ul2tp_wire::control::set_ns_nr(&mut bytes, sa.next_ns, sb.next_ns).unwrap();
     bytes
 }
@@ -307,16 +305,21 @@ fn call_request_missing_mandatory_avp_is_refused_with_cdn() {
     let (mut p, _, tb) = Pair::up(Version::V3);
     events(&mut p.b);
     // ICRQ without PW Type / Remote End ID / Circuit Status (RFC 3931 §6 requires them).
-    let icrq = forge(&mut p, Version::V3, msg_type::ICRQ, |b| {
-        b.u32(attr::LOCAL_SESSION_ID, 77);
-        b.u32(attr::REMOTE_SESSION_ID, 0);
-        b.u32(attr::CALL_SERIAL_NUMBER, 1);
-    });
+    let icrq = forge(
+        &mut p,
+        Version::V3,
+        MessageType::Icrq,
+        vec![
+            AvpValue::LocalSessionId(77),
+            AvpValue::RemoteSessionId(0),
+            AvpValue::CallSerialNumber(1),
+        ],
+    );
     p.b.handle_datagram(p.now, addr(1), &icrq);
     let out = Pair::drain(&mut p.b);
     assert_eq!(out.len(), 1);
-    let m = ul2tp_wire::message::Message::parse(&out[0].bytes, Version::V3, None).unwrap();
-    assert_eq!(m.message_type, Some(ul2tp_wire::avp::MessageType::Cdn));
+    let m = Message::parse(&out[0].bytes, Version::V3, None).unwrap();
+    assert_eq!(m.message_type, Some(MessageType::Cdn));
     assert_eq!(m.remote_session_id(), Some(77));
     let rc = m.result_code().unwrap();
     assert_eq!(rc.result, 2);
@@ -329,9 +332,12 @@ fn call_request_missing_mandatory_avp_is_refused_with_cdn() {
 fn broken_avp_framing_is_discarded_without_touching_sequence_state() {
     let (mut p, _, tb) = Pair::up(Version::V2);
     let before = p.b.tunnel_stats(tb).unwrap().nr;
-    let mut hello = forge(&mut p, Version::V2, msg_type::HELLO, |b| {
-        b.raw(attr::HOST_NAME, false, b"x")
-    });
+    let mut hello = forge(
+        &mut p,
+        Version::V2,
+        MessageType::Hello,
+        vec![AvpValue::HostName(b"x".to_vec())],
+    );
     // AVP length 0x3ff points past the end of the message.
     let n = hello.len();
     hello[n - 7] = 0x03;
