@@ -384,3 +384,59 @@ fn extreme_configuration_values_do_not_panic() {
         Err(ul2tp_control::Error::NoTunnel)
     );
 }
+
+#[test]
+fn values_an_avp_cannot_carry_are_refused_as_bad_config() {
+    let mut c = cfg(Version::V3, "a");
+    c.host_name = "h".repeat(2000);
+    let mut ep = Endpoint::new(cfg(Version::V3, "a"), Encap::Udp, 1);
+    assert!(matches!(
+        ep.connect(Timestamp::ZERO, addr(2), c),
+        Err(ul2tp_control::Error::BadConfig(_))
+    ));
+    let mut c = cfg(Version::V3, "a");
+    c.pw_types = vec![5; 600];
+    assert!(matches!(
+        ep.connect(Timestamp::ZERO, addr(2), c),
+        Err(ul2tp_control::Error::BadConfig(_))
+    ));
+    assert!(ep.tunnel_ids().is_empty());
+    // A session whose Remote End ID does not fit is refused; the largest that fits (with the
+    // hidden-length field) reaches the peer.
+    let (mut p, ta, _) = Pair::up(Version::V3);
+    events(&mut p.b);
+    let long = ul2tp_control::SessionConfig {
+        remote_end_id: vec![b'x'; 1016],
+        ..Default::default()
+    };
+    assert!(matches!(
+        p.a.open_session(p.now, ta, long),
+        Err(ul2tp_control::Error::BadConfig(_))
+    ));
+    assert!(p.a.session_ids(ta).is_empty());
+    let max = ul2tp_control::SessionConfig {
+        remote_end_id: vec![b'x'; 1015],
+        ..Default::default()
+    };
+    p.a.open_session(p.now, ta, max).unwrap();
+    p.settle(Duration::from_secs(1));
+    let ev = events(&mut p.b);
+    assert!(
+        matches!(&ev[..], [Event::SessionUp(i)] if i.remote_end_id.len() == 1015),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn endpoint_with_unusable_defaults_does_not_admit_tunnels() {
+    let mut bad = cfg(Version::V2, "b");
+    bad.host_name = "h".repeat(2000);
+    let mut b = Endpoint::new(bad, Encap::Udp, 2);
+    let mut a = Endpoint::new(cfg(Version::V2, "a"), Encap::Udp, 1);
+    a.connect(Timestamp::ZERO, addr(2), cfg(Version::V2, "a"))
+        .unwrap();
+    let sccrq = a.poll_transmit().unwrap();
+    b.handle_datagram(Timestamp::ZERO, addr(1), &sccrq.bytes);
+    assert!(b.tunnel_ids().is_empty());
+    assert!(b.poll_transmit().is_none());
+}
