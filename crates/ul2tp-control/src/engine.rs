@@ -31,32 +31,38 @@ use ul2tp_wire::message::{BuildError, Message, MessageBuilder, MessageError, Rea
 use crate::channel::{ChannelParams, ChannelStats, ControlChannel, RxVerdict};
 use crate::Timestamp;
 
-/// StopCCN result codes used by the engine (rfc-facts §1.6).
+/// Result and error codes the engine sends, as numbers for the public API (`close_tunnel`,
+/// `close_session`, [`DownReason`]). The values come from the wire layer's code tables
+/// (rfc-facts §1.6).
 pub mod result {
-    /// General request to clear the control connection.
-    pub const STOP_GENERAL: u16 = 1;
-    /// General error, see Error Code.
-    pub const STOP_ERROR: u16 = 2;
-    /// Requester not authorised.
-    pub const STOP_NOT_AUTHORISED: u16 = 4;
-    /// Finite-state-machine error (or timeout).
-    pub const STOP_FSM: u16 = 7;
+    use ul2tp_wire::avp::{CdnResult, ErrorCode, StopCcnResult};
+
+    /// StopCCN: general request to clear the control connection.
+    pub const STOP_GENERAL: u16 = StopCcnResult::GeneralRequest.get();
+    /// StopCCN: general error, see Error Code.
+    pub const STOP_ERROR: u16 = StopCcnResult::GeneralError.get();
+    /// StopCCN: requester not authorised.
+    pub const STOP_NOT_AUTHORISED: u16 = StopCcnResult::NotAuthorized.get();
+    /// StopCCN: finite-state-machine error (or timeout).
+    pub const STOP_FSM: u16 = StopCcnResult::FsmError.get();
     /// CDN: disconnected for the reason in Error Code.
-    pub const CDN_ERROR: u16 = 2;
+    pub const CDN_ERROR: u16 = CdnResult::GeneralError.get();
     /// CDN: administrative reasons.
-    pub const CDN_ADMIN: u16 = 3;
+    pub const CDN_ADMIN: u16 = CdnResult::Administrative.get();
+    /// CDN: no appropriate facilities available (temporary), e.g. no free session id.
+    pub const CDN_NO_FACILITIES: u16 = CdnResult::TemporaryNoFacilities.get();
     /// CDN: session not established, lost tie breaker (v3).
-    pub const CDN_TIE_BREAK: u16 = 13;
+    pub const CDN_TIE_BREAK: u16 = CdnResult::LostTieBreaker.get();
     /// CDN: unsupported PW type (v3).
-    pub const CDN_PW_TYPE: u16 = 14;
+    pub const CDN_PW_TYPE: u16 = CdnResult::UnsupportedPwType.get();
     /// CDN: sequencing required without an L2-Specific Sublayer (v3).
-    pub const CDN_SEQ_NO_L2SS: u16 = 15;
+    pub const CDN_SEQ_NO_L2SS: u16 = CdnResult::SequencingWithoutSublayer.get();
     /// CDN: finite-state-machine error (v3).
-    pub const CDN_FSM: u16 = 16;
+    pub const CDN_FSM: u16 = CdnResult::FsmError.get();
     /// Error code: unknown mandatory AVP.
-    pub const ERR_UNKNOWN_AVP: u16 = 8;
+    pub const ERR_UNKNOWN_AVP: u16 = ErrorCode::UnknownMandatoryAvp.get();
     /// Error code: a field out of range / missing.
-    pub const ERR_BAD_VALUE: u16 = 3;
+    pub const ERR_BAD_VALUE: u16 = ErrorCode::BadValue.get();
 }
 
 /// Which call model a session uses (rfc-facts §1.13).
@@ -893,13 +899,8 @@ impl Endpoint {
         if !t.sessions.contains_key(&session_id) {
             return Err(Error::NoSession);
         }
-        clear_session(
-            t,
-            &mut ctx,
-            session_id,
-            Some((result_code, None, String::new())),
-            DownReason::Local,
-        );
+        let cdn = Some((result_code, None));
+        clear_session(t, &mut ctx, session_id, cdn, DownReason::Local);
         self.service(now, tunnel_id);
         Ok(())
     }
@@ -1448,10 +1449,9 @@ fn stop_tunnel(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
     result_code: u16,
-    error: Option<(u16, String)>,
+    error: Option<(u16, &str)>,
     reason: DownReason,
 ) {
-    let error = error.as_ref().map(|e| (e.0, e.1.as_str()));
     let d = new_msg(t, ctx, MessageType::StopCcn, 0)
         .avp(own_tunnel_id(t))
         .avp(result_avp(result_code, error));
@@ -1504,18 +1504,23 @@ fn protocol_error(
     error_code: Option<u16>,
     message: &str,
 ) {
-    let reason = DownReason::Protocol {
-        result_code,
-        error_code,
-        message: message.to_string(),
-    };
+    let reason = protocol_reason(result_code, error_code, message);
     stop_tunnel(
         t,
         ctx,
         result_code,
-        error_code.map(|e| (e, message.to_string())),
+        error_code.map(|e| (e, message)),
         reason,
     );
+}
+
+/// Why we cleared a tunnel or session because of a protocol error: what we sent the peer.
+fn protocol_reason(result_code: u16, error_code: Option<u16>, message: &str) -> DownReason {
+    DownReason::Protocol {
+        result_code,
+        error_code,
+        message: message.to_string(),
+    }
 }
 
 /// Deliver one in-order message to the tunnel state machine.
@@ -1598,13 +1603,7 @@ fn on_rejected(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message, e: &MessageError)
                     refuse_call(t, ctx, p, result, error);
                 }
             } else if let Some(sid) = find_session(t, m) {
-                let message = e.error_message();
-                let reason = DownReason::Protocol {
-                    result_code: result,
-                    error_code: error,
-                    message: message.clone(),
-                };
-                clear_session(t, ctx, sid, Some((result, error, message)), reason);
+                abort_session(t, ctx, sid, result, error, &e.error_message());
             }
         }
     }
@@ -1910,21 +1909,21 @@ fn send_cdn(
     });
 }
 
-/// Remove a session; `cdn` = Some(result, error, message) sends a CDN first.
+/// Remove a session; `cdn` = Some((result, Some((error, message)))) sends a CDN first.
 fn clear_session(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
     sid: u32,
-    cdn: Option<(u16, Option<u16>, String)>,
+    cdn: Option<(u16, Option<(u16, &str)>)>,
     reason: DownReason,
 ) {
     let Some(s) = t.sessions.remove(&sid) else {
         return;
     };
     ctx.session_ids.remove(&sid);
-    if let Some((r, e, text)) = cdn {
+    if let Some((result, error)) = cdn {
         if s.state != SState::WaitTunnel {
-            send_cdn(t, ctx, &s, r, e.map(|e| (e, text.as_str())));
+            send_cdn(t, ctx, &s, result, error);
         }
     }
     ctx.events.push_back(Event::SessionDown {
@@ -1946,12 +1945,8 @@ fn abort_session(
     error_code: Option<u16>,
     message: &str,
 ) {
-    let reason = DownReason::Protocol {
-        result_code,
-        error_code,
-        message: message.to_string(),
-    };
-    let cdn = (result_code, error_code, message.to_string());
+    let reason = protocol_reason(result_code, error_code, message);
+    let cdn = (result_code, error_code.map(|e| (e, message)));
     clear_session(t, ctx, sid, Some(cdn), reason);
 }
 
@@ -2099,17 +2094,14 @@ fn session_tie_break(
         }
         Some(false) => false,
         None => {
-            let reason = DownReason::Protocol {
-                result_code: result::CDN_TIE_BREAK,
-                error_code: None,
-                message: "session tie-break without a winner".into(),
-            };
-            clear_session(
+            let r = result::CDN_TIE_BREAK;
+            abort_session(
                 t,
                 ctx,
                 ours.0,
-                Some((result::CDN_TIE_BREAK, None, String::new())),
-                reason,
+                r,
+                None,
+                "session tie-break without a winner",
             );
             refuse_call(t, ctx, peer_sid, result::CDN_TIE_BREAK, None);
             true
@@ -2162,7 +2154,7 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
         }
     }
     let Some(sid) = ctx.alloc_session_id(t.version) else {
-        return refuse_call(t, ctx, peer_sid, 4, None);
+        return refuse_call(t, ctx, peer_sid, result::CDN_NO_FACILITIES, None);
     };
     let mut cfg = t.cfg.session_defaults.clone();
     cfg.call = call;

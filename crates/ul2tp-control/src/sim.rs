@@ -292,13 +292,18 @@ impl Sim {
         true
     }
 
+    /// The earliest pending packet delivery or engine timer.
+    fn next_due(&self) -> Option<Timestamp> {
+        let next_pkt = self.queue.peek().map(|Reverse(p)| p.at);
+        let next_timer = self.nodes.iter().filter_map(|n| n.ep.poll_timeout()).min();
+        next_pkt.into_iter().chain(next_timer).min()
+    }
+
     /// Run until `until` (virtual time) or until nothing is pending.
     pub fn run_until(&mut self, until: Timestamp) {
         loop {
             self.pump();
-            let next_pkt = self.queue.peek().map(|Reverse(p)| p.at);
-            let next_timer = self.nodes.iter().filter_map(|n| n.ep.poll_timeout()).min();
-            match [next_pkt, next_timer].into_iter().flatten().min() {
+            match self.next_due() {
                 Some(t) if t <= until => {
                     self.step();
                 }
@@ -323,9 +328,7 @@ impl Sim {
             if pred(self) {
                 return true;
             }
-            let next_pkt = self.queue.peek().map(|Reverse(p)| p.at);
-            let next_timer = self.nodes.iter().filter_map(|n| n.ep.poll_timeout()).min();
-            match [next_pkt, next_timer].into_iter().flatten().min() {
+            match self.next_due() {
                 Some(t) if t <= until => {
                     self.step();
                 }
