@@ -25,17 +25,23 @@ fn cfg(version: Version, secret: bool) -> Config {
     }
 }
 
+/// Two engines on a perfect network, node 0 connecting to node 1; returns the tunnel id at 0.
+fn connecting_pair(version: Version, secret: bool, seed: u64) -> (Sim, u32) {
+    let mut sim = Sim::new(NetConfig::perfect(), Encap::Udp, seed);
+    sim.add(addr(1), Endpoint::new(cfg(version, secret), Encap::Udp, 1));
+    sim.add(addr(2), Endpoint::new(cfg(version, secret), Encap::Udp, 2));
+    let now = sim.now;
+    let t = sim
+        .ep(0)
+        .connect(now, addr(2), cfg(version, secret))
+        .unwrap();
+    (sim, t)
+}
+
 /// An established pair; returns B's endpoint, B's tunnel id and the state needed to forge
 /// in-sequence HELLOs from A (only unauthenticated tunnels: a forged message has no digest).
 fn established(version: Version) -> (Endpoint, u32, u16, u16) {
-    let mut sim = Sim::new(NetConfig::perfect(), Encap::Udp, 1);
-    sim.add(addr(1), Endpoint::new(cfg(version, false), Encap::Udp, 1));
-    sim.add(addr(2), Endpoint::new(cfg(version, false), Encap::Udp, 2));
-    let now = sim.now;
-    let ta = sim
-        .ep(0)
-        .connect(now, addr(2), cfg(version, false))
-        .unwrap();
+    let (mut sim, ta) = connecting_pair(version, false, 1);
     sim.run_for(Duration::from_secs(2));
     let sa = sim.ep(0).tunnel_stats(ta).unwrap();
     let nodes = std::mem::take(&mut sim.nodes);
@@ -109,14 +115,8 @@ fn bench_sessions(c: &mut Criterion) {
         );
         g.bench_function(name, |bch| {
             bch.iter(|| {
-                let mut sim = Sim::new(NetConfig::perfect(), Encap::Udp, 7);
-                sim.add(addr(1), Endpoint::new(cfg(version, secret), Encap::Udp, 1));
-                sim.add(addr(2), Endpoint::new(cfg(version, secret), Encap::Udp, 2));
+                let (mut sim, t) = connecting_pair(version, secret, 7);
                 let now = sim.now;
-                let t = sim
-                    .ep(0)
-                    .connect(now, addr(2), cfg(version, secret))
-                    .unwrap();
                 for _ in 0..N {
                     sim.ep(0)
                         .open_session(now, t, SessionConfig::default())
