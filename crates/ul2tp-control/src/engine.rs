@@ -946,17 +946,16 @@ impl Endpoint {
         if s.state != SState::Established {
             return Err(Error::NoSession);
         }
-        let [crc_errors, framing_errors, hardware_overruns, buffer_overruns, timeout_errors, alignment_errors] =
-            counters;
         send_session_msg(t, &mut ctx, MessageType::Wen, &s, |d, v| {
             // v3 Circuit Errors is the compact 4-counter form (rfc-facts §6).
+            let [crc, framing, hardware, buffer, timeout, alignment] = counters;
             d.avp(AvpValue::CallErrors(CallErrors {
-                crc_errors,
-                framing_errors,
-                hardware_overruns,
-                buffer_overruns,
-                timeout_errors,
-                alignment_errors,
+                crc_errors: crc,
+                framing_errors: framing,
+                hardware_overruns: hardware,
+                buffer_overruns: buffer,
+                timeout_errors: timeout,
+                alignment_errors: alignment,
                 compact: v == Version::V3,
             }))
         });
