@@ -16,6 +16,14 @@
 //!   CWR on the first only; each segment gets a complete TCP checksum. The result is a run of
 //!   ordinary Ethernet frames, the same frames the kernel would put on a wire.
 //!
+//! The receive direction does the reverse ([`Coalescer`], a userspace GRO): consecutive
+//! in-order TCP segments of one flow that arrive in one receive batch are joined into one
+//! super-frame with a `GSO_TCPV4` / `GSO_TCPV6` vnet header, so that one TAP write hands the
+//! local stack what a NIC with GRO would. Only segments whose IP and TCP checksums verify are
+//! joined, and only under the rules of the kernel's `tcp_gro_receive`: same addresses,
+//! ports, ACK number, window and options, contiguous sequence numbers, only ACK/PSH flags,
+//! all segments but the last exactly `gso_size` long; a PSH or short segment ends the run.
+//!
 //! Everything here is pure: frames come in as slices, segments are written into caller
 //! buffers, and any inconsistency between header and frame is an error, never a panic.
 
@@ -390,6 +398,241 @@ pub fn segment_all(hdr: &VnetHdr, frame: &[u8]) -> Result<Vec<Vec<u8>>, GsoError
     Ok(out)
 }
 
+const TCP_ACK: u8 = 0x10;
+/// Most segments joined into one super-frame.
+pub const COALESCE_MAX_SEGS: usize = 64;
+
+/// Where the headers of a coalescable TCP segment are.
+#[derive(Debug, Clone, Copy)]
+struct TcpInfo {
+    l4: usize,
+    hdr_len: usize,
+    v6: bool,
+}
+
+/// A frame that may be joined: untagged Ethernet, IPv4 without options and fragments or IPv6
+/// without extension headers, TCP with data and only ACK/PSH, correct checksums.
+fn coalescable(frame: &[u8]) -> Option<TcpInfo> {
+    let l3 = ETH_HLEN;
+    let et = be16(frame.get(..ETH_HLEN)?, 12);
+    let (l4, v6) = match et {
+        ETHERTYPE_IPV4 => {
+            let ip = frame.get(l3..l3 + 20)?;
+            if ip[0] != 0x45
+                || ip[9] != IPPROTO_TCP
+                || usize::from(be16(ip, 2)) != frame.len() - l3
+                || be16(ip, 6) & 0x3fff != 0
+                || checksum(ip) != 0
+            {
+                return None;
+            }
+            (l3 + 20, false)
+        }
+        ETHERTYPE_IPV6 => {
+            let ip = frame.get(l3..l3 + 40)?;
+            if ip[0] >> 4 != 6
+                || ip[6] != IPPROTO_TCP
+                || usize::from(be16(ip, 4)) != frame.len() - l3 - 40
+            {
+                return None;
+            }
+            (l3 + 40, true)
+        }
+        _ => return None,
+    };
+    let th = frame.get(l4..l4 + 20)?;
+    let thl = usize::from(th[12] >> 4) * 4;
+    let hdr_len = l4 + thl;
+    if thl < 20 || hdr_len >= frame.len() || th[13] & !TCP_PSH != TCP_ACK {
+        return None;
+    }
+    if csum_fold(tcp_pseudo(frame, l3, v6, frame.len() - l4) + csum_add(0, &frame[l4..])) != 0xffff
+    {
+        return None;
+    }
+    Some(TcpInfo { l4, hdr_len, v6 })
+}
+
+/// Unfolded pseudo-header sum for a TCP segment of `l4_len` bytes.
+fn tcp_pseudo(frame: &[u8], l3: usize, v6: bool, l4_len: usize) -> u64 {
+    let addrs = if v6 {
+        &frame[l3 + 8..l3 + 40]
+    } else {
+        &frame[l3 + 12..l3 + 20]
+    };
+    csum_add(0, addrs) + l4_len as u64 + u64::from(IPPROTO_TCP)
+}
+
+/// Joins consecutive TCP segments of one flow into one super-frame (see the module docs).
+///
+/// Use: for every frame, [`try_append`](Self::try_append); if that refuses, write out what
+/// [`take`](Self::take) returns (if anything), then [`start`](Self::start) with the frame and
+/// write the frame as it is if that refuses too. At the end of a batch, write out
+/// [`take`](Self::take). Output is always a vnet header followed by a frame.
+#[derive(Debug, Clone)]
+pub struct Coalescer {
+    buf: Vec<u8>,
+    segs: usize,
+    info: Option<TcpInfo>,
+    mss: usize,
+    next_seq: u32,
+    next_id: u16,
+    psh: bool,
+    closed: bool,
+}
+
+impl Default for Coalescer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Coalescer {
+    /// An empty coalescer with room for a 64 KB super-frame.
+    pub fn new() -> Self {
+        Self {
+            buf: Vec::with_capacity(VNET_HDR_LEN + ETH_HLEN + 65536),
+            segs: 0,
+            info: None,
+            mss: 0,
+            next_seq: 0,
+            next_id: 0,
+            psh: false,
+            closed: false,
+        }
+    }
+
+    /// Whether a frame is held.
+    pub fn is_empty(&self) -> bool {
+        self.info.is_none()
+    }
+
+    /// Segments held.
+    pub fn segments(&self) -> usize {
+        self.segs
+    }
+
+    /// Hold `frame` as the start of a run if it is a coalescable TCP segment; refuses (false)
+    /// when something is already held.
+    pub fn start(&mut self, frame: &[u8]) -> bool {
+        if self.info.is_some() {
+            return false;
+        }
+        let Some(info) = coalescable(frame) else {
+            return false;
+        };
+        let l4 = info.l4;
+        let payload = frame.len() - info.hdr_len;
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; VNET_HDR_LEN]);
+        self.buf.extend_from_slice(frame);
+        self.segs = 1;
+        self.mss = payload;
+        self.next_seq = seq_of(frame, l4).wrapping_add(payload as u32);
+        self.next_id = if info.v6 {
+            0
+        } else {
+            be16(frame, ETH_HLEN + 4).wrapping_add(1)
+        };
+        self.psh = frame[l4 + 13] & TCP_PSH != 0;
+        self.closed = self.psh;
+        self.info = Some(info);
+        true
+    }
+
+    /// Append `frame` to the held run if it continues it.
+    pub fn try_append(&mut self, frame: &[u8]) -> bool {
+        let Some(held) = self.info else {
+            return false;
+        };
+        if self.closed || self.segs >= COALESCE_MAX_SEGS {
+            return false;
+        }
+        let Some(info) = coalescable(frame) else {
+            return false;
+        };
+        let (l3, l4, h) = (ETH_HLEN, info.l4, info.hdr_len);
+        let payload = frame.len() - h;
+        let cur = &self.buf[VNET_HDR_LEN..];
+        if info.v6 != held.v6
+            || h != held.hdr_len
+            || payload > self.mss
+            || cur.len() + payload - l3 > 65535
+            || seq_of(frame, l4) != self.next_seq
+            || frame[..l3] != cur[..l3]
+        {
+            return false;
+        }
+        let same_ip = if info.v6 {
+            frame[l3..l3 + 4] == cur[l3..l3 + 4] && frame[l3 + 6..l4] == cur[l3 + 6..l4]
+        } else {
+            let df = frame[l3 + 6] & 0x40 != 0;
+            frame[l3..l3 + 2] == cur[l3..l3 + 2]
+                && frame[l3 + 6..l3 + 10] == cur[l3 + 6..l3 + 10]
+                && frame[l3 + 12..l4] == cur[l3 + 12..l4]
+                && (df || be16(frame, l3 + 4) == self.next_id)
+        };
+        // Ports, ACK number, data offset, window, urgent pointer and options; flags may
+        // differ only in PSH.
+        let same_tcp = frame[l4..l4 + 4] == cur[l4..l4 + 4]
+            && frame[l4 + 8..l4 + 13] == cur[l4 + 8..l4 + 13]
+            && frame[l4 + 14..l4 + 16] == cur[l4 + 14..l4 + 16]
+            && frame[l4 + 18..h] == cur[l4 + 18..h];
+        if !same_ip || !same_tcp {
+            return false;
+        }
+        self.buf.extend_from_slice(&frame[h..]);
+        self.segs += 1;
+        self.next_seq = self.next_seq.wrapping_add(payload as u32);
+        self.next_id = be16(frame, l3 + 4).wrapping_add(1);
+        let psh = frame[l4 + 13] & TCP_PSH != 0;
+        self.psh |= psh;
+        self.closed = psh || payload < self.mss;
+        true
+    }
+
+    /// Finish the held run: a single segment comes back unchanged behind a zeroed vnet
+    /// header; several come back as one super-frame (lengths and IPv4 header checksum
+    /// rewritten, the TCP checksum field holding the pseudo-header sum, vnet header with
+    /// `NEEDS_CSUM` and the GSO type and size). `None` if nothing is held.
+    pub fn take(&mut self) -> Option<&[u8]> {
+        let info = self.info.take()?;
+        if self.segs > 1 {
+            let (l3, l4) = (ETH_HLEN, info.l4);
+            let f = &mut self.buf[VNET_HDR_LEN..];
+            let len = f.len();
+            if info.v6 {
+                f[l3 + 4..l3 + 6].copy_from_slice(&((len - l4) as u16).to_be_bytes());
+            } else {
+                f[l3 + 2..l3 + 4].copy_from_slice(&((len - l3) as u16).to_be_bytes());
+                f[l3 + 10..l3 + 12].fill(0);
+                let c = checksum(&f[l3..l4]);
+                f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+            }
+            if self.psh {
+                f[l4 + 13] |= TCP_PSH;
+            }
+            let pseudo = csum_fold(tcp_pseudo(f, l3, info.v6, len - l4));
+            f[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
+            let hdr = VnetHdr {
+                flags: F_NEEDS_CSUM,
+                gso_type: if info.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                hdr_len: info.hdr_len as u16,
+                gso_size: self.mss as u16,
+                csum_start: l4 as u16,
+                csum_offset: 16,
+            };
+            self.buf[..VNET_HDR_LEN].copy_from_slice(&hdr.to_bytes());
+        }
+        self.segs = 0;
+        Some(&self.buf)
+    }
+}
+
+fn seq_of(frame: &[u8], l4: usize) -> u32 {
+    u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,6 +831,96 @@ mod tests {
         );
     }
 
+    /// Segments of a super-frame as the segmenter cuts them (correct checksums).
+    fn cut(v6: bool, len: usize, mss: u16, flags: u8) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
+        let mut f = tcp_frame(v6, &payload, flags, 12);
+        if !v6 {
+            let c = checksum(&f[14..34]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+        let segs = segment_all(&gso_hdr(v6, mss), &f).unwrap();
+        (f, segs)
+    }
+
+    fn coalesce_all(segs: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut c = Coalescer::new();
+        let mut out = Vec::new();
+        for s in segs {
+            if c.try_append(s) {
+                continue;
+            }
+            if let Some(b) = c.take() {
+                out.push(b.to_vec());
+            }
+            if !c.start(s) {
+                let mut plain = vec![0u8; VNET_HDR_LEN];
+                plain.extend_from_slice(s);
+                out.push(plain);
+            }
+        }
+        if let Some(b) = c.take() {
+            out.push(b.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn coalesced_super_frame_segments_back_to_the_same_frames() {
+        for v6 in [false, true] {
+            let (_, segs) = cut(v6, 20000, 1400, 0x18);
+            let out = coalesce_all(&segs);
+            assert_eq!(out.len(), 1, "one super-frame");
+            let hdr = VnetHdr::parse(&out[0]).unwrap();
+            assert!(hdr.is_gso());
+            assert_eq!(hdr.gso_size, 1400);
+            assert_eq!(hdr.flags, F_NEEDS_CSUM);
+            let again = segment_all(&hdr, &out[0][VNET_HDR_LEN..]).unwrap();
+            assert_eq!(again, segs);
+        }
+    }
+
+    #[test]
+    fn runs_stop_at_gaps_bad_checksums_and_other_flows() {
+        let (_, segs) = cut(false, 7000, 1000, 0x10);
+        // A lost segment: two runs.
+        let mut gap = segs.clone();
+        gap.remove(3);
+        let out = coalesce_all(&gap);
+        assert_eq!(out.len(), 2);
+        assert_eq!(VnetHdr::parse(&out[0]).unwrap().gso_type, GSO_TCPV4);
+        // A corrupted payload byte: that segment goes out alone and unchanged.
+        let mut bad = segs.clone();
+        bad[2][80] ^= 1;
+        let out = coalesce_all(&bad);
+        assert_eq!(out.len(), 3);
+        assert_eq!(&out[1][VNET_HDR_LEN..], &bad[2][..]);
+        assert_eq!(VnetHdr::parse(&out[1]).unwrap(), VnetHdr::default());
+        // Another flow in between.
+        let (_, other) = cut(true, 3000, 1000, 0x10);
+        let mut mixed = segs[..3].to_vec();
+        mixed.push(other[0].clone());
+        mixed.extend_from_slice(&segs[3..]);
+        assert_eq!(coalesce_all(&mixed).len(), 3);
+        // A single segment comes back untouched.
+        let one = coalesce_all(&segs[..1]);
+        assert_eq!(&one[0][VNET_HDR_LEN..], &segs[0][..]);
+        assert_eq!(&one[0][..VNET_HDR_LEN], &[0; VNET_HDR_LEN]);
+    }
+
+    #[test]
+    fn psh_ends_a_run_and_syn_is_never_joined() {
+        let (_, segs) = cut(false, 5000, 1000, 0x18);
+        // The last segment carries PSH: joining the first 5 and then starting anew after it.
+        let mut twice = segs.clone();
+        twice.extend(cut(false, 2000, 1000, 0x10).1);
+        assert!(coalesce_all(&twice).len() >= 2);
+        let (_, syn) = cut(false, 100, 1000, 0x12);
+        let mut c = Coalescer::new();
+        assert!(!c.start(&syn[0]));
+        assert!(c.is_empty());
+    }
+
     proptest! {
         #[test]
         fn segments_reassemble_and_verify(
@@ -629,6 +962,46 @@ mod tests {
                 }
                 let _ = complete_checksum(&mut frame, &h);
             }
+        }
+
+        #[test]
+        fn coalescing_preserves_every_payload_byte(
+            v6 in any::<bool>(),
+            len in 1usize..20000,
+            mss in 500u16..1500,
+            drop in proptest::collection::vec(any::<bool>(), 0..40),
+        ) {
+            let (_, segs) = cut(v6, len, mss, 0x10);
+            let kept: Vec<Vec<u8>> = segs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !drop.get(*i).copied().unwrap_or(false))
+                .map(|(_, s)| s.clone())
+                .collect();
+            let mut again = Vec::new();
+            for b in coalesce_all(&kept) {
+                let h = VnetHdr::parse(&b).unwrap();
+                if h.is_gso() {
+                    again.extend(segment_all(&h, &b[VNET_HDR_LEN..]).unwrap());
+                } else {
+                    again.push(b[VNET_HDR_LEN..].to_vec());
+                }
+            }
+            prop_assert_eq!(again, kept);
+        }
+
+        #[test]
+        fn coalescer_never_panics(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..8),
+            seed in any::<(usize, u8)>(),
+        ) {
+            let (_, segs) = cut(seed.1 & 1 == 0, 3000, 700, 0x10);
+            let mut all = segs.clone();
+            let at = seed.0 % all.len();
+            let b = seed.0 % all[at].len();
+            all[at][b] ^= seed.1 | 1;
+            all.extend(frames);
+            let _ = coalesce_all(&all);
         }
 
         #[test]
