@@ -6,6 +6,8 @@
 //! over which the `ul2tp` crate's `Client`, `SessionSocket`, `TunnelSocket` and
 //! `L2tpIpSocket` work exactly as against a daemon.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod embedded;
 pub mod server;
