@@ -440,3 +440,51 @@ fn endpoint_with_unusable_defaults_does_not_admit_tunnels() {
     assert!(b.tunnel_ids().is_empty());
     assert!(b.poll_transmit().is_none());
 }
+
+#[test]
+fn sccrq_missing_a_mandatory_avp_gets_stopccn_to_the_assigned_id() {
+    // rfc-facts §1.5: SCCRQ needs Framing Capabilities. The wire layer rejects the message;
+    // the engine still answers the Assigned Tunnel ID decoded before the problem.
+    let mut b = Endpoint::new(cfg(Version::V2, "b"), Encap::Udp, 2);
+    let sccrq = MessageBuilder::new(Version::V2, Encap::Udp, 0, 0, MessageType::Sccrq)
+        .avp(AvpValue::ProtocolVersion {
+            version: 1,
+            revision: 0,
+        })
+        .unwrap()
+        .avp(AvpValue::HostName(b"a".to_vec()))
+        .unwrap()
+        .avp(AvpValue::AssignedTunnelId(4242))
+        .unwrap()
+        .finish_unchecked()
+        .unwrap();
+    b.handle_datagram(Timestamp::ZERO, addr(1), &sccrq);
+    let out = Pair::drain(&mut b);
+    let stop = out
+        .iter()
+        .map(|t| Message::parse(&t.bytes, Version::V2, None).unwrap())
+        .find(|m| m.message_type == Some(MessageType::StopCcn))
+        .expect("a StopCCN");
+    assert_eq!(stop.header.tunnel_id, 4242);
+    let rc = stop.result_code().unwrap();
+    assert_eq!(rc.result, result::STOP_ERROR);
+    assert_eq!(rc.error.map(|e| e.get()), Some(6));
+    let text = rc.message_str().unwrap();
+    assert!(text.contains("Framing Capabilities"), "{text}");
+    let ev = events(&mut b);
+    assert!(
+        matches!(
+            &ev[..],
+            [Event::TunnelDown {
+                reason: DownReason::Protocol {
+                    result_code: 2,
+                    error_code: Some(6),
+                    ..
+                },
+                was_up: false,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+}
