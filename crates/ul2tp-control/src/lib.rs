@@ -9,6 +9,10 @@
 //! argument (microseconds on any monotonic scale the caller likes), so the [`sim`] module can
 //! run two engines over a lossy network under a virtual clock.
 //!
+//! The crate has no AVP code of its own: message bodies are read with
+//! `ul2tp_wire::message::Message`, built with `ul2tp_wire::message::MessageBuilder`, and signed
+//! and verified with `ul2tp_wire::digest`.
+//!
 //! Layers inside the crate:
 //! * [`channel`]: reliable delivery (Ns/Nr, windows, acks, retransmission, slow start).
 //! * [`engine`]: tunnel and session state machines and the [`Endpoint`] demultiplexer.
