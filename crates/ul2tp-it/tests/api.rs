@@ -141,6 +141,20 @@ fn error_paths_of_the_kernel() {
         Errno::ERANGE
     );
 
+    // Interface names: 15 bytes at most (ERANGE), no '/' (EINVAL).
+    let mut s = session(10, 1);
+    s.ifname = Some("0123456789abcdef".into());
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::ERANGE
+    );
+    let mut s = session(10, 1);
+    s.ifname = Some("a/b".into());
+    assert_eq!(
+        errno(c.request(Command::SessionCreate, s, false)),
+        Errno::EINVAL
+    );
+
     let name = unique("e");
     let mut s = session(10, 1);
     s.ifname = Some(name.clone());

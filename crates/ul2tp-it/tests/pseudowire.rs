@@ -371,3 +371,125 @@ fn readme_example_works_as_written() {
         "Session 1000 in tunnel 3000\n  Peer session 2000, tunnel 4000\n  interface name: l2tpeth0\n  offset 0, peer offset 0\n\n"
     );
 }
+
+/// The checksum options of kernel-facts §1.8 / §5.5 as seen on the wire: IPv4 UDP checksums
+/// only with `udp_csum on`; IPv6 always, unless `udp6_csum_tx off`.
+#[test]
+fn udp_checksum_options_on_the_wire() {
+    for (v6, opt, zero) in [
+        (false, None, true),
+        (false, Some(("udp_csum", "on")), false),
+        (true, None, false),
+        (true, Some(("udp6_csum_tx", "off")), true),
+    ] {
+        let p = pair(v6);
+        let (la, lb) = if v6 {
+            ("fd00::1", "fd00::2")
+        } else {
+            ("192.0.2.1", "192.0.2.2")
+        };
+        let cap = Capture::start(&p.a, "eth0", "udp port 5400");
+        let mut ta = vec![
+            "add",
+            "tunnel",
+            "tunnel_id",
+            "1",
+            "peer_tunnel_id",
+            "2",
+            "local",
+            la,
+            "remote",
+            lb,
+            "udp_sport",
+            "5400",
+            "udp_dport",
+            "5400",
+        ];
+        let mut tb = vec![
+            "add",
+            "tunnel",
+            "tunnel_id",
+            "2",
+            "peer_tunnel_id",
+            "1",
+            "local",
+            lb,
+            "remote",
+            la,
+            "udp_sport",
+            "5400",
+            "udp_dport",
+            "5400",
+        ];
+        if let Some((k, v)) = opt {
+            ta.extend_from_slice(&[k, v]);
+            tb.extend_from_slice(&[k, v]);
+        }
+        if v6 && opt.is_some() {
+            // Receivers must accept zero checksums for IPv6 (udp6_csum_rx off).
+            ta.extend_from_slice(&["udp6_csum_rx", "off"]);
+            tb.extend_from_slice(&["udp6_csum_rx", "off"]);
+        }
+        p.da.cli_ok(&ta);
+        p.db.cli_ok(&tb);
+        p.da.cli_ok(&[
+            "add",
+            "session",
+            "name",
+            "pw0",
+            "tunnel_id",
+            "1",
+            "session_id",
+            "7",
+            "peer_session_id",
+            "8",
+        ]);
+        p.db.cli_ok(&[
+            "add",
+            "session",
+            "name",
+            "pw0",
+            "tunnel_id",
+            "2",
+            "session_id",
+            "8",
+            "peer_session_id",
+            "7",
+        ]);
+        for (ns, a) in [(&p.a, "198.51.100.1/24"), (&p.b, "198.51.100.2/24")] {
+            ns.ip(&["link", "set", "pw0", "up"]);
+            ns.ip(&["addr", "add", a, "dev", "pw0"]);
+        }
+        assert!(
+            p.a.ping_retry("198.51.100.2", &[], 5),
+            "ping with {opt:?} (v6 {v6})"
+        );
+        let pcap = cap.stop();
+        let out = tshark(
+            &pcap,
+            &[
+                "-T",
+                "fields",
+                "-e",
+                "ip.src",
+                "-e",
+                "ipv6.src",
+                "-e",
+                "udp.checksum",
+            ],
+        );
+        let sent: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with(la) || l.contains(&format!("\t{la}\t")))
+            .collect();
+        assert!(!sent.is_empty(), "{out}");
+        for l in sent {
+            let c = l.rsplit('\t').next().unwrap();
+            assert_eq!(
+                c == "0x0000",
+                zero,
+                "checksum {c} with {opt:?} (v6 {v6}): {l}"
+            );
+        }
+    }
+}

@@ -664,6 +664,24 @@ impl Daemon {
             vlan_id: a.vlan_id,
         };
         let is_eth = v3 && (pw == pw_type::ETH || pw == pw_type::ETH_VLAN);
+        if let (true, Some(name)) = (is_eth, &a.ifname) {
+            // kernel-facts §4.3 / §4.10: the policy allows 15 characters (ERANGE beyond);
+            // the netdev core refuses empty names and names with '/' or white space.
+            if name.len() > 15 {
+                return Err(ApiError::new(
+                    Errno::ERANGE,
+                    format!("interface name {name:?} is longer than 15 bytes"),
+                ));
+            }
+            if name.is_empty()
+                || name == "."
+                || name == ".."
+                || name.contains(['/', ':'])
+                || name.contains(char::is_whitespace)
+            {
+                return Err(einval(format!("{name:?} is not a valid interface name")));
+            }
+        }
         // Validate ids before creating the device (no device churn on EEXIST).
         if pw < pw_type::MAX && self.registry.session_get(tid, sid).is_some() {
             return Err(ApiError::new(
