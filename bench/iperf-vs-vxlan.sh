@@ -10,8 +10,14 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "iperf3 is required (apt-get install iperf3)" >&2; exit 1; }
-cargo build --release --quiet -p ul2tpd -p ul2tp-cli
-BIN=$PWD/target/release
+# BIN: directory of prebuilt ul2tpd / ul2tp binaries (skips the build); otherwise they are
+# built into ${CARGO_TARGET_DIR:-target}/release. UL2TPD_ARGS: extra daemon options
+# (e.g. --no-offload).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet -p ul2tpd -p ul2tp-cli
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
+fi
+read -r -a dargs <<<"${UL2TPD_ARGS:-}"
 
 tag="bn$$"; A="ul2tp-$tag-a"; B="ul2tp-$tag-b"; dir=$(mktemp -d); pids=()
 cleanup() {
@@ -31,8 +37,8 @@ ip -n "$A" addr add 192.0.2.1/24 dev eth0; ip -n "$B" addr add 192.0.2.2/24 dev 
 ip -n "$A" link add vx0 type vxlan id 42 local 192.0.2.1 remote 192.0.2.2 dstport 4789
 ip -n "$B" link add vx0 type vxlan id 42 local 192.0.2.2 remote 192.0.2.1 dstport 4789
 
-ip netns exec "$A" "$BIN/ul2tpd" --socket "$dir/a.sock" 2>"$dir/a.log" & pids+=($!)
-ip netns exec "$B" "$BIN/ul2tpd" --socket "$dir/b.sock" 2>"$dir/b.log" & pids+=($!)
+ip netns exec "$A" "$BIN/ul2tpd" "${dargs[@]}" --socket "$dir/a.sock" 2>"$dir/a.log" & pids+=($!)
+ip netns exec "$B" "$BIN/ul2tpd" "${dargs[@]}" --socket "$dir/b.sock" 2>"$dir/b.log" & pids+=($!)
 for s in a b; do for _ in $(seq 200); do [ -S "$dir/$s.sock" ] && break; sleep 0.05; done; done
 "$BIN/ul2tp" --socket "$dir/a.sock" add tunnel tunnel_id 1 peer_tunnel_id 2 encap udp local 192.0.2.1 remote 192.0.2.2 udp_sport 5000 udp_dport 5000
 "$BIN/ul2tp" --socket "$dir/a.sock" add session name pw0 tunnel_id 1 session_id 10 peer_session_id 20

@@ -9,19 +9,36 @@
 //!
 //! Lookups never take a global lock: the session table is an arc-swap snapshot inside the
 //! registry and the pseudowire table here is one too; counters are atomics.
+//!
+//! Batching and offloads (docs/PERFORMANCE.md):
+//!
+//! * Receive: one `recvmmsg` moves up to [`RX_BATCH`] datagrams per system call.
+//! * Transmit with offloads (the default; `--no-offload` / `UL2TPD_NO_OFFLOAD=1` keeps the
+//!   simple path of one frame per read and per send): the TAP is switched to
+//!   `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`, so the kernel hands over TCP super-frames of up
+//!   to 64 KB and frames whose checksum is still to be done. [`ul2tp_core::gso`] finishes the
+//!   checksum or cuts the super-frame into ordinary MTU-sized Ethernet frames, exactly those
+//!   the kernel's own GSO would produce; each segment is encapsulated on its own (its own
+//!   L2TP header and Ns, counted as one packet, kernel-facts §3.1) into consecutive slots of
+//!   one buffer, and the run leaves with one UDP GSO send (`UDP_SEGMENT`) when the socket
+//!   computes UDP checksums, otherwise with one `sendmmsg`. On the wire every datagram is
+//!   what the simple path would have sent for the same frames.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ul2tp_api::sockproto::SockMsg;
+use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
 use ul2tp_core::{Registry, RxOutcome, Session, SocketId, Transport};
 use ul2tp_sys::ip::IpTunnelSocket;
+use ul2tp_sys::mmsg::{RecvMeta, BATCH_MAX};
 use ul2tp_sys::seqpacket::SeqPacket;
-use ul2tp_sys::tap::Tap;
+use ul2tp_sys::tap::{Tap, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6};
 use ul2tp_sys::udp::UdpTunnelSocket;
 
 /// Room in front of every transmit buffer for the L2TP header (the largest is
@@ -29,6 +46,34 @@ use ul2tp_sys::udp::UdpTunnelSocket;
 pub const HEADROOM: usize = 64;
 /// Largest datagram handled.
 pub const MAX_DATAGRAM: usize = 65536;
+/// Datagrams received per `recvmmsg`.
+pub const RX_BATCH: usize = 32;
+/// Largest UDP payload of one GSO send (65535 - 8 byte UDP header - 20 byte IPv4 header).
+const GSO_MAX_BYTES: usize = 65507;
+
+/// 0: not decided yet (read `UL2TPD_NO_OFFLOAD`), 1: offloads on, 2: off.
+static OFFLOAD: AtomicU8 = AtomicU8::new(0);
+
+/// Turn the offload / batching transmit path on or off for sessions started afterwards
+/// (`ul2tpd --no-offload` turns it off).
+pub fn set_offload(on: bool) {
+    OFFLOAD.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// Whether new Ethernet sessions use TAP offloads; by default yes unless the environment
+/// variable `UL2TPD_NO_OFFLOAD` is set to something other than `0` or empty.
+pub fn offload_enabled() -> bool {
+    match OFFLOAD.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let off =
+                std::env::var_os("UL2TPD_NO_OFFLOAD").is_some_and(|v| !v.is_empty() && v != "0");
+            set_offload(!off);
+            !off
+        }
+    }
+}
 
 /// The socket a tunnel sends and receives on.
 #[derive(Debug)]
@@ -40,14 +85,6 @@ pub enum TunnelSocket {
 }
 
 impl TunnelSocket {
-    /// Receive one datagram's L2TP payload into `buf`; returns its length and source.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        match self {
-            TunnelSocket::Udp(s) => s.recv_from(buf).await,
-            TunnelSocket::Ip(s) => s.recv(buf).await.map(|(n, a)| (n, SocketAddr::new(a, 0))),
-        }
-    }
-
     /// Send one datagram to `dst` (UDP: address and port; IP: address).
     pub async fn send_to(&self, buf: &[u8], dst: SocketAddr) -> io::Result<usize> {
         match self {
@@ -61,6 +98,41 @@ impl TunnelSocket {
         match self {
             TunnelSocket::Udp(s) => s.send(buf).await,
             TunnelSocket::Ip(s) => s.send(buf).await,
+        }
+    }
+
+    /// Receive up to `bufs.len()` datagrams with one `recvmmsg`; returns how many.
+    pub async fn recv_batch(
+        &self,
+        bufs: &mut [Vec<u8>],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        match self {
+            TunnelSocket::Udp(s) => s.recv_batch(bufs, meta).await,
+            TunnelSocket::Ip(s) => s.recv_batch(bufs, meta).await,
+        }
+    }
+
+    /// Send datagrams with one `sendmmsg`; returns how many left from the front.
+    pub async fn send_batch(&self, bufs: &[&[u8]]) -> io::Result<usize> {
+        match self {
+            TunnelSocket::Udp(s) => s.send_batch(bufs).await,
+            TunnelSocket::Ip(s) => s.send_batch(bufs).await,
+        }
+    }
+
+    /// Whether the kernel can segment UDP sends for us (`UDP_SEGMENT`): UDP with checksums
+    /// on (the kernel refuses GSO without them, kernel-facts §5.5).
+    fn udp_gso_capable(&self) -> bool {
+        match self {
+            TunnelSocket::Udp(s) => s.checksum_options().is_ok_and(|o| {
+                if s.is_ipv6() {
+                    !o.zero_csum6_tx
+                } else {
+                    o.csum_tx_v4
+                }
+            }),
+            TunnelSocket::Ip(_) => false,
         }
     }
 
@@ -186,10 +258,12 @@ pub fn deliver(pws: &Pseudowires, session: &Arc<Session>, frame: &[u8]) {
 /// Receive loop of one tunnel socket; runs until the task is aborted or the socket fails.
 pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: SocketId) {
     let transport = sock.transport();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH).map(|_| vec![0u8; MAX_DATAGRAM]).collect();
+    let mut meta = vec![RecvMeta::default(); RX_BATCH];
+    let mut gro = RxCoalesce::new(offload_enabled());
     loop {
-        let (n, from) = match sock.recv(&mut buf).await {
-            Ok(r) => r,
+        let n = match sock.recv_batch(&mut bufs, &mut meta).await {
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 // ICMP errors (port unreachable while the peer is not up yet) surface as
@@ -202,25 +276,91 @@ pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: Socke
                 continue;
             }
         };
-        let outcome = ctx.registry.receive(
-            socket_id,
-            transport,
-            &buf[..n],
-            Instant::now(),
-            &mut |s, frame| deliver(&ctx.pseudowires, s, frame),
-        );
-        if let RxOutcome::ToSocket = outcome {
-            // Unmanaged tunnels have no control plane: the kernel leaves such packets on a
-            // socket nobody reads, so they are dropped. A managed tunnel's application gets
-            // them, addressed with their source.
-            if let Some(up) = ctx.upcall.load().as_ref() {
-                let conn_id = u32::from(from.port());
-                let msg = SockMsg::Dgram {
-                    addr: from.ip(),
-                    conn_id,
-                    payload: buf[..n].to_vec(),
-                };
-                let _ = up.try_send(&msg.encode());
+        let now = Instant::now();
+        for (buf, m) in bufs.iter().zip(&meta).take(n) {
+            if m.truncated {
+                continue;
+            }
+            let data = &buf[..m.len.min(buf.len())];
+            let outcome = ctx
+                .registry
+                .receive(socket_id, transport, data, now, &mut |s, frame| {
+                    gro.deliver(&ctx.pseudowires, s, frame)
+                });
+            if let RxOutcome::ToSocket = outcome {
+                // Unmanaged tunnels have no control plane: the kernel leaves such packets on
+                // a socket nobody reads, so they are dropped. A managed tunnel's application
+                // gets them, addressed with their source.
+                if let Some(up) = ctx.upcall.load().as_ref() {
+                    let from = m
+                        .addr
+                        .unwrap_or_else(|| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
+                    let conn_id = u32::from(from.port());
+                    let msg = SockMsg::Dgram {
+                        addr: from.ip(),
+                        conn_id,
+                        payload: data.to_vec(),
+                    };
+                    let _ = up.try_send(&msg.encode());
+                }
+            }
+        }
+        gro.flush();
+    }
+}
+
+/// Receive-side coalescing of TCP segments bound for one Ethernet pseudowire within a
+/// receive batch ([`gso::Coalescer`]): one TAP write per run instead of one per frame.
+struct RxCoalesce {
+    on: bool,
+    c: gso::Coalescer,
+    /// Device and session of the held run.
+    held: Option<(Arc<Pseudowire>, Arc<Session>)>,
+}
+
+impl RxCoalesce {
+    fn new(on: bool) -> Self {
+        Self {
+            on,
+            c: gso::Coalescer::new(),
+            held: None,
+        }
+    }
+
+    fn deliver(&mut self, pws: &Pseudowires, session: &Arc<Session>, frame: &[u8]) {
+        let Some(pw) = pws.get((session.tunnel_id(), session.session_id())) else {
+            return;
+        };
+        if self.on && matches!(*pw, Pseudowire::Eth(_)) {
+            let same = self.held.as_ref().is_some_and(|(p, _)| Arc::ptr_eq(p, &pw));
+            if same && self.c.try_append(frame) {
+                return;
+            }
+            self.flush();
+            if self.c.start(frame) {
+                self.held = Some((pw, session.clone()));
+                return;
+            }
+        } else {
+            self.flush();
+        }
+        if !pw.deliver(frame) {
+            // kernel-facts §3.1: a full PPP socket queue counts as rx_errors.
+            session.count_rx_error();
+        }
+    }
+
+    /// Write out the held run, if any.
+    fn flush(&mut self) {
+        let Some((pw, session)) = self.held.take() else {
+            return;
+        };
+        let Some(b) = self.c.take() else {
+            return;
+        };
+        if let Pseudowire::Eth(tap) = &*pw {
+            if tap.try_send_vnet(b).is_err() {
+                session.count_rx_error();
             }
         }
     }
@@ -242,11 +382,23 @@ pub async fn send_frame(session: &Session, sock: &TunnelSocket, frame: &[u8]) ->
     ok
 }
 
-/// Transmit loop of one Ethernet pseudowire: TAP frames to the tunnel socket.
+/// Transmit loop of one Ethernet pseudowire: TAP frames to the tunnel socket. Uses the
+/// offload path (module docs) unless [`offload_enabled`] is false or the TAP refuses offloads.
 pub async fn eth_tx(session: Arc<Session>, pw: Arc<Pseudowire>, sock: Arc<TunnelSocket>) {
     let Pseudowire::Eth(tap) = &*pw else {
         return;
     };
+    if offload_enabled() {
+        match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
+            Ok(()) => return eth_tx_offload(&session, tap, &sock).await,
+            Err(e) => tracing::warn!("{}: no TAP offloads ({e}); simple path", tap.name()),
+        }
+    }
+    eth_tx_simple(&session, tap, &sock).await;
+}
+
+/// One frame per read, one datagram per send.
+async fn eth_tx_simple(session: &Session, tap: &Tap, sock: &TunnelSocket) {
     let mut buf = vec![0u8; HEADROOM + MAX_DATAGRAM];
     loop {
         let n = match tap.recv(&mut buf[HEADROOM..]).await {
@@ -262,6 +414,123 @@ pub async fn eth_tx(session: Arc<Session>, pw: Arc<Pseudowire>, sock: Arc<Tunnel
         };
         let ok = sock.send(&buf[start..end]).await.is_ok();
         session.tx_done(end - start, ok);
+    }
+}
+
+/// Offloads on: frames arrive with a vnet header, possibly as TCP super-frames.
+async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket) {
+    let gso_ok = sock.udp_gso_capable();
+    // The frame lands at HEADROOM, its vnet header just in front of it.
+    let mut buf = vec![0u8; HEADROOM + MAX_DATAGRAM];
+    let mut out = vec![0u8; 2 * (HEADROOM + MAX_DATAGRAM)];
+    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(BATCH_MAX);
+    loop {
+        let n = match tap.recv_vnet(&mut buf[HEADROOM - VNET_HDR_LEN..]).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("{}: read failed: {e}", tap.name());
+                return;
+            }
+        };
+        let Some(len) = n.checked_sub(VNET_HDR_LEN) else {
+            continue;
+        };
+        let Ok(hdr) = VnetHdr::parse(&buf[HEADROOM - VNET_HDR_LEN..HEADROOM]) else {
+            continue;
+        };
+        if !hdr.is_gso() {
+            if hdr.flags & gso::F_NEEDS_CSUM != 0
+                && gso::complete_checksum(&mut buf[HEADROOM..HEADROOM + len], &hdr).is_err()
+            {
+                session.tx_done(0, false);
+                continue;
+            }
+            let Some((start, end)) = session.encap(&mut buf, HEADROOM, len) else {
+                continue;
+            };
+            let ok = sock.send(&buf[start..end]).await.is_ok();
+            session.tx_done(end - start, ok);
+            continue;
+        }
+        let seg = match TcpSegmenter::new(&hdr, &buf[HEADROOM..HEADROOM + len]) {
+            Ok(s) => s,
+            Err(e) => {
+                // Not something the TAP should produce with the offloads we asked for.
+                tracing::debug!("{}: cannot segment a GSO frame: {e}", tap.name());
+                session.tx_done(0, false);
+                continue;
+            }
+        };
+        let ovh = session.encap_overhead();
+        let stride = ovh + seg.full_segment_len();
+        let per_send = (GSO_MAX_BYTES / stride).clamp(1, BATCH_MAX);
+        let mut i = 0;
+        while i < seg.count() {
+            let k = per_send.min(seg.count() - i);
+            ranges.clear();
+            for j in 0..k {
+                let at = j * stride + ovh;
+                let Ok(flen) = seg.write_segment(i + j, &mut out[at..]) else {
+                    session.tx_done(0, false);
+                    continue;
+                };
+                if let Some(r) = session.encap(&mut out[..at + flen], at, flen) {
+                    ranges.push(r);
+                }
+            }
+            send_run(session, sock, &out, &ranges, stride, gso_ok).await;
+            i += k;
+        }
+    }
+}
+
+/// Send the datagrams `out[r.0..r.1]` for `r` in `ranges`, counting each as one packet. When
+/// they sit back to back, all `stride` long but the last, one UDP GSO send carries them.
+async fn send_run(
+    session: &Session,
+    sock: &TunnelSocket,
+    out: &[u8],
+    ranges: &[(usize, usize)],
+    stride: usize,
+    gso_ok: bool,
+) {
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+        return;
+    };
+    if let (true, TunnelSocket::Udp(udp), Ok(seg)) =
+        (gso_ok && ranges.len() > 1, sock, u16::try_from(stride))
+    {
+        let regular = ranges.windows(2).all(|w| w[0].1 == w[1].0)
+            && ranges[..ranges.len() - 1]
+                .iter()
+                .all(|r| r.1 - r.0 == stride)
+            && last.1 - last.0 <= stride;
+        if regular {
+            let ok = udp.send_segmented(&out[first.0..last.1], seg).await.is_ok();
+            for r in ranges {
+                session.tx_done(r.1 - r.0, ok);
+            }
+            return;
+        }
+    }
+    let mut slices: Vec<&[u8]> = ranges.iter().map(|r| &out[r.0..r.1]).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = match sock.send_batch(rest).await {
+            Ok(n) => n.max(1).min(rest.len()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                // The first datagram failed: count it and go on with the others.
+                session.tx_done(rest[0].len(), false);
+                rest = &mut rest[1..];
+                continue;
+            }
+        };
+        for d in &rest[..n] {
+            session.tx_done(d.len(), true);
+        }
+        rest = &mut rest[n..];
     }
 }
 
