@@ -209,6 +209,43 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     b.ip(&["link", "set", b_if, "up"]);
 }
 
+/// Two hosts on one veth link (`eth0` in each: 192.0.2.1/24 and 192.0.2.2/24, or fd00::1/64
+/// and fd00::2/64), each running a ul2tpd.
+#[derive(Debug)]
+pub struct Pair {
+    /// Host a.
+    pub a: Netns,
+    /// Host b.
+    pub b: Netns,
+    /// The daemon in a.
+    pub da: Daemon,
+    /// The daemon in b.
+    pub db: Daemon,
+}
+
+impl Pair {
+    /// Build the two hosts; `v6` selects the IPv6 underlay.
+    pub fn new(v6: bool) -> Pair {
+        let a = Netns::new("pa");
+        let b = Netns::new("pb");
+        for ns in [&a, &b] {
+            ns.sysctl("net.ipv6.conf.default.accept_dad=0");
+            ns.sysctl("net.ipv6.conf.all.accept_dad=0");
+        }
+        veth(&a, "eth0", &b, "eth0");
+        if v6 {
+            a.ip(&["-6", "addr", "add", "fd00::1/64", "dev", "eth0", "nodad"]);
+            b.ip(&["-6", "addr", "add", "fd00::2/64", "dev", "eth0", "nodad"]);
+        } else {
+            a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+            b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        }
+        let da = Daemon::start(&a, &[]);
+        let db = Daemon::start(&b, &[]);
+        Pair { a, b, da, db }
+    }
+}
+
 /// A ul2tpd process inside a namespace, killed on drop.
 #[derive(Debug)]
 pub struct Daemon {
@@ -283,6 +320,12 @@ impl Daemon {
             self.log()
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `ul2tp` with a whole command line (split at white space), which must succeed.
+    pub fn ul2tp(&self, line: &str) -> String {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        self.cli_ok(&args)
     }
 
     /// A connected API client.

@@ -397,7 +397,7 @@ fn static_config_creates_objects_and_errors_name_file_line_key() {
     .unwrap();
     let d = Daemon::start(&ns, &["--config", good.to_str().unwrap()]);
     assert!(ns.has_link(&ifname));
-    let out = d.cli_ok(&["show", "session"]);
+    let out = d.ul2tp("show session");
     assert!(out.contains("Session 1000 in tunnel 3000"), "{out}");
     assert!(out.contains("cookie 00112233"), "{out}");
     drop(d);
@@ -482,8 +482,6 @@ fn configured_groups_may_read_or_change_state() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(d
-        .cli_ok(&["show", "tunnel"])
-        .contains("Tunnel 5, encap UDP"));
+    assert!(d.ul2tp("show tunnel").contains("Tunnel 5, encap UDP"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,24 +11,10 @@ use ul2tp::{
     ClientError, L2tpAddr, L2tpIpSocket, PppoL2tpAddr, SessionOption, SessionSocket, TunnelSocket,
 };
 use ul2tp_api::{pw_type, Attrs, Command, Errno};
-use ul2tp_it::{have, tshark, unique, veth, Capture, Daemon, Netns};
-
-struct Pair {
-    a: Netns,
-    b: Netns,
-    da: Daemon,
-    db: Daemon,
-}
+use ul2tp_it::{have, tshark, unique, Capture, Daemon, Pair};
 
 fn pair() -> Pair {
-    let a = Netns::new("xa");
-    let b = Netns::new("xb");
-    veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-    let da = Daemon::start(&a, &[]);
-    let db = Daemon::start(&b, &[]);
-    Pair { a, b, da, db }
+    Pair::new(false)
 }
 
 fn api_errno<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Errno {
@@ -116,30 +102,8 @@ fn ppp_over(version: &str) {
     ];
     t.extend_from_slice(&ports);
     p.db.cli_ok(&t);
-    p.da.cli_ok(&[
-        "add",
-        "session",
-        "pw_type",
-        "ppp",
-        "tunnel_id",
-        "10",
-        "session_id",
-        "1",
-        "peer_session_id",
-        "2",
-    ]);
-    p.db.cli_ok(&[
-        "add",
-        "session",
-        "pw_type",
-        "ppp",
-        "tunnel_id",
-        "20",
-        "session_id",
-        "2",
-        "peer_session_id",
-        "1",
-    ]);
+    p.da.ul2tp("add session pw_type ppp tunnel_id 10 session_id 1 peer_session_id 2");
+    p.db.ul2tp("add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1");
     let v: u8 = version.parse().unwrap();
     let addr = |tid, sid, ptid, psid| PppoL2tpAddr {
         tunnel_id: tid,
@@ -242,7 +206,7 @@ fn ppp_over(version: &str) {
     }
 
     // /proc/net/pppol2tp lists L2TPv2 sessions only.
-    let listing = p.da.cli_ok(&["debug", "pppol2tp"]);
+    let listing = p.da.ul2tp("debug pppol2tp");
     if version == "2" {
         assert!(listing.contains("SESSION 'sess 10/1'"), "{listing}");
     } else {
@@ -273,36 +237,8 @@ fn ppp_frames_through_session_sockets_l2tpv3() {
 fn old_l2tpv2_api_creates_tunnel_and_session_on_connect() {
     let p = pair();
     // The peer: a static L2TPv2 tunnel with a PPP session and a session socket.
-    p.db.cli_ok(&[
-        "add",
-        "tunnel",
-        "version",
-        "2",
-        "tunnel_id",
-        "20",
-        "peer_tunnel_id",
-        "10",
-        "local",
-        "192.0.2.2",
-        "remote",
-        "192.0.2.1",
-        "udp_sport",
-        "1701",
-        "udp_dport",
-        "1701",
-    ]);
-    p.db.cli_ok(&[
-        "add",
-        "session",
-        "pw_type",
-        "ppp",
-        "tunnel_id",
-        "20",
-        "session_id",
-        "2",
-        "peer_session_id",
-        "1",
-    ]);
+    p.db.ul2tp("add tunnel version 2 tunnel_id 20 peer_tunnel_id 10 local 192.0.2.2 remote 192.0.2.1 udp_sport 1701 udp_dport 1701");
+    p.db.ul2tp("add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1");
     let mut sb = SessionSocket::connect(
         &mut p.db.client(),
         PppoL2tpAddr {
@@ -402,12 +338,12 @@ fn old_l2tpv2_api_creates_tunnel_and_session_on_connect() {
     );
 
     // The tunnel the management socket created shows up like any other, and goes with it.
-    let shown = p.da.cli_ok(&["show", "tunnel"]);
+    let shown = p.da.ul2tp("show tunnel");
     assert!(shown.contains("Tunnel 10, encap UDP"), "{shown}");
     drop(sa);
     drop(mgmt);
     let end = std::time::Instant::now() + Duration::from_secs(5);
-    while !p.da.cli_ok(&["show", "tunnel"]).trim().is_empty() {
+    while !p.da.ul2tp("show tunnel").trim().is_empty() {
         assert!(
             std::time::Instant::now() < end,
             "tunnel survived its management socket"
@@ -561,7 +497,7 @@ fn managed_tunnels_carry_our_control_messages_and_die_with_their_socket() {
         "device survived the tunnel socket"
     );
     assert!(!p.a.ping("198.51.100.2", &[]));
-    let shown = p.da.cli_ok(&["show", "tunnel", "tunnel_id", "100"]);
+    let shown = p.da.ul2tp("show tunnel tunnel_id 100");
     assert!(shown.trim().is_empty(), "{shown}");
 }
 
@@ -817,7 +753,7 @@ fn two_tunnels_share_one_address_and_port_pair() {
         "second tunnel on the same 5-tuple"
     );
     // Deleting one leaves the other (and the shared socket) working.
-    p.da.cli_ok(&["del", "tunnel", "tunnel_id", "1"]);
+    p.da.ul2tp("del tunnel tunnel_id 1");
     assert!(
         p.a.ping_retry("10.61.0.2", &[], 3),
         "second tunnel after deleting the first"
@@ -827,35 +763,9 @@ fn two_tunnels_share_one_address_and_port_pair() {
 #[test]
 fn debug_listing_traces_and_pppol2tp_errors() {
     let p = pair();
-    p.da.cli_ok(&[
-        "add",
-        "tunnel",
-        "tunnel_id",
-        "3000",
-        "peer_tunnel_id",
-        "4000",
-        "local",
-        "192.0.2.1",
-        "remote",
-        "192.0.2.2",
-        "udp_sport",
-        "5300",
-        "udp_dport",
-        "5300",
-    ]);
-    p.da.cli_ok(&[
-        "add",
-        "session",
-        "tunnel_id",
-        "3000",
-        "session_id",
-        "1000",
-        "peer_session_id",
-        "2000",
-        "cookie",
-        "01020304",
-    ]);
-    let listing = p.da.cli_ok(&["debug", "tunnels"]);
+    p.da.ul2tp("add tunnel tunnel_id 3000 peer_tunnel_id 4000 local 192.0.2.1 remote 192.0.2.2 udp_sport 5300 udp_dport 5300");
+    p.da.ul2tp("add session tunnel_id 3000 session_id 1000 peer_session_id 2000 cookie 01020304");
+    let listing = p.da.ul2tp("debug tunnels");
     for want in [
         "TUNNEL 3000 peer 4000 from 192.0.2.1 to 192.0.2.2",
         " source port 5300, dest port 5300",
@@ -884,8 +794,8 @@ fn debug_listing_traces_and_pppol2tp_errors() {
     let mut m = p.da.client();
     m.request(Command::Monitor, Attrs::default(), false)
         .unwrap();
-    p.da.cli_ok(&["trace", "on", "tunnel_id", "3000", "session_id", "1000"]);
-    p.da.cli_ok(&["del", "session", "tunnel_id", "3000", "session_id", "1000"]);
+    p.da.ul2tp("trace on tunnel_id 3000 session_id 1000");
+    p.da.ul2tp("del session tunnel_id 3000 session_id 1000");
     let mut texts = Vec::new();
     for _ in 0..6 {
         let e = m.next_message().unwrap();
@@ -920,36 +830,8 @@ fn debug_listing_traces_and_pppol2tp_errors() {
 #[test]
 fn in_process_session_socket_with_embedded_daemon() {
     let p = pair();
-    p.db.cli_ok(&[
-        "add",
-        "tunnel",
-        "version",
-        "2",
-        "tunnel_id",
-        "20",
-        "peer_tunnel_id",
-        "10",
-        "local",
-        "192.0.2.2",
-        "remote",
-        "192.0.2.1",
-        "udp_sport",
-        "1701",
-        "udp_dport",
-        "1701",
-    ]);
-    p.db.cli_ok(&[
-        "add",
-        "session",
-        "pw_type",
-        "ppp",
-        "tunnel_id",
-        "20",
-        "session_id",
-        "2",
-        "peer_session_id",
-        "1",
-    ]);
+    p.db.ul2tp("add tunnel version 2 tunnel_id 20 peer_tunnel_id 10 local 192.0.2.2 remote 192.0.2.1 udp_sport 1701 udp_dport 1701");
+    p.db.ul2tp("add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1");
     let mut sb = SessionSocket::connect(
         &mut p.db.client(),
         PppoL2tpAddr {

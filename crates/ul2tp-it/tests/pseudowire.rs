@@ -3,33 +3,10 @@
 
 use std::time::Duration;
 
-use ul2tp_it::{have, tshark, veth, Capture, Daemon, Netns};
-
-struct Pair {
-    a: Netns,
-    b: Netns,
-    da: Daemon,
-    db: Daemon,
-}
+use ul2tp_it::{have, tshark, Capture, Pair};
 
 fn pair(v6: bool) -> Pair {
-    let a = Netns::new("pa");
-    let b = Netns::new("pb");
-    for ns in [&a, &b] {
-        ns.sysctl("net.ipv6.conf.default.accept_dad=0");
-        ns.sysctl("net.ipv6.conf.all.accept_dad=0");
-    }
-    veth(&a, "eth0", &b, "eth0");
-    if v6 {
-        a.ip(&["-6", "addr", "add", "fd00::1/64", "dev", "eth0", "nodad"]);
-        b.ip(&["-6", "addr", "add", "fd00::2/64", "dev", "eth0", "nodad"]);
-    } else {
-        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-    }
-    let da = Daemon::start(&a, &[]);
-    let db = Daemon::start(&b, &[]);
-    Pair { a, b, da, db }
+    Pair::new(v6)
 }
 
 /// Tunnel 1000/2000 and session 0x1001/0x2001 like the capture README, with extra session args
@@ -133,7 +110,7 @@ fn cookies_4_and_8_bytes_work() {
         let s = p.da.session_stats(2000, 0x2001);
         assert_eq!(s.rx_cookie_discards, 0);
         assert!(s.rx_packets > 0);
-        let shown = p.da.cli_ok(&["show", "session", "tunnel_id", "2000"]);
+        let shown = p.da.ul2tp("show session tunnel_id 2000");
         assert!(
             shown.contains(&format!("  cookie {ca}  peer cookie {cb}")),
             "{shown}"
@@ -298,74 +275,22 @@ fn tshark_decodes_ip6_cookie8_and_udp6() {
 #[test]
 fn readme_example_works_as_written() {
     let p = pair(false);
-    p.da.cli_ok(&[
-        "add",
-        "tunnel",
-        "tunnel_id",
-        "3000",
-        "peer_tunnel_id",
-        "4000",
-        "encap",
-        "udp",
-        "local",
-        "192.0.2.1",
-        "remote",
-        "192.0.2.2",
-        "udp_sport",
-        "5000",
-        "udp_dport",
-        "6000",
-    ]);
-    p.da.cli_ok(&[
-        "add",
-        "session",
-        "tunnel_id",
-        "3000",
-        "session_id",
-        "1000",
-        "peer_session_id",
-        "2000",
-    ]);
-    p.db.cli_ok(&[
-        "add",
-        "tunnel",
-        "tunnel_id",
-        "4000",
-        "peer_tunnel_id",
-        "3000",
-        "encap",
-        "udp",
-        "local",
-        "192.0.2.2",
-        "remote",
-        "192.0.2.1",
-        "udp_sport",
-        "6000",
-        "udp_dport",
-        "5000",
-    ]);
-    p.db.cli_ok(&[
-        "add",
-        "session",
-        "tunnel_id",
-        "4000",
-        "session_id",
-        "2000",
-        "peer_session_id",
-        "1000",
-    ]);
+    p.da.ul2tp("add tunnel tunnel_id 3000 peer_tunnel_id 4000 encap udp local 192.0.2.1 remote 192.0.2.2 udp_sport 5000 udp_dport 6000");
+    p.da.ul2tp("add session tunnel_id 3000 session_id 1000 peer_session_id 2000");
+    p.db.ul2tp("add tunnel tunnel_id 4000 peer_tunnel_id 3000 encap udp local 192.0.2.2 remote 192.0.2.1 udp_sport 6000 udp_dport 5000");
+    p.db.ul2tp("add session tunnel_id 4000 session_id 2000 peer_session_id 1000");
     for (ns, addr) in [(&p.a, "10.42.0.1/24"), (&p.b, "10.42.0.2/24")] {
         ns.ip(&["link", "set", "l2tpeth0", "up"]);
         ns.ip(&["addr", "add", addr, "dev", "l2tpeth0"]);
     }
     assert!(p.a.ping_retry("10.42.0.2", &[], 5));
     assert!(p.b.ping_retry("10.42.0.1", &[], 3));
-    let t = p.da.cli_ok(&["show", "tunnel"]);
+    let t = p.da.ul2tp("show tunnel");
     assert_eq!(
         t,
         "Tunnel 3000, encap UDP\n  From 192.0.2.1 to 192.0.2.2\n  Peer tunnel 4000\n  UDP source / dest ports: 5000/6000\n  UDP checksum: disabled\n"
     );
-    let s = p.da.cli_ok(&["show", "session"]);
+    let s = p.da.ul2tp("show session");
     assert_eq!(
         s,
         "Session 1000 in tunnel 3000\n  Peer session 2000, tunnel 4000\n  interface name: l2tpeth0\n  offset 0, peer offset 0\n\n"
@@ -432,30 +357,8 @@ fn udp_checksum_options_on_the_wire() {
         }
         p.da.cli_ok(&ta);
         p.db.cli_ok(&tb);
-        p.da.cli_ok(&[
-            "add",
-            "session",
-            "name",
-            "pw0",
-            "tunnel_id",
-            "1",
-            "session_id",
-            "7",
-            "peer_session_id",
-            "8",
-        ]);
-        p.db.cli_ok(&[
-            "add",
-            "session",
-            "name",
-            "pw0",
-            "tunnel_id",
-            "2",
-            "session_id",
-            "8",
-            "peer_session_id",
-            "7",
-        ]);
+        p.da.ul2tp("add session name pw0 tunnel_id 1 session_id 7 peer_session_id 8");
+        p.db.ul2tp("add session name pw0 tunnel_id 2 session_id 8 peer_session_id 7");
         for (ns, a) in [(&p.a, "198.51.100.1/24"), (&p.b, "198.51.100.2/24")] {
             ns.ip(&["link", "set", "pw0", "up"]);
             ns.ip(&["addr", "add", a, "dev", "pw0"]);

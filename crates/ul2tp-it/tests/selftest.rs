@@ -282,8 +282,8 @@ fn run_selftest(encap: &str, mtu4: u32, mtu6: u32) {
     assert_eq!(s.rx_errors, 0, "{s:?}");
 
     // Deleting the tunnels deletes the sessions and their devices, and pings fail.
-    d1.cli_ok(&["del", "tunnel", "tunnel_id", "1041"]);
-    d1.cli_ok(&["del", "tunnel", "tunnel_id", "1061"]);
+    d1.ul2tp("del tunnel tunnel_id 1041");
+    d1.ul2tp("del tunnel tunnel_id 1061");
     assert!(
         t.h1.wait_link("l2tp4", false, Duration::from_secs(5)),
         "l2tp4 still present after tunnel delete"
@@ -300,14 +300,14 @@ fn run_selftest(encap: &str, mtu4: u32, mtu6: u32) {
         !t.h2.ping("fc00:1::1", &[]),
         "ping6 over a deleted tunnel succeeded"
     );
-    let shown = d1.cli_ok(&["show", "session"]);
+    let shown = d1.ul2tp("show session");
     assert!(
         shown.trim().is_empty(),
         "sessions left after tunnel delete: {shown}"
     );
     // The other side still has its objects until deleted.
     assert!(t.h2.has_link("l2tp4"));
-    d2.cli_ok(&["del", "session", "tunnel_id", "1042", "session_id", "1042"]);
+    d2.ul2tp("del session tunnel_id 1042 session_id 1042");
     assert!(
         t.h2.wait_link("l2tp4", false, Duration::from_secs(5)),
         "session delete leaves the device"

@@ -59,42 +59,8 @@ fn topo(relay_args: &[&str], a_sess: &[&str], b_sess: &[&str]) -> Topo {
     );
     let da = Daemon::start(&a, &[]);
     let db = Daemon::start(&b, &[]);
-    da.cli_ok(&[
-        "add",
-        "tunnel",
-        "tunnel_id",
-        "2000",
-        "peer_tunnel_id",
-        "1000",
-        "encap",
-        "udp",
-        "local",
-        "192.0.2.1",
-        "remote",
-        "192.0.2.2",
-        "udp_sport",
-        "5000",
-        "udp_dport",
-        "6001",
-    ]);
-    db.cli_ok(&[
-        "add",
-        "tunnel",
-        "tunnel_id",
-        "1000",
-        "peer_tunnel_id",
-        "2000",
-        "encap",
-        "udp",
-        "local",
-        "198.18.0.1",
-        "remote",
-        "198.18.0.2",
-        "udp_sport",
-        "5000",
-        "udp_dport",
-        "6002",
-    ]);
+    da.ul2tp("add tunnel tunnel_id 2000 peer_tunnel_id 1000 encap udp local 192.0.2.1 remote 192.0.2.2 udp_sport 5000 udp_dport 6001");
+    db.ul2tp("add tunnel tunnel_id 1000 peer_tunnel_id 2000 encap udp local 198.18.0.1 remote 198.18.0.2 udp_sport 5000 udp_dport 6002");
     let mut s = vec![
         "add",
         "session",
@@ -421,18 +387,7 @@ fn recv_seq_and_lns_discard_unsequenced_packets() {
         (0, 3, 3),
         "{sb:?}"
     );
-    t.db.cli_ok(&[
-        "modify",
-        "session",
-        "tunnel_id",
-        "1000",
-        "session_id",
-        "0x1001",
-        "seq",
-        "send",
-        "lns_mode",
-        "on",
-    ]);
+    t.db.ul2tp("modify session tunnel_id 1000 session_id 0x1001 seq send lns_mode on");
     assert_eq!(ping_count(&t.a, B_ADDR, 3, "0.1"), 0);
     let sb = t.stats_b();
     assert_eq!(
@@ -441,16 +396,7 @@ fn recv_seq_and_lns_discard_unsequenced_packets() {
         "{sb:?}"
     );
     assert_eq!(sb.tx_packets, 0, "B never had anything to answer: {sb:?}");
-    t.db.cli_ok(&[
-        "modify",
-        "session",
-        "tunnel_id",
-        "1000",
-        "session_id",
-        "0x1001",
-        "seq",
-        "none",
-    ]);
+    t.db.ul2tp("modify session tunnel_id 1000 session_id 0x1001 seq none");
     assert_eq!(ping_count(&t.a, B_ADDR, 3, "0.1"), 3);
     let sb = t.stats_b();
     assert_eq!(
@@ -495,16 +441,7 @@ fn lac_follows_the_lns_sequencing() {
     let cap = Capture::start(&t.r, "eth1", "udp");
     assert_eq!(ping_count(&t.b, A_ADDR, 3, "0.2"), 3);
     assert_eq!(send_seq(&t.da, 2000, 0x2001), Some(1), "A switched on");
-    t.db.cli_ok(&[
-        "modify",
-        "session",
-        "tunnel_id",
-        "1000",
-        "session_id",
-        "0x1001",
-        "seq",
-        "none",
-    ]);
+    t.db.ul2tp("modify session tunnel_id 1000 session_id 0x1001 seq none");
     assert_eq!(ping_count(&t.b, A_ADDR, 3, "0.2"), 3);
     let pcap = cap.stop();
     assert_ne!(send_seq(&t.da, 2000, 0x2001), Some(1), "A switched off");
