@@ -12,7 +12,8 @@ secs=${1:-10}
 command -v iperf3 >/dev/null || { echo "iperf3 is required (apt-get install iperf3)" >&2; exit 1; }
 # BIN: directory of prebuilt ul2tpd / ul2tp binaries (skips the build); otherwise they are
 # built into ${CARGO_TARGET_DIR:-target}/release. UL2TPD_ARGS: extra daemon options
-# (e.g. --no-offload).
+# (e.g. --no-offload). TUNNEL_OPTS: extra `add tunnel` options (e.g. "udp_csum on", which
+# lets the offload path use UDP GSO; the kernel refuses GSO on checksum-less sockets).
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet -p ul2tpd -p ul2tp-cli
   BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
@@ -40,9 +41,9 @@ ip -n "$B" link add vx0 type vxlan id 42 local 192.0.2.2 remote 192.0.2.1 dstpor
 ip netns exec "$A" "$BIN/ul2tpd" "${dargs[@]}" --socket "$dir/a.sock" 2>"$dir/a.log" & pids+=($!)
 ip netns exec "$B" "$BIN/ul2tpd" "${dargs[@]}" --socket "$dir/b.sock" 2>"$dir/b.log" & pids+=($!)
 for s in a b; do for _ in $(seq 200); do [ -S "$dir/$s.sock" ] && break; sleep 0.05; done; done
-"$BIN/ul2tp" --socket "$dir/a.sock" add tunnel tunnel_id 1 peer_tunnel_id 2 encap udp local 192.0.2.1 remote 192.0.2.2 udp_sport 5000 udp_dport 5000
+"$BIN/ul2tp" --socket "$dir/a.sock" add tunnel tunnel_id 1 peer_tunnel_id 2 encap udp local 192.0.2.1 remote 192.0.2.2 udp_sport 5000 udp_dport 5000 ${TUNNEL_OPTS:-}
 "$BIN/ul2tp" --socket "$dir/a.sock" add session name pw0 tunnel_id 1 session_id 10 peer_session_id 20
-"$BIN/ul2tp" --socket "$dir/b.sock" add tunnel tunnel_id 2 peer_tunnel_id 1 encap udp local 192.0.2.2 remote 192.0.2.1 udp_sport 5000 udp_dport 5000
+"$BIN/ul2tp" --socket "$dir/b.sock" add tunnel tunnel_id 2 peer_tunnel_id 1 encap udp local 192.0.2.2 remote 192.0.2.1 udp_sport 5000 udp_dport 5000 ${TUNNEL_OPTS:-}
 "$BIN/ul2tp" --socket "$dir/b.sock" add session name pw0 tunnel_id 2 session_id 20 peer_session_id 10
 mtu=$(ip -n "$A" -o link show pw0 | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
 for ns in "$A" "$B"; do

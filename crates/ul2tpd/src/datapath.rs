@@ -257,22 +257,26 @@ pub fn deliver(pws: &Pseudowires, session: &Arc<Session>, frame: &[u8]) {
 
 /// Receive loop of one tunnel socket; runs until the task is aborted or the socket fails.
 pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: SocketId) {
+    let offload = offload_enabled();
+    if offload {
+        if let TunnelSocket::Udp(u) = &*sock {
+            // UDP GRO pays off when the peer sends with UDP GSO, which needs checksums: use
+            // it on a connected socket that itself sends with checksums (the usual
+            // symmetric configuration). Without checksums recvmmsg batching is better.
+            if u.peer_addr().is_ok() && sock.udp_gso_capable() && u.set_gro(true).is_ok() {
+                return tunnel_rx_gro(ctx, u, socket_id).await;
+            }
+        }
+    }
     let transport = sock.transport();
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH).map(|_| vec![0u8; MAX_DATAGRAM]).collect();
     let mut meta = vec![RecvMeta::default(); RX_BATCH];
-    let mut gro = RxCoalesce::new(offload_enabled());
+    let mut gro = RxCoalesce::new(offload);
     loop {
         let n = match sock.recv_batch(&mut bufs, &mut meta).await {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // ICMP errors (port unreachable while the peer is not up yet) surface as
-                // ECONNREFUSED on a connected UDP socket: not fatal.
-                if e.raw_os_error() == Some(libc_econnrefused()) {
-                    continue;
-                }
-                tracing::warn!("tunnel socket {socket_id:?}: receive failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                rx_error(socket_id, e).await;
                 continue;
             }
         };
@@ -282,30 +286,76 @@ pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: Socke
                 continue;
             }
             let data = &buf[..m.len.min(buf.len())];
-            let outcome = ctx
-                .registry
-                .receive(socket_id, transport, data, now, &mut |s, frame| {
-                    gro.deliver(&ctx.pseudowires, s, frame)
-                });
-            if let RxOutcome::ToSocket = outcome {
-                // Unmanaged tunnels have no control plane: the kernel leaves such packets on
-                // a socket nobody reads, so they are dropped. A managed tunnel's application
-                // gets them, addressed with their source.
-                if let Some(up) = ctx.upcall.load().as_ref() {
-                    let from = m
-                        .addr
-                        .unwrap_or_else(|| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
-                    let conn_id = u32::from(from.port());
-                    let msg = SockMsg::Dgram {
-                        addr: from.ip(),
-                        conn_id,
-                        payload: data.to_vec(),
-                    };
-                    let _ = up.try_send(&msg.encode());
-                }
-            }
+            handle_datagram(&ctx, socket_id, transport, data, now, &mut gro, || m.addr);
         }
         gro.flush();
+    }
+}
+
+/// Receive loop of a connected UDP tunnel socket with `UDP_GRO` on: one receive returns a
+/// run of same-sized datagrams, split with [`GroSegments`](ul2tp_sys::udp::GroSegments).
+async fn tunnel_rx_gro(ctx: RxContext, sock: &UdpTunnelSocket, socket_id: SocketId) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut gro = RxCoalesce::new(true);
+    loop {
+        let (n, seg) = match sock.recv_gro(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                rx_error(socket_id, e).await;
+                continue;
+            }
+        };
+        let now = Instant::now();
+        for data in ul2tp_sys::udp::GroSegments::new(&buf[..n], seg) {
+            handle_datagram(&ctx, socket_id, Transport::Udp, data, now, &mut gro, || {
+                sock.peer_addr().ok()
+            });
+        }
+        gro.flush();
+    }
+}
+
+/// What to do after a failed receive: ICMP errors (port unreachable while the peer is not
+/// up yet) surface as ECONNREFUSED on a connected UDP socket and are not fatal; anything
+/// else is logged and retried after a pause.
+async fn rx_error(socket_id: SocketId, e: io::Error) {
+    if e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc_econnrefused()) {
+        return;
+    }
+    tracing::warn!("tunnel socket {socket_id:?}: receive failed: {e}");
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+}
+
+/// Classify and deliver one received datagram; `from` gives its source when an
+/// application has to see it.
+fn handle_datagram(
+    ctx: &RxContext,
+    socket_id: SocketId,
+    transport: Transport,
+    data: &[u8],
+    now: Instant,
+    gro: &mut RxCoalesce,
+    from: impl FnOnce() -> Option<SocketAddr>,
+) {
+    let outcome = ctx
+        .registry
+        .receive(socket_id, transport, data, now, &mut |s, frame| {
+            gro.deliver(&ctx.pseudowires, s, frame)
+        });
+    if let RxOutcome::ToSocket = outcome {
+        // Unmanaged tunnels have no control plane: the kernel leaves such packets on a
+        // socket nobody reads, so they are dropped. A managed tunnel's application gets
+        // them, addressed with their source.
+        if let Some(up) = ctx.upcall.load().as_ref() {
+            let from = from().unwrap_or_else(|| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
+            let conn_id = u32::from(from.port());
+            let msg = SockMsg::Dgram {
+                addr: from.ip(),
+                conn_id,
+                payload: data.to_vec(),
+            };
+            let _ = up.try_send(&msg.encode());
+        }
     }
 }
 
