@@ -74,6 +74,55 @@ pub struct ApiConfig {
     pub read_group: Option<String>,
 }
 
+/// The `[control]` table: run the L2TP control protocol (dynamic tunnels).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Local address and port of the control endpoint (default 0.0.0.0:1701).
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// Host Name AVP (default "ul2tp").
+    pub host_name: Option<String>,
+    /// Shared secret: L2TPv2 tunnel authentication and hidden AVPs, L2TPv3 message digests.
+    pub secret: Option<String>,
+    /// Hide the AVPs that may be hidden (needs a secret).
+    #[serde(default)]
+    pub hide_avps: bool,
+    /// Seconds of silence before a HELLO (default 60).
+    pub hello_interval: Option<u64>,
+    /// Retransmissions before a tunnel is declared down (default 5).
+    pub max_retries: Option<u32>,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([0, 0, 0, 0], 1701))
+}
+
+impl ControlConfig {
+    /// The engine settings this table describes.
+    pub fn settings(&self) -> crate::control::ControlSettings {
+        let mut c = ul2tp_control::Config {
+            version: ul2tp_control::Version::V3,
+            ..Default::default()
+        };
+        if let Some(h) = &self.host_name {
+            c.host_name = h.clone();
+        }
+        c.secret = self.secret.as_ref().map(|s| s.as_bytes().to_vec());
+        c.hide_avps = self.hide_avps;
+        if let Some(h) = self.hello_interval {
+            c.hello_interval = std::time::Duration::from_secs(h.max(1));
+        }
+        if let Some(r) = self.max_retries {
+            c.max_retries = r;
+        }
+        crate::control::ControlSettings {
+            listen: self.listen,
+            config: c,
+        }
+    }
+}
+
 /// Encapsulation keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +207,8 @@ pub struct Config {
     /// Static tunnels.
     #[serde(default)]
     pub tunnel: Vec<TunnelConfig>,
+    /// The L2TP control protocol (dynamic tunnels); off when absent.
+    pub control: Option<ControlConfig>,
 }
 
 /// A tunnel or session create request derived from the file, with its location for errors.
@@ -541,6 +592,21 @@ seq = "both"
         let e = objects("[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nlocal = \"not-an-ip\"\n")
             .unwrap_err();
         assert_eq!(e.line, Some(4));
+    }
+
+    #[test]
+    fn control_section() {
+        let p = Path::new("c.toml");
+        let c = Config::parse(
+            p,
+            "[control]\nlisten = \"127.0.0.1:1702\"\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        let s = c.control.unwrap().settings();
+        assert_eq!(s.listen, "127.0.0.1:1702".parse().unwrap());
+        assert_eq!(s.config.secret.as_deref(), Some(&b"s"[..]));
+        let e = Config::parse(p, "[control]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
     }
 
     #[test]

@@ -120,6 +120,12 @@ fn run(args: Args) -> anyhow::Result<()> {
                 );
             }
         }
+        if let Some(c) = &cfg.control {
+            let local = daemon.start_control(c.settings()).map_err(|e| {
+                anyhow::anyhow!("cannot start the control endpoint on {}: {e}", c.listen)
+            })?;
+            tracing::info!("L2TP control endpoint on {local}");
+        }
         let listener = server::bind(&socket_path)?;
         tracing::info!("ul2tpd serving {}", socket_path.display());
         let serve = tokio::spawn(server::serve(

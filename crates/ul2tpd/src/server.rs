@@ -98,7 +98,10 @@ pub fn required(cmd: Command) -> Privilege {
         | Command::SessionModify
         | Command::TraceSet
         | Command::Pppol2tpConnect
-        | Command::L2tpipSocket => Privilege::Admin,
+        | Command::L2tpipSocket
+        | Command::ControlConnect
+        | Command::ControlSession
+        | Command::ControlDisconnect => Privilege::Admin,
     }
 }
 

@@ -137,6 +137,7 @@ pub struct Daemon {
     events: broadcast::Sender<ServerMessage>,
     pub(crate) me: Weak<Daemon>,
     pub(crate) l2tpip: Arc<crate::l2tpip::L2tpIp>,
+    control: std::sync::OnceLock<crate::control::ControlPlane>,
 }
 
 impl Daemon {
@@ -150,6 +151,7 @@ impl Daemon {
             events,
             me: me.clone(),
             l2tpip: crate::l2tpip::L2tpIp::new(),
+            control: std::sync::OnceLock::new(),
         });
         // Trace events (kernel-facts §9.2) go to the log and to monitors, for the objects they
         // are switched on for.
@@ -164,6 +166,25 @@ impl Daemon {
                 });
             })));
         d
+    }
+
+    /// Start the L2TP control protocol endpoint (the `[control]` section).
+    pub fn start_control(&self, s: crate::control::ControlSettings) -> std::io::Result<SocketAddr> {
+        let cp = crate::control::ControlPlane::start(self.me.clone(), s)?;
+        let local = cp.local();
+        self.control
+            .set(cp)
+            .map_err(|_| std::io::Error::other("control plane already running"))?;
+        Ok(local)
+    }
+
+    fn control(&self) -> ApiResult<&crate::control::ControlPlane> {
+        self.control.get().ok_or_else(|| {
+            ApiError::new(
+                Errno::EOPNOTSUPP,
+                "the control protocol is off (no [control] section in the configuration)",
+            )
+        })
     }
 
     /// Subscribe to notifications.
@@ -303,6 +324,50 @@ impl Daemon {
             }
             Command::Pppol2tpConnect => apps::pppol2tp_connect(self, a, fds).await.map(Body::Fd),
             Command::L2tpipSocket => crate::l2tpip::open(self, a).map(Body::Fd),
+            Command::ControlConnect => {
+                let cp = self.control()?;
+                let addr = match (a.ip6_daddr, a.ip_daddr) {
+                    (Some(v6), _) => IpAddr::V6(v6),
+                    (None, Some(v4)) => IpAddr::V4(v4),
+                    _ => return Err(einval("control_connect needs ip_daddr or ip6_daddr")),
+                };
+                let version = match a.proto_version.unwrap_or(3) {
+                    2 => ul2tp_control::Version::V2,
+                    3 => ul2tp_control::Version::V3,
+                    v => return Err(einval(format!("proto_version {v} is not 2 or 3"))),
+                };
+                let peer = SocketAddr::new(addr, a.udp_dport.unwrap_or(1701));
+                let tid = cp.connect(peer, version).await?;
+                Ok(Body::Attrs(Box::new(Attrs {
+                    conn_id: Some(tid),
+                    ..Attrs::default()
+                })))
+            }
+            Command::ControlSession => {
+                let cp = self.control()?;
+                let tid = a
+                    .conn_id
+                    .ok_or_else(|| einval("control_session needs conn_id"))?;
+                let cfg = ul2tp_control::SessionConfig {
+                    pw_type: a.pw_type.unwrap_or(pw_type::ETH),
+                    l2spec_type: u16::from(a.l2spec_type.unwrap_or(l2spec_type::DEFAULT)),
+                    recv_seq: a.recv_seq.is_some_and(|v| v & 1 == 1),
+                    ..ul2tp_control::SessionConfig::default()
+                };
+                let sid = cp.session(tid, cfg, a.ifname.clone()).await?;
+                Ok(Body::Attrs(Box::new(Attrs {
+                    conn_id: Some(tid),
+                    session_id: Some(sid),
+                    ..Attrs::default()
+                })))
+            }
+            Command::ControlDisconnect => {
+                let cp = self.control()?;
+                let tid = a
+                    .conn_id
+                    .ok_or_else(|| einval("control_disconnect needs conn_id"))?;
+                cp.close(tid, a.session_id).await.map(done)
+            }
         }
     }
 

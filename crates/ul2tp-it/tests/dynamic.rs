@@ -1,0 +1,164 @@
+//! Dynamic L2TPv3 tunnels: two daemons with a `[control]` section negotiate a control
+//! connection and an Ethernet pseudowire session with the L2TP control protocol
+//! (ul2tp-control), the data path comes up with the negotiated ids and cookies, pings cross
+//! it, and closing the tunnel with StopCCN removes it on both sides.
+
+use std::time::{Duration, Instant};
+
+use ul2tp_api::{Attrs, Command};
+use ul2tp_it::{unique, veth, Daemon, Netns};
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn dump(d: &Daemon, cmd: Command) -> Vec<Attrs> {
+    d.client()
+        .request(cmd, Attrs::default(), true)
+        .unwrap()
+        .entries
+        .unwrap()
+}
+
+fn run(secret: Option<&str>) {
+    let a = Netns::new("da");
+    let b = Netns::new("db");
+    veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(unique("dyn"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = |host: &str, listen: &str| {
+        let p = dir.join(format!("{host}.toml"));
+        let secret = secret
+            .map(|s| format!("secret = \"{s}\"\n"))
+            .unwrap_or_default();
+        std::fs::write(
+            &p,
+            format!("[control]\nlisten = \"{listen}\"\nhost_name = \"{host}\"\n{secret}"),
+        )
+        .unwrap();
+        p
+    };
+    let (ca, cb) = (
+        conf("site-a", "192.0.2.1:1701"),
+        conf("site-b", "192.0.2.2:1701"),
+    );
+    let da = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+    let db = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+
+    let mut c = da.client();
+    let r = c
+        .request(
+            Command::ControlConnect,
+            Attrs {
+                ip_daddr: Some("192.0.2.2".parse().unwrap()),
+                ..Attrs::default()
+            },
+            false,
+        )
+        .expect("control_connect");
+    let tid = r.attrs.unwrap().conn_id.unwrap();
+    wait_for("tunnel on both sides", || {
+        dump(&da, Command::TunnelGet)
+            .iter()
+            .any(|t| t.conn_id == Some(tid))
+            && !dump(&db, Command::TunnelGet).is_empty()
+    });
+    let tb = dump(&db, Command::TunnelGet)[0].clone();
+    assert_eq!(tb.peer_conn_id, Some(tid));
+    assert_eq!(
+        (tb.proto_version, tb.udp_sport, tb.udp_dport),
+        (Some(3), Some(1701), Some(1701))
+    );
+
+    let ifname = unique("dy");
+    let r = c
+        .request(
+            Command::ControlSession,
+            Attrs {
+                conn_id: Some(tid),
+                ifname: Some(ifname.clone()),
+                ..Attrs::default()
+            },
+            false,
+        )
+        .expect("control_session");
+    let sid = r.attrs.unwrap().session_id.unwrap();
+    wait_for("session on both sides", || {
+        !dump(&da, Command::SessionGet).is_empty() && !dump(&db, Command::SessionGet).is_empty()
+    });
+    let sa = dump(&da, Command::SessionGet)[0].clone();
+    let sb = dump(&db, Command::SessionGet)[0].clone();
+    assert_eq!(sa.session_id, Some(sid));
+    assert_eq!(
+        (sa.peer_session_id, sb.peer_session_id),
+        (sb.session_id, sa.session_id)
+    );
+    // Cookies were negotiated (8 bytes each way) and mirror each other.
+    assert_eq!(sa.cookie.as_ref().map(String::len), Some(16));
+    assert_eq!(
+        (sa.cookie.clone(), sa.peer_cookie.clone()),
+        (sb.peer_cookie.clone(), sb.cookie.clone())
+    );
+    let b_if = sb.ifname.clone().expect("device on b");
+
+    a.ip(&["link", "set", &ifname, "up"]);
+    a.ip(&["addr", "add", "198.51.100.1/24", "dev", &ifname]);
+    b.ip(&["link", "set", &b_if, "up"]);
+    b.ip(&["addr", "add", "198.51.100.2/24", "dev", &b_if]);
+    assert!(
+        a.ping_retry("198.51.100.2", &[], 5),
+        "ping over the negotiated pseudowire"
+    );
+    assert!(b.ping_retry("198.51.100.1", &[], 3));
+
+    // StopCCN from a: both sides delete the tunnel, its session and the devices.
+    c.request(
+        Command::ControlDisconnect,
+        Attrs {
+            conn_id: Some(tid),
+            ..Attrs::default()
+        },
+        false,
+    )
+    .expect("disconnect");
+    wait_for("tunnels gone", || {
+        dump(&da, Command::TunnelGet).is_empty() && dump(&db, Command::TunnelGet).is_empty()
+    });
+    assert!(a.wait_link(&ifname, false, Duration::from_secs(5)));
+    assert!(b.wait_link(&b_if, false, Duration::from_secs(5)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dynamic_l2tpv3_pseudowire() {
+    run(None);
+}
+
+#[test]
+fn dynamic_l2tpv3_pseudowire_with_message_digests() {
+    run(Some("xyzzy"));
+}
+
+#[test]
+fn control_commands_need_the_control_section() {
+    let ns = Netns::new("nc");
+    let d = Daemon::start(&ns, &[]);
+    let r = d.client().request(
+        Command::ControlConnect,
+        Attrs {
+            ip_daddr: Some("192.0.2.9".parse().unwrap()),
+            ..Attrs::default()
+        },
+        false,
+    );
+    match r {
+        Err(ul2tp::ClientError::Api(e)) => assert_eq!(e.errno, ul2tp_api::Errno::EOPNOTSUPP),
+        other => panic!("{other:?}"),
+    }
+}

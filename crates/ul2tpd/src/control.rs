@@ -1,0 +1,378 @@
+//! Dynamic tunnels: the L2TP control protocol (`ul2tp-control`) driving the data path.
+//!
+//! The kernel leaves the control protocol to userspace; ul2tpd runs it itself when the
+//! configuration has a `[control]` section. One control endpoint listens on a UDP address
+//! (1701 by default) and opens tunnels on request (`control_connect`). When a control
+//! connection comes up, the daemon opens a UDP socket connected to the peer from the same
+//! local address (SO_REUSEPORT; the kernel prefers the connected socket for that peer), and
+//! registers an ordinary data-path tunnel on it whose control messages are passed back to
+//! the endpoint — exactly the split of kernel-facts §1.2. Sessions the endpoint negotiates
+//! become data-path sessions with every negotiated parameter (cookies, sublayer, sequencing),
+//! Ethernet pseudowires get their l2tpethN device; when the endpoint reports a tunnel or
+//! session down, it is deleted.
+//!
+//! All endpoint state lives in one task; API requests reach it through a channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use ul2tp_api::sockproto::SockMsg;
+use ul2tp_api::{pw_type, ApiError, Command, Errno};
+use ul2tp_control::{
+    Config, Encap as CtlEncap, Endpoint, Event, SessionConfig, SessionInfo, Timestamp, TunnelInfo,
+    Version,
+};
+use ul2tp_core::{Cookie, Encap, L2SpecType, ProtoVersion, SessionParams, TunnelParams};
+use ul2tp_sys::seqpacket::SeqPacket;
+use ul2tp_sys::tap::Tap;
+use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
+
+use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
+use crate::state::{
+    io_err, session_attrs, ApiResult, Ctl, Daemon, Task, TunnelInfo as DpTunnelInfo,
+};
+
+/// What the `[control]` section configures.
+#[derive(Debug, Clone)]
+pub struct ControlSettings {
+    /// Local address of the control endpoint.
+    pub listen: SocketAddr,
+    /// Endpoint configuration (host name, secret, version for tunnels we open, timers).
+    pub config: Config,
+}
+
+/// A request for the endpoint task.
+#[derive(Debug)]
+enum Cmd {
+    Connect {
+        peer: SocketAddr,
+        version: Version,
+        reply: oneshot::Sender<ApiResult<u32>>,
+    },
+    Session {
+        tid: u32,
+        cfg: SessionConfig,
+        ifname: Option<String>,
+        reply: oneshot::Sender<ApiResult<u32>>,
+    },
+    Close {
+        tid: u32,
+        sid: Option<u32>,
+        reply: oneshot::Sender<ApiResult<()>>,
+    },
+}
+
+/// The running control plane.
+#[derive(Debug)]
+pub(crate) struct ControlPlane {
+    tx: mpsc::Sender<Cmd>,
+    local: SocketAddr,
+    _task: Task,
+}
+
+fn engine_err(e: ul2tp_control::Error) -> ApiError {
+    ApiError::new(Errno::EINVAL, format!("control protocol: {e:?}"))
+}
+
+impl ControlPlane {
+    /// Bind the endpoint's socket and start its task.
+    pub(crate) fn start(d: Weak<Daemon>, s: ControlSettings) -> std::io::Result<ControlPlane> {
+        let listener = UdpTunnelSocket::bind_reuse_port(s.listen, UdpOptions::default())?;
+        let local = listener.local_addr()?;
+        let (up_daemon_end, up_ours) = SeqPacket::pair()?;
+        let up_ours = SeqPacket::from_fd(up_ours)?;
+        let (tx, rx) = mpsc::channel(64);
+        let seed = u64::from(std::process::id())
+            ^ Instant::now().elapsed().as_nanos() as u64
+            ^ 0x9e37_79b9;
+        let ep = Endpoint::new(s.config.clone(), CtlEncap::Udp, seed);
+        let st = State {
+            d,
+            local,
+            upcall: Arc::new(up_daemon_end),
+            ifnames: HashMap::new(),
+            config: s.config,
+        };
+        let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
+        Ok(ControlPlane {
+            tx,
+            local,
+            _task: task,
+        })
+    }
+
+    /// The endpoint's local address.
+    pub(crate) fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<ApiResult<T>>) -> Cmd,
+    ) -> ApiResult<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| ApiError::new(Errno::EIO, "control plane stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::new(Errno::EIO, "control plane stopped"))?
+    }
+
+    /// Open a control connection to `peer`.
+    pub(crate) async fn connect(&self, peer: SocketAddr, version: Version) -> ApiResult<u32> {
+        self.ask(|reply| Cmd::Connect {
+            peer,
+            version,
+            reply,
+        })
+        .await
+    }
+
+    /// Open a session in tunnel `tid`.
+    pub(crate) async fn session(
+        &self,
+        tid: u32,
+        cfg: SessionConfig,
+        ifname: Option<String>,
+    ) -> ApiResult<u32> {
+        self.ask(|reply| Cmd::Session {
+            tid,
+            cfg,
+            ifname,
+            reply,
+        })
+        .await
+    }
+
+    /// Close a tunnel or a session.
+    pub(crate) async fn close(&self, tid: u32, sid: Option<u32>) -> ApiResult<()> {
+        self.ask(|reply| Cmd::Close { tid, sid, reply }).await
+    }
+}
+
+struct State {
+    d: Weak<Daemon>,
+    local: SocketAddr,
+    upcall: Arc<SeqPacket>,
+    ifnames: HashMap<(u32, u32), String>,
+    /// The endpoint's configuration, the base of tunnels we open.
+    config: Config,
+}
+
+async fn run(
+    mut st: State,
+    listener: UdpTunnelSocket,
+    up_rx: SeqPacket,
+    mut cmds: mpsc::Receiver<Cmd>,
+    mut ep: Endpoint,
+) {
+    let start = Instant::now();
+    let now = move || Timestamp(start.elapsed().as_micros() as u64);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut ubuf = vec![0u8; MAX_DATAGRAM + 64];
+    loop {
+        let wait = ep
+            .poll_timeout()
+            .map_or(Duration::from_secs(3600), |t| t - now().min(t));
+        tokio::select! {
+            r = listener.recv_from(&mut buf) => {
+                // Only control messages belong to the endpoint (kernel-facts §1.2).
+                if let Ok((n, from)) = r {
+                    if n >= 2 && buf[0] & 0x80 != 0 {
+                        ep.handle_datagram(now(), from, &buf[..n]);
+                    }
+                }
+            }
+            r = up_rx.recv(&mut ubuf) => {
+                if let Ok(n) = r {
+                    if let Some(SockMsg::Dgram { addr, conn_id, payload }) = SockMsg::decode(&ubuf[..n]) {
+                        if payload.first().is_some_and(|b| b & 0x80 != 0) {
+                            ep.handle_datagram(now(), SocketAddr::new(addr, conn_id as u16), &payload);
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep(wait) => ep.handle_timeout(now()),
+            c = cmds.recv() => match c {
+                None => break,
+                Some(c) => command(&mut ep, &mut st, c, now()),
+            },
+        }
+        while let Some(t) = ep.poll_transmit() {
+            if let Err(e) = listener.send_to(&t.bytes, t.dst).await {
+                tracing::debug!("control send to {}: {e}", t.dst);
+            }
+        }
+        while let Some(ev) = ep.poll_event() {
+            if let Some(close) = apply(&mut st, ev).await {
+                let _ = match close {
+                    (tid, None) => {
+                        ep.close_tunnel(now(), tid, ul2tp_control::engine::result::STOP_GENERAL)
+                    }
+                    (tid, Some(sid)) => ep.close_session(
+                        now(),
+                        tid,
+                        sid,
+                        ul2tp_control::engine::result::CDN_NO_FACILITIES,
+                    ),
+                };
+            }
+        }
+    }
+}
+
+fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
+    match c {
+        Cmd::Connect {
+            peer,
+            version,
+            reply,
+        } => {
+            let mut cfg = st.config.clone();
+            cfg.version = version;
+            let _ = reply.send(ep.connect(now, peer, cfg).map_err(engine_err));
+        }
+        Cmd::Session {
+            tid,
+            cfg,
+            ifname,
+            reply,
+        } => {
+            let r = ep.open_session(now, tid, cfg).map_err(engine_err);
+            if let (Ok(sid), Some(name)) = (&r, ifname) {
+                st.ifnames.insert((tid, *sid), name);
+            }
+            let _ = reply.send(r);
+        }
+        Cmd::Close { tid, sid, reply } => {
+            let r = match sid {
+                None => ep.close_tunnel(now, tid, ul2tp_control::engine::result::STOP_GENERAL),
+                Some(sid) => {
+                    ep.close_session(now, tid, sid, ul2tp_control::engine::result::CDN_ADMIN)
+                }
+            };
+            let _ = reply.send(
+                r.map_err(|e| ApiError::new(Errno::ENODEV, format!("control protocol: {e:?}"))),
+            );
+        }
+    }
+}
+
+/// Turn an endpoint event into data-path changes. Returns a tunnel or session the endpoint
+/// must close because the data path refused it.
+async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
+    let d = st.d.upgrade()?;
+    let mut ctl = d.ctl.lock().await;
+    match ev {
+        Event::TunnelUp(info) => tunnel_up(&d, &mut ctl, st, &info).err().map(|e| {
+            tracing::warn!("dynamic tunnel {}: {e}", info.tunnel_id);
+            (info.tunnel_id, None)
+        }),
+        Event::TunnelDown {
+            tunnel_id, reason, ..
+        } => {
+            if ctl.tunnels.contains_key(&tunnel_id) {
+                tracing::info!("dynamic tunnel {tunnel_id} down: {reason:?}");
+                let _ = d.tunnel_delete_locked(&mut ctl, tunnel_id);
+            }
+            None
+        }
+        Event::SessionUp(info) => session_up(&d, &mut ctl, st, &info).err().map(|e| {
+            tracing::warn!(
+                "dynamic session {}/{}: {e}",
+                info.tunnel_id,
+                info.session_id
+            );
+            (info.tunnel_id, Some(info.session_id))
+        }),
+        Event::SessionDown {
+            tunnel_id,
+            session_id,
+            ..
+        } => {
+            st.ifnames.remove(&(tunnel_id, session_id));
+            if let Some(s) = d.registry.session_get(tunnel_id, session_id) {
+                let _ = d.session_delete_locked(&mut ctl, &s);
+            }
+            None
+        }
+        Event::LinkInfo { .. } | Event::WanError { .. } => None,
+    }
+}
+
+fn tunnel_up(d: &Daemon, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResult<()> {
+    // A socket connected to the peer from the endpoint's address: data and control from that
+    // peer arrive on it; control goes back to the endpoint through the upcall.
+    let sock = UdpTunnelSocket::open_reuse_port(st.local, info.peer, UdpOptions::default())
+        .map_err(|e| io_err("tunnel socket", e))?;
+    let sock = d.add_socket(ctl, TunnelSocket::Udp(sock), None);
+    sock.upcall.store(Some(st.upcall.clone()));
+    let version = match info.version {
+        Version::V2 => ProtoVersion::V2,
+        Version::V3 => ProtoVersion::V3,
+    };
+    let p = TunnelParams {
+        tunnel_id: info.tunnel_id,
+        peer_tunnel_id: info.peer_tunnel_id,
+        version,
+        encap: Encap::Udp,
+        socket: sock.id,
+    };
+    d.register_tunnel(ctl, p, sock, DpTunnelInfo::default())?;
+    tracing::info!(
+        "dynamic tunnel {} up with {} ({})",
+        info.tunnel_id,
+        info.peer,
+        info.peer_host_name
+    );
+    Ok(())
+}
+
+fn session_up(d: &Daemon, ctl: &mut Ctl, st: &State, info: &SessionInfo) -> ApiResult<()> {
+    let cookie = |b: &[u8]| Cookie::new(b).map_err(|e| ApiError::new(e, "cookie"));
+    let v3 = info.version == Version::V3;
+    let params = SessionParams {
+        session_id: info.session_id,
+        peer_session_id: info.peer_session_id,
+        pw_type: info.pw_type,
+        cookie: cookie(&info.cookie)?,
+        peer_cookie: cookie(&info.peer_cookie)?,
+        // The kernel has one sublayer per session; both sides normally ask for the same.
+        l2spec_type: if v3 && info.l2spec_type == 1 {
+            L2SpecType::Default
+        } else {
+            L2SpecType::None
+        },
+        send_seq: info.send_seq,
+        recv_seq: info.recv_seq,
+        lns_mode: info.lns_mode,
+        reorder_timeout_ms: 0,
+        ifname: None,
+        vlan_id: None,
+    };
+    let mut params = params;
+    let tap = if v3 && (info.pw_type == pw_type::ETH || info.pw_type == pw_type::ETH_VLAN) {
+        let name = st
+            .ifnames
+            .get(&(info.tunnel_id, info.session_id))
+            .map(String::as_str);
+        let tap = Tap::create(name, ul2tp_sys::tap::L2TPETH_TEMPLATE)
+            .map_err(|e| io_err("pseudowire device", e))?;
+        params.ifname = Some(tap.name().to_string());
+        Some(tap)
+    } else {
+        None
+    };
+    let s = d
+        .registry
+        .session_create(info.tunnel_id, params)
+        .map_err(|e| ApiError::new(e, format!("session {}", info.session_id)))?;
+    d.start_session(ctl, &s, tap)?;
+    d.notify(Command::SessionCreate, session_attrs(&s, ctl));
+    tracing::info!("dynamic session {}/{} up", info.tunnel_id, info.session_id);
+    Ok(())
+}
