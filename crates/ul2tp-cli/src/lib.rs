@@ -142,6 +142,23 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
             code
         }
+        Action::Control(cmd, attrs) => {
+            match request(&mut client, &path, err, *cmd, attrs.clone(), false) {
+                Ok(reply) => {
+                    // The ids the control plane assigned (the objects appear when negotiated).
+                    if let Some(a) = reply.attrs {
+                        let text = match (a.conn_id, a.session_id) {
+                            (Some(t), Some(s)) => format!("Session {s} in tunnel {t} requested\n"),
+                            (Some(t), None) => format!("Tunnel {t} requested\n"),
+                            _ => String::new(),
+                        };
+                        let _ = out.write_all(text.as_bytes());
+                    }
+                    0
+                }
+                Err(c) => c,
+            }
+        }
         Action::Simple(cmd, attrs) => {
             match request(&mut client, &path, err, *cmd, attrs.clone(), false) {
                 Ok(_) => 0,

@@ -156,6 +156,8 @@ pub enum Action {
     },
     /// `debug tunnels|pppol2tp`: print the reply's text.
     Debug(Command),
+    /// `connect`, `disconnect`: a control-protocol request whose reply names the new ids.
+    Control(Command, Attrs),
     /// `monitor`: subscribe and print events until the daemon goes away.
     Monitor,
     /// `-V`: print the version.
@@ -664,6 +666,52 @@ fn do_trace(args: &[String], warnings: &mut Vec<String>) -> Result<Action, CliEr
     ))
 }
 
+/// Extension (dynamic tunnels): `connect remote ADDR [udp_dport PORT] [version {2|3}]`, or
+/// `connect session tunnel_id ID [pw_type {eth|ppp}] [name NAME] [seq recv]`.
+fn do_connect(p: &Params) -> Result<Action, CliError> {
+    if p.session {
+        if p.tunnel_id == 0 {
+            return Err(missarg("tunnel_id"));
+        }
+        return Ok(Action::Control(
+            Command::ControlSession,
+            Attrs {
+                conn_id: Some(p.tunnel_id),
+                pw_type: p.pw_type,
+                ifname: p.ifname.clone(),
+                recv_seq: (p.seq_given && p.recv_seq).then_some(1),
+                ..Attrs::default()
+            },
+        ));
+    }
+    let mut a = Attrs {
+        proto_version: p.version.as_ref().map(|v| v.0),
+        udp_dport: (p.udp_dport != 0).then_some(p.udp_dport),
+        ..Attrs::default()
+    };
+    match p.remote {
+        Addr::Ip(core::net::IpAddr::V4(v4)) => a.ip_daddr = Some(v4),
+        Addr::Ip(core::net::IpAddr::V6(v6)) => a.ip6_daddr = Some(v6),
+        Addr::Unspec => return Err(missarg("remote")),
+    }
+    Ok(Action::Control(Command::ControlConnect, a))
+}
+
+/// Extension (dynamic tunnels): `disconnect tunnel_id ID [session_id ID]`.
+fn do_disconnect(p: &Params) -> Result<Action, CliError> {
+    if p.tunnel_id == 0 {
+        return Err(missarg("tunnel_id"));
+    }
+    Ok(Action::Control(
+        Command::ControlDisconnect,
+        Attrs {
+            conn_id: Some(p.tunnel_id),
+            session_id: (p.session_id != 0).then_some(p.session_id),
+            ..Attrs::default()
+        },
+    ))
+}
+
 /// Extension: `debug tunnels|pppol2tp`.
 fn do_debug(args: &[String]) -> Result<Action, CliError> {
     let Some(first) = args.first() else {
@@ -770,6 +818,10 @@ pub fn parse(args: &[String], warnings: &mut Vec<String>) -> Result<Invocation, 
         do_debug(rest)?
     } else if num::matches(sub, "trace") {
         do_trace(rest, warnings)?
+    } else if sub == "connect" {
+        do_connect(&parse_params(rest, warnings)?)?
+    } else if sub == "disconnect" {
+        do_disconnect(&parse_params(rest, warnings)?)?
     } else {
         return Err(CliError::new(
             format!("Command \"{sub}\" is unknown, try \"ul2tp help\".\n"),
@@ -818,6 +870,28 @@ mod tests {
     }
 
     const T: &str = "add tunnel tunnel_id 3000 peer_tunnel_id 4000 local 192.0.2.1 remote 192.0.2.2 udp_sport 5000 udp_dport 6000";
+
+    #[test]
+    fn connect_and_disconnect() {
+        let inv = ok("connect remote 192.0.2.2 version 3");
+        let Action::Control(Command::ControlConnect, a) = inv.action else {
+            panic!("not a control action")
+        };
+        assert_eq!(a.ip_daddr, Some("192.0.2.2".parse().unwrap()));
+        assert_eq!((a.proto_version, a.udp_dport), (Some(3), None));
+        let inv = ok("connect session tunnel_id 7 name pw1");
+        let Action::Control(Command::ControlSession, a) = inv.action else {
+            panic!("not a control action")
+        };
+        assert_eq!((a.conn_id, a.ifname.as_deref()), (Some(7), Some("pw1")));
+        let inv = ok("disconnect tunnel_id 7 session_id 9");
+        let Action::Control(Command::ControlDisconnect, a) = inv.action else {
+            panic!("not a control action")
+        };
+        assert_eq!((a.conn_id, a.session_id), (Some(7), Some(9)));
+        assert!(parse(&args("connect udp_dport 1701"), &mut Vec::new()).is_err());
+        assert!(parse(&args("disconnect"), &mut Vec::new()).is_err());
+    }
 
     #[test]
     fn add_tunnel_udp4_defaults() {

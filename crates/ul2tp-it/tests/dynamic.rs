@@ -51,18 +51,13 @@ fn run(secret: Option<&str>) {
     let da = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
     let db = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
 
-    let mut c = da.client();
-    let r = c
-        .request(
-            Command::ControlConnect,
-            Attrs {
-                ip_daddr: Some("192.0.2.2".parse().unwrap()),
-                ..Attrs::default()
-            },
-            false,
-        )
-        .expect("control_connect");
-    let tid = r.attrs.unwrap().conn_id.unwrap();
+    // Through the CLI: `ul2tp connect remote ADDR` prints the id of the tunnel it requested.
+    let out = da.ul2tp("connect remote 192.0.2.2");
+    let tid: u32 = out
+        .strip_prefix("Tunnel ")
+        .and_then(|r| r.strip_suffix(" requested\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
     wait_for("tunnel on both sides", || {
         dump(&da, Command::TunnelGet)
             .iter()
@@ -77,18 +72,12 @@ fn run(secret: Option<&str>) {
     );
 
     let ifname = unique("dy");
-    let r = c
-        .request(
-            Command::ControlSession,
-            Attrs {
-                conn_id: Some(tid),
-                ifname: Some(ifname.clone()),
-                ..Attrs::default()
-            },
-            false,
-        )
-        .expect("control_session");
-    let sid = r.attrs.unwrap().session_id.unwrap();
+    let out = da.ul2tp(&format!("connect session tunnel_id {tid} name {ifname}"));
+    let sid: u32 = out
+        .strip_prefix("Session ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
     wait_for("session on both sides", || {
         !dump(&da, Command::SessionGet).is_empty() && !dump(&db, Command::SessionGet).is_empty()
     });
@@ -118,15 +107,7 @@ fn run(secret: Option<&str>) {
     assert!(b.ping_retry("198.51.100.1", &[], 3));
 
     // StopCCN from a: both sides delete the tunnel, its session and the devices.
-    c.request(
-        Command::ControlDisconnect,
-        Attrs {
-            conn_id: Some(tid),
-            ..Attrs::default()
-        },
-        false,
-    )
-    .expect("disconnect");
+    da.ul2tp(&format!("disconnect tunnel_id {tid}"));
     wait_for("tunnels gone", || {
         dump(&da, Command::TunnelGet).is_empty() && dump(&db, Command::TunnelGet).is_empty()
     });
