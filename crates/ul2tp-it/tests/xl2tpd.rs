@@ -145,7 +145,7 @@ fn ul2tpd_lac_to_xl2tpd_lns() {
         (s.conn_id, s.pw_type),
         (Some(tid), Some(ul2tp_api::pw_type::PPP))
     );
-    xl.wait_log(&format!("Call established with 192.0.2.1, PID: "));
+    xl.wait_log("Call established with 192.0.2.1, PID: ");
     assert!(
         xl.log()
             .contains(&format!("Remote: {}", s.session_id.unwrap())),
