@@ -113,6 +113,15 @@ impl TunnelSocket {
         }
     }
 
+    /// [`recv_batch`](Self::recv_batch) without waiting (`WouldBlock` when nothing is
+    /// queued; always for IP encapsulation, which has no non-waiting batch receive).
+    fn try_recv_batch(&self, bufs: &mut [Vec<u8>], meta: &mut [RecvMeta]) -> io::Result<usize> {
+        match self {
+            TunnelSocket::Udp(s) => s.try_recv_batch(bufs, meta),
+            TunnelSocket::Ip(_) => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
     /// Send datagrams with one `sendmmsg`; returns how many left from the front.
     pub async fn send_batch(&self, bufs: &[&[u8]]) -> io::Result<usize> {
         match self {
@@ -273,20 +282,31 @@ pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: Socke
     let mut meta = vec![RecvMeta::default(); RX_BATCH];
     let mut gro = RxCoalesce::new(offload);
     loop {
-        let n = match sock.recv_batch(&mut bufs, &mut meta).await {
+        let mut n = match sock.recv_batch(&mut bufs, &mut meta).await {
             Ok(n) => n,
             Err(e) => {
                 rx_error(socket_id, e).await;
                 continue;
             }
         };
-        let now = Instant::now();
-        for (buf, m) in bufs.iter().zip(&meta).take(n) {
-            if m.truncated {
-                continue;
+        loop {
+            let now = Instant::now();
+            for (buf, m) in bufs.iter().zip(&meta).take(n) {
+                if m.truncated {
+                    continue;
+                }
+                let data = &buf[..m.len.min(buf.len())];
+                handle_datagram(&ctx, socket_id, transport, data, now, &mut gro, || m.addr);
             }
-            let data = &buf[..m.len.min(buf.len())];
-            handle_datagram(&ctx, socket_id, transport, data, now, &mut gro, || m.addr);
+            // A full batch suggests more is queued: take it before writing out a held run
+            // so that runs can span batches, but never wait with a run held.
+            if n < RX_BATCH || gro.c.is_empty() {
+                break;
+            }
+            n = match sock.try_recv_batch(&mut bufs, &mut meta) {
+                Ok(n) => n,
+                Err(_) => break,
+            };
         }
         gro.flush();
     }
