@@ -14,6 +14,8 @@ command -v iperf3 >/dev/null || { echo "iperf3 is required (apt-get install iper
 # built into ${CARGO_TARGET_DIR:-target}/release. UL2TPD_ARGS: extra daemon options
 # (e.g. --no-offload). TUNNEL_OPTS: extra `add tunnel` options (e.g. "udp_csum on", which
 # lets the offload path use UDP GSO; the kernel refuses GSO on checksum-less sockets).
+# IPERF_ARGS: extra iperf3 client options, e.g. "-u -b 0 -l 64" for a small-packet UDP run
+# (then the received rate is reported: sender rate minus lost datagrams).
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet -p ul2tpd -p ul2tp-cli
   BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
@@ -58,12 +60,21 @@ ip netns exec "$A" ping -c 2 -W 2 10.20.0.2 >/dev/null
 measure() { # $1 = server address; prints Mbit/s
   ip netns exec "$B" iperf3 -s -D -1 -p 5202 --logfile "$dir/s.log" >/dev/null 2>&1 || true
   sleep 0.3
-  ip netns exec "$A" iperf3 -c "$1" -p 5202 -t "$secs" -J | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6,1))'
+  # shellcheck disable=SC2086
+  ip netns exec "$A" iperf3 -c "$1" -p 5202 -t "$secs" ${IPERF_ARGS:-} -J | python3 -c '
+import json, sys
+e = json.load(sys.stdin)["end"]
+if "sum_received" in e:
+    bps = e["sum_received"]["bits_per_second"]
+else:
+    s = e["sum"]
+    bps = s["bits_per_second"] * (1 - s.get("lost_percent", 0) / 100)
+print(round(bps / 1e6, 1))'
 }
 ul2tp=$(measure 10.10.0.2)
 vxlan=$(measure 10.20.0.2)
 ratio=$(python3 -c "print(round($ul2tp/$vxlan,3))")
-echo "pseudowire MTU $mtu, $secs s per run, TCP, one stream"
+echo "pseudowire MTU $mtu, $secs s per run, one stream, iperf3 ${IPERF_ARGS:-(TCP)}"
 echo "ul2tp L2TPv3/UDP pseudowire: $ul2tp Mbit/s"
 echo "kernel VXLAN (same veth):    $vxlan Mbit/s"
 echo "ratio ul2tp/vxlan:           $ratio"
