@@ -187,8 +187,10 @@ pub fn complete_checksum(frame: &mut [u8], hdr: &VnetHdr) -> Result<(), GsoError
         return Err(GsoError::BadChecksumRange);
     }
     let mut c = !csum_fold(csum_add(0, &frame[start..]));
-    // A UDP checksum of 0 means "none"; the kernel sends 0xffff instead (RFC 768).
-    if c == 0 && hdr.csum_offset == 6 {
+    // Like the kernel's skb_checksum_help (CSUM_MANGLED_0): a result of 0 goes out as its
+    // ones'-complement twin 0xffff, which a UDP receiver must not read as "no checksum"
+    // (RFC 768).
+    if c == 0 {
         c = 0xffff;
     }
     frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
@@ -770,6 +772,21 @@ mod tests {
         for s in &segs {
             verify(s, true);
         }
+    }
+
+    #[test]
+    fn zero_checksum_goes_out_as_ffff() {
+        // The bytes after the field sum to 0xffff, so the complement is 0.
+        let mut f = [0u8, 0, 0xff, 0xff];
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            ..VnetHdr::default()
+        };
+        complete_checksum(&mut f, &h).unwrap();
+        assert_eq!(f, [0xff, 0xff, 0xff, 0xff]);
+        let mut g = [0u8, 0, 0x12, 0x34];
+        complete_checksum(&mut g, &h).unwrap();
+        assert_eq!(u16::from_be_bytes([g[0], g[1]]), !0x1234);
     }
 
     #[test]
