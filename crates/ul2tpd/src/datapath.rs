@@ -460,7 +460,10 @@ pub async fn eth_tx(session: Arc<Session>, pw: Arc<Pseudowire>, sock: Arc<Tunnel
     };
     if offload_enabled() {
         match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
-            Ok(()) => return eth_tx_offload(&session, tap, &sock).await,
+            Ok(()) => {
+                tracing::info!("{}: TAP offloads on (csum, tso4, tso6)", tap.name());
+                return eth_tx_offload(&session, tap, &sock).await;
+            }
             Err(e) => tracing::warn!("{}: no TAP offloads ({e}); simple path", tap.name()),
         }
     }

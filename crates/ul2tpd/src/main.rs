@@ -32,6 +32,10 @@ struct Args {
     /// Data-path worker threads (default: number of CPUs).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Keep the simple data path: no TAP offloads, segmentation, batching or coalescing
+    /// (docs/PERFORMANCE.md); the same as UL2TPD_NO_OFFLOAD=1.
+    #[arg(long)]
+    no_offload: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +83,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(ul2tp_api::DEFAULT_SOCKET));
     let access =
         server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
+    if args.no_offload {
+        // Read by the data path when sessions start; set while still single-threaded.
+        std::env::set_var("UL2TPD_NO_OFFLOAD", "1");
+    }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
