@@ -265,9 +265,16 @@ pub fn deliver(pws: &Pseudowires, session: &Arc<Session>, frame: &[u8]) {
 }
 
 /// Receive loop of one tunnel socket; runs until the task is aborted or the socket fails.
-pub async fn tunnel_rx(ctx: RxContext, sock: Arc<TunnelSocket>, socket_id: SocketId) {
+/// `own_socket`: the daemon created the socket, so it may turn on `UDP_GRO` (an application's
+/// socket, which the application may still read, is left as it is).
+pub async fn tunnel_rx(
+    ctx: RxContext,
+    sock: Arc<TunnelSocket>,
+    socket_id: SocketId,
+    own_socket: bool,
+) {
     let offload = offload_enabled();
-    if offload {
+    if offload && own_socket {
         if let TunnelSocket::Udp(u) = &*sock {
             // UDP GRO pays off when the peer sends with UDP GSO, which needs checksums: use
             // it on a connected socket that itself sends with checksums (the usual

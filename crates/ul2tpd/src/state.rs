@@ -436,7 +436,14 @@ impl Daemon {
             pseudowires: self.pseudowires.clone(),
             upcall: upcall.clone(),
         };
-        let rx = Task(tokio::spawn(datapath::tunnel_rx(ctx, socket.clone(), id)));
+        // An application's socket (it has an inode here and the application a copy) keeps
+        // its socket options: no UDP_GRO.
+        let rx = Task(tokio::spawn(datapath::tunnel_rx(
+            ctx,
+            socket.clone(),
+            id,
+            inode.is_none(),
+        )));
         Arc::new(SocketRt {
             socket,
             id,
