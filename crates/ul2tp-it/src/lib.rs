@@ -333,21 +333,25 @@ impl Daemon {
         ul2tp::Client::connect(&self.socket).expect("connect to ul2tpd")
     }
 
-    /// Session stats via `show session -j`-equivalent API call.
-    pub fn session_stats(&self, tunnel_id: u32, session_id: u32) -> ul2tp_api::Stats {
+    /// A session's attributes (session_get).
+    pub fn session(&self, tunnel_id: u32, session_id: u32) -> ul2tp_api::Attrs {
+        let a = ul2tp_api::Attrs {
+            conn_id: Some(tunnel_id),
+            session_id: Some(session_id),
+            ..Default::default()
+        };
         let r = self
             .client()
-            .request(
-                ul2tp_api::Command::SessionGet,
-                ul2tp_api::Attrs {
-                    conn_id: Some(tunnel_id),
-                    session_id: Some(session_id),
-                    ..Default::default()
-                },
-                false,
-            )
+            .request(ul2tp_api::Command::SessionGet, a, false)
             .expect("session_get");
-        r.attrs.and_then(|a| a.stats).expect("stats in reply")
+        r.attrs.expect("attributes in reply")
+    }
+
+    /// A session's counters.
+    pub fn session_stats(&self, tunnel_id: u32, session_id: u32) -> ul2tp_api::Stats {
+        self.session(tunnel_id, session_id)
+            .stats
+            .expect("stats in reply")
     }
 
     /// Whether the process is still running.

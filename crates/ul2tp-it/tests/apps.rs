@@ -47,6 +47,21 @@ fn recv_frame_within(s: &mut SessionSocket, timeout: Duration) -> Option<Vec<u8>
     None
 }
 
+/// On `d` (host b): a static L2TPv2 tunnel 20 -> 10 with PPP session 2 -> 1 and its socket.
+fn v2_ppp_peer(d: &Daemon) -> SessionSocket {
+    d.ul2tp("add tunnel version 2 tunnel_id 20 peer_tunnel_id 10 local 192.0.2.2 remote 192.0.2.1 udp_sport 1701 udp_dport 1701");
+    d.ul2tp("add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1");
+    let addr = PppoL2tpAddr {
+        tunnel_id: 20,
+        session_id: 2,
+        peer_tunnel_id: 10,
+        peer_session_id: 1,
+        version: 2,
+        tunnel_fd: None,
+    };
+    SessionSocket::connect(&mut d.client(), addr).expect("session socket on the peer")
+}
+
 fn session_gone(d: &Daemon, tid: u32, sid: u32) -> bool {
     let end = std::time::Instant::now() + Duration::from_secs(5);
     while std::time::Instant::now() < end {
@@ -237,20 +252,7 @@ fn ppp_frames_through_session_sockets_l2tpv3() {
 fn old_l2tpv2_api_creates_tunnel_and_session_on_connect() {
     let p = pair();
     // The peer: a static L2TPv2 tunnel with a PPP session and a session socket.
-    p.db.ul2tp("add tunnel version 2 tunnel_id 20 peer_tunnel_id 10 local 192.0.2.2 remote 192.0.2.1 udp_sport 1701 udp_dport 1701");
-    p.db.ul2tp("add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1");
-    let mut sb = SessionSocket::connect(
-        &mut p.db.client(),
-        PppoL2tpAddr {
-            tunnel_id: 20,
-            session_id: 2,
-            peer_tunnel_id: 10,
-            peer_session_id: 1,
-            version: 2,
-            tunnel_fd: None,
-        },
-    )
-    .unwrap();
+    let mut sb = v2_ppp_peer(&p.db);
 
     // This side: the application's UDP socket, then a management socket on session 0 that
     // creates tunnel 10 from it, then a session socket that creates session 1.
@@ -830,20 +832,7 @@ fn debug_listing_traces_and_pppol2tp_errors() {
 #[test]
 fn in_process_session_socket_with_embedded_daemon() {
     let p = pair();
-    p.db.ul2tp("add tunnel version 2 tunnel_id 20 peer_tunnel_id 10 local 192.0.2.2 remote 192.0.2.1 udp_sport 1701 udp_dport 1701");
-    p.db.ul2tp("add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1");
-    let mut sb = SessionSocket::connect(
-        &mut p.db.client(),
-        PppoL2tpAddr {
-            tunnel_id: 20,
-            session_id: 2,
-            peer_tunnel_id: 10,
-            peer_session_id: 1,
-            version: 2,
-            tunnel_fd: None,
-        },
-    )
-    .unwrap();
+    let mut sb = v2_ppp_peer(&p.db);
     // Everything of the application side runs on a thread inside namespace a, where the
     // embedded daemon then opens its sockets.
     let (at_b, at_a, tx) = p.a.run_in(move || {

@@ -411,19 +411,7 @@ fn recv_seq_and_lns_discard_unsequenced_packets() {
 
 /// Ask the daemon for the session's send_seq flag.
 fn send_seq(d: &Daemon, tunnel_id: u32, session_id: u32) -> Option<u8> {
-    let r = d
-        .client()
-        .request(
-            ul2tp_api::Command::SessionGet,
-            ul2tp_api::Attrs {
-                conn_id: Some(tunnel_id),
-                session_id: Some(session_id),
-                ..Default::default()
-            },
-            false,
-        )
-        .expect("session_get");
-    r.attrs.and_then(|a| a.send_seq)
+    d.session(tunnel_id, session_id).send_seq
 }
 
 /// LAC automatic switching (kernel-facts §2.3 rows 1 and 4): A is a LAC (lns_mode off) created
