@@ -485,3 +485,41 @@ fn configured_groups_may_read_or_change_state() {
     assert!(d.ul2tp("show tunnel").contains("Tunnel 5, encap UDP"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `[metrics]`: GET /metrics returns the counters of every tunnel and session in the
+/// OpenMetrics text format; other paths are 404.
+#[test]
+fn prometheus_metrics() {
+    let ns = Netns::new("met");
+    let dir = std::env::temp_dir().join(unique("met"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("m.toml");
+    std::fs::write(&cfg, "[metrics]\nlisten = \"127.0.0.1:9650\"\n").unwrap();
+    let d = Daemon::start(&ns, &["--config", cfg.to_str().unwrap()]);
+    d.ul2tp("add tunnel tunnel_id 3000 peer_tunnel_id 4000 local 127.0.0.1 remote 127.0.0.1 udp_sport 7800 udp_dport 7801");
+    d.ul2tp("add session tunnel_id 3000 session_id 1000 peer_session_id 2000 name met0");
+    let get = |path: &'static str| -> String {
+        ns.run_in(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect to metrics");
+            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+    };
+    let body = get("/metrics");
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    for want in [
+        "ul2tp_tunnels 1",
+        "ul2tp_sessions 1",
+        "# TYPE ul2tp_session_rx_cookie_discards counter",
+        "ul2tp_tunnel_tx_packets_total{tunnel_id=\"3000\"} 0",
+        "ul2tp_session_rx_errors_total{tunnel_id=\"3000\",session_id=\"1000\",ifname=\"met0\"} 0",
+        "# EOF",
+    ] {
+        assert!(body.contains(want), "missing {want:?} in:\n{body}");
+    }
+    assert!(get("/").starts_with("HTTP/1.1 404"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -209,6 +209,16 @@ pub struct Config {
     pub tunnel: Vec<TunnelConfig>,
     /// The L2TP control protocol (dynamic tunnels); off when absent.
     pub control: Option<ControlConfig>,
+    /// The Prometheus endpoint; off when absent.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address and port of the HTTP endpoint serving `GET /metrics`.
+    pub listen: std::net::SocketAddr,
 }
 
 /// A tunnel or session create request derived from the file, with its location for errors.

@@ -134,6 +134,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             })?;
             tracing::info!("L2TP control endpoint on {local}");
         }
+        if let Some(m) = &cfg.metrics {
+            let l = tokio::net::TcpListener::bind(m.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {}: {e}", m.listen))?;
+            tracing::info!("metrics on http://{}/metrics", m.listen);
+            tokio::spawn(ul2tpd::metrics::serve(l, daemon.registry().clone()));
+        }
         let listener = server::bind(&socket_path)?;
         tracing::info!("ul2tpd serving {}", socket_path.display());
         let serve = tokio::spawn(server::serve(

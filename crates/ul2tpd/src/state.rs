@@ -187,6 +187,11 @@ impl Daemon {
         })
     }
 
+    /// The subsystem (for read-only views such as metrics).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
     /// Subscribe to notifications.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerMessage> {
         self.events.subscribe()
