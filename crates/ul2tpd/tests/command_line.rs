@@ -69,3 +69,39 @@ fn help_lists_the_options() {
         assert!(out.contains(opt), "{opt} missing from --help:\n{out}");
     }
 }
+
+/// The API socket path comes from `--socket`, else `$UL2TP_SOCKET`, else the default; the
+/// daemon answers NOOP there. (No network objects are created: runs anywhere.)
+#[test]
+fn socket_path_from_the_environment() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = std::env::temp_dir().join(format!("ul2tpd-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("env.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ul2tpd"))
+        .env("UL2TP_SOCKET", &sock)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ul2tpd");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stream = loop {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "no API socket at {}",
+            sock.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (&stream)
+        .write_all(b"{\"seq\":9,\"cmd\":\"noop\"}\n")
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(line, "{\"seq\":9}\n");
+}
