@@ -356,3 +356,126 @@ impl Fsm {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 1661 §4.1 state transition table, transcribed independently as text:
+    /// one row per event, one cell per state 0..9; "-" = illegal.
+    const TABLE: &str = "
+Up       | 2 | irc,scr/6 | - | - | - | - | - | - | - | -
+Down     | - | - | 0 | tls/1 | 0 | 1 | 1 | 1 | 1 | tld/1
+Open     | tls/1 | 1 | irc,scr/6 | 3 | 5 | 5 | 6 | 7 | 8 | 9
+Close    | 0 | tlf/0 | 2 | 2 | 4 | 4 | irc,str/4 | irc,str/4 | irc,str/4 | tld,irc,str/4
+TO+      | - | - | - | - | str/4 | str/5 | scr/6 | scr/6 | scr/8 | -
+TO-      | - | - | - | - | tlf/2 | tlf/3 | tlf/3 | tlf/3 | tlf/3 | -
+RCR+     | - | - | sta/2 | irc,scr,sca/8 | 4 | 5 | sca/8 | sca,tlu/9 | sca/8 | tld,scr,sca/8
+RCR-     | - | - | sta/2 | irc,scr,scn/6 | 4 | 5 | scn/6 | scn/7 | scn/6 | tld,scr,scn/6
+RCA      | - | - | sta/2 | sta/3 | 4 | 5 | irc/7 | scr/6 | irc,tlu/9 | tld,scr/6
+RCN      | - | - | sta/2 | sta/3 | 4 | 5 | irc,scr/6 | scr/6 | irc,scr/8 | tld,scr/6
+RTR      | - | - | sta/2 | sta/3 | sta/4 | sta/5 | sta/6 | sta/6 | sta/6 | tld,zrc,sta/5
+RTA      | - | - | 2 | 3 | tlf/2 | tlf/3 | 6 | 6 | 8 | tld,scr/6
+RUC      | - | - | scj/2 | scj/3 | scj/4 | scj/5 | scj/6 | scj/7 | scj/8 | scj/9
+RXJ+     | - | - | 2 | 3 | 4 | 5 | 6 | 6 | 8 | 9
+RXJ-     | - | - | tlf/2 | tlf/3 | tlf/2 | tlf/3 | tlf/3 | tlf/3 | tlf/3 | tld,irc,str/5
+RXR      | - | - | 2 | 3 | 4 | 5 | 6 | 7 | 8 | ser/9
+";
+
+    fn action(s: &str) -> Action {
+        match s {
+            "tlu" => Action::Tlu,
+            "tld" => Action::Tld,
+            "tls" => Action::Tls,
+            "tlf" => Action::Tlf,
+            "irc" => Action::Irc,
+            "zrc" => Action::Zrc,
+            "scr" => Action::Scr,
+            "sca" => Action::Sca,
+            "scn" => Action::Scn,
+            "str" => Action::Str,
+            "sta" => Action::Sta,
+            "scj" => Action::Scj,
+            "ser" => Action::Ser,
+            other => panic!("unknown action {other}"),
+        }
+    }
+
+    #[test]
+    fn transition_table_matches_rfc1661_for_every_state_and_event() {
+        let rows: Vec<&str> = TABLE.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(rows.len(), Event::ALL.len());
+        let mut checked = 0;
+        for (row, event) in rows.iter().zip(Event::ALL) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells.len(), 11, "row {row}");
+            for (cell, state) in cells[1..].iter().zip(State::ALL) {
+                let got = transition(state, event);
+                if *cell == "-" {
+                    assert_eq!(got, None, "{event:?} in {state:?}");
+                } else {
+                    let (acts, next) = cell.rsplit_once('/').unwrap_or(("", cell));
+                    let want_acts: Vec<Action> = acts
+                        .split(',')
+                        .filter(|a| !a.is_empty())
+                        .map(action)
+                        .collect();
+                    let want_next = State::ALL[next.parse::<usize>().unwrap()];
+                    let (got_acts, got_next) =
+                        got.unwrap_or_else(|| panic!("{event:?} in {state:?}"));
+                    assert_eq!(got_acts, want_acts.as_slice(), "{event:?} in {state:?}");
+                    assert_eq!(got_next, want_next, "{event:?} in {state:?}");
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 160);
+    }
+
+    #[test]
+    fn counters_and_timer() {
+        let cfg = FsmConfig {
+            restart_us: 1000,
+            max_configure: 3,
+            max_terminate: 2,
+            max_failure: 5,
+        };
+        let mut f = Fsm::new(cfg);
+        let t0 = Timestamp(0);
+        assert!(f.step(t0, Event::Open).contains(&Action::Tls));
+        assert_eq!(f.deadline, None);
+        f.step(t0, Event::Up);
+        assert_eq!(f.state, State::ReqSent);
+        // irc = 3, first scr consumed one.
+        assert_eq!(f.restart_count, 2);
+        assert_eq!(f.deadline, Some(Timestamp(1000)));
+        assert_eq!(f.timeout_event(Timestamp(999)), None);
+        let mut t = 1000;
+        let mut sends = 1;
+        loop {
+            let ev = f.timeout_event(Timestamp(t)).unwrap();
+            let acts = f.step(Timestamp(t), ev);
+            if ev == Event::ToMinus {
+                assert_eq!(acts, &[Action::Tlf]);
+                break;
+            }
+            sends += 1;
+            t += 1000;
+        }
+        // Max-Configure transmissions in total, then TO− to Stopped without timer.
+        assert_eq!(sends, 3);
+        assert_eq!(f.state, State::Stopped);
+        assert_eq!(f.deadline, None);
+        // Close from Opened uses Max-Terminate.
+        let mut g = Fsm::new(cfg);
+        g.state = State::Opened;
+        g.step(t0, Event::Close);
+        assert_eq!((g.state, g.restart_count), (State::Closing, 1));
+        // zrc: counter 0, timer still runs once.
+        let mut h = Fsm::new(cfg);
+        h.state = State::Opened;
+        h.step(t0, Event::Rtr);
+        assert_eq!((h.state, h.restart_count), (State::Stopping, 0));
+        assert_eq!(h.timeout_event(Timestamp(1000)), Some(Event::ToMinus));
+    }
+}

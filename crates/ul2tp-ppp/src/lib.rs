@@ -768,8 +768,7 @@ impl Endpoint {
                     .copied()
                     .filter(|a| !a.is_unspecified())
                     .collect();
-                self.events
-                    .push_back(Event::NetworkUp { local, peer, dns });
+                self.events.push_back(Event::NetworkUp { local, peer, dns });
             }
             Cp::Ipv6cp => {
                 let local_iid = self.iid_acked.or(self.iid_want).unwrap_or(0);
@@ -1165,11 +1164,9 @@ impl Endpoint {
             let v = o.u32().map(Ipv4Addr::from);
             match o.kind {
                 3 if reject => self.ipcp_want.addr = None,
-                3 => {
-                    if self.config.local_ip.is_none() {
-                        if let Some(a) = v {
-                            self.ipcp_want.addr = Some(a);
-                        }
+                3 if self.config.local_ip.is_none() => {
+                    if let Some(a) = v {
+                        self.ipcp_want.addr = Some(a);
                     }
                 }
                 129 | 131 => {
@@ -1299,9 +1296,7 @@ impl Endpoint {
         let retry = self.auth.tries > 0;
         if retry && self.auth.client == Some(AuthProtocol::Pap) && !self.auth.client_done {
             self.send_pap_request(now);
-        } else if retry
-            && self.auth.server == Some(AuthProtocol::ChapMd5)
-            && !self.auth.server_done
+        } else if retry && self.auth.server == Some(AuthProtocol::ChapMd5) && !self.auth.server_done
         {
             self.send_challenge(now);
         } else {
@@ -1323,7 +1318,10 @@ impl Endpoint {
     fn enter_network(&mut self, now: Timestamp) {
         self.phase = Phase::Network;
         let mut any = false;
-        for (on, cp) in [(self.config.ipcp, Cp::Ipcp), (self.config.ipv6cp, Cp::Ipv6cp)] {
+        for (on, cp) in [
+            (self.config.ipcp, Cp::Ipcp),
+            (self.config.ipv6cp, Cp::Ipv6cp),
+        ] {
             if on {
                 any = true;
                 self.run(now, cp, FsmEvent::Open, &Ctx::default());
@@ -1383,8 +1381,7 @@ impl Endpoint {
                 self.check_auth_done(now);
             }
             Pap::Nak { .. } => {
-                if self.auth.client != Some(AuthProtocol::Pap) || p.identifier != self.auth.pap_id
-                {
+                if self.auth.client != Some(AuthProtocol::Pap) || p.identifier != self.auth.pap_id {
                     return Err(PppError::BadBody);
                 }
                 self.events.push_back(Event::AuthRejected);
