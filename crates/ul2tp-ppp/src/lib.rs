@@ -1053,6 +1053,9 @@ impl Endpoint {
                         peer.magic = Some(m);
                     }
                 }
+                // Endpoint-Discriminator: informational, accepted as pppd does (the
+                // v2-guest-xl2tpd-lac-vs-l2tpns capture shows pppd acking it).
+                (19, 1..) => {}
                 (7, 0) if self.config.pfc => {}
                 (8, 0) if self.config.acfc => {}
                 _ => push_option(&mut rej, o.kind, o.data),
