@@ -315,6 +315,8 @@ impl CpState {
 #[derive(Default)]
 struct Ctx {
     reply: Vec<u8>,
+    /// The RXR event came from an Echo-Request (only those get ser; RFC 1661 §5.8).
+    echo_request: bool,
     id: u8,
     data: Vec<u8>,
 }
@@ -688,11 +690,12 @@ impl Endpoint {
                     let d = self.truncate_for_peer(&ctx.data, 4).to_vec();
                     self.send(protocol, code::CODE_REJ, id, &d);
                 }
-                Action::Ser => {
+                Action::Ser if ctx.echo_request => {
                     let mut d = self.lcp_acked.magic.unwrap_or(0).to_be_bytes().to_vec();
                     d.extend_from_slice(ctx.data.get(4..).unwrap_or(&[]));
                     self.send(protocol, code::ECHO_REP, ctx.id, &d);
                 }
+                Action::Ser => {}
             }
         }
     }
@@ -936,6 +939,7 @@ impl Endpoint {
                 }
                 if p.code == code::ECHO_REQ {
                     ctx.data = p.data.to_vec();
+                    ctx.echo_request = true;
                 }
                 self.run(now, cp, FsmEvent::Rxr, &ctx);
             }

@@ -152,6 +152,12 @@ fn echo_protocol_reject_and_code_reject_when_opened() {
     assert_eq!((p, code, id), (proto::LCP, 10, 77));
     assert_eq!(&data[4..], &[0xaa, 0xbb]);
     assert_ne!(&data[..4], &[0, 0, 0, 0]);
+    // Echo-Reply and Discard-Request are RXR too but get no answer.
+    ep.handle_frame(T, &cp(proto::LCP, 10, 78, &[1, 2, 3, 4]))
+        .unwrap();
+    ep.handle_frame(T, &cp(proto::LCP, 11, 79, &[1, 2, 3, 4]))
+        .unwrap();
+    assert!(drain(&mut ep).is_empty());
     // Unknown protocol ⇒ Protocol-Reject carrying the protocol and the information.
     ep.handle_frame(T, &[0x80, 0xfd, 1, 1, 0, 4]).unwrap();
     let (_, code, _, data) = dec(&drain(&mut ep)[0]);

@@ -29,6 +29,7 @@ struct Sim {
     ev_a: Vec<Event>,
     ev_b: Vec<Event>,
     frames: u64,
+    dropped: u64,
 }
 
 const DELAY: u64 = 5_000;
@@ -45,6 +46,7 @@ impl Sim {
             ev_a: Vec::new(),
             ev_b: Vec::new(),
             frames: 0,
+            dropped: 0,
         }
     }
 
@@ -53,12 +55,16 @@ impl Sim {
             self.frames += 1;
             if self.rng.next() % 100 >= self.loss {
                 self.flight.push((self.now + DELAY, true, f));
+            } else {
+                self.dropped += 1;
             }
         }
         while let Some(f) = self.b.poll_transmit() {
             self.frames += 1;
             if self.rng.next() % 100 >= self.loss {
                 self.flight.push((self.now + DELAY, false, f));
+            } else {
+                self.dropped += 1;
             }
         }
         while let Some(e) = self.a.poll_event() {
@@ -243,10 +249,18 @@ fn pap_ipcp_ipv6cp_up_without_loss_and_ip_flows() {
 
 #[test]
 fn pap_ipcp_ipv6cp_up_with_20_percent_loss() {
+    let (mut dropped, mut frames) = (0, 0);
     for seed in 1..=8 {
         let s = bring_up(AuthProtocol::Pap, 20, seed * 1000 + 3);
         check_up(&s);
+        dropped += s.dropped;
+        frames += s.frames;
     }
+    // The link really lost about a fifth of the frames.
+    assert!(
+        dropped * 100 / frames >= 12 && dropped * 100 / frames <= 28,
+        "{dropped}/{frames}"
+    );
 }
 
 #[test]
