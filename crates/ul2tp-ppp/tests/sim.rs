@@ -364,3 +364,55 @@ fn silent_peer_during_establish_gives_up_after_max_configure() {
     assert_eq!(down, Some(DownReason::NegotiationFailed));
     assert_eq!(now, Timestamp(30_000_000));
 }
+
+#[test]
+fn authenticator_falls_back_to_the_protocol_the_peer_naks_with() {
+    // Preference list: CHAP-MD5 first, PAP acceptable.
+    let cfg = Config {
+        require_auth: vec![AuthProtocol::ChapMd5, AuthProtocol::Pap],
+        local_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        peer_ip: Some(Ipv4Addr::new(10, 0, 0, 2)),
+        ..Config::default()
+    };
+    let mut srv = Endpoint::new(cfg, 41);
+    srv.set_credentials(Box::new(StaticCredentials(vec![(
+        b"alice".to_vec(),
+        b"pw".to_vec(),
+    )])));
+    let cli = Endpoint::new(
+        Config {
+            user: Some((b"alice".to_vec(), b"pw".to_vec())),
+            allow_auth: vec![AuthProtocol::Pap],
+            ..Config::default()
+        },
+        42,
+    );
+    let mut s = Sim::new(srv, cli, 0, 43);
+    s.a.open(Timestamp(0));
+    s.b.open(Timestamp(0));
+    let up = |s: &Sim| has(&s.ev_a, |e| matches!(e, Event::NetworkUp { .. }));
+    assert!(s.run(30_000_000, up), "{:?} {:?}", s.ev_a, s.ev_b);
+    assert!(has(&s.ev_a, |e| *e
+        == Event::AuthSuccess {
+            peer_name: b"alice".to_vec()
+        }));
+}
+
+#[test]
+fn peer_that_refuses_every_auth_protocol_is_dropped() {
+    let cli = Endpoint::new(
+        Config {
+            user: Some((b"alice".to_vec(), b"pw".to_vec())),
+            allow_auth: vec![AuthProtocol::Pap],
+            ..Config::default()
+        },
+        52,
+    );
+    // Server accepts only CHAP-MD5; the client Naks with PAP, which is not acceptable.
+    let mut s = Sim::new(server(AuthProtocol::ChapMd5, 51), cli, 0, 53);
+    s.a.open(Timestamp(0));
+    s.b.open(Timestamp(0));
+    assert!(s.run(60_000_000, |s| link_down(&s.ev_a).is_some()));
+    assert_eq!(link_down(&s.ev_a), Some(DownReason::AuthFailed));
+    assert!(!has(&s.ev_a, |e| *e == Event::LinkUp));
+}
