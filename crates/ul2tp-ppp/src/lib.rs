@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fsm;
+pub mod mschapv2;
 pub mod packet;
 
 use std::collections::VecDeque;
