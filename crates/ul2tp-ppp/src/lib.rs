@@ -69,6 +69,8 @@ pub enum AuthProtocol {
     Pap,
     /// CHAP with MD5 (0xC223 algorithm 5, RFC 1994).
     ChapMd5,
+    /// MS-CHAPv2 (0xC223 algorithm 0x81, RFC 2759).
+    MsChapV2,
 }
 
 impl AuthProtocol {
@@ -77,6 +79,7 @@ impl AuthProtocol {
         match self {
             AuthProtocol::Pap => &[0xc0, 0x23],
             AuthProtocol::ChapMd5 => &[0xc2, 0x23, 0x05],
+            AuthProtocol::MsChapV2 => &[0xc2, 0x23, 0x81],
         }
     }
 
@@ -85,6 +88,7 @@ impl AuthProtocol {
         match data {
             [0xc0, 0x23] => Some(AuthProtocol::Pap),
             [0xc2, 0x23, 0x05] => Some(AuthProtocol::ChapMd5),
+            [0xc2, 0x23, 0x81] => Some(AuthProtocol::MsChapV2),
             _ => None,
         }
     }
@@ -166,7 +170,11 @@ impl Default for Config {
             require_auth: Vec::new(),
             auth_name: b"ul2tp".to_vec(),
             user: None,
-            allow_auth: vec![AuthProtocol::ChapMd5, AuthProtocol::Pap],
+            allow_auth: vec![
+                AuthProtocol::ChapMd5,
+                AuthProtocol::MsChapV2,
+                AuthProtocol::Pap,
+            ],
             auth_timeout_us: 30_000_000,
             echo_interval_us: Some(10_000_000),
             echo_failure: 3,
@@ -358,6 +366,11 @@ struct Auth {
     challenge: Vec<u8>,
     chal_result: Option<bool>,
     pap_id: u8,
+    /// Peer side of MS-CHAPv2: the authenticator response we expect in Success.
+    ms_expected: Option<String>,
+    /// Peer side: (identifier, challenge, response value) of the last Challenge answered, so a
+    /// retransmitted Challenge gets the identical Response.
+    last_response: Option<(u8, Vec<u8>, Vec<u8>)>,
 }
 
 /// The PPP endpoint of one session. See the crate documentation for the calling convention.
@@ -1258,9 +1271,16 @@ impl Endpoint {
             Some(AuthProtocol::Pap) => self.send_pap_request(now),
             _ => self.auth.deadline = Some(now.plus_micros(self.config.auth_timeout_us)),
         }
-        if self.auth.server == Some(AuthProtocol::ChapMd5) {
+        if self.server_uses_chap() {
             self.send_challenge(now);
         }
+    }
+
+    fn server_uses_chap(&self) -> bool {
+        matches!(
+            self.auth.server,
+            Some(AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2)
+        )
     }
 
     fn send_pap_request(&mut self, now: Timestamp) {
@@ -1302,10 +1322,28 @@ impl Endpoint {
             return;
         }
         let retry = self.auth.tries > 0;
+        let chap_client = matches!(
+            self.auth.client,
+            Some(AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2)
+        );
         if retry && self.auth.client == Some(AuthProtocol::Pap) && !self.auth.client_done {
             self.send_pap_request(now);
-        } else if retry && self.auth.server == Some(AuthProtocol::ChapMd5) && !self.auth.server_done
-        {
+        } else if let (true, false, true, Some((id, _, resp)), Some((user, _))) = (
+            retry,
+            self.auth.client_done,
+            chap_client,
+            self.auth.last_response.clone(),
+            self.config.user.clone(),
+        ) {
+            let body = Chap::Response {
+                value: &resp,
+                name: &user,
+            }
+            .emit_body();
+            self.send(proto::CHAP, 2, id, &body);
+            self.auth.tries -= 1;
+            self.auth.deadline = Some(now.plus_micros(self.config.fsm.restart_us));
+        } else if retry && self.server_uses_chap() && !self.auth.server_done {
             self.send_challenge(now);
         } else {
             self.close_link(now, DownReason::AuthFailed);
@@ -1400,15 +1438,44 @@ impl Endpoint {
     }
 
     fn rx_chap(&mut self, now: Timestamp, p: &Packet<'_>) -> Result<(), PppError> {
+        let is_chap = |a: Option<AuthProtocol>| {
+            matches!(a, Some(AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2))
+        };
         match Chap::parse(p.code, p.data)? {
             Chap::Challenge { value, .. } => {
-                if self.auth.client != Some(AuthProtocol::ChapMd5) {
+                if !is_chap(self.auth.client) {
                     return Err(PppError::NotUp);
                 }
                 let Some((user, secret)) = self.config.user.clone() else {
                     return Err(PppError::NotUp);
                 };
-                let resp = packet::chap_md5_response(p.identifier, &secret, value);
+                let cached = match &self.auth.last_response {
+                    Some((id, ch, r)) if *id == p.identifier && ch.as_slice() == value => {
+                        Some(r.clone())
+                    }
+                    _ => None,
+                };
+                let resp: Vec<u8> = if let Some(r) = cached {
+                    r
+                } else if self.auth.client == Some(AuthProtocol::MsChapV2) {
+                    // RFC 2759 §4: PeerChallenge ‖ 8 reserved ‖ NT-Response ‖ Flags.
+                    let auth_ch: [u8; 16] = value.try_into().map_err(|_| PppError::BadBody)?;
+                    let mut peer_ch = [0u8; 16];
+                    self.rng.fill_bytes(&mut peer_ch);
+                    let pw = String::from_utf8_lossy(&secret);
+                    let nt = mschapv2::nt_response(&auth_ch, &peer_ch, &user, &pw);
+                    self.auth.ms_expected = Some(mschapv2::authenticator_response(
+                        &pw, &nt, &peer_ch, &auth_ch, &user,
+                    ));
+                    let mut v = peer_ch.to_vec();
+                    v.extend_from_slice(&[0; 8]);
+                    v.extend_from_slice(&nt);
+                    v.push(0);
+                    v
+                } else {
+                    packet::chap_md5_response(p.identifier, &secret, value).to_vec()
+                };
+                self.auth.last_response = Some((p.identifier, value.to_vec(), resp.clone()));
                 let body = Chap::Response {
                     value: &resp,
                     name: &user,
@@ -1416,35 +1483,37 @@ impl Endpoint {
                 .emit_body();
                 self.send(proto::CHAP, 2, p.identifier, &body);
                 if !self.auth.client_done {
-                    self.auth.deadline = Some(now.plus_micros(self.config.auth_timeout_us));
+                    // A lost Success/Failure is recovered by repeating the Response: the
+                    // authenticator must answer it again with the same code (RFC 1994 §4.2).
+                    self.auth.deadline = Some(now.plus_micros(self.config.fsm.restart_us));
                 }
             }
             Chap::Response { value, name } => {
-                if self.auth.server != Some(AuthProtocol::ChapMd5)
-                    || p.identifier != self.auth.chal_id
-                {
+                if !is_chap(self.auth.server) || p.identifier != self.auth.chal_id {
                     return Err(PppError::BadBody);
                 }
-                // Repeated Responses to the current Identifier get the same answer (RFC 1994 §4.2).
-                let ok = match self.auth.chal_result {
-                    Some(r) => r,
-                    None => {
-                        let (id, ch) = (self.auth.chal_id, self.auth.challenge.clone());
-                        self.verify(name, |s| {
+                let (id, ch) = (self.auth.chal_id, self.auth.challenge.clone());
+                let (verdict, success, failure) =
+                    if self.auth.server == Some(AuthProtocol::MsChapV2) {
+                        let (ok, msg) = self.verify_mschapv2(name, &ch, value);
+                        let hex: String = ch.iter().map(|b| format!("{b:02X}")).collect();
+                        // RFC 2759 §6: E=691 authentication failure, no retry.
+                        let fail = format!("E=691 R=0 C={hex} V=3 M=Access denied");
+                        (ok, msg, fail.into_bytes())
+                    } else {
+                        let ok = self.verify(name, |s| {
                             ct_eq(&packet::chap_md5_response(id, s, &ch), value)
-                        })
-                    }
-                };
+                        });
+                        (ok, b"Access granted".to_vec(), b"Access denied".to_vec())
+                    };
+                // Repeated Responses to the current Identifier get the same answer (RFC 1994 §4.2).
+                let ok = self.auth.chal_result.unwrap_or(verdict);
                 let first = self.auth.chal_result.is_none();
                 self.auth.chal_result = Some(ok);
                 let reply = if ok {
-                    Chap::Success {
-                        message: b"Access granted",
-                    }
+                    Chap::Success { message: &success }
                 } else {
-                    Chap::Failure {
-                        message: b"Access denied",
-                    }
+                    Chap::Failure { message: &failure }
                 };
                 self.send(proto::CHAP, reply.code(), p.identifier, &reply.emit_body());
                 if first && ok {
@@ -1460,16 +1529,29 @@ impl Endpoint {
                     self.close_link(now, DownReason::AuthFailed);
                 }
             }
-            Chap::Success { .. } => {
-                if self.auth.client != Some(AuthProtocol::ChapMd5) || self.auth.client_done {
+            Chap::Success { message } => {
+                if !is_chap(self.auth.client) || self.auth.client_done {
                     return Err(PppError::BadBody);
+                }
+                if self.auth.client == Some(AuthProtocol::MsChapV2) {
+                    // The peer MUST verify the authenticator response (RFC 2759 §5).
+                    let good = self
+                        .auth
+                        .ms_expected
+                        .as_ref()
+                        .is_some_and(|e| message.starts_with(e.as_bytes()));
+                    if !good {
+                        self.events.push_back(Event::AuthRejected);
+                        self.close_link(now, DownReason::AuthFailed);
+                        return Ok(());
+                    }
                 }
                 self.auth.client_done = true;
                 self.events.push_back(Event::Authenticated);
                 self.check_auth_done(now);
             }
             Chap::Failure { .. } => {
-                if self.auth.client != Some(AuthProtocol::ChapMd5) {
+                if !is_chap(self.auth.client) {
                     return Err(PppError::BadBody);
                 }
                 self.events.push_back(Event::AuthRejected);
@@ -1477,6 +1559,31 @@ impl Endpoint {
             }
         }
         Ok(())
+    }
+
+    /// Check an MS-CHAPv2 Response value; on success also the Success message
+    /// (`S=<authenticator response> M=...`, RFC 2759 §5).
+    fn verify_mschapv2(&self, name: &[u8], challenge: &[u8], value: &[u8]) -> (bool, Vec<u8>) {
+        let (Ok(auth_ch), Some(peer_ch), Some(nt)) = (
+            <[u8; 16]>::try_from(challenge),
+            value.get(..16).and_then(|v| <[u8; 16]>::try_from(v).ok()),
+            value.get(24..48).and_then(|v| <[u8; 24]>::try_from(v).ok()),
+        ) else {
+            return (false, Vec::new());
+        };
+        if value.len() != 49 {
+            return (false, Vec::new());
+        }
+        let Some(secret) = self.credentials.as_ref().and_then(|c| c.secret(name)) else {
+            return (false, Vec::new());
+        };
+        let pw = String::from_utf8_lossy(&secret);
+        let expected = mschapv2::nt_response(&auth_ch, &peer_ch, name, &pw);
+        if !ct_eq(&expected, &nt) {
+            return (false, Vec::new());
+        }
+        let s = mschapv2::authenticator_response(&pw, &nt, &peer_ch, &auth_ch, name);
+        (true, format!("{s} M=Access granted").into_bytes())
     }
 
     // ---------------------------------------------------------------- keepalive

@@ -250,7 +250,7 @@ fn pap_ipcp_ipv6cp_up_without_loss_and_ip_flows() {
 #[test]
 fn pap_ipcp_ipv6cp_up_with_20_percent_loss() {
     let (mut dropped, mut frames) = (0, 0);
-    for seed in 1..=8 {
+    for seed in 1..=12 {
         let s = bring_up(AuthProtocol::Pap, 20, seed * 1000 + 3);
         check_up(&s);
         dropped += s.dropped;
@@ -266,7 +266,7 @@ fn pap_ipcp_ipv6cp_up_with_20_percent_loss() {
 #[test]
 fn chap_md5_up_with_and_without_loss() {
     check_up(&bring_up(AuthProtocol::ChapMd5, 0, 11));
-    for seed in 1..=4 {
+    for seed in 1..=12 {
         check_up(&bring_up(AuthProtocol::ChapMd5, 20, seed * 77));
     }
 }
@@ -296,6 +296,15 @@ fn pap_wrong_credentials_take_the_link_down() {
 #[test]
 fn chap_md5_failure_takes_the_link_down() {
     wrong_password(AuthProtocol::ChapMd5);
+}
+
+#[test]
+fn mschapv2_up_and_failure() {
+    check_up(&bring_up(AuthProtocol::MsChapV2, 0, 61));
+    for seed in 1..=12 {
+        check_up(&bring_up(AuthProtocol::MsChapV2, 20, seed * 131));
+    }
+    wrong_password(AuthProtocol::MsChapV2);
 }
 
 #[test]
