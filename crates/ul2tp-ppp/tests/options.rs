@@ -305,3 +305,49 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn authenticating_endpoints_never_panic(
+        which in 0usize..3,
+        client_side in any::<bool>(),
+        frames in proptest::collection::vec(
+            (prop_oneof![Just(proto::PAP), Just(proto::CHAP), Just(proto::LCP)],
+             any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..80)),
+            0..20),
+    ) {
+        let auth = [
+            ul2tp_ppp::AuthProtocol::Pap,
+            ul2tp_ppp::AuthProtocol::ChapMd5,
+            ul2tp_ppp::AuthProtocol::MsChapV2,
+        ][which];
+        let cfg = if client_side {
+            Config { user: Some((b"u".to_vec(), b"p".to_vec())), ..Config::default() }
+        } else {
+            Config { require_auth: vec![auth], ..Config::default() }
+        };
+        let mut ep = Endpoint::new(cfg, 3);
+        ep.set_credentials(Box::new(ul2tp_ppp::StaticCredentials(vec![(
+            b"u".to_vec(),
+            b"p".to_vec(),
+        )])));
+        ep.open(T);
+        let sent = drain(&mut ep);
+        ack_last(&mut ep, &sent, proto::LCP);
+        let mut req = opt(5, &[1, 2, 3, 4]);
+        if client_side {
+            req.extend(opt(3, auth.option_data()));
+        }
+        ep.handle_frame(T, &cp(proto::LCP, 1, 40, &req)).unwrap();
+        prop_assert_eq!(ep.phase(), Phase::Authenticate);
+        drain(&mut ep);
+        let mut now = 0u64;
+        for (p, code, id, data) in frames {
+            now += 700_000;
+            let _ = ep.handle_frame(Timestamp(now), &cp(p, code % 6, id, &data));
+            ep.handle_timeout(Timestamp(now));
+            drain(&mut ep);
+            while ep.poll_event().is_some() {}
+        }
+    }
+}
