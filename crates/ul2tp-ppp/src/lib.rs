@@ -360,8 +360,12 @@ struct Auth {
     server_done: bool,
     client: Option<AuthProtocol>,
     client_done: bool,
-    deadline: Option<Timestamp>,
-    tries: u32,
+    /// Our side authenticating to the peer: retransmit / give-up timer and attempts left.
+    client_deadline: Option<Timestamp>,
+    client_tries: u32,
+    /// Our side authenticating the peer: timer and attempts left.
+    server_deadline: Option<Timestamp>,
+    server_tries: u32,
     chal_id: u8,
     challenge: Vec<u8>,
     chal_result: Option<bool>,
@@ -501,7 +505,7 @@ impl Endpoint {
         if was_up {
             self.phase = Phase::Dead;
             self.echo_deadline = None;
-            self.auth.deadline = None;
+            self.auth = Auth::default();
             self.events.push_back(Event::LinkDown {
                 reason: DownReason::LowerLayerDown,
             });
@@ -529,7 +533,8 @@ impl Endpoint {
             self.lcp.fsm.deadline,
             self.ipcp.fsm.deadline,
             self.ipv6cp.fsm.deadline,
-            self.auth.deadline,
+            self.auth.client_deadline,
+            self.auth.server_deadline,
             self.echo_deadline,
         ]
         .into_iter()
@@ -562,9 +567,13 @@ impl Endpoint {
                 self.run(now, cp, ev, &Ctx::default());
             }
         }
-        if self.auth.deadline.is_some_and(|d| now >= d) {
-            self.auth.deadline = None;
-            self.auth_timeout(now);
+        if self.auth.client_deadline.is_some_and(|d| now >= d) {
+            self.auth.client_deadline = None;
+            self.client_auth_timeout(now);
+        }
+        if self.auth.server_deadline.is_some_and(|d| now >= d) {
+            self.auth.server_deadline = None;
+            self.server_auth_timeout(now);
         }
         if self.echo_deadline.is_some_and(|d| now >= d) {
             self.echo_tick(now);
@@ -1259,6 +1268,8 @@ impl Endpoint {
         self.auth = Auth {
             server: self.lcp_acked.auth,
             client: self.lcp_peer.auth,
+            client_tries: self.config.fsm.max_configure,
+            server_tries: self.config.fsm.max_configure,
             ..Auth::default()
         };
         if self.auth.server.is_none() && self.auth.client.is_none() {
@@ -1266,21 +1277,17 @@ impl Endpoint {
             return;
         }
         self.phase = Phase::Authenticate;
-        self.auth.tries = self.config.fsm.max_configure;
+        let wait = Some(now.plus_micros(self.config.auth_timeout_us));
         match self.auth.client {
             Some(AuthProtocol::Pap) => self.send_pap_request(now),
-            _ => self.auth.deadline = Some(now.plus_micros(self.config.auth_timeout_us)),
+            Some(_) => self.auth.client_deadline = wait,
+            None => {}
         }
-        if self.server_uses_chap() {
-            self.send_challenge(now);
+        match self.auth.server {
+            Some(AuthProtocol::Pap) => self.auth.server_deadline = wait,
+            Some(_) => self.send_challenge(now),
+            None => {}
         }
-    }
-
-    fn server_uses_chap(&self) -> bool {
-        matches!(
-            self.auth.server,
-            Some(AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2)
-        )
     }
 
     fn send_pap_request(&mut self, now: Timestamp) {
@@ -1294,8 +1301,8 @@ impl Endpoint {
         }
         .emit_body();
         self.send(proto::PAP, 1, self.auth.pap_id, &body);
-        self.auth.tries = self.auth.tries.saturating_sub(1);
-        self.auth.deadline = Some(now.plus_micros(self.config.fsm.restart_us));
+        self.auth.client_tries = self.auth.client_tries.saturating_sub(1);
+        self.auth.client_deadline = Some(now.plus_micros(self.config.fsm.restart_us));
     }
 
     fn send_challenge(&mut self, now: Timestamp) {
@@ -1313,37 +1320,50 @@ impl Endpoint {
         }
         .emit_body();
         self.send(proto::CHAP, 1, self.auth.chal_id, &body);
-        self.auth.tries = self.auth.tries.saturating_sub(1);
-        self.auth.deadline = Some(now.plus_micros(self.config.fsm.restart_us));
+        self.auth.server_tries = self.auth.server_tries.saturating_sub(1);
+        self.auth.server_deadline = Some(now.plus_micros(self.config.fsm.restart_us));
     }
 
-    fn auth_timeout(&mut self, now: Timestamp) {
-        if self.phase != Phase::Authenticate {
+    /// Our authentication to the peer timed out: retransmit or give up.
+    fn client_auth_timeout(&mut self, now: Timestamp) {
+        if self.phase != Phase::Authenticate || self.auth.client_done {
             return;
         }
-        let retry = self.auth.tries > 0;
-        let chap_client = matches!(
+        if self.auth.client_tries == 0 {
+            self.close_link(now, DownReason::AuthFailed);
+            return;
+        }
+        match (
             self.auth.client,
-            Some(AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2)
-        );
-        if retry && self.auth.client == Some(AuthProtocol::Pap) && !self.auth.client_done {
-            self.send_pap_request(now);
-        } else if let (true, false, true, Some((id, _, resp)), Some((user, _))) = (
-            retry,
-            self.auth.client_done,
-            chap_client,
             self.auth.last_response.clone(),
             self.config.user.clone(),
         ) {
-            let body = Chap::Response {
-                value: &resp,
-                name: &user,
+            (Some(AuthProtocol::Pap), _, _) => self.send_pap_request(now),
+            (Some(_), Some((id, _, resp)), Some((user, _))) => {
+                let body = Chap::Response {
+                    value: &resp,
+                    name: &user,
+                }
+                .emit_body();
+                self.send(proto::CHAP, 2, id, &body);
+                self.auth.client_tries -= 1;
+                self.auth.client_deadline = Some(now.plus_micros(self.config.fsm.restart_us));
             }
-            .emit_body();
-            self.send(proto::CHAP, 2, id, &body);
-            self.auth.tries -= 1;
-            self.auth.deadline = Some(now.plus_micros(self.config.fsm.restart_us));
-        } else if retry && self.server_uses_chap() && !self.auth.server_done {
+            // No Challenge ever arrived.
+            _ => self.close_link(now, DownReason::AuthFailed),
+        }
+    }
+
+    /// The peer did not authenticate in time: re-challenge or give up.
+    fn server_auth_timeout(&mut self, now: Timestamp) {
+        if self.phase != Phase::Authenticate || self.auth.server_done {
+            return;
+        }
+        let chap = matches!(
+            self.auth.server,
+            Some(AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2)
+        );
+        if chap && self.auth.server_tries > 0 {
             self.send_challenge(now);
         } else {
             self.close_link(now, DownReason::AuthFailed);
@@ -1353,11 +1373,8 @@ impl Endpoint {
     fn check_auth_done(&mut self, now: Timestamp) {
         let s = self.auth.server.is_none() || self.auth.server_done;
         let c = self.auth.client.is_none() || self.auth.client_done;
-        if s && c {
-            self.auth.deadline = None;
-            if self.phase == Phase::Authenticate {
-                self.enter_network(now);
-            }
+        if s && c && self.phase == Phase::Authenticate {
+            self.enter_network(now);
         }
     }
 
@@ -1403,6 +1420,7 @@ impl Endpoint {
                 self.send(proto::PAP, reply.code(), p.identifier, &reply.emit_body());
                 if ok && !self.auth.server_done {
                     self.auth.server_done = true;
+                    self.auth.server_deadline = None;
                     self.events.push_back(Event::AuthSuccess {
                         peer_name: peer_id.to_vec(),
                     });
@@ -1422,7 +1440,7 @@ impl Endpoint {
                     return Err(PppError::BadBody);
                 }
                 self.auth.client_done = true;
-                self.auth.deadline = None;
+                self.auth.client_deadline = None;
                 self.events.push_back(Event::Authenticated);
                 self.check_auth_done(now);
             }
@@ -1485,7 +1503,7 @@ impl Endpoint {
                 if !self.auth.client_done {
                     // A lost Success/Failure is recovered by repeating the Response: the
                     // authenticator must answer it again with the same code (RFC 1994 §4.2).
-                    self.auth.deadline = Some(now.plus_micros(self.config.fsm.restart_us));
+                    self.auth.client_deadline = Some(now.plus_micros(self.config.fsm.restart_us));
                 }
             }
             Chap::Response { value, name } => {
@@ -1518,6 +1536,7 @@ impl Endpoint {
                 self.send(proto::CHAP, reply.code(), p.identifier, &reply.emit_body());
                 if first && ok {
                     self.auth.server_done = true;
+                    self.auth.server_deadline = None;
                     self.events.push_back(Event::AuthSuccess {
                         peer_name: name.to_vec(),
                     });
@@ -1547,6 +1566,7 @@ impl Endpoint {
                     }
                 }
                 self.auth.client_done = true;
+                self.auth.client_deadline = None;
                 self.events.push_back(Event::Authenticated);
                 self.check_auth_done(now);
             }

@@ -425,3 +425,61 @@ fn peer_that_refuses_every_auth_protocol_is_dropped() {
     assert_eq!(link_down(&s.ev_a), Some(DownReason::AuthFailed));
     assert!(!has(&s.ev_a, |e| *e == Event::LinkUp));
 }
+
+#[test]
+fn mutual_authentication_in_both_directions() {
+    // The server demands CHAP-MD5 from the client; the client demands PAP from the server.
+    for loss in [0, 20] {
+        let mut s = Sim::new(
+            {
+                let mut e = Endpoint::new(
+                    Config {
+                        require_auth: vec![AuthProtocol::ChapMd5],
+                        user: Some((b"lns".to_vec(), b"lns-secret".to_vec())),
+                        allow_auth: vec![AuthProtocol::Pap],
+                        local_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                        peer_ip: Some(Ipv4Addr::new(10, 0, 0, 2)),
+                        ..Config::default()
+                    },
+                    71 + loss,
+                );
+                e.set_credentials(Box::new(StaticCredentials(vec![(
+                    b"alice".to_vec(),
+                    b"pw".to_vec(),
+                )])));
+                e
+            },
+            {
+                let mut e = Endpoint::new(
+                    Config {
+                        require_auth: vec![AuthProtocol::Pap],
+                        user: Some((b"alice".to_vec(), b"pw".to_vec())),
+                        ..Config::default()
+                    },
+                    72 + loss,
+                );
+                e.set_credentials(Box::new(StaticCredentials(vec![(
+                    b"lns".to_vec(),
+                    b"lns-secret".to_vec(),
+                )])));
+                e
+            },
+            loss,
+            73,
+        );
+        s.a.open(Timestamp(0));
+        s.b.open(Timestamp(0));
+        let up = |s: &Sim| {
+            has(&s.ev_a, |e| matches!(e, Event::NetworkUp { .. }))
+                && has(&s.ev_b, |e| matches!(e, Event::NetworkUp { .. }))
+        };
+        assert!(s.run(120_000_000, up), "{:?} {:?}", s.ev_a, s.ev_b);
+        for (ev, name) in [(&s.ev_a, &b"alice"[..]), (&s.ev_b, &b"lns"[..])] {
+            assert!(has(ev, |e| *e
+                == Event::AuthSuccess {
+                    peer_name: name.to_vec()
+                }));
+            assert!(has(ev, |e| *e == Event::Authenticated));
+        }
+    }
+}
