@@ -351,3 +351,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn configure_request_in_opened_renegotiates_and_takes_ncps_down() {
+    let cfg = Config {
+        local_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        peer_ip: Some(Ipv4Addr::new(10, 0, 0, 9)),
+        ..Config::default()
+    };
+    let (mut ep, sent) = opened(cfg);
+    ack_last(&mut ep, &sent, proto::IPCP);
+    ep.handle_frame(T, &cp(proto::IPCP, 1, 1, &opt(3, &[10, 0, 0, 9])))
+        .unwrap();
+    assert_eq!(ep.ipcp_state(), State::Opened);
+    drain(&mut ep);
+    while ep.poll_event().is_some() {}
+    // The peer restarts LCP: tld (NCPs Down), scr, sca ⇒ Ack-Sent.
+    ep.handle_frame(T, &cp(proto::LCP, 1, 90, &opt(5, &[5, 6, 7, 8])))
+        .unwrap();
+    assert_eq!(ep.lcp_state(), State::AckSent);
+    assert_eq!(ep.ipcp_state(), State::Starting);
+    let sent = drain(&mut ep);
+    let codes: Vec<(u16, u8)> = sent.iter().map(|f| (dec(f).0, dec(f).1)).collect();
+    assert_eq!(codes, vec![(proto::LCP, 1), (proto::LCP, 2)]);
+    let ev: Vec<Event> = std::iter::from_fn(|| ep.poll_event()).collect();
+    assert_eq!(ev, vec![Event::NetworkDown]);
+    assert_eq!(ep.send_ip(&[0x45; 20]), Err(ul2tp_ppp::PppError::NotUp));
+    // Our new request is acked ⇒ LinkUp again and IPCP restarts with a fresh request.
+    ack_last(&mut ep, &sent, proto::LCP);
+    assert_eq!(ep.lcp_state(), State::Opened);
+    assert_eq!(ep.poll_event(), Some(Event::LinkUp));
+    assert_eq!(ep.ipcp_state(), State::ReqSent);
+    let again = drain(&mut ep);
+    assert_eq!(dec(&again[0]).0, proto::IPCP);
+    assert_eq!(dec(&again[0]).1, 1);
+}
