@@ -3,7 +3,7 @@
 //! [`transition`] is the pure transition table: a (state, event) pair maps to a list of
 //! actions and the next state, or `None` for an illegal event. [`Fsm`] adds the restart
 //! counter and timer; the protocol using it (LCP, IPCP, IPv6CP) performs the actions.
-//! Options used: neither the [p] passive nor the [r] restart option (an Open in Opened,
+//! Options used: neither the `[p]` passive nor the `[r]` restart option (an Open in Opened,
 //! Stopped, Closing or Stopping only records the administrative state).
 
 use crate::Timestamp;
