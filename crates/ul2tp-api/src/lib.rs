@@ -111,6 +111,10 @@ pub enum Command {
     /// Close a dynamic tunnel (`conn_id`) or one of its sessions (`conn_id` + `session_id`)
     /// with StopCCN / CDN.
     ControlDisconnect,
+    /// Run the daemon's PPP endpoint on a PPP session (`conn_id` + `session_id`): with
+    /// `ip_saddr` (ours) and `ip_daddr` (assigned to the peer) as server, without as client.
+    /// A `pppN` device appears when IPCP is up.
+    PppStart,
 }
 
 /// Counters of a tunnel or session (L2TP_ATTR_STATS, kernel-facts §3.1).

@@ -697,6 +697,38 @@ fn do_connect(p: &Params) -> Result<Action, CliError> {
     Ok(Action::Control(Command::ControlConnect, a))
 }
 
+/// Extension: `ppp start tunnel_id ID session_id ID [local ADDR remote ADDR]`: the daemon's
+/// PPP endpoint on a PPP session (server with both addresses, client without).
+fn do_ppp(args: &[String], warnings: &mut Vec<String>) -> Result<Action, CliError> {
+    match args.first().map(String::as_str) {
+        Some("start") => {}
+        Some(other) if num::matches(other, "help") => return Err(usage()),
+        Some(other) => return Err(unknown_keyword(other)),
+        None => return Err(incomplete()),
+    }
+    let p = parse_params(&args[1..], warnings)?;
+    if p.tunnel_id == 0 {
+        return Err(missarg("tunnel_id"));
+    }
+    if p.session_id == 0 {
+        return Err(missarg("session_id"));
+    }
+    let v4 = |a: &Addr| match a {
+        Addr::Ip(core::net::IpAddr::V4(v4)) => Some(*v4),
+        _ => None,
+    };
+    Ok(Action::Simple(
+        Command::PppStart,
+        Attrs {
+            conn_id: Some(p.tunnel_id),
+            session_id: Some(p.session_id),
+            ip_saddr: v4(&p.local),
+            ip_daddr: v4(&p.remote),
+            ..Attrs::default()
+        },
+    ))
+}
+
 /// Extension (dynamic tunnels): `disconnect tunnel_id ID [session_id ID]`.
 fn do_disconnect(p: &Params) -> Result<Action, CliError> {
     if p.tunnel_id == 0 {
@@ -820,6 +852,8 @@ pub fn parse(args: &[String], warnings: &mut Vec<String>) -> Result<Invocation, 
         do_trace(rest, warnings)?
     } else if sub == "connect" {
         do_connect(&parse_params(rest, warnings)?)?
+    } else if sub == "ppp" {
+        do_ppp(rest, warnings)?
     } else if sub == "disconnect" {
         do_disconnect(&parse_params(rest, warnings)?)?
     } else {

@@ -193,6 +193,8 @@ pub enum Pseudowire {
     Eth(Tap),
     /// A PPP session's socket (the PPPoL2TP-socket equivalent): frames go to the application.
     Ppp(Arc<SeqPacket>),
+    /// A PPP session terminated by the daemon's own PPP endpoint (`pppd.rs`).
+    PppLink(tokio::sync::mpsc::Sender<Vec<u8>>),
 }
 
 impl Pseudowire {
@@ -202,6 +204,7 @@ impl Pseudowire {
                 // kernel-facts §6.1: frames shorter than an Ethernet header are dropped.
                 frame.len() >= 14 && tap.try_send(frame).is_ok()
             }
+            Pseudowire::PppLink(tx) => tx.try_send(frame.to_vec()).is_ok(),
             Pseudowire::Ppp(sock) => {
                 let mut m = Vec::with_capacity(frame.len() + 1);
                 m.push(ul2tp_api::sockproto::FRAME);

@@ -18,6 +18,7 @@ pub mod state;
 mod apps;
 mod datapath;
 mod l2tpip;
+mod pppd;
 
 pub use embedded::Embedded;
 pub use state::Daemon;

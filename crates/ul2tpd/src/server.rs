@@ -101,7 +101,8 @@ pub fn required(cmd: Command) -> Privilege {
         | Command::L2tpipSocket
         | Command::ControlConnect
         | Command::ControlSession
-        | Command::ControlDisconnect => Privilege::Admin,
+        | Command::ControlDisconnect
+        | Command::PppStart => Privilege::Admin,
     }
 }
 

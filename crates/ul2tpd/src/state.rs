@@ -366,6 +366,11 @@ impl Daemon {
                     ..Attrs::default()
                 })))
             }
+            Command::PppStart => {
+                let mut ctl = self.ctl.lock().await;
+                let s = self.find_session(a)?;
+                crate::pppd::start(self, &mut ctl, s, a.ip_saddr, a.ip_daddr).map(done)
+            }
             Command::ControlDisconnect => {
                 let cp = self.control()?;
                 let tid = a

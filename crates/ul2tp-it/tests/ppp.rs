@@ -1,0 +1,68 @@
+//! PPP sessions terminated by the daemons' own PPP endpoints: an L2TPv2 tunnel with a PPP
+//! session between two daemons, `ul2tp ppp start` as server on one side and as client on the
+//! other; LCP and IPCP come up over L2TP, a `pppN` device with the negotiated addresses appears
+//! on both sides and pings cross it; deleting the session removes the devices.
+
+use std::time::{Duration, Instant};
+
+use ul2tp_it::Pair;
+
+fn ppp_device(ns: &ul2tp_it::Netns, addr: &str) -> Option<String> {
+    let out = ns.ip(&["-o", "-4", "addr", "show"]);
+    out.lines()
+        .find(|l| l.contains(&format!("inet {addr} ")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
+}
+
+fn wait_device(ns: &ul2tp_it::Netns, addr: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(d) = ppp_device(ns, addr) {
+            return d;
+        }
+        assert!(
+            Instant::now() < end,
+            "no device with {addr}:\n{}",
+            ns.ip(&["-o", "addr", "show"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ppp_endpoints_over_l2tpv2_bring_up_ppp_devices() {
+    let p = Pair::new(false);
+    p.da.ul2tp("add tunnel version 2 tunnel_id 10 peer_tunnel_id 20 local 192.0.2.1 remote 192.0.2.2 udp_sport 1701 udp_dport 1701");
+    p.db.ul2tp("add tunnel version 2 tunnel_id 20 peer_tunnel_id 10 local 192.0.2.2 remote 192.0.2.1 udp_sport 1701 udp_dport 1701");
+    p.da.ul2tp("add session pw_type ppp tunnel_id 10 session_id 1 peer_session_id 2");
+    p.db.ul2tp("add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1");
+    p.da.ul2tp("ppp start tunnel_id 10 session_id 1 local 10.99.0.1 remote 10.99.0.2");
+    p.db.ul2tp("ppp start tunnel_id 20 session_id 2");
+    let dev_a = wait_device(&p.a, "10.99.0.1");
+    let dev_b = wait_device(&p.b, "10.99.0.2");
+    assert!(
+        dev_a.starts_with("ppp") && dev_b.starts_with("ppp"),
+        "{dev_a} {dev_b}"
+    );
+    assert!(
+        p.a.ping_retry("10.99.0.2", &[], 5),
+        "ping over PPP over L2TPv2"
+    );
+    assert!(p.b.ping_retry("10.99.0.1", &[], 3));
+    let s = p.da.session_stats(10, 1);
+    assert!(
+        s.tx_packets > 0 && s.rx_packets > 0 && s.rx_errors == 0,
+        "{s:?}"
+    );
+    // A second endpoint on the same session is refused.
+    let o =
+        p.da.cli(&["ppp", "start", "tunnel_id", "10", "session_id", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Deleting the session stops the endpoint and removes the device.
+    p.da.ul2tp("del session tunnel_id 10 session_id 1");
+    assert!(
+        p.a.wait_link(&dev_a, false, Duration::from_secs(5)),
+        "{dev_a} survived its session"
+    );
+}
