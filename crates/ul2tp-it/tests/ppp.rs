@@ -66,3 +66,48 @@ fn ppp_endpoints_over_l2tpv2_bring_up_ppp_devices() {
         "{dev_a} survived its session"
     );
 }
+
+/// A ul2tpd LNS: L2TPv2 tunnels and PPP calls negotiated with the control protocol, each
+/// call terminated by the LNS's PPP endpoint with an address from its pool; the LAC side runs
+/// a PPP client endpoint on the call it placed.
+#[test]
+fn lns_with_address_pool() {
+    let p_a = ul2tp_it::Netns::new("la");
+    let p_b = ul2tp_it::Netns::new("lb");
+    ul2tp_it::veth(&p_a, "eth0", &p_b, "eth0");
+    p_a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    p_b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(ul2tp_it::unique("lns"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+    std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
+    std::fs::write(&cb, "[control]\nlisten = \"192.0.2.2:1701\"\nppp_local = \"10.98.0.1\"\nppp_pool = \"10.98.0.10-10.98.0.20\"\n").unwrap();
+    let lac = ul2tp_it::Daemon::start(&p_a, &["--config", ca.to_str().unwrap()]);
+    let _lns = ul2tp_it::Daemon::start(&p_b, &["--config", cb.to_str().unwrap()]);
+
+    let out = lac.ul2tp("connect remote 192.0.2.2 version 2");
+    let tid = out.split_whitespace().nth(1).unwrap().to_string();
+    let end = Instant::now() + Duration::from_secs(10);
+    while !lac.ul2tp("show tunnel").contains(&format!("Tunnel {tid},")) {
+        assert!(Instant::now() < end, "tunnel did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
+    let sid = out.split_whitespace().nth(1).unwrap().to_string();
+    while !lac
+        .ul2tp("show session")
+        .contains(&format!("Session {sid} in tunnel {tid}"))
+    {
+        assert!(Instant::now() < end, "session did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lac.ul2tp(&format!("ppp start tunnel_id {tid} session_id {sid}"));
+    let dev_lns = wait_device(&p_b, "10.98.0.1");
+    let dev_lac = wait_device(&p_a, "10.98.0.10");
+    assert!(dev_lns.starts_with("ppp") && dev_lac.starts_with("ppp"));
+    assert!(
+        p_a.ping_retry("10.98.0.1", &[], 5),
+        "LAC pings the LNS over PPP"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -92,6 +92,10 @@ pub struct ControlConfig {
     pub hello_interval: Option<u64>,
     /// Retransmissions before a tunnel is declared down (default 5).
     pub max_retries: Option<u32>,
+    /// LNS: our address on the pppN of PPP sessions peers open (with `ppp_pool`).
+    pub ppp_local: Option<std::net::Ipv4Addr>,
+    /// LNS: addresses handed to peers, "FIRST-LAST".
+    pub ppp_pool: Option<String>,
 }
 
 fn default_listen() -> std::net::SocketAddr {
@@ -119,6 +123,32 @@ impl ControlConfig {
         crate::control::ControlSettings {
             listen: self.listen,
             config: c,
+            ppp_server: self.ppp_pool(),
+        }
+    }
+
+    /// The PPP pool, when both `ppp_local` and a well-formed `ppp_pool` are given.
+    fn ppp_pool(&self) -> Option<crate::control::PppPool> {
+        let (local, pool) = (self.ppp_local?, self.ppp_pool.as_ref()?);
+        let (a, b) = pool.split_once('-')?;
+        let (first, last): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
+            (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        (u32::from(first) <= u32::from(last)).then_some(crate::control::PppPool {
+            local,
+            first,
+            last,
+        })
+    }
+
+    /// Check the values serde cannot: the pool's form.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.ppp_local, &self.ppp_pool) {
+            (None, None) => Ok(()),
+            (Some(_), Some(_)) if self.ppp_pool().is_some() => Ok(()),
+            (Some(_), Some(p)) => Err(format!(
+                "ppp_pool {p:?} is not FIRST-LAST with FIRST <= LAST"
+            )),
+            _ => Err("ppp_local and ppp_pool go together".into()),
         }
     }
 }

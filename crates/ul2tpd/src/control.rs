@@ -42,6 +42,20 @@ pub struct ControlSettings {
     pub listen: SocketAddr,
     /// Endpoint configuration (host name, secret, version for tunnels we open, timers).
     pub config: Config,
+    /// LNS: run the PPP endpoint as server on every PPP session a peer opens, with this
+    /// local address and peers' addresses from the pool.
+    pub ppp_server: Option<PppPool>,
+}
+
+/// Addresses for the PPP sessions an LNS terminates.
+#[derive(Debug, Clone)]
+pub struct PppPool {
+    /// Our address on every pppN.
+    pub local: std::net::Ipv4Addr,
+    /// First and last address handed to peers.
+    pub first: std::net::Ipv4Addr,
+    /// Last address handed to peers.
+    pub last: std::net::Ipv4Addr,
 }
 
 /// A request for the endpoint task.
@@ -95,6 +109,8 @@ impl ControlPlane {
             upcall: Arc::new(up_daemon_end),
             ifnames: HashMap::new(),
             config: s.config,
+            pool: s.ppp_server,
+            leases: HashMap::new(),
         };
         let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
         Ok(ControlPlane {
@@ -161,6 +177,23 @@ struct State {
     ifnames: HashMap<(u32, u32), String>,
     /// The endpoint's configuration, the base of tunnels we open.
     config: Config,
+    /// LNS PPP address pool.
+    pool: Option<PppPool>,
+    /// Pool addresses in use, by session.
+    leases: HashMap<(u32, u32), std::net::Ipv4Addr>,
+}
+
+impl State {
+    /// The lowest free pool address.
+    fn lease(&mut self, key: (u32, u32)) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+        let pool = self.pool.as_ref()?;
+        let (first, last) = (u32::from(pool.first), u32::from(pool.last));
+        let free = (first..=last)
+            .map(std::net::Ipv4Addr::from)
+            .find(|a| !self.leases.values().any(|l| l == a))?;
+        self.leases.insert(key, free);
+        Some((pool.local, free))
+    }
 }
 
 async fn run(
@@ -295,6 +328,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
             ..
         } => {
             st.ifnames.remove(&(tunnel_id, session_id));
+            st.leases.remove(&(tunnel_id, session_id));
             if let Some(s) = d.registry.session_get(tunnel_id, session_id) {
                 let _ = d.session_delete_locked(&mut ctl, &s);
             }
@@ -332,7 +366,7 @@ fn tunnel_up(d: &Daemon, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiRes
     Ok(())
 }
 
-fn session_up(d: &Daemon, ctl: &mut Ctl, st: &State, info: &SessionInfo) -> ApiResult<()> {
+fn session_up(d: &Daemon, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> ApiResult<()> {
     let cookie = |b: &[u8]| Cookie::new(b).map_err(|e| ApiError::new(e, "cookie"));
     let v3 = info.version == Version::V3;
     let params = SessionParams {
@@ -373,6 +407,18 @@ fn session_up(d: &Daemon, ctl: &mut Ctl, st: &State, info: &SessionInfo) -> ApiR
         .map_err(|e| ApiError::new(e, format!("session {}", info.session_id)))?;
     d.start_session(ctl, &s, tap)?;
     d.notify(Command::SessionCreate, session_attrs(&s, ctl));
+    // LNS: terminate PPP sessions the peer opened with our own PPP endpoint.
+    if info.pw_type == pw_type::PPP && !info.initiator {
+        if let Some((local, peer)) = st.lease((info.tunnel_id, info.session_id)) {
+            crate::pppd::start(d, ctl, s.clone(), Some(local), Some(peer))?;
+        } else if st.pool.is_some() {
+            tracing::warn!(
+                "PPP address pool exhausted: session {}/{} has no PPP endpoint",
+                info.tunnel_id,
+                info.session_id
+            );
+        }
+    }
     tracing::info!("dynamic session {}/{} up", info.tunnel_id, info.session_id);
     Ok(())
 }

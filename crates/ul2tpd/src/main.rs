@@ -129,6 +129,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         if let Some(c) = &cfg.control {
+            c.validate()
+                .map_err(|e| anyhow::anyhow!("{config_name}: [control]: {e}"))?;
             let local = daemon.start_control(c.settings()).map_err(|e| {
                 anyhow::anyhow!("cannot start the control endpoint on {}: {e}", c.listen)
             })?;
