@@ -243,6 +243,12 @@ pub struct Attrs {
     /// L2TP_ATTR_UDP_ZERO_CSUM6_RX (flag: accept zero UDP checksums over IPv6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_zero_csum6_rx: Option<bool>,
+    /// ul2tp: the user name the PPP endpoint authenticates with (`ppp_start`, client side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_user: Option<String>,
+    /// ul2tp: the password / CHAP secret that goes with `ppp_user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_password: Option<String>,
 }
 
 /// A request from a client.

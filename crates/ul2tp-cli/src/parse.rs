@@ -706,7 +706,17 @@ fn do_ppp(args: &[String], warnings: &mut Vec<String>) -> Result<Action, CliErro
         Some(other) => return Err(unknown_keyword(other)),
         None => return Err(incomplete()),
     }
-    let p = parse_params(&args[1..], warnings)?;
+    // `user NAME` and `password SECRET` are ours alone; the rest is the common grammar.
+    let (mut user, mut password, mut rest) = (None, None, Vec::new());
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "user" => user = Some(it.next().ok_or_else(incomplete)?.clone()),
+            "password" => password = Some(it.next().ok_or_else(incomplete)?.clone()),
+            _ => rest.push(a.clone()),
+        }
+    }
+    let p = parse_params(&rest, warnings)?;
     if p.tunnel_id == 0 {
         return Err(missarg("tunnel_id"));
     }
@@ -724,6 +734,8 @@ fn do_ppp(args: &[String], warnings: &mut Vec<String>) -> Result<Action, CliErro
             session_id: Some(p.session_id),
             ip_saddr: v4(&p.local),
             ip_daddr: v4(&p.remote),
+            ppp_user: user,
+            ppp_password: password,
             ..Attrs::default()
         },
     ))

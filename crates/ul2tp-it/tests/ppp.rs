@@ -111,3 +111,74 @@ fn lns_with_address_pool() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The LNS requires CHAP-MD5 from its PPP peers: the right secret brings the link up, a wrong
+/// one does not.
+#[test]
+fn lns_requires_chap() {
+    for (password, ok) in [("wonderland", true), ("looking-glass", false)] {
+        let p_a = ul2tp_it::Netns::new("ca");
+        let p_b = ul2tp_it::Netns::new("cb");
+        ul2tp_it::veth(&p_a, "eth0", &p_b, "eth0");
+        p_a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+        p_b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let dir = std::env::temp_dir().join(ul2tp_it::unique("chap"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+        std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
+        std::fs::write(
+            &cb,
+            "[control]\nlisten = \"192.0.2.2:1701\"\nppp_local = \"10.97.0.1\"\nppp_pool = \"10.97.0.10-10.97.0.20\"\nppp_auth = \"chap\"\nppp_users = { alice = \"wonderland\" }\n",
+        )
+        .unwrap();
+        let lac = ul2tp_it::Daemon::start(&p_a, &["--config", ca.to_str().unwrap()]);
+        let lns = ul2tp_it::Daemon::start(&p_b, &["--config", cb.to_str().unwrap()]);
+        let tid = lac
+            .ul2tp("connect remote 192.0.2.2 version 2")
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let end = Instant::now() + Duration::from_secs(10);
+        while !lac.ul2tp("show tunnel").contains(&format!("Tunnel {tid},")) {
+            assert!(Instant::now() < end, "tunnel did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let sid = lac
+            .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"))
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string();
+        while !lac
+            .ul2tp("show session")
+            .contains(&format!("Session {sid} in tunnel {tid}"))
+        {
+            assert!(Instant::now() < end, "session did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        lac.ul2tp(&format!(
+            "ppp start tunnel_id {tid} session_id {sid} user alice password {password}"
+        ));
+        if ok {
+            wait_device(&p_a, "10.97.0.10");
+            assert!(p_a.ping_retry("10.97.0.1", &[], 5));
+        } else {
+            let end = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < end && !lns.log().contains("authentication of \"alice\" failed")
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert!(
+                lns.log().contains("authentication of \"alice\" failed"),
+                "{}",
+                lns.log()
+            );
+            assert!(
+                ppp_device(&p_a, "10.97.0.10").is_none(),
+                "link came up with a wrong secret"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -96,6 +96,11 @@ pub struct ControlConfig {
     pub ppp_local: Option<std::net::Ipv4Addr>,
     /// LNS: addresses handed to peers, "FIRST-LAST".
     pub ppp_pool: Option<String>,
+    /// LNS: authentication required from PPP peers: "pap", "chap" (CHAP-MD5) or "mschapv2".
+    pub ppp_auth: Option<String>,
+    /// LNS: accepted PPP users and their passwords / secrets.
+    #[serde(default)]
+    pub ppp_users: std::collections::BTreeMap<String, String>,
 }
 
 fn default_listen() -> std::net::SocketAddr {
@@ -133,10 +138,24 @@ impl ControlConfig {
         let (a, b) = pool.split_once('-')?;
         let (first, last): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
             (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        let require = match self.ppp_auth.as_deref() {
+            None => Vec::new(),
+            Some("pap") => vec![ul2tp_ppp::AuthProtocol::Pap],
+            Some("chap") => vec![ul2tp_ppp::AuthProtocol::ChapMd5],
+            Some("mschapv2") => vec![ul2tp_ppp::AuthProtocol::MsChapV2],
+            Some(_) => return None,
+        };
+        let users = self
+            .ppp_users
+            .iter()
+            .map(|(u, p)| (u.clone(), p.clone()))
+            .collect();
         (u32::from(first) <= u32::from(last)).then_some(crate::control::PppPool {
             local,
             first,
             last,
+            require,
+            users,
         })
     }
 
@@ -144,6 +163,16 @@ impl ControlConfig {
     pub fn validate(&self) -> Result<(), String> {
         match (&self.ppp_local, &self.ppp_pool) {
             (None, None) => Ok(()),
+            _ if self
+                .ppp_auth
+                .as_deref()
+                .is_some_and(|a| !matches!(a, "pap" | "chap" | "mschapv2")) =>
+            {
+                Err(format!(
+                    "ppp_auth {:?} is not one of pap, chap, mschapv2",
+                    self.ppp_auth
+                ))
+            }
             (Some(_), Some(_)) if self.ppp_pool().is_some() => Ok(()),
             (Some(_), Some(p)) => Err(format!(
                 "ppp_pool {p:?} is not FIRST-LAST with FIRST <= LAST"

@@ -56,6 +56,10 @@ pub struct PppPool {
     pub first: std::net::Ipv4Addr,
     /// Last address handed to peers.
     pub last: std::net::Ipv4Addr,
+    /// Authentication required from peers (empty: none).
+    pub require: Vec<ul2tp_ppp::AuthProtocol>,
+    /// Accepted (name, secret) pairs.
+    pub users: Vec<(String, String)>,
 }
 
 /// A request for the endpoint task.
@@ -410,7 +414,15 @@ fn session_up(d: &Daemon, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> 
     // LNS: terminate PPP sessions the peer opened with our own PPP endpoint.
     if info.pw_type == pw_type::PPP && !info.initiator {
         if let Some((local, peer)) = st.lease((info.tunnel_id, info.session_id)) {
-            crate::pppd::start(d, ctl, s.clone(), Some(local), Some(peer))?;
+            let pool = st.pool.as_ref();
+            let setup = crate::pppd::PppSetup {
+                local: Some(local),
+                peer: Some(peer),
+                user: None,
+                require: pool.map(|p| p.require.clone()).unwrap_or_default(),
+                users: pool.map(|p| p.users.clone()).unwrap_or_default(),
+            };
+            crate::pppd::start(d, ctl, s.clone(), setup)?;
         } else if st.pool.is_some() {
             tracing::warn!(
                 "PPP address pool exhausted: session {}/{} has no PPP endpoint",

@@ -21,14 +21,27 @@ use ul2tp_sys::tap::Tun;
 use crate::datapath::{self, Pseudowire, TunnelSocket};
 use crate::state::{ApiResult, Ctl, Daemon, Task};
 
-/// Attach an endpoint to `session`: `local`/`peer` are our address and the one we assign
-/// (server side); without them we ask the peer for ours (client side).
+/// How an endpoint is set up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PppSetup {
+    /// Our address (server side) or `None` to ask the peer.
+    pub(crate) local: Option<Ipv4Addr>,
+    /// The address we assign to the peer (server side).
+    pub(crate) peer: Option<Ipv4Addr>,
+    /// Our own credentials (client side).
+    pub(crate) user: Option<(String, String)>,
+    /// Authentication we require (server side), with the accepted (name, secret) pairs.
+    pub(crate) require: Vec<ul2tp_ppp::AuthProtocol>,
+    /// Accepted peers.
+    pub(crate) users: Vec<(String, String)>,
+}
+
+/// Attach an endpoint to `session`.
 pub(crate) fn start(
     d: &Daemon,
     ctl: &mut Ctl,
     session: Arc<Session>,
-    local: Option<Ipv4Addr>,
-    peer: Option<Ipv4Addr>,
+    setup: PppSetup,
 ) -> ApiResult<()> {
     let key = (session.tunnel_id(), session.session_id());
     if session.pw_type() != pw_type::PPP {
@@ -46,10 +59,19 @@ pub(crate) fn start(
         .map(|t| t.sock.socket.clone())
         .ok_or_else(|| ApiError::new(Errno::ENODEV, "no tunnel"))?;
     let cfg = ul2tp_ppp::Config {
-        local_ip: local,
-        peer_ip: peer,
+        local_ip: setup.local,
+        peer_ip: setup.peer,
+        user: setup.user.map(|(u, p)| (u.into_bytes(), p.into_bytes())),
+        require_auth: setup.require,
         ..ul2tp_ppp::Config::default()
     };
+    let users = ul2tp_ppp::StaticCredentials(
+        setup
+            .users
+            .into_iter()
+            .map(|(u, p)| (u.into_bytes(), p.into_bytes()))
+            .collect(),
+    );
     let (tx, rx) = mpsc::channel(1024);
     d.pseudowires.insert(key, Arc::new(Pseudowire::PppLink(tx)));
     ctl.attached.insert(key);
@@ -57,7 +79,7 @@ pub(crate) fn start(
         ^ u64::from(key.1)
         ^ Instant::now().elapsed().as_nanos() as u64
         ^ std::process::id() as u64;
-    let task = Task(tokio::spawn(run(session, socket, rx, cfg, seed)));
+    let task = Task(tokio::spawn(run(session, socket, rx, cfg, users, seed)));
     ctl.sessions.entry(key).or_default().tasks.push(task);
     Ok(())
 }
@@ -67,11 +89,13 @@ async fn run(
     socket: Arc<TunnelSocket>,
     mut rx: mpsc::Receiver<Vec<u8>>,
     cfg: ul2tp_ppp::Config,
+    users: ul2tp_ppp::StaticCredentials,
     seed: u64,
 ) {
     let start = Instant::now();
     let now = move || Timestamp(start.elapsed().as_micros() as u64);
     let mut ep = Endpoint::new(cfg, seed);
+    ep.set_credentials(Box::new(users));
     ep.open(now());
     let mut tun: Option<Tun> = None;
     let mut buf = vec![0u8; 65536];
@@ -125,6 +149,12 @@ async fn run(
                         }
                         Err(e) => tracing::warn!("{name}: cannot create a PPP unit: {e}"),
                     }
+                }
+                Event::AuthFailure { peer_name } => {
+                    tracing::warn!(
+                        "{name}: PPP authentication of {:?} failed",
+                        String::from_utf8_lossy(&peer_name)
+                    );
                 }
                 Event::NetworkDown | Event::LinkDown { .. } => {
                     if tun.take().is_some() {

@@ -369,7 +369,16 @@ impl Daemon {
             Command::PppStart => {
                 let mut ctl = self.ctl.lock().await;
                 let s = self.find_session(a)?;
-                crate::pppd::start(self, &mut ctl, s, a.ip_saddr, a.ip_daddr).map(done)
+                let setup = crate::pppd::PppSetup {
+                    local: a.ip_saddr,
+                    peer: a.ip_daddr,
+                    user: a
+                        .ppp_user
+                        .clone()
+                        .map(|u| (u, a.ppp_password.clone().unwrap_or_default())),
+                    ..Default::default()
+                };
+                crate::pppd::start(self, &mut ctl, s, setup).map(done)
             }
             Command::ControlDisconnect => {
                 let cp = self.control()?;
