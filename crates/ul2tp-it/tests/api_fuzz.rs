@@ -25,7 +25,7 @@ impl Rng {
     }
 }
 
-const COMMANDS: [Command; 14] = [
+const COMMANDS: [Command; 18] = [
     Command::Noop,
     Command::TunnelCreate,
     Command::TunnelDelete,
@@ -40,6 +40,10 @@ const COMMANDS: [Command; 14] = [
     Command::TraceSet,
     Command::Pppol2tpConnect,
     Command::L2tpipSocket,
+    Command::ControlConnect,
+    Command::ControlSession,
+    Command::ControlDisconnect,
+    Command::PppStart,
 ];
 
 fn random_attrs(r: &mut Rng) -> Attrs {
@@ -99,6 +103,8 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         ip6_daddr: r.maybe(|r| v6[r.below(4) as usize]),
         udp_zero_csum6_tx: r.maybe(|r| r.below(2) == 1),
         udp_zero_csum6_rx: r.maybe(|r| r.below(2) == 1),
+        ppp_user: r.maybe(|r| ["", "alice", "\u{0}"][r.below(3) as usize].to_string()),
+        ppp_password: r.maybe(|r| ["", "secret"][r.below(2) as usize].to_string()),
     }
 }
 
