@@ -67,72 +67,37 @@ fn ppp_endpoints_over_l2tpv2_bring_up_ppp_devices() {
     );
 }
 
-/// A ul2tpd LNS: L2TPv2 tunnels and PPP calls negotiated with the control protocol, each
-/// call terminated by the LNS's PPP endpoint with an address from its pool; the LAC side runs
-/// a PPP client endpoint on the call it placed.
-#[test]
-fn lns_with_address_pool() {
-    let p_a = ul2tp_it::Netns::new("la");
-    let p_b = ul2tp_it::Netns::new("lb");
-    ul2tp_it::veth(&p_a, "eth0", &p_b, "eth0");
-    p_a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    p_b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-    let dir = std::env::temp_dir().join(ul2tp_it::unique("lns"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-    std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
-    std::fs::write(&cb, "[control]\nlisten = \"192.0.2.2:1701\"\nppp_local = \"10.98.0.1\"\nppp_pool = \"10.98.0.10-10.98.0.20\"\n").unwrap();
-    let lac = ul2tp_it::Daemon::start(&p_a, &["--config", ca.to_str().unwrap()]);
-    let _lns = ul2tp_it::Daemon::start(&p_b, &["--config", cb.to_str().unwrap()]);
-
-    let out = lac.ul2tp("connect remote 192.0.2.2 version 2");
-    let tid = out.split_whitespace().nth(1).unwrap().to_string();
-    let end = Instant::now() + Duration::from_secs(10);
-    while !lac.ul2tp("show tunnel").contains(&format!("Tunnel {tid},")) {
-        assert!(Instant::now() < end, "tunnel did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-    let sid = out.split_whitespace().nth(1).unwrap().to_string();
-    while !lac
-        .ul2tp("show session")
-        .contains(&format!("Session {sid} in tunnel {tid}"))
-    {
-        assert!(Instant::now() < end, "session did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    lac.ul2tp(&format!("ppp start tunnel_id {tid} session_id {sid}"));
-    let dev_lns = wait_device(&p_b, "10.98.0.1");
-    let dev_lac = wait_device(&p_a, "10.98.0.10");
-    assert!(dev_lns.starts_with("ppp") && dev_lac.starts_with("ppp"));
-    assert!(
-        p_a.ping_retry("10.98.0.1", &[], 5),
-        "LAC pings the LNS over PPP"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+/// A LAC and an LNS ul2tpd (namespaces a and b) with `[control]`; `lns_extra` is added to the
+/// LNS's `[control]` section. Returns them after a v2 tunnel and a PPP call placed by the LAC
+/// are up, with the call's (tunnel id, session id) on the LAC.
+struct LacLns {
+    a: ul2tp_it::Netns,
+    b: ul2tp_it::Netns,
+    lac: ul2tp_it::Daemon,
+    lns: ul2tp_it::Daemon,
+    call: (String, String),
+    dir: std::path::PathBuf,
 }
 
-/// The LNS requires CHAP-MD5 from its PPP peers: the right secret brings the link up, a wrong
-/// one does not.
-#[test]
-fn lns_requires_chap() {
-    for (password, ok) in [("wonderland", true), ("looking-glass", false)] {
-        let p_a = ul2tp_it::Netns::new("ca");
-        let p_b = ul2tp_it::Netns::new("cb");
-        ul2tp_it::veth(&p_a, "eth0", &p_b, "eth0");
-        p_a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        p_b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        let dir = std::env::temp_dir().join(ul2tp_it::unique("chap"));
+impl LacLns {
+    fn new(lns_extra: &str) -> LacLns {
+        let a = ul2tp_it::Netns::new("la");
+        let b = ul2tp_it::Netns::new("lb");
+        ul2tp_it::veth(&a, "eth0", &b, "eth0");
+        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let dir = std::env::temp_dir().join(ul2tp_it::unique("lns"));
         std::fs::create_dir_all(&dir).unwrap();
         let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
         std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
         std::fs::write(
             &cb,
-            "[control]\nlisten = \"192.0.2.2:1701\"\nppp_local = \"10.97.0.1\"\nppp_pool = \"10.97.0.10-10.97.0.20\"\nppp_auth = \"chap\"\nppp_users = { alice = \"wonderland\" }\n",
+            format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}"),
         )
         .unwrap();
-        let lac = ul2tp_it::Daemon::start(&p_a, &["--config", ca.to_str().unwrap()]);
-        let lns = ul2tp_it::Daemon::start(&p_b, &["--config", cb.to_str().unwrap()]);
+        let lac = ul2tp_it::Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+        let lns = ul2tp_it::Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        // `ul2tp connect` prints "Tunnel N requested" / "Session M in tunnel N requested".
         let tid = lac
             .ul2tp("connect remote 192.0.2.2 version 2")
             .split_whitespace()
@@ -144,12 +109,8 @@ fn lns_requires_chap() {
             assert!(Instant::now() < end, "tunnel did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let sid = lac
-            .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"))
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string();
+        let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
+        let sid = out.split_whitespace().nth(1).unwrap().to_string();
         while !lac
             .ul2tp("show session")
             .contains(&format!("Session {sid} in tunnel {tid}"))
@@ -157,28 +118,67 @@ fn lns_requires_chap() {
             assert!(Instant::now() < end, "session did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
-        lac.ul2tp(&format!(
-            "ppp start tunnel_id {tid} session_id {sid} user alice password {password}"
-        ));
-        if ok {
-            wait_device(&p_a, "10.97.0.10");
-            assert!(p_a.ping_retry("10.97.0.1", &[], 5));
-        } else {
-            let end = Instant::now() + Duration::from_secs(6);
-            while Instant::now() < end && !lns.log().contains("authentication of \"alice\" failed")
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            assert!(
-                lns.log().contains("authentication of \"alice\" failed"),
-                "{}",
-                lns.log()
-            );
-            assert!(
-                ppp_device(&p_a, "10.97.0.10").is_none(),
-                "link came up with a wrong secret"
-            );
+        LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            call: (tid, sid),
+            dir,
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// Start the LAC's PPP client endpoint on the call, with extra `ppp start` words.
+    fn ppp_start(&self, extra: &str) {
+        let (tid, sid) = &self.call;
+        self.lac.ul2tp(&format!(
+            "ppp start tunnel_id {tid} session_id {sid} {extra}"
+        ));
+    }
+}
+
+impl Drop for LacLns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A ul2tpd LNS: L2TPv2 tunnels and PPP calls negotiated with the control protocol, each
+/// call terminated by the LNS's PPP endpoint with an address from its pool; the LAC side runs
+/// a PPP client endpoint on the call it placed.
+#[test]
+fn lns_with_address_pool() {
+    let t = LacLns::new("ppp_local = \"10.98.0.1\"\nppp_pool = \"10.98.0.10-10.98.0.20\"\n");
+    t.ppp_start("");
+    let dev_lns = wait_device(&t.b, "10.98.0.1");
+    let dev_lac = wait_device(&t.a, "10.98.0.10");
+    assert!(dev_lns.starts_with("ppp") && dev_lac.starts_with("ppp"));
+    assert!(
+        t.a.ping_retry("10.98.0.1", &[], 5),
+        "LAC pings the LNS over PPP"
+    );
+}
+
+/// The LNS requires CHAP-MD5 from its PPP peers: the right secret brings the link up, a wrong
+/// one does not.
+#[test]
+fn lns_requires_chap() {
+    let conf = "ppp_local = \"10.97.0.1\"\nppp_pool = \"10.97.0.10-10.97.0.20\"\nppp_auth = \"chap\"\nppp_users = { alice = \"wonderland\" }\n";
+    let t = LacLns::new(conf);
+    t.ppp_start("user alice password wonderland");
+    wait_device(&t.a, "10.97.0.10");
+    assert!(t.a.ping_retry("10.97.0.1", &[], 5));
+
+    let t = LacLns::new(conf);
+    t.ppp_start("user alice password looking-glass");
+    let failed = "authentication of \"alice\" failed";
+    let end = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < end && !t.lns.log().contains(failed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(t.lns.log().contains(failed), "{}", t.lns.log());
+    assert!(
+        ppp_device(&t.a, "10.97.0.10").is_none(),
+        "link came up with a wrong secret"
+    );
 }
