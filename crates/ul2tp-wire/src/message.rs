@@ -275,6 +275,21 @@ fn teardown(message_type: MessageType, error: ErrorCode) -> Reaction {
     }
 }
 
+/// Accessors for the first IETF AVP of one type: `name: Variant -> Type, |x| value;`.
+macro_rules! avp_accessors {
+    ($($(#[$doc:meta])* $name:ident: $variant:ident -> $ty:ty, |$x:ident| $conv:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> Option<$ty> {
+                match self.find(AttrType::$variant)? {
+                    AvpValue::$variant($x) => Some($conv),
+                    _ => None,
+                }
+            }
+        )*
+    };
+}
+
 impl Message {
     /// Parse a UDP-framed control message (see the module docs). `secret` is the tunnel's
     /// shared secret, used to reveal hidden AVPs.
@@ -503,100 +518,31 @@ impl Message {
             .filter(move |v| v.vendor_id() == VENDOR_IETF && v.attr_type() == attr)
     }
 
-    /// Assigned Tunnel ID (v2).
-    pub fn assigned_tunnel_id(&self) -> Option<u16> {
-        match self.find(AttrType::AssignedTunnelId)? {
-            AvpValue::AssignedTunnelId(x) => Some(*x),
-            _ => None,
-        }
-    }
-
-    /// Assigned Session ID (v2).
-    pub fn assigned_session_id(&self) -> Option<u16> {
-        match self.find(AttrType::AssignedSessionId)? {
-            AvpValue::AssignedSessionId(x) => Some(*x),
-            _ => None,
-        }
-    }
-
-    /// Assigned Control Connection ID (v3).
-    pub fn assigned_connection_id(&self) -> Option<u32> {
-        match self.find(AttrType::AssignedConnectionId)? {
-            AvpValue::AssignedConnectionId(x) => Some(*x),
-            _ => None,
-        }
-    }
-
-    /// Local Session ID (v3, the sender's id).
-    pub fn local_session_id(&self) -> Option<u32> {
-        match self.find(AttrType::LocalSessionId)? {
-            AvpValue::LocalSessionId(x) => Some(*x),
-            _ => None,
-        }
-    }
-
-    /// Remote Session ID (v3, the receiver's id or 0).
-    pub fn remote_session_id(&self) -> Option<u32> {
-        match self.find(AttrType::RemoteSessionId)? {
-            AvpValue::RemoteSessionId(x) => Some(*x),
-            _ => None,
-        }
-    }
-
-    /// Result Code.
-    pub fn result_code(&self) -> Option<&ResultCode> {
-        match self.find(AttrType::ResultCode)? {
-            AvpValue::ResultCode(r) => Some(r),
-            _ => None,
-        }
-    }
-
-    /// Receive Window Size.
-    pub fn receive_window_size(&self) -> Option<u16> {
-        match self.find(AttrType::ReceiveWindowSize)? {
-            AvpValue::ReceiveWindowSize(x) => Some(*x),
-            _ => None,
-        }
-    }
-
-    /// Host Name.
-    pub fn host_name(&self) -> Option<&[u8]> {
-        match self.find(AttrType::HostName)? {
-            AvpValue::HostName(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    /// Challenge (v2 tunnel authentication).
-    pub fn challenge(&self) -> Option<&[u8]> {
-        match self.find(AttrType::Challenge)? {
-            AvpValue::Challenge(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    /// Challenge Response (v2 tunnel authentication).
-    pub fn challenge_response(&self) -> Option<&[u8; 16]> {
-        match self.find(AttrType::ChallengeResponse)? {
-            AvpValue::ChallengeResponse(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    /// Tie Breaker.
-    pub fn tie_breaker(&self) -> Option<&[u8; 8]> {
-        match self.find(AttrType::TieBreaker)? {
-            AvpValue::TieBreaker(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    /// Control Message Authentication Nonce (v3).
-    pub fn nonce(&self) -> Option<&[u8]> {
-        match self.find(AttrType::CtrlMsgAuthNonce)? {
-            AvpValue::CtrlMsgAuthNonce(x) => Some(x),
-            _ => None,
-        }
+    avp_accessors! {
+        /// Assigned Tunnel ID (v2).
+        assigned_tunnel_id: AssignedTunnelId -> u16, |x| *x;
+        /// Assigned Session ID (v2).
+        assigned_session_id: AssignedSessionId -> u16, |x| *x;
+        /// Assigned Control Connection ID (v3).
+        assigned_connection_id: AssignedConnectionId -> u32, |x| *x;
+        /// Local Session ID (v3, the sender's id).
+        local_session_id: LocalSessionId -> u32, |x| *x;
+        /// Remote Session ID (v3, the receiver's id or 0).
+        remote_session_id: RemoteSessionId -> u32, |x| *x;
+        /// Result Code.
+        result_code: ResultCode -> &ResultCode, |r| r;
+        /// Receive Window Size.
+        receive_window_size: ReceiveWindowSize -> u16, |x| *x;
+        /// Host Name.
+        host_name: HostName -> &[u8], |x| x;
+        /// Challenge (v2 tunnel authentication).
+        challenge: Challenge -> &[u8], |x| x;
+        /// Challenge Response (v2 tunnel authentication).
+        challenge_response: ChallengeResponse -> &[u8; 16], |x| x;
+        /// Tie Breaker.
+        tie_breaker: TieBreaker -> &[u8; 8], |x| x;
+        /// Control Message Authentication Nonce (v3).
+        nonce: CtrlMsgAuthNonce -> &[u8], |x| x;
     }
 
     /// Re-encode the message (header as parsed, Length recomputed). Hidden AVPs are hidden
