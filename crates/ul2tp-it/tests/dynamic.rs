@@ -106,13 +106,20 @@ fn run(secret: Option<&str>) {
     );
     assert!(b.ping_retry("198.51.100.1", &[], 3));
 
-    // StopCCN from a: both sides delete the tunnel, its session and the devices.
+    // Deleting the session through the API on a also clears it with the peer (CDN).
+    da.ul2tp(&format!("del session tunnel_id {tid} session_id {sid}"));
+    wait_for("session gone on b", || {
+        dump(&db, Command::SessionGet).is_empty()
+    });
+    assert!(b.wait_link(&b_if, false, Duration::from_secs(5)));
+    assert!(a.wait_link(&ifname, false, Duration::from_secs(5)));
+    assert_eq!(dump(&db, Command::TunnelGet).len(), 1, "the tunnel stays");
+
+    // StopCCN from a: both sides delete the tunnel and everything in it.
     da.ul2tp(&format!("disconnect tunnel_id {tid}"));
     wait_for("tunnels gone", || {
         dump(&da, Command::TunnelGet).is_empty() && dump(&db, Command::TunnelGet).is_empty()
     });
-    assert!(a.wait_link(&ifname, false, Duration::from_secs(5)));
-    assert!(b.wait_link(&b_if, false, Duration::from_secs(5)));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

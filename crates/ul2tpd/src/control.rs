@@ -172,6 +172,14 @@ impl ControlPlane {
     pub(crate) async fn close(&self, tid: u32, sid: Option<u32>) -> ApiResult<()> {
         self.ask(|reply| Cmd::Close { tid, sid, reply }).await
     }
+
+    /// Tell the endpoint that the data path dropped a tunnel or session (API delete, session
+    /// socket closed), without waiting: it clears it with the peer. An object the endpoint no
+    /// longer knows (it reported it down itself) is ignored.
+    pub(crate) fn close_later(&self, tid: u32, sid: Option<u32>) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.tx.try_send(Cmd::Close { tid, sid, reply });
+    }
 }
 
 struct State {
@@ -312,6 +320,8 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
         Event::TunnelDown {
             tunnel_id, reason, ..
         } => {
+            // Gone at the control level: no StopCCN from the delete below.
+            ctl.dynamic.remove(&tunnel_id);
             if ctl.tunnels.contains_key(&tunnel_id) {
                 tracing::info!("dynamic tunnel {tunnel_id} down: {reason:?}");
                 let _ = d.tunnel_delete_locked(&mut ctl, tunnel_id);
@@ -361,6 +371,7 @@ fn tunnel_up(d: &Daemon, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiRes
         socket: sock.id,
     };
     d.register_tunnel(ctl, p, sock, DpTunnelInfo::default())?;
+    ctl.dynamic.insert(info.tunnel_id);
     tracing::info!(
         "dynamic tunnel {} up with {} ({})",
         info.tunnel_id,

@@ -126,6 +126,9 @@ pub(crate) struct Ctl {
     next_socket: u64,
     /// Sessions with an attached session socket.
     pub(crate) attached: HashSet<(u32, u32)>,
+    /// Tunnels the control plane negotiated: deleting them (or their sessions) through the
+    /// API also tells the peer (StopCCN / CDN).
+    pub(crate) dynamic: HashSet<u32>,
 }
 
 /// The daemon.
@@ -654,6 +657,11 @@ impl Daemon {
     }
 
     pub(crate) fn tunnel_delete_locked(&self, ctl: &mut Ctl, tid: u32) -> ApiResult<()> {
+        if ctl.dynamic.remove(&tid) {
+            if let Some(cp) = self.control.get() {
+                cp.close_later(tid, None);
+            }
+        }
         let attrs = self
             .tunnel_attrs(ctl, tid)
             .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
@@ -856,6 +864,11 @@ impl Daemon {
 
     pub(crate) fn session_delete_locked(&self, ctl: &mut Ctl, s: &Arc<Session>) -> ApiResult<()> {
         let key = (s.tunnel_id(), s.session_id());
+        if ctl.dynamic.contains(&key.0) {
+            if let Some(cp) = self.control.get() {
+                cp.close_later(key.0, Some(key.1));
+            }
+        }
         self.notify(Command::SessionDelete, session_attrs(s, ctl));
         self.registry
             .session_delete(key.0, key.1)
