@@ -111,6 +111,16 @@ impl Netns {
         run(Command::new("ip").args(["-n", &self.name]).args(args))
     }
 
+    /// Bring `dev` up with the address `cidr` (IPv6 addresses without duplicate detection).
+    pub fn up_with(&self, dev: &str, cidr: &str) {
+        self.ip(&["link", "set", dev, "up"]);
+        if cidr.contains(':') {
+            self.ip(&["-6", "addr", "add", cidr, "dev", dev, "nodad"]);
+        } else {
+            self.ip(&["addr", "add", cidr, "dev", dev]);
+        }
+    }
+
     /// Set a sysctl inside the namespace.
     pub fn sysctl(&self, kv: &str) {
         must(self.cmd("sysctl").args(["-q", "-w", kv]));

@@ -416,10 +416,8 @@ fn managed_tunnels_carry_our_control_messages_and_die_with_their_socket() {
             psid,
         ]);
     }
-    p.a.ip(&["link", "set", &ifname, "up"]);
-    p.b.ip(&["link", "set", &ifname, "up"]);
-    p.a.ip(&["addr", "add", "198.51.100.1/24", "dev", &ifname]);
-    p.b.ip(&["addr", "add", "198.51.100.2/24", "dev", &ifname]);
+    p.a.up_with(&ifname, "198.51.100.1/24");
+    p.b.up_with(&ifname, "198.51.100.2/24");
     assert!(
         p.a.ping_retry("198.51.100.2", &[], 5),
         "data over managed tunnels"
@@ -567,8 +565,7 @@ fn l2tpip_sockets_listener_and_managed_ip_tunnels() {
         ]);
     }
     for (ns, a) in [(&p.a, "198.51.100.1/24"), (&p.b, "198.51.100.2/24")] {
-        ns.ip(&["link", "set", &ifname, "up"]);
-        ns.ip(&["addr", "add", a, "dev", &ifname]);
+        ns.up_with(&ifname, a);
     }
     assert!(
         p.a.ping_retry("198.51.100.2", &[], 5),
@@ -636,14 +633,7 @@ fn vlan_pseudowires_two_vlans_over_one_tunnel() {
     }
     for (ns, host) in [(&p.a, 1), (&p.b, 2)] {
         for (i, name) in names.iter().enumerate() {
-            ns.ip(&["link", "set", name, "up"]);
-            ns.ip(&[
-                "addr",
-                "add",
-                &format!("10.{}.0.{host}/24", 50 + i),
-                "dev",
-                name,
-            ]);
+            ns.up_with(name, &format!("10.{}.0.{host}/24", 50 + i));
         }
     }
     let cap = Capture::start(&p.a, "eth0", "udp port 5100");
@@ -739,14 +729,7 @@ fn two_tunnels_share_one_address_and_port_pair() {
     }
     for (ns, host) in [(&p.a, 1), (&p.b, 2)] {
         for (i, name) in names.iter().enumerate() {
-            ns.ip(&["link", "set", name, "up"]);
-            ns.ip(&[
-                "addr",
-                "add",
-                &format!("10.{}.0.{host}/24", 60 + i),
-                "dev",
-                name,
-            ]);
+            ns.up_with(name, &format!("10.{}.0.{host}/24", 60 + i));
         }
     }
     assert!(p.a.ping_retry("10.60.0.2", &[], 5), "first tunnel");

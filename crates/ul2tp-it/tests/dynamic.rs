@@ -96,10 +96,8 @@ fn run(secret: Option<&str>) {
     );
     let b_if = sb.ifname.clone().expect("device on b");
 
-    a.ip(&["link", "set", &ifname, "up"]);
-    a.ip(&["addr", "add", "198.51.100.1/24", "dev", &ifname]);
-    b.ip(&["link", "set", &b_if, "up"]);
-    b.ip(&["addr", "add", "198.51.100.2/24", "dev", &b_if]);
+    a.up_with(&ifname, "198.51.100.1/24");
+    b.up_with(&b_if, "198.51.100.2/24");
     assert!(
         a.ping_retry("198.51.100.2", &[], 5),
         "ping over the negotiated pseudowire"

@@ -70,8 +70,7 @@ fn bulk_n(p: Pair, v6: bool, tunnel_extra: &[&str], bytes: usize) -> Pair {
     p.da.ul2tp("add session name pw0 tunnel_id 1 session_id 10 peer_session_id 20");
     p.db.ul2tp("add session name pw0 tunnel_id 2 session_id 20 peer_session_id 10");
     for (ns, addr) in [(&p.a, "198.51.100.1/24"), (&p.b, "198.51.100.2/24")] {
-        ns.ip(&["link", "set", "pw0", "up"]);
-        ns.ip(&["addr", "add", addr, "dev", "pw0"]);
+        ns.up_with("pw0", addr);
     }
     assert!(p.a.ping_retry("198.51.100.2", &[], 5), "ping across pw0");
 

@@ -17,75 +17,23 @@ fn pw(p: &Pair, encap: &str, v6: bool, a_extra: &[&str], b_extra: &[&str]) {
     } else {
         ("192.0.2.1", "192.0.2.2")
     };
-    let ports: &[&str] = if encap == "udp" {
-        &["udp_sport", "5000", "udp_dport", "5000"]
+    let ports = if encap == "udp" {
+        "udp_sport 5000 udp_dport 5000"
     } else {
-        &[]
+        ""
     };
-    let mut t = vec![
-        "add",
-        "tunnel",
-        "tunnel_id",
-        "2000",
-        "peer_tunnel_id",
-        "1000",
-        "encap",
-        encap,
-        "local",
-        la,
-        "remote",
-        lb,
-    ];
-    t.extend_from_slice(ports);
-    p.da.cli_ok(&t);
-    let mut t = vec![
-        "add",
-        "tunnel",
-        "tunnel_id",
-        "1000",
-        "peer_tunnel_id",
-        "2000",
-        "encap",
-        encap,
-        "local",
-        lb,
-        "remote",
-        la,
-    ];
-    t.extend_from_slice(ports);
-    p.db.cli_ok(&t);
-    let mut s = vec![
-        "add",
-        "session",
-        "name",
-        "pw0",
-        "tunnel_id",
-        "2000",
-        "session_id",
-        "0x2001",
-        "peer_session_id",
-        "0x1001",
-    ];
-    s.extend_from_slice(a_extra);
-    p.da.cli_ok(&s);
-    let mut s = vec![
-        "add",
-        "session",
-        "name",
-        "pw0",
-        "tunnel_id",
-        "1000",
-        "session_id",
-        "0x1001",
-        "peer_session_id",
-        "0x2001",
-    ];
-    s.extend_from_slice(b_extra);
-    p.db.cli_ok(&s);
-    p.a.ip(&["link", "set", "pw0", "up"]);
-    p.b.ip(&["link", "set", "pw0", "up"]);
-    p.a.ip(&["addr", "add", "198.51.100.1/24", "dev", "pw0"]);
-    p.b.ip(&["addr", "add", "198.51.100.2/24", "dev", "pw0"]);
+    for (d, tid, ptid, l, r, sid, psid, extra) in [
+        (&p.da, 2000, 1000, la, lb, "0x2001", "0x1001", a_extra),
+        (&p.db, 1000, 2000, lb, la, "0x1001", "0x2001", b_extra),
+    ] {
+        d.ul2tp(&format!("add tunnel tunnel_id {tid} peer_tunnel_id {ptid} encap {encap} local {l} remote {r} {ports}"));
+        let extra = extra.join(" ");
+        d.ul2tp(&format!(
+            "add session name pw0 tunnel_id {tid} session_id {sid} peer_session_id {psid} {extra}"
+        ));
+    }
+    p.a.up_with("pw0", "198.51.100.1/24");
+    p.b.up_with("pw0", "198.51.100.2/24");
 }
 
 #[test]
@@ -280,8 +228,7 @@ fn readme_example_works_as_written() {
     p.db.ul2tp("add tunnel tunnel_id 4000 peer_tunnel_id 3000 encap udp local 192.0.2.2 remote 192.0.2.1 udp_sport 6000 udp_dport 5000");
     p.db.ul2tp("add session tunnel_id 4000 session_id 2000 peer_session_id 1000");
     for (ns, addr) in [(&p.a, "10.42.0.1/24"), (&p.b, "10.42.0.2/24")] {
-        ns.ip(&["link", "set", "l2tpeth0", "up"]);
-        ns.ip(&["addr", "add", addr, "dev", "l2tpeth0"]);
+        ns.up_with("l2tpeth0", addr);
     }
     assert!(p.a.ping_retry("10.42.0.2", &[], 5));
     assert!(p.b.ping_retry("10.42.0.1", &[], 3));
@@ -360,8 +307,7 @@ fn udp_checksum_options_on_the_wire() {
         p.da.ul2tp("add session name pw0 tunnel_id 1 session_id 7 peer_session_id 8");
         p.db.ul2tp("add session name pw0 tunnel_id 2 session_id 8 peer_session_id 7");
         for (ns, a) in [(&p.a, "198.51.100.1/24"), (&p.b, "198.51.100.2/24")] {
-            ns.ip(&["link", "set", "pw0", "up"]);
-            ns.ip(&["addr", "add", a, "dev", "pw0"]);
+            ns.up_with("pw0", a);
         }
         assert!(
             p.a.ping_retry("198.51.100.2", &[], 5),

@@ -94,8 +94,7 @@ fn topo(relay_args: &[&str], a_sess: &[&str], b_sess: &[&str]) -> Topo {
         (&b, B_MAC, B_ADDR, A_ADDR, A_MAC),
     ] {
         ns.ip(&["link", "set", "pw0", "address", mac]);
-        ns.ip(&["link", "set", "pw0", "up"]);
-        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "pw0"]);
+        ns.up_with("pw0", &format!("{addr}/24"));
         ns.ip(&[
             "neigh",
             "replace",
