@@ -1,10 +1,10 @@
 //! ul2tp-api: the management protocol of ul2tpd, our equivalent of the kernel's generic
-//! netlink family `l2tp` (kernel-facts §4).
+//! netlink family `l2tp` (docs/reference/kernel.md §4).
 //!
 //! Transport: a Unix stream socket carrying one JSON object per line. A client sends
 //! [`Request`]s; the daemon answers each with one [`ServerMessage`] carrying the same `seq`,
 //! and, on a connection that sent [`Command::Monitor`], pushes events (the equivalent of the
-//! `l2tp` multicast group, kernel-facts §4.9) as [`ServerMessage`]s with `event` set.
+//! `l2tp` multicast group, docs/reference/kernel.md §4.9) as [`ServerMessage`]s with `event` set.
 //!
 //! Attribute names are the kernel's `L2TP_ATTR_*` names in lower case; errors carry the errno
 //! name the kernel returns in the same situation plus a sentence for humans.
@@ -26,7 +26,7 @@ pub const SOCKET_ENV: &str = "UL2TP_SOCKET";
 /// Version of this protocol, reported by [`Command::Noop`].
 pub const API_VERSION: u32 = 1;
 
-/// Pseudowire types (enum l2tp_pwtype, kernel-facts §4.4).
+/// Pseudowire types (enum l2tp_pwtype, docs/reference/kernel.md §4.4).
 pub mod pw_type {
     /// No pseudowire.
     pub const NONE: u16 = 0x0000;
@@ -40,7 +40,7 @@ pub mod pw_type {
     pub const PPP_AC: u16 = 0x0008;
     /// IP (not implemented).
     pub const IP: u16 = 0x000b;
-    /// First invalid value: `pw_type >= MAX` is EINVAL (kernel-facts §4.6).
+    /// First invalid value: `pw_type >= MAX` is EINVAL (docs/reference/kernel.md §4.6).
     pub const MAX: u16 = 12;
 }
 
@@ -84,18 +84,18 @@ pub enum Command {
     SessionGet,
     /// Subscribe this connection to the event stream (the `l2tp` multicast group).
     Monitor,
-    /// The kernel's debugfs `l2tp/tunnels` listing (kernel-facts §9.1), as `text`.
+    /// The kernel's debugfs `l2tp/tunnels` listing (docs/reference/kernel.md §9.1), as `text`.
     DebugTunnels,
-    /// The `/proc/net/pppol2tp` listing (kernel-facts §7.8), as `text`.
+    /// The `/proc/net/pppol2tp` listing (docs/reference/kernel.md §7.8), as `text`.
     DebugPppol2tp,
     /// Switch trace events on or off for a tunnel (`conn_id`) or session (`conn_id` +
-    /// `session_id`), with `debug` as the on/off value (kernel-facts §9.2).
+    /// `session_id`), with `debug` as the on/off value (docs/reference/kernel.md §9.2).
     TraceSet,
-    /// The PPPoL2TP `connect()` of kernel-facts §7.3: `conn_id`, `session_id`, `peer_conn_id`,
+    /// The PPPoL2TP `connect()` of docs/reference/kernel.md §7.3: `conn_id`, `session_id`, `peer_conn_id`,
     /// `peer_session_id`, `proto_version` and, to create the tunnel, an attached UDP socket
     /// (`fd`). The reply carries a session socket descriptor (see [`sockproto`]).
     Pppol2tpConnect,
-    /// Open an L2TP/IP socket (kernel-facts §8): bound to `ip_saddr`/`ip6_saddr` (optional)
+    /// Open an L2TP/IP socket (docs/reference/kernel.md §8): bound to `ip_saddr`/`ip6_saddr` (optional)
     /// and `conn_id`, optionally connected to `ip_daddr`/`ip6_daddr` and `peer_conn_id`.
     /// The reply carries the descriptor (see [`sockproto`]).
     L2tpipSocket,
@@ -117,7 +117,7 @@ pub enum Command {
     PppStart,
 }
 
-/// Counters of a tunnel or session (L2TP_ATTR_STATS, kernel-facts §3.1).
+/// Counters of a tunnel or session (L2TP_ATTR_STATS, docs/reference/kernel.md §3.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Packets transmitted.
@@ -316,7 +316,7 @@ pub struct ServerMessage {
     /// The object of a get reply or an event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attrs: Option<Attrs>,
-    /// The objects of a dump, in the kernel's order (kernel-facts §4.8).
+    /// The objects of a dump, in the kernel's order (docs/reference/kernel.md §4.8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<Attrs>>,
     /// Text of the debug listings.

@@ -1,4 +1,4 @@
-//! Message formats of the descriptors the daemon hands to applications (kernel-facts §7, §8).
+//! Message formats of the descriptors the daemon hands to applications (docs/reference/kernel.md §7, §8).
 //!
 //! The kernel gives applications special sockets: PPPoL2TP session sockets (PPP frames plus
 //! socket options and a statistics ioctl) and L2TP/IP sockets (control messages addressed by
@@ -189,7 +189,7 @@ impl SockMsg {
     }
 }
 
-/// `struct pppol2tp_ioc_stats` (kernel-facts §3.2): 72 bytes, host order.
+/// `struct pppol2tp_ioc_stats` (docs/reference/kernel.md §3.2): 72 bytes, host order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IocStats {
     /// Tunnel id (16 bits, as the kernel fills it).

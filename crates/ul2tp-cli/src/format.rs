@@ -1,4 +1,4 @@
-//! `show` output: iproute2's text layout (kernel-facts §11.4) and JSON keys (§11.5).
+//! `show` output: iproute2's text layout (docs/reference/kernel.md §11.4) and JSON keys (§11.5).
 //!
 //! Each entry is decoded afresh from its attributes, so nothing leaks from one entry into
 //! the next (iproute2 reuses one parse buffer across a dump; that display bug, §11.4, is
@@ -131,7 +131,7 @@ impl TunnelView {
     }
 }
 
-/// One tunnel in iproute2's text layout (kernel-facts §11.4).
+/// One tunnel in iproute2's text layout (docs/reference/kernel.md §11.4).
 pub fn tunnel_text(a: &Attrs) -> String {
     let t = TunnelView::new(a);
     let mut s = format!(
@@ -169,7 +169,7 @@ pub fn tunnel_text(a: &Attrs) -> String {
     s
 }
 
-/// One tunnel as a JSON object (kernel-facts §11.5).
+/// One tunnel as a JSON object (docs/reference/kernel.md §11.5).
 pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
     let t = TunnelView::new(a);
     w.start_object();
@@ -254,7 +254,7 @@ impl<'a> SessionView<'a> {
     }
 }
 
-/// One session in iproute2's text layout (kernel-facts §11.4), with the non-ETH extension
+/// One session in iproute2's text layout (docs/reference/kernel.md §11.4), with the non-ETH extension
 /// lines.
 pub fn session_text(a: &Attrs) -> String {
     let v = SessionView::new(a);
@@ -271,7 +271,7 @@ pub fn session_text(a: &Attrs) -> String {
             s.push_str(&format!("  vlan id: {vid}\n"));
         }
     }
-    // Offsets are gone from the kernel (kernel-facts §6.4); iproute2 still prints zeros.
+    // Offsets are gone from the kernel (docs/reference/kernel.md §6.4); iproute2 still prints zeros.
     s.push_str("  offset 0, peer offset 0\n");
     if let Some(c) = &v.cookie {
         s.push_str(&format!("  cookie {c}"));
@@ -295,7 +295,7 @@ pub fn session_text(a: &Attrs) -> String {
     s
 }
 
-/// One session as a JSON object (kernel-facts §11.5), with the non-ETH extension keys.
+/// One session as a JSON object (docs/reference/kernel.md §11.5), with the non-ETH extension keys.
 pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
     let v = SessionView::new(a);
     w.start_object();
@@ -365,7 +365,7 @@ pub fn event_name(cmd: Command) -> String {
 /// One `monitor` event. A notification (attributes) prints as
 /// `[TUNNEL_CREATE] Tunnel 3000, encap UDP ...` (the `show` layout) or, with JSON, as one
 /// object with an `event` key in front of the `show` keys. A text-only event (a trace
-/// event, kernel-facts §9.2) prints as `[TRACE] <text>` or `{"event":"TRACE","text":...}`.
+/// event, docs/reference/kernel.md §9.2) prints as `[TRACE] <text>` or `{"event":"TRACE","text":...}`.
 pub fn event(
     cmd: Command,
     attrs: Option<&Attrs>,

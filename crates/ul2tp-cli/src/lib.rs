@@ -2,13 +2,13 @@
 //!
 //! Design: the command line is parsed completely ([`parse`]) into an [`parse::Action`] holding
 //! the API requests, exactly as iproute2 maps its grammar onto generic-netlink messages
-//! (kernel-facts §11.3). Only then is the daemon contacted ([`run`]), and replies are
+//! (docs/reference/kernel.md §11.3). Only then is the daemon contacted ([`run`]), and replies are
 //! rendered by [`format`] in iproute2's text layout or JSON ([`json`] mimics iproute2's JSON
 //! writer byte for byte). Everything that decides output is a pure function of its input, so
 //! the grammar and formatters are unit-tested without a daemon; the binary itself is tested
 //! against a fake API server (tests/cli.rs).
 //!
-//! Exit status follows iproute2 (kernel-facts §11.6): 0 success, 2 the daemon refused a
+//! Exit status follows iproute2 (docs/reference/kernel.md §11.6): 0 success, 2 the daemon refused a
 //! request (`RTNETLINK answers: <strerror>`), 1 for a failed dump (`Dump terminated`), a
 //! bad address or an unreachable daemon, 255 for usage and argument errors.
 //!

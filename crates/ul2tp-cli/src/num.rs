@@ -1,5 +1,5 @@
 //! Number, address and name parsing with the exact acceptance rules iproute2 uses
-//! (kernel-facts §11.1: ID decimal/hex/octal, PORT u16, HEXSTR 8 or 16 digits, NAME rules).
+//! (docs/reference/kernel.md §11.1: ID decimal/hex/octal, PORT u16, HEXSTR 8 or 16 digits, NAME rules).
 //!
 //! iproute2 builds these on glibc `strtoul(s, &end, 0)`, so leading white space, a sign and
 //! the `0x` / `0` prefixes are accepted, trailing garbage is not, and a negative number wraps

@@ -1,4 +1,4 @@
-//! The `ip l2tp` command-line grammar (kernel-facts §11.1, §11.2) plus the ul2tp extensions,
+//! The `ip l2tp` command-line grammar (docs/reference/kernel.md §11.1, §11.2) plus the ul2tp extensions,
 //! turned into API requests the way iproute2 turns it into netlink messages (§11.3).
 //!
 //! Like iproute2, one keyword loop accepts every keyword in any order for every subcommand
@@ -208,7 +208,7 @@ struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        // Defaults of kernel-facts §11.2.
+        // Defaults of docs/reference/kernel.md §11.2.
         Params {
             tunnel: false,
             session: false,
@@ -321,7 +321,7 @@ fn parse_params(args: &[String], warnings: &mut Vec<String>) -> Result<Params, C
             "udp6_csum_rx" => p.udp6_csum_rx = on_off(next(&mut it)?, "udp6_csum_rx")?,
             "udp6_csum_tx" => p.udp6_csum_tx = on_off(next(&mut it)?, "udp6_csum_tx")?,
             "offset" | "peer_offset" => {
-                // kernel-facts §6.4: obsolete, consumed with a warning.
+                // docs/reference/kernel.md §6.4: obsolete, consumed with a warning.
                 warnings.push(format!("Ignoring option \"{kw}\"\n"));
                 next(&mut it)?;
             }
@@ -418,7 +418,7 @@ fn parse_params(args: &[String], warnings: &mut Vec<String>) -> Result<Params, C
     Ok(p)
 }
 
-/// The TUNNEL_CREATE attributes of kernel-facts §11.3.
+/// The TUNNEL_CREATE attributes of docs/reference/kernel.md §11.3.
 fn tunnel_create_attrs(p: &Params) -> Attrs {
     let mut a = Attrs {
         conn_id: Some(p.tunnel_id),
@@ -454,7 +454,7 @@ fn tunnel_create_attrs(p: &Params) -> Attrs {
     a
 }
 
-/// The SESSION_CREATE attributes of kernel-facts §11.3 plus the extension attributes.
+/// The SESSION_CREATE attributes of docs/reference/kernel.md §11.3 plus the extension attributes.
 fn session_create_attrs(p: &Params) -> Attrs {
     Attrs {
         conn_id: Some(p.tunnel_id),
@@ -510,7 +510,7 @@ fn do_add(p: &Params) -> Result<Action, CliError> {
             }
         }
         // Extension checks: L2TPv2 exists only over UDP and has 16-bit tunnel ids
-        // (RFC 2661 §3.1; kernel-facts §12.2 item 3).
+        // (RFC 2661 §3.1; docs/reference/kernel.md §12.2 item 3).
         if let Some((2, text)) = &p.version {
             if p.encap != encap_type::UDP {
                 return Err(invarg("L2TPv2 requires encap udp", text));
@@ -620,7 +620,7 @@ fn do_modify(p: &Params) -> Result<Action, CliError> {
     if p.session_id == 0 {
         return Err(missarg("session_id"));
     }
-    // kernel-facts §4.2: SESSION_MODIFY takes RECV_SEQ, SEND_SEQ, LNS_MODE, RECV_TIMEOUT.
+    // docs/reference/kernel.md §4.2: SESSION_MODIFY takes RECV_SEQ, SEND_SEQ, LNS_MODE, RECV_TIMEOUT.
     Ok(Action::Simple(
         Command::SessionModify,
         Attrs {

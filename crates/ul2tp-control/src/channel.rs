@@ -1,4 +1,4 @@
-//! Reliable delivery of control messages for one control connection (rfc-facts §1.10, §1.15,
+//! Reliable delivery of control messages for one control connection (docs/reference/rfc.md §1.10, §1.15,
 //! §2.9).
 //!
 //! Design: the channel owns the Ns/Nr state. Messages are queued with [`ControlChannel::send`]
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::Timestamp;
 
-/// `a < b` in modulo-2^16 sequence space (rfc-facts §1.10).
+/// `a < b` in modulo-2^16 sequence space (docs/reference/rfc.md §1.10).
 pub fn seq_lt(a: u16, b: u16) -> bool {
     a != b && b.wrapping_sub(a) < 0x8000
 }
@@ -106,7 +106,7 @@ pub struct ControlChannel {
 }
 
 impl ControlChannel {
-    /// A fresh channel: Ns = Nr = 0, peer window assumed 4 until told (rfc-facts §1.10).
+    /// A fresh channel: Ns = Nr = 0, peer window assumed 4 until told (docs/reference/rfc.md §1.10).
     pub fn new(params: ChannelParams) -> ControlChannel {
         ControlChannel {
             params,
@@ -293,7 +293,7 @@ impl ControlChannel {
             self.schedule_ack(now + self.params.ack_delay);
             RxVerdict::Deliver(out)
         } else if d >= 0x8000 {
-            // Duplicate: MUST be acknowledged again (rfc-facts §1.10).
+            // Duplicate: MUST be acknowledged again (docs/reference/rfc.md §1.10).
             self.stats.duplicates += 1;
             self.schedule_ack(now);
             RxVerdict::Duplicate
@@ -394,7 +394,7 @@ mod tests {
         assert!(!seq_lt(1, 0));
         assert!(!seq_lt(5, 5));
         assert!(seq_lt(15, 32782));
-        assert!(!seq_lt(15, 32784)); // rfc-facts §1.10 example: 32784 counts as older than 15
+        assert!(!seq_lt(15, 32784)); // docs/reference/rfc.md §1.10 example: 32784 counts as older than 15
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Tunnel and session state machines and the [`Endpoint`] that demultiplexes datagrams to them.
 //!
-//! Tunnel states (rfc-facts §1.12, §2.10): `WaitCtlReply` (we sent SCCRQ), `WaitCtlConn` (we
+//! Tunnel states (docs/reference/rfc.md §1.12, §2.10): `WaitCtlReply` (we sent SCCRQ), `WaitCtlConn` (we
 //! answered an SCCRQ with SCCRP), `Established`, `Closing` (we sent StopCCN and keep reliable
 //! delivery running until it is acknowledged, retries run out or the hold-down expires) and
 //! `Held` (the peer sent StopCCN; state is kept for the hold-down only to re-acknowledge
-//! retransmitted StopCCNs, rfc-facts §1.11).
+//! retransmitted StopCCNs, docs/reference/rfc.md §1.11).
 //!
-//! Session states (rfc-facts §1.13, §2.10): `WaitTunnel` (opened before the tunnel was up),
+//! Session states (docs/reference/rfc.md §1.13, §2.10): `WaitTunnel` (opened before the tunnel was up),
 //! `WaitReply` (ICRQ/OCRQ sent), `WaitConnect` (ICRP sent, or OCRP received), `Established`.
 //! A session is removed as soon as it is cleared; the tunnel's reliable channel still delivers
 //! the CDN.
@@ -33,7 +33,7 @@ use crate::Timestamp;
 
 /// Result and error codes the engine sends, as numbers for the public API (`close_tunnel`,
 /// `close_session`, [`DownReason`]). The values come from the wire layer's code tables
-/// (rfc-facts §1.6).
+/// (docs/reference/rfc.md §1.6).
 pub mod result {
     use ul2tp_wire::avp::{CdnResult, ErrorCode, StopCcnResult};
 
@@ -65,7 +65,7 @@ pub mod result {
     pub const ERR_BAD_VALUE: u16 = ErrorCode::BadValue.get();
 }
 
-/// Which call model a session uses (rfc-facts §1.13).
+/// Which call model a session uses (docs/reference/rfc.md §1.13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallType {
     /// Incoming call: ICRQ / ICRP / ICCN (the usual LAC→LNS and L2TPv3 pseudowire case).
@@ -106,7 +106,7 @@ impl Default for SessionConfig {
 }
 
 /// Configuration of an endpoint (defaults for tunnels the peer opens) or of one tunnel opened
-/// with [`Endpoint::connect`]. Defaults follow peers.md / rfc-facts §1.10.
+/// with [`Endpoint::connect`]. Defaults follow peers.md / docs/reference/rfc.md §1.10.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Protocol version for tunnels we open (incoming SCCRQs use their own version).
@@ -137,7 +137,7 @@ pub struct Config {
     pub max_retries: u32,
     /// Delay of a pure acknowledgement waiting for a message to piggyback on.
     pub ack_delay: Duration,
-    /// How long state is kept after a StopCCN to re-acknowledge it (rfc-facts §1.11: 31 s).
+    /// How long state is kept after a StopCCN to re-acknowledge it (docs/reference/rfc.md §1.11: 31 s).
     pub stop_hold: Duration,
     /// Pseudowire types we accept and advertise (v3 PW Capabilities List).
     pub pw_types: Vec<u16>,
@@ -213,7 +213,7 @@ impl SessionConfig {
 }
 
 /// Whether a value of `len` octets fits in an AVP, hidden or not (a hidden value carries a
-/// 2-octet original-length field in front, rfc-facts §1.8).
+/// 2-octet original-length field in front, docs/reference/rfc.md §1.8).
 fn fits_avp(len: usize) -> bool {
     len + 2 <= AVP_MAX_VALUE_LEN
 }
@@ -345,7 +345,7 @@ pub enum DownReason {
     Timeout,
     /// Tunnel authentication failed (challenge response or digest setup).
     AuthFailed,
-    /// We lost the tunnel tie-break (rfc-facts §1.14).
+    /// We lost the tunnel tie-break (docs/reference/rfc.md §1.14).
     TieBreakLost,
     /// We refused or aborted because of a protocol error.
     Protocol {
@@ -402,9 +402,9 @@ pub struct SessionInfo {
     pub peer: SocketAddr,
     /// Pseudowire type (7 = PPP for v2).
     pub pw_type: u16,
-    /// Cookie we send (the peer's Assigned Cookie; kernel-facts §1.6 `cookie`).
+    /// Cookie we send (the peer's Assigned Cookie; docs/reference/kernel.md §1.6 `cookie`).
     pub cookie: Vec<u8>,
-    /// Cookie we expect (our Assigned Cookie; kernel-facts §1.6 `peer_cookie`).
+    /// Cookie we expect (our Assigned Cookie; docs/reference/kernel.md §1.6 `peer_cookie`).
     pub peer_cookie: Vec<u8>,
     /// L2-Specific Sublayer we must put on packets we send (the peer asked for it).
     pub l2spec_type: u16,
@@ -737,7 +737,7 @@ impl Endpoint {
             .min()
     }
 
-    /// Tell the engine that data arrived on a tunnel (postpones the HELLO, rfc-facts §1.11).
+    /// Tell the engine that data arrived on a tunnel (postpones the HELLO, docs/reference/rfc.md §1.11).
     pub fn data_activity(&mut self, now: Timestamp, tunnel_id: u32) {
         if let Some(t) = self.tunnels.get_mut(&tunnel_id) {
             t.last_rx = t.last_rx.max(now);
@@ -854,7 +854,7 @@ impl Endpoint {
         *ctx.call_serial = ctx.call_serial.wrapping_add(1);
         let mut cfg = cfg;
         let pw_type = if t.version == Version::V2 {
-            // v2 sessions are PPP and use neither cookies nor a sublayer (kernel-facts §1.6).
+            // v2 sessions are PPP and use neither cookies nor a sublayer (docs/reference/kernel.md §1.6).
             cfg.cookie_len = 0;
             cfg.l2spec_type = 0;
             7
@@ -947,7 +947,7 @@ impl Endpoint {
             return Err(Error::NoSession);
         }
         send_session_msg(t, &mut ctx, MessageType::Wen, &s, |d, v| {
-            // v3 Circuit Errors is the compact 4-counter form (rfc-facts §6).
+            // v3 Circuit Errors is the compact 4-counter form (docs/reference/rfc.md §6).
             let [crc, framing, hardware, buffer, timeout, alignment] = counters;
             d.avp(AvpValue::CallErrors(CallErrors {
                 crc_errors: crc,
@@ -1024,7 +1024,7 @@ impl Endpoint {
             self.stats.rx_malformed += 1;
             return;
         }
-        // RFC 3931 §4.3 / rfc-facts §2.8: verify the digest before using any content.
+        // RFC 3931 §4.3 / docs/reference/rfc.md §2.8: verify the digest before using any content.
         if t.auth {
             let nonce_in_msg;
             let nonces = match mtype {
@@ -1055,7 +1055,7 @@ impl Endpoint {
                 return;
             }
         }
-        // The shared wire layer classifies malformed messages (rfc-facts §1.18): framing errors
+        // The shared wire layer classifies malformed messages (docs/reference/rfc.md §1.18): framing errors
         // are discarded before they touch the sequence state.
         if !hdr.is_zlb() && parse(msg, t.version, t.secret()).is_err() {
             self.stats.rx_malformed += 1;
@@ -1090,7 +1090,7 @@ impl Endpoint {
             self.stats.rx_malformed += 1;
             return None;
         };
-        // v3 authentication: an SCCRQ's digest covers the message alone (rfc-facts §2.8).
+        // v3 authentication: an SCCRQ's digest covers the message alone (docs/reference/rfc.md §2.8).
         if hdr.version == Version::V3 {
             if let Some(s) = &cfg.secret {
                 if digest::verify_message(msg, s, None).is_err() {
@@ -1113,7 +1113,7 @@ impl Endpoint {
                 return Some(tid);
             }
         }
-        // Tie-break against our own outstanding SCCRQ to the same peer (rfc-facts §1.14, §2.11).
+        // Tie-break against our own outstanding SCCRQ to the same peer (docs/reference/rfc.md §1.14, §2.11).
         let theirs = m.tie_breaker().copied();
         let contender = self
             .tunnels
@@ -1131,7 +1131,7 @@ impl Endpoint {
                 (Some(a), Some(b)) => a < b,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
-                // Neither sent one: two separate tunnels (rfc-facts §1.14).
+                // Neither sent one: two separate tunnels (docs/reference/rfc.md §1.14).
                 (None, None) => return self.admit_new(now, from, hdr, &cfg, peer_tid, None),
             };
             if we_win {
@@ -1190,7 +1190,7 @@ impl Endpoint {
                 && t.chan.unacked() == 0
                 && now >= t.last_rx + t.cfg.hello_interval + t.hello_jitter
             {
-                // rfc-facts §1.11: HELLO after an idle interval; it is retransmitted like any
+                // docs/reference/rfc.md §1.11: HELLO after an idle interval; it is retransmitted like any
                 // control message, so a silent peer eventually tears the tunnel down.
                 t.last_rx = now;
                 t.hello_jitter = hello_jitter(&mut ctx, t.cfg.hello_interval);
@@ -1246,7 +1246,7 @@ impl Endpoint {
 /// Sign (v3 auth), add the IP prefix and queue a datagram.
 fn emit(t: &Tunnel, encap: Encap, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) {
     if let (true, Some(secret)) = (t.auth, t.secret()) {
-        // rfc-facts §2.8: an SCCRQ's digest covers the message alone, all others are prefixed
+        // docs/reference/rfc.md §2.8: an SCCRQ's digest covers the message alone, all others are prefixed
         // with the sender's and the receiver's nonce. Every (re)transmission is signed anew
         // because the channel rewrites Nr. Signing only fails for a message without a digest
         // slot, which the engine never builds with authentication on.
@@ -1279,7 +1279,7 @@ fn builder(t: &Tunnel, mtype: MessageType, v2_session: u16) -> Result<MessageBui
     }
 }
 
-/// Pure acknowledgement: ZLB (v2) / ACK message (v3, rfc-facts §2.9).
+/// Pure acknowledgement: ZLB (v2) / ACK message (v3, docs/reference/rfc.md §2.9).
 fn build_ack(t: &Tunnel) -> Option<Vec<u8>> {
     let (ns, nr) = (t.chan.next_ns(), t.chan.nr());
     let mut b = match t.version {
@@ -1291,7 +1291,7 @@ fn build_ack(t: &Tunnel) -> Option<Vec<u8>> {
 }
 
 /// A control message under construction: the wire layer's builder and whether AVPs that may
-/// be hidden are hidden (rfc-facts §1.8). A build error is carried through to [`queue`].
+/// be hidden are hidden (docs/reference/rfc.md §1.8). A build error is carried through to [`queue`].
 struct Draft {
     b: Result<MessageBuilder, BuildError>,
     hide: bool,
@@ -1430,7 +1430,7 @@ fn send_sccrx(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, answer: Opt
                     .then(|| AvpValue::CtrlMsgAuthNonce(t.our_nonce.clone())),
             ),
     };
-    // Tie Breaker: v2 M=0, v3 M=1, the builder's defaults (rfc-facts §1.4, §2.6).
+    // Tie Breaker: v2 M=0, v3 M=1, the builder's defaults (docs/reference/rfc.md §1.4, §2.6).
     let d = d
         .avp(AvpValue::ReceiveWindowSize(cfg.rx_window.max(1)))
         .opt(
@@ -1458,13 +1458,13 @@ fn stop_tunnel(
     t.chan.abandon();
     queue(t, d);
     down_all(t, ctx, reason);
-    // rfc-facts §1.11 / §2.9: keep delivering the StopCCN for a full retransmission cycle.
+    // docs/reference/rfc.md §1.11 / §2.9: keep delivering the StopCCN for a full retransmission cycle.
     t.state = TState::Closing {
         until: ctx.now + t.cfg.stop_hold,
     };
 }
 
-/// Result Code AVP: result, and optionally an error code with a message (rfc-facts §1.6).
+/// Result Code AVP: result, and optionally an error code with a message (docs/reference/rfc.md §1.6).
 fn result_avp(result: u16, error: Option<(u16, &str)>) -> AvpValue {
     AvpValue::ResultCode(ResultCode {
         result,
@@ -1556,7 +1556,7 @@ fn dispatch(t: &mut Tunnel, ctx: &mut Ctx<'_>, msg: &[u8]) {
         MessageType::StopCcn => {
             down_all(t, ctx, peer_reason(&m));
             t.chan.abandon();
-            // rfc-facts §1.11: keep state to re-acknowledge retransmitted StopCCNs.
+            // docs/reference/rfc.md §1.11: keep state to re-acknowledge retransmitted StopCCNs.
             t.state = TState::Held {
                 until: ctx.now + t.cfg.stop_hold,
             };
@@ -1569,7 +1569,7 @@ fn dispatch(t: &mut Tunnel, ctx: &mut Ctx<'_>, msg: &[u8]) {
         }
         _ => {
             // A message type the wire layer knows but the engine does not implement:
-            // M=1 ⇒ clear the tunnel, M=0 ⇒ ignore (rfc-facts §1.3).
+            // M=1 ⇒ clear the tunnel, M=0 ⇒ ignore (docs/reference/rfc.md §1.3).
             if m.avps.first().is_some_and(|a| a.mandatory) {
                 protocol_error(
                     t,
@@ -1584,7 +1584,7 @@ fn dispatch(t: &mut Tunnel, ctx: &mut Ctx<'_>, msg: &[u8]) {
 }
 
 /// Apply the reaction the wire layer prescribes for a message that fails its RFC checks
-/// (missing mandatory AVPs, unknown or malformed M=1 AVPs; rfc-facts §1.3, §1.18, §2.6).
+/// (missing mandatory AVPs, unknown or malformed M=1 AVPs; docs/reference/rfc.md §1.3, §1.18, §2.6).
 fn on_rejected(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message, e: &MessageError) {
     match e.reaction {
         Reaction::Discard | Reaction::Ignore => {}
@@ -1625,7 +1625,7 @@ fn peer_reason(m: &Message) -> DownReason {
 }
 
 /// SCCRQ and SCCRP: read the peer's parameters and (v3) its nonce; a peer that authenticates
-/// must be matched by us and vice versa (rfc-facts §2.8). False if the tunnel was torn down.
+/// must be matched by us and vice versa (docs/reference/rfc.md §2.8). False if the tunnel was torn down.
 fn accept_peer_start(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message) -> bool {
     if !read_peer_params(t, m) {
         protocol_error(
@@ -1652,7 +1652,7 @@ fn accept_peer_start(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message) -> bool {
     true
 }
 
-/// Our Challenge Response to the peer's Challenge, if it sent one (rfc-facts §1.9); `Err` if
+/// Our Challenge Response to the peer's Challenge, if it sent one (docs/reference/rfc.md §1.9); `Err` if
 /// we cannot or will not answer it.
 fn answer_challenge(
     t: &Tunnel,
@@ -1670,7 +1670,7 @@ fn answer_challenge(
     }
 }
 
-/// Whether the peer answered our Challenge, if we sent one (rfc-facts §1.9).
+/// Whether the peer answered our Challenge, if we sent one (docs/reference/rfc.md §1.9).
 fn challenge_answered(t: &Tunnel, m: &Message, carried_in: MessageType) -> bool {
     match (&t.our_challenge, t.secret()) {
         (Some(ch), Some(s)) => m
@@ -1724,7 +1724,7 @@ fn read_peer_params(t: &mut Tunnel, m: &Message) -> bool {
     }
     t.peer_id = peer_id;
     t.peer_host_name = String::from_utf8_lossy(host).into_owned();
-    // rfc-facts §1.10: absent ⇒ 4.
+    // docs/reference/rfc.md §1.10: absent ⇒ 4.
     t.chan.set_peer_window(m.receive_window_size().unwrap_or(4));
     true
 }
@@ -1766,7 +1766,7 @@ fn info_of(t: &Tunnel) -> TunnelInfo {
     }
 }
 
-/// Up to an eighth of the hello interval (rfc-facts §2.9: jitter HELLOs).
+/// Up to an eighth of the hello interval (docs/reference/rfc.md §2.9: jitter HELLOs).
 fn hello_jitter(ctx: &mut Ctx<'_>, interval: Duration) -> Duration {
     let max = u64::try_from(interval.as_micros() / 8).unwrap_or(u64::MAX);
     Duration::from_micros(ctx.rng.random_range(0..=max))
@@ -1812,7 +1812,7 @@ fn own_session_id(s: &Session) -> AvpValue {
     AvpValue::AssignedSessionId(s.local_id as u16)
 }
 
-/// Circuit Status of a new, active pseudowire: A and N bits (rfc-facts §2.13, RFC 4719).
+/// Circuit Status of a new, active pseudowire: A and N bits (docs/reference/rfc.md §2.13, RFC 4719).
 const CIRCUIT_UP_NEW: u16 = CIRCUIT_ACTIVE | CIRCUIT_NEW;
 
 /// v3 pseudowire parameters: our cookie, the sublayer and sequencing we want to receive.
@@ -1891,7 +1891,7 @@ fn find_session(t: &Tunnel, m: &Message) -> Option<u32> {
         .map(|s| s.local_id)
 }
 
-/// Send a CDN for a session (v2: with our Assigned Session ID, rfc-facts §1.5).
+/// Send a CDN for a session (v2: with our Assigned Session ID, docs/reference/rfc.md §1.5).
 fn send_cdn(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
@@ -2045,13 +2045,13 @@ fn read_peer_session_params(t: &Tunnel, s: &mut Session, m: &Message) {
             s.peer_seq = *d != DataSequencing::None;
         }
     } else if m.find(AttrType::SequencingRequired).is_some() {
-        // rfc-facts §1.16: Sequencing Required ⇒ sequence numbers in both directions.
+        // docs/reference/rfc.md §1.16: Sequencing Required ⇒ sequence numbers in both directions.
         s.peer_seq = true;
         s.cfg.recv_seq = true;
     }
 }
 
-/// v3 session tie-break (rfc-facts §2.10, §2.11): an ICRQ/OCRQ whose Remote End ID equals the
+/// v3 session tie-break (docs/reference/rfc.md §2.10, §2.11): an ICRQ/OCRQ whose Remote End ID equals the
 /// one of our own outstanding request of the same kind. Lower Tie Breaker wins; the winner
 /// refuses the loser's request with CDN 13; the loser accepts the winner's request and learns
 /// of its own defeat from the CDN. If neither side sent a value, or the values are equal, both
@@ -2145,7 +2145,7 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
         if !t.cfg.pw_types.contains(&pw_type) {
             return refuse_call(t, ctx, peer_sid, result::CDN_PW_TYPE, None);
         }
-        // rfc-facts §2.12: sequencing requested without an L2-Specific Sublayer ⇒ CDN 15.
+        // docs/reference/rfc.md §2.12: sequencing requested without an L2-Specific Sublayer ⇒ CDN 15.
         let seq = avp_value!(m, DataSequencing).is_some_and(|d| *d != DataSequencing::None);
         let l2ss = avp_value!(m, L2SpecificSublayer).is_some_and(|l| *l != L2SpecType::None);
         if seq && !l2ss {
@@ -2265,14 +2265,14 @@ fn session_up(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
         return;
     };
     s.state = SState::Established;
-    // v2: the LNS is the ICRQ recipient or the OCRQ sender (rfc-facts §1.13).
+    // v2: the LNS is the ICRQ recipient or the OCRQ sender (docs/reference/rfc.md §1.13).
     let lns_mode = match s.cfg.call {
         CallType::Incoming => !s.initiator,
         CallType::Outgoing => s.initiator,
     };
     let v2 = t.version == Version::V2;
-    // v2: Sequencing Required from the LAC means sequencing in both directions (rfc-facts
-    // §1.16); v3: each side states what it wants to receive (rfc-facts §2.12).
+    // v2: Sequencing Required from the LAC means sequencing in both directions (docs/reference/rfc.md
+    // §1.16); v3: each side states what it wants to receive (docs/reference/rfc.md §2.12).
     let (send_seq, recv_seq) = if v2 {
         let both = s.peer_seq || s.cfg.recv_seq;
         (both, both)

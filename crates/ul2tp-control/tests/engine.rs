@@ -269,7 +269,7 @@ fn hidden_avps_are_on_the_wire_when_configured() {
         .unwrap();
     assert!(tid.hidden);
     assert_eq!(m.assigned_tunnel_id(), Some(ep.tunnel_ids()[0] as u16));
-    // Random Vector precedes the first hidden AVP (rfc-facts §1.8).
+    // Random Vector precedes the first hidden AVP (docs/reference/rfc.md §1.8).
     let rv = avps
         .iter()
         .position(|x| attr(x) == AttrType::RandomVector)
@@ -443,7 +443,7 @@ fn endpoint_with_unusable_defaults_does_not_admit_tunnels() {
 
 #[test]
 fn sccrq_missing_a_mandatory_avp_gets_stopccn_to_the_assigned_id() {
-    // rfc-facts §1.5: SCCRQ needs Framing Capabilities. The wire layer rejects the message;
+    // docs/reference/rfc.md §1.5: SCCRQ needs Framing Capabilities. The wire layer rejects the message;
     // the engine still answers the Assigned Tunnel ID decoded before the problem.
     let mut b = Endpoint::new(cfg(Version::V2, "b"), Encap::Udp, 2);
     let sccrq = MessageBuilder::new(Version::V2, Encap::Udp, 0, 0, MessageType::Sccrq)

@@ -17,7 +17,7 @@ fn heavy_cfg(version: Version, name: &str, loss: f64) -> Config {
     let mut c = cfg(version, name);
     if loss > 0.2 {
         // At 30% loss in each direction an exchange fails ~half the time; give the channel
-        // the retries it needs (the count is configurable, rfc-facts §1.10).
+        // the retries it needs (the count is configurable, docs/reference/rfc.md §1.10).
         c.max_retries = 40;
     }
     c

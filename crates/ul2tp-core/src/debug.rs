@@ -1,5 +1,5 @@
-//! Debug listings: the kernel's debugfs `l2tp/tunnels` file (kernel-facts §9.1) and
-//! `/proc/net/pppol2tp` (kernel-facts §7.8). Pure formatting; what only the daemon knows
+//! Debug listings: the kernel's debugfs `l2tp/tunnels` file (docs/reference/kernel.md §9.1) and
+//! `/proc/net/pppol2tp` (docs/reference/kernel.md §7.8). Pure formatting; what only the daemon knows
 //! (socket addresses, PPP unit names) comes in through callbacks.
 //!
 //! Kernel quirks kept because they are harmless and tools may match them: the TX triple is
@@ -62,7 +62,7 @@ fn lns(s: &Session) -> &'static str {
     }
 }
 
-/// The debugfs `l2tp/tunnels` listing (kernel-facts §9.1).
+/// The debugfs `l2tp/tunnels` listing (docs/reference/kernel.md §9.1).
 pub fn debug_tunnels(reg: &Registry, addrs: &dyn Fn(&Tunnel) -> Option<TunnelAddrs>) -> String {
     let mut o = String::from(DEBUGFS_HEADER);
     for t in reg.tunnels() {
@@ -150,7 +150,7 @@ pub fn debug_tunnels(reg: &Registry, addrs: &dyn Fn(&Tunnel) -> Option<TunnelAdd
 
 const PPPOL2TP_HEADER: &str = "PPPoL2TP driver info, V2.0\nTUNNEL name, user-data-ok session-count\n debug tx-pkts/bytes/errs rx-pkts/bytes/errs\n  SESSION name, addr/port src-tid/sid dest-tid/sid state user-data-ok\n   mtu/mru/rcvseq/sendseq/lns debug reorderto\n   nr/ns tx-pkts/bytes/errs rx-pkts/bytes/errs\n";
 
-/// The `/proc/net/pppol2tp` listing (kernel-facts §7.8): L2TPv2 tunnels and their sessions
+/// The `/proc/net/pppol2tp` listing (docs/reference/kernel.md §7.8): L2TPv2 tunnels and their sessions
 /// (session id 0 omitted).
 pub fn proc_pppol2tp(reg: &Registry, info: &dyn Fn(&Session) -> PppSessionInfo) -> String {
     let mut o = String::from(PPPOL2TP_HEADER);

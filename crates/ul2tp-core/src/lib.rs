@@ -1,6 +1,6 @@
 //! ul2tp-core: the L2TP subsystem model — tunnels, sessions, their id namespaces and lookup
 //! rules, sequence numbers and the reorder queue, statistics, and encapsulation /
-//! decapsulation into caller buffers (kernel-facts §1–§6, §9).
+//! decapsulation into caller buffers (docs/reference/kernel.md §1–§6, §9).
 //!
 //! Pure: no sockets, no clock, no threads. The daemon owns I/O: it hands received datagrams to
 //! [`Registry::receive`] with the current time and a delivery callback, and asks a
@@ -29,14 +29,14 @@
 //! # Differences from the kernel (deliberate)
 //! * Expired packets in the reorder queue are dropped by a timer as well as on the next
 //!   packet: the daemon calls [`Session::poll_reorder`] at [`Session::next_timeout`]
-//!   (kernel-facts §2.7 has no timer, so held packets wait for the next arrival). A packet
+//!   (docs/reference/kernel.md §2.7 has no timer, so held packets wait for the next arrival). A packet
 //!   counts as expired when `now >= expires` (the kernel: one jiffy later).
 //! * The reorder queue is bounded ([`MAX_REORDER_QUEUE`]); a full queue drops its head as if
-//!   it had expired (the kernel has no cap, kernel-facts §12.2 item 5).
+//!   it had expired (the kernel has no cap, docs/reference/kernel.md §12.2 item 5).
 //! * Several tunnels may share one socket ([`SocketId`]): v2 lookups use the header's tunnel
-//!   id and v3 collisions are resolved by the receiving socket, as in kernel-facts §5.3.
+//!   id and v3 collisions are resolved by the receiving socket, as in docs/reference/kernel.md §5.3.
 //! * L2TPv2 session ids above 65535 are rejected (EINVAL) instead of being truncated
-//!   (kernel-facts §12.2 item 3).
+//!   (docs/reference/kernel.md §12.2 item 3).
 //! * ETH_VLAN pseudowires (pw_type 4) are implemented: the session inserts / checks / removes
 //!   an 802.1Q tag ([`vlan`]); frames with another tag are dropped and counted `rx_errors`
 //!   (checked before the sequence logic; untagging copies the frame).
@@ -92,7 +92,7 @@ impl ProtoVersion {
         }
     }
 
-    /// Modulus − 1 of data sequence numbers (kernel-facts §2.1): 0xFFFF or 0xFFFFFF.
+    /// Modulus − 1 of data sequence numbers (docs/reference/kernel.md §2.1): 0xFFFF or 0xFFFFFF.
     pub fn nr_max(self) -> u32 {
         match self {
             ProtoVersion::V2 => 0xffff,
@@ -123,7 +123,7 @@ pub enum Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SocketId(pub u64);
 
-/// An L2TPv3 cookie: 0..=8 bytes (kernel-facts §1.6, §4.3).
+/// An L2TPv3 cookie: 0..=8 bytes (docs/reference/kernel.md §1.6, §4.3).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Cookie {
     len: u8,
@@ -171,7 +171,7 @@ impl core::fmt::Debug for Cookie {
     }
 }
 
-/// Parameters of a tunnel (kernel-facts §4.5).
+/// Parameters of a tunnel (docs/reference/kernel.md §4.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelParams {
     /// Local tunnel id (CONN_ID).
@@ -186,7 +186,7 @@ pub struct TunnelParams {
     pub socket: SocketId,
 }
 
-/// Parameters of a session (kernel-facts §4.6).
+/// Parameters of a session (docs/reference/kernel.md §4.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionParams {
     /// Local session id.

@@ -1,4 +1,4 @@
-//! MTU of an Ethernet pseudowire device (kernel-facts §6.2, `l2tp_eth_adjust_mtu`).
+//! MTU of an Ethernet pseudowire device (docs/reference/kernel.md §6.2, `l2tp_eth_adjust_mtu`).
 
 use crate::Encap;
 
@@ -23,7 +23,7 @@ pub fn eth_mtu(encap: Encap, ipv6: bool, hdr_len: usize, path_mtu: Option<u32>) 
 mod tests {
     use super::*;
 
-    /// The table of kernel-facts §6.2 (path MTU 1500, no cookie).
+    /// The table of docs/reference/kernel.md §6.2 (path MTU 1500, no cookie).
     #[test]
     fn kernel_table() {
         assert_eq!(eth_mtu(Encap::Udp, false, 12, Some(1500)), 1446);

@@ -1,5 +1,5 @@
 //! The registry: one network namespace's tunnels and sessions, the id rules and the receive
-//! path (kernel-facts §1.2–§1.7, §4.5–§4.7, §5).
+//! path (docs/reference/kernel.md §1.2–§1.7, §4.5–§4.7, §5).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,7 +26,7 @@ pub enum RxOutcome {
     /// Taken by a session: delivered to the pseudowire or held for reordering.
     Consumed,
     /// Not for the data path: leave it to the socket's owner (control messages, short
-    /// packets, unknown sessions, version mismatches — kernel-facts §1.2).
+    /// packets, unknown sessions, version mismatches — docs/reference/kernel.md §1.2).
     ToSocket,
     /// Discarded (counted where the kernel counts).
     Dropped(DropReason),
@@ -37,7 +37,7 @@ pub enum RxOutcome {
 pub enum DropReason {
     /// Header fields missing or inconsistent (v2 offset overrun, IP-encap truncation).
     Malformed,
-    /// IP encap: no session with that id (silently dropped, kernel-facts §1.2).
+    /// IP encap: no session with that id (silently dropped, docs/reference/kernel.md §1.2).
     UnknownSession,
     /// Cookie mismatch (`rx_cookie_discards`).
     CookieMismatch,
@@ -57,7 +57,7 @@ pub enum DropReason {
 #[derive(Clone, Default)]
 struct Tables {
     tunnels: BTreeMap<u32, Arc<Tunnel>>,
-    /// All sessions in dump order (kernel-facts §4.8): ascending tunnel id, then session id.
+    /// All sessions in dump order (docs/reference/kernel.md §4.8): ascending tunnel id, then session id.
     sessions: BTreeMap<(u32, u32), Arc<Session>>,
     /// v2 sessions by (tunnel id << 16 | session id), 16-bit halves (§5.2).
     v2: HashMap<u32, Arc<Session>>,
@@ -108,7 +108,7 @@ impl Registry {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Create a tunnel; EEXIST if the id is taken (kernel-facts §5.1). Beyond the kernel:
+    /// Create a tunnel; EEXIST if the id is taken (docs/reference/kernel.md §5.1). Beyond the kernel:
     /// L2TPv2 needs UDP (EPROTONOSUPPORT) and 16-bit ids (EINVAL), §12.2 item 3.
     pub fn tunnel_create(&self, p: TunnelParams) -> Result<Arc<Tunnel>, Errno> {
         if p.version == ProtoVersion::V2 {
@@ -144,12 +144,12 @@ impl Registry {
         self.tables.load().tunnels.get(&tunnel_id).cloned()
     }
 
-    /// All tunnels, ascending id (kernel-facts §4.8).
+    /// All tunnels, ascending id (docs/reference/kernel.md §4.8).
     pub fn tunnels(&self) -> Vec<Arc<Tunnel>> {
         self.tables.load().tunnels.values().cloned().collect()
     }
 
-    /// Delete a tunnel and all its sessions (kernel-facts §5.4); ENODEV if unknown. Returns
+    /// Delete a tunnel and all its sessions (docs/reference/kernel.md §5.4); ENODEV if unknown. Returns
     /// the deleted sessions (ascending id); their held packets were purged and counted.
     pub fn tunnel_delete(&self, tunnel_id: u32) -> Result<Vec<Arc<Session>>, Errno> {
         let _w = self.write();
@@ -187,7 +187,7 @@ impl Registry {
             .collect()
     }
 
-    /// The socket was closed: delete every tunnel on it with its sessions (kernel-facts
+    /// The socket was closed: delete every tunnel on it with its sessions (docs/reference/kernel.md
     /// §5.4). Returns the deleted tunnels' ids and sessions.
     pub fn socket_closed(&self, sock: SocketId) -> Vec<(u32, Vec<Arc<Session>>)> {
         self.tunnels_on_socket(sock)
@@ -199,7 +199,7 @@ impl Registry {
             .collect()
     }
 
-    /// Create a session in a tunnel, with the checks and errnos of kernel-facts §4.6 in that
+    /// Create a session in a tunnel, with the checks and errnos of docs/reference/kernel.md §4.6 in that
     /// order and the id rules of §5.2.
     pub fn session_create(&self, tunnel_id: u32, p: SessionParams) -> Result<Arc<Session>, Errno> {
         let _w = self.write();
@@ -304,12 +304,12 @@ impl Registry {
             .collect()
     }
 
-    /// All sessions in dump order (kernel-facts §4.8).
+    /// All sessions in dump order (docs/reference/kernel.md §4.8).
     pub fn sessions(&self) -> Vec<Arc<Session>> {
         self.tables.load().sessions.values().cloned().collect()
     }
 
-    /// Delete a session (kernel-facts §5.4); ENODEV if unknown. Held packets are purged and
+    /// Delete a session (docs/reference/kernel.md §5.4); ENODEV if unknown. Held packets are purged and
     /// counted as `rx_errors`.
     pub fn session_delete(&self, tunnel_id: u32, session_id: u32) -> Result<Arc<Session>, Errno> {
         let _w = self.write();

@@ -1,5 +1,5 @@
-//! Tunnels and sessions: identity, counters, sequence numbers, the reorder queue (kernel-facts
-//! §2) and transmit encapsulation (kernel-facts §1.3–§1.8, §2.8).
+//! Tunnels and sessions: identity, counters, sequence numbers, the reorder queue (docs/reference/kernel.md
+//! §2) and transmit encapsulation (docs/reference/kernel.md §1.3–§1.8, §2.8).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -15,10 +15,10 @@ use crate::stats::{add, inc, AtomicStats};
 use crate::trace::{TraceEvent, TraceSink};
 use crate::{vlan, Cookie, Encap, ProtoVersion, SessionParams, TunnelParams};
 
-/// Out-of-sequence packets in a row before resynchronising (kernel-facts §2.1).
+/// Out-of-sequence packets in a row before resynchronising (docs/reference/kernel.md §2.1).
 const NR_OOS_COUNT_MAX: u32 = 4;
 
-/// Most packets a session holds for reordering. The kernel has no cap (kernel-facts §2.6,
+/// Most packets a session holds for reordering. The kernel has no cap (docs/reference/kernel.md §2.6,
 /// §12.2 item 5); here a full queue drops its head as if it had expired, so memory stays
 /// bounded and the outcome is the one the timeout would have produced, only earlier.
 pub const MAX_REORDER_QUEUE: usize = 1024;
@@ -105,7 +105,7 @@ impl Tunnel {
         self.params.socket
     }
 
-    /// Counters (kernel-facts §3.1).
+    /// Counters (docs/reference/kernel.md §3.1).
     pub fn stats(&self) -> Stats {
         self.stats.snapshot()
     }
@@ -143,7 +143,7 @@ struct Held {
     frame: Vec<u8>,
 }
 
-/// Receive-side sequence state (kernel-facts §2.1).
+/// Receive-side sequence state (docs/reference/kernel.md §2.1).
 #[derive(Debug)]
 struct RxState {
     nr: u32,
@@ -204,7 +204,7 @@ impl Session {
             session_id: p.session_id,
             peer_session_id: p.peer_session_id,
             pw_type: p.pw_type,
-            // kernel-facts §1.6: v2 sessions never use cookies or the sublayer.
+            // docs/reference/kernel.md §1.6: v2 sessions never use cookies or the sublayer.
             cookie: if v2 { Cookie::default() } else { p.cookie },
             peer_cookie: if v2 { Cookie::default() } else { p.peer_cookie },
             l2spec_type: if v2 { L2SpecType::None } else { p.l2spec_type },
@@ -215,7 +215,7 @@ impl Session {
             lns_mode: AtomicBool::new(p.lns_mode),
             reorder_timeout_ms: AtomicU64::new(p.reorder_timeout_ms),
             ns: AtomicU32::new(0),
-            // kernel-facts §2.1: reorder_skip starts at 1 so the first packet defines nr.
+            // docs/reference/kernel.md §2.1: reorder_skip starts at 1 so the first packet defines nr.
             rx: Mutex::new(RxState {
                 nr: 0,
                 nr_oos: 0,
@@ -285,7 +285,7 @@ impl Session {
         self.l2spec_type
     }
 
-    /// Current send_seq (may be switched by the LAC logic, kernel-facts §2.3).
+    /// Current send_seq (may be switched by the LAC logic, docs/reference/kernel.md §2.3).
     pub fn send_seq(&self) -> bool {
         self.send_seq.load(Relaxed)
     }
@@ -323,7 +323,7 @@ impl Session {
         }
     }
 
-    /// Counters (kernel-facts §3.1).
+    /// Counters (docs/reference/kernel.md §3.1).
     pub fn stats(&self) -> Stats {
         self.stats.snapshot()
     }
@@ -368,14 +368,14 @@ impl Session {
     }
 
     /// Whether transmitted packets carry sequence numbers now: v3 needs the default sublayer
-    /// for that (kernel-facts §2.8).
+    /// for that (docs/reference/kernel.md §2.8).
     fn tx_seq(&self) -> bool {
         self.send_seq()
             && (self.tunnel.version() == ProtoVersion::V2
                 || self.l2spec_type == L2SpecType::Default)
     }
 
-    /// L2TP header length for the current options (kernel-facts §1.8), without the PPP
+    /// L2TP header length for the current options (docs/reference/kernel.md §1.8), without the PPP
     /// address/control bytes.
     pub fn hdr_len(&self) -> usize {
         match self.tunnel.version() {
@@ -409,7 +409,7 @@ impl Session {
             }
     }
 
-    /// MTU of this session's Ethernet device (kernel-facts §6.2); an ETH_VLAN session
+    /// MTU of this session's Ethernet device (docs/reference/kernel.md §6.2); an ETH_VLAN session
     /// accounts for its tag as well.
     pub fn eth_mtu(&self, ipv6: bool, path_mtu: Option<u32>) -> u32 {
         let tag = if self.pw_type == pw_type::ETH_VLAN {
@@ -420,7 +420,7 @@ impl Session {
         crate::mtu::eth_mtu(self.tunnel.encap(), ipv6, self.hdr_len() + tag, path_mtu)
     }
 
-    /// Change the options that SESSION_MODIFY may change (kernel-facts §4.7); `None` leaves
+    /// Change the options that SESSION_MODIFY may change (docs/reference/kernel.md §4.7); `None` leaves
     /// an option as it is.
     pub fn modify(
         &self,
@@ -443,7 +443,7 @@ impl Session {
         }
     }
 
-    /// Next Ns to send, post-incremented modulo 2^16 / 2^24 (kernel-facts §2.8).
+    /// Next Ns to send, post-incremented modulo 2^16 / 2^24 (docs/reference/kernel.md §2.8).
     fn next_ns(&self) -> u32 {
         let max = self.nr_max();
         self.ns
@@ -465,7 +465,7 @@ impl Session {
         let out = &mut headroom[start..];
         let written = match self.tunnel.version() {
             ProtoVersion::V2 => {
-                // kernel-facts §1.3: ids truncated to 16 bits, Nr always 0, no L/O/P.
+                // docs/reference/kernel.md §1.3: ids truncated to 16 bits, Nr always 0, no L/O/P.
                 let h = V2DataHeader {
                     tunnel_id: self.peer_tunnel_id() as u16,
                     session_id: self.peer_session_id as u16,
@@ -527,7 +527,7 @@ impl Session {
     }
 
     /// Account a transmission of `l2tp_len` bytes (L2TP header + payload) on the session and
-    /// its tunnel (kernel-facts §3.1).
+    /// its tunnel (docs/reference/kernel.md §3.1).
     pub fn tx_done(&self, l2tp_len: usize, ok: bool) {
         if ok {
             for s in [&self.stats, &self.tunnel.stats] {
@@ -549,7 +549,7 @@ impl Session {
         inc(&self.stats.rx_errors);
     }
 
-    /// Receive processing after the cookie check (kernel-facts §2.3–§2.7): `frame` is the
+    /// Receive processing after the cookie check (docs/reference/kernel.md §2.3–§2.7): `frame` is the
     /// pseudowire payload, `len` the L2TP packet length for the counters.
     pub(crate) fn rx(
         self: &Arc<Self>,
@@ -587,7 +587,7 @@ impl Session {
         if self.is_dead() {
             return RxOutcome::Dropped(DropReason::SessionDead);
         }
-        // kernel-facts §2.3 decision table.
+        // docs/reference/kernel.md §2.3 decision table.
         let lns = self.lns_mode();
         match seq {
             Some(_) => {
@@ -620,7 +620,7 @@ impl Session {
             frame: frame.to_vec(),
         };
         if let Some(ns) = seq {
-            // kernel-facts §2.4: forward-only window.
+            // docs/reference/kernel.md §2.4: forward-only window.
             let max = self.nr_max();
             let dist = ns.wrapping_sub(st.nr) & max;
             if dist >= max / 2 {
@@ -634,7 +634,7 @@ impl Session {
                 return RxOutcome::Dropped(DropReason::OutsideWindow);
             }
             if timeout > 0 {
-                // kernel-facts §2.6: numeric insertion before the first greater ns.
+                // docs/reference/kernel.md §2.6: numeric insertion before the first greater ns.
                 if let Some(pos) = st.queue.iter().position(|h| h.ns > ns) {
                     inc(&self.stats.rx_oos_packets);
                     let pos = pos.saturating_sub(self.make_room(st));
@@ -643,7 +643,7 @@ impl Session {
                     return RxOutcome::Consumed;
                 }
             } else if ns != st.nr {
-                // kernel-facts §2.5: in-order mode, out of sequence.
+                // docs/reference/kernel.md §2.5: in-order mode, out of sequence.
                 if ns == (st.nr_oos.wrapping_add(1) & max) {
                     st.nr_oos_count += 1;
                 } else {
@@ -666,7 +666,7 @@ impl Session {
             }
         }
         // Append at the tail. Fast path: with an empty queue the packet is the head, and the
-        // dequeue step (kernel-facts §2.7) either delivers it at once (no copy) or holds it.
+        // dequeue step (docs/reference/kernel.md §2.7) either delivers it at once (no copy) or holds it.
         if st.queue.is_empty() {
             if let Some(ns) = seq {
                 if st.reorder_skip {
@@ -732,7 +732,7 @@ impl Session {
         }
     }
 
-    /// The dequeue step (kernel-facts §2.7): drop expired heads, resync after a skip,
+    /// The dequeue step (docs/reference/kernel.md §2.7): drop expired heads, resync after a skip,
     /// release in-sequence packets.
     fn dequeue(&self, st: &mut RxState, now: Instant, out: &mut Released<'_>) {
         while let Some(head) = st.queue.front() {
@@ -790,7 +790,7 @@ impl Session {
         lock(&self.rx).queue.front().map(|h| h.expires)
     }
 
-    /// Drop every held packet, counting each as `rx_errors` (kernel-facts §5.4); returns how
+    /// Drop every held packet, counting each as `rx_errors` (docs/reference/kernel.md §5.4); returns how
     /// many were purged.
     pub(crate) fn purge(&self) -> usize {
         let mut st = lock(&self.rx);
@@ -822,7 +822,7 @@ impl Drop for Session {
 
 impl Session {
     /// Count a frame the pseudowire could not take (e.g. a full PPP socket queue) as
-    /// `rx_errors` (kernel-facts §3.1).
+    /// `rx_errors` (docs/reference/kernel.md §3.1).
     pub fn count_rx_error(&self) {
         inc(&self.stats.rx_errors);
     }

@@ -1,4 +1,4 @@
-//! Atomic counters of a tunnel or session (kernel-facts §3.1).
+//! Atomic counters of a tunnel or session (docs/reference/kernel.md §3.1).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

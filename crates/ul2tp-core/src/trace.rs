@@ -1,4 +1,4 @@
-//! Trace events shaped like the kernel's `l2tp` tracepoints (kernel-facts §9.2).
+//! Trace events shaped like the kernel's `l2tp` tracepoints (docs/reference/kernel.md §9.2).
 //!
 //! Events are built only when tracing is on for the object concerned (one relaxed atomic load
 //! otherwise) and handed to the registry's sink. [`TraceEvent`]'s `Display` prints the

@@ -1,4 +1,4 @@
-//! The model against real captures (shared/captures): configured like the Linux kernel side,
+//! The model against real captures (tests/data/captures): configured like the Linux kernel side,
 //! a session accepts every data packet the peer sent, delivers exactly the pseudowire frame,
 //! and re-encapsulating the frames the kernel sent reproduces the kernel's datagrams byte for
 //! byte (L2TP header, cookie, sublayer, FF 03).
@@ -16,7 +16,7 @@ use ul2tp_wire::pcap;
 fn datagrams(file: &str) -> Vec<(String, pcap::Transport, Vec<u8>)> {
     let path = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/captures"
+        "/../../tests/data/captures"
     ))
     .join(file);
     let bytes = std::fs::read(path).expect("capture");

@@ -1,4 +1,4 @@
-//! The receive path's classification and lookup rules (kernel-facts §1.2–§1.7, §5.3), shared
+//! The receive path's classification and lookup rules (docs/reference/kernel.md §1.2–§1.7, §5.3), shared
 //! sockets, ETH_VLAN and the MTU helper.
 
 use std::sync::Arc;

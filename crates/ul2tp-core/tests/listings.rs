@@ -1,4 +1,4 @@
-//! The debugfs `l2tp/tunnels` listing (kernel-facts §9.1) and `/proc/net/pppol2tp` (§7.8).
+//! The debugfs `l2tp/tunnels` listing (docs/reference/kernel.md §9.1) and `/proc/net/pppol2tp` (§7.8).
 
 use std::net::{SocketAddr, SocketAddrV4};
 

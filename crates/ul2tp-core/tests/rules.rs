@@ -1,4 +1,4 @@
-//! Id rules, errnos, lifecycle and dump order (kernel-facts §4.5–§4.8, §5).
+//! Id rules, errnos, lifecycle and dump order (docs/reference/kernel.md §4.5–§4.8, §5).
 
 use ul2tp_api::{pw_type, Errno};
 use ul2tp_core::{

@@ -1,5 +1,5 @@
 //! Sequence numbers, LNS/LAC switching, the receive window, in-order resync and the reorder
-//! queue (kernel-facts §2.1–§2.8), with the counters of §3.1 and the trace events of §9.2.
+//! queue (docs/reference/kernel.md §2.1–§2.8), with the counters of §3.1 and the trace events of §9.2.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@
 //! that waited too long). Every decision comes from a seeded PRNG
 //! ([`SplitMix64`](crate::relay::SplitMix64)) and the index of the data datagram in its
 //! direction, never from the clock, so a given seed and traffic give the same faults on every
-//! run. Only data messages are faulted (T bit 0x80 clear in the first byte, kernel-facts §1.2);
+//! run. Only data messages are faulted (T bit 0x80 clear in the first byte, docs/reference/kernel.md §1.2);
 //! control messages are forwarded untouched and not counted as data.
 //!
 //! Fault order for the `i`-th data datagram of a direction (1-based):
@@ -212,7 +212,7 @@ pub fn direction_seed(seed: u64, ab: bool) -> u64 {
     }
 }
 
-/// Whether a UDP payload is an L2TP control message (T bit set, kernel-facts §1.2).
+/// Whether a UDP payload is an L2TP control message (T bit set, docs/reference/kernel.md §1.2).
 pub fn is_control(payload: &[u8]) -> bool {
     payload.first().is_some_and(|b| b & 0x80 != 0)
 }

@@ -1,4 +1,4 @@
-//! The management API against a real daemon: every error path of kernel-facts §4.10 that
+//! The management API against a real daemon: every error path of docs/reference/kernel.md §4.10 that
 //! applies to unmanaged tunnels and Ethernet sessions, notifications, dumps, permissions, and
 //! the static configuration file.
 

@@ -2,7 +2,7 @@
 //! the old L2TPv2-only socket API, managed tunnels on an application's socket with its own
 //! control messages, emulated L2TP/IP sockets, Ethernet-VLAN pseudowires, tunnels sharing an
 //! address/port pair, the debug listings and trace switches, and the error paths of
-//! kernel-facts §4.10 / §7.3 that apply to these features.
+//! docs/reference/kernel.md §4.10 / §7.3 that apply to these features.
 
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -439,7 +439,7 @@ fn managed_tunnels_carry_our_control_messages_and_die_with_their_socket() {
             .0,
         hello(100)
     );
-    // Unknown-session data also reaches the application (kernel-facts §1.2).
+    // Unknown-session data also reaches the application (docs/reference/kernel.md §1.2).
     let stray = [
         0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x77, 0x77, 1, 2, 3, 4, 5, 6, 7, 8,
     ];
@@ -506,7 +506,7 @@ fn l2tpip_sockets_listener_and_managed_ip_tunnels() {
     let p = pair();
     let a_ip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
     let b_ip: std::net::IpAddr = "192.0.2.2".parse().unwrap();
-    // b listens for new control connections on connection id 0 (kernel-facts §8.4).
+    // b listens for new control connections on connection id 0 (docs/reference/kernel.md §8.4).
     let mut listener = L2tpIpSocket::bind(&mut p.db.client(), None, 0).expect("listener");
     assert_eq!(
         api_errno(L2tpIpSocket::bind(&mut p.db.client(), None, 0)),

@@ -2,7 +2,7 @@
 //! (TAP TSO/checksum offload, software segmentation, sendmmsg or UDP GSO, UDP GRO and
 //! userspace TCP coalescing into the TAP) and the simple path (`ul2tpd --no-offload`). Every
 //! byte must arrive intact and every segment must be counted as one L2TP packet
-//! (kernel-facts §3.1).
+//! (docs/reference/kernel.md §3.1).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -244,7 +244,7 @@ fn readme_example_works_as_written() {
     );
 }
 
-/// The checksum options of kernel-facts §1.8 / §5.5 as seen on the wire: IPv4 UDP checksums
+/// The checksum options of docs/reference/kernel.md §1.8 / §5.5 as seen on the wire: IPv4 UDP checksums
 /// only with `udp_csum on`; IPv6 always, unless `udp6_csum_tx off`.
 #[test]
 fn udp_checksum_options_on_the_wire() {

@@ -1,4 +1,4 @@
-//! The kernel's L2TP selftest (tools/testing/selftests/net/l2tp.sh, kernel-facts §10) rebuilt
+//! The kernel's L2TP selftest (tools/testing/selftests/net/l2tp.sh, docs/reference/kernel.md §10) rebuilt
 //! with ul2tpd in each host namespace: three namespaces host-1, router, host-2; L2TPv3
 //! Ethernet pseudowires over IP (and, beyond the selftest, over UDP) with IPv4 and IPv6 outer
 //! headers; pings across the pseudowires in both directions and routed through them; then
@@ -246,7 +246,7 @@ fn run_selftest(encap: &str, mtu4: u32, mtu6: u32) {
     let d2 = Daemon::start(&t.h2, &[]);
     setup_l2tp(&t, &d1, &d2, encap);
 
-    // kernel-facts §6.2 / §10.2: l2tp4 1458 and l2tp6 1438 over IP, 1446 and 1426 over UDP.
+    // docs/reference/kernel.md §6.2 / §10.2: l2tp4 1458 and l2tp6 1438 over IP, 1446 and 1426 over UDP.
     assert_eq!(mtu(&t.h1, "l2tp4"), mtu4);
     assert_eq!(mtu(&t.h1, "l2tp6"), mtu6);
 

@@ -1,4 +1,4 @@
-//! Sequence numbers, LNS/LAC mode and the reorder queue end to end (kernel-facts §2, §3):
+//! Sequence numbers, LNS/LAC mode and the reorder queue end to end (docs/reference/kernel.md §2, §3):
 //! two daemons with an `ul2tp-relay` between them that drops, duplicates and reorders data
 //! packets on a seeded or scripted schedule.
 //!
@@ -181,7 +181,7 @@ fn need_capture_tools() {
 }
 
 /// `seq both` on both ends without faults: every ping passes, nothing is discarded, and both
-/// directions carry the S bit with Ns counting up from 0 (kernel-facts §2.1, §2.8).
+/// directions carry the S bit with Ns counting up from 0 (docs/reference/kernel.md §2.1, §2.8).
 #[test]
 fn seq_both_without_faults() {
     need_capture_tools();
@@ -209,7 +209,7 @@ fn seq_both_without_faults() {
 /// In-order-only mode (reorder_timeout 0) with data packets 3 and 4 from A swapped: Ns 3
 /// arrives while Nr is 2 and is discarded; Ns 2 is then delivered. Nr is now 3, so Ns 4..7 are
 /// out of sequence too and discarded; they form a consecutive run, and the fifth packet of the
-/// run after the first (Ns 8) resynchronises (kernel-facts §2.5: "the first 5 consecutive packets
+/// run after the first (Ns 8) resynchronises (docs/reference/kernel.md §2.5: "the first 5 consecutive packets
 /// of the new run are discarded and the 6th re-synchronises"). Each discard counts
 /// rx_seq_discards and rx_errors.
 #[test]
@@ -233,7 +233,7 @@ fn in_order_only_swap_discards_until_resync() {
     assert_eq!((rs.ab.data, rs.ab.held, rs.ab.data_sent), (12, 1, 12));
 }
 
-/// Out-of-sequence resynchronisation (kernel-facts §2.5): the relay drops a run of six data
+/// Out-of-sequence resynchronisation (docs/reference/kernel.md §2.5): the relay drops a run of six data
 /// packets from A (3..8, Ns 2..7), so B, expecting Ns 2, next sees Ns 8: a jump in the peer's
 /// sequence as far as B can tell. In in-order-only mode Ns 8..12 (five consecutive
 /// out-of-sequence packets) are discarded and Ns 13 resynchronises Nr; 13..15 are delivered.
@@ -255,7 +255,7 @@ fn in_order_only_resyncs_after_five_out_of_sequence() {
 }
 
 /// A duplicate arriving after its original was delivered is behind Nr, i.e. outside the
-/// forward-only receive window (kernel-facts §2.4): it is discarded and counted in rx_errors
+/// forward-only receive window (docs/reference/kernel.md §2.4): it is discarded and counted in rx_errors
 /// only, not rx_seq_discards. A constant relay delay (no reordering) changes nothing else.
 #[test]
 fn duplicate_is_outside_the_window() {
@@ -286,7 +286,7 @@ fn duplicate_is_outside_the_window() {
 }
 
 /// Reorder mode (reorder_timeout 300 ms) with the same swap: Ns 3 is held, Ns 2 is inserted
-/// in front of it (rx_oos_packets + 1) and both are delivered in order (kernel-facts §2.6,
+/// in front of it (rx_oos_packets + 1) and both are delivered in order (docs/reference/kernel.md §2.6,
 /// §2.7); nothing is discarded.
 #[test]
 fn reorder_mode_swap_delivers_both_in_order() {
@@ -307,7 +307,7 @@ fn reorder_mode_swap_delivers_both_in_order() {
 
 /// Reorder mode with packet 3 held by the relay and packet 4 duplicated: B receives Ns 3, Ns 3
 /// again, then Ns 2. The duplicate passes the window check (it is ahead of Nr = 2) and goes
-/// after the equal one (kernel-facts §2.6); Ns 2 goes in front (rx_oos_packets + 1). Dequeue
+/// after the equal one (docs/reference/kernel.md §2.6); Ns 2 goes in front (rx_oos_packets + 1). Dequeue
 /// delivers 2 and 3, then stops at the duplicate (its Ns 3 is not Nr 4), which blocks the queue
 /// until it expires: rx_seq_discards + 1, rx_errors + 1, reorder_skip set (§2.7). Everything
 /// held behind it is then delivered, so every echo request is answered.
@@ -341,7 +341,7 @@ fn reorder_mode_duplicate_of_held_packet_expires() {
 
 /// Reorder mode with data packet 3 from A dropped and packets 4 and 5 following 200 ms apart,
 /// then silence. Ns 3 and 4 wait for Ns 2, which never comes. The kernel would hold them until
-/// the next packet arrives (kernel-facts §2.7, "there is no timer"); our timer expires Ns 3 after
+/// the next packet arrives (docs/reference/kernel.md §2.7, "there is no timer"); our timer expires Ns 3 after
 /// reorder_timeout (counted like the kernel's expiry: rx_seq_discards + 1, rx_errors + 1,
 /// reorder_skip set), which resynchronises Nr to Ns 4 (not yet expired: it came 200 ms later)
 /// and delivers it — so the 5th echo request is answered although nothing arrives after it.
@@ -375,7 +375,7 @@ fn reorder_mode_drop_released_by_timer() {
 /// recv_seq on B while A sends without sequence numbers: every packet is discarded
 /// (rx_seq_discards and rx_errors); then `modify session` makes B an LNS that sends sequence
 /// numbers (lns_mode on, send_seq on, recv_seq off): unsequenced packets are still discarded
-/// (kernel-facts §2.3, rows 3 and 5). Finally `seq none` accepts them.
+/// (docs/reference/kernel.md §2.3, rows 3 and 5). Finally `seq none` accepts them.
 #[test]
 fn recv_seq_and_lns_discard_unsequenced_packets() {
     let t = topo(&["--seed", "1"], &[], &["seq", "recv"]);
@@ -413,7 +413,7 @@ fn send_seq(d: &Daemon, tunnel_id: u32, session_id: u32) -> Option<u8> {
     d.session(tunnel_id, session_id).send_seq
 }
 
-/// LAC automatic switching (kernel-facts §2.3 rows 1 and 4): A is a LAC (lns_mode off) created
+/// LAC automatic switching (docs/reference/kernel.md §2.3 rows 1 and 4): A is a LAC (lns_mode off) created
 /// without send_seq. B is an LNS that sends sequence numbers, so A starts sequencing with its
 /// first reply (B, being an LNS with send_seq, would discard anything unsequenced). When B
 /// stops sending sequence numbers (`modify session ... seq none`), A stops too.
@@ -443,8 +443,8 @@ fn lac_follows_the_lns_sequencing() {
 
 /// `modify session` on a live session: while A pings B every 50 ms, A (an LNS) gets send_seq
 /// turned on and off again with `modify session`. On the wire A's packets go from unsequenced
-/// to sequenced (Ns from 0 up without gaps, kernel-facts §2.8) and back. B is a LAC without
-/// send_seq and follows A (kernel-facts §2.3 rows 1 and 4), so its replies change the same way
+/// to sequenced (Ns from 0 up without gaps, docs/reference/kernel.md §2.8) and back. B is a LAC without
+/// send_seq and follows A (docs/reference/kernel.md §2.3 rows 1 and 4), so its replies change the same way
 /// and no packet is lost. (A reply already in flight when A switches on would be discarded by A
 /// as an LNS with send_seq, row 5; it would be counted in A's rx_seq_discards.)
 #[test]
@@ -518,7 +518,7 @@ fn modify_send_seq_on_a_live_session() {
 /// Random faults in both directions (10% drop, 5% duplicate, 10% reorder by two, seeded) with
 /// a 100 ms reorder timeout: a fast ping of 200 packets. Every datagram that reached a daemon
 /// is either delivered or counted as an error (rx_packets + rx_errors = datagrams the relay
-/// sent, kernel-facts §3.1), reordering is seen (rx_oos_packets), and the loss stays within
+/// sent, docs/reference/kernel.md §3.1), reordering is seen (rx_oos_packets), and the loss stays within
 /// what the faults explain.
 #[test]
 fn random_faults_counters_are_consistent() {

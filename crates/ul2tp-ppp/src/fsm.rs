@@ -1,4 +1,4 @@
-//! The RFC 1661 §4 option negotiation automaton (rfc-facts §4.3, §4.4).
+//! The RFC 1661 §4 option negotiation automaton (docs/reference/rfc.md §4.3, §4.4).
 //!
 //! [`transition`] is the pure transition table: a (state, event) pair maps to a list of
 //! actions and the next state, or `None` for an illegal event. [`Fsm`] adds the restart
@@ -48,7 +48,7 @@ impl State {
         State::Opened,
     ];
 
-    /// Whether the restart timer runs in this state (rfc-facts §4.3).
+    /// Whether the restart timer runs in this state (docs/reference/rfc.md §4.3).
     pub fn has_timer(self) -> bool {
         matches!(
             self,
@@ -147,7 +147,7 @@ pub enum Action {
     Ser,
 }
 
-/// The RFC 1661 §4.1 transition table (transcribed in rfc-facts §4.3). `None` = illegal event.
+/// The RFC 1661 §4.1 transition table (transcribed in docs/reference/rfc.md §4.3). `None` = illegal event.
 pub fn transition(state: State, event: Event) -> Option<(&'static [Action], State)> {
     use Action::*;
     use Event as E;
@@ -254,7 +254,7 @@ pub fn transition(state: State, event: Event) -> Option<(&'static [Action], Stat
     Some(r)
 }
 
-/// Restart timer and counter configuration (rfc-facts §4.4).
+/// Restart timer and counter configuration (docs/reference/rfc.md §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsmConfig {
     /// Restart timer in microseconds (default 3 s).

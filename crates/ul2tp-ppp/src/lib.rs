@@ -6,13 +6,13 @@
 //! (protocol field + information; a leading FF 03 is accepted and stripped), time comes in as a
 //! [`Timestamp`] argument, and everything the endpoint wants done comes out of `poll_*`:
 //! frames to send ([`Endpoint::poll_transmit`], protocol field + information, no FF 03: the
-//! session layer prepends FF 03 as Linux does, rfc-facts §4.12), notifications
+//! session layer prepends FF 03 as Linux does, docs/reference/rfc.md §4.12), notifications
 //! ([`Endpoint::poll_event`]), received IP packets ([`Endpoint::poll_ip`]) and the next
 //! deadline ([`Endpoint::poll_timeout`]).
 //!
 //! Inside: one RFC 1661 automaton ([`fsm`]) per control protocol (LCP, IPCP, IPv6CP), the
 //! option logic for each, the authentication phase (PAP / CHAP-MD5, either direction), the
-//! LCP echo keepalive, and the phase bookkeeping of rfc-facts §4.2. Randomness (magic numbers,
+//! LCP echo keepalive, and the phase bookkeeping of docs/reference/rfc.md §4.2. Randomness (magic numbers,
 //! CHAP challenges, interface identifiers) comes from a ChaCha `StdRng` seeded by the caller.
 
 #![forbid(unsafe_code)]
@@ -74,7 +74,7 @@ pub enum AuthProtocol {
 }
 
 impl AuthProtocol {
-    /// The option data (protocol + algorithm) as sent in LCP option 3 (rfc-facts §4.6).
+    /// The option data (protocol + algorithm) as sent in LCP option 3 (docs/reference/rfc.md §4.6).
     pub fn option_data(self) -> &'static [u8] {
         match self {
             AuthProtocol::Pap => &[0xc0, 0x23],
@@ -116,7 +116,7 @@ impl Credentials for StaticCredentials {
 /// Endpoint configuration. `Config::default()` is a client that authenticates nobody.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Restart timer and counters (rfc-facts §4.4), shared by LCP, IPCP and IPv6CP.
+    /// Restart timer and counters (docs/reference/rfc.md §4.4), shared by LCP, IPCP and IPv6CP.
     pub fsm: FsmConfig,
     /// Our MRU; requested when not 1500.
     pub mru: u16,
@@ -189,7 +189,7 @@ impl Default for Config {
     }
 }
 
-/// PPP phases (RFC 1661 §3, rfc-facts §4.2).
+/// PPP phases (RFC 1661 §3, docs/reference/rfc.md §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// No link.
@@ -588,7 +588,7 @@ impl Endpoint {
         match protocol {
             proto::LCP => self.rx_cp(now, Cp::Lcp, info),
             proto::PAP | proto::CHAP => {
-                // rfc-facts §4.2: authentication packets only once LCP is Opened.
+                // docs/reference/rfc.md §4.2: authentication packets only once LCP is Opened.
                 if !lcp_open {
                     return Err(PppError::NotUp);
                 }
@@ -628,7 +628,7 @@ impl Endpoint {
                 Ok(())
             }
             other => {
-                // rfc-facts §4.1: unknown protocol while LCP is Opened ⇒ Protocol-Reject.
+                // docs/reference/rfc.md §4.1: unknown protocol while LCP is Opened ⇒ Protocol-Reject.
                 if lcp_open {
                     self.send_protocol_reject(other, info);
                     Ok(())
@@ -888,7 +888,7 @@ impl Endpoint {
             }
             code::CONF_ACK => {
                 let st = self.cp_mut(cp);
-                // Must match the last request exactly (rfc-facts §4.5).
+                // Must match the last request exactly (docs/reference/rfc.md §4.5).
                 if p.identifier != st.req_id || p.data != st.last_req.as_slice() {
                     return Err(PppError::BadBody);
                 }
@@ -1020,7 +1020,7 @@ impl Endpoint {
     }
 
     /// Build the reply to a Configure-Request: (acceptable, reply code, reply options).
-    /// Rejects win over Naks; after Max-Failure Naks, Naks become Rejects (rfc-facts §4.4).
+    /// Rejects win over Naks; after Max-Failure Naks, Naks become Rejects (docs/reference/rfc.md §4.4).
     fn finish_eval(&self, cp: Cp, ack: Vec<u8>, nak: Vec<u8>, rej: Vec<u8>) -> (bool, u8, Vec<u8>) {
         let st = match cp {
             Cp::Lcp => &self.lcp.fsm,
@@ -1072,7 +1072,7 @@ impl Endpoint {
                 }
                 (5, 4) => {
                     let m = o.u32().unwrap_or(0);
-                    // 0 is illegal; our own value means a possible loopback (rfc-facts §4.6).
+                    // 0 is illegal; our own value means a possible loopback (docs/reference/rfc.md §4.6).
                     if m == 0 || Some(m) == self.lcp_want.magic {
                         let n = self.random_magic();
                         push_option(&mut nak, 5, &n.to_be_bytes());
@@ -1176,7 +1176,7 @@ impl Endpoint {
                 _ => push_option(&mut rej, o.kind, o.data),
             }
         }
-        // RFC 1332 §3.3 / rfc-facts §4.5: a Nak may carry an option the peer did not request.
+        // RFC 1332 §3.3 / docs/reference/rfc.md §4.5: a Nak may carry an option the peer did not request.
         if let (false, Some(assign)) = (saw_addr, self.config.peer_ip) {
             if self.ipcp.fsm.nak_count < self.config.fsm.max_failure {
                 push_option(&mut nak, 3, &assign.octets());
@@ -1214,7 +1214,7 @@ impl Endpoint {
         }
     }
 
-    /// RFC 5072 §4.1 rules (rfc-facts §4.11).
+    /// RFC 5072 §4.1 rules (docs/reference/rfc.md §4.11).
     fn eval_ipv6cp(&mut self, opts: &[packet::ConfOption<'_>]) -> (bool, u8, Vec<u8>) {
         let (mut ack, mut nak, mut rej) = (Vec::new(), Vec::new(), Vec::new());
         let mut peer = None;
@@ -1632,7 +1632,7 @@ impl Endpoint {
 
 fn random_iid(rng: &mut StdRng) -> u64 {
     loop {
-        // Locally administered: u bit clear (rfc-facts §4.11).
+        // Locally administered: u bit clear (docs/reference/rfc.md §4.11).
         let v: u64 = rng.random::<u64>() & !IID_U_BIT;
         if v != 0 {
             return v;

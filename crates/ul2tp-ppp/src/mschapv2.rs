@@ -1,4 +1,4 @@
-//! MS-CHAPv2 (RFC 2759, rfc-facts §4.9): the response and authenticator-response
+//! MS-CHAPv2 (RFC 2759, docs/reference/rfc.md §4.9): the response and authenticator-response
 //! computations, with the MD4 (RFC 1320) and single-block DES (FIPS 46-3) primitives they need.
 //!
 //! DES and MD4 are broken primitives; they are here only because MS-CHAPv2 mandates them and

@@ -1,4 +1,4 @@
-//! Wire format of PPP control packets (rfc-facts §4.5–§4.11).
+//! Wire format of PPP control packets (docs/reference/rfc.md §4.5–§4.11).
 //!
 //! Every control protocol (LCP, PAP, CHAP, IPCP, IPv6CP) shares the header
 //! `Code (1) | Identifier (1) | Length (2) | Data`. Octets beyond Length are padding and are
@@ -43,7 +43,7 @@ impl fmt::Display for PppError {
 
 impl std::error::Error for PppError {}
 
-/// LCP / NCP packet codes (rfc-facts §4.5).
+/// LCP / NCP packet codes (docs/reference/rfc.md §4.5).
 pub mod code {
     /// Configure-Request.
     pub const CONF_REQ: u8 = 1;
@@ -81,7 +81,7 @@ pub struct Packet<'a> {
 }
 
 impl<'a> Packet<'a> {
-    /// Parse a packet; octets past Length are padding and ignored (rfc-facts §4.5).
+    /// Parse a packet; octets past Length are padding and ignored (docs/reference/rfc.md §4.5).
     pub fn parse(buf: &'a [u8]) -> Result<Packet<'a>, PppError> {
         if buf.len() < 4 {
             return Err(PppError::Truncated);
@@ -204,7 +204,7 @@ pub fn emit_options(opts: &[ConfOption<'_>]) -> Vec<u8> {
     v
 }
 
-/// A PAP packet body (RFC 1334 §2, rfc-facts §4.7).
+/// A PAP packet body (RFC 1334 §2, docs/reference/rfc.md §4.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pap<'a> {
     /// Authenticate-Request (code 1).
@@ -290,7 +290,7 @@ impl<'a> Pap<'a> {
     }
 }
 
-/// A CHAP packet body (RFC 1994, rfc-facts §4.8).
+/// A CHAP packet body (RFC 1994, docs/reference/rfc.md §4.8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chap<'a> {
     /// Challenge (code 1).
@@ -361,7 +361,7 @@ impl<'a> Chap<'a> {
     }
 }
 
-/// CHAP-MD5 response value: MD5(identifier ‖ secret ‖ challenge) (RFC 1994 §4.1, rfc-facts §4.8).
+/// CHAP-MD5 response value: MD5(identifier ‖ secret ‖ challenge) (RFC 1994 §4.1, docs/reference/rfc.md §4.8).
 pub fn chap_md5_response(identifier: u8, secret: &[u8], challenge: &[u8]) -> [u8; 16] {
     use md5::{Digest, Md5};
     let mut h = Md5::new();

@@ -9,7 +9,7 @@ use ul2tp_wire::data::V2DataHeader;
 use ul2tp_wire::pcap::{extract, records, Transport};
 use ul2tp_wire::ppp::{proto, strip_address_control};
 
-const DIR: &str = "/work/shared/captures";
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/captures");
 
 /// (source address, PPP frame without FF 03) for every PPP frame in an L2TPv2 capture.
 fn ppp_frames(name: &str) -> Vec<(IpAddr, Vec<u8>)> {

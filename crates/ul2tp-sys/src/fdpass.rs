@@ -1,5 +1,5 @@
 //! File descriptor passing over Unix stream sockets (`SCM_RIGHTS`) for the management API:
-//! an application hands a tunnel socket to the daemon (managed tunnels, kernel-facts §4.5),
+//! an application hands a tunnel socket to the daemon (managed tunnels, docs/reference/kernel.md §4.5),
 //! and the daemon hands session channels back. Descriptors travel with the first byte of
 //! the message line they accompany.
 //!

@@ -1,4 +1,4 @@
-//! L2TPv3 over IP (protocol 115) tunnel sockets (RFC 3931 §4.1.1.1, kernel-facts §8).
+//! L2TPv3 over IP (protocol 115) tunnel sockets (RFC 3931 §4.1.1.1, docs/reference/kernel.md §8).
 //!
 //! Without the kernel's `l2tp_ip` module there is no `SOCK_DGRAM`/115 socket, so this uses
 //! a raw socket (`SOCK_RAW`, protocol 115): the kernel builds the outer IP header on
@@ -11,10 +11,10 @@
 //!
 //! A raw socket sees every protocol-115 packet matching its addresses, so two connected
 //! sockets with the same (local, remote) pair both receive each packet. The kernel looks a
-//! data packet up once per namespace (kernel-facts §5.3); to get the same, open one socket
+//! data packet up once per namespace (docs/reference/kernel.md §5.3); to get the same, open one socket
 //! per address pair (shared by its tunnels) or one unconnected socket per local address.
 //!
-//! Outer header without DF like the kernel (kernel-facts §1.8): `IP_PMTUDISC_DONT`,
+//! Outer header without DF like the kernel (docs/reference/kernel.md §1.8): `IP_PMTUDISC_DONT`,
 //! `IPV6_PMTUDISC_DONT`.
 
 use std::io;
@@ -93,7 +93,7 @@ impl IpTunnelSocket {
 
     /// Open an unconnected socket bound to `local` (unspecified ⇒ any) that receives
     /// protocol-115 packets from every source: the emulation of the kernel's conn-id-0
-    /// listener (kernel-facts §8.4); reply with [`send_to`](Self::send_to).
+    /// listener (docs/reference/kernel.md §8.4); reply with [`send_to`](Self::send_to).
     pub fn bind(local: IpAddr) -> io::Result<Self> {
         Self::make(local, None)
     }
@@ -166,7 +166,7 @@ impl IpTunnelSocket {
             .await
     }
 
-    /// Path MTU towards the connected peer (`IP_MTU` / `IPV6_MTU`, kernel-facts §6.2).
+    /// Path MTU towards the connected peer (`IP_MTU` / `IPV6_MTU`, docs/reference/kernel.md §6.2).
     pub fn path_mtu(&self) -> io::Result<u32> {
         let fd = self.fd.get_ref().as_fd();
         let v = if self.local.is_ipv6() {

@@ -1,6 +1,6 @@
 //! Network interface helpers over `ioctl(2)` on an `AF_INET` datagram socket (the calling
 //! thread's network namespace): ifindex, existence, MTU, up/down, MAC, IPv4 address.
-//! These are the operations the kernel's l2tp_eth needs around its netdev (kernel-facts §6).
+//! These are the operations the kernel's l2tp_eth needs around its netdev (docs/reference/kernel.md §6).
 
 use std::io;
 use std::net::Ipv4Addr;

@@ -1,6 +1,6 @@
 //! `socketpair(AF_UNIX, SOCK_SEQPACKET)`: the PPPoL2TP-session-socket equivalent. The daemon
 //! keeps one end and hands the other to an application; each message is one PPP frame, so
-//! frame boundaries survive without any framing of our own (kernel-facts §7.4).
+//! frame boundaries survive without any framing of our own (docs/reference/kernel.md §7.4).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

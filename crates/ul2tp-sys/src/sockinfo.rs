@@ -1,5 +1,5 @@
 //! Introspection of a socket an application hands over for a managed tunnel
-//! (kernel-facts §4.5, §5.6): type, domain, protocol, addresses, network namespace, and the
+//! (docs/reference/kernel.md §4.5, §5.6): type, domain, protocol, addresses, network namespace, and the
 //! kernel's errno for each reason to refuse it.
 //!
 //! Calls: `fcntl(F_GETFD)` (EBADF), `getsockopt(SO_TYPE/SO_DOMAIN/SO_PROTOCOL)` (ENOTSOCK
@@ -87,7 +87,7 @@ pub fn inspect(fd: BorrowedFd<'_>) -> io::Result<TunnelSocketInfo> {
     inspect_raw(fd.as_raw_fd())
 }
 
-/// Apply the kernel's checks for a managed tunnel's socket (kernel-facts §4.5), in the
+/// Apply the kernel's checks for a managed tunnel's socket (docs/reference/kernel.md §4.5), in the
 /// kernel's order: other netns ⇒ `EINVAL`; not a datagram socket ⇒ `EPROTONOSUPPORT`;
 /// family not INET/INET6 ⇒ `EPROTONOSUPPORT`; protocol not UDP (encap UDP) or not 115
 /// (encap IP) ⇒ `EPROTONOSUPPORT`. Errors carry the errno (`raw_os_error`).

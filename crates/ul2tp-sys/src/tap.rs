@@ -1,5 +1,5 @@
 //! TAP and TUN devices from `/dev/net/tun` (`TUNSETIFF`): the userspace stand-in for the
-//! kernel's l2tpeth netdev (kernel-facts §6.1) and, for PPP, the pppN unit.
+//! kernel's l2tpeth netdev (docs/reference/kernel.md §6.1) and, for PPP, the pppN unit.
 //!
 //! * Name: an explicit name, or a template with one `%d` (`"l2tpeth%d"`, `"ppp%d"`) for
 //!   which the tun driver picks the lowest free N, exactly like the kernel's
@@ -27,7 +27,7 @@ use tokio::io::Interest;
 
 use crate::{link, os};
 
-/// Default name template of Ethernet pseudowire devices (kernel-facts §6.1).
+/// Default name template of Ethernet pseudowire devices (docs/reference/kernel.md §6.1).
 pub const L2TPETH_TEMPLATE: &str = "l2tpeth%d";
 /// Default name template of PPP units.
 pub const PPP_TEMPLATE: &str = "ppp%d";

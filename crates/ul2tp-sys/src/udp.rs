@@ -1,12 +1,12 @@
 //! UDP tunnel sockets (L2TPv2, L2TPv3 over UDP), the userspace twin of the socket the kernel
-//! creates for an unmanaged tunnel (kernel-facts §5.5) and of the socket a managed tunnel's
+//! creates for an unmanaged tunnel (docs/reference/kernel.md §5.5) and of the socket a managed tunnel's
 //! control plane owns (§5.6).
 //!
 //! Set-up mirrors the kernel: bound to the local address (port 0 ⇒ ephemeral), connected
 //! to the peer so only its datagrams arrive, IPv4 checksum off unless asked for
 //! (`SO_NO_CHECK`), IPv6 zero-checksum options (`UDP_NO_CHECK6_TX/RX`), and the outer
 //! header sent without DF / fragmented by the sender (`IP_PMTUDISC_DONT`,
-//! `IPV6_PMTUDISC_DONT`) like the kernel's "ignore DF" (kernel-facts §1.8).
+//! `IPV6_PMTUDISC_DONT`) like the kernel's "ignore DF" (docs/reference/kernel.md §1.8).
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use tokio::io::Interest;
 use crate::mmsg::{self, RecvMeta};
 use crate::os;
 
-/// Checksum options of a UDP tunnel socket (kernel-facts §1.8, §5.5); `Default` is the
+/// Checksum options of a UDP tunnel socket (docs/reference/kernel.md §1.8, §5.5); `Default` is the
 /// kernel's default for a tunnel created without any checksum attribute.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UdpOptions {
@@ -50,7 +50,7 @@ fn configure(s: &Socket, is_v6: bool, opts: &UdpOptions, reuse_port: bool) -> io
         s.set_reuse_port(true)?;
     }
     if is_v6 {
-        // kernel-facts §1.8: IPv6 oversize packets are fragmented by the sender.
+        // docs/reference/kernel.md §1.8: IPv6 oversize packets are fragmented by the sender.
         os::set_int(
             fd,
             libc::IPPROTO_IPV6,
@@ -58,7 +58,7 @@ fn configure(s: &Socket, is_v6: bool, opts: &UdpOptions, reuse_port: bool) -> io
             libc::IPV6_PMTUDISC_DONT,
         )?;
         // A v4-mapped peer is reached over the IPv4 path, which has its own DF setting
-        // (kernel-facts §1.8); a v6-only socket may refuse the option, which is harmless.
+        // (docs/reference/kernel.md §1.8); a v6-only socket may refuse the option, which is harmless.
         let _ = os::set_int(
             fd,
             libc::IPPROTO_IP,
@@ -78,14 +78,14 @@ fn configure(s: &Socket, is_v6: bool, opts: &UdpOptions, reuse_port: bool) -> io
             i32::from(opts.zero_csum6_rx),
         )?;
     } else {
-        // kernel-facts §1.8: outer IPv4 header without DF.
+        // docs/reference/kernel.md §1.8: outer IPv4 header without DF.
         os::set_int(
             fd,
             libc::IPPROTO_IP,
             libc::IP_MTU_DISCOVER,
             libc::IP_PMTUDISC_DONT,
         )?;
-        // kernel-facts §5.5: tx checksum iff UDP_CSUM was present.
+        // docs/reference/kernel.md §5.5: tx checksum iff UDP_CSUM was present.
         os::set_int(
             fd,
             libc::SOL_SOCKET,
@@ -148,7 +148,7 @@ impl UdpTunnelSocket {
     }
 
     /// Adopt an existing UDP socket (for example one handed over by an application for a
-    /// managed tunnel, kernel-facts §5.6); it is made nonblocking and registered with tokio.
+    /// managed tunnel, docs/reference/kernel.md §5.6); it is made nonblocking and registered with tokio.
     pub fn from_fd(fd: OwnedFd) -> io::Result<Self> {
         need_runtime()?;
         let s = Socket::from(fd);
@@ -258,7 +258,7 @@ impl UdpTunnelSocket {
     /// At most 64 segments and 65507 bytes in total; returns the bytes accepted.
     ///
     /// The kernel refuses GSO on a socket that sends without checksums (`EINVAL`; the
-    /// IPv4 default, kernel-facts §5.5, and `zero_csum6_tx`); then the segments go out with
+    /// IPv4 default, docs/reference/kernel.md §5.5, and `zero_csum6_tx`); then the segments go out with
     /// one `sendmmsg` instead, so the call works either way.
     pub async fn send_segmented(&self, buf: &[u8], segment_size: u16) -> io::Result<usize> {
         if segment_size == 0 {
@@ -323,7 +323,7 @@ impl UdpTunnelSocket {
     }
 
     /// Path MTU towards the connected peer (`IP_MTU` / `IPV6_MTU`), for the l2tpeth MTU
-    /// (kernel-facts §6.2). Fails with `ENOTCONN` on an unconnected socket.
+    /// (docs/reference/kernel.md §6.2). Fails with `ENOTCONN` on an unconnected socket.
     pub fn path_mtu(&self) -> io::Result<u32> {
         let fd = self.sock.as_fd();
         let v = if self.is_ipv6() {

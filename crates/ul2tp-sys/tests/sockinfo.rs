@@ -1,4 +1,4 @@
-//! Checking handed-over tunnel sockets against the kernel's rules (kernel-facts §4.5).
+//! Checking handed-over tunnel sockets against the kernel's rules (docs/reference/kernel.md §4.5).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

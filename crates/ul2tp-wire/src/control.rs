@@ -1,6 +1,6 @@
 //! The L2TP control-message header, shared by L2TPv2 (RFC 2661 §3.1) and L2TPv3 (RFC 3931 §3.2.1).
 //!
-//! Layout (12 octets, rfc-facts §1.1 / §2.2):
+//! Layout (12 octets, docs/reference/rfc.md §1.1 / §2.2):
 //!
 //! ```text
 //! v2: |T|L|x|x|S|x|O|P|x|x|x|x| Ver=2 | Length | Tunnel ID (16) | Session ID (16) | Ns | Nr |
@@ -8,13 +8,13 @@
 //! ```
 //!
 //! Over L2TPv3/IP (protocol 115) four zero octets (session id 0) precede the same header; the
-//! Length field does not count them (rfc-facts §2.2). [`Encap`] selects the framing.
+//! Length field does not count them (docs/reference/rfc.md §2.2). [`Encap`] selects the framing.
 //!
 //! Design: [`ControlHeader`] is a plain value. [`ControlHeader::parse`] checks the T, L and S
 //! bits, the version, that Length is at least 12 and does not run past the buffer, and returns
 //! the header together with the byte range of the AVP body (relative to the buffer passed in).
 //! Octets after Length are ignored (trailing garbage in a datagram is not part of the message).
-//! A message whose body range is empty is a ZLB acknowledgement (rfc-facts §1.2).
+//! A message whose body range is empty is a ZLB acknowledgement (docs/reference/rfc.md §1.2).
 //! [`ControlHeader::emit`] writes the header; [`set_ns_nr`] and [`set_length`] patch a built
 //! message in place so that the control engine can fill Ns/Nr at (re)transmit time.
 
@@ -208,7 +208,7 @@ impl ControlHeader {
     }
 
     /// Parse a control message accepting either version (for a v3 listener on UDP 1701 that
-    /// must also accept a Ver=2 SCCRQ, rfc-facts §2.4). Over IP only v3 is accepted.
+    /// must also accept a Ver=2 SCCRQ, docs/reference/rfc.md §2.4). Over IP only v3 is accepted.
     pub fn parse_any(
         buf: &[u8],
         encap: Encap,

@@ -1,5 +1,5 @@
 //! L2TP data-message headers: classification of received datagrams and the L2TPv2 / L2TPv3
-//! data headers (kernel-facts §1.2–§1.8, RFC 2661 §3.1, RFC 3931 §4.1).
+//! data headers (docs/reference/kernel.md §1.2–§1.8, RFC 2661 §3.1, RFC 3931 §4.1).
 //!
 //! Design (in the manner of smoltcp): every parser checks lengths before it reads, returns a
 //! typed value (a "repr") plus the offset at which the payload starts, and never allocates or
@@ -18,7 +18,7 @@
 use core::fmt;
 
 /// Largest L2TP data header the kernel looks at before deciding; UDP payloads shorter than
-/// this are left on the socket even if they are valid data (kernel-facts §1.2,
+/// this are left on the socket even if they are valid data (docs/reference/kernel.md §1.2,
 /// `L2TP_HDR_SIZE_MAX`).
 pub const L2TP_HDR_SIZE_MAX: usize = 14;
 
@@ -35,7 +35,7 @@ pub const FLAG_P: u16 = 0x0100;
 /// Mask of the version nibble.
 pub const VERSION_MASK: u16 = 0x000f;
 
-/// S bit of the default L2-specific sublayer (kernel-facts §1.6, RFC 4719 §3).
+/// S bit of the default L2-specific sublayer (docs/reference/kernel.md §1.6, RFC 4719 §3).
 pub const SUBLAYER_S: u32 = 0x4000_0000;
 /// Sequence-number mask of the default L2-specific sublayer (24 bits).
 pub const SUBLAYER_SEQ_MASK: u32 = 0x00ff_ffff;
@@ -51,9 +51,9 @@ pub enum WireError {
     BadVersion,
     /// The T bit is set: this is a control message, not data.
     NotData,
-    /// L2TPv2 Offset Size points past the end of the packet (kernel-facts §1.3).
+    /// L2TPv2 Offset Size points past the end of the packet (docs/reference/kernel.md §1.3).
     OffsetOverrun,
-    /// An L2TP/IP control packet without a valid control header (kernel-facts §1.2).
+    /// An L2TP/IP control packet without a valid control header (docs/reference/kernel.md §1.2).
     BadControlHeader,
     /// Session id 0 where a data session id is required.
     ZeroSessionId,
@@ -105,7 +105,7 @@ impl L2SpecType {
     }
 }
 
-/// What a UDP payload on an L2TP socket is (kernel-facts §1.2).
+/// What a UDP payload on an L2TP socket is (docs/reference/kernel.md §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UdpClass {
     /// T bit set: a control message, left on the socket.
@@ -121,7 +121,7 @@ pub enum UdpClass {
         session_id: u16,
     },
     /// Any other version nibble: the L2TPv3 lookup path; `version` is kept for the check
-    /// against the matched session's tunnel (kernel-facts §5.3).
+    /// against the matched session's tunnel (docs/reference/kernel.md §5.3).
     DataV3 {
         /// Session ID from the header.
         session_id: u32,
@@ -140,13 +140,13 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-/// Classify a UDP payload received on an L2TP socket (kernel-facts §1.2).
+/// Classify a UDP payload received on an L2TP socket (docs/reference/kernel.md §1.2).
 ///
 /// The T bit is tested before the length so that short control messages (an L2TPv2 ZLB is 12
 /// bytes) are reported as [`UdpClass::Control`]; either way they stay on the socket. For
 /// version 2 the keys are read past the optional Length field; the remaining optional fields
 /// are checked by [`V2DataHeader::parse`] once the session is known, because an offset overrun
-/// is counted on that session (kernel-facts §1.3).
+/// is counted on that session (docs/reference/kernel.md §1.3).
 pub fn classify_udp(payload: &[u8]) -> UdpClass {
     let Some(flags) = be16(payload, 0) else {
         return UdpClass::Short;
@@ -179,11 +179,11 @@ pub fn classify_udp(payload: &[u8]) -> UdpClass {
     }
 }
 
-/// What an IP-protocol-115 payload is (kernel-facts §1.2, §1.5).
+/// What an IP-protocol-115 payload is (docs/reference/kernel.md §1.2, §1.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpClass {
     /// Session id 0 followed by a plausible control header; `ccid` is the Control Connection
-    /// ID that selects the receiving socket (kernel-facts §8.4).
+    /// ID that selects the receiving socket (docs/reference/kernel.md §8.4).
     Control {
         /// Control Connection ID of the control header.
         ccid: u32,
@@ -205,7 +205,7 @@ pub fn classify_ip(payload: &[u8]) -> IpClass {
     if session_id != 0 {
         return IpClass::Data { session_id };
     }
-    // kernel-facts §1.2: after the 4 zero bytes, >= 12 bytes with T and L set.
+    // docs/reference/kernel.md §1.2: after the 4 zero bytes, >= 12 bytes with T and L set.
     let ctl = &payload[4..];
     if ctl.len() < 12 {
         return IpClass::Malformed(WireError::Truncated);
@@ -219,7 +219,7 @@ pub fn classify_ip(payload: &[u8]) -> IpClass {
     }
 }
 
-/// The L2TPv2 data message header (RFC 2661 §3.1, kernel-facts §1.3).
+/// The L2TPv2 data message header (RFC 2661 §3.1, docs/reference/kernel.md §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct V2DataHeader {
     /// Length field (L bit); never validated on receive.
@@ -338,7 +338,7 @@ impl V2DataHeader {
     }
 }
 
-/// The default L2-specific sublayer (kernel-facts §1.6).
+/// The default L2-specific sublayer (docs/reference/kernel.md §1.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct DefaultSublayer {
     /// The 24-bit sequence number when the S bit is set.

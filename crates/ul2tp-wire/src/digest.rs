@@ -1,9 +1,9 @@
 //! Control-connection authentication.
 //!
-//! * L2TPv2 tunnel authentication (RFC 2661 §4.4.3/§5.1.1, rfc-facts §1.9): the Challenge
+//! * L2TPv2 tunnel authentication (RFC 2661 §4.4.3/§5.1.1, docs/reference/rfc.md §1.9): the Challenge
 //!   Response is `MD5(id ‖ secret ‖ challenge)` where `id` is the one-octet Message Type of the
 //!   message that carries the response (2 in SCCRP, 3 in SCCCN).
-//! * L2TPv3 Control Message Authentication (RFC 3931 §4.3, §5.4.1, rfc-facts §2.8): every
+//! * L2TPv3 Control Message Authentication (RFC 3931 §4.3, §5.4.1, docs/reference/rfc.md §2.8): every
 //!   message carries a Message Digest AVP (59) with an HMAC over
 //!   `[sender_nonce ‖ receiver_nonce ‖] message` (no nonces for SCCRQ), computed with the digest
 //!   octets zeroed, keyed with `HMAC-MD5(secret, 0x02)`. AVP hiding in v3 uses the key
@@ -64,13 +64,13 @@ fn hmac_md5_1(key: &[u8], octet: u8) -> [u8; 16] {
     m.finalize().into_bytes().into()
 }
 
-/// The L2TPv3 Message Digest key: HMAC-MD5(secret, 0x02) (rfc-facts §2.8). With
+/// The L2TPv3 Message Digest key: HMAC-MD5(secret, 0x02) (docs/reference/rfc.md §2.8). With
 /// authentication disabled, an integrity-only digest uses the empty secret.
 pub fn v3_digest_key(secret: &[u8]) -> [u8; 16] {
     hmac_md5_1(secret, 0x02)
 }
 
-/// The L2TPv3 AVP-hiding key: HMAC-MD5(secret, 0x01) (rfc-facts §2.8).
+/// The L2TPv3 AVP-hiding key: HMAC-MD5(secret, 0x01) (docs/reference/rfc.md §2.8).
 pub fn v3_hiding_key(secret: &[u8]) -> [u8; 16] {
     hmac_md5_1(secret, 0x01)
 }
@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn challenge_response_vectors() {
-        // rfc-facts §1.19.
+        // docs/reference/rfc.md §1.19.
         let ch: Vec<u8> = (0u8..16).collect();
         let r = challenge_response(MessageType::Sccrp, b"xyzzy", &ch);
         assert_eq!(r.to_vec(), hex("84556850d53985c00accdd7e925fdf39"));
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn derived_keys() {
-        // rfc-facts §2.8.
+        // docs/reference/rfc.md §2.8.
         assert_eq!(
             v3_digest_key(b"xyzzy").to_vec(),
             hex("273b708131fdd7928be657f813b9de41")

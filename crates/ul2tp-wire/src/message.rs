@@ -9,10 +9,10 @@
 //!    M=0 AVPs as [`AvpValue::Raw`], and skips malformed M=0 AVPs (listed in
 //!    [`Message::ignored`]);
 //! 4. checks that the AVPs the RFC requires for the message type are present
-//!    (RFC 2661 §6 for v2, RFC 3931 §6 for v3; rfc-facts §1.5, §2.7).
+//!    (RFC 2661 §6 for v2, RFC 3931 §6 for v3; docs/reference/rfc.md §1.5, §2.7).
 //!
 //! Failures come back as a [`MessageError`] whose [`Reaction`] tells the engine what the RFC
-//! prescribes (rfc-facts §1.3, §1.18, §2.6):
+//! prescribes (docs/reference/rfc.md §1.3, §1.18, §2.6):
 //! * [`Reaction::Discard`]: malformed header or AVP framing, or no Message Type AVP — drop the
 //!   datagram without touching sequence state;
 //! * [`Reaction::Ignore`]: unknown message type with M=0 — the message is sequenced (ack it)
@@ -205,7 +205,7 @@ pub struct Message {
     pub ignored: Vec<IgnoredAvp>,
 }
 
-/// AVPs the RFC requires besides Message Type (rfc-facts §1.5 for v2, §2.7 for v3).
+/// AVPs the RFC requires besides Message Type (docs/reference/rfc.md §1.5 for v2, §2.7 for v3).
 /// Unknown types and messages without requirements give an empty list.
 pub fn required_avps(version: Version, message_type: MessageType) -> &'static [AttrType] {
     use AttrType as A;
@@ -835,7 +835,7 @@ pub struct V3Params {
 }
 
 /// Per-message-type constructors: each takes the AVPs the RFC requires for that message
-/// (rfc-facts §1.5, §2.7) and returns the builder, so optional AVPs can still be appended
+/// (docs/reference/rfc.md §1.5, §2.7) and returns the builder, so optional AVPs can still be appended
 /// before [`MessageBuilder::finish`].
 impl MessageBuilder {
     fn v2(peer_tunnel_id: u16, peer_session_id: u16, t: MessageType) -> MessageBuilder {
@@ -1274,7 +1274,7 @@ mod tests {
             .unwrap()
             .finish()
             .unwrap();
-        // rfc-facts §1.19 vector appears verbatim at the end.
+        // docs/reference/rfc.md §1.19 vector appears verbatim at the end.
         assert_eq!(
             &b[b.len() - 10..],
             &[0xc0, 0x0a, 0, 0, 0, 9, 0x97, 0x16, 0x71, 0xf7]

@@ -2,7 +2,7 @@
 //!
 //! Pure: bytes in, bytes out. The writer wraps L2TP datagrams in Ethernet + IPv4/IPv6 + UDP
 //! (or IP protocol 115) headers so that tshark decodes simulated exchanges; the reader walks the
-//! captures under `shared/captures` and extracts the transport payloads for use as test vectors.
+//! captures under `tests/data/captures` and extracts the transport payloads for use as test vectors.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -324,10 +324,10 @@ mod tests {
     }
 
     #[test]
-    fn every_shared_capture_parses() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/captures");
+    fn every_capture_parses() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/captures");
         let Ok(entries) = std::fs::read_dir(dir) else {
-            panic!("shared captures not found at {dir}");
+            panic!("captures not found at {dir}");
         };
         let mut files = 0;
         for e in entries {

@@ -1,4 +1,4 @@
-//! PPP framing inside L2TP (kernel-facts §1.7, rfc-facts §4.1 and §4.12).
+//! PPP framing inside L2TP (docs/reference/kernel.md §1.7, docs/reference/rfc.md §4.1 and §4.12).
 //!
 //! Inside an L2TP data message a PPP frame has no HDLC flags, FCS or byte stuffing. The
 //! address/control octets FF 03 are always sent (as Linux does) and accepted with or without
@@ -8,7 +8,7 @@
 /// All-Stations address and Unnumbered Information control (RFC 1662 §3.1).
 pub const ADDRESS_CONTROL: [u8; 2] = [0xff, 0x03];
 
-/// PPP protocol numbers used by the data path (rfc-facts §4.1).
+/// PPP protocol numbers used by the data path (docs/reference/rfc.md §4.1).
 pub mod proto {
     /// IPv4.
     pub const IPV4: u16 = 0x0021;
@@ -26,7 +26,7 @@ pub mod proto {
     pub const CHAP: u16 = 0xc223;
 }
 
-/// The frame without a leading FF 03, if present (kernel-facts §1.7 receive rule).
+/// The frame without a leading FF 03, if present (docs/reference/kernel.md §1.7 receive rule).
 pub fn strip_address_control(frame: &[u8]) -> &[u8] {
     match frame {
         [0xff, 0x03, rest @ ..] => rest,

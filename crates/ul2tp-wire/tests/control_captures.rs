@@ -1,4 +1,4 @@
-//! Every control message in the shared captures (real xl2tpd, l2tpns, go-l2tp peers) parses,
+//! Every control message in the captures (tests/data/captures) (real xl2tpd, l2tpns, go-l2tp peers) parses,
 //! has the message type tshark reports, and re-emits to the same bytes.
 
 use ul2tp_wire::avp::{AttrType, AvpValue, MessageType};
@@ -6,7 +6,7 @@ use ul2tp_wire::control::{peek_version, Version};
 use ul2tp_wire::message::Message;
 use ul2tp_wire::pcap::{extract, records, Transport};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/captures");
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/captures");
 
 /// (frame number, message type; 0 = ZLB), from
 /// `tshark -r F [-d udp.port==5000,l2tp] -Y l2tp.type==1 -T fields -e frame.number -e l2tp.avp.message_type`.

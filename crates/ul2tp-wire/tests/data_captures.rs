@@ -1,4 +1,4 @@
-//! The data headers of every data packet in the shared captures (real kernel, xl2tpd, l2tpns,
+//! The data headers of every data packet in the captures (tests/data/captures) (real kernel, xl2tpd, l2tpns,
 //! go-l2tp) parse with the parameters from captures/README.md, and the headers the Linux kernel
 //! sent are reproduced byte for byte by our emitters.
 
@@ -14,7 +14,7 @@ use ul2tp_wire::ppp;
 fn captures_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/captures"
+        "/../../tests/data/captures"
     ))
 }
 
@@ -147,7 +147,7 @@ fn every_v3_data_packet_parses_and_kernel_headers_are_byte_exact() {
             parsed += 1;
             if kernel {
                 // Re-emit with the kernel's parameters: peer_session_id 0x2001, its cookie,
-                // sublayer all zero (no send_seq), kernel-facts §1.4–§1.6.
+                // sublayer all zero (no send_seq), docs/reference/kernel.md §1.4–§1.6.
                 let mine = V3SessionHeader {
                     session_id: 0x2001,
                     cookie: case.kernel_cookie,

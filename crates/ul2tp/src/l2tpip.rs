@@ -1,4 +1,4 @@
-//! L2TP/IP sockets (kernel-facts §8): control messages of L2TPv3 over IP protocol 115,
+//! L2TP/IP sockets (docs/reference/kernel.md §8): control messages of L2TPv3 over IP protocol 115,
 //! addressed by IP address and connection id.
 //!
 //! Kernel call → ul2tp: `socket(AF_INET[6], SOCK_DGRAM, IPPROTO_L2TP)` + `bind(sockaddr_l2tpip)`

@@ -2,7 +2,7 @@
 //!
 //! * [`Client`] speaks the management API (see `ul2tp-api`) over the daemon's Unix socket,
 //!   including requests that pass descriptors in either direction (SCM_RIGHTS).
-//! * [`SessionSocket`] is the PPPoL2TP session socket (kernel-facts §7): PPP frames, the
+//! * [`SessionSocket`] is the PPPoL2TP session socket (docs/reference/kernel.md §7): PPP frames, the
 //!   `PPPOL2TP_SO_*` options and the statistics ioctl.
 //! * [`TunnelSocket`] is a managed tunnel registered on the application's own socket: it
 //!   yields what the kernel would leave on the tunnel socket (§5.6).

@@ -1,4 +1,4 @@
-//! PPPoL2TP session sockets (kernel-facts §7): the descriptor ul2tpd returns for
+//! PPPoL2TP session sockets (docs/reference/kernel.md §7): the descriptor ul2tpd returns for
 //! `pppol2tp_connect` carries PPP frames of one session, its socket options and its
 //! statistics.
 //!
@@ -20,7 +20,7 @@ use ul2tp_api::{Attrs, Command};
 use crate::chan::Chan;
 use crate::{Client, ClientError};
 
-/// The `sockaddr_pppol2tp` / `sockaddr_pppol2tpv3` of `connect()` (kernel-facts §7.2).
+/// The `sockaddr_pppol2tp` / `sockaddr_pppol2tpv3` of `connect()` (docs/reference/kernel.md §7.2).
 #[derive(Debug, Clone, Copy)]
 pub struct PppoL2tpAddr<'a> {
     /// s_tunnel: our tunnel id (must not be 0).
@@ -39,7 +39,7 @@ pub struct PppoL2tpAddr<'a> {
     pub tunnel_fd: Option<BorrowedFd<'a>>,
 }
 
-/// A `PPPOL2TP_SO_*` socket option (level SOL_PPPOL2TP = 273, kernel-facts §7.5).
+/// A `PPPOL2TP_SO_*` socket option (level SOL_PPPOL2TP = 273, docs/reference/kernel.md §7.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionOption {
     /// PPPOL2TP_SO_DEBUG (1): accepted and ignored, reads 0.
@@ -94,7 +94,7 @@ pub struct SessionSocket {
 
 impl SessionSocket {
     /// `connect()` a PPPoL2TP socket: asks the daemon (`pppol2tp_connect`) and wraps the
-    /// descriptor it returns. Errors are the daemon's errno (kernel-facts §7.3), e.g.
+    /// descriptor it returns. Errors are the daemon's errno (docs/reference/kernel.md §7.3), e.g.
     /// `EINVAL` for tunnel id 0, `ENOENT` for a missing tunnel, `EEXIST` for a session
     /// that already has a socket.
     pub fn connect(client: &mut Client, addr: PppoL2tpAddr<'_>) -> Result<Self, ClientError> {
@@ -137,7 +137,7 @@ impl SessionSocket {
         self.addr
     }
 
-    /// Send one PPP frame: protocol field + information, without FF 03 (kernel-facts §7.4).
+    /// Send one PPP frame: protocol field + information, without FF 03 (docs/reference/kernel.md §7.4).
     /// Returns the frame length. `EBADF` once the session is gone.
     pub fn send_frame(&self, frame: &[u8]) -> io::Result<usize> {
         self.chan.send(&SockMsg::Frame(frame.to_vec()))?;

@@ -1,4 +1,4 @@
-//! Managed tunnel sockets (kernel-facts §4.5, §5.6): the application runs the control
+//! Managed tunnel sockets (docs/reference/kernel.md §4.5, §5.6): the application runs the control
 //! protocol on its own bound and connected UDP socket (or an L2TP/IP socket) and registers
 //! it with `tunnel_create` plus the descriptor, as it would pass `L2TP_ATTR_FD` to the
 //! kernel.

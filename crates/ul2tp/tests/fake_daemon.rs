@@ -120,7 +120,7 @@ fn serve(script: impl FnOnce(Conn) + Send + 'static) -> (Client, JoinHandle<()>)
     (client, h)
 }
 
-/// A tiny model of the kernel's PPPoL2TP option handling (kernel-facts §7.5), so the
+/// A tiny model of the kernel's PPPoL2TP option handling (docs/reference/kernel.md §7.5), so the
 /// option tests exercise real request/reply pairs.
 fn serve_session_options(end: &End, tunnel_socket: bool) -> Vec<SockMsg> {
     let mut vals = [0i32; 6];
@@ -249,7 +249,7 @@ fn tunnel_fd_is_attached_to_pppol2tp_connect() {
         ..addr(0)
     };
     let mut t = SessionSocket::connect(&mut client, a).unwrap();
-    // A tunnel management socket refuses session options (kernel-facts §7.5).
+    // A tunnel management socket refuses session options (docs/reference/kernel.md §7.5).
     let e = t.set_option(SessionOption::SendSeq, 1).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(Errno::ENOPROTOOPT.number()));
     t.set_option(SessionOption::Debug, 0xff).unwrap();

@@ -1,4 +1,4 @@
-//! Descriptors for applications: the PPPoL2TP session socket (kernel-facts §7) and managed
+//! Descriptors for applications: the PPPoL2TP session socket (docs/reference/kernel.md §7) and managed
 //! tunnels on the application's own socket (§5.6).
 //!
 //! Both are `SOCK_SEQPACKET` Unix sockets speaking `ul2tp_api::sockproto`. A task per
@@ -28,7 +28,7 @@ fn inode(fd: OwnedFd) -> (OwnedFd, Option<u64>) {
     (OwnedFd::from(f), ino)
 }
 
-/// Create a managed tunnel on an application's socket (kernel-facts §4.5, §5.6). With `view`,
+/// Create a managed tunnel on an application's socket (docs/reference/kernel.md §4.5, §5.6). With `view`,
 /// returns the application's tunnel-socket view descriptor, whose close destroys the tunnel.
 pub(crate) fn managed_tunnel(
     d: &Daemon,
@@ -151,7 +151,7 @@ fn delete_later(d: Weak<Daemon>, tid: u32, sid: Option<u32>) {
     });
 }
 
-/// The PPPoL2TP `connect()` (kernel-facts §7.3).
+/// The PPPoL2TP `connect()` (docs/reference/kernel.md §7.3).
 pub(crate) async fn pppol2tp_connect(
     d: &Daemon,
     a: &Attrs,
@@ -269,7 +269,7 @@ enum Target {
 }
 
 fn setopt(s: &Session, option: u32, value: i32) -> Result<(), Errno> {
-    // kernel-facts §7.5.
+    // docs/reference/kernel.md §7.5.
     let bool_value = || match value {
         0 => Ok(false),
         1 => Ok(true),

@@ -333,7 +333,7 @@ impl Config {
     }
 
     /// Turn the declared tunnels and sessions into create requests, validating every value
-    /// the way `ip l2tp` does on its command line (kernel-facts §11.2).
+    /// the way `ip l2tp` does on its command line (docs/reference/kernel.md §11.2).
     pub fn static_objects(
         &self,
         path: &Path,

@@ -6,7 +6,7 @@
 //! connection comes up, the daemon opens a UDP socket connected to the peer from the same
 //! local address (SO_REUSEPORT; the kernel prefers the connected socket for that peer), and
 //! registers an ordinary data-path tunnel on it whose control messages are passed back to
-//! the endpoint — exactly the split of kernel-facts §1.2. Sessions the endpoint negotiates
+//! the endpoint — exactly the split of docs/reference/kernel.md §1.2. Sessions the endpoint negotiates
 //! become data-path sessions with every negotiated parameter (cookies, sublayer, sequencing),
 //! Ethernet pseudowires get their l2tpethN device; when the endpoint reports a tunnel or
 //! session down, it is deleted.
@@ -225,7 +225,7 @@ async fn run(
             .map_or(Duration::from_secs(3600), |t| t - now().min(t));
         tokio::select! {
             r = listener.recv_from(&mut buf) => {
-                // Only control messages belong to the endpoint (kernel-facts §1.2).
+                // Only control messages belong to the endpoint (docs/reference/kernel.md §1.2).
                 if let Ok((n, from)) = r {
                     if n >= 2 && buf[0] & 0x80 != 0 {
                         ep.handle_datagram(now(), from, &buf[..n]);

@@ -1,7 +1,7 @@
 //! The data path: tunnel sockets and pseudowire devices joined through `ul2tp-core`.
 //!
 //! Receive: one task per tunnel socket reads datagrams and hands them to
-//! [`Registry::receive`], which classifies them (kernel-facts §1.2), finds the session,
+//! [`Registry::receive`], which classifies them (docs/reference/kernel.md §1.2), finds the session,
 //! checks cookie and sequence numbers and calls back with the frames to deliver; the callback
 //! writes each frame to the session's pseudowire device. Transmit: one task per pseudowire
 //! device reads frames into a buffer with headroom, lets the session write the L2TP header in
@@ -19,7 +19,7 @@
 //!   to 64 KB and frames whose checksum is still to be done. [`ul2tp_core::gso`] finishes the
 //!   checksum or cuts the super-frame into ordinary MTU-sized Ethernet frames, exactly those
 //!   the kernel's own GSO would produce; each segment is encapsulated on its own (its own
-//!   L2TP header and Ns, counted as one packet, kernel-facts §3.1) into consecutive slots of
+//!   L2TP header and Ns, counted as one packet, docs/reference/kernel.md §3.1) into consecutive slots of
 //!   one buffer, and the run leaves with one UDP GSO send (`UDP_SEGMENT`) when the socket
 //!   computes UDP checksums, otherwise with one `sendmmsg`. On the wire every datagram is
 //!   what the simple path would have sent for the same frames.
@@ -131,7 +131,7 @@ impl TunnelSocket {
     }
 
     /// Whether the kernel can segment UDP sends for us (`UDP_SEGMENT`): UDP with checksums
-    /// on (the kernel refuses GSO without them, kernel-facts §5.5).
+    /// on (the kernel refuses GSO without them, docs/reference/kernel.md §5.5).
     fn udp_gso_capable(&self) -> bool {
         match self {
             TunnelSocket::Udp(s) => s.checksum_options().is_ok_and(|o| {
@@ -201,7 +201,7 @@ impl Pseudowire {
     fn deliver(&self, frame: &[u8]) -> bool {
         match self {
             Pseudowire::Eth(tap) => {
-                // kernel-facts §6.1: frames shorter than an Ethernet header are dropped.
+                // docs/reference/kernel.md §6.1: frames shorter than an Ethernet header are dropped.
                 frame.len() >= 14 && tap.try_send(frame).is_ok()
             }
             Pseudowire::PppLink(tx) => tx.try_send(frame.to_vec()).is_ok(),
@@ -253,7 +253,7 @@ pub struct RxContext {
     /// Devices to deliver to.
     pub pseudowires: Arc<Pseudowires>,
     /// For a managed tunnel: the application's tunnel-socket view, which gets what the kernel
-    /// would leave on the tunnel socket (kernel-facts §1.2).
+    /// would leave on the tunnel socket (docs/reference/kernel.md §1.2).
     pub upcall: Arc<ArcSwapOption<SeqPacket>>,
 }
 
@@ -261,7 +261,7 @@ pub struct RxContext {
 pub fn deliver(pws: &Pseudowires, session: &Arc<Session>, frame: &[u8]) {
     if let Some(pw) = pws.get((session.tunnel_id(), session.session_id())) {
         if !pw.deliver(frame) {
-            // kernel-facts §3.1: a full PPP socket queue counts as rx_errors.
+            // docs/reference/kernel.md §3.1: a full PPP socket queue counts as rx_errors.
             session.count_rx_error();
         }
     }
@@ -425,7 +425,7 @@ impl RxCoalesce {
             self.flush();
         }
         if !pw.deliver(frame) {
-            // kernel-facts §3.1: a full PPP socket queue counts as rx_errors.
+            // docs/reference/kernel.md §3.1: a full PPP socket queue counts as rx_errors.
             session.count_rx_error();
         }
     }
@@ -618,7 +618,7 @@ async fn send_run(
 }
 
 /// Timer of a session with a reorder timeout: releases or drops held packets whose time is up
-/// even when no further packet arrives (unlike the kernel, kernel-facts §2.7).
+/// even when no further packet arrives (unlike the kernel, docs/reference/kernel.md §2.7).
 pub async fn reorder_timer(session: Arc<Session>, pws: Arc<Pseudowires>) {
     loop {
         let wait = match session.next_timeout() {

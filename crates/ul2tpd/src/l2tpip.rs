@@ -1,4 +1,4 @@
-//! L2TP/IP sockets (kernel-facts §8) emulated for applications.
+//! L2TP/IP sockets (docs/reference/kernel.md §8) emulated for applications.
 //!
 //! Without the kernel's `l2tp_ip` module an application cannot open
 //! `socket(AF_INET, SOCK_DGRAM, IPPROTO_L2TP)`, so ul2tpd offers the same behaviour through a
@@ -83,7 +83,7 @@ impl L2tpIp {
     }
 }
 
-/// Receive control messages of one family and dispatch them (kernel-facts §8.4).
+/// Receive control messages of one family and dispatch them (docs/reference/kernel.md §8.4).
 async fn listen(sock: Arc<IpTunnelSocket>, table: Weak<L2tpIp>, v6: bool) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {

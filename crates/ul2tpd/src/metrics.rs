@@ -1,5 +1,5 @@
 //! Prometheus / OpenMetrics endpoint: the ten counters of every tunnel and session
-//! (kernel-facts §3.1) and object counts, read from the registry at each scrape.
+//! (docs/reference/kernel.md §3.1) and object counts, read from the registry at each scrape.
 //!
 //! Served on the address of the `[metrics]` section as `GET /metrics` over plain HTTP/1.1;
 //! nothing is counted twice and nothing is logged per packet.

@@ -2,7 +2,7 @@
 //!
 //! `ppp_start` attaches a `ul2tp-ppp` endpoint to a PPP session (L2TPv2, or pw_type 7 in
 //! L2TPv3): PPP frames received on the session go to the endpoint, its frames go out with
-//! FF 03 in front (kernel-facts §1.7), and once IPCP is up a TUN device `pppN` appears with
+//! FF 03 in front (docs/reference/kernel.md §1.7), and once IPCP is up a TUN device `pppN` appears with
 //! the negotiated point-to-point addresses, carrying IP packets between the host and the
 //! session. When the link goes down the device goes away; deleting the session stops the
 //! endpoint.

@@ -1,5 +1,5 @@
 //! The management API server: a Unix stream socket, one JSON request per line, permission
-//! checked with SO_PEERCRED (kernel-facts §4.1: the kernel wants CAP_NET_ADMIN for everything but
+//! checked with SO_PEERCRED (docs/reference/kernel.md §4.1: the kernel wants CAP_NET_ADMIN for everything but
 //! NOOP; we want root, or membership of the configured groups).
 
 use std::io;

@@ -1,11 +1,11 @@
 //! The daemon's state and the management API's request handlers.
 //!
 //! `Daemon::handle` is the equivalent of the kernel's generic netlink doit/dumpit handlers
-//! (kernel-facts §4): it validates attributes in the kernel's order, returns the kernel's errno
+//! (docs/reference/kernel.md §4): it validates attributes in the kernel's order, returns the kernel's errno
 //! for each failure, creates sockets and devices, registers objects in the `ul2tp-core`
-//! registry and multicasts notifications to monitors (kernel-facts §4.9).
+//! registry and multicasts notifications to monitors (docs/reference/kernel.md §4.9).
 //!
-//! Sockets: an unmanaged tunnel gets a socket the daemon opens (kernel-facts §5.5); tunnels
+//! Sockets: an unmanaged tunnel gets a socket the daemon opens (docs/reference/kernel.md §5.5); tunnels
 //! with the same encapsulation, local and remote address (and ports) share one socket, which
 //! the kernel cannot do (seed limitation 1). A managed tunnel uses the application's socket,
 //! handed over with the request (§5.6). Applications get descriptors back for session sockets
@@ -94,7 +94,7 @@ pub(crate) struct SocketRt {
     _rx: Task,
 }
 
-/// Socket-level facts of a tunnel, reported in replies (kernel-facts §4.8).
+/// Socket-level facts of a tunnel, reported in replies (docs/reference/kernel.md §4.8).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TunnelInfo {
     pub(crate) udp_csum: bool,
@@ -156,7 +156,7 @@ impl Daemon {
             l2tpip: crate::l2tpip::L2tpIp::new(),
             control: std::sync::OnceLock::new(),
         });
-        // Trace events (kernel-facts §9.2) go to the log and to monitors, for the objects they
+        // Trace events (docs/reference/kernel.md §9.2) go to the log and to monitors, for the objects they
         // are switched on for.
         let ev = d.events.clone();
         d.registry
@@ -201,7 +201,7 @@ impl Daemon {
     }
 
     pub(crate) fn notify(&self, cmd: Command, attrs: Attrs) {
-        // "No listeners" is not an error (kernel-facts §4.9).
+        // "No listeners" is not an error (docs/reference/kernel.md §4.9).
         let _ = self.events.send(ServerMessage::event(cmd, attrs));
     }
 
@@ -409,7 +409,7 @@ impl Daemon {
             stats: Some(t.stats()),
             ..Attrs::default()
         };
-        // Addresses and ports are read from the live socket (kernel-facts §4.8).
+        // Addresses and ports are read from the live socket (docs/reference/kernel.md §4.8).
         let local = rt.sock.socket.local_addr().ok();
         let peer = rt.sock.socket.peer_addr().ok();
         let udp = p.encap == Encap::Udp;
@@ -477,7 +477,7 @@ impl Daemon {
 
     /// Validated common tunnel attributes: (tunnel_id, peer_tunnel_id, version, encap).
     fn tunnel_ids(a: &Attrs) -> ApiResult<(u32, u32, ProtoVersion, Encap)> {
-        // kernel-facts §4.5: required attributes.
+        // docs/reference/kernel.md §4.5: required attributes.
         let (Some(tid), Some(ptid), Some(version), Some(encap)) =
             (a.conn_id, a.peer_conn_id, a.proto_version, a.encap_type)
         else {
@@ -494,7 +494,7 @@ impl Daemon {
                 )))
             }
         };
-        // Beyond the kernel (kernel-facts §12.2 item 3): validate the version and id ranges.
+        // Beyond the kernel (docs/reference/kernel.md §12.2 item 3): validate the version and id ranges.
         let version = ProtoVersion::from_u8(version)
             .ok_or_else(|| einval(format!("proto_version {version} is not 2 or 3")))?;
         if version == ProtoVersion::V2 {
@@ -611,7 +611,7 @@ impl Daemon {
         let sock = match shared {
             Some(s) => s,
             None => {
-                // kernel-facts §5.5: the daemon creates the tunnel socket itself.
+                // docs/reference/kernel.md §5.5: the daemon creates the tunnel socket itself.
                 let socket = match encap {
                     Encap::Udp => {
                         let opts = UdpOptions {
@@ -665,7 +665,7 @@ impl Daemon {
         let attrs = self
             .tunnel_attrs(ctl, tid)
             .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
-        // The notification goes out before the delete (kernel-facts §4.2).
+        // The notification goes out before the delete (docs/reference/kernel.md §4.2).
         self.notify(Command::TunnelDelete, attrs);
         let sessions = self
             .registry
@@ -687,7 +687,7 @@ impl Daemon {
             .conn_id
             .ok_or_else(|| einval("tunnel_modify needs conn_id"))?;
         let ctl = self.ctl.lock().await;
-        // kernel-facts §4.2: changes nothing, only notifies.
+        // docs/reference/kernel.md §4.2: changes nothing, only notifies.
         let attrs = self
             .tunnel_attrs(&ctl, tid)
             .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
@@ -696,7 +696,7 @@ impl Daemon {
     }
 
     fn find_session(&self, a: &Attrs) -> ApiResult<Arc<Session>> {
-        // kernel-facts §4.7: IFNAME wins; missing attributes or no match are ENODEV.
+        // docs/reference/kernel.md §4.7: IFNAME wins; missing attributes or no match are ENODEV.
         let s = if let Some(name) = &a.ifname {
             self.registry.session_by_ifname(name)
         } else {
@@ -764,7 +764,7 @@ impl Daemon {
         };
         let is_eth = v3 && (pw == pw_type::ETH || pw == pw_type::ETH_VLAN);
         if let (true, Some(name)) = (is_eth, &a.ifname) {
-            // kernel-facts §4.3 / §4.10: the policy allows 15 characters (ERANGE beyond);
+            // docs/reference/kernel.md §4.3 / §4.10: the policy allows 15 characters (ERANGE beyond);
             // the netdev core refuses empty names and names with '/' or white space.
             if name.len() > 15 {
                 return Err(ApiError::new(
@@ -829,7 +829,7 @@ impl Daemon {
             .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
         let mut tasks = Vec::new();
         if let Some(tap) = tap {
-            // kernel-facts §6.2: MTU from the tunnel socket's path MTU and the header length.
+            // docs/reference/kernel.md §6.2: MTU from the tunnel socket's path MTU and the header length.
             let mtu = session.eth_mtu(rt.sock.socket.is_ipv6(), rt.sock.socket.path_mtu());
             if let Err(e) = tap.set_mtu(mtu) {
                 tracing::warn!("{}: cannot set MTU {mtu}: {e}", tap.name());
@@ -883,7 +883,7 @@ impl Daemon {
     async fn session_modify(&self, a: &Attrs) -> ApiResult<()> {
         let ctl = self.ctl.lock().await;
         let s = self.find_session(a)?;
-        // kernel-facts §4.7: RECV_SEQ, SEND_SEQ, LNS_MODE, RECV_TIMEOUT only; bit 0 counts.
+        // docs/reference/kernel.md §4.7: RECV_SEQ, SEND_SEQ, LNS_MODE, RECV_TIMEOUT only; bit 0 counts.
         s.modify(
             a.send_seq.map(|v| v & 1 == 1),
             a.recv_seq.map(|v| v & 1 == 1),
@@ -895,10 +895,10 @@ impl Daemon {
     }
 }
 
-/// Session reply attributes (kernel-facts §4.8).
+/// Session reply attributes (docs/reference/kernel.md §4.8).
 pub(crate) fn session_attrs(s: &Session, _ctl: &Ctl) -> Attrs {
     let p = s.params();
-    // PPP sessions never report IFNAME (kernel-facts §4.3).
+    // PPP sessions never report IFNAME (docs/reference/kernel.md §4.3).
     let ifname = if p.pw_type == pw_type::PPP {
         None
     } else {

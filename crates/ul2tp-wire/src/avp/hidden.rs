@@ -1,12 +1,12 @@
-//! Hidden AVPs (RFC 2661 §4.3, rfc-facts §1.8).
+//! Hidden AVPs (RFC 2661 §4.3, docs/reference/rfc.md §1.8).
 //!
 //! The hidden value is `orig_len (u16) ‖ original value ‖ padding`, XORed with an MD5
 //! keystream in 16-octet blocks: `b1 = MD5(attr_type (2 octets, big-endian) ‖ secret ‖ RV)`,
 //! `bi = MD5(secret ‖ c(i-1))` where `c(i-1)` is the previous ciphertext block. A short last
 //! block is XORed only as far as it goes. Decoding checks that `orig_len` fits in what was
 //! decrypted (CVE-2022-0982 was the lack of this check). The attribute type is hashed in
-//! network order (rfc-facts §6: xl2tpd's decrypt path gets this wrong on little-endian hosts).
-//! For L2TPv3 the `secret` is the derived key HMAC-MD5(secret, 0x01) (rfc-facts §2.8).
+//! network order (docs/reference/rfc.md §6: xl2tpd's decrypt path gets this wrong on little-endian hosts).
+//! For L2TPv3 the `secret` is the derived key HMAC-MD5(secret, 0x01) (docs/reference/rfc.md §2.8).
 
 use md5::{Digest, Md5};
 
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn rfc_facts_vector_assigned_tunnel_id() {
-        // rfc-facts §1.19: type 9, value 0x1234, secret "xyzzy", RV 00..0f, no padding.
+        // docs/reference/rfc.md §1.19: type 9, value 0x1234, secret "xyzzy", RV 00..0f, no padding.
         let h = hide(9, b"xyzzy", &rv(), &[0x12, 0x34], &[]);
         assert_eq!(h, [0x97, 0x16, 0x71, 0xf7]);
         assert_eq!(unhide(9, b"xyzzy", &rv(), &h).unwrap(), [0x12, 0x34]);
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn rfc_facts_vector_two_blocks() {
-        // rfc-facts §1.19: Proxy Authen Response (33), "password1234567890", 2 blocks.
+        // docs/reference/rfc.md §1.19: Proxy Authen Response (33), "password1234567890", 2 blocks.
         let h = hide(33, b"xyzzy", &rv(), b"password1234567890", &[]);
         let want = [
             0xbb, 0x44, 0x0f, 0x8e, 0x27, 0xcb, 0x70, 0xfd, 0xde, 0x30, 0x69, 0xc5, 0xb7, 0x08,

@@ -16,7 +16,7 @@
 //!   in the error.
 //! * [`Avp`] = M bit + H bit + value: what a parsed [`crate::message::Message`] holds.
 //! * [`push_raw`] / [`push_value`] / [`push_hidden`] append AVPs to a `Vec<u8>`.
-//! * [`hidden`] implements the hidden-AVP keystream (RFC 2661 §4.3, rfc-facts §1.8).
+//! * [`hidden`] implements the hidden-AVP keystream (RFC 2661 §4.3, docs/reference/rfc.md §1.8).
 //! * [`types`] holds the open enums ([`MessageType`], [`AttrType`], result/error codes, ...).
 
 use core::fmt;

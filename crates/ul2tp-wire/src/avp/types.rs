@@ -72,7 +72,7 @@ macro_rules! open_enum {
 }
 
 open_enum! {
-    /// Control message type, the value of the Message Type AVP (rfc-facts §1.2, §2.5).
+    /// Control message type, the value of the Message Type AVP (docs/reference/rfc.md §1.2, §2.5).
     MessageType: u16 {
         /// Start-Control-Connection-Request.
         Sccrq = 1 => "SCCRQ",
@@ -133,7 +133,7 @@ open_enum! {
 
 impl MessageType {
     /// True for messages that concern a session/call rather than the control connection
-    /// (rfc-facts §1.2 "call" and "PPP session control" classes). Decides between CDN and
+    /// (docs/reference/rfc.md §1.2 "call" and "PPP session control" classes). Decides between CDN and
     /// StopCCN when a message must be refused.
     pub const fn is_session_message(self) -> bool {
         matches!(
@@ -154,7 +154,7 @@ impl MessageType {
 }
 
 open_enum! {
-    /// AVP attribute type for vendor id 0 (rfc-facts §1.4, §2.6; RFC 4719 for Circuit Status).
+    /// AVP attribute type for vendor id 0 (docs/reference/rfc.md §1.4, §2.6; RFC 4719 for Circuit Status).
     AttrType: u16 {
         /// Message Type (0).
         MessageType = 0 => "Message Type",
@@ -274,7 +274,7 @@ open_enum! {
 }
 
 impl AttrType {
-    /// False for attributes that MUST NOT be hidden (rfc-facts §1.8 "H" column, §2.6).
+    /// False for attributes that MUST NOT be hidden (docs/reference/rfc.md §1.8 "H" column, §2.6).
     pub const fn may_hide(self) -> bool {
         !matches!(
             self,
@@ -294,7 +294,7 @@ impl AttrType {
     }
 
     /// The M bit the RFC prescribes (v2) or recommends (v3) when sending this attribute
-    /// (rfc-facts §1.4 and §2.6 "M"/"M pref" columns). Unknown attributes: false.
+    /// (docs/reference/rfc.md §1.4 and §2.6 "M"/"M pref" columns). Unknown attributes: false.
     pub const fn default_mandatory(self, v3: bool) -> bool {
         match self {
             AttrType::TieBreaker => v3,
@@ -324,7 +324,7 @@ impl AttrType {
 }
 
 open_enum! {
-    /// Result Code values of a StopCCN (rfc-facts §1.6).
+    /// Result Code values of a StopCCN (docs/reference/rfc.md §1.6).
     StopCcnResult: u16 {
         /// General request to clear the control connection.
         GeneralRequest = 1 => "general request to clear control connection",
@@ -346,7 +346,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// Result Code values of a CDN (rfc-facts §1.6).
+    /// Result Code values of a CDN (docs/reference/rfc.md §1.6).
     CdnResult: u16 {
         /// Loss of carrier / circuit disconnect.
         LostCarrier = 1 => "lost carrier",
@@ -384,7 +384,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// General Error Code values, used with Result Code 2 (rfc-facts §1.6).
+    /// General Error Code values, used with Result Code 2 (docs/reference/rfc.md §1.6).
     ErrorCode: u16 {
         /// No general error.
         NoError = 0 => "no general error",
@@ -410,7 +410,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// Pseudowire type (AVP 68 and the PW Capabilities List 62; rfc-facts §2.14).
+    /// Pseudowire type (AVP 68 and the PW Capabilities List 62; docs/reference/rfc.md §2.14).
     PwType: u16 {
         /// Frame Relay DLCI.
         FrameRelayDlci = 0x0001 => "Frame Relay DLCI",
@@ -452,7 +452,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// Proxy Authen Type values (AVP 29; rfc-facts §1.7).
+    /// Proxy Authen Type values (AVP 29; docs/reference/rfc.md §1.7).
     ProxyAuthenType: u16 {
         /// Textual username/password exchange.
         Textual = 1 => "textual",
@@ -468,7 +468,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// L2-Specific Sublayer type (AVP 69; rfc-facts §2.6, `ip l2tp` l2spec_type).
+    /// L2-Specific Sublayer type (AVP 69; docs/reference/rfc.md §2.6, `ip l2tp` l2spec_type).
     L2SpecType: u16 {
         /// No sublayer.
         None = 0 => "none",
@@ -484,7 +484,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// Data Sequencing AVP values (AVP 70; rfc-facts §2.12).
+    /// Data Sequencing AVP values (AVP 70; docs/reference/rfc.md §2.12).
     DataSequencing: u16 {
         /// No sequencing wanted.
         None = 0 => "none",
@@ -496,7 +496,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// Digest Type of the Message Digest AVP (rfc-facts §2.8).
+    /// Digest Type of the Message Digest AVP (docs/reference/rfc.md §2.8).
     DigestType: u8 {
         /// HMAC-MD5 (16-octet digest).
         HmacMd5 = 0 => "HMAC-MD5",
@@ -516,7 +516,7 @@ impl DigestType {
     }
 }
 
-/// Framing Capabilities / Framing Type bit: synchronous framing (rfc-facts §1.4).
+/// Framing Capabilities / Framing Type bit: synchronous framing (docs/reference/rfc.md §1.4).
 pub const FRAMING_SYNC: u32 = 0x0000_0001;
 /// Framing Capabilities / Framing Type bit: asynchronous framing.
 pub const FRAMING_ASYNC: u32 = 0x0000_0002;
@@ -524,7 +524,7 @@ pub const FRAMING_ASYNC: u32 = 0x0000_0002;
 pub const BEARER_DIGITAL: u32 = 0x0000_0001;
 /// Bearer Capabilities / Bearer Type bit: analog access.
 pub const BEARER_ANALOG: u32 = 0x0000_0002;
-/// Circuit Status bit A: active (rfc-facts §2.13).
+/// Circuit Status bit A: active (docs/reference/rfc.md §2.13).
 pub const CIRCUIT_ACTIVE: u16 = 0x0001;
 /// Circuit Status bit N: new circuit.
 pub const CIRCUIT_NEW: u16 = 0x0002;

@@ -1,9 +1,9 @@
-//! Typed AVP values (rfc-facts §1.4 for L2TPv2, §2.6 for L2TPv3, §2.13 for Circuit Status).
+//! Typed AVP values (docs/reference/rfc.md §1.4 for L2TPv2, §2.6 for L2TPv3, §2.13 for Circuit Status).
 
 use super::types::*;
 use super::{AvpError, VENDOR_IETF};
 
-/// Result Code AVP (1): result, optional error code, optional error message (rfc-facts §1.6).
+/// Result Code AVP (1): result, optional error code, optional error message (docs/reference/rfc.md §1.6).
 /// `result` is a number because its meaning depends on the message ([`StopCcnResult`] in
 /// StopCCN, [`CdnResult`] in CDN).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -38,7 +38,7 @@ pub struct Q931Cause {
 
 /// Call Errors (v2) / Circuit Errors (v3) AVP (34). The v2 layout has six counters
 /// (Length 32); RFC 3931's figure has only the last four (Length 24) — both are accepted
-/// (rfc-facts §6); `compact` records which one was received / is to be sent.
+/// (docs/reference/rfc.md §6); `compact` records which one was received / is to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CallErrors {
     /// CRC errors (absent in the compact form, then 0).
