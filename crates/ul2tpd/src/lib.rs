@@ -11,6 +11,7 @@
 pub mod config;
 pub mod control;
 pub mod embedded;
+pub mod entropy;
 pub mod metrics;
 pub mod server;
 pub mod state;
