@@ -1,9 +1,12 @@
 //! MS-CHAPv2 (RFC 2759, docs/reference/rfc.md §4.9): the response and authenticator-response
-//! computations, with the MD4 (RFC 1320) and single-block DES (FIPS 46-3) primitives they need.
+//! computations. MD4 and single-block DES come from RustCrypto's `md4` and `des` crates.
 //!
-//! DES and MD4 are broken primitives; they are here only because MS-CHAPv2 mandates them and
+//! DES and MD4 are broken primitives; they are used only because MS-CHAPv2 mandates them and
 //! are not exported for any other use. Everything is verified against the RFC 2759 §9 vectors.
 
+use des::cipher::{BlockEncrypt, KeyInit};
+use des::Des;
+use md4::Md4;
 use sha1::{Digest, Sha1};
 
 const MAGIC1: &[u8] = b"Magic server to client signing constant";
@@ -11,167 +14,14 @@ const MAGIC2: &[u8] = b"Pad to make it do more than one iteration";
 
 /// MD4 of `data` (RFC 1320).
 pub(crate) fn md4(data: &[u8]) -> [u8; 16] {
-    let mut msg = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_le_bytes());
-    let mut s: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
-    for block in msg.chunks_exact(64) {
-        let mut x = [0u32; 16];
-        for (i, w) in block.chunks_exact(4).enumerate() {
-            x[i] = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        }
-        let [mut a, mut b, mut c, mut d] = s;
-        let f = |x: u32, y: u32, z: u32| (x & y) | (!x & z);
-        let g = |x: u32, y: u32, z: u32| (x & y) | (x & z) | (y & z);
-        let h = |x: u32, y: u32, z: u32| x ^ y ^ z;
-        const R2: [usize; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
-        const R3: [usize; 16] = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15];
-        for i in 0..16 {
-            let sh = [3, 7, 11, 19][i % 4];
-            let t = a
-                .wrapping_add(f(b, c, d))
-                .wrapping_add(x[i])
-                .rotate_left(sh);
-            (a, b, c, d) = (d, t, b, c);
-        }
-        for (i, &k) in R2.iter().enumerate() {
-            let sh = [3, 5, 9, 13][i % 4];
-            let t = a
-                .wrapping_add(g(b, c, d))
-                .wrapping_add(x[k])
-                .wrapping_add(0x5a82_7999)
-                .rotate_left(sh);
-            (a, b, c, d) = (d, t, b, c);
-        }
-        for (i, &k) in R3.iter().enumerate() {
-            let sh = [3, 9, 11, 15][i % 4];
-            let t = a
-                .wrapping_add(h(b, c, d))
-                .wrapping_add(x[k])
-                .wrapping_add(0x6ed9_eba1)
-                .rotate_left(sh);
-            (a, b, c, d) = (d, t, b, c);
-        }
-        s[0] = s[0].wrapping_add(a);
-        s[1] = s[1].wrapping_add(b);
-        s[2] = s[2].wrapping_add(c);
-        s[3] = s[3].wrapping_add(d);
-    }
-    let mut out = [0u8; 16];
-    for (i, w) in s.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
-    }
-    out
-}
-
-const IP: [u8; 64] = [
-    58, 50, 42, 34, 26, 18, 10, 2, 60, 52, 44, 36, 28, 20, 12, 4, 62, 54, 46, 38, 30, 22, 14, 6,
-    64, 56, 48, 40, 32, 24, 16, 8, 57, 49, 41, 33, 25, 17, 9, 1, 59, 51, 43, 35, 27, 19, 11, 3, 61,
-    53, 45, 37, 29, 21, 13, 5, 63, 55, 47, 39, 31, 23, 15, 7,
-];
-const FP: [u8; 64] = [
-    40, 8, 48, 16, 56, 24, 64, 32, 39, 7, 47, 15, 55, 23, 63, 31, 38, 6, 46, 14, 54, 22, 62, 30,
-    37, 5, 45, 13, 53, 21, 61, 29, 36, 4, 44, 12, 52, 20, 60, 28, 35, 3, 43, 11, 51, 19, 59, 27,
-    34, 2, 42, 10, 50, 18, 58, 26, 33, 1, 41, 9, 49, 17, 57, 25,
-];
-const E: [u8; 48] = [
-    32, 1, 2, 3, 4, 5, 4, 5, 6, 7, 8, 9, 8, 9, 10, 11, 12, 13, 12, 13, 14, 15, 16, 17, 16, 17, 18,
-    19, 20, 21, 20, 21, 22, 23, 24, 25, 24, 25, 26, 27, 28, 29, 28, 29, 30, 31, 32, 1,
-];
-const P: [u8; 32] = [
-    16, 7, 20, 21, 29, 12, 28, 17, 1, 15, 23, 26, 5, 18, 31, 10, 2, 8, 24, 14, 32, 27, 3, 9, 19,
-    13, 30, 6, 22, 11, 4, 25,
-];
-const PC1: [u8; 56] = [
-    57, 49, 41, 33, 25, 17, 9, 1, 58, 50, 42, 34, 26, 18, 10, 2, 59, 51, 43, 35, 27, 19, 11, 3, 60,
-    52, 44, 36, 63, 55, 47, 39, 31, 23, 15, 7, 62, 54, 46, 38, 30, 22, 14, 6, 61, 53, 45, 37, 29,
-    21, 13, 5, 28, 20, 12, 4,
-];
-const PC2: [u8; 48] = [
-    14, 17, 11, 24, 1, 5, 3, 28, 15, 6, 21, 10, 23, 19, 12, 4, 26, 8, 16, 7, 27, 20, 13, 2, 41, 52,
-    31, 37, 47, 55, 30, 40, 51, 45, 33, 48, 44, 49, 39, 56, 34, 53, 46, 42, 50, 36, 29, 32,
-];
-const SHIFTS: [u32; 16] = [1, 1, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 1];
-const SBOX: [[u8; 64]; 8] = [
-    [
-        14, 4, 13, 1, 2, 15, 11, 8, 3, 10, 6, 12, 5, 9, 0, 7, 0, 15, 7, 4, 14, 2, 13, 1, 10, 6, 12,
-        11, 9, 5, 3, 8, 4, 1, 14, 8, 13, 6, 2, 11, 15, 12, 9, 7, 3, 10, 5, 0, 15, 12, 8, 2, 4, 9,
-        1, 7, 5, 11, 3, 14, 10, 0, 6, 13,
-    ],
-    [
-        15, 1, 8, 14, 6, 11, 3, 4, 9, 7, 2, 13, 12, 0, 5, 10, 3, 13, 4, 7, 15, 2, 8, 14, 12, 0, 1,
-        10, 6, 9, 11, 5, 0, 14, 7, 11, 10, 4, 13, 1, 5, 8, 12, 6, 9, 3, 2, 15, 13, 8, 10, 1, 3, 15,
-        4, 2, 11, 6, 7, 12, 0, 5, 14, 9,
-    ],
-    [
-        10, 0, 9, 14, 6, 3, 15, 5, 1, 13, 12, 7, 11, 4, 2, 8, 13, 7, 0, 9, 3, 4, 6, 10, 2, 8, 5,
-        14, 12, 11, 15, 1, 13, 6, 4, 9, 8, 15, 3, 0, 11, 1, 2, 12, 5, 10, 14, 7, 1, 10, 13, 0, 6,
-        9, 8, 7, 4, 15, 14, 3, 11, 5, 2, 12,
-    ],
-    [
-        7, 13, 14, 3, 0, 6, 9, 10, 1, 2, 8, 5, 11, 12, 4, 15, 13, 8, 11, 5, 6, 15, 0, 3, 4, 7, 2,
-        12, 1, 10, 14, 9, 10, 6, 9, 0, 12, 11, 7, 13, 15, 1, 3, 14, 5, 2, 8, 4, 3, 15, 0, 6, 10, 1,
-        13, 8, 9, 4, 5, 11, 12, 7, 2, 14,
-    ],
-    [
-        2, 12, 4, 1, 7, 10, 11, 6, 8, 5, 3, 15, 13, 0, 14, 9, 14, 11, 2, 12, 4, 7, 13, 1, 5, 0, 15,
-        10, 3, 9, 8, 6, 4, 2, 1, 11, 10, 13, 7, 8, 15, 9, 12, 5, 6, 3, 0, 14, 11, 8, 12, 7, 1, 14,
-        2, 13, 6, 15, 0, 9, 10, 4, 5, 3,
-    ],
-    [
-        12, 1, 10, 15, 9, 2, 6, 8, 0, 13, 3, 4, 14, 7, 5, 11, 10, 15, 4, 2, 7, 12, 9, 5, 6, 1, 13,
-        14, 0, 11, 3, 8, 9, 14, 15, 5, 2, 8, 12, 3, 7, 0, 4, 10, 1, 13, 11, 6, 4, 3, 2, 12, 9, 5,
-        15, 10, 11, 14, 1, 7, 6, 0, 8, 13,
-    ],
-    [
-        4, 11, 2, 14, 15, 0, 8, 13, 3, 12, 9, 7, 5, 10, 6, 1, 13, 0, 11, 7, 4, 9, 1, 10, 14, 3, 5,
-        12, 2, 15, 8, 6, 1, 4, 11, 13, 12, 3, 7, 14, 10, 15, 6, 8, 0, 5, 9, 2, 6, 11, 13, 8, 1, 4,
-        10, 7, 9, 5, 0, 15, 14, 2, 3, 12,
-    ],
-    [
-        13, 2, 8, 4, 6, 15, 11, 1, 10, 9, 3, 14, 5, 0, 12, 7, 1, 15, 13, 8, 10, 3, 7, 4, 12, 5, 6,
-        11, 0, 14, 9, 2, 7, 11, 4, 1, 9, 12, 14, 2, 0, 6, 10, 13, 15, 3, 5, 8, 2, 1, 14, 7, 4, 10,
-        8, 13, 15, 12, 9, 0, 3, 5, 6, 11,
-    ],
-];
-
-/// Bit permutation: output bit j (from the MSB) = input bit `table[j]` (1-based from the MSB).
-fn permute(input: u64, in_bits: u32, table: &[u8]) -> u64 {
-    table.iter().fold(0u64, |out, &t| {
-        (out << 1) | ((input >> (in_bits - u32::from(t))) & 1)
-    })
-}
-
-fn des_f(r: u64, k: u64) -> u64 {
-    let e = permute(r, 32, &E) ^ k;
-    let mut out = 0u64;
-    for (j, sbox) in SBOX.iter().enumerate() {
-        let six = (e >> (42 - 6 * j)) & 0x3f;
-        let row = ((six & 0x20) >> 4) | (six & 1);
-        let col = (six >> 1) & 0xf;
-        out = (out << 4) | u64::from(sbox[(row * 16 + col) as usize]);
-    }
-    permute(out, 32, &P)
+    Md4::digest(data).into()
 }
 
 /// DES-encrypt one 8-octet block (FIPS 46-3).
 pub(crate) fn des_encrypt(key: [u8; 8], block: [u8; 8]) -> [u8; 8] {
-    let cd = permute(u64::from_be_bytes(key), 64, &PC1);
-    let (mut c, mut d) = (cd >> 28, cd & 0x0fff_ffff);
-    let rot = |v: u64, n: u32| ((v << n) | (v >> (28 - n))) & 0x0fff_ffff;
-    let m = permute(u64::from_be_bytes(block), 64, &IP);
-    let (mut l, mut r) = (m >> 32, m & 0xffff_ffff);
-    for &s in &SHIFTS {
-        c = rot(c, s);
-        d = rot(d, s);
-        let k = permute((c << 28) | d, 56, &PC2);
-        (l, r) = (r, l ^ des_f(r, k));
-    }
-    permute((r << 32) | l, 64, &FP).to_be_bytes()
+    let mut b = block.into();
+    Des::new(&key.into()).encrypt_block(&mut b);
+    b.into()
 }
 
 /// Expand a 7-octet key to 8 octets with odd parity bits (RFC 2759 §8.6).
