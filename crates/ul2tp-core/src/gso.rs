@@ -28,6 +28,7 @@
 //! buffers, and any inconsistency between header and frame is an error, never a panic.
 
 use core::fmt;
+use ul2tp_wire::checksum;
 
 /// Length of `struct virtio_net_hdr` (the tun default header size).
 pub const VNET_HDR_LEN: usize = 10;
@@ -144,40 +145,6 @@ impl VnetHdr {
     }
 }
 
-/// Add `data` to a ones'-complement running sum (not yet folded). Bytes are taken as
-/// big-endian 16-bit words; an odd trailing byte is padded with zero (RFC 1071).
-pub fn csum_add(mut sum: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let hi = u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
-        let lo = u64::from(u32::from_be_bytes([c[4], c[5], c[6], c[7]]));
-        sum += hi + lo;
-        // Fold regularly so the accumulator cannot overflow on long inputs.
-        sum = (sum & 0xffff_ffff) + (sum >> 32);
-    }
-    let mut words = chunks.remainder().chunks_exact(2);
-    for w in &mut words {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    sum
-}
-
-/// Fold a running sum to 16 bits (not complemented).
-pub fn csum_fold(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
-/// Internet checksum of `data` (the complemented fold).
-pub fn checksum(data: &[u8]) -> u16 {
-    !csum_fold(csum_add(0, data))
-}
-
 /// Finish a `NEEDS_CSUM` frame in place: sum `frame[csum_start..]` (the checksum field holds
 /// the pseudo-header sum) and store the complement at `csum_start + csum_offset`.
 pub fn complete_checksum(frame: &mut [u8], hdr: &VnetHdr) -> Result<(), GsoError> {
@@ -186,7 +153,7 @@ pub fn complete_checksum(frame: &mut [u8], hdr: &VnetHdr) -> Result<(), GsoError
     if at + 2 > frame.len() {
         return Err(GsoError::BadChecksumRange);
     }
-    let mut c = !csum_fold(csum_add(0, &frame[start..]));
+    let mut c = !checksum::fold(checksum::add(0, &frame[start..]));
     // Like the kernel's skb_checksum_help (CSUM_MANGLED_0): a result of 0 goes out as its
     // ones'-complement twin 0xffff, which a UDP receiver must not read as "no checksum"
     // (RFC 768).
@@ -329,7 +296,7 @@ impl<'a> TcpSegmenter<'a> {
             let id = be16(self.frame, l3 + 4).wrapping_add(i as u16);
             out[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
             out[l3 + 10..l3 + 12].fill(0);
-            let c = checksum(&out[l3..l4]);
+            let c = checksum::checksum(&out[l3..l4]);
             out[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
         }
         // TCP header: sequence number, flags, checksum (tcp_gso_segment).
@@ -351,17 +318,17 @@ impl<'a> TcpSegmenter<'a> {
         out[l4 + 13] = flags;
         out[l4 + 16..l4 + 18].fill(0);
         let mut sum = if self.v6 {
-            let mut s = csum_add(0, &out[l3 + 8..l3 + 40]);
+            let mut s = checksum::add(0, &out[l3 + 8..l3 + 40]);
             s += l4_len as u64;
             s
         } else {
-            let mut s = csum_add(0, &out[l3 + 12..l3 + 20]);
+            let mut s = checksum::add(0, &out[l3 + 12..l3 + 20]);
             s += l4_len as u64;
             s
         };
         sum += u64::from(IPPROTO_TCP);
-        sum = csum_add(sum, &out[l4..]);
-        let c = !csum_fold(sum);
+        sum = checksum::add(sum, &out[l4..]);
+        let c = !checksum::fold(sum);
         out[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
         Ok(len)
     }
@@ -424,7 +391,7 @@ fn coalescable(frame: &[u8]) -> Option<TcpInfo> {
                 || ip[9] != IPPROTO_TCP
                 || usize::from(be16(ip, 2)) != frame.len() - l3
                 || be16(ip, 6) & 0x3fff != 0
-                || checksum(ip) != 0
+                || checksum::checksum(ip) != 0
             {
                 return None;
             }
@@ -448,7 +415,8 @@ fn coalescable(frame: &[u8]) -> Option<TcpInfo> {
     if thl < 20 || hdr_len >= frame.len() || th[13] & !TCP_PSH != TCP_ACK {
         return None;
     }
-    if csum_fold(tcp_pseudo(frame, l3, v6, frame.len() - l4) + csum_add(0, &frame[l4..])) != 0xffff
+    if checksum::fold(tcp_pseudo(frame, l3, v6, frame.len() - l4) + checksum::add(0, &frame[l4..]))
+        != 0xffff
     {
         return None;
     }
@@ -462,7 +430,7 @@ fn tcp_pseudo(frame: &[u8], l3: usize, v6: bool, l4_len: usize) -> u64 {
     } else {
         &frame[l3 + 12..l3 + 20]
     };
-    csum_add(0, addrs) + l4_len as u64 + u64::from(IPPROTO_TCP)
+    checksum::add(0, addrs) + l4_len as u64 + u64::from(IPPROTO_TCP)
 }
 
 /// Joins consecutive TCP segments of one flow into one super-frame (see the module docs).
@@ -608,13 +576,13 @@ impl Coalescer {
             } else {
                 f[l3 + 2..l3 + 4].copy_from_slice(&((len - l3) as u16).to_be_bytes());
                 f[l3 + 10..l3 + 12].fill(0);
-                let c = checksum(&f[l3..l4]);
+                let c = checksum::checksum(&f[l3..l4]);
                 f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
             }
             if self.psh {
                 f[l4 + 13] |= TCP_PSH;
             }
-            let pseudo = csum_fold(tcp_pseudo(f, l3, info.v6, len - l4));
+            let pseudo = checksum::fold(tcp_pseudo(f, l3, info.v6, len - l4));
             f[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
             let hdr = VnetHdr {
                 flags: F_NEEDS_CSUM,
@@ -690,7 +658,7 @@ mod tests {
         let l3 = 14;
         let l4 = if v6 { l3 + 40 } else { l3 + 20 };
         if !v6 {
-            assert_eq!(checksum(&seg[l3..l4]), 0, "IPv4 header checksum");
+            assert_eq!(checksum::checksum(&seg[l3..l4]), 0, "IPv4 header checksum");
             assert_eq!(usize::from(be16(seg, l3 + 2)), seg.len() - l3);
         } else {
             assert_eq!(usize::from(be16(seg, l3 + 4)), seg.len() - l3 - 40);
@@ -706,7 +674,7 @@ mod tests {
             pseudo.extend_from_slice(&((seg.len() - l4) as u16).to_be_bytes());
         }
         pseudo.extend_from_slice(&seg[l4..]);
-        assert_eq!(checksum(&pseudo), 0, "TCP checksum");
+        assert_eq!(checksum::checksum(&pseudo), 0, "TCP checksum");
     }
 
     fn gso_hdr(v6: bool, mss: u16) -> VnetHdr {
@@ -718,17 +686,6 @@ mod tests {
             csum_start: if v6 { 54 } else { 34 },
             csum_offset: 16,
         }
-    }
-
-    #[test]
-    fn checksum_matches_rfc1071_example() {
-        // RFC 1071 §3 example words 0001 f203 f4f5 f6f7: sum ddf2, checksum 220d.
-        assert_eq!(
-            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0x220d
-        );
-        // Odd length: trailing byte is the high half of a word.
-        assert_eq!(checksum(&[0x12]), !0x1200);
     }
 
     #[test]
@@ -794,8 +751,8 @@ mod tests {
         // A TCP frame whose checksum field holds the pseudo-header sum, as the stack leaves it.
         let mut f = tcp_frame(false, b"hello, world", 0x18, 0);
         let l4_len = f.len() - 34;
-        let mut pseudo = csum_add(0, &f[26..34]) + u64::from(IPPROTO_TCP) + l4_len as u64;
-        pseudo = u64::from(csum_fold(pseudo));
+        let mut pseudo = checksum::add(0, &f[26..34]) + u64::from(IPPROTO_TCP) + l4_len as u64;
+        pseudo = u64::from(checksum::fold(pseudo));
         f[50..52].copy_from_slice(&(pseudo as u16).to_be_bytes());
         let hdr = VnetHdr {
             flags: F_NEEDS_CSUM,
@@ -805,7 +762,7 @@ mod tests {
         };
         assert!(matches!(prepare(&hdr, &mut f), Ok(Prepared::Single)));
         // The IPv4 header checksum of the test frame is not set; fix it to use `verify`.
-        let c = checksum(&f[14..34]);
+        let c = checksum::checksum(&f[14..34]);
         f[24..26].copy_from_slice(&c.to_be_bytes());
         verify(&f, false);
         let bad = VnetHdr {
@@ -853,7 +810,7 @@ mod tests {
         let payload: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
         let mut f = tcp_frame(v6, &payload, flags, 12);
         if !v6 {
-            let c = checksum(&f[14..34]);
+            let c = checksum::checksum(&f[14..34]);
             f[24..26].copy_from_slice(&c.to_be_bytes());
         }
         let segs = segment_all(&gso_hdr(v6, mss), &f).unwrap();

@@ -14,17 +14,6 @@ async fn timeout<F: std::future::Future>(f: F) -> F::Output {
         .expect("timed out")
 }
 
-fn ip_checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in h.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// IPv4 + UDP (checksum 0) packet.
 fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let total = 20 + 8 + payload.len();
@@ -44,7 +33,7 @@ fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]
     ];
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
-    let c = ip_checksum(&p);
+    let c = ul2tp_wire::checksum::checksum(&p);
     p[10..12].copy_from_slice(&c.to_be_bytes());
     let ulen = (8 + payload.len()) as u16;
     p.extend_from_slice(&sport.to_be_bytes());

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod avp;
+pub mod checksum;
 pub mod control;
 pub mod data;
 pub mod digest;

@@ -6,6 +6,8 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::checksum;
+
 /// Link type Ethernet (DLT_EN10MB).
 pub const LINKTYPE_ETHERNET: u32 = 1;
 /// IP protocol number of L2TPv3 over IP (RFC 3931 §4.1.1.1).
@@ -172,32 +174,14 @@ impl Default for PcapWriter {
     }
 }
 
-fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [b] = chunks.remainder() {
-        sum += u32::from(*b) << 8;
-    }
-    sum
-}
-
-fn csum_fold(mut sum: u32) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Fill in the UDP checksum of `l4` (pseudo-header of RFC 768 / RFC 8200 §8.1).
 fn udp_checksum(l4: &mut [u8], proto: u8, src: &[u8], dst: &[u8]) {
     if proto != IPPROTO_UDP || l4.len() < 8 {
         return;
     }
-    let mut sum = csum_add(csum_add(0, src), dst);
-    sum += u32::from(proto) + l4.len() as u32;
-    let c = csum_fold(csum_add(sum, l4));
+    let mut sum = checksum::add(checksum::add(0, src), dst);
+    sum += u64::from(proto) + l4.len() as u64;
+    let c = !checksum::fold(checksum::add(sum, l4));
     l4[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
 }
 
@@ -258,7 +242,7 @@ impl PcapWriter {
                 h[9] = proto;
                 h[12..16].copy_from_slice(&s.octets());
                 h[16..20].copy_from_slice(&d.octets());
-                let c = csum_fold(csum_add(0, &h));
+                let c = checksum::checksum(&h);
                 h[10..12].copy_from_slice(&c.to_be_bytes());
                 frame.extend_from_slice(&h);
             }
