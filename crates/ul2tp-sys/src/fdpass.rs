@@ -15,16 +15,10 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use tokio::io::Interest;
 
-use crate::os;
+use crate::{cmsg, os};
 
 /// Most descriptors accepted in one message; more are closed and reported as an error.
 pub const MAX_FDS: usize = 16;
-
-/// Bytes of control buffer for `MAX_FDS` descriptors, rounded up to whole `cmsghdr` words.
-const CMSG_BUF: usize = 128;
-
-#[repr(C, align(8))]
-struct CmsgBuf([u8; CMSG_BUF]);
 
 /// Send `bytes` with `fds` attached in one `sendmsg`; returns the number of bytes written
 /// (a stream socket may take fewer than `bytes.len()`; the descriptors go with the first).
@@ -41,7 +35,7 @@ pub fn send_with_fds<S: AsFd>(stream: &S, bytes: &[u8], fds: &[RawFd]) -> io::Re
             "descriptors need at least one data byte",
         ));
     }
-    let mut cbuf = CmsgBuf([0; CMSG_BUF]);
+    let mut cbuf = cmsg::Buf::new();
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),
@@ -51,25 +45,8 @@ pub fn send_with_fds<S: AsFd>(stream: &S, bytes: &[u8], fds: &[RawFd]) -> io::Re
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     if !fds.is_empty() {
-        let data_len = size_of_val(fds) as libc::c_uint;
-        // SAFETY: CMSG_SPACE / CMSG_LEN are pure arithmetic.
-        let space = unsafe { libc::CMSG_SPACE(data_len) } as usize;
-        debug_assert!(space <= CMSG_BUF);
-        msg.msg_control = cbuf.0.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: msg_control points at an aligned, zeroed buffer of `space` bytes, so the
-        // first header exists and its data area holds `data_len` bytes.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(data_len) as _;
-            std::ptr::copy_nonoverlapping(
-                fds.as_ptr().cast::<u8>(),
-                libc::CMSG_DATA(c),
-                data_len as usize,
-            );
-        }
+        let data: Vec<u8> = fds.iter().flat_map(|fd| fd.to_ne_bytes()).collect();
+        cbuf.put_one(&mut msg, libc::SOL_SOCKET, libc::SCM_RIGHTS, &data)?;
     }
     // SAFETY: msg describes live buffers (bytes, cbuf) for the duration of the call; the
     // kernel only reads them.
@@ -81,7 +58,7 @@ pub fn send_with_fds<S: AsFd>(stream: &S, bytes: &[u8], fds: &[RawFd]) -> io::Re
 /// means end of stream. If the sender passed more than [`MAX_FDS`] the received ones are
 /// closed and an error is returned.
 pub fn recv_with_fds<S: AsFd>(stream: &S, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut cbuf = CmsgBuf([0; CMSG_BUF]);
+    let mut cbuf = cmsg::Buf::new();
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -90,33 +67,24 @@ pub fn recv_with_fds<S: AsFd>(stream: &S, buf: &mut [u8]) -> io::Result<(usize, 
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = CMSG_BUF as _;
+    cbuf.attach_for_recv(&mut msg);
     // SAFETY: msg describes live writable buffers of the declared lengths.
     let r = unsafe { libc::recvmsg(stream.as_fd().as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
     let n = os::cvt_size(r)?;
     let mut fds = Vec::new();
-    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsgs;
-    // CMSG_FIRSTHDR/NXTHDR stay within that range and return null at its end. SCM_RIGHTS
-    // data is an array of ints, each a new descriptor now owned by this process; the data
-    // may be unaligned, hence read_unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c);
-                let header = data.offset_from(c.cast::<u8>()) as usize;
-                let count = ((*c).cmsg_len as usize).saturating_sub(header) / size_of::<RawFd>();
-                for i in 0..count {
-                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                    if fd >= 0 {
-                        fds.push(OwnedFd::from_raw_fd(fd));
-                    }
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
+    cmsg::for_each(&msg, |level, ty, data| {
+        if level != libc::SOL_SOCKET || ty != libc::SCM_RIGHTS {
+            return;
         }
-    }
+        for raw in data.chunks_exact(size_of::<RawFd>()) {
+            let fd = RawFd::from_ne_bytes(raw.try_into().unwrap_or([0xff; size_of::<RawFd>()]));
+            if fd >= 0 {
+                // SAFETY: SCM_RIGHTS data is an array of descriptors the kernel just
+                // installed in this process; each is owned by nobody else.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    });
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
         drop(fds);
         return Err(io::Error::new(

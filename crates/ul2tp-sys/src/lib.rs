@@ -32,11 +32,12 @@
 //! `clippy::undocumented_unsafe_blocks`). Inputs from the kernel (addresses, IPv4 headers,
 //! control messages) are parsed with bounds checks; malformed ones become errors.
 //!
-//! Not done yet: vnet headers (`IFF_VNET_HDR`, TSO on TAP); routes and links (veth) over
-//! rtnetlink (tests use the `ip` command for those).
+//! Not done yet: routes and links (veth) over rtnetlink (tests use the `ip` command for
+//! those).
 #![allow(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cmsg;
 pub mod fdpass;
 pub mod ip;
 pub mod link;

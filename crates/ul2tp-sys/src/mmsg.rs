@@ -12,7 +12,7 @@ use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use crate::os;
+use crate::{cmsg, os};
 
 /// Most datagrams moved by one `recvmmsg` / `sendmmsg` call.
 pub const BATCH_MAX: usize = 64;
@@ -274,9 +274,6 @@ pub(crate) const UDP_SEGMENT: libc::c_int = 103;
 /// `UDP_GRO` (linux/udp.h): sockopt enabling GRO delivery and the cmsg reporting its size.
 pub(crate) const UDP_GRO: libc::c_int = 104;
 
-#[repr(C, align(8))]
-struct CmsgSpace([u8; 64]);
-
 /// One `sendmsg` of `buf` as consecutive UDP datagrams of `segment_size` bytes (the last
 /// may be shorter), segmented by the kernel (UDP GSO, `UDP_SEGMENT` cmsg).
 pub(crate) fn send_segmented(
@@ -290,7 +287,7 @@ pub(crate) fn send_segmented(
             "segment size 0",
         ));
     }
-    let mut cbuf = CmsgSpace([0; 64]);
+    let mut cbuf = cmsg::Buf::new();
     let mut iov = libc::iovec {
         iov_base: buf.as_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
@@ -299,21 +296,12 @@ pub(crate) fn send_segmented(
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    let data_len = size_of::<u16>() as libc::c_uint;
-    // SAFETY: CMSG_SPACE is pure arithmetic.
-    let space = unsafe { libc::CMSG_SPACE(data_len) } as usize;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: msg_control points at an aligned zeroed buffer of at least `space` bytes
-    // (space is 24 on 64-bit Linux, the buffer 64), so the first header and its 2-byte
-    // data area are inside it.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_UDP;
-        (*c).cmsg_type = UDP_SEGMENT;
-        (*c).cmsg_len = libc::CMSG_LEN(data_len) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment_size);
-    }
+    cbuf.put_one(
+        &mut msg,
+        libc::SOL_UDP,
+        UDP_SEGMENT,
+        &segment_size.to_ne_bytes(),
+    )?;
     // SAFETY: msg describes live buffers for the duration of the call; the kernel reads them.
     let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
     os::cvt_size(r)
@@ -325,7 +313,7 @@ pub(crate) fn recv_gro(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> io::Result<(usize, Option<u16>, bool)> {
-    let mut cbuf = CmsgSpace([0; 64]);
+    let mut cbuf = cmsg::Buf::new();
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -334,24 +322,21 @@ pub(crate) fn recv_gro(
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = cbuf.0.len() as _;
+    cbuf.attach_for_recv(&mut msg);
     // SAFETY: msg describes live writable buffers of the declared lengths.
     let r = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
     let n = os::cvt_size(r)?;
     let mut seg = None;
-    // SAFETY: the kernel filled msg_control with msg_controllen bytes of cmsgs; the CMSG
-    // macros stay inside that range. UDP_GRO data is an int, read unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-                seg = u16::try_from(v).ok().filter(|&s| s > 0);
+    cmsg::for_each(&msg, |level, ty, data| {
+        if level == libc::SOL_UDP && ty == UDP_GRO {
+            // The kernel reports the segment size as an int.
+            if let Some(v) = data.get(..4).and_then(|b| b.try_into().ok()) {
+                seg = u16::try_from(libc::c_int::from_ne_bytes(v))
+                    .ok()
+                    .filter(|&s| s > 0);
             }
-            c = libc::CMSG_NXTHDR(&msg, c);
         }
-    }
+    });
     Ok((n, seg, msg.msg_flags & libc::MSG_TRUNC != 0))
 }
 
