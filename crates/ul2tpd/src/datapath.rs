@@ -349,7 +349,7 @@ async fn tunnel_rx_gro(ctx: RxContext, sock: &UdpTunnelSocket, socket_id: Socket
 /// up yet) surface as ECONNREFUSED on a connected UDP socket and are not fatal; anything
 /// else is logged and retried after a pause.
 async fn rx_error(socket_id: SocketId, e: io::Error) {
-    if e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc_econnrefused()) {
+    if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionRefused {
         return;
     }
     tracing::warn!("tunnel socket {socket_id:?}: receive failed: {e}");
@@ -444,10 +444,6 @@ impl RxCoalesce {
             }
         }
     }
-}
-
-fn libc_econnrefused() -> i32 {
-    111
 }
 
 /// Encapsulate `frame` for `session` and send it; counts the result.
