@@ -57,6 +57,7 @@ fi
 for prog in ul2tpd ul2tp; do
   [ -x "$BIN/$prog" ] || { echo "demo: $BIN/$prog not found (build it, or drop --no-build)" >&2; exit 1; }
 done
+echo "demo: using the $profile binaries in $BIN"
 
 tag="demo$$"
 A="ul2tp-$tag-a"; B="ul2tp-$tag-b"

@@ -82,6 +82,12 @@ fn demo_runs_from_another_target_dir() {
         "demo failed ({}):\nstdout:\n{out}\nstderr:\n{err}",
         o.status
     );
+    // The binaries came from CARGO_TARGET_DIR, not ./target.
+    let from = format!(
+        "demo: using the debug binaries in {}/debug",
+        target.0.display()
+    );
+    assert!(out.contains(&from), "expected {from:?}:\n{out}");
     assert!(out.contains(" 0% packet loss"), "no clean ping:\n{out}");
     assert!(out.contains("demo: pseudowire up and pinging"), "{out}");
     assert_cleaned_up(pid);
