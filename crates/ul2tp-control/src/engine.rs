@@ -106,7 +106,7 @@ impl Default for SessionConfig {
 }
 
 /// Configuration of an endpoint (defaults for tunnels the peer opens) or of one tunnel opened
-/// with [`Endpoint::connect`]. Defaults follow peers.md / docs/reference/rfc.md §1.10.
+/// with [`Endpoint::connect`]. Defaults follow docs/reference/rfc.md §1.10.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Protocol version for tunnels we open (incoming SCCRQs use their own version).
