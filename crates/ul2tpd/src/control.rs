@@ -392,8 +392,10 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
         Event::SessionDown {
             tunnel_id,
             session_id,
+            reason,
             ..
         } => {
+            tracing::info!("dynamic session {tunnel_id}/{session_id} down: {reason:?}");
             st.ifnames.remove(&(tunnel_id, session_id));
             st.leases.remove(&(tunnel_id, session_id));
             if let Some(s) = d.registry.session_get(tunnel_id, session_id) {
