@@ -17,7 +17,13 @@ use ul2tp_wire::avp::PppDisconnectCause;
 fn cdn_carries_ppp_disconnect_cause() {
     for version in [Version::V2, Version::V3] {
         let a = cfg(version, "lac");
-        let mut sim = pair(NetConfig::perfect(), Encap::Udp, 7, a.clone(), cfg(version, "lns"));
+        let mut sim = pair(
+            NetConfig::perfect(),
+            Encap::Udp,
+            7,
+            a.clone(),
+            cfg(version, "lns"),
+        );
         let (tid, sids) = establish(
             &mut sim,
             a,
@@ -100,7 +106,11 @@ fn cdn_carries_ppp_disconnect_cause() {
             .output()
             .expect("tshark runs");
         let _ = std::fs::remove_file(&path);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(
             text.trim(),

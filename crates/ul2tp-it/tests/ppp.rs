@@ -71,7 +71,10 @@ fn ppp_endpoints_over_l2tpv2_bring_up_ppp_devices() {
             std::process::Command::new(ul2tp_it::bin("ul2tp"))
                 .arg("--socket")
                 .arg(socket_a)
-                .args("ppp start tunnel_id 10 session_id 1 local 10.99.0.1 remote 10.99.0.2".split(' ')),
+                .args(
+                    "ppp start tunnel_id 10 session_id 1 local 10.99.0.1 remote 10.99.0.2"
+                        .split(' '),
+                ),
         )
     });
     p.db.ul2tp("ppp start tunnel_id 20 session_id 2");
@@ -255,7 +258,11 @@ fn lns_with_address_pool() {
     if have("tshark") {
         let mut reqs = lcp_configure_requests(&pcap);
         reqs.sort();
-        assert_eq!(reqs, ["192.0.2.1", "192.0.2.2"], "LCP Configure-Requests by sender");
+        assert_eq!(
+            reqs,
+            ["192.0.2.1", "192.0.2.2"],
+            "LCP Configure-Requests by sender"
+        );
     }
     assert!(
         t.a.ping_retry("10.98.0.1", &[], 5),
@@ -297,7 +304,10 @@ fn lns_requires_chap() {
         err.contains("authentication rejected by the peer"),
         "ppp start says why: {err}"
     );
-    assert!(!err.contains("looking-glass"), "secret in the message: {err}");
+    assert!(
+        !err.contains("looking-glass"),
+        "secret in the message: {err}"
+    );
     // Logged above debug on both sides (the daemons log at info).
     assert!(
         t.lns.log().contains("authentication of \"alice\" failed"),
@@ -311,7 +321,8 @@ fn lns_requires_chap() {
     );
     // The call is cleared on both daemons; no pppN anywhere.
     assert!(
-        wait_for(15, || LacLns::call_gone(&t.lns) && LacLns::call_gone(&t.lac)),
+        wait_for(15, || LacLns::call_gone(&t.lns)
+            && LacLns::call_gone(&t.lac)),
         "call not cleared: LNS {} LAC {}",
         t.lns.ul2tp("show session"),
         t.lac.ul2tp("show session")
@@ -331,8 +342,7 @@ fn lns_requires_chap() {
             .find(|l| l.starts_with("192.0.2.2\t"))
             .unwrap_or_else(|| panic!("no CDN with a cause from the LNS: {causes:?}"));
         assert_eq!(
-            lns,
-            "192.0.2.2\t2\t16\t49699\t1\tPPP authentication of the peer failed",
+            lns, "192.0.2.2\t2\t16\t49699\t1\tPPP authentication of the peer failed",
             "{causes:?}"
         );
         for c in &causes {
@@ -381,7 +391,9 @@ fn lcp_echo_failure_clears_the_call() {
     if have("tshark") {
         let causes = cdn_causes(&pcap);
         assert!(
-            causes.iter().any(|c| c.starts_with("192.0.2.2\t2\t8\t49185\t1\t")),
+            causes
+                .iter()
+                .any(|c| c.starts_with("192.0.2.2\t2\t8\t49185\t1\t")),
             "CDN with cause 8 (LCP 0xc021 = 49185) from the LNS: {causes:?}"
         );
     }

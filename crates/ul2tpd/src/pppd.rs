@@ -365,7 +365,7 @@ impl Link {
     }
 }
 
-/// How a link-down reason clears the call: CDN Result Code (docs/reference/rfc.md §1.4: 3
+/// How a link-down reason clears the call: CDN Result Code (docs/reference/rfc.md §1.6: 3
 /// administrative for a normal PPP termination, 2 "see Error Code" with a generic error and
 /// the text otherwise), the text, and the RFC 3145 PPP Disconnect Cause (direction 1 = the
 /// cause is at the peer, 2 = at us).
@@ -394,15 +394,27 @@ fn clear_cause(reason: DownReason, seen: &Seen) -> (u16, &'static str, Cause) {
         DownReason::AuthFailed => match seen.auth {
             Some((true, p)) => {
                 let t = "PPP authentication of the peer failed";
-                (result::CDN_ERROR, t, c(Cause::AUTH_FAILED, p, Cause::AT_PEER, t))
+                (
+                    result::CDN_ERROR,
+                    t,
+                    c(Cause::AUTH_FAILED, p, Cause::AT_PEER, t),
+                )
             }
             Some((false, p)) => {
                 let t = "PPP authentication rejected by the peer";
-                (result::CDN_ERROR, t, c(Cause::AUTH_FAILED, p, Cause::AT_LOCAL, t))
+                (
+                    result::CDN_ERROR,
+                    t,
+                    c(Cause::AUTH_FAILED, p, Cause::AT_LOCAL, t),
+                )
             }
             None if seen.link_up => {
                 let t = "PPP authentication timed out";
-                (result::CDN_ERROR, t, c(Cause::AUTH_TIMEOUT, 0, Cause::AT_PEER, t))
+                (
+                    result::CDN_ERROR,
+                    t,
+                    c(Cause::AUTH_TIMEOUT, 0, Cause::AT_PEER, t),
+                )
             }
             None => {
                 let t = "no acceptable PPP authentication protocol";
@@ -482,6 +494,9 @@ mod tests {
             auth: Some((false, 0xc223)),
             ..failed
         };
-        assert_eq!(clear_cause(DownReason::AuthFailed, &rejected).2.direction, 2);
+        assert_eq!(
+            clear_cause(DownReason::AuthFailed, &rejected).2.direction,
+            2
+        );
     }
 }

@@ -629,7 +629,7 @@ impl AvpValue {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PppDisconnectCause {
-    /// Disconnect Code (RFC 3145 §3; constants in [`PppDisconnectCause`]).
+    /// Disconnect Code (RFC 3145; constants in [`PppDisconnectCause`]).
     pub code: u16,
     /// The PPP protocol number of the control protocol concerned (e.g. 0xc021 LCP), 0 if none.
     pub protocol: u16,
