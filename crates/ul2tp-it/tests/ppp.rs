@@ -111,8 +111,11 @@ fn ppp_endpoints_over_l2tpv2_bring_up_ppp_devices() {
 
 /// A LAC and an LNS ul2tpd (namespaces a and b) with `[control]`; `lns_extra` is added to the
 /// LNS's `[control]` section. Returns them after a v2 tunnel and a PPP call placed by the LAC
-/// are up, with the call's (tunnel id, session id) on the LAC.
+/// are up, with the call's (tunnel id, session id) on the LAC. Everything on the LAC's link
+/// from before the tunnel is opened is captured (`stop_capture`).
 struct LacLns {
+    // First: stops before the namespaces go.
+    cap: Option<Capture>,
     a: ul2tp_it::Netns,
     b: ul2tp_it::Netns,
     lac: ul2tp_it::Daemon,
@@ -139,6 +142,7 @@ impl LacLns {
         .unwrap();
         let lac = ul2tp_it::Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
         let lns = ul2tp_it::Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        let cap = Some(Capture::start(&a, "eth0", "udp port 1701"));
         // `ul2tp connect` prints "Tunnel N requested" / "Session M in tunnel N requested".
         let tid = lac
             .ul2tp("connect remote 192.0.2.2 version 2")
@@ -161,6 +165,7 @@ impl LacLns {
             std::thread::sleep(Duration::from_millis(50));
         }
         LacLns {
+            cap,
             a,
             b,
             lac,
@@ -182,6 +187,11 @@ impl LacLns {
         let (tid, sid) = &self.call;
         let line = format!("ppp start tunnel_id {tid} session_id {sid} {extra}");
         self.lac.cli(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// Stop the capture of the LAC's link; returns the pcap.
+    fn stop_capture(&mut self) -> Vec<u8> {
+        self.cap.take().map(Capture::stop).unwrap_or_default()
     }
 
     /// Whether the call is gone from `d`'s sessions.
@@ -243,18 +253,17 @@ impl Drop for LacLns {
 /// a PPP client endpoint on the call it placed.
 #[test]
 fn lns_with_address_pool() {
-    let t = LacLns::new("ppp_local = \"10.98.0.1\"\nppp_pool = \"10.98.0.10-10.98.0.20\"\n");
-    let cap = Capture::start(&t.a, "eth0", "udp port 1701");
+    let mut t = LacLns::new("ppp_local = \"10.98.0.1\"\nppp_pool = \"10.98.0.10-10.98.0.20\"\n");
     t.ppp_start("");
     // `ppp start` returned: IPCP is up and the LAC's device exists.
     let dev_lac = ppp_device(&t.a, "10.98.0.10").expect("LAC pppN when ppp start returns");
     let dev_lns = wait_device(&t.b, "10.98.0.1");
     assert!(dev_lns.starts_with("ppp") && dev_lac.starts_with("ppp"));
-    let pcap = cap.stop();
-    // No side waited for its restart timer: on this lossless link each sent exactly one LCP
-    // Configure-Request. (Without a send right after open the LAC's request left only on the
-    // 3 s timer, together with its retransmission; an LNS that opened before the LAC was
-    // listening lost its first one the same way.)
+    let pcap = t.stop_capture();
+    // No side waited for its restart timer: on this lossless link, captured since before the
+    // call existed, each sent exactly one LCP Configure-Request. (Without a send right after
+    // open the LAC's request left only on the 3 s timer, with its retransmission; an LNS that
+    // opened before the LAC had started PPP lost its first one and retransmitted it 3 s later.)
     if have("tshark") {
         let mut reqs = lcp_configure_requests(&pcap);
         reqs.sort();
@@ -276,12 +285,11 @@ fn lns_with_address_pool() {
 #[test]
 fn lns_requires_chap() {
     let conf = "host_name = \"lns.example.test\"\nppp_local = \"10.97.0.1\"\nppp_pool = \"10.97.0.10-10.97.0.20\"\nppp_auth = \"chap\"\nppp_users = { alice = \"wonderland\" }\n";
-    let t = LacLns::new(conf);
-    let cap = Capture::start(&t.a, "eth0", "udp port 1701");
+    let mut t = LacLns::new(conf);
     t.ppp_start("user alice password wonderland");
     assert!(ppp_device(&t.a, "10.97.0.10").is_some());
     assert!(t.a.ping_retry("10.97.0.1", &[], 5));
-    let pcap = cap.stop();
+    let pcap = t.stop_capture();
     if have("tshark") {
         let names = tshark(
             &pcap,
@@ -295,8 +303,7 @@ fn lns_requires_chap() {
         );
     }
 
-    let t = LacLns::new(conf);
-    let cap = Capture::start(&t.a, "eth0", "udp port 1701");
+    let mut t = LacLns::new(conf);
     let o = t.try_ppp_start("user alice password looking-glass");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -331,7 +338,7 @@ fn lns_requires_chap() {
     assert!(ppp_device(&t.b, "10.97.0.1").is_none());
     // The tunnel stays up for further calls.
     assert!(t.lac.ul2tp("show tunnel").contains("Tunnel "));
-    let pcap = cap.stop();
+    let pcap = t.stop_capture();
     if have("tshark") {
         // Disconnect code 16 (authentication failed) for CHAP (0xc223 = 49699); the LNS failed
         // the peer (direction 1, at peer), the LAC was refused (2, at local). Whichever CDN
@@ -357,11 +364,10 @@ fn lns_requires_chap() {
 #[test]
 fn lcp_echo_failure_clears_the_call() {
     let conf = "ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_echo_interval = 1\nppp_echo_failure = 2\n";
-    let t = LacLns::new(conf);
+    let mut t = LacLns::new(conf);
     t.ppp_start("");
     let dev_lns = wait_device(&t.b, "10.96.0.1");
     let dev_lac = ppp_device(&t.a, "10.96.0.10").expect("LAC pppN");
-    let cap = Capture::start(&t.b, "eth0", "udp port 1701");
     let signal = |sig: &str| {
         let st = std::process::Command::new("kill")
             .args([sig, &t.lac.pid().to_string()])
@@ -387,7 +393,7 @@ fn lcp_echo_failure_clears_the_call() {
         t.a.wait_link(&dev_lac, false, Duration::from_secs(5)),
         "{dev_lac} survived"
     );
-    let pcap = cap.stop();
+    let pcap = t.stop_capture();
     if have("tshark") {
         let causes = cdn_causes(&pcap);
         assert!(
