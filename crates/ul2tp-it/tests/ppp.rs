@@ -126,6 +126,11 @@ struct LacLns {
 
 impl LacLns {
     fn new(lns_extra: &str) -> LacLns {
+        LacLns::with("", lns_extra)
+    }
+
+    /// Like `new`, with `lac_extra` added to the LAC's `[control]` section.
+    fn with(lac_extra: &str, lns_extra: &str) -> LacLns {
         let a = ul2tp_it::Netns::new("la");
         let b = ul2tp_it::Netns::new("lb");
         ul2tp_it::veth(&a, "eth0", &b, "eth0");
@@ -134,7 +139,11 @@ impl LacLns {
         let dir = std::env::temp_dir().join(ul2tp_it::unique("lns"));
         std::fs::create_dir_all(&dir).unwrap();
         let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
+        std::fs::write(
+            &ca,
+            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}"),
+        )
+        .unwrap();
         std::fs::write(
             &cb,
             format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}"),
@@ -315,14 +324,21 @@ fn lns_requires_chap() {
         !err.contains("looking-glass"),
         "secret in the message: {err}"
     );
-    // Logged above debug on both sides (the daemons log at info).
+    // Logged above debug on both sides (the daemons log at info). The LNS logs after it has
+    // sent its CHAP Failure, so possibly after `ppp start` returned.
     assert!(
-        t.lns.log().contains("authentication of \"alice\" failed"),
+        wait_for(5, || t
+            .lns
+            .log()
+            .contains("authentication of \"alice\" failed")),
         "{}",
         t.lns.log()
     );
     assert!(
-        t.lac.log().contains("authentication rejected by the peer"),
+        wait_for(5, || t
+            .lac
+            .log()
+            .contains("authentication rejected by the peer")),
         "{}",
         t.lac.log()
     );
@@ -356,6 +372,25 @@ fn lns_requires_chap() {
             assert!(c.contains("\t16\t49699\t"), "{causes:?}");
         }
     }
+}
+
+/// `ppp start ... password SECRET` without `user` authenticates with the daemon's
+/// `[control] host_name`.
+#[test]
+fn password_alone_authenticates_as_the_host_name() {
+    let t = LacLns::with(
+        "host_name = \"lac.example.test\"\n",
+        "ppp_local = \"10.95.0.1\"\nppp_pool = \"10.95.0.10-10.95.0.20\"\nppp_auth = \"pap\"\nppp_users = { \"lac.example.test\" = \"pw-of-lac\" }\n",
+    );
+    t.ppp_start("password pw-of-lac");
+    assert!(ppp_device(&t.a, "10.95.0.10").is_some());
+    assert!(
+        t.lns
+            .log()
+            .contains("authenticated as \"lac.example.test\""),
+        "{}",
+        t.lns.log()
+    );
 }
 
 /// The LAC's daemon stops answering (SIGSTOP): the LNS's LCP echo fails, it clears the call
