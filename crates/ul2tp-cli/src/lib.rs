@@ -159,6 +159,22 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 Err(c) => c,
             }
         }
+        Action::Simple(Command::PppStart, attrs) => {
+            // Answered once IPCP is up or the link failed: say why it failed.
+            match client.request(Command::PppStart, attrs.clone(), false) {
+                Ok(_) => 0,
+                Err(ClientError::Api(a)) => {
+                    let _ = writeln!(
+                        err,
+                        "ul2tp: ppp start: {} ({})",
+                        a.message,
+                        a.errno.strerror()
+                    );
+                    EXIT_API_ERROR
+                }
+                Err(e) => transport_failure(err, &path, &e),
+            }
+        }
         Action::Simple(cmd, attrs) => {
             match request(&mut client, &path, err, *cmd, attrs.clone(), false) {
                 Ok(_) => 0,

@@ -905,6 +905,37 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Clear a session whose PPP link went down: CDN with `result_code`, an optional
+    /// (error code, message) and the RFC 3145 PPP Disconnect Cause Code AVP when `cause` is
+    /// given. Otherwise like [`Endpoint::close_session`].
+    pub fn close_session_ppp(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        session_id: u32,
+        result_code: u16,
+        error: Option<(u16, &str)>,
+        cause: Option<&ul2tp_wire::avp::PppDisconnectCause>,
+    ) -> Result<(), Error> {
+        let (mut ctx, tunnels) = self.ctx(now);
+        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
+        let s = t.sessions.get(&session_id).ok_or(Error::NoSession)?.clone();
+        if s.state != SState::WaitTunnel {
+            send_session_msg(t, &mut ctx, MessageType::Cdn, &s, |d, v| {
+                let d = d
+                    .avp(result_avp(result_code, error))
+                    .opt(cause.map(|c| c.to_avp()));
+                match v {
+                    Version::V2 => d.avp(own_session_id(&s)),
+                    Version::V3 => d,
+                }
+            });
+        }
+        clear_session(t, &mut ctx, session_id, None, DownReason::Local);
+        self.service(now, tunnel_id);
+        Ok(())
+    }
+
     /// Send Set-Link-Info for a session (v3 Circuit Status, v2 ACCM).
     pub fn set_link_info(
         &mut self,

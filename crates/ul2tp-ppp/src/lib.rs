@@ -421,13 +421,15 @@ impl fmt::Debug for Endpoint {
 const IID_U_BIT: u64 = 0x0200_0000_0000_0000;
 
 impl Endpoint {
-    /// A new endpoint in phase Dead; `seed` feeds the random generator (magic numbers,
-    /// challenges, interface identifiers) and must be secret and unpredictable in production.
-    pub fn new(config: Config, seed: u64) -> Endpoint {
+    /// A new endpoint in phase Dead; `seed` (256 bits) feeds the random generator (magic
+    /// numbers, CHAP challenges, interface identifiers). In production it must come from the
+    /// operating system's CSPRNG (the daemon uses getrandom(2)); tests pass fixed bytes so that
+    /// runs are reproducible.
+    pub fn new(config: Config, seed: [u8; 32]) -> Endpoint {
         let c = config.fsm;
         Endpoint {
             config,
-            rng: StdRng::seed_from_u64(seed),
+            rng: StdRng::from_seed(seed),
             phase: Phase::Dead,
             lcp: CpState::new(c),
             ipcp: CpState::new(c),

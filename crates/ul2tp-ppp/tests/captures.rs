@@ -9,6 +9,13 @@ use ul2tp_wire::data::V2DataHeader;
 use ul2tp_wire::pcap::{extract, records, Transport};
 use ul2tp_wire::ppp::{proto, strip_address_control};
 
+/// An endpoint with a fixed 32-byte seed derived from `n` (reproducible runs).
+fn new_ep(cfg: Config, n: u64) -> Endpoint {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&n.to_le_bytes());
+    Endpoint::new(cfg, seed)
+}
+
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/captures");
 
 /// (source address, PPP frame without FF 03) for every PPP frame in an L2TPv2 capture.
@@ -114,7 +121,7 @@ fn l2tpns_lns_side_replayed_into_client_gets_same_answer_types() {
         ipv6cp: true,
         ..Config::default()
     };
-    let mut ep = Endpoint::new(cfg, 99);
+    let mut ep = new_ep(cfg, 99);
     ep.open(Timestamp(0));
     let mut sent: Vec<Vec<u8>> = Vec::new();
     while let Some(f) = ep.poll_transmit() {

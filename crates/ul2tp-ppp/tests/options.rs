@@ -8,6 +8,13 @@ use ul2tp_ppp::packet::{self, emit_packet, frame, parse_options, push_option, Pa
 use ul2tp_ppp::{Config, Endpoint, Event, Phase, Timestamp};
 use ul2tp_wire::ppp::proto;
 
+/// An endpoint with a fixed 32-byte seed derived from `n` (reproducible runs).
+fn new_ep(cfg: Config, n: u64) -> Endpoint {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&n.to_le_bytes());
+    Endpoint::new(cfg, seed)
+}
+
 const T: Timestamp = Timestamp(0);
 
 fn drain(ep: &mut Endpoint) -> Vec<Vec<u8>> {
@@ -43,7 +50,7 @@ fn ack_last(ep: &mut Endpoint, sent: &[Vec<u8>], p: u16) {
 
 /// An endpoint with LCP Opened (no authentication), now in the Network phase.
 fn opened(cfg: Config) -> (Endpoint, Vec<Vec<u8>>) {
-    let mut ep = Endpoint::new(cfg, 5);
+    let mut ep = new_ep(cfg, 5);
     ep.open(T);
     let sent = drain(&mut ep);
     ack_last(&mut ep, &sent, proto::LCP);
@@ -57,7 +64,7 @@ fn opened(cfg: Config) -> (Endpoint, Vec<Vec<u8>>) {
 
 #[test]
 fn lcp_nak_and_reject_rules() {
-    let mut ep = Endpoint::new(Config::default(), 1);
+    let mut ep = new_ep(Config::default(), 1);
     ep.open(T);
     drain(&mut ep);
     // Magic 0 and MRU 100 are Nak'd with usable values.
@@ -94,7 +101,7 @@ fn lcp_auth_nak_suggests_what_we_can_do() {
         allow_auth: vec![ul2tp_ppp::AuthProtocol::Pap],
         ..Config::default()
     };
-    let mut ep = Endpoint::new(cfg, 1);
+    let mut ep = new_ep(cfg, 1);
     ep.open(T);
     drain(&mut ep);
     // CHAP-MD5 is not allowed: Nak with PAP.
@@ -109,7 +116,7 @@ fn lcp_auth_nak_suggests_what_we_can_do() {
 
 #[test]
 fn max_failure_turns_naks_into_rejects() {
-    let mut ep = Endpoint::new(Config::default(), 1);
+    let mut ep = new_ep(Config::default(), 1);
     ep.open(T);
     drain(&mut ep);
     let mut codes = Vec::new();
@@ -123,7 +130,7 @@ fn max_failure_turns_naks_into_rejects() {
 
 #[test]
 fn stale_or_altered_ack_is_discarded() {
-    let mut ep = Endpoint::new(Config::default(), 1);
+    let mut ep = new_ep(Config::default(), 1);
     ep.open(T);
     let sent = drain(&mut ep);
     let (_, _, id, data) = dec(&sent[0]);
@@ -180,7 +187,7 @@ fn ncp_packets_before_network_phase_are_discarded() {
         ipv6cp: true,
         ..Config::default()
     };
-    let mut ep = Endpoint::new(cfg, 1);
+    let mut ep = new_ep(cfg, 1);
     ep.open(T);
     drain(&mut ep);
     assert!(ep
@@ -326,7 +333,7 @@ proptest! {
         } else {
             Config { require_auth: vec![auth], ..Config::default() }
         };
-        let mut ep = Endpoint::new(cfg, 3);
+        let mut ep = new_ep(cfg, 3);
         ep.set_credentials(Box::new(ul2tp_ppp::StaticCredentials(vec![(
             b"u".to_vec(),
             b"p".to_vec(),
@@ -385,4 +392,54 @@ fn configure_request_in_opened_renegotiates_and_takes_ncps_down() {
     let again = drain(&mut ep);
     assert_eq!(dec(&again[0]).0, proto::IPCP);
     assert_eq!(dec(&again[0]).1, 1);
+}
+
+/// The Magic-Number of the first LCP Configure-Request and the CHAP Challenge (value, name) of
+/// a CHAP-MD5 authenticator seeded with `seed`.
+fn magic_and_challenge(seed: [u8; 32]) -> (u32, Vec<u8>, Vec<u8>) {
+    let cfg = Config {
+        require_auth: vec![ul2tp_ppp::AuthProtocol::ChapMd5],
+        auth_name: b"lns.example".to_vec(),
+        ..Config::default()
+    };
+    let mut ep = Endpoint::new(cfg, seed);
+    ep.open(T);
+    let sent = drain(&mut ep);
+    let (p, code, _, data) = dec(&sent[0]);
+    assert_eq!((p, code), (proto::LCP, 1));
+    let magic = parse_options(&data)
+        .unwrap()
+        .iter()
+        .find(|o| o.kind == 5)
+        .and_then(|o| o.u32())
+        .expect("magic number requested");
+    ack_last(&mut ep, &sent, proto::LCP);
+    ep.handle_frame(T, &cp(proto::LCP, 1, 40, &opt(5, &[1, 2, 3, 4])))
+        .unwrap();
+    let (_, _, _, body) = drain(&mut ep)
+        .iter()
+        .map(|f| dec(f))
+        .find(|d| d.0 == proto::CHAP && d.1 == 1)
+        .expect("CHAP Challenge once LCP is Opened");
+    match packet::Chap::parse(1, &body).unwrap() {
+        packet::Chap::Challenge { value, name } => (magic, value.to_vec(), name.to_vec()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The 32-byte seed alone decides the random choices: the same seed gives the same magic
+/// number and challenge, seeds that differ (even in the last byte, which a seed squeezed
+/// through a u64 would lose) give different ones.
+#[test]
+fn seed_decides_magic_number_and_chap_challenge() {
+    let a = [7u8; 32];
+    let mut b = a;
+    b[31] ^= 1;
+    let (ma, ca, name) = magic_and_challenge(a);
+    assert_eq!(name, b"lns.example");
+    assert_eq!(ca.len(), 16);
+    assert_eq!(magic_and_challenge(a), (ma, ca.clone(), name.clone()));
+    let (mb, cb, _) = magic_and_challenge(b);
+    assert_ne!(ma, mb, "magic numbers of different seeds");
+    assert_ne!(ca, cb, "CHAP challenges of different seeds");
 }

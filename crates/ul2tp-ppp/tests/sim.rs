@@ -7,6 +7,13 @@ use ul2tp_ppp::{
     Timestamp,
 };
 
+/// An endpoint with a fixed 32-byte seed derived from `n` (reproducible runs).
+fn new_ep(cfg: Config, n: u64) -> Endpoint {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&n.to_le_bytes());
+    Endpoint::new(cfg, seed)
+}
+
 /// A tiny deterministic generator for the link's loss decisions (xorshift64*).
 struct Lcg(u64);
 impl Lcg {
@@ -133,7 +140,7 @@ fn server(auth: AuthProtocol, seed: u64) -> Endpoint {
         ipv6cp: true,
         ..Config::default()
     };
-    let mut e = Endpoint::new(cfg, seed);
+    let mut e = new_ep(cfg, seed);
     e.set_credentials(Box::new(StaticCredentials(vec![(
         b"alice".to_vec(),
         b"wonderland-secret".to_vec(),
@@ -148,7 +155,7 @@ fn client(password: &[u8], seed: u64) -> Endpoint {
         ipv6cp: true,
         ..Config::default()
     };
-    Endpoint::new(cfg, seed)
+    new_ep(cfg, seed)
 }
 
 fn has(ev: &[Event], f: impl Fn(&Event) -> bool) -> bool {
@@ -313,7 +320,7 @@ fn client_without_credentials_refuses_auth_and_link_goes_down() {
         ipv6cp: true,
         ..Config::default()
     };
-    let mut s = Sim::new(server(AuthProtocol::Pap, 1), Endpoint::new(cfg, 2), 0, 3);
+    let mut s = Sim::new(server(AuthProtocol::Pap, 1), new_ep(cfg, 2), 0, 3);
     s.a.open(Timestamp(0));
     s.b.open(Timestamp(0));
     assert!(s.run(60_000_000, |s| link_down(&s.ev_a).is_some()));
@@ -383,12 +390,12 @@ fn authenticator_falls_back_to_the_protocol_the_peer_naks_with() {
         peer_ip: Some(Ipv4Addr::new(10, 0, 0, 2)),
         ..Config::default()
     };
-    let mut srv = Endpoint::new(cfg, 41);
+    let mut srv = new_ep(cfg, 41);
     srv.set_credentials(Box::new(StaticCredentials(vec![(
         b"alice".to_vec(),
         b"pw".to_vec(),
     )])));
-    let cli = Endpoint::new(
+    let cli = new_ep(
         Config {
             user: Some((b"alice".to_vec(), b"pw".to_vec())),
             allow_auth: vec![AuthProtocol::Pap],
@@ -409,7 +416,7 @@ fn authenticator_falls_back_to_the_protocol_the_peer_naks_with() {
 
 #[test]
 fn peer_that_refuses_every_auth_protocol_is_dropped() {
-    let cli = Endpoint::new(
+    let cli = new_ep(
         Config {
             user: Some((b"alice".to_vec(), b"pw".to_vec())),
             allow_auth: vec![AuthProtocol::Pap],
@@ -432,7 +439,7 @@ fn mutual_authentication_in_both_directions() {
     for loss in [0, 20] {
         let mut s = Sim::new(
             {
-                let mut e = Endpoint::new(
+                let mut e = new_ep(
                     Config {
                         require_auth: vec![AuthProtocol::ChapMd5],
                         user: Some((b"lns".to_vec(), b"lns-secret".to_vec())),
@@ -450,7 +457,7 @@ fn mutual_authentication_in_both_directions() {
                 e
             },
             {
-                let mut e = Endpoint::new(
+                let mut e = new_ep(
                     Config {
                         require_auth: vec![AuthProtocol::Pap],
                         user: Some((b"alice".to_vec(), b"pw".to_vec())),

@@ -101,6 +101,11 @@ pub struct ControlConfig {
     /// LNS: accepted PPP users and their passwords / secrets.
     #[serde(default)]
     pub ppp_users: std::collections::BTreeMap<String, String>,
+    /// LNS: seconds between LCP Echo-Requests on PPP sessions (default 10).
+    pub ppp_echo_interval: Option<u64>,
+    /// LNS: unanswered Echo-Requests after which the link is down and the call cleared
+    /// (default 3).
+    pub ppp_echo_failure: Option<u32>,
 }
 
 fn default_listen() -> std::net::SocketAddr {
@@ -156,6 +161,14 @@ impl ControlConfig {
             last,
             require,
             users,
+            echo: (self.ppp_echo_interval.is_some() || self.ppp_echo_failure.is_some()).then(
+                || {
+                    (
+                        std::time::Duration::from_secs(self.ppp_echo_interval.unwrap_or(10).max(1)),
+                        self.ppp_echo_failure.unwrap_or(3).max(1),
+                    )
+                },
+            ),
         })
     }
 

@@ -60,6 +60,8 @@ pub struct PppPool {
     pub require: Vec<ul2tp_ppp::AuthProtocol>,
     /// Accepted (name, secret) pairs.
     pub users: Vec<(String, String)>,
+    /// LCP Echo-Request interval and failures before the link is dead (default 10 s, 3).
+    pub echo: Option<(Duration, u32)>,
 }
 
 /// A request for the endpoint task.
@@ -81,6 +83,14 @@ enum Cmd {
         sid: Option<u32>,
         reply: oneshot::Sender<ApiResult<()>>,
     },
+    /// The PPP link of a call went down (`pppd.rs`): CDN with the cause.
+    ClearPpp {
+        tid: u32,
+        sid: u32,
+        result_code: u16,
+        error: Option<String>,
+        cause: ul2tp_wire::avp::PppDisconnectCause,
+    },
 }
 
 /// The running control plane.
@@ -88,6 +98,7 @@ enum Cmd {
 pub(crate) struct ControlPlane {
     tx: mpsc::Sender<Cmd>,
     local: SocketAddr,
+    host_name: String,
     _task: Task,
 }
 
@@ -116,10 +127,12 @@ impl ControlPlane {
             pool: s.ppp_server,
             leases: HashMap::new(),
         };
+        let host_name = st.config.host_name.clone();
         let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
         Ok(ControlPlane {
             tx,
             local,
+            host_name,
             _task: task,
         })
     }
@@ -127,6 +140,34 @@ impl ControlPlane {
     /// The endpoint's local address.
     pub(crate) fn local(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Our Host Name (`[control] host_name`), also our PPP authenticator name.
+    pub(crate) fn host_name(&self) -> &str {
+        &self.host_name
+    }
+
+    /// Clear a call whose PPP link went down, without waiting: CDN with `result_code`, the
+    /// text as Error Message (with the generic error code) when given, and the RFC 3145 PPP
+    /// Disconnect Cause Code. The endpoint then reports the session down, which deletes it.
+    pub(crate) fn clear_ppp_call(
+        &self,
+        tid: u32,
+        sid: u32,
+        result_code: u16,
+        error: Option<String>,
+        cause: ul2tp_wire::avp::PppDisconnectCause,
+    ) {
+        let cmd = Cmd::ClearPpp {
+            tid,
+            sid,
+            result_code,
+            error,
+            cause,
+        };
+        if self.tx.try_send(cmd).is_err() {
+            tracing::warn!("control plane busy: call {tid}/{sid} not cleared");
+        }
     }
 
     async fn ask<T>(
@@ -304,6 +345,18 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
                 r.map_err(|e| ApiError::new(Errno::ENODEV, format!("control protocol: {e:?}"))),
             );
         }
+        Cmd::ClearPpp {
+            tid,
+            sid,
+            result_code,
+            error,
+            cause,
+        } => {
+            let error_code = ul2tp_wire::avp::ErrorCode::VendorSpecific.get();
+            let error = error.as_deref().map(|m| (error_code, m));
+            // Already gone (the peer's CDN came first): nothing to do.
+            let _ = ep.close_session_ppp(now, tid, sid, result_code, error, Some(&cause));
+        }
     }
 }
 
@@ -339,8 +392,10 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
         Event::SessionDown {
             tunnel_id,
             session_id,
+            reason,
             ..
         } => {
+            tracing::info!("dynamic session {tunnel_id}/{session_id} down: {reason:?}");
             st.ifnames.remove(&(tunnel_id, session_id));
             st.leases.remove(&(tunnel_id, session_id));
             if let Some(s) = d.registry.session_get(tunnel_id, session_id) {
@@ -432,8 +487,13 @@ fn session_up(d: &Daemon, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> 
                 user: None,
                 require: pool.map(|p| p.require.clone()).unwrap_or_default(),
                 users: pool.map(|p| p.users.clone()).unwrap_or_default(),
+                auth_name: Some(st.config.host_name.clone()),
+                // The LAC side starts PPP once the call is up: wait for its first frame.
+                passive: true,
+                echo: pool.and_then(|p| p.echo),
             };
-            crate::pppd::start(d, ctl, s.clone(), setup)?;
+            // The outcome is logged by the endpoint; nobody waits for it here.
+            drop(crate::pppd::start(d, ctl, s.clone(), setup)?);
         } else if st.pool.is_some() {
             tracing::warn!(
                 "PPP address pool exhausted: session {}/{} has no PPP endpoint",

@@ -181,7 +181,7 @@ impl Daemon {
         Ok(local)
     }
 
-    fn control(&self) -> ApiResult<&crate::control::ControlPlane> {
+    pub(crate) fn control(&self) -> ApiResult<&crate::control::ControlPlane> {
         self.control.get().ok_or_else(|| {
             ApiError::new(
                 Errno::EOPNOTSUPP,
@@ -370,18 +370,31 @@ impl Daemon {
                 })))
             }
             Command::PppStart => {
-                let mut ctl = self.ctl.lock().await;
-                let s = self.find_session(a)?;
+                // Our name: `[control] host_name` when the control plane runs. It names us
+                // in CHAP Challenges, and is the user name when only a password is given.
+                let host_name = self.control.get().map(|c| c.host_name().to_string());
+                let user = match (&a.ppp_user, &a.ppp_password) {
+                    (Some(u), p) => Some((u.clone(), p.clone().unwrap_or_default())),
+                    (None, Some(p)) => Some((
+                        host_name.clone().unwrap_or_else(|| "ul2tp".into()),
+                        p.clone(),
+                    )),
+                    (None, None) => None,
+                };
                 let setup = crate::pppd::PppSetup {
                     local: a.ip_saddr,
                     peer: a.ip_daddr,
-                    user: a
-                        .ppp_user
-                        .clone()
-                        .map(|u| (u, a.ppp_password.clone().unwrap_or_default())),
+                    user,
+                    auth_name: host_name,
                     ..Default::default()
                 };
-                crate::pppd::start(self, &mut ctl, s, setup).map(done)
+                let ready = {
+                    let mut ctl = self.ctl.lock().await;
+                    let s = self.find_session(a)?;
+                    crate::pppd::start(self, &mut ctl, s, setup)?
+                };
+                // Answered once IPCP is up or the link failed (authentication rejected, ...).
+                crate::pppd::wait_ready(ready).await.map(done)
             }
             Command::ControlDisconnect => {
                 let cp = self.control()?;

@@ -27,7 +27,7 @@ mod value;
 
 pub use hidden::{hide, unhide};
 pub use types::*;
-pub use value::{AvpValue, CallErrors, Q931Cause, ResultCode};
+pub use value::{AvpValue, CallErrors, PppDisconnectCause, Q931Cause, ResultCode};
 
 /// M bit of the AVP flags word.
 pub const AVP_FLAG_M: u16 = 0x8000;

@@ -618,6 +618,96 @@ impl AvpValue {
     }
 }
 
+/// The value of the PPP Disconnect Cause Code AVP (46, RFC 3145 §2): why the PPP session of a
+/// call ended, sent in a CDN next to the Result Code. Informational only: the AVP MUST NOT be
+/// marked mandatory and must not change how the call is handled. It travels as
+/// [`AvpValue::Raw`] (the message layer does not interpret it); [`PppDisconnectCause::to_avp`]
+/// and [`PppDisconnectCause::parse`] convert.
+///
+/// ```text
+/// | Disconnect Code (2) | Control Protocol Number (2) | Direction (1) | Message (UTF-8) ...
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PppDisconnectCause {
+    /// Disconnect Code (RFC 3145; constants in [`PppDisconnectCause`]).
+    pub code: u16,
+    /// The PPP protocol number of the control protocol concerned (e.g. 0xc021 LCP), 0 if none.
+    pub protocol: u16,
+    /// Where the disconnect originated: 0 global, 1 at peer, 2 at local.
+    pub direction: u8,
+    /// Optional human-readable text.
+    pub message: Vec<u8>,
+}
+
+impl PppDisconnectCause {
+    /// Octets of the fixed part of the value.
+    pub const FIXED_LEN: usize = 5;
+    /// Direction: a global error.
+    pub const GLOBAL: u8 = 0;
+    /// Direction: at the peer.
+    pub const AT_PEER: u8 = 1;
+    /// Direction: at the sender of the AVP.
+    pub const AT_LOCAL: u8 = 2;
+    /// No information available.
+    pub const NO_INFO: u16 = 0;
+    /// Administrative disconnect.
+    pub const ADMIN: u16 = 1;
+    /// Normal disconnection, LCP Terminate-Request sent.
+    pub const NORMAL: u16 = 3;
+    /// LCP: FSM timeout (TO-), negotiation did not converge.
+    pub const LCP_TIMEOUT: u16 = 5;
+    /// LCP: no recognisable LCP packets were received.
+    pub const LCP_SILENT: u16 = 6;
+    /// LCP: Echo-Request timeout (keepalive failure).
+    pub const LCP_ECHO_TIMEOUT: u16 = 8;
+    /// Authentication: the authentication protocol timed out.
+    pub const AUTH_TIMEOUT: u16 = 13;
+    /// Authentication: no acceptable authentication protocol.
+    pub const AUTH_PROTOCOL_REFUSED: u16 = 15;
+    /// Authentication failed (PAP Authenticate-Nak, CHAP Failure).
+    pub const AUTH_FAILED: u16 = 16;
+    /// NCP: no NCPs available.
+    pub const NO_NCP: u16 = 18;
+
+    /// Parse an AVP value; `None` if shorter than the fixed part.
+    pub fn parse(v: &[u8]) -> Option<PppDisconnectCause> {
+        let fixed = v.get(..Self::FIXED_LEN)?;
+        Some(PppDisconnectCause {
+            code: u16::from_be_bytes([fixed[0], fixed[1]]),
+            protocol: u16::from_be_bytes([fixed[2], fixed[3]]),
+            direction: fixed[4],
+            message: v[Self::FIXED_LEN..].to_vec(),
+        })
+    }
+
+    /// The cause of a PPP Disconnect Cause Code AVP (IETF vendor id, attribute 46).
+    pub fn from_avp(a: &AvpValue) -> Option<PppDisconnectCause> {
+        match a {
+            AvpValue::Raw {
+                vendor_id: 0,
+                attr_type: 46,
+                value,
+            } => Self::parse(value),
+            _ => None,
+        }
+    }
+
+    /// The AVP value, as sent. The message is cut to what fits in one AVP.
+    pub fn to_avp(&self) -> AvpValue {
+        let mut value = Vec::with_capacity(Self::FIXED_LEN + self.message.len());
+        value.extend_from_slice(&self.code.to_be_bytes());
+        value.extend_from_slice(&self.protocol.to_be_bytes());
+        value.push(self.direction);
+        let room = super::AVP_MAX_VALUE_LEN - Self::FIXED_LEN;
+        value.extend_from_slice(&self.message[..self.message.len().min(room)]);
+        AvpValue::Raw {
+            vendor_id: 0,
+            attr_type: 46,
+            value,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,5 +799,36 @@ mod tests {
         let v = AvpValue::decode(0, 200, &[9]).unwrap();
         assert_eq!(v.attr_type(), AttrType::Unknown(200));
         assert_eq!(v.to_value_bytes(), [9]);
+    }
+
+    #[test]
+    fn ppp_disconnect_cause_round_trip() {
+        use super::PppDisconnectCause as C;
+        let c = C {
+            code: C::AUTH_FAILED,
+            protocol: 0xc223,
+            direction: C::AT_LOCAL,
+            message: b"CHAP failure".to_vec(),
+        };
+        let avp = c.to_avp();
+        assert_eq!(avp.attr_type(), AttrType::PppDisconnectCauseCode);
+        assert!(!AttrType::PppDisconnectCauseCode.default_mandatory(false));
+        assert!(!AttrType::PppDisconnectCauseCode.default_mandatory(true));
+        let AvpValue::Raw { value, .. } = &avp else {
+            panic!("{avp:?}")
+        };
+        assert_eq!(&value[..5], &[0, 16, 0xc2, 0x23, 2]);
+        assert_eq!(&value[5..], b"CHAP failure");
+        assert_eq!(C::from_avp(&avp), Some(c));
+        assert_eq!(C::parse(&[0, 8, 0xc0, 0x21]), None);
+        // An over-long message is cut to fit one AVP.
+        let long = C {
+            message: vec![b'x'; 2000],
+            ..C::parse(&[0, 1, 0, 0, 0]).unwrap()
+        };
+        let AvpValue::Raw { value, .. } = long.to_avp() else {
+            panic!()
+        };
+        assert_eq!(value.len(), super::super::AVP_MAX_VALUE_LEN);
     }
 }
