@@ -28,7 +28,11 @@ fn main() -> std::io::Result<()> {
         .collect();
     caps.sort();
     for cap in &caps {
-        let stem = cap.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let stem = cap
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let bytes = std::fs::read(cap)?;
         let Ok(recs) = records(&bytes) else { continue };
         for (i, r) in recs.enumerate() {
@@ -81,7 +85,11 @@ fn main() -> std::io::Result<()> {
         r#"{"seq":5,"cmd":"session_delete","attrs":{"conn_id":1,"session_id":1}}"#,
     ];
     for (i, l) in lines.iter().enumerate() {
-        write(&corpus.join("api_request"), &format!("line-{i}"), l.as_bytes())?;
+        write(
+            &corpus.join("api_request"),
+            &format!("line-{i}"),
+            l.as_bytes(),
+        )?;
         counts[4] += 1;
     }
     println!(

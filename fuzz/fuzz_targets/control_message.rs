@@ -16,8 +16,16 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else {
         return;
     };
-    let version = if selector & 1 == 0 { Version::V2 } else { Version::V3 };
-    let encap = if selector & 2 == 0 { Encap::Udp } else { Encap::Ip };
+    let version = if selector & 1 == 0 {
+        Version::V2
+    } else {
+        Version::V3
+    };
+    let encap = if selector & 2 == 0 {
+        Encap::Udp
+    } else {
+        Encap::Ip
+    };
     let secret = (selector & 4 != 0).then_some(SECRET);
 
     let _ = ControlHeader::parse_any(bytes, encap);

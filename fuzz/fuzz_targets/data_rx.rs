@@ -25,9 +25,15 @@ fuzz_target!(|input: Vec<Datagram>| {
         now += std::time::Duration::from_millis(u64::from(d.after_ms));
         let t = if d.udp { Transport::Udp } else { Transport::Ip };
         received += 1;
-        let _ = r.receive(SocketId(u64::from(d.socket % 4)), t, &d.bytes, now, &mut |_, f| {
-            assert!(f.len() <= d.bytes.len(), "delivered more than arrived");
-        });
+        let _ = r.receive(
+            SocketId(u64::from(d.socket % 4)),
+            t,
+            &d.bytes,
+            now,
+            &mut |_, f| {
+                assert!(f.len() <= d.bytes.len(), "delivered more than arrived");
+            },
+        );
     }
     for s in r.sessions() {
         s.poll_reorder(now + std::time::Duration::from_secs(5), &mut |_, _| {});
@@ -39,5 +45,8 @@ fuzz_target!(|input: Vec<Datagram>| {
         .iter()
         .map(|s| s.stats().rx_packets + s.stats().rx_errors)
         .sum();
-    assert!(rx <= received, "{rx} session receive events for {received} datagrams");
+    assert!(
+        rx <= received,
+        "{rx} session receive events for {received} datagrams"
+    );
 });

@@ -31,7 +31,10 @@ fuzz_target!(|input: Input| {
         while ep.poll_ip().is_some() {}
         let _ = ep.send_ip(f);
         if let Some(t) = ep.poll_timeout() {
-            assert!(t >= now, "a timer in the past stays armed after handle_timeout");
+            assert!(
+                t >= now,
+                "a timer in the past stays armed after handle_timeout"
+            );
         }
     }
 });

@@ -143,7 +143,8 @@ impl Duo {
                 if matches!(e, Event::TunnelUp(_)) && !opened {
                     opened = true;
                     for _ in 0..sessions {
-                        lac.open_session(now, lac_tid, SessionConfig::default()).ok()?;
+                        lac.open_session(now, lac_tid, SessionConfig::default())
+                            .ok()?;
                     }
                 }
                 lac_events.push(e);
@@ -301,9 +302,9 @@ impl Duo {
                 self.lns.handle_timeout(self.now);
             }
             Step::OpenSession => {
-                let _ = self
-                    .lns
-                    .open_session(self.now, self.lns_tunnel_id, SessionConfig::default());
+                let _ =
+                    self.lns
+                        .open_session(self.now, self.lns_tunnel_id, SessionConfig::default());
             }
             Step::CloseSession(i) => {
                 if !self.sessions.is_empty() {

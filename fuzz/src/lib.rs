@@ -80,14 +80,18 @@ pub fn ppp_role(role: u8) -> ul2tp_ppp::Endpoint {
                 2 => vec![AuthProtocol::Pap],
                 3 => vec![AuthProtocol::ChapMd5],
                 4 => vec![AuthProtocol::MsChapV2],
-                _ => vec![AuthProtocol::ChapMd5, AuthProtocol::MsChapV2, AuthProtocol::Pap],
+                _ => vec![
+                    AuthProtocol::ChapMd5,
+                    AuthProtocol::MsChapV2,
+                    AuthProtocol::Pap,
+                ],
             };
             cfg.local_ip = Some(Ipv4Addr::new(198, 51, 100, 1));
             cfg.peer_ip = Some(Ipv4Addr::new(198, 51, 100, 2));
             cfg.dns = [Some(Ipv4Addr::new(198, 51, 100, 53)), None];
         }
     }
-    let mut ep = ul2tp_ppp::Endpoint::new(cfg, u64::from(role));
+    let mut ep = ul2tp_ppp::Endpoint::new(cfg, [role; 32]);
     ep.set_credentials(Box::new(StaticCredentials(vec![(
         b"user".to_vec(),
         b"secret".to_vec(),
