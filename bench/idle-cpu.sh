@@ -8,7 +8,7 @@ S=${2:-10}
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 NS=ul2tp-idle-$$
 DIR=$(mktemp -d)
-cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; ip netns del "$NS" 2>/dev/null; rm -rf "$DIR"; }
+cleanup() { [ -n "${PID:-}" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; ip netns del "$NS" 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT
 ip netns add "$NS"
 ip -n "$NS" link set lo up

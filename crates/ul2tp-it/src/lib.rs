@@ -382,7 +382,11 @@ impl Daemon {
 
     /// Send signal `sig` (e.g. `"HUP"`) to the daemon, by PID.
     pub fn signal(&self, sig: &str) {
-        must(Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()));
+        must(
+            Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(self.pid().to_string()),
+        );
     }
 
     /// CPU time the daemon has used so far (user + system, from `/proc/PID/stat`).
