@@ -543,8 +543,15 @@ fn unprivileged_debug_monitor_trace_exit_non_zero() {
         let out = cli_as_nobody(&d, args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "ul2tp {args:?}: {err}");
-        assert!(err.contains("Operation not permitted"), "ul2tp {args:?}: {err}");
-        assert!(out.stdout.is_empty(), "ul2tp {args:?} printed {:?}", out.stdout);
+        assert!(
+            err.contains("Operation not permitted"),
+            "ul2tp {args:?}: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "ul2tp {args:?} printed {:?}",
+            out.stdout
+        );
     }
     for args in [&["show", "tunnel"][..], &["show", "session"]] {
         let out = cli_as_nobody(&d, args);

@@ -877,6 +877,72 @@ seq = "both"
         assert_eq!(e.line, Some(2));
     }
 
+    fn check_err(text: &str) -> ConfigError {
+        Config::check(Path::new("t.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn control_checks_name_line_and_key() {
+        let e =
+            check_err("[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.9-10.0.0.1\"\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:3: [control] ppp_pool: first address 10.0.0.9 is after last 10.0.0.1"
+        );
+        let e = check_err("[control]\nppp_pool = \"10.0.0.1-10.0.0.9\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_pool")));
+        let e = check_err(
+            "[control]\n\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2 to 10.0.0.9\"\n",
+        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_pool")));
+        let e = check_err("[control]\nppp_auth = \"chap\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_auth")));
+        let e = check_err("[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"md5\"\nppp_users = { a = \"b\" }\n");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:4: [control] ppp_auth: \"md5\""),
+            "{e}"
+        );
+        let ok = Config::check(
+            Path::new("t.toml"),
+            "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"chap\"\nppp_users = { a = \"b\" }\n",
+        )
+        .unwrap();
+        assert!(ok.config.control.unwrap().settings().ppp_server.is_some());
+    }
+
+    #[test]
+    fn duplicates_and_version_2_rules() {
+        let t = |tid: u32, v: u8| {
+            format!("[[tunnel]]\ntunnel_id = {tid}\npeer_tunnel_id = 2\nversion = {v}\nlocal = \"10.0.0.1\"\nremote = \"10.0.0.2\"\nudp_sport = 1\nudp_dport = 2\n")
+        };
+        let sess = |sid: u32, extra: &str| {
+            format!("[[tunnel.session]]\nsession_id = {sid}\npeer_session_id = 5\n{extra}")
+        };
+        let e = check_err(&(t(1, 3) + &sess(5, "") + &sess(5, "")));
+        assert_eq!((e.line, e.key.as_deref()), (Some(13), Some("session_id")));
+        let e = check_err(&(t(1, 3) + &sess(5, "name = \"x\"\n") + &sess(6, "name = \"x\"\n")));
+        assert_eq!((e.line, e.key.as_deref()), (Some(16), Some("name")));
+        let e = check_err(&(t(70000, 2)));
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("tunnel_id")));
+        let e = check_err(&(t(1, 2) + &sess(5, "")));
+        assert_eq!((e.line, e.key.as_deref()), (Some(10), Some("pw_type")));
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &(t(1, 2) + &sess(5, "pw_type = \"ppp\"\n")),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        // The same session id in two UDP tunnels is fine; with IP encapsulation it is not.
+        let ip = "[[tunnel]]\ntunnel_id = 9\npeer_tunnel_id = 2\nencap = \"ip\"\nlocal = \"10.0.0.1\"\nremote = \"10.0.0.3\"\n";
+        assert!(Config::check(
+            Path::new("t.toml"),
+            &(t(1, 3) + &sess(5, "") + &t(2, 3) + &sess(5, ""))
+        )
+        .is_ok());
+        let e = check_err(&(t(1, 3) + &sess(5, "") + ip + &sess(5, "")));
+        assert_eq!(e.key.as_deref(), Some("session_id"));
+    }
+
     #[test]
     fn missing_file_is_clear_error() {
         let e = Config::load(Path::new("/nonexistent/ul2tpd.toml")).unwrap_err();
