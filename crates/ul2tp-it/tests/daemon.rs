@@ -124,6 +124,15 @@ fn sighup_reloads_the_configuration() {
         (s3.send_seq, s3.recv_seq, s3.recv_timeout),
         (Some(0), Some(0), None)
     );
+    // Interface indexes: kept and live-changed sessions keep their device (not re-created).
+    let ifindex = |dev: &str| {
+        let line = ns.ip(&["-o", "link", "show", dev]);
+        line.split(':').next().unwrap().to_string()
+    };
+    let kept: Vec<(&str, String)> = ["hup1", "hup3", "api50", "api5000"]
+        .into_iter()
+        .map(|dev| (dev, ifindex(dev)))
+        .collect();
 
     // Remove 2, change 3, add 4; the tunnel's destination port changes too (not live).
     std::fs::write(
@@ -147,6 +156,9 @@ fn sighup_reloads_the_configuration() {
     );
     assert!(ns.has_link("hup4") && !ns.has_link("hup2"));
     assert!(ns.has_link("api50") && ns.has_link("api5000"));
+    for (dev, idx) in &kept {
+        assert_eq!(&ifindex(dev), idx, "{dev} was re-created");
+    }
     let s3 = &sessions(&d)[&(3000, 3)];
     assert_eq!(
         (s3.send_seq, s3.recv_seq, s3.recv_timeout),

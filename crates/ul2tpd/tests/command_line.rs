@@ -150,7 +150,7 @@ fn kill(child: &std::process::Child, sig: &str) {
 }
 
 /// Stop the daemon with SIGTERM and return its whole log.
-fn stop(mut child: std::process::Child) -> Vec<u8> {
+fn stop(child: std::process::Child) -> Vec<u8> {
     kill(&child, "TERM");
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
