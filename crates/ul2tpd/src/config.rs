@@ -4,6 +4,8 @@
 //! permissions and static (unmanaged) tunnels and sessions, which are created at start-up
 //! exactly as if the equivalent `ul2tp add tunnel` / `ul2tp add session` requests had been
 //! made. Unknown keys are rejected; every error names the file, the line and the key.
+//! [`Config::check`] is the one validation path of `--check-config`, start-up and reload
+//! (SIGHUP, `reload.rs`): whatever start-up would refuse from the file alone is refused there.
 //!
 //! ```toml
 //! [api]
@@ -26,7 +28,7 @@
 //! name = "l2tpeth0"
 //! ```
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -461,12 +463,12 @@ impl Config {
         };
         let mut out = Vec::new();
         // Lines of what is declared, to refuse what the daemon would refuse as EEXIST.
-        let mut tunnel_lines: HashMap<u32, usize> = HashMap::new();
-        let mut session_lines: HashMap<(u32, u32), usize> = HashMap::new();
-        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut tunnel_lines: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut session_lines: BTreeMap<(u32, u32), usize> = BTreeMap::new();
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
         // L2TPv3 session ids and whether their tunnel is IP-encapsulated (§5.2: those must be
         // unique across all tunnels).
-        let mut v3_sessions: HashMap<u32, (bool, usize)> = HashMap::new();
+        let mut v3_sessions: BTreeMap<u32, (bool, usize)> = BTreeMap::new();
         for t in &self.tunnel {
             let tid = *t.tunnel_id.get_ref();
             if let Some(first) = tunnel_lines.insert(tid, line_of(text, t.tunnel_id.span().start)) {
