@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use ul2tp_api::{pw_type, Stats};
@@ -185,7 +185,7 @@ pub struct Session {
     pub(crate) trace: AtomicBool,
     /// Called when the reorder queue's head deadline appears or moves earlier
     /// ([`Session::set_reorder_waker`]).
-    reorder_waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    reorder_waker: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl core::fmt::Debug for Session {
@@ -229,17 +229,17 @@ impl Session {
             stats: AtomicStats::default(),
             dead: AtomicBool::new(false),
             trace,
-            reorder_waker: OnceLock::new(),
+            reorder_waker: Mutex::new(None),
             tunnel,
         }
     }
 
     /// Install the function the receive path calls (after releasing the session's lock) when
     /// [`Session::next_timeout`] becomes `Some` or moves earlier: the data path arms its
-    /// reorder timer from it and needs no timer at all while nothing is held. Only the first
-    /// call takes effect; returns whether this one did.
+    /// reorder timer from it and needs no timer at all while nothing is held. Replaces the
+    /// previous one; returns whether there was one.
     pub fn set_reorder_waker(&self, f: impl Fn() + Send + Sync + 'static) -> bool {
-        self.reorder_waker.set(Box::new(f)).is_ok()
+        lock(&self.reorder_waker).replace(Box::new(f)).is_some()
     }
 
     /// The session's tunnel.
@@ -582,7 +582,7 @@ impl Session {
             (verdict, wake)
         };
         if wake {
-            if let Some(w) = self.reorder_waker.get() {
+            if let Some(w) = lock(&self.reorder_waker).as_ref() {
                 w();
             }
         }

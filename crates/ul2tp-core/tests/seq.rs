@@ -495,7 +495,7 @@ fn reorder_waker_only_when_something_is_held() {
         let mut g = Rig::v3(|p| p.reorder_timeout_ms = timeout);
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        assert!(g.s.set_reorder_waker(move || {
+        assert!(!g.s.set_reorder_waker(move || {
             c.fetch_add(1, Ordering::Relaxed);
         }));
         for ns in 0..50 {
