@@ -28,7 +28,6 @@
 //! name = "l2tpeth0"
 //! ```
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -463,12 +462,12 @@ impl Config {
         };
         let mut out = Vec::new();
         // Lines of what is declared, to refuse what the daemon would refuse as EEXIST.
-        let mut tunnel_lines: BTreeMap<u32, usize> = BTreeMap::new();
-        let mut session_lines: BTreeMap<(u32, u32), usize> = BTreeMap::new();
-        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut tunnel_lines = std::collections::BTreeMap::new();
+        let mut session_lines = std::collections::BTreeMap::new();
+        let mut names = std::collections::BTreeMap::new();
         // L2TPv3 session ids and whether their tunnel is IP-encapsulated (§5.2: those must be
         // unique across all tunnels).
-        let mut v3_sessions: BTreeMap<u32, (bool, usize)> = BTreeMap::new();
+        let mut v3_sessions = std::collections::BTreeMap::new();
         for t in &self.tunnel {
             let tid = *t.tunnel_id.get_ref();
             if let Some(first) = tunnel_lines.insert(tid, line_of(text, t.tunnel_id.span().start)) {
