@@ -342,6 +342,27 @@ pub struct Checked {
     pub config: Config,
     /// Its tunnels and sessions as create requests, tunnels before their sessions.
     pub statics: Vec<StaticObject>,
+    /// The file and its text, to name the line of a key in run-time errors.
+    pub source: Source,
+}
+
+/// A configuration file's name and text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    file: PathBuf,
+    text: String,
+}
+
+impl Source {
+    /// `FILE:LINE: [table] key` (or `FILE: [table] key` when the key is not in the file), to
+    /// prefix a run-time error about a key of a single table, e.g. a `listen` address that
+    /// cannot be bound.
+    pub fn locate(&self, table: &str, key: &str) -> String {
+        match key_line(&self.text, table, key) {
+            Some(l) => format!("{}:{l}: [{table}] {key}", self.file.display()),
+            None => format!("{}: [{table}] {key}", self.file.display()),
+        }
+    }
 }
 
 /// The line of `key` in the single table `[table]`, else of the table's header.
@@ -443,7 +464,14 @@ impl Config {
         if let Some(c) = &config.control {
             c.check().map_err(|(key, m)| at("control", key, m))?;
         }
-        Ok(Checked { config, statics })
+        Ok(Checked {
+            config,
+            statics,
+            source: Source {
+                file: path.to_path_buf(),
+                text: text.to_string(),
+            },
+        })
     }
 
     /// Turn the declared tunnels and sessions into create requests, validating every value

@@ -84,6 +84,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|c| c.config.clone())
         .unwrap_or_default();
+    // Where a key of a single table is, for run-time errors about it.
+    let locate = {
+        let source = checked.as_ref().map(|c| c.source.clone());
+        move |table: &str, key: &str| match &source {
+            Some(c) => format!("{}: ", c.locate(table, key)),
+            None => String::new(),
+        }
+    };
     let socket_path = args
         .socket
         .clone()
@@ -124,14 +132,22 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         if let Some(c) = &cfg.control {
             let local = daemon.start_control(c.settings()).map_err(|e| {
-                anyhow::anyhow!("cannot start the control endpoint on {}: {e}", c.listen)
+                anyhow::anyhow!(
+                    "{}cannot start the control endpoint on {}: {e}",
+                    locate("control", "listen"),
+                    c.listen
+                )
             })?;
             tracing::info!("L2TP control endpoint on {local}");
         }
         if let Some(m) = &cfg.metrics {
-            let l = tokio::net::TcpListener::bind(m.listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {}: {e}", m.listen))?;
+            let l = tokio::net::TcpListener::bind(m.listen).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "{}cannot serve metrics on {}: {e}",
+                    locate("metrics", "listen"),
+                    m.listen
+                )
+            })?;
             tracing::info!("metrics on http://{}/metrics", m.listen);
             tokio::spawn(ul2tpd::metrics::serve(l, daemon.registry().clone()));
         }

@@ -128,7 +128,7 @@ fn differing_keys(a: &Attrs, b: &Attrs) -> Vec<&'static str> {
         return vec!["?"];
     };
     let names: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-    let mut out: Vec<&'static str> = names
+    let out: BTreeSet<&'static str> = names
         .into_iter()
         .filter(|k| x.get(*k) != y.get(*k))
         .map(|k| match k.as_str() {
@@ -156,8 +156,7 @@ fn differing_keys(a: &Attrs, b: &Attrs) -> Vec<&'static str> {
             _ => "?",
         })
         .collect();
-    out.dedup();
-    out
+    out.into_iter().collect()
 }
 
 fn request(cmd: Command, attrs: Attrs) -> Request {
@@ -445,5 +444,46 @@ impl Statics {
             sum.failed
         );
         Ok(sum)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(text: &str) -> Vec<StaticObject> {
+        Config::check(Path::new("t.toml"), text).unwrap().statics
+    }
+
+    const T: &str = "[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nlocal = \"10.0.0.1\"\nremote = \"10.0.0.2\"\nudp_sport = 1\nudp_dport = 2\n[[tunnel.session]]\nsession_id = 3\npeer_session_id = 4\n";
+
+    #[test]
+    fn keys_and_differences_use_the_file_names() {
+        let a = objects(T);
+        assert_eq!(Key::of(&a[0]), Key::Tunnel(1));
+        assert_eq!(Key::of(&a[1]), Key::Session(1, 3));
+        assert!(Key::Tunnel(9) < Key::Session(1, 1), "tunnels sort first");
+        let b = objects(
+            &T.replace("remote = \"10.0.0.2\"", "remote = \"10.0.0.9\"")
+                .replace("udp_dport = 2", "udp_dport = 5"),
+        );
+        assert_eq!(
+            differing_keys(&a[0].attrs, &b[0].attrs),
+            ["remote", "udp_dport"]
+        );
+        let c = objects(
+            &(T.to_string() + "seq = \"both\"\nreorder_timeout = 50\ncookie = \"00112233\"\n"),
+        );
+        assert_eq!(
+            differing_keys(&a[1].attrs, &c[1].attrs),
+            ["cookie", "reorder_timeout", "seq"]
+        );
+        // Only the cookie cannot change live.
+        assert_eq!(
+            differing_keys(&without_live(&a[1].attrs), &without_live(&c[1].attrs)),
+            ["cookie"]
+        );
+        assert_eq!(live(&c[1].attrs), (true, true, false, 50));
+        assert_eq!(live(&a[1].attrs), (false, false, false, 0));
     }
 }

@@ -270,3 +270,31 @@ fn check_config_refuses_what_start_up_refuses() {
         assert!(!sock.exists());
     }
 }
+
+/// Start-up errors about a key at run time (an address that cannot be bound) name the file,
+/// line and key too. (192.0.2.77 is a documentation address no host has: nothing is bound.)
+#[test]
+fn bind_errors_name_file_line_and_key() {
+    for (name, text, want) in [
+        (
+            "bind-metrics.toml",
+            "[metrics]\n\nlisten = \"192.0.2.77:9650\"\n",
+            "bind-metrics.toml:3: [metrics] listen: cannot serve metrics on 192.0.2.77:9650",
+        ),
+        (
+            "bind-control.toml",
+            "[control]\nhost_name = \"x\"\nlisten = \"192.0.2.77:1701\"\n",
+            "bind-control.toml:3: [control] listen: cannot start the control endpoint on 192.0.2.77:1701",
+        ),
+    ] {
+        let p = temp_file(name, text);
+        let o = ul2tpd(&["--config", p.to_str().unwrap(), "--check-config"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let dir = std::env::temp_dir().join(format!("ul2tpd-cl-{}", std::process::id()));
+        let sock = dir.join(format!("{name}.sock"));
+        let o = ul2tpd(&["--config", p.to_str().unwrap(), "--socket", sock.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "want {want:?} in {err:?}");
+    }
+}
