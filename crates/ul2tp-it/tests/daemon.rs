@@ -59,6 +59,18 @@ fn idle_sessions_cost_no_cpu() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `ul2tp show tunnel` as user and group 65534 ("nobody" / "nogroup").
+fn show_as_nobody(d: &Daemon) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(ul2tp_it::bin("ul2tp"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["show", "tunnel"])
+        .output()
+        .unwrap()
+}
+
 /// Every session by (tunnel, session).
 fn sessions(d: &Daemon) -> BTreeMap<(u32, u32), Attrs> {
     let r = d
@@ -87,7 +99,8 @@ fn tunnels(d: &Daemon) -> BTreeMap<u32, Attrs> {
 
 /// SIGHUP re-reads the file: a session added to the file is created, one removed from it is
 /// deleted, one whose `seq` and `reorder_timeout` changed is modified live, a tunnel whose
-/// port changed is left as it is, and objects created through the API are untouched. A bad
+/// port changed is left as it is, `[api] read_group` applies to new connections, and objects
+/// created through the API are untouched. A bad
 /// file is reported with file, line and key and changes nothing. The daemon survives both.
 #[test]
 fn sighup_reloads_the_configuration() {
@@ -140,9 +153,15 @@ fn sighup_reloads_the_configuration() {
         tunnel(7799)
             + &session(1, "")
             + &session(3, "seq = \"both\"\nreorder_timeout = 100\n")
-            + &session(4, ""),
+            + &session(4, "")
+            + "\n[api]\nread_group = \"nogroup\"\n",
     )
     .unwrap();
+    assert_eq!(
+        show_as_nobody(&d).status.code(),
+        Some(1),
+        "read before read_group"
+    );
     d.signal("HUP");
     assert!(
         d.wait_for(Duration::from_secs(10), || d.log().contains("reloaded ")),
@@ -155,6 +174,13 @@ fn sighup_reloads_the_configuration() {
         BTreeSet::from([(3000, 1), (3000, 3), (3000, 4), (3000, 50), (5000, 1)])
     );
     assert!(ns.has_link("hup4") && !ns.has_link("hup2"));
+    // [api] read_group changed live: "nobody" (group nogroup) may read now.
+    let show = show_as_nobody(&d);
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
     assert!(ns.has_link("api50") && ns.has_link("api5000"));
     for (dev, idx) in &kept {
         assert_eq!(&ifindex(dev), idx, "{dev} was re-created");
@@ -178,7 +204,8 @@ fn sighup_reloads_the_configuration() {
         "seq none -> both, reorder_timeout 0 -> 100",
         "reload: tunnel 3000 (",
         "udp_dport changed in the file",
-        "1 added, 1 removed, 1 changed, 1 left as they are, 0 failed",
+        "reload: [api] group none -> none, read_group none -> nogroup (for new connections)",
+        "1 added, 1 removed, 2 changed, 1 left as they are, 0 failed",
     ] {
         assert!(log.contains(want), "missing {want:?} in the log:\n{log}");
     }

@@ -153,10 +153,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         let listener = server::bind(&socket_path)?;
         tracing::info!("ul2tpd serving {}", socket_path.display());
+        let access: server::SharedAccess = Arc::new(arc_swap::ArcSwap::from_pointee(access));
+        if let Some(s) = &mut statics {
+            s.set_access(access.clone());
+        }
         let serve = tokio::spawn(server::serve(
             listener,
             daemon.clone(),
-            Arc::new(access),
+            access,
             socket_path.clone(),
         ));
         loop {

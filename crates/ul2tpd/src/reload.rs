@@ -89,6 +89,8 @@ pub struct Statics {
     path: PathBuf,
     config: Config,
     objects: BTreeMap<Key, Owned>,
+    /// The API permissions to update when `[api]` groups change.
+    access: Option<crate::server::SharedAccess>,
 }
 
 /// The live-changeable attributes of a session (SESSION_MODIFY, docs/reference/kernel.md §4.7).
@@ -179,6 +181,7 @@ impl Statics {
                 ..checked.config
             },
             objects: BTreeMap::new(),
+            access: None,
         };
         for obj in checked.statics {
             s.create(daemon, obj)
@@ -186,6 +189,12 @@ impl Statics {
                 .map_err(|e| format!("{}:{e}", path.display()))?;
         }
         Ok(s)
+    }
+
+    /// Let reloads change the API permissions (`[api] group`, `read_group`) of new
+    /// connections.
+    pub fn set_access(&mut self, access: crate::server::SharedAccess) {
+        self.access = Some(access);
     }
 
     /// The static objects known to be running (for tests and logs).
@@ -421,8 +430,37 @@ impl Statics {
             }
         }
 
-        // 4. The single tables: applied at start-up only.
+        // 4. The single tables: the [api] groups apply to new connections; the rest at the
+        // next start.
         let new_cfg = checked.config;
+        let (old_api, new_api) = (&self.config.api, &new_cfg.api);
+        if (&old_api.group, &old_api.read_group) != (&new_api.group, &new_api.read_group) {
+            if let Some(access) = &self.access {
+                match crate::server::Access::from_names(
+                    new_api.group.as_deref(),
+                    new_api.read_group.as_deref(),
+                ) {
+                    Ok(a) => {
+                        access.store(Arc::new(a));
+                        let show = |g: &Option<String>| g.clone().unwrap_or_else(|| "none".into());
+                        tracing::info!(
+                            "reload: [api] group {} -> {}, read_group {} -> {} (for new connections)",
+                            show(&old_api.group),
+                            show(&new_api.group),
+                            show(&old_api.read_group),
+                            show(&new_api.read_group)
+                        );
+                        self.config.api.group = new_api.group.clone();
+                        self.config.api.read_group = new_api.read_group.clone();
+                        sum.changed += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!("reload: [api]: {e}");
+                        sum.failed += 1;
+                    }
+                }
+            }
+        }
         for (name, changed) in [
             ("api", self.config.api != new_cfg.api),
             ("control", self.config.control != new_cfg.control),
