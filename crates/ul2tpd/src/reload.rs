@@ -13,8 +13,8 @@
 //! * for objects in both, what a SESSION_MODIFY can change (`seq`, `lns_mode`,
 //!   `reorder_timeout`) is changed live; any other difference (addresses, ports, ids,
 //!   cookies, names, pseudowire type, ...) is logged and left as it is;
-//! * changes to `[api]`, `[control]` and `[metrics]` are logged and take effect at the next
-//!   start.
+//! * `[api] group` and `read_group` apply to connections accepted afterwards; changes to
+//!   `[api] socket`, `[control]` and `[metrics]` are logged and take effect at the next start.
 //!
 //! Every change is one log line, followed by a summary.
 
