@@ -302,8 +302,7 @@ impl Statics {
             .collect();
         for k in removed {
             if !self.running(daemon, k) {
-                // A session that went with its removed tunnel... (never: sessions go first),
-                // or deleted concurrently.
+                // Deleted through the API while this reload ran.
                 self.objects.remove(&k);
                 continue;
             }
