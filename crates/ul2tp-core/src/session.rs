@@ -183,6 +183,9 @@ pub struct Session {
     pub(crate) stats: AtomicStats,
     pub(crate) dead: AtomicBool,
     pub(crate) trace: AtomicBool,
+    /// Called when the reorder queue's head deadline appears or moves earlier
+    /// ([`Session::set_reorder_waker`]).
+    reorder_waker: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl core::fmt::Debug for Session {
@@ -226,8 +229,17 @@ impl Session {
             stats: AtomicStats::default(),
             dead: AtomicBool::new(false),
             trace,
+            reorder_waker: Mutex::new(None),
             tunnel,
         }
+    }
+
+    /// Install the function the receive path calls (after releasing the session's lock) when
+    /// [`Session::next_timeout`] becomes `Some` or moves earlier: the data path arms its
+    /// reorder timer from it and needs no timer at all while nothing is held. Replaces the
+    /// previous one; returns whether there was one.
+    pub fn set_reorder_waker(&self, f: impl Fn() + Send + Sync + 'static) -> bool {
+        lock(&self.reorder_waker).replace(Box::new(f)).is_some()
     }
 
     /// The session's tunnel.
@@ -560,10 +572,20 @@ impl Session {
         deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
     ) -> RxOutcome {
         let mut out = Released::default();
-        let verdict = {
+        let (verdict, wake) = {
             let mut st = lock(&self.rx);
-            self.rx_locked(&mut st, now, seq, len, frame, &mut out)
+            let before = st.queue.front().map(|h| h.expires);
+            let verdict = self.rx_locked(&mut st, now, seq, len, frame, &mut out);
+            let after = st.queue.front().map(|h| h.expires);
+            // The timer needs (re)arming only when a deadline appears or comes earlier.
+            let wake = after.is_some_and(|a| before.is_none_or(|b| a < b));
+            (verdict, wake)
         };
+        if wake {
+            if let Some(w) = lock(&self.reorder_waker).as_ref() {
+                w();
+            }
+        }
         // Held frames released by this packet come before it only if it was queued behind
         // them; the fast path (current set) runs only with an empty queue.
         for f in &out.held {

@@ -485,3 +485,41 @@ fn reorder_queue_is_bounded() {
     assert_eq!(g.tags().len(), 1024);
     assert_eq!(g.s.nr_ns().0, 1027);
 }
+
+/// The reorder waker (the data path's timer) is called only when a held packet gives the
+/// queue a deadline or an earlier one: never for in-order traffic, never with nothing held.
+#[test]
+fn reorder_waker_only_when_something_is_held() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for timeout in [0, 100] {
+        let mut g = Rig::v3(|p| p.reorder_timeout_ms = timeout);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        assert!(!g.s.set_reorder_waker(move || {
+            c.fetch_add(1, Ordering::Relaxed);
+        }));
+        for ns in 0..50 {
+            g.rx(Some(ns), ns as u8);
+        }
+        for _ in 0..10 {
+            g.rx(None, 0xee);
+        }
+        assert_eq!(g.s.next_timeout(), None, "timeout {timeout}");
+        assert_eq!(calls.load(Ordering::Relaxed), 0, "timeout {timeout}");
+    }
+    let mut g = Rig::v3(|p| p.reorder_timeout_ms = 100);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    g.s.set_reorder_waker(move || {
+        c.fetch_add(1, Ordering::Relaxed);
+    });
+    g.rx(Some(0), 0);
+    g.rx(Some(2), 2); // held: the queue gets a deadline
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    g.rx(Some(3), 3); // held behind it: same head, no new wake-up
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    g.rx(Some(1), 1); // fills the gap: all delivered, nothing held
+    assert_eq!(g.tags(), [0, 1, 2, 3]);
+    assert_eq!(g.s.next_timeout(), None);
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}

@@ -268,6 +268,12 @@ pub struct Daemon {
 impl Daemon {
     /// Start ul2tpd in `ns` with extra arguments and wait until its API answers.
     pub fn start(ns: &Netns, extra: &[&str]) -> Daemon {
+        Self::start_within(ns, extra, Duration::from_secs(10))
+    }
+
+    /// [`Daemon::start`] with a longer start-up allowance (e.g. thousands of static
+    /// sessions, each with its device, are created before the API socket is served).
+    pub fn start_within(ns: &Netns, extra: &[&str], timeout: Duration) -> Daemon {
         let dir = std::env::temp_dir().join(unique("ul2tpd-"));
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("api.sock");
@@ -283,7 +289,7 @@ impl Daemon {
             .spawn()
             .expect("spawn ul2tpd");
         let mut d = Daemon { child, socket, dir };
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + timeout;
         while ul2tp::Client::connect(&d.socket).is_err() {
             if let Ok(Some(status)) = d.child.try_wait() {
                 panic!("ul2tpd exited early ({status}): {}", d.log());
@@ -372,6 +378,49 @@ impl Daemon {
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The daemon's process id (`ip netns exec` execs it, so this is ul2tpd itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send signal `sig` (e.g. `"HUP"`) to the daemon, by PID.
+    pub fn signal(&self, sig: &str) {
+        must(
+            Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(self.pid().to_string()),
+        );
+    }
+
+    /// CPU time the daemon has used so far (user + system, from `/proc/PID/stat`).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("read /proc/PID/stat");
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        let hz: u64 = must(Command::new("getconf").arg("CLK_TCK"))
+            .trim()
+            .parse()
+            .unwrap_or(100);
+        Duration::from_nanos(ticks * 1_000_000_000 / hz)
+    }
+
+    /// Wait until `cond` holds (checked every 20 ms), up to `timeout`; returns whether it did.
+    pub fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

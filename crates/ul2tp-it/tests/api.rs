@@ -523,3 +523,38 @@ fn prometheus_metrics() {
     assert!(get("/").starts_with("HTTP/1.1 404"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The extension commands fail like the others for a caller without privilege: EPERM on
+/// stderr, nothing on stdout, exit status 2 (a refused request); `show` dumps exit 1.
+#[test]
+fn unprivileged_debug_monitor_trace_exit_non_zero() {
+    let ns = Netns::new("permx");
+    let d = Daemon::start(&ns, &[]);
+    d.ul2tp("add tunnel tunnel_id 1 peer_tunnel_id 2 local 127.0.0.1 remote 127.0.0.1 udp_sport 7650 udp_dport 7651");
+    for args in [
+        &["debug", "tunnels"][..],
+        &["debug", "pppol2tp"],
+        &["monitor"],
+        &["-j", "monitor"],
+        &["trace", "on", "tunnel_id", "1"],
+        &["trace", "off", "tunnel_id", "1", "session_id", "2"],
+        &["-j", "debug", "tunnels"],
+    ] {
+        let out = cli_as_nobody(&d, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "ul2tp {args:?}: {err}");
+        assert!(
+            err.contains("Operation not permitted"),
+            "ul2tp {args:?}: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "ul2tp {args:?} printed {:?}",
+            out.stdout
+        );
+    }
+    for args in [&["show", "tunnel"][..], &["show", "session"]] {
+        let out = cli_as_nobody(&d, args);
+        assert_eq!(out.status.code(), Some(1), "ul2tp {args:?}");
+    }
+}

@@ -4,6 +4,8 @@
 //! permissions and static (unmanaged) tunnels and sessions, which are created at start-up
 //! exactly as if the equivalent `ul2tp add tunnel` / `ul2tp add session` requests had been
 //! made. Unknown keys are rejected; every error names the file, the line and the key.
+//! [`Config::check`] is the one validation path of `--check-config`, start-up and reload
+//! (SIGHUP, `reload.rs`): whatever start-up would refuse from the file alone is refused there.
 //!
 //! ```toml
 //! [api]
@@ -43,6 +45,8 @@ pub struct ConfigError {
     pub line: Option<usize>,
     /// The key at fault, when known.
     pub key: Option<String>,
+    /// The table of `key` when it is one of the single tables (`api`, `control`, `metrics`).
+    pub table: Option<String>,
     /// What is wrong.
     pub message: String,
 }
@@ -53,8 +57,10 @@ impl std::fmt::Display for ConfigError {
         if let Some(l) = self.line {
             write!(f, ":{l}")?;
         }
-        if let Some(k) = &self.key {
-            write!(f, ": key `{k}`")?;
+        match (&self.table, &self.key) {
+            (Some(t), Some(k)) => write!(f, ": [{t}] {k}")?,
+            (None, Some(k)) => write!(f, ": key `{k}`")?,
+            _ => {}
         }
         write!(f, ": {}", self.message)
     }
@@ -63,7 +69,7 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The `[api]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// Socket path.
@@ -75,7 +81,7 @@ pub struct ApiConfig {
 }
 
 /// The `[control]` table: run the L2TP control protocol (dynamic tunnels).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     /// Local address and port of the control endpoint (default 0.0.0.0:1701).
@@ -137,25 +143,21 @@ impl ControlConfig {
         }
     }
 
-    /// The PPP pool, when both `ppp_local` and a well-formed `ppp_pool` are given.
+    /// The PPP pool, when both `ppp_local` and a well-formed `ppp_pool` are given (always
+    /// the case for a table that passed [`ControlConfig::check`]).
     fn ppp_pool(&self) -> Option<crate::control::PppPool> {
         let (local, pool) = (self.ppp_local?, self.ppp_pool.as_ref()?);
-        let (a, b) = pool.split_once('-')?;
-        let (first, last): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
-            (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        let (first, last) = parse_pool(pool).ok()?;
         let require = match self.ppp_auth.as_deref() {
             None => Vec::new(),
-            Some("pap") => vec![ul2tp_ppp::AuthProtocol::Pap],
-            Some("chap") => vec![ul2tp_ppp::AuthProtocol::ChapMd5],
-            Some("mschapv2") => vec![ul2tp_ppp::AuthProtocol::MsChapV2],
-            Some(_) => return None,
+            Some(a) => vec![auth_protocol(a)?],
         };
         let users = self
             .ppp_users
             .iter()
             .map(|(u, p)| (u.clone(), p.clone()))
             .collect();
-        (u32::from(first) <= u32::from(last)).then_some(crate::control::PppPool {
+        Some(crate::control::PppPool {
             local,
             first,
             last,
@@ -172,27 +174,68 @@ impl ControlConfig {
         })
     }
 
-    /// Check the values serde cannot: the pool's form.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Check what serde cannot: the values' forms and the keys that need each other. On
+    /// failure: the key at fault and what is wrong ([`Config::check`] adds file and line).
+    /// A new key with a rule of its own adds one `if` here.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Some(a) = &self.ppp_auth {
+            if auth_protocol(a).is_none() {
+                return Err((
+                    "ppp_auth",
+                    format!("{a:?} is not one of pap, chap, mschapv2"),
+                ));
+            }
+        }
         match (&self.ppp_local, &self.ppp_pool) {
-            (None, None) => Ok(()),
-            _ if self
-                .ppp_auth
-                .as_deref()
-                .is_some_and(|a| !matches!(a, "pap" | "chap" | "mschapv2")) =>
-            {
-                Err(format!(
-                    "ppp_auth {:?} is not one of pap, chap, mschapv2",
-                    self.ppp_auth
+            (Some(_), None) => {
+                return Err((
+                    "ppp_local",
+                    "needs ppp_pool (the peers' addresses, \"FIRST-LAST\")".into(),
                 ))
             }
-            (Some(_), Some(_)) if self.ppp_pool().is_some() => Ok(()),
-            (Some(_), Some(p)) => Err(format!(
-                "ppp_pool {p:?} is not FIRST-LAST with FIRST <= LAST"
-            )),
-            _ => Err("ppp_local and ppp_pool go together".into()),
+            (None, Some(_)) => return Err(("ppp_pool", "needs ppp_local (our address)".into())),
+            (Some(_), Some(p)) => {
+                parse_pool(p).map_err(|m| ("ppp_pool", m))?;
+            }
+            (None, None) => {
+                if self.ppp_auth.is_some() {
+                    return Err((
+                        "ppp_auth",
+                        "needs ppp_local and ppp_pool (peers authenticate to the LNS PPP endpoint they configure)".into(),
+                    ));
+                }
+            }
         }
+        if self.ppp_auth.is_some() && self.ppp_users.is_empty() {
+            return Err((
+                "ppp_auth",
+                "needs ppp_users (with none, no peer could authenticate)".into(),
+            ));
+        }
+        Ok(())
     }
+}
+
+/// `"pap"`, `"chap"`, `"mschapv2"`.
+fn auth_protocol(name: &str) -> Option<ul2tp_ppp::AuthProtocol> {
+    match name {
+        "pap" => Some(ul2tp_ppp::AuthProtocol::Pap),
+        "chap" => Some(ul2tp_ppp::AuthProtocol::ChapMd5),
+        "mschapv2" => Some(ul2tp_ppp::AuthProtocol::MsChapV2),
+        _ => None,
+    }
+}
+
+/// A pool `"FIRST-LAST"` of IPv4 addresses with FIRST <= LAST.
+fn parse_pool(pool: &str) -> Result<(std::net::Ipv4Addr, std::net::Ipv4Addr), String> {
+    let bad = || format!("{pool:?} is not FIRST-LAST (two IPv4 addresses)");
+    let (a, b) = pool.split_once('-').ok_or_else(bad)?;
+    let first: std::net::Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+    let last: std::net::Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+    if first > last {
+        return Err(format!("first address {first} is after last {last}"));
+    }
+    Ok((first, last))
 }
 
 /// Encapsulation keyword.
@@ -286,7 +329,7 @@ pub struct Config {
 }
 
 /// The `[metrics]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Address and port of the HTTP endpoint serving `GET /metrics`.
@@ -302,6 +345,64 @@ pub struct StaticObject {
     pub is_session: bool,
     /// Line of the table in the file.
     pub line: usize,
+}
+
+/// A configuration that passed every check: what `--check-config` reports on, start-up
+/// creates and a reload (SIGHUP) applies. [`Config::check`] is the one validation path.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The parsed file.
+    pub config: Config,
+    /// Its tunnels and sessions as create requests, tunnels before their sessions.
+    pub statics: Vec<StaticObject>,
+    /// The file and its text, to name the line of a key in run-time errors.
+    pub source: Source,
+}
+
+/// A configuration file's name and text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    file: PathBuf,
+    text: String,
+}
+
+impl Source {
+    /// `FILE:LINE: [table] key` (or `FILE: [table] key` when the key is not in the file), to
+    /// prefix a run-time error about a key of a single table, e.g. a `listen` address that
+    /// cannot be bound.
+    pub fn locate(&self, table: &str, key: &str) -> String {
+        match key_line(&self.text, table, key) {
+            Some(l) => format!("{}:{l}: [{table}] {key}", self.file.display()),
+            None => format!("{}: [{table}] {key}", self.file.display()),
+        }
+    }
+}
+
+/// The line of `key` in the single table `[table]`, else of the table's header.
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let (tk, tv) = doc
+        .get_ref()
+        .iter()
+        .find(|(k, _)| &**k.get_ref() == table)?;
+    let header = line_of(text, tk.span().start);
+    match tv.get_ref() {
+        toml::de::DeValue::Table(t) => Some(
+            t.iter()
+                .find(|(k, _)| &**k.get_ref() == key)
+                .map_or(header, |(k, _)| line_of(text, k.span().start)),
+        ),
+        _ => Some(header),
+    }
+}
+
+/// Whether a group exists (the `[api]` group keys).
+fn check_group(name: &str) -> Result<(), String> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!("group {name:?} does not exist")),
+        Err(e) => Err(format!("cannot look up group {name:?}: {e}")),
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -326,6 +427,7 @@ impl Config {
             file: path.to_path_buf(),
             line: None,
             key: None,
+            table: None,
             message: format!("cannot read configuration file: {e}"),
         })?;
         let cfg = Self::parse(path, &text)?;
@@ -340,8 +442,48 @@ impl Config {
                 file: path.to_path_buf(),
                 line: e.span().map(|s| line_of(text, s.start)),
                 key: key_in_message(&msg),
+                table: None,
                 message: msg,
             }
+        })
+    }
+
+    /// Read and check a file ([`Config::check`]).
+    pub fn check_file(path: &Path) -> Result<Checked, ConfigError> {
+        let (_, text) = Self::load(path)?;
+        Self::check(path, &text)
+    }
+
+    /// Parse and check TOML text: everything start-up would refuse is refused here, with the
+    /// file, line and key. `--check-config`, start-up and reload all go through this.
+    pub fn check(path: &Path, text: &str) -> Result<Checked, ConfigError> {
+        let config = Self::parse(path, text)?;
+        let statics = config.static_objects(path, text)?;
+        let at = |table: &str, key: &str, message: String| ConfigError {
+            file: path.to_path_buf(),
+            line: key_line(text, table, key),
+            key: Some(key.to_string()),
+            table: Some(table.to_string()),
+            message,
+        };
+        for (key, group) in [
+            ("group", &config.api.group),
+            ("read_group", &config.api.read_group),
+        ] {
+            if let Some(g) = group {
+                check_group(g).map_err(|m| at("api", key, m))?;
+            }
+        }
+        if let Some(c) = &config.control {
+            c.check().map_err(|(key, m)| at("control", key, m))?;
+        }
+        Ok(Checked {
+            config,
+            statics,
+            source: Source {
+                file: path.to_path_buf(),
+                text: text.to_string(),
+            },
         })
     }
 
@@ -356,11 +498,26 @@ impl Config {
             file: path.to_path_buf(),
             line: Some(line_of(text, span.start)),
             key: Some(key.to_string()),
+            table: None,
             message,
         };
         let mut out = Vec::new();
+        // Lines of what is declared, to refuse what the daemon would refuse as EEXIST.
+        let mut tunnel_lines = std::collections::BTreeMap::new();
+        let mut session_lines = std::collections::BTreeMap::new();
+        let mut names = std::collections::BTreeMap::new();
+        // L2TPv3 session ids and whether their tunnel is IP-encapsulated (§5.2: those must be
+        // unique across all tunnels).
+        let mut v3_sessions = std::collections::BTreeMap::new();
         for t in &self.tunnel {
             let tid = *t.tunnel_id.get_ref();
+            if let Some(first) = tunnel_lines.insert(tid, line_of(text, t.tunnel_id.span().start)) {
+                return Err(err(
+                    t.tunnel_id.span(),
+                    "tunnel_id",
+                    format!("tunnel {tid} is declared twice (first at line {first})"),
+                ));
+            }
             if tid == 0 {
                 return Err(err(
                     t.tunnel_id.span(),
@@ -386,6 +543,20 @@ impl Config {
                         "version",
                         "L2TPv2 is carried over UDP only".into(),
                     ));
+                }
+            }
+            if version == 2 {
+                for (key, v) in [
+                    ("tunnel_id", &t.tunnel_id),
+                    ("peer_tunnel_id", &t.peer_tunnel_id),
+                ] {
+                    if *v.get_ref() > 0xffff {
+                        return Err(err(
+                            v.span(),
+                            key,
+                            "L2TPv2 tunnel ids are 1 to 65535".into(),
+                        ));
+                    }
                 }
             }
             let (local, remote) = (*t.local.get_ref(), *t.remote.get_ref());
@@ -459,8 +630,65 @@ impl Config {
             for s in &t.session {
                 let line = line_of(text, s.span().start);
                 let s = s.get_ref();
+                let attrs = session_attrs(tid, s, &err)?;
+                let sid = *s.session_id.get_ref();
+                if let Some(first) = session_lines.insert((tid, sid), line) {
+                    return Err(err(
+                        s.session_id.span(),
+                        "session_id",
+                        format!(
+                            "session {sid} is declared twice in tunnel {tid} (first at line {first})"
+                        ),
+                    ));
+                }
+                if version == 2 {
+                    if attrs.pw_type != Some(pw_type::PPP) {
+                        let span = s.pw_type.as_ref().map_or(s.session_id.span(), |p| p.span());
+                        return Err(err(
+                            span,
+                            "pw_type",
+                            "an L2TPv2 tunnel carries PPP sessions only (pw_type = \"ppp\")".into(),
+                        ));
+                    }
+                    for (key, v) in [
+                        ("session_id", &s.session_id),
+                        ("peer_session_id", &s.peer_session_id),
+                    ] {
+                        if *v.get_ref() > 0xffff {
+                            return Err(err(
+                                v.span(),
+                                key,
+                                "L2TPv2 session ids are 1 to 65535".into(),
+                            ));
+                        }
+                    }
+                } else {
+                    let ip = t.encap == EncapKw::Ip;
+                    if let Some((other_ip, first)) = v3_sessions.get(&sid) {
+                        if ip || *other_ip {
+                            return Err(err(
+                                s.session_id.span(),
+                                "session_id",
+                                format!("session {sid} is also declared at line {first}; with encap ip, L2TPv3 session ids are unique across tunnels"),
+                            ));
+                        }
+                    }
+                    v3_sessions.insert(sid, (ip, line));
+                }
+                if let Some(n) = &s.name {
+                    if let Some(first) = names.insert(n.get_ref().clone(), line) {
+                        return Err(err(
+                            n.span(),
+                            "name",
+                            format!(
+                                "interface {:?} is also declared at line {first}",
+                                n.get_ref()
+                            ),
+                        ));
+                    }
+                }
                 out.push(StaticObject {
-                    attrs: session_attrs(tid, s, &err)?,
+                    attrs,
                     is_session: true,
                     line,
                 });
@@ -689,6 +917,72 @@ seq = "both"
         assert_eq!(s.config.secret.as_deref(), Some(&b"s"[..]));
         let e = Config::parse(p, "[control]\nlisten = \"nowhere\"\n").unwrap_err();
         assert_eq!(e.line, Some(2));
+    }
+
+    fn check_err(text: &str) -> ConfigError {
+        Config::check(Path::new("t.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn control_checks_name_line_and_key() {
+        let e =
+            check_err("[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.9-10.0.0.1\"\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:3: [control] ppp_pool: first address 10.0.0.9 is after last 10.0.0.1"
+        );
+        let e = check_err("[control]\nppp_pool = \"10.0.0.1-10.0.0.9\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_pool")));
+        let e = check_err(
+            "[control]\n\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2 to 10.0.0.9\"\n",
+        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_pool")));
+        let e = check_err("[control]\nppp_auth = \"chap\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_auth")));
+        let e = check_err("[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"md5\"\nppp_users = { a = \"b\" }\n");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:4: [control] ppp_auth: \"md5\""),
+            "{e}"
+        );
+        let ok = Config::check(
+            Path::new("t.toml"),
+            "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"chap\"\nppp_users = { a = \"b\" }\n",
+        )
+        .unwrap();
+        assert!(ok.config.control.unwrap().settings().ppp_server.is_some());
+    }
+
+    #[test]
+    fn duplicates_and_version_2_rules() {
+        let t = |tid: u32, v: u8| {
+            format!("[[tunnel]]\ntunnel_id = {tid}\npeer_tunnel_id = 2\nversion = {v}\nlocal = \"10.0.0.1\"\nremote = \"10.0.0.2\"\nudp_sport = 1\nudp_dport = 2\n")
+        };
+        let sess = |sid: u32, extra: &str| {
+            format!("[[tunnel.session]]\nsession_id = {sid}\npeer_session_id = 5\n{extra}")
+        };
+        let e = check_err(&(t(1, 3) + &sess(5, "") + &sess(5, "")));
+        assert_eq!((e.line, e.key.as_deref()), (Some(13), Some("session_id")));
+        let e = check_err(&(t(1, 3) + &sess(5, "name = \"x\"\n") + &sess(6, "name = \"x\"\n")));
+        assert_eq!((e.line, e.key.as_deref()), (Some(16), Some("name")));
+        let e = check_err(&(t(70000, 2)));
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("tunnel_id")));
+        let e = check_err(&(t(1, 2) + &sess(5, "")));
+        assert_eq!((e.line, e.key.as_deref()), (Some(10), Some("pw_type")));
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &(t(1, 2) + &sess(5, "pw_type = \"ppp\"\n")),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        // The same session id in two UDP tunnels is fine; with IP encapsulation it is not.
+        let ip = "[[tunnel]]\ntunnel_id = 9\npeer_tunnel_id = 2\nencap = \"ip\"\nlocal = \"10.0.0.1\"\nremote = \"10.0.0.3\"\n";
+        assert!(Config::check(
+            Path::new("t.toml"),
+            &(t(1, 3) + &sess(5, "") + &t(2, 3) + &sess(5, ""))
+        )
+        .is_ok());
+        let e = check_err(&(t(1, 3) + &sess(5, "") + ip + &sess(5, "")));
+        assert_eq!(e.key.as_deref(), Some("session_id"));
     }
 
     #[test]

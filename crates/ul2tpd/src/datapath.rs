@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
 use ul2tp_core::{Registry, RxOutcome, Session, SocketId, Transport};
@@ -613,15 +614,138 @@ async fn send_run(
     }
 }
 
-/// Timer of a session with a reorder timeout: releases or drops held packets whose time is up
-/// even when no further packet arrives (unlike the kernel, docs/reference/kernel.md §2.7).
-pub async fn reorder_timer(session: Arc<Session>, pws: Arc<Pseudowires>) {
+/// When the reorder timer of `session` must next fire: the deadline of the oldest held packet,
+/// or `None` — no timer at all — when the reorder queue is empty (with `reorder_timeout 0`
+/// nothing is ever held, so such a session never has a timer).
+pub(crate) fn reorder_deadline(session: &Session) -> Option<Instant> {
+    session.next_timeout()
+}
+
+/// Timer of a session: releases or drops held packets whose time is up even when no further
+/// packet arrives (unlike the kernel, docs/reference/kernel.md §2.7). While nothing is held
+/// the task only waits on `wake`, which the session's receive path notifies
+/// ([`Session::set_reorder_waker`]) when a held packet gives the queue a (new, earlier)
+/// deadline; an idle session costs no wake-ups.
+pub async fn reorder_timer(session: Arc<Session>, pws: Arc<Pseudowires>, wake: Arc<Notify>) {
     loop {
-        let wait = match session.next_timeout() {
-            Some(t) => t.saturating_duration_since(Instant::now()),
-            None => std::time::Duration::from_millis(session.reorder_timeout_ms().clamp(1, 1000)),
+        let Some(deadline) = reorder_deadline(&session) else {
+            wake.notified().await;
+            continue;
         };
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            // A new, earlier deadline: recompute.
+            _ = wake.notified() => continue,
+        }
         session.poll_reorder(Instant::now(), &mut |s, frame| deliver(&pws, s, frame));
+    }
+}
+
+/// The session's timer task, with the session's receive path wired to wake it.
+pub fn start_reorder_timer(
+    session: &Arc<Session>,
+    pws: &Arc<Pseudowires>,
+) -> tokio::task::JoinHandle<()> {
+    let wake = Arc::new(Notify::new());
+    let w = wake.clone();
+    session.set_reorder_waker(move || w.notify_one());
+    tokio::spawn(reorder_timer(session.clone(), pws.clone(), wake))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ul2tp_core::{Encap, ProtoVersion, SessionParams, TunnelParams};
+    use ul2tp_wire::data::{DefaultSublayer, V3SessionHeader};
+
+    fn session(timeout_ms: u64) -> (Registry, Arc<Session>) {
+        let r = Registry::new();
+        r.tunnel_create(TunnelParams {
+            tunnel_id: 1,
+            peer_tunnel_id: 2,
+            version: ProtoVersion::V3,
+            encap: Encap::Udp,
+            socket: SocketId(1),
+        })
+        .unwrap();
+        let mut p = SessionParams::new(10, 20, ul2tp_api::pw_type::ETH);
+        p.reorder_timeout_ms = timeout_ms;
+        let s = r.session_create(1, p).unwrap();
+        (r, s)
+    }
+
+    fn packet(seq: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 32];
+        let n = V3SessionHeader {
+            session_id: 10,
+            cookie: &[],
+            sublayer: Some(DefaultSublayer { seq: Some(seq) }),
+        }
+        .emit_udp(&mut b)
+        .unwrap();
+        b.truncate(n);
+        b.extend_from_slice(&[0u8; 20]);
+        b
+    }
+
+    /// With nothing held the timer logic asks for no wake-up, whatever the reorder timeout
+    /// (the old loop slept `reorder_timeout` clamped to 1..1000 ms, i.e. woke every 1 ms
+    /// with `reorder_timeout 0`). A held packet asks for one, at its deadline.
+    #[test]
+    fn no_wake_up_when_nothing_is_queued() {
+        for t in [0, 1, 100, 60_000] {
+            let (_r, s) = session(t);
+            assert_eq!(reorder_deadline(&s), None, "reorder_timeout {t}");
+        }
+        let (r, s) = session(100);
+        let now = Instant::now();
+        let mut got = 0;
+        for seq in [0, 1, 3] {
+            r.receive(
+                SocketId(1),
+                Transport::Udp,
+                &packet(seq),
+                now,
+                &mut |_, _| got += 1,
+            );
+        }
+        assert_eq!(got, 2);
+        assert_eq!(
+            reorder_deadline(&s),
+            Some(now + std::time::Duration::from_millis(100))
+        );
+        s.poll_reorder(now + std::time::Duration::from_millis(100), &mut |_, _| {});
+        assert_eq!(reorder_deadline(&s), None);
+    }
+
+    /// The timer task parks without a timer and is woken by a held packet, then releases it
+    /// at its deadline.
+    #[tokio::test]
+    async fn timer_task_wakes_for_a_held_packet() {
+        let (r, s) = session(50);
+        let pws = Arc::new(Pseudowires::default());
+        let task = start_reorder_timer(&s, &pws);
+        tokio::task::yield_now().await;
+        let now = Instant::now();
+        for seq in [0, 2] {
+            r.receive(
+                SocketId(1),
+                Transport::Udp,
+                &packet(seq),
+                now,
+                &mut |_, _| {},
+            );
+        }
+        assert_eq!(s.reorder_queue_len(), 1);
+        // Wait (up to 5 s) for the timer to expire the held packet.
+        for _ in 0..500 {
+            if s.reorder_queue_len() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(s.reorder_queue_len(), 0);
+        assert_eq!(s.stats().rx_seq_discards, 1);
+        task.abort();
     }
 }

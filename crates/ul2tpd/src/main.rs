@@ -2,12 +2,13 @@
 //! serves the management API on a Unix socket and creates the tunnels and sessions declared in
 //! an optional TOML configuration file.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
 
-use ul2tpd::{config, server, state};
+use ul2tpd::{config, reload, server, state};
 
 /// Command line of ul2tpd.
 #[derive(Debug, Parser)]
@@ -48,6 +49,10 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(log_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .init();
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -58,19 +63,35 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Whether log lines get ANSI colours: only on a terminal, and never when `NO_COLOR` is set to
+/// a non-empty value (<https://no-color.org>). Files and pipes get plain text.
+fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
-    let (cfg, statics) = match &args.config {
-        Some(path) => {
-            let (cfg, text) = config::Config::load(path)?;
-            let statics = cfg.static_objects(path, &text)?;
-            (cfg, statics)
-        }
-        None => (config::Config::default(), Vec::new()),
+    // One validation path for --check-config, start-up and reload (config::Config::check).
+    let checked = match &args.config {
+        Some(path) => Some(config::Config::check_file(path)?),
+        None => None,
     };
     if args.check_config {
-        println!("configuration OK: {} static objects", statics.len());
+        let n = checked.as_ref().map_or(0, |c| c.statics.len());
+        println!("configuration OK: {n} static objects");
         return Ok(());
     }
+    let cfg = checked
+        .as_ref()
+        .map(|c| c.config.clone())
+        .unwrap_or_default();
+    // Where a key of a single table is, for run-time errors about it.
+    let locate = {
+        let source = checked.as_ref().map(|c| c.source.clone());
+        move |table: &str, key: &str| match &source {
+            Some(c) => format!("{}: ", c.locate(table, key)),
+            None => String::new(),
+        }
+    };
     let socket_path = args
         .socket
         .clone()
@@ -96,65 +117,62 @@ fn run(args: Args) -> anyhow::Result<()> {
         .thread_name("ul2tpd")
         .build()?;
     rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Installed first: from here on SIGHUP re-reads the file instead of killing us.
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
         let daemon = state::Daemon::new();
-        let config_name = args
-            .config
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        for obj in statics {
-            let cmd = if obj.is_session {
-                ul2tp_api::Command::SessionCreate
-            } else {
-                ul2tp_api::Command::TunnelCreate
-            };
-            let reply = daemon
-                .handle(
-                    ul2tp_api::Request {
-                        seq: 0,
-                        cmd,
-                        dump: false,
-                        attrs: obj.attrs,
-                    },
-                    Vec::new(),
-                )
-                .await;
-            if let Some(e) = reply.0.error {
-                anyhow::bail!(
-                    "{config_name}:{}: cannot create {}: {}",
-                    obj.line,
-                    if obj.is_session { "session" } else { "tunnel" },
-                    e
-                );
-            }
-        }
+        let mut statics = match (&args.config, checked) {
+            (Some(path), Some(checked)) => Some(
+                reload::Statics::start(&daemon, path, checked)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            ),
+            _ => None,
+        };
         if let Some(c) = &cfg.control {
-            c.validate()
-                .map_err(|e| anyhow::anyhow!("{config_name}: [control]: {e}"))?;
             let local = daemon.start_control(c.settings()).map_err(|e| {
-                anyhow::anyhow!("cannot start the control endpoint on {}: {e}", c.listen)
+                anyhow::anyhow!(
+                    "{}cannot start the control endpoint on {}: {e}",
+                    locate("control", "listen"),
+                    c.listen
+                )
             })?;
             tracing::info!("L2TP control endpoint on {local}");
         }
         if let Some(m) = &cfg.metrics {
-            let l = tokio::net::TcpListener::bind(m.listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {}: {e}", m.listen))?;
+            let l = tokio::net::TcpListener::bind(m.listen).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "{}cannot serve metrics on {}: {e}",
+                    locate("metrics", "listen"),
+                    m.listen
+                )
+            })?;
             tracing::info!("metrics on http://{}/metrics", m.listen);
             tokio::spawn(ul2tpd::metrics::serve(l, daemon.registry().clone()));
         }
         let listener = server::bind(&socket_path)?;
         tracing::info!("ul2tpd serving {}", socket_path.display());
+        let access: server::SharedAccess = Arc::new(arc_swap::ArcSwap::from_pointee(access));
+        if let Some(s) = &mut statics {
+            s.set_access(access.clone());
+        }
         let serve = tokio::spawn(server::serve(
             listener,
             daemon.clone(),
-            Arc::new(access),
+            access,
             socket_path.clone(),
         ));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => match &mut statics {
+                    // Errors are logged by reload and change nothing.
+                    Some(s) => { let _ = s.reload(&daemon).await; }
+                    None => tracing::info!("SIGHUP: no configuration file (--config) to re-read"),
+                },
+            }
         }
         serve.abort();
         daemon.shutdown().await;
@@ -162,4 +180,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("ul2tpd stopped");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some(OsStr::new(""))));
+        assert!(!log_colour(true, Some(OsStr::new("1"))));
+        assert!(!log_colour(false, None));
+        assert!(!log_colour(false, Some(OsStr::new(""))));
+    }
 }

@@ -130,17 +130,21 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(l)
 }
 
+/// The permissions in force; a reload (SIGHUP) may replace them. A connection's privilege is
+/// decided when it is accepted.
+pub type SharedAccess = Arc<arc_swap::ArcSwap<Access>>;
+
 /// Accept connections forever.
 pub async fn serve(
     listener: UnixListener,
     daemon: Arc<Daemon>,
-    access: Arc<Access>,
+    access: SharedAccess,
     path: PathBuf,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let (d, a) = (daemon.clone(), access.clone());
+                let (d, a) = (daemon.clone(), access.load_full());
                 tokio::spawn(async move {
                     if let Err(e) = connection(stream, d, a).await {
                         tracing::debug!("api connection ended: {e}");

@@ -855,10 +855,10 @@ impl Daemon {
                 rt.sock.socket.clone(),
             ))));
         }
-        tasks.push(Task(tokio::spawn(datapath::reorder_timer(
-            session.clone(),
-            self.pseudowires.clone(),
-        ))));
+        tasks.push(Task(datapath::start_reorder_timer(
+            session,
+            &self.pseudowires,
+        )));
         ctl.sessions.insert(
             (tid, sid),
             SessionRt {
