@@ -370,11 +370,6 @@ impl Daemon {
             .expect("stats in reply")
     }
 
-    /// The process id (to signal this daemon, and only it).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
