@@ -652,13 +652,16 @@ fn peek_msg_type(msg: &[u8]) -> Option<MessageType> {
 
 impl Endpoint {
     /// A new endpoint. `cfg` applies to tunnels the peer opens; `encap` selects UDP or
-    /// L2TPv3/IP framing; `seed` seeds the random generator (ids, challenges, nonces, cookies).
-    pub fn new(cfg: Config, encap: Encap, seed: u64) -> Endpoint {
+    /// L2TPv3/IP framing; `seed` seeds the random generator that draws every unpredictable
+    /// value (tunnel and session ids, challenges, nonces, random vectors, cookies, tie
+    /// breakers). A daemon passes 32 bytes from the operating system's random source; tests
+    /// pass fixed bytes ([`crate::sim::seed`]) to be reproducible.
+    pub fn new(cfg: Config, encap: Encap, seed: [u8; 32]) -> Endpoint {
         Endpoint {
             cfg,
             encap,
             sh: Shared {
-                rng: StdRng::seed_from_u64(seed),
+                rng: StdRng::from_seed(seed),
                 events: VecDeque::new(),
                 session_ids: HashSet::new(),
                 call_serial: 0,

@@ -21,8 +21,8 @@ struct Pair {
 impl Pair {
     fn new(version: Version) -> Pair {
         Pair {
-            a: Endpoint::new(cfg(version, "a"), Encap::Udp, 1),
-            b: Endpoint::new(cfg(version, "b"), Encap::Udp, 2),
+            a: Endpoint::new(cfg(version, "a"), Encap::Udp, seed(1)),
+            b: Endpoint::new(cfg(version, "b"), Encap::Udp, seed(2)),
             now: Timestamp::ZERO,
         }
     }
@@ -246,7 +246,7 @@ fn malformed_datagrams_are_counted_and_dropped() {
 
 #[test]
 fn v2_over_ip_is_refused() {
-    let mut ep = Endpoint::new(Config::default(), Encap::Ip, 1);
+    let mut ep = Endpoint::new(Config::default(), Encap::Ip, seed(1));
     assert!(ep
         .connect(Timestamp::ZERO, addr(2), cfg(Version::V2, "a"))
         .is_err());
@@ -257,7 +257,7 @@ fn hidden_avps_are_on_the_wire_when_configured() {
     let mut a = cfg(Version::V2, "a");
     a.secret = Some(b"k".to_vec());
     a.hide_avps = true;
-    let mut ep = Endpoint::new(a.clone(), Encap::Udp, 1);
+    let mut ep = Endpoint::new(a.clone(), Encap::Udp, seed(1));
     ep.connect(Timestamp::ZERO, addr(2), a).unwrap();
     let t = ep.poll_transmit().unwrap();
     let m = Message::parse(&t.bytes, Version::V2, Some(b"k")).unwrap();
@@ -359,8 +359,8 @@ fn extreme_configuration_values_do_not_panic() {
     c.max_retries = u32::MAX;
     c.rx_window = 0;
     c.pw_types.clear();
-    let mut a = Endpoint::new(c.clone(), Encap::Udp, 1);
-    let mut b = Endpoint::new(c.clone(), Encap::Udp, 2);
+    let mut a = Endpoint::new(c.clone(), Encap::Udp, seed(1));
+    let mut b = Endpoint::new(c.clone(), Encap::Udp, seed(2));
     let t = a.connect(Timestamp::ZERO, addr(2), c).unwrap();
     a.open_session(Timestamp::ZERO, t, Default::default())
         .unwrap();
@@ -389,7 +389,7 @@ fn extreme_configuration_values_do_not_panic() {
 fn values_an_avp_cannot_carry_are_refused_as_bad_config() {
     let mut c = cfg(Version::V3, "a");
     c.host_name = "h".repeat(2000);
-    let mut ep = Endpoint::new(cfg(Version::V3, "a"), Encap::Udp, 1);
+    let mut ep = Endpoint::new(cfg(Version::V3, "a"), Encap::Udp, seed(1));
     assert!(matches!(
         ep.connect(Timestamp::ZERO, addr(2), c),
         Err(ul2tp_control::Error::BadConfig(_))
@@ -431,8 +431,8 @@ fn values_an_avp_cannot_carry_are_refused_as_bad_config() {
 fn endpoint_with_unusable_defaults_does_not_admit_tunnels() {
     let mut bad = cfg(Version::V2, "b");
     bad.host_name = "h".repeat(2000);
-    let mut b = Endpoint::new(bad, Encap::Udp, 2);
-    let mut a = Endpoint::new(cfg(Version::V2, "a"), Encap::Udp, 1);
+    let mut b = Endpoint::new(bad, Encap::Udp, seed(2));
+    let mut a = Endpoint::new(cfg(Version::V2, "a"), Encap::Udp, seed(1));
     a.connect(Timestamp::ZERO, addr(2), cfg(Version::V2, "a"))
         .unwrap();
     let sccrq = a.poll_transmit().unwrap();
@@ -445,7 +445,7 @@ fn endpoint_with_unusable_defaults_does_not_admit_tunnels() {
 fn sccrq_missing_a_mandatory_avp_gets_stopccn_to_the_assigned_id() {
     // docs/reference/rfc.md §1.5: SCCRQ needs Framing Capabilities. The wire layer rejects the message;
     // the engine still answers the Assigned Tunnel ID decoded before the problem.
-    let mut b = Endpoint::new(cfg(Version::V2, "b"), Encap::Udp, 2);
+    let mut b = Endpoint::new(cfg(Version::V2, "b"), Encap::Udp, seed(2));
     let sccrq = MessageBuilder::new(Version::V2, Encap::Udp, 0, 0, MessageType::Sccrq)
         .avp(AvpValue::ProtocolVersion {
             version: 1,
@@ -487,4 +487,39 @@ fn sccrq_missing_a_mandatory_avp_gets_stopccn_to_the_assigned_id() {
         ),
         "{ev:?}"
     );
+}
+
+/// The SCCRQ an endpoint seeded with `s` sends first: its tunnel id and Challenge come from
+/// the generator.
+fn first_sccrq(s: [u8; 32]) -> (u16, Vec<u8>, Vec<u8>) {
+    let mut c = cfg(Version::V2, "a");
+    c.secret = Some(b"k".to_vec());
+    c.send_challenge = true;
+    let mut ep = Endpoint::new(c.clone(), Encap::Udp, s);
+    ep.connect(Timestamp::ZERO, addr(2), c).unwrap();
+    let bytes = ep.poll_transmit().unwrap().bytes;
+    let m = Message::parse(&bytes, Version::V2, Some(b"k")).unwrap();
+    let tid = m.assigned_tunnel_id().unwrap();
+    assert_eq!(u32::from(tid), ep.tunnel_ids()[0]);
+    let challenge = m.challenge().expect("a Challenge AVP").to_vec();
+    (tid, challenge, bytes)
+}
+
+#[test]
+fn seed_is_32_octets_and_determines_ids_and_challenges() {
+    // The same seed reproduces the same tunnel id, Challenge and bytes (tests rely on it).
+    assert_eq!(first_sccrq([7; 32]), first_sccrq([7; 32]));
+    assert_eq!(first_sccrq(seed(5)), first_sccrq(seed(5)));
+    // Seeds differing in any octet, including the last ones a u64 seed could not reach, give
+    // different values.
+    let base = first_sccrq([0; 32]);
+    for i in [0usize, 8, 31] {
+        let mut s = [0u8; 32];
+        s[i] = 1;
+        let other = first_sccrq(s);
+        assert_ne!(other.1, base.1, "challenge with octet {i} changed");
+        assert_ne!(other.2, base.2);
+    }
+    let ids: std::collections::HashSet<u16> = (0..32u8).map(|i| first_sccrq([i; 32]).0).collect();
+    assert!(ids.len() > 28, "tunnel ids barely vary: {ids:?}");
 }
