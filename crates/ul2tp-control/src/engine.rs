@@ -503,6 +503,8 @@ enum SState {
     WaitTunnel,
     WaitReply,
     WaitConnect,
+    /// We sent ICCN / OCCN with this Ns; the session is up once the peer acknowledges it.
+    WaitConnectAck(u16),
     Established,
 }
 
@@ -1067,9 +1069,13 @@ impl Endpoint {
         t.last_rx = now;
         let is_ack = hdr.is_zlb() || mtype == Some(MessageType::Ack);
         let verdict = t.chan.on_receive(now, hdr.ns, hdr.nr, is_ack, msg);
-        if let RxVerdict::Deliver(msgs) = verdict {
-            let (mut ctx, tunnels) = self.ctx(now);
-            if let Some(t) = tunnels.get_mut(&tid) {
+        let (mut ctx, tunnels) = self.ctx(now);
+        if let Some(t) = tunnels.get_mut(&tid) {
+            if verdict != RxVerdict::InvalidNr {
+                // The Nr may acknowledge an ICCN / OCCN of ours: that session is now up.
+                connects_acked(t, &mut ctx);
+            }
+            if let RxVerdict::Deliver(msgs) = verdict {
                 for m in msgs {
                     dispatch(t, &mut ctx, &m);
                 }
@@ -1282,9 +1288,11 @@ fn builder(t: &Tunnel, mtype: MessageType, v2_session: u16) -> Result<MessageBui
     }
 }
 
-/// Pure acknowledgement: ZLB (v2) / ACK message (v3, docs/reference/rfc.md §2.9).
+/// Pure acknowledgement: ZLB (v2) / ACK message (v3, docs/reference/rfc.md §2.9). Its Ns is
+/// that of the next message that will go on the wire, not counting messages still waiting for
+/// the window (docs/reference/rfc.md §1.10).
 fn build_ack(t: &Tunnel) -> Option<Vec<u8>> {
-    let (ns, nr) = (t.chan.next_ns(), t.chan.nr());
+    let (ns, nr) = (t.chan.ack_ns(), t.chan.nr());
     let mut b = match t.version {
         Version::V2 => control::zlb(t.version, Encap::Udp, t.peer_id, 0, ns, nr).ok()?,
         Version::V3 => builder(t, MessageType::Ack, 0).ok()?.finish().ok()?,
@@ -1338,12 +1346,12 @@ fn new_msg(t: &Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, v2_session: u16) -
     }
 }
 
-/// Check the message against the RFC's mandatory-AVP table and hand it to reliable delivery.
-/// Building only fails for values an AVP cannot carry, which `Config::check` refuses up front.
-fn queue(t: &mut Tunnel, d: Draft) {
-    if let Ok(bytes) = d.b.and_then(MessageBuilder::finish) {
-        t.chan.send(bytes);
-    }
+/// Check the message against the RFC's mandatory-AVP table and hand it to reliable delivery;
+/// returns its Ns. Building only fails for values an AVP cannot carry, which `Config::check`
+/// refuses up front.
+fn queue(t: &mut Tunnel, d: Draft) -> Option<u16> {
+    let bytes = d.b.and_then(MessageBuilder::finish).ok()?;
+    Some(t.chan.send(bytes))
 }
 
 /// Our tunnel id as the AVP that announces it (v2 Assigned Tunnel ID, v3 Assigned CCID).
@@ -1443,7 +1451,7 @@ fn send_sccrx(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, answer: Opt
         )
         .opt(t.our_challenge.clone().map(AvpValue::Challenge))
         .opt(answer);
-    queue(t, d);
+    let _ = queue(t, d);
 }
 
 /// Tear the tunnel down from our side: StopCCN, session/tunnel down events, hold-down.
@@ -1457,9 +1465,11 @@ fn stop_tunnel(
     let d = new_msg(t, ctx, MessageType::StopCcn, 0)
         .avp(own_tunnel_id(t))
         .avp(result_avp(result_code, error));
-    // Nothing queued before the StopCCN matters any more; only the StopCCN is delivered.
-    t.chan.abandon();
-    queue(t, d);
+    // Messages that never went out are dropped and their Ns given back, so the StopCCN carries
+    // the Ns the peer expects next. Messages already sent are still retransmitted: the peer
+    // may hold them, and it delivers the StopCCN only after them (docs/reference/rfc.md §1.10).
+    t.chan.drop_unsent();
+    let _ = queue(t, d);
     down_all(t, ctx, reason);
     // docs/reference/rfc.md §1.11 / §2.9: keep delivering the StopCCN for a full retransmission cycle.
     t.state = TState::Closing {
@@ -1799,7 +1809,7 @@ fn send_session_msg(
     mtype: MessageType,
     s: &Session,
     fill: impl FnOnce(Draft, Version) -> Draft,
-) {
+) -> Option<u16> {
     let d = match t.version {
         Version::V2 => new_msg(t, ctx, mtype, s.peer_id as u16),
         Version::V3 => new_msg(t, ctx, mtype, 0)
@@ -1807,7 +1817,7 @@ fn send_session_msg(
             .avp(AvpValue::RemoteSessionId(s.peer_id)),
     };
     let d = fill(d, t.version);
-    queue(t, d);
+    queue(t, d)
 }
 
 /// Our session id as the v2 Assigned Session ID AVP.
@@ -2202,19 +2212,41 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
     t.sessions.insert(sid, s.clone());
     if call == CallType::Outgoing {
         // We are the LAC of an outgoing call; the "bearer" answers at once: send OCCN.
-        send_connected(t, ctx, MessageType::Occn, &s);
-        session_up(t, ctx, sid);
+        send_connected(t, ctx, MessageType::Occn, sid);
     }
 }
 
-fn send_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, s: &Session) {
-    send_session_msg(t, ctx, mtype, s, |d, v| match v {
+/// Send ICCN / OCCN for a session. It comes up when the peer acknowledges the message: until
+/// then the message may still wait for the window, or be lost, and the peer has no session.
+fn send_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, sid: u32) {
+    let Some(s) = t.sessions.get(&sid).cloned() else {
+        return;
+    };
+    let ns = send_session_msg(t, ctx, mtype, &s, |d, v| match v {
         Version::V2 => d
             .avp(AvpValue::TxConnectSpeed(100_000_000))
             .avp(AvpValue::FramingType(1))
             .opt(s.cfg.recv_seq.then_some(AvpValue::SequencingRequired)),
-        Version::V3 => v3_pw_avps(d, s, false),
+        Version::V3 => v3_pw_avps(d, &s, false),
     });
+    match (ns, t.sessions.get_mut(&sid)) {
+        (Some(ns), Some(s)) => s.state = SState::WaitConnectAck(ns),
+        // Not queued (cannot happen with a checked configuration): nothing to wait for.
+        _ => session_up(t, ctx, sid),
+    }
+}
+
+/// Sessions whose ICCN / OCCN the peer has acknowledged come up.
+fn connects_acked(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
+    let acked: Vec<u32> = t
+        .sessions
+        .values()
+        .filter(|s| matches!(s.state, SState::WaitConnectAck(ns) if t.chan.is_acked(ns)))
+        .map(|s| s.local_id)
+        .collect();
+    for sid in acked {
+        session_up(t, ctx, sid);
+    }
 }
 
 fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Message, sid: u32) {
@@ -2236,10 +2268,8 @@ fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Mess
     s.peer_id = peer_sid;
     read_peer_session_params(t, &mut s, m);
     if expect == CallType::Incoming {
-        s.state = SState::Established;
-        t.sessions.insert(sid, s.clone());
-        send_connected(t, ctx, MessageType::Iccn, &s);
-        session_up(t, ctx, sid);
+        t.sessions.insert(sid, s);
+        send_connected(t, ctx, MessageType::Iccn, sid);
     } else {
         s.state = SState::WaitConnect;
         t.sessions.insert(sid, s);

@@ -27,6 +27,20 @@ impl Pair {
         }
     }
 
+    /// A pair whose B runs with `b` (A's configuration comes with `connect`).
+    fn up_with(version: Version, b: Config) -> (Pair, u32, u32) {
+        let mut p = Pair {
+            a: Endpoint::new(cfg(version, "a"), Encap::Udp, seed(1)),
+            b: Endpoint::new(b, Encap::Udp, seed(2)),
+            now: Timestamp::ZERO,
+        };
+        let ta = p.a.connect(p.now, addr(2), cfg(version, "a")).unwrap();
+        p.settle(Duration::from_secs(1));
+        let tb = p.b.tunnel_ids()[0];
+        assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "established");
+        (p, ta, tb)
+    }
+
     fn drain(ep: &mut Endpoint) -> Vec<Transmit> {
         std::iter::from_fn(|| ep.poll_transmit()).collect()
     }
@@ -522,4 +536,200 @@ fn seed_is_32_octets_and_determines_ids_and_challenges() {
     }
     let ids: std::collections::HashSet<u16> = (0..32u8).map(|i| first_sccrq([i; 32]).0).collect();
     assert!(ids.len() > 28, "tunnel ids barely vary: {ids:?}");
+}
+
+fn msg_type(bytes: &[u8], version: Version) -> Option<MessageType> {
+    Message::parse(bytes, version, None).ok()?.message_type
+}
+
+fn ns_of(t: &Transmit) -> u16 {
+    ns_nr(&t.bytes).unwrap().0
+}
+
+fn sessions_up_in(ev: &[Event]) -> Vec<u32> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::SessionUp(i) => Some(i.session_id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stopccn_after_queued_messages_carries_the_ns_the_peer_expects() {
+    for version in [Version::V2, Version::V3] {
+        let (mut p, ta, tb) = Pair::up(version);
+        events(&mut p.b);
+        let expected = p.b.tunnel_stats(tb).unwrap().nr;
+        assert_eq!(p.a.tunnel_stats(ta).unwrap().next_ns, expected);
+        // 40 ICRQs: the window lets only a few out, the rest wait.
+        for _ in 0..40 {
+            p.a.open_session(p.now, ta, Default::default()).unwrap();
+        }
+        let sent = Pair::drain(&mut p.a);
+        assert!(!sent.is_empty() && sent.len() < 40, "{} sent", sent.len());
+        p.a.close_tunnel(p.now, ta, result::STOP_GENERAL).unwrap();
+        // The StopCCN waits behind the ICRQs in flight; they are retransmitted first.
+        assert!(Pair::drain(&mut p.a).is_empty(), "window still full");
+        p.now = p.now + Duration::from_secs(1);
+        p.a.handle_timeout(p.now);
+        let rtx = Pair::drain(&mut p.a);
+        assert_eq!(rtx.len(), 1);
+        assert_eq!(ns_of(&rtx[0]), ns_of(&sent[0]), "the oldest ICRQ again");
+        assert_eq!(msg_type(&rtx[0].bytes, version), Some(MessageType::Icrq));
+        // The peer gets what was sent, acknowledges it, and then the StopCCN with the next Ns.
+        for t in &sent {
+            p.b.handle_datagram(p.now, addr(1), &t.bytes);
+        }
+        let mut stop = None;
+        for _ in 0..20 {
+            for t in Pair::drain(&mut p.b) {
+                p.a.handle_datagram(p.now, addr(2), &t.bytes);
+            }
+            for t in Pair::drain(&mut p.a) {
+                if msg_type(&t.bytes, version) == Some(MessageType::StopCcn) {
+                    stop = Some(ns_of(&t));
+                }
+                p.b.handle_datagram(p.now, addr(1), &t.bytes);
+            }
+            p.now = p.now + Duration::from_millis(200);
+            p.a.handle_timeout(p.now);
+            p.b.handle_timeout(p.now);
+        }
+        let want = expected.wrapping_add(sent.len() as u16);
+        assert_eq!(stop, Some(want), "StopCCN Ns");
+        let ev = events(&mut p.b);
+        let up = sessions_up_in(&ev).len();
+        let down = ev
+            .iter()
+            .filter(|e| matches!(e, Event::SessionDown { .. }))
+            .count();
+        assert!(
+            ev.iter().any(|e| matches!(
+                e,
+                Event::TunnelDown {
+                    reason: DownReason::Peer { result_code: 1, .. },
+                    ..
+                }
+            )),
+            "{ev:?}"
+        );
+        assert_eq!(down, sent.len(), "every session the peer opened is down");
+        assert!(up <= down);
+        assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "held");
+        assert!(p.a.tunnel_ids().is_empty(), "A forgets once acknowledged");
+    }
+}
+
+#[test]
+fn lac_reports_session_up_when_its_iccn_is_acknowledged() {
+    for version in [Version::V2, Version::V3] {
+        let (mut p, ta, _) = Pair::up(version);
+        events(&mut p.a);
+        events(&mut p.b);
+        let sid = p.a.open_session(p.now, ta, Default::default()).unwrap();
+        let icrq = Pair::drain(&mut p.a);
+        p.b.handle_datagram(p.now, addr(1), &icrq[0].bytes);
+        let icrp = Pair::drain(&mut p.b);
+        p.a.handle_datagram(p.now, addr(2), &icrp[0].bytes);
+        let iccn = Pair::drain(&mut p.a);
+        assert_eq!(msg_type(&iccn[0].bytes, version), Some(MessageType::Iccn));
+        assert!(
+            sessions_up_in(&events(&mut p.a)).is_empty(),
+            "ICCN not yet acknowledged"
+        );
+        // The ICCN is lost: A retransmits it and still does not report the session.
+        p.now = p.now + Duration::from_secs(1);
+        p.a.handle_timeout(p.now);
+        let again = Pair::drain(&mut p.a);
+        assert_eq!(again.len(), 1);
+        assert!(sessions_up_in(&events(&mut p.a)).is_empty());
+        // The LNS reports its session when the ICCN arrives.
+        p.b.handle_datagram(p.now, addr(1), &again[0].bytes);
+        assert_eq!(sessions_up_in(&events(&mut p.b)).len(), 1);
+        // Its acknowledgement (delayed ZLB / ACK) brings A's session up.
+        p.now = p.now + Duration::from_secs(1);
+        p.b.handle_timeout(p.now);
+        let ack = Pair::drain(&mut p.b);
+        assert_eq!(ack.len(), 1);
+        p.a.handle_datagram(p.now, addr(2), &ack[0].bytes);
+        assert_eq!(sessions_up_in(&events(&mut p.a)), vec![sid]);
+    }
+}
+
+#[test]
+fn session_waiting_behind_a_full_window_is_not_up() {
+    for version in [Version::V2, Version::V3] {
+        // B's receive window of 1 allows A one message in flight.
+        let mut b = cfg(version, "b");
+        b.rx_window = 1;
+        let (mut p, ta, _) = Pair::up_with(version, b);
+        events(&mut p.a);
+        events(&mut p.b);
+        let s1 = p.a.open_session(p.now, ta, Default::default()).unwrap();
+        let s2 = p.a.open_session(p.now, ta, Default::default()).unwrap();
+        let icrq1 = Pair::drain(&mut p.a);
+        assert_eq!(icrq1.len(), 1);
+        p.b.handle_datagram(p.now, addr(1), &icrq1[0].bytes);
+        let icrp1 = Pair::drain(&mut p.b);
+        p.a.handle_datagram(p.now, addr(2), &icrp1[0].bytes);
+        // ICRQ 2 takes the window; ICCN 1 waits behind it.
+        let out = Pair::drain(&mut p.a);
+        assert_eq!(out.len(), 1);
+        assert_eq!(msg_type(&out[0].bytes, version), Some(MessageType::Icrq));
+        assert!(
+            sessions_up_in(&events(&mut p.a)).is_empty(),
+            "session {s1} reported up while its ICCN was never sent"
+        );
+        p.b.handle_datagram(p.now, addr(1), &out[0].bytes);
+        p.settle(Duration::from_secs(5));
+        let mut up = sessions_up_in(&events(&mut p.a));
+        up.sort_unstable();
+        let mut want = vec![s1, s2];
+        want.sort_unstable();
+        assert_eq!(up, want);
+        assert_eq!(sessions_up_in(&events(&mut p.b)).len(), 2);
+    }
+}
+
+#[test]
+fn zlb_carries_the_ns_of_the_next_message_on_the_wire() {
+    for version in [Version::V2, Version::V3] {
+        let mut b = cfg(version, "b");
+        b.rx_window = 1;
+        let (mut p, ta, tb) = Pair::up_with(version, b);
+        // A: one ICRQ in flight (not delivered yet), two waiting for the window.
+        for _ in 0..3 {
+            p.a.open_session(p.now, ta, Default::default()).unwrap();
+        }
+        let icrq1 = Pair::drain(&mut p.a);
+        assert_eq!(icrq1.len(), 1);
+        let first = ns_of(&icrq1[0]);
+        // B opens a call; A cannot answer it yet (window full), so it acknowledges it alone.
+        p.b.open_session(p.now, tb, Default::default()).unwrap();
+        for t in Pair::drain(&mut p.b) {
+            p.a.handle_datagram(p.now, addr(2), &t.bytes);
+        }
+        p.now = p.now + Duration::from_millis(200);
+        p.a.handle_timeout(p.now);
+        let ack = Pair::drain(&mut p.a);
+        assert_eq!(ack.len(), 1);
+        let (h, _) = ControlHeader::parse(&ack[0].bytes, version).unwrap();
+        match version {
+            Version::V2 => assert!(h.is_zlb()),
+            Version::V3 => assert_eq!(msg_type(&ack[0].bytes, version), Some(MessageType::Ack)),
+        }
+        assert_eq!(
+            h.ns,
+            first.wrapping_add(1),
+            "not counting the 3 messages queued"
+        );
+        // The next message B sees from A carries that Ns.
+        p.b.handle_datagram(p.now, addr(1), &icrq1[0].bytes);
+        for t in Pair::drain(&mut p.b) {
+            p.a.handle_datagram(p.now, addr(2), &t.bytes);
+        }
+        let next = Pair::drain(&mut p.a);
+        assert_eq!(ns_of(&next[0]), h.ns);
+    }
 }

@@ -164,6 +164,78 @@ fn teardown(version: Version, from_a: bool) {
     assert!(sim.ep(B).tunnel_ids().is_empty());
 }
 
+/// Close a tunnel while 40 session requests wait behind a full window, over a lossy network:
+/// the StopCCN must follow what was sent (not what was only queued), so the peer accepts it
+/// and clears its tunnel and every session it had opened.
+fn close_with_queued_requests(version: Version, seed: u64) {
+    let (mut sim, tid_a, _) = small_pair(version, NetConfig::lossy(0.2), seed);
+    let now = sim.now;
+    for _ in 0..40 {
+        sim.ep(A)
+            .open_session(now, tid_a, SessionConfig::default())
+            .unwrap();
+    }
+    let st = sim.ep(A).tunnel_stats(tid_a).unwrap();
+    assert!(st.unacked >= 40, "requests queued: {}", st.unacked);
+    // Let a few go out (and some of them be lost), then close.
+    sim.run_for(Duration::from_millis(20));
+    let now = sim.now;
+    sim.ep(A)
+        .close_tunnel(now, tid_a, result::STOP_GENERAL)
+        .unwrap();
+    let closed_at = sim.now;
+    // Well within one retransmission cycle of the StopCCN (1+2+4+8+16 s) and before any HELLO.
+    let ok = sim.run_while_not(Duration::from_secs(30), |s| !tunnel_downs(s, B).is_empty());
+    assert!(ok, "B never cleared its tunnel");
+    let db = tunnel_downs(&sim, B);
+    assert!(
+        matches!(
+            &db[..],
+            [Event::TunnelDown {
+                reason: DownReason::Peer { result_code: 1, .. },
+                was_up: true,
+                ..
+            }]
+        ),
+        "{db:?}"
+    );
+    assert!(sim.now - closed_at < Duration::from_secs(30));
+    // Every session B had (the 3 established first and any request that reached it) is down.
+    let tid_b = tunnel_up(&sim, B)[0];
+    assert_eq!(sim.ep(B).tunnel_stats(tid_b).unwrap().state, "held");
+    assert!(sim.ep(B).session_ids(tid_b).is_empty());
+    assert!(session_downs(&sim, B) >= 3);
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(
+        session_downs(&sim, B),
+        sim.count(B, |e| matches!(
+            e,
+            Event::SessionDown {
+                reason: DownReason::TunnelDown,
+                ..
+            }
+        ))
+    );
+    assert!(sim.ep(B).tunnel_ids().is_empty(), "hold-down over");
+    assert!(sim.ep(A).tunnel_ids().is_empty());
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    assert_eq!(session_downs(&sim, A), 43);
+}
+
+#[test]
+fn close_with_queued_requests_reaches_the_peer_v2() {
+    for seed in [31, 32, 33] {
+        close_with_queued_requests(Version::V2, seed);
+    }
+}
+
+#[test]
+fn close_with_queued_requests_reaches_the_peer_v3() {
+    for seed in [34, 35, 36] {
+        close_with_queued_requests(Version::V3, seed);
+    }
+}
+
 #[test]
 fn teardown_from_initiator_v2() {
     teardown(Version::V2, true);
