@@ -119,7 +119,10 @@ pub struct Config {
     pub secret: Option<Vec<u8>>,
     /// Hide the AVPs that may be hidden (needs a secret; v3 also needs authentication).
     pub hide_avps: bool,
-    /// v2: send a Challenge and require a correct Challenge Response.
+    /// v2, with a `secret`: send a Challenge (in SCCRQ as initiator, SCCRP as responder) and
+    /// refuse the tunnel with StopCCN 4 unless the peer's next message carries the right
+    /// Challenge Response (docs/reference/rfc.md §1.9). On by default, so that a secret
+    /// authenticates the peer; turn it off only for peers that cannot answer.
     pub send_challenge: bool,
     /// v2: answer a peer's Challenge (if false, a tunnel whose peer challenges us is refused).
     pub answer_challenge: bool,
@@ -159,7 +162,7 @@ impl Default for Config {
             router_id: 1,
             secret: None,
             hide_avps: false,
-            send_challenge: false,
+            send_challenge: true,
             answer_challenge: true,
             digest: DigestAlg::HmacMd5,
             rx_window: 16,
@@ -381,7 +384,8 @@ pub struct TunnelInfo {
     pub peer_rx_window: u16,
     /// Peer's PW Capabilities List (v3).
     pub peer_pw_types: Vec<u16>,
-    /// Whether v3 message authentication is on.
+    /// Whether the peer proved it knows the secret: v3 message authentication is on, or (v2)
+    /// it answered our Challenge.
     pub authenticated: bool,
 }
 
@@ -1775,7 +1779,8 @@ fn info_of(t: &Tunnel) -> TunnelInfo {
         peer_router_id: t.peer_router_id,
         peer_rx_window: t.chan.peer_window(),
         peer_pw_types: t.peer_pw_types.clone(),
-        authenticated: t.auth,
+        // v2: a tunnel that came up with our Challenge outstanding had it answered.
+        authenticated: t.auth || (t.version == Version::V2 && t.our_challenge.is_some()),
     }
 }
 

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use common::*;
 use ul2tp_control::engine::result;
-use ul2tp_control::{Config, DownReason, Encap, Endpoint, Event, Timestamp, Transmit, Version};
+use ul2tp_control::{
+    Config, DigestAlg, DownReason, Encap, Endpoint, Event, Timestamp, Transmit, Version,
+};
 use ul2tp_wire::avp::{AttrType, AvpValue, MessageType};
 use ul2tp_wire::control::{ns_nr, ControlHeader};
+use ul2tp_wire::digest;
 use ul2tp_wire::message::{Message, MessageBuilder};
 
 struct Pair {
@@ -732,4 +735,127 @@ fn zlb_carries_the_ns_of_the_next_message_on_the_wire() {
         let next = Pair::drain(&mut p.a);
         assert_eq!(ns_of(&next[0]), h.ns);
     }
+}
+
+/// An LNS with a secret (and default settings) answers an SCCRQ from a LAC without one; the
+/// LAC's SCCCN then carries `response`. Returns what the LNS sent and its events.
+fn lns_gets_scccn(response: Option<Vec<u8>>) -> (Vec<Message>, Vec<Event>, Vec<u8>) {
+    let mut b = Endpoint::new(
+        Config {
+            secret: Some(b"right".to_vec()),
+            ..cfg(Version::V2, "b")
+        },
+        Encap::Udp,
+        seed(2),
+    );
+    let mut a = Endpoint::new(cfg(Version::V2, "a"), Encap::Udp, seed(1));
+    a.connect(Timestamp::ZERO, addr(2), cfg(Version::V2, "a"))
+        .unwrap();
+    let sccrq = a.poll_transmit().unwrap();
+    b.handle_datagram(Timestamp::ZERO, addr(1), &sccrq.bytes);
+    let sccrp = b.poll_transmit().unwrap();
+    let m = Message::parse(&sccrp.bytes, Version::V2, None).unwrap();
+    assert_eq!(m.message_type, Some(MessageType::Sccrp));
+    let challenge = m
+        .challenge()
+        .expect("a secret makes the LNS challenge")
+        .to_vec();
+    let tid_b = m.assigned_tunnel_id().unwrap();
+    let mut scccn =
+        MessageBuilder::new(Version::V2, Encap::Udp, tid_b.into(), 0, MessageType::Scccn);
+    if let Some(r) = response {
+        scccn = scccn
+            .avp(AvpValue::ChallengeResponse(r.try_into().unwrap()))
+            .unwrap();
+    }
+    let mut scccn = scccn.finish_unchecked().unwrap();
+    ul2tp_wire::control::set_ns_nr(&mut scccn, 1, 1).unwrap();
+    b.handle_datagram(Timestamp::ZERO, addr(1), &scccn);
+    let out = Pair::drain(&mut b)
+        .iter()
+        .map(|t| Message::parse(&t.bytes, Version::V2, None).unwrap())
+        .collect();
+    (out, events(&mut b), challenge)
+}
+
+fn assert_stopccn_4(out: &[Message], ev: &[Event]) {
+    let stop = out
+        .iter()
+        .find(|m| m.message_type == Some(MessageType::StopCcn))
+        .expect("a StopCCN");
+    assert_eq!(
+        stop.result_code().unwrap().result,
+        result::STOP_NOT_AUTHORISED
+    );
+    assert!(
+        matches!(
+            ev,
+            [Event::TunnelDown {
+                reason: DownReason::AuthFailed,
+                was_up: false,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn v2_lns_with_secret_refuses_scccn_without_or_with_wrong_challenge_response() {
+    // No Challenge Response at all (a LAC that ignores the Challenge).
+    let (out, ev, _) = lns_gets_scccn(None);
+    assert_stopccn_4(&out, &ev);
+    // A response computed with another secret.
+    let (_, _, ch) = lns_gets_scccn(None);
+    let wrong = digest::challenge_response(MessageType::Scccn, b"wrong", &ch).to_vec();
+    let (out, ev, ch2) = lns_gets_scccn(Some(wrong));
+    assert_eq!(ch, ch2, "same seed, same challenge");
+    assert_stopccn_4(&out, &ev);
+    // The right one: up, and reported as authenticated.
+    let right = digest::challenge_response(MessageType::Scccn, b"right", &ch).to_vec();
+    let (out, ev, _) = lns_gets_scccn(Some(right));
+    assert!(out
+        .iter()
+        .all(|m| m.message_type != Some(MessageType::StopCcn)));
+    assert!(
+        matches!(&ev[..], [Event::TunnelUp(i)] if i.authenticated),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn v3_authenticated_tunnel_drops_messages_without_or_with_a_wrong_digest() {
+    let secret = b"k".to_vec();
+    let c = |n| Config {
+        secret: Some(secret.clone()),
+        ..cfg(Version::V3, n)
+    };
+    let mut p = Pair {
+        a: Endpoint::new(c("a"), Encap::Udp, seed(1)),
+        b: Endpoint::new(c("b"), Encap::Udp, seed(2)),
+        now: Timestamp::ZERO,
+    };
+    let ta = p.a.connect(p.now, addr(2), c("a")).unwrap();
+    p.settle(Duration::from_secs(1));
+    let tb = p.b.tunnel_ids()[0];
+    assert!(p.a.tunnel_info(ta).unwrap().authenticated);
+    let before = p.b.tunnel_stats(tb).unwrap();
+    // An in-sequence HELLO without a Message Digest.
+    let plain = forge(&mut p, Version::V3, MessageType::Hello, vec![]);
+    p.b.handle_datagram(p.now, addr(1), &plain);
+    // The same HELLO with a digest slot signed with another secret.
+    let sa = p.a.tunnel_stats(ta).unwrap();
+    let mut signed = MessageBuilder::new(Version::V3, Encap::Udp, tb, 0, MessageType::Hello)
+        .digest(DigestAlg::HmacMd5.into())
+        .unwrap()
+        .finish()
+        .unwrap();
+    ul2tp_wire::control::set_ns_nr(&mut signed, sa.next_ns, before.next_ns).unwrap();
+    digest::sign_message(&mut signed, b"wrong", None).unwrap();
+    p.b.handle_datagram(p.now, addr(1), &signed);
+    let after = p.b.tunnel_stats(tb).unwrap();
+    assert_eq!(p.b.stats().rx_auth_failures, 2);
+    assert_eq!(after.nr, before.nr, "neither was sequenced");
+    assert_eq!(after.channel.delivered, before.channel.delivered);
+    assert!(Pair::drain(&mut p.b).is_empty());
 }

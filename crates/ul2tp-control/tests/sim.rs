@@ -296,12 +296,13 @@ fn session_close_from_either_side() {
 
 #[test]
 fn v2_challenge_failure_refuses_tunnel() {
-    // B challenges A; A answers with the wrong secret ⇒ B sends StopCCN 4.
+    // B challenges A (the default with a secret); A, not challenging, answers with the wrong
+    // secret ⇒ B sends StopCCN 4.
     let mut a = cfg(Version::V2, "a");
     a.secret = Some(b"wrong".to_vec());
+    a.send_challenge = false;
     let mut b = cfg(Version::V2, "b");
     b.secret = Some(b"right".to_vec());
-    b.send_challenge = true;
     let mut sim = pair(NetConfig::perfect(), Encap::Udp, 21, a.clone(), b);
     let now = sim.now;
     sim.ep(A).connect(now, addr(2), a).unwrap();
@@ -956,4 +957,127 @@ fn v3_sha1_authenticated_tunnel_and_tunnel_parameters() {
     let d = ul2tp_wire::pcap::extract(rec.frame).unwrap();
     assert_eq!(&d.payload[20..26], &[0x80, 27, 0, 0, 0, 59]);
     assert_eq!(d.payload[26], 1, "digest type 1 = HMAC-SHA-1");
+}
+
+fn with_secret(version: Version, name: &str, secret: &[u8]) -> Config {
+    Config {
+        secret: Some(secret.to_vec()),
+        ..cfg(version, name)
+    }
+}
+
+/// A v2 LAC (A) against an LNS (B) that has a secret and otherwise default settings.
+fn v2_against_lns_with_secret(a: Config, seed: u64) -> ul2tp_control::sim::Sim {
+    let b = with_secret(Version::V2, "b", b"right");
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, seed, a.clone(), b);
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    sim
+}
+
+fn refused_with_4(sim: &ul2tp_control::sim::Sim) {
+    assert!(tunnel_up(sim, B).is_empty(), "the LNS admitted the LAC");
+    let (da, db) = (tunnel_downs(sim, A), tunnel_downs(sim, B));
+    let reasons = [&da[..], &db[..]].map(|d| match d {
+        [Event::TunnelDown { reason, .. }] => reason.clone(),
+        other => panic!("{other:?}"),
+    });
+    // One side found the authentication wrong and sent StopCCN 4; the other side got it.
+    assert!(
+        matches!(
+            &reasons,
+            [
+                DownReason::AuthFailed,
+                DownReason::Peer { result_code: 4, .. }
+            ] | [
+                DownReason::Peer { result_code: 4, .. },
+                DownReason::AuthFailed
+            ]
+        ),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn v2_lns_with_secret_refuses_lac_without_secret() {
+    let sim = v2_against_lns_with_secret(cfg(Version::V2, "a"), 61);
+    refused_with_4(&sim);
+    // The LAC cannot answer the LNS's Challenge and refuses it itself.
+    assert!(matches!(
+        &tunnel_downs(&sim, A)[..],
+        [Event::TunnelDown {
+            reason: DownReason::AuthFailed,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn v2_wrong_secret_is_refused() {
+    // Both challenge (the default with a secret): the LAC finds the LNS's response wrong.
+    // (v2_challenge_failure_refuses_tunnel has the LNS find the LAC's response wrong.)
+    let sim = v2_against_lns_with_secret(with_secret(Version::V2, "a", b"wrong"), 62);
+    refused_with_4(&sim);
+    assert!(matches!(
+        &tunnel_downs(&sim, A)[..],
+        [Event::TunnelDown {
+            reason: DownReason::AuthFailed,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn v2_right_secret_comes_up_authenticated_both_ways() {
+    for a_challenges in [true, false] {
+        let mut a = with_secret(Version::V2, "a", b"right");
+        a.send_challenge = a_challenges;
+        let b = with_secret(Version::V2, "b", b"right");
+        let mut sim = pair(NetConfig::lossy(0.1), Encap::Udp, 64, a.clone(), b);
+        establish(
+            &mut sim,
+            a,
+            2,
+            &SessionConfig::default(),
+            Duration::from_secs(120),
+        );
+        let infos: Vec<_> = [A, B]
+            .iter()
+            .flat_map(|&n| {
+                sim.nodes[n].events.iter().filter_map(|(_, e)| match e {
+                    Event::TunnelUp(i) => Some(i.clone()),
+                    _ => None,
+                })
+            })
+            .collect();
+        assert_eq!(infos.len(), 2);
+        // B (default with a secret) challenged A; A challenged B only if configured to.
+        assert_eq!(
+            infos.iter().map(|i| i.authenticated).collect::<Vec<_>>(),
+            vec![a_challenges, true]
+        );
+    }
+}
+
+#[test]
+fn v3_missing_or_wrong_digest_is_refused() {
+    // A LAC without a secret sends no Message Digest: every SCCRQ is dropped, nothing admitted.
+    let mut a = cfg(Version::V3, "a");
+    a.max_retries = 2;
+    let b = with_secret(Version::V3, "b", b"k");
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 65, a.clone(), b);
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(sim.ep(B).stats().rx_auth_failures, 3);
+    assert!(sim.ep(B).tunnel_ids().is_empty());
+    assert!(tunnel_up(&sim, A).is_empty() && tunnel_up(&sim, B).is_empty());
+    assert!(matches!(
+        &tunnel_downs(&sim, A)[..],
+        [Event::TunnelDown {
+            reason: DownReason::Timeout,
+            ..
+        }]
+    ));
 }
