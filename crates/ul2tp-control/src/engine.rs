@@ -1337,9 +1337,14 @@ impl Draft {
 
 /// Start a message for the tunnel's peer: header, Message Type, digest slot and, when hiding,
 /// the Random Vector that the hidden AVPs after it use.
+///
+/// SCCRQ and SCCRP are never hidden: the peer may only pick the secret once it has read them
+/// (by our Host Name), and xl2tpd, for one, loads its secret only after the message that
+/// carries our Challenge. Every later message is hidden.
 fn new_msg(t: &Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, v2_session: u16) -> Draft {
     let mut b = builder(t, mtype, v2_session);
-    let hide_with = t.secret().filter(|_| t.hiding());
+    let opening = matches!(mtype, MessageType::Sccrq | MessageType::Sccrp);
+    let hide_with = t.secret().filter(|_| t.hiding() && !opening);
     if let Some(secret) = hide_with {
         let rv = AvpValue::RandomVector(ctx.random_bytes(16));
         b = b.and_then(|b| b.secret(secret).avp(rv));

@@ -271,21 +271,41 @@ fn v2_over_ip_is_refused() {
 
 #[test]
 fn hidden_avps_are_on_the_wire_when_configured() {
-    let mut a = cfg(Version::V2, "a");
-    a.secret = Some(b"k".to_vec());
-    a.hide_avps = true;
-    let mut ep = Endpoint::new(a.clone(), Encap::Udp, seed(1));
-    ep.connect(Timestamp::ZERO, addr(2), a).unwrap();
-    let t = ep.poll_transmit().unwrap();
+    let hiding = |name| Config {
+        secret: Some(b"k".to_vec()),
+        hide_avps: true,
+        ..cfg(Version::V2, name)
+    };
+    let mut p = Pair {
+        a: Endpoint::new(hiding("a"), Encap::Udp, seed(1)),
+        b: Endpoint::new(hiding("b"), Encap::Udp, seed(2)),
+        now: Timestamp::ZERO,
+    };
+    let ta = p.a.connect(p.now, addr(2), hiding("a")).unwrap();
+    let sccrq = Pair::drain(&mut p.a).remove(0);
+    // SCCRQ (and SCCRP) stay in clear, Challenge included: the peer may need them to find
+    // the secret (xl2tpd loads it only once it has read our Challenge).
+    let m = Message::parse(&sccrq.bytes, Version::V2, None).unwrap();
+    assert!(m.avps.iter().all(|a| !a.hidden), "{:?}", m.avps);
+    assert!(m.challenge().is_some());
+    p.b.handle_datagram(p.now, addr(1), &sccrq.bytes);
+    p.settle(Duration::from_secs(1));
+    assert!(p.a.tunnel_info(ta).is_some());
+    p.a.open_session(p.now, ta, Default::default()).unwrap();
+    let t = Pair::drain(&mut p.a).remove(0);
     let m = Message::parse(&t.bytes, Version::V2, Some(b"k")).unwrap();
+    assert_eq!(m.message_type, Some(MessageType::Icrq));
     let avps = &m.avps;
     let attr = |a: &ul2tp_wire::avp::Avp| a.value.attr_type();
-    let tid = avps
+    let sid = avps
         .iter()
-        .find(|x| attr(x) == AttrType::AssignedTunnelId)
+        .find(|x| attr(x) == AttrType::AssignedSessionId)
         .unwrap();
-    assert!(tid.hidden);
-    assert_eq!(m.assigned_tunnel_id(), Some(ep.tunnel_ids()[0] as u16));
+    assert!(sid.hidden);
+    assert_eq!(
+        m.assigned_session_id().map(u32::from),
+        p.a.session_ids(ta).first().copied()
+    );
     // Random Vector precedes the first hidden AVP (docs/reference/rfc.md §1.8).
     let rv = avps
         .iter()
@@ -293,7 +313,7 @@ fn hidden_avps_are_on_the_wire_when_configured() {
         .unwrap();
     let first_hidden = avps.iter().position(|x| x.hidden).unwrap();
     assert!(rv < first_hidden);
-    // Only AVPs that may be hidden are, and all of those are (Host Name never is).
+    // Only AVPs that may be hidden are, and all of those are.
     for a in avps.iter().skip(1) {
         assert_eq!(a.hidden, attr(a).may_hide(), "{a:?}");
     }

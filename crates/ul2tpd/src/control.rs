@@ -326,8 +326,15 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
             (info.tunnel_id, None)
         }),
         Event::TunnelDown {
-            tunnel_id, reason, ..
+            tunnel_id,
+            reason,
+            was_up,
+            ..
         } => {
+            if !was_up {
+                // Refused or failed before it was established (authentication, timeout, ...).
+                tracing::info!("control connection {tunnel_id} not established: {reason:?}");
+            }
             // Gone at the control level: no StopCCN from the delete below.
             ctl.dynamic.remove(&tunnel_id);
             if ctl.tunnels.contains_key(&tunnel_id) {
