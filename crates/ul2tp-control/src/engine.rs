@@ -485,7 +485,8 @@ pub struct TunnelStats {
     pub sessions: usize,
     /// Messages queued or in flight.
     pub unacked: usize,
-    /// Ns of the next new message (= messages generated so far, modulo 2^16).
+    /// Ns the next message queued will get (queued messages not yet sent count; when the
+    /// tunnel is cleared, the ones never sent are given back).
     pub next_ns: u16,
     /// Our Nr.
     pub nr: u16,
