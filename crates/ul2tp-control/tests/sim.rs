@@ -237,6 +237,43 @@ fn close_with_queued_requests_reaches_the_peer_v3() {
 }
 
 #[test]
+fn cdns_queued_behind_a_full_window_reach_the_peer() {
+    // 40 requests at once, half of them cleared at once: each CDN follows its ICRQ in Ns
+    // order, so the peer opens and then clears exactly those sessions; the rest come up.
+    for version in [Version::V2, Version::V3] {
+        let (mut sim, tid_a, _) = small_pair(version, NetConfig::lossy(0.2), 37);
+        let now = sim.now;
+        let sids: Vec<u32> = (0..40)
+            .map(|_| {
+                sim.ep(A)
+                    .open_session(now, tid_a, SessionConfig::default())
+                    .unwrap()
+            })
+            .collect();
+        for &sid in &sids[..20] {
+            sim.ep(A)
+                .close_session(now, tid_a, sid, result::CDN_ADMIN)
+                .unwrap();
+        }
+        let tid_b = tunnel_up(&sim, B)[0];
+        let ok = sim.run_while_not(Duration::from_secs(300), |s| {
+            sessions_up(s, A).len() == 23 && s.nodes[B].ep.session_ids(tid_b).len() == 23
+        });
+        assert!(
+            ok,
+            "A up {}, B sessions {}",
+            sessions_up(&sim, A).len(),
+            sim.nodes[B].ep.session_ids(tid_b).len()
+        );
+        sim.run_for(Duration::from_secs(10));
+        assert_eq!(sim.ep(B).session_ids(tid_b).len(), 23);
+        assert_eq!(sim.ep(A).tunnel_stats(tid_a).unwrap().unacked, 0);
+        assert!(tunnel_downs(&sim, B).is_empty());
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    }
+}
+
+#[test]
 fn teardown_from_initiator_v2() {
     teardown(Version::V2, true);
 }
