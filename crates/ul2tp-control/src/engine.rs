@@ -554,6 +554,9 @@ struct Tunnel {
     /// to the same peer MUST be jittered).
     hello_jitter: Duration,
     sessions: BTreeMap<u32, Session>,
+    /// (Ns, session id) of the ICCN / OCCN messages waiting for their acknowledgement, in Ns
+    /// order (the peer acknowledges in that order too).
+    connects: VecDeque<(u16, u32)>,
 }
 
 impl Tunnel {
@@ -816,6 +819,7 @@ impl Endpoint {
                 last_rx: now,
                 hello_jitter: Duration::ZERO,
                 sessions: BTreeMap::new(),
+                connects: VecDeque::new(),
             },
         );
         Some(id)
@@ -2241,22 +2245,30 @@ fn send_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, sid: u3
         Version::V3 => v3_pw_avps(d, &s, false),
     });
     match (ns, t.sessions.get_mut(&sid)) {
-        (Some(ns), Some(s)) => s.state = SState::WaitConnectAck(ns),
+        (Some(ns), Some(s)) => {
+            s.state = SState::WaitConnectAck(ns);
+            t.connects.push_back((ns, sid));
+        }
         // Not queued (cannot happen with a checked configuration): nothing to wait for.
         _ => session_up(t, ctx, sid),
     }
 }
 
-/// Sessions whose ICCN / OCCN the peer has acknowledged come up.
+/// Sessions whose ICCN / OCCN the peer has acknowledged come up (sessions cleared meanwhile
+/// are skipped).
 fn connects_acked(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
-    let acked: Vec<u32> = t
-        .sessions
-        .values()
-        .filter(|s| matches!(s.state, SState::WaitConnectAck(ns) if t.chan.is_acked(ns)))
-        .map(|s| s.local_id)
-        .collect();
-    for sid in acked {
-        session_up(t, ctx, sid);
+    while let Some(&(ns, sid)) = t.connects.front() {
+        if !t.chan.is_acked(ns) {
+            break;
+        }
+        t.connects.pop_front();
+        let waiting = t
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.state == SState::WaitConnectAck(ns));
+        if waiting {
+            session_up(t, ctx, sid);
+        }
     }
 }
 
