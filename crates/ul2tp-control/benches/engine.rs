@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ul2tp_control::sim::{NetConfig, Sim};
+use ul2tp_control::sim::{self, NetConfig, Sim};
 use ul2tp_control::{Config, Encap, Endpoint, Event, SessionConfig, Timestamp, Version};
 use ul2tp_wire::avp::MessageType;
 use ul2tp_wire::message::MessageBuilder;
@@ -28,8 +28,14 @@ fn cfg(version: Version, secret: bool) -> Config {
 /// Two engines on a perfect network, node 0 connecting to node 1; returns the tunnel id at 0.
 fn connecting_pair(version: Version, secret: bool, seed: u64) -> (Sim, u32) {
     let mut sim = Sim::new(NetConfig::perfect(), Encap::Udp, seed);
-    sim.add(addr(1), Endpoint::new(cfg(version, secret), Encap::Udp, 1));
-    sim.add(addr(2), Endpoint::new(cfg(version, secret), Encap::Udp, 2));
+    sim.add(
+        addr(1),
+        Endpoint::new(cfg(version, secret), Encap::Udp, sim::seed(1)),
+    );
+    sim.add(
+        addr(2),
+        Endpoint::new(cfg(version, secret), Encap::Udp, sim::seed(2)),
+    );
     let now = sim.now;
     let t = sim
         .ep(0)

@@ -153,9 +153,23 @@ impl ControlChannel {
         self.next_nr
     }
 
-    /// Ns the next new message will carry (also the Ns of a ZLB / ACK).
+    /// Ns the next message queued will carry (counts messages still waiting for the window).
     pub fn next_ns(&self) -> u16 {
         self.next_ns
+    }
+
+    /// Ns of the next message that will go on the wire for the first time: the oldest one
+    /// still waiting for the window, or the next one queued. This is the Ns of a ZLB / ACK
+    /// (docs/reference/rfc.md §1.10: a pure acknowledgement carries the Ns of the next message
+    /// to be sent and takes no sequence slot), so the peer sees the same number again on the
+    /// next message it receives from us.
+    pub fn ack_ns(&self) -> u16 {
+        self.queue.get(self.n_sent).map_or(self.next_ns, |o| o.ns)
+    }
+
+    /// Whether the message that got `ns` from [`send`](Self::send) has been acknowledged.
+    pub fn is_acked(&self, ns: u16) -> bool {
+        seq_lt(ns, self.una)
     }
 
     /// Messages queued or in flight and not yet acknowledged.
@@ -180,9 +194,21 @@ impl ControlChannel {
         self.n_sent
     }
 
-    /// Drop everything queued and stop retransmitting (used once the connection is gone but
-    /// its state is kept only to re-acknowledge the peer's StopCCN).
+    /// Forget the messages that never went on the wire and give their sequence numbers back:
+    /// the next message queued gets the Ns the peer expects after everything already sent.
+    /// Messages already sent stay queued and are retransmitted until acknowledged, because the
+    /// peer may hold them, and a later message can only be delivered after them. Used when
+    /// the connection is being cleared: the StopCCN follows what was sent, not what was only
+    /// queued.
+    pub fn drop_unsent(&mut self) {
+        self.next_ns = self.ack_ns();
+        self.queue.truncate(self.n_sent);
+    }
+
+    /// Drop everything queued, sent or not, and stop retransmitting (used once the connection
+    /// is gone but its state is kept only to re-acknowledge the peer's StopCCN).
     pub fn abandon(&mut self) {
+        self.drop_unsent();
         self.queue.clear();
         self.n_sent = 0;
         self.rtx_deadline = None;
@@ -316,7 +342,7 @@ impl ControlChannel {
     }
 
     /// Whether a pure acknowledgement must be sent now (clears the request). The caller builds
-    /// the ZLB / ACK with Ns = [`next_ns`](Self::next_ns) and Nr = [`nr`](Self::nr).
+    /// the ZLB / ACK with Ns = [`ack_ns`](Self::ack_ns) and Nr = [`nr`](Self::nr).
     pub fn take_ack(&mut self, now: Timestamp) -> bool {
         match self.ack_deadline {
             Some(d) if d <= now => {
@@ -553,6 +579,55 @@ mod tests {
         assert_eq!(b.nr(), (total % 65536) as u16);
         assert_eq!(a.unacked(), 0);
         assert_eq!(a.stats.retransmits, 0);
+    }
+
+    #[test]
+    fn drop_unsent_rewinds_ns_and_keeps_what_was_sent() {
+        let mut c = ControlChannel::new(params());
+        for i in 0..3 {
+            c.send(msg(i));
+        }
+        c.poll_send(T0);
+        assert_eq!(c.on_receive(T0, 0, 1, true, &[]), RxVerdict::AckOnly);
+        // cwnd 2: Ns 1 and 2 in flight; 40 more wait for the window.
+        assert_eq!(c.poll_send(T0).len(), 2);
+        for i in 0..40 {
+            c.send(msg(i));
+        }
+        assert_eq!((c.next_ns(), c.ack_ns(), c.unacked()), (43, 3, 42));
+        c.drop_unsent();
+        assert_eq!((c.next_ns(), c.ack_ns(), c.unacked()), (3, 3, 2));
+        // The next message (a StopCCN) gets Ns 3 and follows the two in flight.
+        assert_eq!(c.send(msg(99)), 3);
+        let t = c.poll_timeout().unwrap();
+        let r = c
+            .on_timeout(t)
+            .expect("the oldest sent message is retransmitted");
+        assert_eq!(ul2tp_wire::control::ns_nr(&r).map(|x| x.0), Some(1));
+        assert_eq!(c.on_receive(t, 0, 3, true, &[]), RxVerdict::AckOnly);
+        let out = c.poll_send(t);
+        assert_eq!(out.len(), 1);
+        assert_eq!(ul2tp_wire::control::ns_nr(&out[0]).map(|x| x.0), Some(3));
+        assert_eq!(out[0].last(), Some(&99));
+        assert!(c.is_acked(2) && !c.is_acked(3));
+    }
+
+    #[test]
+    fn ack_ns_is_the_next_ns_on_the_wire() {
+        let mut c = ControlChannel::new(params());
+        assert_eq!(c.ack_ns(), 0);
+        c.send(msg(0));
+        c.send(msg(1));
+        assert_eq!(c.ack_ns(), 0, "nothing sent yet");
+        c.poll_send(T0);
+        assert_eq!(
+            (c.ack_ns(), c.next_ns()),
+            (1, 2),
+            "Ns 1 waits for the window"
+        );
+        c.on_receive(T0, 0, 1, true, &[]);
+        c.poll_send(T0);
+        assert_eq!(c.ack_ns(), 2);
     }
 
     #[test]

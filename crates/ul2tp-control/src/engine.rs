@@ -119,7 +119,10 @@ pub struct Config {
     pub secret: Option<Vec<u8>>,
     /// Hide the AVPs that may be hidden (needs a secret; v3 also needs authentication).
     pub hide_avps: bool,
-    /// v2: send a Challenge and require a correct Challenge Response.
+    /// v2, with a `secret`: send a Challenge (in SCCRQ as initiator, SCCRP as responder) and
+    /// refuse the tunnel with StopCCN 4 unless the peer's next message carries the right
+    /// Challenge Response (docs/reference/rfc.md §1.9). On by default, so that a secret
+    /// authenticates the peer; turn it off only for peers that cannot answer.
     pub send_challenge: bool,
     /// v2: answer a peer's Challenge (if false, a tunnel whose peer challenges us is refused).
     pub answer_challenge: bool,
@@ -159,7 +162,7 @@ impl Default for Config {
             router_id: 1,
             secret: None,
             hide_avps: false,
-            send_challenge: false,
+            send_challenge: true,
             answer_challenge: true,
             digest: DigestAlg::HmacMd5,
             rx_window: 16,
@@ -381,7 +384,8 @@ pub struct TunnelInfo {
     pub peer_rx_window: u16,
     /// Peer's PW Capabilities List (v3).
     pub peer_pw_types: Vec<u16>,
-    /// Whether v3 message authentication is on.
+    /// Whether the peer proved it knows the secret: v3 message authentication is on, or (v2)
+    /// it answered our Challenge.
     pub authenticated: bool,
 }
 
@@ -481,7 +485,8 @@ pub struct TunnelStats {
     pub sessions: usize,
     /// Messages queued or in flight.
     pub unacked: usize,
-    /// Ns of the next new message (= messages generated so far, modulo 2^16).
+    /// Ns the next message queued will get (queued messages not yet sent count; when the
+    /// tunnel is cleared, the ones never sent are given back).
     pub next_ns: u16,
     /// Our Nr.
     pub nr: u16,
@@ -503,6 +508,8 @@ enum SState {
     WaitTunnel,
     WaitReply,
     WaitConnect,
+    /// We sent ICCN / OCCN with this Ns; the session is up once the peer acknowledges it.
+    WaitConnectAck(u16),
     Established,
 }
 
@@ -547,6 +554,9 @@ struct Tunnel {
     /// to the same peer MUST be jittered).
     hello_jitter: Duration,
     sessions: BTreeMap<u32, Session>,
+    /// (Ns, session id) of the ICCN / OCCN messages waiting for their acknowledgement, in Ns
+    /// order (the peer acknowledges in that order too).
+    connects: VecDeque<(u16, u32)>,
 }
 
 impl Tunnel {
@@ -652,13 +662,16 @@ fn peek_msg_type(msg: &[u8]) -> Option<MessageType> {
 
 impl Endpoint {
     /// A new endpoint. `cfg` applies to tunnels the peer opens; `encap` selects UDP or
-    /// L2TPv3/IP framing; `seed` seeds the random generator (ids, challenges, nonces, cookies).
-    pub fn new(cfg: Config, encap: Encap, seed: u64) -> Endpoint {
+    /// L2TPv3/IP framing; `seed` seeds the random generator that draws every unpredictable
+    /// value (tunnel and session ids, challenges, nonces, random vectors, cookies, tie
+    /// breakers). A daemon passes 32 bytes from the operating system's random source; tests
+    /// pass fixed bytes ([`crate::sim::seed`]) to be reproducible.
+    pub fn new(cfg: Config, encap: Encap, seed: [u8; 32]) -> Endpoint {
         Endpoint {
             cfg,
             encap,
             sh: Shared {
-                rng: StdRng::seed_from_u64(seed),
+                rng: StdRng::from_seed(seed),
                 events: VecDeque::new(),
                 session_ids: HashSet::new(),
                 call_serial: 0,
@@ -806,6 +819,7 @@ impl Endpoint {
                 last_rx: now,
                 hello_jitter: Duration::ZERO,
                 sessions: BTreeMap::new(),
+                connects: VecDeque::new(),
             },
         );
         Some(id)
@@ -1095,9 +1109,13 @@ impl Endpoint {
         t.last_rx = now;
         let is_ack = hdr.is_zlb() || mtype == Some(MessageType::Ack);
         let verdict = t.chan.on_receive(now, hdr.ns, hdr.nr, is_ack, msg);
-        if let RxVerdict::Deliver(msgs) = verdict {
-            let (mut ctx, tunnels) = self.ctx(now);
-            if let Some(t) = tunnels.get_mut(&tid) {
+        let (mut ctx, tunnels) = self.ctx(now);
+        if let Some(t) = tunnels.get_mut(&tid) {
+            if verdict != RxVerdict::InvalidNr {
+                // The Nr may acknowledge an ICCN / OCCN of ours: that session is now up.
+                connects_acked(t, &mut ctx);
+            }
+            if let RxVerdict::Deliver(msgs) = verdict {
                 for m in msgs {
                     dispatch(t, &mut ctx, &m);
                 }
@@ -1310,9 +1328,11 @@ fn builder(t: &Tunnel, mtype: MessageType, v2_session: u16) -> Result<MessageBui
     }
 }
 
-/// Pure acknowledgement: ZLB (v2) / ACK message (v3, docs/reference/rfc.md §2.9).
+/// Pure acknowledgement: ZLB (v2) / ACK message (v3, docs/reference/rfc.md §2.9). Its Ns is
+/// that of the next message that will go on the wire, not counting messages still waiting for
+/// the window (docs/reference/rfc.md §1.10).
 fn build_ack(t: &Tunnel) -> Option<Vec<u8>> {
-    let (ns, nr) = (t.chan.next_ns(), t.chan.nr());
+    let (ns, nr) = (t.chan.ack_ns(), t.chan.nr());
     let mut b = match t.version {
         Version::V2 => control::zlb(t.version, Encap::Udp, t.peer_id, 0, ns, nr).ok()?,
         Version::V3 => builder(t, MessageType::Ack, 0).ok()?.finish().ok()?,
@@ -1353,9 +1373,14 @@ impl Draft {
 
 /// Start a message for the tunnel's peer: header, Message Type, digest slot and, when hiding,
 /// the Random Vector that the hidden AVPs after it use.
+///
+/// SCCRQ and SCCRP are never hidden: the peer may only pick the secret once it has read them
+/// (by our Host Name), and xl2tpd, for one, loads its secret only after the message that
+/// carries our Challenge. Every later message is hidden.
 fn new_msg(t: &Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, v2_session: u16) -> Draft {
     let mut b = builder(t, mtype, v2_session);
-    let hide_with = t.secret().filter(|_| t.hiding());
+    let opening = matches!(mtype, MessageType::Sccrq | MessageType::Sccrp);
+    let hide_with = t.secret().filter(|_| t.hiding() && !opening);
     if let Some(secret) = hide_with {
         let rv = AvpValue::RandomVector(ctx.random_bytes(16));
         b = b.and_then(|b| b.secret(secret).avp(rv));
@@ -1366,12 +1391,12 @@ fn new_msg(t: &Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, v2_session: u16) -
     }
 }
 
-/// Check the message against the RFC's mandatory-AVP table and hand it to reliable delivery.
-/// Building only fails for values an AVP cannot carry, which `Config::check` refuses up front.
-fn queue(t: &mut Tunnel, d: Draft) {
-    if let Ok(bytes) = d.b.and_then(MessageBuilder::finish) {
-        t.chan.send(bytes);
-    }
+/// Check the message against the RFC's mandatory-AVP table and hand it to reliable delivery;
+/// returns its Ns. Building only fails for values an AVP cannot carry, which `Config::check`
+/// refuses up front.
+fn queue(t: &mut Tunnel, d: Draft) -> Option<u16> {
+    let bytes = d.b.and_then(MessageBuilder::finish).ok()?;
+    Some(t.chan.send(bytes))
 }
 
 /// Our tunnel id as the AVP that announces it (v2 Assigned Tunnel ID, v3 Assigned CCID).
@@ -1471,7 +1496,7 @@ fn send_sccrx(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, answer: Opt
         )
         .opt(t.our_challenge.clone().map(AvpValue::Challenge))
         .opt(answer);
-    queue(t, d);
+    let _ = queue(t, d);
 }
 
 /// Tear the tunnel down from our side: StopCCN, session/tunnel down events, hold-down.
@@ -1485,9 +1510,11 @@ fn stop_tunnel(
     let d = new_msg(t, ctx, MessageType::StopCcn, 0)
         .avp(own_tunnel_id(t))
         .avp(result_avp(result_code, error));
-    // Nothing queued before the StopCCN matters any more; only the StopCCN is delivered.
-    t.chan.abandon();
-    queue(t, d);
+    // Messages that never went out are dropped and their Ns given back, so the StopCCN carries
+    // the Ns the peer expects next. Messages already sent are still retransmitted: the peer
+    // may hold them, and it delivers the StopCCN only after them (docs/reference/rfc.md §1.10).
+    t.chan.drop_unsent();
+    let _ = queue(t, d);
     down_all(t, ctx, reason);
     // docs/reference/rfc.md §1.11 / §2.9: keep delivering the StopCCN for a full retransmission cycle.
     t.state = TState::Closing {
@@ -1793,7 +1820,8 @@ fn info_of(t: &Tunnel) -> TunnelInfo {
         peer_router_id: t.peer_router_id,
         peer_rx_window: t.chan.peer_window(),
         peer_pw_types: t.peer_pw_types.clone(),
-        authenticated: t.auth,
+        // v2: a tunnel that came up with our Challenge outstanding had it answered.
+        authenticated: t.auth || (t.version == Version::V2 && t.our_challenge.is_some()),
     }
 }
 
@@ -1827,7 +1855,7 @@ fn send_session_msg(
     mtype: MessageType,
     s: &Session,
     fill: impl FnOnce(Draft, Version) -> Draft,
-) {
+) -> Option<u16> {
     let d = match t.version {
         Version::V2 => new_msg(t, ctx, mtype, s.peer_id as u16),
         Version::V3 => new_msg(t, ctx, mtype, 0)
@@ -1835,7 +1863,7 @@ fn send_session_msg(
             .avp(AvpValue::RemoteSessionId(s.peer_id)),
     };
     let d = fill(d, t.version);
-    queue(t, d);
+    queue(t, d)
 }
 
 /// Our session id as the v2 Assigned Session ID AVP.
@@ -2230,19 +2258,49 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
     t.sessions.insert(sid, s.clone());
     if call == CallType::Outgoing {
         // We are the LAC of an outgoing call; the "bearer" answers at once: send OCCN.
-        send_connected(t, ctx, MessageType::Occn, &s);
-        session_up(t, ctx, sid);
+        send_connected(t, ctx, MessageType::Occn, sid);
     }
 }
 
-fn send_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, s: &Session) {
-    send_session_msg(t, ctx, mtype, s, |d, v| match v {
+/// Send ICCN / OCCN for a session. It comes up when the peer acknowledges the message: until
+/// then the message may still wait for the window, or be lost, and the peer has no session.
+fn send_connected(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, sid: u32) {
+    let Some(s) = t.sessions.get(&sid).cloned() else {
+        return;
+    };
+    let ns = send_session_msg(t, ctx, mtype, &s, |d, v| match v {
         Version::V2 => d
             .avp(AvpValue::TxConnectSpeed(100_000_000))
             .avp(AvpValue::FramingType(1))
             .opt(s.cfg.recv_seq.then_some(AvpValue::SequencingRequired)),
-        Version::V3 => v3_pw_avps(d, s, false),
+        Version::V3 => v3_pw_avps(d, &s, false),
     });
+    match (ns, t.sessions.get_mut(&sid)) {
+        (Some(ns), Some(s)) => {
+            s.state = SState::WaitConnectAck(ns);
+            t.connects.push_back((ns, sid));
+        }
+        // Not queued (cannot happen with a checked configuration): nothing to wait for.
+        _ => session_up(t, ctx, sid),
+    }
+}
+
+/// Sessions whose ICCN / OCCN the peer has acknowledged come up (sessions cleared meanwhile
+/// are skipped).
+fn connects_acked(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
+    while let Some(&(ns, sid)) = t.connects.front() {
+        if !t.chan.is_acked(ns) {
+            break;
+        }
+        t.connects.pop_front();
+        let waiting = t
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.state == SState::WaitConnectAck(ns));
+        if waiting {
+            session_up(t, ctx, sid);
+        }
+    }
 }
 
 fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Message, sid: u32) {
@@ -2264,10 +2322,8 @@ fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Mess
     s.peer_id = peer_sid;
     read_peer_session_params(t, &mut s, m);
     if expect == CallType::Incoming {
-        s.state = SState::Established;
-        t.sessions.insert(sid, s.clone());
-        send_connected(t, ctx, MessageType::Iccn, &s);
-        session_up(t, ctx, sid);
+        t.sessions.insert(sid, s);
+        send_connected(t, ctx, MessageType::Iccn, sid);
     } else {
         s.state = SState::WaitConnect;
         t.sessions.insert(sid, s);

@@ -23,6 +23,21 @@ use ul2tp_wire::pcap::PcapWriter;
 use crate::engine::{Endpoint, Event};
 use crate::Timestamp;
 
+/// A fixed 32-octet engine seed derived from a number, for tests and simulations that must be
+/// reproducible ([`Endpoint::new`] takes 32 octets so that a daemon can seed it fully from the
+/// operating system). The expansion is rand's `seed_from_u64` (PCG32), so `seed(n)` gives the
+/// generator stream that `StdRng::seed_from_u64(n)` gives.
+pub fn seed(n: u64) -> [u8; 32] {
+    struct Expanded([u8; 32]);
+    impl SeedableRng for Expanded {
+        type Seed = [u8; 32];
+        fn from_seed(seed: [u8; 32]) -> Expanded {
+            Expanded(seed)
+        }
+    }
+    Expanded::seed_from_u64(n).0
+}
+
 /// Fault model of the simulated network.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NetConfig {
@@ -340,5 +355,22 @@ impl Sim {
     /// Count events of a node matching a predicate.
     pub fn count(&self, node: usize, f: impl Fn(&Event) -> bool) -> usize {
         self.nodes[node].events.iter().filter(|(_, e)| f(e)).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seed;
+    use rand::rngs::StdRng;
+    use rand::{RngCore, SeedableRng};
+
+    #[test]
+    fn seed_expands_like_seed_from_u64() {
+        for n in [0u64, 1, 7, u64::MAX] {
+            let mut a = StdRng::from_seed(seed(n));
+            let mut b = StdRng::seed_from_u64(n);
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
+        assert_ne!(seed(1), seed(2));
     }
 }

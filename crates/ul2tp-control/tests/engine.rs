@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use common::*;
 use ul2tp_control::engine::result;
-use ul2tp_control::{Config, DownReason, Encap, Endpoint, Event, Timestamp, Transmit, Version};
+use ul2tp_control::{
+    Config, DigestAlg, DownReason, Encap, Endpoint, Event, Timestamp, Transmit, Version,
+};
 use ul2tp_wire::avp::{AttrType, AvpValue, MessageType};
 use ul2tp_wire::control::{ns_nr, ControlHeader};
+use ul2tp_wire::digest;
 use ul2tp_wire::message::{Message, MessageBuilder};
 
 struct Pair {
@@ -21,10 +24,24 @@ struct Pair {
 impl Pair {
     fn new(version: Version) -> Pair {
         Pair {
-            a: Endpoint::new(cfg(version, "a"), Encap::Udp, 1),
-            b: Endpoint::new(cfg(version, "b"), Encap::Udp, 2),
+            a: Endpoint::new(cfg(version, "a"), Encap::Udp, seed(1)),
+            b: Endpoint::new(cfg(version, "b"), Encap::Udp, seed(2)),
             now: Timestamp::ZERO,
         }
+    }
+
+    /// A pair whose B runs with `b` (A's configuration comes with `connect`).
+    fn up_with(version: Version, b: Config) -> (Pair, u32, u32) {
+        let mut p = Pair {
+            a: Endpoint::new(cfg(version, "a"), Encap::Udp, seed(1)),
+            b: Endpoint::new(b, Encap::Udp, seed(2)),
+            now: Timestamp::ZERO,
+        };
+        let ta = p.a.connect(p.now, addr(2), cfg(version, "a")).unwrap();
+        p.settle(Duration::from_secs(1));
+        let tb = p.b.tunnel_ids()[0];
+        assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "established");
+        (p, ta, tb)
     }
 
     fn drain(ep: &mut Endpoint) -> Vec<Transmit> {
@@ -246,7 +263,7 @@ fn malformed_datagrams_are_counted_and_dropped() {
 
 #[test]
 fn v2_over_ip_is_refused() {
-    let mut ep = Endpoint::new(Config::default(), Encap::Ip, 1);
+    let mut ep = Endpoint::new(Config::default(), Encap::Ip, seed(1));
     assert!(ep
         .connect(Timestamp::ZERO, addr(2), cfg(Version::V2, "a"))
         .is_err());
@@ -254,21 +271,41 @@ fn v2_over_ip_is_refused() {
 
 #[test]
 fn hidden_avps_are_on_the_wire_when_configured() {
-    let mut a = cfg(Version::V2, "a");
-    a.secret = Some(b"k".to_vec());
-    a.hide_avps = true;
-    let mut ep = Endpoint::new(a.clone(), Encap::Udp, 1);
-    ep.connect(Timestamp::ZERO, addr(2), a).unwrap();
-    let t = ep.poll_transmit().unwrap();
+    let hiding = |name| Config {
+        secret: Some(b"k".to_vec()),
+        hide_avps: true,
+        ..cfg(Version::V2, name)
+    };
+    let mut p = Pair {
+        a: Endpoint::new(hiding("a"), Encap::Udp, seed(1)),
+        b: Endpoint::new(hiding("b"), Encap::Udp, seed(2)),
+        now: Timestamp::ZERO,
+    };
+    let ta = p.a.connect(p.now, addr(2), hiding("a")).unwrap();
+    let sccrq = Pair::drain(&mut p.a).remove(0);
+    // SCCRQ (and SCCRP) stay in clear, Challenge included: the peer may need them to find
+    // the secret (xl2tpd loads it only once it has read our Challenge).
+    let m = Message::parse(&sccrq.bytes, Version::V2, None).unwrap();
+    assert!(m.avps.iter().all(|a| !a.hidden), "{:?}", m.avps);
+    assert!(m.challenge().is_some());
+    p.b.handle_datagram(p.now, addr(1), &sccrq.bytes);
+    p.settle(Duration::from_secs(1));
+    assert!(p.a.tunnel_info(ta).is_some());
+    p.a.open_session(p.now, ta, Default::default()).unwrap();
+    let t = Pair::drain(&mut p.a).remove(0);
     let m = Message::parse(&t.bytes, Version::V2, Some(b"k")).unwrap();
+    assert_eq!(m.message_type, Some(MessageType::Icrq));
     let avps = &m.avps;
     let attr = |a: &ul2tp_wire::avp::Avp| a.value.attr_type();
-    let tid = avps
+    let sid = avps
         .iter()
-        .find(|x| attr(x) == AttrType::AssignedTunnelId)
+        .find(|x| attr(x) == AttrType::AssignedSessionId)
         .unwrap();
-    assert!(tid.hidden);
-    assert_eq!(m.assigned_tunnel_id(), Some(ep.tunnel_ids()[0] as u16));
+    assert!(sid.hidden);
+    assert_eq!(
+        m.assigned_session_id().map(u32::from),
+        p.a.session_ids(ta).first().copied()
+    );
     // Random Vector precedes the first hidden AVP (docs/reference/rfc.md §1.8).
     let rv = avps
         .iter()
@@ -276,7 +313,7 @@ fn hidden_avps_are_on_the_wire_when_configured() {
         .unwrap();
     let first_hidden = avps.iter().position(|x| x.hidden).unwrap();
     assert!(rv < first_hidden);
-    // Only AVPs that may be hidden are, and all of those are (Host Name never is).
+    // Only AVPs that may be hidden are, and all of those are.
     for a in avps.iter().skip(1) {
         assert_eq!(a.hidden, attr(a).may_hide(), "{a:?}");
     }
@@ -359,8 +396,8 @@ fn extreme_configuration_values_do_not_panic() {
     c.max_retries = u32::MAX;
     c.rx_window = 0;
     c.pw_types.clear();
-    let mut a = Endpoint::new(c.clone(), Encap::Udp, 1);
-    let mut b = Endpoint::new(c.clone(), Encap::Udp, 2);
+    let mut a = Endpoint::new(c.clone(), Encap::Udp, seed(1));
+    let mut b = Endpoint::new(c.clone(), Encap::Udp, seed(2));
     let t = a.connect(Timestamp::ZERO, addr(2), c).unwrap();
     a.open_session(Timestamp::ZERO, t, Default::default())
         .unwrap();
@@ -389,7 +426,7 @@ fn extreme_configuration_values_do_not_panic() {
 fn values_an_avp_cannot_carry_are_refused_as_bad_config() {
     let mut c = cfg(Version::V3, "a");
     c.host_name = "h".repeat(2000);
-    let mut ep = Endpoint::new(cfg(Version::V3, "a"), Encap::Udp, 1);
+    let mut ep = Endpoint::new(cfg(Version::V3, "a"), Encap::Udp, seed(1));
     assert!(matches!(
         ep.connect(Timestamp::ZERO, addr(2), c),
         Err(ul2tp_control::Error::BadConfig(_))
@@ -431,8 +468,8 @@ fn values_an_avp_cannot_carry_are_refused_as_bad_config() {
 fn endpoint_with_unusable_defaults_does_not_admit_tunnels() {
     let mut bad = cfg(Version::V2, "b");
     bad.host_name = "h".repeat(2000);
-    let mut b = Endpoint::new(bad, Encap::Udp, 2);
-    let mut a = Endpoint::new(cfg(Version::V2, "a"), Encap::Udp, 1);
+    let mut b = Endpoint::new(bad, Encap::Udp, seed(2));
+    let mut a = Endpoint::new(cfg(Version::V2, "a"), Encap::Udp, seed(1));
     a.connect(Timestamp::ZERO, addr(2), cfg(Version::V2, "a"))
         .unwrap();
     let sccrq = a.poll_transmit().unwrap();
@@ -445,7 +482,7 @@ fn endpoint_with_unusable_defaults_does_not_admit_tunnels() {
 fn sccrq_missing_a_mandatory_avp_gets_stopccn_to_the_assigned_id() {
     // docs/reference/rfc.md §1.5: SCCRQ needs Framing Capabilities. The wire layer rejects the message;
     // the engine still answers the Assigned Tunnel ID decoded before the problem.
-    let mut b = Endpoint::new(cfg(Version::V2, "b"), Encap::Udp, 2);
+    let mut b = Endpoint::new(cfg(Version::V2, "b"), Encap::Udp, seed(2));
     let sccrq = MessageBuilder::new(Version::V2, Encap::Udp, 0, 0, MessageType::Sccrq)
         .avp(AvpValue::ProtocolVersion {
             version: 1,
@@ -487,4 +524,358 @@ fn sccrq_missing_a_mandatory_avp_gets_stopccn_to_the_assigned_id() {
         ),
         "{ev:?}"
     );
+}
+
+/// The SCCRQ an endpoint seeded with `s` sends first: its tunnel id and Challenge come from
+/// the generator.
+fn first_sccrq(s: [u8; 32]) -> (u16, Vec<u8>, Vec<u8>) {
+    let mut c = cfg(Version::V2, "a");
+    c.secret = Some(b"k".to_vec());
+    c.send_challenge = true;
+    let mut ep = Endpoint::new(c.clone(), Encap::Udp, s);
+    ep.connect(Timestamp::ZERO, addr(2), c).unwrap();
+    let bytes = ep.poll_transmit().unwrap().bytes;
+    let m = Message::parse(&bytes, Version::V2, Some(b"k")).unwrap();
+    let tid = m.assigned_tunnel_id().unwrap();
+    assert_eq!(u32::from(tid), ep.tunnel_ids()[0]);
+    let challenge = m.challenge().expect("a Challenge AVP").to_vec();
+    (tid, challenge, bytes)
+}
+
+#[test]
+fn seed_is_32_octets_and_determines_ids_and_challenges() {
+    // The same seed reproduces the same tunnel id, Challenge and bytes (tests rely on it).
+    assert_eq!(first_sccrq([7; 32]), first_sccrq([7; 32]));
+    assert_eq!(first_sccrq(seed(5)), first_sccrq(seed(5)));
+    // Seeds differing in any octet, including the last ones a u64 seed could not reach, give
+    // different values.
+    let base = first_sccrq([0; 32]);
+    for i in [0usize, 8, 31] {
+        let mut s = [0u8; 32];
+        s[i] = 1;
+        let other = first_sccrq(s);
+        assert_ne!(other.1, base.1, "challenge with octet {i} changed");
+        assert_ne!(other.2, base.2);
+    }
+    let ids: std::collections::HashSet<u16> = (0..32u8).map(|i| first_sccrq([i; 32]).0).collect();
+    assert!(ids.len() > 28, "tunnel ids barely vary: {ids:?}");
+}
+
+fn msg_type(bytes: &[u8], version: Version) -> Option<MessageType> {
+    Message::parse(bytes, version, None).ok()?.message_type
+}
+
+fn ns_of(t: &Transmit) -> u16 {
+    ns_nr(&t.bytes).unwrap().0
+}
+
+fn sessions_up_in(ev: &[Event]) -> Vec<u32> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::SessionUp(i) => Some(i.session_id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stopccn_after_queued_messages_carries_the_ns_the_peer_expects() {
+    for version in [Version::V2, Version::V3] {
+        let (mut p, ta, tb) = Pair::up(version);
+        events(&mut p.b);
+        let expected = p.b.tunnel_stats(tb).unwrap().nr;
+        assert_eq!(p.a.tunnel_stats(ta).unwrap().next_ns, expected);
+        // 40 ICRQs: the window lets only a few out, the rest wait.
+        for _ in 0..40 {
+            p.a.open_session(p.now, ta, Default::default()).unwrap();
+        }
+        let sent = Pair::drain(&mut p.a);
+        assert!(!sent.is_empty() && sent.len() < 40, "{} sent", sent.len());
+        p.a.close_tunnel(p.now, ta, result::STOP_GENERAL).unwrap();
+        // The StopCCN waits behind the ICRQs in flight; they are retransmitted first.
+        assert!(Pair::drain(&mut p.a).is_empty(), "window still full");
+        p.now = p.now + Duration::from_secs(1);
+        p.a.handle_timeout(p.now);
+        let rtx = Pair::drain(&mut p.a);
+        assert_eq!(rtx.len(), 1);
+        assert_eq!(ns_of(&rtx[0]), ns_of(&sent[0]), "the oldest ICRQ again");
+        assert_eq!(msg_type(&rtx[0].bytes, version), Some(MessageType::Icrq));
+        // The peer gets what was sent, acknowledges it, and then the StopCCN with the next Ns.
+        for t in &sent {
+            p.b.handle_datagram(p.now, addr(1), &t.bytes);
+        }
+        let mut stop = None;
+        for _ in 0..20 {
+            for t in Pair::drain(&mut p.b) {
+                p.a.handle_datagram(p.now, addr(2), &t.bytes);
+            }
+            for t in Pair::drain(&mut p.a) {
+                if msg_type(&t.bytes, version) == Some(MessageType::StopCcn) {
+                    stop = Some(ns_of(&t));
+                }
+                p.b.handle_datagram(p.now, addr(1), &t.bytes);
+            }
+            p.now = p.now + Duration::from_millis(200);
+            p.a.handle_timeout(p.now);
+            p.b.handle_timeout(p.now);
+        }
+        let want = expected.wrapping_add(sent.len() as u16);
+        assert_eq!(stop, Some(want), "StopCCN Ns");
+        let ev = events(&mut p.b);
+        let up = sessions_up_in(&ev).len();
+        let down = ev
+            .iter()
+            .filter(|e| matches!(e, Event::SessionDown { .. }))
+            .count();
+        assert!(
+            ev.iter().any(|e| matches!(
+                e,
+                Event::TunnelDown {
+                    reason: DownReason::Peer { result_code: 1, .. },
+                    ..
+                }
+            )),
+            "{ev:?}"
+        );
+        assert_eq!(down, sent.len(), "every session the peer opened is down");
+        assert!(up <= down);
+        assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "held");
+        assert!(p.a.tunnel_ids().is_empty(), "A forgets once acknowledged");
+    }
+}
+
+#[test]
+fn lac_reports_session_up_when_its_iccn_is_acknowledged() {
+    for version in [Version::V2, Version::V3] {
+        let (mut p, ta, _) = Pair::up(version);
+        events(&mut p.a);
+        events(&mut p.b);
+        let sid = p.a.open_session(p.now, ta, Default::default()).unwrap();
+        let icrq = Pair::drain(&mut p.a);
+        p.b.handle_datagram(p.now, addr(1), &icrq[0].bytes);
+        let icrp = Pair::drain(&mut p.b);
+        p.a.handle_datagram(p.now, addr(2), &icrp[0].bytes);
+        let iccn = Pair::drain(&mut p.a);
+        assert_eq!(msg_type(&iccn[0].bytes, version), Some(MessageType::Iccn));
+        assert!(
+            sessions_up_in(&events(&mut p.a)).is_empty(),
+            "ICCN not yet acknowledged"
+        );
+        // The ICCN is lost: A retransmits it and still does not report the session.
+        p.now = p.now + Duration::from_secs(1);
+        p.a.handle_timeout(p.now);
+        let again = Pair::drain(&mut p.a);
+        assert_eq!(again.len(), 1);
+        assert!(sessions_up_in(&events(&mut p.a)).is_empty());
+        // The LNS reports its session when the ICCN arrives.
+        p.b.handle_datagram(p.now, addr(1), &again[0].bytes);
+        assert_eq!(sessions_up_in(&events(&mut p.b)).len(), 1);
+        // Its acknowledgement (delayed ZLB / ACK) brings A's session up.
+        p.now = p.now + Duration::from_secs(1);
+        p.b.handle_timeout(p.now);
+        let ack = Pair::drain(&mut p.b);
+        assert_eq!(ack.len(), 1);
+        p.a.handle_datagram(p.now, addr(2), &ack[0].bytes);
+        assert_eq!(sessions_up_in(&events(&mut p.a)), vec![sid]);
+    }
+}
+
+#[test]
+fn session_waiting_behind_a_full_window_is_not_up() {
+    for version in [Version::V2, Version::V3] {
+        // B's receive window of 1 allows A one message in flight.
+        let mut b = cfg(version, "b");
+        b.rx_window = 1;
+        let (mut p, ta, _) = Pair::up_with(version, b);
+        events(&mut p.a);
+        events(&mut p.b);
+        let s1 = p.a.open_session(p.now, ta, Default::default()).unwrap();
+        let s2 = p.a.open_session(p.now, ta, Default::default()).unwrap();
+        let icrq1 = Pair::drain(&mut p.a);
+        assert_eq!(icrq1.len(), 1);
+        p.b.handle_datagram(p.now, addr(1), &icrq1[0].bytes);
+        let icrp1 = Pair::drain(&mut p.b);
+        p.a.handle_datagram(p.now, addr(2), &icrp1[0].bytes);
+        // ICRQ 2 takes the window; ICCN 1 waits behind it.
+        let out = Pair::drain(&mut p.a);
+        assert_eq!(out.len(), 1);
+        assert_eq!(msg_type(&out[0].bytes, version), Some(MessageType::Icrq));
+        assert!(
+            sessions_up_in(&events(&mut p.a)).is_empty(),
+            "session {s1} reported up while its ICCN was never sent"
+        );
+        p.b.handle_datagram(p.now, addr(1), &out[0].bytes);
+        p.settle(Duration::from_secs(5));
+        let mut up = sessions_up_in(&events(&mut p.a));
+        up.sort_unstable();
+        let mut want = vec![s1, s2];
+        want.sort_unstable();
+        assert_eq!(up, want);
+        assert_eq!(sessions_up_in(&events(&mut p.b)).len(), 2);
+    }
+}
+
+#[test]
+fn zlb_carries_the_ns_of_the_next_message_on_the_wire() {
+    for version in [Version::V2, Version::V3] {
+        let mut b = cfg(version, "b");
+        b.rx_window = 1;
+        let (mut p, ta, tb) = Pair::up_with(version, b);
+        // A: one ICRQ in flight (not delivered yet), two waiting for the window.
+        for _ in 0..3 {
+            p.a.open_session(p.now, ta, Default::default()).unwrap();
+        }
+        let icrq1 = Pair::drain(&mut p.a);
+        assert_eq!(icrq1.len(), 1);
+        let first = ns_of(&icrq1[0]);
+        // B opens a call; A cannot answer it yet (window full), so it acknowledges it alone.
+        p.b.open_session(p.now, tb, Default::default()).unwrap();
+        for t in Pair::drain(&mut p.b) {
+            p.a.handle_datagram(p.now, addr(2), &t.bytes);
+        }
+        p.now = p.now + Duration::from_millis(200);
+        p.a.handle_timeout(p.now);
+        let ack = Pair::drain(&mut p.a);
+        assert_eq!(ack.len(), 1);
+        let (h, _) = ControlHeader::parse(&ack[0].bytes, version).unwrap();
+        match version {
+            Version::V2 => assert!(h.is_zlb()),
+            Version::V3 => assert_eq!(msg_type(&ack[0].bytes, version), Some(MessageType::Ack)),
+        }
+        assert_eq!(
+            h.ns,
+            first.wrapping_add(1),
+            "not counting the 3 messages queued"
+        );
+        // The next message B sees from A carries that Ns.
+        p.b.handle_datagram(p.now, addr(1), &icrq1[0].bytes);
+        for t in Pair::drain(&mut p.b) {
+            p.a.handle_datagram(p.now, addr(2), &t.bytes);
+        }
+        let next = Pair::drain(&mut p.a);
+        assert_eq!(ns_of(&next[0]), h.ns);
+    }
+}
+
+/// An LNS with a secret (and default settings) answers an SCCRQ from a LAC without one; the
+/// LAC's SCCCN then carries `response`. Returns what the LNS sent and its events.
+fn lns_gets_scccn(response: Option<Vec<u8>>) -> (Vec<Message>, Vec<Event>, Vec<u8>) {
+    let mut b = Endpoint::new(
+        Config {
+            secret: Some(b"right".to_vec()),
+            ..cfg(Version::V2, "b")
+        },
+        Encap::Udp,
+        seed(2),
+    );
+    let mut a = Endpoint::new(cfg(Version::V2, "a"), Encap::Udp, seed(1));
+    a.connect(Timestamp::ZERO, addr(2), cfg(Version::V2, "a"))
+        .unwrap();
+    let sccrq = a.poll_transmit().unwrap();
+    b.handle_datagram(Timestamp::ZERO, addr(1), &sccrq.bytes);
+    let sccrp = b.poll_transmit().unwrap();
+    let m = Message::parse(&sccrp.bytes, Version::V2, None).unwrap();
+    assert_eq!(m.message_type, Some(MessageType::Sccrp));
+    let challenge = m
+        .challenge()
+        .expect("a secret makes the LNS challenge")
+        .to_vec();
+    let tid_b = m.assigned_tunnel_id().unwrap();
+    let mut scccn =
+        MessageBuilder::new(Version::V2, Encap::Udp, tid_b.into(), 0, MessageType::Scccn);
+    if let Some(r) = response {
+        scccn = scccn
+            .avp(AvpValue::ChallengeResponse(r.try_into().unwrap()))
+            .unwrap();
+    }
+    let mut scccn = scccn.finish_unchecked().unwrap();
+    ul2tp_wire::control::set_ns_nr(&mut scccn, 1, 1).unwrap();
+    b.handle_datagram(Timestamp::ZERO, addr(1), &scccn);
+    let out = Pair::drain(&mut b)
+        .iter()
+        .map(|t| Message::parse(&t.bytes, Version::V2, None).unwrap())
+        .collect();
+    (out, events(&mut b), challenge)
+}
+
+fn assert_stopccn_4(out: &[Message], ev: &[Event]) {
+    let stop = out
+        .iter()
+        .find(|m| m.message_type == Some(MessageType::StopCcn))
+        .expect("a StopCCN");
+    assert_eq!(
+        stop.result_code().unwrap().result,
+        result::STOP_NOT_AUTHORISED
+    );
+    assert!(
+        matches!(
+            ev,
+            [Event::TunnelDown {
+                reason: DownReason::AuthFailed,
+                was_up: false,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn v2_lns_with_secret_refuses_scccn_without_or_with_wrong_challenge_response() {
+    // No Challenge Response at all (a LAC that ignores the Challenge).
+    let (out, ev, _) = lns_gets_scccn(None);
+    assert_stopccn_4(&out, &ev);
+    // A response computed with another secret.
+    let (_, _, ch) = lns_gets_scccn(None);
+    let wrong = digest::challenge_response(MessageType::Scccn, b"wrong", &ch).to_vec();
+    let (out, ev, ch2) = lns_gets_scccn(Some(wrong));
+    assert_eq!(ch, ch2, "same seed, same challenge");
+    assert_stopccn_4(&out, &ev);
+    // The right one: up, and reported as authenticated.
+    let right = digest::challenge_response(MessageType::Scccn, b"right", &ch).to_vec();
+    let (out, ev, _) = lns_gets_scccn(Some(right));
+    assert!(out
+        .iter()
+        .all(|m| m.message_type != Some(MessageType::StopCcn)));
+    assert!(
+        matches!(&ev[..], [Event::TunnelUp(i)] if i.authenticated),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn v3_authenticated_tunnel_drops_messages_without_or_with_a_wrong_digest() {
+    let secret = b"k".to_vec();
+    let c = |n| Config {
+        secret: Some(secret.clone()),
+        ..cfg(Version::V3, n)
+    };
+    let mut p = Pair {
+        a: Endpoint::new(c("a"), Encap::Udp, seed(1)),
+        b: Endpoint::new(c("b"), Encap::Udp, seed(2)),
+        now: Timestamp::ZERO,
+    };
+    let ta = p.a.connect(p.now, addr(2), c("a")).unwrap();
+    p.settle(Duration::from_secs(1));
+    let tb = p.b.tunnel_ids()[0];
+    assert!(p.a.tunnel_info(ta).unwrap().authenticated);
+    let before = p.b.tunnel_stats(tb).unwrap();
+    // An in-sequence HELLO without a Message Digest.
+    let plain = forge(&mut p, Version::V3, MessageType::Hello, vec![]);
+    p.b.handle_datagram(p.now, addr(1), &plain);
+    // The same HELLO with a digest slot signed with another secret.
+    let sa = p.a.tunnel_stats(ta).unwrap();
+    let mut signed = MessageBuilder::new(Version::V3, Encap::Udp, tb, 0, MessageType::Hello)
+        .digest(DigestAlg::HmacMd5.into())
+        .unwrap()
+        .finish()
+        .unwrap();
+    ul2tp_wire::control::set_ns_nr(&mut signed, sa.next_ns, before.next_ns).unwrap();
+    digest::sign_message(&mut signed, b"wrong", None).unwrap();
+    p.b.handle_datagram(p.now, addr(1), &signed);
+    let after = p.b.tunnel_stats(tb).unwrap();
+    assert_eq!(p.b.stats().rx_auth_failures, 2);
+    assert_eq!(after.nr, before.nr, "neither was sequenced");
+    assert_eq!(after.channel.delivered, before.channel.delivered);
+    assert!(Pair::drain(&mut p.b).is_empty());
 }

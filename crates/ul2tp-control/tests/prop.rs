@@ -140,7 +140,7 @@ proptest! {
         let encap = if ip && v3 { Encap::Ip } else { Encap::Udp };
         let mut c = Config { version: if v3 { Version::V3 } else { Version::V2 }, ..Config::default() };
         c.secret = Some(b"x".to_vec());
-        let mut ep = Endpoint::new(c, encap, 1);
+        let mut ep = Endpoint::new(c, encap, seed(1));
         let from = addr(9);
         let mut now = Timestamp::ZERO;
         for p in &packets {

@@ -164,6 +164,115 @@ fn teardown(version: Version, from_a: bool) {
     assert!(sim.ep(B).tunnel_ids().is_empty());
 }
 
+/// Close a tunnel while 40 session requests wait behind a full window, over a lossy network:
+/// the StopCCN must follow what was sent (not what was only queued), so the peer accepts it
+/// and clears its tunnel and every session it had opened.
+fn close_with_queued_requests(version: Version, seed: u64) {
+    let (mut sim, tid_a, _) = small_pair(version, NetConfig::lossy(0.2), seed);
+    let now = sim.now;
+    for _ in 0..40 {
+        sim.ep(A)
+            .open_session(now, tid_a, SessionConfig::default())
+            .unwrap();
+    }
+    let st = sim.ep(A).tunnel_stats(tid_a).unwrap();
+    assert!(st.unacked >= 40, "requests queued: {}", st.unacked);
+    // Let a few go out (and some of them be lost), then close.
+    sim.run_for(Duration::from_millis(20));
+    let now = sim.now;
+    sim.ep(A)
+        .close_tunnel(now, tid_a, result::STOP_GENERAL)
+        .unwrap();
+    let closed_at = sim.now;
+    // Well within one retransmission cycle of the StopCCN (1+2+4+8+16 s) and before any HELLO.
+    let ok = sim.run_while_not(Duration::from_secs(30), |s| !tunnel_downs(s, B).is_empty());
+    assert!(ok, "B never cleared its tunnel");
+    let db = tunnel_downs(&sim, B);
+    assert!(
+        matches!(
+            &db[..],
+            [Event::TunnelDown {
+                reason: DownReason::Peer { result_code: 1, .. },
+                was_up: true,
+                ..
+            }]
+        ),
+        "{db:?}"
+    );
+    assert!(sim.now - closed_at < Duration::from_secs(30));
+    // Every session B had (the 3 established first and any request that reached it) is down.
+    let tid_b = tunnel_up(&sim, B)[0];
+    assert_eq!(sim.ep(B).tunnel_stats(tid_b).unwrap().state, "held");
+    assert!(sim.ep(B).session_ids(tid_b).is_empty());
+    assert!(session_downs(&sim, B) >= 3);
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(
+        session_downs(&sim, B),
+        sim.count(B, |e| matches!(
+            e,
+            Event::SessionDown {
+                reason: DownReason::TunnelDown,
+                ..
+            }
+        ))
+    );
+    assert!(sim.ep(B).tunnel_ids().is_empty(), "hold-down over");
+    assert!(sim.ep(A).tunnel_ids().is_empty());
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    assert_eq!(session_downs(&sim, A), 43);
+}
+
+#[test]
+fn close_with_queued_requests_reaches_the_peer_v2() {
+    for seed in [31, 32, 33] {
+        close_with_queued_requests(Version::V2, seed);
+    }
+}
+
+#[test]
+fn close_with_queued_requests_reaches_the_peer_v3() {
+    for seed in [34, 35, 36] {
+        close_with_queued_requests(Version::V3, seed);
+    }
+}
+
+#[test]
+fn cdns_queued_behind_a_full_window_reach_the_peer() {
+    // 40 requests at once, half of them cleared at once: each CDN follows its ICRQ in Ns
+    // order, so the peer opens and then clears exactly those sessions; the rest come up.
+    for version in [Version::V2, Version::V3] {
+        let (mut sim, tid_a, _) = small_pair(version, NetConfig::lossy(0.2), 37);
+        let now = sim.now;
+        let sids: Vec<u32> = (0..40)
+            .map(|_| {
+                sim.ep(A)
+                    .open_session(now, tid_a, SessionConfig::default())
+                    .unwrap()
+            })
+            .collect();
+        for &sid in &sids[..20] {
+            sim.ep(A)
+                .close_session(now, tid_a, sid, result::CDN_ADMIN)
+                .unwrap();
+        }
+        let tid_b = tunnel_up(&sim, B)[0];
+        let ok = sim.run_while_not(Duration::from_secs(300), |s| {
+            sessions_up(s, A).len() == 23 && s.nodes[B].ep.session_ids(tid_b).len() == 23
+        });
+        assert!(
+            ok,
+            "A up {}, B sessions {}",
+            sessions_up(&sim, A).len(),
+            sim.nodes[B].ep.session_ids(tid_b).len()
+        );
+        sim.run_for(Duration::from_secs(10));
+        assert_eq!(sim.ep(B).session_ids(tid_b).len(), 23);
+        assert_eq!(sim.ep(A).tunnel_stats(tid_a).unwrap().unacked, 0);
+        assert!(tunnel_downs(&sim, B).is_empty());
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    }
+}
+
 #[test]
 fn teardown_from_initiator_v2() {
     teardown(Version::V2, true);
@@ -224,12 +333,13 @@ fn session_close_from_either_side() {
 
 #[test]
 fn v2_challenge_failure_refuses_tunnel() {
-    // B challenges A; A answers with the wrong secret ⇒ B sends StopCCN 4.
+    // B challenges A (the default with a secret); A, not challenging, answers with the wrong
+    // secret ⇒ B sends StopCCN 4.
     let mut a = cfg(Version::V2, "a");
     a.secret = Some(b"wrong".to_vec());
+    a.send_challenge = false;
     let mut b = cfg(Version::V2, "b");
     b.secret = Some(b"right".to_vec());
-    b.send_challenge = true;
     let mut sim = pair(NetConfig::perfect(), Encap::Udp, 21, a.clone(), b);
     let now = sim.now;
     sim.ep(A).connect(now, addr(2), a).unwrap();
@@ -884,4 +994,127 @@ fn v3_sha1_authenticated_tunnel_and_tunnel_parameters() {
     let d = ul2tp_wire::pcap::extract(rec.frame).unwrap();
     assert_eq!(&d.payload[20..26], &[0x80, 27, 0, 0, 0, 59]);
     assert_eq!(d.payload[26], 1, "digest type 1 = HMAC-SHA-1");
+}
+
+fn with_secret(version: Version, name: &str, secret: &[u8]) -> Config {
+    Config {
+        secret: Some(secret.to_vec()),
+        ..cfg(version, name)
+    }
+}
+
+/// A v2 LAC (A) against an LNS (B) that has a secret and otherwise default settings.
+fn v2_against_lns_with_secret(a: Config, seed: u64) -> ul2tp_control::sim::Sim {
+    let b = with_secret(Version::V2, "b", b"right");
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, seed, a.clone(), b);
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    sim
+}
+
+fn refused_with_4(sim: &ul2tp_control::sim::Sim) {
+    assert!(tunnel_up(sim, B).is_empty(), "the LNS admitted the LAC");
+    let (da, db) = (tunnel_downs(sim, A), tunnel_downs(sim, B));
+    let reasons = [&da[..], &db[..]].map(|d| match d {
+        [Event::TunnelDown { reason, .. }] => reason.clone(),
+        other => panic!("{other:?}"),
+    });
+    // One side found the authentication wrong and sent StopCCN 4; the other side got it.
+    assert!(
+        matches!(
+            &reasons,
+            [
+                DownReason::AuthFailed,
+                DownReason::Peer { result_code: 4, .. }
+            ] | [
+                DownReason::Peer { result_code: 4, .. },
+                DownReason::AuthFailed
+            ]
+        ),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn v2_lns_with_secret_refuses_lac_without_secret() {
+    let sim = v2_against_lns_with_secret(cfg(Version::V2, "a"), 61);
+    refused_with_4(&sim);
+    // The LAC cannot answer the LNS's Challenge and refuses it itself.
+    assert!(matches!(
+        &tunnel_downs(&sim, A)[..],
+        [Event::TunnelDown {
+            reason: DownReason::AuthFailed,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn v2_wrong_secret_is_refused() {
+    // Both challenge (the default with a secret): the LAC finds the LNS's response wrong.
+    // (v2_challenge_failure_refuses_tunnel has the LNS find the LAC's response wrong.)
+    let sim = v2_against_lns_with_secret(with_secret(Version::V2, "a", b"wrong"), 62);
+    refused_with_4(&sim);
+    assert!(matches!(
+        &tunnel_downs(&sim, A)[..],
+        [Event::TunnelDown {
+            reason: DownReason::AuthFailed,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn v2_right_secret_comes_up_authenticated_both_ways() {
+    for a_challenges in [true, false] {
+        let mut a = with_secret(Version::V2, "a", b"right");
+        a.send_challenge = a_challenges;
+        let b = with_secret(Version::V2, "b", b"right");
+        let mut sim = pair(NetConfig::lossy(0.1), Encap::Udp, 64, a.clone(), b);
+        establish(
+            &mut sim,
+            a,
+            2,
+            &SessionConfig::default(),
+            Duration::from_secs(120),
+        );
+        let infos: Vec<_> = [A, B]
+            .iter()
+            .flat_map(|&n| {
+                sim.nodes[n].events.iter().filter_map(|(_, e)| match e {
+                    Event::TunnelUp(i) => Some(i.clone()),
+                    _ => None,
+                })
+            })
+            .collect();
+        assert_eq!(infos.len(), 2);
+        // B (default with a secret) challenged A; A challenged B only if configured to.
+        assert_eq!(
+            infos.iter().map(|i| i.authenticated).collect::<Vec<_>>(),
+            vec![a_challenges, true]
+        );
+    }
+}
+
+#[test]
+fn v3_missing_or_wrong_digest_is_refused() {
+    // A LAC without a secret sends no Message Digest: every SCCRQ is dropped, nothing admitted.
+    let mut a = cfg(Version::V3, "a");
+    a.max_retries = 2;
+    let b = with_secret(Version::V3, "b", b"k");
+    let mut sim = pair(NetConfig::perfect(), Encap::Udp, 65, a.clone(), b);
+    let now = sim.now;
+    sim.ep(A).connect(now, addr(2), a).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(sim.ep(B).stats().rx_auth_failures, 3);
+    assert!(sim.ep(B).tunnel_ids().is_empty());
+    assert!(tunnel_up(&sim, A).is_empty() && tunnel_up(&sim, B).is_empty());
+    assert!(matches!(
+        &tunnel_downs(&sim, A)[..],
+        [Event::TunnelDown {
+            reason: DownReason::Timeout,
+            ..
+        }]
+    ));
 }

@@ -94,6 +94,10 @@ pub struct ControlConfig {
     /// Hide the AVPs that may be hidden (needs a secret).
     #[serde(default)]
     pub hide_avps: bool,
+    /// L2TPv2 with a secret: challenge the peer and refuse it unless it answers (default
+    /// true; false only for peers that cannot answer a Challenge).
+    #[serde(default = "default_challenge")]
+    pub challenge: bool,
     /// Seconds of silence before a HELLO (default 60).
     pub hello_interval: Option<u64>,
     /// Retransmissions before a tunnel is declared down (default 5).
@@ -114,6 +118,10 @@ pub struct ControlConfig {
     pub ppp_echo_failure: Option<u32>,
 }
 
+fn default_challenge() -> bool {
+    true
+}
+
 fn default_listen() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([0, 0, 0, 0], 1701))
 }
@@ -130,6 +138,7 @@ impl ControlConfig {
         }
         c.secret = self.secret.as_ref().map(|s| s.as_bytes().to_vec());
         c.hide_avps = self.hide_avps;
+        c.send_challenge = self.challenge;
         if let Some(h) = self.hello_interval {
             c.hello_interval = std::time::Duration::from_secs(h.max(1));
         }
@@ -915,6 +924,12 @@ seq = "both"
         let s = c.control.unwrap().settings();
         assert_eq!(s.listen, "127.0.0.1:1702".parse().unwrap());
         assert_eq!(s.config.secret.as_deref(), Some(&b"s"[..]));
+        assert!(
+            s.config.send_challenge,
+            "a secret authenticates the peer by default"
+        );
+        let c = Config::parse(p, "[control]\nsecret = \"s\"\nchallenge = false\n").unwrap();
+        assert!(!c.control.unwrap().settings().config.send_challenge);
         let e = Config::parse(p, "[control]\nlisten = \"nowhere\"\n").unwrap_err();
         assert_eq!(e.line, Some(2));
     }

@@ -106,6 +106,17 @@ fn engine_err(e: ul2tp_control::Error) -> ApiError {
     ApiError::new(Errno::EINVAL, format!("control protocol: {e:?}"))
 }
 
+/// The control endpoint, its generator seeded with 32 bytes from the operating system
+/// (tunnel and session ids, challenges, nonces and random vectors must not be guessable). A
+/// failing random source refuses the start rather than run with predictable values.
+fn new_endpoint(cfg: &Config) -> std::io::Result<Endpoint> {
+    Ok(Endpoint::new(
+        cfg.clone(),
+        CtlEncap::Udp,
+        crate::entropy::os_seed()?,
+    ))
+}
+
 impl ControlPlane {
     /// Bind the endpoint's socket and start its task.
     pub(crate) fn start(d: Weak<Daemon>, s: ControlSettings) -> std::io::Result<ControlPlane> {
@@ -114,10 +125,7 @@ impl ControlPlane {
         let (up_daemon_end, up_ours) = SeqPacket::pair()?;
         let up_ours = SeqPacket::from_fd(up_ours)?;
         let (tx, rx) = mpsc::channel(64);
-        let seed = u64::from(std::process::id())
-            ^ Instant::now().elapsed().as_nanos() as u64
-            ^ 0x9e37_79b9;
-        let ep = Endpoint::new(s.config.clone(), CtlEncap::Udp, seed);
+        let ep = new_endpoint(&s.config)?;
         let st = State {
             d,
             local,
@@ -371,8 +379,15 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
             (info.tunnel_id, None)
         }),
         Event::TunnelDown {
-            tunnel_id, reason, ..
+            tunnel_id,
+            reason,
+            was_up,
+            ..
         } => {
+            if !was_up {
+                // Refused or failed before it was established (authentication, timeout, ...).
+                tracing::info!("control connection {tunnel_id} not established: {reason:?}");
+            }
             // Gone at the control level: no StopCCN from the delete below.
             ctl.dynamic.remove(&tunnel_id);
             if ctl.tunnels.contains_key(&tunnel_id) {
@@ -504,4 +519,30 @@ fn session_up(d: &Daemon, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> 
     }
     tracing::info!("dynamic session {}/{} up", info.tunnel_id, info.session_id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_seeded_from_the_operating_system() {
+        // Every endpoint the daemon builds draws its own ids and challenges. A seed made of the
+        // process id and a clock reading takes only a handful of values within one process, so
+        // 64 endpoints would repeat SCCRQs; 256 random bits never do.
+        let cfg = Config {
+            version: Version::V2,
+            secret: Some(b"k".to_vec()),
+            send_challenge: true,
+            ..Config::default()
+        };
+        let peer: SocketAddr = "192.0.2.2:1701".parse().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let mut ep = new_endpoint(&cfg).unwrap();
+            ep.connect(Timestamp::ZERO, peer, cfg.clone()).unwrap();
+            let sccrq = ep.poll_transmit().unwrap().bytes;
+            assert!(seen.insert(sccrq), "two endpoints sent the same SCCRQ");
+        }
+    }
 }

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ul2tp_control::sim::{NetConfig, Sim};
+#[allow(unused_imports)]
+pub use ul2tp_control::sim::seed;
+use ul2tp_control::sim::{self, NetConfig, Sim};
 use ul2tp_control::{Config, Encap, Endpoint, Event, SessionConfig, SessionInfo, Version};
 
 pub const A: usize = 0;
@@ -26,8 +28,14 @@ pub fn cfg(version: Version, name: &str) -> Config {
 /// Two engines: A (node 0, 10.0.0.1) and B (node 1, 10.0.0.2).
 pub fn pair(net: NetConfig, encap: Encap, seed: u64, a: Config, b: Config) -> Sim {
     let mut sim = Sim::new(net, encap, seed);
-    sim.add(addr(1), Endpoint::new(a, encap, seed.wrapping_mul(3) + 1));
-    sim.add(addr(2), Endpoint::new(b, encap, seed.wrapping_mul(7) + 2));
+    sim.add(
+        addr(1),
+        Endpoint::new(a, encap, sim::seed(seed.wrapping_mul(3) + 1)),
+    );
+    sim.add(
+        addr(2),
+        Endpoint::new(b, encap, sim::seed(seed.wrapping_mul(7) + 2)),
+    );
     sim
 }
 
