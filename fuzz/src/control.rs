@@ -73,7 +73,7 @@ pub struct Duo {
 }
 
 fn endpoint(cfg: Config, n: u8) -> Endpoint {
-    Endpoint::new(cfg, Encap::Udp, u64::from(n))
+    Endpoint::new(cfg, Encap::Udp, [n; 32])
 }
 
 fn lac_addr() -> SocketAddr {
