@@ -20,7 +20,7 @@ use ul2tp_sys::sockinfo::{check_managed, ManagedEncap};
 use ul2tp_sys::udp::UdpTunnelSocket;
 
 use crate::datapath::{self, Pseudowire, TunnelSocket, MAX_DATAGRAM};
-use crate::state::{einval, io_err, ApiResult, Ctl, Daemon, Task, TunnelInfo};
+use crate::store::{einval, io_err, ApiResult, Ctl, Store, Task, TunnelInfo};
 
 fn inode(fd: OwnedFd) -> (OwnedFd, Option<u64>) {
     let f = std::fs::File::from(fd);
@@ -31,7 +31,7 @@ fn inode(fd: OwnedFd) -> (OwnedFd, Option<u64>) {
 /// Create a managed tunnel on an application's socket (docs/reference/kernel.md §4.5, §5.6). With `view`,
 /// returns the application's tunnel-socket view descriptor, whose close destroys the tunnel.
 pub(crate) fn managed_tunnel(
-    d: &Daemon,
+    d: &Store,
     ctl: &mut Ctl,
     mut p: TunnelParams,
     fd: OwnedFd,
@@ -97,7 +97,7 @@ pub(crate) fn managed_tunnel(
 /// Serve a managed tunnel's view: control messages from the application go out on the tunnel
 /// socket; its close destroys the tunnel (the seed: "An L2TP tunnel and all of its sessions
 /// are automatically closed when its tunnel socket is closed").
-async fn tunnel_view(d: Weak<Daemon>, sp: Arc<SeqPacket>, socket: Arc<TunnelSocket>, tid: u32) {
+async fn tunnel_view(d: Weak<Store>, sp: Arc<SeqPacket>, socket: Arc<TunnelSocket>, tid: u32) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 64];
     loop {
         let n = match sp.recv(&mut buf).await {
@@ -134,7 +134,7 @@ async fn tunnel_view(d: Weak<Daemon>, sp: Arc<SeqPacket>, socket: Arc<TunnelSock
 
 /// Delete a tunnel (or one session) from a task of its own: the caller may be one of the
 /// tasks the delete aborts.
-fn delete_later(d: Weak<Daemon>, tid: u32, sid: Option<u32>) {
+fn delete_later(d: Weak<Store>, tid: u32, sid: Option<u32>) {
     tokio::spawn(async move {
         let Some(d) = d.upgrade() else { return };
         let mut ctl = d.ctl.lock().await;
@@ -153,7 +153,7 @@ fn delete_later(d: Weak<Daemon>, tid: u32, sid: Option<u32>) {
 
 /// The PPPoL2TP `connect()` (docs/reference/kernel.md §7.3).
 pub(crate) async fn pppol2tp_connect(
-    d: &Daemon,
+    d: &Store,
     a: &Attrs,
     fds: Vec<OwnedFd>,
 ) -> ApiResult<OwnedFd> {
@@ -320,7 +320,7 @@ fn ioc_stats(tunnel_id: u32, session_id: u32, stats: ul2tp_api::Stats) -> Vec<u8
 }
 
 /// Serve a session socket or a tunnel management socket.
-async fn serve(d: Weak<Daemon>, sp: Arc<SeqPacket>, target: Target, socket: Arc<TunnelSocket>) {
+async fn serve(d: Weak<Store>, sp: Arc<SeqPacket>, target: Target, socket: Arc<TunnelSocket>) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 64];
     loop {
         let n = match sp.recv(&mut buf).await {

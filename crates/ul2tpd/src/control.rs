@@ -31,8 +31,8 @@ use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
-use crate::state::{
-    io_err, session_attrs, ApiResult, Ctl, Daemon, Task, TunnelInfo as DpTunnelInfo,
+use crate::store::{
+    io_err, session_attrs, ApiResult, ControlHandle, Ctl, Store, Task, TunnelInfo as DpTunnelInfo,
 };
 
 /// What the `[control]` section configures.
@@ -119,7 +119,7 @@ fn new_endpoint(cfg: &Config) -> std::io::Result<Endpoint> {
 
 impl ControlPlane {
     /// Bind the endpoint's socket and start its task.
-    pub(crate) fn start(d: Weak<Daemon>, s: ControlSettings) -> std::io::Result<ControlPlane> {
+    pub(crate) fn start(d: Weak<Store>, s: ControlSettings) -> std::io::Result<ControlPlane> {
         let listener = UdpTunnelSocket::bind_reuse_port(s.listen, UdpOptions::default())?;
         let local = listener.local_addr()?;
         let (up_daemon_end, up_ours) = SeqPacket::pair()?;
@@ -153,29 +153,6 @@ impl ControlPlane {
     /// Our Host Name (`[control] host_name`), also our PPP authenticator name.
     pub(crate) fn host_name(&self) -> &str {
         &self.host_name
-    }
-
-    /// Clear a call whose PPP link went down, without waiting: CDN with `result_code`, the
-    /// text as Error Message (with the generic error code) when given, and the RFC 3145 PPP
-    /// Disconnect Cause Code. The endpoint then reports the session down, which deletes it.
-    pub(crate) fn clear_ppp_call(
-        &self,
-        tid: u32,
-        sid: u32,
-        result_code: u16,
-        error: Option<String>,
-        cause: ul2tp_wire::avp::PppDisconnectCause,
-    ) {
-        let cmd = Cmd::ClearPpp {
-            tid,
-            sid,
-            result_code,
-            error,
-            cause,
-        };
-        if self.tx.try_send(cmd).is_err() {
-            tracing::warn!("control plane busy: call {tid}/{sid} not cleared");
-        }
     }
 
     async fn ask<T>(
@@ -221,18 +198,39 @@ impl ControlPlane {
     pub(crate) async fn close(&self, tid: u32, sid: Option<u32>) -> ApiResult<()> {
         self.ask(|reply| Cmd::Close { tid, sid, reply }).await
     }
+}
 
-    /// Tell the endpoint that the data path dropped a tunnel or session (API delete, session
-    /// socket closed), without waiting: it clears it with the peer. An object the endpoint no
-    /// longer knows (it reported it down itself) is ignored.
-    pub(crate) fn close_later(&self, tid: u32, sid: Option<u32>) {
+/// The store's view of the control plane: deletes of dynamic objects and PPP links that went
+/// down reach the endpoint through it.
+impl ControlHandle for ControlPlane {
+    fn close_later(&self, tid: u32, sid: Option<u32>) {
         let (reply, _) = oneshot::channel();
         let _ = self.tx.try_send(Cmd::Close { tid, sid, reply });
+    }
+
+    fn clear_ppp_call(
+        &self,
+        tid: u32,
+        sid: u32,
+        result_code: u16,
+        error: Option<String>,
+        cause: ul2tp_wire::avp::PppDisconnectCause,
+    ) {
+        let cmd = Cmd::ClearPpp {
+            tid,
+            sid,
+            result_code,
+            error,
+            cause,
+        };
+        if self.tx.try_send(cmd).is_err() {
+            tracing::warn!("control plane busy: call {tid}/{sid} not cleared");
+        }
     }
 }
 
 struct State {
-    d: Weak<Daemon>,
+    d: Weak<Store>,
     local: SocketAddr,
     upcall: Arc<SeqPacket>,
     ifnames: HashMap<(u32, u32), String>,
@@ -422,7 +420,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
     }
 }
 
-fn tunnel_up(d: &Daemon, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResult<()> {
+fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResult<()> {
     // A socket connected to the peer from the endpoint's address: data and control from that
     // peer arrive on it; control goes back to the endpoint through the upcall.
     let sock = UdpTunnelSocket::open_reuse_port(st.local, info.peer, UdpOptions::default())
@@ -451,7 +449,7 @@ fn tunnel_up(d: &Daemon, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiRes
     Ok(())
 }
 
-fn session_up(d: &Daemon, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> ApiResult<()> {
+fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> ApiResult<()> {
     let cookie = |b: &[u8]| Cookie::new(b).map_err(|e| ApiError::new(e, "cookie"));
     let v3 = info.version == Version::V3;
     let params = SessionParams {

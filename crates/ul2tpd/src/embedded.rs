@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 use crate::server::{serve_connection, Privilege};
-use crate::state::Daemon;
+use crate::Daemon;
 
 /// A private ul2tpd: request handlers and data path on a runtime of its own, in the network
 /// namespace of the thread that starts it. Dropping it deletes every tunnel it created.

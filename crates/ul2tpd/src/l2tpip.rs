@@ -29,7 +29,7 @@ use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_wire::data::{classify_ip, IpClass};
 
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
-use crate::state::{einval, io_err, ApiResult, Ctl, Daemon, Task, TunnelInfo};
+use crate::store::{einval, io_err, ApiResult, Ctl, Store, Task, TunnelInfo};
 
 /// One emulated L2TP/IP socket.
 #[derive(Debug)]
@@ -114,7 +114,7 @@ async fn listen(sock: Arc<IpTunnelSocket>, table: Weak<L2tpIp>, v6: bool) {
 }
 
 /// `l2tpip_socket`: bind (and optionally connect) an emulated L2TP/IP socket.
-pub(crate) fn open(d: &Daemon, a: &Attrs) -> ApiResult<OwnedFd> {
+pub(crate) fn open(d: &Store, l2tpip: &Arc<L2tpIp>, a: &Attrs) -> ApiResult<OwnedFd> {
     let conn_id = a
         .conn_id
         .ok_or_else(|| einval("l2tpip_socket needs conn_id (0 for the listener)"))?;
@@ -140,7 +140,7 @@ pub(crate) fn open(d: &Daemon, a: &Attrs) -> ApiResult<OwnedFd> {
     if peer_addr.is_some_and(|p| p.is_multicast()) {
         return Err(einval("cannot connect to a multicast address"));
     }
-    let t = d.l2tpip.clone();
+    let t = l2tpip.clone();
     // §8.2: another socket with the same connection id and a compatible local address.
     let clash = t.entries.load().iter().any(|e| {
         e.v6 == v6
@@ -178,7 +178,7 @@ pub(crate) fn open(d: &Daemon, a: &Attrs) -> ApiResult<OwnedFd> {
 }
 
 /// Application → network, and clean-up on close.
-async fn serve(d: Weak<Daemon>, t: Arc<L2tpIp>, e: Arc<Entry>, sock: Arc<IpTunnelSocket>) {
+async fn serve(d: Weak<Store>, t: Arc<L2tpIp>, e: Arc<Entry>, sock: Arc<IpTunnelSocket>) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 32];
     loop {
         let n = match e.sp.recv(&mut buf).await {
@@ -229,7 +229,8 @@ async fn serve(d: Weak<Daemon>, t: Arc<L2tpIp>, e: Arc<Entry>, sock: Arc<IpTunne
 /// if `fd` is one of ours. The reply carries the application's own descriptor back: it is the
 /// tunnel socket.
 pub(crate) fn managed_tunnel(
-    d: &Daemon,
+    d: &Store,
+    l2tpip: &L2tpIp,
     ctl: &mut Ctl,
     mut p: TunnelParams,
     fd: &OwnedFd,
@@ -239,7 +240,7 @@ pub(crate) fn managed_tunnel(
         .ok()
         .and_then(|f| std::fs::File::from(f).metadata().ok())
         .map(|m| m.ino())?;
-    let entries = d.l2tpip.entries.load();
+    let entries = l2tpip.entries.load();
     let e = entries.iter().find(|e| e.app_inode == Some(ino))?;
     Some((|| {
         if p.encap != Encap::Ip {

@@ -1,4 +1,4 @@
-//! ul2tpd as a library: the daemon's state, request handlers, data path and API server.
+//! ul2tpd as a library: the daemon's store, request handlers, data path and API server.
 //!
 //! The `ul2tpd` binary is a thin `main` around this. Applications that want the L2TP data
 //! path inside their own process (no daemon, no API socket on the file system) use
@@ -15,12 +15,13 @@ pub mod entropy;
 pub mod metrics;
 pub mod reload;
 pub mod server;
-pub mod state;
 
 mod apps;
 mod datapath;
+mod handlers;
 mod l2tpip;
 mod pppd;
+mod store;
 
 pub use embedded::Embedded;
-pub use state::Daemon;
+pub use handlers::{Daemon, Reply};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use ul2tpd::{config, reload, server, state};
+use ul2tpd::{config, reload, server, Daemon};
 
 /// Command line of ul2tpd.
 #[derive(Debug, Parser)]
@@ -121,7 +121,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         // Installed first: from here on SIGHUP re-reads the file instead of killing us.
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
-        let daemon = state::Daemon::new();
+        let daemon = Daemon::new();
         let mut statics = match (&args.config, checked) {
             (Some(path), Some(checked)) => Some(
                 reload::Statics::start(&daemon, path, checked)

@@ -33,7 +33,7 @@ use ul2tp_wire::avp::PppDisconnectCause as Cause;
 use ul2tp_wire::ppp::proto;
 
 use crate::datapath::{self, Pseudowire, TunnelSocket};
-use crate::state::{ApiResult, Ctl, Daemon, Task};
+use crate::store::{ApiResult, Ctl, Store, Task};
 
 /// How an endpoint is set up.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +98,7 @@ const PASSIVE_WAIT: Duration = Duration::from_secs(30);
 
 /// Attach an endpoint to `session`. The returned receiver reports the outcome.
 pub(crate) fn start(
-    d: &Daemon,
+    d: &Store,
     ctl: &mut Ctl,
     session: Arc<Session>,
     setup: PppSetup,
@@ -168,7 +168,7 @@ struct Seen {
 }
 
 struct Link {
-    d: Weak<Daemon>,
+    d: Weak<Store>,
     session: Arc<Session>,
     socket: Arc<TunnelSocket>,
     rx: mpsc::Receiver<Vec<u8>>,
@@ -287,7 +287,7 @@ impl Link {
                         }
                         Err(e) => {
                             tracing::warn!("{name}: cannot create a PPP unit: {e}");
-                            self.report(Err(crate::state::io_err("PPP unit", e)));
+                            self.report(Err(crate::store::io_err("PPP unit", e)));
                         }
                     }
                 }
@@ -350,7 +350,7 @@ impl Link {
         let key = (self.session.tunnel_id(), self.session.session_id());
         let mut ctl = d.ctl.lock().await;
         if ctl.dynamic.contains(&key.0) {
-            if let Ok(cp) = d.control() {
+            if let Some(cp) = d.control() {
                 tracing::warn!("{name}: PPP link down ({text}): clearing the call");
                 let error = (result_code == result::CDN_ERROR).then(|| text.to_string());
                 cp.clear_ppp_call(key.0, key.1, result_code, error, cause);

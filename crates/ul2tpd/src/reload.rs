@@ -26,7 +26,7 @@ use ul2tp_api::{Attrs, Command, Request};
 use ul2tp_core::{Session, Tunnel};
 
 use crate::config::{Checked, Config, StaticObject};
-use crate::state::Daemon;
+use crate::Daemon;
 
 /// A static object's identity: tunnels sort before sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -12,7 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc};
 use ul2tp_api::{decode_line, encode_line, ApiError, Command, Errno, Request, ServerMessage};
 
-use crate::state::Daemon;
+use crate::Daemon;
 
 /// Who may do what, from the `[api]` table.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,34 @@
+//! `ppp_start`: the daemon's PPP endpoint on a PPP session (`pppd.rs`).
+
+use ul2tp_api::Attrs;
+
+use crate::store::{ApiResult, Store};
+
+/// Start the PPP endpoint; answered once IPCP is up or the link failed. `host_name` is
+/// `[control] host_name` when the control plane runs.
+pub(crate) async fn start(d: &Store, host_name: Option<String>, a: &Attrs) -> ApiResult<()> {
+    // Our name names us in CHAP Challenges, and is the user name when only a password is
+    // given.
+    let user = match (&a.ppp_user, &a.ppp_password) {
+        (Some(u), p) => Some((u.clone(), p.clone().unwrap_or_default())),
+        (None, Some(p)) => Some((
+            host_name.clone().unwrap_or_else(|| "ul2tp".into()),
+            p.clone(),
+        )),
+        (None, None) => None,
+    };
+    let setup = crate::pppd::PppSetup {
+        local: a.ip_saddr,
+        peer: a.ip_daddr,
+        user,
+        auth_name: host_name,
+        ..Default::default()
+    };
+    let ready = {
+        let mut ctl = d.ctl.lock().await;
+        let s = d.find_session(a)?;
+        crate::pppd::start(d, &mut ctl, s, setup)?
+    };
+    // Answered once IPCP is up or the link failed (authentication rejected, ...).
+    crate::pppd::wait_ready(ready).await
+}

@@ -1,0 +1,485 @@
+//! The daemon's state: the object store under the request handlers.
+//!
+//! The store owns the `ul2tp-core` registry, the pseudowires the data path delivers to, the
+//! tunnel sockets with their receive tasks, and the per-object runtime state (devices,
+//! timers, attached session sockets). It registers and deletes objects, builds the reply
+//! attributes of the kernel (docs/reference/kernel.md §4.8) and multicasts notifications to
+//! monitors (docs/reference/kernel.md §4.9). Everything above it — the request handlers
+//! (`handlers/`), the application descriptors (`apps.rs`, `l2tpip.rs`), the PPP endpoint
+//! (`pppd.rs`) and the control plane (`control.rs`) — goes through it; it depends only on the
+//! data path.
+//!
+//! Sockets: an unmanaged tunnel gets a socket the daemon opens (docs/reference/kernel.md §5.5); tunnels
+//! with the same encapsulation, local and remote address (and ports) share one socket, which
+//! the kernel cannot do (seed limitation 1). A managed tunnel uses the application's socket,
+//! handed over with the request (§5.6).
+//!
+//! The control plane, when it runs, is known to the store only through [`ControlHandle`]:
+//! deleting a dynamic tunnel or session through the store tells the peer (StopCCN / CDN).
+//!
+//! Control-side changes are serialised by one async mutex; the data path never takes it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock, Weak};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::{broadcast, Mutex};
+use tokio::task::JoinHandle;
+use ul2tp_api::{cookie_hex, encap_type, pw_type, ApiError, Attrs, Command, Errno, ServerMessage};
+use ul2tp_core::{Encap, Registry, Session, SocketId, TunnelParams};
+use ul2tp_sys::ip::IpTunnelSocket;
+use ul2tp_sys::seqpacket::SeqPacket;
+use ul2tp_sys::tap::Tap;
+use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
+use ul2tp_wire::avp::PppDisconnectCause;
+
+use crate::datapath::{self, Pseudowire, Pseudowires, RxContext, TunnelSocket};
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+pub(crate) fn einval(msg: impl Into<String>) -> ApiError {
+    ApiError::new(Errno::EINVAL, msg)
+}
+
+pub(crate) fn io_err(what: &str, e: std::io::Error) -> ApiError {
+    let errno = e
+        .raw_os_error()
+        .and_then(Errno::from_number)
+        .unwrap_or(Errno::EIO);
+    ApiError::new(errno, format!("{what}: {e}"))
+}
+
+/// A task aborted when dropped.
+#[derive(Debug)]
+pub(crate) struct Task(pub(crate) JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What makes two unmanaged tunnels' sockets the same socket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SocketKey {
+    encap: Encap,
+    local: SocketAddr,
+    remote: SocketAddr,
+    opts: (bool, bool, bool),
+}
+
+/// A tunnel socket and its receive task.
+#[derive(Debug)]
+pub(crate) struct SocketRt {
+    pub(crate) socket: Arc<TunnelSocket>,
+    pub(crate) id: SocketId,
+    /// The managed tunnel's application view, if any.
+    pub(crate) upcall: Arc<ArcSwapOption<SeqPacket>>,
+    /// Inode of an adopted application socket (to refuse reusing it: EBUSY).
+    pub(crate) inode: Option<u64>,
+    _rx: Task,
+}
+
+/// Socket-level facts of a tunnel, reported in replies (docs/reference/kernel.md §4.8).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TunnelInfo {
+    pub(crate) udp_csum: bool,
+    pub(crate) zero_csum6_tx: bool,
+    pub(crate) zero_csum6_rx: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct TunnelRt {
+    pub(crate) sock: Arc<SocketRt>,
+    pub(crate) info: TunnelInfo,
+    pub(crate) tasks: Vec<Task>,
+    /// The emulated L2TP/IP socket a managed IP tunnel was created on.
+    pub(crate) l2tpip: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SessionRt {
+    pub(crate) tasks: Vec<Task>,
+    /// A session socket is (or was) attached: a second connect is EEXIST (§7.3).
+    pub(crate) had_socket: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Ctl {
+    pub(crate) tunnels: BTreeMap<u32, TunnelRt>,
+    pub(crate) sessions: HashMap<(u32, u32), SessionRt>,
+    sockets: HashMap<SocketKey, Weak<SocketRt>>,
+    next_socket: u64,
+    /// Sessions with an attached session socket.
+    pub(crate) attached: HashSet<(u32, u32)>,
+    /// Tunnels the control plane negotiated: deleting them (or their sessions) through the
+    /// API also tells the peer (StopCCN / CDN).
+    pub(crate) dynamic: HashSet<u32>,
+}
+
+/// What the store tells the control plane about its tunnels (implemented by `control.rs`).
+pub(crate) trait ControlHandle: Send + Sync + std::fmt::Debug {
+    /// Tell the endpoint that the data path dropped a tunnel or session (API delete, session
+    /// socket closed), without waiting: it clears it with the peer. An object the endpoint no
+    /// longer knows (it reported it down itself) is ignored.
+    fn close_later(&self, tid: u32, sid: Option<u32>);
+
+    /// Clear a call whose PPP link went down, without waiting: CDN with `result_code`, the
+    /// text as Error Message (with the generic error code) when given, and the RFC 3145 PPP
+    /// Disconnect Cause Code. The endpoint then reports the session down, which deletes it.
+    fn clear_ppp_call(
+        &self,
+        tid: u32,
+        sid: u32,
+        result_code: u16,
+        error: Option<String>,
+        cause: PppDisconnectCause,
+    );
+}
+
+/// The daemon's objects and their runtime state.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) pseudowires: Arc<Pseudowires>,
+    pub(crate) ctl: Mutex<Ctl>,
+    events: broadcast::Sender<ServerMessage>,
+    pub(crate) me: Weak<Store>,
+    control: OnceLock<Arc<dyn ControlHandle>>,
+}
+
+impl Store {
+    /// A store with no tunnels.
+    pub(crate) fn new() -> Arc<Store> {
+        let (events, _) = broadcast::channel(4096);
+        let d = Arc::new_cyclic(|me| Store {
+            registry: Arc::new(Registry::new()),
+            pseudowires: Arc::new(Pseudowires::default()),
+            ctl: Mutex::new(Ctl::default()),
+            events,
+            me: me.clone(),
+            control: OnceLock::new(),
+        });
+        // Trace events (docs/reference/kernel.md §9.2) go to the log and to monitors, for the objects they
+        // are switched on for.
+        let ev = d.events.clone();
+        d.registry
+            .set_trace_sink(Some(Arc::new(move |e: &ul2tp_core::TraceEvent| {
+                tracing::info!(target: "l2tp", "{}: {}", e.name(), e);
+                let _ = ev.send(ServerMessage {
+                    event: Some(Command::TraceSet),
+                    text: Some(format!("{}: {}", e.name(), e)),
+                    ..ServerMessage::default()
+                });
+            })));
+        d
+    }
+
+    /// Connect the running control plane (once).
+    pub(crate) fn set_control(&self, cp: Arc<dyn ControlHandle>) {
+        let _ = self.control.set(cp);
+    }
+
+    /// The control plane, if it runs.
+    pub(crate) fn control(&self) -> Option<&dyn ControlHandle> {
+        self.control.get().map(|cp| &**cp)
+    }
+
+    /// Subscribe to notifications.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ServerMessage> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn notify(&self, cmd: Command, attrs: Attrs) {
+        // "No listeners" is not an error (docs/reference/kernel.md §4.9).
+        let _ = self.events.send(ServerMessage::event(cmd, attrs));
+    }
+
+    pub(crate) fn tunnel_attrs(&self, ctl: &Ctl, tid: u32) -> Option<Attrs> {
+        let t = self.registry.tunnel_get(tid)?;
+        let rt = ctl.tunnels.get(&tid)?;
+        let p = t.params();
+        let mut a = Attrs {
+            proto_version: Some(p.version.as_u8()),
+            conn_id: Some(p.tunnel_id),
+            peer_conn_id: Some(p.peer_tunnel_id),
+            debug: Some(0),
+            encap_type: Some(match p.encap {
+                Encap::Udp => encap_type::UDP,
+                Encap::Ip => encap_type::IP,
+            }),
+            stats: Some(t.stats()),
+            ..Attrs::default()
+        };
+        // Addresses and ports are read from the live socket (docs/reference/kernel.md §4.8).
+        let local = rt.sock.socket.local_addr().ok();
+        let peer = rt.sock.socket.peer_addr().ok();
+        let udp = p.encap == Encap::Udp;
+        match (local, peer) {
+            (Some(SocketAddr::V4(l)), Some(SocketAddr::V4(r))) => {
+                if udp {
+                    a.udp_csum = Some(u8::from(rt.info.udp_csum));
+                    a.udp_sport = Some(l.port());
+                    a.udp_dport = Some(r.port());
+                }
+                a.ip_saddr = Some(*l.ip());
+                a.ip_daddr = Some(*r.ip());
+            }
+            (Some(SocketAddr::V6(l)), Some(SocketAddr::V6(r))) => {
+                if udp {
+                    if rt.info.zero_csum6_tx {
+                        a.udp_zero_csum6_tx = Some(true);
+                    }
+                    if rt.info.zero_csum6_rx {
+                        a.udp_zero_csum6_rx = Some(true);
+                    }
+                    a.udp_sport = Some(l.port());
+                    a.udp_dport = Some(r.port());
+                }
+                a.ip6_saddr = Some(*l.ip());
+                a.ip6_daddr = Some(*r.ip());
+            }
+            _ => {}
+        }
+        Some(a)
+    }
+
+    /// Register a socket and start its receive task.
+    pub(crate) fn add_socket(
+        &self,
+        ctl: &mut Ctl,
+        socket: TunnelSocket,
+        inode: Option<u64>,
+    ) -> Arc<SocketRt> {
+        ctl.next_socket += 1;
+        let id = SocketId(ctl.next_socket);
+        let socket = Arc::new(socket);
+        let upcall = Arc::new(ArcSwapOption::empty());
+        let ctx = RxContext {
+            registry: self.registry.clone(),
+            pseudowires: self.pseudowires.clone(),
+            upcall: upcall.clone(),
+        };
+        // An application's socket (it has an inode here and the application a copy) keeps
+        // its socket options: no UDP_GRO.
+        let rx = Task(tokio::spawn(datapath::tunnel_rx(
+            ctx,
+            socket.clone(),
+            id,
+            inode.is_none(),
+        )));
+        Arc::new(SocketRt {
+            socket,
+            id,
+            upcall,
+            inode,
+            _rx: rx,
+        })
+    }
+
+    /// The socket of an unmanaged tunnel from `l` to `r`: a new one, or the socket of a
+    /// tunnel with the same encapsulation, addresses and checksum options.
+    pub(crate) fn unmanaged_socket(
+        &self,
+        ctl: &mut Ctl,
+        encap: Encap,
+        l: SocketAddr,
+        r: SocketAddr,
+        info: &TunnelInfo,
+    ) -> ApiResult<Arc<SocketRt>> {
+        let key = SocketKey {
+            encap,
+            local: l,
+            remote: r,
+            opts: (info.udp_csum, info.zero_csum6_tx, info.zero_csum6_rx),
+        };
+        // Share the socket of a tunnel with the same addresses (beyond the kernel); a port 0
+        // (ephemeral) socket is never shared.
+        let shared = (l.port() != 0 || encap == Encap::Ip)
+            .then(|| ctl.sockets.get(&key).and_then(Weak::upgrade))
+            .flatten();
+        let sock = match shared {
+            Some(s) => s,
+            None => {
+                // docs/reference/kernel.md §5.5: the daemon creates the tunnel socket itself.
+                let socket = match encap {
+                    Encap::Udp => {
+                        let opts = UdpOptions {
+                            csum_tx_v4: info.udp_csum,
+                            zero_csum6_tx: info.zero_csum6_tx,
+                            zero_csum6_rx: info.zero_csum6_rx,
+                        };
+                        TunnelSocket::Udp(
+                            UdpTunnelSocket::open(l, r, opts)
+                                .map_err(|e| io_err("tunnel socket", e))?,
+                        )
+                    }
+                    Encap::Ip => TunnelSocket::Ip(
+                        IpTunnelSocket::open(l.ip(), r.ip())
+                            .map_err(|e| io_err("tunnel socket", e))?,
+                    ),
+                };
+                let s = self.add_socket(ctl, socket, None);
+                ctl.sockets.retain(|_, w| w.strong_count() > 0);
+                ctl.sockets.insert(key, Arc::downgrade(&s));
+                s
+            }
+        };
+        Ok(sock)
+    }
+
+    /// Register a tunnel on a socket (the common tail of every create path).
+    pub(crate) fn register_tunnel(
+        &self,
+        ctl: &mut Ctl,
+        p: TunnelParams,
+        sock: Arc<SocketRt>,
+        info: TunnelInfo,
+    ) -> ApiResult<()> {
+        let tid = p.tunnel_id;
+        self.registry
+            .tunnel_create(p)
+            .map_err(|e| ApiError::new(e, format!("cannot create tunnel {tid}")))?;
+        ctl.tunnels.insert(
+            tid,
+            TunnelRt {
+                sock,
+                info,
+                tasks: Vec::new(),
+                l2tpip: None,
+            },
+        );
+        if let Some(attrs) = self.tunnel_attrs(ctl, tid) {
+            self.notify(Command::TunnelCreate, attrs);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tunnel_delete_locked(&self, ctl: &mut Ctl, tid: u32) -> ApiResult<()> {
+        if ctl.dynamic.remove(&tid) {
+            if let Some(cp) = self.control.get() {
+                cp.close_later(tid, None);
+            }
+        }
+        let attrs = self
+            .tunnel_attrs(ctl, tid)
+            .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
+        // The notification goes out before the delete (docs/reference/kernel.md §4.2).
+        self.notify(Command::TunnelDelete, attrs);
+        let sessions = self
+            .registry
+            .tunnel_delete(tid)
+            .map_err(|e| ApiError::new(e, format!("no tunnel {tid}")))?;
+        for s in sessions {
+            let key = (tid, s.session_id());
+            self.pseudowires.remove(key);
+            ctl.sessions.remove(&key);
+            ctl.attached.remove(&key);
+        }
+        ctl.tunnels.remove(&tid);
+        tracing::info!("tunnel {tid} deleted");
+        Ok(())
+    }
+
+    pub(crate) fn find_session(&self, a: &Attrs) -> ApiResult<Arc<Session>> {
+        // docs/reference/kernel.md §4.7: IFNAME wins; missing attributes or no match are ENODEV.
+        let s = if let Some(name) = &a.ifname {
+            self.registry.session_by_ifname(name)
+        } else {
+            match (a.conn_id, a.session_id) {
+                (Some(t), Some(s)) => self.registry.session_get(t, s),
+                _ => None,
+            }
+        };
+        s.ok_or_else(|| ApiError::new(Errno::ENODEV, "no such session"))
+    }
+
+    /// Attach the data path of a newly registered session: its device and timers.
+    pub(crate) fn start_session(
+        &self,
+        ctl: &mut Ctl,
+        session: &Arc<Session>,
+        tap: Option<Tap>,
+    ) -> ApiResult<()> {
+        let (tid, sid) = (session.tunnel_id(), session.session_id());
+        let rt = ctl
+            .tunnels
+            .get(&tid)
+            .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("no tunnel {tid}")))?;
+        let mut tasks = Vec::new();
+        if let Some(tap) = tap {
+            // docs/reference/kernel.md §6.2: MTU from the tunnel socket's path MTU and the header length.
+            let mtu = session.eth_mtu(rt.sock.socket.is_ipv6(), rt.sock.socket.path_mtu());
+            if let Err(e) = tap.set_mtu(mtu) {
+                tracing::warn!("{}: cannot set MTU {mtu}: {e}", tap.name());
+            }
+            let pw = Arc::new(Pseudowire::Eth(tap));
+            self.pseudowires.insert((tid, sid), pw.clone());
+            tasks.push(Task(tokio::spawn(datapath::eth_tx(
+                session.clone(),
+                pw,
+                rt.sock.socket.clone(),
+            ))));
+        }
+        tasks.push(Task(datapath::start_reorder_timer(
+            session,
+            &self.pseudowires,
+        )));
+        ctl.sessions.insert(
+            (tid, sid),
+            SessionRt {
+                tasks,
+                had_socket: false,
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) fn session_delete_locked(&self, ctl: &mut Ctl, s: &Arc<Session>) -> ApiResult<()> {
+        let key = (s.tunnel_id(), s.session_id());
+        if ctl.dynamic.contains(&key.0) {
+            if let Some(cp) = self.control.get() {
+                cp.close_later(key.0, Some(key.1));
+            }
+        }
+        self.notify(Command::SessionDelete, session_attrs(s, ctl));
+        self.registry
+            .session_delete(key.0, key.1)
+            .map_err(|e| ApiError::new(e, "no such session"))?;
+        self.pseudowires.remove(key);
+        ctl.sessions.remove(&key);
+        ctl.attached.remove(&key);
+        tracing::info!("session {} in tunnel {} deleted", key.1, key.0);
+        Ok(())
+    }
+}
+
+/// Session reply attributes (docs/reference/kernel.md §4.8).
+pub(crate) fn session_attrs(s: &Session, _ctl: &Ctl) -> Attrs {
+    let p = s.params();
+    // PPP sessions never report IFNAME (docs/reference/kernel.md §4.3).
+    let ifname = if p.pw_type == pw_type::PPP {
+        None
+    } else {
+        p.ifname.clone()
+    };
+    Attrs {
+        conn_id: Some(s.tunnel_id()),
+        session_id: Some(p.session_id),
+        peer_conn_id: Some(s.peer_tunnel_id()),
+        peer_session_id: Some(p.peer_session_id),
+        debug: Some(0),
+        pw_type: Some(p.pw_type),
+        ifname,
+        cookie: (!p.cookie.is_empty()).then(|| cookie_hex(p.cookie.as_bytes())),
+        peer_cookie: (!p.peer_cookie.is_empty()).then(|| cookie_hex(p.peer_cookie.as_bytes())),
+        recv_seq: Some(u8::from(p.recv_seq)),
+        send_seq: Some(u8::from(p.send_seq)),
+        lns_mode: Some(u8::from(p.lns_mode)),
+        recv_timeout: (p.reorder_timeout_ms != 0).then_some(p.reorder_timeout_ms),
+        vlan_id: p.vlan_id,
+        stats: Some(s.stats()),
+        ..Attrs::default()
+    }
+}
