@@ -3,7 +3,7 @@
 //! Design: the command line is parsed completely ([`parse`]) into an [`parse::Action`] holding
 //! the API requests, exactly as iproute2 maps its grammar onto generic-netlink messages
 //! (docs/reference/kernel.md §11.3). Only then is the daemon contacted ([`run`]), and replies are
-//! rendered by [`format`] in iproute2's text layout or JSON ([`json`] mimics iproute2's JSON
+//! rendered by [`format`](mod@format) in iproute2's text layout or JSON ([`json`] mimics iproute2's JSON
 //! writer byte for byte). Everything that decides output is a pure function of its input, so
 //! the grammar and formatters are unit-tested without a daemon; the binary itself is tested
 //! against a fake API server (tests/cli.rs).
