@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use ul2tp_wire::data::{classify_udp, UdpClass, V2DataHeader};
-use ul2tp_wire::pcap::{extract, records, Transport};
+use ul2tp_wire::pcap::{extract, records};
+use ul2tp_wire::Encap;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -38,7 +39,7 @@ fn main() -> std::io::Result<()> {
         for (i, r) in recs.enumerate() {
             let Ok(r) = r else { continue };
             let Some(d) = extract(r.frame) else { continue };
-            let udp = d.transport == Transport::Udp;
+            let udp = d.transport == Encap::Udp;
             let name = format!("{stem}-{i}");
             // data_rx: [socket, udp, after_ms] + bytes, in the shape `arbitrary` reads.
             let mut dr = vec![1u8, u8::from(udp), 1];

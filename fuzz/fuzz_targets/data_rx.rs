@@ -6,7 +6,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use ul2tp_core::{SocketId, Transport};
+use ul2tp_core::{Encap, SocketId};
 
 #[derive(Debug, Arbitrary)]
 struct Datagram {
@@ -23,7 +23,7 @@ fuzz_target!(|input: Vec<Datagram>| {
     let mut received = 0u64;
     for d in input.iter().take(256) {
         now += std::time::Duration::from_millis(u64::from(d.after_ms));
-        let t = if d.udp { Transport::Udp } else { Transport::Ip };
+        let t = if d.udp { Encap::Udp } else { Encap::Ip };
         received += 1;
         let _ = r.receive(
             SocketId(u64::from(d.socket % 4)),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use ul2tp_api::pw_type;
 use ul2tp_core::{
-    Cookie, Encap, L2SpecType, ProtoVersion, Registry, SessionParams, SocketId, TunnelParams,
+    Cookie, Encap, L2SpecType, Registry, SessionParams, SocketId, TunnelParams, Version,
 };
 
 /// A registry with one tunnel of each kind and sessions that use every receive option:
@@ -21,10 +21,10 @@ pub fn busy_registry() -> Registry {
         encap,
         socket: SocketId(sock),
     };
-    let _ = r.tunnel_create(t(1, ProtoVersion::V2, Encap::Udp, 1));
-    let _ = r.tunnel_create(t(2, ProtoVersion::V3, Encap::Udp, 1));
-    let _ = r.tunnel_create(t(3, ProtoVersion::V3, Encap::Ip, 2));
-    let _ = r.tunnel_create(t(4, ProtoVersion::V3, Encap::Udp, 3));
+    let _ = r.tunnel_create(t(1, Version::V2, Encap::Udp, 1));
+    let _ = r.tunnel_create(t(2, Version::V3, Encap::Udp, 1));
+    let _ = r.tunnel_create(t(3, Version::V3, Encap::Ip, 2));
+    let _ = r.tunnel_create(t(4, Version::V3, Encap::Udp, 3));
 
     let mut p = SessionParams::new(1, 1, pw_type::PPP);
     p.recv_seq = true;

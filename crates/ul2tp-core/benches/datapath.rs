@@ -11,8 +11,7 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ul2tp_api::pw_type;
 use ul2tp_core::{
-    Cookie, Encap, L2SpecType, ProtoVersion, Registry, Session, SessionParams, SocketId, Transport,
-    TunnelParams,
+    Cookie, Encap, L2SpecType, Registry, Session, SessionParams, SocketId, TunnelParams, Version,
 };
 
 const HEADROOM: usize = 64;
@@ -24,7 +23,7 @@ struct Setup {
     session: Arc<Session>,
 }
 
-fn setup(name: &'static str, version: ProtoVersion, p: SessionParams) -> Setup {
+fn setup(name: &'static str, version: Version, p: SessionParams) -> Setup {
     let registry = Registry::new();
     registry
         .tunnel_create(TunnelParams {
@@ -54,9 +53,9 @@ fn setups() -> Vec<Setup> {
     let mut ppp = SessionParams::new(7, 7, pw_type::PPP);
     ppp.send_seq = false;
     vec![
-        setup("v3_udp_eth", ProtoVersion::V3, plain),
-        setup("v3_udp_eth_cookie8_seq", ProtoVersion::V3, cookie),
-        setup("v2_ppp", ProtoVersion::V2, ppp),
+        setup("v3_udp_eth", Version::V3, plain),
+        setup("v3_udp_eth_cookie8_seq", Version::V3, cookie),
+        setup("v2_ppp", Version::V2, ppp),
     ]
 }
 
@@ -85,11 +84,11 @@ fn receive(c: &mut Criterion) {
             .encap(&mut buf, HEADROOM, FRAME_LEN)
             .expect("encap");
         let mut pkt = buf[a..e].to_vec();
-        let seq = s.session.send_seq() && s.session.tunnel().version() == ProtoVersion::V3;
+        let seq = s.session.send_seq() && s.session.tunnel().version() == Version::V3;
         let now = Instant::now();
         let first = s
             .registry
-            .receive(SocketId(1), Transport::Udp, &pkt, now, &mut |_, _| {});
+            .receive(SocketId(1), Encap::Udp, &pkt, now, &mut |_, _| {});
         assert_eq!(
             first,
             ul2tp_core::RxOutcome::Consumed,
@@ -109,7 +108,7 @@ fn receive(c: &mut Criterion) {
                 let mut n = 0usize;
                 let o = s.registry.receive(
                     SocketId(1),
-                    Transport::Udp,
+                    Encap::Udp,
                     black_box(&pkt),
                     now,
                     &mut |_, f| n += f.len(),

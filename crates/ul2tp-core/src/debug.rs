@@ -13,7 +13,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 
 use ul2tp_api::{pw_type, Stats};
 
-use crate::{Encap, L2SpecType, ProtoVersion, Registry, Session, Tunnel};
+use crate::{Encap, L2SpecType, Registry, Session, Tunnel, Version};
 
 /// Addresses of a tunnel's socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +155,7 @@ const PPPOL2TP_HEADER: &str = "PPPoL2TP driver info, V2.0\nTUNNEL name, user-dat
 pub fn proc_pppol2tp(reg: &Registry, info: &dyn Fn(&Session) -> PppSessionInfo) -> String {
     let mut o = String::from(PPPOL2TP_HEADER);
     for t in reg.tunnels() {
-        if t.version() != ProtoVersion::V2 {
+        if t.version() != Version::V2 {
             continue;
         }
         let sessions: Vec<_> = reg

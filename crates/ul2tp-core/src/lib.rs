@@ -64,60 +64,7 @@ pub use stats::AtomicStats;
 pub use trace::{TraceEvent, TraceSink};
 pub use ul2tp_api::Stats;
 pub use ul2tp_wire::data::L2SpecType;
-
-/// L2TP protocol version of a tunnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum ProtoVersion {
-    /// L2TPv2 (RFC 2661).
-    V2,
-    /// L2TPv3 (RFC 3931).
-    V3,
-}
-
-impl ProtoVersion {
-    /// 2 or 3; anything else is `None`.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            2 => Some(ProtoVersion::V2),
-            3 => Some(ProtoVersion::V3),
-            _ => None,
-        }
-    }
-
-    /// The version number (the header's version nibble).
-    pub fn as_u8(self) -> u8 {
-        match self {
-            ProtoVersion::V2 => 2,
-            ProtoVersion::V3 => 3,
-        }
-    }
-
-    /// Modulus − 1 of data sequence numbers (docs/reference/kernel.md §2.1): 0xFFFF or 0xFFFFFF.
-    pub fn nr_max(self) -> u32 {
-        match self {
-            ProtoVersion::V2 => 0xffff,
-            ProtoVersion::V3 => 0x00ff_ffff,
-        }
-    }
-}
-
-/// Encapsulation of a tunnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Encap {
-    /// UDP.
-    Udp,
-    /// IP protocol 115 (L2TPv3 only).
-    Ip,
-}
-
-/// Transport a datagram arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// UDP payload (starts at the L2TP header).
-    Udp,
-    /// IP protocol 115 payload (starts at the session id).
-    Ip,
-}
+pub use ul2tp_wire::{Encap, Version};
 
 /// Identifies the tunnel socket a packet arrived on (assigned by the daemon).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -179,7 +126,7 @@ pub struct TunnelParams {
     /// Peer tunnel id (PEER_CONN_ID).
     pub peer_tunnel_id: u32,
     /// L2TP version.
-    pub version: ProtoVersion,
+    pub version: Version,
     /// UDP or IP.
     pub encap: Encap,
     /// The socket it sends and receives on.

@@ -16,9 +16,7 @@ use ul2tp_wire::ppp::strip_address_control;
 use crate::session::Shared;
 use crate::stats::inc;
 use crate::trace::{TraceEvent, TraceSink};
-use crate::{
-    vlan, Encap, ProtoVersion, Session, SessionParams, SocketId, Transport, Tunnel, TunnelParams,
-};
+use crate::{vlan, Encap, Session, SessionParams, SocketId, Tunnel, TunnelParams, Version};
 
 /// What happened to a received datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +109,7 @@ impl Registry {
     /// Create a tunnel; EEXIST if the id is taken (docs/reference/kernel.md §5.1). Beyond the kernel:
     /// L2TPv2 needs UDP (EPROTONOSUPPORT) and 16-bit ids (EINVAL), §12.2 item 3.
     pub fn tunnel_create(&self, p: TunnelParams) -> Result<Arc<Tunnel>, Errno> {
-        if p.version == ProtoVersion::V2 {
+        if p.version == Version::V2 {
             if p.encap != Encap::Udp {
                 return Err(Errno::EPROTONOSUPPORT);
             }
@@ -207,7 +205,7 @@ impl Registry {
         let Some(tunnel) = cur.tunnels.get(&tunnel_id).cloned() else {
             return Err(Errno::ENODEV);
         };
-        let v2 = tunnel.version() == ProtoVersion::V2;
+        let v2 = tunnel.version() == Version::V2;
         // 1. pw_type range.
         if p.pw_type >= pw_type::MAX {
             return Err(Errno::EINVAL);
@@ -363,14 +361,14 @@ impl Registry {
     pub fn receive(
         &self,
         sock: SocketId,
-        transport: Transport,
+        transport: Encap,
         payload: &[u8],
         now: Instant,
         deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
     ) -> RxOutcome {
         let tables = self.tables.load();
         match transport {
-            Transport::Udp => match classify_udp(payload) {
+            Encap::Udp => match classify_udp(payload) {
                 UdpClass::Control | UdpClass::Short => RxOutcome::ToSocket,
                 UdpClass::DataV2 {
                     tunnel_id,
@@ -420,7 +418,7 @@ impl Registry {
                     }
                 }
             },
-            Transport::Ip => match classify_ip(payload) {
+            Encap::Ip => match classify_ip(payload) {
                 IpClass::Control { .. } => RxOutcome::ToSocket,
                 IpClass::Malformed(_) => RxOutcome::Dropped(DropReason::Malformed),
                 IpClass::Data { session_id } => {
@@ -453,10 +451,10 @@ fn s_trace(s: &Session, f: impl FnOnce() -> TraceEvent) {
 fn unpublish(t: &mut Tables, s: &Arc<Session>) {
     t.sessions.remove(&(s.tunnel_id(), s.session_id()));
     match s.tunnel().version() {
-        ProtoVersion::V2 => {
+        Version::V2 => {
             t.v2.remove(&v2_key(s.tunnel_id(), s.session_id()));
         }
-        ProtoVersion::V3 => {
+        Version::V3 => {
             if let Some(list) = t.v3.get_mut(&s.session_id()) {
                 list.retain(|o| !Arc::ptr_eq(o, s));
                 if list.is_empty() {

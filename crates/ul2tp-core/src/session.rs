@@ -13,7 +13,7 @@ use ul2tp_wire::ppp::ADDRESS_CONTROL;
 use crate::registry::{DropReason, RxOutcome};
 use crate::stats::{add, inc, AtomicStats};
 use crate::trace::{TraceEvent, TraceSink};
-use crate::{vlan, Cookie, Encap, ProtoVersion, SessionParams, TunnelParams};
+use crate::{vlan, Cookie, Encap, SessionParams, TunnelParams, Version};
 
 /// Out-of-sequence packets in a row before resynchronising (docs/reference/kernel.md §2.1).
 const NR_OOS_COUNT_MAX: u32 = 4;
@@ -91,7 +91,7 @@ impl Tunnel {
     }
 
     /// L2TP version.
-    pub fn version(&self) -> ProtoVersion {
+    pub fn version(&self) -> Version {
         self.params.version
     }
 
@@ -202,7 +202,7 @@ impl core::fmt::Debug for Session {
 impl Session {
     pub(crate) fn new(tunnel: Arc<Tunnel>, p: SessionParams) -> Self {
         let trace = AtomicBool::new(tunnel.shared.trace_default.load(Relaxed));
-        let v2 = tunnel.version() == ProtoVersion::V2;
+        let v2 = tunnel.version() == Version::V2;
         Session {
             session_id: p.session_id,
             peer_session_id: p.peer_session_id,
@@ -383,22 +383,21 @@ impl Session {
     /// for that (docs/reference/kernel.md §2.8).
     fn tx_seq(&self) -> bool {
         self.send_seq()
-            && (self.tunnel.version() == ProtoVersion::V2
-                || self.l2spec_type == L2SpecType::Default)
+            && (self.tunnel.version() == Version::V2 || self.l2spec_type == L2SpecType::Default)
     }
 
     /// L2TP header length for the current options (docs/reference/kernel.md §1.8), without the PPP
     /// address/control bytes.
     pub fn hdr_len(&self) -> usize {
         match self.tunnel.version() {
-            ProtoVersion::V2 => {
+            Version::V2 => {
                 if self.send_seq() {
                     10
                 } else {
                     6
                 }
             }
-            ProtoVersion::V3 => {
+            Version::V3 => {
                 let udp = if self.tunnel.encap() == Encap::Udp {
                     4
                 } else {
@@ -476,7 +475,7 @@ impl Session {
         };
         let out = &mut headroom[start..];
         let written = match self.tunnel.version() {
-            ProtoVersion::V2 => {
+            Version::V2 => {
                 // docs/reference/kernel.md §1.3: ids truncated to 16 bits, Nr always 0, no L/O/P.
                 let h = V2DataHeader {
                     tunnel_id: self.peer_tunnel_id() as u16,
@@ -486,7 +485,7 @@ impl Session {
                 };
                 h.emit(out)
             }
-            ProtoVersion::V3 => {
+            Version::V3 => {
                 let sublayer = match self.l2spec_type {
                     L2SpecType::None => None,
                     L2SpecType::Default => Some(DefaultSublayer {

@@ -8,12 +8,11 @@ use std::time::Instant;
 
 use ul2tp_api::pw_type;
 use ul2tp_core::{
-    Cookie, Encap, L2SpecType, ProtoVersion, Registry, RxOutcome, SessionParams, SocketId,
-    Transport, TunnelParams,
+    Cookie, Encap, L2SpecType, Registry, RxOutcome, SessionParams, SocketId, TunnelParams, Version,
 };
 use ul2tp_wire::pcap;
 
-fn datagrams(file: &str) -> Vec<(String, pcap::Transport, Vec<u8>)> {
+fn datagrams(file: &str) -> Vec<(String, Encap, Vec<u8>)> {
     let path = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/data/captures"
@@ -93,7 +92,7 @@ fn v3_kernel_side() {
         r.tunnel_create(TunnelParams {
             tunnel_id: 1000,
             peer_tunnel_id: 2000,
-            version: ProtoVersion::V3,
+            version: Version::V3,
             encap: c.encap,
             socket: SocketId(1),
         })
@@ -104,13 +103,9 @@ fn v3_kernel_side() {
         p.l2spec_type = c.l2spec;
         let s = r.session_create(1000, p).unwrap();
         let hdr = s.hdr_len();
-        let transport = match c.encap {
-            Encap::Udp => Transport::Udp,
-            Encap::Ip => Transport::Ip,
-        };
         let (mut rx, mut rx_bytes, mut tx) = (0u64, 0u64, 0);
         for (src, t, payload) in datagrams(c.file) {
-            if (t == pcap::Transport::Udp) != (c.encap == Encap::Udp) {
+            if t != c.encap {
                 continue;
             }
             if is_kernel(&src) {
@@ -126,7 +121,7 @@ fn v3_kernel_side() {
                 let mut got = Vec::new();
                 let o = r.receive(
                     SocketId(1),
-                    transport,
+                    c.encap,
                     &payload,
                     Instant::now(),
                     &mut |_, f| got.push(f.to_vec()),
@@ -156,7 +151,7 @@ fn v3_cookie_mismatch_on_capture() {
     r.tunnel_create(TunnelParams {
         tunnel_id: 1000,
         peer_tunnel_id: 2000,
-        version: ProtoVersion::V3,
+        version: Version::V3,
         encap: Encap::Udp,
         socket: SocketId(1),
     })
@@ -169,7 +164,7 @@ fn v3_cookie_mismatch_on_capture() {
         if src == "192.0.2.1" {
             let o = r.receive(
                 SocketId(1),
-                Transport::Udp,
+                Encap::Udp,
                 &payload,
                 Instant::now(),
                 &mut |_, _| panic!(),
@@ -230,7 +225,7 @@ fn v2_kernel_ppp_side() {
         r.tunnel_create(TunnelParams {
             tunnel_id: tid,
             peer_tunnel_id: ptid,
-            version: ProtoVersion::V2,
+            version: Version::V2,
             encap: Encap::Udp,
             socket: SocketId(7),
         })
@@ -255,7 +250,7 @@ fn v2_kernel_ppp_side() {
                 let mut got = Vec::new();
                 let o = r.receive(
                     SocketId(7),
-                    Transport::Udp,
+                    Encap::Udp,
                     &payload,
                     Instant::now(),
                     &mut |_, f| got.push(f.to_vec()),

@@ -4,14 +4,14 @@ use std::net::{SocketAddr, SocketAddrV4};
 
 use ul2tp_api::pw_type;
 use ul2tp_core::debug::{debug_tunnels, proc_pppol2tp, PppSessionInfo, TunnelAddrs};
-use ul2tp_core::{Cookie, Encap, ProtoVersion, Registry, SessionParams, SocketId, TunnelParams};
+use ul2tp_core::{Cookie, Encap, Registry, SessionParams, SocketId, TunnelParams, Version};
 
 fn registry() -> Registry {
     let r = Registry::new();
     r.tunnel_create(TunnelParams {
         tunnel_id: 1000,
         peer_tunnel_id: 2000,
-        version: ProtoVersion::V3,
+        version: Version::V3,
         encap: Encap::Udp,
         socket: SocketId(1),
     })
@@ -19,7 +19,7 @@ fn registry() -> Registry {
     r.tunnel_create(TunnelParams {
         tunnel_id: 7,
         peer_tunnel_id: 9,
-        version: ProtoVersion::V2,
+        version: Version::V2,
         encap: Encap::Udp,
         socket: SocketId(2),
     })

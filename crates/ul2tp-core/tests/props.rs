@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use ul2tp_api::pw_type;
 use ul2tp_core::{
-    Cookie, Encap, L2SpecType, ProtoVersion, Registry, SessionParams, SocketId, Transport,
-    TunnelParams,
+    Cookie, Encap, L2SpecType, Registry, SessionParams, SocketId, TunnelParams, Version,
 };
 use ul2tp_wire::data::{DefaultSublayer, V2DataHeader, V3SessionHeader};
 
@@ -23,14 +22,10 @@ fn busy_registry() -> Registry {
         encap,
         socket: SocketId(sock),
     };
-    r.tunnel_create(t(1, ProtoVersion::V2, Encap::Udp, 1))
-        .unwrap();
-    r.tunnel_create(t(2, ProtoVersion::V3, Encap::Udp, 1))
-        .unwrap();
-    r.tunnel_create(t(3, ProtoVersion::V3, Encap::Ip, 2))
-        .unwrap();
-    r.tunnel_create(t(4, ProtoVersion::V3, Encap::Udp, 3))
-        .unwrap();
+    r.tunnel_create(t(1, Version::V2, Encap::Udp, 1)).unwrap();
+    r.tunnel_create(t(2, Version::V3, Encap::Udp, 1)).unwrap();
+    r.tunnel_create(t(3, Version::V3, Encap::Ip, 2)).unwrap();
+    r.tunnel_create(t(4, Version::V3, Encap::Udp, 3)).unwrap();
     let mut p = SessionParams::new(1, 1, pw_type::PPP);
     p.reorder_timeout_ms = 10;
     r.session_create(1, p).unwrap();
@@ -88,7 +83,7 @@ proptest! {
         let r = busy_registry();
         let now = Instant::now();
         for (d, udp, sock) in dgrams {
-            let t = if udp { Transport::Udp } else { Transport::Ip };
+            let t = if udp { Encap::Udp } else { Encap::Ip };
             let _ = r.receive(SocketId(sock), t, &d, now, &mut |_, f| assert!(f.len() <= d.len()));
         }
         for s in r.sessions() {
@@ -109,7 +104,7 @@ proptest! {
         r.tunnel_create(TunnelParams {
             tunnel_id: 1,
             peer_tunnel_id: 1,
-            version: if v2 { ProtoVersion::V2 } else { ProtoVersion::V3 },
+            version: if v2 { Version::V2 } else { Version::V3 },
             encap: Encap::Udp,
             socket: SocketId(1),
         }).unwrap();
@@ -147,7 +142,7 @@ proptest! {
                     b.extend_from_slice(&seq.map_or(u32::MAX, u32::from).to_be_bytes());
                     b.extend_from_slice(&[0u8; 8]);
                     sent += 1;
-                    r.receive(SocketId(1), Transport::Udp, &b, now, &mut |_, f| check(f));
+                    r.receive(SocketId(1), Encap::Udp, &b, now, &mut |_, f| check(f));
                 }
                 Op::Poll { dt_ms } => {
                     now += Duration::from_millis(dt_ms);
@@ -176,7 +171,7 @@ fn concurrent_receive_and_control() {
     r.tunnel_create(TunnelParams {
         tunnel_id: 1,
         peer_tunnel_id: 1,
-        version: ProtoVersion::V3,
+        version: Version::V3,
         encap: Encap::Ip,
         socket: SocketId(1),
     })
@@ -193,18 +188,12 @@ fn concurrent_receive_and_control() {
                     let sid = 1 + (i % 4);
                     let mut pk = sid.to_be_bytes().to_vec();
                     pk.extend_from_slice(&[0u8; 20]);
-                    r.receive(
-                        SocketId(1),
-                        Transport::Ip,
-                        &pk,
-                        Instant::now(),
-                        &mut |s, _| {
-                            assert_eq!(s.session_id(), sid);
-                            if sid == 1 {
-                                n += 1;
-                            }
-                        },
-                    );
+                    r.receive(SocketId(1), Encap::Ip, &pk, Instant::now(), &mut |s, _| {
+                        assert_eq!(s.session_id(), sid);
+                        if sid == 1 {
+                            n += 1;
+                        }
+                    });
                 }
                 n
             })

@@ -2,12 +2,11 @@
 
 use ul2tp_api::{pw_type, Errno};
 use ul2tp_core::{
-    Cookie, Encap, L2SpecType, ProtoVersion, Registry, RxOutcome, SessionParams, SocketId,
-    Transport, TunnelParams,
+    Cookie, Encap, L2SpecType, Registry, RxOutcome, SessionParams, SocketId, TunnelParams, Version,
 };
 use ul2tp_wire::data::{DefaultSublayer, V3SessionHeader};
 
-fn tp(tid: u32, version: ProtoVersion, encap: Encap, sock: u64) -> TunnelParams {
+fn tp(tid: u32, version: Version, encap: Encap, sock: u64) -> TunnelParams {
     TunnelParams {
         tunnel_id: tid,
         peer_tunnel_id: tid + 1000,
@@ -28,27 +27,26 @@ fn ppp(sid: u32) -> SessionParams {
 #[test]
 fn tunnel_ids() {
     let r = Registry::new();
-    r.tunnel_create(tp(1, ProtoVersion::V3, Encap::Udp, 1))
-        .unwrap();
+    r.tunnel_create(tp(1, Version::V3, Encap::Udp, 1)).unwrap();
     // §5.1: one namespace for both versions and encaps.
     assert_eq!(
-        r.tunnel_create(tp(1, ProtoVersion::V2, Encap::Udp, 2))
+        r.tunnel_create(tp(1, Version::V2, Encap::Udp, 2))
             .unwrap_err(),
         Errno::EEXIST
     );
     assert_eq!(
-        r.tunnel_create(tp(1, ProtoVersion::V3, Encap::Ip, 3))
+        r.tunnel_create(tp(1, Version::V3, Encap::Ip, 3))
             .unwrap_err(),
         Errno::EEXIST
     );
     // Beyond the kernel: v2 is UDP only with 16-bit ids.
     assert_eq!(
-        r.tunnel_create(tp(2, ProtoVersion::V2, Encap::Ip, 3))
+        r.tunnel_create(tp(2, Version::V2, Encap::Ip, 3))
             .unwrap_err(),
         Errno::EPROTONOSUPPORT
     );
     assert_eq!(
-        r.tunnel_create(tp(0x10000, ProtoVersion::V2, Encap::Udp, 3))
+        r.tunnel_create(tp(0x10000, Version::V2, Encap::Udp, 3))
             .unwrap_err(),
         Errno::EINVAL
     );
@@ -61,10 +59,8 @@ fn tunnel_ids() {
 #[test]
 fn session_create_validation_order() {
     let r = Registry::new();
-    r.tunnel_create(tp(2, ProtoVersion::V2, Encap::Udp, 1))
-        .unwrap();
-    r.tunnel_create(tp(3, ProtoVersion::V3, Encap::Udp, 2))
-        .unwrap();
+    r.tunnel_create(tp(2, Version::V2, Encap::Udp, 1)).unwrap();
+    r.tunnel_create(tp(3, Version::V3, Encap::Udp, 2)).unwrap();
     // No tunnel.
     assert_eq!(r.session_create(9, ppp(1)).unwrap_err(), Errno::ENODEV);
     // 1. pw_type >= 12 is EINVAL, before the v2 check.
@@ -107,10 +103,8 @@ fn session_create_validation_order() {
 #[test]
 fn v2_session_ids_per_tunnel() {
     let r = Registry::new();
-    r.tunnel_create(tp(2, ProtoVersion::V2, Encap::Udp, 1))
-        .unwrap();
-    r.tunnel_create(tp(4, ProtoVersion::V2, Encap::Udp, 1))
-        .unwrap();
+    r.tunnel_create(tp(2, Version::V2, Encap::Udp, 1)).unwrap();
+    r.tunnel_create(tp(4, Version::V2, Encap::Udp, 1)).unwrap();
     let s = r.session_create(2, ppp(5)).unwrap();
     // v2 sessions never use cookies or a sublayer.
     assert_eq!(s.l2spec_type(), L2SpecType::None);
@@ -122,14 +116,10 @@ fn v2_session_ids_per_tunnel() {
 #[test]
 fn v3_session_ids() {
     let r = Registry::new();
-    r.tunnel_create(tp(10, ProtoVersion::V3, Encap::Udp, 1))
-        .unwrap();
-    r.tunnel_create(tp(11, ProtoVersion::V3, Encap::Udp, 2))
-        .unwrap();
-    r.tunnel_create(tp(12, ProtoVersion::V3, Encap::Udp, 2))
-        .unwrap();
-    r.tunnel_create(tp(20, ProtoVersion::V3, Encap::Ip, 3))
-        .unwrap();
+    r.tunnel_create(tp(10, Version::V3, Encap::Udp, 1)).unwrap();
+    r.tunnel_create(tp(11, Version::V3, Encap::Udp, 2)).unwrap();
+    r.tunnel_create(tp(12, Version::V3, Encap::Udp, 2)).unwrap();
+    r.tunnel_create(tp(20, Version::V3, Encap::Ip, 3)).unwrap();
     r.session_create(10, eth(7)).unwrap();
     // UDP tunnels may share an id (collision list) ...
     r.session_create(11, eth(7)).unwrap();
@@ -161,7 +151,7 @@ fn v3_session_ids() {
 fn dump_order() {
     let r = Registry::new();
     for t in [5, 1, 3] {
-        r.tunnel_create(tp(t, ProtoVersion::V3, Encap::Udp, u64::from(t)))
+        r.tunnel_create(tp(t, Version::V3, Encap::Udp, u64::from(t)))
             .unwrap();
     }
     for (t, s) in [(3, 9), (1, 4), (3, 2), (5, 1), (1, 3)] {
@@ -192,9 +182,7 @@ fn v3_udp(sid: u32, seq: Option<u32>, payload: &[u8]) -> Vec<u8> {
 #[test]
 fn tunnel_delete_purges_sessions_and_counts() {
     let r = Registry::new();
-    let t = r
-        .tunnel_create(tp(1, ProtoVersion::V3, Encap::Udp, 1))
-        .unwrap();
+    let t = r.tunnel_create(tp(1, Version::V3, Encap::Udp, 1)).unwrap();
     let mut p = eth(5);
     p.reorder_timeout_ms = 100;
     let s = r.session_create(1, p).unwrap();
@@ -206,7 +194,7 @@ fn tunnel_delete_purges_sessions_and_counts() {
     for ns in [0, 2, 3] {
         let o = r.receive(
             SocketId(1),
-            Transport::Udp,
+            Encap::Udp,
             &v3_udp(5, Some(ns), &frame),
             now,
             &mut |_, _| n += 1,
@@ -229,7 +217,7 @@ fn tunnel_delete_purges_sessions_and_counts() {
     // Data for the deleted session goes to the socket like any unknown session.
     let o = r.receive(
         SocketId(1),
-        Transport::Udp,
+        Encap::Udp,
         &v3_udp(5, Some(1), &frame),
         now,
         &mut |_, _| n += 1,
@@ -242,8 +230,7 @@ fn tunnel_delete_purges_sessions_and_counts() {
 #[test]
 fn trace_control() {
     let r = Registry::new();
-    r.tunnel_create(tp(1, ProtoVersion::V3, Encap::Udp, 1))
-        .unwrap();
+    r.tunnel_create(tp(1, Version::V3, Encap::Udp, 1)).unwrap();
     r.session_create(1, eth(5)).unwrap();
     assert_eq!(r.set_trace(2, None, true).unwrap_err(), Errno::ENODEV);
     assert_eq!(r.set_trace(1, Some(6), true).unwrap_err(), Errno::ENODEV);
@@ -255,12 +242,9 @@ fn trace_control() {
 #[test]
 fn socket_close_deletes_its_tunnels() {
     let r = Registry::new();
-    r.tunnel_create(tp(1, ProtoVersion::V3, Encap::Udp, 1))
-        .unwrap();
-    r.tunnel_create(tp(2, ProtoVersion::V2, Encap::Udp, 1))
-        .unwrap();
-    r.tunnel_create(tp(3, ProtoVersion::V3, Encap::Udp, 2))
-        .unwrap();
+    r.tunnel_create(tp(1, Version::V3, Encap::Udp, 1)).unwrap();
+    r.tunnel_create(tp(2, Version::V2, Encap::Udp, 1)).unwrap();
+    r.tunnel_create(tp(3, Version::V3, Encap::Udp, 2)).unwrap();
     r.session_create(1, eth(5)).unwrap();
     r.session_create(2, ppp(6)).unwrap();
     r.session_create(3, eth(7)).unwrap();
@@ -289,11 +273,9 @@ fn lifecycle_trace_events() {
     r.set_trace_sink(Some(Arc::new(move |e: &ul2tp_core::TraceEvent| {
         l.lock().unwrap().push(format!("{}: {e}", e.name()))
     })));
-    r.tunnel_create(tp(1, ProtoVersion::V3, Encap::Ip, 1))
-        .unwrap();
+    r.tunnel_create(tp(1, Version::V3, Encap::Ip, 1)).unwrap();
     r.set_trace_default(true);
-    r.tunnel_create(tp(2, ProtoVersion::V3, Encap::Udp, 1))
-        .unwrap();
+    r.tunnel_create(tp(2, Version::V3, Encap::Udp, 1)).unwrap();
     r.session_create(2, eth(5)).unwrap();
     r.tunnel_delete(2).unwrap();
     r.tunnel_delete(1).unwrap();

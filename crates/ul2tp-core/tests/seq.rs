@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ul2tp_api::pw_type;
 use ul2tp_core::{
-    DropReason, Encap, L2SpecType, ProtoVersion, Registry, RxOutcome, Session, SessionParams,
-    SocketId, TraceEvent, Transport, TunnelParams,
+    DropReason, Encap, L2SpecType, Registry, RxOutcome, Session, SessionParams, SocketId,
+    TraceEvent, TunnelParams, Version,
 };
 use ul2tp_wire::data::{DefaultSublayer, V2DataHeader, V3SessionHeader};
 
@@ -25,7 +25,7 @@ impl Rig {
         r.tunnel_create(TunnelParams {
             tunnel_id: 1,
             peer_tunnel_id: 2,
-            version: ProtoVersion::V3,
+            version: Version::V3,
             encap: Encap::Udp,
             socket: SocketId(1),
         })
@@ -47,7 +47,7 @@ impl Rig {
         r.tunnel_create(TunnelParams {
             tunnel_id: 1,
             peer_tunnel_id: 2,
-            version: ProtoVersion::V2,
+            version: Version::V2,
             encap: Encap::Udp,
             socket: SocketId(1),
         })
@@ -96,7 +96,7 @@ impl Rig {
         let p = self.packet(seq, tag);
         let got = &mut self.got;
         self.r
-            .receive(SocketId(1), Transport::Udp, &p, self.now, &mut |_, f| {
+            .receive(SocketId(1), Encap::Udp, &p, self.now, &mut |_, f| {
                 got.push(f.to_vec())
             })
     }

@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use ul2tp_ppp::packet::{self, emit_options, parse_options, Chap, Packet, Pap};
 use ul2tp_ppp::{Config, Endpoint, Timestamp};
 use ul2tp_wire::data::V2DataHeader;
-use ul2tp_wire::pcap::{extract, records, Transport};
+use ul2tp_wire::pcap::{extract, records};
 use ul2tp_wire::ppp::{proto, strip_address_control};
+use ul2tp_wire::Encap;
 
 /// An endpoint with a fixed 32-byte seed derived from `n` (reproducible runs).
 fn new_ep(cfg: Config, n: u64) -> Endpoint {
@@ -25,7 +26,7 @@ fn ppp_frames(name: &str) -> Vec<(IpAddr, Vec<u8>)> {
     for r in records(&file).unwrap() {
         let r = r.unwrap();
         let Some(d) = extract(r.frame) else { continue };
-        if d.transport != Transport::Udp || (d.src.port() != 1701 && d.dst.port() != 1701) {
+        if d.transport != Encap::Udp || (d.src.port() != 1701 && d.dst.port() != 1701) {
             continue;
         }
         let Ok((_, off)) = V2DataHeader::parse(d.payload) else {

@@ -62,6 +62,28 @@ impl Version {
             _ => None,
         }
     }
+
+    /// The version as the API's `proto_version` attribute and the data header nibble carry it.
+    pub const fn as_u8(self) -> u8 {
+        match self {
+            Version::V2 => 2,
+            Version::V3 => 3,
+        }
+    }
+
+    /// [`Version::from_number`] for an 8-bit value.
+    pub const fn from_u8(v: u8) -> Option<Version> {
+        Version::from_number(v as u16)
+    }
+
+    /// Largest data-message sequence number (docs/reference/kernel.md §2.1): Ns/Nr are 16 bits
+    /// in L2TPv2 and 24 bits in the L2TPv3 default sublayer.
+    pub const fn nr_max(self) -> u32 {
+        match self {
+            Version::V2 => 0xffff,
+            Version::V3 => 0x00ff_ffff,
+        }
+    }
 }
 
 impl fmt::Display for Version {
@@ -70,12 +92,15 @@ impl fmt::Display for Version {
     }
 }
 
-/// How the control message is carried.
+/// How L2TP is carried: the encapsulation of a tunnel, and the transport a datagram (data or
+/// control) arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encap {
-    /// UDP (v2 and v3): the datagram starts with the flags word.
+    /// UDP (v2 and v3): the payload starts at the L2TP header (a control message at its
+    /// flags word).
     Udp,
-    /// L2TPv3 over IP protocol 115: 4 zero octets precede the flags word.
+    /// L2TPv3 over IP protocol 115: the payload starts at the session id; a control message
+    /// has 4 zero octets in front of its flags word.
     Ip,
 }
 

@@ -12,3 +12,5 @@ pub mod digest;
 pub mod message;
 pub mod pcap;
 pub mod ppp;
+
+pub use control::{Encap, Version};

@@ -7,6 +7,7 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::checksum;
+use crate::Encap;
 
 /// Link type Ethernet (DLT_EN10MB).
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -43,15 +44,6 @@ pub struct Record<'a> {
     pub frame: &'a [u8],
 }
 
-/// Transport of an extracted L2TP datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP; the payload starts at the L2TP header.
-    Udp,
-    /// IP protocol 115; the payload starts at the session id (0 for control).
-    Ip,
-}
-
 /// An IP datagram extracted from an Ethernet frame: addresses and the L2TP-bearing payload.
 #[derive(Debug, Clone, Copy)]
 pub struct Datagram<'a> {
@@ -60,7 +52,7 @@ pub struct Datagram<'a> {
     /// Destination address (port 0 for IP encap).
     pub dst: SocketAddr,
     /// UDP or IP protocol 115.
-    pub transport: Transport,
+    pub transport: Encap,
     /// UDP payload or IP payload.
     pub payload: &'a [u8],
 }
@@ -148,14 +140,14 @@ pub fn extract(frame: &[u8]) -> Option<Datagram<'_>> {
             Some(Datagram {
                 src: SocketAddr::new(src, sp),
                 dst: SocketAddr::new(dst, dp),
-                transport: Transport::Udp,
+                transport: Encap::Udp,
                 payload,
             })
         }
         IPPROTO_L2TP => Some(Datagram {
             src: SocketAddr::new(src, 0),
             dst: SocketAddr::new(dst, 0),
-            transport: Transport::Ip,
+            transport: Encap::Ip,
             payload: l4,
         }),
         _ => None,
@@ -300,10 +292,10 @@ mod tests {
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].ts_us, 1_500_000);
         let d = extract(recs[0].frame).unwrap();
-        assert_eq!((d.src, d.dst, d.transport), (a, b, Transport::Udp));
+        assert_eq!((d.src, d.dst, d.transport), (a, b, Encap::Udp));
         assert_eq!(d.payload, &[0xc8, 0x02, 0, 12]);
         let d = extract(recs[1].frame).unwrap();
-        assert_eq!(d.transport, Transport::Ip);
+        assert_eq!(d.transport, Encap::Ip);
         assert_eq!(d.payload, &[0, 0, 0x10, 1]);
     }
 

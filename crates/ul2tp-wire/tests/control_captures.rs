@@ -4,7 +4,8 @@
 use ul2tp_wire::avp::{AttrType, AvpValue, MessageType};
 use ul2tp_wire::control::{peek_version, Version};
 use ul2tp_wire::message::Message;
-use ul2tp_wire::pcap::{extract, records, Transport};
+use ul2tp_wire::pcap::{extract, records};
+use ul2tp_wire::Encap;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/captures");
 
@@ -60,7 +61,7 @@ fn control_messages(file: &str) -> Vec<(usize, Message, Vec<u8>)> {
         let Some(d) = extract(rec.frame) else {
             continue;
         };
-        if d.transport != Transport::Udp || d.payload.first().is_none_or(|b| b & 0x80 == 0) {
+        if d.transport != Encap::Udp || d.payload.first().is_none_or(|b| b & 0x80 == 0) {
             continue;
         }
         let version = match peek_version(d.payload) {

@@ -8,8 +8,9 @@ use ul2tp_wire::data::{
     classify_ip, classify_udp, DefaultSublayer, IpClass, L2SpecType, UdpClass, V2DataHeader,
     V3SessionHeader,
 };
-use ul2tp_wire::pcap::{self, Datagram, Transport};
+use ul2tp_wire::pcap::{self, Datagram};
 use ul2tp_wire::ppp;
+use ul2tp_wire::Encap;
 
 fn captures_dir() -> PathBuf {
     PathBuf::from(concat!(
@@ -39,7 +40,7 @@ fn is_kernel_side(d: &Datagram<'_>) -> bool {
 /// Parameters of one L2TPv3 capture (captures/README.md).
 struct V3Case {
     file: &'static str,
-    transport: Transport,
+    transport: Encap,
     /// Cookie the kernel (192.0.2.2) sends = the cookie it puts in front of 0x2001.
     kernel_cookie: &'static [u8],
     /// Cookie the other end sends (towards session 0x1001).
@@ -50,35 +51,35 @@ struct V3Case {
 const V3_CASES: &[V3Case] = &[
     V3Case {
         file: "v3-udp4-nocookie.pcap",
-        transport: Transport::Udp,
+        transport: Encap::Udp,
         kernel_cookie: &[],
         other_cookie: &[],
         l2spec: L2SpecType::None,
     },
     V3Case {
         file: "v3-udp6-nocookie.pcap",
-        transport: Transport::Udp,
+        transport: Encap::Udp,
         kernel_cookie: &[],
         other_cookie: &[],
         l2spec: L2SpecType::None,
     },
     V3Case {
         file: "v3-udp4-cookie8-l2spec.pcap",
-        transport: Transport::Udp,
+        transport: Encap::Udp,
         kernel_cookie: &[0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77],
         other_cookie: &[0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
         l2spec: L2SpecType::Default,
     },
     V3Case {
         file: "v3-ip4-cookie4.pcap",
-        transport: Transport::Ip,
+        transport: Encap::Ip,
         kernel_cookie: &[0x00, 0x11, 0x22, 0x33],
         other_cookie: &[0x44, 0x55, 0x66, 0x77],
         l2spec: L2SpecType::None,
     },
     V3Case {
         file: "v3-ip6-cookie8-l2spec.pcap",
-        transport: Transport::Ip,
+        transport: Encap::Ip,
         kernel_cookie: &[0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77],
         other_cookie: &[0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
         l2spec: L2SpecType::Default,
@@ -104,7 +105,7 @@ fn every_v3_data_packet_parses_and_kernel_headers_are_byte_exact() {
                 continue;
             }
             let session_id = match case.transport {
-                Transport::Udp => match classify_udp(&payload) {
+                Encap::Udp => match classify_udp(&payload) {
                     UdpClass::DataV3 {
                         session_id,
                         version,
@@ -114,7 +115,7 @@ fn every_v3_data_packet_parses_and_kernel_headers_are_byte_exact() {
                     }
                     other => panic!("{}: unexpected {other:?}", case.file),
                 },
-                Transport::Ip => match classify_ip(&payload) {
+                Encap::Ip => match classify_ip(&payload) {
                     IpClass::Data { session_id } => session_id,
                     other => panic!("{}: unexpected {other:?}", case.file),
                 },
@@ -133,8 +134,8 @@ fn every_v3_data_packet_parses_and_kernel_headers_are_byte_exact() {
                 case.other_cookie
             };
             let (hdr, off) = match case.transport {
-                Transport::Udp => V3SessionHeader::parse_udp(&payload, cookie.len(), case.l2spec),
-                Transport::Ip => V3SessionHeader::parse_ip(&payload, cookie.len(), case.l2spec),
+                Encap::Udp => V3SessionHeader::parse_udp(&payload, cookie.len(), case.l2spec),
+                Encap::Ip => V3SessionHeader::parse_ip(&payload, cookie.len(), case.l2spec),
             }
             .unwrap_or_else(|e| panic!("{}: {e}", case.file));
             assert_eq!(hdr.session_id, session_id);
@@ -156,8 +157,8 @@ fn every_v3_data_packet_parses_and_kernel_headers_are_byte_exact() {
                 };
                 let mut out = [0u8; 32];
                 let n = match case.transport {
-                    Transport::Udp => mine.emit_udp(&mut out),
-                    Transport::Ip => mine.emit_ip(&mut out),
+                    Encap::Udp => mine.emit_udp(&mut out),
+                    Encap::Ip => mine.emit_ip(&mut out),
                 }
                 .expect("emit");
                 assert_eq!(n, off, "{}", case.file);
@@ -212,7 +213,7 @@ fn every_v2_data_packet_parses() {
     let mut with_length = 0;
     for file in V2_FILES {
         for (payload, d) in datagrams(file) {
-            if d.transport != Transport::Udp {
+            if d.transport != Encap::Udp {
                 continue;
             }
             let (tid, sid) = match classify_udp(&payload) {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 
 use ul2tp_api::sockproto::{self, IocStats, SockMsg};
 use ul2tp_api::{pw_type, ApiError, Attrs, Errno};
-use ul2tp_core::{Encap, L2SpecType, ProtoVersion, Session, SessionParams, SocketId, TunnelParams};
+use ul2tp_core::{Encap, L2SpecType, Session, SessionParams, SocketId, TunnelParams, Version};
 use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::sockinfo::{check_managed, ManagedEncap};
 use ul2tp_sys::udp::UdpTunnelSocket;
@@ -157,12 +157,9 @@ pub(crate) async fn pppol2tp_connect(
     a: &Attrs,
     fds: Vec<OwnedFd>,
 ) -> ApiResult<OwnedFd> {
-    let version = a
-        .proto_version
-        .and_then(ProtoVersion::from_u8)
-        .ok_or_else(|| {
-            einval("pppol2tp_connect needs proto_version 2 or 3 (the address length)")
-        })?;
+    let version = a.proto_version.and_then(Version::from_u8).ok_or_else(|| {
+        einval("pppol2tp_connect needs proto_version 2 or 3 (the address length)")
+    })?;
     let tid = a
         .conn_id
         .filter(|t| *t != 0)

@@ -22,10 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_api::{pw_type, ApiError, Command, Errno};
 use ul2tp_control::{
-    Config, Encap as CtlEncap, Endpoint, Event, SessionConfig, SessionInfo, Timestamp, TunnelInfo,
-    Version,
+    Config, Encap, Endpoint, Event, SessionConfig, SessionInfo, Timestamp, TunnelInfo, Version,
 };
-use ul2tp_core::{Cookie, Encap, L2SpecType, ProtoVersion, SessionParams, TunnelParams};
+use ul2tp_core::{Cookie, L2SpecType, SessionParams, TunnelParams};
 use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
@@ -112,7 +111,7 @@ fn engine_err(e: ul2tp_control::Error) -> ApiError {
 fn new_endpoint(cfg: &Config) -> std::io::Result<Endpoint> {
     Ok(Endpoint::new(
         cfg.clone(),
-        CtlEncap::Udp,
+        Encap::Udp,
         crate::entropy::os_seed()?,
     ))
 }
@@ -427,14 +426,10 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResu
         .map_err(|e| io_err("tunnel socket", e))?;
     let sock = d.add_socket(ctl, TunnelSocket::Udp(sock), None);
     sock.upcall.store(Some(st.upcall.clone()));
-    let version = match info.version {
-        Version::V2 => ProtoVersion::V2,
-        Version::V3 => ProtoVersion::V3,
-    };
     let p = TunnelParams {
         tunnel_id: info.tunnel_id,
         peer_tunnel_id: info.peer_tunnel_id,
-        version,
+        version: info.version,
         encap: Encap::Udp,
         socket: sock.id,
     };

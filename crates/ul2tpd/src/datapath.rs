@@ -35,7 +35,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
-use ul2tp_core::{Registry, RxOutcome, Session, SocketId, Transport};
+use ul2tp_core::{Encap, Registry, RxOutcome, Session, SocketId};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::mmsg::{RecvMeta, BATCH_MAX};
 use ul2tp_sys::seqpacket::SeqPacket;
@@ -147,10 +147,10 @@ impl TunnelSocket {
     }
 
     /// The transport, for the classifier.
-    pub fn transport(&self) -> Transport {
+    pub fn transport(&self) -> Encap {
         match self {
-            TunnelSocket::Udp(_) => Transport::Udp,
-            TunnelSocket::Ip(_) => Transport::Ip,
+            TunnelSocket::Udp(_) => Encap::Udp,
+            TunnelSocket::Ip(_) => Encap::Ip,
         }
     }
 
@@ -338,7 +338,7 @@ async fn tunnel_rx_gro(ctx: RxContext, sock: &UdpTunnelSocket, socket_id: Socket
         };
         let now = Instant::now();
         for data in ul2tp_sys::udp::GroSegments::new(&buf[..n], seg) {
-            handle_datagram(&ctx, socket_id, Transport::Udp, data, now, &mut gro, || {
+            handle_datagram(&ctx, socket_id, Encap::Udp, data, now, &mut gro, || {
                 sock.peer_addr().ok()
             });
         }
@@ -362,7 +362,7 @@ async fn rx_error(socket_id: SocketId, e: io::Error) {
 fn handle_datagram(
     ctx: &RxContext,
     socket_id: SocketId,
-    transport: Transport,
+    transport: Encap,
     data: &[u8],
     now: Instant,
     gro: &mut RxCoalesce,
@@ -655,7 +655,7 @@ pub fn start_reorder_timer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ul2tp_core::{Encap, ProtoVersion, SessionParams, TunnelParams};
+    use ul2tp_core::{Encap, SessionParams, TunnelParams, Version};
     use ul2tp_wire::data::{DefaultSublayer, V3SessionHeader};
 
     fn session(timeout_ms: u64) -> (Registry, Arc<Session>) {
@@ -663,7 +663,7 @@ mod tests {
         r.tunnel_create(TunnelParams {
             tunnel_id: 1,
             peer_tunnel_id: 2,
-            version: ProtoVersion::V3,
+            version: Version::V3,
             encap: Encap::Udp,
             socket: SocketId(1),
         })
@@ -701,13 +701,9 @@ mod tests {
         let now = Instant::now();
         let mut got = 0;
         for seq in [0, 1, 3] {
-            r.receive(
-                SocketId(1),
-                Transport::Udp,
-                &packet(seq),
-                now,
-                &mut |_, _| got += 1,
-            );
+            r.receive(SocketId(1), Encap::Udp, &packet(seq), now, &mut |_, _| {
+                got += 1
+            });
         }
         assert_eq!(got, 2);
         assert_eq!(
@@ -728,13 +724,7 @@ mod tests {
         tokio::task::yield_now().await;
         let now = Instant::now();
         for seq in [0, 2] {
-            r.receive(
-                SocketId(1),
-                Transport::Udp,
-                &packet(seq),
-                now,
-                &mut |_, _| {},
-            );
+            r.receive(SocketId(1), Encap::Udp, &packet(seq), now, &mut |_, _| {});
         }
         assert_eq!(s.reorder_queue_len(), 1);
         // Wait (up to 5 s) for the timer to expire the held packet.

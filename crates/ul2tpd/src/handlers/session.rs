@@ -2,7 +2,7 @@
 //! (docs/reference/kernel.md §4.3, §4.7).
 
 use ul2tp_api::{l2spec_type, parse_cookie_hex, pw_type, ApiError, Attrs, Command, Errno};
-use ul2tp_core::{Cookie, L2SpecType, ProtoVersion, SessionParams};
+use ul2tp_core::{Cookie, L2SpecType, SessionParams, Version};
 use ul2tp_sys::tap::Tap;
 
 use crate::store::{einval, io_err, session_attrs, ApiResult, Store};
@@ -20,7 +20,7 @@ pub(crate) async fn create(d: &Store, a: &Attrs) -> ApiResult<()> {
             "session_create needs session_id, peer_session_id and pw_type",
         ));
     };
-    let v3 = tunnel.version() == ProtoVersion::V3;
+    let v3 = tunnel.version() == Version::V3;
     let cookie = |s: &Option<String>| -> ApiResult<Cookie> {
         match s {
             Some(h) if v3 => {

@@ -5,14 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 
 use ul2tp_api::{encap_type, ApiError, Attrs, Command, Errno};
-use ul2tp_core::{Encap, ProtoVersion, SocketId, TunnelParams};
+use ul2tp_core::{Encap, SocketId, TunnelParams, Version};
 
 use crate::apps;
 use crate::l2tpip::L2tpIp;
 use crate::store::{einval, ApiResult, Store, TunnelInfo};
 
 /// Validated common tunnel attributes: (tunnel_id, peer_tunnel_id, version, encap).
-fn ids(a: &Attrs) -> ApiResult<(u32, u32, ProtoVersion, Encap)> {
+fn ids(a: &Attrs) -> ApiResult<(u32, u32, Version, Encap)> {
     // docs/reference/kernel.md §4.5: required attributes.
     let (Some(tid), Some(ptid), Some(version), Some(encap)) =
         (a.conn_id, a.peer_conn_id, a.proto_version, a.encap_type)
@@ -31,9 +31,9 @@ fn ids(a: &Attrs) -> ApiResult<(u32, u32, ProtoVersion, Encap)> {
         }
     };
     // Beyond the kernel (docs/reference/kernel.md §12.2 item 3): validate the version and id ranges.
-    let version = ProtoVersion::from_u8(version)
+    let version = Version::from_u8(version)
         .ok_or_else(|| einval(format!("proto_version {version} is not 2 or 3")))?;
-    if version == ProtoVersion::V2 {
+    if version == Version::V2 {
         if encap != Encap::Udp {
             return Err(ApiError::new(
                 Errno::EPROTONOSUPPORT,
