@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_api::{pw_type, ApiError, Command, Errno};
 use ul2tp_control::{
-    Config, Encap as CtlEncap, Endpoint, Event, SessionConfig, SessionInfo, Timestamp, TunnelInfo,
-    Version,
+    CdnResult, Config, Encap as CtlEncap, Endpoint, ErrorCode, Event, SessionConfig, SessionInfo,
+    StopCcnResult, Timestamp, TunnelInfo, Version,
 };
 use ul2tp_core::{Cookie, Encap, L2SpecType, ProtoVersion, SessionParams, TunnelParams};
 use ul2tp_sys::seqpacket::SeqPacket;
@@ -87,7 +87,7 @@ enum Cmd {
     ClearPpp {
         tid: u32,
         sid: u32,
-        result_code: u16,
+        result: CdnResult,
         error: Option<String>,
         cause: ul2tp_wire::avp::PppDisconnectCause,
     },
@@ -155,21 +155,21 @@ impl ControlPlane {
         &self.host_name
     }
 
-    /// Clear a call whose PPP link went down, without waiting: CDN with `result_code`, the
+    /// Clear a call whose PPP link went down, without waiting: CDN with `result`, the
     /// text as Error Message (with the generic error code) when given, and the RFC 3145 PPP
     /// Disconnect Cause Code. The endpoint then reports the session down, which deletes it.
     pub(crate) fn clear_ppp_call(
         &self,
         tid: u32,
         sid: u32,
-        result_code: u16,
+        result: CdnResult,
         error: Option<String>,
         cause: ul2tp_wire::avp::PppDisconnectCause,
     ) {
         let cmd = Cmd::ClearPpp {
             tid,
             sid,
-            result_code,
+            result,
             error,
             cause,
         };
@@ -304,15 +304,10 @@ async fn run(
         while let Some(ev) = ep.poll_event() {
             if let Some(close) = apply(&mut st, ev).await {
                 let _ = match close {
-                    (tid, None) => {
-                        ep.close_tunnel(now(), tid, ul2tp_control::engine::result::STOP_GENERAL)
+                    (tid, None) => ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest),
+                    (tid, Some(sid)) => {
+                        ep.close_session(now(), tid, sid, CdnResult::TemporaryNoFacilities)
                     }
-                    (tid, Some(sid)) => ep.close_session(
-                        now(),
-                        tid,
-                        sid,
-                        ul2tp_control::engine::result::CDN_NO_FACILITIES,
-                    ),
                 };
             }
         }
@@ -344,10 +339,8 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
         }
         Cmd::Close { tid, sid, reply } => {
             let r = match sid {
-                None => ep.close_tunnel(now, tid, ul2tp_control::engine::result::STOP_GENERAL),
-                Some(sid) => {
-                    ep.close_session(now, tid, sid, ul2tp_control::engine::result::CDN_ADMIN)
-                }
+                None => ep.close_tunnel(now, tid, StopCcnResult::GeneralRequest),
+                Some(sid) => ep.close_session(now, tid, sid, CdnResult::Administrative),
             };
             let _ = reply.send(
                 r.map_err(|e| ApiError::new(Errno::ENODEV, format!("control protocol: {e:?}"))),
@@ -356,14 +349,13 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
         Cmd::ClearPpp {
             tid,
             sid,
-            result_code,
+            result,
             error,
             cause,
         } => {
-            let error_code = ul2tp_wire::avp::ErrorCode::VendorSpecific.get();
-            let error = error.as_deref().map(|m| (error_code, m));
+            let error = error.as_deref().map(|m| (ErrorCode::VendorSpecific, m));
             // Already gone (the peer's CDN came first): nothing to do.
-            let _ = ep.close_session_ppp(now, tid, sid, result_code, error, Some(&cause));
+            let _ = ep.close_session_ppp(now, tid, sid, result, error, Some(&cause));
         }
     }
 }

@@ -100,10 +100,10 @@ pub(super) fn own_tunnel_id(t: &Tunnel) -> AvpValue {
 }
 
 /// Result Code AVP: result, and optionally an error code with a message (docs/reference/rfc.md §1.6).
-pub(super) fn result_avp(result: u16, error: Option<(u16, &str)>) -> AvpValue {
+pub(super) fn result_avp(result: u16, error: Option<(ErrorCode, &str)>) -> AvpValue {
     AvpValue::ResultCode(ResultCode {
         result,
-        error: error.map(|(e, _)| ErrorCode::from(e)),
+        error: error.map(|(e, _)| e),
         message: error
             .map(|(_, m)| m.as_bytes().to_vec())
             .filter(|m| !m.is_empty()),

@@ -34,7 +34,10 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
-use ul2tp_wire::avp::{AttrType, AvpIter, AvpValue, CallErrors, MessageType, VENDOR_IETF};
+use ul2tp_wire::avp::{
+    AttrType, AvpIter, AvpValue, CallErrors, CdnResult, ErrorCode, MessageType, PppDisconnectCause,
+    StopCcnResult, VENDOR_IETF,
+};
 use ul2tp_wire::control::{ControlHeader, Encap, Version, HEADER_LEN};
 use ul2tp_wire::digest::{self, Nonces};
 
@@ -45,40 +48,6 @@ use session::{
     clear_session, connects_acked, own_session_id, send_session_msg, start_session, SState, Session,
 };
 use tunnel::{dispatch, down_all, hello_jitter, info_of, send_sccrx, stop_tunnel, TState, Tunnel};
-
-/// Result and error codes the engine sends, as numbers for the public API (`close_tunnel`,
-/// `close_session`, [`DownReason`]). The values come from the wire layer's code tables
-/// (docs/reference/rfc.md §1.6).
-pub mod result {
-    use ul2tp_wire::avp::{CdnResult, ErrorCode, StopCcnResult};
-
-    /// StopCCN: general request to clear the control connection.
-    pub const STOP_GENERAL: u16 = StopCcnResult::GeneralRequest.get();
-    /// StopCCN: general error, see Error Code.
-    pub const STOP_ERROR: u16 = StopCcnResult::GeneralError.get();
-    /// StopCCN: requester not authorised.
-    pub const STOP_NOT_AUTHORISED: u16 = StopCcnResult::NotAuthorized.get();
-    /// StopCCN: finite-state-machine error (or timeout).
-    pub const STOP_FSM: u16 = StopCcnResult::FsmError.get();
-    /// CDN: disconnected for the reason in Error Code.
-    pub const CDN_ERROR: u16 = CdnResult::GeneralError.get();
-    /// CDN: administrative reasons.
-    pub const CDN_ADMIN: u16 = CdnResult::Administrative.get();
-    /// CDN: no appropriate facilities available (temporary), e.g. no free session id.
-    pub const CDN_NO_FACILITIES: u16 = CdnResult::TemporaryNoFacilities.get();
-    /// CDN: session not established, lost tie breaker (v3).
-    pub const CDN_TIE_BREAK: u16 = CdnResult::LostTieBreaker.get();
-    /// CDN: unsupported PW type (v3).
-    pub const CDN_PW_TYPE: u16 = CdnResult::UnsupportedPwType.get();
-    /// CDN: sequencing required without an L2-Specific Sublayer (v3).
-    pub const CDN_SEQ_NO_L2SS: u16 = CdnResult::SequencingWithoutSublayer.get();
-    /// CDN: finite-state-machine error (v3).
-    pub const CDN_FSM: u16 = CdnResult::FsmError.get();
-    /// Error code: unknown mandatory AVP.
-    pub const ERR_UNKNOWN_AVP: u16 = ErrorCode::UnknownMandatoryAvp.get();
-    /// Error code: a field out of range / missing.
-    pub const ERR_BAD_VALUE: u16 = ErrorCode::BadValue.get();
-}
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,20 +379,20 @@ impl Endpoint {
         now: Timestamp,
         tunnel_id: u32,
         session_id: u32,
-        result_code: u16,
+        result: CdnResult,
     ) -> Result<(), Error> {
         let (mut ctx, tunnels) = self.ctx(now);
         let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
         if !t.sessions.contains_key(&session_id) {
             return Err(Error::NoSession);
         }
-        let cdn = Some((result_code, None));
+        let cdn = Some((result, None));
         clear_session(t, &mut ctx, session_id, cdn, DownReason::Local);
         self.service(now, tunnel_id);
         Ok(())
     }
 
-    /// Clear a session whose PPP link went down: CDN with `result_code`, an optional
+    /// Clear a session whose PPP link went down: CDN with `result`, an optional
     /// (error code, message) and the RFC 3145 PPP Disconnect Cause Code AVP when `cause` is
     /// given. Otherwise like [`Endpoint::close_session`].
     pub fn close_session_ppp(
@@ -431,9 +400,9 @@ impl Endpoint {
         now: Timestamp,
         tunnel_id: u32,
         session_id: u32,
-        result_code: u16,
-        error: Option<(u16, &str)>,
-        cause: Option<&ul2tp_wire::avp::PppDisconnectCause>,
+        result: CdnResult,
+        error: Option<(ErrorCode, &str)>,
+        cause: Option<&PppDisconnectCause>,
     ) -> Result<(), Error> {
         let (mut ctx, tunnels) = self.ctx(now);
         let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
@@ -441,7 +410,7 @@ impl Endpoint {
         if s.state != SState::WaitTunnel {
             send_session_msg(t, &mut ctx, MessageType::Cdn, &s, |d, v| {
                 let d = d
-                    .avp(result_avp(result_code, error))
+                    .avp(result_avp(result.get(), error))
                     .opt(cause.map(|c| c.to_avp()));
                 match v {
                     Version::V2 => d.avp(own_session_id(&s)),
@@ -517,14 +486,14 @@ impl Endpoint {
         &mut self,
         now: Timestamp,
         tunnel_id: u32,
-        result_code: u16,
+        result: StopCcnResult,
     ) -> Result<(), Error> {
         let (mut ctx, tunnels) = self.ctx(now);
         let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
         if t.is_dying() {
             return Err(Error::Closing);
         }
-        stop_tunnel(t, &mut ctx, result_code, None, DownReason::Local);
+        stop_tunnel(t, &mut ctx, result, None, DownReason::Local);
         self.service(now, tunnel_id);
         Ok(())
     }

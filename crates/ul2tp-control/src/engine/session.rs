@@ -8,15 +8,15 @@
 
 use rand::RngCore;
 use ul2tp_wire::avp::{
-    AttrType, AvpValue, DataSequencing, L2SpecType, MessageType, PwType, CIRCUIT_ACTIVE,
-    CIRCUIT_NEW,
+    AttrType, AvpValue, CdnResult, DataSequencing, ErrorCode, L2SpecType, MessageType, PwType,
+    CIRCUIT_ACTIVE, CIRCUIT_NEW,
 };
 use ul2tp_wire::control::Version;
 use ul2tp_wire::message::Message;
 
 use super::message::{avp_value, new_msg, queue, result_avp, sender_session_id, Draft};
 use super::tunnel::{peer_reason, protocol_reason, Tunnel};
-use super::{result, CallType, Ctx, DownReason, Event, SessionConfig, SessionInfo};
+use super::{CallType, Ctx, DownReason, Event, SessionConfig, SessionInfo};
 
 /// Where a session is in its call (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,11 +154,11 @@ fn send_cdn(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
     s: &Session,
-    result: u16,
-    error: Option<(u16, &str)>,
+    result: CdnResult,
+    error: Option<(ErrorCode, &str)>,
 ) {
     send_session_msg(t, ctx, MessageType::Cdn, s, |d, v| {
-        let d = d.avp(result_avp(result, error));
+        let d = d.avp(result_avp(result.get(), error));
         match v {
             Version::V2 => d.avp(own_session_id(s)),
             Version::V3 => d,
@@ -171,7 +171,7 @@ pub(super) fn clear_session(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
     sid: u32,
-    cdn: Option<(u16, Option<(u16, &str)>)>,
+    cdn: Option<(CdnResult, Option<(ErrorCode, &str)>)>,
     reason: DownReason,
 ) {
     let Some(s) = t.sessions.remove(&sid) else {
@@ -198,12 +198,12 @@ pub(super) fn abort_session(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
     sid: u32,
-    result_code: u16,
-    error_code: Option<u16>,
+    result: CdnResult,
+    error_code: Option<ErrorCode>,
     message: &str,
 ) {
-    let reason = protocol_reason(result_code, error_code, message);
-    let cdn = (result_code, error_code.map(|e| (e, message)));
+    let reason = protocol_reason(result.get(), error_code, message);
+    let cdn = (result, error_code.map(|e| (e, message)));
     clear_session(t, ctx, sid, Some(cdn), reason);
 }
 
@@ -213,12 +213,12 @@ fn session_fsm_error(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
     sid: u32,
-    error: Option<u16>,
+    error: Option<ErrorCode>,
     message: &str,
 ) {
     let r = match t.version {
-        Version::V2 => result::CDN_ERROR,
-        Version::V3 => result::CDN_FSM,
+        Version::V2 => CdnResult::GeneralError,
+        Version::V3 => CdnResult::FsmError,
     };
     abort_session(t, ctx, sid, r, error, message);
 }
@@ -228,8 +228,8 @@ pub(super) fn refuse_call(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
     peer_sid: u32,
-    result_code: u16,
-    error: Option<u16>,
+    result: CdnResult,
+    error: Option<ErrorCode>,
 ) {
     // CDN must carry a non-zero id of ours (Assigned Session ID / Local Session ID): use a
     // fresh one that is released at once.
@@ -249,7 +249,7 @@ pub(super) fn refuse_call(
         pw_type: 0,
         tie_breaker: None,
     };
-    send_cdn(t, ctx, &s, result_code, error.map(|e| (e, "")));
+    send_cdn(t, ctx, &s, result, error.map(|e| (e, "")));
 }
 
 pub(super) fn on_session_msg(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Message) {
@@ -346,12 +346,12 @@ fn session_tie_break(
     };
     match outcome {
         Some(true) => {
-            refuse_call(t, ctx, peer_sid, result::CDN_TIE_BREAK, None);
+            refuse_call(t, ctx, peer_sid, CdnResult::LostTieBreaker, None);
             true
         }
         Some(false) => false,
         None => {
-            let r = result::CDN_TIE_BREAK;
+            let r = CdnResult::LostTieBreaker;
             abort_session(
                 t,
                 ctx,
@@ -360,7 +360,7 @@ fn session_tie_break(
                 None,
                 "session tie-break without a winner",
             );
-            refuse_call(t, ctx, peer_sid, result::CDN_TIE_BREAK, None);
+            refuse_call(t, ctx, peer_sid, CdnResult::LostTieBreaker, None);
             true
         }
     }
@@ -393,25 +393,25 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
                     t,
                     ctx,
                     peer_sid,
-                    result::CDN_ERROR,
-                    Some(result::ERR_BAD_VALUE),
+                    CdnResult::GeneralError,
+                    Some(ErrorCode::BadValue),
                 )
             }
         },
     };
     if t.version == Version::V3 {
         if !t.cfg.pw_types.contains(&pw_type) {
-            return refuse_call(t, ctx, peer_sid, result::CDN_PW_TYPE, None);
+            return refuse_call(t, ctx, peer_sid, CdnResult::UnsupportedPwType, None);
         }
         // docs/reference/rfc.md §2.12: sequencing requested without an L2-Specific Sublayer ⇒ CDN 15.
         let seq = avp_value!(m, DataSequencing).is_some_and(|d| *d != DataSequencing::None);
         let l2ss = avp_value!(m, L2SpecificSublayer).is_some_and(|l| *l != L2SpecType::None);
         if seq && !l2ss {
-            return refuse_call(t, ctx, peer_sid, result::CDN_SEQ_NO_L2SS, None);
+            return refuse_call(t, ctx, peer_sid, CdnResult::SequencingWithoutSublayer, None);
         }
     }
     let Some(sid) = ctx.alloc_session_id(t.version) else {
-        return refuse_call(t, ctx, peer_sid, result::CDN_NO_FACILITIES, None);
+        return refuse_call(t, ctx, peer_sid, CdnResult::TemporaryNoFacilities, None);
     };
     let mut cfg = t.cfg.session_defaults.clone();
     cfg.call = call;
@@ -514,7 +514,7 @@ fn on_call_reply(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Mess
         return session_fsm_error(t, ctx, sid, None, "call reply in wrong state");
     }
     let Some(peer_sid) = sender_session_id(t.version, m).filter(|&p| p != 0) else {
-        let e = Some(result::ERR_BAD_VALUE);
+        let e = Some(ErrorCode::BadValue);
         return session_fsm_error(t, ctx, sid, e, "reply without a session id");
     };
     let mut s = s.clone();

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rand::Rng;
-use ul2tp_wire::avp::{AvpValue, ErrorCode, MessageType, PwType};
+use ul2tp_wire::avp::{AvpValue, ErrorCode, MessageType, PwType, StopCcnResult};
 use ul2tp_wire::control::Version;
 use ul2tp_wire::digest;
 use ul2tp_wire::message::{Message, MessageError, Reaction};
@@ -23,7 +23,7 @@ use super::message::{
 use super::session::{
     abort_session, find_session, on_session_msg, refuse_call, start_session, SState, Session,
 };
-use super::{result, Config, Ctx, DownReason, Event, TunnelInfo};
+use super::{Config, Ctx, DownReason, Event, TunnelInfo};
 use crate::channel::ControlChannel;
 use crate::Timestamp;
 
@@ -141,13 +141,13 @@ pub(super) fn send_sccrx(
 pub(super) fn stop_tunnel(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
-    result_code: u16,
-    error: Option<(u16, &str)>,
+    result: StopCcnResult,
+    error: Option<(ErrorCode, &str)>,
     reason: DownReason,
 ) {
     let d = new_msg(t, ctx, MessageType::StopCcn, 0)
         .avp(own_tunnel_id(t))
-        .avp(result_avp(result_code, error));
+        .avp(result_avp(result.get(), error));
     // Messages that never went out are dropped and their Ns given back, so the StopCCN carries
     // the Ns the peer expects next. Messages already sent are still retransmitted: the peer
     // may hold them, and it delivers the StopCCN only after them (docs/reference/rfc.md §1.10).
@@ -184,29 +184,23 @@ pub(super) fn down_all(t: &mut Tunnel, ctx: &mut Ctx<'_>, reason: DownReason) {
 fn protocol_error(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
-    result_code: u16,
-    error_code: Option<u16>,
+    result: StopCcnResult,
+    error_code: Option<ErrorCode>,
     message: &str,
 ) {
-    let reason = protocol_reason(result_code, error_code, message);
-    stop_tunnel(
-        t,
-        ctx,
-        result_code,
-        error_code.map(|e| (e, message)),
-        reason,
-    );
+    let reason = protocol_reason(result.get(), error_code, message);
+    stop_tunnel(t, ctx, result, error_code.map(|e| (e, message)), reason);
 }
 
 /// Why we cleared a tunnel or session because of a protocol error: what we sent the peer.
 pub(super) fn protocol_reason(
     result_code: u16,
-    error_code: Option<u16>,
+    error_code: Option<ErrorCode>,
     message: &str,
 ) -> DownReason {
     DownReason::Protocol {
         result_code,
-        error_code,
+        error_code: error_code.map(ErrorCode::get),
         message: message.to_string(),
     }
 }
@@ -238,7 +232,7 @@ pub(super) fn dispatch(t: &mut Tunnel, ctx: &mut Ctx<'_>, msg: &[u8]) {
         MessageType::Sccrq | MessageType::Sccrp | MessageType::Scccn => protocol_error(
             t,
             ctx,
-            result::STOP_FSM,
+            StopCcnResult::FsmError,
             None,
             "control message in wrong state",
         ),
@@ -263,8 +257,8 @@ pub(super) fn dispatch(t: &mut Tunnel, ctx: &mut Ctx<'_>, msg: &[u8]) {
                 protocol_error(
                     t,
                     ctx,
-                    result::STOP_ERROR,
-                    Some(result::ERR_BAD_VALUE),
+                    StopCcnResult::GeneralError,
+                    Some(ErrorCode::BadValue),
                     "unsupported message type",
                 );
             }
@@ -282,10 +276,10 @@ fn on_rejected(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message, e: &MessageError)
                 // Answer to the id the peer assigned, if it told us.
                 t.peer_id = peer_tunnel_id(t.version, m).unwrap_or(0);
             }
-            protocol_error(t, ctx, result.get(), Some(error.get()), &e.error_message());
+            protocol_error(t, ctx, result, Some(error), &e.error_message());
         }
         Reaction::Cdn { result, error } => {
-            let (result, error) = (result.get(), Some(error.get()));
+            let error = Some(error);
             if matches!(m.message_type, Some(MessageType::Icrq | MessageType::Ocrq)) {
                 if let Some(p) = sender_session_id(t.version, m).filter(|&p| p != 0) {
                     refuse_call(t, ctx, p, result, error);
@@ -320,8 +314,8 @@ fn accept_peer_start(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message) -> bool {
         protocol_error(
             t,
             ctx,
-            result::STOP_ERROR,
-            Some(result::ERR_BAD_VALUE),
+            StopCcnResult::GeneralError,
+            Some(ErrorCode::BadValue),
             "lacks a mandatory AVP or has an id of 0",
         );
         return false;
@@ -386,7 +380,7 @@ fn stop_auth(t: &mut Tunnel, ctx: &mut Ctx<'_>) {
     stop_tunnel(
         t,
         ctx,
-        result::STOP_NOT_AUTHORISED,
+        StopCcnResult::NotAuthorized,
         None,
         DownReason::AuthFailed,
     );
