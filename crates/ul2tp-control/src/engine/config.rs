@@ -50,7 +50,7 @@ impl Default for SessionConfig {
 }
 
 /// Configuration of an endpoint (defaults for tunnels the peer opens) or of one tunnel opened
-/// with [`Endpoint::connect`]. Defaults follow docs/reference/rfc.md §1.10.
+/// with [`Endpoint::connect`](crate::Endpoint::connect). Defaults follow docs/reference/rfc.md §1.10.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Protocol version for tunnels we open (incoming SCCRQs use their own version).
@@ -181,25 +181,6 @@ impl DigestAlg {
         match self {
             DigestAlg::HmacMd5 => DigestType::HmacMd5,
             DigestAlg::HmacSha1 => DigestType::HmacSha1,
-        }
-    }
-
-    /// Digest Type octet.
-    pub const fn type_octet(self) -> u8 {
-        self.digest_type().get()
-    }
-
-    /// Digest length in octets.
-    pub fn digest_len(self) -> usize {
-        self.digest_type().digest_len().unwrap_or(0)
-    }
-
-    /// From a Digest Type octet (`None` for types the engine does not implement).
-    pub fn from_octet(b: u8) -> Option<DigestAlg> {
-        match DigestType::from(b) {
-            DigestType::HmacMd5 => Some(DigestAlg::HmacMd5),
-            DigestType::HmacSha1 => Some(DigestAlg::HmacSha1),
-            _ => None,
         }
     }
 }

@@ -2,12 +2,12 @@
 //! datagrams to the tunnels of one local address.
 //!
 //! The parts, one per file:
-//! * [`config`]: [`Config`], [`SessionConfig`], [`CallType`], [`DigestAlg`] and the checks
+//! * `config`: [`Config`], [`SessionConfig`], [`CallType`], [`DigestAlg`] and the checks
 //!   that every value fits in an AVP.
-//! * [`event`]: what the engine reports ([`Event`], [`DownReason`], [`TunnelInfo`],
+//! * `event`: what the engine reports ([`Event`], [`DownReason`], [`TunnelInfo`],
 //!   [`SessionInfo`]).
-//! * [`stats`]: [`EndpointStats`] and [`TunnelStats`].
-//! * [`error`]: why a command was refused ([`Error`]).
+//! * `stats`: [`EndpointStats`] and [`TunnelStats`].
+//! * `error`: why a command was refused ([`Error`]).
 //! * `tunnel`: the control-connection state machine (docs/reference/rfc.md §1.12, §2.10).
 //! * `session`: the session state machines (docs/reference/rfc.md §1.13, §2.10).
 //! * `message`: building and reading control messages over `ul2tp-wire`, AVP hiding.
