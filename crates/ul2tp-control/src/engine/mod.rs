@@ -43,9 +43,9 @@ use ul2tp_wire::digest::{self, Nonces};
 
 use crate::channel::{ControlChannel, RxVerdict};
 use crate::Timestamp;
-use message::{build_ack, new_msg, parse, peer_tunnel_id, queue, result_avp};
+use message::{build_ack, new_msg, parse, peer_tunnel_id, queue};
 use session::{
-    clear_session, connects_acked, own_session_id, send_session_msg, start_session, SState, Session,
+    clear_session, connects_acked, send_cdn, send_session_msg, start_session, SState, Session,
 };
 use tunnel::{dispatch, down_all, hello_jitter, info_of, send_sccrx, stop_tunnel, TState, Tunnel};
 
@@ -408,15 +408,7 @@ impl Endpoint {
         let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
         let s = t.sessions.get(&session_id).ok_or(Error::NoSession)?.clone();
         if s.state != SState::WaitTunnel {
-            send_session_msg(t, &mut ctx, MessageType::Cdn, &s, |d, v| {
-                let d = d
-                    .avp(result_avp(result.get(), error))
-                    .opt(cause.map(|c| c.to_avp()));
-                match v {
-                    Version::V2 => d.avp(own_session_id(&s)),
-                    Version::V3 => d,
-                }
-            });
+            send_cdn(t, &mut ctx, &s, result, error, cause);
         }
         clear_session(t, &mut ctx, session_id, None, DownReason::Local);
         self.service(now, tunnel_id);

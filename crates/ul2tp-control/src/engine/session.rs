@@ -8,8 +8,8 @@
 
 use rand::RngCore;
 use ul2tp_wire::avp::{
-    AttrType, AvpValue, CdnResult, DataSequencing, ErrorCode, L2SpecType, MessageType, PwType,
-    CIRCUIT_ACTIVE, CIRCUIT_NEW,
+    AttrType, AvpValue, CdnResult, DataSequencing, ErrorCode, L2SpecType, MessageType,
+    PppDisconnectCause, PwType, CIRCUIT_ACTIVE, CIRCUIT_NEW,
 };
 use ul2tp_wire::control::Version;
 use ul2tp_wire::message::Message;
@@ -109,7 +109,7 @@ pub(super) fn send_session_msg(
 }
 
 /// Our session id as the v2 Assigned Session ID AVP.
-pub(super) fn own_session_id(s: &Session) -> AvpValue {
+fn own_session_id(s: &Session) -> AvpValue {
     AvpValue::AssignedSessionId(s.local_id as u16)
 }
 
@@ -149,16 +149,20 @@ pub(super) fn find_session(t: &Tunnel, m: &Message) -> Option<u32> {
         .map(|s| s.local_id)
 }
 
-/// Send a CDN for a session (v2: with our Assigned Session ID, docs/reference/rfc.md §1.5).
-fn send_cdn(
+/// Send a CDN for a session (v2: with our Assigned Session ID, docs/reference/rfc.md §1.5),
+/// with the RFC 3145 PPP Disconnect Cause Code when `cause` is given.
+pub(super) fn send_cdn(
     t: &mut Tunnel,
     ctx: &mut Ctx<'_>,
     s: &Session,
     result: CdnResult,
     error: Option<(ErrorCode, &str)>,
+    cause: Option<&PppDisconnectCause>,
 ) {
     send_session_msg(t, ctx, MessageType::Cdn, s, |d, v| {
-        let d = d.avp(result_avp(result.get(), error));
+        let d = d
+            .avp(result_avp(result.get(), error))
+            .opt(cause.map(|c| c.to_avp()));
         match v {
             Version::V2 => d.avp(own_session_id(s)),
             Version::V3 => d,
@@ -180,7 +184,7 @@ pub(super) fn clear_session(
     ctx.session_ids.remove(&sid);
     if let Some((result, error)) = cdn {
         if s.state != SState::WaitTunnel {
-            send_cdn(t, ctx, &s, result, error);
+            send_cdn(t, ctx, &s, result, error, None);
         }
     }
     ctx.events.push_back(Event::SessionDown {
@@ -249,7 +253,7 @@ pub(super) fn refuse_call(
         pw_type: 0,
         tie_breaker: None,
     };
-    send_cdn(t, ctx, &s, result, error.map(|e| (e, "")));
+    send_cdn(t, ctx, &s, result, error.map(|e| (e, "")), None);
 }
 
 pub(super) fn on_session_msg(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Message) {
