@@ -10,7 +10,7 @@ use super::tunnel::Tunnel;
 use super::Ctx;
 
 /// Header, Message Type and (v3 authentication) a zeroed Message Digest for the tunnel's peer.
-/// Messages are built UDP-framed; [`emit`] adds the L2TPv3/IP prefix.
+/// Messages are built UDP-framed; [`emit`](super::emit) adds the L2TPv3/IP prefix.
 fn builder(t: &Tunnel, mtype: MessageType, v2_session: u16) -> Result<MessageBuilder, BuildError> {
     let b = MessageBuilder::new(t.version, Encap::Udp, t.peer_id, v2_session, mtype);
     if t.auth {
