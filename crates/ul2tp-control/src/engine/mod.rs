@@ -381,20 +381,12 @@ impl Endpoint {
         session_id: u32,
         result: CdnResult,
     ) -> Result<(), Error> {
-        let (mut ctx, tunnels) = self.ctx(now);
-        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
-        if !t.sessions.contains_key(&session_id) {
-            return Err(Error::NoSession);
-        }
-        let cdn = Some((result, None));
-        clear_session(t, &mut ctx, session_id, cdn, DownReason::Local);
-        self.service(now, tunnel_id);
-        Ok(())
+        self.close_session_ppp(now, tunnel_id, session_id, result, None, None)
     }
 
     /// Clear a session whose PPP link went down: CDN with `result`, an optional
     /// (error code, message) and the RFC 3145 PPP Disconnect Cause Code AVP when `cause` is
-    /// given. Otherwise like [`Endpoint::close_session`].
+    /// given. [`Endpoint::close_session`] is this without error and cause.
     pub fn close_session_ppp(
         &mut self,
         now: Timestamp,
