@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use ul2tp_control::{Config, Encap, Endpoint, Event, SessionConfig, Timestamp, Version};
+use ul2tp_control::{
+    CdnResult, Config, Encap, Endpoint, Event, SessionConfig, StopCcnResult, Timestamp, Version,
+};
 use ul2tp_wire::avp::{AvpValue, DigestType, MessageType};
 use ul2tp_wire::control::{self as header, ControlHeader};
 use ul2tp_wire::digest::{self, Nonces};
@@ -309,13 +311,20 @@ impl Duo {
             Step::CloseSession(i) => {
                 if !self.sessions.is_empty() {
                     let (_, lns_sid) = self.sessions[usize::from(*i) % self.sessions.len()];
-                    let _ = self
-                        .lns
-                        .close_session(self.now, self.lns_tunnel_id, lns_sid, 3);
+                    let _ = self.lns.close_session(
+                        self.now,
+                        self.lns_tunnel_id,
+                        lns_sid,
+                        CdnResult::Administrative,
+                    );
                 }
             }
             Step::CloseTunnel => {
-                let _ = self.lns.close_tunnel(self.now, self.lns_tunnel_id, 1);
+                let _ = self.lns.close_tunnel(
+                    self.now,
+                    self.lns_tunnel_id,
+                    StopCcnResult::GeneralRequest,
+                );
             }
         }
         self.drain();

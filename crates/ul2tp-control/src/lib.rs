@@ -11,11 +11,15 @@
 //!
 //! The crate has no AVP code of its own: message bodies are read with
 //! `ul2tp_wire::message::Message`, built with `ul2tp_wire::message::MessageBuilder`, and signed
-//! and verified with `ul2tp_wire::digest`.
+//! and verified with `ul2tp_wire::digest`. Result and error codes are the wire layer's typed
+//! [`StopCcnResult`], [`CdnResult`] and [`ErrorCode`], re-exported here.
 //!
 //! Layers inside the crate:
 //! * [`channel`]: reliable delivery (Ns/Nr, windows, acks, retransmission, slow start).
-//! * [`engine`]: tunnel and session state machines and the [`Endpoint`] demultiplexer.
+//! * [`engine`]: the [`Endpoint`] and its API (`engine/mod.rs`), with one file per part:
+//!   configuration (`config.rs`), events (`event.rs`), counters (`stats.rs`), command errors
+//!   (`error.rs`), the tunnel and session state machines (`tunnel.rs`, `session.rs`) and
+//!   message building and reading (`message.rs`).
 //! * [`sim`]: deterministic network simulation with pcap capture, used by the tests.
 //!
 //! See `docs/control-engine.md` for the API and state machines.
@@ -33,6 +37,7 @@ pub use engine::{
     CallType, Config, DigestAlg, DownReason, Endpoint, EndpointStats, Error, Event, SessionConfig,
     SessionInfo, Transmit, TunnelInfo, TunnelStats,
 };
+pub use ul2tp_wire::avp::{CdnResult, ErrorCode, StopCcnResult};
 pub use ul2tp_wire::control::{Encap, Version};
 
 /// A point in time, in microseconds on the caller's monotonic scale.

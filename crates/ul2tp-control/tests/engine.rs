@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ul2tp_control::engine::result;
 use ul2tp_control::{
-    Config, DigestAlg, DownReason, Encap, Endpoint, Event, Timestamp, Transmit, Version,
+    CdnResult, Config, DigestAlg, DownReason, Encap, Endpoint, Event, StopCcnResult, Timestamp,
+    Transmit, Version,
 };
 use ul2tp_wire::avp::{AttrType, AvpValue, MessageType};
 use ul2tp_wire::control::{ns_nr, ControlHeader};
@@ -98,7 +98,8 @@ fn stopccn_receiver_holds_state_and_reacks_duplicates() {
     for version in [Version::V2, Version::V3] {
         let (mut p, ta, tb) = Pair::up(version);
         events(&mut p.b);
-        p.a.close_tunnel(p.now, ta, result::STOP_GENERAL).unwrap();
+        p.a.close_tunnel(p.now, ta, StopCcnResult::GeneralRequest)
+            .unwrap();
         let stop = Pair::drain(&mut p.a);
         assert_eq!(stop.len(), 1);
         p.b.handle_datagram(p.now, addr(1), &stop[0].bytes);
@@ -140,7 +141,8 @@ fn stopccn_receiver_holds_state_and_reacks_duplicates() {
 #[test]
 fn stopccn_sender_retransmits_until_acked_then_forgets() {
     let (mut p, ta, _) = Pair::up(Version::V2);
-    p.a.close_tunnel(p.now, ta, result::STOP_GENERAL).unwrap();
+    p.a.close_tunnel(p.now, ta, StopCcnResult::GeneralRequest)
+        .unwrap();
     let first = Pair::drain(&mut p.a);
     // lose it; A retransmits after 1 s
     p.now = p.now + Duration::from_secs(1);
@@ -414,10 +416,12 @@ fn extreme_configuration_values_do_not_panic() {
         b.handle_timeout(now);
     }
     // Whatever state the tunnel reached, commands answer with a value, never a panic.
-    let _ = a.close_tunnel(now, t, 1);
-    assert!(a.close_tunnel(now, t, 1).is_err());
+    let _ = a.close_tunnel(now, t, StopCcnResult::GeneralRequest);
+    assert!(a
+        .close_tunnel(now, t, StopCcnResult::GeneralRequest)
+        .is_err());
     assert_eq!(
-        a.close_session(now, 12345, 1, 3),
+        a.close_session(now, 12345, 1, CdnResult::Administrative),
         Err(ul2tp_control::Error::NoTunnel)
     );
 }
@@ -504,7 +508,7 @@ fn sccrq_missing_a_mandatory_avp_gets_stopccn_to_the_assigned_id() {
         .expect("a StopCCN");
     assert_eq!(stop.header.tunnel_id, 4242);
     let rc = stop.result_code().unwrap();
-    assert_eq!(rc.result, result::STOP_ERROR);
+    assert_eq!(rc.result, StopCcnResult::GeneralError.get());
     assert_eq!(rc.error.map(|e| e.get()), Some(6));
     let text = rc.message_str().unwrap();
     assert!(text.contains("Framing Capabilities"), "{text}");
@@ -591,7 +595,8 @@ fn stopccn_after_queued_messages_carries_the_ns_the_peer_expects() {
         }
         let sent = Pair::drain(&mut p.a);
         assert!(!sent.is_empty() && sent.len() < 40, "{} sent", sent.len());
-        p.a.close_tunnel(p.now, ta, result::STOP_GENERAL).unwrap();
+        p.a.close_tunnel(p.now, ta, StopCcnResult::GeneralRequest)
+            .unwrap();
         // The StopCCN waits behind the ICRQs in flight; they are retransmitted first.
         assert!(Pair::drain(&mut p.a).is_empty(), "window still full");
         p.now = p.now + Duration::from_secs(1);
@@ -805,7 +810,7 @@ fn assert_stopccn_4(out: &[Message], ev: &[Event]) {
         .expect("a StopCCN");
     assert_eq!(
         stop.result_code().unwrap().result,
-        result::STOP_NOT_AUTHORISED
+        StopCcnResult::NotAuthorized.get()
     );
     assert!(
         matches!(

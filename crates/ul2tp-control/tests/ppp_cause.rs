@@ -8,9 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use ul2tp_control::engine::result;
 use ul2tp_control::sim::NetConfig;
-use ul2tp_control::{DownReason, Encap, Event, SessionConfig, Version};
+use ul2tp_control::{CdnResult, DownReason, Encap, ErrorCode, Event, SessionConfig, Version};
 use ul2tp_wire::avp::PppDisconnectCause;
 
 #[test]
@@ -43,8 +42,8 @@ fn cdn_carries_ppp_disconnect_cause() {
                 now,
                 tid,
                 sids[0],
-                result::CDN_ERROR,
-                Some((6, "PPP authentication failed")),
+                CdnResult::GeneralError,
+                Some((ErrorCode::VendorSpecific, "PPP authentication failed")),
                 Some(&cause),
             )
             .unwrap();
@@ -63,7 +62,7 @@ fn cdn_carries_ppp_disconnect_cause() {
         assert_eq!(
             peer_down,
             vec![DownReason::Peer {
-                result_code: result::CDN_ERROR,
+                result_code: CdnResult::GeneralError.get(),
                 error_code: Some(6),
                 message: "PPP authentication failed".into(),
             }],
@@ -73,7 +72,7 @@ fn cdn_carries_ppp_disconnect_cause() {
         let now = sim.now;
         assert!(sim
             .ep(A)
-            .close_session_ppp(now, tid, sids[0], result::CDN_ERROR, None, None)
+            .close_session_ppp(now, tid, sids[0], CdnResult::GeneralError, None, None)
             .is_err());
 
         if std::env::var_os("UL2TP_SKIP_TSHARK").is_some() {

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use ul2tp_control::engine::result;
 use ul2tp_control::sim::NetConfig;
-use ul2tp_control::{Config, Encap, Endpoint, Event, SessionConfig, Timestamp, Version};
+use ul2tp_control::{
+    Config, Encap, Endpoint, Event, SessionConfig, StopCcnResult, Timestamp, Version,
+};
 
 fn run_schedule(
     version: Version,
@@ -44,7 +45,9 @@ fn run_schedule(
     sim.run_for(Duration::from_secs(200));
     if close {
         let now = sim.now;
-        let _ = sim.ep(A).close_tunnel(now, tid, result::STOP_GENERAL);
+        let _ = sim
+            .ep(A)
+            .close_tunnel(now, tid, StopCcnResult::GeneralRequest);
     }
     sim.run_for(Duration::from_secs(600));
     // "Eventually": from here, within one full retransmission cycle, every tunnel must have

@@ -5,10 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ul2tp_control::engine::result;
 use ul2tp_control::sim::NetConfig;
 use ul2tp_control::{
-    CallType, Config, DigestAlg, DownReason, Encap, Event, SessionConfig, Timestamp, Version,
+    CallType, CdnResult, Config, DigestAlg, DownReason, Encap, Event, SessionConfig, StopCcnResult,
+    Timestamp, Version,
 };
 
 const SESSIONS: usize = 1000;
@@ -125,11 +125,11 @@ fn teardown(version: Version, from_a: bool) {
     let now = sim.now;
     if from_a {
         sim.ep(A)
-            .close_tunnel(now, tid_a, result::STOP_GENERAL)
+            .close_tunnel(now, tid_a, StopCcnResult::GeneralRequest)
             .unwrap();
     } else {
         sim.ep(B)
-            .close_tunnel(now, tid_b, result::STOP_GENERAL)
+            .close_tunnel(now, tid_b, StopCcnResult::GeneralRequest)
             .unwrap();
     }
     sim.run_for(Duration::from_secs(120));
@@ -181,7 +181,7 @@ fn close_with_queued_requests(version: Version, seed: u64) {
     sim.run_for(Duration::from_millis(20));
     let now = sim.now;
     sim.ep(A)
-        .close_tunnel(now, tid_a, result::STOP_GENERAL)
+        .close_tunnel(now, tid_a, StopCcnResult::GeneralRequest)
         .unwrap();
     let closed_at = sim.now;
     // Well within one retransmission cycle of the StopCCN (1+2+4+8+16 s) and before any HELLO.
@@ -252,7 +252,7 @@ fn cdns_queued_behind_a_full_window_reach_the_peer() {
             .collect();
         for &sid in &sids[..20] {
             sim.ep(A)
-                .close_session(now, tid_a, sid, result::CDN_ADMIN)
+                .close_session(now, tid_a, sid, CdnResult::Administrative)
                 .unwrap();
         }
         let tid_b = tunnel_up(&sim, B)[0];
@@ -295,7 +295,7 @@ fn session_close_from_either_side() {
         let (mut sim, tid_a, sids) = small_pair(version, NetConfig::lossy(0.2), 12);
         let now = sim.now;
         sim.ep(A)
-            .close_session(now, tid_a, sids[0], result::CDN_ADMIN)
+            .close_session(now, tid_a, sids[0], CdnResult::Administrative)
             .unwrap();
         let b_up = sessions_up(&sim, B);
         let b_sid = b_up
@@ -305,7 +305,7 @@ fn session_close_from_either_side() {
             .session_id;
         let tid_b = b_up[0].tunnel_id;
         sim.ep(B)
-            .close_session(now, tid_b, b_sid, result::CDN_ADMIN)
+            .close_session(now, tid_b, b_sid, CdnResult::Administrative)
             .unwrap();
         sim.run_for(Duration::from_secs(60));
         let downs: Vec<_> = sim.nodes[B]

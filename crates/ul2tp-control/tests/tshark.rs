@@ -9,9 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use ul2tp_control::engine::result;
 use ul2tp_control::sim::{NetConfig, Sim};
-use ul2tp_control::{Encap, SessionConfig, Version};
+use ul2tp_control::{CdnResult, Encap, SessionConfig, StopCcnResult, Version};
 
 fn tshark(args: &[&str]) -> String {
     let out = Command::new("tshark")
@@ -44,12 +43,12 @@ fn scenario(version: Version, encap: Encap, seed: u64) -> Sim {
     );
     let now = sim.now;
     sim.ep(A)
-        .close_session(now, tid, sids[0], result::CDN_ADMIN)
+        .close_session(now, tid, sids[0], CdnResult::Administrative)
         .unwrap();
     sim.run_for(Duration::from_secs(70)); // includes a HELLO
     let now = sim.now;
     sim.ep(A)
-        .close_tunnel(now, tid, result::STOP_GENERAL)
+        .close_tunnel(now, tid, StopCcnResult::GeneralRequest)
         .unwrap();
     sim.run_for(Duration::from_secs(60));
     assert!(sim.violations().is_empty());

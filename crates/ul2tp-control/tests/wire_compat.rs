@@ -10,9 +10,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use ul2tp_control::engine::result;
 use ul2tp_control::sim::NetConfig;
-use ul2tp_control::{CallType, Encap, SessionConfig, Version};
+use ul2tp_control::{CallType, CdnResult, Encap, SessionConfig, StopCcnResult, Version};
 use ul2tp_wire::avp::MessageType;
 use ul2tp_wire::digest::{verify_message, Nonces};
 use ul2tp_wire::message::Message;
@@ -43,12 +42,12 @@ fn run(version: Version, encap: Encap, call: CallType, seed: u64) {
         .wan_error_notify(now, tid, sids[2], [0; 6])
         .unwrap();
     sim.ep(A)
-        .close_session(now, tid, sids[0], result::CDN_ADMIN)
+        .close_session(now, tid, sids[0], CdnResult::Administrative)
         .unwrap();
     sim.run_for(Duration::from_secs(70));
     let now = sim.now;
     sim.ep(A)
-        .close_tunnel(now, tid, result::STOP_GENERAL)
+        .close_tunnel(now, tid, StopCcnResult::GeneralRequest)
         .unwrap();
     sim.run_for(Duration::from_secs(40));
 

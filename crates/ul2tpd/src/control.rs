@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_api::{pw_type, ApiError, Command, Errno};
 use ul2tp_control::{
-    Config, Encap, Endpoint, Event, SessionConfig, SessionInfo, Timestamp, TunnelInfo, Version,
+    CdnResult, Config, Encap, Endpoint, ErrorCode, Event, SessionConfig, SessionInfo,
+    StopCcnResult, Timestamp, TunnelInfo, Version,
 };
 use ul2tp_core::{Cookie, L2SpecType, SessionParams, TunnelParams};
 use ul2tp_sys::seqpacket::SeqPacket;
@@ -86,7 +87,7 @@ enum Cmd {
     ClearPpp {
         tid: u32,
         sid: u32,
-        result_code: u16,
+        result: CdnResult,
         error: Option<String>,
         cause: ul2tp_wire::avp::PppDisconnectCause,
     },
@@ -211,14 +212,14 @@ impl ControlHandle for ControlPlane {
         &self,
         tid: u32,
         sid: u32,
-        result_code: u16,
+        result: CdnResult,
         error: Option<String>,
         cause: ul2tp_wire::avp::PppDisconnectCause,
     ) {
         let cmd = Cmd::ClearPpp {
             tid,
             sid,
-            result_code,
+            result,
             error,
             cause,
         };
@@ -301,15 +302,10 @@ async fn run(
         while let Some(ev) = ep.poll_event() {
             if let Some(close) = apply(&mut st, ev).await {
                 let _ = match close {
-                    (tid, None) => {
-                        ep.close_tunnel(now(), tid, ul2tp_control::engine::result::STOP_GENERAL)
+                    (tid, None) => ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest),
+                    (tid, Some(sid)) => {
+                        ep.close_session(now(), tid, sid, CdnResult::TemporaryNoFacilities)
                     }
-                    (tid, Some(sid)) => ep.close_session(
-                        now(),
-                        tid,
-                        sid,
-                        ul2tp_control::engine::result::CDN_NO_FACILITIES,
-                    ),
                 };
             }
         }
@@ -341,10 +337,8 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
         }
         Cmd::Close { tid, sid, reply } => {
             let r = match sid {
-                None => ep.close_tunnel(now, tid, ul2tp_control::engine::result::STOP_GENERAL),
-                Some(sid) => {
-                    ep.close_session(now, tid, sid, ul2tp_control::engine::result::CDN_ADMIN)
-                }
+                None => ep.close_tunnel(now, tid, StopCcnResult::GeneralRequest),
+                Some(sid) => ep.close_session(now, tid, sid, CdnResult::Administrative),
             };
             let _ = reply.send(
                 r.map_err(|e| ApiError::new(Errno::ENODEV, format!("control protocol: {e:?}"))),
@@ -353,14 +347,13 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
         Cmd::ClearPpp {
             tid,
             sid,
-            result_code,
+            result,
             error,
             cause,
         } => {
-            let error_code = ul2tp_wire::avp::ErrorCode::VendorSpecific.get();
-            let error = error.as_deref().map(|m| (error_code, m));
+            let error = error.as_deref().map(|m| (ErrorCode::VendorSpecific, m));
             // Already gone (the peer's CDN came first): nothing to do.
-            let _ = ep.close_session_ppp(now, tid, sid, result_code, error, Some(&cause));
+            let _ = ep.close_session_ppp(now, tid, sid, result, error, Some(&cause));
         }
     }
 }

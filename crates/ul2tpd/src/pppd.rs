@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use ul2tp_api::{pw_type, ApiError, Errno};
-use ul2tp_control::engine::result;
+use ul2tp_control::CdnResult;
 use ul2tp_core::Session;
 use ul2tp_ppp::{DownReason, Endpoint, Event, IpPacket, Timestamp};
 use ul2tp_sys::rtnl::{add_address, IfAddr};
@@ -352,7 +352,7 @@ impl Link {
         if ctl.dynamic.contains(&key.0) {
             if let Some(cp) = d.control() {
                 tracing::warn!("{name}: PPP link down ({text}): clearing the call");
-                let error = (result_code == result::CDN_ERROR).then(|| text.to_string());
+                let error = (result_code == CdnResult::GeneralError).then(|| text.to_string());
                 cp.clear_ppp_call(key.0, key.1, result_code, error, cause);
                 // The control plane deletes the session (and this task) once the CDN is queued.
                 return;
@@ -369,7 +369,7 @@ impl Link {
 /// administrative for a normal PPP termination, 2 "see Error Code" with a generic error and
 /// the text otherwise), the text, and the RFC 3145 PPP Disconnect Cause (direction 1 = the
 /// cause is at the peer, 2 = at us).
-fn clear_cause(reason: DownReason, seen: &Seen) -> (u16, &'static str, Cause) {
+fn clear_cause(reason: DownReason, seen: &Seen) -> (CdnResult, &'static str, Cause) {
     let c = |code, protocol, direction, text: &'static str| Cause {
         code,
         protocol,
@@ -379,23 +379,27 @@ fn clear_cause(reason: DownReason, seen: &Seen) -> (u16, &'static str, Cause) {
     let (result_code, text, cause) = match reason {
         DownReason::AdminClose => {
             let t = "closed by the administrator";
-            (result::CDN_ADMIN, t, c(Cause::ADMIN, 0, Cause::AT_LOCAL, t))
+            (
+                CdnResult::Administrative,
+                t,
+                c(Cause::ADMIN, 0, Cause::AT_LOCAL, t),
+            )
         }
         DownReason::PeerTerminated => {
             let t = "the peer terminated the link";
             let cause = c(Cause::NORMAL, proto::LCP, Cause::AT_PEER, t);
-            (result::CDN_ADMIN, t, cause)
+            (CdnResult::Administrative, t, cause)
         }
         DownReason::EchoTimeout => {
             let t = "LCP echo timeout (the peer stopped answering)";
             let cause = c(Cause::LCP_ECHO_TIMEOUT, proto::LCP, Cause::AT_PEER, t);
-            (result::CDN_ERROR, t, cause)
+            (CdnResult::GeneralError, t, cause)
         }
         DownReason::AuthFailed => match seen.auth {
             Some((true, p)) => {
                 let t = "PPP authentication of the peer failed";
                 (
-                    result::CDN_ERROR,
+                    CdnResult::GeneralError,
                     t,
                     c(Cause::AUTH_FAILED, p, Cause::AT_PEER, t),
                 )
@@ -403,7 +407,7 @@ fn clear_cause(reason: DownReason, seen: &Seen) -> (u16, &'static str, Cause) {
             Some((false, p)) => {
                 let t = "PPP authentication rejected by the peer";
                 (
-                    result::CDN_ERROR,
+                    CdnResult::GeneralError,
                     t,
                     c(Cause::AUTH_FAILED, p, Cause::AT_LOCAL, t),
                 )
@@ -411,7 +415,7 @@ fn clear_cause(reason: DownReason, seen: &Seen) -> (u16, &'static str, Cause) {
             None if seen.link_up => {
                 let t = "PPP authentication timed out";
                 (
-                    result::CDN_ERROR,
+                    CdnResult::GeneralError,
                     t,
                     c(Cause::AUTH_TIMEOUT, 0, Cause::AT_PEER, t),
                 )
@@ -419,26 +423,34 @@ fn clear_cause(reason: DownReason, seen: &Seen) -> (u16, &'static str, Cause) {
             None => {
                 let t = "no acceptable PPP authentication protocol";
                 let cause = c(Cause::AUTH_PROTOCOL_REFUSED, proto::LCP, Cause::GLOBAL, t);
-                (result::CDN_ERROR, t, cause)
+                (CdnResult::GeneralError, t, cause)
             }
         },
         DownReason::NegotiationFailed if !seen.frames => {
             let t = "no LCP packets from the peer";
             let cause = c(Cause::LCP_SILENT, proto::LCP, Cause::AT_PEER, t);
-            (result::CDN_ERROR, t, cause)
+            (CdnResult::GeneralError, t, cause)
         }
         DownReason::NegotiationFailed => {
             let t = "LCP negotiation failed";
             let cause = c(Cause::LCP_TIMEOUT, proto::LCP, Cause::GLOBAL, t);
-            (result::CDN_ERROR, t, cause)
+            (CdnResult::GeneralError, t, cause)
         }
         DownReason::NoNetworkProtocols => {
             let t = "no network protocol came up";
-            (result::CDN_ERROR, t, c(Cause::NO_NCP, 0, Cause::GLOBAL, t))
+            (
+                CdnResult::GeneralError,
+                t,
+                c(Cause::NO_NCP, 0, Cause::GLOBAL, t),
+            )
         }
         DownReason::LowerLayerDown => {
             let t = "the L2TP session went down";
-            (result::CDN_ADMIN, t, c(Cause::NO_INFO, 0, Cause::GLOBAL, t))
+            (
+                CdnResult::Administrative,
+                t,
+                c(Cause::NO_INFO, 0, Cause::GLOBAL, t),
+            )
         }
     };
     (result_code, text, cause)
@@ -476,9 +488,12 @@ mod tests {
     fn link_down_reasons_map_to_cdn_causes() {
         let seen = Seen::default();
         let (r, _, c) = clear_cause(DownReason::EchoTimeout, &seen);
-        assert_eq!((r, c.code, c.protocol), (2, 8, 0xc021));
+        assert_eq!(
+            (r, c.code, c.protocol),
+            (CdnResult::GeneralError, 8, 0xc021)
+        );
         let (r, _, c) = clear_cause(DownReason::PeerTerminated, &seen);
-        assert_eq!((r, c.code, c.direction), (3, 3, 1));
+        assert_eq!((r, c.code, c.direction), (CdnResult::Administrative, 3, 1));
         let (_, _, c) = clear_cause(DownReason::NegotiationFailed, &seen);
         assert_eq!(c.code, 6, "peer silent");
         let failed = Seen {
@@ -488,7 +503,8 @@ mod tests {
             ..Seen::default()
         };
         let (r, text, c) = clear_cause(DownReason::AuthFailed, &failed);
-        assert_eq!((r, c.code, c.protocol, c.direction), (2, 16, 0xc223, 1));
+        let expect = (CdnResult::GeneralError, 16, 0xc223, 1);
+        assert_eq!((r, c.code, c.protocol, c.direction), expect);
         assert_eq!(c.message, text.as_bytes());
         let rejected = Seen {
             auth: Some((false, 0xc223)),

@@ -32,7 +32,7 @@ use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
-use ul2tp_wire::avp::PppDisconnectCause;
+use ul2tp_wire::avp::{CdnResult, PppDisconnectCause};
 
 use crate::datapath::{self, Pseudowire, Pseudowires, RxContext, TunnelSocket};
 
@@ -132,7 +132,7 @@ pub(crate) trait ControlHandle: Send + Sync + std::fmt::Debug {
         &self,
         tid: u32,
         sid: u32,
-        result_code: u16,
+        result: CdnResult,
         error: Option<String>,
         cause: PppDisconnectCause,
     );

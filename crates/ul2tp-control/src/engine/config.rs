@@ -1,0 +1,192 @@
+//! Configuration: [`Config`] of an endpoint or tunnel, [`SessionConfig`], [`CallType`],
+//! [`DigestAlg`], and the checks that refuse values an AVP cannot carry.
+
+use std::time::Duration;
+
+use ul2tp_wire::avp::{DigestType, AVP_MAX_VALUE_LEN};
+use ul2tp_wire::control::Version;
+
+use super::Error;
+use crate::channel::ChannelParams;
+
+/// Which call model a session uses (docs/reference/rfc.md §1.13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallType {
+    /// Incoming call: ICRQ / ICRP / ICCN (the usual LAC→LNS and L2TPv3 pseudowire case).
+    Incoming,
+    /// Outgoing call: OCRQ / OCRP / OCCN.
+    Outgoing,
+}
+
+/// Parameters a local side proposes for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Call model (ignored for sessions the peer opens).
+    pub call: CallType,
+    /// Pseudowire type (v3 PW Type AVP; v2 sessions are always PPP, 7).
+    pub pw_type: u16,
+    /// Length of the cookie we assign (0, 4 or 8 octets; v3 only).
+    pub cookie_len: u8,
+    /// L2-Specific Sublayer we want on packets we receive (0 none, 1 default; v3 only).
+    pub l2spec_type: u16,
+    /// Whether we want sequence numbers on packets we receive (v3 Data Sequencing 2, v2
+    /// Sequencing Required).
+    pub recv_seq: bool,
+    /// Remote End ID (v3) / Called Number (v2 OCRQ).
+    pub remote_end_id: Vec<u8>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            call: CallType::Incoming,
+            pw_type: 5,
+            cookie_len: 8,
+            l2spec_type: 1,
+            recv_seq: false,
+            remote_end_id: Vec::new(),
+        }
+    }
+}
+
+/// Configuration of an endpoint (defaults for tunnels the peer opens) or of one tunnel opened
+/// with [`Endpoint::connect`](crate::Endpoint::connect). Defaults follow docs/reference/rfc.md §1.10.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Protocol version for tunnels we open (incoming SCCRQs use their own version).
+    pub version: Version,
+    /// Host Name AVP.
+    pub host_name: String,
+    /// Router ID AVP (v3).
+    pub router_id: u32,
+    /// Shared secret: v2 challenge/hiding, v3 message authentication/hiding.
+    pub secret: Option<Vec<u8>>,
+    /// Hide the AVPs that may be hidden (needs a secret; v3 also needs authentication).
+    pub hide_avps: bool,
+    /// v2, with a `secret`: send a Challenge (in SCCRQ as initiator, SCCRP as responder) and
+    /// refuse the tunnel with StopCCN 4 unless the peer's next message carries the right
+    /// Challenge Response (docs/reference/rfc.md §1.9). On by default, so that a secret
+    /// authenticates the peer; turn it off only for peers that cannot answer.
+    pub send_challenge: bool,
+    /// v2: answer a peer's Challenge (if false, a tunnel whose peer challenges us is refused).
+    pub answer_challenge: bool,
+    /// v3: digest algorithm when a secret is configured.
+    pub digest: DigestAlg,
+    /// Our Receive Window Size.
+    pub rx_window: u16,
+    /// Idle time before we send a HELLO (plus a random jitter of up to an eighth of it).
+    pub hello_interval: Duration,
+    /// Initial retransmission timeout.
+    pub retransmit_initial: Duration,
+    /// Cap of the exponential backoff (RFC: not below 8 s).
+    pub retransmit_cap: Duration,
+    /// Retransmissions before the tunnel is declared dead.
+    pub max_retries: u32,
+    /// Delay of a pure acknowledgement waiting for a message to piggyback on.
+    pub ack_delay: Duration,
+    /// How long state is kept after a StopCCN to re-acknowledge it (docs/reference/rfc.md §1.11: 31 s).
+    pub stop_hold: Duration,
+    /// Pseudowire types we accept and advertise (v3 PW Capabilities List).
+    pub pw_types: Vec<u16>,
+    /// Send a Tie Breaker AVP in SCCRQ.
+    pub tie_breaker: bool,
+    /// Framing Capabilities (v2).
+    pub framing_caps: u32,
+    /// Bearer Capabilities (v2).
+    pub bearer_caps: u32,
+    /// What we propose for sessions the peer opens.
+    pub session_defaults: SessionConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: Version::V2,
+            host_name: "ul2tp".to_string(),
+            router_id: 1,
+            secret: None,
+            hide_avps: false,
+            send_challenge: true,
+            answer_challenge: true,
+            digest: DigestAlg::HmacMd5,
+            rx_window: 16,
+            hello_interval: Duration::from_secs(60),
+            retransmit_initial: Duration::from_secs(1),
+            retransmit_cap: Duration::from_secs(16),
+            max_retries: 5,
+            ack_delay: Duration::from_millis(100),
+            stop_hold: Duration::from_secs(31),
+            pw_types: vec![5, 4, 7],
+            tie_breaker: true,
+            framing_caps: 3,
+            bearer_caps: 0,
+            session_defaults: SessionConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    pub(super) fn params(&self) -> ChannelParams {
+        ChannelParams {
+            rx_window: self.rx_window.max(1),
+            rto_initial: self.retransmit_initial,
+            rto_cap: self.retransmit_cap.max(self.retransmit_initial),
+            max_retries: self.max_retries,
+            ack_delay: self.ack_delay,
+        }
+    }
+
+    /// Refuse values an AVP cannot carry, so that every message the engine builds from this
+    /// configuration fits the 10-bit AVP Length (RFC 2661 §4.1).
+    pub(super) fn check(&self) -> Result<(), Error> {
+        if !fits_avp(self.host_name.len()) {
+            return Err(Error::BadConfig("host_name does not fit in an AVP"));
+        }
+        if !fits_avp(self.pw_types.len() * 2) {
+            return Err(Error::BadConfig("too many pw_types for an AVP"));
+        }
+        self.session_defaults.check()
+    }
+}
+
+impl SessionConfig {
+    /// See [`Config::check`].
+    pub(super) fn check(&self) -> Result<(), Error> {
+        if !fits_avp(self.remote_end_id.len()) {
+            return Err(Error::BadConfig("remote_end_id does not fit in an AVP"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a value of `len` octets fits in an AVP, hidden or not (a hidden value carries a
+/// 2-octet original-length field in front, docs/reference/rfc.md §1.8).
+fn fits_avp(len: usize) -> bool {
+    len + 2 <= AVP_MAX_VALUE_LEN
+}
+
+/// Message digest algorithm of L2TPv3 control message authentication (RFC 3931 §5.4.1): the
+/// configuration-side name of the wire layer's [`DigestType`] without its unknown values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlg {
+    /// HMAC-MD5, Digest Type 0 (MUST).
+    HmacMd5,
+    /// HMAC-SHA-1, Digest Type 1 (SHOULD).
+    HmacSha1,
+}
+
+impl DigestAlg {
+    /// The wire layer's Digest Type.
+    pub const fn digest_type(self) -> DigestType {
+        match self {
+            DigestAlg::HmacMd5 => DigestType::HmacMd5,
+            DigestAlg::HmacSha1 => DigestType::HmacSha1,
+        }
+    }
+}
+
+impl From<DigestAlg> for DigestType {
+    fn from(a: DigestAlg) -> DigestType {
+        a.digest_type()
+    }
+}

@@ -1,0 +1,775 @@
+//! The [`Endpoint`]: the public `handle_*` / `poll_*` / command API, and the demultiplexing of
+//! datagrams to the tunnels of one local address.
+//!
+//! The parts, one per file:
+//! * `config`: [`Config`], [`SessionConfig`], [`CallType`], [`DigestAlg`] and the checks
+//!   that every value fits in an AVP.
+//! * `event`: what the engine reports ([`Event`], [`DownReason`], [`TunnelInfo`],
+//!   [`SessionInfo`]).
+//! * `stats`: [`EndpointStats`] and [`TunnelStats`].
+//! * `error`: why a command was refused ([`Error`]).
+//! * `tunnel`: the control-connection state machine (docs/reference/rfc.md §1.12, §2.10).
+//! * `session`: the session state machines (docs/reference/rfc.md §1.13, §2.10).
+//! * `message`: building and reading control messages over `ul2tp-wire`, AVP hiding.
+//!
+//! Every message goes through the tunnel's [`ControlChannel`]; the state machines only ever see
+//! messages in sequence order and exactly once.
+
+mod config;
+mod error;
+mod event;
+mod message;
+mod session;
+mod stats;
+mod tunnel;
+
+pub use config::{CallType, Config, DigestAlg, SessionConfig};
+pub use error::Error;
+pub use event::{DownReason, Event, SessionInfo, TunnelInfo};
+pub use stats::{EndpointStats, TunnelStats};
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use ul2tp_wire::avp::{
+    AttrType, AvpIter, AvpValue, CallErrors, CdnResult, ErrorCode, MessageType, PppDisconnectCause,
+    StopCcnResult, VENDOR_IETF,
+};
+use ul2tp_wire::control::{ControlHeader, Encap, Version, HEADER_LEN};
+use ul2tp_wire::digest::{self, Nonces};
+
+use crate::channel::{ControlChannel, RxVerdict};
+use crate::Timestamp;
+use message::{build_ack, new_msg, parse, peer_tunnel_id, queue};
+use session::{
+    clear_session, connects_acked, send_cdn, send_session_msg, start_session, SState, Session,
+};
+use tunnel::{dispatch, down_all, hello_jitter, info_of, send_sccrx, stop_tunnel, TState, Tunnel};
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub dst: SocketAddr,
+    /// Bytes from the flags word (UDP) or from the 4 zero octets (L2TPv3/IP).
+    pub bytes: Vec<u8>,
+}
+
+/// The control-protocol engine for one local address: owns all tunnels and sessions.
+#[derive(Debug)]
+pub struct Endpoint {
+    cfg: Config,
+    encap: Encap,
+    sh: Shared,
+    tunnels: BTreeMap<u32, Tunnel>,
+    by_peer: HashMap<(SocketAddr, u32), u32>,
+    transmits: VecDeque<Transmit>,
+    stats: EndpointStats,
+}
+
+/// Endpoint state shared by all tunnels.
+#[derive(Debug)]
+struct Shared {
+    rng: StdRng,
+    events: VecDeque<Event>,
+    session_ids: HashSet<u32>,
+    call_serial: u32,
+}
+
+/// Shared mutable context handed to tunnel code (split borrow of the endpoint).
+struct Ctx<'a> {
+    now: Timestamp,
+    rng: &'a mut StdRng,
+    events: &'a mut VecDeque<Event>,
+    session_ids: &'a mut HashSet<u32>,
+    call_serial: &'a mut u32,
+}
+
+impl Shared {
+    fn ctx(&mut self, now: Timestamp) -> Ctx<'_> {
+        Ctx {
+            now,
+            rng: &mut self.rng,
+            events: &mut self.events,
+            session_ids: &mut self.session_ids,
+            call_serial: &mut self.call_serial,
+        }
+    }
+}
+
+impl Ctx<'_> {
+    fn alloc_session_id(&mut self, version: Version) -> Option<u32> {
+        for _ in 0..1000 {
+            let id = match version {
+                Version::V2 => u32::from(self.rng.random::<u16>()),
+                Version::V3 => self.rng.random::<u32>(),
+            };
+            if id != 0 && self.session_ids.insert(id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill_bytes(&mut v);
+        v
+    }
+}
+
+/// Message type of a control message starting at the flags word, read from its first AVP
+/// without decoding the rest (`None` for a ZLB or when the first AVP is not an IETF Message
+/// Type). Routing needs it before the tunnel, and so the secret, is known.
+fn peek_msg_type(msg: &[u8]) -> Option<MessageType> {
+    let first = AvpIter::new(msg.get(HEADER_LEN..)?).next()?.ok()?;
+    if first.vendor_id != VENDOR_IETF || first.attr_type != AttrType::MessageType.get() {
+        return None;
+    }
+    let v: [u8; 2] = first.value.try_into().ok()?;
+    Some(MessageType::from(u16::from_be_bytes(v)))
+}
+
+impl Endpoint {
+    /// A new endpoint. `cfg` applies to tunnels the peer opens; `encap` selects UDP or
+    /// L2TPv3/IP framing; `seed` seeds the random generator that draws every unpredictable
+    /// value (tunnel and session ids, challenges, nonces, random vectors, cookies, tie
+    /// breakers). A daemon passes 32 bytes from the operating system's random source; tests
+    /// pass fixed bytes ([`crate::sim::seed`]) to be reproducible.
+    pub fn new(cfg: Config, encap: Encap, seed: [u8; 32]) -> Endpoint {
+        Endpoint {
+            cfg,
+            encap,
+            sh: Shared {
+                rng: StdRng::from_seed(seed),
+                events: VecDeque::new(),
+                session_ids: HashSet::new(),
+                call_serial: 0,
+            },
+            tunnels: BTreeMap::new(),
+            by_peer: HashMap::new(),
+            transmits: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// Endpoint counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// Ids of all tunnels currently held (including closing / held ones).
+    pub fn tunnel_ids(&self) -> Vec<u32> {
+        self.tunnels.keys().copied().collect()
+    }
+
+    /// State of one tunnel.
+    pub fn tunnel_stats(&self, tunnel_id: u32) -> Option<TunnelStats> {
+        let t = self.tunnels.get(&tunnel_id)?;
+        Some(TunnelStats {
+            state: t.state_name(),
+            peer_tunnel_id: t.peer_id,
+            sessions: t.sessions.len(),
+            unacked: t.chan.unacked(),
+            next_ns: t.chan.next_ns(),
+            nr: t.chan.nr(),
+            channel: t.chan.stats,
+        })
+    }
+
+    /// Parameters of an established tunnel (the same value [`Event::TunnelUp`] carried).
+    pub fn tunnel_info(&self, tunnel_id: u32) -> Option<TunnelInfo> {
+        let t = self.tunnels.get(&tunnel_id)?;
+        (t.state == TState::Established).then(|| info_of(t))
+    }
+
+    /// Our ids of the sessions of a tunnel, in any state.
+    pub fn session_ids(&self, tunnel_id: u32) -> Vec<u32> {
+        self.tunnels
+            .get(&tunnel_id)
+            .map(|t| t.sessions.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.sh.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.tunnels
+            .values()
+            .filter_map(|t| {
+                let hello = (t.state == TState::Established && t.chan.unacked() == 0)
+                    .then(|| t.last_rx + t.cfg.hello_interval + t.hello_jitter);
+                let hold = match t.state {
+                    TState::Closing { until } | TState::Held { until } => Some(until),
+                    _ => None,
+                };
+                [t.chan.poll_timeout(), hello, hold]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            })
+            .min()
+    }
+
+    /// Tell the engine that data arrived on a tunnel (postpones the HELLO, docs/reference/rfc.md §1.11).
+    pub fn data_activity(&mut self, now: Timestamp, tunnel_id: u32) {
+        if let Some(t) = self.tunnels.get_mut(&tunnel_id) {
+            t.last_rx = t.last_rx.max(now);
+        }
+    }
+
+    fn ctx(&mut self, now: Timestamp) -> (Ctx<'_>, &mut BTreeMap<u32, Tunnel>) {
+        (self.sh.ctx(now), &mut self.tunnels)
+    }
+
+    fn alloc_tunnel_id(&mut self, version: Version) -> Option<u32> {
+        for _ in 0..1000 {
+            let id = match version {
+                Version::V2 => u32::from(self.sh.rng.random::<u16>()),
+                Version::V3 => self.sh.rng.random::<u32>(),
+            };
+            if id != 0 && !self.tunnels.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn new_tunnel(
+        &mut self,
+        now: Timestamp,
+        peer: SocketAddr,
+        cfg: Config,
+        version: Version,
+        initiator: bool,
+    ) -> Option<u32> {
+        let id = self.alloc_tunnel_id(version)?;
+        let auth = version == Version::V3 && cfg.secret.is_some();
+        let our_nonce = if auth {
+            let mut v = vec![0u8; 16];
+            self.sh.rng.fill_bytes(&mut v);
+            v
+        } else {
+            Vec::new()
+        };
+        let chan = ControlChannel::new(cfg.params());
+        self.tunnels.insert(
+            id,
+            Tunnel {
+                local_id: id,
+                peer_id: 0,
+                peer,
+                version,
+                cfg,
+                state: if initiator {
+                    TState::WaitCtlReply
+                } else {
+                    TState::WaitCtlConn
+                },
+                chan,
+                initiator,
+                was_up: false,
+                our_challenge: None,
+                tie_breaker: None,
+                auth,
+                our_nonce,
+                peer_nonce: Vec::new(),
+                peer_host_name: String::new(),
+                peer_router_id: None,
+                peer_pw_types: Vec::new(),
+                last_rx: now,
+                hello_jitter: Duration::ZERO,
+                sessions: BTreeMap::new(),
+                connects: VecDeque::new(),
+            },
+        );
+        Some(id)
+    }
+
+    /// Open a control connection to `peer` (sends SCCRQ). Returns our tunnel id.
+    pub fn connect(&mut self, now: Timestamp, peer: SocketAddr, cfg: Config) -> Result<u32, Error> {
+        if cfg.version == Version::V2 && self.encap == Encap::Ip {
+            return Err(Error::BadConfig("L2TPv2 cannot run over IP encapsulation"));
+        }
+        cfg.check()?;
+        let version = cfg.version;
+        let id = self
+            .new_tunnel(now, peer, cfg, version, true)
+            .ok_or(Error::NoIds)?;
+        let (mut ctx, tunnels) = self.ctx(now);
+        if let Some(t) = tunnels.get_mut(&id) {
+            if t.cfg.tie_breaker {
+                let mut tb = [0u8; 8];
+                ctx.rng.fill_bytes(&mut tb);
+                t.tie_breaker = Some(tb);
+            }
+            if t.version == Version::V2 && t.cfg.send_challenge && t.cfg.secret.is_some() {
+                t.our_challenge = Some(ctx.random_bytes(16));
+            }
+            send_sccrx(t, &mut ctx, MessageType::Sccrq, None);
+        }
+        self.service(now, id);
+        Ok(id)
+    }
+
+    /// Open a session on a tunnel (queued until the tunnel is up). Returns our session id.
+    pub fn open_session(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        cfg: SessionConfig,
+    ) -> Result<u32, Error> {
+        cfg.check()?;
+        let (mut ctx, tunnels) = self.ctx(now);
+        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
+        if t.is_dying() {
+            return Err(Error::Closing);
+        }
+        let sid = ctx.alloc_session_id(t.version).ok_or(Error::NoIds)?;
+        *ctx.call_serial = ctx.call_serial.wrapping_add(1);
+        let mut cfg = cfg;
+        let pw_type = if t.version == Version::V2 {
+            // v2 sessions are PPP and use neither cookies nor a sublayer (docs/reference/kernel.md §1.6).
+            cfg.cookie_len = 0;
+            cfg.l2spec_type = 0;
+            7
+        } else {
+            cfg.pw_type
+        };
+        let our_cookie = ctx.random_bytes(usize::from(cfg.cookie_len.min(8)));
+        t.sessions.insert(
+            sid,
+            Session {
+                local_id: sid,
+                peer_id: 0,
+                cfg,
+                state: SState::WaitTunnel,
+                initiator: true,
+                call_serial: *ctx.call_serial,
+                our_cookie,
+                peer_cookie: Vec::new(),
+                peer_l2spec: 0,
+                peer_seq: false,
+                pw_type,
+                tie_breaker: None,
+            },
+        );
+        if t.state == TState::Established {
+            start_session(t, &mut ctx, sid);
+        }
+        self.service(now, tunnel_id);
+        Ok(sid)
+    }
+
+    /// Clear a session (sends CDN with the given result code).
+    pub fn close_session(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        session_id: u32,
+        result: CdnResult,
+    ) -> Result<(), Error> {
+        self.close_session_ppp(now, tunnel_id, session_id, result, None, None)
+    }
+
+    /// Clear a session whose PPP link went down: CDN with `result`, an optional
+    /// (error code, message) and the RFC 3145 PPP Disconnect Cause Code AVP when `cause` is
+    /// given. [`Endpoint::close_session`] is this without error and cause.
+    pub fn close_session_ppp(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        session_id: u32,
+        result: CdnResult,
+        error: Option<(ErrorCode, &str)>,
+        cause: Option<&PppDisconnectCause>,
+    ) -> Result<(), Error> {
+        let (mut ctx, tunnels) = self.ctx(now);
+        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
+        let s = t.sessions.get(&session_id).ok_or(Error::NoSession)?.clone();
+        if s.state != SState::WaitTunnel {
+            send_cdn(t, &mut ctx, &s, result, error, cause);
+        }
+        clear_session(t, &mut ctx, session_id, None, DownReason::Local);
+        self.service(now, tunnel_id);
+        Ok(())
+    }
+
+    /// Send Set-Link-Info for a session (v3 Circuit Status, v2 ACCM).
+    pub fn set_link_info(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        session_id: u32,
+        circuit_status: u16,
+        accm: (u32, u32),
+    ) -> Result<(), Error> {
+        let (mut ctx, tunnels) = self.ctx(now);
+        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
+        let s = t.sessions.get(&session_id).ok_or(Error::NoSession)?.clone();
+        if s.state != SState::Established {
+            return Err(Error::NoSession);
+        }
+        send_session_msg(t, &mut ctx, MessageType::Sli, &s, |d, v| match v {
+            Version::V2 => d.avp(AvpValue::Accm {
+                send_accm: accm.0,
+                receive_accm: accm.1,
+            }),
+            Version::V3 => d.avp(AvpValue::CircuitStatus(circuit_status)),
+        });
+        self.service(now, tunnel_id);
+        Ok(())
+    }
+
+    /// Send WAN-Error-Notify for a session: v2 Call Errors (CRC, framing, hardware overruns,
+    /// buffer overruns, time-outs, alignment); v3 Circuit Errors uses the last four counters.
+    pub fn wan_error_notify(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        session_id: u32,
+        counters: [u32; 6],
+    ) -> Result<(), Error> {
+        let (mut ctx, tunnels) = self.ctx(now);
+        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
+        let s = t.sessions.get(&session_id).ok_or(Error::NoSession)?.clone();
+        if s.state != SState::Established {
+            return Err(Error::NoSession);
+        }
+        send_session_msg(t, &mut ctx, MessageType::Wen, &s, |d, v| {
+            // v3 Circuit Errors is the compact 4-counter form (docs/reference/rfc.md §6).
+            let [crc, framing, hardware, buffer, timeout, alignment] = counters;
+            d.avp(AvpValue::CallErrors(CallErrors {
+                crc_errors: crc,
+                framing_errors: framing,
+                hardware_overruns: hardware,
+                buffer_overruns: buffer,
+                timeout_errors: timeout,
+                alignment_errors: alignment,
+                compact: v == Version::V3,
+            }))
+        });
+        self.service(now, tunnel_id);
+        Ok(())
+    }
+
+    /// Clear a tunnel and all its sessions (sends StopCCN).
+    pub fn close_tunnel(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        result: StopCcnResult,
+    ) -> Result<(), Error> {
+        let (mut ctx, tunnels) = self.ctx(now);
+        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
+        if t.is_dying() {
+            return Err(Error::Closing);
+        }
+        stop_tunnel(t, &mut ctx, result, None, DownReason::Local);
+        self.service(now, tunnel_id);
+        Ok(())
+    }
+
+    /// Handle a received datagram (`bytes` starts at the flags word for UDP, at the 4 zero
+    /// octets for L2TPv3/IP). Malformed input is counted and dropped.
+    pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, bytes: &[u8]) {
+        self.stats.rx_datagrams += 1;
+        let Ok((hdr, body)) = ControlHeader::parse_any(bytes, self.encap) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        let pre = self.encap.prefix_len();
+        let Some(msg) = bytes.get(pre..body.end) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        let mtype = if hdr.is_zlb() {
+            None
+        } else {
+            peek_msg_type(msg)
+        };
+        if !hdr.is_zlb() && mtype.is_none() {
+            self.stats.rx_malformed += 1;
+            return;
+        }
+        let tid = if hdr.tunnel_id == 0 {
+            match mtype {
+                Some(MessageType::Sccrq) => match self.admit(now, from, hdr, msg) {
+                    Some(t) => t,
+                    None => return,
+                },
+                _ => {
+                    self.stats.rx_unknown_tunnel += 1;
+                    return;
+                }
+            }
+        } else {
+            hdr.tunnel_id
+        };
+        let Some(t) = self.tunnels.get_mut(&tid) else {
+            self.stats.rx_unknown_tunnel += 1;
+            return;
+        };
+        if t.version != hdr.version {
+            self.stats.rx_malformed += 1;
+            return;
+        }
+        // RFC 3931 §4.3 / docs/reference/rfc.md §2.8: verify the digest before using any content.
+        if t.auth {
+            let nonce_in_msg;
+            let nonces = match mtype {
+                Some(MessageType::Sccrq) => None,
+                _ => {
+                    // The SCCRP that tells us the peer's nonce is itself signed with it.
+                    let peer_nonce: &[u8] =
+                        if t.peer_nonce.is_empty() && mtype == Some(MessageType::Sccrp) {
+                            nonce_in_msg = parse(msg, t.version, t.secret())
+                                .ok()
+                                .and_then(|(m, _)| m.nonce().map(<[u8]>::to_vec))
+                                .unwrap_or_default();
+                            &nonce_in_msg
+                        } else {
+                            &t.peer_nonce
+                        };
+                    Some(Nonces {
+                        sender: peer_nonce,
+                        receiver: &t.our_nonce,
+                    })
+                }
+            };
+            let ok = !hdr.is_zlb()
+                && t.secret()
+                    .is_some_and(|s| digest::verify_message(msg, s, nonces).is_ok());
+            if !ok {
+                self.stats.rx_auth_failures += 1;
+                return;
+            }
+        }
+        // The shared wire layer classifies malformed messages (docs/reference/rfc.md §1.18): framing errors
+        // are discarded before they touch the sequence state.
+        if !hdr.is_zlb() && parse(msg, t.version, t.secret()).is_err() {
+            self.stats.rx_malformed += 1;
+            return;
+        }
+        t.last_rx = now;
+        let is_ack = hdr.is_zlb() || mtype == Some(MessageType::Ack);
+        let verdict = t.chan.on_receive(now, hdr.ns, hdr.nr, is_ack, msg);
+        let (mut ctx, tunnels) = self.ctx(now);
+        if let Some(t) = tunnels.get_mut(&tid) {
+            if verdict != RxVerdict::InvalidNr {
+                // The Nr may acknowledge an ICCN / OCCN of ours: that session is now up.
+                connects_acked(t, &mut ctx);
+            }
+            if let RxVerdict::Deliver(msgs) = verdict {
+                for m in msgs {
+                    dispatch(t, &mut ctx, &m);
+                }
+            }
+        }
+        self.service(now, tid);
+    }
+
+    /// A new SCCRQ (tunnel id 0): duplicate detection, tie-breaking, admission.
+    fn admit(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        hdr: ControlHeader,
+        msg: &[u8],
+    ) -> Option<u32> {
+        let cfg = self.cfg.clone();
+        // Tunnels the peer opens are built from the endpoint configuration.
+        cfg.check().ok()?;
+        let Ok((m, _)) = parse(msg, hdr.version, cfg.secret.as_deref()) else {
+            self.stats.rx_malformed += 1;
+            return None;
+        };
+        // v3 authentication: an SCCRQ's digest covers the message alone (docs/reference/rfc.md §2.8).
+        if hdr.version == Version::V3 {
+            if let Some(s) = &cfg.secret {
+                if digest::verify_message(msg, s, None).is_err() {
+                    self.stats.rx_auth_failures += 1;
+                    return None;
+                }
+            }
+        }
+        let Some(peer_tid) = peer_tunnel_id(hdr.version, &m).filter(|&p| p != 0) else {
+            self.stats.rx_malformed += 1;
+            return None;
+        };
+        if hdr.version == Version::V2 && self.encap == Encap::Ip {
+            self.stats.rx_malformed += 1;
+            return None;
+        }
+        // Retransmitted SCCRQ of a tunnel we already admitted.
+        if let Some(&tid) = self.by_peer.get(&(from, peer_tid)) {
+            if self.tunnels.contains_key(&tid) {
+                return Some(tid);
+            }
+        }
+        // Tie-break against our own outstanding SCCRQ to the same peer (docs/reference/rfc.md §1.14, §2.11).
+        let theirs = m.tie_breaker().copied();
+        let contender = self
+            .tunnels
+            .values()
+            .find(|t| {
+                t.initiator
+                    && t.state == TState::WaitCtlReply
+                    && t.peer.ip() == from.ip()
+                    && t.version == hdr.version
+            })
+            .map(|t| (t.local_id, t.tie_breaker));
+        let mut loser: Option<u32> = None;
+        if let Some((ours_id, ours)) = contender {
+            let we_win = match (ours, theirs) {
+                (Some(a), Some(b)) => a < b,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                // Neither sent one: two separate tunnels (docs/reference/rfc.md §1.14).
+                (None, None) => return self.admit_new(now, from, hdr, &cfg, peer_tid, None),
+            };
+            if we_win {
+                self.stats.tie_breaks_won += 1;
+                return None;
+            }
+            loser = Some(ours_id);
+        }
+        self.admit_new(now, from, hdr, &cfg, peer_tid, loser)
+    }
+
+    fn admit_new(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        hdr: ControlHeader,
+        cfg: &Config,
+        peer_tid: u32,
+        loser: Option<u32>,
+    ) -> Option<u32> {
+        let tid = self.new_tunnel(now, from, cfg.clone(), hdr.version, false)?;
+        self.by_peer.insert((from, peer_tid), tid);
+        if let Some(lid) = loser {
+            if let Some(mut lt) = self.tunnels.remove(&lid) {
+                let moved: Vec<Session> = std::mem::take(&mut lt.sessions).into_values().collect();
+                self.sh.events.push_back(Event::TunnelDown {
+                    tunnel_id: lid,
+                    peer_tunnel_id: 0,
+                    reason: DownReason::TieBreakLost,
+                    was_up: false,
+                    replaced_by: Some(tid),
+                });
+                if let Some(nt) = self.tunnels.get_mut(&tid) {
+                    for mut s in moved {
+                        s.state = SState::WaitTunnel;
+                        nt.sessions.insert(s.local_id, s);
+                    }
+                }
+            }
+        }
+        Some(tid)
+    }
+
+    /// Handle timers: retransmissions, delayed acks, hellos, hold-down expiry.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let ids: Vec<u32> = self.tunnels.keys().copied().collect();
+        for tid in ids {
+            let mut ctx = self.sh.ctx(now);
+            let Some(t) = self.tunnels.get_mut(&tid) else {
+                continue;
+            };
+            if let Some(b) = t.chan.on_timeout(now) {
+                emit(t, self.encap, &mut self.transmits, b);
+            }
+            if t.state == TState::Established
+                && t.chan.unacked() == 0
+                && now >= t.last_rx + t.cfg.hello_interval + t.hello_jitter
+            {
+                // docs/reference/rfc.md §1.11: HELLO after an idle interval; it is retransmitted like any
+                // control message, so a silent peer eventually tears the tunnel down.
+                t.last_rx = now;
+                t.hello_jitter = hello_jitter(&mut ctx, t.cfg.hello_interval);
+                let d = new_msg(t, &mut ctx, MessageType::Hello, 0);
+                queue(t, d);
+            }
+            self.service(now, tid);
+        }
+    }
+
+    /// Flush a tunnel's channel to the transmit queue and retire dead tunnels.
+    fn service(&mut self, now: Timestamp, tid: u32) {
+        let Some(t) = self.tunnels.get_mut(&tid) else {
+            return;
+        };
+        if t.chan.failed() {
+            let was_dying = t.is_dying();
+            let mut ctx = self.sh.ctx(now);
+            if !was_dying {
+                down_all(t, &mut ctx, DownReason::Timeout);
+            }
+            self.remove_tunnel(tid);
+            return;
+        }
+        for b in t.chan.poll_send(now) {
+            emit(t, self.encap, &mut self.transmits, b);
+        }
+        if t.chan.take_ack(now) {
+            if let Some(ack) = build_ack(t) {
+                emit(t, self.encap, &mut self.transmits, ack);
+            }
+        }
+        let remove = match t.state {
+            TState::Closing { until } => t.chan.unacked() == 0 || now >= until,
+            TState::Held { until } => now >= until,
+            _ => false,
+        };
+        if remove {
+            self.remove_tunnel(tid);
+        }
+    }
+
+    fn remove_tunnel(&mut self, tid: u32) {
+        if let Some(t) = self.tunnels.remove(&tid) {
+            for sid in t.sessions.keys() {
+                self.sh.session_ids.remove(sid);
+            }
+            self.by_peer.retain(|_, v| *v != tid);
+        }
+    }
+}
+
+/// Sign (v3 auth), add the IP prefix and queue a datagram.
+fn emit(t: &Tunnel, encap: Encap, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) {
+    if let (true, Some(secret)) = (t.auth, t.secret()) {
+        // docs/reference/rfc.md §2.8: an SCCRQ's digest covers the message alone, all others are prefixed
+        // with the sender's and the receiver's nonce. Every (re)transmission is signed anew
+        // because the channel rewrites Nr. Signing only fails for a message without a digest
+        // slot, which the engine never builds with authentication on.
+        let nonces = (peek_msg_type(&b) != Some(MessageType::Sccrq)).then_some(Nonces {
+            sender: &t.our_nonce,
+            receiver: &t.peer_nonce,
+        });
+        let _ = digest::sign_message(&mut b, secret, nonces);
+    }
+    let bytes = match encap {
+        Encap::Udp => b,
+        Encap::Ip => {
+            let mut v = Vec::with_capacity(4 + b.len());
+            v.extend_from_slice(&[0, 0, 0, 0]);
+            v.extend_from_slice(&b);
+            v
+        }
+    };
+    out.push_back(Transmit { dst: t.peer, bytes });
+}

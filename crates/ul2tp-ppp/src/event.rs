@@ -1,0 +1,78 @@
+//! What the endpoint reports: [`Event`], why the link went down ([`DownReason`]) and received
+//! IP packets ([`IpPacket`]).
+
+use std::net::Ipv4Addr;
+
+/// Why the link went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownReason {
+    /// `close()` was called.
+    AdminClose,
+    /// The peer sent a Terminate-Request.
+    PeerTerminated,
+    /// Echo-Requests went unanswered.
+    EchoTimeout,
+    /// Authentication failed (either direction) or the peer refused to authenticate.
+    AuthFailed,
+    /// LCP negotiation gave up (Max-Configure, Code-Reject).
+    NegotiationFailed,
+    /// Every network control protocol finished without coming up.
+    NoNetworkProtocols,
+    /// The lower layer (the L2TP session) went down.
+    LowerLayerDown,
+}
+
+/// Notifications for the session owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// LCP reached Opened.
+    LinkUp,
+    /// We authenticated the peer (authenticator side).
+    AuthSuccess {
+        /// The name the peer authenticated with.
+        peer_name: Vec<u8>,
+    },
+    /// The peer failed to authenticate to us.
+    AuthFailure {
+        /// The name the peer tried.
+        peer_name: Vec<u8>,
+    },
+    /// The peer accepted our credentials.
+    Authenticated,
+    /// The peer rejected our credentials.
+    AuthRejected,
+    /// IPCP reached Opened.
+    NetworkUp {
+        /// Our address.
+        local: Ipv4Addr,
+        /// The peer's address.
+        peer: Ipv4Addr,
+        /// DNS servers the peer gave us.
+        dns: Vec<Ipv4Addr>,
+    },
+    /// IPv6CP reached Opened.
+    Ipv6Up {
+        /// Our interface identifier.
+        local_iid: u64,
+        /// The peer's interface identifier.
+        peer_iid: u64,
+    },
+    /// IPCP left Opened.
+    NetworkDown,
+    /// IPv6CP left Opened.
+    Ipv6Down,
+    /// LCP finished: the link is dead.
+    LinkDown {
+        /// Why.
+        reason: DownReason,
+    },
+}
+
+/// An IP packet received over the link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpPacket {
+    /// IPv4 (protocol 0x0021).
+    V4(Vec<u8>),
+    /// IPv6 (protocol 0x0057).
+    V6(Vec<u8>),
+}
