@@ -300,7 +300,7 @@ impl Duo {
                 self.lns.handle_datagram(self.now, from, bytes);
             }
             Step::Wait(ms) => {
-                self.now = self.now + Duration::from_millis(u64::from(*ms));
+                self.now += Duration::from_millis(u64::from(*ms));
                 self.lns.handle_timeout(self.now);
             }
             Step::OpenSession => {

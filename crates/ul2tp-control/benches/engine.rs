@@ -87,7 +87,7 @@ fn bench_messages(c: &mut Criterion) {
                     let mut now = Timestamp::from_micros(10_000_000);
                     for m in &msgs {
                         b.handle_datagram(now, addr(1), m);
-                        now = now + Duration::from_micros(10);
+                        now += Duration::from_micros(10);
                         b.handle_timeout(now);
                         while let Some(t) = b.poll_transmit() {
                             black_box(t);

@@ -567,7 +567,7 @@ mod tests {
                     }
                 }
             }
-            t = t + Duration::from_millis(200);
+            t += Duration::from_millis(200);
             if b.take_ack(t) {
                 assert_eq!(
                     a.on_receive(t, b.next_ns(), b.nr(), true, &[]),

@@ -30,51 +30,9 @@ pub mod channel;
 pub mod engine;
 pub mod sim;
 
-use core::ops::{Add, Sub};
-use std::time::Duration;
-
 pub use engine::{
     CallType, Config, DigestAlg, DownReason, Endpoint, EndpointStats, Error, Event, SessionConfig,
     SessionInfo, Transmit, TunnelInfo, TunnelStats,
 };
 pub use ul2tp_wire::avp::{CdnResult, ErrorCode, StopCcnResult};
-pub use ul2tp_wire::control::{Encap, Version};
-
-/// A point in time, in microseconds on the caller's monotonic scale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    /// The origin of the scale.
-    pub const ZERO: Timestamp = Timestamp(0);
-
-    /// From microseconds.
-    pub const fn from_micros(us: u64) -> Timestamp {
-        Timestamp(us)
-    }
-
-    /// Microseconds since the origin.
-    pub const fn as_micros(self) -> u64 {
-        self.0
-    }
-
-    /// Time elapsed since `earlier` (zero if `earlier` is later).
-    pub fn saturating_since(self, earlier: Timestamp) -> Duration {
-        Duration::from_micros(self.0.saturating_sub(earlier.0))
-    }
-}
-
-impl Add<Duration> for Timestamp {
-    type Output = Timestamp;
-    fn add(self, d: Duration) -> Timestamp {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        Timestamp(self.0.saturating_add(us))
-    }
-}
-
-impl Sub<Timestamp> for Timestamp {
-    type Output = Duration;
-    fn sub(self, rhs: Timestamp) -> Duration {
-        self.saturating_since(rhs)
-    }
-}
+pub use ul2tp_wire::{Encap, Timestamp, Version};

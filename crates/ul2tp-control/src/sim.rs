@@ -257,7 +257,7 @@ impl Sim {
                     let mut at = self.now + self.net.delay;
                     if self.rng.random_bool(self.net.reorder.clamp(0.0, 1.0)) {
                         let j = self.net.jitter.as_micros() as u64;
-                        at = at + Duration::from_micros(self.rng.random_range(0..=j));
+                        at += Duration::from_micros(self.rng.random_range(0..=j));
                     }
                     self.seq += 1;
                     self.queue.push(Reverse(InFlight {

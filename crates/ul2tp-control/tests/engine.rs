@@ -115,12 +115,12 @@ fn stopccn_receiver_holds_state_and_reacks_duplicates() {
             "{ev:?}"
         );
         // The ack is delayed; then B stays in "held".
-        p.now = p.now + Duration::from_secs(1);
+        p.now += Duration::from_secs(1);
         p.b.handle_timeout(p.now);
         assert_eq!(Pair::drain(&mut p.b).len(), 1, "StopCCN acknowledged");
         assert_eq!(p.b.tunnel_stats(tb).unwrap().state, "held");
         // The ack was lost: A's retransmitted StopCCN, 10 s later, is acknowledged again at once.
-        p.now = p.now + Duration::from_secs(10);
+        p.now += Duration::from_secs(10);
         p.b.handle_datagram(p.now, addr(1), &stop[0].bytes);
         let again = Pair::drain(&mut p.b);
         assert_eq!(again.len(), 1, "duplicate StopCCN re-acknowledged");
@@ -130,7 +130,7 @@ fn stopccn_receiver_holds_state_and_reacks_duplicates() {
         let _ = ns;
         assert!(events(&mut p.b).is_empty(), "no second TunnelDown");
         // After the 31 s hold-down the state is gone and nothing answers any more.
-        p.now = p.now + Duration::from_secs(31);
+        p.now += Duration::from_secs(31);
         p.b.handle_timeout(p.now);
         assert!(p.b.tunnel_ids().is_empty());
         p.b.handle_datagram(p.now, addr(1), &stop[0].bytes);
@@ -145,7 +145,7 @@ fn stopccn_sender_retransmits_until_acked_then_forgets() {
         .unwrap();
     let first = Pair::drain(&mut p.a);
     // lose it; A retransmits after 1 s
-    p.now = p.now + Duration::from_secs(1);
+    p.now += Duration::from_secs(1);
     p.a.handle_timeout(p.now);
     let second = Pair::drain(&mut p.a);
     assert_eq!(second.len(), 1);
@@ -599,7 +599,7 @@ fn stopccn_after_queued_messages_carries_the_ns_the_peer_expects() {
             .unwrap();
         // The StopCCN waits behind the ICRQs in flight; they are retransmitted first.
         assert!(Pair::drain(&mut p.a).is_empty(), "window still full");
-        p.now = p.now + Duration::from_secs(1);
+        p.now += Duration::from_secs(1);
         p.a.handle_timeout(p.now);
         let rtx = Pair::drain(&mut p.a);
         assert_eq!(rtx.len(), 1);
@@ -620,7 +620,7 @@ fn stopccn_after_queued_messages_carries_the_ns_the_peer_expects() {
                 }
                 p.b.handle_datagram(p.now, addr(1), &t.bytes);
             }
-            p.now = p.now + Duration::from_millis(200);
+            p.now += Duration::from_millis(200);
             p.a.handle_timeout(p.now);
             p.b.handle_timeout(p.now);
         }
@@ -667,7 +667,7 @@ fn lac_reports_session_up_when_its_iccn_is_acknowledged() {
             "ICCN not yet acknowledged"
         );
         // The ICCN is lost: A retransmits it and still does not report the session.
-        p.now = p.now + Duration::from_secs(1);
+        p.now += Duration::from_secs(1);
         p.a.handle_timeout(p.now);
         let again = Pair::drain(&mut p.a);
         assert_eq!(again.len(), 1);
@@ -676,7 +676,7 @@ fn lac_reports_session_up_when_its_iccn_is_acknowledged() {
         p.b.handle_datagram(p.now, addr(1), &again[0].bytes);
         assert_eq!(sessions_up_in(&events(&mut p.b)).len(), 1);
         // Its acknowledgement (delayed ZLB / ACK) brings A's session up.
-        p.now = p.now + Duration::from_secs(1);
+        p.now += Duration::from_secs(1);
         p.b.handle_timeout(p.now);
         let ack = Pair::drain(&mut p.b);
         assert_eq!(ack.len(), 1);
@@ -738,7 +738,7 @@ fn zlb_carries_the_ns_of_the_next_message_on_the_wire() {
         for t in Pair::drain(&mut p.b) {
             p.a.handle_datagram(p.now, addr(2), &t.bytes);
         }
-        p.now = p.now + Duration::from_millis(200);
+        p.now += Duration::from_millis(200);
         p.a.handle_timeout(p.now);
         let ack = Pair::drain(&mut p.a);
         assert_eq!(ack.len(), 1);

@@ -148,7 +148,7 @@ proptest! {
         let mut now = Timestamp::ZERO;
         for p in &packets {
             ep.handle_datagram(now, from, p);
-            now = now + Duration::from_millis(100);
+            now += Duration::from_millis(100);
             ep.handle_timeout(now);
             while ep.poll_transmit().is_some() {}
             while ep.poll_event().is_some() {}

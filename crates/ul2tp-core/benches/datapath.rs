@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
+use ul2tp_core::Timestamp;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ul2tp_api::pw_type;
@@ -85,7 +85,7 @@ fn receive(c: &mut Criterion) {
             .expect("encap");
         let mut pkt = buf[a..e].to_vec();
         let seq = s.session.send_seq() && s.session.tunnel().version() == Version::V3;
-        let now = Instant::now();
+        let now = Timestamp::from_millis(1);
         let first = s
             .registry
             .receive(SocketId(1), Encap::Udp, &pkt, now, &mut |_, _| {});

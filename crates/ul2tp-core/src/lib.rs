@@ -64,7 +64,7 @@ pub use stats::AtomicStats;
 pub use trace::{TraceEvent, TraceSink};
 pub use ul2tp_api::Stats;
 pub use ul2tp_wire::data::L2SpecType;
-pub use ul2tp_wire::{Encap, Version};
+pub use ul2tp_wire::{Encap, Timestamp, Version};
 
 /// Identifies the tunnel socket a packet arrived on (assigned by the daemon).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

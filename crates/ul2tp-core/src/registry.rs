@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use ul2tp_wire::Timestamp;
 
 use arc_swap::ArcSwap;
 use ul2tp_api::{pw_type, Errno};
@@ -363,7 +363,7 @@ impl Registry {
         sock: SocketId,
         transport: Encap,
         payload: &[u8],
-        now: Instant,
+        now: Timestamp,
         deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
     ) -> RxOutcome {
         let tables = self.tables.load();
@@ -486,7 +486,7 @@ fn lookup_v3_udp(t: &Tables, session_id: u32, sock: SocketId) -> Option<&Arc<Ses
 
 fn v3_rx(
     s: &Arc<Session>,
-    now: Instant,
+    now: Timestamp,
     h: &V3SessionHeader<'_>,
     payload: &[u8],
     off: usize,
@@ -504,7 +504,7 @@ fn v3_rx(
 
 fn rx_common(
     s: &Arc<Session>,
-    now: Instant,
+    now: Timestamp,
     seq: Option<u32>,
     payload: &[u8],
     off: usize,

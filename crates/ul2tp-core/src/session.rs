@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ul2tp_wire::Timestamp;
 
 use ul2tp_api::{pw_type, Stats};
 use ul2tp_wire::data::{DefaultSublayer, L2SpecType, V2DataHeader, V3SessionHeader};
@@ -139,7 +141,7 @@ struct Held {
     has_seq: bool,
     /// L2TP packet length for the counters.
     len: usize,
-    expires: Instant,
+    expires: Timestamp,
     frame: Vec<u8>,
 }
 
@@ -564,7 +566,7 @@ impl Session {
     /// pseudowire payload, `len` the L2TP packet length for the counters.
     pub(crate) fn rx(
         self: &Arc<Self>,
-        now: Instant,
+        now: Timestamp,
         seq: Option<u32>,
         len: usize,
         frame: &[u8],
@@ -599,7 +601,7 @@ impl Session {
     fn rx_locked<'a>(
         &self,
         st: &mut RxState,
-        now: Instant,
+        now: Timestamp,
         seq: Option<u32>,
         len: usize,
         frame: &'a [u8],
@@ -755,7 +757,7 @@ impl Session {
 
     /// The dequeue step (docs/reference/kernel.md §2.7): drop expired heads, resync after a skip,
     /// release in-sequence packets.
-    fn dequeue(&self, st: &mut RxState, now: Instant, out: &mut Released<'_>) {
+    fn dequeue(&self, st: &mut RxState, now: Timestamp, out: &mut Released<'_>) {
         while let Some(head) = st.queue.front() {
             if now >= head.expires {
                 let ns = head.ns;
@@ -791,7 +793,7 @@ impl Session {
     /// held packets and releases what follows them in sequence.
     pub fn poll_reorder(
         self: &Arc<Self>,
-        now: Instant,
+        now: Timestamp,
         deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
     ) {
         let mut out = Released::default();
@@ -807,7 +809,7 @@ impl Session {
     }
 
     /// When [`Session::poll_reorder`] next has something to do: the head's expiry time.
-    pub fn next_timeout(&self) -> Option<Instant> {
+    pub fn next_timeout(&self) -> Option<Timestamp> {
         lock(&self.rx).queue.front().map(|h| h.expires)
     }
 

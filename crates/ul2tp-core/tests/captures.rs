@@ -4,7 +4,7 @@
 //! byte (L2TP header, cookie, sublayer, FF 03).
 
 use std::path::PathBuf;
-use std::time::Instant;
+use ul2tp_core::Timestamp;
 
 use ul2tp_api::pw_type;
 use ul2tp_core::{
@@ -123,7 +123,7 @@ fn v3_kernel_side() {
                     SocketId(1),
                     c.encap,
                     &payload,
-                    Instant::now(),
+                    Timestamp::from_millis(1),
                     &mut |_, f| got.push(f.to_vec()),
                 );
                 assert_eq!(o, RxOutcome::Consumed, "{}", c.file);
@@ -166,7 +166,7 @@ fn v3_cookie_mismatch_on_capture() {
                 SocketId(1),
                 Encap::Udp,
                 &payload,
-                Instant::now(),
+                Timestamp::from_millis(1),
                 &mut |_, _| panic!(),
             );
             assert_eq!(
@@ -252,7 +252,7 @@ fn v2_kernel_ppp_side() {
                     SocketId(7),
                     Encap::Udp,
                     &payload,
-                    Instant::now(),
+                    Timestamp::from_millis(1),
                     &mut |_, f| got.push(f.to_vec()),
                 );
                 assert_eq!(o, RxOutcome::Consumed, "{file}");

@@ -2,7 +2,7 @@
 //! sockets, ETH_VLAN and the MTU helper.
 
 use std::sync::Arc;
-use std::time::Instant;
+use ul2tp_core::Timestamp;
 
 use ul2tp_api::pw_type;
 use ul2tp_core::{
@@ -60,7 +60,7 @@ fn rx(r: &Registry, sock: u64, t: Encap, p: &[u8]) -> (RxOutcome, Vec<(u32, Vec<
         SocketId(sock),
         t,
         p,
-        Instant::now(),
+        Timestamp::from_millis(1),
         &mut |s: &Arc<Session>, f| got.push((s.session_id(), f.to_vec())),
     );
     (o, got)

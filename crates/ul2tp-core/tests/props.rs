@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ul2tp_core::Timestamp;
 
 use proptest::prelude::*;
 use ul2tp_api::pw_type;
@@ -81,7 +83,7 @@ proptest! {
         dgrams in proptest::collection::vec((datagram(), any::<bool>(), 0u64..4), 1..40)
     ) {
         let r = busy_registry();
-        let now = Instant::now();
+        let now = Timestamp::from_millis(1);
         for (d, udp, sock) in dgrams {
             let t = if udp { Encap::Udp } else { Encap::Ip };
             let _ = r.receive(SocketId(sock), t, &d, now, &mut |_, f| assert!(f.len() <= d.len()));
@@ -114,7 +116,7 @@ proptest! {
         p.recv_seq = recv_seq;
         p.send_seq = send_seq;
         let s = r.session_create(1, p).unwrap();
-        let mut now = Instant::now();
+        let mut now = Timestamp::from_millis(1);
         let mut delivered_ids = HashSet::new();
         let mut delivered_ns: Vec<u32> = Vec::new();
         let mut sent = 0u64;
@@ -188,12 +190,18 @@ fn concurrent_receive_and_control() {
                     let sid = 1 + (i % 4);
                     let mut pk = sid.to_be_bytes().to_vec();
                     pk.extend_from_slice(&[0u8; 20]);
-                    r.receive(SocketId(1), Encap::Ip, &pk, Instant::now(), &mut |s, _| {
-                        assert_eq!(s.session_id(), sid);
-                        if sid == 1 {
-                            n += 1;
-                        }
-                    });
+                    r.receive(
+                        SocketId(1),
+                        Encap::Ip,
+                        &pk,
+                        Timestamp::from_millis(1),
+                        &mut |s, _| {
+                            assert_eq!(s.session_id(), sid);
+                            if sid == 1 {
+                                n += 1;
+                            }
+                        },
+                    );
                 }
                 n
             })

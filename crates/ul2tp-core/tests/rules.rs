@@ -187,7 +187,7 @@ fn tunnel_delete_purges_sessions_and_counts() {
     p.reorder_timeout_ms = 100;
     let s = r.session_create(1, p).unwrap();
     r.session_create(1, eth(6)).unwrap();
-    let now = std::time::Instant::now();
+    let now = ul2tp_core::Timestamp::from_millis(1);
     let frame = [0u8; 20];
     let mut n = 0;
     // ns 0 delivered; 2 and 3 held (waiting for 1).

@@ -2,7 +2,9 @@
 //! queue (docs/reference/kernel.md §2.1–§2.8), with the counters of §3.1 and the trace events of §9.2.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ul2tp_core::Timestamp;
 
 use ul2tp_api::pw_type;
 use ul2tp_core::{
@@ -15,7 +17,7 @@ struct Rig {
     r: Registry,
     s: Arc<Session>,
     v2: bool,
-    now: Instant,
+    now: Timestamp,
     got: Vec<Vec<u8>>,
 }
 
@@ -37,7 +39,7 @@ impl Rig {
             r,
             s,
             v2: false,
-            now: Instant::now(),
+            now: Timestamp::from_millis(1),
             got: Vec::new(),
         }
     }
@@ -59,7 +61,7 @@ impl Rig {
             r,
             s,
             v2: true,
-            now: Instant::now(),
+            now: Timestamp::from_millis(1),
             got: Vec::new(),
         }
     }

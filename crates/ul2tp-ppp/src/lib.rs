@@ -35,31 +35,4 @@ pub use endpoint::{Endpoint, Phase};
 pub use event::{DownReason, Event, IpPacket};
 pub use packet::PppError;
 
-/// A point in time in microseconds on the caller's monotonic scale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    /// The origin of the scale.
-    pub const ZERO: Timestamp = Timestamp(0);
-
-    /// From microseconds.
-    pub const fn from_micros(us: u64) -> Timestamp {
-        Timestamp(us)
-    }
-
-    /// From milliseconds.
-    pub const fn from_millis(ms: u64) -> Timestamp {
-        Timestamp(ms.saturating_mul(1000))
-    }
-
-    /// Microseconds since the origin.
-    pub const fn as_micros(self) -> u64 {
-        self.0
-    }
-
-    /// This time plus `us` microseconds (saturating).
-    pub const fn plus_micros(self, us: u64) -> Timestamp {
-        Timestamp(self.0.saturating_add(us))
-    }
-}
+pub use ul2tp_wire::Timestamp;

@@ -12,5 +12,7 @@ pub mod digest;
 pub mod message;
 pub mod pcap;
 pub mod ppp;
+pub mod time;
 
 pub use control::{Encap, Version};
+pub use time::Timestamp;

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use ul2tp_api::sockproto::SockMsg;
@@ -262,8 +262,7 @@ async fn run(
     mut cmds: mpsc::Receiver<Cmd>,
     mut ep: Endpoint,
 ) {
-    let start = Instant::now();
-    let now = move || Timestamp(start.elapsed().as_micros() as u64);
+    let now = crate::clock::now;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut ubuf = vec![0u8; MAX_DATAGRAM + 64];
     loop {

@@ -29,18 +29,19 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
-use ul2tp_core::{Encap, Registry, RxOutcome, Session, SocketId};
+use ul2tp_core::{Encap, Registry, RxOutcome, Session, SocketId, Timestamp};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::mmsg::{RecvMeta, BATCH_MAX};
 use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::{Tap, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6};
 use ul2tp_sys::udp::UdpTunnelSocket;
+
+use crate::clock;
 
 /// Room in front of every transmit buffer for the L2TP header (the largest is
 /// 4 flags + 4 session id + 8 cookie + 4 sublayer + 2 PPP address/control + 4 VLAN tag).
@@ -301,7 +302,7 @@ pub async fn tunnel_rx(
             }
         };
         loop {
-            let now = Instant::now();
+            let now = clock::now();
             for (buf, m) in bufs.iter().zip(&meta).take(n) {
                 if m.truncated {
                     continue;
@@ -336,7 +337,7 @@ async fn tunnel_rx_gro(ctx: RxContext, sock: &UdpTunnelSocket, socket_id: Socket
                 continue;
             }
         };
-        let now = Instant::now();
+        let now = clock::now();
         for data in ul2tp_sys::udp::GroSegments::new(&buf[..n], seg) {
             handle_datagram(&ctx, socket_id, Encap::Udp, data, now, &mut gro, || {
                 sock.peer_addr().ok()
@@ -364,7 +365,7 @@ fn handle_datagram(
     socket_id: SocketId,
     transport: Encap,
     data: &[u8],
-    now: Instant,
+    now: Timestamp,
     gro: &mut RxCoalesce,
     from: impl FnOnce() -> Option<SocketAddr>,
 ) {
@@ -617,7 +618,7 @@ async fn send_run(
 /// When the reorder timer of `session` must next fire: the deadline of the oldest held packet,
 /// or `None` — no timer at all — when the reorder queue is empty (with `reorder_timeout 0`
 /// nothing is ever held, so such a session never has a timer).
-pub(crate) fn reorder_deadline(session: &Session) -> Option<Instant> {
+pub(crate) fn reorder_deadline(session: &Session) -> Option<Timestamp> {
     session.next_timeout()
 }
 
@@ -633,11 +634,11 @@ pub async fn reorder_timer(session: Arc<Session>, pws: Arc<Pseudowires>, wake: A
             continue;
         };
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = tokio::time::sleep_until(clock::instant(deadline)) => {}
             // A new, earlier deadline: recompute.
             _ = wake.notified() => continue,
         }
-        session.poll_reorder(Instant::now(), &mut |s, frame| deliver(&pws, s, frame));
+        session.poll_reorder(clock::now(), &mut |s, frame| deliver(&pws, s, frame));
     }
 }
 
@@ -698,7 +699,7 @@ mod tests {
             assert_eq!(reorder_deadline(&s), None, "reorder_timeout {t}");
         }
         let (r, s) = session(100);
-        let now = Instant::now();
+        let now = Timestamp::from_millis(1);
         let mut got = 0;
         for seq in [0, 1, 3] {
             r.receive(SocketId(1), Encap::Udp, &packet(seq), now, &mut |_, _| {
@@ -722,7 +723,7 @@ mod tests {
         let pws = Arc::new(Pseudowires::default());
         let task = start_reorder_timer(&s, &pws);
         tokio::task::yield_now().await;
-        let now = Instant::now();
+        let now = clock::now();
         for seq in [0, 2] {
             r.receive(SocketId(1), Encap::Udp, &packet(seq), now, &mut |_, _| {});
         }

@@ -17,6 +17,7 @@ pub mod reload;
 pub mod server;
 
 mod apps;
+mod clock;
 mod datapath;
 mod handlers;
 mod l2tpip;

@@ -20,13 +20,13 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use ul2tp_api::{pw_type, ApiError, Errno};
 use ul2tp_control::CdnResult;
 use ul2tp_core::Session;
-use ul2tp_ppp::{DownReason, Endpoint, Event, IpPacket, Timestamp};
+use ul2tp_ppp::{DownReason, Endpoint, Event, IpPacket};
 use ul2tp_sys::rtnl::{add_address, IfAddr};
 use ul2tp_sys::tap::Tun;
 use ul2tp_wire::avp::PppDisconnectCause as Cause;
@@ -185,8 +185,8 @@ impl Link {
     }
 
     async fn run(mut self, mut ep: Endpoint) {
-        let start = Instant::now();
-        let now = move || Timestamp(start.elapsed().as_micros() as u64);
+        let now = crate::clock::now;
+        let start = now();
         let name = self.session.name();
         let mut opened = !self.passive;
         if opened {
@@ -202,8 +202,8 @@ impl Link {
                 return;
             }
             let wait = match ep.poll_timeout() {
-                Some(t) => Duration::from_micros(t.as_micros().saturating_sub(now().as_micros())),
-                None if !opened => PASSIVE_WAIT.saturating_sub(start.elapsed()),
+                Some(t) => t - now(),
+                None if !opened => PASSIVE_WAIT.saturating_sub(now() - start),
                 None => Duration::from_secs(3600),
             };
             tokio::select! {
