@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use ul2tp_api::pw_type;
+use ul2tp_core::PwType;
 use ul2tp_core::{
     Cookie, Encap, L2SpecType, Registry, SessionParams, SocketId, TunnelParams, Version,
 };
@@ -26,27 +26,27 @@ pub fn busy_registry() -> Registry {
     let _ = r.tunnel_create(t(3, Version::V3, Encap::Ip, 2));
     let _ = r.tunnel_create(t(4, Version::V3, Encap::Udp, 3));
 
-    let mut p = SessionParams::new(1, 1, pw_type::PPP);
+    let mut p = SessionParams::new(1, 1, PwType::Ppp);
     p.recv_seq = true;
     p.send_seq = true;
     p.reorder_timeout_ms = 10;
     let _ = r.session_create(1, p);
 
-    let mut p = SessionParams::new(1, 1, pw_type::ETH);
+    let mut p = SessionParams::new(1, 1, PwType::Ethernet);
     p.peer_cookie = Cookie::new(&[1, 2, 3, 4]).unwrap_or_default();
     let _ = r.session_create(2, p.clone());
-    p.pw_type = pw_type::ETH_VLAN;
+    p.pw_type = PwType::EthernetVlan;
     p.vlan_id = Some(5);
     p.session_id = 2;
     let _ = r.session_create(2, p);
 
-    let mut p = SessionParams::new(7, 7, pw_type::ETH);
+    let mut p = SessionParams::new(7, 7, PwType::Ethernet);
     p.peer_cookie = Cookie::new(&[1, 2, 3, 4, 5, 6, 7, 8]).unwrap_or_default();
     p.lns_mode = true;
     p.recv_seq = true;
     let _ = r.session_create(3, p);
 
-    let mut p = SessionParams::new(1, 1, pw_type::PPP);
+    let mut p = SessionParams::new(1, 1, PwType::Ppp);
     p.l2spec_type = L2SpecType::None;
     let _ = r.session_create(4, p);
     r

@@ -10,6 +10,7 @@ use ul2tp_control::{
     CdnResult, Config, DigestAlg, DownReason, Encap, Endpoint, Event, StopCcnResult, Timestamp,
     Transmit, Version,
 };
+use ul2tp_wire::avp::PwType;
 use ul2tp_wire::avp::{AttrType, AvpValue, MessageType};
 use ul2tp_wire::control::{ns_nr, ControlHeader};
 use ul2tp_wire::digest;
@@ -436,7 +437,7 @@ fn values_an_avp_cannot_carry_are_refused_as_bad_config() {
         Err(ul2tp_control::Error::BadConfig(_))
     ));
     let mut c = cfg(Version::V3, "a");
-    c.pw_types = vec![5; 600];
+    c.pw_types = vec![PwType::Ethernet; 600];
     assert!(matches!(
         ep.connect(Timestamp::ZERO, addr(2), c),
         Err(ul2tp_control::Error::BadConfig(_))

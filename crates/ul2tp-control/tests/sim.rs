@@ -10,6 +10,7 @@ use ul2tp_control::{
     CallType, CdnResult, Config, DigestAlg, DownReason, Encap, Event, SessionConfig, StopCcnResult,
     Timestamp, Version,
 };
+use ul2tp_wire::avp::PwType;
 
 const SESSIONS: usize = 1000;
 
@@ -55,9 +56,9 @@ fn run_many(version: Version, encap: Encap, loss: f64, auth: bool, seed: u64) {
             assert_eq!(s.l2spec_type, 1);
             // A asked for sequencing on what it receives, B (defaults) did not.
             assert!(s.recv_seq && !s.send_seq);
-            assert_eq!(s.pw_type, 5);
+            assert_eq!(s.pw_type, PwType::Ethernet);
         } else {
-            assert_eq!(s.pw_type, 7);
+            assert_eq!(s.pw_type, PwType::Ppp);
             assert!(s.cookie.is_empty());
             // Sequencing Required in ICCN ⇒ both directions.
             assert!(s.recv_seq && s.send_seq);
@@ -678,7 +679,7 @@ fn outgoing_calls_v2_and_v3() {
 fn v3_unsupported_pw_type_is_refused_with_cdn_14() {
     let a = cfg(Version::V3, "a");
     let mut b = cfg(Version::V3, "b");
-    b.pw_types = vec![5];
+    b.pw_types = vec![PwType::Ethernet];
     let mut sim = pair(NetConfig::perfect(), Encap::Udp, 61, a.clone(), b);
     let now = sim.now;
     let t = sim.ep(A).connect(now, addr(2), a).unwrap();
@@ -688,7 +689,7 @@ fn v3_unsupported_pw_type_is_refused_with_cdn_14() {
             now,
             t,
             SessionConfig {
-                pw_type: 4,
+                pw_type: PwType::EthernetVlan,
                 ..SessionConfig::default()
             },
         )
@@ -961,7 +962,7 @@ fn v3_sha1_authenticated_tunnel_and_tunnel_parameters() {
         c.digest = DigestAlg::HmacSha1;
         c.hide_avps = true;
     }
-    b.pw_types = vec![5, 11];
+    b.pw_types = vec![PwType::Ethernet, PwType::Ip];
     b.rx_window = 7;
     b.router_id = 0x0a00_0002;
     let mut sim = pair(NetConfig::lossy(0.1), Encap::Udp, 69, a.clone(), b);
@@ -984,7 +985,7 @@ fn v3_sha1_authenticated_tunnel_and_tunnel_parameters() {
     assert_eq!(info.peer_host_name, "beta");
     assert_eq!(info.peer_router_id, Some(0x0a00_0002));
     assert_eq!(info.peer_rx_window, 7);
-    assert_eq!(info.peer_pw_types, vec![5, 11]);
+    assert_eq!(info.peer_pw_types, vec![PwType::Ethernet, PwType::Ip]);
     // SHA-1 digests on the wire: Message Digest AVP length 27 right after Message Type.
     let rec = ul2tp_wire::pcap::records(sim.pcap_bytes())
         .unwrap()

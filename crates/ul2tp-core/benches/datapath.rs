@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ul2tp_core::Timestamp;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ul2tp_api::pw_type;
+use ul2tp_core::PwType;
 use ul2tp_core::{
     Cookie, Encap, L2SpecType, Registry, Session, SessionParams, SocketId, TunnelParams, Version,
 };
@@ -43,14 +43,14 @@ fn setup(name: &'static str, version: Version, p: SessionParams) -> Setup {
 }
 
 fn setups() -> Vec<Setup> {
-    let mut plain = SessionParams::new(7, 7, pw_type::ETH);
+    let mut plain = SessionParams::new(7, 7, PwType::Ethernet);
     plain.l2spec_type = L2SpecType::None;
-    let mut cookie = SessionParams::new(7, 7, pw_type::ETH);
+    let mut cookie = SessionParams::new(7, 7, PwType::Ethernet);
     cookie.cookie = Cookie::new(&[1, 2, 3, 4, 5, 6, 7, 8]).expect("cookie");
     cookie.peer_cookie = cookie.cookie;
     cookie.send_seq = true;
     cookie.lns_mode = true;
-    let mut ppp = SessionParams::new(7, 7, pw_type::PPP);
+    let mut ppp = SessionParams::new(7, 7, PwType::Ppp);
     ppp.send_seq = false;
     vec![
         setup("v3_udp_eth", Version::V3, plain),

@@ -11,7 +11,8 @@
 use core::fmt::Write;
 use std::net::{SocketAddr, SocketAddrV4};
 
-use ul2tp_api::{pw_type, Stats};
+use ul2tp_api::Stats;
+use ul2tp_wire::avp::PwType;
 
 use crate::{Encap, L2SpecType, Registry, Session, Tunnel, Version};
 
@@ -102,8 +103,8 @@ pub fn debug_tunnels(reg: &Registry, addrs: &dyn Fn(&Tunnel) -> Option<TunnelAdd
         let _ = writeln!(o, " 00000000 rx {tx} rx {rx}");
         for s in &sessions {
             let pw = match s.pw_type() {
-                pw_type::ETH => "ETH",
-                pw_type::PPP => "PPP",
+                PwType::Ethernet => "ETH",
+                PwType::Ppp => "PPP",
                 _ => "",
             };
             let _ = writeln!(

@@ -63,6 +63,7 @@ pub use session::{Session, Tunnel, MAX_REORDER_QUEUE};
 pub use stats::AtomicStats;
 pub use trace::{TraceEvent, TraceSink};
 pub use ul2tp_api::Stats;
+pub use ul2tp_wire::avp::PwType;
 pub use ul2tp_wire::data::L2SpecType;
 pub use ul2tp_wire::{Encap, Timestamp, Version};
 
@@ -140,8 +141,8 @@ pub struct SessionParams {
     pub session_id: u32,
     /// Peer session id (put in transmitted headers).
     pub peer_session_id: u32,
-    /// Pseudowire type (`ul2tp_api::pw_type`).
-    pub pw_type: u16,
+    /// Pseudowire type.
+    pub pw_type: PwType,
     /// Cookie we send.
     pub cookie: Cookie,
     /// Cookie we expect.
@@ -164,7 +165,7 @@ pub struct SessionParams {
 
 impl SessionParams {
     /// Defaults as for netlink: no cookies, default sublayer, no sequencing, LAC, no reorder.
-    pub fn new(session_id: u32, peer_session_id: u32, pw_type: u16) -> Self {
+    pub fn new(session_id: u32, peer_session_id: u32, pw_type: PwType) -> Self {
         SessionParams {
             session_id,
             peer_session_id,

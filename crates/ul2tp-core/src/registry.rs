@@ -8,6 +8,7 @@ use ul2tp_wire::Timestamp;
 
 use arc_swap::ArcSwap;
 use ul2tp_api::{pw_type, Errno};
+use ul2tp_wire::avp::PwType;
 use ul2tp_wire::data::{
     classify_ip, classify_udp, IpClass, UdpClass, V2DataHeader, V3SessionHeader, WireError,
 };
@@ -207,11 +208,11 @@ impl Registry {
         };
         let v2 = tunnel.version() == Version::V2;
         // 1. pw_type range.
-        if p.pw_type >= pw_type::MAX {
+        if u16::from(p.pw_type) >= pw_type::MAX {
             return Err(Errno::EINVAL);
         }
         // 2. v2 carries PPP only.
-        if v2 && p.pw_type != pw_type::PPP {
+        if v2 && p.pw_type != PwType::Ppp {
             return Err(Errno::EPROTONOSUPPORT);
         }
         // 3. (cookies and l2spec are typed; v2 ignores them.) Beyond the kernel: v2 ids are 16-bit.
@@ -220,8 +221,8 @@ impl Registry {
         }
         // 5. Implemented pseudowires: ETH, PPP and (beyond the kernel) ETH_VLAN.
         match p.pw_type {
-            pw_type::ETH | pw_type::PPP => {}
-            pw_type::ETH_VLAN => {
+            PwType::Ethernet | PwType::Ppp => {}
+            PwType::EthernetVlan => {
                 if !p.vlan_id.is_some_and(|v| (1..=4094).contains(&v)) {
                     return Err(Errno::EINVAL);
                 }
@@ -273,7 +274,7 @@ impl Registry {
             ptid: s.peer_tunnel_id(),
             sid: s.session_id(),
             psid: s.peer_session_id(),
-            pwtype: s.pw_type(),
+            pwtype: u16::from(s.pw_type()),
         });
         Ok(s)
     }
@@ -513,14 +514,14 @@ fn rx_common(
     let frame = payload.get(off..).unwrap_or(&[]);
     match s.pw_type() {
         // §1.7: FF 03 stripped if present.
-        pw_type::PPP => s.rx(
+        PwType::Ppp => s.rx(
             now,
             seq,
             payload.len(),
             strip_address_control(frame),
             deliver,
         ),
-        pw_type::ETH_VLAN => {
+        PwType::EthernetVlan => {
             let mut untagged = Vec::new();
             if !vlan::untag_into(frame, s.vlan_id().unwrap_or(0), &mut untagged) {
                 inc(&s.stats.rx_errors);

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use ul2tp_wire::Timestamp;
 
-use ul2tp_api::{pw_type, Stats};
+use ul2tp_api::Stats;
+use ul2tp_wire::avp::PwType;
 use ul2tp_wire::data::{DefaultSublayer, L2SpecType, V2DataHeader, V3SessionHeader};
 use ul2tp_wire::ppp::ADDRESS_CONTROL;
 
@@ -169,7 +170,7 @@ pub struct Session {
     tunnel: Arc<Tunnel>,
     session_id: u32,
     peer_session_id: u32,
-    pw_type: u16,
+    pw_type: PwType,
     cookie: Cookie,
     peer_cookie: Cookie,
     l2spec_type: L2SpecType,
@@ -270,7 +271,7 @@ impl Session {
     }
 
     /// Pseudowire type.
-    pub fn pw_type(&self) -> u16 {
+    pub fn pw_type(&self) -> PwType {
         self.pw_type
     }
 
@@ -368,7 +369,7 @@ impl Session {
     }
 
     fn is_ppp(&self) -> bool {
-        self.pw_type == pw_type::PPP
+        self.pw_type == PwType::Ppp
     }
 
     fn nr_max(&self) -> u32 {
@@ -415,7 +416,7 @@ impl Session {
     pub fn encap_overhead(&self) -> usize {
         self.hdr_len()
             + if self.is_ppp() { 2 } else { 0 }
-            + if self.pw_type == pw_type::ETH_VLAN {
+            + if self.pw_type == PwType::EthernetVlan {
                 4
             } else {
                 0
@@ -425,7 +426,7 @@ impl Session {
     /// MTU of this session's Ethernet device (docs/reference/kernel.md §6.2); an ETH_VLAN session
     /// accounts for its tag as well.
     pub fn eth_mtu(&self, ipv6: bool, path_mtu: Option<u32>) -> u32 {
-        let tag = if self.pw_type == pw_type::ETH_VLAN {
+        let tag = if self.pw_type == PwType::EthernetVlan {
             4
         } else {
             0
@@ -528,7 +529,7 @@ impl Session {
             return None;
         };
         let mut start = headroom;
-        if self.pw_type == pw_type::ETH_VLAN {
+        if self.pw_type == PwType::EthernetVlan {
             let Some(s) = vlan::tag_in_place(buf, start, len, self.vlan_id.unwrap_or(0)) else {
                 self.tx_error();
                 return None;

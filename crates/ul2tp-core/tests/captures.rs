@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use ul2tp_core::Timestamp;
 
-use ul2tp_api::pw_type;
+use ul2tp_core::PwType;
 use ul2tp_core::{
     Cookie, Encap, L2SpecType, Registry, RxOutcome, SessionParams, SocketId, TunnelParams, Version,
 };
@@ -97,7 +97,7 @@ fn v3_kernel_side() {
             socket: SocketId(1),
         })
         .unwrap();
-        let mut p = SessionParams::new(0x1001, 0x2001, pw_type::ETH);
+        let mut p = SessionParams::new(0x1001, 0x2001, PwType::Ethernet);
         p.cookie = Cookie::new(c.cookie).unwrap();
         p.peer_cookie = Cookie::new(c.peer_cookie).unwrap();
         p.l2spec_type = c.l2spec;
@@ -156,7 +156,7 @@ fn v3_cookie_mismatch_on_capture() {
         socket: SocketId(1),
     })
     .unwrap();
-    let mut p = SessionParams::new(0x1001, 0x2001, pw_type::ETH);
+    let mut p = SessionParams::new(0x1001, 0x2001, PwType::Ethernet);
     p.peer_cookie = Cookie::new(C8).unwrap();
     let s = r.session_create(1000, p).unwrap();
     let mut n = 0;
@@ -231,7 +231,7 @@ fn v2_kernel_ppp_side() {
         })
         .unwrap();
         let s = r
-            .session_create(tid, SessionParams::new(sid, psid, pw_type::PPP))
+            .session_create(tid, SessionParams::new(sid, psid, PwType::Ppp))
             .unwrap();
         let (mut rx, mut tx) = (0, 0);
         for (src, _, payload) in datagrams(file) {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use ul2tp_core::Timestamp;
 
-use ul2tp_api::pw_type;
+use ul2tp_core::PwType;
 use ul2tp_core::{
     vlan, Cookie, DropReason, Encap, Registry, RxOutcome, Session, SessionParams, SocketId,
     TunnelParams, Version,
@@ -23,7 +23,7 @@ fn tunnel(r: &Registry, tid: u32, version: Version, encap: Encap, sock: u64) {
 }
 
 fn eth_none(sid: u32) -> SessionParams {
-    let mut p = SessionParams::new(sid, sid + 1, pw_type::ETH);
+    let mut p = SessionParams::new(sid, sid + 1, PwType::Ethernet);
     p.l2spec_type = ul2tp_core::L2SpecType::None;
     p
 }
@@ -100,7 +100,7 @@ fn udp_classification_to_socket() {
 fn missing_cookie_bytes_are_invalid() {
     let r = Registry::new();
     tunnel(&r, 1, Version::V3, Encap::Udp, 1);
-    let mut p = SessionParams::new(5, 6, pw_type::ETH);
+    let mut p = SessionParams::new(5, 6, PwType::Ethernet);
     p.peer_cookie = Cookie::new(&[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
     let s = r.session_create(1, p).unwrap();
     // 14 bytes: flags, reserved, session id, 6 of 8 cookie bytes (no sublayer either).
@@ -187,10 +187,10 @@ fn v2_tunnels_sharing_a_socket() {
     tunnel(&r, 100, Version::V2, Encap::Udp, 1);
     tunnel(&r, 200, Version::V2, Encap::Udp, 1);
     let a = r
-        .session_create(100, SessionParams::new(7, 8, pw_type::PPP))
+        .session_create(100, SessionParams::new(7, 8, PwType::Ppp))
         .unwrap();
     let b = r
-        .session_create(200, SessionParams::new(7, 8, pw_type::PPP))
+        .session_create(200, SessionParams::new(7, 8, PwType::Ppp))
         .unwrap();
     let pk = |tid: u16, extra: Option<u16>| {
         let h = V2DataHeader {
@@ -232,7 +232,7 @@ fn eth_vlan_pseudowire() {
     let r = Registry::new();
     tunnel(&r, 1, Version::V3, Encap::Udp, 1);
     let mut p = eth_none(5);
-    p.pw_type = pw_type::ETH_VLAN;
+    p.pw_type = PwType::EthernetVlan;
     p.vlan_id = Some(100);
     let s = r.session_create(1, p).unwrap();
     let mut untagged: Vec<u8> = (0..12).collect();
@@ -273,10 +273,10 @@ fn session_mtu_follows_kernel_table() {
     tunnel(&r, 1, Version::V3, Encap::Udp, 1);
     tunnel(&r, 2, Version::V3, Encap::Ip, 2);
     let udp = r
-        .session_create(1, SessionParams::new(5, 5, pw_type::ETH))
+        .session_create(1, SessionParams::new(5, 5, PwType::Ethernet))
         .unwrap();
     let ip = r
-        .session_create(2, SessionParams::new(6, 6, pw_type::ETH))
+        .session_create(2, SessionParams::new(6, 6, PwType::Ethernet))
         .unwrap();
     assert_eq!(udp.eth_mtu(false, Some(1500)), 1446);
     assert_eq!(udp.eth_mtu(true, Some(1500)), 1426);
@@ -289,7 +289,7 @@ fn ppp_over_v3() {
     let r = Registry::new();
     tunnel(&r, 1, Version::V3, Encap::Ip, 1);
     let s = r
-        .session_create(1, SessionParams::new(5, 9, pw_type::PPP))
+        .session_create(1, SessionParams::new(5, 9, PwType::Ppp))
         .unwrap();
     let mut buf = [0u8; 64];
     buf[32..36].copy_from_slice(&[0x00, 0x21, 0x45, 0x00]);

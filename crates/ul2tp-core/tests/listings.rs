@@ -2,8 +2,8 @@
 
 use std::net::{SocketAddr, SocketAddrV4};
 
-use ul2tp_api::pw_type;
 use ul2tp_core::debug::{debug_tunnels, proc_pppol2tp, PppSessionInfo, TunnelAddrs};
+use ul2tp_core::PwType;
 use ul2tp_core::{Cookie, Encap, Registry, SessionParams, SocketId, TunnelParams, Version};
 
 fn registry() -> Registry {
@@ -24,13 +24,13 @@ fn registry() -> Registry {
         socket: SocketId(2),
     })
     .unwrap();
-    let mut p = SessionParams::new(0x1001, 0x2001, pw_type::ETH);
+    let mut p = SessionParams::new(0x1001, 0x2001, PwType::Ethernet);
     p.cookie = Cookie::new(&[0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]).unwrap();
     p.peer_cookie = Cookie::new(&[0xab, 0xcd]).unwrap();
     p.ifname = Some("l2tpeth0".into());
     p.reorder_timeout_ms = 50;
     r.session_create(1000, p).unwrap();
-    let mut p = SessionParams::new(0x1a, 0x2b, pw_type::PPP);
+    let mut p = SessionParams::new(0x1a, 0x2b, PwType::Ppp);
     p.send_seq = true;
     p.lns_mode = true;
     r.session_create(7, p).unwrap();

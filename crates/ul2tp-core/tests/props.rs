@@ -9,7 +9,7 @@ use std::time::Duration;
 use ul2tp_core::Timestamp;
 
 use proptest::prelude::*;
-use ul2tp_api::pw_type;
+use ul2tp_core::PwType;
 use ul2tp_core::{
     Cookie, Encap, L2SpecType, Registry, SessionParams, SocketId, TunnelParams, Version,
 };
@@ -28,17 +28,17 @@ fn busy_registry() -> Registry {
     r.tunnel_create(t(2, Version::V3, Encap::Udp, 1)).unwrap();
     r.tunnel_create(t(3, Version::V3, Encap::Ip, 2)).unwrap();
     r.tunnel_create(t(4, Version::V3, Encap::Udp, 3)).unwrap();
-    let mut p = SessionParams::new(1, 1, pw_type::PPP);
+    let mut p = SessionParams::new(1, 1, PwType::Ppp);
     p.reorder_timeout_ms = 10;
     r.session_create(1, p).unwrap();
-    let mut p = SessionParams::new(1, 1, pw_type::ETH);
+    let mut p = SessionParams::new(1, 1, PwType::Ethernet);
     p.peer_cookie = Cookie::new(&[1, 2, 3, 4]).unwrap();
     r.session_create(2, p.clone()).unwrap();
-    p.pw_type = pw_type::ETH_VLAN;
+    p.pw_type = PwType::EthernetVlan;
     p.vlan_id = Some(5);
     p.session_id = 2;
     r.session_create(3, p).unwrap();
-    let mut p = SessionParams::new(1, 1, pw_type::PPP);
+    let mut p = SessionParams::new(1, 1, PwType::Ppp);
     p.l2spec_type = L2SpecType::None;
     r.session_create(4, p).unwrap();
     r
@@ -110,7 +110,7 @@ proptest! {
             encap: Encap::Udp,
             socket: SocketId(1),
         }).unwrap();
-        let mut p = SessionParams::new(9, 9, if v2 { pw_type::PPP } else { pw_type::ETH });
+        let mut p = SessionParams::new(9, 9, if v2 { PwType::Ppp } else { PwType::Ethernet });
         p.reorder_timeout_ms = reorder;
         p.lns_mode = lns;
         p.recv_seq = recv_seq;
@@ -178,7 +178,7 @@ fn concurrent_receive_and_control() {
         socket: SocketId(1),
     })
     .unwrap();
-    let mut p = SessionParams::new(1, 1, pw_type::ETH);
+    let mut p = SessionParams::new(1, 1, PwType::Ethernet);
     p.l2spec_type = L2SpecType::None;
     let s1 = r.session_create(1, p.clone()).unwrap();
     let workers: Vec<_> = (0..3)

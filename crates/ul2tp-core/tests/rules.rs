@@ -1,6 +1,7 @@
 //! Id rules, errnos, lifecycle and dump order (docs/reference/kernel.md §4.5–§4.8, §5).
 
 use ul2tp_api::{pw_type, Errno};
+use ul2tp_core::PwType;
 use ul2tp_core::{
     Cookie, Encap, L2SpecType, Registry, RxOutcome, SessionParams, SocketId, TunnelParams, Version,
 };
@@ -17,11 +18,11 @@ fn tp(tid: u32, version: Version, encap: Encap, sock: u64) -> TunnelParams {
 }
 
 fn eth(sid: u32) -> SessionParams {
-    SessionParams::new(sid, sid + 100, pw_type::ETH)
+    SessionParams::new(sid, sid + 100, PwType::Ethernet)
 }
 
 fn ppp(sid: u32) -> SessionParams {
-    SessionParams::new(sid, sid + 100, pw_type::PPP)
+    SessionParams::new(sid, sid + 100, PwType::Ppp)
 }
 
 #[test]
@@ -65,7 +66,7 @@ fn session_create_validation_order() {
     assert_eq!(r.session_create(9, ppp(1)).unwrap_err(), Errno::ENODEV);
     // 1. pw_type >= 12 is EINVAL, before the v2 check.
     assert_eq!(
-        r.session_create(2, SessionParams::new(1, 1, 12))
+        r.session_create(2, SessionParams::new(1, 1, PwType::from(12)))
             .unwrap_err(),
         Errno::EINVAL
     );
@@ -77,14 +78,14 @@ fn session_create_validation_order() {
     // 5. no implementation.
     for pw in [pw_type::NONE, pw_type::PPP_AC, pw_type::IP, 1, 11] {
         assert_eq!(
-            r.session_create(3, SessionParams::new(1, 1, pw))
+            r.session_create(3, SessionParams::new(1, 1, PwType::from(pw)))
                 .unwrap_err(),
             Errno::EPROTONOSUPPORT,
             "pw {pw}"
         );
     }
     // ETH_VLAN needs a VLAN id 1..=4094.
-    let mut v = SessionParams::new(1, 1, pw_type::ETH_VLAN);
+    let mut v = SessionParams::new(1, 1, PwType::EthernetVlan);
     assert_eq!(r.session_create(3, v.clone()).unwrap_err(), Errno::EINVAL);
     v.vlan_id = Some(4095);
     assert_eq!(r.session_create(3, v.clone()).unwrap_err(), Errno::EINVAL);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ul2tp_core::Timestamp;
 
-use ul2tp_api::pw_type;
+use ul2tp_core::PwType;
 use ul2tp_core::{
     DropReason, Encap, L2SpecType, Registry, RxOutcome, Session, SessionParams, SocketId,
     TraceEvent, TunnelParams, Version,
@@ -32,7 +32,7 @@ impl Rig {
             socket: SocketId(1),
         })
         .unwrap();
-        let mut p = SessionParams::new(10, 20, pw_type::ETH);
+        let mut p = SessionParams::new(10, 20, PwType::Ethernet);
         f(&mut p);
         let s = r.session_create(1, p).unwrap();
         Rig {
@@ -54,7 +54,7 @@ impl Rig {
             socket: SocketId(1),
         })
         .unwrap();
-        let mut p = SessionParams::new(10, 20, pw_type::PPP);
+        let mut p = SessionParams::new(10, 20, PwType::Ppp);
         f(&mut p);
         let s = r.session_create(1, p).unwrap();
         Rig {

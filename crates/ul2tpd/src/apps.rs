@@ -13,7 +13,8 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Weak};
 
 use ul2tp_api::sockproto::{self, IocStats, SockMsg};
-use ul2tp_api::{pw_type, ApiError, Attrs, Errno};
+use ul2tp_api::{ApiError, Attrs, Errno};
+use ul2tp_core::PwType;
 use ul2tp_core::{Encap, L2SpecType, Session, SessionParams, SocketId, TunnelParams, Version};
 use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::sockinfo::{check_managed, ManagedEncap};
@@ -218,7 +219,7 @@ pub(crate) async fn pppol2tp_connect(
     }
     let session = match d.registry.session_get(tid, sid) {
         Some(s) => {
-            if s.pw_type() != pw_type::PPP {
+            if s.pw_type() != PwType::Ppp {
                 return Err(ApiError::new(
                     Errno::EPROTOTYPE,
                     format!("session {sid} is not a PPP session"),
@@ -234,7 +235,7 @@ pub(crate) async fn pppol2tp_connect(
         }
         None => {
             // Defaults of a socket-created session differ from netlink's: no sublayer (§7.3).
-            let mut p = SessionParams::new(sid, psid, pw_type::PPP);
+            let mut p = SessionParams::new(sid, psid, PwType::Ppp);
             p.l2spec_type = L2SpecType::None;
             let s = d
                 .registry
@@ -371,7 +372,7 @@ async fn serve(d: Weak<Store>, sp: Arc<SeqPacket>, target: Target, socket: Arc<T
                 } else {
                     // §7.6: that PPP session in this tunnel, EBADR if missing / not PPP.
                     match d.registry.session_get(*tid, u32::from(session_id)) {
-                        Some(s) if s.pw_type() == pw_type::PPP => {
+                        Some(s) if s.pw_type() == PwType::Ppp => {
                             SockMsg::ok(ioc_stats(*tid, u32::from(session_id), s.stats()))
                         }
                         _ => SockMsg::fail(Errno::EBADR),

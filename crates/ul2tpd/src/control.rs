@@ -20,11 +20,12 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use ul2tp_api::sockproto::SockMsg;
-use ul2tp_api::{pw_type, ApiError, Command, Errno};
+use ul2tp_api::{ApiError, Command, Errno};
 use ul2tp_control::{
     CdnResult, Config, Encap, Endpoint, ErrorCode, Event, SessionConfig, SessionInfo,
     StopCcnResult, Timestamp, TunnelInfo, Version,
 };
+use ul2tp_core::PwType;
 use ul2tp_core::{Cookie, L2SpecType, SessionParams, TunnelParams};
 use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::Tap;
@@ -459,7 +460,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
         vlan_id: None,
     };
     let mut params = params;
-    let tap = if v3 && (info.pw_type == pw_type::ETH || info.pw_type == pw_type::ETH_VLAN) {
+    let tap = if v3 && (info.pw_type == PwType::Ethernet || info.pw_type == PwType::EthernetVlan) {
         let name = st
             .ifnames
             .get(&(info.tunnel_id, info.session_id))
@@ -478,7 +479,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
     d.start_session(ctl, &s, tap)?;
     d.notify(Command::SessionCreate, session_attrs(&s, ctl));
     // LNS: terminate PPP sessions the peer opened with our own PPP endpoint.
-    if info.pw_type == pw_type::PPP && !info.initiator {
+    if info.pw_type == PwType::Ppp && !info.initiator {
         if let Some((local, peer)) = st.lease((info.tunnel_id, info.session_id)) {
             let pool = st.pool.as_ref();
             let setup = crate::pppd::PppSetup {

@@ -669,7 +669,7 @@ mod tests {
             socket: SocketId(1),
         })
         .unwrap();
-        let mut p = SessionParams::new(10, 20, ul2tp_api::pw_type::ETH);
+        let mut p = SessionParams::new(10, 20, ul2tp_core::PwType::Ethernet);
         p.reorder_timeout_ms = timeout_ms;
         let s = r.session_create(1, p).unwrap();
         (r, s)

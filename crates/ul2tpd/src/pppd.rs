@@ -23,8 +23,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use ul2tp_api::{pw_type, ApiError, Errno};
+use ul2tp_api::{ApiError, Errno};
 use ul2tp_control::CdnResult;
+use ul2tp_core::PwType;
 use ul2tp_core::Session;
 use ul2tp_ppp::{DownReason, Endpoint, Event, IpPacket};
 use ul2tp_sys::rtnl::{add_address, IfAddr};
@@ -104,7 +105,7 @@ pub(crate) fn start(
     setup: PppSetup,
 ) -> ApiResult<Ready> {
     let key = (session.tunnel_id(), session.session_id());
-    if session.pw_type() != pw_type::PPP {
+    if session.pw_type() != PwType::Ppp {
         return Err(ApiError::new(Errno::EPROTOTYPE, "not a PPP session"));
     }
     if ctl.attached.contains(&key) {

@@ -26,7 +26,8 @@ use std::sync::{Arc, OnceLock, Weak};
 use arc_swap::ArcSwapOption;
 use tokio::sync::{broadcast, Mutex};
 use tokio::task::JoinHandle;
-use ul2tp_api::{cookie_hex, encap_type, pw_type, ApiError, Attrs, Command, Errno, ServerMessage};
+use ul2tp_api::{cookie_hex, encap_type, ApiError, Attrs, Command, Errno, ServerMessage};
+use ul2tp_core::PwType;
 use ul2tp_core::{Encap, Registry, Session, SocketId, TunnelParams};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::seqpacket::SeqPacket;
@@ -459,7 +460,7 @@ impl Store {
 pub(crate) fn session_attrs(s: &Session, _ctl: &Ctl) -> Attrs {
     let p = s.params();
     // PPP sessions never report IFNAME (docs/reference/kernel.md §4.3).
-    let ifname = if p.pw_type == pw_type::PPP {
+    let ifname = if p.pw_type == PwType::Ppp {
         None
     } else {
         p.ifname.clone()
@@ -470,7 +471,7 @@ pub(crate) fn session_attrs(s: &Session, _ctl: &Ctl) -> Attrs {
         peer_conn_id: Some(s.peer_tunnel_id()),
         peer_session_id: Some(p.peer_session_id),
         debug: Some(0),
-        pw_type: Some(p.pw_type),
+        pw_type: Some(u16::from(p.pw_type)),
         ifname,
         cookie: (!p.cookie.is_empty()).then(|| cookie_hex(p.cookie.as_bytes())),
         peer_cookie: (!p.peer_cookie.is_empty()).then(|| cookie_hex(p.peer_cookie.as_bytes())),

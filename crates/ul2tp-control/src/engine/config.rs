@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ul2tp_wire::avp::{DigestType, AVP_MAX_VALUE_LEN};
+use ul2tp_wire::avp::{DigestType, PwType, AVP_MAX_VALUE_LEN};
 use ul2tp_wire::control::Version;
 
 use super::Error;
@@ -24,7 +24,7 @@ pub struct SessionConfig {
     /// Call model (ignored for sessions the peer opens).
     pub call: CallType,
     /// Pseudowire type (v3 PW Type AVP; v2 sessions are always PPP, 7).
-    pub pw_type: u16,
+    pub pw_type: PwType,
     /// Length of the cookie we assign (0, 4 or 8 octets; v3 only).
     pub cookie_len: u8,
     /// L2-Specific Sublayer we want on packets we receive (0 none, 1 default; v3 only).
@@ -40,7 +40,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             call: CallType::Incoming,
-            pw_type: 5,
+            pw_type: PwType::Ethernet,
             cookie_len: 8,
             l2spec_type: 1,
             recv_seq: false,
@@ -87,7 +87,7 @@ pub struct Config {
     /// How long state is kept after a StopCCN to re-acknowledge it (docs/reference/rfc.md §1.11: 31 s).
     pub stop_hold: Duration,
     /// Pseudowire types we accept and advertise (v3 PW Capabilities List).
-    pub pw_types: Vec<u16>,
+    pub pw_types: Vec<PwType>,
     /// Send a Tie Breaker AVP in SCCRQ.
     pub tie_breaker: bool,
     /// Framing Capabilities (v2).
@@ -116,7 +116,7 @@ impl Default for Config {
             max_retries: 5,
             ack_delay: Duration::from_millis(100),
             stop_hold: Duration::from_secs(31),
-            pw_types: vec![5, 4, 7],
+            pw_types: vec![PwType::Ethernet, PwType::EthernetVlan, PwType::Ppp],
             tie_breaker: true,
             framing_caps: 3,
             bearer_caps: 0,

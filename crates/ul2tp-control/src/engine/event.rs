@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use ul2tp_wire::avp::PwType;
 use ul2tp_wire::control::Version;
 
 use super::CallType;
@@ -115,7 +116,7 @@ pub struct TunnelInfo {
     /// Peer's receive window.
     pub peer_rx_window: u16,
     /// Peer's PW Capabilities List (v3).
-    pub peer_pw_types: Vec<u16>,
+    pub peer_pw_types: Vec<PwType>,
     /// Whether the peer proved it knows the secret: v3 message authentication is on, or (v2)
     /// it answered our Challenge.
     pub authenticated: bool,
@@ -137,7 +138,7 @@ pub struct SessionInfo {
     /// Peer address.
     pub peer: SocketAddr,
     /// Pseudowire type (7 = PPP for v2).
-    pub pw_type: u16,
+    pub pw_type: PwType,
     /// Cookie we send (the peer's Assigned Cookie; docs/reference/kernel.md §1.6 `cookie`).
     pub cookie: Vec<u8>,
     /// Cookie we expect (our Assigned Cookie; docs/reference/kernel.md §1.6 `peer_cookie`).

@@ -36,7 +36,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use ul2tp_wire::avp::{
     AttrType, AvpIter, AvpValue, CallErrors, CdnResult, ErrorCode, MessageType, PppDisconnectCause,
-    StopCcnResult, VENDOR_IETF,
+    PwType, StopCcnResult, VENDOR_IETF,
 };
 use ul2tp_wire::control::{ControlHeader, Encap, Version, HEADER_LEN};
 use ul2tp_wire::digest::{self, Nonces};
@@ -344,7 +344,7 @@ impl Endpoint {
             // v2 sessions are PPP and use neither cookies nor a sublayer (docs/reference/kernel.md §1.6).
             cfg.cookie_len = 0;
             cfg.l2spec_type = 0;
-            7
+            PwType::Ppp
         } else {
             cfg.pw_type
         };

@@ -42,7 +42,7 @@ pub(super) struct Session {
     pub(super) peer_cookie: Vec<u8>,
     pub(super) peer_l2spec: u16,
     pub(super) peer_seq: bool,
-    pub(super) pw_type: u16,
+    pub(super) pw_type: PwType,
     /// v3 Session Tie Breaker we sent in ICRQ/OCRQ.
     pub(super) tie_breaker: Option<[u8; 8]>,
 }
@@ -81,7 +81,7 @@ pub(super) fn start_session(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
         Version::V3 => {
             let d = d
                 .avp(AvpValue::CallSerialNumber(s.call_serial))
-                .avp(AvpValue::PseudowireType(PwType::from(s.pw_type)))
+                .avp(AvpValue::PseudowireType(s.pw_type))
                 .avp(AvpValue::RemoteEndId(s.cfg.remote_end_id.clone()))
                 .avp(AvpValue::CircuitStatus(CIRCUIT_UP_NEW))
                 .opt(s.tie_breaker.map(AvpValue::TieBreaker));
@@ -250,7 +250,7 @@ pub(super) fn refuse_call(
         peer_cookie: Vec::new(),
         peer_l2spec: 0,
         peer_seq: false,
-        pw_type: 0,
+        pw_type: PwType::from(0),
         tie_breaker: None,
     };
     send_cdn(t, ctx, &s, result, error.map(|e| (e, "")), None);
@@ -389,9 +389,9 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
         return;
     }
     let pw_type = match t.version {
-        Version::V2 => 7,
+        Version::V2 => PwType::Ppp,
         Version::V3 => match avp_value!(m, PseudowireType) {
-            Some(p) => p.get(),
+            Some(p) => *p,
             None => {
                 return refuse_call(
                     t,

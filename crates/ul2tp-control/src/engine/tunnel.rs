@@ -56,7 +56,7 @@ pub(super) struct Tunnel {
     pub(super) peer_nonce: Vec<u8>,
     pub(super) peer_host_name: String,
     pub(super) peer_router_id: Option<u32>,
-    pub(super) peer_pw_types: Vec<u16>,
+    pub(super) peer_pw_types: Vec<PwType>,
     pub(super) last_rx: Timestamp,
     /// Random extra idle time before a HELLO, redrawn after each one (RFC 3931 §4.4: HELLOs
     /// to the same peer MUST be jittered).
@@ -116,9 +116,7 @@ pub(super) fn send_sccrx(
             .avp(host)
             .avp(AvpValue::RouterId(cfg.router_id))
             .avp(own_tunnel_id(t))
-            .avp(AvpValue::PseudowireCapabilities(
-                cfg.pw_types.iter().map(|&p| PwType::from(p)).collect(),
-            ))
+            .avp(AvpValue::PseudowireCapabilities(cfg.pw_types.clone()))
             .opt(
                 t.auth
                     .then(|| AvpValue::CtrlMsgAuthNonce(t.our_nonce.clone())),
@@ -403,7 +401,7 @@ fn read_peer_params(t: &mut Tunnel, m: &Message) -> bool {
             return false;
         };
         t.peer_router_id = Some(rid);
-        t.peer_pw_types = caps.iter().map(|p| p.get()).collect();
+        t.peer_pw_types = caps.clone();
     }
     t.peer_id = peer_id;
     t.peer_host_name = String::from_utf8_lossy(host).into_owned();

@@ -2,6 +2,7 @@
 //! (docs/reference/kernel.md §4.3, §4.7).
 
 use ul2tp_api::{l2spec_type, parse_cookie_hex, pw_type, ApiError, Attrs, Command, Errno};
+use ul2tp_core::PwType;
 use ul2tp_core::{Cookie, L2SpecType, SessionParams, Version};
 use ul2tp_sys::tap::Tap;
 
@@ -50,7 +51,7 @@ pub(crate) async fn create(d: &Store, a: &Attrs) -> ApiResult<()> {
     let mut params = SessionParams {
         session_id: sid,
         peer_session_id: psid,
-        pw_type: pw,
+        pw_type: PwType::from(pw),
         cookie: cookie(&a.cookie)?,
         peer_cookie: cookie(&a.peer_cookie)?,
         l2spec_type: l2spec,
