@@ -441,6 +441,24 @@ impl Daemon {
         r.attrs.expect("attributes in reply")
     }
 
+    /// Every tunnel's attributes (a tunnel_get dump).
+    pub fn tunnel_dump(&self) -> Vec<ul2tp_api::Attrs> {
+        self.dump(ul2tp_api::Command::TunnelGet)
+    }
+
+    /// Every session's attributes (a session_get dump).
+    pub fn session_dump(&self) -> Vec<ul2tp_api::Attrs> {
+        self.dump(ul2tp_api::Command::SessionGet)
+    }
+
+    fn dump(&self, cmd: ul2tp_api::Command) -> Vec<ul2tp_api::Attrs> {
+        self.client()
+            .request(cmd, ul2tp_api::Attrs::default(), true)
+            .unwrap_or_else(|e| panic!("{cmd:?} dump: {e:?}"))
+            .entries
+            .unwrap_or_default()
+    }
+
     /// A session's counters.
     pub fn session_stats(&self, tunnel_id: u32, session_id: u32) -> ul2tp_api::Stats {
         self.session(tunnel_id, session_id)
