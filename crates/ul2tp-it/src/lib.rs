@@ -422,6 +422,17 @@ impl Daemon {
         self.cli_ok(&args)
     }
 
+    /// Run `ul2tp` with a whole command line (split at white space) as user and group 65534
+    /// ("nobody" / "nogroup", no supplementary groups); may fail.
+    pub fn ul2tp_as_nobody(&self, line: &str) -> Output {
+        run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin("ul2tp"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(line.split_whitespace()))
+    }
+
     /// A connected API client.
     pub fn client(&self) -> ul2tp::Client {
         ul2tp::Client::connect(&self.socket).expect("connect to ul2tpd")

@@ -60,18 +60,6 @@ fn idle_sessions_cost_no_cpu() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `ul2tp show tunnel` as user and group 65534 ("nobody" / "nogroup").
-fn show_as_nobody(d: &Daemon) -> std::process::Output {
-    std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(ul2tp_it::bin("ul2tp"))
-        .arg("--socket")
-        .arg(&d.socket)
-        .args(["show", "tunnel"])
-        .output()
-        .unwrap()
-}
-
 /// Every session by (tunnel, session).
 fn sessions(d: &Daemon) -> BTreeMap<(u32, u32), Attrs> {
     d.session_dump()
@@ -149,7 +137,7 @@ fn sighup_reloads_the_configuration() {
     )
     .unwrap();
     assert_eq!(
-        show_as_nobody(&d).status.code(),
+        d.ul2tp_as_nobody("show tunnel").status.code(),
         Some(1),
         "read before read_group"
     );
@@ -166,7 +154,7 @@ fn sighup_reloads_the_configuration() {
     );
     assert!(ns.has_link("hup4") && !ns.has_link("hup2"));
     // [api] read_group changed live: "nobody" (group nogroup) may read now.
-    let show = show_as_nobody(&d);
+    let show = d.ul2tp_as_nobody("show tunnel");
     assert!(
         show.status.success(),
         "{}",
