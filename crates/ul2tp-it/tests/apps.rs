@@ -12,7 +12,7 @@ use ul2tp::{
 };
 use ul2tp_api::sockproto::IocStats;
 use ul2tp_api::{pw_type, Attrs, Command, Errno, Stats};
-use ul2tp_it::{have, ping_stats, tshark, unique, Capture, Daemon, Pair};
+use ul2tp_it::{have, ping_stats, tshark, unique, wait_until, Capture, Daemon, Pair};
 
 fn pair() -> Pair {
     Pair::new(false)
@@ -32,20 +32,27 @@ fn lcp(id: u8) -> Vec<u8> {
     ]
 }
 
+/// Poll a non-blocking `recv` (given a buffer) until it returns something, up to `timeout`.
+fn recv_within<T>(
+    timeout: Duration,
+    mut recv: impl FnMut(&mut [u8]) -> std::io::Result<T>,
+) -> Option<T> {
+    let mut buf = [0u8; 2048];
+    let mut got = None;
+    wait_until(timeout, || match recv(&mut buf) {
+        Ok(r) => {
+            got = Some(r);
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("recv: {e}"),
+    });
+    got
+}
+
 fn recv_frame_within(s: &mut SessionSocket, timeout: Duration) -> Option<Vec<u8>> {
     s.set_nonblocking(true).unwrap();
-    let end = std::time::Instant::now() + timeout;
-    let mut buf = [0u8; 2048];
-    while std::time::Instant::now() < end {
-        match s.recv_frame(&mut buf) {
-            Ok(n) => return Some(buf[..n].to_vec()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("recv_frame: {e}"),
-        }
-    }
-    None
+    recv_within(timeout, |b| s.recv_frame(b).map(|n| b[..n].to_vec()))
 }
 
 /// On `d` (host b): a static L2TPv2 tunnel 20 -> 10 with PPP session 2 -> 1 and its socket.
@@ -368,18 +375,9 @@ fn hello(ccid: u32) -> Vec<u8> {
 
 fn recv_ctrl(t: &mut TunnelSocket, timeout: Duration) -> Option<(Vec<u8>, L2tpAddr)> {
     t.set_nonblocking(true).unwrap();
-    let end = std::time::Instant::now() + timeout;
-    let mut buf = [0u8; 2048];
-    while std::time::Instant::now() < end {
-        match t.recv(&mut buf) {
-            Ok((n, a)) => return Some((buf[..n].to_vec(), a)),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("tunnel recv: {e}"),
-        }
-    }
-    None
+    recv_within(timeout, |b| {
+        t.recv(b).map(|(n, from)| (b[..n].to_vec(), from))
+    })
 }
 
 #[test]
