@@ -90,6 +90,19 @@ pub fn ping_stats(l2tp_header: u64, tx: u64, rx: u64) -> ul2tp_api::Stats {
     }
 }
 
+/// The packet and byte counters of `s` with every error and discard counter 0: what a session
+/// that carried only good traffic counts. For tests whose traffic counts are bounded rather
+/// than exact: `assert_eq!(s, traffic_only(&s))` fails on any error or discard.
+pub fn traffic_only(s: &ul2tp_api::Stats) -> ul2tp_api::Stats {
+    ul2tp_api::Stats {
+        tx_packets: s.tx_packets,
+        tx_bytes: s.tx_bytes,
+        rx_packets: s.rx_packets,
+        rx_bytes: s.rx_bytes,
+        ..ul2tp_api::Stats::default()
+    }
+}
+
 /// Run a command, returning its output; panics if it cannot be started.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
@@ -176,12 +189,17 @@ impl Netns {
         self.sysctl(&format!("net.ipv6.conf.{dev}.disable_ipv6=1"));
         self.ip(&["link", "set", dev, "address", mac]);
         self.up_with(dev, cidr);
+        self.static_neighbour(dev, peer, peer_mac);
+    }
+
+    /// A permanent neighbour entry `addr` → `mac` on `dev` (no ARP for it).
+    pub fn static_neighbour(&self, dev: &str, addr: &str, mac: &str) {
         self.ip(&[
             "neigh",
             "replace",
-            peer,
+            addr,
             "lladdr",
-            peer_mac,
+            mac,
             "dev",
             dev,
             "nud",

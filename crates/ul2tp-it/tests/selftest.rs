@@ -171,17 +171,7 @@ fn setup_l2tp(t: &Topology, d1: &Daemon, d2: &Daemon, encap: &str) {
         ns.ip(&["link", "set", "dev", "l2tp4", "up"]);
         ns.ip(&["link", "set", "dev", "l2tp6", "up"]);
         ns.ip(&["addr", "add", me, "peer", peer, "dev", "l2tp4"]);
-        ns.ip(&[
-            "neigh",
-            "replace",
-            peer,
-            "lladdr",
-            peer_mac,
-            "dev",
-            "l2tp4",
-            "nud",
-            "permanent",
-        ]);
+        ns.static_neighbour("l2tp4", peer, peer_mac);
         ns.ip(&[
             "-6", "addr", "add", me6, "peer", peer6, "dev", "l2tp6", "nodad",
         ]);
