@@ -325,6 +325,11 @@ pub struct Pair {
 impl Pair {
     /// Build the two hosts; `v6` selects the IPv6 underlay.
     pub fn new(v6: bool) -> Pair {
+        Pair::with_daemon_args(v6, &[])
+    }
+
+    /// [`Pair::new`] with extra arguments for both daemons (e.g. `--no-offload`).
+    pub fn with_daemon_args(v6: bool, daemon_args: &[&str]) -> Pair {
         let a = Netns::new("pa");
         let b = Netns::new("pb");
         for ns in [&a, &b] {
@@ -339,8 +344,8 @@ impl Pair {
             a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
             b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
         }
-        let da = Daemon::start(&a, &[]);
-        let db = Daemon::start(&b, &[]);
+        let da = Daemon::start(&a, daemon_args);
+        let db = Daemon::start(&b, daemon_args);
         Pair { a, b, da, db }
     }
 

@@ -8,24 +8,12 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use ul2tp_it::{have, ping_stats, traffic_only, tshark, veth, Capture, Daemon, Netns, Pair};
+use ul2tp_it::{have, ping_stats, traffic_only, tshark, Capture, Pair};
 
 const BYTES: usize = 6 << 20;
 
 fn pattern(i: usize) -> u8 {
     (i.wrapping_mul(2_654_435_761) >> 13) as u8
-}
-
-/// Two hosts like [`Pair::new`] (IPv4 underlay) whose daemons run with `--no-offload`.
-fn pair_no_offload() -> Pair {
-    let a = Netns::new("pa");
-    let b = Netns::new("pb");
-    veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-    let da = Daemon::start(&a, &["--no-offload"]);
-    let db = Daemon::start(&b, &["--no-offload"]);
-    Pair { a, b, da, db }
 }
 
 /// [`bulk_n`] with [`BYTES`].
@@ -144,7 +132,7 @@ fn offload_path_ipv6() {
 
 #[test]
 fn simple_path_with_no_offload() {
-    let p = bulk(pair_no_offload(), false, "");
+    let p = bulk(Pair::with_daemon_args(false, &["--no-offload"]), false, "");
     assert!(!offloads_on(&p));
 }
 
