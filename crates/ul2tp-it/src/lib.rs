@@ -58,6 +58,51 @@ pub fn have(prog: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Wait until `cond` holds (checked every 20 ms), up to `timeout`; returns whether it did.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Length of the Ethernet frame (no FCS) carrying one default IPv4 ping: Ethernet 14 +
+/// IPv4 20 + ICMP 8 + 56 bytes of data. A session counts it plus its L2TP header in
+/// `tx_bytes` / `rx_bytes` (docs/reference/kernel.md §3.1).
+pub const PING_FRAME: u64 = 14 + 20 + 8 + 56;
+
+/// The counters of a session that sent `tx` and delivered `rx` default IPv4 pings
+/// ([`PING_FRAME`]) with an L2TP header of `l2tp_header` bytes each, and counted nothing
+/// else. Tests spell the discard counters on top: `Stats { rx_errors: 1, ..ping_stats(12, 6, 6) }`.
+pub fn ping_stats(l2tp_header: u64, tx: u64, rx: u64) -> ul2tp_api::Stats {
+    ul2tp_api::Stats {
+        tx_packets: tx,
+        tx_bytes: tx * (PING_FRAME + l2tp_header),
+        rx_packets: rx,
+        rx_bytes: rx * (PING_FRAME + l2tp_header),
+        ..ul2tp_api::Stats::default()
+    }
+}
+
+/// The packet and byte counters of `s` with every error and discard counter 0: what a session
+/// that carried only good traffic counts. For tests whose traffic counts are bounded rather
+/// than exact: `assert_eq!(s, traffic_only(&s))` fails on any error or discard.
+pub fn traffic_only(s: &ul2tp_api::Stats) -> ul2tp_api::Stats {
+    ul2tp_api::Stats {
+        tx_packets: s.tx_packets,
+        tx_bytes: s.tx_bytes,
+        rx_packets: s.rx_packets,
+        rx_bytes: s.rx_bytes,
+        ..ul2tp_api::Stats::default()
+    }
+}
+
 /// Run a command, returning its output; panics if it cannot be started.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
@@ -133,16 +178,33 @@ impl Netns {
 
     /// Wait until a link exists (or not), up to `timeout`.
     pub fn wait_link(&self, name: &str, present: bool, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            if self.has_link(name) == present {
-                return true;
-            }
-            if Instant::now() > end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(timeout, || self.has_link(name) == present)
+    }
+
+    /// Bring the pseudowire `dev` up quietly: MAC address `mac`, IPv4 address `cidr`, IPv6
+    /// disabled on it and a permanent neighbour entry `peer` → `peer_mac`. No neighbour
+    /// discovery, router solicitation or ARP then crosses the pseudowire, so the only
+    /// packets on it are the test's own and the session counters are exact.
+    pub fn quiet_link(&self, dev: &str, mac: &str, cidr: &str, peer: &str, peer_mac: &str) {
+        self.sysctl(&format!("net.ipv6.conf.{dev}.disable_ipv6=1"));
+        self.ip(&["link", "set", dev, "address", mac]);
+        self.up_with(dev, cidr);
+        self.static_neighbour(dev, peer, peer_mac);
+    }
+
+    /// A permanent neighbour entry `addr` → `mac` on `dev` (no ARP for it).
+    pub fn static_neighbour(&self, dev: &str, addr: &str, mac: &str) {
+        self.ip(&[
+            "neigh",
+            "replace",
+            addr,
+            "lladdr",
+            mac,
+            "dev",
+            dev,
+            "nud",
+            "permanent",
+        ]);
     }
 
     /// One ping (`-c1 -w1` like the kernel selftest, but with a configurable deadline);
@@ -179,6 +241,22 @@ impl Netns {
         })
     }
 
+    /// `ping -c COUNT -i INTERVAL -W 2` to `dst`: exactly COUNT echo requests; returns how
+    /// many distinct replies came back. Once some replies came, ping waits only two
+    /// round-trip times after the last request, so a reply released late (e.g. from a reorder
+    /// queue) may not be counted here: tests that need it read the session counters instead.
+    pub fn ping_count(&self, dst: &str, count: u32, interval: &str) -> u32 {
+        let o = self
+            .cmd("ping")
+            .args(["-n", "-q", "-W", "2", "-i", interval, "-c"])
+            .arg(count.to_string())
+            .arg(dst)
+            .stderr(Stdio::null())
+            .output()
+            .expect("run ping");
+        parse_ping_received(&String::from_utf8_lossy(&o.stdout))
+    }
+
     /// Ping until one answer arrives or `tries` attempts failed (the first ping across a fresh
     /// pseudowire waits for ARP / neighbour discovery).
     pub fn ping_retry(&self, dst: &str, extra: &[&str], tries: u32) -> bool {
@@ -203,6 +281,17 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// The M of ping's summary "N packets transmitted, M received".
+pub fn parse_ping_received(out: &str) -> u32 {
+    out.split(',')
+        .find_map(|part| {
+            part.trim()
+                .strip_suffix(" received")
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no ping summary in {out:?}"))
 }
 
 /// Join two namespaces with a veth pair named `a_if` (in `a`) and `b_if` (in `b`), both up.
@@ -236,6 +325,11 @@ pub struct Pair {
 impl Pair {
     /// Build the two hosts; `v6` selects the IPv6 underlay.
     pub fn new(v6: bool) -> Pair {
+        Pair::with_daemon_args(v6, &[])
+    }
+
+    /// [`Pair::new`] with extra arguments for both daemons (e.g. `--no-offload`).
+    pub fn with_daemon_args(v6: bool, daemon_args: &[&str]) -> Pair {
         let a = Netns::new("pa");
         let b = Netns::new("pb");
         for ns in [&a, &b] {
@@ -250,9 +344,16 @@ impl Pair {
             a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
             b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
         }
-        let da = Daemon::start(&a, &[]);
-        let db = Daemon::start(&b, &[]);
+        let da = Daemon::start(&a, daemon_args);
+        let db = Daemon::start(&b, daemon_args);
         Pair { a, b, da, db }
+    }
+
+    /// Run the `ul2tp` command line `on_a` against a's daemon and `on_b` against b's (the
+    /// two mirrored halves of a tunnel or session).
+    pub fn ul2tp(&self, on_a: &str, on_b: &str) {
+        self.da.ul2tp(on_a);
+        self.db.ul2tp(on_b);
     }
 }
 
@@ -344,6 +445,17 @@ impl Daemon {
         self.cli_ok(&args)
     }
 
+    /// Run `ul2tp` with a whole command line (split at white space) as user and group 65534
+    /// ("nobody" / "nogroup", no supplementary groups); may fail.
+    pub fn ul2tp_as_nobody(&self, line: &str) -> Output {
+        run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin("ul2tp"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(line.split_whitespace()))
+    }
+
     /// A connected API client.
     pub fn client(&self) -> ul2tp::Client {
         ul2tp::Client::connect(&self.socket).expect("connect to ul2tpd")
@@ -361,6 +473,24 @@ impl Daemon {
             .request(ul2tp_api::Command::SessionGet, a, false)
             .expect("session_get");
         r.attrs.expect("attributes in reply")
+    }
+
+    /// Every tunnel's attributes (a tunnel_get dump).
+    pub fn tunnel_dump(&self) -> Vec<ul2tp_api::Attrs> {
+        self.dump(ul2tp_api::Command::TunnelGet)
+    }
+
+    /// Every session's attributes (a session_get dump).
+    pub fn session_dump(&self) -> Vec<ul2tp_api::Attrs> {
+        self.dump(ul2tp_api::Command::SessionGet)
+    }
+
+    fn dump(&self, cmd: ul2tp_api::Command) -> Vec<ul2tp_api::Attrs> {
+        self.client()
+            .request(cmd, ul2tp_api::Attrs::default(), true)
+            .unwrap_or_else(|e| panic!("{cmd:?} dump: {e:?}"))
+            .entries
+            .unwrap_or_default()
     }
 
     /// A session's counters.
@@ -405,17 +535,8 @@ impl Daemon {
     }
 
     /// Wait until `cond` holds (checked every 20 ms), up to `timeout`; returns whether it did.
-    pub fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            if cond() {
-                return true;
-            }
-            if Instant::now() > end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn wait_for(&self, timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+        wait_until(timeout, cond)
     }
 }
 
@@ -462,6 +583,19 @@ impl Capture {
         }
         std::thread::sleep(Duration::from_millis(200));
         Capture { child, file }
+    }
+
+    /// Packets written to the file so far (tcpdump runs with `-U`: one write per packet).
+    pub fn packets(&self) -> usize {
+        let bytes = std::fs::read(&self.file).unwrap_or_default();
+        ul2tp_wire::pcap::records(&bytes)
+            .map(|r| r.take_while(Result::is_ok).count())
+            .unwrap_or(0)
+    }
+
+    /// Wait until at least `n` packets have been captured, up to `timeout`.
+    pub fn wait_packets(&self, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.packets() >= n)
     }
 
     /// Stop and return the pcap file's bytes.

@@ -301,31 +301,10 @@ fn notifications_reach_monitors() {
     let mut m = d.client();
     m.request(Command::Monitor, Attrs::default(), false)
         .unwrap();
-    let mut c = d.client();
-    c.request(Command::TunnelCreate, tunnel(30, 40, 7400), false)
-        .unwrap();
-    c.request(Command::SessionCreate, session(30, 3), false)
-        .unwrap();
-    c.request(
-        Command::SessionModify,
-        Attrs {
-            conn_id: Some(30),
-            session_id: Some(3),
-            send_seq: Some(1),
-            ..Attrs::default()
-        },
-        false,
-    )
-    .unwrap();
-    c.request(
-        Command::TunnelDelete,
-        Attrs {
-            conn_id: Some(30),
-            ..Attrs::default()
-        },
-        false,
-    )
-    .unwrap();
+    d.ul2tp("add tunnel tunnel_id 30 peer_tunnel_id 40 local 127.0.0.1 remote 127.0.0.1 udp_sport 7400 udp_dport 7401");
+    d.ul2tp("add session tunnel_id 30 session_id 3 peer_session_id 4");
+    d.ul2tp("modify session tunnel_id 30 session_id 3 seq send");
+    d.ul2tp("del tunnel tunnel_id 30");
     let mut got = Vec::new();
     for _ in 0..4 {
         let e = m.next_message().unwrap();
@@ -349,29 +328,9 @@ fn unprivileged_users_get_eperm() {
     let ns = Netns::new("perm");
     let d = Daemon::start(&ns, &[]);
     // Run the CLI as "nobody": reads and writes are refused with EPERM, NOOP works.
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(ul2tp_it::bin("ul2tp"))
-        .arg("--socket")
-        .arg(&d.socket)
-        .args([
-            "add",
-            "tunnel",
-            "tunnel_id",
-            "1",
-            "peer_tunnel_id",
-            "2",
-            "local",
-            "127.0.0.1",
-            "remote",
-            "127.0.0.1",
-            "udp_sport",
-            "1",
-            "udp_dport",
-            "2",
-        ])
-        .output()
-        .unwrap();
+    let out = d.ul2tp_as_nobody(
+        "add tunnel tunnel_id 1 peer_tunnel_id 2 local 127.0.0.1 remote 127.0.0.1 udp_sport 1 udp_dport 2",
+    );
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -423,51 +382,24 @@ fn static_config_creates_objects_and_errors_name_file_line_key() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Run the CLI as user and group 65534 ("nobody" / "nogroup").
-fn cli_as_nobody(d: &Daemon, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(ul2tp_it::bin("ul2tp"))
-        .arg("--socket")
-        .arg(&d.socket)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn configured_groups_may_read_or_change_state() {
     let ns = Netns::new("grp");
     let dir = std::env::temp_dir().join(unique("grp"));
     std::fs::create_dir_all(&dir).unwrap();
-    let add = [
-        "add",
-        "tunnel",
-        "tunnel_id",
-        "5",
-        "peer_tunnel_id",
-        "6",
-        "local",
-        "127.0.0.1",
-        "remote",
-        "127.0.0.1",
-        "udp_sport",
-        "7600",
-        "udp_dport",
-        "7601",
-    ];
+    let add = "add tunnel tunnel_id 5 peer_tunnel_id 6 local 127.0.0.1 remote 127.0.0.1 udp_sport 7600 udp_dport 7601";
 
     // read_group: show works, add is EPERM.
     let cfg = dir.join("read.toml");
     std::fs::write(&cfg, "[api]\nread_group = \"nogroup\"\n").unwrap();
     let d = Daemon::start(&ns, &["--config", cfg.to_str().unwrap()]);
-    let show = cli_as_nobody(&d, &["show", "tunnel"]);
+    let show = d.ul2tp_as_nobody("show tunnel");
     assert!(
         show.status.success(),
         "{}",
         String::from_utf8_lossy(&show.stderr)
     );
-    let out = cli_as_nobody(&d, &add);
+    let out = d.ul2tp_as_nobody(add);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
     drop(d);
@@ -476,7 +408,7 @@ fn configured_groups_may_read_or_change_state() {
     let cfg = dir.join("admin.toml");
     std::fs::write(&cfg, "[api]\ngroup = \"nogroup\"\n").unwrap();
     let d = Daemon::start(&ns, &["--config", cfg.to_str().unwrap()]);
-    let out = cli_as_nobody(&d, &add);
+    let out = d.ul2tp_as_nobody(add);
     assert!(
         out.status.success(),
         "{}",
@@ -532,15 +464,15 @@ fn unprivileged_debug_monitor_trace_exit_non_zero() {
     let d = Daemon::start(&ns, &[]);
     d.ul2tp("add tunnel tunnel_id 1 peer_tunnel_id 2 local 127.0.0.1 remote 127.0.0.1 udp_sport 7650 udp_dport 7651");
     for args in [
-        &["debug", "tunnels"][..],
-        &["debug", "pppol2tp"],
-        &["monitor"],
-        &["-j", "monitor"],
-        &["trace", "on", "tunnel_id", "1"],
-        &["trace", "off", "tunnel_id", "1", "session_id", "2"],
-        &["-j", "debug", "tunnels"],
+        "debug tunnels",
+        "debug pppol2tp",
+        "monitor",
+        "-j monitor",
+        "trace on tunnel_id 1",
+        "trace off tunnel_id 1 session_id 2",
+        "-j debug tunnels",
     ] {
-        let out = cli_as_nobody(&d, args);
+        let out = d.ul2tp_as_nobody(args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "ul2tp {args:?}: {err}");
         assert!(
@@ -553,8 +485,8 @@ fn unprivileged_debug_monitor_trace_exit_non_zero() {
             out.stdout
         );
     }
-    for args in [&["show", "tunnel"][..], &["show", "session"]] {
-        let out = cli_as_nobody(&d, args);
+    for args in ["show tunnel", "show session"] {
+        let out = d.ul2tp_as_nobody(args);
         assert_eq!(out.status.code(), Some(1), "ul2tp {args:?}");
     }
 }

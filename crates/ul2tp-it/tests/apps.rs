@@ -10,8 +10,9 @@ use std::time::Duration;
 use ul2tp::{
     ClientError, L2tpAddr, L2tpIpSocket, PppoL2tpAddr, SessionOption, SessionSocket, TunnelSocket,
 };
-use ul2tp_api::{pw_type, Attrs, Command, Errno};
-use ul2tp_it::{have, tshark, unique, Capture, Daemon, Pair};
+use ul2tp_api::sockproto::IocStats;
+use ul2tp_api::{pw_type, Attrs, Command, Errno, Stats};
+use ul2tp_it::{have, ping_stats, tshark, unique, wait_until, Capture, Daemon, Pair};
 
 fn pair() -> Pair {
     Pair::new(false)
@@ -31,20 +32,27 @@ fn lcp(id: u8) -> Vec<u8> {
     ]
 }
 
+/// Poll a non-blocking `recv` (given a buffer) until it returns something, up to `timeout`.
+fn recv_within<T>(
+    timeout: Duration,
+    mut recv: impl FnMut(&mut [u8]) -> std::io::Result<T>,
+) -> Option<T> {
+    let mut buf = [0u8; 2048];
+    let mut got = None;
+    wait_until(timeout, || match recv(&mut buf) {
+        Ok(r) => {
+            got = Some(r);
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("recv: {e}"),
+    });
+    got
+}
+
 fn recv_frame_within(s: &mut SessionSocket, timeout: Duration) -> Option<Vec<u8>> {
     s.set_nonblocking(true).unwrap();
-    let end = std::time::Instant::now() + timeout;
-    let mut buf = [0u8; 2048];
-    while std::time::Instant::now() < end {
-        match s.recv_frame(&mut buf) {
-            Ok(n) => return Some(buf[..n].to_vec()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("recv_frame: {e}"),
-        }
-    }
-    None
+    recv_within(timeout, |b| s.recv_frame(b).map(|n| b[..n].to_vec()))
 }
 
 /// On `d` (host b): a static L2TPv2 tunnel 20 -> 10 with PPP session 2 -> 1 and its socket.
@@ -62,63 +70,51 @@ fn v2_ppp_peer(d: &Daemon) -> SessionSocket {
     SessionSocket::connect(&mut d.client(), addr).expect("session socket on the peer")
 }
 
+/// Wait until `show session` no longer lists session `sid` of tunnel `tid`.
 fn session_gone(d: &Daemon, tid: u32, sid: u32) -> bool {
-    let end = std::time::Instant::now() + Duration::from_secs(5);
-    while std::time::Instant::now() < end {
-        let r = d.client().request(
-            Command::SessionGet,
-            Attrs {
-                conn_id: Some(tid),
-                session_id: Some(sid),
-                ..Attrs::default()
-            },
-            false,
-        );
-        if matches!(r, Err(ClientError::Api(ref e)) if e.errno == Errno::ENODEV) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    let name = format!("Session {sid} in tunnel {tid}\n");
+    d.wait_for(Duration::from_secs(5), || {
+        !d.ul2tp("show session").contains(&name)
+    })
 }
+
+/// The PPPIOCGL2TPSTATS counters of a PPP session (or, `session_id` 0, its tunnel) that sent
+/// `tx` and received `rx` frames of `frame` bytes each (L2TP header included) and counted
+/// nothing else.
+fn ppp_stats(tunnel_id: u16, session_id: u16, frame: u64, tx: u64, rx: u64) -> IocStats {
+    IocStats {
+        tunnel_id,
+        session_id,
+        using_ipsec: false,
+        stats: Stats {
+            tx_packets: tx,
+            tx_bytes: tx * frame,
+            rx_packets: rx,
+            rx_bytes: rx * frame,
+            ..Stats::default()
+        },
+    }
+}
+
+/// An [`lcp`] frame as the session carries it: FF 03 in front.
+const LCP_FRAME: u64 = 2 + 12;
+/// The L2TPv2 data header without sequence numbers: flags and version, tunnel id, session id.
+const V2_HEADER: u64 = 6;
+/// ... and with Ns and Nr.
+const V2_SEQ_HEADER: u64 = V2_HEADER + 4;
+/// The L2TPv3 header over UDP: flags word, session id, default sublayer (no cookie).
+const V3_UDP_HEADER: u64 = 12;
 
 fn ppp_over(version: &str) {
     let p = pair();
-    let ports = ["udp_sport", "1701", "udp_dport", "1701"];
-    let mut t = vec![
-        "add",
-        "tunnel",
-        "version",
-        version,
-        "tunnel_id",
-        "10",
-        "peer_tunnel_id",
-        "20",
-        "local",
-        "192.0.2.1",
-        "remote",
-        "192.0.2.2",
-    ];
-    t.extend_from_slice(&ports);
-    p.da.cli_ok(&t);
-    let mut t = vec![
-        "add",
-        "tunnel",
-        "version",
-        version,
-        "tunnel_id",
-        "20",
-        "peer_tunnel_id",
-        "10",
-        "local",
-        "192.0.2.2",
-        "remote",
-        "192.0.2.1",
-    ];
-    t.extend_from_slice(&ports);
-    p.db.cli_ok(&t);
-    p.da.ul2tp("add session pw_type ppp tunnel_id 10 session_id 1 peer_session_id 2");
-    p.db.ul2tp("add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1");
+    p.ul2tp(
+        &format!("add tunnel version {version} tunnel_id 10 peer_tunnel_id 20 local 192.0.2.1 remote 192.0.2.2 udp_sport 1701 udp_dport 1701"),
+        &format!("add tunnel version {version} tunnel_id 20 peer_tunnel_id 10 local 192.0.2.2 remote 192.0.2.1 udp_sport 1701 udp_dport 1701"),
+    );
+    p.ul2tp(
+        "add session pw_type ppp tunnel_id 10 session_id 1 peer_session_id 2",
+        "add session pw_type ppp tunnel_id 20 session_id 2 peer_session_id 1",
+    );
     let v: u8 = version.parse().unwrap();
     let addr = |tid, sid, ptid, psid| PppoL2tpAddr {
         tunnel_id: tid,
@@ -172,11 +168,23 @@ fn ppp_over(version: &str) {
         Some(&lcp(3)[..])
     );
 
-    // PPPIOCGL2TPSTATS: two frames sent by a, one received.
-    let st = sa.stats().unwrap();
-    assert_eq!((st.tunnel_id, st.session_id), (10, 1));
-    assert_eq!(st.stats.tx_packets, 2);
-    assert_eq!(st.stats.rx_packets, 1);
+    // PPPIOCGL2TPSTATS: two frames sent by a (the second with sequence numbers), one
+    // received; the other way round for b.
+    let (a_stats, b_stats) = if version == "2" {
+        let (plain, seq) = (V2_HEADER + LCP_FRAME, V2_SEQ_HEADER + LCP_FRAME);
+        let mut a = ppp_stats(10, 1, plain, 2, 1);
+        a.stats.tx_bytes = plain + seq;
+        let mut b = ppp_stats(20, 2, plain, 1, 2);
+        b.stats.rx_bytes = plain + seq;
+        (a, b)
+    } else {
+        // The default sublayer is there with or without a sequence number.
+        let frame = V3_UDP_HEADER + LCP_FRAME;
+        (ppp_stats(10, 1, frame, 2, 1), ppp_stats(20, 2, frame, 1, 2))
+    };
+    assert_eq!(sa.stats().unwrap(), a_stats);
+    sb.set_nonblocking(false).unwrap();
+    assert_eq!(sb.stats().unwrap(), b_stats);
     let pcap = cap.stop();
 
     // On the wire: FF 03 in front of every PPP frame, the S bit once SENDSEQ is on.
@@ -324,10 +332,13 @@ fn old_l2tpv2_api_creates_tunnel_and_session_on_connect() {
     // The management socket: tunnel statistics with session 0, a session's with its id,
     // EBADR for a missing session; sequencing options are not tunnel options.
     mgmt.set_nonblocking(false).unwrap();
-    let t = mgmt.tunnel_stats().unwrap();
-    assert_eq!(t.tunnel_id, 10);
-    assert!(t.stats.tx_packets >= 1 && t.stats.rx_packets >= 1, "{t:?}");
-    assert_eq!(mgmt.session_stats(1).unwrap().stats.tx_packets, 1);
+    // One frame each way, all of it in session 1 (L2TPv2 without sequence numbers).
+    let frame = V2_HEADER + LCP_FRAME;
+    assert_eq!(mgmt.tunnel_stats().unwrap(), ppp_stats(10, 0, frame, 1, 1));
+    assert_eq!(
+        mgmt.session_stats(1).unwrap(),
+        ppp_stats(10, 1, frame, 1, 1)
+    );
     assert_eq!(
         mgmt.session_stats(77).unwrap_err().raw_os_error(),
         Some(Errno::EBADR.number())
@@ -344,14 +355,14 @@ fn old_l2tpv2_api_creates_tunnel_and_session_on_connect() {
     assert!(shown.contains("Tunnel 10, encap UDP"), "{shown}");
     drop(sa);
     drop(mgmt);
-    let end = std::time::Instant::now() + Duration::from_secs(5);
-    while !p.da.ul2tp("show tunnel").trim().is_empty() {
-        assert!(
-            std::time::Instant::now() < end,
-            "tunnel survived its management socket"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        p.da.wait_for(Duration::from_secs(5), || p
+            .da
+            .ul2tp("show tunnel")
+            .trim()
+            .is_empty()),
+        "tunnel survived its management socket"
+    );
 }
 
 /// A v3 HELLO control message for control connection `ccid`.
@@ -364,18 +375,9 @@ fn hello(ccid: u32) -> Vec<u8> {
 
 fn recv_ctrl(t: &mut TunnelSocket, timeout: Duration) -> Option<(Vec<u8>, L2tpAddr)> {
     t.set_nonblocking(true).unwrap();
-    let end = std::time::Instant::now() + timeout;
-    let mut buf = [0u8; 2048];
-    while std::time::Instant::now() < end {
-        match t.recv(&mut buf) {
-            Ok((n, a)) => return Some((buf[..n].to_vec(), a)),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("tunnel recv: {e}"),
-        }
-    }
-    None
+    recv_within(timeout, |b| {
+        t.recv(b).map(|(n, from)| (b[..n].to_vec(), from))
+    })
 }
 
 #[test]
@@ -402,20 +404,10 @@ fn managed_tunnels_carry_our_control_messages_and_die_with_their_socket() {
     .expect("managed b");
     // Sessions created through the API on the managed tunnels; data flows in ul2tp.
     let ifname = unique("m");
-    for (d, tid, sid, psid) in [(&p.da, "100", "1", "2"), (&p.db, "200", "2", "1")] {
-        d.cli_ok(&[
-            "add",
-            "session",
-            "name",
-            &ifname,
-            "tunnel_id",
-            tid,
-            "session_id",
-            sid,
-            "peer_session_id",
-            psid,
-        ]);
-    }
+    p.ul2tp(
+        &format!("add session name {ifname} tunnel_id 100 session_id 1 peer_session_id 2"),
+        &format!("add session name {ifname} tunnel_id 200 session_id 2 peer_session_id 1"),
+    );
     p.a.up_with(&ifname, "198.51.100.1/24");
     p.b.up_with(&ifname, "198.51.100.2/24");
     assert!(
@@ -550,20 +542,10 @@ fn l2tpip_sockets_listener_and_managed_ip_tunnels() {
     let tb =
         TunnelSocket::create(&mut p.db.client(), attrs(200, 100), sb).expect("managed IP tunnel b");
     let ifname = unique("i");
-    for (d, tid, sid, psid) in [(&p.da, "100", "11", "22"), (&p.db, "200", "22", "11")] {
-        d.cli_ok(&[
-            "add",
-            "session",
-            "name",
-            &ifname,
-            "tunnel_id",
-            tid,
-            "session_id",
-            sid,
-            "peer_session_id",
-            psid,
-        ]);
-    }
+    p.ul2tp(
+        &format!("add session name {ifname} tunnel_id 100 session_id 11 peer_session_id 22"),
+        &format!("add session name {ifname} tunnel_id 200 session_id 22 peer_session_id 11"),
+    );
     for (ns, a) in [(&p.a, "198.51.100.1/24"), (&p.b, "198.51.100.2/24")] {
         ns.up_with(&ifname, a);
     }
@@ -582,72 +564,55 @@ fn l2tpip_sockets_listener_and_managed_ip_tunnels() {
 #[test]
 fn vlan_pseudowires_two_vlans_over_one_tunnel() {
     let p = pair();
-    for (d, tid, ptid, l, r) in [
-        (&p.da, "1", "2", "192.0.2.1", "192.0.2.2"),
-        (&p.db, "2", "1", "192.0.2.2", "192.0.2.1"),
-    ] {
-        d.cli_ok(&[
-            "add",
-            "tunnel",
-            "tunnel_id",
-            tid,
-            "peer_tunnel_id",
-            ptid,
-            "local",
-            l,
-            "remote",
-            r,
-            "udp_sport",
-            "5100",
-            "udp_dport",
-            "5100",
-        ]);
-    }
-    // VLAN 10 and 20 on both ends; a third session whose VLAN ids do not match.
+    p.ul2tp(
+        "add tunnel tunnel_id 1 peer_tunnel_id 2 local 192.0.2.1 remote 192.0.2.2 udp_sport 5100 udp_dport 5100",
+        "add tunnel tunnel_id 2 peer_tunnel_id 1 local 192.0.2.2 remote 192.0.2.1 udp_sport 5100 udp_dport 5100",
+    );
+    // VLAN 10 and 20 on both ends; a third session whose VLAN ids do not match (30 on a, 31
+    // on b).
     let names: Vec<String> = (0..3).map(|_| unique("v")).collect();
-    for (d, tid, base, pbase) in [(&p.da, "1", 100, 200), (&p.db, "2", 200, 100)] {
-        for (i, vlan) in ["10", "20", "30"].iter().enumerate() {
-            let vlan = if d.socket == p.db.socket && i == 2 {
-                "31"
-            } else {
-                vlan
-            };
-            let (sid, psid) = ((base + i).to_string(), (pbase + i).to_string());
-            d.cli_ok(&[
-                "add",
-                "session",
-                "name",
-                &names[i],
-                "pw_type",
-                "eth_vlan",
-                "vlan_id",
-                vlan,
-                "tunnel_id",
-                tid,
-                "session_id",
-                &sid,
-                "peer_session_id",
-                &psid,
-            ]);
-        }
+    for (i, (vlan_a, vlan_b)) in [(10, 10), (20, 20), (30, 31)].into_iter().enumerate() {
+        let (sa, sb) = (100 + i, 200 + i);
+        let name = &names[i];
+        p.ul2tp(
+            &format!("add session name {name} pw_type eth_vlan vlan_id {vlan_a} tunnel_id 1 session_id {sa} peer_session_id {sb}"),
+            &format!("add session name {name} pw_type eth_vlan vlan_id {vlan_b} tunnel_id 2 session_id {sb} peer_session_id {sa}"),
+        );
     }
     for (ns, host) in [(&p.a, 1), (&p.b, 2)] {
-        for (i, name) in names.iter().enumerate() {
+        for (i, name) in names.iter().enumerate().take(2) {
             ns.up_with(name, &format!("10.{}.0.{host}/24", 50 + i));
         }
     }
+    // The mismatched pair quietly (IPv4 only, static neighbours), so its counters are exact.
+    let (mac_a, mac_b) = ("02:00:00:00:0a:52", "02:00:00:00:0b:52");
+    p.a.quiet_link(&names[2], mac_a, "10.52.0.1/24", "10.52.0.2", mac_b);
+    p.b.quiet_link(&names[2], mac_b, "10.52.0.2/24", "10.52.0.1", mac_a);
     let cap = Capture::start(&p.a, "eth0", "udp port 5100");
     assert!(p.a.ping_retry("10.50.0.2", &[], 5), "VLAN 10");
     assert!(p.a.ping_retry("10.51.0.2", &[], 5), "VLAN 20");
-    assert!(
-        !p.a.ping_retry("10.52.0.2", &[], 2),
-        "mismatched VLANs passed"
+    assert_eq!(
+        p.a.ping_count("10.52.0.2", 3, "0.2"),
+        0,
+        "mismatched VLANs passed a -> b"
     );
-    let s = p.da.session_stats(1, 102);
-    assert!(
-        s.rx_errors > 0 && s.rx_packets == 0,
-        "frames of another VLAN accepted: {s:?}"
+    assert_eq!(
+        p.b.ping_count("10.52.0.1", 3, "0.2"),
+        0,
+        "mismatched VLANs passed b -> a"
     );
+    // Each end sent three tagged requests (frame + 802.1Q tag + L2TPv3 header over UDP) and
+    // discarded the three of the other VLAN.
+    let want = Stats {
+        rx_errors: 3,
+        ..ping_stats(4 + V3_UDP_HEADER, 3, 0)
+    };
+    assert_eq!(
+        p.da.session_stats(1, 102),
+        want,
+        "frames of another VLAN accepted"
+    );
+    assert_eq!(p.db.session_stats(2, 202), want);
     let pcap = cap.stop();
     if have("tshark") {
         let out = tshark(
@@ -691,41 +656,20 @@ fn vlan_pseudowires_two_vlans_over_one_tunnel() {
 fn two_tunnels_share_one_address_and_port_pair() {
     let p = pair();
     let names = [unique("s"), unique("s")];
-    for (d, l, r, tids) in [
-        (&p.da, "192.0.2.1", "192.0.2.2", [("1", "2"), ("3", "4")]),
-        (&p.db, "192.0.2.2", "192.0.2.1", [("2", "1"), ("4", "3")]),
-    ] {
-        for (i, (tid, ptid)) in tids.iter().enumerate() {
-            d.cli_ok(&[
-                "add",
-                "tunnel",
-                "tunnel_id",
-                tid,
-                "peer_tunnel_id",
-                ptid,
-                "local",
-                l,
-                "remote",
-                r,
-                "udp_sport",
-                "5200",
-                "udp_dport",
-                "5200",
-            ]);
-            let sid = format!("{}", 10 + i);
-            d.cli_ok(&[
-                "add",
-                "session",
-                "name",
-                &names[i],
-                "tunnel_id",
-                tid,
-                "session_id",
-                &sid,
-                "peer_session_id",
-                &sid,
-            ]);
-        }
+    for (i, (ta, tb)) in [(1, 2), (3, 4)].into_iter().enumerate() {
+        let (name, sid) = (&names[i], 10 + i);
+        p.ul2tp(
+            &format!("add tunnel tunnel_id {ta} peer_tunnel_id {tb} local 192.0.2.1 remote 192.0.2.2 udp_sport 5200 udp_dport 5200"),
+            &format!("add tunnel tunnel_id {tb} peer_tunnel_id {ta} local 192.0.2.2 remote 192.0.2.1 udp_sport 5200 udp_dport 5200"),
+        );
+        p.ul2tp(
+            &format!(
+                "add session name {name} tunnel_id {ta} session_id {sid} peer_session_id {sid}"
+            ),
+            &format!(
+                "add session name {name} tunnel_id {tb} session_id {sid} peer_session_id {sid}"
+            ),
+        );
     }
     for (ns, host) in [(&p.a, 1), (&p.b, 2)] {
         for (i, name) in names.iter().enumerate() {
@@ -818,7 +762,7 @@ fn in_process_session_socket_with_embedded_daemon() {
     let mut sb = v2_ppp_peer(&p.db);
     // Everything of the application side runs on a thread inside namespace a, where the
     // embedded daemon then opens its sockets.
-    let (at_b, at_a, tx) = p.a.run_in(move || {
+    let (at_b, at_a, stats) = p.a.run_in(move || {
         let embedded = ul2tpd::Embedded::start(1).expect("embedded daemon");
         let mut client = ul2tp::Client::from_stream(embedded.connect().unwrap());
         let t = Attrs {
@@ -862,10 +806,10 @@ fn in_process_session_socket_with_embedded_daemon() {
         sb.send_frame(&lcp(43)).unwrap();
         let at_a = recv_frame_within(&mut sa, Duration::from_secs(3));
         sa.set_nonblocking(false).unwrap();
-        let tx = sa.stats().map(|s| s.stats.tx_packets).unwrap_or(0);
-        (at_b, at_a, tx)
+        let stats = sa.stats().expect("PPPIOCGL2TPSTATS");
+        (at_b, at_a, stats)
     });
     assert_eq!(at_b.as_deref(), Some(&lcp(42)[..]), "embedded -> daemon");
     assert_eq!(at_a.as_deref(), Some(&lcp(43)[..]), "daemon -> embedded");
-    assert_eq!(tx, 1);
+    assert_eq!(stats, ppp_stats(10, 1, V2_HEADER + LCP_FRAME, 1, 1));
 }

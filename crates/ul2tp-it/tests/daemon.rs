@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use ul2tp_api::{Attrs, Command};
+use ul2tp_api::Attrs;
 use ul2tp_it::{unique, Daemon, Netns};
 
 /// A configuration with one UDP tunnel (over loopback) and sessions `sids`.
@@ -44,6 +44,7 @@ fn idle_sessions_cost_no_cpu() {
     );
     assert_eq!(session_count(&d), N as usize);
     let (cpu0, t0) = (d.cpu_time(), Instant::now());
+    // The measurement interval (nothing to wait for: the daemon is to stay idle).
     std::thread::sleep(Duration::from_secs(3));
     let (cpu1, t1) = (d.cpu_time(), Instant::now());
     let share = (cpu1 - cpu0).as_secs_f64() / (t1 - t0).as_secs_f64();
@@ -59,26 +60,9 @@ fn idle_sessions_cost_no_cpu() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `ul2tp show tunnel` as user and group 65534 ("nobody" / "nogroup").
-fn show_as_nobody(d: &Daemon) -> std::process::Output {
-    std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(ul2tp_it::bin("ul2tp"))
-        .arg("--socket")
-        .arg(&d.socket)
-        .args(["show", "tunnel"])
-        .output()
-        .unwrap()
-}
-
 /// Every session by (tunnel, session).
 fn sessions(d: &Daemon) -> BTreeMap<(u32, u32), Attrs> {
-    let r = d
-        .client()
-        .request(Command::SessionGet, Attrs::default(), true)
-        .expect("session dump");
-    r.entries
-        .unwrap_or_default()
+    d.session_dump()
         .into_iter()
         .map(|a| ((a.conn_id.unwrap(), a.session_id.unwrap()), a))
         .collect()
@@ -86,12 +70,7 @@ fn sessions(d: &Daemon) -> BTreeMap<(u32, u32), Attrs> {
 
 /// Every tunnel by id.
 fn tunnels(d: &Daemon) -> BTreeMap<u32, Attrs> {
-    let r = d
-        .client()
-        .request(Command::TunnelGet, Attrs::default(), true)
-        .expect("tunnel dump");
-    r.entries
-        .unwrap_or_default()
+    d.tunnel_dump()
         .into_iter()
         .map(|a| (a.conn_id.unwrap(), a))
         .collect()
@@ -158,7 +137,7 @@ fn sighup_reloads_the_configuration() {
     )
     .unwrap();
     assert_eq!(
-        show_as_nobody(&d).status.code(),
+        d.ul2tp_as_nobody("show tunnel").status.code(),
         Some(1),
         "read before read_group"
     );
@@ -175,7 +154,7 @@ fn sighup_reloads_the_configuration() {
     );
     assert!(ns.has_link("hup4") && !ns.has_link("hup2"));
     // [api] read_group changed live: "nobody" (group nogroup) may read now.
-    let show = show_as_nobody(&d);
+    let show = d.ul2tp_as_nobody("show tunnel");
     assert!(
         show.status.success(),
         "{}",

@@ -3,25 +3,16 @@
 //! (ul2tp-control), the data path comes up with the negotiated ids and cookies, pings cross
 //! it, and closing the tunnel with StopCCN removes it on both sides.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ul2tp_api::{Attrs, Command};
-use ul2tp_it::{unique, veth, Daemon, Netns};
+use ul2tp_it::{ping_stats, unique, veth, wait_until, Daemon, Netns};
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn dump(d: &Daemon, cmd: Command) -> Vec<Attrs> {
-    d.client()
-        .request(cmd, Attrs::default(), true)
-        .unwrap()
-        .entries
-        .unwrap()
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(10), f),
+        "timed out waiting for {what}"
+    );
 }
 
 fn run(secret: Option<&str>) {
@@ -59,12 +50,9 @@ fn run(secret: Option<&str>) {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected output {out:?}"));
     wait_for("tunnel on both sides", || {
-        dump(&da, Command::TunnelGet)
-            .iter()
-            .any(|t| t.conn_id == Some(tid))
-            && !dump(&db, Command::TunnelGet).is_empty()
+        da.tunnel_dump().iter().any(|t| t.conn_id == Some(tid)) && !db.tunnel_dump().is_empty()
     });
-    let tb = dump(&db, Command::TunnelGet)[0].clone();
+    let tb = db.tunnel_dump()[0].clone();
     assert_eq!(tb.peer_conn_id, Some(tid));
     assert_eq!(
         (tb.proto_version, tb.udp_sport, tb.udp_dport),
@@ -79,10 +67,10 @@ fn run(secret: Option<&str>) {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected output {out:?}"));
     wait_for("session on both sides", || {
-        !dump(&da, Command::SessionGet).is_empty() && !dump(&db, Command::SessionGet).is_empty()
+        !da.session_dump().is_empty() && !db.session_dump().is_empty()
     });
-    let sa = dump(&da, Command::SessionGet)[0].clone();
-    let sb = dump(&db, Command::SessionGet)[0].clone();
+    let sa = da.session_dump()[0].clone();
+    let sb = db.session_dump()[0].clone();
     assert_eq!(sa.session_id, Some(sid));
     assert_eq!(
         (sa.peer_session_id, sb.peer_session_id),
@@ -96,27 +84,37 @@ fn run(secret: Option<&str>) {
     );
     let b_if = sb.ifname.clone().expect("device on b");
 
-    a.up_with(&ifname, "198.51.100.1/24");
-    b.up_with(&b_if, "198.51.100.2/24");
-    assert!(
-        a.ping_retry("198.51.100.2", &[], 5),
+    // Quiet pseudowire ends (IPv4 only, static neighbours): the pings are all it carries.
+    let (mac_a, mac_b) = ("02:00:00:00:0a:01", "02:00:00:00:0b:01");
+    a.quiet_link(&ifname, mac_a, "198.51.100.1/24", "198.51.100.2", mac_b);
+    b.quiet_link(&b_if, mac_b, "198.51.100.2/24", "198.51.100.1", mac_a);
+    assert_eq!(
+        a.ping_count("198.51.100.2", 3, "0.2"),
+        3,
         "ping over the negotiated pseudowire"
     );
-    assert!(b.ping_retry("198.51.100.1", &[], 3));
+    assert_eq!(b.ping_count("198.51.100.1", 3, "0.2"), 3);
+    // Three requests and three replies each way, each with the L2TPv3 header over UDP: flags
+    // word, session id, the negotiated 8-byte cookie and the default sublayer.
+    let want = ping_stats(4 + 4 + 8 + 4, 6, 6);
+    assert_eq!(da.session_stats(tid, sid), want, "a");
+    assert_eq!(
+        db.session_stats(tb.conn_id.unwrap(), sb.session_id.unwrap()),
+        want,
+        "b"
+    );
 
     // Deleting the session through the API on a also clears it with the peer (CDN).
     da.ul2tp(&format!("del session tunnel_id {tid} session_id {sid}"));
-    wait_for("session gone on b", || {
-        dump(&db, Command::SessionGet).is_empty()
-    });
+    wait_for("session gone on b", || db.session_dump().is_empty());
     assert!(b.wait_link(&b_if, false, Duration::from_secs(5)));
     assert!(a.wait_link(&ifname, false, Duration::from_secs(5)));
-    assert_eq!(dump(&db, Command::TunnelGet).len(), 1, "the tunnel stays");
+    assert_eq!(db.tunnel_dump().len(), 1, "the tunnel stays");
 
     // StopCCN from a: both sides delete the tunnel and everything in it.
     da.ul2tp(&format!("disconnect tunnel_id {tid}"));
     wait_for("tunnels gone", || {
-        dump(&da, Command::TunnelGet).is_empty() && dump(&db, Command::TunnelGet).is_empty()
+        da.tunnel_dump().is_empty() && db.tunnel_dump().is_empty()
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use ul2tp_it::{have, tshark, veth, Capture, Daemon, Netns, Pair};
+use ul2tp_it::{have, ping_stats, traffic_only, tshark, Capture, Pair};
 
 const BYTES: usize = 6 << 20;
 
@@ -16,66 +16,39 @@ fn pattern(i: usize) -> u8 {
     (i.wrapping_mul(2_654_435_761) >> 13) as u8
 }
 
-/// Two hosts like [`Pair::new`] (IPv4 underlay) whose daemons run with `--no-offload`.
-fn pair_no_offload() -> Pair {
-    let a = Netns::new("pa");
-    let b = Netns::new("pb");
-    veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-    let da = Daemon::start(&a, &["--no-offload"]);
-    let db = Daemon::start(&b, &["--no-offload"]);
-    Pair { a, b, da, db }
-}
-
 /// [`bulk_n`] with [`BYTES`].
-fn bulk(p: Pair, v6: bool, tunnel_extra: &[&str]) -> Pair {
+fn bulk(p: Pair, v6: bool, tunnel_extra: &str) -> Pair {
     bulk_n(p, v6, tunnel_extra, BYTES)
 }
 
-/// Tunnel + session on both sides, addresses on pw0, and a TCP transfer of `bytes` a → b.
-fn bulk_n(p: Pair, v6: bool, tunnel_extra: &[&str], bytes: usize) -> Pair {
+/// Tunnel (with the extra `ul2tp` words `tunnel_extra`) + session on both sides, addresses on
+/// pw0, and a TCP transfer of `bytes` a → b.
+fn bulk_n(p: Pair, v6: bool, tunnel_extra: &str, bytes: usize) -> Pair {
     let (la, lb) = if v6 {
         ("fd00::1", "fd00::2")
     } else {
         ("192.0.2.1", "192.0.2.2")
     };
-    // No IPv6 on pw0: its neighbour and router solicitations would reach the other side
-    // before that side's pw0 is up and be counted as rx_errors there.
-    for ns in [&p.a, &p.b] {
-        ns.sysctl("net.ipv6.conf.default.disable_ipv6=1");
-    }
-    for (d, tid, ptid, l, r) in [(&p.da, "1", "2", la, lb), (&p.db, "2", "1", lb, la)] {
-        let mut t = vec![
-            "add",
-            "tunnel",
-            "tunnel_id",
-            tid,
-            "peer_tunnel_id",
-            ptid,
-            "encap",
-            "udp",
-            "local",
-            l,
-            "remote",
-            r,
-            "udp_sport",
-            "5000",
-            "udp_dport",
-            "5000",
-        ];
-        t.extend_from_slice(tunnel_extra);
-        d.cli_ok(&t);
-    }
-    p.da.ul2tp("add session name pw0 tunnel_id 1 session_id 10 peer_session_id 20");
-    p.db.ul2tp("add session name pw0 tunnel_id 2 session_id 20 peer_session_id 10");
-    for (ns, addr) in [(&p.a, "198.51.100.1/24"), (&p.b, "198.51.100.2/24")] {
-        ns.up_with("pw0", addr);
-    }
-    assert!(p.a.ping_retry("198.51.100.2", &[], 5), "ping across pw0");
+    p.ul2tp(
+        &format!("add tunnel tunnel_id 1 peer_tunnel_id 2 encap udp local {la} remote {lb} udp_sport 5000 udp_dport 5000 {tunnel_extra}"),
+        &format!("add tunnel tunnel_id 2 peer_tunnel_id 1 encap udp local {lb} remote {la} udp_sport 5000 udp_dport 5000 {tunnel_extra}"),
+    );
+    p.ul2tp(
+        "add session name pw0 tunnel_id 1 session_id 10 peer_session_id 20",
+        "add session name pw0 tunnel_id 2 session_id 20 peer_session_id 10",
+    );
+    // pw0 quietly: no IPv6 (its neighbour and router solicitations would reach the other
+    // side before that side's pw0 is up and be counted as rx_errors there) and static
+    // neighbours, so that before the transfer each side has counted exactly one ping.
+    let (mac_a, mac_b) = ("02:00:00:00:0a:01", "02:00:00:00:0b:01");
+    p.a.quiet_link("pw0", mac_a, "198.51.100.1/24", "198.51.100.2", mac_b);
+    p.b.quiet_link("pw0", mac_b, "198.51.100.2/24", "198.51.100.1", mac_a);
+    assert!(p.a.ping("198.51.100.2", &[]), "ping across pw0");
+    // L2TPv3 over UDP: flags word, session id, default sublayer.
+    let one_ping = ping_stats(12, 1, 1);
+    assert_eq!(p.da.session_stats(1, 10), one_ping);
+    assert_eq!(p.db.session_stats(2, 20), one_ping);
 
-    let ta0 = p.da.session_stats(1, 10);
-    let rb0 = p.db.session_stats(2, 20);
     let listener =
         p.b.run_in(|| TcpListener::bind("198.51.100.2:7500").expect("listen"));
     let rx = std::thread::spawn(move || {
@@ -97,20 +70,34 @@ fn bulk_n(p: Pair, v6: bool, tunnel_extra: &[&str], bytes: usize) -> Pair {
     assert_eq!(bad, None, "first corrupted byte");
 
     // Every segment on the wire is one L2TP packet on both sides: at most one MSS of TCP
-    // payload per packet (pseudowire MTU < 1500), so at least bytes / 1500 of them. Compare
-    // with the counters from before the transfer (ARP and ping are counted too).
+    // payload per packet (pseudowire MTU < 1500), so at least bytes / 1500 of them, carrying
+    // at least the payload. How many packets there are beyond that (segment sizes, ACKs, a
+    // datagram lost in a socket buffer under load and retransmitted by TCP) is up to TCP, so
+    // the packet and byte counters are compared with these bounds (on top of the ping from
+    // before the transfer); every error and discard counter must still be 0.
     let ta = p.da.session_stats(1, 10);
     let rb = p.db.session_stats(2, 20);
+    for s in [&ta, &rb] {
+        assert_eq!(*s, traffic_only(s), "no errors or discards");
+    }
     let min = (bytes / 1500) as u64;
     let (tx, rx) = (
-        ta.tx_packets - ta0.tx_packets,
-        rb.rx_packets - rb0.rx_packets,
+        ta.tx_packets - one_ping.tx_packets,
+        rb.rx_packets - one_ping.rx_packets,
     );
     assert!(tx >= min, "a tx_packets {tx} < {min}");
     assert!(rx >= min, "b rx_packets {rx} < {min}");
-    assert!(ta.tx_bytes - ta0.tx_bytes >= bytes as u64, "a tx_bytes");
-    assert_eq!(ta.tx_errors, ta0.tx_errors, "a tx_errors");
-    assert_eq!(rb.rx_errors, rb0.rx_errors, "b rx_errors");
+    assert!(
+        ta.tx_bytes - one_ping.tx_bytes >= bytes as u64,
+        "a tx_bytes {ta:?}"
+    );
+    assert!(
+        rb.rx_bytes - one_ping.rx_bytes >= bytes as u64,
+        "b rx_bytes {rb:?}"
+    );
+    // b acknowledged the stream and a received the acknowledgements.
+    assert!(rb.tx_packets > one_ping.tx_packets, "{rb:?}");
+    assert!(ta.rx_packets > one_ping.rx_packets, "{ta:?}");
     p
 }
 
@@ -125,27 +112,27 @@ fn offloads_on(p: &Pair) -> bool {
 #[test]
 fn offload_path_ipv4_no_udp_checksum() {
     // sendmmsg + recvmmsg + coalescing.
-    let p = bulk(Pair::new(false), false, &[]);
+    let p = bulk(Pair::new(false), false, "");
     assert!(offloads_on(&p));
 }
 
 #[test]
 fn offload_path_ipv4_udp_checksum() {
     // UDP GSO on send, UDP GRO on receive.
-    let p = bulk(Pair::new(false), false, &["udp_csum", "on"]);
+    let p = bulk(Pair::new(false), false, "udp_csum on");
     assert!(offloads_on(&p));
 }
 
 #[test]
 fn offload_path_ipv6() {
     // IPv6 underlay (checksums by default).
-    let p = bulk(Pair::new(true), true, &[]);
+    let p = bulk(Pair::new(true), true, "");
     assert!(offloads_on(&p));
 }
 
 #[test]
 fn simple_path_with_no_offload() {
-    let p = bulk(pair_no_offload(), false, &[]);
+    let p = bulk(Pair::with_daemon_args(false, &["--no-offload"]), false, "");
     assert!(!offloads_on(&p));
 }
 
@@ -156,7 +143,7 @@ fn segments_on_the_wire_are_ordinary_checksummed_frames() {
     }
     let p = Pair::new(false);
     let cap = Capture::start(&p.a, "eth0", "udp port 5000");
-    let p = bulk_n(p, false, &[], 1 << 20);
+    let p = bulk_n(p, false, "", 1 << 20);
     let pcap = cap.stop();
     assert!(offloads_on(&p));
     let out = tshark(

@@ -3,15 +3,21 @@
 
 use std::time::Duration;
 
-use ul2tp_it::{have, tshark, Capture, Pair};
+use ul2tp_api::Stats;
+use ul2tp_it::{have, ping_stats, tshark, Capture, Pair};
 
 fn pair(v6: bool) -> Pair {
     Pair::new(v6)
 }
 
-/// Tunnel 1000/2000 and session 0x1001/0x2001 like the capture README, with extra session args
-/// for each side.
-fn pw(p: &Pair, encap: &str, v6: bool, a_extra: &[&str], b_extra: &[&str]) {
+const A_PW: &str = "198.51.100.1";
+const B_PW: &str = "198.51.100.2";
+const A_MAC: &str = "02:00:00:00:0a:01";
+const B_MAC: &str = "02:00:00:00:0b:01";
+
+/// Tunnel 1000/2000 and session 0x1001/0x2001 like the capture README, with extra session
+/// arguments (`ul2tp` command-line words) for each side. The devices `pw0` are left down.
+fn pw(p: &Pair, encap: &str, v6: bool, a_extra: &str, b_extra: &str) {
     let (la, lb) = if v6 {
         ("fd00::1", "fd00::2")
     } else {
@@ -22,18 +28,35 @@ fn pw(p: &Pair, encap: &str, v6: bool, a_extra: &[&str], b_extra: &[&str]) {
     } else {
         ""
     };
-    for (d, tid, ptid, l, r, sid, psid, extra) in [
-        (&p.da, 2000, 1000, la, lb, "0x2001", "0x1001", a_extra),
-        (&p.db, 1000, 2000, lb, la, "0x1001", "0x2001", b_extra),
-    ] {
-        d.ul2tp(&format!("add tunnel tunnel_id {tid} peer_tunnel_id {ptid} encap {encap} local {l} remote {r} {ports}"));
-        let extra = extra.join(" ");
-        d.ul2tp(&format!(
-            "add session name pw0 tunnel_id {tid} session_id {sid} peer_session_id {psid} {extra}"
-        ));
-    }
-    p.a.up_with("pw0", "198.51.100.1/24");
-    p.b.up_with("pw0", "198.51.100.2/24");
+    p.ul2tp(
+        &format!("add tunnel tunnel_id 2000 peer_tunnel_id 1000 encap {encap} local {la} remote {lb} {ports}"),
+        &format!("add tunnel tunnel_id 1000 peer_tunnel_id 2000 encap {encap} local {lb} remote {la} {ports}"),
+    );
+    p.ul2tp(
+        &format!("add session name pw0 tunnel_id 2000 session_id 0x2001 peer_session_id 0x1001 {a_extra}"),
+        &format!("add session name pw0 tunnel_id 1000 session_id 0x1001 peer_session_id 0x2001 {b_extra}"),
+    );
+}
+
+/// Bring both `pw0` up with their addresses (IPv6, neighbour discovery and ARP included).
+fn up(p: &Pair) {
+    p.a.up_with("pw0", &format!("{A_PW}/24"));
+    p.b.up_with("pw0", &format!("{B_PW}/24"));
+}
+
+/// Bring both `pw0` up quietly (IPv4 only, static neighbours): the only packets on the
+/// pseudowire are the test's pings, so the session counters are exact.
+fn up_quiet(p: &Pair) {
+    p.a.quiet_link("pw0", A_MAC, &format!("{A_PW}/24"), B_PW, B_MAC);
+    p.b.quiet_link("pw0", B_MAC, &format!("{B_PW}/24"), A_PW, A_MAC);
+}
+
+/// The L2TPv3 header of a session with the default sublayer and a `cookie_len`-byte cookie:
+/// over UDP a flags word, the session id, the cookie, the sublayer; over IP the same without
+/// the flags word.
+fn v3_header(encap: &str, cookie_len: u64) -> u64 {
+    let flags = if encap == "udp" { 4 } else { 0 };
+    flags + 4 + cookie_len + 4
 }
 
 #[test]
@@ -47,17 +70,20 @@ fn cookies_4_and_8_bytes_work() {
             &p,
             encap,
             false,
-            &["cookie", ca, "peer_cookie", cb],
-            &["cookie", cb, "peer_cookie", ca],
+            &format!("cookie {ca} peer_cookie {cb}"),
+            &format!("cookie {cb} peer_cookie {ca}"),
         );
-        assert!(
-            p.a.ping_retry("198.51.100.2", &[], 5),
+        up_quiet(&p);
+        assert_eq!(
+            p.a.ping_count(B_PW, 3, "0.2"),
+            3,
             "ping with {} cookies over {encap}",
             ca.len() / 2
         );
-        let s = p.da.session_stats(2000, 0x2001);
-        assert_eq!(s.rx_cookie_discards, 0);
-        assert!(s.rx_packets > 0);
+        // Three requests one way, three replies the other, nothing discarded.
+        let want = ping_stats(v3_header(encap, ca.len() as u64 / 2), 3, 3);
+        assert_eq!(p.da.session_stats(2000, 0x2001), want, "a over {encap}");
+        assert_eq!(p.db.session_stats(1000, 0x1001), want, "b over {encap}");
         let shown = p.da.ul2tp("show session tunnel_id 2000");
         assert!(
             shown.contains(&format!("  cookie {ca}  peer cookie {cb}")),
@@ -74,30 +100,26 @@ fn cookie_mismatch_is_dropped_and_counted() {
         &p,
         "udp",
         false,
-        &[
-            "cookie",
-            "0011223344556677",
-            "peer_cookie",
-            "0102030405060708",
-        ],
-        &[
-            "cookie",
-            "8899aabbccddeeff",
-            "peer_cookie",
-            "0011223344556677",
-        ],
+        "cookie 0011223344556677 peer_cookie 0102030405060708",
+        "cookie 8899aabbccddeeff peer_cookie 0011223344556677",
     );
-    assert!(
-        !p.b.ping_retry("198.51.100.1", &[], 2),
+    up_quiet(&p);
+    assert_eq!(
+        p.b.ping_count(A_PW, 3, "0.2"),
+        0,
         "ping succeeded despite a cookie mismatch"
     );
-    let s = p.da.session_stats(2000, 0x2001);
-    assert!(s.rx_cookie_discards > 0, "{s:?}");
-    assert_eq!(s.rx_errors, s.rx_cookie_discards, "{s:?}");
-    assert_eq!(s.rx_packets, 0, "{s:?}");
-    // The other direction passed its cookie check (b received ARP requests from a? no: a never
-    // gets b's replies); b counts no cookie discards.
-    assert_eq!(p.db.session_stats(1000, 0x1001).rx_cookie_discards, 0);
+    // a discards all three requests (a cookie discard is also an rx_error) and never answers.
+    let want_a = Stats {
+        rx_cookie_discards: 3,
+        rx_errors: 3,
+        ..Stats::default()
+    };
+    assert_eq!(p.da.session_stats(2000, 0x2001), want_a);
+    assert_eq!(
+        p.db.session_stats(1000, 0x1001),
+        ping_stats(v3_header("udp", 8), 3, 0)
+    );
 }
 
 /// Capture the pseudowire's traffic on the veth and let tshark decode it with the same
@@ -113,14 +135,25 @@ fn capture_and_check(encap: &str, v6: bool, cookie: Option<(&str, &str)>, l2spec
         "ip proto 115 or ip6 proto 115"
     };
     let cap = Capture::start(&p.a, "eth0", filter);
-    let (mut ea, mut eb) = (vec!["l2spec_type", l2spec], vec!["l2spec_type", l2spec]);
-    if let Some((ca, cb)) = cookie {
-        ea.extend_from_slice(&["cookie", ca, "peer_cookie", cb]);
-        eb.extend_from_slice(&["cookie", cb, "peer_cookie", ca]);
-    }
+    let (ea, eb) = match cookie {
+        Some((ca, cb)) => (
+            format!("l2spec_type {l2spec} cookie {ca} peer_cookie {cb}"),
+            format!("l2spec_type {l2spec} cookie {cb} peer_cookie {ca}"),
+        ),
+        None => (
+            format!("l2spec_type {l2spec}"),
+            format!("l2spec_type {l2spec}"),
+        ),
+    };
     pw(&p, encap, v6, &ea, &eb);
-    assert!(p.a.ping_retry("198.51.100.2", &[], 5));
-    std::thread::sleep(Duration::from_millis(100));
+    up(&p);
+    assert!(p.a.ping_retry(B_PW, &[], 5));
+    // At least the echo request and its reply.
+    assert!(
+        cap.wait_packets(2, Duration::from_secs(5)),
+        "{} packets captured",
+        cap.packets()
+    );
     let pcap = cap.stop();
     let size = match cookie {
         None => "cookie0",
@@ -261,51 +294,19 @@ fn udp_checksum_options_on_the_wire() {
             ("192.0.2.1", "192.0.2.2")
         };
         let cap = Capture::start(&p.a, "eth0", "udp port 5400");
-        let mut ta = vec![
-            "add",
-            "tunnel",
-            "tunnel_id",
-            "1",
-            "peer_tunnel_id",
-            "2",
-            "local",
-            la,
-            "remote",
-            lb,
-            "udp_sport",
-            "5400",
-            "udp_dport",
-            "5400",
-        ];
-        let mut tb = vec![
-            "add",
-            "tunnel",
-            "tunnel_id",
-            "2",
-            "peer_tunnel_id",
-            "1",
-            "local",
-            lb,
-            "remote",
-            la,
-            "udp_sport",
-            "5400",
-            "udp_dport",
-            "5400",
-        ];
-        if let Some((k, v)) = opt {
-            ta.extend_from_slice(&[k, v]);
-            tb.extend_from_slice(&[k, v]);
-        }
+        let mut opts = opt.map(|(k, v)| format!("{k} {v}")).unwrap_or_default();
         if v6 && opt.is_some() {
             // Receivers must accept zero checksums for IPv6 (udp6_csum_rx off).
-            ta.extend_from_slice(&["udp6_csum_rx", "off"]);
-            tb.extend_from_slice(&["udp6_csum_rx", "off"]);
+            opts.push_str(" udp6_csum_rx off");
         }
-        p.da.cli_ok(&ta);
-        p.db.cli_ok(&tb);
-        p.da.ul2tp("add session name pw0 tunnel_id 1 session_id 7 peer_session_id 8");
-        p.db.ul2tp("add session name pw0 tunnel_id 2 session_id 8 peer_session_id 7");
+        p.ul2tp(
+            &format!("add tunnel tunnel_id 1 peer_tunnel_id 2 local {la} remote {lb} udp_sport 5400 udp_dport 5400 {opts}"),
+            &format!("add tunnel tunnel_id 2 peer_tunnel_id 1 local {lb} remote {la} udp_sport 5400 udp_dport 5400 {opts}"),
+        );
+        p.ul2tp(
+            "add session name pw0 tunnel_id 1 session_id 7 peer_session_id 8",
+            "add session name pw0 tunnel_id 2 session_id 8 peer_session_id 7",
+        );
         for (ns, a) in [(&p.a, "198.51.100.1/24"), (&p.b, "198.51.100.2/24")] {
             ns.up_with("pw0", a);
         }

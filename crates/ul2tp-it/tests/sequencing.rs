@@ -15,8 +15,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use ul2tp_api::Stats;
 use ul2tp_it::relay::{direction_seed, Fault, FaultConfig, Relay};
-use ul2tp_it::{have, veth, Capture, Daemon, Netns};
+use ul2tp_it::{have, parse_ping_received, ping_stats, veth, wait_until, Capture, Daemon, Netns};
 use ul2tp_wire::data::{L2SpecType, V3SessionHeader};
 
 const A_ADDR: &str = "198.51.100.1";
@@ -34,8 +35,9 @@ struct Topo {
 }
 
 /// Build the three namespaces, start the relay with `relay_args` and the daemons, and create
-/// tunnel 2000/1000 with session 0x2001/0x1001 on A and B with the extra session arguments.
-fn topo(relay_args: &[&str], a_sess: &[&str], b_sess: &[&str]) -> Topo {
+/// tunnel 2000/1000 with session 0x2001/0x1001 on A and B with the extra session arguments
+/// (`ul2tp` command-line words).
+fn topo(relay_args: &[&str], a_sess: &str, b_sess: &str) -> Topo {
     let a = Netns::new("sqa");
     let r = Netns::new("sqr");
     let b = Netns::new("sqb");
@@ -45,10 +47,10 @@ fn topo(relay_args: &[&str], a_sess: &[&str], b_sess: &[&str]) -> Topo {
     }
     veth(&a, "eth0", &r, "eth0");
     veth(&r, "eth1", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    r.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-    r.ip(&["addr", "add", "198.18.0.2/24", "dev", "eth1"]);
-    b.ip(&["addr", "add", "198.18.0.1/24", "dev", "eth0"]);
+    a.up_with("eth0", "192.0.2.1/24");
+    r.up_with("eth0", "192.0.2.2/24");
+    r.up_with("eth1", "198.18.0.2/24");
+    b.up_with("eth0", "198.18.0.1/24");
     let relay = Relay::start(
         &r,
         "192.0.2.2:6001",
@@ -61,52 +63,14 @@ fn topo(relay_args: &[&str], a_sess: &[&str], b_sess: &[&str]) -> Topo {
     let db = Daemon::start(&b, &[]);
     da.ul2tp("add tunnel tunnel_id 2000 peer_tunnel_id 1000 encap udp local 192.0.2.1 remote 192.0.2.2 udp_sport 5000 udp_dport 6001");
     db.ul2tp("add tunnel tunnel_id 1000 peer_tunnel_id 2000 encap udp local 198.18.0.1 remote 198.18.0.2 udp_sport 5000 udp_dport 6002");
-    let mut s = vec![
-        "add",
-        "session",
-        "name",
-        "pw0",
-        "tunnel_id",
-        "2000",
-        "session_id",
-        "0x2001",
-        "peer_session_id",
-        "0x1001",
-    ];
-    s.extend_from_slice(a_sess);
-    da.cli_ok(&s);
-    let mut s = vec![
-        "add",
-        "session",
-        "name",
-        "pw0",
-        "tunnel_id",
-        "1000",
-        "session_id",
-        "0x1001",
-        "peer_session_id",
-        "0x2001",
-    ];
-    s.extend_from_slice(b_sess);
-    db.cli_ok(&s);
-    for (ns, mac, addr, peer, peer_mac) in [
-        (&a, A_MAC, A_ADDR, B_ADDR, B_MAC),
-        (&b, B_MAC, B_ADDR, A_ADDR, A_MAC),
-    ] {
-        ns.ip(&["link", "set", "pw0", "address", mac]);
-        ns.up_with("pw0", &format!("{addr}/24"));
-        ns.ip(&[
-            "neigh",
-            "replace",
-            peer,
-            "lladdr",
-            peer_mac,
-            "dev",
-            "pw0",
-            "nud",
-            "permanent",
-        ]);
-    }
+    da.ul2tp(&format!(
+        "add session name pw0 tunnel_id 2000 session_id 0x2001 peer_session_id 0x1001 {a_sess}"
+    ));
+    db.ul2tp(&format!(
+        "add session name pw0 tunnel_id 1000 session_id 0x1001 peer_session_id 0x2001 {b_sess}"
+    ));
+    a.quiet_link("pw0", A_MAC, &format!("{A_ADDR}/24"), B_ADDR, B_MAC);
+    b.quiet_link("pw0", B_MAC, &format!("{B_ADDR}/24"), A_ADDR, A_MAC);
     Topo {
         a,
         r,
@@ -118,39 +82,12 @@ fn topo(relay_args: &[&str], a_sess: &[&str], b_sess: &[&str]) -> Topo {
 }
 
 impl Topo {
-    fn stats_a(&self) -> ul2tp_api::Stats {
+    fn stats_a(&self) -> Stats {
         self.da.session_stats(2000, 0x2001)
     }
-    fn stats_b(&self) -> ul2tp_api::Stats {
+    fn stats_b(&self) -> Stats {
         self.db.session_stats(1000, 0x1001)
     }
-}
-
-/// `ping -c COUNT -i INTERVAL -W 2` from `ns` to `dst`; returns how many distinct replies came
-/// back. Once some replies came, ping waits only two round-trip times after the last request,
-/// so a reply released late from a reorder queue may not be counted here: tests that need it
-/// read the session counters instead.
-fn ping_count(ns: &Netns, dst: &str, count: u32, interval: &str) -> u32 {
-    let o = ns
-        .cmd("ping")
-        .args(["-n", "-q", "-W", "2", "-i", interval, "-c"])
-        .arg(count.to_string())
-        .arg(dst)
-        .stderr(Stdio::null())
-        .output()
-        .expect("run ping");
-    parse_received(&String::from_utf8_lossy(&o.stdout))
-}
-
-/// "N packets transmitted, M received" ⇒ M.
-fn parse_received(out: &str) -> u32 {
-    out.split(',')
-        .find_map(|part| {
-            part.trim()
-                .strip_suffix(" received")
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no ping summary in {out:?}"))
 }
 
 /// The default-sublayer sequence number (or `None`) of every L2TPv3 data packet in a pcap that
@@ -173,6 +110,13 @@ fn seqs_from(pcap: &[u8], src_ip: &str) -> Vec<Option<u32>> {
     out
 }
 
+/// A session that sent `tx` and delivered `rx` pings and counted nothing else. Every data
+/// packet here has the same 12-byte L2TP header over UDP (flags word, session id and the
+/// default sublayer, which is present with or without a sequence number; no cookie).
+fn pings(tx: u64, rx: u64) -> Stats {
+    ping_stats(12, tx, rx)
+}
+
 fn need_capture_tools() {
     assert!(
         have("tcpdump"),
@@ -185,18 +129,12 @@ fn need_capture_tools() {
 #[test]
 fn seq_both_without_faults() {
     need_capture_tools();
-    let t = topo(&["--seed", "1"], &["seq", "both"], &["seq", "both"]);
+    let t = topo(&["--seed", "1"], "seq both", "seq both");
     let cap = Capture::start(&t.r, "eth1", "udp");
-    assert_eq!(ping_count(&t.a, B_ADDR, 5, "0.2"), 5);
+    assert_eq!(t.a.ping_count(B_ADDR, 5, "0.2"), 5);
     let pcap = cap.stop();
-    let (sa, sb) = (t.stats_a(), t.stats_b());
-    for s in [&sa, &sb] {
-        assert_eq!(s.rx_packets, 5, "{s:?}");
-        assert_eq!(s.tx_packets, 5, "{s:?}");
-        assert_eq!(s.rx_seq_discards, 0, "{s:?}");
-        assert_eq!(s.rx_oos_packets, 0, "{s:?}");
-        assert_eq!(s.rx_errors, 0, "{s:?}");
-    }
+    assert_eq!(t.stats_a(), pings(5, 5));
+    assert_eq!(t.stats_b(), pings(5, 5));
     let rs = t.relay.stats();
     assert_eq!((rs.ab.data, rs.ab.data_sent, rs.ab.dropped), (5, 5, 0));
     assert_eq!((rs.ba.data, rs.ba.data_sent), (5, 5));
@@ -216,19 +154,19 @@ fn seq_both_without_faults() {
 fn in_order_only_swap_discards_until_resync() {
     let t = topo(
         &["--seed", "1", "--dir", "ab", "--swap-at", "3"],
-        &["seq", "both"],
-        &["seq", "both"],
+        "seq both",
+        "seq both",
     );
-    let got = ping_count(&t.a, B_ADDR, 12, "0.15");
-    let sb = t.stats_b();
-    // Delivered: Ns 0, 1, 2 and 8..11; discarded: Ns 3..7.
-    assert_eq!(sb.rx_packets, 7, "{sb:?}");
-    assert_eq!(sb.rx_seq_discards, 5, "{sb:?}");
-    assert_eq!(sb.rx_errors, 5, "{sb:?}");
-    assert_eq!(sb.rx_oos_packets, 0, "{sb:?}");
+    let got = t.a.ping_count(B_ADDR, 12, "0.15");
+    // Delivered: Ns 0, 1, 2 and 8..11 (each answered); discarded: Ns 3..7.
+    let want_b = Stats {
+        rx_seq_discards: 5,
+        rx_errors: 5,
+        ..pings(7, 7)
+    };
+    assert_eq!(t.stats_b(), want_b);
     assert_eq!(got, 7, "only the delivered echo requests are answered");
-    let sa = t.stats_a();
-    assert_eq!((sa.rx_packets, sa.rx_errors), (7, 0), "{sa:?}");
+    assert_eq!(t.stats_a(), pings(12, 7));
     let rs = t.relay.stats();
     assert_eq!((rs.ab.data, rs.ab.held, rs.ab.data_sent), (12, 1, 12));
 }
@@ -241,15 +179,19 @@ fn in_order_only_swap_discards_until_resync() {
 fn in_order_only_resyncs_after_five_out_of_sequence() {
     let t = topo(
         &["--seed", "1", "--dir", "ab", "--drop-at", "3,4,5,6,7,8"],
-        &["seq", "both"],
-        &["seq", "both"],
+        "seq both",
+        "seq both",
     );
-    let got = ping_count(&t.a, B_ADDR, 16, "0.1");
-    let sb = t.stats_b();
-    assert_eq!(sb.rx_packets, 5, "Ns 0, 1, 13, 14, 15: {sb:?}");
-    assert_eq!(sb.rx_seq_discards, 5, "Ns 8..12: {sb:?}");
-    assert_eq!(sb.rx_errors, 5, "{sb:?}");
+    let got = t.a.ping_count(B_ADDR, 16, "0.1");
+    // Delivered and answered: Ns 0, 1, 13, 14, 15; discarded: Ns 8..12.
+    let want_b = Stats {
+        rx_seq_discards: 5,
+        rx_errors: 5,
+        ..pings(5, 5)
+    };
+    assert_eq!(t.stats_b(), want_b);
     assert_eq!(got, 5);
+    assert_eq!(t.stats_a(), pings(16, 5));
     let rs = t.relay.stats();
     assert_eq!((rs.ab.data, rs.ab.dropped, rs.ab.data_sent), (16, 6, 10));
 }
@@ -270,17 +212,18 @@ fn duplicate_is_outside_the_window() {
             "--delay-ms",
             "30",
         ],
-        &["seq", "both"],
-        &["seq", "both"],
+        "seq both",
+        "seq both",
     );
-    let got = ping_count(&t.a, B_ADDR, 6, "0.1");
-    let sb = t.stats_b();
-    assert_eq!(sb.rx_packets, 6, "{sb:?}");
-    assert_eq!(sb.rx_errors, 1, "the duplicate: {sb:?}");
-    assert_eq!(sb.rx_seq_discards, 0, "{sb:?}");
-    assert_eq!(sb.rx_oos_packets, 0, "{sb:?}");
-    assert_eq!(sb.tx_packets, 6, "answered once: {sb:?}");
+    let got = t.a.ping_count(B_ADDR, 6, "0.1");
+    // The duplicate counts one rx_error; every request is delivered and answered once.
+    let want_b = Stats {
+        rx_errors: 1,
+        ..pings(6, 6)
+    };
+    assert_eq!(t.stats_b(), want_b);
     assert_eq!(got, 6);
+    assert_eq!(t.stats_a(), pings(6, 6));
     let rs = t.relay.stats();
     assert_eq!((rs.ab.data, rs.ab.duplicated, rs.ab.data_sent), (6, 1, 7));
 }
@@ -292,16 +235,17 @@ fn duplicate_is_outside_the_window() {
 fn reorder_mode_swap_delivers_both_in_order() {
     let t = topo(
         &["--seed", "1", "--dir", "ab", "--swap-at", "3"],
-        &["seq", "both", "reorder_timeout", "300"],
-        &["seq", "both", "reorder_timeout", "300"],
+        "seq both reorder_timeout 300",
+        "seq both reorder_timeout 300",
     );
-    let got = ping_count(&t.a, B_ADDR, 8, "0.15");
-    let sb = t.stats_b();
-    assert_eq!(sb.rx_packets, 8, "{sb:?}");
-    assert_eq!(sb.rx_oos_packets, 1, "{sb:?}");
-    assert_eq!(sb.rx_seq_discards, 0, "{sb:?}");
-    assert_eq!(sb.rx_errors, 0, "{sb:?}");
+    let got = t.a.ping_count(B_ADDR, 8, "0.15");
+    let want_b = Stats {
+        rx_oos_packets: 1,
+        ..pings(8, 8)
+    };
+    assert_eq!(t.stats_b(), want_b);
     assert_eq!(got, 8);
+    assert_eq!(t.stats_a(), pings(8, 8));
     assert_eq!(t.relay.stats().ab.held, 1);
 }
 
@@ -324,17 +268,21 @@ fn reorder_mode_duplicate_of_held_packet_expires() {
             "--dup-at",
             "4",
         ],
-        &["seq", "both", "reorder_timeout", "300"],
-        &["seq", "both", "reorder_timeout", "300"],
+        "seq both reorder_timeout 300",
+        "seq both reorder_timeout 300",
     );
-    let got = ping_count(&t.a, B_ADDR, 10, "0.1");
-    std::thread::sleep(Duration::from_millis(500));
-    let sb = t.stats_b();
-    assert_eq!(sb.rx_packets, 10, "{sb:?}");
-    assert_eq!(sb.rx_oos_packets, 1, "{sb:?}");
-    assert_eq!(sb.rx_seq_discards, 1, "the duplicate expired: {sb:?}");
-    assert_eq!(sb.rx_errors, 1, "{sb:?}");
+    let got = t.a.ping_count(B_ADDR, 10, "0.1");
+    let want_b = Stats {
+        rx_oos_packets: 1,
+        rx_seq_discards: 1,
+        rx_errors: 1,
+        ..pings(10, 10)
+    };
+    // The duplicate's expiry (and the delivery behind it) may still be due when ping ends.
+    t.db.wait_for(Duration::from_secs(3), || t.stats_b() == want_b);
+    assert_eq!(t.stats_b(), want_b, "the duplicate expired");
     assert_eq!(got, 10);
+    assert_eq!(t.stats_a(), pings(10, 10));
     let rs = t.relay.stats();
     assert_eq!((rs.ab.held, rs.ab.duplicated, rs.ab.data_sent), (1, 1, 11));
 }
@@ -349,25 +297,27 @@ fn reorder_mode_duplicate_of_held_packet_expires() {
 fn reorder_mode_drop_released_by_timer() {
     let t = topo(
         &["--seed", "1", "--dir", "ab", "--drop-at", "3"],
-        &["seq", "both", "reorder_timeout", "400"],
-        &["seq", "both", "reorder_timeout", "400"],
+        "seq both reorder_timeout 400",
+        "seq both reorder_timeout 400",
     );
-    let got = ping_count(&t.a, B_ADDR, 5, "0.2");
-    std::thread::sleep(Duration::from_millis(800));
-    let sb = t.stats_b();
-    assert_eq!(sb.rx_packets, 3, "Ns 0, 1 and 4 delivered: {sb:?}");
-    assert_eq!(sb.rx_seq_discards, 1, "Ns 3 expired: {sb:?}");
-    assert_eq!(sb.rx_errors, 1, "{sb:?}");
-    assert_eq!(sb.rx_oos_packets, 0, "{sb:?}");
+    let got = t.a.ping_count(B_ADDR, 5, "0.2");
+    // Ns 0, 1 and 4 delivered and answered; Ns 3 expired; Ns 4 is appended behind Ns 3, not
+    // inserted in front of it, so rx_oos_packets stays 0.
+    let want_b = Stats {
+        rx_seq_discards: 1,
+        rx_errors: 1,
+        ..pings(3, 3)
+    };
+    // Replies to requests 1, 2 and 5.
+    let want_a = pings(5, 3);
     // The reply to the 5th request comes ~400 ms late; ping may have stopped waiting, but A
-    // received it.
+    // receives it.
+    t.da.wait_for(Duration::from_secs(3), || {
+        t.stats_b() == want_b && t.stats_a() == want_a
+    });
+    assert_eq!(t.stats_b(), want_b);
+    assert_eq!(t.stats_a(), want_a);
     assert!((2..=3).contains(&got), "{got}");
-    let sa = t.stats_a();
-    assert_eq!(
-        (sa.rx_packets, sa.rx_errors),
-        (3, 0),
-        "replies to requests 1, 2 and 5: {sa:?}"
-    );
     let rs = t.relay.stats();
     assert_eq!((rs.ab.data, rs.ab.dropped, rs.ab.data_sent), (5, 1, 4));
 }
@@ -378,31 +328,27 @@ fn reorder_mode_drop_released_by_timer() {
 /// (docs/reference/kernel.md §2.3, rows 3 and 5). Finally `seq none` accepts them.
 #[test]
 fn recv_seq_and_lns_discard_unsequenced_packets() {
-    let t = topo(&["--seed", "1"], &[], &["seq", "recv"]);
-    assert_eq!(ping_count(&t.a, B_ADDR, 3, "0.1"), 0);
-    let sb = t.stats_b();
-    assert_eq!(
-        (sb.rx_packets, sb.rx_seq_discards, sb.rx_errors),
-        (0, 3, 3),
-        "{sb:?}"
-    );
+    let t = topo(&["--seed", "1"], "", "seq recv");
+    assert_eq!(t.a.ping_count(B_ADDR, 3, "0.1"), 0);
+    let discarded = |n| Stats {
+        rx_seq_discards: n,
+        rx_errors: n,
+        ..Stats::default()
+    };
+    assert_eq!(t.stats_b(), discarded(3));
     t.db.ul2tp("modify session tunnel_id 1000 session_id 0x1001 seq send lns_mode on");
-    assert_eq!(ping_count(&t.a, B_ADDR, 3, "0.1"), 0);
-    let sb = t.stats_b();
-    assert_eq!(
-        (sb.rx_packets, sb.rx_seq_discards, sb.rx_errors),
-        (0, 6, 6),
-        "{sb:?}"
-    );
-    assert_eq!(sb.tx_packets, 0, "B never had anything to answer: {sb:?}");
+    assert_eq!(t.a.ping_count(B_ADDR, 3, "0.1"), 0);
+    // B never had anything to answer.
+    assert_eq!(t.stats_b(), discarded(6));
     t.db.ul2tp("modify session tunnel_id 1000 session_id 0x1001 seq none");
-    assert_eq!(ping_count(&t.a, B_ADDR, 3, "0.1"), 3);
-    let sb = t.stats_b();
-    assert_eq!(
-        (sb.rx_packets, sb.rx_seq_discards, sb.rx_errors),
-        (3, 6, 6),
-        "{sb:?}"
-    );
+    assert_eq!(t.a.ping_count(B_ADDR, 3, "0.1"), 3);
+    let want_b = Stats {
+        rx_seq_discards: 6,
+        rx_errors: 6,
+        ..pings(3, 3)
+    };
+    assert_eq!(t.stats_b(), want_b);
+    assert_eq!(t.stats_a(), pings(9, 3));
     let rs = t.relay.stats();
     assert_eq!(rs.ab.data_sent, 9);
     assert_eq!(rs.ba.data_sent, 3);
@@ -420,25 +366,20 @@ fn send_seq(d: &Daemon, tunnel_id: u32, session_id: u32) -> Option<u8> {
 #[test]
 fn lac_follows_the_lns_sequencing() {
     need_capture_tools();
-    let t = topo(
-        &["--seed", "1"],
-        &["lns_mode", "off"],
-        &["seq", "send", "lns_mode", "on"],
-    );
+    let t = topo(&["--seed", "1"], "lns_mode off", "seq send lns_mode on");
     let cap = Capture::start(&t.r, "eth1", "udp");
-    assert_eq!(ping_count(&t.b, A_ADDR, 3, "0.2"), 3);
+    assert_eq!(t.b.ping_count(A_ADDR, 3, "0.2"), 3);
     assert_eq!(send_seq(&t.da, 2000, 0x2001), Some(1), "A switched on");
     t.db.ul2tp("modify session tunnel_id 1000 session_id 0x1001 seq none");
-    assert_eq!(ping_count(&t.b, A_ADDR, 3, "0.2"), 3);
+    assert_eq!(t.b.ping_count(A_ADDR, 3, "0.2"), 3);
     let pcap = cap.stop();
     assert_ne!(send_seq(&t.da, 2000, 0x2001), Some(1), "A switched off");
     let from_b = seqs_from(&pcap, "198.18.0.1");
     let from_a = seqs_from(&pcap, "198.18.0.2");
     assert_eq!(from_b, vec![Some(0), Some(1), Some(2), None, None, None]);
     assert_eq!(from_a, vec![Some(0), Some(1), Some(2), None, None, None]);
-    let (sa, sb) = (t.stats_a(), t.stats_b());
-    assert_eq!((sa.rx_packets, sa.rx_errors), (6, 0), "{sa:?}");
-    assert_eq!((sb.rx_packets, sb.rx_errors), (6, 0), "{sb:?}");
+    assert_eq!(t.stats_a(), pings(6, 6));
+    assert_eq!(t.stats_b(), pings(6, 6));
 }
 
 /// `modify session` on a live session: while A pings B every 50 ms, A (an LNS) gets send_seq
@@ -450,7 +391,7 @@ fn lac_follows_the_lns_sequencing() {
 #[test]
 fn modify_send_seq_on_a_live_session() {
     need_capture_tools();
-    let t = topo(&["--seed", "1"], &["lns_mode", "on"], &["lns_mode", "off"]);
+    let t = topo(&["--seed", "1"], "lns_mode on", "lns_mode off");
     let cap = Capture::start(&t.r, "eth1", "udp");
     let ping =
         t.a.cmd("ping")
@@ -459,34 +400,42 @@ fn modify_send_seq_on_a_live_session() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn ping");
-    let modify = |seq: &str| {
-        t.da.cli_ok(&[
-            "modify",
-            "session",
-            "tunnel_id",
-            "2000",
-            "session_id",
-            "0x2001",
-            "seq",
-            seq,
-        ]);
+    // Switch right after a reply has arrived, when the next request is still ~50 ms away and
+    // so no reply is in flight: after the 15th reply on, after the 31st off.
+    let modify_after_reply = |n: u64, seq: &str| {
+        assert!(
+            t.da.wait_for(Duration::from_secs(10), || t.stats_a().rx_packets >= n),
+            "reply {n} never arrived: {:?}",
+            t.stats_a()
+        );
+        t.da.ul2tp(&format!(
+            "modify session tunnel_id 2000 session_id 0x2001 seq {seq}"
+        ));
     };
-    // Half a ping interval off the ping's schedule, so no reply is in flight at the change.
-    std::thread::sleep(Duration::from_millis(725));
-    modify("send");
-    std::thread::sleep(Duration::from_millis(800));
-    modify("none");
+    modify_after_reply(15, "send");
+    modify_after_reply(31, "none");
     let out = ping.wait_with_output().expect("ping");
-    let got = parse_received(&String::from_utf8_lossy(&out.stdout));
+    let got = parse_ping_received(&String::from_utf8_lossy(&out.stdout));
     let pcap = cap.stop();
     let (sa, sb) = (t.stats_a(), t.stats_b());
     let from_a = seqs_from(&pcap, "198.18.0.2");
     let from_b = seqs_from(&pcap, "198.18.0.1");
     eprintln!("got {got}\nA {sa:?}\nB {sb:?}\nfrom A {from_a:?}\nfrom B {from_b:?}");
-    assert_eq!(sb.rx_packets, 50, "B accepts everything: {sb:?}");
-    assert_eq!(sb.rx_errors, 0, "{sb:?}");
-    assert!(sa.rx_seq_discards <= 1, "{sa:?}");
-    assert_eq!(u64::from(got) + sa.rx_seq_discards, 50);
+    // B accepts everything and answers every request.
+    assert_eq!(sb, pings(50, 50));
+    // A's rx_seq_discards is bounded rather than exact: a reply still in flight at the switch
+    // (the switch lost the race against the next request) is discarded (row 5). At most one
+    // reply can be in flight; each discard is one unanswered ping and one rx_error, and every
+    // other counter is exact.
+    let lost = sa.rx_seq_discards;
+    assert!(lost <= 1, "{sa:?}");
+    let want_a = Stats {
+        rx_seq_discards: lost,
+        rx_errors: lost,
+        ..pings(50, 50 - lost)
+    };
+    assert_eq!(sa, want_a);
+    assert_eq!(u64::from(got) + lost, 50);
     for (who, seqs) in [("A", &from_a), ("B", &from_b)] {
         assert_eq!(seqs.len(), 50, "{who}");
         let on = seqs.iter().position(Option::is_some).expect("some seq");
@@ -538,12 +487,20 @@ fn random_faults_counters_are_consistent() {
             "--hold-max-ms",
             "300",
         ],
-        &["seq", "both", "reorder_timeout", "100"],
-        &["seq", "both", "reorder_timeout", "100"],
+        "seq both reorder_timeout 100",
+        "seq both reorder_timeout 100",
     );
-    let got = ping_count(&t.a, B_ADDR, n, "0.01");
-    // Let the reorder timers and the relay's hold_max flush finish.
-    std::thread::sleep(Duration::from_millis(1500));
+    let got = t.a.ping_count(B_ADDR, n, "0.01");
+    // Let the relay's hold_max flush and the reorder timers finish: the relay has sent every
+    // datagram it did not drop, and each daemon has delivered or discarded all of them.
+    let settled = || {
+        let (rs, sa, sb) = (t.relay.stats(), t.stats_a(), t.stats_b());
+        [(&rs.ab, &sb), (&rs.ba, &sa)].iter().all(|(dir, s)| {
+            dir.data_sent == dir.data - dir.dropped + dir.duplicated
+                && s.rx_packets + s.rx_errors == dir.data_sent
+        })
+    };
+    wait_until(Duration::from_secs(5), settled);
     let (sa, sb) = (t.stats_a(), t.stats_b());
     let rs = t.relay.stats();
     eprintln!("received {got}/{n}\nA {sa:?}\nB {sb:?}\nrelay {rs:?}");
@@ -580,7 +537,6 @@ fn random_faults_counters_are_consistent() {
             "delivered + discarded = arrived: {s:?} {dir:?}"
         );
         assert!(s.rx_seq_discards <= s.rx_errors);
-        assert_eq!(s.rx_cookie_discards, 0);
         assert!(
             dir.dropped > 0 && dir.duplicated > 0 && dir.held > 0,
             "{dir:?}"
@@ -588,6 +544,21 @@ fn random_faults_counters_are_consistent() {
     }
     // Every echo request B delivered is answered once.
     assert_eq!(sb.tx_packets, sb.rx_packets);
+    // The whole counter sets: which datagrams are delivered, discarded as out of sequence or
+    // outside the window, or inserted in front of a held one depends on the timing of the
+    // reorder timers against the relay's holds, so rx_packets, rx_seq_discards,
+    // rx_oos_packets and rx_errors are taken from the counters and bounded by the
+    // assertions around this; the bytes follow from the packets, and no send fails and no
+    // cookie or invalid packet is counted.
+    for (s, tx) in [(&sa, u64::from(n)), (&sb, sb.rx_packets)] {
+        let want = Stats {
+            rx_seq_discards: s.rx_seq_discards,
+            rx_oos_packets: s.rx_oos_packets,
+            rx_errors: s.rx_errors,
+            ..pings(tx, s.rx_packets)
+        };
+        assert_eq!(*s, want);
+    }
     assert!(sb.rx_oos_packets > 0 && sa.rx_oos_packets > 0);
     // A reply exists only for a request that was not dropped, and needs its own reply to pass.
     assert!(u64::from(got) <= u64::from(n) - rs.ab.dropped);
@@ -619,14 +590,19 @@ fn relay_stops_after_max_seconds_and_on_sigterm() {
         &[],
     );
     assert!(long.alive() && short.alive());
-    std::thread::sleep(Duration::from_millis(2500));
-    assert!(!short.alive(), "--max-seconds 1 ignored: {}", short.log());
+    assert!(
+        wait_until(Duration::from_secs(5), || !short.alive()),
+        "--max-seconds 1 ignored: {}",
+        short.log()
+    );
     assert!(long.alive());
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &long.pid().to_string()])
         .status()
         .expect("kill")
         .success());
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!long.alive(), "SIGTERM ignored");
+    assert!(
+        wait_until(Duration::from_secs(1), || !long.alive()),
+        "SIGTERM ignored"
+    );
 }

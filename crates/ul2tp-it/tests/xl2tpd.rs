@@ -10,10 +10,10 @@
 //! configuration), never on a command line.
 
 use std::process::{Child, Command as Proc, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ul2tp_api::{Attrs, Command};
-use ul2tp_it::{have, unique, veth, Capture, Daemon, Netns};
+use ul2tp_it::{have, unique, veth, wait_until, Capture, Daemon, Netns};
 
 struct Xl2tpd {
     child: Child,
@@ -65,15 +65,11 @@ impl Xl2tpd {
     }
 
     fn wait_log(&self, needle: &str) {
-        let end = Instant::now() + Duration::from_secs(10);
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < end,
-                "xl2tpd never logged {needle:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            wait_until(Duration::from_secs(10), || self.log().contains(needle)),
+            "xl2tpd never logged {needle:?}:\n{}",
+            self.log()
+        );
     }
 }
 
@@ -273,15 +269,11 @@ fn assert_authenticated(ours: AuthAvps, theirs: AuthAvps, ours_hidden: usize) {
 
 /// ul2tpd's log line for a control connection it refused or that was refused.
 fn wait_daemon_log(d: &Daemon, needle: &str) {
-    let end = Instant::now() + Duration::from_secs(15);
-    while !d.log().contains(needle) {
-        assert!(
-            Instant::now() < end,
-            "ul2tpd never logged {needle:?}:\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        d.wait_for(Duration::from_secs(15), || d.log().contains(needle)),
+        "ul2tpd never logged {needle:?}:\n{}",
+        d.log()
+    );
 }
 
 const SECRET_TOML: &str = "secret = \"xl2tp-interop\"\nhide_avps = true\n";
