@@ -10,7 +10,7 @@ use ul2tp_control::{
     CallType, CdnResult, Config, DigestAlg, DownReason, Encap, Event, SessionConfig, StopCcnResult,
     Timestamp, Version,
 };
-use ul2tp_wire::avp::PwType;
+use ul2tp_wire::avp::{L2SpecType, PwType};
 
 const SESSIONS: usize = 1000;
 
@@ -53,7 +53,7 @@ fn run_many(version: Version, encap: Encap, loss: f64, auth: bool, seed: u64) {
         assert_eq!(s.version, version);
         if version == Version::V3 {
             assert_eq!(s.cookie.len(), 8);
-            assert_eq!(s.l2spec_type, 1);
+            assert_eq!(s.l2spec_type, L2SpecType::Default);
             // A asked for sequencing on what it receives, B (defaults) did not.
             assert!(s.recv_seq && !s.send_seq);
             assert_eq!(s.pw_type, PwType::Ethernet);
@@ -725,7 +725,7 @@ fn v3_unsupported_pw_type_is_refused_with_cdn_14() {
             t,
             SessionConfig {
                 recv_seq: true,
-                l2spec_type: 0,
+                l2spec_type: L2SpecType::None,
                 ..SessionConfig::default()
             },
         )

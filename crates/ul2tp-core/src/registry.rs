@@ -215,8 +215,13 @@ impl Registry {
         if v2 && p.pw_type != PwType::Ppp {
             return Err(Errno::EPROTONOSUPPORT);
         }
-        // 3. (cookies and l2spec are typed; v2 ignores them.) Beyond the kernel: v2 ids are 16-bit.
+        // 3. (cookies are typed; v2 ignores cookie and l2spec.) Beyond the kernel: v2 ids are
+        // 16-bit, and a v3 sublayer the data path cannot carry (anything but none and default,
+        // which the kernel would silently treat as none) is refused.
         if v2 && (p.session_id > 0xffff || p.peer_session_id > 0xffff) {
+            return Err(Errno::EINVAL);
+        }
+        if !v2 && !p.l2spec_type.is_supported() {
             return Err(Errno::EINVAL);
         }
         // 5. Implemented pseudowires: ETH, PPP and (beyond the kernel) ETH_VLAN.

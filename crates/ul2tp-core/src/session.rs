@@ -490,10 +490,10 @@ impl Session {
             }
             Version::V3 => {
                 let sublayer = match self.l2spec_type {
-                    L2SpecType::None => None,
                     L2SpecType::Default => Some(DefaultSublayer {
                         seq: self.tx_seq().then(|| self.next_ns()),
                     }),
+                    _ => None,
                 };
                 let h = V3SessionHeader {
                     session_id: self.peer_session_id,

@@ -80,30 +80,9 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
-/// Type of the L2-specific sublayer of an L2TPv3 session (enum l2tp_l2spec_type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum L2SpecType {
-    /// No sublayer: sequence numbers can be neither sent nor received.
-    None,
-    /// The default sublayer: 32 bits, bit 30 = S, low 24 bits = sequence number.
-    #[default]
-    Default,
-}
-
-impl L2SpecType {
-    /// Length of the sublayer on the wire.
-    pub fn len(self) -> usize {
-        match self {
-            L2SpecType::None => 0,
-            L2SpecType::Default => 4,
-        }
-    }
-
-    /// True for [`L2SpecType::None`].
-    pub fn is_empty(self) -> bool {
-        self == L2SpecType::None
-    }
-}
+/// The L2-specific sublayer type: one definition, the open enum of the L2-Specific Sublayer
+/// AVP (only `None` and `Default` reach the data path).
+pub use crate::avp::L2SpecType;
 
 /// What a UDP payload on an L2TP socket is (docs/reference/kernel.md §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -387,12 +366,12 @@ impl<'a> V3SessionHeader<'a> {
         let cookie = buf.get(at..at + cookie_len).ok_or(WireError::Truncated)?;
         let mut at = at + cookie_len;
         let sublayer = match l2spec {
-            L2SpecType::None => None,
             L2SpecType::Default => {
                 let w = be32(buf, at).ok_or(WireError::Truncated)?;
                 at += 4;
                 Some(DefaultSublayer::from_word(w))
             }
+            _ => None,
         };
         Ok((
             V3SessionHeader {

@@ -446,9 +446,10 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
         pw_type: info.pw_type,
         cookie: cookie(&info.cookie)?,
         peer_cookie: cookie(&info.peer_cookie)?,
-        // The kernel has one sublayer per session; both sides normally ask for the same.
-        l2spec_type: if v3 && info.l2spec_type == 1 {
-            L2SpecType::Default
+        // The kernel has one sublayer per session; both sides normally ask for the same. A
+        // sublayer the data path cannot carry makes the session create fail (EINVAL).
+        l2spec_type: if v3 {
+            info.l2spec_type
         } else {
             L2SpecType::None
         },

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ul2tp_wire::avp::{DigestType, PwType, AVP_MAX_VALUE_LEN};
+use ul2tp_wire::avp::{DigestType, L2SpecType, PwType, AVP_MAX_VALUE_LEN};
 use ul2tp_wire::control::Version;
 
 use super::Error;
@@ -28,7 +28,7 @@ pub struct SessionConfig {
     /// Length of the cookie we assign (0, 4 or 8 octets; v3 only).
     pub cookie_len: u8,
     /// L2-Specific Sublayer we want on packets we receive (0 none, 1 default; v3 only).
-    pub l2spec_type: u16,
+    pub l2spec_type: L2SpecType,
     /// Whether we want sequence numbers on packets we receive (v3 Data Sequencing 2, v2
     /// Sequencing Required).
     pub recv_seq: bool,
@@ -42,7 +42,7 @@ impl Default for SessionConfig {
             call: CallType::Incoming,
             pw_type: PwType::Ethernet,
             cookie_len: 8,
-            l2spec_type: 1,
+            l2spec_type: L2SpecType::Default,
             recv_seq: false,
             remote_end_id: Vec::new(),
         }

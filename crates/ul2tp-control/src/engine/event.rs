@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use ul2tp_wire::avp::PwType;
+use ul2tp_wire::avp::{L2SpecType, PwType};
 use ul2tp_wire::control::Version;
 
 use super::CallType;
@@ -144,9 +144,9 @@ pub struct SessionInfo {
     /// Cookie we expect (our Assigned Cookie; docs/reference/kernel.md §1.6 `peer_cookie`).
     pub peer_cookie: Vec<u8>,
     /// L2-Specific Sublayer we must put on packets we send (the peer asked for it).
-    pub l2spec_type: u16,
+    pub l2spec_type: L2SpecType,
     /// L2-Specific Sublayer we asked for on packets we receive.
-    pub peer_l2spec_type: u16,
+    pub peer_l2spec_type: L2SpecType,
     /// Send sequence numbers on data.
     pub send_seq: bool,
     /// Require sequence numbers on received data.

@@ -35,8 +35,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use ul2tp_wire::avp::{
-    AttrType, AvpIter, AvpValue, CallErrors, CdnResult, ErrorCode, MessageType, PppDisconnectCause,
-    PwType, StopCcnResult, VENDOR_IETF,
+    AttrType, AvpIter, AvpValue, CallErrors, CdnResult, ErrorCode, L2SpecType, MessageType,
+    PppDisconnectCause, PwType, StopCcnResult, VENDOR_IETF,
 };
 use ul2tp_wire::control::{ControlHeader, Encap, Version, HEADER_LEN};
 use ul2tp_wire::digest::{self, Nonces};
@@ -343,7 +343,7 @@ impl Endpoint {
         let pw_type = if t.version == Version::V2 {
             // v2 sessions are PPP and use neither cookies nor a sublayer (docs/reference/kernel.md §1.6).
             cfg.cookie_len = 0;
-            cfg.l2spec_type = 0;
+            cfg.l2spec_type = L2SpecType::None;
             PwType::Ppp
         } else {
             cfg.pw_type
@@ -360,7 +360,7 @@ impl Endpoint {
                 call_serial: *ctx.call_serial,
                 our_cookie,
                 peer_cookie: Vec::new(),
-                peer_l2spec: 0,
+                peer_l2spec: L2SpecType::None,
                 peer_seq: false,
                 pw_type,
                 tie_breaker: None,

@@ -40,7 +40,7 @@ pub(super) struct Session {
     pub(super) call_serial: u32,
     pub(super) our_cookie: Vec<u8>,
     pub(super) peer_cookie: Vec<u8>,
-    pub(super) peer_l2spec: u16,
+    pub(super) peer_l2spec: L2SpecType,
     pub(super) peer_seq: bool,
     pub(super) pw_type: PwType,
     /// v3 Session Tie Breaker we sent in ICRQ/OCRQ.
@@ -126,9 +126,7 @@ fn v3_pw_avps(d: Draft, s: &Session, with_cookie: bool) -> Draft {
         DataSequencing::None
     };
     d.opt(cookie)
-        .avp(AvpValue::L2SpecificSublayer(L2SpecType::from(
-            s.cfg.l2spec_type,
-        )))
+        .avp(AvpValue::L2SpecificSublayer(s.cfg.l2spec_type))
         .avp(AvpValue::DataSequencing(seq))
 }
 
@@ -248,7 +246,7 @@ pub(super) fn refuse_call(
         call_serial: 0,
         our_cookie: Vec::new(),
         peer_cookie: Vec::new(),
-        peer_l2spec: 0,
+        peer_l2spec: L2SpecType::None,
         peer_seq: false,
         pw_type: PwType::from(0),
         tie_breaker: None,
@@ -301,7 +299,7 @@ fn read_peer_session_params(t: &Tunnel, s: &mut Session, m: &Message) {
             s.peer_cookie = c.clone();
         }
         if let Some(l) = avp_value!(m, L2SpecificSublayer) {
-            s.peer_l2spec = l.get();
+            s.peer_l2spec = *l;
         }
         if let Some(d) = avp_value!(m, DataSequencing) {
             s.peer_seq = *d != DataSequencing::None;
@@ -440,13 +438,13 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
         call_serial: avp_value!(m, CallSerialNumber).copied().unwrap_or(0),
         our_cookie,
         peer_cookie: Vec::new(),
-        peer_l2spec: 0,
+        peer_l2spec: L2SpecType::None,
         peer_seq: false,
         pw_type,
         tie_breaker: None,
     };
     if t.version == Version::V2 {
-        s.cfg.l2spec_type = 0;
+        s.cfg.l2spec_type = L2SpecType::None;
         s.cfg.cookie_len = 0;
     }
     read_peer_session_params(t, &mut s, m);
@@ -579,8 +577,12 @@ fn session_up(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
         pw_type: s.pw_type,
         cookie: s.peer_cookie.clone(),
         peer_cookie: s.our_cookie.clone(),
-        l2spec_type: if v2 { 0 } else { s.peer_l2spec },
-        peer_l2spec_type: if v2 { 0 } else { s.cfg.l2spec_type },
+        l2spec_type: if v2 { L2SpecType::None } else { s.peer_l2spec },
+        peer_l2spec_type: if v2 {
+            L2SpecType::None
+        } else {
+            s.cfg.l2spec_type
+        },
         send_seq,
         recv_seq,
         lns_mode,

@@ -483,6 +483,35 @@ open_enum! {
     }
 }
 
+impl L2SpecType {
+    /// Octets of the sublayer in a data message: 4 for the default sublayer, 0 for none. The
+    /// data path carries only these two (as the kernel does); a session with another type is
+    /// refused when it is created, so no data message is ever built or parsed with one.
+    pub fn len(self) -> usize {
+        match self {
+            L2SpecType::Default => 4,
+            _ => 0,
+        }
+    }
+
+    /// True when no sublayer is carried.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the data path can carry this sublayer (none or default).
+    pub fn is_supported(self) -> bool {
+        matches!(self, L2SpecType::None | L2SpecType::Default)
+    }
+}
+
+/// The default sublayer, as `ip l2tp` and the kernel default to for L2TPv3 sessions.
+impl Default for L2SpecType {
+    fn default() -> Self {
+        L2SpecType::Default
+    }
+}
+
 open_enum! {
     /// Data Sequencing AVP values (AVP 70; docs/reference/rfc.md §2.12).
     DataSequencing: u16 {

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use ul2tp_api::{l2spec_type, pw_type, Attrs};
-use ul2tp_core::PwType;
+use ul2tp_core::{L2SpecType, PwType};
 
 use crate::control::ControlPlane;
 use crate::store::{einval, ApiResult};
@@ -36,7 +36,7 @@ pub(crate) async fn session(cp: &ControlPlane, a: &Attrs) -> ApiResult<Attrs> {
         .ok_or_else(|| einval("control_session needs conn_id"))?;
     let cfg = ul2tp_control::SessionConfig {
         pw_type: PwType::from(a.pw_type.unwrap_or(pw_type::ETH)),
-        l2spec_type: u16::from(a.l2spec_type.unwrap_or(l2spec_type::DEFAULT)),
+        l2spec_type: L2SpecType::from(u16::from(a.l2spec_type.unwrap_or(l2spec_type::DEFAULT))),
         recv_seq: a.recv_seq.is_some_and(|v| v & 1 == 1),
         ..ul2tp_control::SessionConfig::default()
     };
