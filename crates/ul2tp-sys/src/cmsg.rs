@@ -2,6 +2,16 @@
 //! walks `cmsghdr` chains, used for descriptor passing (`SCM_RIGHTS`, [`crate::fdpass`]) and
 //! for UDP GSO / GRO (`UDP_SEGMENT`, `UDP_GRO`, [`crate::mmsg`]).
 
+/// A `msghdr` for one buffer (`iov`), no address, no control data yet. The caller keeps `iov`
+/// (and whatever it points at) alive for as long as the header is used.
+pub(crate) fn msghdr(iov: &mut libc::iovec) -> libc::msghdr {
+    // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg
+}
+
 /// A control-message buffer aligned for `cmsghdr`, large enough for what ul2tp sends or
 /// expects: 16 descriptors (`SCM_RIGHTS`) or one `UDP_SEGMENT` / `UDP_GRO` value.
 #[repr(C, align(8))]

@@ -10,7 +10,6 @@
 //! Received descriptors are close-on-exec (`MSG_CMSG_CLOEXEC`).
 
 use std::io;
-use std::mem;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use tokio::io::Interest;
@@ -40,10 +39,7 @@ pub fn send_with_fds<S: AsFd>(stream: &S, bytes: &[u8], fds: &[RawFd]) -> io::Re
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),
     };
-    // SAFETY: all-zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut msg = cmsg::msghdr(&mut iov);
     if !fds.is_empty() {
         let data: Vec<u8> = fds.iter().flat_map(|fd| fd.to_ne_bytes()).collect();
         cbuf.put_one(&mut msg, libc::SOL_SOCKET, libc::SCM_RIGHTS, &data)?;
@@ -63,10 +59,7 @@ pub fn recv_with_fds<S: AsFd>(stream: &S, buf: &mut [u8]) -> io::Result<(usize, 
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    // SAFETY: all-zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut msg = cmsg::msghdr(&mut iov);
     cbuf.attach_for_recv(&mut msg);
     // SAFETY: msg describes live writable buffers of the declared lengths.
     let r = unsafe { libc::recvmsg(stream.as_fd().as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };

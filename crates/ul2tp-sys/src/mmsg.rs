@@ -292,10 +292,7 @@ pub(crate) fn send_segmented(
         iov_base: buf.as_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
-    // SAFETY: all-zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut msg = cmsg::msghdr(&mut iov);
     cbuf.put_one(
         &mut msg,
         libc::SOL_UDP,
@@ -318,10 +315,7 @@ pub(crate) fn recv_gro(
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    // SAFETY: all-zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut msg = cmsg::msghdr(&mut iov);
     cbuf.attach_for_recv(&mut msg);
     // SAFETY: msg describes live writable buffers of the declared lengths.
     let r = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
