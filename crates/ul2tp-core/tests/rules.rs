@@ -89,7 +89,11 @@ fn session_create_validation_order() {
     for l2spec in [L2SpecType::Atm, L2SpecType::Mpt, L2SpecType::from(9)] {
         let mut p = SessionParams::new(1, 1, PwType::Ethernet);
         p.l2spec_type = l2spec;
-        assert_eq!(r.session_create(3, p).unwrap_err(), Errno::EINVAL, "{l2spec:?}");
+        assert_eq!(
+            r.session_create(3, p).unwrap_err(),
+            Errno::EINVAL,
+            "{l2spec:?}"
+        );
     }
     // ETH_VLAN needs a VLAN id 1..=4094.
     let mut v = SessionParams::new(1, 1, PwType::EthernetVlan);

@@ -43,7 +43,7 @@ use ul2tp_wire::digest::{self, Nonces};
 
 use crate::channel::{ControlChannel, RxVerdict};
 use crate::Timestamp;
-use message::{build_ack, new_msg, parse, peer_tunnel_id, queue};
+use message::{build_ack, new_msg, parse, peer_tunnel_id, queue, Draft};
 use session::{
     clear_session, connects_acked, send_cdn, send_session_msg, start_session, SState, Session,
 };
@@ -416,19 +416,37 @@ impl Endpoint {
         circuit_status: u16,
         accm: (u32, u32),
     ) -> Result<(), Error> {
+        self.send_on_established(
+            now,
+            tunnel_id,
+            session_id,
+            MessageType::Sli,
+            |d, v| match v {
+                Version::V2 => d.avp(AvpValue::Accm {
+                    send_accm: accm.0,
+                    receive_accm: accm.1,
+                }),
+                Version::V3 => d.avp(AvpValue::CircuitStatus(circuit_status)),
+            },
+        )
+    }
+
+    /// Send a session message (`fill` adds its AVPs) on an established session.
+    fn send_on_established(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        session_id: u32,
+        mtype: MessageType,
+        fill: impl FnOnce(Draft, Version) -> Draft,
+    ) -> Result<(), Error> {
         let (mut ctx, tunnels) = self.ctx(now);
         let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
         let s = t.sessions.get(&session_id).ok_or(Error::NoSession)?.clone();
         if s.state != SState::Established {
             return Err(Error::NoSession);
         }
-        send_session_msg(t, &mut ctx, MessageType::Sli, &s, |d, v| match v {
-            Version::V2 => d.avp(AvpValue::Accm {
-                send_accm: accm.0,
-                receive_accm: accm.1,
-            }),
-            Version::V3 => d.avp(AvpValue::CircuitStatus(circuit_status)),
-        });
+        send_session_msg(t, &mut ctx, mtype, &s, fill);
         self.service(now, tunnel_id);
         Ok(())
     }
@@ -442,13 +460,7 @@ impl Endpoint {
         session_id: u32,
         counters: [u32; 6],
     ) -> Result<(), Error> {
-        let (mut ctx, tunnels) = self.ctx(now);
-        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
-        let s = t.sessions.get(&session_id).ok_or(Error::NoSession)?.clone();
-        if s.state != SState::Established {
-            return Err(Error::NoSession);
-        }
-        send_session_msg(t, &mut ctx, MessageType::Wen, &s, |d, v| {
+        self.send_on_established(now, tunnel_id, session_id, MessageType::Wen, |d, v| {
             // v3 Circuit Errors is the compact 4-counter form (docs/reference/rfc.md §6).
             let [crc, framing, hardware, buffer, timeout, alignment] = counters;
             d.avp(AvpValue::CallErrors(CallErrors {
@@ -460,9 +472,7 @@ impl Endpoint {
                 alignment_errors: alignment,
                 compact: v == Version::V3,
             }))
-        });
-        self.service(now, tunnel_id);
-        Ok(())
+        })
     }
 
     /// Clear a tunnel and all its sessions (sends StopCCN).
