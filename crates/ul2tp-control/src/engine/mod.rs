@@ -352,18 +352,11 @@ impl Endpoint {
         t.sessions.insert(
             sid,
             Session {
-                local_id: sid,
-                peer_id: 0,
-                cfg,
-                state: SState::WaitTunnel,
                 initiator: true,
                 call_serial: *ctx.call_serial,
                 our_cookie,
-                peer_cookie: Vec::new(),
-                peer_l2spec: L2SpecType::None,
-                peer_seq: false,
                 pw_type,
-                tie_breaker: None,
+                ..Session::new(sid, 0, cfg, SState::WaitTunnel)
             },
         );
         if t.state == TState::Established {

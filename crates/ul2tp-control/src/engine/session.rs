@@ -47,6 +47,26 @@ pub(super) struct Session {
     pub(super) tie_breaker: Option<[u8; 8]>,
 }
 
+impl Session {
+    /// A session in `state` with ids and configuration; nothing learnt from the peer yet.
+    pub(super) fn new(local_id: u32, peer_id: u32, cfg: SessionConfig, state: SState) -> Session {
+        Session {
+            local_id,
+            peer_id,
+            cfg,
+            state,
+            initiator: false,
+            call_serial: 0,
+            our_cookie: Vec::new(),
+            peer_cookie: Vec::new(),
+            peer_l2spec: L2SpecType::None,
+            peer_seq: false,
+            pw_type: PwType::from(0),
+            tie_breaker: None,
+        }
+    }
+}
+
 /// Send ICRQ / OCRQ for a session that was waiting for the tunnel.
 pub(super) fn start_session(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
     let Some(s) = t.sessions.get_mut(&sid) else {
@@ -237,20 +257,12 @@ pub(super) fn refuse_call(
     // fresh one that is released at once.
     let local_id = ctx.alloc_session_id(t.version).unwrap_or(1);
     ctx.session_ids.remove(&local_id);
-    let s = Session {
+    let s = Session::new(
         local_id,
-        peer_id: peer_sid,
-        cfg: SessionConfig::default(),
-        state: SState::WaitReply,
-        initiator: false,
-        call_serial: 0,
-        our_cookie: Vec::new(),
-        peer_cookie: Vec::new(),
-        peer_l2spec: L2SpecType::None,
-        peer_seq: false,
-        pw_type: PwType::from(0),
-        tie_breaker: None,
-    };
+        peer_sid,
+        SessionConfig::default(),
+        SState::WaitReply,
+    );
     send_cdn(t, ctx, &s, result, error.map(|e| (e, "")), None);
 }
 
@@ -430,18 +442,10 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
         Vec::new()
     };
     let mut s = Session {
-        local_id: sid,
-        peer_id: peer_sid,
-        cfg,
-        state: SState::WaitConnect,
-        initiator: false,
         call_serial: avp_value!(m, CallSerialNumber).copied().unwrap_or(0),
         our_cookie,
-        peer_cookie: Vec::new(),
-        peer_l2spec: L2SpecType::None,
-        peer_seq: false,
         pw_type,
-        tie_breaker: None,
+        ..Session::new(sid, peer_sid, cfg, SState::WaitConnect)
     };
     if t.version == Version::V2 {
         s.cfg.l2spec_type = L2SpecType::None;
