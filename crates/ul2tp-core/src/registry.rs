@@ -132,7 +132,7 @@ impl Registry {
             fd: 0,
             tid: t.tunnel_id(),
             ptid: t.peer_tunnel_id(),
-            version: t.version().as_u8(),
+            version: t.version(),
             encap: t.encap(),
         });
         Ok(t)

@@ -9,7 +9,7 @@
 use core::fmt;
 use std::sync::Arc;
 
-use crate::Encap;
+use crate::{Encap, Version};
 
 /// Receives trace events.
 pub type TraceSink = Arc<dyn Fn(&TraceEvent) + Send + Sync>;
@@ -27,8 +27,8 @@ pub enum TraceEvent {
         tid: u32,
         /// Peer tunnel id.
         ptid: u32,
-        /// 2 or 3.
-        version: u8,
+        /// L2TPv2 or L2TPv3.
+        version: Version,
         /// Encapsulation.
         encap: Encap,
     },
@@ -175,7 +175,7 @@ impl fmt::Display for TraceEvent {
                 encap,
             } => write!(
                 f,
-                "{name}: type={} encap={} version=L2TPv{version} tid={tid} ptid={ptid} fd={fd}",
+                "{name}: type={} encap={} version={version} tid={tid} ptid={ptid} fd={fd}",
                 if *fd > 0 { "managed" } else { "unmanaged" },
                 match encap {
                     Encap::Udp => "UDP",
@@ -240,7 +240,7 @@ mod tests {
             fd: 0,
             tid: 1000,
             ptid: 2000,
-            version: 3,
+            version: Version::V3,
             encap: Encap::Udp,
         };
         assert_eq!(
@@ -253,7 +253,7 @@ mod tests {
             fd: 7,
             tid: 1000,
             ptid: 2000,
-            version: 2,
+            version: Version::V2,
             encap: Encap::Ip,
         };
         assert_eq!(
