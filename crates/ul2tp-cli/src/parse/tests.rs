@@ -351,13 +351,13 @@ fn bad_addresses_exit_1() {
     let e = err("add tunnel local 1.2.3.999");
     assert_eq!(
         e.stderr,
-        "Error: inet address is expected rather than \"1.2.3.999\".\n"
+        "Error: any valid address is expected rather than \"1.2.3.999\".\n"
     );
     assert_eq!(e.code, 1);
     let e = err("add tunnel remote fe80::zz");
     assert_eq!(
         e.stderr,
-        "Error: inet6 address is expected rather than \"fe80::zz\".\n"
+        "Error: any valid address is expected rather than \"fe80::zz\".\n"
     );
     assert_eq!(e.code, 1);
 }
