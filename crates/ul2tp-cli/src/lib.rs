@@ -51,16 +51,6 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
 }
 
-/// Where the daemon serving the named network namespace `name` listens unless `--socket`
-/// says otherwise: `/run/ul2tp/netns/NAME.sock` (docs/cli.md "Network namespaces").
-/// `$UL2TP_SOCKET` is not used with `-n`: it names the current namespace's daemon.
-pub fn netns_socket_path(name: &str) -> PathBuf {
-    Path::new(NETNS_SOCKET_DIR).join(format!("{name}.sock"))
-}
-
-/// The directory of the per-namespace daemon sockets.
-pub const NETNS_SOCKET_DIR: &str = "/run/ul2tp/netns";
-
 /// `ip -n NAME`: join the network namespace bound at `/run/netns/NAME` (what `ip netns add`
 /// creates), with ip's messages on failure.
 fn enter_netns(name: &str) -> Result<(), String> {
@@ -140,7 +130,8 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             inv.options
                 .socket
                 .clone()
-                .unwrap_or_else(|| netns_socket_path(name))
+                // `$UL2TP_SOCKET` names the current namespace's daemon, so it is not used here.
+                .unwrap_or_else(|| ul2tp_api::netns_socket_path(name))
         }
         None => ul2tp::socket_path(inv.options.socket.as_deref()),
     };
