@@ -46,6 +46,12 @@ Usage: ul2tp add session [ name NAME ]
        ul2tp debug { tunnels | pppol2tp }
        ul2tp monitor
        ul2tp trace { on | off } tunnel_id ID [ session_id ID ]
+       ul2tp connect remote ADDR [ udp_dport PORT ] [ version { 2 | 3 } ]
+       ul2tp connect session tunnel_id ID [ pw_type { eth | ppp } ]
+          [ name NAME ] [ seq recv ]
+       ul2tp disconnect tunnel_id ID [ session_id ID ]
+       ul2tp ppp start tunnel_id ID session_id ID
+          [ local ADDR remote ADDR ] [ user NAME password SECRET ]
        ul2tp help
 
 Options: -j[son]  -p[retty]  -s[tatistics]  -n[etns] NETNS  --socket PATH  -V[ersion]
@@ -834,7 +840,8 @@ fn parse_options(args: &[String]) -> Result<(Options, usize), CliError> {
             o.json = true;
         } else if opt.len() >= 2 && num::matches(opt, "-pretty") {
             o.pretty = true;
-        } else if opt.len() >= 2 && num::matches(opt, "-Version") {
+        } else if (opt.len() >= 2 && num::matches(opt, "-Version")) || opt == "-version" {
+            // `-version` / `--version` too (ip knows only `-V[ersion]`), as ul2tpd has it.
             return Ok((o, usize::MAX));
         } else if opt.len() >= 2 && num::matches(opt, "-help") {
             return Err(usage());

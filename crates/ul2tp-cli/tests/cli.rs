@@ -761,7 +761,7 @@ fn stats_option_prints_what_ip_prints() {
 
 #[test]
 fn version_options() {
-    for opt in ["-V", "-Version", "--Version", "-Ver"] {
+    for opt in ["-V", "-Version", "--Version", "-Ver", "--version"] {
         let out = run_offline(opt);
         assert_eq!(out.status.code(), Some(0), "{opt}");
         assert_eq!(
