@@ -51,6 +51,36 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
 }
 
+/// `ip -n NAME`: join the network namespace bound at `/run/netns/NAME` (what `ip netns add`
+/// creates), with ip's messages on failure.
+fn enter_netns(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(format!(
+            "Cannot open network namespace \"{name}\": Invalid argument\n"
+        ));
+    }
+    let file = std::fs::File::open(Path::new("/run/netns").join(name)).map_err(|e| {
+        format!(
+            "Cannot open network namespace \"{name}\": {}\n",
+            strerror_of(&e)
+        )
+    })?;
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        format!(
+            "setting the network namespace \"{name}\" failed: {}\n",
+            e.desc()
+        )
+    })
+}
+
+/// The C library's text for an I/O error (without Rust's " (os error N)" suffix).
+fn strerror_of(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
 /// Why talking to the daemon failed, rendered for the user.
 fn transport_failure(err: &mut dyn Write, path: &Path, e: &ClientError) -> i32 {
     let _ = match e {
@@ -91,7 +121,20 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         let _ = writeln!(out, "ul2tp {}", env!("CARGO_PKG_VERSION"));
         return 0;
     }
-    let path: PathBuf = ul2tp::socket_path(inv.options.socket.as_deref());
+    let path: PathBuf = match &inv.options.netns {
+        Some(name) => {
+            if let Err(msg) = enter_netns(name) {
+                let _ = err.write_all(msg.as_bytes());
+                return parse::EXIT_USAGE;
+            }
+            inv.options
+                .socket
+                .clone()
+                // `$UL2TP_SOCKET` names the current namespace's daemon, so it is not used here.
+                .unwrap_or_else(|| ul2tp_api::netns_socket_path(name))
+        }
+        None => ul2tp::socket_path(inv.options.socket.as_deref()),
+    };
     let mut client = match Client::connect(&path) {
         Ok(c) => c,
         Err(e) => {

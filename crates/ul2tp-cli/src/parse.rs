@@ -46,9 +46,15 @@ Usage: ul2tp add session [ name NAME ]
        ul2tp debug { tunnels | pppol2tp }
        ul2tp monitor
        ul2tp trace { on | off } tunnel_id ID [ session_id ID ]
+       ul2tp connect remote ADDR [ udp_dport PORT ] [ version { 2 | 3 } ]
+       ul2tp connect session tunnel_id ID [ pw_type { eth | ppp } ]
+          [ name NAME ] [ seq recv ]
+       ul2tp disconnect tunnel_id ID [ session_id ID ]
+       ul2tp ppp start tunnel_id ID session_id ID
+          [ local ADDR remote ADDR ] [ user NAME password SECRET ]
        ul2tp help
 
-Options: -j[son]  -p[retty]  --socket PATH  -V[ersion]
+Options: -j[son]  -p[retty]  -s[tatistics]  -n[etns] NETNS  --socket PATH  -V[ersion]
 
 Where: NAME   := STRING
        ADDR   := { IP_ADDRESS | any }
@@ -120,6 +126,10 @@ pub struct Options {
     pub pretty: bool,
     /// `--socket PATH`: the daemon's API socket.
     pub socket: Option<PathBuf>,
+    /// `-s` / `-stats` / `-statistics` (accepted as by `ip`; `ip l2tp` prints no counters).
+    pub stats: bool,
+    /// `-n NETNS` / `-netns NETNS`: the named network namespace to enter before connecting.
+    pub netns: Option<String>,
 }
 
 /// Which listing `show` prints.
@@ -263,10 +273,11 @@ fn on_off(v: &str, key: &str) -> Result<bool, CliError> {
 }
 
 fn addr(v: &str) -> Result<Addr, CliError> {
-    // lib/utils.c get_addr(): exits 1, not 255.
-    num::get_addr(v).map_err(|family| {
+    // lib/utils.c get_addr(): exits 1, not 255. ipl2tp.c asks for AF_UNSPEC, whose verbose
+    // family name in iproute2 6.1 is "any valid", whatever the argument looks like.
+    num::get_addr(v).map_err(|_| {
         CliError::new(
-            format!("Error: {family} address is expected rather than \"{v}\".\n"),
+            format!("Error: any valid address is expected rather than \"{v}\".\n"),
             1,
         )
     })
@@ -811,11 +822,26 @@ fn parse_options(args: &[String]) -> Result<(Options, usize), CliError> {
             };
             o.socket = Some(PathBuf::from(path));
             i += 1;
+        } else if opt.len() >= 2 && num::matches(opt, "-netns") {
+            // ip.c: `-n NETNS` (any prefix of `-netns`) switches namespace before the command.
+            let Some(name) = args.get(i + 1) else {
+                return Err(CliError::new(
+                    "Command line is not complete. Try option \"help\"\n".to_string(),
+                    EXIT_USAGE,
+                ));
+            };
+            o.netns = Some(name.clone());
+            i += 1;
+        } else if opt.len() >= 2
+            && (num::matches(opt, "-stats") || num::matches(opt, "-statistics"))
+        {
+            o.stats = true;
         } else if opt.len() >= 2 && num::matches(opt, "-json") {
             o.json = true;
         } else if opt.len() >= 2 && num::matches(opt, "-pretty") {
             o.pretty = true;
-        } else if opt.len() >= 2 && num::matches(opt, "-Version") {
+        } else if (opt.len() >= 2 && num::matches(opt, "-Version")) || opt == "-version" {
+            // `-version` / `--version` too (ip knows only `-V[ersion]`), as ul2tpd has it.
             return Ok((o, usize::MAX));
         } else if opt.len() >= 2 && num::matches(opt, "-help") {
             return Err(usage());

@@ -655,7 +655,7 @@ fn validation_errors_do_not_contact_the_daemon() {
         ),
         (
             "add tunnel local 300.1.1.1",
-            "Error: inet address is expected rather than \"300.1.1.1\".\n",
+            "Error: any valid address is expected rather than \"300.1.1.1\".\n",
             1,
         ),
         (
@@ -737,4 +737,82 @@ fn show_accepts_single_attrs_reply() {
         stdout(&out),
         "Tunnel 3, encap IP\n  From 10.0.0.1 to 10.0.0.2\n  Peer tunnel 33\n"
     );
+}
+
+// ---------------------------------------------------------------- ip options
+
+/// `ip -s l2tp show` parses the counters but prints none (ipl2tp.c print_tunnel /
+/// print_session have no statistics block), so every spelling of `-s` leaves the text and
+/// JSON output exactly as without it.
+#[test]
+fn stats_option_prints_what_ip_prints() {
+    for opt in ["-s", "-stats", "-statistics", "--stats", "-st"] {
+        let (out, reqs) = run_fake(&format!("{opt} show tunnel"), dump_of(tunnels()));
+        assert_eq!(out.status.code(), Some(0), "{opt}: {}", stderr(&out));
+        assert_eq!(stdout(&out), TUNNELS_TEXT, "{opt}");
+        assert_eq!(reqs[0].cmd, Command::TunnelGet);
+    }
+    let (plain, _) = run_fake("-j show session", dump_of(sessions()));
+    let (with_s, _) = run_fake("-j -s show session", dump_of(sessions()));
+    assert_eq!(with_s.status.code(), Some(0));
+    assert!(stdout(&plain).starts_with("[{\"session_id\":"));
+    assert_eq!(stdout(&with_s), stdout(&plain));
+}
+
+#[test]
+fn version_options() {
+    for opt in ["-V", "-Version", "--Version", "-Ver", "--version"] {
+        let out = run_offline(opt);
+        assert_eq!(out.status.code(), Some(0), "{opt}");
+        assert_eq!(
+            stdout(&out),
+            format!("ul2tp {}\n", env!("CARGO_PKG_VERSION")),
+            "{opt}"
+        );
+    }
+}
+
+#[test]
+fn netns_option_errors_as_ip() {
+    let out = run_offline("-n ul2tp-no-such-netns-here show tunnel");
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(
+        stderr(&out),
+        "Cannot open network namespace \"ul2tp-no-such-netns-here\": No such file or directory\n"
+    );
+    let out = run_offline("-netns ../x show tunnel");
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(
+        stderr(&out),
+        "Cannot open network namespace \"../x\": Invalid argument\n"
+    );
+    let out = run_offline("-n");
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(
+        stderr(&out),
+        "Command line is not complete. Try option \"help\"\n"
+    );
+}
+
+#[test]
+fn bad_address_message_of_iproute2_6_1() {
+    for (line, arg) in [
+        (
+            "add tunnel tid 1 ptid 2 local 10.0.0.256 remote 10.0.0.2",
+            "10.0.0.256",
+        ),
+        (
+            "add tunnel tid 1 ptid 2 local 10.0.0.1 remote fe80::zz",
+            "fe80::zz",
+        ),
+        ("add tunnel remote host.example", "host.example"),
+    ] {
+        let out = run_offline(line);
+        assert_eq!(out.status.code(), Some(1), "{line}");
+        assert_eq!(
+            stderr(&out),
+            format!("Error: any valid address is expected rather than \"{arg}\".\n"),
+            "{line}"
+        );
+    }
 }

@@ -490,3 +490,88 @@ fn unprivileged_debug_monitor_trace_exit_non_zero() {
         assert_eq!(out.status.code(), Some(1), "ul2tp {args:?}");
     }
 }
+
+/// `ul2tp -n NAME` reaches the daemon started with `ip netns exec NAME ul2tpd` and no
+/// `--socket`: that daemon serves `/run/ul2tp/netns/NAME.sock` (docs/cli.md "Network
+/// namespaces"), and so does a client run under `ip netns exec NAME`.
+#[test]
+fn netns_option_reaches_the_daemon_of_that_namespace() {
+    use std::process::{Command as Proc, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// The daemon, killed by PID on drop.
+    struct Killed(std::process::Child, std::path::PathBuf);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_file(&self.1);
+        }
+    }
+
+    let ns = Netns::new("nsopt");
+    let socket = ul2tp_api::netns_socket_path(&ns.name);
+    let child = ns
+        .cmd(ul2tp_it::bin("ul2tpd"))
+        .args(["--log", "warn"])
+        .env_remove(ul2tp_api::SOCKET_ENV)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ul2tpd");
+    let mut daemon = Killed(child, socket.clone());
+    let end = Instant::now() + Duration::from_secs(10);
+    while ul2tp::Client::connect(&socket).is_err() {
+        assert!(
+            matches!(daemon.0.try_wait(), Ok(None)),
+            "ul2tpd exited early"
+        );
+        assert!(
+            Instant::now() < end,
+            "ul2tpd did not serve {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let ul2tp = |line: &str| {
+        let o = ul2tp_it::run(
+            Proc::new(ul2tp_it::bin("ul2tp"))
+                .args(["-n", &ns.name])
+                .args(line.split_whitespace())
+                .env_remove(ul2tp_api::SOCKET_ENV),
+        );
+        assert!(
+            o.status.success(),
+            "ul2tp -n {} {line}: {}",
+            ns.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ul2tp(
+        "add tunnel tunnel_id 7001 peer_tunnel_id 7002 local 127.0.0.1 remote 127.0.0.1 \
+         udp_sport 17001 udp_dport 17002",
+    );
+    let shown = ul2tp("show tunnel");
+    assert!(
+        shown.starts_with("Tunnel 7001, encap UDP\n  From 127.0.0.1 to 127.0.0.1\n"),
+        "{shown}"
+    );
+    // The daemon really runs in that namespace: its tunnel socket is bound there.
+    let ss = ns.cmd("ss").args(["-uan"]).output().expect("ss");
+    assert!(
+        String::from_utf8_lossy(&ss.stdout).contains(":17001"),
+        "{}",
+        String::from_utf8_lossy(&ss.stdout)
+    );
+    // A client under `ip netns exec NAME` finds the same daemon without -n or --socket.
+    let o = ul2tp_it::run(
+        ns.cmd(ul2tp_it::bin("ul2tp"))
+            .args(["show", "tunnel"])
+            .env_remove(ul2tp_api::SOCKET_ENV),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), shown);
+    drop(daemon);
+}

@@ -70,14 +70,16 @@ impl From<ClientError> for io::Error {
     }
 }
 
-/// The socket path to use: `explicit` if given, else `$UL2TP_SOCKET`, else the default.
+/// The socket path to use: `explicit` if given, else `$UL2TP_SOCKET`, else the default
+/// ([`ul2tp_api::default_socket_path`]: per named network namespace, else
+/// `/run/ul2tp/ul2tpd.sock`).
 pub fn socket_path(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
     match std::env::var_os(ul2tp_api::SOCKET_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(ul2tp_api::DEFAULT_SOCKET),
+        _ => ul2tp_api::default_socket_path(),
     }
 }
 

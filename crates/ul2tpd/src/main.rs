@@ -18,7 +18,8 @@ use ul2tpd::{config, reload, server, Daemon};
     about = "Userspace L2TP daemon (the kernel L2TP subsystem in userspace)"
 )]
 struct Args {
-    /// API socket path (default: $UL2TP_SOCKET, the config's [api] socket, or /run/ul2tp/ul2tpd.sock).
+    /// API socket path (default: $UL2TP_SOCKET, the config's [api] socket, or /run/ul2tp/ul2tpd.sock;
+    /// /run/ul2tp/netns/NAME.sock in a network namespace named NAME).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// TOML configuration file with static tunnels and sessions.
@@ -101,7 +102,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .map(PathBuf::from)
         })
         .or_else(|| cfg.api.socket.clone())
-        .unwrap_or_else(|| PathBuf::from(ul2tp_api::DEFAULT_SOCKET));
+        .unwrap_or_else(ul2tp_api::default_socket_path);
     let access =
         server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
     if args.no_offload {

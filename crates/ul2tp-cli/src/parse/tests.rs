@@ -351,13 +351,13 @@ fn bad_addresses_exit_1() {
     let e = err("add tunnel local 1.2.3.999");
     assert_eq!(
         e.stderr,
-        "Error: inet address is expected rather than \"1.2.3.999\".\n"
+        "Error: any valid address is expected rather than \"1.2.3.999\".\n"
     );
     assert_eq!(e.code, 1);
     let e = err("add tunnel remote fe80::zz");
     assert_eq!(
         e.stderr,
-        "Error: inet6 address is expected rather than \"fe80::zz\".\n"
+        "Error: any valid address is expected rather than \"fe80::zz\".\n"
     );
     assert_eq!(e.code, 1);
 }
@@ -667,4 +667,29 @@ fn never_panics_on_token_soup() {
             assert!(e.stderr.ends_with('\n'));
         }
     }
+}
+
+#[test]
+fn stats_and_netns_options() {
+    for line in [
+        "-s show tunnel",
+        "-stats show tunnel",
+        "-statistics show tunnel",
+        "--stat show tunnel",
+    ] {
+        let inv = ok(line);
+        assert!(inv.options.stats, "{line}");
+        assert_eq!(inv.options.netns, None);
+    }
+    let inv = ok("-n blue -j show session");
+    assert_eq!(inv.options.netns.as_deref(), Some("blue"));
+    assert!(inv.options.json && !inv.options.stats);
+    let inv = ok("-netns red --socket /tmp/r.sock show tunnel");
+    assert_eq!(inv.options.netns.as_deref(), Some("red"));
+    assert_eq!(inv.options.socket, Some(PathBuf::from("/tmp/r.sock")));
+    // `-s` is not `--socket`, and an unknown option is still refused.
+    assert_eq!(ok("-s show tunnel").options.socket, None);
+    assert_eq!(err("-statx show tunnel").code, 255);
+    assert_eq!(err("-n").code, 255);
+    assert_eq!(ok("--version").action, Action::Version);
 }
