@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ul2tp_api::Stats;
-use ul2tp_it::{have, must, ping_stats, run, unique, veth, wait_until, Netns, Pair};
+use ul2tp_it::{have, must, ping_stats, run, traffic_only, unique, veth, wait_until, Netns, Pair};
 
 /// The L2TPv3 header over UDP: flags word, session id, default sublayer (no cookie).
 const V3_UDP_HEADER: u64 = 12;
@@ -76,6 +76,16 @@ impl Ovs {
             ovs.logs()
         );
         must(&mut ovs.vsctl_cmd(&["--no-wait", "init"]));
+        // Read only at start-up: ovs-vswitchd then reads and writes its AF_PACKET ports with
+        // virtio-net headers, so it keeps the partial checksums of a veth's TCP segments and
+        // the coalesced TCP frames ul2tpd writes into its TAP devices (docs/operations.md).
+        must(&mut ovs.vsctl_cmd(&[
+            "--no-wait",
+            "set",
+            "Open_vSwitch",
+            ".",
+            "other_config:userspace-tso-enable=true",
+        ]));
         let mut c = ns.cmd("ovs-vswitchd");
         Self::env(&mut c, &ovs.dir);
         ovs.children.push(
@@ -169,10 +179,22 @@ fn quiet(ns: &Netns) {
     ns.sysctl("net.ipv6.conf.all.disable_ipv6=1");
 }
 
+/// The MTU of `dev` in `ns`.
+fn mtu(ns: &Netns, dev: &str) -> String {
+    let out = ns.ip(&["-o", "link", "show", "dev", dev]);
+    let mut words = out.split_whitespace();
+    words.find(|w| *w == "mtu");
+    words.next().expect("mtu in ip link show").to_string()
+}
+
 /// An end host: `eth0` in `ns`, joined by a veth pair to `port` in `host`, with `mac` and
-/// `cidr` on it.
-fn end_host(ns: &Netns, host: &Netns, port: &str, mac: &str, cidr: &str) {
+/// `cidr` on it, and both ends at the MTU of the pseudowire `pw` (a switch drops a frame too
+/// big for the port it leaves by, as between any two links of different MTUs).
+fn end_host(ns: &Netns, host: &Netns, port: &str, mac: &str, cidr: &str, pw: &str) {
     veth(ns, "eth0", host, port);
+    let mtu = mtu(host, pw);
+    ns.ip(&["link", "set", "eth0", "mtu", &mtu]);
+    host.ip(&["link", "set", port, "mtu", &mtu]);
     ns.ip(&["link", "set", "eth0", "address", mac]);
     ns.ip(&["addr", "add", cidr, "dev", "eth0"]);
 }
@@ -228,6 +250,7 @@ fn ovs_vlan_access_ports_map_to_eth_vlan_sessions() {
             &port,
             cust_mac[i],
             &format!("{}/24", cust_ip[i]),
+            &pw[i],
         );
         ovs.vsctl(&format!("add-port {br} {port} tag={vid}"));
         p.a.ip(&["link", "set", &pw[i], "up"]);
@@ -245,6 +268,7 @@ fn ovs_vlan_access_ports_map_to_eth_vlan_sessions() {
             &port,
             site_mac[i],
             &format!("{}/24", site_ip[i]),
+            &pw[i],
         );
         for dev in [&port, &pw[i]] {
             p.b.ip(&["link", "set", dev, "master", &lbr]);
@@ -261,8 +285,8 @@ fn ovs_vlan_access_ports_map_to_eth_vlan_sessions() {
         }
     }
     let show = ovs.vsctl("show");
-    for i in 0..2 {
-        assert!(show.contains(&format!("Port {}", pw[i])), "{show}");
+    for name in &pw {
+        assert!(show.contains(&format!("Port {name}")), "{show}");
     }
 
     // Each customer reaches its own VLAN's site: 3 pings through its session.
@@ -329,6 +353,20 @@ fn ovs_vlan_access_ports_map_to_eth_vlan_sessions() {
         assert_eq!(s["pw_type"], "eth_vlan", "{out}");
         assert_eq!(s["vlan_id"], *vid, "{out}");
     }
+
+    // Bulk TCP both ways on VLAN 10 (see the Ethernet test below).
+    let bytes = 1 << 20;
+    let to_site = tcp_transfer(&cust[0], &site[0], "10.60.0.110:7610", bytes);
+    assert_eq!(to_site, bytes, "TCP customer -> site, VLAN 10");
+    let to_cust = tcp_transfer(&site[0], &cust[0], "10.60.0.10:7611", bytes);
+    assert_eq!(to_cust, bytes, "TCP site -> customer, VLAN 10");
+    assert_eq!(
+        p.da.session_stats(1, 120),
+        after,
+        "TCP of VLAN 10 in VLAN 20"
+    );
+    let s = p.da.session_stats(1, 110);
+    assert_eq!(s, traffic_only(&s));
 }
 
 #[test]
@@ -356,7 +394,7 @@ fn ovs_port_on_an_ethernet_pseudowire() {
     let cust = quiet_ns("cu");
     let port = unique("cp");
     let (cust_mac, far_mac) = ("02:00:00:00:c0:01", "02:00:00:00:0b:01");
-    end_host(&cust, &p.a, &port, cust_mac, "10.61.0.1/24");
+    end_host(&cust, &p.a, &port, cust_mac, "10.61.0.1/24", &pw);
     ovs.vsctl(&format!("add-port {br} {port}"));
     p.a.ip(&["link", "set", &pw, "up"]);
     ovs.vsctl(&format!("add-port {br} {pw}"));
@@ -368,4 +406,63 @@ fn ovs_port_on_an_ethernet_pseudowire() {
     let want = ping_stats(V3_UDP_HEADER, 3, 3);
     assert_eq!(p.da.session_stats(3, 30), want);
     assert_eq!(p.db.session_stats(4, 40), want);
+
+    // Bulk TCP both ways: the customer's veth leaves checksums to the receiver and ul2tpd
+    // coalesces TCP segments into frames above the MTU on the TAP; OVS passes both on.
+    let bytes = 2 << 20;
+    assert_eq!(
+        tcp_transfer(&cust, &p.b, "10.61.0.2:7600", bytes),
+        bytes,
+        "TCP customer -> b"
+    );
+    assert_eq!(
+        tcp_transfer(&p.b, &cust, "10.61.0.1:7601", bytes),
+        bytes,
+        "TCP b -> customer"
+    );
+    // How many segments TCP sends is up to TCP; each side carried at least the payload and
+    // counted no error or discard.
+    for s in [p.da.session_stats(3, 30), p.db.session_stats(4, 40)] {
+        assert_eq!(s, traffic_only(&s));
+        assert!(
+            s.tx_bytes > bytes as u64 && s.rx_bytes > bytes as u64,
+            "{s:?}"
+        );
+    }
+    let drops: Vec<String> = ovs
+        .logs()
+        .lines()
+        .filter(|l| l.contains("Dropped packet"))
+        .map(String::from)
+        .collect();
+    assert!(drops.is_empty(), "OVS dropped frames: {drops:?}");
+}
+
+/// Send `bytes` over TCP from `from` to `to_addr` (a listener in `to`); returns how many
+/// leading bytes arrived intact (within 20-second socket timeouts).
+fn tcp_transfer(from: &Netns, to: &Netns, to_addr: &'static str, bytes: usize) -> usize {
+    use std::io::{Read, Write};
+    let listener = to.run_in(move || std::net::TcpListener::bind(to_addr).expect("listen"));
+    let rx = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    });
+    from.run_in(move || {
+        let mut s = std::net::TcpStream::connect_timeout(
+            &to_addr.parse().unwrap(),
+            Duration::from_secs(10),
+        )
+        .expect("TCP connect through OVS and the pseudowire");
+        s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        let data: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+        let _ = s.write_all(&data);
+    });
+    let got = rx.join().unwrap();
+    got.iter()
+        .enumerate()
+        .position(|(i, b)| *b != (i % 251) as u8)
+        .unwrap_or(got.len())
 }
