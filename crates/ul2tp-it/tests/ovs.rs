@@ -13,6 +13,9 @@
 //!   only on that VLAN's session.
 //! * `ovs_port_on_an_ethernet_pseudowire`: a plain `eth` session device and a customer port
 //!   on one bridge.
+//!
+//! Both also move bulk TCP both ways, which needs `other_config:userspace-tso-enable=true`
+//! (ul2tpd's TAP offloads, veth checksum offload) and end hosts at the pseudowire's MTU.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
