@@ -75,9 +75,6 @@ fn cdn_carries_ppp_disconnect_cause() {
             .close_session_ppp(now, tid, sids[0], CdnResult::GeneralError, None, None)
             .is_err());
 
-        if std::env::var_os("UL2TP_SKIP_TSHARK").is_some() {
-            continue;
-        }
         let path = std::env::temp_dir().join(format!(
             "ul2tp-ppp-cause-{}-{version:?}.pcap",
             std::process::id()
