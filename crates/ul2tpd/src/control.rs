@@ -31,7 +31,10 @@ use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 
+use ul2tp_control::channel::ChannelStats;
+
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
+use crate::metrics::ControlSnapshot;
 use crate::store::{
     io_err, session_attrs, ApiResult, ControlHandle, Ctl, Store, Task, TunnelInfo as DpTunnelInfo,
 };
@@ -127,7 +130,11 @@ impl ControlPlane {
         let up_ours = SeqPacket::from_fd(up_ours)?;
         let (tx, rx) = mpsc::channel(64);
         let ep = new_endpoint(&s.config)?;
+        let ops = d.upgrade().map(|s| s.ops.clone()).unwrap_or_default();
         let st = State {
+            ops,
+            metrics: ControlSnapshot::default(),
+            channels: HashMap::new(),
             d,
             local,
             upcall: Arc::new(up_daemon_end),
@@ -232,6 +239,12 @@ impl ControlHandle for ControlPlane {
 
 struct State {
     d: Weak<Store>,
+    /// Where the metrics snapshot is published.
+    ops: Arc<crate::metrics::Ops>,
+    /// The snapshot being built: the down counters and the channel counters of tunnels gone.
+    metrics: ControlSnapshot,
+    /// Last channel counters of every tunnel the engine holds.
+    channels: HashMap<u32, ChannelStats>,
     local: SocketAddr,
     upcall: Arc<SeqPacket>,
     ifnames: HashMap<(u32, u32), String>,
@@ -243,7 +256,55 @@ struct State {
     leases: HashMap<(u32, u32), std::net::Ipv4Addr>,
 }
 
+/// Add one tunnel's channel counters to a sum.
+fn add_channel(sum: &mut ChannelStats, c: &ChannelStats) {
+    sum.tx_msgs += c.tx_msgs;
+    sum.retransmits += c.retransmits;
+    sum.tx_acks += c.tx_acks;
+    sum.delivered += c.delivered;
+    sum.duplicates += c.duplicates;
+    sum.out_of_order += c.out_of_order;
+    sum.dropped += c.dropped;
+}
+
 impl State {
+    /// Publish the endpoint's counters for the metrics endpoint (after each batch of events:
+    /// the scrape reads the snapshot, never the engine).
+    fn publish(&mut self, ep: &Endpoint) {
+        let mut snap = ControlSnapshot {
+            endpoint: ep.stats(),
+            tunnels_down: self.metrics.tunnels_down.clone(),
+            sessions_down: self.metrics.sessions_down.clone(),
+            pool: self.pool.as_ref().map(|p| {
+                let size = u64::from(u32::from(p.last).saturating_sub(u32::from(p.first))) + 1;
+                (size, self.leases.len() as u64)
+            }),
+            ..ControlSnapshot::default()
+        };
+        let mut channel = self.metrics.channel;
+        let mut current = HashMap::new();
+        for tid in ep.tunnel_ids() {
+            let Some(t) = ep.tunnel_stats(tid) else {
+                continue;
+            };
+            *snap.tunnel_states.entry(t.state).or_default() += 1;
+            snap.sessions += t.sessions as u64;
+            snap.tunnel_ids.insert(tid);
+            add_channel(&mut channel, &t.channel);
+            current.insert(tid, t.channel);
+        }
+        // Tunnels the engine dropped since the last batch: their counters stay counted.
+        for (tid, c) in &self.channels {
+            if !current.contains_key(tid) {
+                add_channel(&mut self.metrics.channel, c);
+                add_channel(&mut channel, c);
+            }
+        }
+        self.channels = current;
+        snap.channel = channel;
+        self.ops.control.store(Some(Arc::new(snap)));
+    }
+
     /// The lowest free pool address.
     fn lease(&mut self, key: (u32, u32)) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
         let pool = self.pool.as_ref()?;
@@ -266,6 +327,7 @@ async fn run(
     let now = crate::clock::now;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut ubuf = vec![0u8; MAX_DATAGRAM + 64];
+    st.publish(&ep);
     loop {
         let wait = ep
             .poll_timeout()
@@ -309,6 +371,7 @@ async fn run(
                 };
             }
         }
+        st.publish(&ep);
     }
 }
 
@@ -361,6 +424,17 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
 /// Turn an endpoint event into data-path changes. Returns a tunnel or session the endpoint
 /// must close because the data path refused it.
 async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
+    match &ev {
+        Event::TunnelDown { reason, .. } => {
+            let r = crate::metrics::down_reason(reason);
+            *st.metrics.tunnels_down.entry(r).or_default() += 1;
+        }
+        Event::SessionDown { reason, .. } => {
+            let r = crate::metrics::down_reason(reason);
+            *st.metrics.sessions_down.entry(r).or_default() += 1;
+        }
+        _ => {}
+    }
     let d = st.d.upgrade()?;
     let mut ctl = d.ctl.lock().await;
     match ev {
