@@ -273,6 +273,7 @@ impl State {
     fn publish(&mut self, ep: &Endpoint) {
         let mut snap = ControlSnapshot {
             endpoint: ep.stats(),
+            messages: ep.message_stats().clone(),
             tunnels_down: self.metrics.tunnels_down.clone(),
             sessions_down: self.metrics.sessions_down.clone(),
             pool: self.pool.as_ref().map(|p| {

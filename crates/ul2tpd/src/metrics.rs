@@ -113,6 +113,12 @@ const PPP_DOWN_REASONS: [&str; 7] = [
     "lower_layer_down",
 ];
 
+/// Message types always exported (`MessageType::name`), others once seen.
+const MESSAGE_TYPES: [&str; 12] = [
+    "SCCRQ", "SCCRP", "SCCCN", "StopCCN", "HELLO", "ICRQ", "ICRP", "ICCN", "OCRQ", "OCRP", "OCCN",
+    "CDN",
+];
+
 /// PPP authentication protocols as labels.
 const AUTH_PROTOCOLS: [&str; 3] = ["pap", "chap", "other"];
 
@@ -133,6 +139,8 @@ pub(crate) struct ControlSnapshot {
     pub(crate) sessions: u64,
     /// Reliable-delivery counters of every tunnel the endpoint ever held.
     pub(crate) channel: ul2tp_control::channel::ChannelStats,
+    /// Control messages by type.
+    pub(crate) messages: ul2tp_control::MessageStats,
     /// Tunnels down, by reason label.
     pub(crate) tunnels_down: BTreeMap<&'static str, u64>,
     /// Sessions down, by reason label.
@@ -351,24 +359,9 @@ impl L2tpCollector {
                 e.tie_breaks_won,
             ),
             (
-                "ul2tp_control_messages_sent",
-                "control messages sent (first transmissions)",
-                c.tx_msgs,
-            ),
-            (
-                "ul2tp_control_retransmits",
-                "control message retransmissions",
-                c.retransmits,
-            ),
-            (
                 "ul2tp_control_acks_sent",
                 "pure acknowledgements (ZLB) sent",
                 c.tx_acks,
-            ),
-            (
-                "ul2tp_control_messages_received",
-                "control messages delivered in order",
-                c.delivered,
             ),
             (
                 "ul2tp_control_rx_duplicates",
@@ -387,6 +380,45 @@ impl L2tpCollector {
             ),
         ] {
             counter(enc, name, help, v)?;
+        }
+        // By Message Type: the common ones always (at zero), any other once seen.
+        let mut types: BTreeMap<String, ul2tp_control::MessageCounts> = MESSAGE_TYPES
+            .iter()
+            .map(|t| (t.to_string(), Default::default()))
+            .collect();
+        for (t, n) in s.messages.iter() {
+            types.insert(
+                t.name().map_or_else(|| t.get().to_string(), str::to_string),
+                n,
+            );
+        }
+        type Get = fn(&ul2tp_control::MessageCounts) -> u64;
+        let by_type: [(&str, &str, Get); 3] = [
+            (
+                "ul2tp_control_messages_sent",
+                "control messages sent (first transmissions), by Message Type",
+                |n| n.sent,
+            ),
+            (
+                "ul2tp_control_retransmits",
+                "control message retransmissions, by Message Type",
+                |n| n.retransmitted,
+            ),
+            (
+                "ul2tp_control_messages_received",
+                "control messages received and delivered in order, by Message Type",
+                |n| n.received,
+            ),
+        ];
+        for (name, help, get) in by_type {
+            family(
+                enc,
+                name,
+                help,
+                MetricType::Counter,
+                "type",
+                types.iter().map(|(t, n)| (t.as_str(), get(n))),
+            )?;
         }
         if let Some((size, leased)) = s.pool {
             gauge(

@@ -26,7 +26,7 @@ mod tunnel;
 pub use config::{CallType, Config, DigestAlg, SessionConfig};
 pub use error::Error;
 pub use event::{DownReason, Event, SessionInfo, TunnelInfo};
-pub use stats::{EndpointStats, TunnelStats};
+pub use stats::{EndpointStats, MessageCounts, MessageStats, TunnelStats};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -68,6 +68,7 @@ pub struct Endpoint {
     by_peer: HashMap<(SocketAddr, u32), u32>,
     transmits: VecDeque<Transmit>,
     stats: EndpointStats,
+    messages: MessageStats,
 }
 
 /// Endpoint state shared by all tunnels.
@@ -153,12 +154,18 @@ impl Endpoint {
             by_peer: HashMap::new(),
             transmits: VecDeque::new(),
             stats: EndpointStats::default(),
+            messages: MessageStats::default(),
         }
     }
 
     /// Endpoint counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats
+    }
+
+    /// Control messages sent, retransmitted and received, by Message Type.
+    pub fn message_stats(&self) -> &MessageStats {
+        &self.messages
     }
 
     /// Ids of all tunnels currently held (including closing / held ones).
@@ -569,6 +576,13 @@ impl Endpoint {
         t.last_rx = now;
         let is_ack = hdr.is_zlb() || mtype == Some(MessageType::Ack);
         let verdict = t.chan.on_receive(now, hdr.ns, hdr.nr, is_ack, msg);
+        if let RxVerdict::Deliver(msgs) = &verdict {
+            for m in msgs {
+                if let Some(mt) = peek_msg_type(m) {
+                    self.messages.entry(mt).received += 1;
+                }
+            }
+        }
         let (mut ctx, tunnels) = self.ctx(now);
         if let Some(t) = tunnels.get_mut(&tid) {
             if verdict != RxVerdict::InvalidNr {
@@ -693,6 +707,9 @@ impl Endpoint {
                 continue;
             };
             if let Some(b) = t.chan.on_timeout(now) {
+                if let Some(mt) = peek_msg_type(&b) {
+                    self.messages.entry(mt).retransmitted += 1;
+                }
                 emit(t, self.encap, &mut self.transmits, b);
             }
             if t.state == TState::Established
@@ -725,6 +742,9 @@ impl Endpoint {
             return;
         }
         for b in t.chan.poll_send(now) {
+            if let Some(mt) = peek_msg_type(&b) {
+                self.messages.entry(mt).sent += 1;
+            }
             emit(t, self.encap, &mut self.transmits, b);
         }
         if t.chan.take_ack(now) {
