@@ -171,6 +171,8 @@ fn control_messages_are_counted_by_type() {
         assert_eq!(stop(&p.b), c(0, 0, 1));
         // The counts outlive the tunnel.
         assert!(p.a.tunnel_ids().is_empty());
+        let closed = p.a.stats().closed_channels;
+        assert_eq!((closed.tx_msgs, closed.retransmits), (3, 1), "{closed:?}");
         assert_eq!(
             p.a.message_stats()
                 .iter()

@@ -31,8 +31,6 @@ use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 
-use ul2tp_control::channel::ChannelStats;
-
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
 use crate::metrics::ControlSnapshot;
 use crate::store::{
@@ -134,7 +132,6 @@ impl ControlPlane {
         let st = State {
             ops,
             metrics: ControlSnapshot::default(),
-            channels: HashMap::new(),
             d,
             local,
             upcall: Arc::new(up_daemon_end),
@@ -241,10 +238,8 @@ struct State {
     d: Weak<Store>,
     /// Where the metrics snapshot is published.
     ops: Arc<crate::metrics::Ops>,
-    /// The snapshot being built: the down counters and the channel counters of tunnels gone.
+    /// The down counters of the snapshot.
     metrics: ControlSnapshot,
-    /// Last channel counters of every tunnel the engine holds.
-    channels: HashMap<u32, ChannelStats>,
     local: SocketAddr,
     upcall: Arc<SeqPacket>,
     ifnames: HashMap<(u32, u32), String>,
@@ -256,21 +251,10 @@ struct State {
     leases: HashMap<(u32, u32), std::net::Ipv4Addr>,
 }
 
-/// Add one tunnel's channel counters to a sum.
-fn add_channel(sum: &mut ChannelStats, c: &ChannelStats) {
-    sum.tx_msgs += c.tx_msgs;
-    sum.retransmits += c.retransmits;
-    sum.tx_acks += c.tx_acks;
-    sum.delivered += c.delivered;
-    sum.duplicates += c.duplicates;
-    sum.out_of_order += c.out_of_order;
-    sum.dropped += c.dropped;
-}
-
 impl State {
-    /// Publish the endpoint's counters for the metrics endpoint (after each batch of events:
-    /// the scrape reads the snapshot, never the engine).
-    fn publish(&mut self, ep: &Endpoint) {
+    /// Publish the endpoint's counters for the metrics endpoint (after a batch of events, at
+    /// most every `PUBLISH_EVERY`: the scrape reads the snapshot, never the engine).
+    fn publish(&self, ep: &Endpoint) {
         let mut snap = ControlSnapshot {
             endpoint: ep.stats(),
             messages: ep.message_stats().clone(),
@@ -282,8 +266,8 @@ impl State {
             }),
             ..ControlSnapshot::default()
         };
-        let mut channel = self.metrics.channel;
-        let mut current = HashMap::new();
+        // The tunnels gone and the ones held.
+        let mut channel = snap.endpoint.closed_channels;
         for tid in ep.tunnel_ids() {
             let Some(t) = ep.tunnel_stats(tid) else {
                 continue;
@@ -291,17 +275,8 @@ impl State {
             *snap.tunnel_states.entry(t.state).or_default() += 1;
             snap.sessions += t.sessions as u64;
             snap.tunnel_ids.insert(tid);
-            add_channel(&mut channel, &t.channel);
-            current.insert(tid, t.channel);
+            channel.add(&t.channel);
         }
-        // Tunnels the engine dropped since the last batch: their counters stay counted.
-        for (tid, c) in &self.channels {
-            if !current.contains_key(tid) {
-                add_channel(&mut self.metrics.channel, c);
-                add_channel(&mut channel, c);
-            }
-        }
-        self.channels = current;
         snap.channel = channel;
         self.ops.control.store(Some(Arc::new(snap)));
     }
@@ -318,6 +293,9 @@ impl State {
     }
 }
 
+/// Longest delay between a change and the metrics snapshot that shows it.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
 async fn run(
     mut st: State,
     listener: UdpTunnelSocket,
@@ -329,10 +307,17 @@ async fn run(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut ubuf = vec![0u8; MAX_DATAGRAM + 64];
     st.publish(&ep);
+    // The snapshot is rebuilt at most every PUBLISH_EVERY (it walks every tunnel), and always
+    // within PUBLISH_EVERY of a change.
+    let mut published = std::time::Instant::now();
+    let mut dirty = false;
     loop {
-        let wait = ep
+        let mut wait = ep
             .poll_timeout()
             .map_or(Duration::from_secs(3600), |t| t - now().min(t));
+        if dirty {
+            wait = wait.min(PUBLISH_EVERY.saturating_sub(published.elapsed()));
+        }
         tokio::select! {
             r = listener.recv_from(&mut buf) => {
                 // Only control messages belong to the endpoint (docs/reference/kernel.md §1.2).
@@ -372,7 +357,12 @@ async fn run(
                 };
             }
         }
-        st.publish(&ep);
+        dirty = true;
+        if published.elapsed() >= PUBLISH_EVERY {
+            st.publish(&ep);
+            published = std::time::Instant::now();
+            dirty = false;
+        }
     }
 }
 

@@ -679,6 +679,7 @@ impl Endpoint {
         self.by_peer.insert((from, peer_tid), tid);
         if let Some(lid) = loser {
             if let Some(mut lt) = self.tunnels.remove(&lid) {
+                self.stats.closed_channels.add(&lt.chan.stats);
                 let moved: Vec<Session> = std::mem::take(&mut lt.sessions).into_values().collect();
                 self.sh.events.push_back(Event::TunnelDown {
                     tunnel_id: lid,
@@ -764,6 +765,7 @@ impl Endpoint {
 
     fn remove_tunnel(&mut self, tid: u32) {
         if let Some(t) = self.tunnels.remove(&tid) {
+            self.stats.closed_channels.add(&t.chan.stats);
             for sid in t.sessions.keys() {
                 self.sh.session_ids.remove(sid);
             }

@@ -53,6 +53,9 @@ pub struct EndpointStats {
     pub rx_auth_failures: u64,
     /// SCCRQs ignored because we won the tie-break.
     pub tie_breaks_won: u64,
+    /// Channel counters of the tunnels no longer held (added when a tunnel is forgotten), so
+    /// that these plus every held tunnel's count everything the endpoint ever did.
+    pub closed_channels: ChannelStats,
 }
 
 /// Per-tunnel view for tests and `show` commands.
