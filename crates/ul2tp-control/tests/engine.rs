@@ -189,6 +189,20 @@ fn control_messages_are_counted_by_type() {
 }
 
 #[test]
+fn tunnel_stats_count_sessions_being_set_up_and_established() {
+    let (mut p, ta, tb) = Pair::up(Version::V3);
+    p.a.open_session(p.now, ta, Default::default()).unwrap();
+    let counts = |ep: &Endpoint, t| {
+        let s = ep.tunnel_stats(t).unwrap();
+        (s.sessions, s.sessions_established)
+    };
+    assert_eq!(counts(&p.a, ta), (1, 0), "ICRQ queued");
+    p.settle(Duration::from_secs(2));
+    assert_eq!(counts(&p.a, ta), (1, 1));
+    assert_eq!(counts(&p.b, tb), (1, 1));
+}
+
+#[test]
 fn stopccn_sender_retransmits_until_acked_then_forgets() {
     let (mut p, ta, _) = Pair::up(Version::V2);
     p.a.close_tunnel(p.now, ta, StopCcnResult::GeneralRequest)

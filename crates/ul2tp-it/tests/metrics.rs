@@ -236,7 +236,7 @@ fn metrics_of_a_lac_and_an_lns() {
     let sid = out.split_whitespace().nth(1).unwrap().to_string();
     wait_value(&a, "ul2tp_sessions_up{kind=\"dynamic\"}", 1.0);
     wait_value(&b, "ul2tp_sessions_up{kind=\"dynamic\"}", 1.0);
-    wait_value(&b, "ul2tp_control_sessions", 1.0);
+    wait_value(&b, "ul2tp_control_sessions{state=\"established\"}", 1.0);
     assert_eq!(value(&scrape(&b), "ul2tp_ppp_pool_leased"), Some(1.0));
     let line =
         format!("ppp start tunnel_id {tid} session_id {sid} user alice password looking-glass");
@@ -263,8 +263,10 @@ fn metrics_of_a_lac_and_an_lns() {
         1.0,
     );
     // The call is cleared (CDN): one session down on each side, the lease given back.
-    wait_value(&a, "ul2tp_control_sessions", 0.0);
-    wait_value(&b, "ul2tp_control_sessions", 0.0);
+    for ns in [&a, &b] {
+        wait_value(ns, "ul2tp_control_sessions{state=\"established\"}", 0.0);
+        wait_value(ns, "ul2tp_control_sessions{state=\"connecting\"}", 0.0);
+    }
     wait_value(&b, "ul2tp_ppp_pool_leased", 0.0);
     let lb = scrape(&b);
     let downs: f64 = ["local", "peer", "protocol"]

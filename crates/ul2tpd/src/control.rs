@@ -273,7 +273,8 @@ impl State {
                 continue;
             };
             *snap.tunnel_states.entry(t.state).or_default() += 1;
-            snap.sessions += t.sessions as u64;
+            snap.sessions[0] += t.sessions_established as u64;
+            snap.sessions[1] += (t.sessions - t.sessions_established) as u64;
             snap.tunnel_ids.insert(tid);
             channel.add(&t.channel);
         }

@@ -135,8 +135,8 @@ pub(crate) struct ControlSnapshot {
     pub(crate) tunnel_states: BTreeMap<&'static str, u64>,
     /// Ids of the tunnels the engine holds (the dynamic ones).
     pub(crate) tunnel_ids: BTreeSet<u32>,
-    /// Sessions the engine holds.
-    pub(crate) sessions: u64,
+    /// Sessions the engine holds: (established, being set up).
+    pub(crate) sessions: [u64; 2],
     /// Reliable-delivery counters of every tunnel the endpoint ever held.
     pub(crate) channel: ul2tp_control::channel::ChannelStats,
     /// Control messages by type.
@@ -301,11 +301,16 @@ impl L2tpCollector {
                 .iter()
                 .map(|st| (*st, s.tunnel_states.get(st).copied().unwrap_or(0))),
         )?;
-        gauge(
+        family(
             enc,
             "ul2tp_control_sessions",
-            "sessions held by the control endpoint",
-            s.sessions,
+            "sessions (calls) held by the control endpoint: established or being set up",
+            MetricType::Gauge,
+            "state",
+            [
+                ("established", s.sessions[0]),
+                ("connecting", s.sessions[1]),
+            ],
         )?;
         for (name, help, map) in [
             (

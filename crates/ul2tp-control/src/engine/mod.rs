@@ -180,6 +180,11 @@ impl Endpoint {
             state: t.state_name(),
             peer_tunnel_id: t.peer_id,
             sessions: t.sessions.len(),
+            sessions_established: t
+                .sessions
+                .values()
+                .filter(|s| s.state == SState::Established)
+                .count(),
             unacked: t.chan.unacked(),
             next_ns: t.chan.next_ns(),
             nr: t.chan.nr(),

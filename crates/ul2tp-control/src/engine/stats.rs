@@ -67,6 +67,8 @@ pub struct TunnelStats {
     pub peer_tunnel_id: u32,
     /// Number of sessions.
     pub sessions: usize,
+    /// Sessions established (the others are being set up).
+    pub sessions_established: usize,
     /// Messages queued or in flight.
     pub unacked: usize,
     /// Ns the next message queued will get (queued messages not yet sent count; when the
