@@ -78,6 +78,19 @@ pub struct ChannelStats {
     pub dropped: u64,
 }
 
+impl ChannelStats {
+    /// Add `other`'s counters to these (sums over tunnels).
+    pub fn add(&mut self, other: &ChannelStats) {
+        self.tx_msgs += other.tx_msgs;
+        self.retransmits += other.retransmits;
+        self.tx_acks += other.tx_acks;
+        self.delivered += other.delivered;
+        self.duplicates += other.duplicates;
+        self.out_of_order += other.out_of_order;
+        self.dropped += other.dropped;
+    }
+}
+
 /// The reliable-delivery state of one control connection.
 #[derive(Debug, Clone)]
 pub struct ControlChannel {

@@ -31,8 +31,8 @@ pub mod engine;
 pub mod sim;
 
 pub use engine::{
-    CallType, Config, DigestAlg, DownReason, Endpoint, EndpointStats, Error, Event, SessionConfig,
-    SessionInfo, Transmit, TunnelInfo, TunnelStats,
+    CallType, Config, DigestAlg, DownReason, Endpoint, EndpointStats, Error, Event, MessageCounts,
+    MessageStats, SessionConfig, SessionInfo, Transmit, TunnelInfo, TunnelStats,
 };
 pub use ul2tp_wire::avp::{CdnResult, ErrorCode, StopCcnResult};
 pub use ul2tp_wire::{Encap, Timestamp, Version};

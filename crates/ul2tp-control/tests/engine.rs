@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use ul2tp_control::{
-    CdnResult, Config, DigestAlg, DownReason, Encap, Endpoint, Event, StopCcnResult, Timestamp,
-    Transmit, Version,
+    CdnResult, Config, DigestAlg, DownReason, Encap, Endpoint, Event, MessageCounts, StopCcnResult,
+    Timestamp, Transmit, Version,
 };
 use ul2tp_wire::avp::PwType;
 use ul2tp_wire::avp::{AttrType, AvpValue, MessageType};
@@ -137,6 +137,69 @@ fn stopccn_receiver_holds_state_and_reacks_duplicates() {
         p.b.handle_datagram(p.now, addr(1), &stop[0].bytes);
         assert!(Pair::drain(&mut p.b).is_empty());
     }
+}
+
+#[test]
+fn control_messages_are_counted_by_type() {
+    for version in [Version::V2, Version::V3] {
+        let (mut p, ta, _) = Pair::up(version);
+        let (a, b) = (p.a.message_stats().clone(), p.b.message_stats().clone());
+        let c = |sent, retransmitted, received| MessageCounts {
+            sent,
+            retransmitted,
+            received,
+        };
+        assert_eq!(a.get(MessageType::Sccrq), c(1, 0, 0), "{version:?}");
+        assert_eq!(a.get(MessageType::Sccrp), c(0, 0, 1));
+        assert_eq!(a.get(MessageType::Scccn), c(1, 0, 0));
+        assert_eq!(b.get(MessageType::Sccrq), c(0, 0, 1));
+        assert_eq!(b.get(MessageType::Sccrp), c(1, 0, 0));
+        assert_eq!(b.get(MessageType::Scccn), c(0, 0, 1));
+        // A StopCCN lost once: sent, retransmitted, received once (the duplicate is not).
+        p.a.close_tunnel(p.now, ta, StopCcnResult::GeneralRequest)
+            .unwrap();
+        let first = Pair::drain(&mut p.a);
+        p.now += Duration::from_secs(1);
+        p.a.handle_timeout(p.now);
+        let again = Pair::drain(&mut p.a);
+        for t in first.iter().chain(&again) {
+            p.b.handle_datagram(p.now, addr(1), &t.bytes);
+        }
+        p.settle(Duration::from_secs(5));
+        let stop = |ep: &Endpoint| ep.message_stats().get(MessageType::StopCcn);
+        assert_eq!(stop(&p.a), c(1, 1, 0));
+        assert_eq!(stop(&p.b), c(0, 0, 1));
+        // The counts outlive the tunnel.
+        assert!(p.a.tunnel_ids().is_empty());
+        let closed = p.a.stats().closed_channels;
+        assert_eq!((closed.tx_msgs, closed.retransmits), (3, 1), "{closed:?}");
+        assert_eq!(
+            p.a.message_stats()
+                .iter()
+                .map(|(t, _)| t)
+                .collect::<Vec<_>>(),
+            [
+                MessageType::Sccrq,
+                MessageType::Sccrp,
+                MessageType::Scccn,
+                MessageType::StopCcn
+            ]
+        );
+    }
+}
+
+#[test]
+fn tunnel_stats_count_sessions_being_set_up_and_established() {
+    let (mut p, ta, tb) = Pair::up(Version::V3);
+    p.a.open_session(p.now, ta, Default::default()).unwrap();
+    let counts = |ep: &Endpoint, t| {
+        let s = ep.tunnel_stats(t).unwrap();
+        (s.sessions, s.sessions_established)
+    };
+    assert_eq!(counts(&p.a, ta), (1, 0), "ICRQ queued");
+    p.settle(Duration::from_secs(2));
+    assert_eq!(counts(&p.a, ta), (1, 1));
+    assert_eq!(counts(&p.b, tb), (1, 1));
 }
 
 #[test]

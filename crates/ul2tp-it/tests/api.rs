@@ -419,7 +419,7 @@ fn configured_groups_may_read_or_change_state() {
 }
 
 /// `[metrics]`: GET /metrics returns the counters of every tunnel and session in the
-/// OpenMetrics text format; other paths are 404.
+/// Prometheus text format; other paths are 404 (tests/metrics.rs checks the rest).
 #[test]
 fn prometheus_metrics() {
     let ns = Netns::new("met");
@@ -445,14 +445,14 @@ fn prometheus_metrics() {
     for want in [
         "ul2tp_tunnels 1",
         "ul2tp_sessions 1",
-        "# TYPE ul2tp_session_rx_cookie_discards counter",
+        "# TYPE ul2tp_session_rx_cookie_discards_total counter",
         "ul2tp_tunnel_tx_packets_total{tunnel_id=\"3000\"} 0",
         "ul2tp_session_rx_errors_total{tunnel_id=\"3000\",session_id=\"1000\",ifname=\"met0\"} 0",
-        "# EOF",
     ] {
         assert!(body.contains(want), "missing {want:?} in:\n{body}");
     }
-    assert!(get("/").starts_with("HTTP/1.1 404"));
+    assert!(!body.contains("# EOF"));
+    assert!(get("/nothing").starts_with("HTTP/1.1 404"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -32,6 +32,7 @@ use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
+use crate::metrics::ControlSnapshot;
 use crate::store::{
     io_err, session_attrs, ApiResult, ControlHandle, Ctl, Store, Task, TunnelInfo as DpTunnelInfo,
 };
@@ -127,7 +128,10 @@ impl ControlPlane {
         let up_ours = SeqPacket::from_fd(up_ours)?;
         let (tx, rx) = mpsc::channel(64);
         let ep = new_endpoint(&s.config)?;
+        let ops = d.upgrade().map(|s| s.ops.clone()).unwrap_or_default();
         let st = State {
+            ops,
+            metrics: ControlSnapshot::default(),
             d,
             local,
             upcall: Arc::new(up_daemon_end),
@@ -232,6 +236,10 @@ impl ControlHandle for ControlPlane {
 
 struct State {
     d: Weak<Store>,
+    /// Where the metrics snapshot is published.
+    ops: Arc<crate::metrics::Ops>,
+    /// The down counters of the snapshot.
+    metrics: ControlSnapshot,
     local: SocketAddr,
     upcall: Arc<SeqPacket>,
     ifnames: HashMap<(u32, u32), String>,
@@ -244,6 +252,36 @@ struct State {
 }
 
 impl State {
+    /// Publish the endpoint's counters for the metrics endpoint (after a batch of events, at
+    /// most every `PUBLISH_EVERY`: the scrape reads the snapshot, never the engine).
+    fn publish(&self, ep: &Endpoint) {
+        let mut snap = ControlSnapshot {
+            endpoint: ep.stats(),
+            messages: ep.message_stats().clone(),
+            tunnels_down: self.metrics.tunnels_down.clone(),
+            sessions_down: self.metrics.sessions_down.clone(),
+            pool: self.pool.as_ref().map(|p| {
+                let size = u64::from(u32::from(p.last).saturating_sub(u32::from(p.first))) + 1;
+                (size, self.leases.len() as u64)
+            }),
+            ..ControlSnapshot::default()
+        };
+        // The tunnels gone and the ones held.
+        let mut channel = snap.endpoint.closed_channels;
+        for tid in ep.tunnel_ids() {
+            let Some(t) = ep.tunnel_stats(tid) else {
+                continue;
+            };
+            *snap.tunnel_states.entry(t.state).or_default() += 1;
+            snap.sessions[0] += t.sessions_established as u64;
+            snap.sessions[1] += (t.sessions - t.sessions_established) as u64;
+            snap.tunnel_ids.insert(tid);
+            channel.add(&t.channel);
+        }
+        snap.channel = channel;
+        self.ops.control.store(Some(Arc::new(snap)));
+    }
+
     /// The lowest free pool address.
     fn lease(&mut self, key: (u32, u32)) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
         let pool = self.pool.as_ref()?;
@@ -256,6 +294,9 @@ impl State {
     }
 }
 
+/// Longest delay between a change and the metrics snapshot that shows it.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
 async fn run(
     mut st: State,
     listener: UdpTunnelSocket,
@@ -266,10 +307,18 @@ async fn run(
     let now = crate::clock::now;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut ubuf = vec![0u8; MAX_DATAGRAM + 64];
+    st.publish(&ep);
+    // The snapshot is rebuilt at most every PUBLISH_EVERY (it walks every tunnel), and always
+    // within PUBLISH_EVERY of a change.
+    let mut published = std::time::Instant::now();
+    let mut dirty = false;
     loop {
-        let wait = ep
+        let mut wait = ep
             .poll_timeout()
             .map_or(Duration::from_secs(3600), |t| t - now().min(t));
+        if dirty {
+            wait = wait.min(PUBLISH_EVERY.saturating_sub(published.elapsed()));
+        }
         tokio::select! {
             r = listener.recv_from(&mut buf) => {
                 // Only control messages belong to the endpoint (docs/reference/kernel.md §1.2).
@@ -308,6 +357,12 @@ async fn run(
                     }
                 };
             }
+        }
+        dirty = true;
+        if published.elapsed() >= PUBLISH_EVERY {
+            st.publish(&ep);
+            published = std::time::Instant::now();
+            dirty = false;
         }
     }
 }
@@ -361,6 +416,17 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
 /// Turn an endpoint event into data-path changes. Returns a tunnel or session the endpoint
 /// must close because the data path refused it.
 async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
+    match &ev {
+        Event::TunnelDown { reason, .. } => {
+            let r = crate::metrics::down_reason(reason);
+            *st.metrics.tunnels_down.entry(r).or_default() += 1;
+        }
+        Event::SessionDown { reason, .. } => {
+            let r = crate::metrics::down_reason(reason);
+            *st.metrics.sessions_down.entry(r).or_default() += 1;
+        }
+        _ => {}
+    }
     let d = st.d.upgrade()?;
     let mut ctl = d.ctl.lock().await;
     match ev {

@@ -150,7 +150,11 @@ fn run(args: Args) -> anyhow::Result<()> {
                 )
             })?;
             tracing::info!("metrics on http://{}/metrics", m.listen);
-            tokio::spawn(ul2tpd::metrics::serve(l, daemon.registry().clone()));
+            tokio::spawn(ul2tpd::metrics::serve(
+                l,
+                daemon.registry().clone(),
+                daemon.ops().clone(),
+            ));
         }
         let listener = server::bind(&socket_path)?;
         tracing::info!("ul2tpd serving {}", socket_path.display());

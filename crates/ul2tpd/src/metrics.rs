@@ -1,10 +1,17 @@
 //! Prometheus / OpenMetrics endpoint: the ten counters of every tunnel and session
-//! (docs/reference/kernel.md §3.1) and object counts, read from the registry at each scrape.
+//! (docs/reference/kernel.md §3.1) and object counts, read from the registry at each scrape,
+//! and the control plane's and PPP endpoints' counters ([`Ops`]), published by their tasks.
 //!
-//! Served on the address of the `[metrics]` section as `GET /metrics` over plain HTTP/1.1;
-//! nothing is counted twice and nothing is logged per packet.
+//! Served on the address of the `[metrics]` section as `GET /metrics` over plain HTTP/1.1, in
+//! the Prometheus text format 0.0.4 or, when the scraper's Accept header asks for it,
+//! OpenMetrics 1.0; nothing is counted twice and nothing is logged per packet. The metrics
+//! are listed in docs/operations.md.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -61,13 +68,384 @@ const COUNTERS: [CounterDef; 10] = [
 /// Label set of one object.
 type Labels = Vec<(&'static str, String)>;
 
+/// Tunnel states of the control engine (`TunnelStats::state`).
+pub(crate) const TUNNEL_STATES: [&str; 5] = [
+    "wait-ctl-reply",
+    "wait-ctl-conn",
+    "established",
+    "closing",
+    "held",
+];
+
+/// Why a dynamic tunnel or session went down (`ul2tp_control::DownReason`, by variant).
+pub(crate) const DOWN_REASONS: [&str; 7] = [
+    "local",
+    "peer",
+    "timeout",
+    "auth_failed",
+    "tie_break_lost",
+    "protocol",
+    "tunnel_down",
+];
+
+/// The label of a control-plane down reason.
+pub(crate) fn down_reason(r: &ul2tp_control::DownReason) -> &'static str {
+    use ul2tp_control::DownReason as R;
+    match r {
+        R::Local => "local",
+        R::Peer { .. } => "peer",
+        R::Timeout => "timeout",
+        R::AuthFailed => "auth_failed",
+        R::TieBreakLost => "tie_break_lost",
+        R::Protocol { .. } => "protocol",
+        R::TunnelDown => "tunnel_down",
+    }
+}
+
+/// Why a PPP link went down (`ul2tp_ppp::DownReason`), in its declaration order.
+const PPP_DOWN_REASONS: [&str; 7] = [
+    "admin_close",
+    "peer_terminated",
+    "echo_timeout",
+    "auth_failed",
+    "negotiation_failed",
+    "no_network_protocols",
+    "lower_layer_down",
+];
+
+/// Message types always exported (`MessageType::name`), others once seen.
+const MESSAGE_TYPES: [&str; 12] = [
+    "SCCRQ", "SCCRP", "SCCCN", "StopCCN", "HELLO", "ICRQ", "ICRP", "ICCN", "OCRQ", "OCRP", "OCCN",
+    "CDN",
+];
+
+/// PPP authentication protocols as labels.
+const AUTH_PROTOCOLS: [&str; 3] = ["pap", "chap", "other"];
+
+/// Direction of an authentication failure: we rejected the peer, or the peer rejected us.
+const AUTH_CAUSES: [&str; 2] = ["peer_rejected", "rejected_by_peer"];
+
+/// What the control task publishes after each batch of events: a value the scrape reads
+/// without touching the engine.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ControlSnapshot {
+    /// Endpoint-wide counters.
+    pub(crate) endpoint: ul2tp_control::EndpointStats,
+    /// Tunnels held by the engine, by state name.
+    pub(crate) tunnel_states: BTreeMap<&'static str, u64>,
+    /// Ids of the tunnels the engine holds (the dynamic ones).
+    pub(crate) tunnel_ids: BTreeSet<u32>,
+    /// Sessions the engine holds: (established, being set up).
+    pub(crate) sessions: [u64; 2],
+    /// Reliable-delivery counters of every tunnel the endpoint ever held.
+    pub(crate) channel: ul2tp_control::channel::ChannelStats,
+    /// Control messages by type.
+    pub(crate) messages: ul2tp_control::MessageStats,
+    /// Tunnels down, by reason label.
+    pub(crate) tunnels_down: BTreeMap<&'static str, u64>,
+    /// Sessions down, by reason label.
+    pub(crate) sessions_down: BTreeMap<&'static str, u64>,
+    /// LNS address pool: (size, leased).
+    pub(crate) pool: Option<(u64, u64)>,
+}
+
+/// PPP endpoint counters, bumped by the link tasks (a handful of events per link).
+#[derive(Debug, Default)]
+pub(crate) struct PppCounters {
+    /// Authentication failures by cause and protocol (`AUTH_CAUSES` × `AUTH_PROTOCOLS`).
+    auth_failures: [[AtomicU64; 3]; 2],
+    /// Links down by reason (`PPP_DOWN_REASONS`).
+    links_down: [AtomicU64; 7],
+}
+
+impl PppCounters {
+    /// An authentication failure: `we_rejected` the peer (or it rejected us), `proto` the
+    /// PPP protocol number of the authentication (PAP, CHAP, 0 if unknown).
+    pub(crate) fn auth_failure(&self, we_rejected: bool, proto: u16) {
+        let p = match proto {
+            ul2tp_wire::ppp::proto::PAP => 0,
+            ul2tp_wire::ppp::proto::CHAP => 1,
+            _ => 2,
+        };
+        self.auth_failures[usize::from(!we_rejected)][p].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A link went down.
+    pub(crate) fn link_down(&self, reason: ul2tp_ppp::DownReason) {
+        use ul2tp_ppp::DownReason as R;
+        let i = match reason {
+            R::AdminClose => 0,
+            R::PeerTerminated => 1,
+            R::EchoTimeout => 2,
+            R::AuthFailed => 3,
+            R::NegotiationFailed => 4,
+            R::NoNetworkProtocols => 5,
+            R::LowerLayerDown => 6,
+        };
+        self.links_down[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The daemon's operational counters beyond the data path's.
+#[derive(Debug, Default)]
+pub struct Ops {
+    /// The control plane's last snapshot (`None`: no `[control]` section).
+    pub(crate) control: ArcSwapOption<ControlSnapshot>,
+    /// PPP endpoints.
+    pub(crate) ppp: PppCounters,
+}
+
 #[derive(Debug)]
 struct L2tpCollector {
     registry: Arc<Registry>,
+    ops: Arc<Ops>,
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    ConstGauge::new(v as i64).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+/// One family, one label, one value per label value.
+fn family<'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    ty: MetricType,
+    label: &'static str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut f = enc.encode_descriptor(name, help, None, ty)?;
+    for (l, v) in values {
+        let labels = [(label, l)];
+        match ty {
+            MetricType::Counter => ConstCounter::new(v).encode(f.encode_family(&labels)?)?,
+            _ => ConstGauge::new(v as i64).encode(f.encode_family(&labels)?)?,
+        }
+    }
+    Ok(())
+}
+
+impl L2tpCollector {
+    fn encode_ops(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let snap = self.ops.control.load_full();
+        let dynamic = |tid: u32| snap.as_ref().is_some_and(|s| s.tunnel_ids.contains(&tid));
+        let kinds = |n: [u64; 2]| [("static", n[0]), ("dynamic", n[1])];
+        let mut tunnels = [0u64; 2];
+        for t in self.registry.tunnels().iter() {
+            tunnels[usize::from(dynamic(t.tunnel_id()))] += 1;
+        }
+        let mut sessions = [0u64; 2];
+        for s in self.registry.sessions().iter() {
+            sessions[usize::from(dynamic(s.tunnel_id()))] += 1;
+        }
+        family(
+            enc,
+            "ul2tp_tunnels_up",
+            "data-path tunnels, static (API, configuration) or dynamic (control protocol)",
+            MetricType::Gauge,
+            "kind",
+            kinds(tunnels),
+        )?;
+        family(
+            enc,
+            "ul2tp_sessions_up",
+            "data-path sessions, static or dynamic (in a dynamic tunnel)",
+            MetricType::Gauge,
+            "kind",
+            kinds(sessions),
+        )?;
+        let p = &self.ops.ppp;
+        let mut f = enc.encode_descriptor(
+            "ul2tp_ppp_auth_failures",
+            "PPP authentication failures: the peer failed ours (peer_rejected) or rejected ours",
+            None,
+            MetricType::Counter,
+        )?;
+        for (c, cause) in AUTH_CAUSES.iter().enumerate() {
+            for (i, proto) in AUTH_PROTOCOLS.iter().enumerate() {
+                let v = p.auth_failures[c][i].load(Ordering::Relaxed);
+                let labels = [("cause", *cause), ("protocol", *proto)];
+                ConstCounter::new(v).encode(f.encode_family(&labels)?)?;
+            }
+        }
+        let down = |i: usize| p.links_down[i].load(Ordering::Relaxed);
+        family(
+            enc,
+            "ul2tp_ppp_links_down",
+            "PPP links down, by reason",
+            MetricType::Counter,
+            "reason",
+            PPP_DOWN_REASONS
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (*r, down(i))),
+        )?;
+        counter(
+            enc,
+            "ul2tp_ppp_lcp_echo_failures",
+            "PPP links declared dead after unanswered LCP Echo-Requests",
+            down(2),
+        )?;
+        let Some(s) = snap else { return Ok(()) };
+        family(
+            enc,
+            "ul2tp_control_tunnels",
+            "control connections held by the control endpoint, by state",
+            MetricType::Gauge,
+            "state",
+            TUNNEL_STATES
+                .iter()
+                .map(|st| (*st, s.tunnel_states.get(st).copied().unwrap_or(0))),
+        )?;
+        family(
+            enc,
+            "ul2tp_control_sessions",
+            "sessions (calls) held by the control endpoint: established or being set up",
+            MetricType::Gauge,
+            "state",
+            [
+                ("established", s.sessions[0]),
+                ("connecting", s.sessions[1]),
+            ],
+        )?;
+        for (name, help, map) in [
+            (
+                "ul2tp_control_tunnels_down",
+                "control connections closed or lost, by reason",
+                &s.tunnels_down,
+            ),
+            (
+                "ul2tp_control_sessions_down",
+                "dynamic sessions closed or lost, by reason",
+                &s.sessions_down,
+            ),
+        ] {
+            family(
+                enc,
+                name,
+                help,
+                MetricType::Counter,
+                "reason",
+                DOWN_REASONS
+                    .iter()
+                    .map(|r| (*r, map.get(r).copied().unwrap_or(0))),
+            )?;
+        }
+        let e = &s.endpoint;
+        let c = &s.channel;
+        for (name, help, v) in [
+            (
+                "ul2tp_control_rx_datagrams",
+                "datagrams handed to the control endpoint",
+                e.rx_datagrams,
+            ),
+            (
+                "ul2tp_control_rx_malformed",
+                "control datagrams dropped: malformed header or body",
+                e.rx_malformed,
+            ),
+            (
+                "ul2tp_control_rx_unknown_tunnel",
+                "control datagrams dropped: no such tunnel",
+                e.rx_unknown_tunnel,
+            ),
+            (
+                "ul2tp_control_rx_auth_failures",
+                "control datagrams dropped: message digest check failed (L2TPv3)",
+                e.rx_auth_failures,
+            ),
+            (
+                "ul2tp_control_tie_breaks_won",
+                "SCCRQs ignored because we won the tie-break",
+                e.tie_breaks_won,
+            ),
+            (
+                "ul2tp_control_acks_sent",
+                "pure acknowledgements (ZLB) sent",
+                c.tx_acks,
+            ),
+            (
+                "ul2tp_control_rx_duplicates",
+                "duplicate control messages received",
+                c.duplicates,
+            ),
+            (
+                "ul2tp_control_rx_out_of_order",
+                "control messages received out of order and held",
+                c.out_of_order,
+            ),
+            (
+                "ul2tp_control_rx_dropped",
+                "control messages dropped: beyond the window or with an invalid Nr",
+                c.dropped,
+            ),
+        ] {
+            counter(enc, name, help, v)?;
+        }
+        // By Message Type: the common ones always (at zero), any other once seen.
+        let mut types: BTreeMap<String, ul2tp_control::MessageCounts> = MESSAGE_TYPES
+            .iter()
+            .map(|t| (t.to_string(), Default::default()))
+            .collect();
+        for (t, n) in s.messages.iter() {
+            types.insert(
+                t.name().map_or_else(|| t.get().to_string(), str::to_string),
+                n,
+            );
+        }
+        type Get = fn(&ul2tp_control::MessageCounts) -> u64;
+        let by_type: [(&str, &str, Get); 3] = [
+            (
+                "ul2tp_control_messages_sent",
+                "control messages sent (first transmissions), by Message Type",
+                |n| n.sent,
+            ),
+            (
+                "ul2tp_control_retransmits",
+                "control message retransmissions, by Message Type",
+                |n| n.retransmitted,
+            ),
+            (
+                "ul2tp_control_messages_received",
+                "control messages received and delivered in order, by Message Type",
+                |n| n.received,
+            ),
+        ];
+        for (name, help, get) in by_type {
+            family(
+                enc,
+                name,
+                help,
+                MetricType::Counter,
+                "type",
+                types.iter().map(|(t, n)| (t.as_str(), get(n))),
+            )?;
+        }
+        if let Some((size, leased)) = s.pool {
+            gauge(
+                enc,
+                "ul2tp_ppp_pool_addresses",
+                "addresses in the LNS PPP address pool",
+                size,
+            )?;
+            gauge(
+                enc,
+                "ul2tp_ppp_pool_leased",
+                "pool addresses leased to PPP peers",
+                leased,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Collector for L2tpCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_ops(&mut encoder)?;
         let tunnels: Vec<(Labels, Stats)> = self
             .registry
             .tunnels()
@@ -107,11 +485,44 @@ impl Collector for L2tpCollector {
     }
 }
 
-/// The exposition text of all metrics.
-pub fn render(registry: &Arc<Registry>) -> String {
+/// Exposition formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format an Accept header asks for: OpenMetrics if it names it, text otherwise.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a)
+                if a.to_ascii_lowercase()
+                    .contains("application/openmetrics-text") =>
+            {
+                Format::OpenMetrics
+            }
+            _ => Format::Text,
+        }
+    }
+
+    /// The Content-Type of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// The exposition text of all metrics in OpenMetrics.
+pub fn render(registry: &Arc<Registry>, ops: &Arc<Ops>) -> String {
     let mut reg = PromRegistry::default();
     reg.register_collector(Box::new(L2tpCollector {
         registry: registry.clone(),
+        ops: ops.clone(),
     }));
     let mut out = String::new();
     // Encoding into a String cannot fail.
@@ -119,14 +530,117 @@ pub fn render(registry: &Arc<Registry>) -> String {
     out
 }
 
+/// The exposition text in `format`.
+pub fn render_as(registry: &Arc<Registry>, ops: &Arc<Ops>, format: Format) -> String {
+    let om = render(registry, ops);
+    match format {
+        Format::OpenMetrics => om,
+        Format::Text => openmetrics_to_text(&om),
+    }
+}
+
+/// OpenMetrics as prometheus-client writes it, in the text format 0.0.4: a counter family is
+/// named after its samples (`…_total`), `# UNIT` and `# EOF` lines go (the collector writes
+/// no `_created` samples, exemplars or info metrics).
+pub fn openmetrics_to_text(om: &str) -> String {
+    let mut counters = BTreeSet::new();
+    for l in om.lines() {
+        if let Some(name) = l
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(om.len() + counters.len() * 12);
+    for l in om.lines() {
+        if l == "# EOF" || l.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| l.strip_prefix(p).map(|r| (p, r)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{p}{name}_total {text}\n"));
+                } else {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The response to one request head: status, content type, body (empty for HEAD).
+pub fn respond(head: &str, registry: &Arc<Registry>, ops: &Arc<Ops>) -> (String, String) {
+    let mut lines = head.split("\r\n");
+    let request = lines.next().unwrap_or("");
+    let mut parts = request.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let accept = lines.find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case("accept").then(|| v.trim())
+    });
+    let path = target.split('?').next().unwrap_or("");
+    let (status, ctype, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => {
+            let f = Format::from_accept(accept);
+            ("200 OK", f.content_type(), render_as(registry, ops, f))
+        }
+        ("GET" | "HEAD", "/") => (
+            "200 OK",
+            "text/html; charset=utf-8",
+            "<html><head><title>ul2tpd</title></head><body><h1>ul2tpd</h1>\
+             <p><a href=\"/metrics\">Metrics</a></p></body></html>\n"
+                .to_string(),
+        ),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: try /metrics\n".to_string(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET and HEAD\n".to_string(),
+        ),
+    };
+    let allow = if status.starts_with("405") {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
+        body.len()
+    );
+    (
+        head,
+        if method == "HEAD" {
+            String::new()
+        } else {
+            body
+        },
+    )
+}
+
 /// Serve `GET /metrics` on `listener` forever.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+pub async fn serve(listener: TcpListener, registry: Arc<Registry>, ops: Arc<Ops>) {
     loop {
         let Ok((mut conn, _)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let registry = registry.clone();
+        let ops = ops.clone();
         tokio::spawn(async move {
             let mut req = Vec::new();
             let mut buf = [0u8; 1024];
@@ -139,22 +653,59 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
                     _ => return,
                 }
             }
-            let (status, ctype, body) =
-                if req.starts_with(b"GET /metrics ") || req.starts_with(b"GET /metrics?") {
-                    (
-                        "200 OK",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        render(&registry),
-                    )
-                } else {
-                    ("404 Not Found", "text/plain", "try /metrics\n".to_string())
-                };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
+            let (head, body) = respond(&String::from_utf8_lossy(&req), &registry, &ops);
             let _ = conn.write_all(head.as_bytes()).await;
             let _ = conn.write_all(body.as_bytes()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_names_counters_after_their_samples() {
+        let om = "# HELP a_b help me\n# TYPE a_b counter\n# UNIT a_b bytes\na_b_total{x=\"1\"} 3\n\
+                  # HELP g gauge\n# TYPE g gauge\ng 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_text(om),
+            "# HELP a_b_total help me\n# TYPE a_b_total counter\na_b_total{x=\"1\"} 3\n\
+             # HELP g gauge\n# TYPE g gauge\ng 1\n"
+        );
+    }
+
+    #[test]
+    fn accept_header_picks_the_format() {
+        assert_eq!(Format::from_accept(None), Format::Text);
+        assert_eq!(
+            Format::from_accept(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::from_accept(Some("text/plain")), Format::Text);
+    }
+
+    #[test]
+    fn ppp_counters_appear_in_a_scrape() {
+        let reg = Arc::new(Registry::new());
+        let ops = Arc::new(Ops::default());
+        ops.ppp.auth_failure(true, ul2tp_wire::ppp::proto::CHAP);
+        ops.ppp.link_down(ul2tp_ppp::DownReason::EchoTimeout);
+        let t = render_as(&reg, &ops, Format::Text);
+        assert!(
+            t.contains(
+                "ul2tp_ppp_auth_failures_total{cause=\"peer_rejected\",protocol=\"chap\"} 1"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("ul2tp_ppp_lcp_echo_failures_total 1"), "{t}");
+        assert!(!t.contains("# EOF"));
+        let (head, body) = respond("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &reg, &ops);
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(body.is_empty());
+        let (head, _) = respond("GET /nope HTTP/1.1\r\n\r\n", &reg, &ops);
+        assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     }
 }

@@ -305,6 +305,9 @@ impl Link {
                     let who = String::from_utf8_lossy(&peer_name).into_owned();
                     tracing::warn!("{name}: PPP authentication of {who:?} failed");
                     seen.auth = Some((true, auth_proto));
+                    if let Some(d) = self.d.upgrade() {
+                        d.ops.ppp.auth_failure(true, auth_proto);
+                    }
                     self.report(Err(ApiError::new(
                         Errno::EACCES,
                         format!("PPP authentication of the peer ({who:?}) failed"),
@@ -313,6 +316,9 @@ impl Link {
                 Event::AuthRejected => {
                     tracing::warn!("{name}: PPP authentication rejected by the peer");
                     seen.auth = Some((false, auth_proto));
+                    if let Some(d) = self.d.upgrade() {
+                        d.ops.ppp.auth_failure(false, auth_proto);
+                    }
                     self.report(Err(ApiError::new(
                         Errno::EACCES,
                         "PPP authentication rejected by the peer (wrong user name or password?)",
@@ -335,6 +341,9 @@ impl Link {
 
     /// The link is down: report it and clear the call.
     async fn link_down(&mut self, reason: DownReason, seen: &Seen, name: &str) {
+        if let Some(d) = self.d.upgrade() {
+            d.ops.ppp.link_down(reason);
+        }
         let (result_code, text, cause) = clear_cause(reason, seen);
         self.report(Err(ApiError::new(
             if reason == DownReason::AuthFailed {

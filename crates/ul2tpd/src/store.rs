@@ -148,6 +148,8 @@ pub(crate) struct Store {
     events: broadcast::Sender<ServerMessage>,
     pub(crate) me: Weak<Store>,
     control: OnceLock<Arc<dyn ControlHandle>>,
+    /// Control-plane and PPP counters for the metrics endpoint.
+    pub(crate) ops: Arc<crate::metrics::Ops>,
 }
 
 impl Store {
@@ -161,6 +163,7 @@ impl Store {
             events,
             me: me.clone(),
             control: OnceLock::new(),
+            ops: Arc::default(),
         });
         // Trace events (docs/reference/kernel.md §9.2) go to the log and to monitors, for the objects they
         // are switched on for.

@@ -26,7 +26,7 @@ mod tunnel;
 pub use config::{CallType, Config, DigestAlg, SessionConfig};
 pub use error::Error;
 pub use event::{DownReason, Event, SessionInfo, TunnelInfo};
-pub use stats::{EndpointStats, TunnelStats};
+pub use stats::{EndpointStats, MessageCounts, MessageStats, TunnelStats};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -68,6 +68,7 @@ pub struct Endpoint {
     by_peer: HashMap<(SocketAddr, u32), u32>,
     transmits: VecDeque<Transmit>,
     stats: EndpointStats,
+    messages: MessageStats,
 }
 
 /// Endpoint state shared by all tunnels.
@@ -153,12 +154,18 @@ impl Endpoint {
             by_peer: HashMap::new(),
             transmits: VecDeque::new(),
             stats: EndpointStats::default(),
+            messages: MessageStats::default(),
         }
     }
 
     /// Endpoint counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats
+    }
+
+    /// Control messages sent, retransmitted and received, by Message Type.
+    pub fn message_stats(&self) -> &MessageStats {
+        &self.messages
     }
 
     /// Ids of all tunnels currently held (including closing / held ones).
@@ -173,6 +180,11 @@ impl Endpoint {
             state: t.state_name(),
             peer_tunnel_id: t.peer_id,
             sessions: t.sessions.len(),
+            sessions_established: t
+                .sessions
+                .values()
+                .filter(|s| s.state == SState::Established)
+                .count(),
             unacked: t.chan.unacked(),
             next_ns: t.chan.next_ns(),
             nr: t.chan.nr(),
@@ -569,6 +581,13 @@ impl Endpoint {
         t.last_rx = now;
         let is_ack = hdr.is_zlb() || mtype == Some(MessageType::Ack);
         let verdict = t.chan.on_receive(now, hdr.ns, hdr.nr, is_ack, msg);
+        if let RxVerdict::Deliver(msgs) = &verdict {
+            for m in msgs {
+                if let Some(mt) = peek_msg_type(m) {
+                    self.messages.entry(mt).received += 1;
+                }
+            }
+        }
         let (mut ctx, tunnels) = self.ctx(now);
         if let Some(t) = tunnels.get_mut(&tid) {
             if verdict != RxVerdict::InvalidNr {
@@ -665,6 +684,7 @@ impl Endpoint {
         self.by_peer.insert((from, peer_tid), tid);
         if let Some(lid) = loser {
             if let Some(mut lt) = self.tunnels.remove(&lid) {
+                self.stats.closed_channels.add(&lt.chan.stats);
                 let moved: Vec<Session> = std::mem::take(&mut lt.sessions).into_values().collect();
                 self.sh.events.push_back(Event::TunnelDown {
                     tunnel_id: lid,
@@ -693,6 +713,9 @@ impl Endpoint {
                 continue;
             };
             if let Some(b) = t.chan.on_timeout(now) {
+                if let Some(mt) = peek_msg_type(&b) {
+                    self.messages.entry(mt).retransmitted += 1;
+                }
                 emit(t, self.encap, &mut self.transmits, b);
             }
             if t.state == TState::Established
@@ -725,6 +748,9 @@ impl Endpoint {
             return;
         }
         for b in t.chan.poll_send(now) {
+            if let Some(mt) = peek_msg_type(&b) {
+                self.messages.entry(mt).sent += 1;
+            }
             emit(t, self.encap, &mut self.transmits, b);
         }
         if t.chan.take_ack(now) {
@@ -744,6 +770,7 @@ impl Endpoint {
 
     fn remove_tunnel(&mut self, tid: u32) {
         if let Some(t) = self.tunnels.remove(&tid) {
+            self.stats.closed_channels.add(&t.chan.stats);
             for sid in t.sessions.keys() {
                 self.sh.session_ids.remove(sid);
             }

@@ -1,6 +1,44 @@
-//! Counters: [`EndpointStats`] for the whole endpoint, [`TunnelStats`] for one tunnel.
+//! Counters: [`EndpointStats`] for the whole endpoint, [`MessageStats`] for its control
+//! messages by type, [`TunnelStats`] for one tunnel.
+
+use std::collections::BTreeMap;
+
+use ul2tp_wire::avp::MessageType;
 
 use crate::channel::ChannelStats;
+
+/// Control messages of one Message Type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Sent for the first time.
+    pub sent: u64,
+    /// Retransmitted.
+    pub retransmitted: u64,
+    /// Received and delivered in order to the state machines (duplicates and messages
+    /// dropped before delivery are not counted).
+    pub received: u64,
+}
+
+/// Control messages by Message Type, over every tunnel the endpoint ever held (pure
+/// acknowledgements, ZLBs and v3 ACKs the endpoint builds, are `ChannelStats::tx_acks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageStats(BTreeMap<u16, MessageCounts>);
+
+impl MessageStats {
+    /// The counts of one type (zero if never seen).
+    pub fn get(&self, t: MessageType) -> MessageCounts {
+        self.0.get(&t.get()).copied().unwrap_or_default()
+    }
+
+    /// Every type seen, by type number.
+    pub fn iter(&self) -> impl Iterator<Item = (MessageType, MessageCounts)> + '_ {
+        self.0.iter().map(|(&t, &c)| (MessageType::from(t), c))
+    }
+
+    pub(crate) fn entry(&mut self, t: MessageType) -> &mut MessageCounts {
+        self.0.entry(t.get()).or_default()
+    }
+}
 
 /// Endpoint-wide counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,6 +53,9 @@ pub struct EndpointStats {
     pub rx_auth_failures: u64,
     /// SCCRQs ignored because we won the tie-break.
     pub tie_breaks_won: u64,
+    /// Channel counters of the tunnels no longer held (added when a tunnel is forgotten), so
+    /// that these plus every held tunnel's count everything the endpoint ever did.
+    pub closed_channels: ChannelStats,
 }
 
 /// Per-tunnel view for tests and `show` commands.
@@ -26,6 +67,8 @@ pub struct TunnelStats {
     pub peer_tunnel_id: u32,
     /// Number of sessions.
     pub sessions: usize,
+    /// Sessions established (the others are being set up).
+    pub sessions_established: usize,
     /// Messages queued or in flight.
     pub unacked: usize,
     /// Ns the next message queued will get (queued messages not yet sent count; when the

@@ -83,6 +83,11 @@ impl Daemon {
         &self.store.registry
     }
 
+    /// The control-plane and PPP counters the metrics endpoint exports.
+    pub fn ops(&self) -> &Arc<crate::metrics::Ops> {
+        &self.store.ops
+    }
+
     /// Subscribe to notifications.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerMessage> {
         self.store.subscribe()
