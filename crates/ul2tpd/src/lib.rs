@@ -13,6 +13,7 @@ pub mod control;
 pub mod embedded;
 pub mod entropy;
 pub mod metrics;
+pub mod notify;
 pub mod reload;
 pub mod server;
 

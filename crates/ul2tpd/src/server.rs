@@ -62,6 +62,12 @@ impl Access {
         })
     }
 
+    /// The group the API socket belongs to: `group`, or `read_group` when only that is set;
+    /// none (socket mode 0600, root only) without either.
+    pub fn socket_gid(&self) -> Option<u32> {
+        self.admin_gid.or(self.read_gid)
+    }
+
     /// The privilege of a peer with these credentials.
     pub fn privilege(&self, uid: u32, gid: u32) -> Privilege {
         if uid == 0 {
@@ -106,9 +112,10 @@ pub fn required(cmd: Command) -> Privilege {
     }
 }
 
-/// Bind the API socket: create its directory, replace a stale socket file, allow connections
-/// from everyone (the permission check is per request).
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+/// Bind the API socket: create its directory, replace a stale socket file, and let only its
+/// owner (root) and the members of `gid` connect ([`set_socket_permissions`]); the permission
+/// check is still per request.
+pub fn bind(path: &Path, gid: Option<u32>) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)
@@ -125,9 +132,26 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     }
     let l = UnixListener::bind(path)
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    set_socket_permissions(path, gid)?;
     Ok(l)
+}
+
+/// Who may connect to the API socket: mode 0660 and group `gid` when a group is configured
+/// (`[api] group`, else `read_group`), mode 0600 (the owner, root, only) otherwise. Never
+/// world-writable: connecting needs write permission on the socket file.
+pub fn set_socket_permissions(path: &Path, gid: Option<u32>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match gid {
+        Some(gid) => {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
+                anyhow::anyhow!("cannot give {} to group {gid}: {e}", path.display())
+            })?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| anyhow::anyhow!("cannot set the mode of {}: {e}", path.display()))
 }
 
 /// The permissions in force; a reload (SIGHUP) may replace them. A connection's privilege is
