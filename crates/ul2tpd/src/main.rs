@@ -48,7 +48,8 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        // One line per event, also when a message holds a line break (journald, grep).
+        .with_writer(ul2tpd::logging::OneLineStderr)
         .with_ansi(log_colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR").as_deref(),
