@@ -154,6 +154,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         let listener = server::bind(&socket_path, access.socket_gid())?;
         tracing::info!("ul2tpd serving {}", socket_path.display());
+        if let Some(why) = access
+            .socket_gid()
+            .and_then(|g| server::directory_blocks(&socket_path, g))
+        {
+            tracing::warn!("{why}");
+        }
         if let (Some(g), Some(r)) = (&cfg.api.group, &cfg.api.read_group) {
             if access.admin_gid != access.read_gid {
                 tracing::warn!(

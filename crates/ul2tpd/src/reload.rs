@@ -446,6 +446,12 @@ impl Statics {
                         {
                             tracing::error!("reload: [api]: {e:#}");
                         }
+                        if let Some(why) = a
+                            .socket_gid()
+                            .and_then(|g| crate::server::directory_blocks(socket, g))
+                        {
+                            tracing::warn!("reload: {why}");
+                        }
                         access.store(Arc::new(a));
                         let show = |g: &Option<String>| g.clone().unwrap_or_else(|| "none".into());
                         tracing::info!(

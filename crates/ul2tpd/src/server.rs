@@ -154,6 +154,25 @@ pub fn set_socket_permissions(path: &Path, gid: Option<u32>) -> anyhow::Result<(
         .map_err(|e| anyhow::anyhow!("cannot set the mode of {}: {e}", path.display()))
 }
 
+/// Why the members of group `gid` cannot reach the socket at `path` through its directory (no
+/// search permission for them), or `None` when they can. systemd's `RuntimeDirectoryMode=0750`
+/// makes /run/ul2tp root's alone unless the unit sets `Group=` (docs/operations.md).
+pub fn directory_blocks(path: &Path, gid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let meta = std::fs::metadata(dir).ok()?;
+    let mode = meta.mode();
+    if mode & 0o001 != 0 || (meta.gid() == gid && mode & 0o010 != 0) {
+        return None;
+    }
+    Some(format!(
+        "{} (mode {:03o}, group {}) does not let group {gid} reach the API socket; give the directory to that group (with systemd: Group= in the unit)",
+        dir.display(),
+        mode & 0o777,
+        meta.gid()
+    ))
+}
+
 /// The permissions in force; a reload (SIGHUP) may replace them. A connection's privilege is
 /// decided when it is accepted.
 pub type SharedAccess = Arc<arc_swap::ArcSwap<Access>>;
@@ -349,5 +368,50 @@ impl LineReader {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ul2tpd-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_never_world_writable() {
+        let dir = temp_dir("sock");
+        let path = dir.join("api.sock");
+        let _l = bind(&path, None).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // Our own group is one we may give the socket to without privilege.
+        let gid = nix::unistd::getegid().as_raw();
+        set_socket_permissions(&path, Some(gid)).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.permissions().mode() & 0o777, meta.gid()),
+            (0o660, gid)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_closed_directory_is_reported() {
+        let dir = temp_dir("dir");
+        let path = dir.join("api.sock");
+        let gid = nix::unistd::getegid().as_raw();
+        let other = gid.wrapping_add(4242);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert_eq!(directory_blocks(&path, gid), None, "own group may search");
+        let why = directory_blocks(&path, other).unwrap();
+        assert!(why.contains("mode 750") && why.contains("Group="), "{why}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(directory_blocks(&path, other), None, "world-searchable");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
