@@ -131,6 +131,20 @@ fn readiness_reload_and_stop_are_notified() {
             d.pid()
         )
     );
+    // And the daemon's own order: objects, then the API socket, then the notification.
+    let log = d.log();
+    let at = |what: &str| {
+        log.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in the log:\n{log}"))
+    };
+    let ready_at = at("ready: serving: 1 tunnel, 1 session");
+    for before in [
+        "tunnel 3000 created",
+        "session 1000 in tunnel 3000 created",
+        "ul2tpd serving",
+    ] {
+        assert!(at(before) < ready_at, "{before:?} after READY:\n{log}");
+    }
 
     // SIGHUP: RELOADING=1 (with the monotonic time), then READY=1 with the new counts.
     std::fs::write(
@@ -162,4 +176,34 @@ fn readiness_reload_and_stop_are_notified() {
         "ul2tpd did not stop"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// systemd's own `NOTIFY_SOCKET` is an abstract address (`@/org/freedesktop/...`); abstract
+/// addresses belong to a network namespace, so the test binds it in the daemon's.
+#[test]
+fn readiness_on_an_abstract_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let ns = Netns::new("notifya");
+    let name = unique("/ul2tp/notify/");
+    let bound = name.clone();
+    let sock = ns.run_in(move || {
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(bound.as_bytes()).unwrap();
+        UnixDatagram::bind_addr(&addr).unwrap()
+    });
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let value = format!("@{name}");
+    let d = Daemon::start_with_env(
+        &ns,
+        &[],
+        &[("NOTIFY_SOCKET", std::ffi::OsStr::new(&value))],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        recv(&sock),
+        format!(
+            "READY=1\nSTATUS=serving: 0 tunnels, 0 sessions\nMAINPID={}\n",
+            d.pid()
+        )
+    );
 }
