@@ -339,7 +339,7 @@ fn unprivileged_users_cannot_connect_without_a_group() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("cannot connect") && err.contains("Permission denied"),
+        err.contains("cannot connect") && err.contains("Permission denied (os error 13)"),
         "{err}"
     );
     assert!(err.contains("[api] group"), "{err}");
