@@ -137,6 +137,14 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     };
     let mut client = match Client::connect(&path) {
         Ok(c) => c,
+        Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let _ = writeln!(
+                err,
+                "ul2tp: cannot connect to ul2tpd at {}: {e}\n(only root and the members of the daemon's [api] group or read_group may connect)",
+                path.display(),
+            );
+            return EXIT_FAILURE;
+        }
         Err(e) => {
             let _ = writeln!(
                 err,

@@ -375,6 +375,16 @@ impl Daemon {
     /// [`Daemon::start`] with a longer start-up allowance (e.g. thousands of static
     /// sessions, each with its device, are created before the API socket is served).
     pub fn start_within(ns: &Netns, extra: &[&str], timeout: Duration) -> Daemon {
+        Self::start_with_env(ns, extra, &[], timeout)
+    }
+
+    /// [`Daemon::start_within`] with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with_env(
+        ns: &Netns,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        timeout: Duration,
+    ) -> Daemon {
         let dir = std::env::temp_dir().join(unique("ul2tpd-"));
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("api.sock");
@@ -385,6 +395,7 @@ impl Daemon {
             .arg(&socket)
             .args(["--log", "info"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -323,21 +323,27 @@ fn notifications_reach_monitors() {
     assert_eq!(got[2].1.send_seq, Some(1));
 }
 
+/// Without `[api] group`/`read_group` the API socket is root's alone (mode 0600): an
+/// unprivileged user cannot even connect (EACCES) and `ul2tp` says why, exit status 1.
 #[test]
-fn unprivileged_users_get_eperm() {
+fn unprivileged_users_cannot_connect_without_a_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let ns = Netns::new("perm");
     let d = Daemon::start(&ns, &[]);
-    // Run the CLI as "nobody": reads and writes are refused with EPERM, NOOP works.
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), 0);
     let out = d.ul2tp_as_nobody(
         "add tunnel tunnel_id 1 peer_tunnel_id 2 local 127.0.0.1 remote 127.0.0.1 udp_sport 1 udp_dport 2",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot connect") && err.contains("Permission denied (os error 13)"),
+        "{err}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    assert!(err.contains("[api] group"), "{err}");
+    assert!(d.tunnel_dump().is_empty());
 }
 
 #[test]
@@ -384,6 +390,7 @@ fn static_config_creates_objects_and_errors_name_file_line_key() {
 
 #[test]
 fn configured_groups_may_read_or_change_state() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let ns = Netns::new("grp");
     let dir = std::env::temp_dir().join(unique("grp"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -393,6 +400,10 @@ fn configured_groups_may_read_or_change_state() {
     let cfg = dir.join("read.toml");
     std::fs::write(&cfg, "[api]\nread_group = \"nogroup\"\n").unwrap();
     let d = Daemon::start(&ns, &["--config", cfg.to_str().unwrap()]);
+    // The socket is open to the group only: 0660, group nogroup (65534).
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!((meta.uid(), meta.gid()), (0, 65534));
     let show = d.ul2tp_as_nobody("show tunnel");
     assert!(
         show.status.success(),
@@ -463,6 +474,9 @@ fn unprivileged_debug_monitor_trace_exit_non_zero() {
     let ns = Netns::new("permx");
     let d = Daemon::start(&ns, &[]);
     d.ul2tp("add tunnel tunnel_id 1 peer_tunnel_id 2 local 127.0.0.1 remote 127.0.0.1 udp_sport 7650 udp_dport 7651");
+    // An administrator who opens the socket to everyone: the per-request checks still refuse.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     for args in [
         "debug tunnels",
         "debug pppol2tp",

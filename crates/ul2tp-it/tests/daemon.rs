@@ -153,7 +153,16 @@ fn sighup_reloads_the_configuration() {
         BTreeSet::from([(3000, 1), (3000, 3), (3000, 4), (3000, 50), (5000, 1)])
     );
     assert!(ns.has_link("hup4") && !ns.has_link("hup2"));
-    // [api] read_group changed live: "nobody" (group nogroup) may read now.
+    // [api] read_group changed live: the socket now belongs to nogroup (mode 0660) and
+    // "nobody" (group nogroup) may read.
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(&d.socket).unwrap();
+        assert_eq!(
+            (meta.permissions().mode() & 0o777, meta.gid()),
+            (0o660, 65534)
+        );
+    }
     let show = d.ul2tp_as_nobody("show tunnel");
     assert!(
         show.status.success(),

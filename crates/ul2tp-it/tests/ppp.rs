@@ -334,6 +334,30 @@ fn lns_requires_chap() {
         "{}",
         t.lac.log()
     );
+    // For the journal: the failure is one line with the user name as text (not a byte array)
+    // and the ids as key=value fields; never the secret.
+    let lns_log = t.lns.log();
+    let line = lns_log
+        .lines()
+        .find(|l| l.contains("authentication of \"alice\" failed"))
+        .unwrap();
+    for want in ["user=\"alice\"", "tunnel_id=", "session_id="] {
+        assert!(line.contains(want), "missing {want:?} in {line:?}");
+    }
+    assert!(!line.contains("[97, 108"), "user name as bytes: {line:?}");
+    let lac_log = t.lac.log();
+    let line = lac_log
+        .lines()
+        .find(|l| l.contains("authentication rejected by the peer"))
+        .unwrap();
+    assert!(
+        line.contains("tunnel_id=") && line.contains("session_id="),
+        "{line:?}"
+    );
+    for log in [&lns_log, &lac_log] {
+        assert!(!log.contains("looking-glass"), "secret in the log:\n{log}");
+        assert!(!log.contains("wonderland"), "secret in the log:\n{log}");
+    }
     // The call is cleared on both daemons; no pppN anywhere.
     assert!(
         wait_for(15, || LacLns::call_gone(&t.lns)

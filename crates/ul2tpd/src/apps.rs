@@ -81,7 +81,10 @@ pub(crate) fn managed_tunnel(
     let socket = sock.socket.clone();
     let upcall = sock.upcall.clone();
     d.register_tunnel(ctl, p, sock, tinfo)?;
-    tracing::info!("managed tunnel {tid} created on an application socket");
+    tracing::info!(
+        tunnel_id = tid,
+        "managed tunnel {tid} created on an application socket"
+    );
     if !view {
         return Ok(None);
     }

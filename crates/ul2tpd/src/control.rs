@@ -229,7 +229,11 @@ impl ControlHandle for ControlPlane {
             cause,
         };
         if self.tx.try_send(cmd).is_err() {
-            tracing::warn!("control plane busy: call {tid}/{sid} not cleared");
+            tracing::warn!(
+                tunnel_id = tid,
+                session_id = sid,
+                "control plane busy: call {tid}/{sid} not cleared"
+            );
         }
     }
 }
@@ -431,7 +435,11 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
     let mut ctl = d.ctl.lock().await;
     match ev {
         Event::TunnelUp(info) => tunnel_up(&d, &mut ctl, st, &info).err().map(|e| {
-            tracing::warn!("dynamic tunnel {}: {e}", info.tunnel_id);
+            tracing::warn!(
+                tunnel_id = info.tunnel_id,
+                "dynamic tunnel {}: {e}",
+                info.tunnel_id
+            );
             (info.tunnel_id, None)
         }),
         Event::TunnelDown {
@@ -442,18 +450,23 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
         } => {
             if !was_up {
                 // Refused or failed before it was established (authentication, timeout, ...).
-                tracing::info!("control connection {tunnel_id} not established: {reason:?}");
+                tracing::info!(
+                    tunnel_id,
+                    "control connection {tunnel_id} not established: {reason:?}"
+                );
             }
             // Gone at the control level: no StopCCN from the delete below.
             ctl.dynamic.remove(&tunnel_id);
             if ctl.tunnels.contains_key(&tunnel_id) {
-                tracing::info!("dynamic tunnel {tunnel_id} down: {reason:?}");
+                tracing::info!(tunnel_id, "dynamic tunnel {tunnel_id} down: {reason:?}");
                 let _ = d.tunnel_delete_locked(&mut ctl, tunnel_id);
             }
             None
         }
         Event::SessionUp(info) => session_up(&d, &mut ctl, st, &info).err().map(|e| {
             tracing::warn!(
+                tunnel_id = info.tunnel_id,
+                session_id = info.session_id,
                 "dynamic session {}/{}: {e}",
                 info.tunnel_id,
                 info.session_id
@@ -466,7 +479,11 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
             reason,
             ..
         } => {
-            tracing::info!("dynamic session {tunnel_id}/{session_id} down: {reason:?}");
+            tracing::info!(
+                tunnel_id,
+                session_id,
+                "dynamic session {tunnel_id}/{session_id} down: {reason:?}"
+            );
             st.ifnames.remove(&(tunnel_id, session_id));
             st.leases.remove(&(tunnel_id, session_id));
             if let Some(s) = d.registry.session_get(tunnel_id, session_id) {
@@ -495,7 +512,9 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResu
     d.register_tunnel(ctl, p, sock, DpTunnelInfo::default())?;
     ctl.dynamic.insert(info.tunnel_id);
     tracing::info!(
-        "dynamic tunnel {} up with {} ({})",
+        tunnel_id = info.tunnel_id,
+        peer_host_name = ?info.peer_host_name,
+        "dynamic tunnel {} up with {} ({:?})",
         info.tunnel_id,
         info.peer,
         info.peer_host_name
@@ -564,13 +583,21 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
             drop(crate::pppd::start(d, ctl, s.clone(), setup)?);
         } else if st.pool.is_some() {
             tracing::warn!(
+                tunnel_id = info.tunnel_id,
+                session_id = info.session_id,
                 "PPP address pool exhausted: session {}/{} has no PPP endpoint",
                 info.tunnel_id,
                 info.session_id
             );
         }
     }
-    tracing::info!("dynamic session {}/{} up", info.tunnel_id, info.session_id);
+    tracing::info!(
+        tunnel_id = info.tunnel_id,
+        session_id = info.session_id,
+        "dynamic session {}/{} up",
+        info.tunnel_id,
+        info.session_id
+    );
     Ok(())
 }
 

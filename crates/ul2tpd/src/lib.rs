@@ -12,7 +12,9 @@ pub mod config;
 pub mod control;
 pub mod embedded;
 pub mod entropy;
+pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod reload;
 pub mod server;
 

@@ -49,7 +49,8 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        // One line per event, also when a message holds a line break (journald, grep).
+        .with_writer(ul2tpd::logging::OneLineStderr)
         .with_ansi(log_colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR").as_deref(),
@@ -156,11 +157,24 @@ fn run(args: Args) -> anyhow::Result<()> {
                 daemon.ops().clone(),
             ));
         }
-        let listener = server::bind(&socket_path)?;
+        let listener = server::bind(&socket_path, access.socket_gid())?;
         tracing::info!("ul2tpd serving {}", socket_path.display());
+        if let Some(why) = access
+            .socket_gid()
+            .and_then(|g| server::directory_blocks(&socket_path, g))
+        {
+            tracing::warn!("{why}");
+        }
+        if let (Some(g), Some(r)) = (&cfg.api.group, &cfg.api.read_group) {
+            if access.admin_gid != access.read_gid {
+                tracing::warn!(
+                    "the API socket belongs to group {g}: members of read_group {r} must be in {g} too to connect"
+                );
+            }
+        }
         let access: server::SharedAccess = Arc::new(arc_swap::ArcSwap::from_pointee(access));
         if let Some(s) = &mut statics {
-            s.set_access(access.clone());
+            s.set_access(access.clone(), socket_path.clone());
         }
         let serve = tokio::spawn(server::serve(
             listener,
@@ -168,17 +182,39 @@ fn run(args: Args) -> anyhow::Result<()> {
             access,
             socket_path.clone(),
         ));
+        // Everything configured is up and the API answers: tell the service manager.
+        let notifier = ul2tpd::notify::Notifier::from_env();
+        let status = |d: &Daemon| (d.registry().tunnels().len(), d.registry().sessions().len());
+        let (tunnels, sessions) = status(&daemon);
+        notifier.send(&ul2tpd::notify::ready_message(
+            tunnels,
+            sessions,
+            std::process::id(),
+        ));
+        tracing::info!("ready: {}", ul2tpd::notify::status_text(tunnels, sessions));
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
-                _ = hup.recv() => match &mut statics {
-                    // Errors are logged by reload and change nothing.
-                    Some(s) => { let _ = s.reload(&daemon).await; }
-                    None => tracing::info!("SIGHUP: no configuration file (--config) to re-read"),
-                },
+                _ = hup.recv() => {
+                    notifier.send(&ul2tpd::notify::reloading_message(
+                        ul2tpd::notify::monotonic_usec(),
+                    ));
+                    match &mut statics {
+                        // Errors are logged by reload and change nothing.
+                        Some(s) => { let _ = s.reload(&daemon).await; }
+                        None => tracing::info!("SIGHUP: no configuration file (--config) to re-read"),
+                    }
+                    let (tunnels, sessions) = status(&daemon);
+                    notifier.send(&ul2tpd::notify::ready_message(
+                        tunnels,
+                        sessions,
+                        std::process::id(),
+                    ));
+                }
             }
         }
+        notifier.send(ul2tpd::notify::STOPPING);
         serve.abort();
         daemon.shutdown().await;
         let _ = std::fs::remove_file(&socket_path);

@@ -264,6 +264,7 @@ impl Link {
                 let _ = t.try_send(&b);
             }
         }
+        let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
         let auth_proto = match seen.last_proto {
             p @ (proto::PAP | proto::CHAP) => p,
             _ => 0,
@@ -280,14 +281,23 @@ impl Link {
                             };
                             if let Err(e) = add_address(t.name(), addr).and_then(|_| t.set_up(true))
                             {
-                                tracing::warn!("{name}: {}: {e}", t.name());
+                                tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
                             }
-                            tracing::info!("{name}: PPP up on {}: {local} -> {peer}", t.name());
+                            tracing::info!(
+                                tunnel_id,
+                                session_id,
+                                "{name}: PPP up on {}: {local} -> {peer}",
+                                t.name()
+                            );
                             *tun = Some(t);
                             self.report(Ok(()));
                         }
                         Err(e) => {
-                            tracing::warn!("{name}: cannot create a PPP unit: {e}");
+                            tracing::warn!(
+                                tunnel_id,
+                                session_id,
+                                "{name}: cannot create a PPP unit: {e}"
+                            );
                             self.report(Err(crate::store::io_err("PPP unit", e)));
                         }
                     }
@@ -296,14 +306,26 @@ impl Link {
                     seen.link_up = true;
                     tracing::debug!("{name}: LCP up");
                 }
-                Event::AuthSuccess { peer_name } => tracing::info!(
-                    "{name}: PPP peer authenticated as {:?}",
-                    String::from_utf8_lossy(&peer_name)
-                ),
-                Event::Authenticated => tracing::info!("{name}: PPP authentication accepted"),
+                Event::AuthSuccess { peer_name } => {
+                    let user = user_text(&peer_name);
+                    tracing::info!(
+                        tunnel_id,
+                        session_id,
+                        user = ?user,
+                        "{name}: PPP peer authenticated as {user:?}"
+                    );
+                }
+                Event::Authenticated => {
+                    tracing::info!(tunnel_id, session_id, "{name}: PPP authentication accepted")
+                }
                 Event::AuthFailure { peer_name } => {
-                    let who = String::from_utf8_lossy(&peer_name).into_owned();
-                    tracing::warn!("{name}: PPP authentication of {who:?} failed");
+                    let who = user_text(&peer_name);
+                    tracing::warn!(
+                        tunnel_id,
+                        session_id,
+                        user = ?who,
+                        "{name}: PPP authentication of {who:?} failed"
+                    );
                     seen.auth = Some((true, auth_proto));
                     if let Some(d) = self.d.upgrade() {
                         d.ops.ppp.auth_failure(true, auth_proto);
@@ -314,7 +336,11 @@ impl Link {
                     )));
                 }
                 Event::AuthRejected => {
-                    tracing::warn!("{name}: PPP authentication rejected by the peer");
+                    tracing::warn!(
+                        tunnel_id,
+                        session_id,
+                        "{name}: PPP authentication rejected by the peer"
+                    );
                     seen.auth = Some((false, auth_proto));
                     if let Some(d) = self.d.upgrade() {
                         d.ops.ppp.auth_failure(false, auth_proto);
@@ -326,7 +352,7 @@ impl Link {
                 }
                 Event::NetworkDown | Event::Ipv6Down => {
                     if ev == Event::NetworkDown && tun.take().is_some() {
-                        tracing::info!("{name}: PPP network layer down");
+                        tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
                     }
                 }
                 Event::LinkDown { reason } => {
@@ -361,7 +387,11 @@ impl Link {
         let mut ctl = d.ctl.lock().await;
         if ctl.dynamic.contains(&key.0) {
             if let Some(cp) = d.control() {
-                tracing::warn!("{name}: PPP link down ({text}): clearing the call");
+                tracing::warn!(
+                    tunnel_id = key.0,
+                    session_id = key.1,
+                    "{name}: PPP link down ({text}): clearing the call"
+                );
                 let error = (result_code == CdnResult::GeneralError).then(|| text.to_string());
                 cp.clear_ppp_call(key.0, key.1, result_code, error, cause);
                 // The control plane deletes the session (and this task) once the CDN is queued.
@@ -369,10 +399,21 @@ impl Link {
             }
         }
         // A static session: detach the endpoint so that `ppp start` can run again.
-        tracing::warn!("{name}: PPP link down ({text}): endpoint detached");
+        tracing::warn!(
+            tunnel_id = key.0,
+            session_id = key.1,
+            "{name}: PPP link down ({text}): endpoint detached"
+        );
         d.pseudowires.remove(key);
         ctl.attached.remove(&key);
     }
+}
+
+/// A PPP user name as text for logs and messages: the peer sends bytes, we show them as
+/// lossy UTF-8 (a `{:?}` of the result quotes it and escapes control characters, so the name
+/// can neither be confused with the text around it nor break the log line).
+fn user_text(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
 }
 
 /// How a link-down reason clears the call: CDN Result Code (docs/reference/rfc.md §1.6: 3

@@ -89,8 +89,9 @@ pub struct Statics {
     path: PathBuf,
     config: Config,
     objects: BTreeMap<Key, Owned>,
-    /// The API permissions to update when `[api]` groups change.
-    access: Option<crate::server::SharedAccess>,
+    /// The API permissions to update when `[api]` groups change, and the API socket whose
+    /// group and mode follow them.
+    access: Option<(crate::server::SharedAccess, PathBuf)>,
 }
 
 /// The live-changeable attributes of a session (SESSION_MODIFY, docs/reference/kernel.md §4.7).
@@ -192,9 +193,9 @@ impl Statics {
     }
 
     /// Let reloads change the API permissions (`[api] group`, `read_group`) of new
-    /// connections.
-    pub fn set_access(&mut self, access: crate::server::SharedAccess) {
-        self.access = Some(access);
+    /// connections, and the group and mode of the API socket at `socket`.
+    pub fn set_access(&mut self, access: crate::server::SharedAccess, socket: PathBuf) {
+        self.access = Some((access, socket));
     }
 
     /// The static objects known to be running (for tests and logs).
@@ -434,12 +435,23 @@ impl Statics {
         let new_cfg = checked.config;
         let (old_api, new_api) = (&self.config.api, &new_cfg.api);
         if (&old_api.group, &old_api.read_group) != (&new_api.group, &new_api.read_group) {
-            if let Some(access) = &self.access {
+            if let Some((access, socket)) = &self.access {
                 match crate::server::Access::from_names(
                     new_api.group.as_deref(),
                     new_api.read_group.as_deref(),
                 ) {
                     Ok(a) => {
+                        if let Err(e) =
+                            crate::server::set_socket_permissions(socket, a.socket_gid())
+                        {
+                            tracing::error!("reload: [api]: {e:#}");
+                        }
+                        if let Some(why) = a
+                            .socket_gid()
+                            .and_then(|g| crate::server::directory_blocks(socket, g))
+                        {
+                            tracing::warn!("reload: {why}");
+                        }
                         access.store(Arc::new(a));
                         let show = |g: &Option<String>| g.clone().unwrap_or_else(|| "none".into());
                         tracing::info!(

@@ -62,6 +62,12 @@ impl Access {
         })
     }
 
+    /// The group the API socket belongs to: `group`, or `read_group` when only that is set;
+    /// none (socket mode 0600, root only) without either.
+    pub fn socket_gid(&self) -> Option<u32> {
+        self.admin_gid.or(self.read_gid)
+    }
+
     /// The privilege of a peer with these credentials.
     pub fn privilege(&self, uid: u32, gid: u32) -> Privilege {
         if uid == 0 {
@@ -106,9 +112,10 @@ pub fn required(cmd: Command) -> Privilege {
     }
 }
 
-/// Bind the API socket: create its directory, replace a stale socket file, allow connections
-/// from everyone (the permission check is per request).
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+/// Bind the API socket: create its directory, replace a stale socket file, and let only its
+/// owner (root) and the members of `gid` connect ([`set_socket_permissions`]); the permission
+/// check is still per request.
+pub fn bind(path: &Path, gid: Option<u32>) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)
@@ -125,9 +132,45 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     }
     let l = UnixListener::bind(path)
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    set_socket_permissions(path, gid)?;
     Ok(l)
+}
+
+/// Who may connect to the API socket: mode 0660 and group `gid` when a group is configured
+/// (`[api] group`, else `read_group`), mode 0600 (the owner, root, only) otherwise. Never
+/// world-writable: connecting needs write permission on the socket file.
+pub fn set_socket_permissions(path: &Path, gid: Option<u32>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match gid {
+        Some(gid) => {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
+                anyhow::anyhow!("cannot give {} to group {gid}: {e}", path.display())
+            })?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| anyhow::anyhow!("cannot set the mode of {}: {e}", path.display()))
+}
+
+/// Why the members of group `gid` cannot reach the socket at `path` through its directory (no
+/// search permission for them), or `None` when they can. systemd's `RuntimeDirectoryMode=0750`
+/// makes /run/ul2tp root's alone unless the unit sets `Group=` (docs/operations.md).
+pub fn directory_blocks(path: &Path, gid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let meta = std::fs::metadata(dir).ok()?;
+    let mode = meta.mode();
+    if mode & 0o001 != 0 || (meta.gid() == gid && mode & 0o010 != 0) {
+        return None;
+    }
+    Some(format!(
+        "{} (mode {:03o}, group {}) does not let group {gid} reach the API socket; give the directory to that group (with systemd: Group= in the unit)",
+        dir.display(),
+        mode & 0o777,
+        meta.gid()
+    ))
 }
 
 /// The permissions in force; a reload (SIGHUP) may replace them. A connection's privilege is
@@ -325,5 +368,50 @@ impl LineReader {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ul2tpd-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_never_world_writable() {
+        let dir = temp_dir("sock");
+        let path = dir.join("api.sock");
+        let _l = bind(&path, None).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // Our own group is one we may give the socket to without privilege.
+        let gid = nix::unistd::getegid().as_raw();
+        set_socket_permissions(&path, Some(gid)).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.permissions().mode() & 0o777, meta.gid()),
+            (0o660, gid)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_closed_directory_is_reported() {
+        let dir = temp_dir("dir");
+        let path = dir.join("api.sock");
+        let gid = nix::unistd::getegid().as_raw();
+        let other = gid.wrapping_add(4242);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert_eq!(directory_blocks(&path, gid), None, "own group may search");
+        let why = directory_blocks(&path, other).unwrap();
+        assert!(why.contains("mode 750") && why.contains("Group="), "{why}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(directory_blocks(&path, other), None, "world-searchable");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

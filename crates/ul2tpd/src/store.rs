@@ -382,7 +382,7 @@ impl Store {
             ctl.attached.remove(&key);
         }
         ctl.tunnels.remove(&tid);
-        tracing::info!("tunnel {tid} deleted");
+        tracing::info!(tunnel_id = tid, "tunnel {tid} deleted");
         Ok(())
     }
 
@@ -454,7 +454,13 @@ impl Store {
         self.pseudowires.remove(key);
         ctl.sessions.remove(&key);
         ctl.attached.remove(&key);
-        tracing::info!("session {} in tunnel {} deleted", key.1, key.0);
+        tracing::info!(
+            tunnel_id = key.0,
+            session_id = key.1,
+            "session {} in tunnel {} deleted",
+            key.1,
+            key.0
+        );
         Ok(())
     }
 }

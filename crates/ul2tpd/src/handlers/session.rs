@@ -111,7 +111,11 @@ pub(crate) async fn create(d: &Store, a: &Attrs) -> ApiResult<()> {
         .map_err(|e| ApiError::new(e, format!("cannot create session {sid}")))?;
     d.start_session(&mut ctl, &session, tap)?;
     d.notify(Command::SessionCreate, session_attrs(&session, &ctl));
-    tracing::info!("session {sid} in tunnel {tid} created");
+    tracing::info!(
+        tunnel_id = tid,
+        session_id = sid,
+        "session {sid} in tunnel {tid} created"
+    );
     Ok(())
 }
 

@@ -122,7 +122,10 @@ pub(crate) async fn create(
         socket: sock.id,
     };
     d.register_tunnel(&mut ctl, p, sock, info)?;
-    tracing::info!("tunnel {tid} created (peer {ptid}, {encap:?}, {l} -> {r})");
+    tracing::info!(
+        tunnel_id = tid,
+        "tunnel {tid} created (peer {ptid}, {encap:?}, {l} -> {r})"
+    );
     Ok(None)
 }
 
