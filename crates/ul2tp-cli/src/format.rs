@@ -13,7 +13,7 @@
 
 use core::net::{IpAddr, Ipv6Addr};
 
-use ul2tp_api::{encap_type, parse_cookie_hex, pw_type, Attrs, Command};
+use ul2tp_api::{encap_type, parse_cookie_hex, pw_type, Attrs, Command, Stats};
 
 use crate::json::JsonWriter;
 
@@ -170,7 +170,7 @@ pub fn tunnel_text(a: &Attrs) -> String {
 }
 
 /// One tunnel as a JSON object (docs/reference/kernel.md §11.5).
-pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
+pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>, stats: Option<&Stats>) {
     let t = TunnelView::new(a);
     w.start_object();
     if let Some(e) = event {
@@ -195,6 +195,7 @@ pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
             w.boolean("checksum_rx", t.csum6_rx);
         }
     }
+    stats_json(w, stats);
     w.end_object();
 }
 
@@ -296,7 +297,7 @@ pub fn session_text(a: &Attrs) -> String {
 }
 
 /// One session as a JSON object (docs/reference/kernel.md §11.5), with the non-ETH extension keys.
-pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
+pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>, stats: Option<&Stats>) {
     let v = SessionView::new(a);
     w.start_object();
     if let Some(e) = event {
@@ -330,6 +331,7 @@ pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>) {
     if v.recv_seq {
         w.null("recv_seq");
     }
+    stats_json(w, stats);
     w.end_object();
 }
 
@@ -393,9 +395,9 @@ pub fn event(
     if json {
         let mut w = JsonWriter::new(pretty);
         if tunnel {
-            tunnel_json(&mut w, a, Some(&name));
+            tunnel_json(&mut w, a, Some(&name), None);
         } else {
-            session_json(&mut w, a, Some(&name));
+            session_json(&mut w, a, Some(&name), None);
         }
         w.finish()
     } else if tunnel {
@@ -405,34 +407,121 @@ pub fn event(
     }
 }
 
-/// The complete `show tunnel` output for these entries.
-pub fn show_tunnels(entries: &[Attrs], json: bool, pretty: bool) -> String {
+/// The complete `show tunnel` output for these entries; with `stats` (`-s`) each object gets
+/// its counters ([`stats_text`], or a `stats` object in JSON).
+pub fn show_tunnels(entries: &[Attrs], json: bool, pretty: bool, stats: bool) -> String {
+    show(entries, json, pretty, stats, tunnel_text, tunnel_json)
+}
+
+/// The complete `show session` output for these entries (see [`show_tunnels`]).
+pub fn show_sessions(entries: &[Attrs], json: bool, pretty: bool, stats: bool) -> String {
+    show(entries, json, pretty, stats, session_text, session_json)
+}
+
+fn show(
+    entries: &[Attrs],
+    json: bool,
+    pretty: bool,
+    stats: bool,
+    text: fn(&Attrs) -> String,
+    object: fn(&mut JsonWriter, &Attrs, Option<&str>, Option<&Stats>),
+) -> String {
+    let counters = |a: &Attrs| a.stats.filter(|_| stats);
     if json {
         let mut w = JsonWriter::new(pretty);
         w.start_array();
         for a in entries {
-            tunnel_json(&mut w, a, None);
+            object(&mut w, a, None, counters(a).as_ref());
         }
         w.end_array();
         w.finish()
     } else {
-        entries.iter().map(tunnel_text).collect()
+        entries
+            .iter()
+            .map(|a| match counters(a) {
+                Some(st) => text(a) + &stats_text(&st),
+                None => text(a),
+            })
+            .collect()
     }
 }
 
-/// The complete `show session` output for these entries.
-pub fn show_sessions(entries: &[Attrs], json: bool, pretty: bool) -> String {
-    if json {
-        let mut w = JsonWriter::new(pretty);
-        w.start_array();
-        for a in entries {
-            session_json(&mut w, a, None);
-        }
-        w.end_array();
-        w.finish()
-    } else {
-        entries.iter().map(session_text).collect()
+/// `"stats": {...}` with the ten counters, for `-j -s`.
+fn stats_json(w: &mut JsonWriter, st: Option<&Stats>) {
+    let Some(st) = st else { return };
+    w.start_object_named("stats");
+    for (name, v) in stats_fields(st) {
+        w.uint(name, v);
     }
+    w.end_object();
+}
+
+/// The ten counters (docs/reference/kernel.md §3.1) under their API names.
+fn stats_fields(st: &Stats) -> [(&'static str, u64); 10] {
+    [
+        ("tx_packets", st.tx_packets),
+        ("tx_bytes", st.tx_bytes),
+        ("tx_errors", st.tx_errors),
+        ("rx_packets", st.rx_packets),
+        ("rx_bytes", st.rx_bytes),
+        ("rx_seq_discards", st.rx_seq_discards),
+        ("rx_cookie_discards", st.rx_cookie_discards),
+        ("rx_oos_packets", st.rx_oos_packets),
+        ("rx_errors", st.rx_errors),
+        ("rx_invalid", st.rx_invalid),
+    ]
+}
+
+/// `-s` counters under an object, laid out like `ip -s link`: a header line and a value line for
+/// each direction. (`ip -s l2tp` itself prints none; ul2tp prints them, as `-s` promises.)
+pub fn stats_text(st: &Stats) -> String {
+    let rx = [
+        st.rx_packets,
+        st.rx_bytes,
+        st.rx_errors,
+        st.rx_seq_discards,
+        st.rx_cookie_discards,
+        st.rx_oos_packets,
+        st.rx_invalid,
+    ];
+    let tx = [st.tx_packets, st.tx_bytes, st.tx_errors];
+    let rx_names = [
+        "packets",
+        "bytes",
+        "errors",
+        "seq_discards",
+        "cookie_discards",
+        "oos_packets",
+        "invalid",
+    ];
+    let tx_names = ["packets", "bytes", "errors"];
+    let mut s = String::new();
+    for (dir, names, vals) in [
+        ("RX", &rx_names[..], &rx[..]),
+        ("TX", &tx_names[..], &tx[..]),
+    ] {
+        let widths: Vec<usize> = names
+            .iter()
+            .zip(vals)
+            .map(|(n, v)| n.len().max(v.to_string().len()))
+            .collect();
+        s.push_str(&format!("  {dir}: "));
+        let head: Vec<String> = names
+            .iter()
+            .zip(&widths)
+            .map(|(n, w)| format!("{n:<w$}"))
+            .collect();
+        s.push_str(head.join(" ").trim_end());
+        s.push_str("\n      ");
+        let row: Vec<String> = vals
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        s.push_str(row.join(" ").trim_end());
+        s.push('\n');
+    }
+    s
 }
 
 #[cfg(test)]
@@ -466,7 +555,7 @@ mod tests {
         a.udp_csum = Some(1);
         assert!(tunnel_text(&a).ends_with("  UDP checksum: enabled\n"));
         assert_eq!(
-            show_tunnels(&[udp4()], true, false),
+            show_tunnels(&[udp4()], true, false, false),
             "[{\"tunnel_id\":3000,\"encap\":\"UDP\",\"local\":\"192.0.2.1\",\"peer\":\"192.0.2.2\",\"peer_tunnel\":4000,\"local_port\":5000,\"peer_port\":6000,\"checksum\":false}]\n"
         );
     }
@@ -487,7 +576,7 @@ mod tests {
         assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: enabled\n"));
         a.udp_zero_csum6_rx = Some(true);
         assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: tx\n"));
-        assert!(show_tunnels(&[a.clone()], true, false)
+        assert!(show_tunnels(&[a.clone()], true, false, false)
             .contains("\"checksum_tx\":true,\"checksum_rx\":false}"));
         a.udp_zero_csum6_tx = Some(true);
         assert_eq!(tunnel_text(&a), format!("{head}  UDP checksum: disabled\n"));
@@ -503,7 +592,9 @@ mod tests {
             tunnel_text(&a),
             "Tunnel 3000, encap UDP\n  From 192.0.2.1 to 192.0.2.2\n  Peer tunnel 4000\n  L2TP version: 2\n  UDP source / dest ports: 5000/6000\n  UDP checksum: disabled\n"
         );
-        assert!(show_tunnels(&[a], true, false).contains("\"peer_tunnel\":4000,\"version\":2,"));
+        assert!(
+            show_tunnels(&[a], true, false, false).contains("\"peer_tunnel\":4000,\"version\":2,")
+        );
     }
 
     #[test]
@@ -521,7 +612,7 @@ mod tests {
             "Tunnel 7, encap IP\n  From 10.0.0.1 to 10.0.0.2\n  Peer tunnel 8\n"
         );
         assert_eq!(
-            show_tunnels(&[a], true, false),
+            show_tunnels(&[a], true, false, false),
             "[{\"tunnel_id\":7,\"encap\":\"IP\",\"local\":\"10.0.0.1\",\"peer\":\"10.0.0.2\",\"peer_tunnel\":8}]\n"
         );
         let odd = Attrs {
@@ -556,7 +647,7 @@ mod tests {
             "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  offset 0, peer offset 0\n\n"
         );
         assert_eq!(
-            show_sessions(&[sess()], true, false),
+            show_sessions(&[sess()], true, false, false),
             "[{\"session_id\":1,\"tunnel_id\":3000,\"peer_session_id\":2,\"peer_tunnel_id\":4000}]\n"
         );
     }
@@ -575,7 +666,7 @@ mod tests {
             "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  interface name: l2tpeth0\n  offset 0, peer offset 0\n  cookie 0102030405060708  peer cookie 0a0b0c0d  reorder timeout: 100\n  sequence numbering: send recv\n"
         );
         assert_eq!(
-            show_sessions(&[a], true, false),
+            show_sessions(&[a], true, false, false),
             "[{\"session_id\":1,\"tunnel_id\":3000,\"peer_session_id\":2,\"peer_tunnel_id\":4000,\"interface\":\"l2tpeth0\",\"cookie\":\"0102030405060708\",\"peer_cookie\":\"0a0b0c0d\",\"reorder_timeout\":100,\"send_seq\":null,\"recv_seq\":null}]\n"
         );
     }
@@ -588,7 +679,7 @@ mod tests {
         let b = sess();
         // The second session must not inherit the first one's cookie (iproute2 bug).
         assert_eq!(
-            show_sessions(&[a, b], false, false),
+            show_sessions(&[a, b], false, false, false),
             "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  offset 0, peer offset 0\n  cookie deadbeef\n  sequence numbering: recv\nSession 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  offset 0, peer offset 0\n\n"
         );
         let mut c = sess();
@@ -610,9 +701,8 @@ mod tests {
         a.pw_type = Some(4);
         a.vlan_id = Some(100);
         assert!(session_text(&a).contains("  pseudowire type: eth_vlan\n  vlan id: 100\n"));
-        assert!(
-            show_sessions(&[a], true, false).contains("\"pw_type\":\"eth_vlan\",\"vlan_id\":100")
-        );
+        assert!(show_sessions(&[a], true, false, false)
+            .contains("\"pw_type\":\"eth_vlan\",\"vlan_id\":100"));
         // ETH sessions never show the extension, even with a vlan id.
         let mut e = sess();
         e.vlan_id = Some(5);

@@ -77,6 +77,12 @@ impl JsonWriter {
         self.begin('{');
     }
 
+    /// `"name": {` (closed by [`JsonWriter::end_object`]).
+    pub fn start_object_named(&mut self, name: &str) {
+        self.name(name);
+        self.begin('{');
+    }
+
     /// `}`.
     pub fn end_object(&mut self) {
         self.end('}');

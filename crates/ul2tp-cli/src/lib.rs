@@ -265,8 +265,10 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 .filter(|a| *session_id == 0 || a.session_id == Some(*session_id))
                 .collect();
             let text = match what {
-                ShowWhat::Tunnel => format::show_tunnels(&entries, json, pretty),
-                ShowWhat::Session => format::show_sessions(&entries, json, pretty),
+                ShowWhat::Tunnel => format::show_tunnels(&entries, json, pretty, inv.options.stats),
+                ShowWhat::Session => {
+                    format::show_sessions(&entries, json, pretty, inv.options.stats)
+                }
             };
             let _ = out.write_all(text.as_bytes());
             let _ = out.flush();

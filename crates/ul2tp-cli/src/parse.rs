@@ -126,7 +126,7 @@ pub struct Options {
     pub pretty: bool,
     /// `--socket PATH`: the daemon's API socket.
     pub socket: Option<PathBuf>,
-    /// `-s` / `-stats` / `-statistics` (accepted as by `ip`; `ip l2tp` prints no counters).
+    /// `-s` / `-stats` / `-statistics`: `show` prints the counters (`ip l2tp` prints none).
     pub stats: bool,
     /// `-n NETNS` / `-netns NETNS`: the named network namespace to enter before connecting.
     pub netns: Option<String>,

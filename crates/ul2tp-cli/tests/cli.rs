@@ -741,22 +741,48 @@ fn show_accepts_single_attrs_reply() {
 
 // ---------------------------------------------------------------- ip options
 
-/// `ip -s l2tp show` parses the counters but prints none (ipl2tp.c print_tunnel /
-/// print_session have no statistics block), so every spelling of `-s` leaves the text and
-/// JSON output exactly as without it.
+/// `ip -s l2tp show` parses the counters but prints none; `ul2tp -s` (any spelling ip
+/// accepts) prints each object's counters after it, and `-j -s` adds a `stats` object. Without
+/// `-s` the output is exactly iproute2's.
 #[test]
-fn stats_option_prints_what_ip_prints() {
+fn stats_option_prints_the_counters() {
+    let mut t = tunnels();
+    t.truncate(1);
+    t[0].stats = Some(Stats {
+        tx_packets: 3,
+        tx_bytes: 294,
+        rx_packets: 12345678,
+        rx_bytes: 1,
+        rx_seq_discards: 2,
+        rx_errors: 2,
+        ..Stats::default()
+    });
+    let first_tunnel = TUNNELS_TEXT.split("Tunnel 2,").next().unwrap();
+    let expected = format!(
+        "{first_tunnel}  RX: packets  bytes errors seq_discards cookie_discards oos_packets invalid\n      12345678 1     2      2            0               0           0\n  TX: packets bytes errors\n      3       294   0\n"
+    );
     for opt in ["-s", "-stats", "-statistics", "--stats", "-st"] {
-        let (out, reqs) = run_fake(&format!("{opt} show tunnel"), dump_of(tunnels()));
+        let (out, reqs) = run_fake(&format!("{opt} show tunnel"), dump_of(t.clone()));
         assert_eq!(out.status.code(), Some(0), "{opt}: {}", stderr(&out));
-        assert_eq!(stdout(&out), TUNNELS_TEXT, "{opt}");
+        assert_eq!(stdout(&out), expected, "{opt}");
         assert_eq!(reqs[0].cmd, Command::TunnelGet);
     }
+    let (plain, _) = run_fake("show tunnel", dump_of(t.clone()));
+    assert_eq!(stdout(&plain), first_tunnel);
+
     let (plain, _) = run_fake("-j show session", dump_of(sessions()));
     let (with_s, _) = run_fake("-j -s show session", dump_of(sessions()));
     assert_eq!(with_s.status.code(), Some(0));
-    assert!(stdout(&plain).starts_with("[{\"session_id\":"));
-    assert_eq!(stdout(&with_s), stdout(&plain));
+    let plain: serde_json::Value = serde_json::from_str(&stdout(&plain)).unwrap();
+    let with_s: serde_json::Value = serde_json::from_str(&stdout(&with_s)).unwrap();
+    assert!(plain[0].get("stats").is_none());
+    assert_eq!(with_s[0]["stats"]["rx_packets"], 0);
+    assert_eq!(with_s[0]["stats"].as_object().unwrap().len(), 10);
+    let mut stripped = with_s.clone();
+    for o in stripped.as_array_mut().unwrap() {
+        o.as_object_mut().unwrap().remove("stats");
+    }
+    assert_eq!(stripped, plain);
 }
 
 #[test]
