@@ -991,6 +991,32 @@ seq = "both"
     }
 
     #[test]
+    fn api_limits_have_defaults_and_are_checked() {
+        let l = ApiConfig::default().limits();
+        assert_eq!(
+            (l.max_connections, l.max_per_uid, l.idle_timeout),
+            (256, 16, std::time::Duration::from_secs(60))
+        );
+        let c = Config::check(
+            Path::new("t.toml"),
+            "[api]\nmax_connections = 8\nmax_connections_per_uid = 3\nidle_timeout = 0.5\n",
+        )
+        .unwrap();
+        let l = c.config.api.limits();
+        assert_eq!(
+            (l.max_connections, l.max_per_uid, l.idle_timeout),
+            (8, 3, std::time::Duration::from_millis(500))
+        );
+        let e = check_err("[api]\nmax_connections_per_uid = 0\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:2: [api] max_connections_per_uid: must be at least 1"
+        );
+        let e = check_err("[api]\n\nidle_timeout = -1\n");
+        assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
     fn control_checks_name_line_and_key() {
         let e =
             check_err("[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.9-10.0.0.1\"\n");

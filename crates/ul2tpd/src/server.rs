@@ -565,6 +565,45 @@ mod tests {
     }
 
     #[test]
+    fn caps_per_uid_and_total_with_a_reserve_for_root() {
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        let ops = Arc::new(crate::metrics::Ops::default());
+        let limits = Limits {
+            max_connections: 4,
+            max_per_uid: 2,
+            idle_timeout: Duration::from_secs(1),
+        };
+        let a: Vec<Slot> = (0..2)
+            .map(|_| admit(&slots, &ops, &limits, 1000).unwrap())
+            .collect();
+        assert_eq!(
+            admit(&slots, &ops, &limits, 1000).err().unwrap().errno,
+            Errno::EUSERS
+        );
+        let b: Vec<Slot> = (0..2)
+            .map(|_| admit(&slots, &ops, &limits, 1001).unwrap())
+            .collect();
+        assert_eq!(
+            admit(&slots, &ops, &limits, 1002).err().unwrap().errno,
+            Errno::EMFILE
+        );
+        let root: Vec<Slot> = (0..ROOT_RESERVE)
+            .map(|_| admit(&slots, &ops, &limits, 0).unwrap())
+            .collect();
+        assert_eq!(
+            admit(&slots, &ops, &limits, 0).err().unwrap().errno,
+            Errno::EMFILE
+        );
+        assert_eq!(ops.api.open.load(Relaxed), 8);
+        drop((a, root));
+        assert_eq!(ops.api.open.load(Relaxed), 2);
+        assert!(admit(&slots, &ops, &limits, 1000).is_ok());
+        drop(b);
+        let s = slots.lock().unwrap();
+        assert_eq!((s.total, s.per_uid.len()), (0, 0));
+    }
+
+    #[test]
     fn a_closed_directory_is_reported() {
         let dir = temp_dir("dir");
         let path = dir.join("api.sock");
