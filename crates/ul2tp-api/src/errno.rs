@@ -50,10 +50,12 @@ errnos! {
     EEXIST = 17, "File exists";
     ENODEV = 19, "No such device";
     EINVAL = 22, "Invalid argument";
+    EMFILE = 24, "Too many open files";
     ENOTTY = 25, "Inappropriate ioctl for device";
     ERANGE = 34, "Numerical result out of range";
     ENOSYS = 38, "Function not implemented";
     EBADR = 53, "Invalid request descriptor";
+    EUSERS = 87, "Too many users";
     ENOTSOCK = 88, "Socket operation on non-socket";
     EDESTADDRREQ = 89, "Destination address required";
     EPROTOTYPE = 91, "Protocol wrong type for socket";

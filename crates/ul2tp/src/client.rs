@@ -94,6 +94,15 @@ pub struct Client {
     next_seq: u64,
 }
 
+/// The daemon's refusal of a whole connection (docs/security.md "Local API limits").
+fn refused(e: &ApiError) -> ClientError {
+    ClientError::Io(io::Error::other(format!(
+        "{} ({})",
+        e.message,
+        e.errno.strerror()
+    )))
+}
+
 impl Client {
     /// Connect to the daemon's API socket.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
@@ -143,8 +152,10 @@ impl Client {
     /// Send a request without waiting; returns its sequence number.
     pub fn send(&mut self, cmd: Command, attrs: Attrs, dump: bool) -> Result<u64, ClientError> {
         let (seq, line) = self.encode(cmd, attrs, dump);
-        (&self.stream).write_all(&line)?;
-        Ok(seq)
+        match (&self.stream).write_all(&line) {
+            Ok(()) => Ok(seq),
+            Err(e) => Err(self.why_closed(e)),
+        }
     }
 
     /// Send a request with descriptors attached without waiting; returns its sequence number.
@@ -156,8 +167,31 @@ impl Client {
         fds: &[RawFd],
     ) -> Result<u64, ClientError> {
         let (seq, line) = self.encode(cmd, attrs, dump);
-        ul2tp_sys::fdpass::send_all_with_fds(&self.stream, &line, fds)?;
-        Ok(seq)
+        match ul2tp_sys::fdpass::send_all_with_fds(&self.stream, &line, fds) {
+            Ok(_) => Ok(seq),
+            Err(e) => Err(self.why_closed(e)),
+        }
+    }
+
+    /// A failed write: when the daemon refused the connection (over its limits), the error
+    /// line it sent before closing says why.
+    fn why_closed(&mut self, e: io::Error) -> ClientError {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            if let Ok((line, _)) = self.read_line() {
+                if let Ok(ServerMessage {
+                    seq: Some(0),
+                    error: Some(a),
+                    ..
+                }) = decode_line::<ServerMessage>(&line)
+                {
+                    return refused(&a);
+                }
+            }
+        }
+        e.into()
     }
 
     fn encode(&mut self, cmd: Command, attrs: Attrs, dump: bool) -> (u64, Vec<u8>) {
@@ -187,6 +221,13 @@ impl Client {
             let (msg, fds) = self.next_message_with_fds()?;
             if msg.event.is_some() {
                 continue;
+            }
+            // A refusal of the whole connection (over the daemon's limits, docs/security.md)
+            // comes as seq 0 before the daemon closes it: a transport failure, not an answer.
+            if msg.seq == Some(0) && seq != 0 {
+                if let Some(e) = msg.error {
+                    return Err(refused(&e));
+                }
             }
             if msg.seq != Some(seq) {
                 return Err(ClientError::Protocol(format!(

@@ -78,6 +78,38 @@ pub struct ApiConfig {
     pub group: Option<String>,
     /// Group whose members may read state.
     pub read_group: Option<String>,
+    /// Open API connections at most (default [`DEFAULT_MAX_CONNECTIONS`]); root may open
+    /// [`crate::server::ROOT_RESERVE`] more.
+    pub max_connections: Option<usize>,
+    /// Open API connections per non-root uid at most (default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_UID`]).
+    pub max_connections_per_uid: Option<usize>,
+    /// Seconds after which a connection of a user who may not change state (read-only or
+    /// unknown) that has sent no request is closed; monitors of readers are not idle
+    /// (default [`DEFAULT_IDLE_TIMEOUT`]).
+    pub idle_timeout: Option<f64>,
+}
+
+/// Default `[api] max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default `[api] max_connections_per_uid`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = 16;
+/// Default `[api] idle_timeout`, seconds.
+pub const DEFAULT_IDLE_TIMEOUT: f64 = 60.0;
+
+impl ApiConfig {
+    /// The connection limits in force.
+    pub fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits {
+            max_connections: self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            max_per_uid: self
+                .max_connections_per_uid
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_UID),
+            idle_timeout: std::time::Duration::from_secs_f64(
+                self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            ),
+        }
+    }
 }
 
 /// The `[control]` table: run the L2TP control protocol (dynamic tunnels).
@@ -481,6 +513,26 @@ impl Config {
         ] {
             if let Some(g) = group {
                 check_group(g).map_err(|m| at("api", key, m))?;
+            }
+        }
+        for (key, n) in [
+            ("max_connections", config.api.max_connections),
+            (
+                "max_connections_per_uid",
+                config.api.max_connections_per_uid,
+            ),
+        ] {
+            if n == Some(0) {
+                return Err(at("api", key, "must be at least 1".into()));
+            }
+        }
+        if let Some(t) = config.api.idle_timeout {
+            if !(t > 0.0 && t <= 1e9) {
+                return Err(at(
+                    "api",
+                    "idle_timeout",
+                    "must be a number of seconds above 0".into(),
+                ));
             }
         }
         if let Some(c) = &config.control {
@@ -936,6 +988,32 @@ seq = "both"
 
     fn check_err(text: &str) -> ConfigError {
         Config::check(Path::new("t.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn api_limits_have_defaults_and_are_checked() {
+        let l = ApiConfig::default().limits();
+        assert_eq!(
+            (l.max_connections, l.max_per_uid, l.idle_timeout),
+            (256, 16, std::time::Duration::from_secs(60))
+        );
+        let c = Config::check(
+            Path::new("t.toml"),
+            "[api]\nmax_connections = 8\nmax_connections_per_uid = 3\nidle_timeout = 0.5\n",
+        )
+        .unwrap();
+        let l = c.config.api.limits();
+        assert_eq!(
+            (l.max_connections, l.max_per_uid, l.idle_timeout),
+            (8, 3, std::time::Duration::from_millis(500))
+        );
+        let e = check_err("[api]\nmax_connections_per_uid = 0\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:2: [api] max_connections_per_uid: must be at least 1"
+        );
+        let e = check_err("[api]\n\nidle_timeout = -1\n");
+        assert_eq!(e.line, Some(3));
     }
 
     #[test]

@@ -71,6 +71,20 @@ fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> b
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// Raise the soft RLIMIT_NOFILE to the hard limit: tunnels, sessions and API connections
+/// each hold descriptors, and the API limits (docs/security.md) assume the hard limit.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!("RLIMIT_NOFILE raised from {soft} to {hard}"),
+            Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE from {soft} to {hard}: {e}"),
+        },
+        Ok((soft, _)) => tracing::info!("RLIMIT_NOFILE {soft}"),
+        Err(e) => tracing::warn!("cannot read RLIMIT_NOFILE: {e}"),
+    }
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
     // One validation path for --check-config, start-up and reload (config::Config::check).
     let checked = match &args.config {
@@ -104,6 +118,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         })
         .or_else(|| cfg.api.socket.clone())
         .unwrap_or_else(ul2tp_api::default_socket_path);
+    raise_nofile_limit();
     let access =
         server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
     if args.no_offload {
@@ -181,6 +196,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             daemon.clone(),
             access,
             socket_path.clone(),
+            cfg.api.limits(),
         ));
         // Everything configured is up and the API answers: tell the service manager.
         let notifier = ul2tpd::notify::Notifier::from_env();

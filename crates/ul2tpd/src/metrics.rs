@@ -193,6 +193,17 @@ pub struct Ops {
     pub(crate) control: ArcSwapOption<ControlSnapshot>,
     /// PPP endpoints.
     pub(crate) ppp: PppCounters,
+    /// The management API's connections.
+    pub api: ApiCounters,
+}
+
+/// The management API's connection counters (server.rs).
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections refused over `[api] max_connections` / `max_connections_per_uid`.
+    pub rejected: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -231,6 +242,18 @@ fn family<'a>(
 
 impl L2tpCollector {
     fn encode_ops(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        gauge(
+            enc,
+            "ul2tp_api_connections",
+            "open management API connections",
+            self.ops.api.open.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            "ul2tp_api_connections_rejected",
+            "management API connections refused over the [api] connection limits",
+            self.ops.api.rejected.load(Ordering::Relaxed),
+        )?;
         let snap = self.ops.control.load_full();
         let dynamic = |tid: u32| snap.as_ref().is_some_and(|s| s.tunnel_ids.contains(&tid));
         let kinds = |n: [u64; 2]| [("static", n[0]), ("dynamic", n[1])];

@@ -2,10 +2,13 @@
 //! checked with SO_PEERCRED (docs/reference/kernel.md §4.1: the kernel wants CAP_NET_ADMIN for everything but
 //! NOOP; we want root, or membership of the configured groups).
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
@@ -177,26 +180,163 @@ pub fn directory_blocks(path: &Path, gid: u32) -> Option<String> {
 /// decided when it is accepted.
 pub type SharedAccess = Arc<arc_swap::ArcSwap<Access>>;
 
+/// Connections root may open beyond `[api] max_connections`, so that root is never locked out.
+pub const ROOT_RESERVE: usize = 4;
+
+/// The `[api]` connection limits (docs/security.md "Local API limits").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Open connections at most (root: [`ROOT_RESERVE`] more).
+    pub max_connections: usize,
+    /// Open connections per non-root uid at most.
+    pub max_per_uid: usize,
+    /// Connections of users who may not change state are closed after this long without a
+    /// request (monitors of readers excepted).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        crate::config::ApiConfig::default().limits()
+    }
+}
+
+/// Open connections, in total and per uid.
+#[derive(Debug, Default)]
+struct Slots {
+    total: usize,
+    per_uid: HashMap<u32, usize>,
+}
+
+/// One admitted connection; frees its slot when dropped.
+struct Slot {
+    slots: Arc<Mutex<Slots>>,
+    ops: Arc<crate::metrics::Ops>,
+    uid: u32,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        s.total = s.total.saturating_sub(1);
+        if let Some(n) = s.per_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_uid.remove(&self.uid);
+            }
+        }
+        self.ops.api.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Admit a connection of `uid`, or say why not.
+fn admit(
+    slots: &Arc<Mutex<Slots>>,
+    ops: &Arc<crate::metrics::Ops>,
+    limits: &Limits,
+    uid: u32,
+) -> Result<Slot, ApiError> {
+    let mut s = slots.lock().unwrap_or_else(|e| e.into_inner());
+    if uid == 0 {
+        if s.total >= limits.max_connections + ROOT_RESERVE {
+            return Err(ApiError::new(
+                Errno::EMFILE,
+                format!(
+                    "too many API connections ({} open, [api] max_connections {} + {ROOT_RESERVE} for root)",
+                    s.total, limits.max_connections
+                ),
+            ));
+        }
+    } else {
+        let mine = s.per_uid.get(&uid).copied().unwrap_or(0);
+        if mine >= limits.max_per_uid {
+            return Err(ApiError::new(
+                Errno::EUSERS,
+                format!(
+                    "too many API connections of uid {uid} ({mine} open, [api] max_connections_per_uid {})",
+                    limits.max_per_uid
+                ),
+            ));
+        }
+        if s.total >= limits.max_connections {
+            return Err(ApiError::new(
+                Errno::EMFILE,
+                format!(
+                    "too many API connections ({} open, [api] max_connections {})",
+                    s.total, limits.max_connections
+                ),
+            ));
+        }
+    }
+    s.total += 1;
+    *s.per_uid.entry(uid).or_insert(0) += 1;
+    ops.api.open.fetch_add(1, Relaxed);
+    Ok(Slot {
+        slots: slots.clone(),
+        ops: ops.clone(),
+        uid,
+    })
+}
+
+/// Log refusals at most once per [`REJECT_LOG_EVERY`], with the number left unlogged.
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Accept connections forever.
 pub async fn serve(
     listener: UnixListener,
     daemon: Arc<Daemon>,
     access: SharedAccess,
     path: PathBuf,
+    limits: Limits,
 ) {
+    let slots = Arc::new(Mutex::new(Slots::default()));
+    let mut last_log: Option<tokio::time::Instant> = None;
+    let mut unlogged = 0u64;
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let uid = match stream.peer_cred() {
+                    Ok(c) => c.uid(),
+                    Err(e) => {
+                        tracing::debug!("api connection without credentials: {e}");
+                        continue;
+                    }
+                };
+                let ops = daemon.ops().clone();
+                let slot = match admit(&slots, &ops, &limits, uid) {
+                    Ok(slot) => slot,
+                    Err(e) => {
+                        // The socket's buffer is empty: the line fits without waiting.
+                        let _ = stream.try_write(&encode_line(&ServerMessage::err(0, e.clone())));
+                        drop(stream);
+                        // Counted once closed (tests wait for the count).
+                        let total = ops.api.rejected.fetch_add(1, Relaxed) + 1;
+                        let now = tokio::time::Instant::now();
+                        if last_log.is_none_or(|t| now.duration_since(t) >= REJECT_LOG_EVERY) {
+                            tracing::warn!(
+                                "api connection of uid {uid} refused: {}; {total} refused so far ({unlogged} not logged since the last message)",
+                                e.message
+                            );
+                            last_log = Some(now);
+                            unlogged = 0;
+                        } else {
+                            unlogged += 1;
+                        }
+                        continue;
+                    }
+                };
                 let (d, a) = (daemon.clone(), access.load_full());
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, d, a).await {
+                    let _slot = slot;
+                    if let Err(e) = connection(stream, d, a, limits.idle_timeout).await {
                         tracing::debug!("api connection ended: {e}");
                     }
                 });
             }
             Err(e) => {
+                // EMFILE/ENFILE among them: wait for descriptors to be freed.
                 tracing::warn!("accept on {}: {e}", path.display());
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -209,10 +349,13 @@ async fn connection(
     stream: UnixStream,
     daemon: Arc<Daemon>,
     access: Arc<Access>,
+    idle_timeout: Duration,
 ) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let privilege = access.privilege(cred.uid(), cred.gid());
-    serve_connection(stream, daemon, privilege).await
+    // Root and the members of `group` are trusted not to hoard connections.
+    let idle = (privilege < Privilege::Admin).then_some(idle_timeout);
+    serve_with_idle(stream, daemon, privilege, idle).await
 }
 
 /// Serve one API connection whose peer has `privilege` (also used for in-process clients).
@@ -220,6 +363,17 @@ pub async fn serve_connection(
     stream: UnixStream,
     daemon: Arc<Daemon>,
     privilege: Privilege,
+) -> io::Result<()> {
+    serve_with_idle(stream, daemon, privilege, None).await
+}
+
+/// Serve one connection; without a request for `idle` (when given) and no monitor
+/// subscription, it is closed.
+async fn serve_with_idle(
+    stream: UnixStream,
+    daemon: Arc<Daemon>,
+    privilege: Privilege,
+    idle: Option<Duration>,
 ) -> io::Result<()> {
     // Descriptors (managed tunnel sockets) arrive as SCM_RIGHTS with a request line, so the
     // reader side reads with recvmsg; replies and events are written by a task of their own so
@@ -245,9 +399,19 @@ pub async fn serve_connection(
     });
     let mut lines = LineReader::new(reader);
     let mut monitor: Option<broadcast::Receiver<ServerMessage>> = None;
+    let idle_at = |d: Duration| tokio::time::Instant::now() + d;
+    let idle_sleep = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(86400)));
+    tokio::pin!(idle_sleep);
     let result = loop {
         tokio::select! {
+            _ = &mut idle_sleep, if idle.is_some() && monitor.is_none() => {
+                tracing::debug!("api connection idle for {:?}: closed", idle.unwrap_or_default());
+                break Ok(());
+            }
             line = lines.next_line() => {
+                if let Some(d) = idle {
+                    idle_sleep.as_mut().reset(idle_at(d));
+                }
                 let (line, fds) = match line {
                     Ok(Some(l)) => l,
                     Ok(None) => break Ok(()),
@@ -398,6 +562,45 @@ mod tests {
             (0o660, gid)
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn caps_per_uid_and_total_with_a_reserve_for_root() {
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        let ops = Arc::new(crate::metrics::Ops::default());
+        let limits = Limits {
+            max_connections: 4,
+            max_per_uid: 2,
+            idle_timeout: Duration::from_secs(1),
+        };
+        let a: Vec<Slot> = (0..2)
+            .map(|_| admit(&slots, &ops, &limits, 1000).unwrap())
+            .collect();
+        assert_eq!(
+            admit(&slots, &ops, &limits, 1000).err().unwrap().errno,
+            Errno::EUSERS
+        );
+        let b: Vec<Slot> = (0..2)
+            .map(|_| admit(&slots, &ops, &limits, 1001).unwrap())
+            .collect();
+        assert_eq!(
+            admit(&slots, &ops, &limits, 1002).err().unwrap().errno,
+            Errno::EMFILE
+        );
+        let root: Vec<Slot> = (0..ROOT_RESERVE)
+            .map(|_| admit(&slots, &ops, &limits, 0).unwrap())
+            .collect();
+        assert_eq!(
+            admit(&slots, &ops, &limits, 0).err().unwrap().errno,
+            Errno::EMFILE
+        );
+        assert_eq!(ops.api.open.load(Relaxed), 8);
+        drop((a, root));
+        assert_eq!(ops.api.open.load(Relaxed), 2);
+        assert!(admit(&slots, &ops, &limits, 1000).is_ok());
+        drop(b);
+        let s = slots.lock().unwrap();
+        assert_eq!((s.total, s.per_uid.len()), (0, 0));
     }
 
     #[test]
