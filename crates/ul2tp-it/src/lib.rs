@@ -412,6 +412,65 @@ impl Daemon {
         d
     }
 
+    /// Start a new ul2tpd in `ns` in place of this one (which must have exited: see
+    /// [`Daemon::alive`]), on the same API socket path and log file, and wait until its API
+    /// answers. The log keeps the old process's lines; the new ones follow.
+    pub fn restart(&mut self, ns: &Netns, extra: &[&str]) {
+        assert!(!self.alive(), "restart: the old ul2tpd still runs");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("ul2tpd.log"))
+            .unwrap();
+        self.child = ns
+            .cmd(bin("ul2tpd"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(["--log", "info"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ul2tpd");
+        let end = Instant::now() + Duration::from_secs(10);
+        while ul2tp::Client::connect(&self.socket).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("ul2tpd exited early ({status}): {}", self.log());
+            }
+            assert!(
+                Instant::now() < end,
+                "ul2tpd did not restart: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Start a second ul2tpd in `ns` on this daemon's API socket, expecting it to fail;
+    /// returns its exit status and stderr (killed, and reported as a failure to refuse, if
+    /// it is still running after 10 s).
+    pub fn start_second(&self, ns: &Netns, extra: &[&str]) -> (std::process::ExitStatus, String) {
+        let mut c = ns.cmd(bin("ul2tpd"));
+        c.arg("--socket")
+            .arg(&self.socket)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn ul2tpd");
+        let exited = wait_until(Duration::from_secs(10), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if !exited {
+            let _ = child.kill();
+        }
+        let o = child.wait_with_output().expect("wait for ul2tpd");
+        assert!(
+            exited,
+            "a second ul2tpd on {} kept running",
+            self.socket.display()
+        );
+        (o.status, String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+
     /// Start ul2tpd expecting it to fail; returns its exit status and stderr.
     pub fn start_failing(ns: &Netns, extra: &[&str]) -> (std::process::ExitStatus, String) {
         let dir = std::env::temp_dir().join(unique("ul2tpd-"));

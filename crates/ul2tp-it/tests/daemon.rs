@@ -227,3 +227,128 @@ fn sighup_reloads_the_configuration() {
     assert!(ns.has_link("hup3") && !ns.has_link("hup7"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two static tunnels (3000: sessions 1 and 2; 3001: session 3) between 192.0.2.1 and
+/// 192.0.2.2, mirrored for the peer; `[datapath] stable_mac` on.
+fn restart_config(local: &str, remote: &str, tag: &str) -> String {
+    let mut c = String::from("[datapath]\nstable_mac = true\n");
+    for (tid, port, sids) in [(3000u32, 7730u16, &[1u32, 2][..]), (3001, 7732, &[3][..])] {
+        c += &format!(
+            "\n[[tunnel]]\ntunnel_id = {tid}\npeer_tunnel_id = {tid}\nlocal = \"{local}\"\nremote = \"{remote}\"\nudp_sport = {port}\nudp_dport = {port}\n"
+        );
+        for sid in sids {
+            c += &format!(
+                "\n[[tunnel.session]]\nsession_id = {sid}\npeer_session_id = {sid}\nname = \"{tag}{sid}\"\n"
+            );
+        }
+    }
+    c
+}
+
+/// The MAC address of `dev` in `ns`, from `ip -o link`.
+fn mac_of(ns: &Netns, dev: &str) -> String {
+    let line = ns.ip(&["-o", "link", "show", "dev", dev]);
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "link/ether");
+    words.next().unwrap_or_default().to_string()
+}
+
+fn mac_text(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// SIGKILL and restart with the same file and socket: the killed daemon's devices vanish
+/// with it, the stale socket file is replaced, the restarted daemon has the same tunnels,
+/// sessions and device names, the devices have the same (`stable_mac`) addresses, so traffic
+/// to a peer that did not restart flows again without re-learning. A second daemon on the
+/// socket of a live one refuses to start and names the socket.
+#[test]
+fn sigkill_and_restart_restores_the_static_objects() {
+    let a = Netns::new("rsa");
+    let b = Netns::new("rsb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(unique("restart"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cfg_a, cfg_b) = (dir.join("a.toml"), dir.join("b.toml"));
+    std::fs::write(&cfg_a, restart_config("192.0.2.1", "192.0.2.2", "rs")).unwrap();
+    std::fs::write(&cfg_b, restart_config("192.0.2.2", "192.0.2.1", "rp")).unwrap();
+    let args_a = ["--config", cfg_a.to_str().unwrap()];
+    let mut da = Daemon::start(&a, &args_a);
+    let _db = Daemon::start(&b, &["--config", cfg_b.to_str().unwrap()]);
+    let devs = ["rs1", "rs2", "rs3"];
+    let ids = [(3000, 1), (3000, 2), (3001, 3)];
+    for (dev, (tid, sid)) in devs.iter().zip(ids) {
+        assert_eq!(
+            mac_of(&a, dev),
+            mac_text(ul2tpd::stable_mac(tid, sid)),
+            "{dev}"
+        );
+    }
+    let objects = |d: &Daemon| {
+        let t = tunnels(d).into_keys().collect::<Vec<_>>();
+        let s = sessions(d)
+            .into_iter()
+            .map(|(k, a)| (k, a.ifname.clone()))
+            .collect::<Vec<_>>();
+        (t, s)
+    };
+    let before = objects(&da);
+    assert_eq!(before.0, vec![3000, 3001]);
+    assert_eq!(before.1.len(), 3);
+    let macs = devs.map(|d| mac_of(&a, d));
+    a.up_with("rs1", "198.51.100.1/24");
+    b.up_with("rp1", "198.51.100.2/24");
+    assert!(
+        a.ping_retry("198.51.100.2", &[], 5),
+        "no traffic before the kill"
+    );
+
+    // SIGKILL by PID; wait until the process is gone.
+    let pid = da.pid();
+    da.signal("KILL");
+    assert!(
+        ul2tp_it::wait_until(Duration::from_secs(10), || !da.alive()),
+        "ul2tpd {pid} survived SIGKILL"
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    // Non-persistent TAPs go with the process; the socket file stays behind, stale.
+    for dev in devs {
+        assert!(
+            a.wait_link(dev, false, Duration::from_secs(5)),
+            "{dev} left behind"
+        );
+    }
+    assert!(
+        da.socket.exists(),
+        "the killed daemon's socket file is gone"
+    );
+    let refused = std::os::unix::net::UnixStream::connect(&da.socket).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    // Restart on the same socket with the same file.
+    da.restart(&a, &args_a);
+    assert_eq!(objects(&da), before);
+    assert_eq!(devs.map(|d| mac_of(&a, d)), macs, "addresses changed");
+    // The peer's neighbour entry for 198.51.100.1 still holds the old (same) address.
+    a.up_with("rs1", "198.51.100.1/24");
+    assert!(
+        a.ping_retry("198.51.100.2", &[], 5),
+        "no traffic after the restart"
+    );
+
+    // A second daemon on the live one's socket refuses to start.
+    let (status, err) = da.start_second(&a, &args_a);
+    assert_eq!(status.code(), Some(1), "a second daemon started: {err}");
+    assert!(
+        err.contains("already serving") && err.contains(&da.socket.display().to_string()),
+        "the error does not name the socket: {err}"
+    );
+    assert!(da.alive(), "the first daemon died:\n{}", da.log());
+    assert_eq!(objects(&da), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -90,6 +90,22 @@ pub fn hwaddr(name: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// Set the hardware (MAC) address of an Ethernet-like interface (`SIOCSIFHWADDR`); a TAP
+/// accepts it while down or up, callers set it before bringing the device up.
+pub fn set_hwaddr(name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let fd = os::ioctl_socket()?;
+    let mut req = os::ifreq(name)?;
+    let mut data = [0 as libc::c_char; 14];
+    for (d, m) in data.iter_mut().zip(mac) {
+        *d = m as libc::c_char;
+    }
+    req.ifr_ifru.ifru_hwaddr = libc::sockaddr {
+        sa_family: libc::ARPHRD_ETHER,
+        sa_data: data,
+    };
+    os::ioctl_ifreq(fd.as_fd(), libc::SIOCSIFHWADDR, &mut req)
+}
+
 fn sockaddr_v4(a: Ipv4Addr) -> libc::sockaddr {
     // struct sockaddr_in laid over struct sockaddr: family, port (0), then the address.
     let mut data = [0 as libc::c_char; 14];

@@ -367,6 +367,19 @@ pub struct Config {
     pub control: Option<ControlConfig>,
     /// The Prometheus endpoint; off when absent.
     pub metrics: Option<MetricsConfig>,
+    /// Data-path settings.
+    #[serde(default)]
+    pub datapath: DatapathConfig,
+}
+
+/// The `[datapath]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatapathConfig {
+    /// Give every Ethernet pseudowire device a MAC address derived from its tunnel and
+    /// session ids (`store::stable_mac`) instead of a random one.
+    #[serde(default)]
+    pub stable_mac: bool,
 }
 
 /// The `[metrics]` table.

@@ -553,6 +553,8 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
             .map(String::as_str);
         let tap = Tap::create(name, ul2tp_sys::tap::L2TPETH_TEMPLATE)
             .map_err(|e| io_err("pseudowire device", e))?;
+        d.apply_stable_mac(tap.name(), info.tunnel_id, info.session_id)
+            .map_err(|e| io_err("pseudowire stable MAC address", e))?;
         params.ifname = Some(tap.name().to_string());
         Some(tap)
     } else {

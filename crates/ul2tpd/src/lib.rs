@@ -28,3 +28,4 @@ mod store;
 
 pub use embedded::Embedded;
 pub use handlers::{Daemon, Reply};
+pub use store::stable_mac;

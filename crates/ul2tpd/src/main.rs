@@ -119,6 +119,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|| cfg.api.socket.clone())
         .unwrap_or_else(ul2tp_api::default_socket_path);
     raise_nofile_limit();
+    // Before any static object exists: a second daemon on a live one's socket must not
+    // create (or fail on) devices and ports first.
+    server::check_stale(&socket_path)?;
     let access =
         server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
     if args.no_offload {
@@ -139,6 +142,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let daemon = Daemon::new();
+        daemon.set_stable_mac(cfg.datapath.stable_mac);
         let mut statics = match (&args.config, checked) {
             (Some(path), Some(checked)) => Some(
                 reload::Statics::start(&daemon, path, checked)

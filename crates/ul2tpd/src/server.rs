@@ -115,6 +115,37 @@ pub fn required(cmd: Command) -> Privilege {
     }
 }
 
+/// Whether `path` is a stale API socket (left behind by a daemon that died, e.g. of SIGKILL:
+/// connecting is refused) that [`bind`] may replace; `false` when nothing is there. An error,
+/// naming the path, when a live daemon answers on it, or it is not a socket, or connecting
+/// fails otherwise. main calls this before creating any static object, so a second daemon
+/// started on a live one's socket exits without touching the first one's devices.
+pub fn check_stale(path: &Path) -> anyhow::Result<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => anyhow::bail!("cannot inspect the API socket {}: {e}", path.display()),
+    };
+    if !meta.file_type().is_socket() {
+        anyhow::bail!(
+            "the API socket path {} exists and is not a socket; not replacing it",
+            path.display()
+        );
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => anyhow::bail!(
+            "another ul2tpd is already serving the API socket {}; refusing to start",
+            path.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(true),
+        Err(e) => anyhow::bail!(
+            "cannot tell whether the API socket {} is stale: {e}",
+            path.display()
+        ),
+    }
+}
+
 /// Bind the API socket: create its directory, replace a stale socket file, and let only its
 /// owner (root) and the members of `gid` connect ([`set_socket_permissions`]); the permission
 /// check is still per request.
@@ -125,11 +156,7 @@ pub fn bind(path: &Path, gid: Option<u32>) -> anyhow::Result<UnixListener> {
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
     }
-    if path.exists() {
-        // A live daemon answers; a stale file does not.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!("another daemon is already serving {}", path.display());
-        }
+    if check_stale(path)? {
         std::fs::remove_file(path)
             .map_err(|e| anyhow::anyhow!("cannot remove stale {}: {e}", path.display()))?;
     }
@@ -561,6 +588,33 @@ mod tests {
             (meta.permissions().mode() & 0o777, meta.gid()),
             (0o660, gid)
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+        let dir = temp_dir("stale");
+        let path = dir.join("api.sock");
+        assert!(!check_stale(&path).unwrap(), "nothing there");
+        // A socket file nobody listens on (its listener closed): stale, replaced.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(check_stale(&path).unwrap());
+        let live = bind(&path, None).unwrap();
+        // Served: refused, naming the path.
+        let e = check_stale(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("already serving") && e.contains(&path.display().to_string()),
+            "{e}"
+        );
+        let e = bind(&path, None).unwrap_err().to_string();
+        assert!(e.contains("already serving"), "{e}");
+        drop(live);
+        // Not a socket: left alone.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "x").unwrap();
+        let e = check_stale(&path).unwrap_err().to_string();
+        assert!(e.contains("not a socket"), "{e}");
+        assert!(path.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -58,6 +58,14 @@ impl Daemon {
         })
     }
 
+    /// `[datapath] stable_mac`: Ethernet pseudowire devices created from now on get the
+    /// address derived from their ids (`store::stable_mac`, docs/config.md).
+    pub fn set_stable_mac(&self, on: bool) {
+        self.store
+            .stable_mac
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Start the L2TP control protocol endpoint (the `[control]` section).
     pub fn start_control(&self, s: ControlSettings) -> std::io::Result<SocketAddr> {
         let cp = Arc::new(ControlPlane::start(Arc::downgrade(&self.store), s)?);

@@ -100,6 +100,8 @@ pub(crate) async fn create(d: &Store, a: &Attrs) -> ApiResult<()> {
                 io_err("cannot create the pseudowire device", e)
             }
         })?;
+        d.apply_stable_mac(tap.name(), tid, sid)
+            .map_err(|e| io_err("cannot set the pseudowire's stable MAC address", e))?;
         params.ifname = Some(tap.name().to_string());
         Some(tap)
     } else {
