@@ -253,7 +253,7 @@ fn established_tunnel_survives_50k_spoofed_sccrqs() {
     // The real tunnel: a HELLO after the idle interval is acknowledged, and a session opens.
     let sid = a.open_session(now, tid, SessionConfig::default()).unwrap();
     for _ in 0..5 {
-        now = now + Duration::from_millis(200);
+        now += Duration::from_millis(200);
         a.handle_timeout(now);
         b.handle_timeout(now);
         pump(&mut a, &mut b, now);
@@ -268,12 +268,12 @@ fn established_tunnel_survives_50k_spoofed_sccrqs() {
         .iter()
         .any(|e| matches!(e, Event::SessionUp(_))));
     let hellos = b.message_stats().get(MessageType::Hello).received;
-    now = now + Duration::from_secs(80);
+    now += Duration::from_secs(80);
     a.handle_timeout(now);
     b.handle_timeout(now);
     pump(&mut a, &mut b, now);
     assert!(b.message_stats().get(MessageType::Hello).received > hellos);
-    now = now + Duration::from_secs(1);
+    now += Duration::from_secs(1);
     a.handle_timeout(now);
     pump(&mut a, &mut b, now);
     assert_eq!(a.tunnel_stats(tid).unwrap().unacked, 0);
