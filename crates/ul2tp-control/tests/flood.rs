@@ -279,3 +279,46 @@ fn established_tunnel_survives_50k_spoofed_sccrqs() {
     assert_eq!(a.tunnel_stats(tid).unwrap().unacked, 0);
     assert_eq!(a.tunnel_stats(tid).unwrap().state, "established");
 }
+
+#[test]
+fn initiator_whose_sccrq_was_acked_but_sccrps_lost_times_out() {
+    // B acknowledges A's retransmitted SCCRQ with a ZLB, but every SCCRP is lost: A has
+    // nothing left to retransmit and gives up after a HELLO interval instead of waiting forever.
+    let mut a = Endpoint::new(cfg(Version::V2, "a"), Encap::Udp, seed(1));
+    let mut b = target(|_| {});
+    let tid = a
+        .connect(Timestamp(0), addr(2), cfg(Version::V2, "a"))
+        .unwrap();
+    let mut now = Timestamp(0);
+    let mut down = None;
+    for _ in 0..200 {
+        for t in drain(&mut a) {
+            b.handle_datagram(now, addr(1), &t.bytes);
+        }
+        for t in drain(&mut b) {
+            if t.bytes.len() == 12 {
+                a.handle_datagram(now, addr(2), &t.bytes);
+            }
+        }
+        if let Some(e) = events(&mut a)
+            .into_iter()
+            .find(|e| matches!(e, Event::TunnelDown { .. }))
+        {
+            down = Some((now, e));
+            break;
+        }
+        now += Duration::from_secs(1);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+    }
+    let (at, e) = down.expect("A never gave up");
+    assert!(matches!(
+        e,
+        Event::TunnelDown { tunnel_id, reason: DownReason::Timeout, .. } if tunnel_id == tid
+    ));
+    assert!(
+        at >= Timestamp(60 * SEC) && at <= Timestamp(70 * SEC),
+        "{at:?}"
+    );
+    assert!(a.tunnel_ids().is_empty());
+}

@@ -111,7 +111,8 @@ fn small_pair(
     let a = cfg(version, "a");
     // These lossy-link tests keep B's SCCRP retransmissions at max_retries: with the
     // half-open default (3) seed 34 loses all four SCCRPs, and A, whose SCCRQ B acknowledged,
-    // waits in wait-ctl-reply with nothing to retransmit.
+    // has nothing to retransmit: it gives up after a HELLO interval (TunnelDown Timeout), and
+    // these tests do not reconnect.
     let b = Config {
         max_retries_half_open: 5,
         ..cfg(version, "b")

@@ -259,7 +259,8 @@ impl Endpoint {
             TState::Closing { until } | TState::Held { until } => Some(until),
             _ => None,
         };
-        if let Some(d) = [t.chan.poll_timeout(), hello, hold]
+        let stall = stalled_since(t).map(|s| s + t.cfg.hello_interval);
+        if let Some(d) = [t.chan.poll_timeout(), hello, hold, stall]
             .into_iter()
             .flatten()
             .min()
@@ -832,6 +833,13 @@ impl Endpoint {
                 }
                 emit(t, self.encap, &mut self.transmits, b);
             }
+            if stalled_since(t).is_some_and(|s| now >= s + t.cfg.hello_interval) {
+                // The peer acknowledged our SCCRQ but no SCCRP came within a HELLO interval
+                // (its half-open tunnel timed out): nothing of ours is left to retransmit.
+                down_all(t, &mut ctx, DownReason::Timeout);
+                self.remove_tunnel(tid);
+                continue;
+            }
             if t.state == TState::Established
                 && t.chan.unacked() == 0
                 && now >= t.last_rx + t.cfg.hello_interval + t.hello_jitter
@@ -925,6 +933,12 @@ impl Endpoint {
             self.timers.remove(&(d, tid));
         }
     }
+}
+
+/// When an initiator's SCCRQ was acknowledged and it still waits for the SCCRP with nothing
+/// in flight: the time of the last message from the peer.
+fn stalled_since(t: &Tunnel) -> Option<Timestamp> {
+    (t.state == TState::WaitCtlReply && t.chan.unacked() == 0).then_some(t.last_rx)
 }
 
 /// Sign (v3 auth), add the IP prefix and queue a datagram.
