@@ -322,3 +322,37 @@ fn initiator_whose_sccrq_was_acked_but_sccrps_lost_times_out() {
     );
     assert!(a.tunnel_ids().is_empty());
 }
+
+#[test]
+fn bucket_table_prunes_refilled_sources() {
+    // max_half_open 2 bounds the bucket table at 8 sources; 40 sources, one after the other,
+    // each admitted once its predecessors' tunnels timed out: the table fills and the
+    // refilled buckets are forgotten, so no new source is refused.
+    let mut b = target(|c| {
+        c.max_half_open = 2;
+        c.max_half_open_per_peer = 2;
+    });
+    let m = sccrqs(1).remove(0);
+    let mut now = Timestamp(0);
+    let mut admitted = 0;
+    for i in 0..40u32 {
+        // Let every half-open tunnel die before the next source.
+        now += Duration::from_millis(50);
+        while let Some(t) = b.poll_timeout().filter(|&t| t <= now) {
+            b.handle_timeout(t);
+        }
+        while b.half_open_count() > 0 {
+            let t = b.poll_timeout().unwrap();
+            b.handle_timeout(t);
+            now = now.max(t);
+        }
+        drain(&mut b);
+        let before = b.half_open_count();
+        b.handle_datagram(now, src(i), &m);
+        admitted += b.half_open_count() - before;
+    }
+    // Each source's bucket refills in 2 s and the tunnels live about 15 s, so old buckets are
+    // forgotten and new sources keep being admitted.
+    assert_eq!(admitted, 40);
+    assert_eq!(b.stats().sccrq_rate_limited, 0);
+}

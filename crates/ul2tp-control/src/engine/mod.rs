@@ -75,6 +75,8 @@ pub struct Endpoint {
     half_open_per_ip: HashMap<IpAddr, usize>,
     /// New-tunnel token buckets per source IP: (tokens in millionths, last refill).
     buckets: HashMap<IpAddr, (u64, Timestamp)>,
+    /// No pruning of a full `buckets` table before this time (a prune walks the table).
+    bucket_prune_after: Timestamp,
     /// Timer index: every tunnel's next deadline, ordered.
     timers: BTreeSet<(Timestamp, u32)>,
     deadline: HashMap<u32, Timestamp>,
@@ -169,6 +171,7 @@ impl Endpoint {
             half_open: HashMap::new(),
             half_open_per_ip: HashMap::new(),
             buckets: HashMap::new(),
+            bucket_prune_after: Timestamp(0),
             timers: BTreeSet::new(),
             deadline: HashMap::new(),
             transmits: VecDeque::new(),
@@ -296,6 +299,12 @@ impl Endpoint {
         // Bound the table: forget the sources whose bucket has refilled.
         let limit = self.cfg.max_half_open.max(1).saturating_mul(4);
         if self.buckets.len() >= limit && !self.buckets.contains_key(&ip) {
+            if now < self.bucket_prune_after {
+                return false;
+            }
+            // At most one walk of the table per 100 ms: a flood of new sources while the
+            // table is full costs O(1) per SCCRQ between walks.
+            self.bucket_prune_after = now + Duration::from_millis(100);
             self.buckets.retain(|_, (tok, last)| {
                 let el = u64::try_from((now - *last).as_micros()).unwrap_or(u64::MAX);
                 tok.saturating_add(el.saturating_mul(rate)) < cap
