@@ -119,6 +119,11 @@ pub struct ControlChannel {
 }
 
 impl ControlChannel {
+    /// Change the number of retransmissions allowed before the channel fails.
+    pub fn set_max_retries(&mut self, n: u32) {
+        self.params.max_retries = n;
+    }
+
     /// A fresh channel: Ns = Nr = 0, peer window assumed 4 until told (docs/reference/rfc.md §1.10).
     pub fn new(params: ChannelParams) -> ControlChannel {
         ControlChannel {

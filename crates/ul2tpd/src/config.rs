@@ -134,6 +134,16 @@ pub struct ControlConfig {
     pub hello_interval: Option<u64>,
     /// Retransmissions before a tunnel is declared down (default 5).
     pub max_retries: Option<u32>,
+    /// Most half-open tunnels (SCCRQ received, SCCCN not yet) at once (default 1000).
+    pub max_half_open: Option<usize>,
+    /// Most half-open tunnels from one source address (default 8).
+    pub max_half_open_per_peer: Option<usize>,
+    /// New tunnels per second one source address may open; 0 = unlimited (default 4).
+    pub new_tunnels_per_second_per_peer: Option<u32>,
+    /// Burst of that rate limit (default 8).
+    pub new_tunnels_burst_per_peer: Option<u32>,
+    /// Retransmissions of an SCCRP the peer has not answered (default 3, at most max_retries).
+    pub max_retries_half_open: Option<u32>,
     /// LNS: our address on the pppN of PPP sessions peers open (with `ppp_pool`).
     pub ppp_local: Option<std::net::Ipv4Addr>,
     /// LNS: addresses handed to peers, "FIRST-LAST".
@@ -177,6 +187,21 @@ impl ControlConfig {
         if let Some(r) = self.max_retries {
             c.max_retries = r;
         }
+        if let Some(v) = self.max_half_open {
+            c.max_half_open = v;
+        }
+        if let Some(v) = self.max_half_open_per_peer {
+            c.max_half_open_per_peer = v;
+        }
+        if let Some(v) = self.new_tunnels_per_second_per_peer {
+            c.new_tunnels_per_second_per_peer = v;
+        }
+        if let Some(v) = self.new_tunnels_burst_per_peer {
+            c.new_tunnels_burst_per_peer = v;
+        }
+        if let Some(v) = self.max_retries_half_open {
+            c.max_retries_half_open = v;
+        }
         crate::control::ControlSettings {
             listen: self.listen,
             config: c,
@@ -219,6 +244,29 @@ impl ControlConfig {
     /// failure: the key at fault and what is wrong ([`Config::check`] adds file and line).
     /// A new key with a rule of its own adds one `if` here.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.max_half_open == Some(0) {
+            return Err((
+                "max_half_open",
+                "must be at least 1 (0 admits no tunnel)".into(),
+            ));
+        }
+        if self.max_half_open_per_peer == Some(0) {
+            return Err((
+                "max_half_open_per_peer",
+                "must be at least 1 (0 admits no tunnel)".into(),
+            ));
+        }
+        if self.new_tunnels_burst_per_peer == Some(0) {
+            return Err(("new_tunnels_burst_per_peer", "must be at least 1".into()));
+        }
+        if let (Some(h), Some(m)) = (self.max_half_open_per_peer, self.max_half_open) {
+            if h > m {
+                return Err((
+                    "max_half_open_per_peer",
+                    format!("{h} is more than max_half_open ({m})"),
+                ));
+            }
+        }
         if let Some(a) = &self.ppp_auth {
             if auth_protocol(a).is_none() {
                 return Err((
@@ -1057,6 +1105,43 @@ seq = "both"
         )
         .unwrap();
         assert!(ok.config.control.unwrap().settings().ppp_server.is_some());
+    }
+
+    #[test]
+    fn control_flood_limits() {
+        let e = check_err("[control]\nmax_half_open = 0\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("max_half_open")));
+        let e = check_err("[control]\nmax_half_open = 4\nmax_half_open_per_peer = 5\n");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("max_half_open_per_peer"))
+        );
+        let e = check_err("[control]\nnew_tunnels_burst_per_peer = 0\n");
+        assert_eq!(e.key.as_deref(), Some("new_tunnels_burst_per_peer"));
+        let ok = Config::check(
+            Path::new("t.toml"),
+            "[control]\nmax_half_open = 50\nmax_half_open_per_peer = 2\nnew_tunnels_per_second_per_peer = 0\nnew_tunnels_burst_per_peer = 3\nmax_retries_half_open = 1\n",
+        )
+        .unwrap();
+        let c = ok.config.control.unwrap().settings().config;
+        assert_eq!(
+            (
+                c.max_half_open,
+                c.max_half_open_per_peer,
+                c.new_tunnels_per_second_per_peer,
+                c.new_tunnels_burst_per_peer,
+                c.max_retries_half_open
+            ),
+            (50, 2, 0, 3, 1)
+        );
+        let d = Config::check(Path::new("t.toml"), "[control]\n")
+            .unwrap()
+            .config
+            .control
+            .unwrap()
+            .settings()
+            .config;
+        assert_eq!((d.max_half_open, d.max_half_open_per_peer), (1000, 8));
     }
 
     #[test]

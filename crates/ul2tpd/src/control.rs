@@ -316,6 +316,7 @@ async fn run(
     // within PUBLISH_EVERY of a change.
     let mut published = std::time::Instant::now();
     let mut dirty = false;
+    let mut drops = DropLog::default();
     loop {
         let mut wait = ep
             .poll_timeout()
@@ -363,10 +364,41 @@ async fn run(
             }
         }
         dirty = true;
+        drops.check(&ep);
         if published.elapsed() >= PUBLISH_EVERY {
             st.publish(&ep);
             published = std::time::Instant::now();
             dirty = false;
+        }
+    }
+}
+
+/// At most one log line per interval about SCCRQs the engine dropped (flood limits,
+/// docs/security.md): the engine only counts, this reads its counters.
+#[derive(Default)]
+struct DropLog {
+    last: Option<std::time::Instant>,
+    logged: (u64, u64),
+}
+
+impl DropLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn check(&mut self, ep: &Endpoint) {
+        if self.last.is_some_and(|l| l.elapsed() < Self::EVERY) {
+            return;
+        }
+        let s = ep.stats();
+        let now = (s.sccrq_dropped_half_open, s.sccrq_rate_limited);
+        if now != self.logged {
+            tracing::warn!(
+                "control: dropped {} SCCRQs at the half-open limit and {} over the per-source rate (since the last report; {} half-open tunnels)",
+                now.0 - self.logged.0,
+                now.1 - self.logged.1,
+                ep.half_open_count()
+            );
+            self.logged = now;
+            self.last = Some(std::time::Instant::now());
         }
     }
 }

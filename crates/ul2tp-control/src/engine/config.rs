@@ -96,6 +96,20 @@ pub struct Config {
     pub bearer_caps: u32,
     /// What we propose for sessions the peer opens.
     pub session_defaults: SessionConfig,
+    /// Endpoint only: most half-open tunnels (SCCRQ received, SCCCN not yet) held at once;
+    /// an SCCRQ beyond it is dropped without an answer (docs/security.md).
+    pub max_half_open: usize,
+    /// Endpoint only: most half-open tunnels from one source IP address.
+    pub max_half_open_per_peer: usize,
+    /// Endpoint only: new tunnels per second one source IP address may open (token bucket
+    /// refill rate; 0 turns the rate limit off).
+    pub new_tunnels_per_second_per_peer: u32,
+    /// Endpoint only: bucket size of that rate limit (new tunnels in a burst).
+    pub new_tunnels_burst_per_peer: u32,
+    /// Endpoint only: retransmissions of our SCCRP to a peer that has not answered with
+    /// SCCCN (the tunnel is half-open); lower than `max_retries` to limit reflection. The
+    /// effective value is `min(max_retries, max_retries_half_open)`.
+    pub max_retries_half_open: u32,
 }
 
 impl Default for Config {
@@ -121,6 +135,11 @@ impl Default for Config {
             framing_caps: 3,
             bearer_caps: 0,
             session_defaults: SessionConfig::default(),
+            max_half_open: 1000,
+            max_half_open_per_peer: 8,
+            new_tunnels_per_second_per_peer: 4,
+            new_tunnels_burst_per_peer: 8,
+            max_retries_half_open: 3,
         }
     }
 }

@@ -28,8 +28,8 @@ pub use error::Error;
 pub use event::{DownReason, Event, SessionInfo, TunnelInfo};
 pub use stats::{EndpointStats, MessageCounts, MessageStats, TunnelStats};
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -66,6 +66,20 @@ pub struct Endpoint {
     sh: Shared,
     tunnels: BTreeMap<u32, Tunnel>,
     by_peer: HashMap<(SocketAddr, u32), u32>,
+    /// Reverse of `by_peer`: tunnel id -> its key there.
+    peer_key: HashMap<u32, (SocketAddr, u32)>,
+    /// Tunnels we opened, by peer IP (the tie-break candidates).
+    initiated: HashMap<IpAddr, Vec<u32>>,
+    /// Half-open tunnels (SCCRQ received, SCCCN not yet) and their source.
+    half_open: HashMap<u32, IpAddr>,
+    half_open_per_ip: HashMap<IpAddr, usize>,
+    /// New-tunnel token buckets per source IP: (tokens in millionths, last refill).
+    buckets: HashMap<IpAddr, (u64, Timestamp)>,
+    /// No pruning of a full `buckets` table before this time (a prune walks the table).
+    bucket_prune_after: Timestamp,
+    /// Timer index: every tunnel's next deadline, ordered.
+    timers: BTreeSet<(Timestamp, u32)>,
+    deadline: HashMap<u32, Timestamp>,
     transmits: VecDeque<Transmit>,
     stats: EndpointStats,
     messages: MessageStats,
@@ -152,6 +166,14 @@ impl Endpoint {
             },
             tunnels: BTreeMap::new(),
             by_peer: HashMap::new(),
+            peer_key: HashMap::new(),
+            initiated: HashMap::new(),
+            half_open: HashMap::new(),
+            half_open_per_ip: HashMap::new(),
+            buckets: HashMap::new(),
+            bucket_prune_after: Timestamp(0),
+            timers: BTreeSet::new(),
+            deadline: HashMap::new(),
             transmits: VecDeque::new(),
             stats: EndpointStats::default(),
             messages: MessageStats::default(),
@@ -218,21 +240,89 @@ impl Endpoint {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.tunnels
-            .values()
-            .filter_map(|t| {
-                let hello = (t.state == TState::Established && t.chan.unacked() == 0)
-                    .then(|| t.last_rx + t.cfg.hello_interval + t.hello_jitter);
-                let hold = match t.state {
-                    TState::Closing { until } | TState::Held { until } => Some(until),
-                    _ => None,
-                };
-                [t.chan.poll_timeout(), hello, hold]
-                    .into_iter()
-                    .flatten()
-                    .min()
-            })
+        self.timers.first().map(|&(d, _)| d)
+    }
+
+    /// Number of half-open tunnels (SCCRQ received, SCCCN not yet).
+    pub fn half_open_count(&self) -> usize {
+        self.half_open.len()
+    }
+
+    /// Re-index one tunnel's next deadline (after anything that may have changed it).
+    fn update_timer(&mut self, tid: u32) {
+        if let Some(old) = self.deadline.remove(&tid) {
+            self.timers.remove(&(old, tid));
+        }
+        let Some(t) = self.tunnels.get(&tid) else {
+            return;
+        };
+        let hello = (t.state == TState::Established && t.chan.unacked() == 0)
+            .then(|| t.last_rx + t.cfg.hello_interval + t.hello_jitter);
+        let hold = match t.state {
+            TState::Closing { until } | TState::Held { until } => Some(until),
+            _ => None,
+        };
+        let stall = stalled_since(t).map(|s| s + t.cfg.hello_interval);
+        if let Some(d) = [t.chan.poll_timeout(), hello, hold, stall]
+            .into_iter()
+            .flatten()
             .min()
+        {
+            self.deadline.insert(tid, d);
+            self.timers.insert((d, tid));
+        }
+    }
+
+    /// A tunnel left half-open (SCCCN arrived, or it is closing): normal retry count.
+    fn leave_half_open(&mut self, tid: u32) {
+        if let Some(ip) = self.half_open.remove(&tid) {
+            if let Some(n) = self.half_open_per_ip.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.half_open_per_ip.remove(&ip);
+                }
+            }
+            if let Some(t) = self.tunnels.get_mut(&tid) {
+                let r = t.cfg.max_retries;
+                t.chan.set_max_retries(r);
+            }
+        }
+    }
+
+    /// Take a new-tunnel token from `ip`'s bucket (docs/security.md).
+    fn take_token(&mut self, now: Timestamp, ip: IpAddr) -> bool {
+        let rate = u64::from(self.cfg.new_tunnels_per_second_per_peer);
+        if rate == 0 {
+            return true;
+        }
+        let cap = u64::from(self.cfg.new_tunnels_burst_per_peer.max(1)) * 1_000_000;
+        // Bound the table: forget the sources whose bucket has refilled.
+        let limit = self.cfg.max_half_open.max(1).saturating_mul(4);
+        if self.buckets.len() >= limit && !self.buckets.contains_key(&ip) {
+            if now < self.bucket_prune_after {
+                return false;
+            }
+            // At most one walk of the table per 100 ms: a flood of new sources while the
+            // table is full costs O(1) per SCCRQ between walks.
+            self.bucket_prune_after = now + Duration::from_millis(100);
+            self.buckets.retain(|_, (tok, last)| {
+                let el = u64::try_from((now - *last).as_micros()).unwrap_or(u64::MAX);
+                tok.saturating_add(el.saturating_mul(rate)) < cap
+            });
+            if self.buckets.len() >= limit {
+                return false;
+            }
+        }
+        let (tok, last) = self.buckets.entry(ip).or_insert((cap, now));
+        let el = u64::try_from((now - *last).as_micros()).unwrap_or(u64::MAX);
+        *tok = tok.saturating_add(el.saturating_mul(rate)).min(cap);
+        *last = now;
+        if *tok >= 1_000_000 {
+            *tok -= 1_000_000;
+            true
+        } else {
+            false
+        }
     }
 
     /// Tell the engine that data arrived on a tunnel (postpones the HELLO, docs/reference/rfc.md §1.11).
@@ -320,6 +410,7 @@ impl Endpoint {
         let id = self
             .new_tunnel(now, peer, cfg, version, true)
             .ok_or(Error::NoIds)?;
+        self.initiated.entry(peer.ip()).or_default().push(id);
         let (mut ctx, tunnels) = self.ctx(now);
         if let Some(t) = tunnels.get_mut(&id) {
             if t.cfg.tie_breaker {
@@ -644,8 +735,11 @@ impl Endpoint {
         // Tie-break against our own outstanding SCCRQ to the same peer (docs/reference/rfc.md §1.14, §2.11).
         let theirs = m.tie_breaker().copied();
         let contender = self
-            .tunnels
-            .values()
+            .initiated
+            .get(&from.ip())
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tunnels.get(id))
             .find(|t| {
                 t.initiator
                     && t.state == TState::WaitCtlReply
@@ -680,9 +774,30 @@ impl Endpoint {
         peer_tid: u32,
         loser: Option<u32>,
     ) -> Option<u32> {
+        // Flood limits (docs/security.md): only new half-open tunnels are refused, silently.
+        let ip = from.ip();
+        if self.half_open.len() >= self.cfg.max_half_open
+            || self.half_open_per_ip.get(&ip).copied().unwrap_or(0)
+                >= self.cfg.max_half_open_per_peer
+        {
+            self.stats.sccrq_dropped_half_open += 1;
+            return None;
+        }
+        if !self.take_token(now, ip) {
+            self.stats.sccrq_rate_limited += 1;
+            return None;
+        }
         let tid = self.new_tunnel(now, from, cfg.clone(), hdr.version, false)?;
         self.by_peer.insert((from, peer_tid), tid);
+        self.peer_key.insert(tid, (from, peer_tid));
+        self.half_open.insert(tid, ip);
+        *self.half_open_per_ip.entry(ip).or_insert(0) += 1;
+        if let Some(t) = self.tunnels.get_mut(&tid) {
+            let r = cfg.max_retries.min(self.cfg.max_retries_half_open);
+            t.chan.set_max_retries(r);
+        }
         if let Some(lid) = loser {
+            self.unindex(lid);
             if let Some(mut lt) = self.tunnels.remove(&lid) {
                 self.stats.closed_channels.add(&lt.chan.stats);
                 let moved: Vec<Session> = std::mem::take(&mut lt.sessions).into_values().collect();
@@ -706,7 +821,16 @@ impl Endpoint {
 
     /// Handle timers: retransmissions, delayed acks, hellos, hold-down expiry.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let ids: Vec<u32> = self.tunnels.keys().copied().collect();
+        let mut ids = Vec::new();
+        while let Some(&(d, tid)) = self.timers.first() {
+            if d > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.deadline.remove(&tid);
+            ids.push(tid);
+        }
+        self.stats.last_timeout_work = ids.len() as u64;
         for tid in ids {
             let mut ctx = self.sh.ctx(now);
             let Some(t) = self.tunnels.get_mut(&tid) else {
@@ -717,6 +841,13 @@ impl Endpoint {
                     self.messages.entry(mt).retransmitted += 1;
                 }
                 emit(t, self.encap, &mut self.transmits, b);
+            }
+            if stalled_since(t).is_some_and(|s| now >= s + t.cfg.hello_interval) {
+                // The peer acknowledged our SCCRQ but no SCCRP came within a HELLO interval
+                // (its half-open tunnel timed out): nothing of ours is left to retransmit.
+                down_all(t, &mut ctx, DownReason::Timeout);
+                self.remove_tunnel(tid);
+                continue;
             }
             if t.state == TState::Established
                 && t.chan.unacked() == 0
@@ -735,6 +866,18 @@ impl Endpoint {
 
     /// Flush a tunnel's channel to the transmit queue and retire dead tunnels.
     fn service(&mut self, now: Timestamp, tid: u32) {
+        self.service_inner(now, tid);
+        if self
+            .tunnels
+            .get(&tid)
+            .is_some_and(|t| t.state != TState::WaitCtlConn)
+        {
+            self.leave_half_open(tid);
+        }
+        self.update_timer(tid);
+    }
+
+    fn service_inner(&mut self, now: Timestamp, tid: u32) {
         let Some(t) = self.tunnels.get_mut(&tid) else {
             return;
         };
@@ -769,14 +912,42 @@ impl Endpoint {
     }
 
     fn remove_tunnel(&mut self, tid: u32) {
+        self.unindex(tid);
         if let Some(t) = self.tunnels.remove(&tid) {
             self.stats.closed_channels.add(&t.chan.stats);
             for sid in t.sessions.keys() {
                 self.sh.session_ids.remove(sid);
             }
-            self.by_peer.retain(|_, v| *v != tid);
         }
     }
+
+    /// Drop a tunnel from every index (before it is removed from `tunnels`).
+    fn unindex(&mut self, tid: u32) {
+        self.leave_half_open(tid);
+        if let Some(key) = self.peer_key.remove(&tid) {
+            if self.by_peer.get(&key) == Some(&tid) {
+                self.by_peer.remove(&key);
+            }
+        }
+        if let Some(t) = self.tunnels.get(&tid) {
+            let ip = t.peer.ip();
+            if let Some(v) = self.initiated.get_mut(&ip) {
+                v.retain(|&x| x != tid);
+                if v.is_empty() {
+                    self.initiated.remove(&ip);
+                }
+            }
+        }
+        if let Some(d) = self.deadline.remove(&tid) {
+            self.timers.remove(&(d, tid));
+        }
+    }
+}
+
+/// When an initiator's SCCRQ was acknowledged and it still waits for the SCCRP with nothing
+/// in flight: the time of the last message from the peer.
+fn stalled_since(t: &Tunnel) -> Option<Timestamp> {
+    (t.state == TState::WaitCtlReply && t.chan.unacked() == 0).then_some(t.last_rx)
 }
 
 /// Sign (v3 auth), add the IP prefix and queue a datagram.

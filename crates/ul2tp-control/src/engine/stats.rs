@@ -53,6 +53,13 @@ pub struct EndpointStats {
     pub rx_auth_failures: u64,
     /// SCCRQs ignored because we won the tie-break.
     pub tie_breaks_won: u64,
+    /// New SCCRQs dropped unanswered: the global or per-source half-open cap was reached.
+    pub sccrq_dropped_half_open: u64,
+    /// New SCCRQs dropped unanswered: the source exceeded its new-tunnel rate.
+    pub sccrq_rate_limited: u64,
+    /// Tunnels whose timers the last `handle_timeout` call looked at (a work counter: it
+    /// grows with the tunnels that are due, not with the tunnels held).
+    pub last_timeout_work: u64,
     /// Channel counters of the tunnels no longer held (added when a tunnel is forgotten), so
     /// that these plus every held tunnel's count everything the endpoint ever did.
     pub closed_channels: ChannelStats,
