@@ -36,34 +36,16 @@ pub fn netns_socket_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(NETNS_SOCKET_DIR).join(format!("{name}.sock"))
 }
 
-/// The name under `/run/netns` of the network namespace this process is in, when that is
-/// not the namespace of PID 1 (what `ip netns identify` prints). `None` in the initial
-/// namespace, in an unnamed one, or when nothing can be read.
-pub fn current_netns_name() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let id = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let own = id(std::path::Path::new("/proc/self/ns/net"))?;
-    if id(std::path::Path::new("/proc/1/ns/net")) == Some(own) {
-        return None;
-    }
-    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| id(&e.path()) == Some(own))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    names.into_iter().next()
-}
-
-/// The API socket used when neither a path nor [`SOCKET_ENV`] is given: in a named network
-/// namespace (e.g. under `ip netns exec NAME`) [`netns_socket_path`], otherwise
-/// [`DEFAULT_SOCKET`]. The daemon and the clients resolve it the same way.
-pub fn default_socket_path() -> std::path::PathBuf {
-    current_netns_name()
-        .map(|n| netns_socket_path(&n))
+/// The API socket used when neither a path nor [`SOCKET_ENV`] is given, for a process in the
+/// network namespace named `netns` (`ul2tp_sys::netns::current_name()`, `None` outside a
+/// named one): [`netns_socket_path`] or [`DEFAULT_SOCKET`]. The daemon and the clients
+/// resolve it the same way.
+pub fn default_socket_path(netns: Option<&str>) -> std::path::PathBuf {
+    netns
+        .map(netns_socket_path)
         .unwrap_or_else(|| std::path::PathBuf::from(DEFAULT_SOCKET))
 }
+
 /// Version of this protocol, reported by [`Command::Noop`].
 pub const API_VERSION: u32 = 1;
 

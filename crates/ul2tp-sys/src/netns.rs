@@ -66,3 +66,22 @@ where
         Ok::<R, io::Error>(rt.block_on(f()))
     })?
 }
+
+/// The name under `/run/netns` of the network namespace this process is in, when that is
+/// not the namespace of PID 1 (what `ip netns identify` prints). `None` in the initial
+/// namespace, in an unnamed one, or when nothing can be read.
+pub fn current_name() -> Option<String> {
+    let id = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let own = id(std::path::Path::new("/proc/self/ns/net"))?;
+    if id(std::path::Path::new("/proc/1/ns/net")) == Some(own) {
+        return None;
+    }
+    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| id(&e.path()) == Some(own))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}

@@ -79,7 +79,7 @@ pub fn socket_path(explicit: Option<&Path>) -> PathBuf {
     }
     match std::env::var_os(ul2tp_api::SOCKET_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => ul2tp_api::default_socket_path(),
+        _ => ul2tp_api::default_socket_path(ul2tp_sys::netns::current_name().as_deref()),
     }
 }
 

@@ -117,7 +117,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .map(PathBuf::from)
         })
         .or_else(|| cfg.api.socket.clone())
-        .unwrap_or_else(ul2tp_api::default_socket_path);
+        .unwrap_or_else(|| {
+            ul2tp_api::default_socket_path(ul2tp_sys::netns::current_name().as_deref())
+        });
     raise_nofile_limit();
     // Before any static object exists: a second daemon on a live one's socket must not
     // create (or fail on) devices and ports first.
