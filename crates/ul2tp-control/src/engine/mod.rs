@@ -787,7 +787,9 @@ impl Endpoint {
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 // Neither sent one: two separate tunnels (docs/reference/rfc.md §1.14).
-                (None, None) => return self.admit_new(now, encap, from, hdr, &cfg, peer_tid, None),
+                (None, None) => {
+                    return self.admit_new(now, (encap, from), hdr, &cfg, peer_tid, None)
+                }
             };
             if we_win {
                 self.stats.tie_breaks_won += 1;
@@ -795,14 +797,14 @@ impl Endpoint {
             }
             loser = Some(ours_id);
         }
-        self.admit_new(now, encap, from, hdr, &cfg, peer_tid, loser)
+        self.admit_new(now, (encap, from), hdr, &cfg, peer_tid, loser)
     }
 
+    /// `(encap, from)`: the transport and the address the SCCRQ came from.
     fn admit_new(
         &mut self,
         now: Timestamp,
-        encap: Encap,
-        from: SocketAddr,
+        (encap, from): (Encap, SocketAddr),
         hdr: ControlHeader,
         cfg: &Config,
         peer_tid: u32,
