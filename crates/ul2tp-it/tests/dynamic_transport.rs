@@ -3,7 +3,9 @@
 //! (or Ethernet VLAN) pseudowire in it; pings cross the pseudowire, and tshark's decode of a
 //! capture on the link shows the control messages (SCCRQ .. ICCN) on the expected transport
 //! and none on the other. Circuit Status: taking one side's pseudowire device down switches
-//! the other side's carrier off (Set-Link-Info), bringing it up switches it on again.
+//! the other side's carrier off (Set-Link-Info), bringing it up switches it on again. Also:
+//! L2TPv2 over UDP/IPv6 (and refused over IP), and a dynamic L2TPv3 PPP pseudowire over IP
+//! terminated by the daemon's PPP endpoint.
 
 use std::time::Duration;
 
@@ -52,6 +54,17 @@ impl Drop for Sites {
 }
 
 fn sites(v6: bool, transport: Transport, cap: &mut Option<Capture>) -> Sites {
+    sites_with(v6, transport, "3", "", cap)
+}
+
+/// [`sites`] with the protocol version of the tunnel and more `[control]` keys for b.
+fn sites_with(
+    v6: bool,
+    transport: Transport,
+    version: &str,
+    b_extra: &str,
+    cap: &mut Option<Capture>,
+) -> Sites {
     let a = Netns::new("ta");
     let b = Netns::new("tb");
     veth(&a, "eth0", &b, "eth0");
@@ -64,7 +77,7 @@ fn sites(v6: bool, transport: Transport, cap: &mut Option<Capture>) -> Sites {
     b.up_with("eth0", &format!("{}/{}", addr.1, if v6 { 64 } else { 24 }));
     let dir = std::env::temp_dir().join(unique("dyt"));
     std::fs::create_dir_all(&dir).unwrap();
-    let conf = |host: &str, ip: &str| {
+    let conf = |host: &str, ip: &str, extra: &str| {
         let p = dir.join(format!("{host}.toml"));
         let udp = if v6 {
             format!("[{ip}]:1701")
@@ -75,13 +88,13 @@ fn sites(v6: bool, transport: Transport, cap: &mut Option<Capture>) -> Sites {
         std::fs::write(
             &p,
             format!(
-                "[control]\nlisten = \"{udp}\"\nlisten_ip = [\"{ip}\"]\nhost_name = \"{host}\"\nsecret = \"s3cret\"\n"
+                "[control]\nlisten = \"{udp}\"\nlisten_ip = [\"{ip}\"]\nhost_name = \"{host}\"\nsecret = \"s3cret\"\n{extra}"
             ),
         )
         .unwrap();
         p
     };
-    let (ca, cb) = (conf("site-a", addr.0), conf("site-b", addr.1));
+    let (ca, cb) = (conf("site-a", addr.0, ""), conf("site-b", addr.1, b_extra));
     *cap = Some(Capture::start(
         &a,
         "eth0",
@@ -93,7 +106,10 @@ fn sites(v6: bool, transport: Transport, cap: &mut Option<Capture>) -> Sites {
         Transport::Udp => "udp",
         Transport::Ip => "ip",
     };
-    let out = da.ul2tp(&format!("connect remote {} encap {encap}", addr.1));
+    let out = da.ul2tp(&format!(
+        "connect remote {} encap {encap} version {version}",
+        addr.1
+    ));
     let tid: u32 = out
         .strip_prefix("Tunnel ")
         .and_then(|r| r.strip_suffix(" requested\n"))
@@ -109,6 +125,7 @@ fn sites(v6: bool, transport: Transport, cap: &mut Option<Capture>) -> Sites {
         Transport::Ip => encap_type::IP,
     };
     assert_eq!(tb.encap_type, Some(want_encap), "{tb:?}");
+    assert_eq!(tb.proto_version, version.parse().ok(), "{tb:?}");
     if v6 {
         assert_eq!(tb.ip6_daddr, Some(addr.0.parse().unwrap()), "{tb:?}");
     } else {
@@ -358,4 +375,91 @@ fn dynamic_ethernet_vlan_pseudowire() {
     let vids: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
     assert!(vids.len() >= 12, "{out}");
     assert!(vids.iter().all(|v| *v == "100"), "{out}");
+}
+
+/// L2TPv2 over UDP/IPv6 (RFC 2661 runs over UDP, of either family): the control connection
+/// comes up and tshark sees its messages on UDP port 1701 over IPv6.
+#[test]
+fn l2tpv2_over_udp_ipv6() {
+    let mut cap = None;
+    let s = sites_with(true, Transport::Udp, "2", "", &mut cap);
+    let ta = s.da.tunnel_dump()[0].clone();
+    assert_eq!(ta.ip6_daddr, Some(s.addr.1.parse().unwrap()));
+    let pcap = cap.take().unwrap().stop();
+    let msgs = control_messages(&pcap);
+    for want in [SCCRQ, SCCRP, SCCCN] {
+        assert!(
+            msgs.iter().any(|(t, m)| *t == Transport::Udp && m == want),
+            "message type {want}: {msgs:?}"
+        );
+    }
+    let v = tshark(
+        &pcap,
+        &[
+            "-Y",
+            "l2tp.avp.message_type == 1",
+            "-T",
+            "fields",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "l2tp.version",
+        ],
+    );
+    assert_eq!(v.trim(), format!("{}\t2", s.addr.0), "{v}");
+}
+
+/// The device holding `addr` in `ns` (IPv4), if any.
+fn device_with(ns: &Netns, addr: &str) -> Option<String> {
+    ns.ip(&["-o", "-4", "addr", "show"])
+        .lines()
+        .find(|l| l.contains(&format!(" {addr}")))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+}
+
+/// A dynamic L2TPv3 PPP pseudowire over L2TPv3/IP: b terminates it with its PPP endpoint
+/// (pppN, an address from its pool), a runs the client on the session it opened.
+#[test]
+fn dynamic_ppp_pseudowire_over_ip() {
+    let mut cap = None;
+    let s = sites_with(
+        false,
+        Transport::Ip,
+        "3",
+        "ppp_local = \"10.95.0.1\"\nppp_pool = \"10.95.0.10-10.95.0.20\"\n",
+        &mut cap,
+    );
+    drop(cap);
+    let out =
+        s.da.ul2tp(&format!("connect session tunnel_id {} pw_type ppp", s.tid));
+    let sid: u32 = out
+        .strip_prefix("Session ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    wait_for("session on both sides", || {
+        !s.da.session_dump().is_empty() && !s.db.session_dump().is_empty()
+    });
+    let sb = s.db.session_dump()[0].clone();
+    assert_eq!(sb.pw_type, Some(pw_type::PPP));
+    let o = s.da.cli(&[
+        "ppp",
+        "start",
+        "tunnel_id",
+        &s.tid.to_string(),
+        "session_id",
+        &sid.to_string(),
+    ]);
+    assert!(o.status.success(), "ppp start: {o:?}");
+    let dev_a = device_with(&s.a, "10.95.0.10").expect("pppN on a");
+    wait_for("pppN on b", || device_with(&s.b, "10.95.0.1").is_some());
+    let dev_b = device_with(&s.b, "10.95.0.1").unwrap();
+    assert!(
+        dev_a.starts_with("ppp") && dev_b.starts_with("ppp"),
+        "{dev_a} {dev_b}"
+    );
+    assert!(
+        s.a.ping_retry("10.95.0.1", &[], 5),
+        "ping over PPP over L2TPv3/IP"
+    );
 }
