@@ -12,7 +12,7 @@
 //! messages are passed back to the endpoint — exactly the split of docs/reference/kernel.md
 //! §1.2. Over IP the data-path tunnel gets a raw socket connected to the peer (shared with
 //! static tunnels between the same addresses); its control messages reach the endpoint
-//! through the IP listener, which also sees every data packet and drops them. Sessions the
+//! through the IP listener, whose socket filter keeps data packets out. Sessions the
 //! endpoint negotiates become data-path sessions with every negotiated parameter (cookies,
 //! sublayer, sequencing); Ethernet and Ethernet VLAN pseudowires get their l2tpethN device;
 //! when the endpoint reports a tunnel or session down, it is deleted.
@@ -150,7 +150,7 @@ fn bind_listeners(s: &ControlSettings) -> std::io::Result<Vec<Arc<TunnelSocket>>
         )?));
     }
     for &a in &s.listen_ip {
-        socks.push(TunnelSocket::Ip(IpTunnelSocket::bind(a)?));
+        socks.push(TunnelSocket::Ip(IpTunnelSocket::bind_control(a)?));
     }
     for sock in socks {
         let clash = out
@@ -168,7 +168,7 @@ fn bind_listeners(s: &ControlSettings) -> std::io::Result<Vec<Arc<TunnelSocket>>
 }
 
 /// Receive loop of one listener: control messages go to the endpoint task, the rest (data
-/// packets an IP listener sees, docs/reference/kernel.md §1.2) is dropped.
+/// packets to the UDP listener's port, docs/reference/kernel.md §1.2) is dropped.
 async fn listen(sock: Arc<TunnelSocket>, tx: mpsc::Sender<(Encap, SocketAddr, Vec<u8>)>) {
     let encap = sock.transport();
     let mut buf = vec![0u8; MAX_DATAGRAM];
