@@ -998,3 +998,36 @@ fn one_endpoint_serves_udp_and_ip() {
     b.handle_datagram_via(now, Encap::Ip, ip_addr(1), &m);
     assert_eq!(b.stats().rx_unknown_tunnel, before + 1);
 }
+
+/// Circuit Status (RFC 4719 §2.3.1): each side learns the peer's from the ICRQ / ICRP (active
+/// and new), and a Set-Link-Info reports later changes.
+#[test]
+fn circuit_status_at_setup_and_in_set_link_info() {
+    use ul2tp_wire::avp::{CIRCUIT_ACTIVE, CIRCUIT_NEW};
+    let (mut p, ta, tb) = Pair::up(Version::V3);
+    events(&mut p.a);
+    events(&mut p.b);
+    let sa = p.a.open_session(p.now, ta, Default::default()).unwrap();
+    p.settle(Duration::from_secs(1));
+    let up = |ev: Vec<Event>| {
+        ev.into_iter().find_map(|e| match e {
+            Event::SessionUp(i) => Some(i),
+            _ => None,
+        })
+    };
+    let (ia, ib) = (up(events(&mut p.a)).unwrap(), up(events(&mut p.b)).unwrap());
+    let active_new = Some(CIRCUIT_ACTIVE | CIRCUIT_NEW);
+    assert_eq!(ia.peer_circuit_status, active_new, "from the ICRP");
+    assert_eq!(ib.peer_circuit_status, active_new, "from the ICRQ");
+    p.a.set_link_info(p.now, ta, sa, 0, (0, 0)).unwrap();
+    p.settle(Duration::from_secs(1));
+    assert_eq!(
+        events(&mut p.b),
+        vec![Event::LinkInfo {
+            tunnel_id: tb,
+            session_id: ib.session_id,
+            circuit_status: Some(0),
+            accm: None,
+        }]
+    );
+}

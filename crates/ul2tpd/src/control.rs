@@ -885,6 +885,13 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
         .session_create(info.tunnel_id, params)
         .map_err(|e| ApiError::new(e, format!("session {}", info.session_id)))?;
     d.start_session(ctl, &s, tap)?;
+    if info.peer_circuit_status.is_some_and(|c| c & CIRCUIT_ACTIVE == 0) {
+        // The peer's circuit is down from the start: no carrier until it reports it active.
+        let key = (info.tunnel_id, info.session_id);
+        if let Some(Err(e)) = d.pseudowires.set_carrier(key, false) {
+            tracing::warn!("session {}/{}: carrier: {e}", key.0, key.1);
+        }
+    }
     if let Some(ifname) = watched {
         st.circuits.insert(
             (info.tunnel_id, info.session_id),

@@ -163,4 +163,8 @@ pub struct SessionInfo {
     pub call_serial: u32,
     /// Remote End ID (v3) / Called Number (v2).
     pub remote_end_id: Vec<u8>,
+    /// v3 Circuit Status the peer sent while the session was set up (ICRQ / ICRP / OCRQ /
+    /// OCRP, RFC 4719 §2.3.1): the Active bit clear means its circuit is down. Later changes
+    /// come as [`Event::LinkInfo`].
+    pub peer_circuit_status: Option<u16>,
 }
