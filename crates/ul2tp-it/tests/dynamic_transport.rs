@@ -283,6 +283,15 @@ fn l2tpv2_over_ip_is_refused() {
     assert_eq!(s.da.tunnel_dump().len(), 1, "only the test's v3 tunnel");
 }
 
+/// Wait up to 2 s: a device change is reported when it happens (link events), not by the
+/// daemon's 5 s re-check.
+fn wait_soon(what: &str, f: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(2), f),
+        "timed out waiting for {what}"
+    );
+}
+
 /// Whether `dev` in `ns` has its carrier (no `NO-CARRIER` flag).
 fn carrier(ns: &Netns, dev: &str) -> bool {
     !ns.ip(&["link", "show", "dev", dev]).contains("NO-CARRIER")
@@ -299,20 +308,20 @@ fn circuit_status_follows_the_peer_device() {
     assert!(carrier(&s.b, &b_if) && carrier(&s.a, &a_if));
 
     s.a.ip(&["link", "set", &a_if, "down"]);
-    wait_for("carrier off on b", || !carrier(&s.b, &b_if));
+    wait_soon("carrier off on b", || !carrier(&s.b, &b_if));
     assert!(
         !s.b.ping("198.51.100.1", &[]),
         "ping through a circuit that is down"
     );
     assert!(s.db.log().contains("circuit inactive"), "{}", s.db.log());
     s.a.ip(&["link", "set", &a_if, "up"]);
-    wait_for("carrier on on b", || carrier(&s.b, &b_if));
+    wait_soon("carrier on on b", || carrier(&s.b, &b_if));
     assert_eq!(s.b.ping_count("198.51.100.1", 3, "0.2"), 3);
 
     s.b.ip(&["link", "set", &b_if, "down"]);
-    wait_for("carrier off on a", || !carrier(&s.a, &a_if));
+    wait_soon("carrier off on a", || !carrier(&s.a, &a_if));
     s.b.ip(&["link", "set", &b_if, "up"]);
-    wait_for("carrier on on a", || carrier(&s.a, &a_if));
+    wait_soon("carrier on on a", || carrier(&s.a, &a_if));
     assert_eq!(s.a.ping_count("198.51.100.2", 3, "0.2"), 3);
 
     // Four Set-Link-Info messages on the wire (a down, a up, b down, b up).

@@ -18,7 +18,8 @@
 //! when the endpoint reports a tunnel or session down, it is deleted.
 //!
 //! Circuit Status (RFC 3931 §5.4.5, RFC 4719 §2.3.1): the administrative state of each
-//! dynamic Ethernet pseudowire device is watched; once it has been up, taking it down or up
+//! dynamic Ethernet pseudowire device is watched (rtnetlink link events,
+//! `ul2tp_sys::linkmon`, and a periodic check); once it has been up, taking it down or up
 //! again sends Set-Link-Info with the Active bit cleared or set. A Set-Link-Info from the
 //! peer switches the device's carrier off or on.
 //!
@@ -364,6 +365,8 @@ struct State {
 #[derive(Debug)]
 struct Circuit {
     ifname: String,
+    /// Its interface index (link events name it; it survives a rename).
+    ifindex: u32,
     /// The device has been administratively up since the session came up: from then on its
     /// state is the circuit's (a new device is down until configured, which is not reported).
     armed: bool,
@@ -424,8 +427,11 @@ impl State {
 /// Longest delay between a change and the metrics snapshot that shows it.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
-/// How often the devices of dynamic Ethernet pseudowires are checked for Circuit Status.
+/// How often the devices of dynamic Ethernet pseudowires are checked for Circuit Status
+/// when the link monitor cannot be opened.
 const CIRCUIT_POLL: Duration = Duration::from_millis(250);
+/// How often they are checked besides the link monitor's events.
+const CIRCUIT_RESYNC: Duration = Duration::from_secs(5);
 
 async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut ep: Endpoint) {
     let now = crate::clock::now;
@@ -436,7 +442,17 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
         .map(|l| Task(tokio::spawn(listen(l.clone(), rx_tx.clone()))))
         .collect();
     drop(rx_tx);
-    let mut circuit_poll = tokio::time::interval(CIRCUIT_POLL);
+    // Circuit Status follows the devices' link events (rtnetlink); a periodic check catches
+    // what a monitor that fell behind lost.
+    let monitor = ul2tp_sys::linkmon::LinkMonitor::open()
+        .map_err(|e| tracing::warn!("link monitor: {e}: pseudowire devices are polled"))
+        .ok();
+    let mut lbuf = vec![0u8; 32 * 1024];
+    let mut circuit_poll = tokio::time::interval(if monitor.is_some() {
+        CIRCUIT_RESYNC
+    } else {
+        CIRCUIT_POLL
+    });
     circuit_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ubuf = vec![0u8; MAX_DATAGRAM + 64];
     st.publish(&ep);
@@ -467,6 +483,23 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                 }
             }
             _ = circuit_poll.tick(), if !st.circuits.is_empty() => circuits(&mut ep, &mut st, now()),
+            r = async {
+                match &monitor {
+                    Some(m) => m.recv(&mut lbuf).await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Ok(evs) => {
+                    for e in evs.iter().filter(|e| !e.deleted) {
+                        let t = now();
+                        if let Some((&key, c)) = st.circuits.iter_mut().find(|(_, c)| c.ifindex == e.ifindex) {
+                            observe(&mut ep, key, c, e.up, t);
+                        }
+                    }
+                }
+                // Events lost (ENOBUFS): read every device.
+                Err(_) => circuits(&mut ep, &mut st, now()),
+            },
             _ = tokio::time::sleep(wait) => ep.handle_timeout(now()),
             c = cmds.recv() => match c {
                 None => break,
@@ -533,36 +566,41 @@ impl DropLog {
     }
 }
 
-/// Report the state changes of watched pseudowire devices (Set-Link-Info, Circuit Status).
+/// Read the state of every watched pseudowire device (Circuit Status).
 fn circuits(ep: &mut Endpoint, st: &mut State, now: Timestamp) {
-    for (&(tid, sid), c) in st.circuits.iter_mut() {
+    for (&key, c) in st.circuits.iter_mut() {
         // A device that is gone is the session's business (it is being deleted).
-        let Ok(up) = ul2tp_sys::link::is_up(&c.ifname) else {
-            continue;
-        };
-        if !c.armed {
-            c.armed = up;
-            continue;
+        if let Ok(up) = ul2tp_sys::link::is_up(&c.ifname) {
+            observe(ep, key, c, up, now);
         }
-        if up == c.reported_up {
-            continue;
+    }
+}
+
+/// A watched device is (administratively) `up` or not: report a change to the peer
+/// (Set-Link-Info with Circuit Status).
+fn observe(ep: &mut Endpoint, (tid, sid): (u32, u32), c: &mut Circuit, up: bool, now: Timestamp) {
+    if !c.armed {
+        c.armed = up;
+        return;
+    }
+    if up == c.reported_up {
+        return;
+    }
+    let status = if up { CIRCUIT_ACTIVE } else { 0 };
+    match ep.set_link_info(now, tid, sid, status, (0, 0)) {
+        Ok(()) => {
+            c.reported_up = up;
+            tracing::info!(
+                tunnel_id = tid,
+                session_id = sid,
+                "{} {}: circuit {} reported to the peer",
+                c.ifname,
+                if up { "up" } else { "down" },
+                if up { "active" } else { "inactive" },
+            );
         }
-        let status = if up { CIRCUIT_ACTIVE } else { 0 };
-        match ep.set_link_info(now, tid, sid, status, (0, 0)) {
-            Ok(()) => {
-                c.reported_up = up;
-                tracing::info!(
-                    tunnel_id = tid,
-                    session_id = sid,
-                    "{} {}: circuit {} reported to the peer",
-                    c.ifname,
-                    if up { "up" } else { "down" },
-                    if up { "active" } else { "inactive" },
-                );
-            }
-            // Not established (yet, or any more): retried on the next tick.
-            Err(e) => tracing::debug!("circuit status of {tid}/{sid}: {e:?}"),
-        }
+        // Not established any more: the session is going away.
+        Err(e) => tracing::debug!("circuit status of {tid}/{sid}: {e:?}"),
     }
 }
 
@@ -880,12 +918,16 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
         None
     };
     let watched = params.ifname.clone();
+    let tap_index = tap.as_ref().map_or(0, Tap::ifindex);
     let s = d
         .registry
         .session_create(info.tunnel_id, params)
         .map_err(|e| ApiError::new(e, format!("session {}", info.session_id)))?;
     d.start_session(ctl, &s, tap)?;
-    if info.peer_circuit_status.is_some_and(|c| c & CIRCUIT_ACTIVE == 0) {
+    if info
+        .peer_circuit_status
+        .is_some_and(|c| c & CIRCUIT_ACTIVE == 0)
+    {
         // The peer's circuit is down from the start: no carrier until it reports it active.
         let key = (info.tunnel_id, info.session_id);
         if let Some(Err(e)) = d.pseudowires.set_carrier(key, false) {
@@ -896,6 +938,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
         st.circuits.insert(
             (info.tunnel_id, info.session_id),
             Circuit {
+                ifindex: tap_index,
                 ifname,
                 armed: false,
                 reported_up: true,
