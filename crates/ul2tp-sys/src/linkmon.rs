@@ -89,6 +89,12 @@ fn link_event(msg: &[u8], deleted: bool) -> Option<LinkEvent> {
     })
 }
 
+/// Whether a [`LinkMonitor::recv`] error means events were lost (`ENOBUFS`) rather than a
+/// broken monitor.
+pub fn is_overrun(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOBUFS)
+}
+
 /// A nonblocking rtnetlink socket subscribed to link changes, registered with tokio.
 #[derive(Debug)]
 pub struct LinkMonitor {

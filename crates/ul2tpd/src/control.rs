@@ -444,7 +444,7 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
     drop(rx_tx);
     // Circuit Status follows the devices' link events (rtnetlink); a periodic check catches
     // what a monitor that fell behind lost.
-    let monitor = ul2tp_sys::linkmon::LinkMonitor::open()
+    let mut monitor = ul2tp_sys::linkmon::LinkMonitor::open()
         .map_err(|e| tracing::warn!("link monitor: {e}: pseudowire devices are polled"))
         .ok();
     let mut lbuf = vec![0u8; 32 * 1024];
@@ -497,8 +497,13 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                         }
                     }
                 }
-                // Events lost (ENOBUFS): read every device.
-                Err(_) => circuits(&mut ep, &mut st, now()),
+                // Events lost: read every device.
+                Err(e) if ul2tp_sys::linkmon::is_overrun(&e) => circuits(&mut ep, &mut st, now()),
+                Err(e) => {
+                    tracing::warn!("link monitor: {e}: pseudowire devices are polled from now on");
+                    monitor = None;
+                    circuit_poll = tokio::time::interval(CIRCUIT_POLL);
+                }
             },
             _ = tokio::time::sleep(wait) => ep.handle_timeout(now()),
             c = cmds.recv() => match c {
