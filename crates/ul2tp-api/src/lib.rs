@@ -123,13 +123,17 @@ pub enum Command {
     /// The reply carries the descriptor (see [`sockproto`]).
     L2tpipSocket,
     /// Open a dynamic tunnel with the L2TP control protocol (beyond the kernel): to
-    /// `ip_daddr`/`ip6_daddr` and `udp_dport` (default 1701) with `proto_version` (default 3).
-    /// The reply's `conn_id` is the new tunnel's id; it appears (tunnel_create event) when the
-    /// control connection is established. Needs the `[control]` section of the configuration.
+    /// `ip_daddr`/`ip6_daddr` over `encap_type` (default UDP; IP: L2TPv3 only, else
+    /// EPROTONOSUPPORT) and `udp_dport` (UDP only, default 1701) with `proto_version`
+    /// (default 3). The reply's `conn_id` is the new tunnel's id; it appears (tunnel_create
+    /// event) when the control connection is established. Needs the `[control]` section of
+    /// the configuration, with a listener of that transport and address family
+    /// (EAFNOSUPPORT otherwise).
     ControlConnect,
     /// Open a session in a dynamic tunnel (`conn_id`, optional `pw_type` (default eth),
-    /// `ifname`, `recv_seq`, `l2spec_type`, `cookie` length given as a hex string's length).
-    /// The reply's `session_id` is the new session's id.
+    /// `vlan_id` (eth_vlan, needed there), `ifname`, `recv_seq`, `l2spec_type`, `cookie`
+    /// length given as a hex string's length). The reply's `session_id` is the new session's
+    /// id.
     ControlSession,
     /// Close a dynamic tunnel (`conn_id`) or one of its sessions (`conn_id` + `session_id`)
     /// with StopCCN / CDN.

@@ -46,8 +46,8 @@ Usage: ul2tp add session [ name NAME ]
        ul2tp debug { tunnels | pppol2tp }
        ul2tp monitor
        ul2tp trace { on | off } tunnel_id ID [ session_id ID ]
-       ul2tp connect remote ADDR [ udp_dport PORT ] [ version { 2 | 3 } ]
-       ul2tp connect session tunnel_id ID [ pw_type { eth | ppp } ]
+       ul2tp connect remote ADDR [ encap { udp | ip } ] [ udp_dport PORT ] [ version { 2 | 3 } ]
+       ul2tp connect session tunnel_id ID [ pw_type { eth | eth_vlan | ppp } ] [ vlan_id VLANID ]
           [ name NAME ] [ seq recv ]
        ul2tp disconnect tunnel_id ID [ session_id ID ]
        ul2tp ppp start tunnel_id ID session_id ID
@@ -677,26 +677,49 @@ fn do_trace(args: &[String], warnings: &mut Vec<String>) -> Result<Action, CliEr
     ))
 }
 
-/// Extension (dynamic tunnels): `connect remote ADDR [udp_dport PORT] [version {2|3}]`, or
-/// `connect session tunnel_id ID [pw_type {eth|ppp}] [name NAME] [seq recv]`.
+/// Extension (dynamic tunnels): `connect remote ADDR [encap {udp|ip}] [udp_dport PORT]
+/// [version {2|3}]`, or `connect session tunnel_id ID [pw_type {eth|eth_vlan|ppp}]
+/// [vlan_id VLANID] [name NAME] [seq recv]`.
 fn do_connect(p: &Params) -> Result<Action, CliError> {
     if p.session {
         if p.tunnel_id == 0 {
             return Err(missarg("tunnel_id"));
+        }
+        match (p.pw_type, &p.vlan_id) {
+            (Some(pw_type::ETH_VLAN), None) => return Err(missarg("vlan_id")),
+            (Some(pw_type::ETH_VLAN), Some(_)) => {}
+            (_, Some((_, text))) => return Err(invarg("vlan_id needs pw_type eth_vlan", text)),
+            (_, None) => {}
         }
         return Ok(Action::Control(
             Command::ControlSession,
             Attrs {
                 conn_id: Some(p.tunnel_id),
                 pw_type: p.pw_type,
+                vlan_id: p.vlan_id.as_ref().map(|v| v.0),
                 ifname: p.ifname.clone(),
                 recv_seq: (p.seq_given && p.recv_seq).then_some(1),
                 ..Attrs::default()
             },
         ));
     }
+    if p.encap == encap_type::IP {
+        if p.version.as_ref().is_some_and(|v| v.0 == 2) {
+            return Err(CliError::new(
+                "L2TPv2 runs over UDP only: \"encap ip\" needs version 3\n".to_string(),
+                EXIT_USAGE,
+            ));
+        }
+        if p.udp_dport != 0 {
+            return Err(invarg(
+                "udp_dport is for encap udp",
+                &p.udp_dport.to_string(),
+            ));
+        }
+    }
     let mut a = Attrs {
         proto_version: p.version.as_ref().map(|v| v.0),
+        encap_type: (p.encap == encap_type::IP).then_some(encap_type::IP),
         udp_dport: (p.udp_dport != 0).then_some(p.udp_dport),
         ..Attrs::default()
     };

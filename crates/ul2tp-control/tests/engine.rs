@@ -948,3 +948,86 @@ fn v3_authenticated_tunnel_drops_messages_without_or_with_a_wrong_digest() {
     assert_eq!(after.channel.delivered, before.channel.delivered);
     assert!(Pair::drain(&mut p.b).is_empty());
 }
+
+/// One endpoint serves UDP and L2TPv3/IP at once: a tunnel opened over each comes up, every
+/// message of a tunnel leaves over its own transport, and a message for a tunnel that arrives
+/// over the other transport is counted as one for an unknown tunnel.
+#[test]
+fn one_endpoint_serves_udp_and_ip() {
+    let now = Timestamp::ZERO;
+    let v3 = Version::V3;
+    let mut b = Endpoint::new(cfg(v3, "b"), Encap::Udp, seed(2));
+    let mut u = Endpoint::new(cfg(v3, "u"), Encap::Udp, seed(3));
+    let mut i = Endpoint::new(cfg(v3, "i"), Encap::Ip, seed(4));
+    let ip_addr = |n| std::net::SocketAddr::new(addr(n).ip(), 0);
+    let tu = u.connect(now, addr(2), cfg(v3, "u")).unwrap();
+    let ti = i.connect(now, ip_addr(2), cfg(v3, "i")).unwrap();
+    for _ in 0..10 {
+        for t in Pair::drain(&mut u) {
+            assert_eq!(t.encap, Encap::Udp);
+            b.handle_datagram_via(now, Encap::Udp, addr(1), &t.bytes);
+        }
+        for t in Pair::drain(&mut i) {
+            assert_eq!(t.encap, Encap::Ip);
+            assert_eq!(&t.bytes[..4], &[0; 4], "L2TPv3/IP control prefix");
+            b.handle_datagram_via(now, Encap::Ip, ip_addr(3), &t.bytes);
+        }
+        for t in Pair::drain(&mut b) {
+            if t.dst == addr(1) {
+                assert_eq!(t.encap, Encap::Udp, "to the UDP peer");
+                u.handle_datagram(now, addr(2), &t.bytes);
+            } else {
+                assert_eq!((t.dst, t.encap), (ip_addr(3), Encap::Ip), "to the IP peer");
+                i.handle_datagram(now, ip_addr(2), &t.bytes);
+            }
+        }
+    }
+    let iu = u.tunnel_info(tu).unwrap();
+    assert!(i.tunnel_info(ti).is_some(), "the IP tunnel is up");
+    let mut on_b: Vec<(Encap, u32)> = b
+        .tunnel_ids()
+        .into_iter()
+        .filter_map(|t| b.tunnel_info(t))
+        .map(|t| (t.encap, t.peer_tunnel_id))
+        .collect();
+    on_b.sort_by_key(|&(e, _)| e == Encap::Ip);
+    assert_eq!(on_b, vec![(Encap::Udp, tu), (Encap::Ip, ti)]);
+    // The UDP tunnel's id, over IP: not that tunnel's.
+    let before = b.stats().rx_unknown_tunnel;
+    let m = ul2tp_wire::control::zlb(v3, Encap::Ip, iu.peer_tunnel_id, 0, 0, 0).unwrap();
+    b.handle_datagram_via(now, Encap::Ip, ip_addr(1), &m);
+    assert_eq!(b.stats().rx_unknown_tunnel, before + 1);
+}
+
+/// Circuit Status (RFC 4719 §2.3.1): each side learns the peer's from the ICRQ / ICRP (active
+/// and new), and a Set-Link-Info reports later changes.
+#[test]
+fn circuit_status_at_setup_and_in_set_link_info() {
+    use ul2tp_wire::avp::{CIRCUIT_ACTIVE, CIRCUIT_NEW};
+    let (mut p, ta, tb) = Pair::up(Version::V3);
+    events(&mut p.a);
+    events(&mut p.b);
+    let sa = p.a.open_session(p.now, ta, Default::default()).unwrap();
+    p.settle(Duration::from_secs(1));
+    let up = |ev: Vec<Event>| {
+        ev.into_iter().find_map(|e| match e {
+            Event::SessionUp(i) => Some(i),
+            _ => None,
+        })
+    };
+    let (ia, ib) = (up(events(&mut p.a)).unwrap(), up(events(&mut p.b)).unwrap());
+    let active_new = Some(CIRCUIT_ACTIVE | CIRCUIT_NEW);
+    assert_eq!(ia.peer_circuit_status, active_new, "from the ICRP");
+    assert_eq!(ib.peer_circuit_status, active_new, "from the ICRQ");
+    p.a.set_link_info(p.now, ta, sa, 0, (0, 0)).unwrap();
+    p.settle(Duration::from_secs(1));
+    assert_eq!(
+        events(&mut p.b),
+        vec![Event::LinkInfo {
+            tunnel_id: tb,
+            session_id: ib.session_id,
+            circuit_status: Some(0),
+            accm: None,
+        }]
+    );
+}

@@ -98,6 +98,18 @@ impl IpTunnelSocket {
         Self::make(local, None)
     }
 
+    /// [`bind`](Self::bind) for control messages only: a socket filter (classic BPF, run by
+    /// the kernel) drops every packet whose L2TP payload does not start with session id 0,
+    /// so the data packets of the tunnels on that address never reach this socket (they
+    /// still reach the tunnels' own sockets). The control listener of dynamic L2TPv3/IP
+    /// tunnels.
+    pub fn bind_control(local: IpAddr) -> io::Result<Self> {
+        let s = Self::make(local, None)?;
+        s.fd.get_ref()
+            .attach_filter(&control_filter(local.is_ipv6()))?;
+        Ok(s)
+    }
+
     /// Receive one packet's L2TP payload into `buf`; returns its length and source address.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
         let v4 = !self.local.is_ipv6();
@@ -223,6 +235,32 @@ impl IpTunnelSocket {
             remote,
         })
     }
+}
+
+/// The classic BPF program of [`IpTunnelSocket::bind_control`]: accept a packet whose first
+/// 32-bit word of L2TP payload is 0 (and that is long enough to have one), drop the rest. An
+/// IPv4 raw socket's filter sees the IP header first (its length from the IHL field, `ldxb
+/// 4*([0]&0xf)`); an IPv6 raw socket's sees the payload alone.
+fn control_filter(v6: bool) -> Vec<socket2::SockFilter> {
+    use socket2::SockFilter;
+    // Opcodes of linux/filter.h.
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const LD_W_IND: u16 = 0x40; // BPF_LD | BPF_W | BPF_IND
+    const LDX_B_MSH: u16 = 0xb1; // BPF_LDX | BPF_B | BPF_MSH
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+                             // A load beyond the packet ends the program with 0: short packets are dropped.
+    let mut prog = Vec::with_capacity(5);
+    if v6 {
+        prog.push(SockFilter::new(LD_W_ABS, 0, 0, 0));
+    } else {
+        prog.push(SockFilter::new(LDX_B_MSH, 0, 0, 0));
+        prog.push(SockFilter::new(LD_W_IND, 0, 0, 0));
+    }
+    prog.push(SockFilter::new(JEQ_K, 0, 1, 0));
+    prog.push(SockFilter::new(RET_K, 0, 0, 0x0004_0000)); // whole packet
+    prog.push(SockFilter::new(RET_K, 0, 0, 0));
+    prog
 }
 
 impl AsFd for IpTunnelSocket {

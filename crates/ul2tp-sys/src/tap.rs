@@ -248,6 +248,20 @@ impl Dev {
         })?;
         Ok(())
     }
+
+    fn set_carrier(&self, on: bool) -> io::Result<()> {
+        let v: libc::c_int = on.into();
+        // SAFETY: TUNSETCARRIER reads one int through the pointer, which points at `v`, live
+        // for the call.
+        os::cvt(unsafe {
+            libc::ioctl(
+                self.fd.get_ref().as_raw_fd(),
+                libc::TUNSETCARRIER as _,
+                &v as *const libc::c_int,
+            )
+        })?;
+        Ok(())
+    }
 }
 
 macro_rules! device_common {
@@ -301,6 +315,13 @@ macro_rules! device_common {
             /// Whether the device is up.
             pub fn is_up(&self) -> io::Result<bool> {
                 link::is_up(&self.dev.name)
+            }
+
+            /// Switch the carrier on or off (`TUNSETCARRIER`, Linux 5.0): off, the device's
+            /// operational state is down (`NO-CARRIER`) and the stack sends nothing through
+            /// it, whatever its administrative state.
+            pub fn set_carrier(&self, on: bool) -> io::Result<()> {
+                self.dev.set_carrier(on)
             }
         }
 

@@ -182,3 +182,41 @@ fn ipv6_payload_only() {
     })
     .unwrap();
 }
+
+/// The control listener's socket filter: of a data packet, a short packet and a control
+/// message (session id 0), only the control message arrives, IPv4 and IPv6 alike; a plain
+/// listener gets all three.
+#[test]
+fn control_listener_gets_control_messages_only() {
+    block_on_in_new_netns(|| async {
+        for (any, lo) in [
+            (IpAddr::V4(Ipv4Addr::UNSPECIFIED), v4(1)),
+            (
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ),
+        ] {
+            let control = IpTunnelSocket::bind_control(any).unwrap();
+            let plain = IpTunnelSocket::bind(any).unwrap();
+            let tx = IpTunnelSocket::bind(lo).unwrap();
+            let data = packet(0x0102_0304, b"data");
+            let short = vec![0u8, 0];
+            let ctl = packet(0, b"\xc8\x03 control header");
+            for p in [&data, &short, &ctl] {
+                tx.send_to(p, lo).await.unwrap();
+            }
+            let mut buf = [0u8; 256];
+            for want in [&data, &short, &ctl] {
+                let (n, _) = timeout(plain.recv(&mut buf)).await.unwrap();
+                assert_eq!(&buf[..n], &want[..], "{lo}: plain listener");
+            }
+            let (n, from) = timeout(control.recv(&mut buf)).await.unwrap();
+            assert_eq!((&buf[..n], from), (&ctl[..], lo), "{lo}: control only");
+            assert!(
+                control.try_recv(&mut buf).is_err(),
+                "{lo}: nothing else queued on the control listener"
+            );
+        }
+    })
+    .unwrap();
+}

@@ -119,6 +119,14 @@ pub struct ControlConfig {
     /// Local address and port of the control endpoint (default 0.0.0.0:1701).
     #[serde(default = "default_listen")]
     pub listen: std::net::SocketAddr,
+    /// Further UDP addresses of the control endpoint, e.g. "[::]:1701" next to an IPv4
+    /// `listen` (at most one per address family, counting `listen`).
+    #[serde(default)]
+    pub listen_udp: Vec<std::net::SocketAddr>,
+    /// Addresses of L2TPv3/IP (protocol 115) control listeners, e.g. "0.0.0.0" or "::" (at
+    /// most one per address family; none by default).
+    #[serde(default)]
+    pub listen_ip: Vec<IpAddr>,
     /// Host Name AVP (default "ul2tp").
     pub host_name: Option<String>,
     /// Shared secret: L2TPv2 tunnel authentication and hidden AVPs, L2TPv3 message digests.
@@ -204,6 +212,8 @@ impl ControlConfig {
         }
         crate::control::ControlSettings {
             listen: self.listen,
+            listen_udp: self.listen_udp.clone(),
+            listen_ip: self.listen_ip.clone(),
             config: c,
             ppp_server: self.ppp_pool(),
         }
@@ -244,6 +254,36 @@ impl ControlConfig {
     /// failure: the key at fault and what is wrong ([`Config::check`] adds file and line).
     /// A new key with a rule of its own adds one `if` here.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let family = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+        if let Some(a) = self.listen_udp.iter().enumerate().find_map(|(i, a)| {
+            let earlier = std::iter::once(&self.listen).chain(&self.listen_udp[..i]);
+            earlier
+                .clone()
+                .any(|e| e.is_ipv6() == a.is_ipv6())
+                .then_some(a)
+        }) {
+            return Err((
+                "listen_udp",
+                format!(
+                    "{a}: a second UDP listener for {} (one per address family, counting listen)",
+                    family(a.is_ipv6())
+                ),
+            ));
+        }
+        if let Some(a) = self.listen_ip.iter().enumerate().find_map(|(i, a)| {
+            self.listen_ip[..i]
+                .iter()
+                .any(|e| e.is_ipv6() == a.is_ipv6())
+                .then_some(a)
+        }) {
+            return Err((
+                "listen_ip",
+                format!(
+                    "{a}: a second L2TPv3/IP listener for {} (one per address family)",
+                    family(a.is_ipv6())
+                ),
+            ));
+        }
         if self.max_half_open == Some(0) {
             return Err((
                 "max_half_open",
@@ -1049,6 +1089,34 @@ seq = "both"
 
     fn check_err(text: &str) -> ConfigError {
         Config::check(Path::new("t.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn control_listeners_one_per_transport_and_family() {
+        let ok = Config::check(
+            Path::new("t.toml"),
+            "[control]\nlisten = \"192.0.2.1:1701\"\nlisten_udp = [\"[2001:db8::1]:1701\"]\nlisten_ip = [\"192.0.2.1\", \"::\"]\n",
+        )
+        .unwrap();
+        let s = ok.config.control.unwrap().settings();
+        assert_eq!(s.listen_udp, vec!["[2001:db8::1]:1701".parse().unwrap()]);
+        assert_eq!(
+            s.listen_ip,
+            vec![
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "::".parse::<IpAddr>().unwrap()
+            ]
+        );
+        let e = check_err("[control]\nlisten_udp = [\"127.0.0.1:1702\"]\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:2: [control] listen_udp: 127.0.0.1:1702: a second UDP listener for IPv4 (one per address family, counting listen)"
+        );
+        let e = check_err("[control]\n\nlisten_ip = [\"::1\", \"::\"]\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:3: [control] listen_ip: ::: a second L2TPv3/IP listener for IPv6 (one per address family)"
+        );
     }
 
     #[test]

@@ -1,20 +1,32 @@
 //! Dynamic tunnels: the L2TP control protocol (`ul2tp-control`) driving the data path.
 //!
 //! The kernel leaves the control protocol to userspace; ul2tpd runs it itself when the
-//! configuration has a `[control]` section. One control endpoint listens on a UDP address
-//! (1701 by default) and opens tunnels on request (`control_connect`). When a control
-//! connection comes up, the daemon opens a UDP socket connected to the peer from the same
-//! local address (SO_REUSEPORT; the kernel prefers the connected socket for that peer), and
-//! registers an ordinary data-path tunnel on it whose control messages are passed back to
-//! the endpoint — exactly the split of docs/reference/kernel.md §1.2. Sessions the endpoint negotiates
-//! become data-path sessions with every negotiated parameter (cookies, sublayer, sequencing),
-//! Ethernet pseudowires get their l2tpethN device; when the endpoint reports a tunnel or
-//! session down, it is deleted.
+//! configuration has a `[control]` section. One control endpoint serves every transport:
+//! UDP listeners (1701 by default; one per address family) and L2TPv3/IP listeners
+//! (protocol 115, one per address family: an unconnected raw socket that takes the messages
+//! with session id 0, the tunnel-id-0 listener of docs/reference/kernel.md §8.4). It opens
+//! tunnels on request (`control_connect`, over UDP or IP, IPv4 or IPv6; L2TPv2 over UDP
+//! only). When a UDP control connection comes up, the daemon opens a UDP socket connected
+//! to the peer from the same local address (SO_REUSEPORT; the kernel prefers the connected
+//! socket for that peer), and registers an ordinary data-path tunnel on it whose control
+//! messages are passed back to the endpoint — exactly the split of docs/reference/kernel.md
+//! §1.2. Over IP the data-path tunnel gets a raw socket connected to the peer (shared with
+//! static tunnels between the same addresses); its control messages reach the endpoint
+//! through the IP listener, whose socket filter keeps data packets out. Sessions the
+//! endpoint negotiates become data-path sessions with every negotiated parameter (cookies,
+//! sublayer, sequencing); Ethernet and Ethernet VLAN pseudowires get their l2tpethN device;
+//! when the endpoint reports a tunnel or session down, it is deleted.
+//!
+//! Circuit Status (RFC 3931 §5.4.5, RFC 4719 §2.3.1): the administrative state of each
+//! dynamic Ethernet pseudowire device is watched (rtnetlink link events,
+//! `ul2tp_sys::linkmon`, and a periodic check); once it has been up, taking it down or up
+//! again sends Set-Link-Info with the Active bit cleared or set. A Set-Link-Info from the
+//! peer switches the device's carrier off or on.
 //!
 //! All endpoint state lives in one task; API requests reach it through a channel.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -27,9 +39,11 @@ use ul2tp_control::{
 };
 use ul2tp_core::PwType;
 use ul2tp_core::{Cookie, L2SpecType, SessionParams, TunnelParams};
+use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::seqpacket::SeqPacket;
 use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
+use ul2tp_wire::avp::CIRCUIT_ACTIVE;
 
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
 use crate::metrics::ControlSnapshot;
@@ -40,8 +54,12 @@ use crate::store::{
 /// What the `[control]` section configures.
 #[derive(Debug, Clone)]
 pub struct ControlSettings {
-    /// Local address of the control endpoint.
+    /// Local address of the control endpoint's first UDP listener.
     pub listen: SocketAddr,
+    /// Further UDP listeners (at most one per address family, counting `listen`).
+    pub listen_udp: Vec<SocketAddr>,
+    /// L2TPv3/IP listeners (protocol 115; at most one per address family).
+    pub listen_ip: Vec<IpAddr>,
     /// Endpoint configuration (host name, secret, version for tunnels we open, timers).
     pub config: Config,
     /// LNS: run the PPP endpoint as server on every PPP session a peer opens, with this
@@ -72,12 +90,14 @@ enum Cmd {
     Connect {
         peer: SocketAddr,
         version: Version,
+        encap: Encap,
         reply: oneshot::Sender<ApiResult<u32>>,
     },
     Session {
         tid: u32,
         cfg: SessionConfig,
         ifname: Option<String>,
+        vlan_id: Option<u16>,
         reply: oneshot::Sender<ApiResult<u32>>,
     },
     Close {
@@ -119,11 +139,80 @@ fn new_endpoint(cfg: &Config) -> std::io::Result<Endpoint> {
     ))
 }
 
+/// One listener per (transport, address family).
+fn bind_listeners(s: &ControlSettings) -> std::io::Result<Vec<Arc<TunnelSocket>>> {
+    let mut out: Vec<Arc<TunnelSocket>> = Vec::new();
+    let udp = std::iter::once(s.listen).chain(s.listen_udp.iter().copied());
+    let mut socks = Vec::new();
+    for a in udp {
+        socks.push(TunnelSocket::Udp(UdpTunnelSocket::bind_reuse_port(
+            a,
+            UdpOptions::default(),
+        )?));
+    }
+    for &a in &s.listen_ip {
+        socks.push(TunnelSocket::Ip(IpTunnelSocket::bind_control(a)?));
+    }
+    for sock in socks {
+        let clash = out
+            .iter()
+            .any(|o| o.transport() == sock.transport() && o.is_ipv6() == sock.is_ipv6());
+        if clash {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "two control listeners of the same transport and address family",
+            ));
+        }
+        out.push(Arc::new(sock));
+    }
+    Ok(out)
+}
+
+/// Receive loop of one listener: control messages go to the endpoint task, the rest (data
+/// packets to the UDP listener's port, docs/reference/kernel.md §1.2) is dropped.
+async fn listen(sock: Arc<TunnelSocket>, tx: mpsc::Sender<(Encap, SocketAddr, Vec<u8>)>) {
+    let encap = sock.transport();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let r = match &*sock {
+            TunnelSocket::Udp(u) => u.recv_from(&mut buf).await,
+            TunnelSocket::Ip(i) => i
+                .recv(&mut buf)
+                .await
+                .map(|(n, a)| (n, SocketAddr::new(a, 0))),
+        };
+        match r {
+            Ok((n, from)) => {
+                let m = &buf[..n.min(buf.len())];
+                if is_control(encap, m) && tx.send((encap, from, m.to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!("control listener: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Whether a datagram is a control message (UDP: the T bit; IP: session id 0).
+fn is_control(encap: Encap, m: &[u8]) -> bool {
+    match encap {
+        Encap::Udp => m.len() >= 2 && m[0] & 0x80 != 0,
+        Encap::Ip => matches!(
+            ul2tp_wire::data::classify_ip(m),
+            ul2tp_wire::data::IpClass::Control { .. }
+        ),
+    }
+}
+
 impl ControlPlane {
-    /// Bind the endpoint's socket and start its task.
+    /// Bind the endpoint's sockets and start its task.
     pub(crate) fn start(d: Weak<Store>, s: ControlSettings) -> std::io::Result<ControlPlane> {
-        let listener = UdpTunnelSocket::bind_reuse_port(s.listen, UdpOptions::default())?;
-        let local = listener.local_addr()?;
+        let listeners = bind_listeners(&s)?;
+        let local = listeners[0].local_addr()?;
         let (up_daemon_end, up_ours) = SeqPacket::pair()?;
         let up_ours = SeqPacket::from_fd(up_ours)?;
         let (tx, rx) = mpsc::channel(64);
@@ -133,15 +222,17 @@ impl ControlPlane {
             ops,
             metrics: ControlSnapshot::default(),
             d,
-            local,
+            listeners,
             upcall: Arc::new(up_daemon_end),
             ifnames: HashMap::new(),
+            vlans: HashMap::new(),
+            circuits: HashMap::new(),
             config: s.config,
             pool: s.ppp_server,
             leases: HashMap::new(),
         };
         let host_name = st.config.host_name.clone();
-        let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
+        let task = Task(tokio::spawn(run(st, up_ours, rx, ep)));
         Ok(ControlPlane {
             tx,
             local,
@@ -150,7 +241,7 @@ impl ControlPlane {
         })
     }
 
-    /// The endpoint's local address.
+    /// The endpoint's first UDP listener's local address.
     pub(crate) fn local(&self) -> SocketAddr {
         self.local
     }
@@ -173,27 +264,37 @@ impl ControlPlane {
             .map_err(|_| ApiError::new(Errno::EIO, "control plane stopped"))?
     }
 
-    /// Open a control connection to `peer`.
-    pub(crate) async fn connect(&self, peer: SocketAddr, version: Version) -> ApiResult<u32> {
+    /// Open a control connection to `peer` over `encap` (L2TPv3/IP: `peer`'s port is
+    /// ignored).
+    pub(crate) async fn connect(
+        &self,
+        peer: SocketAddr,
+        version: Version,
+        encap: Encap,
+    ) -> ApiResult<u32> {
         self.ask(|reply| Cmd::Connect {
             peer,
             version,
+            encap,
             reply,
         })
         .await
     }
 
-    /// Open a session in tunnel `tid`.
+    /// Open a session in tunnel `tid` (`vlan_id`: the local VLAN of an Ethernet VLAN
+    /// pseudowire).
     pub(crate) async fn session(
         &self,
         tid: u32,
         cfg: SessionConfig,
         ifname: Option<String>,
+        vlan_id: Option<u16>,
     ) -> ApiResult<u32> {
         self.ask(|reply| Cmd::Session {
             tid,
             cfg,
             ifname,
+            vlan_id,
             reply,
         })
         .await
@@ -244,9 +345,14 @@ struct State {
     ops: Arc<crate::metrics::Ops>,
     /// The down counters of the snapshot.
     metrics: ControlSnapshot,
-    local: SocketAddr,
+    /// The listeners, at most one per (transport, address family).
+    listeners: Vec<Arc<TunnelSocket>>,
     upcall: Arc<SeqPacket>,
     ifnames: HashMap<(u32, u32), String>,
+    /// Local VLAN ids of the Ethernet VLAN sessions we open.
+    vlans: HashMap<(u32, u32), u16>,
+    /// The Ethernet pseudowire devices whose state is reported to the peer.
+    circuits: HashMap<(u32, u32), Circuit>,
     /// The endpoint's configuration, the base of tunnels we open.
     config: Config,
     /// LNS PPP address pool.
@@ -255,7 +361,27 @@ struct State {
     leases: HashMap<(u32, u32), std::net::Ipv4Addr>,
 }
 
+/// A dynamic Ethernet pseudowire's device, watched for Circuit Status.
+#[derive(Debug)]
+struct Circuit {
+    ifname: String,
+    /// Its interface index (link events name it; it survives a rename).
+    ifindex: u32,
+    /// The device has been administratively up since the session came up: from then on its
+    /// state is the circuit's (a new device is down until configured, which is not reported).
+    armed: bool,
+    /// The Active bit the peer last heard from us (set in ICRQ / ICRP / ICCN).
+    reported_up: bool,
+}
+
 impl State {
+    /// The listener for `encap` in the family of `peer`.
+    fn listener(&self, encap: Encap, peer: IpAddr) -> Option<&Arc<TunnelSocket>> {
+        self.listeners
+            .iter()
+            .find(|l| l.transport() == encap && l.is_ipv6() == peer.is_ipv6())
+    }
+
     /// Publish the endpoint's counters for the metrics endpoint (after a batch of events, at
     /// most every `PUBLISH_EVERY`: the scrape reads the snapshot, never the engine).
     fn publish(&self, ep: &Endpoint) {
@@ -301,15 +427,33 @@ impl State {
 /// Longest delay between a change and the metrics snapshot that shows it.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
-async fn run(
-    mut st: State,
-    listener: UdpTunnelSocket,
-    up_rx: SeqPacket,
-    mut cmds: mpsc::Receiver<Cmd>,
-    mut ep: Endpoint,
-) {
+/// How often the devices of dynamic Ethernet pseudowires are checked for Circuit Status
+/// when the link monitor cannot be opened.
+const CIRCUIT_POLL: Duration = Duration::from_millis(250);
+/// How often they are checked besides the link monitor's events.
+const CIRCUIT_RESYNC: Duration = Duration::from_secs(5);
+
+async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut ep: Endpoint) {
     let now = crate::clock::now;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let (rx_tx, mut rx) = mpsc::channel(256);
+    let _listeners: Vec<Task> = st
+        .listeners
+        .iter()
+        .map(|l| Task(tokio::spawn(listen(l.clone(), rx_tx.clone()))))
+        .collect();
+    drop(rx_tx);
+    // Circuit Status follows the devices' link events (rtnetlink); a periodic check catches
+    // what a monitor that fell behind lost.
+    let mut monitor = ul2tp_sys::linkmon::LinkMonitor::open()
+        .map_err(|e| tracing::warn!("link monitor: {e}: pseudowire devices are polled"))
+        .ok();
+    let mut lbuf = vec![0u8; 32 * 1024];
+    let mut circuit_poll = tokio::time::interval(if monitor.is_some() {
+        CIRCUIT_RESYNC
+    } else {
+        CIRCUIT_POLL
+    });
+    circuit_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ubuf = vec![0u8; MAX_DATAGRAM + 64];
     st.publish(&ep);
     // The snapshot is rebuilt at most every PUBLISH_EVERY (it walks every tunnel), and always
@@ -325,23 +469,42 @@ async fn run(
             wait = wait.min(PUBLISH_EVERY.saturating_sub(published.elapsed()));
         }
         tokio::select! {
-            r = listener.recv_from(&mut buf) => {
-                // Only control messages belong to the endpoint (docs/reference/kernel.md §1.2).
-                if let Ok((n, from)) = r {
-                    if n >= 2 && buf[0] & 0x80 != 0 {
-                        ep.handle_datagram(now(), from, &buf[..n]);
-                    }
-                }
-            }
+            // Only control messages belong to the endpoint (docs/reference/kernel.md §1.2).
+            Some((encap, from, m)) = rx.recv() => ep.handle_datagram_via(now(), encap, from, &m),
             r = up_rx.recv(&mut ubuf) => {
+                // From the connected UDP sockets of established UDP tunnels (over IP, the
+                // listener sees every control message).
                 if let Ok(n) = r {
                     if let Some(SockMsg::Dgram { addr, conn_id, payload }) = SockMsg::decode(&ubuf[..n]) {
-                        if payload.first().is_some_and(|b| b & 0x80 != 0) {
-                            ep.handle_datagram(now(), SocketAddr::new(addr, conn_id as u16), &payload);
+                        if is_control(Encap::Udp, &payload) {
+                            ep.handle_datagram_via(now(), Encap::Udp, SocketAddr::new(addr, conn_id as u16), &payload);
                         }
                     }
                 }
             }
+            _ = circuit_poll.tick(), if !st.circuits.is_empty() => circuits(&mut ep, &mut st, now()),
+            r = async {
+                match &monitor {
+                    Some(m) => m.recv(&mut lbuf).await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Ok(evs) => {
+                    for e in evs.iter().filter(|e| !e.deleted) {
+                        let t = now();
+                        if let Some((&key, c)) = st.circuits.iter_mut().find(|(_, c)| c.ifindex == e.ifindex) {
+                            observe(&mut ep, key, c, e.up, t);
+                        }
+                    }
+                }
+                // Events lost: read every device.
+                Err(e) if ul2tp_sys::linkmon::is_overrun(&e) => circuits(&mut ep, &mut st, now()),
+                Err(e) => {
+                    tracing::warn!("link monitor: {e}: pseudowire devices are polled from now on");
+                    monitor = None;
+                    circuit_poll = tokio::time::interval(CIRCUIT_POLL);
+                }
+            },
             _ = tokio::time::sleep(wait) => ep.handle_timeout(now()),
             c = cmds.recv() => match c {
                 None => break,
@@ -349,7 +512,12 @@ async fn run(
             },
         }
         while let Some(t) = ep.poll_transmit() {
-            if let Err(e) = listener.send_to(&t.bytes, t.dst).await {
+            let Some(l) = st.listener(t.encap, t.dst.ip()) else {
+                // connect refuses transports without a listener; nothing else sends.
+                tracing::debug!("control send to {}: no {:?} listener", t.dst, t.encap);
+                continue;
+            };
+            if let Err(e) = l.send_to(&t.bytes, t.dst).await {
                 tracing::debug!("control send to {}: {e}", t.dst);
             }
         }
@@ -403,26 +571,89 @@ impl DropLog {
     }
 }
 
+/// Read the state of every watched pseudowire device (Circuit Status).
+fn circuits(ep: &mut Endpoint, st: &mut State, now: Timestamp) {
+    for (&key, c) in st.circuits.iter_mut() {
+        // A device that is gone is the session's business (it is being deleted).
+        if let Ok(up) = ul2tp_sys::link::is_up(&c.ifname) {
+            observe(ep, key, c, up, now);
+        }
+    }
+}
+
+/// A watched device is (administratively) `up` or not: report a change to the peer
+/// (Set-Link-Info with Circuit Status).
+fn observe(ep: &mut Endpoint, (tid, sid): (u32, u32), c: &mut Circuit, up: bool, now: Timestamp) {
+    if !c.armed {
+        c.armed = up;
+        return;
+    }
+    if up == c.reported_up {
+        return;
+    }
+    let status = if up { CIRCUIT_ACTIVE } else { 0 };
+    match ep.set_link_info(now, tid, sid, status, (0, 0)) {
+        Ok(()) => {
+            c.reported_up = up;
+            tracing::info!(
+                tunnel_id = tid,
+                session_id = sid,
+                "{} {}: circuit {} reported to the peer",
+                c.ifname,
+                if up { "up" } else { "down" },
+                if up { "active" } else { "inactive" },
+            );
+        }
+        // Not established any more: the session is going away.
+        Err(e) => tracing::debug!("circuit status of {tid}/{sid}: {e:?}"),
+    }
+}
+
 fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
     match c {
         Cmd::Connect {
             peer,
             version,
+            encap,
             reply,
         } => {
-            let mut cfg = st.config.clone();
-            cfg.version = version;
-            let _ = reply.send(ep.connect(now, peer, cfg).map_err(engine_err));
+            let r = if version == Version::V2 && encap == Encap::Ip {
+                Err(ApiError::new(
+                    Errno::EPROTONOSUPPORT,
+                    "L2TPv2 runs over UDP only (RFC 2661): use version 3 for encap ip",
+                ))
+            } else if st.listener(encap, peer.ip()).is_none() {
+                let (what, key) = match encap {
+                    Encap::Udp => ("UDP", "listen / listen_udp"),
+                    Encap::Ip => ("L2TPv3/IP", "listen_ip"),
+                };
+                let family = if peer.is_ipv6() { "IPv6" } else { "IPv4" };
+                Err(ApiError::new(
+                    Errno::EAFNOSUPPORT,
+                    format!(
+                        "no {what} control listener for {family}: add one with [control] {key}"
+                    ),
+                ))
+            } else {
+                let mut cfg = st.config.clone();
+                cfg.version = version;
+                ep.connect_via(now, encap, peer, cfg).map_err(engine_err)
+            };
+            let _ = reply.send(r);
         }
         Cmd::Session {
             tid,
             cfg,
             ifname,
+            vlan_id,
             reply,
         } => {
             let r = ep.open_session(now, tid, cfg).map_err(engine_err);
             if let (Ok(sid), Some(name)) = (&r, ifname) {
                 st.ifnames.insert((tid, *sid), name);
+            }
+            if let (Ok(sid), Some(v)) = (&r, vlan_id) {
+                st.vlans.insert((tid, *sid), v);
             }
             let _ = reply.send(r);
         }
@@ -517,9 +748,40 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
                 "dynamic session {tunnel_id}/{session_id} down: {reason:?}"
             );
             st.ifnames.remove(&(tunnel_id, session_id));
+            st.vlans.remove(&(tunnel_id, session_id));
+            st.circuits.remove(&(tunnel_id, session_id));
             st.leases.remove(&(tunnel_id, session_id));
             if let Some(s) = d.registry.session_get(tunnel_id, session_id) {
                 let _ = d.session_delete_locked(&mut ctl, &s);
+            }
+            None
+        }
+        Event::LinkInfo {
+            tunnel_id,
+            session_id,
+            circuit_status: Some(cs),
+            ..
+        } => {
+            // RFC 4719 §2.3.1: the peer's attachment circuit went down or came back: so does
+            // our device's carrier.
+            let up = cs & CIRCUIT_ACTIVE != 0;
+            let key = (tunnel_id, session_id);
+            match d.pseudowires.set_carrier(key, up) {
+                Some(Ok(())) => tracing::info!(
+                    tunnel_id,
+                    session_id,
+                    "session {tunnel_id}/{session_id}: peer reports its circuit {}: carrier {}",
+                    if up { "active" } else { "inactive" },
+                    if up { "on" } else { "off" },
+                ),
+                Some(Err(e)) => {
+                    tracing::warn!(
+                        tunnel_id,
+                        session_id,
+                        "session {tunnel_id}/{session_id}: carrier: {e}"
+                    )
+                }
+                None => {}
             }
             None
         }
@@ -528,17 +790,42 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
 }
 
 fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResult<()> {
-    // A socket connected to the peer from the endpoint's address: data and control from that
-    // peer arrive on it; control goes back to the endpoint through the upcall.
-    let sock = UdpTunnelSocket::open_reuse_port(st.local, info.peer, UdpOptions::default())
-        .map_err(|e| io_err("tunnel socket", e))?;
-    let sock = d.add_socket(ctl, TunnelSocket::Udp(sock), None);
-    sock.upcall.store(Some(st.upcall.clone()));
+    let local = st
+        .listener(info.encap, info.peer.ip())
+        .and_then(|l| l.local_addr().ok())
+        .ok_or_else(|| ApiError::new(Errno::EAFNOSUPPORT, "no listener for the tunnel"))?;
+    let sock = match info.encap {
+        Encap::Udp => {
+            // A socket connected to the peer from the endpoint's address: data and control
+            // from that peer arrive on it; control goes back to the endpoint through the
+            // upcall.
+            let sock = UdpTunnelSocket::open_reuse_port(local, info.peer, UdpOptions::default())
+                .map_err(|e| io_err("tunnel socket", e))?;
+            let sock = d.add_socket(ctl, TunnelSocket::Udp(sock), None);
+            sock.upcall.store(Some(st.upcall.clone()));
+            sock
+        }
+        Encap::Ip => {
+            // A raw socket connected to the peer carries the data (the listener gets the
+            // control messages). From the address the peer is reached from, so that it is
+            // the one socket of static tunnels between the same addresses too.
+            let local = if local.ip().is_unspecified() {
+                source_address(info.peer.ip()).map_err(|e| io_err("route to the peer", e))?
+            } else {
+                local.ip()
+            };
+            let (l, r) = (
+                SocketAddr::new(local, 0),
+                SocketAddr::new(info.peer.ip(), 0),
+            );
+            d.unmanaged_socket(ctl, Encap::Ip, l, r, &DpTunnelInfo::default())?
+        }
+    };
     let p = TunnelParams {
         tunnel_id: info.tunnel_id,
         peer_tunnel_id: info.peer_tunnel_id,
         version: info.version,
-        encap: Encap::Udp,
+        encap: info.encap,
         socket: sock.id,
     };
     d.register_tunnel(ctl, p, sock, DpTunnelInfo::default())?;
@@ -546,12 +833,51 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResu
     tracing::info!(
         tunnel_id = info.tunnel_id,
         peer_host_name = ?info.peer_host_name,
-        "dynamic tunnel {} up with {} ({:?})",
+        "dynamic tunnel {} up with {} over {} ({:?})",
         info.tunnel_id,
         info.peer,
+        match info.encap {
+            Encap::Udp => "UDP",
+            Encap::Ip => "IP",
+        },
         info.peer_host_name
     );
     Ok(())
+}
+
+/// The local address the kernel sends from towards `peer` (a route lookup: connecting a UDP
+/// socket sends nothing).
+fn source_address(peer: IpAddr) -> std::io::Result<IpAddr> {
+    let any: IpAddr = if peer.is_ipv6() {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    };
+    let s = std::net::UdpSocket::bind((any, 0))?;
+    s.connect((peer, 9))?;
+    Ok(s.local_addr()?.ip())
+}
+
+/// The local VLAN of an Ethernet VLAN session: the one given to `control_session` for a
+/// session we open; for one the peer opens, its Remote End ID names our attachment circuit
+/// (RFC 4667 §4.3.1), here a VLAN id in decimal.
+fn vlan_of(st: &State, info: &SessionInfo) -> ApiResult<u16> {
+    if let Some(&v) = st.vlans.get(&(info.tunnel_id, info.session_id)) {
+        return Ok(v);
+    }
+    std::str::from_utf8(&info.remote_end_id)
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .filter(|v| (1..=4094).contains(v))
+        .ok_or_else(|| {
+            ApiError::new(
+                Errno::EINVAL,
+                format!(
+                    "Ethernet VLAN pseudowire: Remote End ID {:?} is not a VLAN id 1-4094",
+                    String::from_utf8_lossy(&info.remote_end_id)
+                ),
+            )
+        })
 }
 
 fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> ApiResult<()> {
@@ -578,7 +904,11 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
         vlan_id: None,
     };
     let mut params = params;
-    let tap = if v3 && (info.pw_type == PwType::Ethernet || info.pw_type == PwType::EthernetVlan) {
+    if v3 && info.pw_type == PwType::EthernetVlan {
+        params.vlan_id = Some(vlan_of(st, info)?);
+    }
+    let eth = v3 && (info.pw_type == PwType::Ethernet || info.pw_type == PwType::EthernetVlan);
+    let tap = if eth {
         let name = st
             .ifnames
             .get(&(info.tunnel_id, info.session_id))
@@ -592,11 +922,34 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
     } else {
         None
     };
+    let watched = params.ifname.clone();
+    let tap_index = tap.as_ref().map_or(0, Tap::ifindex);
     let s = d
         .registry
         .session_create(info.tunnel_id, params)
         .map_err(|e| ApiError::new(e, format!("session {}", info.session_id)))?;
     d.start_session(ctl, &s, tap)?;
+    if info
+        .peer_circuit_status
+        .is_some_and(|c| c & CIRCUIT_ACTIVE == 0)
+    {
+        // The peer's circuit is down from the start: no carrier until it reports it active.
+        let key = (info.tunnel_id, info.session_id);
+        if let Some(Err(e)) = d.pseudowires.set_carrier(key, false) {
+            tracing::warn!("session {}/{}: carrier: {e}", key.0, key.1);
+        }
+    }
+    if let Some(ifname) = watched {
+        st.circuits.insert(
+            (info.tunnel_id, info.session_id),
+            Circuit {
+                ifindex: tap_index,
+                ifname,
+                armed: false,
+                reported_up: true,
+            },
+        );
+    }
     d.notify(Command::SessionCreate, session_attrs(&s, ctl));
     // LNS: terminate PPP sessions the peer opened with our own PPP endpoint.
     if info.pw_type == PwType::Ppp && !info.initiator {

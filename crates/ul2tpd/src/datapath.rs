@@ -245,6 +245,15 @@ impl Pseudowires {
     fn get(&self, key: (u32, u32)) -> Option<Arc<Pseudowire>> {
         self.map.load().get(&key).cloned()
     }
+
+    /// Switch the carrier of a session's Ethernet device (Circuit Status from the peer,
+    /// RFC 4719 §2.3.1); `None` when the session has no TAP.
+    pub fn set_carrier(&self, key: (u32, u32), on: bool) -> Option<io::Result<()>> {
+        match self.get(key).as_deref() {
+            Some(Pseudowire::Eth(tap)) => Some(tap.set_carrier(on)),
+            _ => None,
+        }
+    }
 }
 
 /// What a receive task needs.

@@ -61,6 +61,47 @@ fn connect_and_disconnect() {
 }
 
 #[test]
+fn connect_over_ip_and_ipv6_and_vlan_sessions() {
+    let inv = ok("connect remote 2001:db8::2 encap ip");
+    let Action::Control(Command::ControlConnect, a) = inv.action else {
+        panic!("not a control action")
+    };
+    assert_eq!(a.ip6_daddr, Some("2001:db8::2".parse().unwrap()));
+    assert_eq!((a.encap_type, a.udp_dport), (Some(encap_type::IP), None));
+    let inv = ok("connect remote 192.0.2.2 encap udp");
+    let Action::Control(Command::ControlConnect, a) = inv.action else {
+        panic!("not a control action")
+    };
+    assert_eq!(a.encap_type, None, "UDP is the default, not sent");
+    let e = parse(
+        &args("connect remote 192.0.2.2 encap ip version 2"),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(e.stderr.contains("UDP only"), "{}", e.stderr);
+    assert!(parse(
+        &args("connect remote 192.0.2.2 encap ip udp_dport 1701"),
+        &mut Vec::new()
+    )
+    .is_err());
+    let inv = ok("connect session tunnel_id 7 pw_type eth_vlan vlan_id 100");
+    let Action::Control(Command::ControlSession, a) = inv.action else {
+        panic!("not a control action")
+    };
+    assert_eq!((a.pw_type, a.vlan_id), (Some(pw_type::ETH_VLAN), Some(100)));
+    assert!(parse(
+        &args("connect session tunnel_id 7 pw_type eth_vlan"),
+        &mut Vec::new()
+    )
+    .is_err());
+    assert!(parse(
+        &args("connect session tunnel_id 7 vlan_id 100"),
+        &mut Vec::new()
+    )
+    .is_err());
+}
+
+#[test]
 fn add_tunnel_udp4_defaults() {
     let a = add_tunnel(T);
     assert_eq!(

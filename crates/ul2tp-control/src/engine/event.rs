@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use ul2tp_wire::avp::{L2SpecType, PwType};
-use ul2tp_wire::control::Version;
+use ul2tp_wire::control::{Encap, Version};
 
 use super::CallType;
 
@@ -105,8 +105,10 @@ pub struct TunnelInfo {
     pub tunnel_id: u32,
     /// Peer's tunnel id / control connection id.
     pub peer_tunnel_id: u32,
-    /// Peer address.
+    /// Peer address (port 0 over IP).
     pub peer: SocketAddr,
+    /// The transport of the control connection (and of its data): UDP or L2TPv3/IP.
+    pub encap: Encap,
     /// Whether we sent the SCCRQ.
     pub initiator: bool,
     /// Peer's Host Name.
@@ -161,4 +163,8 @@ pub struct SessionInfo {
     pub call_serial: u32,
     /// Remote End ID (v3) / Called Number (v2).
     pub remote_end_id: Vec<u8>,
+    /// v3 Circuit Status the peer sent while the session was set up (ICRQ / ICRP / OCRQ /
+    /// OCRP, RFC 4719 §2.3.1): the Active bit clear means its circuit is down. Later changes
+    /// come as [`Event::LinkInfo`].
+    pub peer_circuit_status: Option<u16>,
 }

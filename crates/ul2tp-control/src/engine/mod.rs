@@ -56,12 +56,16 @@ pub struct Transmit {
     pub dst: SocketAddr,
     /// Bytes from the flags word (UDP) or from the 4 zero octets (L2TPv3/IP).
     pub bytes: Vec<u8>,
+    /// The transport to send it on (the tunnel's).
+    pub encap: Encap,
 }
 
 /// The control-protocol engine for one local address: owns all tunnels and sessions.
 #[derive(Debug)]
 pub struct Endpoint {
     cfg: Config,
+    /// The transport of [`handle_datagram`](Endpoint::handle_datagram) and
+    /// [`connect`](Endpoint::connect); the `_via` variants name another.
     encap: Encap,
     sh: Shared,
     tunnels: BTreeMap<u32, Tunnel>,
@@ -150,7 +154,9 @@ fn peek_msg_type(msg: &[u8]) -> Option<MessageType> {
 
 impl Endpoint {
     /// A new endpoint. `cfg` applies to tunnels the peer opens; `encap` selects UDP or
-    /// L2TPv3/IP framing; `seed` seeds the random generator that draws every unpredictable
+    /// L2TPv3/IP framing by default (one endpoint can serve both transports at once, each
+    /// tunnel keeps the one it was opened on: [`handle_datagram_via`](Self::handle_datagram_via),
+    /// [`connect_via`](Self::connect_via)); `seed` seeds the random generator that draws every unpredictable
     /// value (tunnel and session ids, challenges, nonces, random vectors, cookies, tie
     /// breakers). A daemon passes 32 bytes from the operating system's random source; tests
     /// pass fixed bytes ([`crate::sim::seed`]) to be reproducible.
@@ -353,6 +359,7 @@ impl Endpoint {
         &mut self,
         now: Timestamp,
         peer: SocketAddr,
+        encap: Encap,
         cfg: Config,
         version: Version,
         initiator: bool,
@@ -373,6 +380,7 @@ impl Endpoint {
                 local_id: id,
                 peer_id: 0,
                 peer,
+                encap,
                 version,
                 cfg,
                 state: if initiator {
@@ -402,13 +410,25 @@ impl Endpoint {
 
     /// Open a control connection to `peer` (sends SCCRQ). Returns our tunnel id.
     pub fn connect(&mut self, now: Timestamp, peer: SocketAddr, cfg: Config) -> Result<u32, Error> {
-        if cfg.version == Version::V2 && self.encap == Encap::Ip {
+        self.connect_via(now, self.encap, peer, cfg)
+    }
+
+    /// [`connect`](Self::connect) over the given transport (L2TPv3/IP: `peer`'s port is
+    /// ignored; L2TPv2 is refused, RFC 2661 runs over UDP only).
+    pub fn connect_via(
+        &mut self,
+        now: Timestamp,
+        encap: Encap,
+        peer: SocketAddr,
+        cfg: Config,
+    ) -> Result<u32, Error> {
+        if cfg.version == Version::V2 && encap == Encap::Ip {
             return Err(Error::BadConfig("L2TPv2 cannot run over IP encapsulation"));
         }
         cfg.check()?;
         let version = cfg.version;
         let id = self
-            .new_tunnel(now, peer, cfg, version, true)
+            .new_tunnel(now, peer, encap, cfg, version, true)
             .ok_or(Error::NoIds)?;
         self.initiated.entry(peer.ip()).or_default().push(id);
         let (mut ctx, tunnels) = self.ctx(now);
@@ -591,12 +611,24 @@ impl Endpoint {
     /// Handle a received datagram (`bytes` starts at the flags word for UDP, at the 4 zero
     /// octets for L2TPv3/IP). Malformed input is counted and dropped.
     pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, bytes: &[u8]) {
+        self.handle_datagram_via(now, self.encap, from, bytes);
+    }
+
+    /// [`handle_datagram`](Self::handle_datagram) for a datagram that arrived over `encap`. A
+    /// message for a tunnel of the other transport is counted as for an unknown tunnel.
+    pub fn handle_datagram_via(
+        &mut self,
+        now: Timestamp,
+        encap: Encap,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) {
         self.stats.rx_datagrams += 1;
-        let Ok((hdr, body)) = ControlHeader::parse_any(bytes, self.encap) else {
+        let Ok((hdr, body)) = ControlHeader::parse_any(bytes, encap) else {
             self.stats.rx_malformed += 1;
             return;
         };
-        let pre = self.encap.prefix_len();
+        let pre = encap.prefix_len();
         let Some(msg) = bytes.get(pre..body.end) else {
             self.stats.rx_malformed += 1;
             return;
@@ -612,7 +644,7 @@ impl Endpoint {
         }
         let tid = if hdr.tunnel_id == 0 {
             match mtype {
-                Some(MessageType::Sccrq) => match self.admit(now, from, hdr, msg) {
+                Some(MessageType::Sccrq) => match self.admit(now, encap, from, hdr, msg) {
                     Some(t) => t,
                     None => return,
                 },
@@ -624,7 +656,7 @@ impl Endpoint {
         } else {
             hdr.tunnel_id
         };
-        let Some(t) = self.tunnels.get_mut(&tid) else {
+        let Some(t) = self.tunnels.get_mut(&tid).filter(|t| t.encap == encap) else {
             self.stats.rx_unknown_tunnel += 1;
             return;
         };
@@ -698,6 +730,7 @@ impl Endpoint {
     fn admit(
         &mut self,
         now: Timestamp,
+        encap: Encap,
         from: SocketAddr,
         hdr: ControlHeader,
         msg: &[u8],
@@ -722,13 +755,13 @@ impl Endpoint {
             self.stats.rx_malformed += 1;
             return None;
         };
-        if hdr.version == Version::V2 && self.encap == Encap::Ip {
+        if hdr.version == Version::V2 && encap == Encap::Ip {
             self.stats.rx_malformed += 1;
             return None;
         }
         // Retransmitted SCCRQ of a tunnel we already admitted.
         if let Some(&tid) = self.by_peer.get(&(from, peer_tid)) {
-            if self.tunnels.contains_key(&tid) {
+            if self.tunnels.get(&tid).is_some_and(|t| t.encap == encap) {
                 return Some(tid);
             }
         }
@@ -754,7 +787,9 @@ impl Endpoint {
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 // Neither sent one: two separate tunnels (docs/reference/rfc.md §1.14).
-                (None, None) => return self.admit_new(now, from, hdr, &cfg, peer_tid, None),
+                (None, None) => {
+                    return self.admit_new(now, (encap, from), hdr, &cfg, peer_tid, None)
+                }
             };
             if we_win {
                 self.stats.tie_breaks_won += 1;
@@ -762,13 +797,14 @@ impl Endpoint {
             }
             loser = Some(ours_id);
         }
-        self.admit_new(now, from, hdr, &cfg, peer_tid, loser)
+        self.admit_new(now, (encap, from), hdr, &cfg, peer_tid, loser)
     }
 
+    /// `(encap, from)`: the transport and the address the SCCRQ came from.
     fn admit_new(
         &mut self,
         now: Timestamp,
-        from: SocketAddr,
+        (encap, from): (Encap, SocketAddr),
         hdr: ControlHeader,
         cfg: &Config,
         peer_tid: u32,
@@ -787,7 +823,7 @@ impl Endpoint {
             self.stats.sccrq_rate_limited += 1;
             return None;
         }
-        let tid = self.new_tunnel(now, from, cfg.clone(), hdr.version, false)?;
+        let tid = self.new_tunnel(now, from, encap, cfg.clone(), hdr.version, false)?;
         self.by_peer.insert((from, peer_tid), tid);
         self.peer_key.insert(tid, (from, peer_tid));
         self.half_open.insert(tid, ip);
@@ -840,7 +876,7 @@ impl Endpoint {
                 if let Some(mt) = peek_msg_type(&b) {
                     self.messages.entry(mt).retransmitted += 1;
                 }
-                emit(t, self.encap, &mut self.transmits, b);
+                emit(t, &mut self.transmits, b);
             }
             if stalled_since(t).is_some_and(|s| now >= s + t.cfg.hello_interval) {
                 // The peer acknowledged our SCCRQ but no SCCRP came within a HELLO interval
@@ -894,11 +930,11 @@ impl Endpoint {
             if let Some(mt) = peek_msg_type(&b) {
                 self.messages.entry(mt).sent += 1;
             }
-            emit(t, self.encap, &mut self.transmits, b);
+            emit(t, &mut self.transmits, b);
         }
         if t.chan.take_ack(now) {
             if let Some(ack) = build_ack(t) {
-                emit(t, self.encap, &mut self.transmits, ack);
+                emit(t, &mut self.transmits, ack);
             }
         }
         let remove = match t.state {
@@ -951,7 +987,7 @@ fn stalled_since(t: &Tunnel) -> Option<Timestamp> {
 }
 
 /// Sign (v3 auth), add the IP prefix and queue a datagram.
-fn emit(t: &Tunnel, encap: Encap, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) {
+fn emit(t: &Tunnel, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) {
     if let (true, Some(secret)) = (t.auth, t.secret()) {
         // docs/reference/rfc.md §2.8: an SCCRQ's digest covers the message alone, all others are prefixed
         // with the sender's and the receiver's nonce. Every (re)transmission is signed anew
@@ -963,7 +999,7 @@ fn emit(t: &Tunnel, encap: Encap, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) 
         });
         let _ = digest::sign_message(&mut b, secret, nonces);
     }
-    let bytes = match encap {
+    let bytes = match t.encap {
         Encap::Udp => b,
         Encap::Ip => {
             let mut v = Vec::with_capacity(4 + b.len());
@@ -972,5 +1008,9 @@ fn emit(t: &Tunnel, encap: Encap, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) 
             v
         }
     };
-    out.push_back(Transmit { dst: t.peer, bytes });
+    out.push_back(Transmit {
+        dst: t.peer,
+        bytes,
+        encap: t.encap,
+    });
 }

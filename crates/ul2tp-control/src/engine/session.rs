@@ -45,6 +45,8 @@ pub(super) struct Session {
     pub(super) pw_type: PwType,
     /// v3 Session Tie Breaker we sent in ICRQ/OCRQ.
     pub(super) tie_breaker: Option<[u8; 8]>,
+    /// v3 Circuit Status the peer sent in its ICRQ / ICRP / OCRQ / OCRP.
+    pub(super) peer_circuit_status: Option<u16>,
 }
 
 impl Session {
@@ -63,6 +65,7 @@ impl Session {
             peer_seq: false,
             pw_type: PwType::from(0),
             tie_breaker: None,
+            peer_circuit_status: None,
         }
     }
 }
@@ -315,6 +318,9 @@ fn read_peer_session_params(t: &Tunnel, s: &mut Session, m: &Message) {
         }
         if let Some(d) = avp_value!(m, DataSequencing) {
             s.peer_seq = *d != DataSequencing::None;
+        }
+        if let Some(c) = avp_value!(m, CircuitStatus) {
+            s.peer_circuit_status = Some(*c);
         }
     } else if m.find(AttrType::SequencingRequired).is_some() {
         // docs/reference/rfc.md §1.16: Sequencing Required ⇒ sequence numbers in both directions.
@@ -594,5 +600,6 @@ fn session_up(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
         initiator: s.initiator,
         call_serial: s.call_serial,
         remote_end_id: s.cfg.remote_end_id.clone(),
+        peer_circuit_status: s.peer_circuit_status,
     }));
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use ul2tp_wire::avp::{AvpValue, ErrorCode, MessageType, PwType, StopCcnResult};
-use ul2tp_wire::control::Version;
+use ul2tp_wire::control::{Encap, Version};
 use ul2tp_wire::digest;
 use ul2tp_wire::message::{Message, MessageError, Reaction};
 
@@ -43,6 +43,8 @@ pub(super) struct Tunnel {
     pub(super) local_id: u32,
     pub(super) peer_id: u32,
     pub(super) peer: SocketAddr,
+    /// UDP or L2TPv3/IP: how the peer is reached (one endpoint serves both transports).
+    pub(super) encap: Encap,
     pub(super) version: Version,
     pub(super) cfg: Config,
     pub(super) state: TState,
@@ -438,6 +440,7 @@ pub(super) fn info_of(t: &Tunnel) -> TunnelInfo {
         tunnel_id: t.local_id,
         peer_tunnel_id: t.peer_id,
         peer: t.peer,
+        encap: t.encap,
         initiator: t.initiator,
         peer_host_name: t.peer_host_name.clone(),
         peer_router_id: t.peer_router_id,
