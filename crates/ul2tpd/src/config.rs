@@ -237,6 +237,7 @@ impl ControlConfig {
                     )
                 },
             ),
+            radius: None,
         })
     }
 
@@ -294,12 +295,6 @@ impl ControlConfig {
                     ));
                 }
             }
-        }
-        if self.ppp_auth.is_some() && self.ppp_users.is_empty() {
-            return Err((
-                "ppp_auth",
-                "needs ppp_users (with none, no peer could authenticate)".into(),
-            ));
         }
         Ok(())
     }
@@ -418,6 +413,8 @@ pub struct Config {
     /// Data-path settings.
     #[serde(default)]
     pub datapath: DatapathConfig,
+    /// RADIUS for the LNS's PPP sessions (docs/radius.md); off when absent.
+    pub radius: Option<crate::radius::RadiusConfig>,
 }
 
 /// The `[datapath]` table.
@@ -598,6 +595,16 @@ impl Config {
         }
         if let Some(c) = &config.control {
             c.check().map_err(|(key, m)| at("control", key, m))?;
+            if c.ppp_auth.is_some() && c.ppp_users.is_empty() && config.radius.is_none() {
+                return Err(at(
+                    "control",
+                    "ppp_auth",
+                    "needs ppp_users or a [radius] table (with neither, no peer could authenticate)".into(),
+                ));
+            }
+        }
+        if let Some(r) = &config.radius {
+            r.check().map_err(|(key, m)| at("radius", key, m))?;
         }
         Ok(Checked {
             config,

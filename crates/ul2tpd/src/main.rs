@@ -154,7 +154,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             _ => None,
         };
         if let Some(c) = &cfg.control {
-            let local = daemon.start_control(c.settings()).map_err(|e| {
+            let mut settings = c.settings();
+            if let (Some(r), Some(pool)) = (&cfg.radius, settings.ppp_server.as_mut()) {
+                let host = settings.config.host_name.clone();
+                let radius = ul2tpd::radius::Radius::start(r, &host)
+                    .map_err(|e| anyhow::anyhow!("{}{e}", locate("radius", "secret_file")))?;
+                pool.radius = Some(radius);
+            }
+            let local = daemon.start_control(settings).map_err(|e| {
                 anyhow::anyhow!(
                     "{}cannot start the control endpoint on {}: {e}",
                     locate("control", "listen"),

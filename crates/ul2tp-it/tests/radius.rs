@@ -1,0 +1,470 @@
+//! RADIUS against a real FreeRADIUS (Debian package `freeradius`): a ul2tpd LAC calls a ul2tpd
+//! LNS whose `[radius]` table points at FreeRADIUS running in the LNS's namespace, with a
+//! generated configuration (clients, a users file, a detail file for accounting). PAP, CHAP
+//! and MS-CHAPv2 logins are accepted and rejected by the server; Framed-IP-Address reaches the
+//! client's pppN; accounting Start and Stop land in the detail file with the session's octet
+//! counts; Session-Timeout ends a session; a wrong secret fails logins with a clear log line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use ul2tp_it::{wait_until, Daemon, Netns};
+
+const SECRET: &str = "radius-test-secret-1";
+
+/// A FreeRADIUS server in `ns` on 127.0.0.1:1812/1813, killed (by PID) on drop.
+struct FreeRadius {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl FreeRadius {
+    fn start(ns: &Netns, dir: &Path, users: &str) -> FreeRadius {
+        assert!(
+            ul2tp_it::have("freeradius"),
+            "this test needs FreeRADIUS: install the Debian package `freeradius` (and `freeradius-utils`)"
+        );
+        let d = dir.display();
+        std::fs::create_dir_all(dir).unwrap();
+        let conf = format!(
+            r#"prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = {d}
+raddbdir = {d}
+radacctdir = {d}
+name = freeradius
+confdir = {d}
+modconfdir = {d}
+run_dir = {d}
+db_dir = {d}
+libdir = /usr/lib/freeradius
+pidfile = {d}/radiusd.pid
+max_request_time = 30
+cleanup_delay = 0
+max_requests = 1024
+hostname_lookups = no
+log {{
+  destination = files
+  file = {d}/radius.log
+  auth = yes
+}}
+security {{
+  allow_core_dumps = no
+  max_attributes = 200
+  reject_delay = 0
+  status_server = no
+}}
+thread pool {{
+  start_servers = 1
+  max_servers = 4
+  min_spare_servers = 1
+  max_spare_servers = 4
+  max_requests_per_server = 0
+}}
+client lns {{
+  ipaddr = 127.0.0.1
+  secret = {SECRET}
+  require_message_authenticator = yes
+}}
+modules {{
+  pap {{
+  }}
+  chap {{
+  }}
+  mschap {{
+  }}
+  files {{
+    filename = {d}/users
+  }}
+  detail {{
+    filename = {d}/detail
+    permissions = 0600
+    header = "%t"
+  }}
+}}
+server default {{
+  listen {{
+    type = auth
+    ipaddr = 127.0.0.1
+    port = 1812
+  }}
+  listen {{
+    type = acct
+    ipaddr = 127.0.0.1
+    port = 1813
+  }}
+  authorize {{
+    chap
+    mschap
+    files
+    pap
+  }}
+  authenticate {{
+    Auth-Type PAP {{
+      pap
+    }}
+    Auth-Type CHAP {{
+      chap
+    }}
+    Auth-Type MS-CHAP {{
+      mschap
+    }}
+  }}
+  preacct {{
+  }}
+  accounting {{
+    detail
+  }}
+  post-auth {{
+  }}
+}}
+"#
+        );
+        std::fs::write(dir.join("radiusd.conf"), conf).unwrap();
+        std::fs::write(dir.join("dictionary"), "").unwrap();
+        std::fs::write(dir.join("users"), users).unwrap();
+        let out = std::fs::File::create(dir.join("freeradius.out")).unwrap();
+        let child = ns
+            .cmd("freeradius")
+            .args(["-X", "-d"])
+            .arg(dir)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn freeradius");
+        let r = FreeRadius {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || r
+                .output()
+                .contains("Ready to process requests")),
+            "FreeRADIUS did not start:\n{}",
+            r.output()
+        );
+        r
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("freeradius.out")).unwrap_or_default()
+    }
+
+    /// The detail file's records, each as its attribute lines.
+    fn detail(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.join("detail")).unwrap_or_default();
+        let mut records = Vec::new();
+        for line in text.lines() {
+            if !line.starts_with('\t') {
+                records.push(String::new());
+            } else if let Some(r) = records.last_mut() {
+                r.push_str(line.trim());
+                r.push('\n');
+            }
+        }
+        records
+    }
+
+    /// The value of `attr` in a record.
+    fn value(record: &str, attr: &str) -> Option<String> {
+        record
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{attr} = ")))
+            .map(|v| v.trim_matches('"').to_string())
+    }
+}
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A LAC and an LNS daemon in two namespaces, a PPP call from the LAC, FreeRADIUS by the LNS.
+struct Setup {
+    a: Netns,
+    b: Netns,
+    lac: Daemon,
+    lns: Daemon,
+    radius: FreeRadius,
+    call: (String, String),
+}
+
+impl Setup {
+    fn new(ppp_auth: &str, users: &str, secret: &str) -> Setup {
+        let a = Netns::new("ra");
+        let b = Netns::new("rb");
+        ul2tp_it::veth(&a, "eth0", &b, "eth0");
+        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let dir = std::env::temp_dir().join(ul2tp_it::unique("radius"));
+        let radius = FreeRadius::start(&b, &dir.join("raddb"), users);
+        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+        std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
+        // The secret lives in a file of its own (secret_file), as in production.
+        std::fs::write(dir.join("radius.secret"), format!("{secret}\n")).unwrap();
+        std::fs::write(
+            &cb,
+            format!(
+                "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
+                 ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"{ppp_auth}\"\n\
+                 [radius]\nserver = \"127.0.0.1\"\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n",
+                dir.join("radius.secret").display()
+            ),
+        )
+        .unwrap();
+        let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+        let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        let tid = lac
+            .ul2tp("connect remote 192.0.2.2 version 2")
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let tunnel = format!("Tunnel {tid},");
+        assert!(wait_until(Duration::from_secs(10), || lac
+            .ul2tp("show tunnel")
+            .contains(&tunnel)));
+        let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
+        let sid = out.split_whitespace().nth(1).unwrap().to_string();
+        let session = format!("Session {sid} in tunnel {tid}");
+        assert!(wait_until(Duration::from_secs(10), || lac
+            .ul2tp("show session")
+            .contains(&session)));
+        Setup {
+            a,
+            b,
+            lac,
+            lns,
+            radius,
+            call: (tid, sid),
+        }
+    }
+
+    fn ppp_start(&self, user: &str, password: &str) -> Output {
+        let (tid, sid) = &self.call;
+        let line =
+            format!("ppp start tunnel_id {tid} session_id {sid} user {user} password {password}");
+        self.lac.cli(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    fn call_gone(d: &Daemon) -> bool {
+        !d.ul2tp("show session").contains("Session ")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn has_addr(ns: &Netns, addr: &str) -> bool {
+    ns.ip(&["-o", "-4", "addr", "show"])
+        .contains(&format!("inet {addr} "))
+}
+
+const ALICE: &str = "alice Cleartext-Password := \"wonderland\"\n\
+    \tFramed-IP-Address = 10.96.0.77,\n\
+    \tMS-Primary-DNS-Server = 10.96.0.53,\n\
+    \tClass = \"gold\",\n\
+    \tReply-Message = \"welcome alice\"\n\
+    bob Cleartext-Password := \"builder\"\n\
+    \tSession-Timeout = 3\n";
+
+/// PAP through FreeRADIUS: the address FreeRADIUS assigns (not the pool's first) reaches the
+/// LAC's pppN; accounting Start and, after the LAC clears the call, Stop with the session's
+/// counters and the Class reach the detail file.
+#[test]
+fn pap_login_address_and_accounting() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(
+        o.status.success(),
+        "ppp start: {}\n{}",
+        text(&o),
+        t.lns.log()
+    );
+    assert!(has_addr(&t.a, "10.96.0.77"), "{}", t.a.ip(&["-o", "addr"]));
+    assert!(
+        t.a.ping_retry("10.96.0.1", &[], 5),
+        "LAC pings the LNS over PPP"
+    );
+    let log = t.lns.log();
+    assert!(log.contains("RADIUS accepted \"alice\""), "{log}");
+    assert!(log.contains("welcome alice"), "Reply-Message logged: {log}");
+    assert!(
+        !log.contains("wonderland") && !log.contains(SECRET),
+        "secret in log: {log}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || t
+            .radius
+            .detail()
+            .iter()
+            .any(|r| r.contains("Acct-Status-Type = Start"))),
+        "no Start in the detail file: {:?}\n{}",
+        t.radius.detail(),
+        t.radius.output()
+    );
+    let start = t
+        .radius
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Start"))
+        .unwrap();
+    assert_eq!(
+        FreeRadius::value(&start, "User-Name").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "Framed-IP-Address").as_deref(),
+        Some("10.96.0.77")
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "Class").as_deref(),
+        Some("0x676f6c64"),
+        "{start}"
+    );
+    let session_id = FreeRadius::value(&start, "Acct-Session-Id").unwrap();
+
+    // The LNS's counters for the call, after the pings, before it goes.
+    let lns_sessions = t.lns.session_dump();
+    let s = &lns_sessions[0];
+    let before = t
+        .lns
+        .session_stats(s.conn_id.unwrap(), s.session_id.unwrap());
+    assert!(before.rx_bytes > 0);
+    let (tid, sid) = &t.call;
+    t.lac
+        .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
+    assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+        &t.lns
+    )));
+    assert!(
+        wait_until(Duration::from_secs(10), || t
+            .radius
+            .detail()
+            .iter()
+            .any(|r| r.contains("Acct-Status-Type = Stop"))),
+        "no Stop in the detail file: {:?}\n{}",
+        t.radius.detail(),
+        t.lns.log()
+    );
+    let stop = t
+        .radius
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Stop"))
+        .unwrap();
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Session-Id"),
+        Some(session_id)
+    );
+    let n = |a: &str| -> u64 {
+        FreeRadius::value(&stop, a)
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0)
+    };
+    // At least what the LNS had counted before the teardown, and not more than the little
+    // the teardown added (LCP Terminate, a last echo).
+    assert!(
+        n("Acct-Input-Octets") >= before.rx_bytes && n("Acct-Input-Octets") < before.rx_bytes + 500,
+        "{stop} vs {before:?}"
+    );
+    assert!(
+        n("Acct-Output-Octets") >= before.tx_bytes
+            && n("Acct-Output-Octets") < before.tx_bytes + 500
+    );
+    assert!(n("Acct-Input-Packets") >= before.rx_packets);
+    assert_eq!(n("Acct-Input-Gigawords"), 0);
+    assert!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").is_some(),
+        "{stop}"
+    );
+    assert!(
+        FreeRadius::value(&stop, "Acct-Session-Time").is_some(),
+        "{stop}"
+    );
+    drop(t.b);
+}
+
+/// CHAP-MD5 and MS-CHAPv2 checked by FreeRADIUS: the right password brings the link up (for
+/// MS-CHAPv2 the LAC verifies the authenticator response FreeRADIUS computed), a wrong one
+/// makes `ppp start` fail and the LNS log says why.
+#[test]
+fn chap_and_mschapv2_accept_and_reject() {
+    for auth in ["chap", "mschapv2"] {
+        let t = Setup::new(auth, ALICE, SECRET);
+        let o = t.ppp_start("alice", "wonderland");
+        assert!(o.status.success(), "{auth}: {}\n{}", text(&o), t.lns.log());
+        assert!(has_addr(&t.a, "10.96.0.77"), "{auth}");
+
+        let t = Setup::new(auth, ALICE, SECRET);
+        let o = t.ppp_start("alice", "looking-glass");
+        assert_eq!(o.status.code(), Some(2), "{auth}: {}", text(&o));
+        assert!(
+            wait_until(Duration::from_secs(5), || t
+                .lns
+                .log()
+                .contains("RADIUS login of \"alice\" failed: Access-Reject")),
+            "{auth}: {}",
+            t.lns.log()
+        );
+        assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+            &t.lac
+        )));
+        assert!(!t.lns.log().contains("looking-glass"));
+    }
+}
+
+/// Session-Timeout from the Access-Accept ends the session: the call is cleared and the Stop
+/// says Session-Timeout.
+#[test]
+fn session_timeout_ends_the_session() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("bob", "builder");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        wait_until(Duration::from_secs(15), || Setup::call_gone(&t.lac)),
+        "Session-Timeout 3 s did not end the call: {}",
+        t.lns.log()
+    );
+    assert!(
+        t.lns.log().contains("SessionTimeout reached"),
+        "{}",
+        t.lns.log()
+    );
+    assert!(wait_until(Duration::from_secs(10), || t
+        .radius
+        .detail()
+        .iter()
+        .any(|r| r.contains("Acct-Terminate-Cause = Session-Timeout"))));
+}
+
+/// The LNS has the wrong secret: FreeRADIUS's replies do not verify, the login fails, the log
+/// says why, and the daemon keeps running.
+#[test]
+fn wrong_secret_fails_with_a_clear_log_line() {
+    let mut t = Setup::new("pap", ALICE, "not-the-secret");
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(!o.status.success(), "{}", text(&o));
+    let log = t.lns.log();
+    assert!(
+        log.contains("RADIUS login of \"alice\" failed: no RADIUS server answered"),
+        "{log}\n{}",
+        t.radius.output()
+    );
+    assert!(t.lns.alive(), "the LNS died");
+    assert!(!log.contains("not-the-secret"));
+}
