@@ -214,7 +214,8 @@ impl Setup {
             format!(
                 "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
                  ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"{ppp_auth}\"\n\
-                 [radius]\nserver = \"127.0.0.1\"\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n",
+                 [radius]\nserver = \"127.0.0.1\"\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n\
+                 acct_interim_interval = 1\n",
                 dir.join("radius.secret").display()
             ),
         )
@@ -335,7 +336,31 @@ fn pap_login_address_and_accounting() {
         Some("0x676f6c64"),
         "{start}"
     );
+    assert_eq!(
+        FreeRadius::value(&start, "NAS-IP-Address").as_deref(),
+        Some("192.0.2.2"),
+        "{start}"
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "NAS-Identifier").as_deref(),
+        Some("lns.example.test")
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "Tunnel-Client-Endpoint:0").as_deref(),
+        Some("192.0.2.1"),
+        "{start}"
+    );
     let session_id = FreeRadius::value(&start, "Acct-Session-Id").unwrap();
+    // acct_interim_interval = 1: Interim-Updates for the same session, with counters.
+    assert!(
+        wait_until(Duration::from_secs(5), || t.radius.detail().iter().any(
+            |r| r.contains("Acct-Status-Type = Interim-Update")
+                && r.contains(&format!("Acct-Session-Id = \"{session_id}\""))
+                && r.contains("Acct-Input-Octets = ")
+        )),
+        "no Interim-Update: {:?}",
+        t.radius.detail()
+    );
 
     // The LNS's counters for the call, after the pings, before it goes.
     let lns_sessions = t.lns.session_dump();

@@ -146,9 +146,10 @@ pub(crate) fn start(
     let mut ep = Endpoint::new(cfg, seed);
     ep.set_credentials(Box::new(users));
     let (verdict_tx, verdicts) = mpsc::channel(4);
-    let radius = setup
-        .radius
-        .map(|r| crate::radius::RadiusSession::new(r, session.clone()));
+    let radius = setup.radius.map(|r| {
+        let (local, peer) = (socket.local_addr().ok(), socket.peer_addr().ok());
+        crate::radius::RadiusSession::new(r, session.clone(), local, peer)
+    });
     let link = Link {
         radius,
         verdict_tx,

@@ -36,6 +36,8 @@ pub struct RadiusConfig {
     pub secret_file: Option<PathBuf>,
     /// NAS-Identifier (default: `[control] host_name`).
     pub nas_identifier: Option<String>,
+    /// NAS-IP-Address (or NAS-IPv6-Address) sent (default: the tunnel's local address).
+    pub nas_ip_address: Option<IpAddr>,
     /// Seconds to wait for each reply (default 3).
     pub timeout: Option<f64>,
     /// Retransmissions to one server before the next is tried (default 2).
@@ -143,6 +145,7 @@ pub struct Radius {
     acct_port: u16,
     secret: Vec<u8>,
     nas_identifier: String,
+    nas_ip_address: Option<IpAddr>,
     timeout: Duration,
     retries: u32,
     default_interim: u32,
@@ -161,6 +164,8 @@ pub struct SessionInfo {
     pub nas_port: u32,
     /// Our tunnel address (NAS-IP-Address / NAS-IPv6-Address).
     pub nas_address: Option<IpAddr>,
+    /// Tunnel-Client-Endpoint (the LAC) and Tunnel-Server-Endpoint (us), RFC 2868.
+    pub endpoints: Option<(IpAddr, IpAddr)>,
 }
 
 /// What an Access-Accept granted (the attributes the LNS honours).
@@ -211,6 +216,7 @@ impl Radius {
                 .nas_identifier
                 .clone()
                 .unwrap_or_else(|| host_name.to_string()),
+            nas_ip_address: cfg.nas_ip_address,
             timeout: Duration::from_secs_f64(cfg.timeout.unwrap_or(3.0)),
             retries: cfg.retries.unwrap_or(2),
             default_interim: cfg.acct_interim_interval.unwrap_or(0),
@@ -226,7 +232,7 @@ impl Radius {
     fn session_attrs(&self, p: &mut Packet, user: &[u8], s: &SessionInfo) {
         p.add(attr::USER_NAME, user);
         p.add(attr::NAS_IDENTIFIER, self.nas_identifier.as_bytes());
-        match s.nas_address {
+        match self.nas_ip_address.or(s.nas_address) {
             Some(IpAddr::V4(a)) => {
                 p.add_ipv4(attr::NAS_IP_ADDRESS, a);
             }
@@ -240,6 +246,25 @@ impl Radius {
             .add_u32(attr::SERVICE_TYPE, dict::SERVICE_TYPE_FRAMED)
             .add_u32(attr::FRAMED_PROTOCOL, dict::FRAMED_PROTOCOL_PPP)
             .add(attr::ACCT_SESSION_ID, s.acct_session_id.as_bytes());
+        if let Some((client, server)) = s.endpoints {
+            // Untagged: an address's first octet is never a tag value (0x01-0x1F).
+            p.add_u32(attr::TUNNEL_TYPE, dict::TUNNEL_TYPE_L2TP);
+            // Tunnel-Medium-Type: IPv4 (1) or IPv6 (2), RFC 2868 / address family numbers.
+            let medium = if server.is_ipv4() {
+                dict::TUNNEL_MEDIUM_IPV4
+            } else {
+                2
+            };
+            p.add_u32(attr::TUNNEL_MEDIUM_TYPE, medium);
+            p.add(
+                attr::TUNNEL_CLIENT_ENDPOINT,
+                client.to_string().into_bytes(),
+            );
+            p.add(
+                attr::TUNNEL_SERVER_ENDPOINT,
+                server.to_string().into_bytes(),
+            );
+        }
     }
 
     /// Check a peer's credentials with an Access-Request.
@@ -353,10 +378,12 @@ impl Radius {
             ],
             session_timeout: reply.get_u32(attr::SESSION_TIMEOUT).filter(|&t| t > 0),
             idle_timeout: reply.get_u32(attr::IDLE_TIMEOUT).filter(|&t| t > 0),
-            interim: reply
-                .get_u32(attr::ACCT_INTERIM_INTERVAL)
-                .or((self.default_interim > 0).then_some(self.default_interim))
-                .map(|t| t.max(60)),
+            // A server's Acct-Interim-Interval is held to at least 60 s (RFC 2869 §5.16
+            // advises against less); the configured default is the operator's choice.
+            interim: match reply.get_u32(attr::ACCT_INTERIM_INTERVAL) {
+                Some(t) if t > 0 => Some(t.max(60)),
+                _ => (self.default_interim > 0).then_some(self.default_interim),
+            },
             class: reply.get_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
         }
     }
@@ -528,8 +555,13 @@ pub enum Due {
 }
 
 impl RadiusSession {
-    /// The RADIUS side of `session`.
-    pub fn new(radius: Arc<Radius>, session: Arc<ul2tp_core::Session>) -> RadiusSession {
+    /// The RADIUS side of `session`, whose tunnel runs between `local` (us) and `peer`.
+    pub fn new(
+        radius: Arc<Radius>,
+        session: Arc<ul2tp_core::Session>,
+        local: Option<SocketAddr>,
+        peer: Option<SocketAddr>,
+    ) -> RadiusSession {
         let unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -540,7 +572,8 @@ impl RadiusSession {
                 session.session_id()
             ),
             nas_port: session.session_id(),
-            nas_address: None,
+            nas_address: local.map(|a| a.ip()),
+            endpoints: local.zip(peer).map(|(l, p)| (p.ip(), l.ip())),
         };
         RadiusSession {
             radius,
