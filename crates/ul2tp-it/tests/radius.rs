@@ -194,6 +194,7 @@ struct Setup {
     lns: Daemon,
     radius: FreeRadius,
     call: (String, String),
+    dir: PathBuf,
 }
 
 impl Setup {
@@ -215,7 +216,7 @@ impl Setup {
                 "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
                  ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"{ppp_auth}\"\n\
                  [radius]\nserver = \"127.0.0.1\"\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n\
-                 acct_interim_interval = 1\n",
+                 acct_interim_interval = 1\ndae_listen = \"127.0.0.1:3799\"\n",
                 dir.join("radius.secret").display()
             ),
         )
@@ -245,7 +246,81 @@ impl Setup {
             lns,
             radius,
             call: (tid, sid),
+            dir,
         }
+    }
+
+    /// Send a Disconnect- or CoA-Request (`kind`: `disconnect` / `coa`) with `attrs` to the
+    /// LNS with radclient (the secret read from a file, `-S`); radclient's output.
+    fn radclient(&self, kind: &str, attrs: &str, secret: &str) -> String {
+        assert!(
+            ul2tp_it::have("radclient"),
+            "this test needs radclient: install the Debian package `freeradius-utils`"
+        );
+        let file = self.dir.join(ul2tp_it::unique("dae-secret"));
+        std::fs::write(&file, format!("{secret}\n")).unwrap();
+        let mut child = self
+            .b
+            .cmd("radclient")
+            .args(["-x", "-t", "2", "-r", "1", "-S"])
+            .arg(&file)
+            .args(["127.0.0.1:3799", kind])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn radclient");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(attrs.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+
+    /// The Acct-Session-Id of the (first) Start record, once there is one.
+    fn started_session(&self) -> String {
+        assert!(
+            wait_until(Duration::from_secs(10), || self
+                .radius
+                .detail()
+                .iter()
+                .any(|r| r.contains("Acct-Status-Type = Start"))),
+            "no Start in the detail file: {}",
+            self.lns.log()
+        );
+        let start = self
+            .radius
+            .detail()
+            .into_iter()
+            .find(|r| r.contains("Acct-Status-Type = Start"))
+            .unwrap();
+        FreeRadius::value(&start, "Acct-Session-Id").unwrap()
+    }
+
+    /// The Stop record, once there is one.
+    fn stop_record(&self) -> String {
+        assert!(
+            wait_until(Duration::from_secs(10), || self
+                .radius
+                .detail()
+                .iter()
+                .any(|r| r.contains("Acct-Status-Type = Stop"))),
+            "no Stop in the detail file: {}",
+            self.lns.log()
+        );
+        self.radius
+            .detail()
+            .into_iter()
+            .find(|r| r.contains("Acct-Status-Type = Stop"))
+            .unwrap()
     }
 
     fn ppp_start(&self, user: &str, password: &str) -> Output {
@@ -492,4 +567,102 @@ fn wrong_secret_fails_with_a_clear_log_line() {
     );
     assert!(t.lns.alive(), "the LNS died");
     assert!(!log.contains("not-the-secret"));
+}
+
+/// Disconnect-Request (RFC 5176) with radclient: an unknown session is NAKed with
+/// Session-Context-Not-Found, a request without identification with Missing-Attribute, one
+/// signed with another secret is not answered; one naming the session by User-Name and
+/// Framed-IP-Address is ACKed, clears the call (the LAC sees it go) and the Stop says
+/// Admin-Reset.
+#[test]
+fn disconnect_request_clears_the_session() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    t.started_session();
+
+    let out = t.radclient(
+        "disconnect",
+        "Acct-Session-Id = \"no-such-session\"\n",
+        SECRET,
+    );
+    assert!(out.contains("Received Disconnect-NAK"), "{out}");
+    assert!(
+        out.contains("Error-Cause = Session-Context-Not-Found"),
+        "{out}"
+    );
+    let out = t.radclient(
+        "disconnect",
+        "NAS-Identifier = \"lns.example.test\"\n",
+        SECRET,
+    );
+    assert!(out.contains("Error-Cause = Missing-Attribute"), "{out}");
+    let out = t.radclient("disconnect", "User-Name = \"alice\"\n", "not-the-secret");
+    assert!(
+        !out.contains("Received Disconnect-"),
+        "answered with a wrong secret: {out}"
+    );
+    assert!(
+        has_addr(&t.a, "10.96.0.77"),
+        "the session went on a bad request"
+    );
+
+    let out = t.radclient(
+        "disconnect",
+        "User-Name = \"alice\"\nFramed-IP-Address = 10.96.0.77\n",
+        SECRET,
+    );
+    assert!(
+        out.contains("Received Disconnect-ACK"),
+        "{out}\n{}",
+        t.lns.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || Setup::call_gone(&t.lac)),
+        "the LAC still has the call: {}",
+        t.lns.log()
+    );
+    let stop = t.stop_record();
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
+        Some("Admin-Reset"),
+        "{stop}"
+    );
+}
+
+/// CoA-Request: an attribute the LNS cannot change is NAKed with Unsupported-Attribute; a new
+/// Session-Timeout by Acct-Session-Id is ACKed and ends the session that long after.
+#[test]
+fn coa_changes_the_session_timeout() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    let id = t.started_session();
+    let out = t.radclient(
+        "coa",
+        &format!("Acct-Session-Id = \"{id}\"\nFilter-Id = \"x\"\n"),
+        SECRET,
+    );
+    assert!(out.contains("Received CoA-NAK"), "{out}");
+    assert!(out.contains("Error-Cause = Unsupported-Attribute"), "{out}");
+    // alice has no Session-Timeout: still up after a while.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(has_addr(&t.a, "10.96.0.77"));
+    let out = t.radclient(
+        "coa",
+        &format!("Acct-Session-Id = \"{id}\"\nSession-Timeout = 2\n"),
+        SECRET,
+    );
+    assert!(out.contains("Received CoA-ACK"), "{out}\n{}", t.lns.log());
+    assert!(
+        wait_until(Duration::from_secs(10), || Setup::call_gone(&t.lac)),
+        "the CoA's Session-Timeout did not end the call: {}",
+        t.lns.log()
+    );
+    let stop = t.stop_record();
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
+        Some("Session-Timeout"),
+        "{stop}"
+    );
 }

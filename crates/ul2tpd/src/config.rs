@@ -605,6 +605,17 @@ impl Config {
         }
         if let Some(r) = &config.radius {
             r.check().map_err(|(key, m)| at("radius", key, m))?;
+            if config
+                .control
+                .as_ref()
+                .is_none_or(|c| c.ppp_local.is_none())
+            {
+                return Err(at(
+                    "radius",
+                    "server",
+                    "RADIUS serves the LNS: needs [control] with ppp_local and ppp_pool".into(),
+                ));
+            }
         }
         Ok(Checked {
             config,
@@ -1112,6 +1123,32 @@ seq = "both"
         )
         .unwrap();
         assert!(ok.config.control.unwrap().settings().ppp_server.is_some());
+    }
+
+    #[test]
+    fn radius_checks_name_line_and_key() {
+        let lns = "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"pap\"\n";
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!("{lns}[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n"),
+        );
+        assert!(
+            ok.is_ok(),
+            "ppp_auth without ppp_users is fine with [radius]"
+        );
+        let e = check_err(&format!(
+            "{lns}[radius]\nserver = \"192.0.2.1\"\n\ntimeout = 99\nsecret = \"s\"\n"
+        ));
+        assert_eq!(
+            e.to_string(),
+            "t.toml:8: [radius] timeout: must be a number of seconds in (0, 60]"
+        );
+        let e = check_err("[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("server")));
+        let e = check_err(&format!(
+            "{lns}[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\nfoo = 1\n"
+        ));
+        assert_eq!(e.line, Some(8), "{e}");
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             if let (Some(r), Some(pool)) = (&cfg.radius, settings.ppp_server.as_mut()) {
                 let host = settings.config.host_name.clone();
                 let radius = ul2tpd::radius::Radius::start(r, &host)
-                    .map_err(|e| anyhow::anyhow!("{}{e}", locate("radius", "secret_file")))?;
+                    .map_err(|(key, e)| anyhow::anyhow!("{}{e}", locate("radius", key)))?;
                 pool.radius = Some(radius);
             }
             let local = daemon.start_control(settings).map_err(|e| {

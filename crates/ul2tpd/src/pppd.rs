@@ -146,14 +146,16 @@ pub(crate) fn start(
     let mut ep = Endpoint::new(cfg, seed);
     ep.set_credentials(Box::new(users));
     let (verdict_tx, verdicts) = mpsc::channel(4);
+    let (dae_tx, dae) = mpsc::channel(4);
     let radius = setup.radius.map(|r| {
         let (local, peer) = (socket.local_addr().ok(), socket.peer_addr().ok());
-        crate::radius::RadiusSession::new(r, session.clone(), local, peer)
+        crate::radius::RadiusSession::new(r, session.clone(), local, peer, dae_tx)
     });
     let link = Link {
         radius,
         verdict_tx,
         verdicts,
+        dae,
         d: d.me.clone(),
         session,
         socket,
@@ -184,6 +186,8 @@ struct Link {
     radius: Option<crate::radius::RadiusSession>,
     verdict_tx: mpsc::Sender<(Vec<u8>, crate::radius::Verdict)>,
     verdicts: mpsc::Receiver<(Vec<u8>, crate::radius::Verdict)>,
+    /// Disconnect- / CoA-Requests for the session (RFC 5176).
+    dae: mpsc::Receiver<crate::radius::DaeCommand>,
     d: Weak<Store>,
     session: Arc<Session>,
     socket: Arc<TunnelSocket>,
@@ -225,6 +229,15 @@ impl Link {
             let radius_due = self.radius.as_ref().and_then(|r| r.next_due());
             tokio::select! {
                 Some((user, v)) = self.verdicts.recv() => self.verdict(&mut ep, user, v, &name),
+                Some(c) = self.dae.recv() => {
+                    if let Some(r) = self.radius.as_mut() {
+                        tracing::info!("{name}: RADIUS dynamic authorization: {c:?}");
+                        if let Some(cause) = r.command(c) {
+                            r.cause = Some(cause);
+                            ep.close(now());
+                        }
+                    }
+                }
                 _ = async {
                     match radius_due {
                         Some((t, _)) => tokio::time::sleep_until(t.into()).await,

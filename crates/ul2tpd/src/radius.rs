@@ -7,6 +7,11 @@
 //! Each request goes out on a socket of its own (an ephemeral port, connected to the server),
 //! so identifiers never collide and a reply can only come from the server asked.
 
+mod dae;
+
+pub use dae::Command as DaeCommand;
+
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -50,6 +55,25 @@ pub struct RadiusConfig {
     /// BlastRADIUS defence). Default false: FreeRADIUS before 3.2.5 does not sign its replies.
     /// A Message-Authenticator that is present is always checked.
     pub require_message_authenticator: Option<bool>,
+    /// Address and port where Disconnect- / CoA-Requests are accepted (RFC 5176); off when
+    /// absent.
+    pub dae_listen: Option<SocketAddr>,
+    /// Secret of the DAE clients that do not give their own (default: `secret`).
+    pub dae_secret: Option<String>,
+    /// The DAE clients (default: the servers, with `dae_secret`).
+    pub dae_client: Option<Vec<DaeClient>>,
+}
+
+/// One `[[radius.dae_client]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaeClient {
+    /// Source address of its requests.
+    pub address: IpAddr,
+    /// Its secret (default: `dae_secret`, then `secret`).
+    pub secret: Option<String>,
+    /// File whose first line is its secret.
+    pub secret_file: Option<PathBuf>,
 }
 
 /// One server or several.
@@ -90,6 +114,26 @@ impl RadiusConfig {
                 return Err(("timeout", "must be a number of seconds in (0, 60]".into()));
             }
         }
+        if self.dae_secret.as_deref() == Some("") {
+            return Err(("dae_secret", "must not be empty".into()));
+        }
+        for c in self.dae_client.iter().flatten() {
+            if c.secret.is_some() && c.secret_file.is_some() {
+                return Err((
+                    "dae_client",
+                    format!("{}: give secret or secret_file, not both", c.address),
+                ));
+            }
+            if c.secret.as_deref() == Some("") {
+                return Err((
+                    "dae_client",
+                    format!("{}: secret must not be empty", c.address),
+                ));
+            }
+        }
+        if self.dae_client.is_some() && self.dae_listen.is_none() {
+            return Err(("dae_client", "needs dae_listen".into()));
+        }
         if self.acct_queue == Some(0) {
             return Err(("acct_queue", "must be at least 1".into()));
         }
@@ -104,14 +148,45 @@ impl RadiusConfig {
         let Some(path) = &self.secret_file else {
             return Err("no secret".into());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read secret_file {}: {e}", path.display()))?;
-        let line = text.lines().next().unwrap_or("").trim();
-        if line.is_empty() {
-            return Err(format!("secret_file {} is empty", path.display()));
-        }
-        Ok(line.as_bytes().to_vec())
+        read_secret(path)
     }
+
+    /// The DAE clients and their secrets.
+    fn dae_clients(&self, secret: &[u8]) -> Result<HashMap<IpAddr, Vec<u8>>, String> {
+        let default = match &self.dae_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => secret.to_vec(),
+        };
+        let Some(list) = &self.dae_client else {
+            return Ok(self
+                .server
+                .list()
+                .into_iter()
+                .map(|a| (a, default.clone()))
+                .collect());
+        };
+        let mut m = HashMap::new();
+        for c in list {
+            let s = match (&c.secret, &c.secret_file) {
+                (Some(s), _) => s.as_bytes().to_vec(),
+                (None, Some(path)) => read_secret(path)?,
+                (None, None) => default.clone(),
+            };
+            m.insert(c.address, s);
+        }
+        Ok(m)
+    }
+}
+
+/// The first line of a secret file.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read secret_file {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        return Err(format!("secret_file {} is empty", path.display()));
+    }
+    Ok(line.as_bytes().to_vec())
 }
 
 /// Counters for /metrics and logs.
@@ -135,6 +210,14 @@ pub struct Counters {
     pub acct_responses: AtomicU64,
     /// Accounting requests dropped because the queue was full.
     pub acct_dropped: AtomicU64,
+    /// Disconnect- / CoA-Requests verified and handled.
+    pub dae_requests: AtomicU64,
+    /// Of those, answered ACK.
+    pub dae_acks: AtomicU64,
+    /// Of those, answered NAK.
+    pub dae_naks: AtomicU64,
+    /// DAE requests dropped: unknown client, bad authenticator, wrong code, malformed.
+    pub dae_dropped: AtomicU64,
 }
 
 /// The running client.
@@ -151,6 +234,8 @@ pub struct Radius {
     default_interim: u32,
     require_ma: bool,
     acct: mpsc::Sender<Accounting>,
+    /// The sessions with accounting started, for DAE requests.
+    sessions: dae::Sessions,
     /// Counters.
     pub counters: Arc<Counters>,
 }
@@ -203,9 +288,26 @@ struct Accounting {
 
 impl Radius {
     /// Start the client from its table; `host_name` is the default NAS-Identifier. Needs a
-    /// tokio runtime (the accounting task).
-    pub fn start(cfg: &RadiusConfig, host_name: &str) -> Result<Arc<Radius>, String> {
-        let secret = cfg.load_secret()?;
+    /// tokio runtime (the accounting task, the DAE listener). On failure the key at fault and
+    /// what went wrong.
+    pub fn start(
+        cfg: &RadiusConfig,
+        host_name: &str,
+    ) -> Result<Arc<Radius>, (&'static str, String)> {
+        let secret = cfg.load_secret().map_err(|e| ("secret_file", e))?;
+        let dae = match cfg.dae_listen {
+            Some(at) => {
+                let clients = cfg.dae_clients(&secret).map_err(|e| ("dae_client", e))?;
+                let sock = std::net::UdpSocket::bind(at)
+                    .and_then(|s| {
+                        s.set_nonblocking(true)?;
+                        UdpSocket::from_std(s)
+                    })
+                    .map_err(|e| ("dae_listen", format!("cannot listen on {at}: {e}")))?;
+                Some((sock, clients))
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::channel(cfg.acct_queue.unwrap_or(4096));
         let r = Arc::new(Radius {
             servers: cfg.server.list(),
@@ -222,9 +324,16 @@ impl Radius {
             default_interim: cfg.acct_interim_interval.unwrap_or(0),
             require_ma: cfg.require_message_authenticator.unwrap_or(false),
             acct: tx,
+            sessions: dae::Sessions::default(),
             counters: Arc::default(),
         });
         tokio::spawn(accounting_task(Arc::downgrade(&r), rx));
+        if let Some((sock, clients)) = dae {
+            if let Ok(a) = sock.local_addr() {
+                tracing::info!("RADIUS dynamic authorization (RFC 5176) on {a}");
+            }
+            tokio::spawn(dae::serve(Arc::downgrade(&r), sock, clients));
+        }
         Ok(r)
     }
 
@@ -521,6 +630,25 @@ mod tests {
         let c = cfg("server = \"192.0.2.1\"\nsecret = \"s\"\ntimeout = 0\n");
         assert_eq!(c.check().unwrap_err().0, "timeout");
         assert!(toml::from_str::<RadiusConfig>("server = \"x\"\nsecret = \"s\"\n").is_err());
+        let c = cfg(
+            "server = \"192.0.2.1\"\nsecret = \"s\"\n[[dae_client]]\naddress = \"192.0.2.9\"\n",
+        );
+        assert_eq!(c.check().unwrap_err().0, "dae_client");
+        let c = cfg(
+            "server = \"192.0.2.1\"\nsecret = \"s\"\ndae_listen = \"127.0.0.1:3799\"\n\
+                     dae_secret = \"d\"\n[[dae_client]]\naddress = \"192.0.2.9\"\n\
+                     [[dae_client]]\naddress = \"192.0.2.10\"\nsecret = \"own\"\n",
+        );
+        assert_eq!(c.check(), Ok(()));
+        let clients = c.dae_clients(b"s").unwrap();
+        assert_eq!(clients[&"192.0.2.9".parse::<IpAddr>().unwrap()], b"d");
+        assert_eq!(clients[&"192.0.2.10".parse::<IpAddr>().unwrap()], b"own");
+        assert_eq!(clients.len(), 2);
+        // Without dae_client the servers are the clients, with the main secret.
+        let c = cfg("server = [\"192.0.2.1\", \"192.0.2.2\"]\nsecret = \"s\"\ndae_listen = \"127.0.0.1:3799\"\n");
+        let clients = c.dae_clients(b"s").unwrap();
+        assert_eq!(clients.len(), 2);
+        assert!(clients.values().all(|v| v == b"s"));
     }
 }
 
@@ -539,6 +667,10 @@ pub struct RadiusSession {
     stopped: bool,
     last_active: Instant,
     next_interim: Option<Instant>,
+    /// When Session-Timeout ends the session (set at Start, changed by a CoA).
+    session_deadline: Option<Instant>,
+    /// Where DAE requests for this session go (the session task's channel).
+    dae: mpsc::Sender<DaeCommand>,
     /// The Acct-Terminate-Cause when we end the session ourselves.
     pub cause: Option<u32>,
 }
@@ -555,12 +687,14 @@ pub enum Due {
 }
 
 impl RadiusSession {
-    /// The RADIUS side of `session`, whose tunnel runs between `local` (us) and `peer`.
+    /// The RADIUS side of `session`, whose tunnel runs between `local` (us) and `peer`; DAE
+    /// requests for it are sent to `dae`.
     pub fn new(
         radius: Arc<Radius>,
         session: Arc<ul2tp_core::Session>,
         local: Option<SocketAddr>,
         peer: Option<SocketAddr>,
+        dae: mpsc::Sender<DaeCommand>,
     ) -> RadiusSession {
         let unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -585,6 +719,8 @@ impl RadiusSession {
             stopped: false,
             last_active: Instant::now(),
             next_interim: None,
+            session_deadline: None,
+            dae,
             cause: None,
         }
     }
@@ -621,7 +757,40 @@ impl RadiusSession {
             .grant
             .interim
             .map(|s| now + Duration::from_secs(s.into()));
+        self.session_deadline = self
+            .grant
+            .session_timeout
+            .map(|t| now + Duration::from_secs(t.into()));
         self.record(dict::status::START, None);
+        self.radius.sessions.insert(
+            &self.info.acct_session_id,
+            dae::Entry {
+                user: self.user.clone(),
+                framed_ip: peer,
+                tx: self.dae.clone(),
+            },
+        );
+    }
+
+    /// A DAE request for this session; returns the terminate cause when it must end.
+    pub fn command(&mut self, c: DaeCommand) -> Option<u32> {
+        match c {
+            DaeCommand::Disconnect => Some(dict::terminate::ADMIN_RESET),
+            DaeCommand::Change {
+                session_timeout,
+                idle_timeout,
+            } => {
+                let now = Instant::now();
+                let secs = |s: u32| Duration::from_secs(s.into());
+                if let Some(t) = session_timeout {
+                    self.session_deadline = (t > 0).then(|| now + secs(t));
+                }
+                if let Some(t) = idle_timeout {
+                    self.grant.idle_timeout = (t > 0).then_some(t);
+                }
+                None
+            }
+        }
     }
 
     /// Traffic passed (for Idle-Timeout).
@@ -631,12 +800,10 @@ impl RadiusSession {
 
     /// When the next timer is due.
     pub fn next_due(&self) -> Option<(Instant, Due)> {
-        let (start, _) = self.started?;
+        self.started?;
         let secs = |s: u32| Duration::from_secs(s.into());
         [
-            self.grant
-                .session_timeout
-                .map(|t| (start + secs(t), Due::SessionTimeout)),
+            self.session_deadline.map(|t| (t, Due::SessionTimeout)),
             self.grant
                 .idle_timeout
                 .map(|t| (self.last_active + secs(t), Due::IdleTimeout)),
@@ -669,6 +836,7 @@ impl RadiusSession {
             return;
         }
         self.stopped = true;
+        self.radius.sessions.remove(&self.info.acct_session_id);
         let cause = self.cause.unwrap_or(cause);
         self.record(dict::status::STOP, Some(cause));
     }
