@@ -216,7 +216,8 @@ impl Setup {
                 "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
                  ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"{ppp_auth}\"\n\
                  [radius]\nserver = \"127.0.0.1\"\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n\
-                 acct_interim_interval = 1\ndae_listen = \"127.0.0.1:3799\"\n",
+                 acct_interim_interval = 1\ndae_listen = \"127.0.0.1:3799\"\n\
+                 [metrics]\nlisten = \"127.0.0.1:9650\"\n",
                 dir.join("radius.secret").display()
             ),
         )
@@ -283,6 +284,24 @@ impl Setup {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         )
+    }
+
+    /// The LNS's `ul2tp_radius_*` sample `name` from GET /metrics.
+    fn metric(&self, name: &str) -> u64 {
+        use std::io::{Read, Write};
+        let body = self.b.run_in(|| {
+            let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect to metrics");
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        });
+        let series = format!("ul2tp_radius_{name} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series}in:\n{body}"))
     }
 
     /// The Acct-Session-Id of the (first) Start record, once there is one.
@@ -496,6 +515,16 @@ fn pap_login_address_and_accounting() {
         FreeRadius::value(&stop, "Acct-Session-Time").is_some(),
         "{stop}"
     );
+    assert_eq!(t.metric("access_requests_total"), 1);
+    assert_eq!(t.metric("access_accepts_total"), 1);
+    assert_eq!(t.metric("access_rejects_total"), 0);
+    assert!(
+        t.metric("acct_responses_total") >= 3,
+        "Start, Interim, Stop"
+    );
+    assert!(wait_until(Duration::from_secs(5), || t
+        .metric("acct_pending")
+        == 0));
     drop(t.b);
 }
 
@@ -525,6 +554,7 @@ fn chap_and_mschapv2_accept_and_reject() {
             &t.lac
         )));
         assert!(!t.lns.log().contains("looking-glass"));
+        assert_eq!(t.metric("access_rejects_total"), 1, "{auth}");
     }
 }
 
@@ -567,6 +597,11 @@ fn wrong_secret_fails_with_a_clear_log_line() {
     );
     assert!(t.lns.alive(), "the LNS died");
     assert!(!log.contains("not-the-secret"));
+    // timeout = 1, retries = 1: two transmissions; FreeRADIUS drops both (their
+    // Message-Authenticator does not verify with its secret).
+    assert_eq!(t.metric("timeouts_total"), 1);
+    assert_eq!(t.metric("retransmits_total"), 1);
+    assert_eq!(t.metric("access_accepts_total"), 0);
 }
 
 /// Disconnect-Request (RFC 5176) with radclient: an unknown session is NAKed with
@@ -627,6 +662,15 @@ fn disconnect_request_clears_the_session() {
         FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
         Some("Admin-Reset"),
         "{stop}"
+    );
+    // Verified and answered: the unknown session, the one without identification (NAKs)
+    // and the disconnect (ACK); the wrong-secret one was dropped.
+    assert_eq!(t.metric("dae_requests_total"), 3);
+    assert_eq!(t.metric("dae_acks_total"), 1);
+    assert_eq!(t.metric("dae_naks_total"), 2);
+    assert!(
+        t.metric("dae_dropped_total") >= 1,
+        "the wrong-secret request"
     );
 }
 

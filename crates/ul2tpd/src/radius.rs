@@ -424,15 +424,16 @@ impl Radius {
             Err(e) => return Verdict::Reject(format!("cannot build the Access-Request: {e}")),
         };
         self.counters.requests.fetch_add(1, Relaxed);
+        let bad_before = self.counters.bad_replies.load(Relaxed);
         let Some(reply) = self
             .exchange(self.auth_port, &bytes, &authenticator, true)
             .await
         else {
             self.counters.timeouts.fetch_add(1, Relaxed);
             return Verdict::Reject(format!(
-                "no RADIUS server answered ({} tried{}); a wrong secret makes replies fail verification",
+                "no RADIUS server answered ({} tried{}; with a wrong secret servers drop our requests or we their replies)",
                 self.servers.len(),
-                if self.counters.bad_replies.load(Relaxed) > 0 {
+                if self.counters.bad_replies.load(Relaxed) > bad_before {
                     ", replies with a bad authenticator were dropped"
                 } else {
                     ""
