@@ -127,28 +127,47 @@ server default {{
         std::fs::write(dir.join("radiusd.conf"), conf).unwrap();
         std::fs::write(dir.join("dictionary"), "").unwrap();
         std::fs::write(dir.join("users"), users).unwrap();
+        let r = FreeRadius {
+            child: Self::spawn(ns, dir),
+            dir: dir.to_path_buf(),
+        };
+        r.wait_ready();
+        r
+    }
+
+    fn spawn(ns: &Netns, dir: &Path) -> Child {
         let out = std::fs::File::create(dir.join("freeradius.out")).unwrap();
-        let child = ns
-            .cmd("freeradius")
+        ns.cmd("freeradius")
             .args(["-X", "-d"])
             .arg(dir)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
             .spawn()
-            .expect("spawn freeradius");
-        let r = FreeRadius {
-            child,
-            dir: dir.to_path_buf(),
-        };
+            .expect("spawn freeradius")
+    }
+
+    fn wait_ready(&self) {
         assert!(
-            wait_until(Duration::from_secs(10), || r
+            wait_until(Duration::from_secs(10), || self
                 .output()
                 .contains("Ready to process requests")),
             "FreeRADIUS did not start:\n{}",
-            r.output()
+            self.output()
         );
-        r
+    }
+
+    /// Kill the server (by PID) and wait for it.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again with the same configuration (and detail file).
+    fn restart(&mut self, ns: &Netns) {
+        self.kill();
+        self.child = Self::spawn(ns, &self.dir);
+        self.wait_ready();
     }
 
     fn output(&self) -> String {
@@ -199,6 +218,11 @@ struct Setup {
 
 impl Setup {
     fn new(ppp_auth: &str, users: &str, secret: &str) -> Setup {
+        Setup::with(ppp_auth, users, secret, "\"127.0.0.1\"")
+    }
+
+    /// `server` is the TOML value of `[radius] server`.
+    fn with(ppp_auth: &str, users: &str, secret: &str, server: &str) -> Setup {
         let a = Netns::new("ra");
         let b = Netns::new("rb");
         ul2tp_it::veth(&a, "eth0", &b, "eth0");
@@ -215,7 +239,7 @@ impl Setup {
             format!(
                 "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
                  ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"{ppp_auth}\"\n\
-                 [radius]\nserver = \"127.0.0.1\"\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n\
+                 [radius]\nserver = {server}\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n\
                  acct_interim_interval = 1\ndae_listen = \"127.0.0.1:3799\"\n\
                  [metrics]\nlisten = \"127.0.0.1:9650\"\n",
                 dir.join("radius.secret").display()
@@ -326,8 +350,12 @@ impl Setup {
 
     /// The Stop record, once there is one.
     fn stop_record(&self) -> String {
+        self.stop_record_within(Duration::from_secs(10))
+    }
+
+    fn stop_record_within(&self, limit: Duration) -> String {
         assert!(
-            wait_until(Duration::from_secs(10), || self
+            wait_until(limit, || self
                 .radius
                 .detail()
                 .iter()
@@ -374,7 +402,9 @@ const ALICE: &str = "alice Cleartext-Password := \"wonderland\"\n\
     \tClass = \"gold\",\n\
     \tReply-Message = \"welcome alice\"\n\
     bob Cleartext-Password := \"builder\"\n\
-    \tSession-Timeout = 3\n";
+    \tSession-Timeout = 3\n\
+    carol Cleartext-Password := \"lewis\"\n\
+    \tIdle-Timeout = 2\n";
 
 /// PAP through FreeRADIUS: the address FreeRADIUS assigns (not the pool's first) reaches the
 /// LAC's pppN; accounting Start and, after the LAC clears the call, Stop with the session's
@@ -707,6 +737,87 @@ fn coa_changes_the_session_timeout() {
     assert_eq!(
         FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
         Some("Session-Timeout"),
+        "{stop}"
+    );
+}
+
+/// The first server does not answer (nothing listens on 127.0.0.2): the login fails over to
+/// the second, and so does accounting.
+#[test]
+fn fail_over_to_the_next_server() {
+    let t = Setup::with("pap", ALICE, SECRET, "[\"127.0.0.2\", \"127.0.0.1\"]");
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}\n{}", text(&o), t.lns.log());
+    assert!(has_addr(&t.a, "10.96.0.77"));
+    t.started_session();
+    assert!(
+        t.lns
+            .log()
+            .contains("RADIUS server 127.0.0.2:1812 did not answer"),
+        "{}",
+        t.lns.log()
+    );
+    assert_eq!(t.metric("access_accepts_total"), 1);
+    assert!(t.metric("retransmits_total") >= 1);
+}
+
+/// FreeRADIUS goes away mid-session: the session stays up, accounting queues (pending > 0),
+/// and once the server is back the Stop is delivered, with its Acct-Delay-Time.
+#[test]
+fn accounting_survives_a_server_outage() {
+    let mut t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    let id = t.started_session();
+    t.radius.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        t.a.ping_retry("10.96.0.1", &[], 5),
+        "the session went with the server"
+    );
+    let (tid, sid) = &t.call;
+    t.lac
+        .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
+    assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+        &t.lns
+    )));
+    assert!(wait_until(Duration::from_secs(5), || t
+        .metric("acct_pending")
+        >= 1));
+    assert!(!t
+        .radius
+        .detail()
+        .iter()
+        .any(|r| r.contains("Acct-Status-Type = Stop")));
+    t.radius.restart(&t.b);
+    let stop = t.stop_record_within(Duration::from_secs(40));
+    assert_eq!(FreeRadius::value(&stop, "Acct-Session-Id"), Some(id));
+    let delay: u64 = FreeRadius::value(&stop, "Acct-Delay-Time")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(delay >= 1, "{stop}");
+    assert!(wait_until(Duration::from_secs(40), || t
+        .metric("acct_pending")
+        == 0));
+}
+
+/// Idle-Timeout from the Access-Accept: a session without traffic ends, Acct-Terminate-Cause
+/// Idle-Timeout (LCP echoes do not count as traffic).
+#[test]
+fn idle_timeout_ends_an_idle_session() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("carol", "lewis");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        wait_until(Duration::from_secs(15), || Setup::call_gone(&t.lac)),
+        "Idle-Timeout 2 s did not end the call: {}",
+        t.lns.log()
+    );
+    let stop = t.stop_record();
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
+        Some("Idle-Timeout"),
         "{stop}"
     );
 }
