@@ -821,3 +821,31 @@ fn idle_timeout_ends_an_idle_session() {
         "{stop}"
     );
 }
+
+/// SIGTERM to the LNS: before it exits, the Stop of every session (Admin-Reboot) reaches the
+/// server.
+#[test]
+fn shutdown_sends_the_stops() {
+    let mut t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    let id = t.started_session();
+    t.lns.signal("TERM");
+    assert!(
+        wait_until(Duration::from_secs(10), || !t.lns.alive()),
+        "the LNS did not stop"
+    );
+    // Already there when the daemon has exited: it waited for the answer.
+    let stop = t
+        .radius
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Stop"))
+        .unwrap_or_else(|| panic!("no Stop: {}", t.lns.log()));
+    assert_eq!(FreeRadius::value(&stop, "Acct-Session-Id"), Some(id));
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
+        Some("Admin-Reboot"),
+        "{stop}"
+    );
+}

@@ -189,6 +189,8 @@ pub mod terminate {
     pub const LOST_CARRIER: u32 = 2;
     /// Idle Timeout.
     pub const IDLE_TIMEOUT: u32 = 4;
+    /// Admin Reboot: the NAS is being shut down by its administrator.
+    pub const ADMIN_REBOOT: u32 = 7;
     /// Session Timeout.
     pub const SESSION_TIMEOUT: u32 = 5;
     /// Admin Reset.

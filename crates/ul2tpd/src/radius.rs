@@ -236,6 +236,8 @@ pub struct Radius {
     acct: mpsc::Sender<Accounting>,
     /// The sessions with accounting started, for DAE requests.
     sessions: dae::Sessions,
+    /// The daemon is stopping: sessions end with Admin-Reboot.
+    shutting_down: std::sync::atomic::AtomicBool,
     /// Counters.
     pub counters: Arc<Counters>,
 }
@@ -325,6 +327,7 @@ impl Radius {
             require_ma: cfg.require_message_authenticator.unwrap_or(false),
             acct: tx,
             sessions: dae::Sessions::default(),
+            shutting_down: Default::default(),
             counters: Arc::default(),
         });
         tokio::spawn(accounting_task(Arc::downgrade(&r), rx));
@@ -555,6 +558,27 @@ impl Radius {
             tracing::warn!("RADIUS server {to} did not answer");
         }
         None
+    }
+
+    /// The daemon is stopping: the sessions that end from now on end with Admin-Reboot.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Relaxed);
+    }
+
+    /// Wait (at most `limit`) until every session has queued its Stop and every queued
+    /// record was answered; logs what is left undelivered.
+    pub async fn finish(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !(self.sessions.is_empty() && self.counters.acct_pending.load(Relaxed) == 0) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "RADIUS: stopping with {} accounting records undelivered",
+                    self.counters.acct_pending.load(Relaxed)
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Queue an accounting record (never waits: a full queue drops it and counts the drop).
@@ -876,7 +900,12 @@ impl RadiusSession {
 
 impl Drop for RadiusSession {
     fn drop(&mut self) {
-        // The call was cleared under us (the peer's CDN, `ul2tp delete session`).
-        self.stop(dict::terminate::USER_REQUEST);
+        // The call was cleared under us (the peer's CDN, `ul2tp delete session`), or the
+        // daemon is stopping.
+        self.stop(if self.radius.shutting_down.load(Relaxed) {
+            dict::terminate::ADMIN_REBOOT
+        } else {
+            dict::terminate::USER_REQUEST
+        });
     }
 }

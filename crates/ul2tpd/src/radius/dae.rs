@@ -66,6 +66,11 @@ impl Sessions {
         }
     }
 
+    /// Whether no session is registered.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().map_or(true, |m| m.is_empty())
+    }
+
     /// Forget a session.
     pub fn remove(&self, acct_session_id: &str) {
         if let Ok(mut m) = self.0.lock() {
