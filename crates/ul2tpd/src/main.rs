@@ -160,7 +160,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let host = settings.config.host_name.clone();
                 let radius = ul2tpd::radius::Radius::start(r, &host)
                     .map_err(|(key, e)| anyhow::anyhow!("{}{e}", locate("radius", key)))?;
-                daemon.ops().radius.store(Some(radius.counters.clone()));
+                daemon.ops().radius.store(Some(radius.clone()));
                 radius_client = Some(radius.clone());
                 pool.radius = Some(radius);
             }

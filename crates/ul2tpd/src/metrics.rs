@@ -195,8 +195,9 @@ pub struct Ops {
     pub(crate) ppp: PppCounters,
     /// The management API's connections.
     pub api: ApiCounters,
-    /// The RADIUS client's counters (`None`: no `[radius]` table).
-    pub radius: ArcSwapOption<crate::radius::Counters>,
+    /// The RADIUS client (`None`: no `[radius]` table): its counters, and its sessions for
+    /// `ul2tp show session`.
+    pub radius: ArcSwapOption<crate::radius::Radius>,
 }
 
 /// The management API's connection counters (server.rs).
@@ -391,7 +392,7 @@ impl L2tpCollector {
             down(2),
         )?;
         if let Some(r) = self.ops.radius.load_full() {
-            encode_radius(enc, &r)?;
+            encode_radius(enc, &r.counters)?;
         }
         let Some(s) = snap else { return Ok(()) };
         family(

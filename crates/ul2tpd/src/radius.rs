@@ -581,6 +581,18 @@ impl Radius {
         }
     }
 
+    /// What `ul2tp show session` says about the PPP peer of (`tunnel_id`, `session_id`),
+    /// once its accounting has started.
+    pub fn peer(&self, key: (u32, u32)) -> Option<ul2tp_api::PppPeer> {
+        let e = self.sessions.get(key)?;
+        Some(ul2tp_api::PppPeer {
+            user: String::from_utf8_lossy(&e.user).into_owned(),
+            address: e.framed_ip,
+            acct_session_id: e.acct_session_id,
+            online_secs: e.started.elapsed().as_secs(),
+        })
+    }
+
     /// Queue an accounting record (never waits: a full queue drops it and counts the drop).
     fn account(&self, packet: Packet, acct_session_id: &str) {
         let a = Accounting {
@@ -755,6 +767,10 @@ impl RadiusSession {
         &self.info.acct_session_id
     }
 
+    fn key(&self) -> (u32, u32) {
+        (self.session.tunnel_id(), self.session.session_id())
+    }
+
     /// Check `req` with the servers; the verdict arrives on `tx` (with the request's user).
     pub fn authenticate(&self, req: AuthRequest, tx: mpsc::Sender<(Vec<u8>, Verdict)>) {
         let (radius, info) = (self.radius.clone(), self.info.clone());
@@ -788,8 +804,10 @@ impl RadiusSession {
             .map(|t| now + Duration::from_secs(t.into()));
         self.record(dict::status::START, None);
         self.radius.sessions.insert(
-            &self.info.acct_session_id,
+            self.key(),
             dae::Entry {
+                acct_session_id: self.info.acct_session_id.clone(),
+                started: now,
                 user: self.user.clone(),
                 framed_ip: peer,
                 tx: self.dae.clone(),
@@ -861,7 +879,7 @@ impl RadiusSession {
             return;
         }
         self.stopped = true;
-        self.radius.sessions.remove(&self.info.acct_session_id);
+        self.radius.sessions.remove(self.key());
         let cause = self.cause.unwrap_or(cause);
         self.record(dict::status::STOP, Some(cause));
     }

@@ -46,6 +46,10 @@ pub enum Command {
 /// A live session, as the listener finds it.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// Acct-Session-Id.
+    pub acct_session_id: String,
+    /// When accounting started.
+    pub started: std::time::Instant,
     /// User-Name.
     pub user: Vec<u8>,
     /// The peer's address (Framed-IP-Address).
@@ -54,16 +58,21 @@ pub struct Entry {
     pub tx: mpsc::Sender<Command>,
 }
 
-/// The live sessions by Acct-Session-Id.
+/// The live sessions by (tunnel id, session id).
 #[derive(Debug, Default)]
-pub struct Sessions(Mutex<HashMap<String, Entry>>);
+pub struct Sessions(Mutex<HashMap<(u32, u32), Entry>>);
 
 impl Sessions {
     /// Register a session once its accounting has started.
-    pub fn insert(&self, acct_session_id: &str, e: Entry) {
+    pub fn insert(&self, key: (u32, u32), e: Entry) {
         if let Ok(mut m) = self.0.lock() {
-            m.insert(acct_session_id.to_string(), e);
+            m.insert(key, e);
         }
+    }
+
+    /// The session (`tunnel_id`, `session_id`), if it is registered.
+    pub fn get(&self, key: (u32, u32)) -> Option<Entry> {
+        self.0.lock().ok()?.get(&key).cloned()
     }
 
     /// Whether no session is registered.
@@ -72,9 +81,9 @@ impl Sessions {
     }
 
     /// Forget a session.
-    pub fn remove(&self, acct_session_id: &str) {
+    pub fn remove(&self, key: (u32, u32)) {
         if let Ok(mut m) = self.0.lock() {
-            m.remove(acct_session_id);
+            m.remove(&key);
         }
     }
 
@@ -88,13 +97,13 @@ impl Sessions {
         let Ok(m) = self.0.lock() else {
             return Vec::new();
         };
-        m.iter()
-            .filter(|(k, e)| {
-                id.is_none_or(|id| k.as_bytes() == id)
+        m.values()
+            .filter(|e| {
+                id.is_none_or(|id| e.acct_session_id.as_bytes() == id)
                     && user.is_none_or(|u| e.user == u)
                     && ip.is_none_or(|ip| e.framed_ip == ip)
             })
-            .map(|(_, e)| e.tx.clone())
+            .map(|e| e.tx.clone())
             .collect()
     }
 }
