@@ -477,10 +477,19 @@ fn pap_login_address_and_accounting() {
     let session_id = FreeRadius::value(&start, "Acct-Session-Id").unwrap();
     // `ul2tp show session` on the LNS names the peer, its address and the Acct-Session-Id.
     let show = t.lns.ul2tp("show session");
-    assert!(show.contains("ppp peer alice address 10.96.0.77 online "), "{show}");
-    assert!(show.contains(&format!("acct session id {session_id}\n")), "{show}");
+    assert!(
+        show.contains("ppp peer alice address 10.96.0.77 online "),
+        "{show}"
+    );
+    assert!(
+        show.contains(&format!("acct session id {session_id}\n")),
+        "{show}"
+    );
     let json = t.lns.ul2tp("-j show session");
-    assert!(json.contains(&format!("\"acct_session_id\":\"{session_id}\"")), "{json}");
+    assert!(
+        json.contains(&format!("\"acct_session_id\":\"{session_id}\"")),
+        "{json}"
+    );
     // acct_interim_interval = 1: Interim-Updates for the same session, with counters.
     assert!(
         wait_until(Duration::from_secs(5), || t.radius.detail().iter().any(
