@@ -654,6 +654,139 @@ mod tests {
         toml::from_str(text).unwrap()
     }
 
+    fn info() -> SessionInfo {
+        SessionInfo {
+            acct_session_id: "test-1".into(),
+            nas_port: 1,
+            nas_address: Some(Ipv4Addr::LOCALHOST.into()),
+            endpoints: None,
+        }
+    }
+
+    /// A responder on loopback that answers the first Access-Request with `replies(request)`.
+    fn responder(
+        replies: impl FnOnce(&Packet) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> (u16, std::thread::JoinHandle<Packet>) {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let mut buf = [0u8; packet::MAX_LEN];
+            let (n, from) = sock.recv_from(&mut buf).unwrap();
+            assert!(packet::verify_access_request(&buf[..n], b"right"));
+            let req = Packet::decode(&buf[..n]).unwrap();
+            for r in replies(&req) {
+                sock.send_to(&r, from).unwrap();
+            }
+            req
+        });
+        (port, h)
+    }
+
+    fn accept(req: &Packet, secret: &[u8], id: u8) -> Vec<u8> {
+        let mut p = Packet::new(code::ACCESS_ACCEPT, id);
+        p.add_ipv4(attr::FRAMED_IP_ADDRESS, Ipv4Addr::new(10, 1, 2, 3))
+            .add(attr::CLASS, b"c1".to_vec())
+            .add_u32(attr::SESSION_TIMEOUT, 60)
+            .add(attr::MESSAGE_AUTHENTICATOR, [0u8; 16]);
+        p.encode_response(secret, &req.authenticator).unwrap()
+    }
+
+    fn pap() -> AuthRequest {
+        AuthRequest::Pap {
+            peer_name: b"alice".to_vec(),
+            password: b"pw".to_vec(),
+        }
+    }
+
+    /// A reply signed with another secret and one with another identifier are dropped and
+    /// counted; the good one after them is taken, with its attributes.
+    #[tokio::test]
+    async fn bad_replies_are_dropped_and_counted() {
+        let (port, h) = responder(|req| {
+            vec![
+                accept(req, b"wrong", req.identifier),
+                accept(req, b"right", req.identifier.wrapping_add(1)),
+                accept(req, b"right", req.identifier),
+            ]
+        });
+        let c = cfg(&format!(
+            "server = \"127.0.0.1\"\nauth_port = {port}\nsecret = \"right\"\ntimeout = 5\nretries = 0\n"
+        ));
+        let r = Radius::start(&c, "nas-1").unwrap();
+        let v = r.authenticate(&pap(), &info()).await;
+        let Verdict::Accept(g, _) = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(g.framed_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(g.class, vec![b"c1".to_vec()]);
+        assert_eq!(g.session_timeout, Some(60));
+        assert_eq!(r.counters.bad_replies.load(Relaxed), 2);
+        assert_eq!(r.counters.accepts.load(Relaxed), 1);
+        let req = h.join().unwrap();
+        // The password went hidden with the secret; the NAS attributes are there.
+        let hidden = req.get(attr::USER_PASSWORD).unwrap();
+        assert_ne!(hidden, b"pw");
+        assert_eq!(
+            hide::unhide_password(hidden, b"right", &req.authenticator).as_deref(),
+            Some(&b"pw"[..])
+        );
+        assert_eq!(req.get_text(attr::NAS_IDENTIFIER).as_deref(), Some("nas-1"));
+        assert_eq!(
+            req.get_ipv4(attr::NAS_IP_ADDRESS),
+            Some(Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(
+            req.get_text(attr::ACCT_SESSION_ID).as_deref(),
+            Some("test-1")
+        );
+    }
+
+    /// `require_message_authenticator`: an Access-Accept without one is dropped, so the
+    /// login fails; without the option it is taken.
+    #[tokio::test]
+    async fn message_authenticator_can_be_required() {
+        let unsigned = |req: &Packet| {
+            let p = Packet::new(code::ACCESS_ACCEPT, req.identifier);
+            vec![p.encode_response(b"right", &req.authenticator).unwrap()]
+        };
+        for (require, accepted) in [(true, false), (false, true)] {
+            let (port, h) = responder(unsigned);
+            let c = cfg(&format!(
+                "server = \"127.0.0.1\"\nauth_port = {port}\nsecret = \"right\"\ntimeout = 0.5\n\
+                 retries = 0\nrequire_message_authenticator = {require}\n"
+            ));
+            let r = Radius::start(&c, "nas").unwrap();
+            let v = r.authenticate(&pap(), &info()).await;
+            assert_eq!(
+                matches!(v, Verdict::Accept(..)),
+                accepted,
+                "{require}: {v:?}"
+            );
+            assert_eq!(r.counters.bad_replies.load(Relaxed), u64::from(!accepted));
+            h.join().unwrap();
+        }
+    }
+
+    /// An Access-Reject's Reply-Message is the reason given.
+    #[tokio::test]
+    async fn reject_carries_the_reply_message() {
+        let (port, h) = responder(|req| {
+            let mut p = Packet::new(code::ACCESS_REJECT, req.identifier);
+            p.add(attr::REPLY_MESSAGE, b"expired".to_vec());
+            vec![p.encode_response(b"right", &req.authenticator).unwrap()]
+        });
+        let c = cfg(&format!(
+            "server = \"127.0.0.1\"\nauth_port = {port}\nsecret = \"right\"\n"
+        ));
+        let r = Radius::start(&c, "nas").unwrap();
+        match r.authenticate(&pap(), &info()).await {
+            Verdict::Reject(why) => assert_eq!(why, "Access-Reject: \"expired\""),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(r.counters.rejects.load(Relaxed), 1);
+        h.join().unwrap();
+    }
+
     #[test]
     fn table_checks() {
         let c = cfg("server = \"192.0.2.1\"\nsecret = \"s\"\n");
