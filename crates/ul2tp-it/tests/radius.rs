@@ -420,6 +420,12 @@ fn pap_login_address_and_accounting() {
         t.lns.log()
     );
     assert!(has_addr(&t.a, "10.96.0.77"), "{}", t.a.ip(&["-o", "addr"]));
+    // MS-Primary-DNS-Server reached the LAC in IPCP (RFC 1877).
+    let lac_log = t.lac.log();
+    assert!(
+        lac_log.contains("-> 10.96.0.1, DNS 10.96.0.53"),
+        "{lac_log}"
+    );
     assert!(
         t.a.ping_retry("10.96.0.1", &[], 5),
         "LAC pings the LNS over PPP"

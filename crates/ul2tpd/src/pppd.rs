@@ -72,6 +72,8 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
             .map(|(u, p)| (u.into_bytes(), p.into_bytes())),
         require_auth: setup.require.clone(),
         external_auth: setup.radius.is_some() && !setup.require.is_empty(),
+        // The peer assigns our address: ask it for DNS servers too (RFC 1877).
+        request_dns: setup.local.is_none(),
         ..ul2tp_ppp::Config::default()
     };
     if let Some(name) = &setup.auth_name {
@@ -322,7 +324,7 @@ impl Link {
         };
         while let Some(ev) = ep.poll_event() {
             match ev {
-                Event::NetworkUp { local, peer, .. } => {
+                Event::NetworkUp { local, peer, dns } => {
                     match Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE) {
                         Ok(t) => {
                             let addr = IfAddr {
@@ -334,11 +336,17 @@ impl Link {
                             {
                                 tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
                             }
+                            let dns: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
                             tracing::info!(
                                 tunnel_id,
                                 session_id,
-                                "{name}: PPP up on {}: {local} -> {peer}",
-                                t.name()
+                                "{name}: PPP up on {}: {local} -> {peer}{}",
+                                t.name(),
+                                if dns.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(", DNS {}", dns.join(" "))
+                                }
                             );
                             *tun = Some(t);
                             if let Some(r) = self.radius.as_mut() {
