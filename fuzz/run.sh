@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-30}
-targets=(data_rx control_message control_engine ppp api_request config)
+targets=(data_rx control_message control_engine ppp api_request config radius)
 
 if cargo +nightly --version >/dev/null 2>&1; then
   fuzz=(cargo +nightly fuzz)

@@ -276,6 +276,23 @@ pub struct Attrs {
     /// ul2tp: the password / CHAP secret that goes with `ppp_user`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_password: Option<String>,
+    /// ul2tp, in replies: the PPP peer of an LNS session accounted by RADIUS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_peer: Option<PppPeer>,
+}
+
+/// The PPP peer of a session the LNS terminates with RADIUS (docs/radius.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PppPeer {
+    /// The user name it authenticated with.
+    pub user: String,
+    /// Its address (IPCP).
+    pub address: Ipv4Addr,
+    /// The session's Acct-Session-Id.
+    pub acct_session_id: String,
+    /// Seconds since accounting started (IPCP up).
+    pub online_secs: u64,
 }
 
 /// A request from a client.

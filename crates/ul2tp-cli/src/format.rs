@@ -293,6 +293,13 @@ pub fn session_text(a: &Attrs) -> String {
         }
     }
     s.push('\n');
+    // ul2tp: an LNS session accounted by RADIUS (docs/radius.md).
+    if let Some(p) = &a.ppp_peer {
+        s.push_str(&format!(
+            "  ppp peer {} address {} online {}s\n  acct session id {}\n",
+            p.user, p.address, p.online_secs, p.acct_session_id
+        ));
+    }
     s
 }
 
@@ -330,6 +337,12 @@ pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>, stats: O
     }
     if v.recv_seq {
         w.null("recv_seq");
+    }
+    if let Some(p) = &a.ppp_peer {
+        w.string("ppp_user", &p.user);
+        w.string("ppp_address", &p.address.to_string());
+        w.string("acct_session_id", &p.acct_session_id);
+        w.uint("online_secs", p.online_secs);
     }
     stats_json(w, stats);
     w.end_object();
@@ -668,6 +681,28 @@ mod tests {
         assert_eq!(
             show_sessions(&[a], true, false, false),
             "[{\"session_id\":1,\"tunnel_id\":3000,\"peer_session_id\":2,\"peer_tunnel_id\":4000,\"interface\":\"l2tpeth0\",\"cookie\":\"0102030405060708\",\"peer_cookie\":\"0a0b0c0d\",\"reorder_timeout\":100,\"send_seq\":null,\"recv_seq\":null}]\n"
+        );
+    }
+
+    #[test]
+    fn session_ppp_peer() {
+        let mut a = sess();
+        a.pw_type = Some(7);
+        a.ppp_peer = Some(ul2tp_api::PppPeer {
+            user: "alice".into(),
+            address: "10.96.0.77".parse().unwrap(),
+            acct_session_id: "6B131CD9-0000765A-00008B72".into(),
+            online_secs: 42,
+        });
+        let text = session_text(&a);
+        assert!(
+            text.ends_with("  ppp peer alice address 10.96.0.77 online 42s\n  acct session id 6B131CD9-0000765A-00008B72\n"),
+            "{text}"
+        );
+        let json = show_sessions(&[a], true, false, false);
+        assert!(
+            json.contains("\"ppp_user\":\"alice\",\"ppp_address\":\"10.96.0.77\",\"acct_session_id\":\"6B131CD9-0000765A-00008B72\",\"online_secs\":42"),
+            "{json}"
         );
     }
 

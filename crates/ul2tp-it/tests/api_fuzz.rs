@@ -105,6 +105,8 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         udp_zero_csum6_rx: r.maybe(|r| r.below(2) == 1),
         ppp_user: r.maybe(|r| ["", "alice", "\u{0}"][r.below(3) as usize].to_string()),
         ppp_password: r.maybe(|r| ["", "secret"][r.below(2) as usize].to_string()),
+        // Reply-only: the daemon ignores it in requests.
+        ppp_peer: None,
     }
 }
 

@@ -81,6 +81,10 @@ pub struct Config {
     pub allow_auth: Vec<AuthProtocol>,
     /// How long the authenticator waits for the peer to authenticate (µs).
     pub auth_timeout_us: u64,
+    /// The owner checks the peer's credentials (e.g. with RADIUS): the endpoint reports each
+    /// PAP Request or CHAP Response as [`crate::Event::AuthRequest`] and waits for
+    /// [`crate::Endpoint::auth_verdict`] instead of asking its [`Credentials`].
+    pub external_auth: bool,
     /// LCP Echo-Request interval (µs); `None` disables keepalives.
     pub echo_interval_us: Option<u64>,
     /// Unanswered Echo-Requests after which the link is declared dead.
@@ -119,6 +123,7 @@ impl Default for Config {
                 AuthProtocol::Pap,
             ],
             auth_timeout_us: 30_000_000,
+            external_auth: false,
             echo_interval_us: Some(10_000_000),
             echo_failure: 3,
             ipcp: true,

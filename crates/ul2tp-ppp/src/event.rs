@@ -27,6 +27,9 @@ pub enum DownReason {
 pub enum Event {
     /// LCP reached Opened.
     LinkUp,
+    /// With `external_auth`: the peer's credentials, for the owner to check and answer with
+    /// [`crate::Endpoint::auth_verdict`].
+    AuthRequest(AuthRequest),
     /// We authenticated the peer (authenticator side).
     AuthSuccess {
         /// The name the peer authenticated with.
@@ -75,4 +78,49 @@ pub enum IpPacket {
     V4(Vec<u8>),
     /// IPv6 (protocol 0x0057).
     V6(Vec<u8>),
+}
+
+/// What a peer presented to authenticate (authenticator side, `external_auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthRequest {
+    /// A PAP Authenticate-Request.
+    Pap {
+        /// Peer-ID.
+        peer_name: Vec<u8>,
+        /// Password.
+        password: Vec<u8>,
+    },
+    /// A CHAP-MD5 Response to our Challenge.
+    Chap {
+        /// Name.
+        peer_name: Vec<u8>,
+        /// Identifier of the Challenge and Response.
+        identifier: u8,
+        /// Our Challenge value.
+        challenge: Vec<u8>,
+        /// The peer's Response value (16 octets).
+        response: Vec<u8>,
+    },
+    /// An MS-CHAPv2 Response to our Challenge (RFC 2759 §4).
+    MsChapV2 {
+        /// Name.
+        peer_name: Vec<u8>,
+        /// Identifier of the Challenge and Response.
+        identifier: u8,
+        /// Our 16-octet authenticator challenge.
+        challenge: Vec<u8>,
+        /// The Response value: Peer-Challenge (16) ‖ reserved (8) ‖ NT-Response (24) ‖ Flags.
+        response: Vec<u8>,
+    },
+}
+
+impl AuthRequest {
+    /// The name the peer authenticates with.
+    pub fn peer_name(&self) -> &[u8] {
+        match self {
+            AuthRequest::Pap { peer_name, .. }
+            | AuthRequest::Chap { peer_name, .. }
+            | AuthRequest::MsChapV2 { peer_name, .. } => peer_name,
+        }
+    }
 }

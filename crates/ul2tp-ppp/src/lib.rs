@@ -32,7 +32,7 @@ pub mod packet;
 
 pub use config::{AuthProtocol, Config, Credentials, StaticCredentials};
 pub use endpoint::{Endpoint, Phase};
-pub use event::{DownReason, Event, IpPacket};
+pub use event::{AuthRequest, DownReason, Event, IpPacket};
 pub use packet::PppError;
 
 pub use ul2tp_wire::Timestamp;

@@ -490,3 +490,103 @@ fn mutual_authentication_in_both_directions() {
         }
     }
 }
+
+/// `external_auth`: the server reports what the peer presented and waits; the owner checks
+/// it (here with the secret, as a RADIUS server would) and its verdict decides. Over a lossy
+/// link the peer's retransmissions while the owner checks produce no second request.
+fn external(auth: AuthProtocol, password: &[u8], loss: u64, seed: u64) -> Sim {
+    let cfg = Config {
+        require_auth: vec![auth],
+        external_auth: true,
+        local_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        peer_ip: Some(Ipv4Addr::new(10, 0, 0, 2)),
+        ..Config::default()
+    };
+    let srv = new_ep(cfg, seed);
+    let mut s = Sim::new(srv, client(password, seed + 1), loss, seed);
+    s.a.open(Timestamp(0));
+    s.b.open(Timestamp(0));
+    let asked = |s: &Sim| has(&s.ev_a, |e| matches!(e, Event::AuthRequest(_)));
+    assert!(s.run(60_000_000, asked), "{:?}", s.ev_a);
+    // The owner takes its time: the peer retransmits meanwhile.
+    let later = s.now + 7_000_000;
+    s.run(7_000_000, |s| s.now >= later);
+    let requests: Vec<_> = s
+        .ev_a
+        .iter()
+        .filter_map(|e| match e {
+            Event::AuthRequest(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 1, "one request while pending: {requests:?}");
+    let secret = b"wonderland-secret";
+    let (ok, message) = match &requests[0] {
+        ul2tp_ppp::AuthRequest::Pap {
+            peer_name,
+            password,
+        } => (peer_name == b"alice" && password == secret, Vec::new()),
+        ul2tp_ppp::AuthRequest::Chap {
+            identifier,
+            challenge,
+            response,
+            ..
+        } => {
+            let want = ul2tp_ppp::packet::chap_md5_response(*identifier, secret, challenge);
+            (want[..] == response[..], Vec::new())
+        }
+        ul2tp_ppp::AuthRequest::MsChapV2 {
+            peer_name,
+            challenge,
+            response,
+            ..
+        } => {
+            let auth_ch: [u8; 16] = challenge[..].try_into().unwrap();
+            let peer_ch: [u8; 16] = response[..16].try_into().unwrap();
+            let pw = String::from_utf8_lossy(secret);
+            let nt = ul2tp_ppp::mschapv2::nt_response(&auth_ch, &peer_ch, peer_name, &pw);
+            let ok = nt[..] == response[24..48];
+            let s = ul2tp_ppp::mschapv2::authenticator_response(
+                &pw, &nt, &peer_ch, &auth_ch, peer_name,
+            );
+            (ok, if ok { s.into_bytes() } else { Vec::new() })
+        }
+    };
+    assert_eq!(
+        ok,
+        password == secret,
+        "the request carries what the peer sent"
+    );
+    s.a.auth_verdict(Timestamp(s.now), ok, &message);
+    s
+}
+
+#[test]
+fn external_authentication_decides() {
+    for auth in [
+        AuthProtocol::Pap,
+        AuthProtocol::ChapMd5,
+        AuthProtocol::MsChapV2,
+    ] {
+        for (loss, seed) in [(0, 3), (20, 41), (20, 97)] {
+            let mut s = external(auth, b"wonderland-secret", loss, seed);
+            let up = |s: &Sim| {
+                has(&s.ev_a, |e| matches!(e, Event::NetworkUp { .. }))
+                    && has(&s.ev_b, |e| matches!(e, Event::NetworkUp { .. }))
+            };
+            assert!(s.run(300_000_000, up), "{auth:?} {:?} {:?}", s.ev_a, s.ev_b);
+            assert!(has(&s.ev_b, |e| *e == Event::Authenticated), "{auth:?}");
+
+            let mut s = external(auth, b"guess", loss, seed);
+            let down = |s: &Sim| link_down(&s.ev_a).is_some() && link_down(&s.ev_b).is_some();
+            assert!(
+                s.run(60_000_000, down),
+                "{auth:?} {:?} {:?}",
+                s.ev_a,
+                s.ev_b
+            );
+            assert_eq!(link_down(&s.ev_a), Some(DownReason::AuthFailed));
+            assert!(has(&s.ev_b, |e| *e == Event::AuthRejected), "{auth:?}");
+        }
+    }
+}

@@ -247,6 +247,7 @@ impl ControlConfig {
                     )
                 },
             ),
+            radius: None,
         })
     }
 
@@ -334,12 +335,6 @@ impl ControlConfig {
                     ));
                 }
             }
-        }
-        if self.ppp_auth.is_some() && self.ppp_users.is_empty() {
-            return Err((
-                "ppp_auth",
-                "needs ppp_users (with none, no peer could authenticate)".into(),
-            ));
         }
         Ok(())
     }
@@ -458,6 +453,8 @@ pub struct Config {
     /// Data-path settings.
     #[serde(default)]
     pub datapath: DatapathConfig,
+    /// RADIUS for the LNS's PPP sessions (docs/radius.md); off when absent.
+    pub radius: Option<crate::radius::RadiusConfig>,
 }
 
 /// The `[datapath]` table.
@@ -638,6 +635,27 @@ impl Config {
         }
         if let Some(c) = &config.control {
             c.check().map_err(|(key, m)| at("control", key, m))?;
+            if c.ppp_auth.is_some() && c.ppp_users.is_empty() && config.radius.is_none() {
+                return Err(at(
+                    "control",
+                    "ppp_auth",
+                    "needs ppp_users or a [radius] table (with neither, no peer could authenticate)".into(),
+                ));
+            }
+        }
+        if let Some(r) = &config.radius {
+            r.check().map_err(|(key, m)| at("radius", key, m))?;
+            if config
+                .control
+                .as_ref()
+                .is_none_or(|c| c.ppp_local.is_none())
+            {
+                return Err(at(
+                    "radius",
+                    "server",
+                    "RADIUS serves the LNS: needs [control] with ppp_local and ppp_pool".into(),
+                ));
+            }
         }
         Ok(Checked {
             config,
@@ -1173,6 +1191,32 @@ seq = "both"
         )
         .unwrap();
         assert!(ok.config.control.unwrap().settings().ppp_server.is_some());
+    }
+
+    #[test]
+    fn radius_checks_name_line_and_key() {
+        let lns = "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"pap\"\n";
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!("{lns}[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n"),
+        );
+        assert!(
+            ok.is_ok(),
+            "ppp_auth without ppp_users is fine with [radius]"
+        );
+        let e = check_err(&format!(
+            "{lns}[radius]\nserver = \"192.0.2.1\"\n\ntimeout = 99\nsecret = \"s\"\n"
+        ));
+        assert_eq!(
+            e.to_string(),
+            "t.toml:8: [radius] timeout: must be a number of seconds in (0, 60]"
+        );
+        let e = check_err("[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("server")));
+        let e = check_err(&format!(
+            "{lns}[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\nfoo = 1\n"
+        ));
+        assert_eq!(e.line, Some(8), "{e}");
     }
 
     #[test]

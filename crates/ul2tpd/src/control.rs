@@ -82,6 +82,8 @@ pub struct PppPool {
     pub users: Vec<(String, String)>,
     /// LCP Echo-Request interval and failures before the link is dead (default 10 s, 3).
     pub echo: Option<(Duration, u32)>,
+    /// `[radius]`: peers are authenticated and accounted for by RADIUS.
+    pub radius: Option<Arc<crate::radius::Radius>>,
 }
 
 /// A request for the endpoint task.
@@ -965,6 +967,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 // The LAC side starts PPP once the call is up: wait for its first frame.
                 passive: true,
                 echo: pool.and_then(|p| p.echo),
+                radius: pool.and_then(|p| p.radius.clone()),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
             drop(crate::pppd::start(d, ctl, s.clone(), setup)?);

@@ -153,8 +153,18 @@ fn run(args: Args) -> anyhow::Result<()> {
             ),
             _ => None,
         };
+        let mut radius_client = None;
         if let Some(c) = &cfg.control {
-            let local = daemon.start_control(c.settings()).map_err(|e| {
+            let mut settings = c.settings();
+            if let (Some(r), Some(pool)) = (&cfg.radius, settings.ppp_server.as_mut()) {
+                let host = settings.config.host_name.clone();
+                let radius = ul2tpd::radius::Radius::start(r, &host)
+                    .map_err(|(key, e)| anyhow::anyhow!("{}{e}", locate("radius", key)))?;
+                daemon.ops().radius.store(Some(radius.clone()));
+                radius_client = Some(radius.clone());
+                pool.radius = Some(radius);
+            }
+            let local = daemon.start_control(settings).map_err(|e| {
                 anyhow::anyhow!(
                     "{}cannot start the control endpoint on {}: {e}",
                     locate("control", "listen"),
@@ -238,7 +248,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         notifier.send(ul2tpd::notify::STOPPING);
         serve.abort();
+        if let Some(r) = &radius_client {
+            r.begin_shutdown();
+        }
         daemon.shutdown().await;
+        if let Some(r) = &radius_client {
+            // Accounting Stops for the sessions just ended (docs/radius.md).
+            r.finish(std::time::Duration::from_secs(3)).await;
+        }
         let _ = std::fs::remove_file(&socket_path);
         tracing::info!("ul2tpd stopped");
         Ok(())

@@ -195,6 +195,9 @@ pub struct Ops {
     pub(crate) ppp: PppCounters,
     /// The management API's connections.
     pub api: ApiCounters,
+    /// The RADIUS client (`None`: no `[radius]` table): its counters, and its sessions for
+    /// `ul2tp show session`.
+    pub radius: ArcSwapOption<crate::radius::Radius>,
 }
 
 /// The management API's connection counters (server.rs).
@@ -238,6 +241,81 @@ fn family<'a>(
         }
     }
     Ok(())
+}
+
+/// The RADIUS client's counters (docs/radius.md).
+fn encode_radius(enc: &mut DescriptorEncoder, r: &crate::radius::Counters) -> std::fmt::Result {
+    let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    for (name, help, n) in [
+        (
+            "ul2tp_radius_access_requests",
+            "Access-Requests sent (first transmissions)",
+            v(&r.requests),
+        ),
+        (
+            "ul2tp_radius_access_accepts",
+            "Access-Accepts received",
+            v(&r.accepts),
+        ),
+        (
+            "ul2tp_radius_access_rejects",
+            "Access-Rejects received",
+            v(&r.rejects),
+        ),
+        (
+            "ul2tp_radius_timeouts",
+            "Access-Requests no server answered",
+            v(&r.timeouts),
+        ),
+        (
+            "ul2tp_radius_retransmits",
+            "RADIUS requests retransmitted (access and accounting)",
+            v(&r.retransmits),
+        ),
+        (
+            "ul2tp_radius_bad_replies",
+            "RADIUS replies dropped: authenticator or Message-Authenticator did not verify",
+            v(&r.bad_replies),
+        ),
+        (
+            "ul2tp_radius_acct_responses",
+            "Accounting-Requests answered",
+            v(&r.acct_responses),
+        ),
+        (
+            "ul2tp_radius_acct_dropped",
+            "accounting records dropped: the queue was full",
+            v(&r.acct_dropped),
+        ),
+        (
+            "ul2tp_radius_dae_requests",
+            "Disconnect- and CoA-Requests verified and handled",
+            v(&r.dae_requests),
+        ),
+        (
+            "ul2tp_radius_dae_acks",
+            "Disconnect- and CoA-Requests answered ACK",
+            v(&r.dae_acks),
+        ),
+        (
+            "ul2tp_radius_dae_naks",
+            "Disconnect- and CoA-Requests answered NAK",
+            v(&r.dae_naks),
+        ),
+        (
+            "ul2tp_radius_dae_dropped",
+            "DAE requests dropped: unknown client, bad authenticator, wrong code, malformed",
+            v(&r.dae_dropped),
+        ),
+    ] {
+        counter(enc, name, help, n)?;
+    }
+    gauge(
+        enc,
+        "ul2tp_radius_acct_pending",
+        "accounting records waiting for a server's answer",
+        v(&r.acct_pending),
+    )
 }
 
 impl L2tpCollector {
@@ -313,6 +391,9 @@ impl L2tpCollector {
             "PPP links declared dead after unanswered LCP Echo-Requests",
             down(2),
         )?;
+        if let Some(r) = self.ops.radius.load_full() {
+            encode_radius(enc, &r.counters)?;
+        }
         let Some(s) = snap else { return Ok(()) };
         family(
             enc,

@@ -57,6 +57,8 @@ pub(crate) struct PppSetup {
     /// LCP Echo-Request interval and failures before the link is declared dead; `None` keeps
     /// the endpoint's defaults (10 s, 3).
     pub(crate) echo: Option<(Duration, u32)>,
+    /// Authenticate the peer and account for the session with RADIUS (`[radius]`).
+    pub(crate) radius: Option<Arc<crate::radius::Radius>>,
 }
 
 /// The endpoint configuration a setup describes.
@@ -69,6 +71,9 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
             .clone()
             .map(|(u, p)| (u.into_bytes(), p.into_bytes())),
         require_auth: setup.require.clone(),
+        external_auth: setup.radius.is_some() && !setup.require.is_empty(),
+        // The peer assigns our address: ask it for DNS servers too (RFC 1877).
+        request_dns: setup.local.is_none(),
         ..ul2tp_ppp::Config::default()
     };
     if let Some(name) = &setup.auth_name {
@@ -142,7 +147,17 @@ pub(crate) fn start(
     ctl.attached.insert(key);
     let mut ep = Endpoint::new(cfg, seed);
     ep.set_credentials(Box::new(users));
+    let (verdict_tx, verdicts) = mpsc::channel(4);
+    let (dae_tx, dae) = mpsc::channel(4);
+    let radius = setup.radius.map(|r| {
+        let (local, peer) = (socket.local_addr().ok(), socket.peer_addr().ok());
+        crate::radius::RadiusSession::new(r, session.clone(), local, peer, dae_tx)
+    });
     let link = Link {
+        radius,
+        verdict_tx,
+        verdicts,
+        dae,
         d: d.me.clone(),
         session,
         socket,
@@ -169,6 +184,12 @@ struct Seen {
 }
 
 struct Link {
+    /// The session's RADIUS side, with the verdicts of its Access-Requests.
+    radius: Option<crate::radius::RadiusSession>,
+    verdict_tx: mpsc::Sender<(Vec<u8>, crate::radius::Verdict)>,
+    verdicts: mpsc::Receiver<(Vec<u8>, crate::radius::Verdict)>,
+    /// Disconnect- / CoA-Requests for the session (RFC 5176).
+    dae: mpsc::Receiver<crate::radius::DaeCommand>,
     d: Weak<Store>,
     session: Arc<Session>,
     socket: Arc<TunnelSocket>,
@@ -207,7 +228,33 @@ impl Link {
                 None if !opened => PASSIVE_WAIT.saturating_sub(now() - start),
                 None => Duration::from_secs(3600),
             };
+            let radius_due = self.radius.as_ref().and_then(|r| r.next_due());
             tokio::select! {
+                Some((user, v)) = self.verdicts.recv() => self.verdict(&mut ep, user, v, &name),
+                Some(c) = self.dae.recv() => {
+                    if let Some(r) = self.radius.as_mut() {
+                        tracing::info!("{name}: RADIUS dynamic authorization: {c:?}");
+                        if let Some(cause) = r.command(c) {
+                            r.cause = Some(cause);
+                            ep.close(now());
+                        }
+                    }
+                }
+                _ = async {
+                    match radius_due {
+                        Some((t, _)) => tokio::time::sleep_until(t.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let (r, due) = (self.radius.as_mut(), radius_due.map(|d| d.1));
+                    if let (Some(r), Some(due)) = (r, due) {
+                        if let Some(cause) = r.fire(due) {
+                            tracing::info!("{name}: RADIUS {due:?} reached: ending the session");
+                            r.cause = Some(cause);
+                            ep.close(now());
+                        }
+                    }
+                }
                 f = self.rx.recv() => match f {
                     Some(f) => {
                         if !opened {
@@ -230,6 +277,9 @@ impl Link {
                 } => {
                     if let Ok(n) = r {
                         let _ = ep.send_ip(&buf[..n]);
+                        if let Some(r) = self.radius.as_mut() {
+                            r.activity();
+                        }
                     }
                 }
                 _ = tokio::time::sleep(wait) => {
@@ -259,6 +309,9 @@ impl Link {
             datapath::send_frame(&self.session, &self.socket, &frame).await;
         }
         while let Some(p) = ep.poll_ip() {
+            if let Some(r) = self.radius.as_mut() {
+                r.activity();
+            }
             if let Some(t) = tun.as_ref() {
                 let (IpPacket::V4(b) | IpPacket::V6(b)) = p;
                 let _ = t.try_send(&b);
@@ -271,7 +324,7 @@ impl Link {
         };
         while let Some(ev) = ep.poll_event() {
             match ev {
-                Event::NetworkUp { local, peer, .. } => {
+                Event::NetworkUp { local, peer, dns } => {
                     match Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE) {
                         Ok(t) => {
                             let addr = IfAddr {
@@ -283,13 +336,22 @@ impl Link {
                             {
                                 tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
                             }
+                            let dns: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
                             tracing::info!(
                                 tunnel_id,
                                 session_id,
-                                "{name}: PPP up on {}: {local} -> {peer}",
-                                t.name()
+                                "{name}: PPP up on {}: {local} -> {peer}{}",
+                                t.name(),
+                                if dns.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(", DNS {}", dns.join(" "))
+                                }
                             );
                             *tun = Some(t);
+                            if let Some(r) = self.radius.as_mut() {
+                                r.network_up(peer);
+                            }
                             self.report(Ok(()));
                         }
                         Err(e) => {
@@ -302,6 +364,11 @@ impl Link {
                         }
                     }
                 }
+                Event::AuthRequest(req) => match &self.radius {
+                    Some(r) => r.authenticate(req, self.verdict_tx.clone()),
+                    // Only asked for with RADIUS; refuse rather than hang.
+                    None => ep.auth_verdict(crate::clock::now(), false, b""),
+                },
                 Event::LinkUp => {
                     seen.link_up = true;
                     tracing::debug!("{name}: LCP up");
@@ -365,8 +432,42 @@ impl Link {
         None
     }
 
+    /// A RADIUS verdict on the peer's credentials.
+    fn verdict(&mut self, ep: &mut Endpoint, user: Vec<u8>, v: crate::radius::Verdict, name: &str) {
+        let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
+        let who = user_text(&user);
+        match v {
+            crate::radius::Verdict::Accept(grant, message) => {
+                if grant.framed_ip.is_some() {
+                    ep.set_peer_ip(grant.framed_ip);
+                }
+                if grant.dns.iter().any(Option::is_some) {
+                    ep.set_dns(grant.dns);
+                }
+                tracing::info!(tunnel_id, session_id, user = ?who, "{name}: RADIUS accepted {who:?}");
+                if let Some(r) = self.radius.as_mut() {
+                    r.accepted(user, grant);
+                }
+                ep.auth_verdict(crate::clock::now(), true, &message);
+            }
+            crate::radius::Verdict::Reject(why) => {
+                tracing::warn!(tunnel_id, session_id, user = ?who, "{name}: RADIUS login of {who:?} failed: {why}");
+                ep.auth_verdict(crate::clock::now(), false, b"");
+            }
+        }
+    }
+
     /// The link is down: report it and clear the call.
     async fn link_down(&mut self, reason: DownReason, seen: &Seen, name: &str) {
+        if let Some(r) = self.radius.as_mut() {
+            use ul2tp_radius::dict::terminate as t;
+            r.stop(match reason {
+                DownReason::PeerTerminated => t::USER_REQUEST,
+                DownReason::EchoTimeout | DownReason::LowerLayerDown => t::LOST_CARRIER,
+                DownReason::AdminClose => t::ADMIN_RESET,
+                _ => t::NAS_ERROR,
+            });
+        }
         if let Some(d) = self.d.upgrade() {
             d.ops.ppp.link_down(reason);
         }

@@ -14,7 +14,7 @@
 //!   `reorder_timeout`) is changed live; any other difference (addresses, ports, ids,
 //!   cookies, names, pseudowire type, ...) is logged and left as it is;
 //! * `[api] group` and `read_group` apply to connections accepted afterwards; changes to
-//!   `[api] socket`, `[control]`, `[metrics]` and `[datapath]` are logged and take effect at the next start.
+//!   `[api] socket`, `[control]`, `[metrics]`, `[datapath]` and `[radius]` are logged and take effect at the next start.
 //!
 //! Every change is one log line, followed by a summary.
 
@@ -477,6 +477,7 @@ impl Statics {
             ("control", self.config.control != new_cfg.control),
             ("metrics", self.config.metrics != new_cfg.metrics),
             ("datapath", self.config.datapath != new_cfg.datapath),
+            ("radius", self.config.radius != new_cfg.radius),
         ] {
             if changed {
                 tracing::warn!(

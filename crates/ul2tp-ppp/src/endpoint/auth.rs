@@ -5,6 +5,7 @@ use rand::RngCore;
 use ul2tp_wire::ppp::proto;
 
 use super::{Endpoint, Phase};
+use crate::event::AuthRequest;
 use crate::mschapv2;
 use crate::packet::{self, Chap, Packet, Pap, PppError};
 use crate::{AuthProtocol, DownReason, Event, Timestamp};
@@ -26,11 +27,18 @@ pub(super) struct Auth {
     challenge: Vec<u8>,
     chal_result: Option<bool>,
     pap_id: u8,
+    /// Identifier of the last PAP Request received (the verdict answers it).
+    pap_rx_id: u8,
     /// Peer side of MS-CHAPv2: the authenticator response we expect in Success.
     ms_expected: Option<String>,
     /// Peer side: (identifier, challenge, response value) of the last Challenge answered, so a
     /// retransmitted Challenge gets the identical Response.
     last_response: Option<(u8, Vec<u8>, Vec<u8>)>,
+    /// Authenticator side with `external_auth`: the request the owner is checking (protocol,
+    /// peer name); nothing is answered until its verdict.
+    pending: Option<(AuthProtocol, Vec<u8>)>,
+    /// The answer to the owner's verdict (code, body), repeated to retransmitted requests.
+    last_reply: Option<(u8, Vec<u8>)>,
 }
 
 impl Endpoint {
@@ -161,6 +169,15 @@ impl Endpoint {
                 if self.auth.server != Some(AuthProtocol::Pap) {
                     return Err(PppError::NotUp);
                 }
+                if self.config.external_auth {
+                    self.auth.pap_rx_id = p.identifier;
+                    let request = AuthRequest::Pap {
+                        peer_name: peer_id.to_vec(),
+                        password: password.to_vec(),
+                    };
+                    self.defer(proto::PAP, p.identifier, AuthProtocol::Pap, request);
+                    return Ok(());
+                }
                 let ok = self.verify(peer_id, |s| ct_eq(s, password));
                 let reply = if ok {
                     Pap::Ack { message: b"" }
@@ -263,6 +280,28 @@ impl Endpoint {
                     return Err(PppError::BadBody);
                 }
                 let (id, ch) = (self.auth.chal_id, self.auth.challenge.clone());
+                if self.config.external_auth {
+                    let (peer_name, challenge, response) = (name.to_vec(), ch, value.to_vec());
+                    let (protocol, request) = if self.auth.server == Some(AuthProtocol::MsChapV2) {
+                        let r = AuthRequest::MsChapV2 {
+                            peer_name,
+                            identifier: id,
+                            challenge,
+                            response,
+                        };
+                        (AuthProtocol::MsChapV2, r)
+                    } else {
+                        let r = AuthRequest::Chap {
+                            peer_name,
+                            identifier: id,
+                            challenge,
+                            response,
+                        };
+                        (AuthProtocol::ChapMd5, r)
+                    };
+                    self.defer(proto::CHAP, id, protocol, request);
+                    return Ok(());
+                }
                 let (verdict, success, failure) =
                     if self.auth.server == Some(AuthProtocol::MsChapV2) {
                         let (ok, msg) = self.verify_mschapv2(name, &ch, value);
@@ -331,6 +370,89 @@ impl Endpoint {
             }
         }
         Ok(())
+    }
+
+    /// `external_auth`: hand the request to the owner, once; a retransmitted request gets the
+    /// verdict's answer again once there is one, and nothing while the owner is checking.
+    fn defer(&mut self, protocol: u16, identifier: u8, auth: AuthProtocol, request: AuthRequest) {
+        if let Some((code, body)) = self.auth.last_reply.clone() {
+            self.send(protocol, code, identifier, &body);
+            return;
+        }
+        if self.auth.pending.is_some() || self.auth.server_done {
+            return;
+        }
+        // The owner answers within its own time limit: no re-challenge meanwhile.
+        self.auth.server_deadline = None;
+        self.auth.pending = Some((auth, request.peer_name().to_vec()));
+        self.events.push_back(Event::AuthRequest(request));
+    }
+
+    /// The owner's verdict on the last [`Event::AuthRequest`] (`external_auth`): answers the
+    /// peer (PAP Ack / Nak, CHAP Success / Failure with `message`; an empty `message` gets a
+    /// default, for MS-CHAPv2 Failure the RFC 2759 §6 `E=691` one; an MS-CHAPv2 Success
+    /// `message` must hold the `S=` authenticator response) and goes on as the endpoint's own
+    /// check would: to the network phase, or the link closes. Ignored without a pending
+    /// request.
+    pub fn auth_verdict(&mut self, now: Timestamp, accept: bool, message: &[u8]) {
+        let Some((auth, peer_name)) = self.auth.pending.take() else {
+            return;
+        };
+        if self.phase != Phase::Authenticate {
+            return;
+        }
+        let (protocol, identifier, reply) = match auth {
+            AuthProtocol::Pap => {
+                let message = if message.is_empty() && !accept {
+                    &b"authentication failed"[..]
+                } else {
+                    message
+                };
+                let r = if accept {
+                    Pap::Ack { message }
+                } else {
+                    Pap::Nak { message }
+                };
+                (proto::PAP, self.auth.pap_rx_id, (r.code(), r.emit_body()))
+            }
+            AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2 => {
+                let failure = if !message.is_empty() {
+                    message.to_vec()
+                } else if auth == AuthProtocol::MsChapV2 {
+                    let hex: String = self
+                        .auth
+                        .challenge
+                        .iter()
+                        .map(|b| format!("{b:02X}"))
+                        .collect();
+                    format!("E=691 R=0 C={hex} V=3 M=Access denied").into_bytes()
+                } else {
+                    b"Access denied".to_vec()
+                };
+                let success = if message.is_empty() {
+                    &b"Access granted"[..]
+                } else {
+                    message
+                };
+                let r = if accept {
+                    Chap::Success { message: success }
+                } else {
+                    Chap::Failure { message: &failure }
+                };
+                self.auth.chal_result = Some(accept);
+                (proto::CHAP, self.auth.chal_id, (r.code(), r.emit_body()))
+            }
+        };
+        self.send(protocol, reply.0, identifier, &reply.1);
+        self.auth.last_reply = Some(reply);
+        if accept {
+            self.auth.server_done = true;
+            self.events.push_back(Event::AuthSuccess { peer_name });
+            self.check_auth_done(now);
+        } else {
+            self.events.push_back(Event::AuthFailure { peer_name });
+            self.close_link(now, DownReason::AuthFailed);
+        }
     }
 
     /// Check an MS-CHAPv2 Response value; on success also the Success message

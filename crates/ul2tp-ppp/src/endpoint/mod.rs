@@ -126,6 +126,17 @@ impl Endpoint {
         self.credentials = Some(credentials);
     }
 
+    /// The address to assign to the peer from now on (e.g. RADIUS Framed-IP-Address, given
+    /// before the verdict that starts IPCP).
+    pub fn set_peer_ip(&mut self, ip: Option<Ipv4Addr>) {
+        self.config.peer_ip = ip;
+    }
+
+    /// The DNS servers to hand to the peer from now on (RFC 1877).
+    pub fn set_dns(&mut self, dns: [Option<Ipv4Addr>; 2]) {
+        self.config.dns = dns;
+    }
+
     /// The current phase.
     pub fn phase(&self) -> Phase {
         self.phase

@@ -147,12 +147,21 @@ pub(crate) async fn dump(d: &Store) -> Vec<Attrs> {
     d.registry
         .sessions()
         .iter()
-        .map(|s| session_attrs(s, &ctl))
+        .map(|s| with_peer(d, session_attrs(s, &ctl)))
         .collect()
+}
+
+/// Add what RADIUS knows about the session's PPP peer (docs/radius.md).
+fn with_peer(d: &Store, mut a: Attrs) -> Attrs {
+    if let (Some(r), Some(t), Some(s)) = (d.ops.radius.load_full(), a.conn_id, a.session_id) {
+        a.ppp_peer = r.peer((t, s));
+    }
+    a
 }
 
 /// `session_get` of one session.
 pub(crate) async fn get(d: &Store, a: &Attrs) -> ApiResult<Attrs> {
     let ctl = d.ctl.lock().await;
-    d.find_session(a).map(|s| session_attrs(&s, &ctl))
+    d.find_session(a)
+        .map(|s| with_peer(d, session_attrs(&s, &ctl)))
 }

@@ -1,0 +1,872 @@
+//! RADIUS against a real FreeRADIUS (Debian package `freeradius`): a ul2tpd LAC calls a ul2tpd
+//! LNS whose `[radius]` table points at FreeRADIUS running in the LNS's namespace, with a
+//! generated configuration (clients, a users file, a detail file for accounting). PAP, CHAP
+//! and MS-CHAPv2 logins are accepted and rejected by the server; Framed-IP-Address reaches the
+//! client's pppN; accounting Start and Stop land in the detail file with the session's octet
+//! counts; Session-Timeout ends a session; a wrong secret fails logins with a clear log line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use ul2tp_it::{wait_until, Daemon, Netns};
+
+const SECRET: &str = "radius-test-secret-1";
+
+/// A FreeRADIUS server in `ns` on 127.0.0.1:1812/1813, killed (by PID) on drop.
+struct FreeRadius {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl FreeRadius {
+    fn start(ns: &Netns, dir: &Path, users: &str) -> FreeRadius {
+        assert!(
+            ul2tp_it::have("freeradius"),
+            "this test needs FreeRADIUS: install the Debian package `freeradius` (and `freeradius-utils`)"
+        );
+        let d = dir.display();
+        std::fs::create_dir_all(dir).unwrap();
+        let conf = format!(
+            r#"prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = {d}
+raddbdir = {d}
+radacctdir = {d}
+name = freeradius
+confdir = {d}
+modconfdir = {d}
+run_dir = {d}
+db_dir = {d}
+libdir = /usr/lib/freeradius
+pidfile = {d}/radiusd.pid
+max_request_time = 30
+cleanup_delay = 0
+max_requests = 1024
+hostname_lookups = no
+log {{
+  destination = files
+  file = {d}/radius.log
+  auth = yes
+}}
+security {{
+  allow_core_dumps = no
+  max_attributes = 200
+  reject_delay = 0
+  status_server = no
+}}
+thread pool {{
+  start_servers = 1
+  max_servers = 4
+  min_spare_servers = 1
+  max_spare_servers = 4
+  max_requests_per_server = 0
+}}
+client lns {{
+  ipaddr = 127.0.0.1
+  secret = {SECRET}
+  require_message_authenticator = yes
+}}
+modules {{
+  pap {{
+  }}
+  chap {{
+  }}
+  mschap {{
+  }}
+  files {{
+    filename = {d}/users
+  }}
+  detail {{
+    filename = {d}/detail
+    permissions = 0600
+    header = "%t"
+  }}
+}}
+server default {{
+  listen {{
+    type = auth
+    ipaddr = 127.0.0.1
+    port = 1812
+  }}
+  listen {{
+    type = acct
+    ipaddr = 127.0.0.1
+    port = 1813
+  }}
+  authorize {{
+    chap
+    mschap
+    files
+    pap
+  }}
+  authenticate {{
+    Auth-Type PAP {{
+      pap
+    }}
+    Auth-Type CHAP {{
+      chap
+    }}
+    Auth-Type MS-CHAP {{
+      mschap
+    }}
+  }}
+  preacct {{
+  }}
+  accounting {{
+    detail
+  }}
+  post-auth {{
+  }}
+}}
+"#
+        );
+        std::fs::write(dir.join("radiusd.conf"), conf).unwrap();
+        std::fs::write(dir.join("dictionary"), "").unwrap();
+        std::fs::write(dir.join("users"), users).unwrap();
+        let r = FreeRadius {
+            child: Self::spawn(ns, dir),
+            dir: dir.to_path_buf(),
+        };
+        r.wait_ready();
+        r
+    }
+
+    fn spawn(ns: &Netns, dir: &Path) -> Child {
+        let out = std::fs::File::create(dir.join("freeradius.out")).unwrap();
+        ns.cmd("freeradius")
+            .args(["-X", "-d"])
+            .arg(dir)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn freeradius")
+    }
+
+    fn wait_ready(&self) {
+        assert!(
+            wait_until(Duration::from_secs(10), || self
+                .output()
+                .contains("Ready to process requests")),
+            "FreeRADIUS did not start:\n{}",
+            self.output()
+        );
+    }
+
+    /// Kill the server (by PID) and wait for it.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again with the same configuration (and detail file).
+    fn restart(&mut self, ns: &Netns) {
+        self.kill();
+        self.child = Self::spawn(ns, &self.dir);
+        self.wait_ready();
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("freeradius.out")).unwrap_or_default()
+    }
+
+    /// The detail file's records, each as its attribute lines.
+    fn detail(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.join("detail")).unwrap_or_default();
+        let mut records = Vec::new();
+        for line in text.lines() {
+            if !line.starts_with('\t') {
+                records.push(String::new());
+            } else if let Some(r) = records.last_mut() {
+                r.push_str(line.trim());
+                r.push('\n');
+            }
+        }
+        records
+    }
+
+    /// The value of `attr` in a record.
+    fn value(record: &str, attr: &str) -> Option<String> {
+        record
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{attr} = ")))
+            .map(|v| v.trim_matches('"').to_string())
+    }
+}
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A LAC and an LNS daemon in two namespaces, a PPP call from the LAC, FreeRADIUS by the LNS.
+struct Setup {
+    a: Netns,
+    b: Netns,
+    lac: Daemon,
+    lns: Daemon,
+    radius: FreeRadius,
+    call: (String, String),
+    dir: PathBuf,
+}
+
+impl Setup {
+    fn new(ppp_auth: &str, users: &str, secret: &str) -> Setup {
+        Setup::with(ppp_auth, users, secret, "\"127.0.0.1\"")
+    }
+
+    /// `server` is the TOML value of `[radius] server`.
+    fn with(ppp_auth: &str, users: &str, secret: &str, server: &str) -> Setup {
+        let a = Netns::new("ra");
+        let b = Netns::new("rb");
+        ul2tp_it::veth(&a, "eth0", &b, "eth0");
+        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let dir = std::env::temp_dir().join(ul2tp_it::unique("radius"));
+        let radius = FreeRadius::start(&b, &dir.join("raddb"), users);
+        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+        std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
+        // The secret lives in a file of its own (secret_file), as in production.
+        std::fs::write(dir.join("radius.secret"), format!("{secret}\n")).unwrap();
+        std::fs::write(
+            &cb,
+            format!(
+                "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
+                 ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"{ppp_auth}\"\n\
+                 [radius]\nserver = {server}\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n\
+                 acct_interim_interval = 1\ndae_listen = \"127.0.0.1:3799\"\n\
+                 [metrics]\nlisten = \"127.0.0.1:9650\"\n",
+                dir.join("radius.secret").display()
+            ),
+        )
+        .unwrap();
+        let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+        let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        let tid = lac
+            .ul2tp("connect remote 192.0.2.2 version 2")
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let tunnel = format!("Tunnel {tid},");
+        assert!(wait_until(Duration::from_secs(10), || lac
+            .ul2tp("show tunnel")
+            .contains(&tunnel)));
+        let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
+        let sid = out.split_whitespace().nth(1).unwrap().to_string();
+        let session = format!("Session {sid} in tunnel {tid}");
+        assert!(wait_until(Duration::from_secs(10), || lac
+            .ul2tp("show session")
+            .contains(&session)));
+        Setup {
+            a,
+            b,
+            lac,
+            lns,
+            radius,
+            call: (tid, sid),
+            dir,
+        }
+    }
+
+    /// Send a Disconnect- or CoA-Request (`kind`: `disconnect` / `coa`) with `attrs` to the
+    /// LNS with radclient (the secret read from a file, `-S`); radclient's output.
+    fn radclient(&self, kind: &str, attrs: &str, secret: &str) -> String {
+        assert!(
+            ul2tp_it::have("radclient"),
+            "this test needs radclient: install the Debian package `freeradius-utils`"
+        );
+        let file = self.dir.join(ul2tp_it::unique("dae-secret"));
+        std::fs::write(&file, format!("{secret}\n")).unwrap();
+        let mut child = self
+            .b
+            .cmd("radclient")
+            .args(["-x", "-t", "2", "-r", "1", "-S"])
+            .arg(&file)
+            .args(["127.0.0.1:3799", kind])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn radclient");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(attrs.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+
+    /// The LNS's `ul2tp_radius_*` sample `name` from GET /metrics.
+    fn metric(&self, name: &str) -> u64 {
+        use std::io::{Read, Write};
+        let body = self.b.run_in(|| {
+            let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect to metrics");
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        });
+        let series = format!("ul2tp_radius_{name} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series}in:\n{body}"))
+    }
+
+    /// The Acct-Session-Id of the (first) Start record, once there is one.
+    fn started_session(&self) -> String {
+        assert!(
+            wait_until(Duration::from_secs(10), || self
+                .radius
+                .detail()
+                .iter()
+                .any(|r| r.contains("Acct-Status-Type = Start"))),
+            "no Start in the detail file: {}",
+            self.lns.log()
+        );
+        let start = self
+            .radius
+            .detail()
+            .into_iter()
+            .find(|r| r.contains("Acct-Status-Type = Start"))
+            .unwrap();
+        FreeRadius::value(&start, "Acct-Session-Id").unwrap()
+    }
+
+    /// The Stop record, once there is one.
+    fn stop_record(&self) -> String {
+        self.stop_record_within(Duration::from_secs(10))
+    }
+
+    fn stop_record_within(&self, limit: Duration) -> String {
+        assert!(
+            wait_until(limit, || self
+                .radius
+                .detail()
+                .iter()
+                .any(|r| r.contains("Acct-Status-Type = Stop"))),
+            "no Stop in the detail file: {}",
+            self.lns.log()
+        );
+        self.radius
+            .detail()
+            .into_iter()
+            .find(|r| r.contains("Acct-Status-Type = Stop"))
+            .unwrap()
+    }
+
+    fn ppp_start(&self, user: &str, password: &str) -> Output {
+        let (tid, sid) = &self.call;
+        let line =
+            format!("ppp start tunnel_id {tid} session_id {sid} user {user} password {password}");
+        self.lac.cli(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    fn call_gone(d: &Daemon) -> bool {
+        !d.ul2tp("show session").contains("Session ")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn has_addr(ns: &Netns, addr: &str) -> bool {
+    ns.ip(&["-o", "-4", "addr", "show"])
+        .contains(&format!("inet {addr} "))
+}
+
+const ALICE: &str = "alice Cleartext-Password := \"wonderland\"\n\
+    \tFramed-IP-Address = 10.96.0.77,\n\
+    \tMS-Primary-DNS-Server = 10.96.0.53,\n\
+    \tClass = \"gold\",\n\
+    \tReply-Message = \"welcome alice\"\n\
+    bob Cleartext-Password := \"builder\"\n\
+    \tSession-Timeout = 3\n\
+    carol Cleartext-Password := \"lewis\"\n\
+    \tIdle-Timeout = 2\n";
+
+/// PAP through FreeRADIUS: the address FreeRADIUS assigns (not the pool's first) reaches the
+/// LAC's pppN; accounting Start and, after the LAC clears the call, Stop with the session's
+/// counters and the Class reach the detail file.
+#[test]
+fn pap_login_address_and_accounting() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(
+        o.status.success(),
+        "ppp start: {}\n{}",
+        text(&o),
+        t.lns.log()
+    );
+    assert!(has_addr(&t.a, "10.96.0.77"), "{}", t.a.ip(&["-o", "addr"]));
+    // MS-Primary-DNS-Server reached the LAC in IPCP (RFC 1877).
+    let lac_log = t.lac.log();
+    assert!(
+        lac_log.contains("-> 10.96.0.1, DNS 10.96.0.53"),
+        "{lac_log}"
+    );
+    assert!(
+        t.a.ping_retry("10.96.0.1", &[], 5),
+        "LAC pings the LNS over PPP"
+    );
+    let log = t.lns.log();
+    assert!(log.contains("RADIUS accepted \"alice\""), "{log}");
+    assert!(log.contains("welcome alice"), "Reply-Message logged: {log}");
+    assert!(
+        !log.contains("wonderland") && !log.contains(SECRET),
+        "secret in log: {log}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || t
+            .radius
+            .detail()
+            .iter()
+            .any(|r| r.contains("Acct-Status-Type = Start"))),
+        "no Start in the detail file: {:?}\n{}",
+        t.radius.detail(),
+        t.radius.output()
+    );
+    let start = t
+        .radius
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Start"))
+        .unwrap();
+    assert_eq!(
+        FreeRadius::value(&start, "User-Name").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "Framed-IP-Address").as_deref(),
+        Some("10.96.0.77")
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "Class").as_deref(),
+        Some("0x676f6c64"),
+        "{start}"
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "NAS-IP-Address").as_deref(),
+        Some("192.0.2.2"),
+        "{start}"
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "NAS-Identifier").as_deref(),
+        Some("lns.example.test")
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "Tunnel-Client-Endpoint:0").as_deref(),
+        Some("192.0.2.1"),
+        "{start}"
+    );
+    let session_id = FreeRadius::value(&start, "Acct-Session-Id").unwrap();
+    // `ul2tp show session` on the LNS names the peer, its address and the Acct-Session-Id.
+    let show = t.lns.ul2tp("show session");
+    assert!(
+        show.contains("ppp peer alice address 10.96.0.77 online "),
+        "{show}"
+    );
+    assert!(
+        show.contains(&format!("acct session id {session_id}\n")),
+        "{show}"
+    );
+    let json = t.lns.ul2tp("-j show session");
+    assert!(
+        json.contains(&format!("\"acct_session_id\":\"{session_id}\"")),
+        "{json}"
+    );
+    // acct_interim_interval = 1: Interim-Updates for the same session, with counters.
+    assert!(
+        wait_until(Duration::from_secs(5), || t.radius.detail().iter().any(
+            |r| r.contains("Acct-Status-Type = Interim-Update")
+                && r.contains(&format!("Acct-Session-Id = \"{session_id}\""))
+                && r.contains("Acct-Input-Octets = ")
+        )),
+        "no Interim-Update: {:?}",
+        t.radius.detail()
+    );
+
+    // The LNS's counters for the call, after the pings, before it goes.
+    let lns_sessions = t.lns.session_dump();
+    let s = &lns_sessions[0];
+    let before = t
+        .lns
+        .session_stats(s.conn_id.unwrap(), s.session_id.unwrap());
+    assert!(before.rx_bytes > 0);
+    let (tid, sid) = &t.call;
+    t.lac
+        .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
+    assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+        &t.lns
+    )));
+    assert!(
+        wait_until(Duration::from_secs(10), || t
+            .radius
+            .detail()
+            .iter()
+            .any(|r| r.contains("Acct-Status-Type = Stop"))),
+        "no Stop in the detail file: {:?}\n{}",
+        t.radius.detail(),
+        t.lns.log()
+    );
+    let stop = t
+        .radius
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Stop"))
+        .unwrap();
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Session-Id"),
+        Some(session_id)
+    );
+    let n = |a: &str| -> u64 {
+        FreeRadius::value(&stop, a)
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0)
+    };
+    // At least what the LNS had counted before the teardown, and not more than the little
+    // the teardown added (LCP Terminate, a last echo).
+    assert!(
+        n("Acct-Input-Octets") >= before.rx_bytes && n("Acct-Input-Octets") < before.rx_bytes + 500,
+        "{stop} vs {before:?}"
+    );
+    assert!(
+        n("Acct-Output-Octets") >= before.tx_bytes
+            && n("Acct-Output-Octets") < before.tx_bytes + 500
+    );
+    assert!(n("Acct-Input-Packets") >= before.rx_packets);
+    assert_eq!(n("Acct-Input-Gigawords"), 0);
+    assert!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").is_some(),
+        "{stop}"
+    );
+    assert!(
+        FreeRadius::value(&stop, "Acct-Session-Time").is_some(),
+        "{stop}"
+    );
+    assert_eq!(t.metric("access_requests_total"), 1);
+    assert_eq!(t.metric("access_accepts_total"), 1);
+    assert_eq!(t.metric("access_rejects_total"), 0);
+    assert!(
+        t.metric("acct_responses_total") >= 3,
+        "Start, Interim, Stop"
+    );
+    assert!(wait_until(Duration::from_secs(5), || t
+        .metric("acct_pending")
+        == 0));
+    drop(t.b);
+}
+
+/// CHAP-MD5 and MS-CHAPv2 checked by FreeRADIUS: the right password brings the link up (for
+/// MS-CHAPv2 the LAC verifies the authenticator response FreeRADIUS computed), a wrong one
+/// makes `ppp start` fail and the LNS log says why.
+#[test]
+fn chap_and_mschapv2_accept_and_reject() {
+    for auth in ["chap", "mschapv2"] {
+        let t = Setup::new(auth, ALICE, SECRET);
+        let o = t.ppp_start("alice", "wonderland");
+        assert!(o.status.success(), "{auth}: {}\n{}", text(&o), t.lns.log());
+        assert!(has_addr(&t.a, "10.96.0.77"), "{auth}");
+
+        let t = Setup::new(auth, ALICE, SECRET);
+        let o = t.ppp_start("alice", "looking-glass");
+        assert_eq!(o.status.code(), Some(2), "{auth}: {}", text(&o));
+        assert!(
+            wait_until(Duration::from_secs(5), || t
+                .lns
+                .log()
+                .contains("RADIUS login of \"alice\" failed: Access-Reject")),
+            "{auth}: {}",
+            t.lns.log()
+        );
+        assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+            &t.lac
+        )));
+        assert!(!t.lns.log().contains("looking-glass"));
+        assert_eq!(t.metric("access_rejects_total"), 1, "{auth}");
+    }
+}
+
+/// Session-Timeout from the Access-Accept ends the session: the call is cleared and the Stop
+/// says Session-Timeout.
+#[test]
+fn session_timeout_ends_the_session() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("bob", "builder");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        wait_until(Duration::from_secs(15), || Setup::call_gone(&t.lac)),
+        "Session-Timeout 3 s did not end the call: {}",
+        t.lns.log()
+    );
+    assert!(
+        t.lns.log().contains("SessionTimeout reached"),
+        "{}",
+        t.lns.log()
+    );
+    assert!(wait_until(Duration::from_secs(10), || t
+        .radius
+        .detail()
+        .iter()
+        .any(|r| r.contains("Acct-Terminate-Cause = Session-Timeout"))));
+}
+
+/// The LNS has the wrong secret: FreeRADIUS's replies do not verify, the login fails, the log
+/// says why, and the daemon keeps running.
+#[test]
+fn wrong_secret_fails_with_a_clear_log_line() {
+    let mut t = Setup::new("pap", ALICE, "not-the-secret");
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(!o.status.success(), "{}", text(&o));
+    let log = t.lns.log();
+    assert!(
+        log.contains("RADIUS login of \"alice\" failed: no RADIUS server answered"),
+        "{log}\n{}",
+        t.radius.output()
+    );
+    assert!(t.lns.alive(), "the LNS died");
+    assert!(!log.contains("not-the-secret"));
+    // timeout = 1, retries = 1: two transmissions; FreeRADIUS drops both (their
+    // Message-Authenticator does not verify with its secret).
+    assert_eq!(t.metric("timeouts_total"), 1);
+    assert_eq!(t.metric("retransmits_total"), 1);
+    assert_eq!(t.metric("access_accepts_total"), 0);
+}
+
+/// Disconnect-Request (RFC 5176) with radclient: an unknown session is NAKed with
+/// Session-Context-Not-Found, a request without identification with Missing-Attribute, one
+/// signed with another secret is not answered; one naming the session by User-Name and
+/// Framed-IP-Address is ACKed, clears the call (the LAC sees it go) and the Stop says
+/// Admin-Reset.
+#[test]
+fn disconnect_request_clears_the_session() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    t.started_session();
+
+    let out = t.radclient(
+        "disconnect",
+        "Acct-Session-Id = \"no-such-session\"\n",
+        SECRET,
+    );
+    assert!(out.contains("Received Disconnect-NAK"), "{out}");
+    assert!(
+        out.contains("Error-Cause = Session-Context-Not-Found"),
+        "{out}"
+    );
+    let out = t.radclient(
+        "disconnect",
+        "NAS-Identifier = \"lns.example.test\"\n",
+        SECRET,
+    );
+    assert!(out.contains("Error-Cause = Missing-Attribute"), "{out}");
+    let out = t.radclient("disconnect", "User-Name = \"alice\"\n", "not-the-secret");
+    assert!(
+        !out.contains("Received Disconnect-"),
+        "answered with a wrong secret: {out}"
+    );
+    assert!(
+        has_addr(&t.a, "10.96.0.77"),
+        "the session went on a bad request"
+    );
+
+    let out = t.radclient(
+        "disconnect",
+        "User-Name = \"alice\"\nFramed-IP-Address = 10.96.0.77\n",
+        SECRET,
+    );
+    assert!(
+        out.contains("Received Disconnect-ACK"),
+        "{out}\n{}",
+        t.lns.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || Setup::call_gone(&t.lac)),
+        "the LAC still has the call: {}",
+        t.lns.log()
+    );
+    let stop = t.stop_record();
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
+        Some("Admin-Reset"),
+        "{stop}"
+    );
+    // Verified and answered: the unknown session, the one without identification (NAKs)
+    // and the disconnect (ACK); the wrong-secret one was dropped.
+    assert_eq!(t.metric("dae_requests_total"), 3);
+    assert_eq!(t.metric("dae_acks_total"), 1);
+    assert_eq!(t.metric("dae_naks_total"), 2);
+    assert!(
+        t.metric("dae_dropped_total") >= 1,
+        "the wrong-secret request"
+    );
+}
+
+/// CoA-Request: an attribute the LNS cannot change is NAKed with Unsupported-Attribute; a new
+/// Session-Timeout by Acct-Session-Id is ACKed and ends the session that long after.
+#[test]
+fn coa_changes_the_session_timeout() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    let id = t.started_session();
+    let out = t.radclient(
+        "coa",
+        &format!("Acct-Session-Id = \"{id}\"\nFilter-Id = \"x\"\n"),
+        SECRET,
+    );
+    assert!(out.contains("Received CoA-NAK"), "{out}");
+    assert!(out.contains("Error-Cause = Unsupported-Attribute"), "{out}");
+    // alice has no Session-Timeout: still up after a while.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(has_addr(&t.a, "10.96.0.77"));
+    let out = t.radclient(
+        "coa",
+        &format!("Acct-Session-Id = \"{id}\"\nSession-Timeout = 2\n"),
+        SECRET,
+    );
+    assert!(out.contains("Received CoA-ACK"), "{out}\n{}", t.lns.log());
+    assert!(
+        wait_until(Duration::from_secs(10), || Setup::call_gone(&t.lac)),
+        "the CoA's Session-Timeout did not end the call: {}",
+        t.lns.log()
+    );
+    let stop = t.stop_record();
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
+        Some("Session-Timeout"),
+        "{stop}"
+    );
+}
+
+/// The first server does not answer (nothing listens on 127.0.0.2): the login fails over to
+/// the second, and so does accounting.
+#[test]
+fn fail_over_to_the_next_server() {
+    let t = Setup::with("pap", ALICE, SECRET, "[\"127.0.0.2\", \"127.0.0.1\"]");
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}\n{}", text(&o), t.lns.log());
+    assert!(has_addr(&t.a, "10.96.0.77"));
+    t.started_session();
+    assert!(
+        t.lns
+            .log()
+            .contains("RADIUS server 127.0.0.2:1812 did not answer"),
+        "{}",
+        t.lns.log()
+    );
+    assert_eq!(t.metric("access_accepts_total"), 1);
+    assert!(t.metric("retransmits_total") >= 1);
+}
+
+/// FreeRADIUS goes away mid-session: the session stays up, accounting queues (pending > 0),
+/// and once the server is back the Stop is delivered, with its Acct-Delay-Time.
+#[test]
+fn accounting_survives_a_server_outage() {
+    let mut t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    let id = t.started_session();
+    t.radius.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        t.a.ping_retry("10.96.0.1", &[], 5),
+        "the session went with the server"
+    );
+    let (tid, sid) = &t.call;
+    t.lac
+        .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
+    assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+        &t.lns
+    )));
+    assert!(wait_until(Duration::from_secs(5), || t
+        .metric("acct_pending")
+        >= 1));
+    assert!(!t
+        .radius
+        .detail()
+        .iter()
+        .any(|r| r.contains("Acct-Status-Type = Stop")));
+    t.radius.restart(&t.b);
+    let stop = t.stop_record_within(Duration::from_secs(40));
+    assert_eq!(FreeRadius::value(&stop, "Acct-Session-Id"), Some(id));
+    let delay: u64 = FreeRadius::value(&stop, "Acct-Delay-Time")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(delay >= 1, "{stop}");
+    assert!(wait_until(Duration::from_secs(40), || t
+        .metric("acct_pending")
+        == 0));
+}
+
+/// Idle-Timeout from the Access-Accept: a session without traffic ends, Acct-Terminate-Cause
+/// Idle-Timeout (LCP echoes do not count as traffic).
+#[test]
+fn idle_timeout_ends_an_idle_session() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("carol", "lewis");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        wait_until(Duration::from_secs(15), || Setup::call_gone(&t.lac)),
+        "Idle-Timeout 2 s did not end the call: {}",
+        t.lns.log()
+    );
+    let stop = t.stop_record();
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
+        Some("Idle-Timeout"),
+        "{stop}"
+    );
+}
+
+/// SIGTERM to the LNS: before it exits, the Stop of every session (Admin-Reboot) reaches the
+/// server.
+#[test]
+fn shutdown_sends_the_stops() {
+    let mut t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    let id = t.started_session();
+    t.lns.signal("TERM");
+    assert!(
+        wait_until(Duration::from_secs(10), || !t.lns.alive()),
+        "the LNS did not stop"
+    );
+    // Already there when the daemon has exited: it waited for the answer.
+    let stop = t
+        .radius
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Stop"))
+        .unwrap_or_else(|| panic!("no Stop: {}", t.lns.log()));
+    assert_eq!(FreeRadius::value(&stop, "Acct-Session-Id"), Some(id));
+    assert_eq!(
+        FreeRadius::value(&stop, "Acct-Terminate-Cause").as_deref(),
+        Some("Admin-Reboot"),
+        "{stop}"
+    );
+}

@@ -1,0 +1,1062 @@
+//! The RADIUS client of the LNS (docs/radius.md): the `[radius]` table, PPP authentication
+//! by Access-Request (RFC 2865, RFC 2548 for MS-CHAPv2) with fail-over between servers, and
+//! accounting (RFC 2866, RFC 2869) through one bounded queue that retransmits until a server
+//! answers. Packets are built and checked by the pure `ul2tp-radius` codec; this module does
+//! the sockets, the timers and the randomness (Request Authenticators from getrandom(2)).
+//!
+//! Each request goes out on a socket of its own (an ephemeral port, connected to the server),
+//! so identifiers never collide and a reply can only come from the server asked.
+
+mod dae;
+
+pub use dae::Command as DaeCommand;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use ul2tp_ppp::AuthRequest;
+use ul2tp_radius::dict::{self, attr, code, ms, vendor};
+use ul2tp_radius::{hide, packet, Packet};
+
+/// The `[radius]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusConfig {
+    /// Server addresses, tried in order (fail-over); a string or a list.
+    pub server: ServerList,
+    /// Authentication port (default 1812).
+    pub auth_port: Option<u16>,
+    /// Accounting port (default 1813).
+    pub acct_port: Option<u16>,
+    /// Shared secret (or `secret_file`).
+    pub secret: Option<String>,
+    /// File whose first line is the shared secret (keeps it out of the main file).
+    pub secret_file: Option<PathBuf>,
+    /// NAS-Identifier (default: `[control] host_name`).
+    pub nas_identifier: Option<String>,
+    /// NAS-IP-Address (or NAS-IPv6-Address) sent (default: the tunnel's local address).
+    pub nas_ip_address: Option<IpAddr>,
+    /// Seconds to wait for each reply (default 3).
+    pub timeout: Option<f64>,
+    /// Retransmissions to one server before the next is tried (default 2).
+    pub retries: Option<u32>,
+    /// Acct-Interim-Interval when the Access-Accept has none, seconds; 0 = none (default 0).
+    pub acct_interim_interval: Option<u32>,
+    /// Most accounting requests queued while no server answers (default 4096).
+    pub acct_queue: Option<usize>,
+    /// Drop Access-Accept / -Reject replies without a Message-Authenticator (RFC 3579; the
+    /// BlastRADIUS defence). Default false: FreeRADIUS before 3.2.5 does not sign its replies.
+    /// A Message-Authenticator that is present is always checked.
+    pub require_message_authenticator: Option<bool>,
+    /// Address and port where Disconnect- / CoA-Requests are accepted (RFC 5176); off when
+    /// absent.
+    pub dae_listen: Option<SocketAddr>,
+    /// Secret of the DAE clients that do not give their own (default: `secret`).
+    pub dae_secret: Option<String>,
+    /// The DAE clients (default: the servers, with `dae_secret`).
+    pub dae_client: Option<Vec<DaeClient>>,
+}
+
+/// One `[[radius.dae_client]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaeClient {
+    /// Source address of its requests.
+    pub address: IpAddr,
+    /// Its secret (default: `dae_secret`, then `secret`).
+    pub secret: Option<String>,
+    /// File whose first line is its secret.
+    pub secret_file: Option<PathBuf>,
+}
+
+/// One server or several.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ServerList {
+    /// `server = "192.0.2.10"`.
+    One(IpAddr),
+    /// `server = ["192.0.2.10", "192.0.2.11"]`.
+    Many(Vec<IpAddr>),
+}
+
+impl ServerList {
+    fn list(&self) -> Vec<IpAddr> {
+        match self {
+            ServerList::One(a) => vec![*a],
+            ServerList::Many(v) => v.clone(),
+        }
+    }
+}
+
+impl RadiusConfig {
+    /// Check what serde cannot; on failure the key at fault and what is wrong.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.server.list().is_empty() {
+            return Err(("server", "needs at least one address".into()));
+        }
+        match (&self.secret, &self.secret_file) {
+            (None, None) => return Err(("secret", "needs secret or secret_file".into())),
+            (Some(_), Some(_)) => {
+                return Err(("secret_file", "give secret or secret_file, not both".into()))
+            }
+            (Some(s), None) if s.is_empty() => return Err(("secret", "must not be empty".into())),
+            _ => {}
+        }
+        if let Some(t) = self.timeout {
+            if !(t > 0.0 && t <= 60.0) {
+                return Err(("timeout", "must be a number of seconds in (0, 60]".into()));
+            }
+        }
+        if self.dae_secret.as_deref() == Some("") {
+            return Err(("dae_secret", "must not be empty".into()));
+        }
+        for c in self.dae_client.iter().flatten() {
+            if c.secret.is_some() && c.secret_file.is_some() {
+                return Err((
+                    "dae_client",
+                    format!("{}: give secret or secret_file, not both", c.address),
+                ));
+            }
+            if c.secret.as_deref() == Some("") {
+                return Err((
+                    "dae_client",
+                    format!("{}: secret must not be empty", c.address),
+                ));
+            }
+        }
+        if self.dae_client.is_some() && self.dae_listen.is_none() {
+            return Err(("dae_client", "needs dae_listen".into()));
+        }
+        if self.acct_queue == Some(0) {
+            return Err(("acct_queue", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The shared secret, reading `secret_file` when given.
+    fn load_secret(&self) -> Result<Vec<u8>, String> {
+        if let Some(s) = &self.secret {
+            return Ok(s.as_bytes().to_vec());
+        }
+        let Some(path) = &self.secret_file else {
+            return Err("no secret".into());
+        };
+        read_secret(path)
+    }
+
+    /// The DAE clients and their secrets.
+    fn dae_clients(&self, secret: &[u8]) -> Result<HashMap<IpAddr, Vec<u8>>, String> {
+        let default = match &self.dae_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => secret.to_vec(),
+        };
+        let Some(list) = &self.dae_client else {
+            return Ok(self
+                .server
+                .list()
+                .into_iter()
+                .map(|a| (a, default.clone()))
+                .collect());
+        };
+        let mut m = HashMap::new();
+        for c in list {
+            let s = match (&c.secret, &c.secret_file) {
+                (Some(s), _) => s.as_bytes().to_vec(),
+                (None, Some(path)) => read_secret(path)?,
+                (None, None) => default.clone(),
+            };
+            m.insert(c.address, s);
+        }
+        Ok(m)
+    }
+}
+
+/// The first line of a secret file.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read secret_file {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        return Err(format!("secret_file {} is empty", path.display()));
+    }
+    Ok(line.as_bytes().to_vec())
+}
+
+/// Counters for /metrics and logs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Access-Requests sent (first transmissions).
+    pub requests: AtomicU64,
+    /// Access-Accepts.
+    pub accepts: AtomicU64,
+    /// Access-Rejects.
+    pub rejects: AtomicU64,
+    /// Requests no server answered.
+    pub timeouts: AtomicU64,
+    /// Retransmissions (access and accounting).
+    pub retransmits: AtomicU64,
+    /// Replies dropped: bad authenticator, Message-Authenticator or format.
+    pub bad_replies: AtomicU64,
+    /// Accounting requests waiting for an answer.
+    pub acct_pending: AtomicU64,
+    /// Accounting requests answered.
+    pub acct_responses: AtomicU64,
+    /// Accounting requests dropped because the queue was full.
+    pub acct_dropped: AtomicU64,
+    /// Disconnect- / CoA-Requests verified and handled.
+    pub dae_requests: AtomicU64,
+    /// Of those, answered ACK.
+    pub dae_acks: AtomicU64,
+    /// Of those, answered NAK.
+    pub dae_naks: AtomicU64,
+    /// DAE requests dropped: unknown client, bad authenticator, wrong code, malformed.
+    pub dae_dropped: AtomicU64,
+}
+
+/// The running client.
+#[derive(Debug)]
+pub struct Radius {
+    servers: Vec<IpAddr>,
+    auth_port: u16,
+    acct_port: u16,
+    secret: Vec<u8>,
+    nas_identifier: String,
+    nas_ip_address: Option<IpAddr>,
+    timeout: Duration,
+    retries: u32,
+    default_interim: u32,
+    require_ma: bool,
+    acct: mpsc::Sender<Accounting>,
+    /// The sessions with accounting started, for DAE requests.
+    sessions: dae::Sessions,
+    /// The daemon is stopping: sessions end with Admin-Reboot.
+    shutting_down: std::sync::atomic::AtomicBool,
+    /// Counters.
+    pub counters: Arc<Counters>,
+}
+
+/// What the PPP side knows about the session a request is for.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Acct-Session-Id.
+    pub acct_session_id: String,
+    /// NAS-Port: the local session id.
+    pub nas_port: u32,
+    /// Our tunnel address (NAS-IP-Address / NAS-IPv6-Address).
+    pub nas_address: Option<IpAddr>,
+    /// Tunnel-Client-Endpoint (the LAC) and Tunnel-Server-Endpoint (us), RFC 2868.
+    pub endpoints: Option<(IpAddr, IpAddr)>,
+}
+
+/// What an Access-Accept granted (the attributes the LNS honours).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// Framed-IP-Address, unless 255.255.255.254 (from the pool) or absent.
+    pub framed_ip: Option<Ipv4Addr>,
+    /// MS-Primary / Secondary-DNS-Server.
+    pub dns: [Option<Ipv4Addr>; 2],
+    /// Session-Timeout, seconds.
+    pub session_timeout: Option<u32>,
+    /// Idle-Timeout, seconds.
+    pub idle_timeout: Option<u32>,
+    /// Acct-Interim-Interval, seconds (or the configured default).
+    pub interim: Option<u32>,
+    /// Class attributes, echoed in accounting.
+    pub class: Vec<Vec<u8>>,
+}
+
+/// The answer to an authentication.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Access-Accept: what it grants and the message for the peer (MS-CHAPv2: `S=...`).
+    Accept(Grant, Vec<u8>),
+    /// Access-Reject, or no usable answer: why, for the log.
+    Reject(String),
+}
+
+/// An accounting record to deliver.
+#[derive(Debug, Clone)]
+struct Accounting {
+    packet: Packet,
+    queued: Instant,
+}
+
+impl Radius {
+    /// Start the client from its table; `host_name` is the default NAS-Identifier. Needs a
+    /// tokio runtime (the accounting task, the DAE listener). On failure the key at fault and
+    /// what went wrong.
+    pub fn start(
+        cfg: &RadiusConfig,
+        host_name: &str,
+    ) -> Result<Arc<Radius>, (&'static str, String)> {
+        let secret = cfg.load_secret().map_err(|e| ("secret_file", e))?;
+        let dae = match cfg.dae_listen {
+            Some(at) => {
+                let clients = cfg.dae_clients(&secret).map_err(|e| ("dae_client", e))?;
+                let sock = std::net::UdpSocket::bind(at)
+                    .and_then(|s| {
+                        s.set_nonblocking(true)?;
+                        UdpSocket::from_std(s)
+                    })
+                    .map_err(|e| ("dae_listen", format!("cannot listen on {at}: {e}")))?;
+                Some((sock, clients))
+            }
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(cfg.acct_queue.unwrap_or(4096));
+        let r = Arc::new(Radius {
+            servers: cfg.server.list(),
+            auth_port: cfg.auth_port.unwrap_or(1812),
+            acct_port: cfg.acct_port.unwrap_or(1813),
+            secret,
+            nas_identifier: cfg
+                .nas_identifier
+                .clone()
+                .unwrap_or_else(|| host_name.to_string()),
+            nas_ip_address: cfg.nas_ip_address,
+            timeout: Duration::from_secs_f64(cfg.timeout.unwrap_or(3.0)),
+            retries: cfg.retries.unwrap_or(2),
+            default_interim: cfg.acct_interim_interval.unwrap_or(0),
+            require_ma: cfg.require_message_authenticator.unwrap_or(false),
+            acct: tx,
+            sessions: dae::Sessions::default(),
+            shutting_down: Default::default(),
+            counters: Arc::default(),
+        });
+        tokio::spawn(accounting_task(Arc::downgrade(&r), rx));
+        if let Some((sock, clients)) = dae {
+            if let Ok(a) = sock.local_addr() {
+                tracing::info!("RADIUS dynamic authorization (RFC 5176) on {a}");
+            }
+            tokio::spawn(dae::serve(Arc::downgrade(&r), sock, clients));
+        }
+        Ok(r)
+    }
+
+    /// The attributes every request about a session carries.
+    fn session_attrs(&self, p: &mut Packet, user: &[u8], s: &SessionInfo) {
+        p.add(attr::USER_NAME, user);
+        p.add(attr::NAS_IDENTIFIER, self.nas_identifier.as_bytes());
+        match self.nas_ip_address.or(s.nas_address) {
+            Some(IpAddr::V4(a)) => {
+                p.add_ipv4(attr::NAS_IP_ADDRESS, a);
+            }
+            Some(IpAddr::V6(a)) => {
+                p.add(attr::NAS_IPV6_ADDRESS, a.octets());
+            }
+            None => {}
+        }
+        p.add_u32(attr::NAS_PORT, s.nas_port)
+            .add_u32(attr::NAS_PORT_TYPE, dict::NAS_PORT_TYPE_VIRTUAL)
+            .add_u32(attr::SERVICE_TYPE, dict::SERVICE_TYPE_FRAMED)
+            .add_u32(attr::FRAMED_PROTOCOL, dict::FRAMED_PROTOCOL_PPP)
+            .add(attr::ACCT_SESSION_ID, s.acct_session_id.as_bytes());
+        if let Some((client, server)) = s.endpoints {
+            // Untagged: an address's first octet is never a tag value (0x01-0x1F).
+            p.add_u32(attr::TUNNEL_TYPE, dict::TUNNEL_TYPE_L2TP);
+            // Tunnel-Medium-Type: IPv4 (1) or IPv6 (2), RFC 2868 / address family numbers.
+            let medium = if server.is_ipv4() {
+                dict::TUNNEL_MEDIUM_IPV4
+            } else {
+                2
+            };
+            p.add_u32(attr::TUNNEL_MEDIUM_TYPE, medium);
+            p.add(
+                attr::TUNNEL_CLIENT_ENDPOINT,
+                client.to_string().into_bytes(),
+            );
+            p.add(
+                attr::TUNNEL_SERVER_ENDPOINT,
+                server.to_string().into_bytes(),
+            );
+        }
+    }
+
+    /// Check a peer's credentials with an Access-Request.
+    pub async fn authenticate(&self, req: &AuthRequest, s: &SessionInfo) -> Verdict {
+        let mut authenticator = [0u8; 16];
+        if let Err(e) = getrandom::fill(&mut authenticator) {
+            return Verdict::Reject(format!("no random Request Authenticator: {e}"));
+        }
+        let mut p = Packet::new(code::ACCESS_REQUEST, authenticator[0]);
+        p.authenticator = authenticator;
+        self.session_attrs(&mut p, req.peer_name(), s);
+        match req {
+            AuthRequest::Pap { password, .. } => {
+                let hidden = hide::hide_password(password, &self.secret, &authenticator);
+                p.add(attr::USER_PASSWORD, hidden);
+            }
+            AuthRequest::Chap {
+                identifier,
+                challenge,
+                response,
+                ..
+            } => {
+                let mut v = vec![*identifier];
+                v.extend_from_slice(response);
+                p.add(attr::CHAP_PASSWORD, v);
+                p.add(attr::CHAP_CHALLENGE, challenge.clone());
+            }
+            AuthRequest::MsChapV2 {
+                identifier,
+                challenge,
+                response,
+                ..
+            } => {
+                // RFC 2548 §2.3.2: Ident, Flags, Peer-Challenge, Reserved, Response.
+                let (Some(peer_ch), Some(nt)) = (response.get(..16), response.get(24..48)) else {
+                    return Verdict::Reject("malformed MS-CHAPv2 Response".into());
+                };
+                let mut v = vec![*identifier, 0];
+                v.extend_from_slice(peer_ch);
+                v.extend_from_slice(&[0; 8]);
+                v.extend_from_slice(nt);
+                p.add_vendor(vendor::MICROSOFT, ms::CHAP_CHALLENGE, challenge);
+                p.add_vendor(vendor::MICROSOFT, ms::CHAP2_RESPONSE, &v);
+            }
+        }
+        let bytes = match p.encode_access_request(&self.secret) {
+            Ok(b) => b,
+            Err(e) => return Verdict::Reject(format!("cannot build the Access-Request: {e}")),
+        };
+        self.counters.requests.fetch_add(1, Relaxed);
+        let bad_before = self.counters.bad_replies.load(Relaxed);
+        let Some(reply) = self
+            .exchange(self.auth_port, &bytes, &authenticator, true)
+            .await
+        else {
+            self.counters.timeouts.fetch_add(1, Relaxed);
+            return Verdict::Reject(format!(
+                "no RADIUS server answered ({} tried{}; with a wrong secret servers drop our requests or we their replies)",
+                self.servers.len(),
+                if self.counters.bad_replies.load(Relaxed) > bad_before {
+                    ", replies with a bad authenticator were dropped"
+                } else {
+                    ""
+                }
+            ));
+        };
+        let message = reply.get_text(attr::REPLY_MESSAGE);
+        match reply.code {
+            code::ACCESS_ACCEPT => {
+                self.counters.accepts.fetch_add(1, Relaxed);
+                let mut success = Vec::new();
+                if matches!(req, AuthRequest::MsChapV2 { .. }) {
+                    // MS-CHAP2-Success: Ident ‖ "S=<40 hex digits>".
+                    match reply.get_vendor(vendor::MICROSOFT, ms::CHAP2_SUCCESS) {
+                        Some(v) if v.len() > 1 => {
+                            success = v[1..].to_vec();
+                            success.extend_from_slice(b" M=Access granted");
+                        }
+                        _ => {
+                            return Verdict::Reject("Access-Accept without MS-CHAP2-Success".into())
+                        }
+                    }
+                }
+                if let Some(m) = message {
+                    tracing::info!("RADIUS Reply-Message: {m:?}");
+                }
+                Verdict::Accept(self.grant(&reply), success)
+            }
+            code::ACCESS_REJECT => {
+                self.counters.rejects.fetch_add(1, Relaxed);
+                Verdict::Reject(match message {
+                    Some(m) => format!("Access-Reject: {m:?}"),
+                    None => "Access-Reject".into(),
+                })
+            }
+            c => Verdict::Reject(format!("unsupported RADIUS reply code {c}")),
+        }
+    }
+
+    fn grant(&self, reply: &Packet) -> Grant {
+        let ip4 = |v: Option<&[u8]>| {
+            v.and_then(|v| <[u8; 4]>::try_from(v).ok())
+                .map(Ipv4Addr::from)
+        };
+        Grant {
+            framed_ip: reply
+                .get_ipv4(attr::FRAMED_IP_ADDRESS)
+                .filter(|a| a.octets() != dict::FRAMED_IP_NAS_ASSIGNS && !a.is_broadcast()),
+            dns: [
+                ip4(reply.get_vendor(vendor::MICROSOFT, ms::PRIMARY_DNS_SERVER)),
+                ip4(reply.get_vendor(vendor::MICROSOFT, ms::SECONDARY_DNS_SERVER)),
+            ],
+            session_timeout: reply.get_u32(attr::SESSION_TIMEOUT).filter(|&t| t > 0),
+            idle_timeout: reply.get_u32(attr::IDLE_TIMEOUT).filter(|&t| t > 0),
+            // A server's Acct-Interim-Interval is held to at least 60 s (RFC 2869 §5.16
+            // advises against less); the configured default is the operator's choice.
+            interim: match reply.get_u32(attr::ACCT_INTERIM_INTERVAL) {
+                Some(t) if t > 0 => Some(t.max(60)),
+                _ => (self.default_interim > 0).then_some(self.default_interim),
+            },
+            class: reply.get_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
+        }
+    }
+
+    /// Send `bytes` to the servers in order, each `retries + 1` times; the first reply that
+    /// verifies wins. `None` when no server answered.
+    async fn exchange(
+        &self,
+        port: u16,
+        bytes: &[u8],
+        authenticator: &[u8; 16],
+        access: bool,
+    ) -> Option<Packet> {
+        for server in &self.servers {
+            let to = SocketAddr::new(*server, port);
+            let bind: SocketAddr = if to.is_ipv4() {
+                (Ipv4Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let Ok(sock) = UdpSocket::bind(bind).await else {
+                continue;
+            };
+            if sock.connect(to).await.is_err() {
+                continue;
+            }
+            let mut buf = vec![0u8; packet::MAX_LEN];
+            for attempt in 0..=self.retries {
+                if attempt > 0 {
+                    self.counters.retransmits.fetch_add(1, Relaxed);
+                }
+                if sock.send(bytes).await.is_err() {
+                    break;
+                }
+                let deadline = tokio::time::Instant::now() + self.timeout;
+                while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                    let reply = &buf[..n];
+                    let same_id = reply.get(1) == bytes.get(1);
+                    // A Message-Authenticator is checked when present, and required of access
+                    // replies with `require_message_authenticator` (RFC 3579 §3.2).
+                    if same_id
+                        && packet::verify_response(
+                            reply,
+                            &self.secret,
+                            authenticator,
+                            access && self.require_ma,
+                        )
+                    {
+                        if let Ok(p) = Packet::decode(reply) {
+                            return Some(p);
+                        }
+                    }
+                    self.counters.bad_replies.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        "RADIUS reply from {to} dropped: it does not verify with our secret (wrong secret?)"
+                    );
+                }
+            }
+            tracing::warn!("RADIUS server {to} did not answer");
+        }
+        None
+    }
+
+    /// The daemon is stopping: the sessions that end from now on end with Admin-Reboot.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Relaxed);
+    }
+
+    /// Wait (at most `limit`) until every session has queued its Stop and every queued
+    /// record was answered; logs what is left undelivered.
+    pub async fn finish(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !(self.sessions.is_empty() && self.counters.acct_pending.load(Relaxed) == 0) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "RADIUS: stopping with {} accounting records undelivered",
+                    self.counters.acct_pending.load(Relaxed)
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What `ul2tp show session` says about the PPP peer of (`tunnel_id`, `session_id`),
+    /// once its accounting has started.
+    pub fn peer(&self, key: (u32, u32)) -> Option<ul2tp_api::PppPeer> {
+        let e = self.sessions.get(key)?;
+        Some(ul2tp_api::PppPeer {
+            user: String::from_utf8_lossy(&e.user).into_owned(),
+            address: e.framed_ip,
+            acct_session_id: e.acct_session_id,
+            online_secs: e.started.elapsed().as_secs(),
+        })
+    }
+
+    /// Queue an accounting record (never waits: a full queue drops it and counts the drop).
+    fn account(&self, packet: Packet, acct_session_id: &str) {
+        let a = Accounting {
+            packet,
+            queued: Instant::now(),
+        };
+        match self.acct.try_send(a) {
+            Ok(()) => {
+                self.counters.acct_pending.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                self.counters.acct_dropped.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    "RADIUS accounting queue full: record for {acct_session_id} dropped"
+                );
+            }
+        }
+    }
+}
+
+/// Deliver accounting records in order; a record is retried (with a growing Acct-Delay-Time
+/// and a fresh identifier) until a server answers, so records queue up across an outage.
+async fn accounting_task(r: std::sync::Weak<Radius>, mut rx: mpsc::Receiver<Accounting>) {
+    let mut next_id: u8 = 0;
+    while let Some(a) = rx.recv().await {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let Some(radius) = r.upgrade() else { return };
+            next_id = next_id.wrapping_add(1);
+            let mut p = a.packet.clone();
+            p.identifier = next_id;
+            p.add_u32(attr::ACCT_DELAY_TIME, a.queued.elapsed().as_secs() as u32);
+            let Ok(bytes) = p.encode_request(&radius.secret) else {
+                radius.counters.acct_pending.fetch_sub(1, Relaxed);
+                break;
+            };
+            let mut auth = [0u8; 16];
+            auth.copy_from_slice(&bytes[4..20]);
+            let reply = radius
+                .exchange(radius.acct_port, &bytes, &auth, false)
+                .await;
+            if reply.is_some_and(|p| p.code == code::ACCOUNTING_RESPONSE) {
+                radius.counters.acct_pending.fetch_sub(1, Relaxed);
+                radius.counters.acct_responses.fetch_add(1, Relaxed);
+                break;
+            }
+            drop(radius);
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> RadiusConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    fn info() -> SessionInfo {
+        SessionInfo {
+            acct_session_id: "test-1".into(),
+            nas_port: 1,
+            nas_address: Some(Ipv4Addr::LOCALHOST.into()),
+            endpoints: None,
+        }
+    }
+
+    /// A responder on loopback that answers the first Access-Request with `replies(request)`.
+    fn responder(
+        replies: impl FnOnce(&Packet) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> (u16, std::thread::JoinHandle<Packet>) {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let mut buf = [0u8; packet::MAX_LEN];
+            let (n, from) = sock.recv_from(&mut buf).unwrap();
+            assert!(packet::verify_access_request(&buf[..n], b"right"));
+            let req = Packet::decode(&buf[..n]).unwrap();
+            for r in replies(&req) {
+                sock.send_to(&r, from).unwrap();
+            }
+            req
+        });
+        (port, h)
+    }
+
+    fn accept(req: &Packet, secret: &[u8], id: u8) -> Vec<u8> {
+        let mut p = Packet::new(code::ACCESS_ACCEPT, id);
+        p.add_ipv4(attr::FRAMED_IP_ADDRESS, Ipv4Addr::new(10, 1, 2, 3))
+            .add(attr::CLASS, b"c1".to_vec())
+            .add_u32(attr::SESSION_TIMEOUT, 60)
+            .add(attr::MESSAGE_AUTHENTICATOR, [0u8; 16]);
+        p.encode_response(secret, &req.authenticator).unwrap()
+    }
+
+    fn pap() -> AuthRequest {
+        AuthRequest::Pap {
+            peer_name: b"alice".to_vec(),
+            password: b"pw".to_vec(),
+        }
+    }
+
+    /// A reply signed with another secret and one with another identifier are dropped and
+    /// counted; the good one after them is taken, with its attributes.
+    #[tokio::test]
+    async fn bad_replies_are_dropped_and_counted() {
+        let (port, h) = responder(|req| {
+            vec![
+                accept(req, b"wrong", req.identifier),
+                accept(req, b"right", req.identifier.wrapping_add(1)),
+                accept(req, b"right", req.identifier),
+            ]
+        });
+        let c = cfg(&format!(
+            "server = \"127.0.0.1\"\nauth_port = {port}\nsecret = \"right\"\ntimeout = 5\nretries = 0\n"
+        ));
+        let r = Radius::start(&c, "nas-1").unwrap();
+        let v = r.authenticate(&pap(), &info()).await;
+        let Verdict::Accept(g, _) = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(g.framed_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(g.class, vec![b"c1".to_vec()]);
+        assert_eq!(g.session_timeout, Some(60));
+        assert_eq!(r.counters.bad_replies.load(Relaxed), 2);
+        assert_eq!(r.counters.accepts.load(Relaxed), 1);
+        let req = h.join().unwrap();
+        // The password went hidden with the secret; the NAS attributes are there.
+        let hidden = req.get(attr::USER_PASSWORD).unwrap();
+        assert_ne!(hidden, b"pw");
+        assert_eq!(
+            hide::unhide_password(hidden, b"right", &req.authenticator).as_deref(),
+            Some(&b"pw"[..])
+        );
+        assert_eq!(req.get_text(attr::NAS_IDENTIFIER).as_deref(), Some("nas-1"));
+        assert_eq!(
+            req.get_ipv4(attr::NAS_IP_ADDRESS),
+            Some(Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(
+            req.get_text(attr::ACCT_SESSION_ID).as_deref(),
+            Some("test-1")
+        );
+    }
+
+    /// `require_message_authenticator`: an Access-Accept without one is dropped, so the
+    /// login fails; without the option it is taken.
+    #[tokio::test]
+    async fn message_authenticator_can_be_required() {
+        let unsigned = |req: &Packet| {
+            let p = Packet::new(code::ACCESS_ACCEPT, req.identifier);
+            vec![p.encode_response(b"right", &req.authenticator).unwrap()]
+        };
+        for (require, accepted) in [(true, false), (false, true)] {
+            let (port, h) = responder(unsigned);
+            let c = cfg(&format!(
+                "server = \"127.0.0.1\"\nauth_port = {port}\nsecret = \"right\"\ntimeout = 0.5\n\
+                 retries = 0\nrequire_message_authenticator = {require}\n"
+            ));
+            let r = Radius::start(&c, "nas").unwrap();
+            let v = r.authenticate(&pap(), &info()).await;
+            assert_eq!(
+                matches!(v, Verdict::Accept(..)),
+                accepted,
+                "{require}: {v:?}"
+            );
+            assert_eq!(r.counters.bad_replies.load(Relaxed), u64::from(!accepted));
+            h.join().unwrap();
+        }
+    }
+
+    /// An Access-Reject's Reply-Message is the reason given.
+    #[tokio::test]
+    async fn reject_carries_the_reply_message() {
+        let (port, h) = responder(|req| {
+            let mut p = Packet::new(code::ACCESS_REJECT, req.identifier);
+            p.add(attr::REPLY_MESSAGE, b"expired".to_vec());
+            vec![p.encode_response(b"right", &req.authenticator).unwrap()]
+        });
+        let c = cfg(&format!(
+            "server = \"127.0.0.1\"\nauth_port = {port}\nsecret = \"right\"\n"
+        ));
+        let r = Radius::start(&c, "nas").unwrap();
+        match r.authenticate(&pap(), &info()).await {
+            Verdict::Reject(why) => assert_eq!(why, "Access-Reject: \"expired\""),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(r.counters.rejects.load(Relaxed), 1);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn table_checks() {
+        let c = cfg("server = \"192.0.2.1\"\nsecret = \"s\"\n");
+        assert_eq!(c.check(), Ok(()));
+        let c = cfg("server = [\"192.0.2.1\", \"192.0.2.2\"]\nsecret = \"s\"\n");
+        assert_eq!(c.server.list().len(), 2);
+        let c = cfg("server = \"192.0.2.1\"\n");
+        assert_eq!(c.check().unwrap_err().0, "secret");
+        let c = cfg("server = []\nsecret = \"s\"\n");
+        assert_eq!(c.check().unwrap_err().0, "server");
+        let c = cfg("server = \"192.0.2.1\"\nsecret = \"s\"\ntimeout = 0\n");
+        assert_eq!(c.check().unwrap_err().0, "timeout");
+        assert!(toml::from_str::<RadiusConfig>("server = \"x\"\nsecret = \"s\"\n").is_err());
+        let c = cfg(
+            "server = \"192.0.2.1\"\nsecret = \"s\"\n[[dae_client]]\naddress = \"192.0.2.9\"\n",
+        );
+        assert_eq!(c.check().unwrap_err().0, "dae_client");
+        let c = cfg(
+            "server = \"192.0.2.1\"\nsecret = \"s\"\ndae_listen = \"127.0.0.1:3799\"\n\
+                     dae_secret = \"d\"\n[[dae_client]]\naddress = \"192.0.2.9\"\n\
+                     [[dae_client]]\naddress = \"192.0.2.10\"\nsecret = \"own\"\n",
+        );
+        assert_eq!(c.check(), Ok(()));
+        let clients = c.dae_clients(b"s").unwrap();
+        assert_eq!(clients[&"192.0.2.9".parse::<IpAddr>().unwrap()], b"d");
+        assert_eq!(clients[&"192.0.2.10".parse::<IpAddr>().unwrap()], b"own");
+        assert_eq!(clients.len(), 2);
+        // Without dae_client the servers are the clients, with the main secret.
+        let c = cfg("server = [\"192.0.2.1\", \"192.0.2.2\"]\nsecret = \"s\"\ndae_listen = \"127.0.0.1:3799\"\n");
+        let clients = c.dae_clients(b"s").unwrap();
+        assert_eq!(clients.len(), 2);
+        assert!(clients.values().all(|v| v == b"s"));
+    }
+}
+
+/// The RADIUS side of one PPP session the LNS terminates: its Access-Request, what the
+/// Access-Accept granted, the accounting records and the Session- / Idle-Timeout and interim
+/// timers. Dropping it (the session went away) sends the Stop if none was sent.
+#[derive(Debug)]
+pub struct RadiusSession {
+    radius: Arc<Radius>,
+    session: Arc<ul2tp_core::Session>,
+    info: SessionInfo,
+    user: Vec<u8>,
+    grant: Grant,
+    /// Accounting Start sent: when, with the peer's address.
+    started: Option<(Instant, Ipv4Addr)>,
+    stopped: bool,
+    last_active: Instant,
+    next_interim: Option<Instant>,
+    /// When Session-Timeout ends the session (set at Start, changed by a CoA).
+    session_deadline: Option<Instant>,
+    /// Where DAE requests for this session go (the session task's channel).
+    dae: mpsc::Sender<DaeCommand>,
+    /// The Acct-Terminate-Cause when we end the session ourselves.
+    pub cause: Option<u32>,
+}
+
+/// Which RADIUS timer fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Session-Timeout: end the session.
+    SessionTimeout,
+    /// Idle-Timeout: end the session.
+    IdleTimeout,
+    /// Send an Interim-Update.
+    Interim,
+}
+
+impl RadiusSession {
+    /// The RADIUS side of `session`, whose tunnel runs between `local` (us) and `peer`; DAE
+    /// requests for it are sent to `dae`.
+    pub fn new(
+        radius: Arc<Radius>,
+        session: Arc<ul2tp_core::Session>,
+        local: Option<SocketAddr>,
+        peer: Option<SocketAddr>,
+        dae: mpsc::Sender<DaeCommand>,
+    ) -> RadiusSession {
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let info = SessionInfo {
+            acct_session_id: format!(
+                "{unix:08X}-{:08X}-{:08X}",
+                session.tunnel_id(),
+                session.session_id()
+            ),
+            nas_port: session.session_id(),
+            nas_address: local.map(|a| a.ip()),
+            endpoints: local.zip(peer).map(|(l, p)| (p.ip(), l.ip())),
+        };
+        RadiusSession {
+            radius,
+            session,
+            info,
+            user: Vec::new(),
+            grant: Grant::default(),
+            started: None,
+            stopped: false,
+            last_active: Instant::now(),
+            next_interim: None,
+            session_deadline: None,
+            dae,
+            cause: None,
+        }
+    }
+
+    /// The Acct-Session-Id.
+    pub fn acct_session_id(&self) -> &str {
+        &self.info.acct_session_id
+    }
+
+    fn key(&self) -> (u32, u32) {
+        (self.session.tunnel_id(), self.session.session_id())
+    }
+
+    /// Check `req` with the servers; the verdict arrives on `tx` (with the request's user).
+    pub fn authenticate(&self, req: AuthRequest, tx: mpsc::Sender<(Vec<u8>, Verdict)>) {
+        let (radius, info) = (self.radius.clone(), self.info.clone());
+        tokio::spawn(async move {
+            let v = radius.authenticate(&req, &info).await;
+            let _ = tx.send((req.peer_name().to_vec(), v)).await;
+        });
+    }
+
+    /// The user was accepted with `grant`.
+    pub fn accepted(&mut self, user: Vec<u8>, grant: Grant) {
+        self.user = user;
+        self.grant = grant;
+    }
+
+    /// IPCP is up with the peer at `peer`: accounting Start.
+    pub fn network_up(&mut self, peer: Ipv4Addr) {
+        if self.started.is_some() || self.user.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.started = Some((now, peer));
+        self.last_active = now;
+        self.next_interim = self
+            .grant
+            .interim
+            .map(|s| now + Duration::from_secs(s.into()));
+        self.session_deadline = self
+            .grant
+            .session_timeout
+            .map(|t| now + Duration::from_secs(t.into()));
+        self.record(dict::status::START, None);
+        self.radius.sessions.insert(
+            self.key(),
+            dae::Entry {
+                acct_session_id: self.info.acct_session_id.clone(),
+                started: now,
+                user: self.user.clone(),
+                framed_ip: peer,
+                tx: self.dae.clone(),
+            },
+        );
+    }
+
+    /// A DAE request for this session; returns the terminate cause when it must end.
+    pub fn command(&mut self, c: DaeCommand) -> Option<u32> {
+        match c {
+            DaeCommand::Disconnect => Some(dict::terminate::ADMIN_RESET),
+            DaeCommand::Change {
+                session_timeout,
+                idle_timeout,
+            } => {
+                let now = Instant::now();
+                let secs = |s: u32| Duration::from_secs(s.into());
+                if let Some(t) = session_timeout {
+                    self.session_deadline = (t > 0).then(|| now + secs(t));
+                }
+                if let Some(t) = idle_timeout {
+                    self.grant.idle_timeout = (t > 0).then_some(t);
+                }
+                None
+            }
+        }
+    }
+
+    /// Traffic passed (for Idle-Timeout).
+    pub fn activity(&mut self) {
+        self.last_active = Instant::now();
+    }
+
+    /// When the next timer is due.
+    pub fn next_due(&self) -> Option<(Instant, Due)> {
+        self.started?;
+        let secs = |s: u32| Duration::from_secs(s.into());
+        [
+            self.session_deadline.map(|t| (t, Due::SessionTimeout)),
+            self.grant
+                .idle_timeout
+                .map(|t| (self.last_active + secs(t), Due::IdleTimeout)),
+            self.next_interim.map(|t| (t, Due::Interim)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(t, _)| *t)
+    }
+
+    /// Act on a due timer; returns the terminate cause when the session must end.
+    pub fn fire(&mut self, due: Due) -> Option<u32> {
+        match due {
+            Due::SessionTimeout => Some(dict::terminate::SESSION_TIMEOUT),
+            Due::IdleTimeout => Some(dict::terminate::IDLE_TIMEOUT),
+            Due::Interim => {
+                self.record(dict::status::INTERIM_UPDATE, None);
+                self.next_interim = self
+                    .grant
+                    .interim
+                    .map(|s| Instant::now() + Duration::from_secs(s.into()));
+                None
+            }
+        }
+    }
+
+    /// The session ended: accounting Stop with `cause` (or the one set before).
+    pub fn stop(&mut self, cause: u32) {
+        if self.started.is_none() || self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.radius.sessions.remove(self.key());
+        let cause = self.cause.unwrap_or(cause);
+        self.record(dict::status::STOP, Some(cause));
+    }
+
+    fn record(&self, status: u32, cause: Option<u32>) {
+        let Some((start, peer)) = self.started else {
+            return;
+        };
+        let mut p = Packet::new(code::ACCOUNTING_REQUEST, 0);
+        p.add_u32(attr::ACCT_STATUS_TYPE, status);
+        self.radius.session_attrs(&mut p, &self.user, &self.info);
+        p.add_ipv4(attr::FRAMED_IP_ADDRESS, peer);
+        for c in &self.grant.class {
+            p.add(attr::CLASS, c.clone());
+        }
+        if let Ok(t) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+            p.add_u32(attr::EVENT_TIMESTAMP, t.as_secs() as u32);
+        }
+        if status != dict::status::START {
+            // Acct-Input is what the user sent us: the session's receive counters.
+            let st = self.session.stats();
+            p.add_u32(attr::ACCT_SESSION_TIME, start.elapsed().as_secs() as u32)
+                .add_u32(attr::ACCT_INPUT_OCTETS, st.rx_bytes as u32)
+                .add_u32(attr::ACCT_INPUT_GIGAWORDS, (st.rx_bytes >> 32) as u32)
+                .add_u32(attr::ACCT_OUTPUT_OCTETS, st.tx_bytes as u32)
+                .add_u32(attr::ACCT_OUTPUT_GIGAWORDS, (st.tx_bytes >> 32) as u32)
+                .add_u32(attr::ACCT_INPUT_PACKETS, st.rx_packets as u32)
+                .add_u32(attr::ACCT_OUTPUT_PACKETS, st.tx_packets as u32);
+        }
+        if let Some(c) = cause {
+            p.add_u32(attr::ACCT_TERMINATE_CAUSE, c);
+        }
+        self.radius.account(p, &self.info.acct_session_id);
+    }
+}
+
+impl Drop for RadiusSession {
+    fn drop(&mut self) {
+        // The call was cleared under us (the peer's CDN, `ul2tp delete session`), or the
+        // daemon is stopping.
+        self.stop(if self.radius.shutting_down.load(Relaxed) {
+            dict::terminate::ADMIN_REBOOT
+        } else {
+            dict::terminate::USER_REQUEST
+        });
+    }
+}

@@ -1,0 +1,254 @@
+//! Dynamic authorization (RFC 5176): the Disconnect-Request / CoA-Request listener of
+//! `[radius] dae_listen`. Requests from addresses that are not clients, with another code or
+//! with a bad authenticator are dropped and counted; the others are answered ACK or NAK (with
+//! an Error-Cause), and a retransmitted request gets the answer sent before.
+//!
+//! The request names its sessions by User-Name, Acct-Session-Id and/or Framed-IP-Address (all
+//! given must match); a Disconnect ends them (Acct-Terminate-Cause Admin-Reset), a CoA changes
+//! Session-Timeout / Idle-Timeout. The session tasks receive [`Command`]s on their channel.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Mutex, Weak};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use ul2tp_radius::dict::{attr, code, error_cause};
+use ul2tp_radius::{packet, Packet};
+
+use super::Radius;
+
+/// Error-Cause NAS-Identification-Mismatch (RFC 5176 §3.6).
+const NAS_IDENTIFICATION_MISMATCH: u32 = 403;
+
+/// Answers remembered for retransmitted requests.
+const REPLAY_CACHE: usize = 256;
+
+/// What makes a request a retransmission of another: source, Identifier, Request
+/// Authenticator.
+type RequestKey = (SocketAddr, u8, [u8; 16]);
+
+/// What a DAE request asks of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Disconnect-Request: end the session (Admin-Reset).
+    Disconnect,
+    /// CoA-Request: new Session-Timeout / Idle-Timeout, seconds from now (`Some(0)`: none).
+    Change {
+        /// Session-Timeout.
+        session_timeout: Option<u32>,
+        /// Idle-Timeout.
+        idle_timeout: Option<u32>,
+    },
+}
+
+/// A live session, as the listener finds it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Acct-Session-Id.
+    pub acct_session_id: String,
+    /// When accounting started.
+    pub started: std::time::Instant,
+    /// User-Name.
+    pub user: Vec<u8>,
+    /// The peer's address (Framed-IP-Address).
+    pub framed_ip: Ipv4Addr,
+    /// The session task's channel.
+    pub tx: mpsc::Sender<Command>,
+}
+
+/// The live sessions by (tunnel id, session id).
+#[derive(Debug, Default)]
+pub struct Sessions(Mutex<HashMap<(u32, u32), Entry>>);
+
+impl Sessions {
+    /// Register a session once its accounting has started.
+    pub fn insert(&self, key: (u32, u32), e: Entry) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(key, e);
+        }
+    }
+
+    /// The session (`tunnel_id`, `session_id`), if it is registered.
+    pub fn get(&self, key: (u32, u32)) -> Option<Entry> {
+        self.0.lock().ok()?.get(&key).cloned()
+    }
+
+    /// Whether no session is registered.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().map_or(true, |m| m.is_empty())
+    }
+
+    /// Forget a session.
+    pub fn remove(&self, key: (u32, u32)) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&key);
+        }
+    }
+
+    /// The channels of the sessions that match every identifier given.
+    fn find(
+        &self,
+        user: Option<&[u8]>,
+        id: Option<&[u8]>,
+        ip: Option<Ipv4Addr>,
+    ) -> Vec<mpsc::Sender<Command>> {
+        let Ok(m) = self.0.lock() else {
+            return Vec::new();
+        };
+        m.values()
+            .filter(|e| {
+                id.is_none_or(|id| e.acct_session_id.as_bytes() == id)
+                    && user.is_none_or(|u| e.user == u)
+                    && ip.is_none_or(|ip| e.framed_ip == ip)
+            })
+            .map(|e| e.tx.clone())
+            .collect()
+    }
+}
+
+/// Attributes a CoA-Request may carry: session identification, NAS identification, what we
+/// can change live and the ones that change nothing.
+const COA_ATTRS: [u8; 11] = [
+    attr::USER_NAME,
+    attr::ACCT_SESSION_ID,
+    attr::FRAMED_IP_ADDRESS,
+    attr::NAS_IDENTIFIER,
+    attr::NAS_IP_ADDRESS,
+    attr::NAS_IPV6_ADDRESS,
+    attr::SESSION_TIMEOUT,
+    attr::IDLE_TIMEOUT,
+    attr::MESSAGE_AUTHENTICATOR,
+    attr::EVENT_TIMESTAMP,
+    attr::STATE,
+];
+
+/// Serve DAE requests on `sock` until the client is gone. `clients` maps source addresses to
+/// their secrets.
+pub(super) async fn serve(r: Weak<Radius>, sock: UdpSocket, clients: HashMap<IpAddr, Vec<u8>>) {
+    let mut buf = vec![0u8; packet::MAX_LEN];
+    let mut replies: VecDeque<(RequestKey, Vec<u8>)> = VecDeque::new();
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Some(radius) = r.upgrade() else { return };
+        let c = &radius.counters;
+        let req = &buf[..n];
+        let Some(secret) = clients.get(&from.ip()) else {
+            c.dae_dropped.fetch_add(1, Relaxed);
+            tracing::debug!("RADIUS DAE request from {from} dropped: not a client");
+            continue;
+        };
+        if !matches!(
+            req.first(),
+            Some(&code::DISCONNECT_REQUEST | &code::COA_REQUEST)
+        ) || !packet::verify_request(req, secret)
+        {
+            c.dae_dropped.fetch_add(1, Relaxed);
+            tracing::warn!(
+                "RADIUS DAE request from {from} dropped: not a Disconnect-/CoA-Request signed with its secret"
+            );
+            continue;
+        }
+        let Ok(p) = Packet::decode(req) else {
+            c.dae_dropped.fetch_add(1, Relaxed);
+            continue;
+        };
+        let key = (from, p.identifier, p.authenticator);
+        if let Some((_, answer)) = replies.iter().find(|(k, _)| *k == key) {
+            // A retransmission: the same answer again, nothing done twice.
+            let _ = sock.send_to(answer, from).await;
+            continue;
+        }
+        c.dae_requests.fetch_add(1, Relaxed);
+        let outcome = handle(&radius, &p);
+        let disconnect = p.code == code::DISCONNECT_REQUEST;
+        let mut reply = match (&outcome, disconnect) {
+            (Ok(()), true) => Packet::new(code::DISCONNECT_ACK, p.identifier),
+            (Ok(()), false) => Packet::new(code::COA_ACK, p.identifier),
+            (Err(_), true) => Packet::new(code::DISCONNECT_NAK, p.identifier),
+            (Err(_), false) => Packet::new(code::COA_NAK, p.identifier),
+        };
+        match outcome {
+            Ok(()) => {
+                c.dae_acks.fetch_add(1, Relaxed);
+            }
+            Err(cause) => {
+                c.dae_naks.fetch_add(1, Relaxed);
+                reply.add_u32(attr::ERROR_CAUSE, cause);
+            }
+        }
+        if p.get(attr::MESSAGE_AUTHENTICATOR).is_some() {
+            reply.add(attr::MESSAGE_AUTHENTICATOR, [0u8; 16]);
+        }
+        let Ok(answer) = reply.encode_response(secret, &p.authenticator) else {
+            continue;
+        };
+        tracing::info!(
+            "RADIUS {} from {from}: {}",
+            if disconnect {
+                "Disconnect-Request"
+            } else {
+                "CoA-Request"
+            },
+            match outcome {
+                Ok(()) => "ACK".to_string(),
+                Err(c) => format!("NAK (Error-Cause {c})"),
+            }
+        );
+        let _ = sock.send_to(&answer, from).await;
+        if replies.len() == REPLAY_CACHE {
+            replies.pop_front();
+        }
+        replies.push_back((key, answer));
+    }
+}
+
+/// Carry out one verified request; `Err` is the Error-Cause of the NAK.
+fn handle(radius: &Radius, p: &Packet) -> Result<(), u32> {
+    if let Some(id) = p.get(attr::NAS_IDENTIFIER) {
+        if id != radius.nas_identifier.as_bytes() {
+            return Err(NAS_IDENTIFICATION_MISMATCH);
+        }
+    }
+    if let (Some(ours), Some(asked)) = (radius.nas_ip_address, p.get_ipv4(attr::NAS_IP_ADDRESS)) {
+        if ours != IpAddr::V4(asked) {
+            return Err(NAS_IDENTIFICATION_MISMATCH);
+        }
+    }
+    let user = p.get(attr::USER_NAME);
+    let id = p.get(attr::ACCT_SESSION_ID);
+    let ip = p.get_ipv4(attr::FRAMED_IP_ADDRESS);
+    if p.get(attr::FRAMED_IP_ADDRESS).is_some() && ip.is_none() {
+        return Err(error_cause::INVALID_REQUEST);
+    }
+    if user.is_none() && id.is_none() && ip.is_none() {
+        return Err(error_cause::MISSING_ATTRIBUTE);
+    }
+    let command = if p.code == code::DISCONNECT_REQUEST {
+        Command::Disconnect
+    } else {
+        if p.attrs.iter().any(|a| !COA_ATTRS.contains(&a.typ)) {
+            return Err(error_cause::UNSUPPORTED_ATTRIBUTE);
+        }
+        let bad = |t: u8| p.get(t).is_some() && p.get_u32(t).is_none();
+        if bad(attr::SESSION_TIMEOUT) || bad(attr::IDLE_TIMEOUT) {
+            return Err(error_cause::INVALID_REQUEST);
+        }
+        Command::Change {
+            session_timeout: p.get_u32(attr::SESSION_TIMEOUT),
+            idle_timeout: p.get_u32(attr::IDLE_TIMEOUT),
+        }
+    };
+    let found = radius.sessions.find(user, id, ip);
+    let delivered = found
+        .iter()
+        .filter(|tx| tx.try_send(command).is_ok())
+        .count();
+    if delivered == 0 {
+        return Err(error_cause::SESSION_CONTEXT_NOT_FOUND);
+    }
+    Ok(())
+}
