@@ -12,7 +12,10 @@
 #
 # Needs root, iperf3, a C compiler and a release build (built here unless BIN names a
 # directory with prebuilt ul2tpd / ul2tp). UL2TPD_ARGS: extra daemon options. ROWS: which rows to
-# run (default "udp csum ipv6 ip small"). Everything it creates is removed on exit.
+# run (default "udp csum ipv6 ip small"). PROFILE=perf|strace records the two daemons during
+# each ul2tp measurement (`perf record -e cpu-clock -g` / `strace -c -f`) into
+# ${PROFILE_DIR:-bench/out}/ROW.{perf.data,a.strace,b.strace}. Everything else it creates is
+# removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -59,6 +62,30 @@ ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 cpu0=0
 cpu_start() { cpu0=$(( $(ticks "$da") + $(ticks "$db") )); }
+prof_pids=()
+prof_start() { # $1 = row
+  local out=${PROFILE_DIR:-bench/out}
+  prof_pids=()
+  case ${PROFILE:-} in
+    perf) mkdir -p "$out"
+          perf record -q -e cpu-clock -g -p "$da,$db" -o "$out/$1.perf.data" -- sleep "$secs" \
+            >/dev/null 2>&1 & prof_pids+=($!);;
+    strace) mkdir -p "$out"
+          strace -c -f -p "$da" -o "$out/$1.a.strace" & prof_pids+=($!)
+          strace -c -f -p "$db" -o "$out/$1.b.strace" & prof_pids+=($!);;
+    "") ;;
+    *) echo "PROFILE=${PROFILE}: perf or strace" >&2; exit 1;;
+  esac
+  sleep 0.2
+}
+prof_stop() {
+  local p
+  for p in "${prof_pids[@]}"; do
+    [ "${PROFILE:-}" = strace ] && kill -INT "$p" 2>/dev/null
+    wait "$p" 2>/dev/null || true
+  done
+  prof_pids=()
+}
 cpu_pct() { # share of one core used by both daemons since cpu_start, over $secs
   python3 -c "print(round(100 * ($(ticks "$da") + $(ticks "$db") - $cpu0) / $hz / $secs))"
 }
@@ -115,13 +142,13 @@ for r in $rows; do
     *) echo "unknown row $r" >&2; exit 1;;
   esac
   if [ "$r" = small ]; then
-    cpu_start; read -r ul sent < <(small 10.10.0.2 pw0); cpu=$(cpu_pct)
+    prof_start "$r"; cpu_start; read -r ul sent < <(small 10.10.0.2 pw0); cpu=$(cpu_pct); prof_stop
     read -r vx vsent < <(small 10.20.0.2 vx0)
     veth=$(small 10.30.0.2 eth0 | cut -d' ' -f1)
     row "$label (Mpps)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"
     echo "  64-byte offered rate: ul2tp $sent Mpps, VXLAN $vsent Mpps" >&2
   else
-    cpu_start; ul=$(tcp 10.10.0.2); cpu=$(cpu_pct)
+    prof_start "$r"; cpu_start; ul=$(tcp 10.10.0.2); cpu=$(cpu_pct); prof_stop
     vx=$(tcp 10.20.0.2)
     veth=$(tcp 10.30.0.2)
     row "$label (Gbit/s)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"
