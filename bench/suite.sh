@@ -119,12 +119,15 @@ import json, sys
 print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9, 2))'
 }
 rxp() { ip netns exec "$B" cat "/sys/class/net/$1/statistics/rx_packets"; }
+rcvbuf_errs() { ip netns exec "$B" awk '/^Udp:/ { if (h) print $6; h = 1 }' /proc/net/snmp; }
+txdrop() { ip netns exec "$A" cat "/sys/class/net/$1/statistics/tx_dropped" 2>/dev/null || echo 0; }
 small() { # $1 = destination, $2 = receiving device in B; prints "delivered_Mpps sent_Mpps"
-  local r0 r1 out
-  r0=$(rxp "$2")
+  local r0 r1 out e0 e1 d0 d1
+  r0=$(rxp "$2"); e0=$(rcvbuf_errs); d0=$(txdrop "$2")
   out=$(ip netns exec "$A" "$dir/blaster" "$1" 9 "$secs" 18)
   sleep 0.5
-  r1=$(rxp "$2")
+  r1=$(rxp "$2"); e1=$(rcvbuf_errs); d1=$(txdrop "$2")
+  echo "  $2: sent $(echo "$out" | cut -d' ' -f2), delivered $((r1 - r0)), dropped at A's $2 queue $((d1 - d0)), B UDP RcvbufErrors $((e1 - e0))" >&2
   python3 -c "
 s = int('$out'.split()[1])
 print(round(($r1 - $r0) / $secs / 1e6, 3), round(s / $secs / 1e6, 3))"

@@ -34,6 +34,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
+use ul2tp_core::txbatch::{self, TxLimits, TxRun};
 use ul2tp_core::{Encap, Registry, RxOutcome, Session, SocketId, Timestamp};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::mmsg::{RecvMeta, BATCH_MAX};
@@ -498,15 +499,18 @@ async fn eth_tx_simple(session: &Session, tap: &Tap, sock: &TunnelSocket) {
     }
 }
 
-/// Offloads on: frames arrive with a vnet header, possibly as TCP super-frames.
+/// Frames read from the TAP per wake-up at most before the prepared datagrams leave (the
+/// TAP is drained up to this many; then the batch is sent and the loop reads on).
+pub const TX_DRAIN: usize = 64;
+
+/// Offloads on: frames arrive with a vnet header, possibly as TCP super-frames. Every wake-up
+/// drains the TAP (up to [`TX_DRAIN`] frames), encapsulates every frame or segment into one
+/// buffer and sends the lot as planned by [`ul2tp_core::txbatch::plan`].
 async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket) {
-    let gso_ok = sock.udp_gso_capable();
-    // The frame lands at HEADROOM, its vnet header just in front of it.
-    let mut buf = vec![0u8; HEADROOM + MAX_DATAGRAM];
-    let mut out = vec![0u8; 2 * (HEADROOM + MAX_DATAGRAM)];
-    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(BATCH_MAX);
+    let mut batch = TxBatch::new(session, sock);
+    let mut buf = vec![0u8; VNET_HDR_LEN + MAX_DATAGRAM];
     loop {
-        let n = match tap.recv_vnet(&mut buf[HEADROOM - VNET_HDR_LEN..]).await {
+        let n = match tap.recv_vnet(&mut buf).await {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -514,86 +518,165 @@ async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket) {
                 return;
             }
         };
-        let Some(len) = n.checked_sub(VNET_HDR_LEN) else {
-            continue;
-        };
-        let Ok(hdr) = VnetHdr::parse(&buf[HEADROOM - VNET_HDR_LEN..HEADROOM]) else {
-            continue;
-        };
-        if !hdr.is_gso() {
-            if hdr.flags & gso::F_NEEDS_CSUM != 0
-                && gso::complete_checksum(&mut buf[HEADROOM..HEADROOM + len], &hdr).is_err()
-            {
-                session.tx_done(0, false);
-                continue;
+        batch.push_vnet(tap, &buf[..n]).await;
+        let mut reads = 1;
+        while reads < TX_DRAIN {
+            match tap.try_recv_vnet(&mut buf) {
+                Ok(n) => batch.push_vnet(tap, &buf[..n]).await,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // WouldBlock: drained. Anything else: the next waiting read reports it.
+                Err(_) => break,
             }
-            let Some((start, end)) = session.encap(&mut buf, HEADROOM, len) else {
-                continue;
-            };
-            let ok = sock.send(&buf[start..end]).await.is_ok();
-            session.tx_done(end - start, ok);
-            continue;
+            reads += 1;
         }
-        let seg = match TcpSegmenter::new(&hdr, &buf[HEADROOM..HEADROOM + len]) {
+        batch.flush().await;
+    }
+}
+
+/// The datagrams one wake-up of [`eth_tx_offload`] prepares: encapsulated back to back in
+/// `out`, `ranges` in send order.
+struct TxBatch<'a> {
+    session: &'a Session,
+    sock: &'a TunnelSocket,
+    limits: TxLimits,
+    out: Vec<u8>,
+    used: usize,
+    ranges: Vec<(usize, usize)>,
+    runs: Vec<TxRun>,
+}
+
+impl<'a> TxBatch<'a> {
+    fn new(session: &'a Session, sock: &'a TunnelSocket) -> Self {
+        Self {
+            session,
+            sock,
+            limits: TxLimits {
+                gso: sock.udp_gso_capable(),
+                max_gso_bytes: GSO_MAX_BYTES,
+                max_segments: txbatch::UDP_MAX_SEGMENTS,
+                max_batch: BATCH_MAX,
+            },
+            // Lazily zeroed: untouched pages of an idle session's buffer cost no memory.
+            out: vec![0u8; 2 * (HEADROOM + MAX_DATAGRAM)],
+            used: 0,
+            ranges: Vec::with_capacity(BATCH_MAX),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Make room for a datagram of up to `len` bytes (sends what is prepared if needed).
+    async fn reserve(&mut self, len: usize) {
+        if self.out.len() - self.used < len {
+            self.flush().await;
+        }
+    }
+
+    /// Encapsulate the frame now at `out[at..at + len]` (`at - used` bytes of headroom) and
+    /// record the datagram.
+    fn seal(&mut self, at: usize, len: usize) {
+        if let Some(r) = self.session.encap(&mut self.out[..at + len], at, len) {
+            self.ranges.push(r);
+            self.used = r.1;
+        }
+    }
+
+    /// One read from the TAP: vnet header + frame or super-frame.
+    async fn push_vnet(&mut self, tap: &Tap, data: &[u8]) {
+        let (Some(h), Some(frame)) = (data.get(..VNET_HDR_LEN), data.get(VNET_HDR_LEN..)) else {
+            return;
+        };
+        let Ok(hdr) = VnetHdr::parse(h) else {
+            return;
+        };
+        let ovh = self.session.encap_overhead();
+        if !hdr.is_gso() {
+            self.reserve(ovh + frame.len()).await;
+            let at = self.used + ovh;
+            let Some(dst) = self.out.get_mut(at..at + frame.len()) else {
+                self.session.tx_done(0, false);
+                return;
+            };
+            dst.copy_from_slice(frame);
+            if hdr.flags & gso::F_NEEDS_CSUM != 0 && gso::complete_checksum(dst, &hdr).is_err() {
+                self.session.tx_done(0, false);
+                return;
+            }
+            self.seal(at, frame.len());
+            return;
+        }
+        let seg = match TcpSegmenter::new(&hdr, frame) {
             Ok(s) => s,
             Err(e) => {
                 // Not something the TAP should produce with the offloads we asked for.
                 tracing::debug!("{}: cannot segment a GSO frame: {e}", tap.name());
-                session.tx_done(0, false);
-                continue;
+                self.session.tx_done(0, false);
+                return;
             }
         };
-        let ovh = session.encap_overhead();
         let stride = ovh + seg.full_segment_len();
-        let per_send = (GSO_MAX_BYTES / stride).clamp(1, BATCH_MAX);
-        let mut i = 0;
-        while i < seg.count() {
-            let k = per_send.min(seg.count() - i);
-            ranges.clear();
-            for j in 0..k {
-                let at = j * stride + ovh;
-                let Ok(flen) = seg.write_segment(i + j, &mut out[at..]) else {
-                    session.tx_done(0, false);
-                    continue;
-                };
-                if let Some(r) = session.encap(&mut out[..at + flen], at, flen) {
-                    ranges.push(r);
+        for i in 0..seg.count() {
+            self.reserve(stride).await;
+            let at = self.used + ovh;
+            let Some(dst) = self.out.get_mut(at..) else {
+                self.session.tx_done(0, false);
+                continue;
+            };
+            let Ok(flen) = seg.write_segment(i, dst) else {
+                self.session.tx_done(0, false);
+                continue;
+            };
+            self.seal(at, flen);
+        }
+    }
+
+    /// Send everything prepared, counting each datagram as one packet.
+    async fn flush(&mut self) {
+        txbatch::plan(&self.ranges, &self.limits, &mut self.runs);
+        for run in std::mem::take(&mut self.runs).iter() {
+            match *run {
+                TxRun::Segmented {
+                    first,
+                    count,
+                    segment,
+                } => {
+                    let r = &self.ranges[first..first + count];
+                    self.send_segmented(r, segment).await;
+                }
+                TxRun::Batch { first, count } => {
+                    let r = &self.ranges[first..first + count];
+                    send_each(self.session, self.sock, &self.out, r).await;
                 }
             }
-            send_run(session, sock, &out, &ranges, stride, gso_ok).await;
-            i += k;
+        }
+        self.ranges.clear();
+        self.used = 0;
+    }
+
+    async fn send_segmented(&self, ranges: &[(usize, usize)], segment: usize) {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            return;
+        };
+        if let (TunnelSocket::Udp(udp), Ok(seg)) = (self.sock, u16::try_from(segment)) {
+            let ok = udp
+                .send_segmented(&self.out[first.0..last.1], seg)
+                .await
+                .is_ok();
+            for r in ranges {
+                self.session.tx_done(r.1 - r.0, ok);
+            }
+        } else {
+            send_each(self.session, self.sock, &self.out, ranges).await;
         }
     }
 }
 
-/// Send the datagrams `out[r.0..r.1]` for `r` in `ranges`, counting each as one packet. When
-/// they sit back to back, all `stride` long but the last, one UDP GSO send carries them.
-async fn send_run(
-    session: &Session,
-    sock: &TunnelSocket,
-    out: &[u8],
-    ranges: &[(usize, usize)],
-    stride: usize,
-    gso_ok: bool,
-) {
-    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+/// Send the datagrams `out[r.0..r.1]` for `r` in `ranges` with `sendmmsg`, counting each as
+/// one packet.
+async fn send_each(session: &Session, sock: &TunnelSocket, out: &[u8], ranges: &[(usize, usize)]) {
+    if let [r] = ranges {
+        let ok = sock.send(&out[r.0..r.1]).await.is_ok();
+        session.tx_done(r.1 - r.0, ok);
         return;
-    };
-    if let (true, TunnelSocket::Udp(udp), Ok(seg)) =
-        (gso_ok && ranges.len() > 1, sock, u16::try_from(stride))
-    {
-        let regular = ranges.windows(2).all(|w| w[0].1 == w[1].0)
-            && ranges[..ranges.len() - 1]
-                .iter()
-                .all(|r| r.1 - r.0 == stride)
-            && last.1 - last.0 <= stride;
-        if regular {
-            let ok = udp.send_segmented(&out[first.0..last.1], seg).await.is_ok();
-            for r in ranges {
-                session.tx_done(r.1 - r.0, ok);
-            }
-            return;
-        }
     }
     let mut slices: Vec<&[u8]> = ranges.iter().map(|r| &out[r.0..r.1]).collect();
     let mut rest = &mut slices[..];
