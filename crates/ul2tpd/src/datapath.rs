@@ -13,8 +13,8 @@
 //! Batching and offloads (docs/PERFORMANCE.md):
 //!
 //! * Receive: one `recvmmsg` moves up to [`RX_BATCH`] datagrams per system call.
-//! * Transmit with offloads (the default; `--no-offload` / `UL2TPD_NO_OFFLOAD=1` keeps the
-//!   simple path of one frame per read and per send): the TAP is switched to
+//! * Transmit with offloads (the default; [`DataPathConfig::offload`] off, `--no-offload`,
+//!   keeps the simple path of one frame per read and per send): the TAP is switched to
 //!   `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`, so the kernel hands over TCP super-frames of up
 //!   to 64 KB and frames whose checksum is still to be done. [`ul2tp_core::gso`] finishes the
 //!   checksum or cuts the super-frame into ordinary MTU-sized Ethernet frames, exactly those
@@ -27,7 +27,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -54,26 +53,29 @@ pub const RX_BATCH: usize = 32;
 /// Largest UDP payload of one GSO send (65535 - 8 byte UDP header - 20 byte IPv4 header).
 const GSO_MAX_BYTES: usize = 65507;
 
-/// 0: not decided yet (read `UL2TPD_NO_OFFLOAD`), 1: offloads on, 2: off.
-static OFFLOAD: AtomicU8 = AtomicU8::new(0);
+/// Default receive buffer of the tunnel sockets the daemon creates: room for bursts that
+/// arrive while the receive task waits for a CPU (the kernel default, 208 KiB, holds about 280
+/// small datagrams, a few milliseconds of a 64-byte flood).
+pub const DEFAULT_SOCKET_RCVBUF: usize = 4 << 20;
 
-/// Turn the offload / batching transmit path on or off for sessions started afterwards
-/// (`ul2tpd --no-offload` turns it off).
-pub fn set_offload(on: bool) {
-    OFFLOAD.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+/// Data-path settings of one daemon (`[datapath]` in the configuration file, `ul2tpd
+/// --no-offload`, [`crate::Daemon::set_datapath`]). Each daemon has its own, so two daemons
+/// in one process may differ; they apply to tunnel sockets and sessions started afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataPathConfig {
+    /// TAP offloads, software segmentation, UDP GSO/GRO and coalescing (module docs); off:
+    /// one frame per TAP read and per send.
+    pub offload: bool,
+    /// `SO_RCVBUF` for tunnel sockets the daemon creates (bytes); 0 keeps the kernel's
+    /// default. An application's socket keeps its own.
+    pub socket_rcvbuf: usize,
 }
 
-/// Whether new Ethernet sessions use TAP offloads; by default yes unless the environment
-/// variable `UL2TPD_NO_OFFLOAD` is set to something other than `0` or empty.
-pub fn offload_enabled() -> bool {
-    match OFFLOAD.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let off =
-                std::env::var_os("UL2TPD_NO_OFFLOAD").is_some_and(|v| !v.is_empty() && v != "0");
-            set_offload(!off);
-            !off
+impl Default for DataPathConfig {
+    fn default() -> Self {
+        Self {
+            offload: true,
+            socket_rcvbuf: DEFAULT_SOCKET_RCVBUF,
         }
     }
 }
@@ -258,6 +260,8 @@ pub struct RxContext {
     /// For a managed tunnel: the application's tunnel-socket view, which gets what the kernel
     /// would leave on the tunnel socket (docs/reference/kernel.md §1.2).
     pub upcall: Arc<ArcSwapOption<SeqPacket>>,
+    /// The daemon's data-path settings when the socket started.
+    pub config: DataPathConfig,
 }
 
 /// Deliver a frame the registry accepted for `session`.
@@ -279,7 +283,16 @@ pub async fn tunnel_rx(
     socket_id: SocketId,
     own_socket: bool,
 ) {
-    let offload = offload_enabled();
+    let offload = ctx.config.offload;
+    if own_socket && ctx.config.socket_rcvbuf > 0 {
+        let r = match &*sock {
+            TunnelSocket::Udp(u) => u.set_recv_buffer(ctx.config.socket_rcvbuf),
+            TunnelSocket::Ip(i) => i.set_recv_buffer(ctx.config.socket_rcvbuf),
+        };
+        if let Err(e) = r {
+            tracing::warn!("tunnel socket {socket_id:?}: cannot set the receive buffer: {e}");
+        }
+    }
     if offload && own_socket {
         if let TunnelSocket::Udp(u) = &*sock {
             // UDP GRO pays off when the peer sends with UDP GSO, which needs checksums: use
@@ -462,12 +475,17 @@ pub async fn send_frame(session: &Session, sock: &TunnelSocket, frame: &[u8]) ->
 }
 
 /// Transmit loop of one Ethernet pseudowire: TAP frames to the tunnel socket. Uses the
-/// offload path (module docs) unless [`offload_enabled`] is false or the TAP refuses offloads.
-pub async fn eth_tx(session: Arc<Session>, pw: Arc<Pseudowire>, sock: Arc<TunnelSocket>) {
+/// offload path (module docs) unless `config.offload` is off or the TAP refuses offloads.
+pub async fn eth_tx(
+    session: Arc<Session>,
+    pw: Arc<Pseudowire>,
+    sock: Arc<TunnelSocket>,
+    config: DataPathConfig,
+) {
     let Pseudowire::Eth(tap) = &*pw else {
         return;
     };
-    if offload_enabled() {
+    if config.offload {
         match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
             Ok(()) => {
                 tracing::info!("{}: TAP offloads on (csum, tso4, tso6)", tap.name());
