@@ -55,6 +55,7 @@ mod registry;
 mod session;
 mod stats;
 pub mod trace;
+pub mod txbatch;
 pub mod vlan;
 
 pub use mtu::eth_mtu;

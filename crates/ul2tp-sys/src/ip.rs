@@ -200,6 +200,12 @@ impl IpTunnelSocket {
         self.remote.ok_or_else(|| os::errno(libc::ENOTCONN))
     }
 
+    /// Set the receive buffer (`SO_RCVBUFFORCE`, else `SO_RCVBUF`); returns the kernel's
+    /// `SO_RCVBUF` afterwards.
+    pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
+        os::set_recv_buffer(self.fd.get_ref().as_fd(), bytes)
+    }
+
     /// Whether the socket is IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.local.is_ipv6()

@@ -67,6 +67,19 @@ pub(crate) fn set_int(
     cvt(r).map(drop)
 }
 
+/// Set a socket's receive buffer to `bytes` (capped at `i32::MAX / 2`): `SO_RCVBUFFORCE`,
+/// which may exceed `net.core.rmem_max` (needs `CAP_NET_ADMIN`), else `SO_RCVBUF`, which the
+/// kernel caps at `rmem_max`. Returns the size the kernel reports afterwards (it doubles the
+/// request for its bookkeeping).
+pub(crate) fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let v = libc::c_int::try_from(bytes.min(i32::MAX as usize / 2)).unwrap_or(i32::MAX / 2);
+    if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v).is_err() {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v)?;
+    }
+    let got = get_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?;
+    Ok(usize::try_from(got).unwrap_or(0))
+}
+
 /// `getsockopt(fd, level, name)` for an int-valued option; works on any fd number.
 pub(crate) fn get_int_raw(
     fd: RawFd,

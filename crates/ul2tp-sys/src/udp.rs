@@ -293,6 +293,12 @@ impl UdpTunnelSocket {
         }
     }
 
+    /// Set the receive buffer (`SO_RCVBUFFORCE`, else `SO_RCVBUF`); returns the kernel's
+    /// `SO_RCVBUF` afterwards.
+    pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
+        os::set_recv_buffer(self.sock.as_fd(), bytes)
+    }
+
     /// Turn UDP GRO delivery on or off (`UDP_GRO`). While on, one receive may return
     /// several same-sized datagrams back to back: use [`recv_gro`](Self::recv_gro).
     pub fn set_gro(&self, on: bool) -> io::Result<()> {

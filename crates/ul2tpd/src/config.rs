@@ -458,13 +458,49 @@ pub struct Config {
 }
 
 /// The `[datapath]` table.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatapathConfig {
     /// Give every Ethernet pseudowire device a MAC address derived from its tunnel and
     /// session ids (`store::stable_mac`) instead of a random one.
     #[serde(default)]
     pub stable_mac: bool,
+    /// TAP offloads, segmentation and batching (docs/PERFORMANCE.md); `false` is the simple
+    /// path (as `ul2tpd --no-offload`).
+    #[serde(default = "yes")]
+    pub offload: bool,
+    /// `SO_RCVBUF` of the tunnel sockets the daemon creates, in bytes; 0 keeps the kernel's
+    /// default.
+    #[serde(default = "default_socket_receive_buffer")]
+    pub socket_receive_buffer: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_socket_receive_buffer() -> usize {
+    crate::DataPathConfig::default().socket_rcvbuf
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        Self {
+            stable_mac: false,
+            offload: true,
+            socket_receive_buffer: default_socket_receive_buffer(),
+        }
+    }
+}
+
+impl DatapathConfig {
+    /// The daemon's data-path settings from this table; `no_offload` is `ul2tpd --no-offload`.
+    pub fn runtime(&self, no_offload: bool) -> crate::DataPathConfig {
+        crate::DataPathConfig {
+            offload: self.offload && !no_offload,
+            socket_rcvbuf: self.socket_receive_buffer,
+        }
+    }
 }
 
 /// The `[metrics]` table.

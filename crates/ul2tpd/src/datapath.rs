@@ -13,8 +13,8 @@
 //! Batching and offloads (docs/PERFORMANCE.md):
 //!
 //! * Receive: one `recvmmsg` moves up to [`RX_BATCH`] datagrams per system call.
-//! * Transmit with offloads (the default; `--no-offload` / `UL2TPD_NO_OFFLOAD=1` keeps the
-//!   simple path of one frame per read and per send): the TAP is switched to
+//! * Transmit with offloads (the default; [`DataPathConfig::offload`] off, `--no-offload`,
+//!   keeps the simple path of one frame per read and per send): the TAP is switched to
 //!   `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`, so the kernel hands over TCP super-frames of up
 //!   to 64 KB and frames whose checksum is still to be done. [`ul2tp_core::gso`] finishes the
 //!   checksum or cuts the super-frame into ordinary MTU-sized Ethernet frames, exactly those
@@ -27,13 +27,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
+use ul2tp_core::txbatch::{self, TxLimits, TxRun};
 use ul2tp_core::{Encap, Registry, RxOutcome, Session, SocketId, Timestamp};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::mmsg::{RecvMeta, BATCH_MAX};
@@ -53,26 +53,29 @@ pub const RX_BATCH: usize = 32;
 /// Largest UDP payload of one GSO send (65535 - 8 byte UDP header - 20 byte IPv4 header).
 const GSO_MAX_BYTES: usize = 65507;
 
-/// 0: not decided yet (read `UL2TPD_NO_OFFLOAD`), 1: offloads on, 2: off.
-static OFFLOAD: AtomicU8 = AtomicU8::new(0);
+/// Default receive buffer of the tunnel sockets the daemon creates: room for bursts that
+/// arrive while the receive task waits for a CPU (the kernel default, 208 KiB, holds about 280
+/// small datagrams, a few milliseconds of a 64-byte flood).
+pub const DEFAULT_SOCKET_RCVBUF: usize = 4 << 20;
 
-/// Turn the offload / batching transmit path on or off for sessions started afterwards
-/// (`ul2tpd --no-offload` turns it off).
-pub fn set_offload(on: bool) {
-    OFFLOAD.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+/// Data-path settings of one daemon (`[datapath]` in the configuration file, `ul2tpd
+/// --no-offload`, [`crate::Daemon::set_datapath`]). Each daemon has its own, so two daemons
+/// in one process may differ; they apply to tunnel sockets and sessions started afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataPathConfig {
+    /// TAP offloads, software segmentation, UDP GSO/GRO and coalescing (module docs); off:
+    /// one frame per TAP read and per send.
+    pub offload: bool,
+    /// `SO_RCVBUF` for tunnel sockets the daemon creates (bytes); 0 keeps the kernel's
+    /// default. An application's socket keeps its own.
+    pub socket_rcvbuf: usize,
 }
 
-/// Whether new Ethernet sessions use TAP offloads; by default yes unless the environment
-/// variable `UL2TPD_NO_OFFLOAD` is set to something other than `0` or empty.
-pub fn offload_enabled() -> bool {
-    match OFFLOAD.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let off =
-                std::env::var_os("UL2TPD_NO_OFFLOAD").is_some_and(|v| !v.is_empty() && v != "0");
-            set_offload(!off);
-            !off
+impl Default for DataPathConfig {
+    fn default() -> Self {
+        Self {
+            offload: true,
+            socket_rcvbuf: DEFAULT_SOCKET_RCVBUF,
         }
     }
 }
@@ -266,6 +269,8 @@ pub struct RxContext {
     /// For a managed tunnel: the application's tunnel-socket view, which gets what the kernel
     /// would leave on the tunnel socket (docs/reference/kernel.md §1.2).
     pub upcall: Arc<ArcSwapOption<SeqPacket>>,
+    /// The daemon's data-path settings when the socket started.
+    pub config: DataPathConfig,
 }
 
 /// Deliver a frame the registry accepted for `session`.
@@ -287,7 +292,16 @@ pub async fn tunnel_rx(
     socket_id: SocketId,
     own_socket: bool,
 ) {
-    let offload = offload_enabled();
+    let offload = ctx.config.offload;
+    if own_socket && ctx.config.socket_rcvbuf > 0 {
+        let r = match &*sock {
+            TunnelSocket::Udp(u) => u.set_recv_buffer(ctx.config.socket_rcvbuf),
+            TunnelSocket::Ip(i) => i.set_recv_buffer(ctx.config.socket_rcvbuf),
+        };
+        if let Err(e) = r {
+            tracing::warn!("tunnel socket {socket_id:?}: cannot set the receive buffer: {e}");
+        }
+    }
     if offload && own_socket {
         if let TunnelSocket::Udp(u) = &*sock {
             // UDP GRO pays off when the peer sends with UDP GSO, which needs checksums: use
@@ -470,12 +484,17 @@ pub async fn send_frame(session: &Session, sock: &TunnelSocket, frame: &[u8]) ->
 }
 
 /// Transmit loop of one Ethernet pseudowire: TAP frames to the tunnel socket. Uses the
-/// offload path (module docs) unless [`offload_enabled`] is false or the TAP refuses offloads.
-pub async fn eth_tx(session: Arc<Session>, pw: Arc<Pseudowire>, sock: Arc<TunnelSocket>) {
+/// offload path (module docs) unless `config.offload` is off or the TAP refuses offloads.
+pub async fn eth_tx(
+    session: Arc<Session>,
+    pw: Arc<Pseudowire>,
+    sock: Arc<TunnelSocket>,
+    config: DataPathConfig,
+) {
     let Pseudowire::Eth(tap) = &*pw else {
         return;
     };
-    if offload_enabled() {
+    if config.offload {
         match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
             Ok(()) => {
                 tracing::info!("{}: TAP offloads on (csum, tso4, tso6)", tap.name());
@@ -507,15 +526,18 @@ async fn eth_tx_simple(session: &Session, tap: &Tap, sock: &TunnelSocket) {
     }
 }
 
-/// Offloads on: frames arrive with a vnet header, possibly as TCP super-frames.
+/// Frames read from the TAP per wake-up at most before the prepared datagrams leave (the
+/// TAP is drained up to this many; then the batch is sent and the loop reads on).
+pub const TX_DRAIN: usize = 64;
+
+/// Offloads on: frames arrive with a vnet header, possibly as TCP super-frames. Every wake-up
+/// drains the TAP (up to [`TX_DRAIN`] frames), encapsulates every frame or segment into one
+/// buffer and sends the lot as planned by [`ul2tp_core::txbatch::plan`].
 async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket) {
-    let gso_ok = sock.udp_gso_capable();
-    // The frame lands at HEADROOM, its vnet header just in front of it.
-    let mut buf = vec![0u8; HEADROOM + MAX_DATAGRAM];
-    let mut out = vec![0u8; 2 * (HEADROOM + MAX_DATAGRAM)];
-    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(BATCH_MAX);
+    let mut batch = TxBatch::new(session, sock);
+    let mut buf = vec![0u8; VNET_HDR_LEN + MAX_DATAGRAM];
     loop {
-        let n = match tap.recv_vnet(&mut buf[HEADROOM - VNET_HDR_LEN..]).await {
+        let n = match tap.recv_vnet(&mut buf).await {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -523,86 +545,165 @@ async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket) {
                 return;
             }
         };
-        let Some(len) = n.checked_sub(VNET_HDR_LEN) else {
-            continue;
-        };
-        let Ok(hdr) = VnetHdr::parse(&buf[HEADROOM - VNET_HDR_LEN..HEADROOM]) else {
-            continue;
-        };
-        if !hdr.is_gso() {
-            if hdr.flags & gso::F_NEEDS_CSUM != 0
-                && gso::complete_checksum(&mut buf[HEADROOM..HEADROOM + len], &hdr).is_err()
-            {
-                session.tx_done(0, false);
-                continue;
+        batch.push_vnet(tap, &buf[..n]).await;
+        let mut reads = 1;
+        while reads < TX_DRAIN {
+            match tap.try_recv_vnet(&mut buf) {
+                Ok(n) => batch.push_vnet(tap, &buf[..n]).await,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // WouldBlock: drained. Anything else: the next waiting read reports it.
+                Err(_) => break,
             }
-            let Some((start, end)) = session.encap(&mut buf, HEADROOM, len) else {
-                continue;
-            };
-            let ok = sock.send(&buf[start..end]).await.is_ok();
-            session.tx_done(end - start, ok);
-            continue;
+            reads += 1;
         }
-        let seg = match TcpSegmenter::new(&hdr, &buf[HEADROOM..HEADROOM + len]) {
+        batch.flush().await;
+    }
+}
+
+/// The datagrams one wake-up of [`eth_tx_offload`] prepares: encapsulated back to back in
+/// `out`, `ranges` in send order.
+struct TxBatch<'a> {
+    session: &'a Session,
+    sock: &'a TunnelSocket,
+    limits: TxLimits,
+    out: Vec<u8>,
+    used: usize,
+    ranges: Vec<(usize, usize)>,
+    runs: Vec<TxRun>,
+}
+
+impl<'a> TxBatch<'a> {
+    fn new(session: &'a Session, sock: &'a TunnelSocket) -> Self {
+        Self {
+            session,
+            sock,
+            limits: TxLimits {
+                gso: sock.udp_gso_capable(),
+                max_gso_bytes: GSO_MAX_BYTES,
+                max_segments: txbatch::UDP_MAX_SEGMENTS,
+                max_batch: BATCH_MAX,
+            },
+            // Lazily zeroed: untouched pages of an idle session's buffer cost no memory.
+            out: vec![0u8; 2 * (HEADROOM + MAX_DATAGRAM)],
+            used: 0,
+            ranges: Vec::with_capacity(BATCH_MAX),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Make room for a datagram of up to `len` bytes (sends what is prepared if needed).
+    async fn reserve(&mut self, len: usize) {
+        if self.out.len() - self.used < len {
+            self.flush().await;
+        }
+    }
+
+    /// Encapsulate the frame now at `out[at..at + len]` (`at - used` bytes of headroom) and
+    /// record the datagram.
+    fn seal(&mut self, at: usize, len: usize) {
+        if let Some(r) = self.session.encap(&mut self.out[..at + len], at, len) {
+            self.ranges.push(r);
+            self.used = r.1;
+        }
+    }
+
+    /// One read from the TAP: vnet header + frame or super-frame.
+    async fn push_vnet(&mut self, tap: &Tap, data: &[u8]) {
+        let (Some(h), Some(frame)) = (data.get(..VNET_HDR_LEN), data.get(VNET_HDR_LEN..)) else {
+            return;
+        };
+        let Ok(hdr) = VnetHdr::parse(h) else {
+            return;
+        };
+        let ovh = self.session.encap_overhead();
+        if !hdr.is_gso() {
+            self.reserve(ovh + frame.len()).await;
+            let at = self.used + ovh;
+            let Some(dst) = self.out.get_mut(at..at + frame.len()) else {
+                self.session.tx_done(0, false);
+                return;
+            };
+            dst.copy_from_slice(frame);
+            if hdr.flags & gso::F_NEEDS_CSUM != 0 && gso::complete_checksum(dst, &hdr).is_err() {
+                self.session.tx_done(0, false);
+                return;
+            }
+            self.seal(at, frame.len());
+            return;
+        }
+        let seg = match TcpSegmenter::new(&hdr, frame) {
             Ok(s) => s,
             Err(e) => {
                 // Not something the TAP should produce with the offloads we asked for.
                 tracing::debug!("{}: cannot segment a GSO frame: {e}", tap.name());
-                session.tx_done(0, false);
-                continue;
+                self.session.tx_done(0, false);
+                return;
             }
         };
-        let ovh = session.encap_overhead();
         let stride = ovh + seg.full_segment_len();
-        let per_send = (GSO_MAX_BYTES / stride).clamp(1, BATCH_MAX);
-        let mut i = 0;
-        while i < seg.count() {
-            let k = per_send.min(seg.count() - i);
-            ranges.clear();
-            for j in 0..k {
-                let at = j * stride + ovh;
-                let Ok(flen) = seg.write_segment(i + j, &mut out[at..]) else {
-                    session.tx_done(0, false);
-                    continue;
-                };
-                if let Some(r) = session.encap(&mut out[..at + flen], at, flen) {
-                    ranges.push(r);
+        for i in 0..seg.count() {
+            self.reserve(stride).await;
+            let at = self.used + ovh;
+            let Some(dst) = self.out.get_mut(at..) else {
+                self.session.tx_done(0, false);
+                continue;
+            };
+            let Ok(flen) = seg.write_segment(i, dst) else {
+                self.session.tx_done(0, false);
+                continue;
+            };
+            self.seal(at, flen);
+        }
+    }
+
+    /// Send everything prepared, counting each datagram as one packet.
+    async fn flush(&mut self) {
+        txbatch::plan(&self.ranges, &self.limits, &mut self.runs);
+        for run in std::mem::take(&mut self.runs).iter() {
+            match *run {
+                TxRun::Segmented {
+                    first,
+                    count,
+                    segment,
+                } => {
+                    let r = &self.ranges[first..first + count];
+                    self.send_segmented(r, segment).await;
+                }
+                TxRun::Batch { first, count } => {
+                    let r = &self.ranges[first..first + count];
+                    send_each(self.session, self.sock, &self.out, r).await;
                 }
             }
-            send_run(session, sock, &out, &ranges, stride, gso_ok).await;
-            i += k;
+        }
+        self.ranges.clear();
+        self.used = 0;
+    }
+
+    async fn send_segmented(&self, ranges: &[(usize, usize)], segment: usize) {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            return;
+        };
+        if let (TunnelSocket::Udp(udp), Ok(seg)) = (self.sock, u16::try_from(segment)) {
+            let ok = udp
+                .send_segmented(&self.out[first.0..last.1], seg)
+                .await
+                .is_ok();
+            for r in ranges {
+                self.session.tx_done(r.1 - r.0, ok);
+            }
+        } else {
+            send_each(self.session, self.sock, &self.out, ranges).await;
         }
     }
 }
 
-/// Send the datagrams `out[r.0..r.1]` for `r` in `ranges`, counting each as one packet. When
-/// they sit back to back, all `stride` long but the last, one UDP GSO send carries them.
-async fn send_run(
-    session: &Session,
-    sock: &TunnelSocket,
-    out: &[u8],
-    ranges: &[(usize, usize)],
-    stride: usize,
-    gso_ok: bool,
-) {
-    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+/// Send the datagrams `out[r.0..r.1]` for `r` in `ranges` with `sendmmsg`, counting each as
+/// one packet.
+async fn send_each(session: &Session, sock: &TunnelSocket, out: &[u8], ranges: &[(usize, usize)]) {
+    if let [r] = ranges {
+        let ok = sock.send(&out[r.0..r.1]).await.is_ok();
+        session.tx_done(r.1 - r.0, ok);
         return;
-    };
-    if let (true, TunnelSocket::Udp(udp), Ok(seg)) =
-        (gso_ok && ranges.len() > 1, sock, u16::try_from(stride))
-    {
-        let regular = ranges.windows(2).all(|w| w[0].1 == w[1].0)
-            && ranges[..ranges.len() - 1]
-                .iter()
-                .all(|r| r.1 - r.0 == stride)
-            && last.1 - last.0 <= stride;
-        if regular {
-            let ok = udp.send_segmented(&out[first.0..last.1], seg).await.is_ok();
-            for r in ranges {
-                session.tx_done(r.1 - r.0, ok);
-            }
-            return;
-        }
     }
     let mut slices: Vec<&[u8]> = ranges.iter().map(|r| &out[r.0..r.1]).collect();
     let mut rest = &mut slices[..];

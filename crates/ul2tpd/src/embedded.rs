@@ -5,6 +5,7 @@ use std::io;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
+use crate::datapath::DataPathConfig;
 use crate::server::{serve_connection, Privilege};
 use crate::Daemon;
 
@@ -17,14 +18,21 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Start with `workers` runtime threads (1 or more).
+    /// Start with `workers` runtime threads (1 or more) and the default data-path settings.
     pub fn start(workers: usize) -> io::Result<Embedded> {
+        Self::start_with(workers, DataPathConfig::default())
+    }
+
+    /// Start with `workers` runtime threads and these data-path settings (independent of
+    /// any other daemon in the process).
+    pub fn start_with(workers: usize, datapath: DataPathConfig) -> io::Result<Embedded> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
             .enable_all()
             .thread_name("ul2tp-embedded")
             .build()?;
         let daemon = rt.block_on(async { Daemon::new() });
+        daemon.set_datapath(datapath);
         Ok(Embedded {
             daemon,
             rt: Some(rt),

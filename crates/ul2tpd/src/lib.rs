@@ -27,6 +27,7 @@ mod l2tpip;
 mod pppd;
 mod store;
 
+pub use datapath::DataPathConfig;
 pub use embedded::Embedded;
 pub use handlers::{Daemon, Reply};
 pub use store::stable_mac;

@@ -35,7 +35,7 @@ struct Args {
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Keep the simple data path: no TAP offloads, segmentation, batching or coalescing
-    /// (docs/PERFORMANCE.md); the same as UL2TPD_NO_OFFLOAD=1.
+    /// (docs/PERFORMANCE.md); overrides `[datapath] offload`.
     #[arg(long)]
     no_offload: bool,
 }
@@ -126,10 +126,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     server::check_stale(&socket_path)?;
     let access =
         server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
-    if args.no_offload {
-        // Read by the data path when sessions start; set while still single-threaded.
-        std::env::set_var("UL2TPD_NO_OFFLOAD", "1");
-    }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -145,6 +141,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let daemon = Daemon::new();
         daemon.set_stable_mac(cfg.datapath.stable_mac);
+        daemon.set_datapath(cfg.datapath.runtime(args.no_offload));
         let mut statics = match (&args.config, checked) {
             (Some(path), Some(checked)) => Some(
                 reload::Statics::start(&daemon, path, checked)

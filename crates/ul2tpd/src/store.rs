@@ -35,7 +35,7 @@ use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 use ul2tp_wire::avp::{CdnResult, PppDisconnectCause};
 
-use crate::datapath::{self, Pseudowire, Pseudowires, RxContext, TunnelSocket};
+use crate::datapath::{self, DataPathConfig, Pseudowire, Pseudowires, RxContext, TunnelSocket};
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
@@ -152,6 +152,9 @@ pub(crate) struct Store {
     pub(crate) ops: Arc<crate::metrics::Ops>,
     /// `[datapath] stable_mac`: give new Ethernet pseudowire devices [`stable_mac`] addresses.
     pub(crate) stable_mac: std::sync::atomic::AtomicBool,
+    /// This daemon's data-path settings ([`DataPathConfig`]), read when a socket or session
+    /// starts.
+    pub(crate) datapath: std::sync::Mutex<DataPathConfig>,
 }
 
 impl Store {
@@ -167,6 +170,7 @@ impl Store {
             control: OnceLock::new(),
             ops: Arc::default(),
             stable_mac: std::sync::atomic::AtomicBool::new(false),
+            datapath: std::sync::Mutex::new(DataPathConfig::default()),
         });
         // Trace events (docs/reference/kernel.md §9.2) go to the log and to monitors, for the objects they
         // are switched on for.
@@ -267,6 +271,7 @@ impl Store {
             registry: self.registry.clone(),
             pseudowires: self.pseudowires.clone(),
             upcall: upcall.clone(),
+            config: self.datapath_config(),
         };
         // An application's socket (it has an inode here and the application a copy) keeps
         // its socket options: no UDP_GRO.
@@ -283,6 +288,14 @@ impl Store {
             inode,
             _rx: rx,
         })
+    }
+
+    /// This daemon's data-path settings now.
+    pub(crate) fn datapath_config(&self) -> DataPathConfig {
+        *self
+            .datapath
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The socket of an unmanaged tunnel from `l` to `r`: a new one, or the socket of a
@@ -427,6 +440,7 @@ impl Store {
                 session.clone(),
                 pw,
                 rt.sock.socket.clone(),
+                self.datapath_config(),
             ))));
         }
         tasks.push(Task(datapath::start_reorder_timer(

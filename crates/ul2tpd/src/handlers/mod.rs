@@ -66,6 +66,22 @@ impl Daemon {
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// This daemon's data-path settings (`[datapath]`, `--no-offload`); they apply to tunnel
+    /// sockets and sessions started afterwards. Each daemon has its own, so an application
+    /// may embed two that differ.
+    pub fn set_datapath(&self, config: crate::datapath::DataPathConfig) {
+        *self
+            .store
+            .datapath
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+
+    /// The data-path settings new sockets and sessions get.
+    pub fn datapath(&self) -> crate::datapath::DataPathConfig {
+        self.store.datapath_config()
+    }
+
     /// Start the L2TP control protocol endpoint (the `[control]` section).
     pub fn start_control(&self, s: ControlSettings) -> std::io::Result<SocketAddr> {
         let cp = Arc::new(ControlPlane::start(Arc::downgrade(&self.store), s)?);

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Data-path benchmark suite: ul2tp L2TPv3 Ethernet pseudowires against the kernel's VXLAN and
+# the plain veth, all in the same run, between two network namespaces joined by one veth pair.
+#
+#   sudo bench/suite.sh [seconds]          (default 10 s per measurement)
+#
+# Rows: one iperf3 TCP stream over the default tunnel (IPv4, no UDP checksum), `udp_csum on`,
+# an IPv6 outer header, `encap ip`; then 64-byte frames from bench/blaster.c (sendmmsg in
+# namespace A, counted as rx_packets of the receiving device in namespace B). Every ul2tp figure
+# is printed with the VXLAN figure of the same run, the ratio, and the CPU the two daemons used
+# (share of one core, utime + stime of both together, from /proc/PID/stat).
+#
+# Needs root, iperf3, a C compiler and a release build (built here unless BIN names a
+# directory with prebuilt ul2tpd / ul2tp). UL2TPD_ARGS: extra daemon options. ROWS: which rows to
+# run (default "udp csum ipv6 ip small"). PROFILE=perf|strace records the two daemons during
+# each ul2tp measurement (`perf record -e cpu-clock -g` / `strace -c -f`) into
+# ${PROFILE_DIR:-bench/out}/ROW.{perf.data,a.strace,b.strace}. Everything else it creates is
+# removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+rows=${ROWS:-udp csum ipv6 ip small}
+[ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
+command -v iperf3 >/dev/null || { echo "iperf3 is required (apt-get install iperf3)" >&2; exit 1; }
+command -v cc >/dev/null || { echo "a C compiler is required (apt-get install gcc)" >&2; exit 1; }
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet -p ul2tpd -p ul2tp-cli
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
+fi
+read -r -a dargs <<<"${UL2TPD_ARGS:-}"
+
+tag="bs$$"; A="ul2tp-$tag-a"; B="ul2tp-$tag-b"; dir=$(mktemp -d); pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns del "$A" 2>/dev/null || true; ip netns del "$B" 2>/dev/null || true; rm -rf "$dir"
+}
+trap cleanup EXIT
+cc -O2 -o "$dir/blaster" bench/blaster.c
+ip netns add "$A"; ip netns add "$B"
+ip link add "v$tag" netns "$A" type veth peer name "w$tag" netns "$B"
+ip -n "$A" link set "v$tag" name eth0; ip -n "$B" link set "w$tag" name eth0
+for ns in "$A" "$B"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
+ip -n "$A" addr add 192.0.2.1/24 dev eth0; ip -n "$B" addr add 192.0.2.2/24 dev eth0
+ip -n "$A" addr add 2001:db8::1/64 dev eth0 nodad; ip -n "$B" addr add 2001:db8::2/64 dev eth0 nodad
+ip -n "$A" addr add 10.30.0.1/24 dev eth0; ip -n "$B" addr add 10.30.0.2/24 dev eth0
+
+# Kernel VXLAN reference (VNI 42, UDP 4789), same MTU as the pseudowire so that the inner
+# packets are the same size.
+ip -n "$A" link add vx0 type vxlan id 42 local 192.0.2.1 remote 192.0.2.2 dstport 4789
+ip -n "$B" link add vx0 type vxlan id 42 local 192.0.2.2 remote 192.0.2.1 dstport 4789
+ip -n "$A" addr add 10.20.0.1/24 dev vx0; ip -n "$B" addr add 10.20.0.2/24 dev vx0
+
+ip netns exec "$A" "$BIN/ul2tpd" "${dargs[@]}" --socket "$dir/a.sock" 2>"$dir/a.log" & pids+=($!)
+ip netns exec "$B" "$BIN/ul2tpd" "${dargs[@]}" --socket "$dir/b.sock" 2>"$dir/b.log" & pids+=($!)
+da=${pids[0]}; db=${pids[1]}
+for s in a b; do for _ in $(seq 200); do [ -S "$dir/$s.sock" ] && break; sleep 0.05; done; done
+ip netns exec "$B" iperf3 -s -p 5202 >/dev/null 2>&1 & pids+=($!)
+sleep 0.3
+
+ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+cpu0=0
+cpu_start() { cpu0=$(( $(ticks "$da") + $(ticks "$db") )); }
+prof_pids=()
+prof_start() { # $1 = row
+  local out=${PROFILE_DIR:-bench/out}
+  prof_pids=()
+  case ${PROFILE:-} in
+    perf) mkdir -p "$out"
+          perf record -q -e cpu-clock -g -p "$da,$db" -o "$out/$1.perf.data" -- sleep "$secs" \
+            >/dev/null 2>&1 & prof_pids+=($!);;
+    strace) mkdir -p "$out"
+          strace -c -f -p "$da" -o "$out/$1.a.strace" & prof_pids+=($!)
+          strace -c -f -p "$db" -o "$out/$1.b.strace" & prof_pids+=($!);;
+    "") ;;
+    *) echo "PROFILE=${PROFILE}: perf or strace" >&2; exit 1;;
+  esac
+  sleep 0.2
+}
+prof_stop() {
+  local p
+  for p in "${prof_pids[@]}"; do
+    [ "${PROFILE:-}" = strace ] && kill -INT "$p" 2>/dev/null
+    wait "$p" 2>/dev/null || true
+  done
+  prof_pids=()
+}
+cpu_pct() { # share of one core used by both daemons since cpu_start, over $secs
+  python3 -c "print(round(100 * ($(ticks "$da") + $(ticks "$db") - $cpu0) / $hz / $secs))"
+}
+
+# Set up the pseudowire pw0 in both namespaces: $1 = encap (udp|ip), $2 = outer family (4|6),
+# $3... = extra `add tunnel` options.
+pw_up() {
+  local encap=$1 fam=$2; shift 2
+  local la=192.0.2.1 lb=192.0.2.2 ports=""
+  [ "$fam" = 6 ] && { la=2001:db8::1; lb=2001:db8::2; }
+  [ "$encap" = udp ] && ports="udp_sport 5000 udp_dport 5000"
+  "$BIN/ul2tp" --socket "$dir/a.sock" add tunnel tunnel_id 1 peer_tunnel_id 2 encap "$encap" local $la remote $lb $ports "$@"
+  "$BIN/ul2tp" --socket "$dir/a.sock" add session name pw0 tunnel_id 1 session_id 10 peer_session_id 20
+  "$BIN/ul2tp" --socket "$dir/b.sock" add tunnel tunnel_id 2 peer_tunnel_id 1 encap "$encap" local $lb remote $la $ports "$@"
+  "$BIN/ul2tp" --socket "$dir/b.sock" add session name pw0 tunnel_id 2 session_id 20 peer_session_id 10
+  mtu=$(ip -n "$A" -o link show pw0 | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
+  for ns in "$A" "$B"; do ip -n "$ns" link set vx0 mtu "$mtu" up; ip -n "$ns" link set pw0 up; done
+  ip -n "$A" addr add 10.10.0.1/24 dev pw0; ip -n "$B" addr add 10.10.0.2/24 dev pw0
+  ip netns exec "$A" ping -c 2 -W 2 10.10.0.2 >/dev/null
+  ip netns exec "$A" ping -c 2 -W 2 10.20.0.2 >/dev/null
+}
+pw_down() {
+  "$BIN/ul2tp" --socket "$dir/a.sock" del tunnel tunnel_id 1
+  "$BIN/ul2tp" --socket "$dir/b.sock" del tunnel tunnel_id 2
+  sleep 0.2
+}
+
+tcp() { # $1 = server address; prints Gbit/s
+  ip netns exec "$A" iperf3 -c "$1" -p 5202 -t "$secs" -J | python3 -c '
+import json, sys
+print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9, 2))'
+}
+rxp() { ip netns exec "$B" cat "/sys/class/net/$1/statistics/rx_packets"; }
+rcvbuf_errs() { ip netns exec "$B" awk '/^Udp:/ { if (h) print $6; h = 1 }' /proc/net/snmp; }
+txdrop() { ip netns exec "$A" cat "/sys/class/net/$1/statistics/tx_dropped" 2>/dev/null || echo 0; }
+small() { # $1 = destination, $2 = receiving device in B; prints "delivered_Mpps sent_Mpps"
+  local r0 r1 out e0 e1 d0 d1
+  r0=$(rxp "$2"); e0=$(rcvbuf_errs); d0=$(txdrop "$2")
+  out=$(ip netns exec "$A" "$dir/blaster" "$1" 9 "$secs" 18)
+  sleep 0.5
+  r1=$(rxp "$2"); e1=$(rcvbuf_errs); d1=$(txdrop "$2")
+  echo "  $2: sent $(echo "$out" | cut -d' ' -f2), delivered $((r1 - r0)), dropped at A's $2 queue $((d1 - d0)), B UDP RcvbufErrors $((e1 - e0))" >&2
+  python3 -c "
+s = int('$out'.split()[1])
+print(round(($r1 - $r0) / $secs / 1e6, 3), round(s / $secs / 1e6, 3))"
+}
+
+table=()
+row() { table+=("$(printf '| %-34s | %10s | %10s | %10s | %6s | %5s%% |' "$@")"); }
+for r in $rows; do
+  case $r in
+    udp)  pw_up udp 4;                   label="TCP, L2TPv3/UDP default (IPv4)";;
+    csum) pw_up udp 4 udp_csum on;       label="TCP, udp_csum on";;
+    ipv6) pw_up udp 6;                   label="TCP, IPv6 outer";;
+    ip)   pw_up ip 4;                    label="TCP, encap ip";;
+    small) pw_up udp 4;                  label="64-byte frames, default tunnel";;
+    *) echo "unknown row $r" >&2; exit 1;;
+  esac
+  if [ "$r" = small ]; then
+    prof_start "$r"; cpu_start; read -r ul sent < <(small 10.10.0.2 pw0); cpu=$(cpu_pct); prof_stop
+    read -r vx vsent < <(small 10.20.0.2 vx0)
+    veth=$(small 10.30.0.2 eth0 | cut -d' ' -f1)
+    row "$label (Mpps)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"
+    echo "  64-byte offered rate: ul2tp $sent Mpps, VXLAN $vsent Mpps" >&2
+  else
+    prof_start "$r"; cpu_start; ul=$(tcp 10.10.0.2); cpu=$(cpu_pct); prof_stop
+    vx=$(tcp 10.20.0.2)
+    veth=$(tcp 10.30.0.2)
+    row "$label (Gbit/s)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"
+  fi
+  pw_down
+done
+echo "pseudowire MTU $mtu, $secs s per measurement, $(nproc) CPUs, $(uname -r)"
+printf '| %-34s | %10s | %10s | %10s | %6s | %6s |\n' "path" "ul2tp" "VXLAN" "veth" "ratio" "daemon CPU"
+echo "|---|---:|---:|---:|---:|---:|"
+printf '%s\n' "${table[@]}"
