@@ -61,7 +61,14 @@ sleep 0.3
 ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 cpu0=0
-cpu_start() { cpu0=$(( $(ticks "$da") + $(ticks "$db") )); }
+# Run-queue wait of all threads of a daemon in ns (schedstat field 2): time it was runnable
+# but had no CPU, i.e. how much the machine's load held it back.
+waitns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $2 } END { print s }'; }
+w0a=0; w0b=0
+cpu_start() { cpu0=$(( $(ticks "$da") + $(ticks "$db") )); w0a=$(waitns "$da"); w0b=$(waitns "$db"); }
+waited() { # share of the interval each daemon spent runnable without a CPU
+  echo "  run-queue wait over ${secs} s: A $(python3 -c "print(round(($(waitns "$da") - $w0a) / 1e7 / $secs))")%, B $(python3 -c "print(round(($(waitns "$db") - $w0b) / 1e7 / $secs))")%" >&2
+}
 prof_pids=()
 prof_start() { # $1 = row
   local out=${PROFILE_DIR:-bench/out}
@@ -145,13 +152,13 @@ for r in $rows; do
     *) echo "unknown row $r" >&2; exit 1;;
   esac
   if [ "$r" = small ]; then
-    prof_start "$r"; cpu_start; read -r ul sent < <(small 10.10.0.2 pw0); cpu=$(cpu_pct); prof_stop
+    prof_start "$r"; cpu_start; read -r ul sent < <(small 10.10.0.2 pw0); cpu=$(cpu_pct); waited; prof_stop
     read -r vx vsent < <(small 10.20.0.2 vx0)
     veth=$(small 10.30.0.2 eth0 | cut -d' ' -f1)
     row "$label (Mpps)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"
     echo "  64-byte offered rate: ul2tp $sent Mpps, VXLAN $vsent Mpps" >&2
   else
-    prof_start "$r"; cpu_start; ul=$(tcp 10.10.0.2); cpu=$(cpu_pct); prof_stop
+    prof_start "$r"; cpu_start; ul=$(tcp 10.10.0.2); cpu=$(cpu_pct); waited; prof_stop
     vx=$(tcp 10.20.0.2)
     veth=$(tcp 10.30.0.2)
     row "$label (Gbit/s)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"

@@ -137,3 +137,28 @@ pub fn set_ipv4_addr(name: &str, addr: Ipv4Addr, prefix_len: u8) -> io::Result<(
     req.ifr_ifru.ifru_netmask = sockaddr_v4(Ipv4Addr::from(mask));
     os::ioctl_ifreq(fd.as_fd(), libc::SIOCSIFNETMASK, &mut req)
 }
+
+/// `struct ethtool_value` (linux/ethtool.h).
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+/// `ETHTOOL_GTSO`: get TCP segmentation offload.
+const ETHTOOL_GTSO: u32 = 0x1e;
+
+/// Whether TCP segmentation offload is on for `name` (what `ethtool -k DEV` shows as
+/// `tcp-segmentation-offload`): for a TAP, whether its reader accepted TSO (`TUNSETOFFLOAD`).
+pub fn tso_enabled(name: &str) -> io::Result<bool> {
+    let fd = os::ioctl_socket()?;
+    let mut req = os::ifreq(name)?;
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_GTSO,
+        data: 0,
+    };
+    req.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
+    // `v` outlives the call; SIOCETHTOOL reads the command from it and writes the value back.
+    os::ioctl_ifreq(fd.as_fd(), libc::SIOCETHTOOL, &mut req)?;
+    Ok(v.data != 0)
+}

@@ -39,6 +39,11 @@ impl Embedded {
         })
     }
 
+    /// The data-path settings of this daemon.
+    pub fn datapath(&self) -> DataPathConfig {
+        self.daemon.datapath()
+    }
+
     /// A new connection to the embedded daemon, with full privilege (it is our own process):
     /// wrap it with `ul2tp::Client::from_stream`.
     pub fn connect(&self) -> io::Result<UnixStream> {
