@@ -119,6 +119,21 @@ fn new_endpoint(cfg: &Config) -> std::io::Result<Endpoint> {
     ))
 }
 
+/// The tunnel ids the engine must not allocate: every tunnel in the data path (static
+/// tunnels from the configuration or `ul2tp add tunnel`, managed tunnels of applications).
+/// Without the check, a negotiated tunnel whose random id clashed with one of them would be
+/// refused by the data path when it came up and closed again. The registry is read through
+/// its lock-free snapshot; the engine's own tunnels are in it too once up, which changes
+/// nothing (the engine skips its own ids anyway).
+fn tunnel_id_in_use(registry: &Arc<ul2tp_core::Registry>) -> ul2tp_control::TunnelIdInUse {
+    let registry = Arc::downgrade(registry);
+    Arc::new(move |id| {
+        registry
+            .upgrade()
+            .is_some_and(|r| r.tunnel_get(id).is_some())
+    })
+}
+
 impl ControlPlane {
     /// Bind the endpoint's socket and start its task.
     pub(crate) fn start(d: Weak<Store>, s: ControlSettings) -> std::io::Result<ControlPlane> {
@@ -127,7 +142,10 @@ impl ControlPlane {
         let (up_daemon_end, up_ours) = SeqPacket::pair()?;
         let up_ours = SeqPacket::from_fd(up_ours)?;
         let (tx, rx) = mpsc::channel(64);
-        let ep = new_endpoint(&s.config)?;
+        let mut ep = new_endpoint(&s.config)?;
+        if let Some(store) = d.upgrade() {
+            ep.set_tunnel_id_in_use(tunnel_id_in_use(&store.registry));
+        }
         let ops = d.upgrade().map(|s| s.ops.clone()).unwrap_or_default();
         let st = State {
             ops,
@@ -638,6 +656,27 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The predicate the engine gets answers from the data path's tables: a tunnel created
+    /// outside the engine makes its id unavailable, deleting it frees it.
+    #[test]
+    fn static_tunnel_ids_are_in_use_for_the_engine() {
+        let registry = Arc::new(ul2tp_core::Registry::new());
+        let in_use = tunnel_id_in_use(&registry);
+        assert!(!in_use(3000));
+        let p = TunnelParams {
+            tunnel_id: 3000,
+            peer_tunnel_id: 4000,
+            version: Version::V3,
+            encap: Encap::Udp,
+            socket: ul2tp_core::SocketId(1),
+        };
+        registry.tunnel_create(p).unwrap();
+        assert!(in_use(3000));
+        assert!(!in_use(3001));
+        registry.tunnel_delete(3000).unwrap();
+        assert!(!in_use(3000));
+    }
 
     #[test]
     fn endpoints_are_seeded_from_the_operating_system() {
