@@ -44,6 +44,8 @@ const COMMANDS: [Command; 18] = [
     Command::ControlSession,
     Command::ControlDisconnect,
     Command::PppStart,
+    Command::Dial,
+    Command::Hangup,
 ];
 
 fn random_attrs(r: &mut Rng) -> Attrs {
@@ -105,6 +107,9 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         udp_zero_csum6_rx: r.maybe(|r| r.below(2) == 1),
         ppp_user: r.maybe(|r| ["", "alice", "\u{0}"][r.below(3) as usize].to_string()),
         ppp_password: r.maybe(|r| ["", "secret"][r.below(2) as usize].to_string()),
+        profile: r.maybe(|r| ["", "isp", "\u{0}"][r.below(3) as usize].to_string()),
+        // A waiting request blocks until its object is up or failed: not for a fuzzer.
+        wait: None,
     }
 }
 

@@ -418,6 +418,9 @@ pub struct Config {
     /// Data-path settings.
     #[serde(default)]
     pub datapath: DatapathConfig,
+    /// Calls the LAC places (`dial.rs`).
+    #[serde(default)]
+    pub lac: Vec<crate::dial::LacConfig>,
 }
 
 /// The `[datapath]` table.
@@ -459,6 +462,8 @@ pub struct Checked {
     pub statics: Vec<StaticObject>,
     /// The file and its text, to name the line of a key in run-time errors.
     pub source: Source,
+    /// The `[[lac]]` profiles, their secret files read.
+    pub lac: Vec<crate::dial::LacProfile>,
 }
 
 /// A configuration file's name and text.
@@ -599,9 +604,21 @@ impl Config {
         if let Some(c) = &config.control {
             c.check().map_err(|(key, m)| at("control", key, m))?;
         }
+        let lac = crate::dial::check_all(
+            &config.lac,
+            config.control.is_some(),
+            &|span: Range<usize>, key: &str, message: String| ConfigError {
+                file: path.to_path_buf(),
+                line: Some(line_of(text, span.start)),
+                key: Some(key.to_string()),
+                table: None,
+                message,
+            },
+        )?;
         Ok(Checked {
             config,
             statics,
+            lac,
             source: Source {
                 file: path.to_path_buf(),
                 text: text.to_string(),

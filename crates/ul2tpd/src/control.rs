@@ -74,6 +74,13 @@ enum Cmd {
         version: Version,
         reply: oneshot::Sender<ApiResult<u32>>,
     },
+    /// Open a tunnel with the endpoint's configuration as changed by `tune` (a `[[lac]]`
+    /// profile's host name, secret, version, timers: `dial.rs`).
+    ConnectWith {
+        peer: SocketAddr,
+        tune: Tune,
+        reply: oneshot::Sender<ApiResult<u32>>,
+    },
     Session {
         tid: u32,
         cfg: SessionConfig,
@@ -95,10 +102,24 @@ enum Cmd {
     },
 }
 
+/// Changes to the endpoint's configuration for one tunnel we open.
+pub(crate) struct Tune(pub(crate) Box<dyn FnOnce(&mut Config) + Send>);
+
+impl std::fmt::Debug for Tune {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tune(..)")
+    }
+}
+
+/// Engine events kept for subscribers that fall behind ([`ControlPlane::events`]).
+const EVENT_BACKLOG: usize = 1024;
+
 /// The running control plane.
 #[derive(Debug)]
 pub(crate) struct ControlPlane {
     tx: mpsc::Sender<Cmd>,
+    /// Every engine event, sent once the data path has applied it.
+    events: tokio::sync::broadcast::Sender<Event>,
     local: SocketAddr,
     host_name: String,
     _task: Task,
@@ -142,6 +163,7 @@ impl ControlPlane {
         let (up_daemon_end, up_ours) = SeqPacket::pair()?;
         let up_ours = SeqPacket::from_fd(up_ours)?;
         let (tx, rx) = mpsc::channel(64);
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
         let mut ep = new_endpoint(&s.config)?;
         if let Some(store) = d.upgrade() {
             ep.set_tunnel_id_in_use(tunnel_id_in_use(&store.registry));
@@ -157,11 +179,13 @@ impl ControlPlane {
             config: s.config,
             pool: s.ppp_server,
             leases: HashMap::new(),
+            events: events.clone(),
         };
         let host_name = st.config.host_name.clone();
         let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
         Ok(ControlPlane {
             tx,
+            events,
             local,
             host_name,
             _task: task,
@@ -189,6 +213,20 @@ impl ControlPlane {
             .map_err(|_| ApiError::new(Errno::EIO, "control plane stopped"))?;
         rx.await
             .map_err(|_| ApiError::new(Errno::EIO, "control plane stopped"))?
+    }
+
+    /// The engine's events from now on, each once the data path has applied it (a tunnel
+    /// that is up is registered, a session that is up can take a PPP endpoint). Subscribe
+    /// before the request whose outcome is awaited.
+    pub(crate) fn events(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Open a control connection to `peer` with the endpoint's configuration changed by
+    /// `tune`.
+    pub(crate) async fn connect_with(&self, peer: SocketAddr, tune: Tune) -> ApiResult<u32> {
+        self.ask(|reply| Cmd::ConnectWith { peer, tune, reply })
+            .await
     }
 
     /// Open a control connection to `peer`.
@@ -271,6 +309,8 @@ struct State {
     pool: Option<PppPool>,
     /// Pool addresses in use, by session.
     leases: HashMap<(u32, u32), std::net::Ipv4Addr>,
+    /// Where applied events go ([`ControlPlane::events`]).
+    events: tokio::sync::broadcast::Sender<Event>,
 }
 
 impl State {
@@ -372,7 +412,13 @@ async fn run(
             }
         }
         while let Some(ev) = ep.poll_event() {
-            if let Some(close) = apply(&mut st, ev).await {
+            let events = st.events.clone();
+            let copy = (events.receiver_count() > 0).then(|| ev.clone());
+            let close = apply(&mut st, ev).await;
+            if let Some(ev) = copy {
+                let _ = events.send(ev);
+            }
+            if let Some(close) = close {
                 let _ = match close {
                     (tid, None) => ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest),
                     (tid, Some(sid)) => {
@@ -430,6 +476,11 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
         } => {
             let mut cfg = st.config.clone();
             cfg.version = version;
+            let _ = reply.send(ep.connect(now, peer, cfg).map_err(engine_err));
+        }
+        Cmd::ConnectWith { peer, tune, reply } => {
+            let mut cfg = st.config.clone();
+            (tune.0)(&mut cfg);
             let _ = reply.send(ep.connect(now, peer, cfg).map_err(engine_err));
         }
         Cmd::Session {

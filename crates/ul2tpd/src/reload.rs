@@ -477,6 +477,7 @@ impl Statics {
             ("control", self.config.control != new_cfg.control),
             ("metrics", self.config.metrics != new_cfg.metrics),
             ("datapath", self.config.datapath != new_cfg.datapath),
+            ("[lac]", self.config.lac != new_cfg.lac),
         ] {
             if changed {
                 tracing::warn!(

@@ -22,7 +22,12 @@ pub(crate) async fn connect(cp: &ControlPlane, a: &Attrs) -> ApiResult<Attrs> {
         v => return Err(einval(format!("proto_version {v} is not 2 or 3"))),
     };
     let peer = SocketAddr::new(addr, a.udp_dport.unwrap_or(1701));
+    // Subscribed before the SCCRQ leaves, so that the outcome cannot be missed.
+    let mut events = (a.wait == Some(true)).then(|| cp.events());
     let tid = cp.connect(peer, version).await?;
+    if let Some(events) = &mut events {
+        crate::dial::wait_tunnel(events, tid, peer).await?;
+    }
     Ok(Attrs {
         conn_id: Some(tid),
         ..Attrs::default()
@@ -40,7 +45,11 @@ pub(crate) async fn session(cp: &ControlPlane, a: &Attrs) -> ApiResult<Attrs> {
         recv_seq: a.recv_seq.is_some_and(|v| v & 1 == 1),
         ..ul2tp_control::SessionConfig::default()
     };
+    let mut events = (a.wait == Some(true)).then(|| cp.events());
     let sid = cp.session(tid, cfg, a.ifname.clone()).await?;
+    if let Some(events) = &mut events {
+        crate::dial::wait_session(events, tid, sid, &"the peer").await?;
+    }
     Ok(Attrs {
         conn_id: Some(tid),
         session_id: Some(sid),
