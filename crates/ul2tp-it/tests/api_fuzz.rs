@@ -25,7 +25,7 @@ impl Rng {
     }
 }
 
-const COMMANDS: [Command; 18] = [
+const COMMANDS: [Command; 20] = [
     Command::Noop,
     Command::TunnelCreate,
     Command::TunnelDelete,

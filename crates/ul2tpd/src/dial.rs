@@ -461,6 +461,25 @@ fn stopped() -> ApiError {
     ApiError::new(Errno::EIO, "control plane stopped")
 }
 
+/// Why tunnel `tid` went down, if the event is already queued.
+fn down_already(
+    events: &mut broadcast::Receiver<Event>,
+    tid: u32,
+    peer: &(dyn std::fmt::Display + Sync),
+) -> Option<ApiError> {
+    loop {
+        match events.try_recv() {
+            Ok(Event::TunnelDown {
+                tunnel_id, reason, ..
+            }) if tunnel_id == tid => {
+                return Some(down_error("control connection", &peer, &reason))
+            }
+            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Wait until tunnel `tid` is established or gone.
 pub(crate) async fn wait_tunnel(
     events: &mut broadcast::Receiver<Event>,
@@ -488,12 +507,13 @@ pub(crate) async fn wait_session(
     loop {
         match next_event(events).await.ok_or_else(stopped)? {
             Event::SessionUp(i) if i.tunnel_id == tid && i.session_id == sid => return Ok(()),
+            // Because the tunnel went down: its TunnelDown (next) says why.
             Event::SessionDown {
                 tunnel_id,
                 session_id,
                 reason,
                 ..
-            } if tunnel_id == tid && session_id == sid => {
+            } if tunnel_id == tid && session_id == sid && reason != DownReason::TunnelDown => {
                 return Err(down_error("session", &peer, &reason))
             }
             Event::TunnelDown {
@@ -794,7 +814,10 @@ impl Call {
                 pw_type: PwType::Ppp,
                 ..ul2tp_control::SessionConfig::default()
             };
-            let sid = step!(self.cp.session(tid, cfg, None));
+            let sid = self.cp.session(tid, cfg, None).await;
+            // Refused because the tunnel is closing: the peer's StopCCN is the cause.
+            let sid = sid.map_err(|e| down_already(&mut events, tid, &peer).unwrap_or(e));
+            let sid = step!(async { sid });
             step!(wait_session(&mut events, tid, sid, &peer));
             let ppp = start_ppp(self.d.clone(), self.ppp_setup(), tid, sid);
             let ready = step!(ppp);
