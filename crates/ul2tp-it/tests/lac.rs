@@ -339,3 +339,68 @@ fn dial_wait_prints_the_peers_result_code() {
         "secret shown"
     );
 }
+
+/// xl2tpd (L2TPv2) as the LNS of a profile: the tunnel and the call are established with it
+/// (xl2tpd logs both), then xl2tpd's pppd cannot run here (no kernel PPP) and xl2tpd clears
+/// the call with a CDN, whose result code `dial ... wait` prints.
+#[test]
+fn xl2tpd_as_lns() {
+    assert!(
+        ul2tp_it::have("xl2tpd"),
+        "xl2tpd is required (installed by .ci/run)"
+    );
+    let t = Setup::new();
+    // The ul2tpd LNS of Setup listens on 192.0.2.2:1701; xl2tpd takes 192.0.2.3.
+    t.b.ip(&["addr", "add", "192.0.2.3/24", "dev", "eth0"]);
+    let xdir = t.dir.join("xl2tpd");
+    std::fs::create_dir_all(&xdir).unwrap();
+    std::fs::write(xdir.join("options"), "").unwrap();
+    std::fs::write(xdir.join("l2tp-secrets"), "").unwrap();
+    let conf = format!(
+        "[global]\nauth file = {}\nlisten-addr = 192.0.2.3\nport = 1701\naccess control = no\n\
+[lns default]\nip range = 10.77.0.2-10.77.0.20\nlocal ip = 10.77.0.1\nrequire authentication = no\n\
+require chap = no\nrefuse pap = yes\nlength bit = yes\npppoptfile = {}\n",
+        xdir.join("l2tp-secrets").display(),
+        xdir.join("options").display()
+    );
+    std::fs::write(xdir.join("xl2tpd.conf"), conf).unwrap();
+    let log = std::fs::File::create(xdir.join("log")).unwrap();
+    let mut xl =
+        t.b.cmd("xl2tpd")
+            .arg("-D")
+            .arg("-c")
+            .arg(xdir.join("xl2tpd.conf"))
+            .arg("-p")
+            .arg(xdir.join("pid"))
+            .arg("-C")
+            .arg(xdir.join("control"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn xl2tpd");
+    let xlog = || std::fs::read_to_string(xdir.join("log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || xlog()
+            .contains("Listening on IP address 192.0.2.3")),
+        "{}",
+        xlog()
+    );
+    let lac = t.lac("", "lns = \"192.0.2.3\"\n");
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    let established = xlog().contains("Connection established to 192.0.2.1, 1701.")
+        && xlog().contains("Call established with 192.0.2.1");
+    let _ = std::process::Command::new("kill")
+        .arg(xl.id().to_string())
+        .status();
+    let _ = xl.wait();
+    assert!(established, "xl2tpd log:\n{}", xlog());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ul2tp: dial: session closed by 192.0.2.3:1701: CDN result code"),
+        "{err}\n{}\n{}",
+        lac.log(),
+        xlog()
+    );
+}

@@ -480,6 +480,43 @@ fn down_already(
     }
 }
 
+/// The peer's reason for clearing session `sid` of tunnel `tid` (CDN, StopCCN, no answer),
+/// if that event comes within a moment; `None` when the session went for a local reason or
+/// nothing comes.
+async fn peer_cause_soon(
+    events: &mut broadcast::Receiver<Event>,
+    tid: u32,
+    sid: u32,
+    peer: &(dyn std::fmt::Display + Sync),
+) -> Option<ApiError> {
+    let remote = |r: &DownReason| !matches!(r, DownReason::Local | DownReason::TunnelDown);
+    let find = async {
+        loop {
+            match next_event(events).await? {
+                Event::SessionDown {
+                    tunnel_id,
+                    session_id,
+                    reason,
+                    ..
+                } if tunnel_id == tid && session_id == sid && reason != DownReason::TunnelDown => {
+                    return remote(&reason).then(|| down_error("session", &peer, &reason));
+                }
+                Event::TunnelDown {
+                    tunnel_id, reason, ..
+                } if tunnel_id == tid => {
+                    return remote(&reason)
+                        .then(|| down_error("control connection", &peer, &reason));
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_millis(500), find)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Wait until tunnel `tid` is established or gone.
 pub(crate) async fn wait_tunnel(
     events: &mut broadcast::Receiver<Event>,
@@ -821,10 +858,15 @@ impl Call {
             step!(wait_session(&mut events, tid, sid, &peer));
             let ppp = start_ppp(self.d.clone(), self.ppp_setup(), tid, sid);
             let ready = step!(ppp);
-            step!(async {
-                crate::pppd::wait_ready(ready)
-                    .await
-                    .map_err(|e| ApiError::new(e.errno, format!("PPP: {}", e.message)))
+            let ev = &mut events;
+            step!(async move {
+                match crate::pppd::wait_ready(ready).await {
+                    Ok(()) => Ok(()),
+                    // The peer clearing the call stops PPP too: its CDN / StopCCN says why.
+                    Err(e) => Err(peer_cause_soon(ev, tid, sid, &peer)
+                        .await
+                        .unwrap_or_else(|| ApiError::new(e.errno, format!("PPP: {}", e.message)))),
+                }
             });
             sids.push(sid);
         }
