@@ -42,7 +42,7 @@ _ul2tp()
         if [[ "$cur" == -* ]]; then
             COMPREPLY=( $(compgen -W "-j -json -p -pretty -s -stats -statistics -n -netns --socket -V -Version -h -help" -- "$cur") )
         else
-            COMPREPLY=( $(compgen -W "add del show modify debug monitor trace connect disconnect ppp help" -- "$cur") )
+            COMPREPLY=( $(compgen -W "add del show modify debug monitor trace connect disconnect dial hangup ppp help" -- "$cur") )
         fi
         return 0
     fi
@@ -55,7 +55,7 @@ _ul2tp()
         deb|debu|debug) cmd=debug ;;
         mon|moni|monit|monito|monitor) cmd=monitor ;;
         t|tr|tra|trac|trace) cmd=trace ;;
-        connect|disconnect|ppp) cmd="${words[0]}" ;;
+        connect|disconnect|dial|hangup|ppp) cmd="${words[0]}" ;;
         *) return 0 ;;
     esac
 
@@ -105,9 +105,10 @@ _ul2tp()
         del:session|show:session) kw="tunnel_id session_id" ;;
         modify:session) kw="tunnel_id session_id seq lns_mode reorder_timeout" ;;
         trace:on|trace:off|disconnect:*) kw="tunnel_id session_id" ;;
-        connect:session) kw="tunnel_id pw_type name seq" ;;
-        connect:*) kw="udp_dport version" ;;
+        connect:session) kw="tunnel_id pw_type name seq wait" ;;
+        connect:*) kw="udp_dport version wait" ;;
         ppp:start) kw="tunnel_id session_id local remote user password" ;;
+        dial:*) [ "${#words[@]}" -eq 2 ] && kw="wait" || return 0 ;;
         *) return 0 ;;
     esac
     # Offer each keyword once.

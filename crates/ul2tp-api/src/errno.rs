@@ -67,6 +67,8 @@ errnos! {
     EADDRNOTAVAIL = 99, "Cannot assign requested address";
     EALREADY = 114, "Operation already in progress";
     ENOTCONN = 107, "Transport endpoint is not connected";
+    ETIMEDOUT = 110, "Connection timed out";
+    ECONNREFUSED = 111, "Connection refused";
 }
 
 impl core::fmt::Display for Errno {

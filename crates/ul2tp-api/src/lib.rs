@@ -128,12 +128,15 @@ pub enum Command {
     /// (default 3). The reply's `conn_id` is the new tunnel's id; it appears (tunnel_create
     /// event) when the control connection is established. Needs the `[control]` section of
     /// the configuration, with a listener of that transport and address family
-    /// (EAFNOSUPPORT otherwise).
+    /// (EAFNOSUPPORT otherwise). With `wait`, answered once the control connection is
+    /// established, or with the reason it failed (the peer's StopCCN Result Code, no answer,
+    /// authentication).
     ControlConnect,
     /// Open a session in a dynamic tunnel (`conn_id`, optional `pw_type` (default eth),
     /// `vlan_id` (eth_vlan, needed there), `ifname`, `recv_seq`, `l2spec_type`, `cookie`
     /// length given as a hex string's length). The reply's `session_id` is the new session's
-    /// id.
+    /// id. With `wait`, answered once the session is established, or with the reason it
+    /// failed (the peer's CDN Result Code).
     ControlSession,
     /// Close a dynamic tunnel (`conn_id`) or one of its sessions (`conn_id` + `session_id`)
     /// with StopCCN / CDN.
@@ -142,6 +145,14 @@ pub enum Command {
     /// `ip_saddr` (ours) and `ip_daddr` (assigned to the peer) as server, without as client.
     /// A `pppN` device appears when IPCP is up.
     PppStart,
+    /// Place the call of the configured `[[lac]]` profile named `profile`: a tunnel to its
+    /// LNS (the next address when one does not answer), its sessions and their PPP links,
+    /// redialled as the profile says. With `wait`, answered once every session's PPP link is
+    /// up (`conn_id`, `session_id` of the first), or with the reason the attempt failed on
+    /// every address; without, at once.
+    Dial,
+    /// Hang up the call of the `[[lac]]` profile `profile` (StopCCN) and stop redialling it.
+    Hangup,
 }
 
 /// Counters of a tunnel or session (L2TP_ATTR_STATS, docs/reference/kernel.md §3.1).
@@ -279,6 +290,13 @@ pub struct Attrs {
     /// ul2tp, in replies: the PPP peer of an LNS session accounted by RADIUS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_peer: Option<PppPeer>,
+    /// ul2tp: the `[[lac]]` profile of `dial` / `hangup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// ul2tp: `control_connect`, `control_session`, `dial`: answer once the object is up or
+    /// failed, with the cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<bool>,
 }
 
 /// The PPP peer of a session the LNS terminates with RADIUS (docs/radius.md).

@@ -194,20 +194,41 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             code
         }
         Action::Control(cmd, attrs) => {
-            match request(&mut client, &path, err, *cmd, attrs.clone(), false) {
+            let waited = attrs.wait == Some(true);
+            match client.request(*cmd, attrs.clone(), false) {
                 Ok(reply) => {
-                    // The ids the control plane assigned (the objects appear when negotiated).
-                    if let Some(a) = reply.attrs {
-                        let text = match (a.conn_id, a.session_id) {
-                            (Some(t), Some(s)) => format!("Session {s} in tunnel {t} requested\n"),
-                            (Some(t), None) => format!("Tunnel {t} requested\n"),
-                            _ => String::new(),
-                        };
-                        let _ = out.write_all(text.as_bytes());
-                    }
+                    // The ids the control plane assigned (the objects appear when negotiated,
+                    // and are up when we waited).
+                    let state = if waited { "up" } else { "requested" };
+                    let profile = attrs.profile.as_deref().unwrap_or_default();
+                    let a = reply.attrs.unwrap_or_default();
+                    let text = match (*cmd, a.conn_id, a.session_id) {
+                        (Command::Dial, Some(t), Some(s)) => {
+                            format!("Call {profile} up: session {s} in tunnel {t}\n")
+                        }
+                        (Command::Dial, _, _) => format!("Call {profile} dialing\n"),
+                        (Command::Hangup, _, _) => format!("Call {profile} hung up\n"),
+                        (_, Some(t), Some(s)) => format!("Session {s} in tunnel {t} {state}\n"),
+                        (_, Some(t), None) => format!("Tunnel {t} {state}\n"),
+                        _ => String::new(),
+                    };
+                    let _ = out.write_all(text.as_bytes());
                     0
                 }
-                Err(c) => c,
+                // A wait's failure names its cause (the peer's result code, no answer, the
+                // PPP failure); so does a profile the daemon does not know.
+                Err(ClientError::Api(a))
+                    if waited || matches!(*cmd, Command::Dial | Command::Hangup) =>
+                {
+                    let what = match cmd {
+                        Command::Dial => "dial",
+                        Command::Hangup => "hangup",
+                        _ => "connect",
+                    };
+                    let _ = writeln!(err, "ul2tp: {what}: {} ({})", a.message, a.errno.strerror());
+                    EXIT_API_ERROR
+                }
+                Err(e) => transport_failure(err, &path, &e),
             }
         }
         Action::Simple(Command::PppStart, attrs) => {

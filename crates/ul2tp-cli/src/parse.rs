@@ -47,8 +47,11 @@ Usage: ul2tp add session [ name NAME ]
        ul2tp monitor
        ul2tp trace { on | off } tunnel_id ID [ session_id ID ]
        ul2tp connect remote ADDR [ encap { udp | ip } ] [ udp_dport PORT ] [ version { 2 | 3 } ]
+          [ wait ]
        ul2tp connect session tunnel_id ID [ pw_type { eth | eth_vlan | ppp } ] [ vlan_id VLANID ]
-          [ name NAME ] [ seq recv ]
+          [ name NAME ] [ seq recv ] [ wait ]
+       ul2tp dial PROFILE [ wait ]
+       ul2tp hangup PROFILE
        ul2tp disconnect tunnel_id ID [ session_id ID ]
        ul2tp ppp start tunnel_id ID session_id ID
           [ local ADDR remote ADDR ] [ user NAME password SECRET ]
@@ -775,6 +778,37 @@ fn do_ppp(args: &[String], warnings: &mut Vec<String>) -> Result<Action, CliErro
     ))
 }
 
+/// Extension (configured calls, `[[lac]]`): `dial PROFILE [wait]`, `hangup PROFILE`.
+fn do_dial(sub: &str, args: &[String]) -> Result<Action, CliError> {
+    let Some(name) = args.first() else {
+        return Err(missarg("PROFILE"));
+    };
+    if num::matches(name, "help") {
+        return Err(usage());
+    }
+    let wait = match (sub, args.get(1).map(String::as_str)) {
+        (_, None) => false,
+        ("dial", Some("wait")) => true,
+        (_, Some(other)) => return Err(unknown_keyword(other)),
+    };
+    if let Some(extra) = args.get(2) {
+        return Err(unknown_keyword(extra));
+    }
+    let cmd = if sub == "dial" {
+        Command::Dial
+    } else {
+        Command::Hangup
+    };
+    Ok(Action::Control(
+        cmd,
+        Attrs {
+            profile: Some(name.clone()),
+            wait: wait.then_some(true),
+            ..Attrs::default()
+        },
+    ))
+}
+
 /// Extension (dynamic tunnels): `disconnect tunnel_id ID [session_id ID]`.
 fn do_disconnect(p: &Params) -> Result<Action, CliError> {
     if p.tunnel_id == 0 {
@@ -912,7 +946,16 @@ pub fn parse(args: &[String], warnings: &mut Vec<String>) -> Result<Invocation, 
     } else if num::matches(sub, "trace") {
         do_trace(rest, warnings)?
     } else if sub == "connect" {
-        do_connect(&parse_params(rest, warnings)?)?
+        // `wait` is ours alone; the rest is the common grammar.
+        let wait = rest.iter().any(|a| a == "wait");
+        let rest: Vec<String> = rest.iter().filter(|a| *a != "wait").cloned().collect();
+        let mut action = do_connect(&parse_params(&rest, warnings)?)?;
+        if let Action::Control(_, a) = &mut action {
+            a.wait = wait.then_some(true);
+        }
+        action
+    } else if sub == "dial" || sub == "hangup" {
+        do_dial(sub, rest)?
     } else if sub == "ppp" {
         do_ppp(rest, warnings)?
     } else if sub == "disconnect" {

@@ -1031,3 +1031,35 @@ fn circuit_status_at_setup_and_in_set_link_info() {
         }]
     );
 }
+
+/// Tunnel ids the caller reports in use (its static tunnels) are never allocated: with every
+/// odd id taken, a hundred tunnels opened and a hundred accepted all get even ids (without the
+/// check, the chance of that is 2^-200).
+#[test]
+fn foreign_tunnel_ids_are_skipped() {
+    for version in [Version::V2, Version::V3] {
+        let mut a = Endpoint::new(cfg(version, "a"), Encap::Udp, seed(7));
+        // A hundred SCCRQs from one peer at once: the flood limits are not under test here.
+        let b_cfg = Config {
+            max_half_open_per_peer: 1000,
+            new_tunnels_per_second_per_peer: 0,
+            ..cfg(version, "b")
+        };
+        let mut b = Endpoint::new(b_cfg, Encap::Udp, seed(8));
+        let odd: ul2tp_control::TunnelIdInUse = std::sync::Arc::new(|id| id % 2 == 1);
+        a.set_tunnel_id_in_use(odd.clone());
+        b.set_tunnel_id_in_use(odd);
+        for _ in 0..100 {
+            let tid = a
+                .connect(Timestamp::ZERO, addr(2), cfg(version, "a"))
+                .unwrap();
+            assert_eq!(tid % 2, 0, "{version:?}: allocated {tid}, which is in use");
+            // The SCCRQ makes B allocate one of its own.
+            let sccrq = a.poll_transmit().unwrap();
+            b.handle_datagram(Timestamp::ZERO, addr(1), &sccrq.bytes);
+        }
+        let ids = b.tunnel_ids();
+        assert_eq!(ids.len(), 100, "{version:?}");
+        assert!(ids.iter().all(|id| id % 2 == 0), "{version:?}: {ids:?}");
+    }
+}

@@ -25,7 +25,7 @@ impl Rng {
     }
 }
 
-const COMMANDS: [Command; 18] = [
+const COMMANDS: [Command; 20] = [
     Command::Noop,
     Command::TunnelCreate,
     Command::TunnelDelete,
@@ -44,6 +44,8 @@ const COMMANDS: [Command; 18] = [
     Command::ControlSession,
     Command::ControlDisconnect,
     Command::PppStart,
+    Command::Dial,
+    Command::Hangup,
 ];
 
 fn random_attrs(r: &mut Rng) -> Attrs {
@@ -107,6 +109,9 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         ppp_password: r.maybe(|r| ["", "secret"][r.below(2) as usize].to_string()),
         // Reply-only: the daemon ignores it in requests.
         ppp_peer: None,
+        profile: r.maybe(|r| ["", "isp", "\u{0}"][r.below(3) as usize].to_string()),
+        // A waiting request blocks until its object is up or failed: not for a fuzzer.
+        wait: None,
     }
 }
 

@@ -455,6 +455,9 @@ pub struct Config {
     pub datapath: DatapathConfig,
     /// RADIUS for the LNS's PPP sessions (docs/radius.md); off when absent.
     pub radius: Option<crate::radius::RadiusConfig>,
+    /// Calls the LAC places (`dial.rs`).
+    #[serde(default)]
+    pub lac: Vec<crate::dial::LacConfig>,
 }
 
 /// The `[datapath]` table.
@@ -532,6 +535,8 @@ pub struct Checked {
     pub statics: Vec<StaticObject>,
     /// The file and its text, to name the line of a key in run-time errors.
     pub source: Source,
+    /// The `[[lac]]` profiles, their secret files read.
+    pub lac: Vec<crate::dial::LacProfile>,
 }
 
 /// A configuration file's name and text.
@@ -693,9 +698,21 @@ impl Config {
                 ));
             }
         }
+        let lac = crate::dial::check_all(
+            &config.lac,
+            config.control.is_some(),
+            &|span: Range<usize>, key: &str, message: String| ConfigError {
+                file: path.to_path_buf(),
+                line: Some(line_of(text, span.start)),
+                key: Some(key.to_string()),
+                table: None,
+                message,
+            },
+        )?;
         Ok(Checked {
             config,
             statics,
+            lac,
             source: Source {
                 file: path.to_path_buf(),
                 text: text.to_string(),

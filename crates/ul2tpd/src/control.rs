@@ -95,6 +95,13 @@ enum Cmd {
         encap: Encap,
         reply: oneshot::Sender<ApiResult<u32>>,
     },
+    /// Open a tunnel with the endpoint's configuration as changed by `tune` (a `[[lac]]`
+    /// profile's host name, secret, version, timers: `dial.rs`).
+    ConnectWith {
+        peer: SocketAddr,
+        tune: Tune,
+        reply: oneshot::Sender<ApiResult<u32>>,
+    },
     Session {
         tid: u32,
         cfg: SessionConfig,
@@ -117,10 +124,24 @@ enum Cmd {
     },
 }
 
+/// Changes to the endpoint's configuration for one tunnel we open.
+pub(crate) struct Tune(pub(crate) Box<dyn FnOnce(&mut Config) + Send>);
+
+impl std::fmt::Debug for Tune {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tune(..)")
+    }
+}
+
+/// Engine events kept for subscribers that fall behind ([`ControlPlane::events`]).
+const EVENT_BACKLOG: usize = 1024;
+
 /// The running control plane.
 #[derive(Debug)]
 pub(crate) struct ControlPlane {
     tx: mpsc::Sender<Cmd>,
+    /// Every engine event, sent once the data path has applied it.
+    events: tokio::sync::broadcast::Sender<Event>,
     local: SocketAddr,
     host_name: String,
     _task: Task,
@@ -210,6 +231,21 @@ fn is_control(encap: Encap, m: &[u8]) -> bool {
     }
 }
 
+/// The tunnel ids the engine must not allocate: every tunnel in the data path (static
+/// tunnels from the configuration or `ul2tp add tunnel`, managed tunnels of applications).
+/// Without the check, a negotiated tunnel whose random id clashed with one of them would be
+/// refused by the data path when it came up and closed again. The registry is read through
+/// its lock-free snapshot; the engine's own tunnels are in it too once up, which changes
+/// nothing (the engine skips its own ids anyway).
+fn tunnel_id_in_use(registry: &Arc<ul2tp_core::Registry>) -> ul2tp_control::TunnelIdInUse {
+    let registry = Arc::downgrade(registry);
+    Arc::new(move |id| {
+        registry
+            .upgrade()
+            .is_some_and(|r| r.tunnel_get(id).is_some())
+    })
+}
+
 impl ControlPlane {
     /// Bind the endpoint's sockets and start its task.
     pub(crate) fn start(d: Weak<Store>, s: ControlSettings) -> std::io::Result<ControlPlane> {
@@ -218,7 +254,11 @@ impl ControlPlane {
         let (up_daemon_end, up_ours) = SeqPacket::pair()?;
         let up_ours = SeqPacket::from_fd(up_ours)?;
         let (tx, rx) = mpsc::channel(64);
-        let ep = new_endpoint(&s.config)?;
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
+        let mut ep = new_endpoint(&s.config)?;
+        if let Some(store) = d.upgrade() {
+            ep.set_tunnel_id_in_use(tunnel_id_in_use(&store.registry));
+        }
         let ops = d.upgrade().map(|s| s.ops.clone()).unwrap_or_default();
         let st = State {
             ops,
@@ -232,11 +272,13 @@ impl ControlPlane {
             config: s.config,
             pool: s.ppp_server,
             leases: HashMap::new(),
+            events: events.clone(),
         };
         let host_name = st.config.host_name.clone();
         let task = Task(tokio::spawn(run(st, up_ours, rx, ep)));
         Ok(ControlPlane {
             tx,
+            events,
             local,
             host_name,
             _task: task,
@@ -264,6 +306,20 @@ impl ControlPlane {
             .map_err(|_| ApiError::new(Errno::EIO, "control plane stopped"))?;
         rx.await
             .map_err(|_| ApiError::new(Errno::EIO, "control plane stopped"))?
+    }
+
+    /// The engine's events from now on, each once the data path has applied it (a tunnel
+    /// that is up is registered, a session that is up can take a PPP endpoint). Subscribe
+    /// before the request whose outcome is awaited.
+    pub(crate) fn events(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Open a control connection to `peer` with the endpoint's configuration changed by
+    /// `tune`.
+    pub(crate) async fn connect_with(&self, peer: SocketAddr, tune: Tune) -> ApiResult<u32> {
+        self.ask(|reply| Cmd::ConnectWith { peer, tune, reply })
+            .await
     }
 
     /// Open a control connection to `peer` over `encap` (L2TPv3/IP: `peer`'s port is
@@ -361,6 +417,8 @@ struct State {
     pool: Option<PppPool>,
     /// Pool addresses in use, by session.
     leases: HashMap<(u32, u32), std::net::Ipv4Addr>,
+    /// Where applied events go ([`ControlPlane::events`]).
+    events: tokio::sync::broadcast::Sender<Event>,
 }
 
 /// A dynamic Ethernet pseudowire's device, watched for Circuit Status.
@@ -524,7 +582,13 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
             }
         }
         while let Some(ev) = ep.poll_event() {
-            if let Some(close) = apply(&mut st, ev).await {
+            let events = st.events.clone();
+            let copy = (events.receiver_count() > 0).then(|| ev.clone());
+            let close = apply(&mut st, ev).await;
+            if let Some(ev) = copy {
+                let _ = events.send(ev);
+            }
+            if let Some(close) = close {
                 let _ = match close {
                     (tid, None) => ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest),
                     (tid, Some(sid)) => {
@@ -642,6 +706,11 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
                 ep.connect_via(now, encap, peer, cfg).map_err(engine_err)
             };
             let _ = reply.send(r);
+        }
+        Cmd::ConnectWith { peer, tune, reply } => {
+            let mut cfg = st.config.clone();
+            (tune.0)(&mut cfg);
+            let _ = reply.send(ep.connect(now, peer, cfg).map_err(engine_err));
         }
         Cmd::Session {
             tid,
@@ -994,6 +1063,27 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The predicate the engine gets answers from the data path's tables: a tunnel created
+    /// outside the engine makes its id unavailable, deleting it frees it.
+    #[test]
+    fn static_tunnel_ids_are_in_use_for_the_engine() {
+        let registry = Arc::new(ul2tp_core::Registry::new());
+        let in_use = tunnel_id_in_use(&registry);
+        assert!(!in_use(3000));
+        let p = TunnelParams {
+            tunnel_id: 3000,
+            peer_tunnel_id: 4000,
+            version: Version::V3,
+            encap: Encap::Udp,
+            socket: ul2tp_core::SocketId(1),
+        };
+        registry.tunnel_create(p).unwrap();
+        assert!(in_use(3000));
+        assert!(!in_use(3001));
+        registry.tunnel_delete(3000).unwrap();
+        assert!(!in_use(3000));
+    }
 
     #[test]
     fn endpoints_are_seeded_from_the_operating_system() {

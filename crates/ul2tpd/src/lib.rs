@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod control;
+pub mod dial;
 pub mod embedded;
 pub mod entropy;
 pub mod logging;

@@ -100,6 +100,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|c| c.config.clone())
         .unwrap_or_default();
+    let lac = checked.as_ref().map(|c| c.lac.clone()).unwrap_or_default();
     // Where a key of a single table is, for run-time errors about it.
     let locate = {
         let source = checked.as_ref().map(|c| c.source.clone());
@@ -169,6 +170,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 )
             })?;
             tracing::info!("L2TP control endpoint on {local}");
+        }
+        if !lac.is_empty() {
+            tracing::info!("{} [[lac]] profiles", lac.len());
+            daemon.start_dialer(lac)?;
         }
         if let Some(m) = &cfg.metrics {
             let l = tokio::net::TcpListener::bind(m.listen).await.map_err(|e| {

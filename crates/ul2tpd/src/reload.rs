@@ -478,6 +478,7 @@ impl Statics {
             ("metrics", self.config.metrics != new_cfg.metrics),
             ("datapath", self.config.datapath != new_cfg.datapath),
             ("radius", self.config.radius != new_cfg.radius),
+            ("[lac]", self.config.lac != new_cfg.lac),
         ] {
             if changed {
                 tracing::warn!(

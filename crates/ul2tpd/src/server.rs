@@ -111,7 +111,9 @@ pub fn required(cmd: Command) -> Privilege {
         | Command::ControlConnect
         | Command::ControlSession
         | Command::ControlDisconnect
-        | Command::PppStart => Privilege::Admin,
+        | Command::PppStart
+        | Command::Dial
+        | Command::Hangup => Privilege::Admin,
     }
 }
 

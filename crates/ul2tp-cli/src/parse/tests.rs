@@ -102,6 +102,43 @@ fn connect_over_ip_and_ipv6_and_vlan_sessions() {
 }
 
 #[test]
+fn wait_dial_and_hangup() {
+    let Action::Control(Command::ControlConnect, a) =
+        ok("connect remote 192.0.2.2 wait version 2").action
+    else {
+        panic!("not a control action")
+    };
+    assert_eq!((a.wait, a.proto_version), (Some(true), Some(2)));
+    let Action::Control(Command::ControlConnect, a) = ok("connect remote 192.0.2.2").action else {
+        panic!("not a control action")
+    };
+    assert_eq!(a.wait, None);
+    let Action::Control(Command::ControlSession, a) =
+        ok("connect session tunnel_id 7 pw_type ppp wait").action
+    else {
+        panic!("not a control action")
+    };
+    assert_eq!((a.conn_id, a.wait), (Some(7), Some(true)));
+    let Action::Control(Command::Dial, a) = ok("dial isp wait").action else {
+        panic!("not a dial")
+    };
+    assert_eq!((a.profile.as_deref(), a.wait), (Some("isp"), Some(true)));
+    let Action::Control(Command::Hangup, a) = ok("hangup isp").action else {
+        panic!("not a hangup")
+    };
+    assert_eq!((a.profile.as_deref(), a.wait), (Some("isp"), None));
+    for bad in [
+        "dial",
+        "hangup",
+        "hangup isp wait",
+        "dial isp now",
+        "dial isp wait x",
+    ] {
+        assert!(parse(&args(bad), &mut Vec::new()).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn add_tunnel_udp4_defaults() {
     let a = add_tunnel(T);
     assert_eq!(

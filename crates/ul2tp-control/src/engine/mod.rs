@@ -60,6 +60,21 @@ pub struct Transmit {
     pub encap: Encap,
 }
 
+/// Tunnel ids in use outside the engine (static tunnels, application-managed tunnels): the
+/// engine never allocates an id for which the predicate is true. The caller answers from its
+/// own tables; the engine only asks.
+pub type TunnelIdInUse = std::sync::Arc<dyn Fn(u32) -> bool + Send + Sync>;
+
+/// [`TunnelIdInUse`], printable.
+#[derive(Clone, Default)]
+struct ForeignIds(Option<TunnelIdInUse>);
+
+impl std::fmt::Debug for ForeignIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
 /// The control-protocol engine for one local address: owns all tunnels and sessions.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -67,6 +82,8 @@ pub struct Endpoint {
     /// The transport of [`handle_datagram`](Endpoint::handle_datagram) and
     /// [`connect`](Endpoint::connect); the `_via` variants name another.
     encap: Encap,
+    /// Ids taken by tunnels the engine does not own.
+    foreign_ids: ForeignIds,
     sh: Shared,
     tunnels: BTreeMap<u32, Tunnel>,
     by_peer: HashMap<(SocketAddr, u32), u32>,
@@ -164,6 +181,7 @@ impl Endpoint {
         Endpoint {
             cfg,
             encap,
+            foreign_ids: ForeignIds::default(),
             sh: Shared {
                 rng: StdRng::from_seed(seed),
                 events: VecDeque::new(),
@@ -184,6 +202,13 @@ impl Endpoint {
             stats: EndpointStats::default(),
             messages: MessageStats::default(),
         }
+    }
+
+    /// Skip the tunnel ids `in_use` reports when allocating ours: a daemon that also holds
+    /// tunnels made outside the engine (static `ip l2tp add tunnel` ones) would otherwise have to
+    /// refuse a negotiated tunnel whose id clashes with one of them.
+    pub fn set_tunnel_id_in_use(&mut self, in_use: TunnelIdInUse) {
+        self.foreign_ids = ForeignIds(Some(in_use));
     }
 
     /// Endpoint counters.
@@ -348,7 +373,8 @@ impl Endpoint {
                 Version::V2 => u32::from(self.sh.rng.random::<u16>()),
                 Version::V3 => self.sh.rng.random::<u32>(),
             };
-            if id != 0 && !self.tunnels.contains_key(&id) {
+            let foreign = self.foreign_ids.0.as_ref().is_some_and(|f| f(id));
+            if id != 0 && !self.tunnels.contains_key(&id) && !foreign {
                 return Some(id);
             }
         }

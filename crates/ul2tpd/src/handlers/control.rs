@@ -33,9 +33,13 @@ pub(crate) async fn connect(cp: &ControlPlane, a: &Attrs) -> ApiResult<Attrs> {
         Encap::Udp => a.udp_dport.unwrap_or(1701),
         Encap::Ip => 0,
     };
-    let tid = cp
-        .connect(SocketAddr::new(addr, port), version, encap)
-        .await?;
+    let peer = SocketAddr::new(addr, port);
+    // Subscribed before the SCCRQ leaves, so that the outcome cannot be missed.
+    let mut events = (a.wait == Some(true)).then(|| cp.events());
+    let tid = cp.connect(peer, version, encap).await?;
+    if let Some(events) = &mut events {
+        crate::dial::wait_tunnel(events, tid, peer).await?;
+    }
     Ok(Attrs {
         conn_id: Some(tid),
         ..Attrs::default()
@@ -68,7 +72,11 @@ pub(crate) async fn session(cp: &ControlPlane, a: &Attrs) -> ApiResult<Attrs> {
             .unwrap_or_default(),
         ..ul2tp_control::SessionConfig::default()
     };
+    let mut events = (a.wait == Some(true)).then(|| cp.events());
     let sid = cp.session(tid, cfg, a.ifname.clone(), vlan_id).await?;
+    if let Some(events) = &mut events {
+        crate::dial::wait_session(events, tid, sid, &"the peer").await?;
+    }
     Ok(Attrs {
         conn_id: Some(tid),
         session_id: Some(sid),

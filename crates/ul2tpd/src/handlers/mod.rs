@@ -46,6 +46,8 @@ pub struct Daemon {
     store: Arc<Store>,
     l2tpip: Arc<L2tpIp>,
     control: OnceLock<Arc<ControlPlane>>,
+    /// The `[[lac]]` calls (`dial.rs`).
+    dialer: OnceLock<crate::dial::Dialer>,
 }
 
 impl Daemon {
@@ -55,6 +57,7 @@ impl Daemon {
             store: Store::new(),
             l2tpip: L2tpIp::new(),
             control: OnceLock::new(),
+            dialer: OnceLock::new(),
         })
     }
 
@@ -91,6 +94,24 @@ impl Daemon {
             .map_err(|_| std::io::Error::other("control plane already running"))?;
         self.store.set_control(cp);
         Ok(local)
+    }
+
+    /// Start the `[[lac]]` calls (after [`Daemon::start_control`]); `autodial` ones dial now.
+    pub fn start_dialer(&self, profiles: Vec<crate::dial::LacProfile>) -> std::io::Result<()> {
+        let cp = self
+            .control
+            .get()
+            .ok_or_else(|| std::io::Error::other("[[lac]] needs the control plane"))?;
+        let dialer = crate::dial::Dialer::start(Arc::downgrade(&self.store), cp.clone(), profiles);
+        self.dialer
+            .set(dialer)
+            .map_err(|_| std::io::Error::other("dialer already running"))
+    }
+
+    fn dialer(&self) -> ApiResult<&crate::dial::Dialer> {
+        self.dialer
+            .get()
+            .ok_or_else(|| ApiError::new(Errno::ENOENT, "no [[lac]] profiles in the configuration"))
     }
 
     fn control(&self) -> ApiResult<&ControlPlane> {
@@ -193,6 +214,21 @@ impl Daemon {
                 ppp::start(d, host_name, a).await.map(done)
             }
             Command::ControlDisconnect => control::disconnect(self.control()?, a).await.map(done),
+            Command::Dial => {
+                let name = a
+                    .profile
+                    .as_deref()
+                    .ok_or_else(|| ApiError::new(Errno::EINVAL, "dial needs profile"))?;
+                let up = self.dialer()?.dial(name, a.wait == Some(true)).await?;
+                Ok(attrs(up))
+            }
+            Command::Hangup => {
+                let name = a
+                    .profile
+                    .as_deref()
+                    .ok_or_else(|| ApiError::new(Errno::EINVAL, "hangup needs profile"))?;
+                self.dialer()?.hangup(name).await.map(done)
+            }
         }
     }
 }

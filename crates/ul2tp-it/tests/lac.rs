@@ -1,0 +1,406 @@
+//! Configured calls: a LAC ul2tpd with `[[lac]]` profiles dialing an LNS ul2tpd (namespaces
+//! joined by a veth pair). The PPP session comes up from the configuration alone (autodial),
+//! with the CHAP password read from a file only its owner may read; `ul2tp hangup` tears the
+//! call down and `ul2tp dial` brings it back; an LNS address that does not answer is skipped
+//! for the next one; a killed LNS is redialled until it is back; `connect ... wait` reports
+//! why a tunnel failed; a password file others may read is refused.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use ul2tp_it::{unique, veth, wait_until, Daemon, Netns};
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The name of the device holding `addr` in `ns`, if any.
+fn device_with(ns: &Netns, addr: &str) -> Option<String> {
+    ns.ip(&["-o", "-4", "addr", "show"])
+        .lines()
+        .find(|l| l.contains(&format!("inet {addr} ")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
+}
+
+/// The LNS's `[control]` section: CHAP from alice, addresses from a pool.
+const LNS: &str = "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns\"\nppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"chap\"\nppp_users = { alice = \"wonderland\" }\n";
+
+/// Namespaces `la` (LAC, 192.0.2.1) and `lb` (LNS, 192.0.2.2), a directory for the
+/// configuration files (removed on drop) and the LNS daemon.
+struct Setup {
+    a: Netns,
+    b: Netns,
+    dir: PathBuf,
+    lns: Option<Daemon>,
+    lns_config: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let a = Netns::new("la");
+        let b = Netns::new("lb");
+        veth(&a, "eth0", &b, "eth0");
+        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let dir = std::env::temp_dir().join(unique("lac"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lns_config = dir.join("lns.toml");
+        std::fs::write(&lns_config, LNS).unwrap();
+        let lns = Daemon::start(&b, &["--config", lns_config.to_str().unwrap()]);
+        Setup {
+            a,
+            b,
+            dir,
+            lns: Some(lns),
+            lns_config,
+        }
+    }
+
+    /// A password file with `mode`.
+    fn password_file(&self, mode: u32) -> PathBuf {
+        let f = self.dir.join(format!("alice-{mode:o}.pw"));
+        std::fs::write(&f, "wonderland\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+        f
+    }
+
+    /// The LAC's configuration file: `[control]` and one `[[lac]]` profile "isp" whose
+    /// keys are `profile` (plus the name, user and password file).
+    fn lac_config(&self, control_extra: &str, profile: &str) -> PathBuf {
+        let pw = self.password_file(0o600);
+        let f = self.dir.join("lac.toml");
+        std::fs::write(
+            &f,
+            format!(
+                "[control]\nlisten = \"192.0.2.1:1701\"\nhost_name = \"lac\"\n{control_extra}\n[[lac]]\nname = \"isp\"\nuser = \"alice\"\npassword_file = \"{}\"\n{profile}",
+                pw.display()
+            ),
+        )
+        .unwrap();
+        f
+    }
+
+    fn lac(&self, control_extra: &str, profile: &str) -> Daemon {
+        let f = self.lac_config(control_extra, profile);
+        Daemon::start(&self.a, &["--config", f.to_str().unwrap()])
+    }
+
+    fn lns(&self) -> &Daemon {
+        self.lns.as_ref().unwrap()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Wait for the LAC's PPP device (the first pool address); returns its name.
+fn wait_call_up(t: &Setup, lac: &Daemon, secs: u64) -> String {
+    let mut dev = None;
+    let up = wait_until(Duration::from_secs(secs), || {
+        dev = device_with(&t.a, "10.96.0.10");
+        dev.is_some()
+    });
+    assert!(up, "the call did not come up:\n{}", lac.log());
+    dev.unwrap()
+}
+
+#[test]
+fn autodial_brings_the_call_up_and_hangup_and_dial_control_it() {
+    let t = Setup::new();
+    let lac = t.lac("", "lns = \"192.0.2.2\"\nautodial = true\n");
+    // From the configuration alone: tunnel, PPP session, CHAP with the password from the
+    // file, IPCP; the LNS's end of the link is its pool's local address.
+    let dev = wait_call_up(&t, &lac, 15);
+    assert!(dev.starts_with("ppp"), "{dev}");
+    assert!(t.a.ping_retry("10.96.0.1", &[], 5), "ping over the call");
+    assert!(
+        t.lns().log().contains("authenticated as \"alice\""),
+        "{}",
+        t.lns().log()
+    );
+    // The password is in neither daemon's log.
+    assert!(!lac.log().contains("wonderland") && !t.lns().log().contains("wonderland"));
+
+    // Hang up: StopCCN, the sessions and devices go on both sides, and no redial follows.
+    let out = lac.cli_ok(&["hangup", "isp"]);
+    assert_eq!(out, "Call isp hung up\n");
+    assert!(
+        wait_until(Duration::from_secs(5), || device_with(&t.a, "10.96.0.10")
+            .is_none()),
+        "LAC device survived the hangup"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !t
+            .lns()
+            .ul2tp("show tunnel")
+            .contains("Tunnel ")),
+        "LNS kept the tunnel: {}",
+        t.lns().ul2tp("show tunnel")
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !lac.ul2tp("show tunnel").contains("Tunnel "),
+        "redialled after a hangup"
+    );
+
+    // Dial again and wait: the command returns once PPP is up, naming the call's ids.
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    assert!(o.status.success(), "dial: {}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("Call isp up: session "), "{out}");
+    assert!(
+        device_with(&t.a, "10.96.0.10").is_some(),
+        "up when dial returned"
+    );
+    assert!(t.a.ping_retry("10.96.0.1", &[], 5), "ping after redial");
+
+    // An unknown profile is refused with its name.
+    let o = lac.cli(&["dial", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no [[lac]] profile named \"nosuch\""),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn an_lns_address_that_does_not_answer_fails_over_to_the_next() {
+    let t = Setup::new();
+    // 192.0.2.9 is on the link but nobody has it: SCCRQs go unanswered.
+    let lac = t.lac(
+        "",
+        "lns = [\"192.0.2.9\", \"192.0.2.2\"]\nmax_retries = 1\n",
+    );
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    assert!(o.status.success(), "dial: {}", text(&o));
+    assert!(device_with(&t.a, "10.96.0.10").is_some());
+    let log = lac.log();
+    assert!(
+        log.contains("isp: 192.0.2.9:1701: control connection: no answer from 192.0.2.9:1701"),
+        "{log}"
+    );
+    assert!(log.contains("call up via 192.0.2.2:1701"), "{log}");
+    assert!(t.a.ping_retry("10.96.0.1", &[], 5));
+}
+
+#[test]
+fn a_killed_lns_is_redialled_until_it_is_back() {
+    let mut t = Setup::new();
+    let lac = t.lac(
+        "",
+        "lns = \"192.0.2.2\"\nautodial = true\nredial = true\nredial_timeout = 0.5\nmax_retries = 3\nppp_echo_interval = 1\nppp_echo_failure = 2\n",
+    );
+    wait_call_up(&t, &lac, 15);
+    let mut lns = t.lns.take().unwrap();
+    lns.signal("KILL");
+    assert!(wait_until(Duration::from_secs(5), || !lns.alive()));
+    // LCP echoes go unanswered: the link is declared dead and the call cleared.
+    assert!(
+        wait_until(Duration::from_secs(10), || device_with(&t.a, "10.96.0.10")
+            .is_none()),
+        "the call outlived its LNS:\n{}",
+        lac.log()
+    );
+    // The dead link is closed with LCP Terminate-Requests first (their retransmissions go
+    // unanswered too), then the call is cleared and redialled.
+    assert!(
+        wait_until(Duration::from_secs(20), || lac
+            .log()
+            .contains("isp: redial 1")),
+        "{}",
+        lac.log()
+    );
+    lns.restart(&t.b, &["--config", t.lns_config.to_str().unwrap()]);
+    t.lns = Some(lns);
+    wait_call_up(&t, &lac, 30);
+    assert!(t.a.ping_retry("10.96.0.1", &[], 5), "ping after recovery");
+}
+
+#[test]
+fn a_password_file_others_can_read_is_refused() {
+    let t = Setup::new();
+    let f = t.lac_config("", "lns = \"192.0.2.2\"\n");
+    let loose = t.password_file(0o644);
+    let text = std::fs::read_to_string(&f).unwrap().replace(
+        &t.dir.join("alice-600.pw").display().to_string(),
+        &loose.display().to_string(),
+    );
+    std::fs::write(&f, &text).unwrap();
+    let (status, err) = Daemon::start_failing(&t.a, &["--config", f.to_str().unwrap()]);
+    assert!(!status.success());
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("password_file"))
+        .unwrap()
+        + 1;
+    let expect = format!(
+        "{}:{line}: key `password_file`: [[lac]] \"isp\": {} has mode 0644",
+        f.display(),
+        loose.display()
+    );
+    assert!(err.contains(&expect), "{err}\nexpected: {expect}");
+    assert!(!err.contains("wonderland"), "{err}");
+    // --check-config says the same.
+    let o = ul2tp_it::run(t.a.cmd(ul2tp_it::bin("ul2tpd")).args([
+        "--check-config",
+        "--config",
+        f.to_str().unwrap(),
+    ]));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&expect));
+}
+
+#[test]
+fn connect_wait_reports_the_outcome() {
+    let t = Setup::new();
+    let lac = t.lac("max_retries = 1\n", "lns = \"192.0.2.2\"\n");
+    // Up: the tunnel exists when the command returns.
+    let o = lac.cli(&["connect", "remote", "192.0.2.2", "version", "2", "wait"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let tid = out
+        .strip_prefix("Tunnel ")
+        .and_then(|r| r.strip_suffix(" up\n"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(lac.ul2tp("show tunnel").contains(&format!("Tunnel {tid},")));
+    // A session, waited for too.
+    let o = lac.cli(&[
+        "connect",
+        "session",
+        "tunnel_id",
+        tid,
+        "pw_type",
+        "ppp",
+        "wait",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.ends_with(&format!(" in tunnel {tid} up\n")), "{out}");
+    let sid = out.split_whitespace().nth(1).unwrap();
+    assert!(lac
+        .ul2tp("show session")
+        .contains(&format!("Session {sid} in tunnel {tid}")));
+    // Nobody answers: exit status 2 and the cause.
+    let o = lac.cli(&["connect", "remote", "192.0.2.9", "version", "2", "wait"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ul2tp: connect: control connection: no answer from 192.0.2.9:1701"),
+        "{err}"
+    );
+    assert!(err.contains("Connection timed out"), "{err}");
+}
+
+/// The peer refuses the tunnel: its StopCCN Result Code is the cause `dial ... wait`
+/// prints.
+#[test]
+fn dial_wait_prints_the_peers_result_code() {
+    let t = Setup::new();
+    // An LNS with a secret challenges the LAC, which does not challenge back and answers
+    // with the wrong secret: the LNS refuses the tunnel with StopCCN result code 4 (not
+    // authorized, RFC 2661 §4.4.2). (The LAC counts the tunnel as established once it sent
+    // its SCCCN; the StopCCN arrives while it places the call.)
+    let lns_config = t.dir.join("lns-secret.toml");
+    std::fs::write(
+        &lns_config,
+        "[control]\nlisten = \"192.0.2.2:1702\"\nsecret = \"s3\"\n",
+    )
+    .unwrap();
+    let _lns2 = Daemon::start(&t.b, &["--config", lns_config.to_str().unwrap()]);
+    let lac = t.lac(
+        "challenge = false\n",
+        "lns = \"192.0.2.2:1702\"\nsecret = \"wrong\"\n",
+    );
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "ul2tp: dial: control connection closed by 192.0.2.2:1702: StopCCN result code 4"
+        ),
+        "{err}\n{}",
+        lac.log()
+    );
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        !err.contains("wrong") && !lac.log().contains("wrong"),
+        "secret shown"
+    );
+}
+
+/// xl2tpd (L2TPv2) as the LNS of a profile: the tunnel and the call are established with it
+/// (xl2tpd logs both), then xl2tpd's pppd cannot run here (no kernel PPP) and xl2tpd clears
+/// the call with a CDN, whose result code `dial ... wait` prints.
+#[test]
+fn xl2tpd_as_lns() {
+    assert!(
+        ul2tp_it::have("xl2tpd"),
+        "xl2tpd is required (installed by .ci/run)"
+    );
+    let t = Setup::new();
+    // The ul2tpd LNS of Setup listens on 192.0.2.2:1701; xl2tpd takes 192.0.2.3.
+    t.b.ip(&["addr", "add", "192.0.2.3/24", "dev", "eth0"]);
+    let xdir = t.dir.join("xl2tpd");
+    std::fs::create_dir_all(&xdir).unwrap();
+    std::fs::write(xdir.join("options"), "").unwrap();
+    std::fs::write(xdir.join("l2tp-secrets"), "").unwrap();
+    let conf = format!(
+        "[global]\nauth file = {}\nlisten-addr = 192.0.2.3\nport = 1701\naccess control = no\n\
+[lns default]\nip range = 10.77.0.2-10.77.0.20\nlocal ip = 10.77.0.1\nrequire authentication = no\n\
+require chap = no\nrefuse pap = yes\nlength bit = yes\npppoptfile = {}\n",
+        xdir.join("l2tp-secrets").display(),
+        xdir.join("options").display()
+    );
+    std::fs::write(xdir.join("xl2tpd.conf"), conf).unwrap();
+    let log = std::fs::File::create(xdir.join("log")).unwrap();
+    let mut xl =
+        t.b.cmd("xl2tpd")
+            .arg("-D")
+            .arg("-c")
+            .arg(xdir.join("xl2tpd.conf"))
+            .arg("-p")
+            .arg(xdir.join("pid"))
+            .arg("-C")
+            .arg(xdir.join("control"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn xl2tpd");
+    let xlog = || std::fs::read_to_string(xdir.join("log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || xlog()
+            .contains("Listening on IP address 192.0.2.3")),
+        "{}",
+        xlog()
+    );
+    let lac = t.lac("", "lns = \"192.0.2.3\"\n");
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    let established = xlog().contains("Connection established to 192.0.2.1, 1701.")
+        && xlog().contains("Call established with 192.0.2.1");
+    let _ = std::process::Command::new("kill")
+        .arg(xl.id().to_string())
+        .status();
+    let _ = xl.wait();
+    assert!(established, "xl2tpd log:\n{}", xlog());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ul2tp: dial: session closed by 192.0.2.3:1701: CDN result code"),
+        "{err}\n{}\n{}",
+        lac.log(),
+        xlog()
+    );
+}

@@ -1,0 +1,1070 @@
+//! The LAC's configured calls: `[[lac]]` profiles (docs/config.md), `ul2tp dial` /
+//! `ul2tp hangup`, redialling and LNS fail-over.
+//!
+//! A profile names an LNS (one address or several, tried in order), how to reach it (port,
+//! version, host name, secret, timers) and the PPP client settings of the calls to place
+//! (user, password from the file or from a file only its owner may read). Each profile has one
+//! task, the *call*: when dialled (`autodial` at start-up, or `ul2tp dial NAME`) it opens a
+//! tunnel to the first address, the next one when that one does not answer or refuses, then
+//! places the profile's sessions (PPP calls, ICRQ) and runs the daemon's PPP client on each.
+//! Once every PPP link is up the call is *up*. When the tunnel or a session goes down, or
+//! every address failed, the call is redialled after `redial_timeout`, doubled on each further
+//! failure up to [`MAX_BACKOFF`], at most `max_redials` times in a row (when `redial` is on).
+//! `ul2tp hangup NAME` closes the tunnel (StopCCN) and stops redialling.
+//!
+//! The call learns what happens from the control plane's event stream
+//! ([`ControlPlane::events`]) and from the PPP endpoint's outcome (`pppd::wait_ready`); the
+//! causes it reports (the peer's StopCCN / CDN Result Code, no answer, PPP failures) are the
+//! [`down_error`] texts that `ul2tp connect ... wait` prints too.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use toml::Spanned;
+use ul2tp_api::{ApiError, Attrs, Errno};
+use ul2tp_control::{DownReason, Event, Version};
+use ul2tp_core::PwType;
+
+use crate::config::ConfigError;
+use crate::control::{ControlPlane, Tune};
+use crate::store::{ApiResult, Store, Task};
+
+/// Longest wait between two redials (unless `redial_timeout` is longer).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Default `redial_timeout`, seconds.
+pub const DEFAULT_REDIAL_TIMEOUT: f64 = 5.0;
+/// Most sessions one profile places.
+pub const MAX_SESSIONS: u32 = 64;
+
+/// One `[[lac]]` table as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LacConfig {
+    /// The profile's name (`ul2tp dial NAME`).
+    pub name: Spanned<String>,
+    /// The LNS: an address or a list of addresses (`ADDR`, `ADDR:PORT`, `[V6]:PORT`), tried
+    /// in order.
+    pub lns: Spanned<OneOrMany>,
+    /// UDP port of the addresses given without one (default 1701).
+    pub port: Option<u16>,
+    /// L2TP version, 2 or 3 (default 2).
+    pub version: Option<Spanned<u8>>,
+    /// Encapsulation of the tunnel: "udp" (the only one dynamic tunnels use so far).
+    pub encap: Option<Spanned<String>>,
+    /// Our Host Name AVP (default `[control] host_name`).
+    pub host_name: Option<String>,
+    /// Tunnel secret (default `[control] secret`).
+    pub secret: Option<String>,
+    /// A file holding the tunnel secret (mode 0600 or stricter).
+    pub secret_file: Option<Spanned<PathBuf>>,
+    /// Hide AVPs (needs a secret; default `[control] hide_avps`).
+    pub hide_avps: Option<bool>,
+    /// Seconds of silence before a HELLO (default `[control] hello_interval`).
+    pub hello_interval: Option<u64>,
+    /// Retransmissions before a tunnel (or an address that does not answer) is given up
+    /// (default `[control] max_retries`).
+    pub max_retries: Option<u32>,
+    /// PPP user name (default: the host name, when a password is given).
+    pub user: Option<String>,
+    /// PPP password / CHAP secret.
+    pub password: Option<String>,
+    /// A file holding the PPP password (mode 0600 or stricter).
+    pub password_file: Option<Spanned<PathBuf>>,
+    /// Seconds between LCP Echo-Requests (default 10).
+    pub ppp_echo_interval: Option<u64>,
+    /// Unanswered Echo-Requests after which the link is down (default 3).
+    pub ppp_echo_failure: Option<u32>,
+    /// Dial when the daemon starts.
+    #[serde(default)]
+    pub autodial: bool,
+    /// Redial after a failure or a teardown by the peer.
+    #[serde(default)]
+    pub redial: bool,
+    /// Seconds before the first redial (default 5; doubled on each further failure).
+    pub redial_timeout: Option<Spanned<f64>>,
+    /// Redials in a row before giving up; 0 = no limit (default 0).
+    pub max_redials: Option<u32>,
+    /// PPP sessions (calls) to place in the tunnel (default 1).
+    pub sessions: Option<Spanned<u32>>,
+}
+
+/// `lns = "ADDR"` or `lns = ["ADDR", ...]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One address.
+    One(String),
+    /// Several, in order of preference.
+    Many(Vec<String>),
+}
+
+/// A secret that is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A checked profile, secrets read from their files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LacProfile {
+    /// Name.
+    pub name: String,
+    /// LNS addresses in order.
+    pub lns: Vec<SocketAddr>,
+    /// Version.
+    pub version: Version,
+    /// Host Name override.
+    pub host_name: Option<String>,
+    /// Secret override.
+    pub secret: Option<Secret>,
+    /// hide_avps override.
+    pub hide_avps: Option<bool>,
+    /// HELLO interval override.
+    pub hello_interval: Option<Duration>,
+    /// max_retries override.
+    pub max_retries: Option<u32>,
+    /// PPP user and password.
+    pub user: Option<(String, Secret)>,
+    /// LCP echo (interval, failures).
+    pub echo: Option<(Duration, u32)>,
+    /// Dial at start-up.
+    pub autodial: bool,
+    /// Redial.
+    pub redial: bool,
+    /// First redial delay.
+    pub redial_timeout: Duration,
+    /// Redials in a row at most (0: no limit).
+    pub max_redials: u32,
+    /// Sessions to place.
+    pub sessions: u32,
+}
+
+impl LacProfile {
+    /// The engine configuration changes of this profile's tunnels.
+    fn tune(&self) -> Tune {
+        let p = self.clone();
+        Tune(Box::new(move |c: &mut ul2tp_control::Config| {
+            c.version = p.version;
+            if let Some(h) = p.host_name {
+                c.host_name = h;
+            }
+            if let Some(s) = p.secret {
+                c.secret = Some(s.0.into_bytes());
+            }
+            if let Some(h) = p.hide_avps {
+                c.hide_avps = h;
+            }
+            if let Some(h) = p.hello_interval {
+                c.hello_interval = h;
+            }
+            if let Some(r) = p.max_retries {
+                c.max_retries = r;
+            }
+        }))
+    }
+}
+
+/// Read a secret from `path`, which only its owner may read or write (like a pppd secrets
+/// file); the error says what is wrong with it.
+pub fn read_secret_file(path: &Path) -> Result<String, String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} has mode {mode:04o}: a file with a secret must be readable by its owner only (chmod 600 {})",
+            path.display(),
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // One line; the line break an editor adds is not part of the secret.
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(secret.to_string())
+}
+
+/// An LNS address: `ADDR`, `ADDR:PORT` or `[V6]:PORT`.
+fn parse_lns(s: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    s.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| format!("{s:?} is not an IP address, ADDR:PORT or [IPV6]:PORT"))
+}
+
+impl LacConfig {
+    /// Check the table and read its files. `err` builds an error at a span of the file for a
+    /// key; `control` says whether the file has a `[control]` section.
+    pub fn check(
+        &self,
+        control: bool,
+        err: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+    ) -> Result<LacProfile, ConfigError> {
+        let name = self.name.get_ref().clone();
+        let at = |span: Range<usize>, key: &str, m: String| {
+            err(span, key, format!("[[lac]] {name:?}: {m}"))
+        };
+        let here = self.name.span();
+        if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace()) {
+            return Err(at(
+                here,
+                "name",
+                "must be 1 to 64 characters without spaces".into(),
+            ));
+        }
+        if !control {
+            return Err(at(
+                here,
+                "name",
+                "needs a [control] section (the control protocol endpoint the calls use)".into(),
+            ));
+        }
+        let port = self.port.unwrap_or(1701);
+        let addrs = match self.lns.get_ref() {
+            OneOrMany::One(a) => vec![a.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        };
+        if addrs.is_empty() {
+            return Err(at(
+                self.lns.span(),
+                "lns",
+                "needs at least one address".into(),
+            ));
+        }
+        let lns = addrs
+            .iter()
+            .map(|a| parse_lns(a, port))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| at(self.lns.span(), "lns", m))?;
+        let version = match self.version.as_ref().map(|v| (*v.get_ref(), v.span())) {
+            None | Some((2, _)) => Version::V2,
+            Some((3, _)) => Version::V3,
+            Some((_, span)) => return Err(at(span, "version", "must be 2 or 3".into())),
+        };
+        if let Some(e) = &self.encap {
+            match e.get_ref().as_str() {
+                "udp" => {}
+                "ip" => {
+                    return Err(at(
+                        e.span(),
+                        "encap",
+                        "dynamic tunnels run over UDP only so far".into(),
+                    ))
+                }
+                other => return Err(at(e.span(), "encap", format!("{other:?} is not udp or ip"))),
+            }
+        }
+        let secret = match (&self.secret, &self.secret_file) {
+            (Some(_), Some(f)) => {
+                return Err(at(
+                    f.span(),
+                    "secret_file",
+                    "give secret or secret_file, not both".into(),
+                ))
+            }
+            (Some(s), None) => Some(Secret(s.clone())),
+            (None, Some(f)) => Some(Secret(
+                read_secret_file(f.get_ref()).map_err(|m| at(f.span(), "secret_file", m))?,
+            )),
+            (None, None) => None,
+        };
+        let password = match (&self.password, &self.password_file) {
+            (Some(_), Some(f)) => {
+                return Err(at(
+                    f.span(),
+                    "password_file",
+                    "give password or password_file, not both".into(),
+                ))
+            }
+            (Some(s), None) => Some(Secret(s.clone())),
+            (None, Some(f)) => Some(Secret(
+                read_secret_file(f.get_ref()).map_err(|m| at(f.span(), "password_file", m))?,
+            )),
+            (None, None) => None,
+        };
+        let user = match (&self.user, password) {
+            (Some(u), Some(p)) => Some((u.clone(), p)),
+            (Some(_), None) => {
+                return Err(at(here, "user", "needs password or password_file".into()))
+            }
+            // Only a password: our host name is the user name (as `ppp start`).
+            (None, Some(p)) => Some((self.host_name.clone().unwrap_or_else(|| "ul2tp".into()), p)),
+            (None, None) => None,
+        };
+        let redial_timeout = match &self.redial_timeout {
+            None => Duration::from_secs_f64(DEFAULT_REDIAL_TIMEOUT),
+            Some(t) if *t.get_ref() > 0.0 && *t.get_ref() <= 86400.0 => {
+                Duration::from_secs_f64(*t.get_ref())
+            }
+            Some(t) => {
+                return Err(at(
+                    t.span(),
+                    "redial_timeout",
+                    "must be a number of seconds above 0 and at most 86400".into(),
+                ))
+            }
+        };
+        let sessions = match &self.sessions {
+            None => 1,
+            Some(n) if (1..=MAX_SESSIONS).contains(n.get_ref()) => *n.get_ref(),
+            Some(n) => {
+                return Err(at(
+                    n.span(),
+                    "sessions",
+                    format!("must be 1 to {MAX_SESSIONS}"),
+                ))
+            }
+        };
+        let echo =
+            (self.ppp_echo_interval.is_some() || self.ppp_echo_failure.is_some()).then(|| {
+                (
+                    Duration::from_secs(self.ppp_echo_interval.unwrap_or(10).max(1)),
+                    self.ppp_echo_failure.unwrap_or(3).max(1),
+                )
+            });
+        Ok(LacProfile {
+            name,
+            lns,
+            version,
+            host_name: self.host_name.clone(),
+            secret,
+            hide_avps: self.hide_avps,
+            hello_interval: self.hello_interval.map(|h| Duration::from_secs(h.max(1))),
+            max_retries: self.max_retries,
+            user,
+            echo,
+            autodial: self.autodial,
+            redial: self.redial,
+            redial_timeout,
+            max_redials: self.max_redials.unwrap_or(0),
+            sessions,
+        })
+    }
+}
+
+/// Check every `[[lac]]` table (names unique).
+pub fn check_all(
+    tables: &[LacConfig],
+    control: bool,
+    err: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Vec<LacProfile>, ConfigError> {
+    let mut seen = BTreeMap::new();
+    let mut out = Vec::new();
+    for t in tables {
+        let p = t.check(control, err)?;
+        if seen.insert(p.name.clone(), ()).is_some() {
+            return Err(err(
+                t.name.span(),
+                "name",
+                format!("[[lac]] {:?} is declared twice", p.name),
+            ));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// The error a tunnel or session that went down reports: errno and cause.
+pub(crate) fn down_error(
+    what: &str,
+    peer: &(dyn std::fmt::Display + Sync),
+    reason: &DownReason,
+) -> ApiError {
+    let code = |rc: u16, ec: Option<u16>, msg: &str| {
+        let mut t = format!("result code {rc}");
+        if let Some(ec) = ec {
+            t.push_str(&format!(", error code {ec}"));
+        }
+        if !msg.is_empty() {
+            t.push_str(&format!(" ({msg:?})"));
+        }
+        t
+    };
+    match reason {
+        DownReason::Peer {
+            result_code,
+            error_code,
+            message,
+        } => {
+            let m = if what == "session" { "CDN" } else { "StopCCN" };
+            ApiError::new(
+                Errno::ECONNREFUSED,
+                format!(
+                    "{what} closed by {peer}: {m} {}",
+                    code(*result_code, *error_code, message)
+                ),
+            )
+        }
+        DownReason::Timeout => ApiError::new(
+            Errno::ETIMEDOUT,
+            format!("{what}: no answer from {peer} (retransmissions exhausted)"),
+        ),
+        DownReason::AuthFailed => ApiError::new(
+            Errno::EACCES,
+            format!("{what}: tunnel authentication with {peer} failed (secret?)"),
+        ),
+        DownReason::Protocol {
+            result_code,
+            error_code,
+            message,
+        } => ApiError::new(
+            Errno::EIO,
+            format!(
+                "{what} with {peer} aborted: protocol error, we sent {}",
+                code(*result_code, *error_code, message)
+            ),
+        ),
+        DownReason::TieBreakLost => ApiError::new(
+            Errno::EALREADY,
+            format!("{what}: {peer} won the tunnel tie-break"),
+        ),
+        DownReason::Local => ApiError::new(Errno::EIO, format!("{what} closed locally")),
+        DownReason::TunnelDown => ApiError::new(
+            Errno::EIO,
+            format!("{what}: the tunnel to {peer} went down"),
+        ),
+    }
+}
+
+/// The next event (skipping over a backlog overflow); `None` when the control plane stopped.
+async fn next_event(events: &mut broadcast::Receiver<Event>) -> Option<Event> {
+    loop {
+        match events.recv().await {
+            Ok(e) => return Some(e),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("lac: {n} control events missed");
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+    }
+}
+
+fn stopped() -> ApiError {
+    ApiError::new(Errno::EIO, "control plane stopped")
+}
+
+/// Why tunnel `tid` went down, if the event is already queued.
+fn down_already(
+    events: &mut broadcast::Receiver<Event>,
+    tid: u32,
+    peer: &(dyn std::fmt::Display + Sync),
+) -> Option<ApiError> {
+    loop {
+        match events.try_recv() {
+            Ok(Event::TunnelDown {
+                tunnel_id, reason, ..
+            }) if tunnel_id == tid => {
+                return Some(down_error("control connection", &peer, &reason))
+            }
+            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The peer's reason for clearing session `sid` of tunnel `tid` (CDN, StopCCN, no answer),
+/// if that event comes within a moment; `None` when the session went for a local reason or
+/// nothing comes.
+async fn peer_cause_soon(
+    events: &mut broadcast::Receiver<Event>,
+    tid: u32,
+    sid: u32,
+    peer: &(dyn std::fmt::Display + Sync),
+) -> Option<ApiError> {
+    let remote = |r: &DownReason| !matches!(r, DownReason::Local | DownReason::TunnelDown);
+    let find = async {
+        loop {
+            match next_event(events).await? {
+                Event::SessionDown {
+                    tunnel_id,
+                    session_id,
+                    reason,
+                    ..
+                } if tunnel_id == tid && session_id == sid && reason != DownReason::TunnelDown => {
+                    return remote(&reason).then(|| down_error("session", &peer, &reason));
+                }
+                Event::TunnelDown {
+                    tunnel_id, reason, ..
+                } if tunnel_id == tid => {
+                    return remote(&reason)
+                        .then(|| down_error("control connection", &peer, &reason));
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_millis(500), find)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Wait until tunnel `tid` is established or gone.
+pub(crate) async fn wait_tunnel(
+    events: &mut broadcast::Receiver<Event>,
+    tid: u32,
+    peer: SocketAddr,
+) -> ApiResult<()> {
+    loop {
+        match next_event(events).await.ok_or_else(stopped)? {
+            Event::TunnelUp(i) if i.tunnel_id == tid => return Ok(()),
+            Event::TunnelDown {
+                tunnel_id, reason, ..
+            } if tunnel_id == tid => return Err(down_error("control connection", &peer, &reason)),
+            _ => {}
+        }
+    }
+}
+
+/// Wait until session `sid` of tunnel `tid` is established or gone.
+pub(crate) async fn wait_session(
+    events: &mut broadcast::Receiver<Event>,
+    tid: u32,
+    sid: u32,
+    peer: &(dyn std::fmt::Display + Sync),
+) -> ApiResult<()> {
+    loop {
+        match next_event(events).await.ok_or_else(stopped)? {
+            Event::SessionUp(i) if i.tunnel_id == tid && i.session_id == sid => return Ok(()),
+            // Because the tunnel went down: its TunnelDown (next) says why.
+            Event::SessionDown {
+                tunnel_id,
+                session_id,
+                reason,
+                ..
+            } if tunnel_id == tid && session_id == sid && reason != DownReason::TunnelDown => {
+                return Err(down_error("session", &peer, &reason))
+            }
+            Event::TunnelDown {
+                tunnel_id, reason, ..
+            } if tunnel_id == tid => return Err(down_error("control connection", &peer, &reason)),
+            _ => {}
+        }
+    }
+}
+
+/// A request to a call.
+#[derive(Debug)]
+enum Req {
+    Dial {
+        wait: Option<oneshot::Sender<ApiResult<Attrs>>>,
+    },
+    Hangup {
+        reply: oneshot::Sender<ApiResult<()>>,
+    },
+}
+
+/// The configured calls.
+#[derive(Debug)]
+pub(crate) struct Dialer {
+    calls: BTreeMap<String, mpsc::Sender<Req>>,
+    _tasks: Vec<Task>,
+}
+
+impl Dialer {
+    /// Start one task per profile (dialling the `autodial` ones).
+    pub(crate) fn start(
+        d: Weak<Store>,
+        cp: Arc<ControlPlane>,
+        profiles: Vec<LacProfile>,
+    ) -> Dialer {
+        let mut calls = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for p in profiles {
+            let (tx, rx) = mpsc::channel(16);
+            calls.insert(p.name.clone(), tx);
+            let call = Call {
+                p,
+                d: d.clone(),
+                cp: cp.clone(),
+                rx,
+                waiters: Vec::new(),
+            };
+            tasks.push(Task(tokio::spawn(call.run())));
+        }
+        Dialer {
+            calls,
+            _tasks: tasks,
+        }
+    }
+
+    fn call(&self, name: &str) -> ApiResult<&mpsc::Sender<Req>> {
+        self.calls.get(name).ok_or_else(|| {
+            ApiError::new(
+                Errno::ENOENT,
+                format!("no [[lac]] profile named {name:?} in the configuration"),
+            )
+        })
+    }
+
+    /// Dial `name`; with `wait`, answered once the call is up or the attempt failed.
+    pub(crate) async fn dial(&self, name: &str, wait: bool) -> ApiResult<Attrs> {
+        let call = self.call(name)?;
+        let (tx, rx) = oneshot::channel();
+        let req = Req::Dial {
+            wait: wait.then_some(tx),
+        };
+        call.send(req).await.map_err(|_| stopped())?;
+        if !wait {
+            return Ok(Attrs::default());
+        }
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Hang up `name`.
+    pub(crate) async fn hangup(&self, name: &str) -> ApiResult<()> {
+        let call = self.call(name)?;
+        let (reply, rx) = oneshot::channel();
+        call.send(Req::Hangup { reply })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+/// How an attempt ended.
+enum Outcome {
+    /// `ul2tp hangup`.
+    HungUp,
+    /// Failed (or went down after being up).
+    Failed { err: ApiError, was_up: bool },
+    /// The daemon is stopping.
+    Stopped,
+}
+
+/// What came first while waiting.
+enum Step<T> {
+    Got(T),
+    Hangup(oneshot::Sender<ApiResult<()>>),
+    /// A `dial` while waiting to redial: dial now.
+    Dial,
+    Stopped,
+}
+
+struct Call {
+    p: LacProfile,
+    d: Weak<Store>,
+    cp: Arc<ControlPlane>,
+    rx: mpsc::Receiver<Req>,
+    /// `dial ... wait` requests to answer when the call is up or the attempt failed.
+    waiters: Vec<oneshot::Sender<ApiResult<Attrs>>>,
+}
+
+/// Run `fut` while answering requests: a `dial` queues its waiter (answered at once when
+/// `up` is given: the call is up); a `hangup` interrupts.
+async fn until<T>(
+    rx: &mut mpsc::Receiver<Req>,
+    waiters: &mut Vec<oneshot::Sender<ApiResult<Attrs>>>,
+    up: Option<&Attrs>,
+    dial_wakes: bool,
+    fut: impl Future<Output = T>,
+) -> Step<T> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            v = &mut fut => return Step::Got(v),
+            r = rx.recv() => match r {
+                None => return Step::Stopped,
+                Some(Req::Hangup { reply }) => return Step::Hangup(reply),
+                Some(Req::Dial { wait }) => {
+                    match (wait, up) {
+                        (Some(w), Some(a)) => { let _ = w.send(Ok(a.clone())); }
+                        (Some(w), None) => waiters.push(w),
+                        (None, _) => {}
+                    }
+                    if dial_wakes {
+                        return Step::Dial;
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl Call {
+    async fn run(mut self) {
+        let name = self.p.name.clone();
+        let mut want = self.p.autodial;
+        loop {
+            if !want {
+                match self.rx.recv().await {
+                    None => return,
+                    Some(Req::Dial { wait }) => {
+                        want = true;
+                        self.waiters.extend(wait);
+                    }
+                    Some(Req::Hangup { reply }) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                continue;
+            }
+            let mut redials = 0u32;
+            let mut backoff = self.p.redial_timeout;
+            loop {
+                match self.attempt().await {
+                    Outcome::Stopped => return,
+                    Outcome::HungUp => {
+                        tracing::info!("lac {name}: hung up");
+                        self.answer(Err(ApiError::new(Errno::EIO, "hung up")));
+                        want = false;
+                        break;
+                    }
+                    Outcome::Failed { err, was_up } => {
+                        tracing::warn!("lac {name}: call down: {}", err.message);
+                        self.answer(Err(err));
+                        if was_up {
+                            redials = 0;
+                            backoff = self.p.redial_timeout;
+                        }
+                        if !self.p.redial {
+                            want = false;
+                            break;
+                        }
+                        if self.p.max_redials > 0 && redials >= self.p.max_redials {
+                            tracing::warn!(
+                                "lac {name}: giving up after {redials} redials (max_redials)"
+                            );
+                            want = false;
+                            break;
+                        }
+                        redials += 1;
+                        tracing::info!(
+                            "lac {name}: redial {redials} in {:.1} s",
+                            backoff.as_secs_f64()
+                        );
+                        let sleep = tokio::time::sleep(backoff);
+                        match until(&mut self.rx, &mut self.waiters, None, true, sleep).await {
+                            Step::Got(()) | Step::Dial => {}
+                            Step::Hangup(reply) => {
+                                let _ = reply.send(Ok(()));
+                                tracing::info!("lac {name}: hung up (redial cancelled)");
+                                want = false;
+                                break;
+                            }
+                            Step::Stopped => return,
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF.max(self.p.redial_timeout));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answer the waiting `dial` requests.
+    fn answer(&mut self, r: ApiResult<Attrs>) {
+        for w in self.waiters.drain(..) {
+            let _ = w.send(r.clone());
+        }
+    }
+
+    /// One attempt: every LNS address in order until one takes the call.
+    async fn attempt(&mut self) -> Outcome {
+        let name = self.p.name.clone();
+        let mut last = ApiError::new(Errno::EINVAL, "no LNS address");
+        for peer in self.p.lns.clone() {
+            let mut events = self.cp.events();
+            tracing::info!("lac {name}: dialing {peer}");
+            let tid = match self.cp.connect_with(peer, self.p.tune()).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!("lac {name}: {peer}: {}", e.message);
+                    last = e;
+                    continue;
+                }
+            };
+            let up = wait_tunnel(&mut events, tid, peer);
+            match until(&mut self.rx, &mut self.waiters, None, false, up).await {
+                Step::Got(Ok(())) => {}
+                Step::Got(Err(e)) => {
+                    tracing::warn!("lac {name}: {peer}: {}", e.message);
+                    last = e;
+                    continue;
+                }
+                Step::Hangup(reply) => {
+                    let _ = self.cp.close(tid, None).await;
+                    let _ = reply.send(Ok(()));
+                    return Outcome::HungUp;
+                }
+                Step::Dial => {}
+                Step::Stopped => return Outcome::Stopped,
+            }
+            return self.establish(peer, tid, events).await;
+        }
+        Outcome::Failed {
+            err: last,
+            was_up: false,
+        }
+    }
+
+    /// The tunnel `tid` to `peer` is up: place the sessions, bring PPP up on each, and hold
+    /// the call until it goes down or is hung up.
+    async fn establish(
+        &mut self,
+        peer: SocketAddr,
+        tid: u32,
+        mut events: broadcast::Receiver<Event>,
+    ) -> Outcome {
+        let name = self.p.name.clone();
+        let mut sids = Vec::new();
+        macro_rules! step {
+            ($e:expr) => {
+                match until(&mut self.rx, &mut self.waiters, None, false, $e).await {
+                    Step::Got(Ok(v)) => v,
+                    Step::Got(Err(e)) => {
+                        let _ = self.cp.close(tid, None).await;
+                        return Outcome::Failed {
+                            err: e,
+                            was_up: false,
+                        };
+                    }
+                    Step::Hangup(reply) => {
+                        let _ = self.cp.close(tid, None).await;
+                        let _ = reply.send(Ok(()));
+                        return Outcome::HungUp;
+                    }
+                    Step::Dial => unreachable!("dial does not interrupt"),
+                    Step::Stopped => return Outcome::Stopped,
+                }
+            };
+        }
+        for _ in 0..self.p.sessions {
+            let cfg = ul2tp_control::SessionConfig {
+                pw_type: PwType::Ppp,
+                ..ul2tp_control::SessionConfig::default()
+            };
+            let sid = self.cp.session(tid, cfg, None, None).await;
+            // Refused because the tunnel is closing: the peer's StopCCN is the cause.
+            let sid = sid.map_err(|e| down_already(&mut events, tid, &peer).unwrap_or(e));
+            let sid = step!(async { sid });
+            step!(wait_session(&mut events, tid, sid, &peer));
+            let ppp = start_ppp(self.d.clone(), self.ppp_setup(), tid, sid);
+            let ready = step!(ppp);
+            let ev = &mut events;
+            step!(async move {
+                match crate::pppd::wait_ready(ready).await {
+                    Ok(()) => Ok(()),
+                    // The peer clearing the call stops PPP too: its CDN / StopCCN says why.
+                    Err(e) => Err(peer_cause_soon(ev, tid, sid, &peer)
+                        .await
+                        .unwrap_or_else(|| ApiError::new(e.errno, format!("PPP: {}", e.message)))),
+                }
+            });
+            sids.push(sid);
+        }
+        let up = Attrs {
+            conn_id: Some(tid),
+            session_id: sids.first().copied(),
+            ..Attrs::default()
+        };
+        tracing::info!("lac {name}: call up via {peer}: tunnel {tid}, sessions {sids:?}");
+        self.answer(Ok(up.clone()));
+        loop {
+            let ev = next_event(&mut events);
+            match until(&mut self.rx, &mut self.waiters, Some(&up), false, ev).await {
+                Step::Got(None) | Step::Stopped => return Outcome::Stopped,
+                Step::Got(Some(Event::TunnelDown {
+                    tunnel_id, reason, ..
+                })) if tunnel_id == tid => {
+                    return Outcome::Failed {
+                        err: down_error("control connection", &peer, &reason),
+                        was_up: true,
+                    }
+                }
+                Step::Got(Some(Event::SessionDown {
+                    tunnel_id,
+                    session_id,
+                    reason,
+                    ..
+                })) if tunnel_id == tid && sids.contains(&session_id) => {
+                    let _ = self.cp.close(tid, None).await;
+                    return Outcome::Failed {
+                        err: down_error("session", &peer, &reason),
+                        was_up: true,
+                    };
+                }
+                Step::Got(Some(_)) | Step::Dial => {}
+                Step::Hangup(reply) => {
+                    let _ = self.cp.close(tid, None).await;
+                    let _ = reply.send(Ok(()));
+                    return Outcome::HungUp;
+                }
+            }
+        }
+    }
+
+    /// The PPP client settings of the profile.
+    fn ppp_setup(&self) -> crate::pppd::PppSetup {
+        crate::pppd::PppSetup {
+            user: self.p.user.clone().map(|(u, p)| (u, p.0)),
+            auth_name: Some(
+                self.p
+                    .host_name
+                    .clone()
+                    .unwrap_or_else(|| self.cp.host_name().to_string()),
+            ),
+            echo: self.p.echo,
+            ..Default::default()
+        }
+    }
+}
+
+/// Start the PPP client on session `sid` of tunnel `tid`.
+async fn start_ppp(
+    d: Weak<Store>,
+    setup: crate::pppd::PppSetup,
+    tid: u32,
+    sid: u32,
+) -> ApiResult<crate::pppd::Ready> {
+    let d = d.upgrade().ok_or_else(stopped)?;
+    let mut ctl = d.ctl.lock().await;
+    let s = d
+        .registry
+        .session_get(tid, sid)
+        .ok_or_else(|| ApiError::new(Errno::ENODEV, format!("session {tid}/{sid} is gone")))?;
+    crate::pppd::start(&d, &mut ctl, s, setup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Vec<LacProfile>, ConfigError> {
+        crate::config::Config::check(Path::new("t.toml"), text).map(|c| c.lac)
+    }
+
+    const CONTROL: &str = "[control]\nlisten = \"127.0.0.1:1701\"\n";
+
+    #[test]
+    fn profile_keys_and_defaults() {
+        let p = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = [\"192.0.2.1\", \"192.0.2.2:1702\", \"[2001:db8::1]:9\"]\nport = 1800\nversion = 3\nuser = \"alice\"\npassword = \"pw\"\nautodial = true\nredial = true\nredial_timeout = 0.5\nmax_redials = 4\nsessions = 2\nmax_retries = 2\n"
+        ))
+        .unwrap();
+        let p = &p[0];
+        assert_eq!(
+            p.lns,
+            vec![
+                "192.0.2.1:1800".parse().unwrap(),
+                "192.0.2.2:1702".parse().unwrap(),
+                "[2001:db8::1]:9".parse().unwrap()
+            ]
+        );
+        assert_eq!(p.version, Version::V3);
+        assert_eq!(p.user.as_ref().map(|u| u.0.as_str()), Some("alice"));
+        assert!(p.autodial && p.redial);
+        assert_eq!(p.redial_timeout, Duration::from_millis(500));
+        assert_eq!((p.max_redials, p.sessions, p.max_retries), (4, 2, Some(2)));
+        // The password never shows in debug output (logs).
+        assert!(!format!("{p:?}").contains("pw\""), "{p:?}");
+        let d = &check(&format!(
+            "{CONTROL}[[lac]]\nname = \"a\"\nlns = \"192.0.2.1\"\n"
+        ))
+        .unwrap()[0];
+        assert_eq!(d.lns, vec!["192.0.2.1:1701".parse().unwrap()]);
+        assert_eq!(d.version, Version::V2);
+        assert_eq!((d.autodial, d.redial, d.sessions), (false, false, 1));
+        assert_eq!(d.redial_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_profiles_name_line_and_key() {
+        let e = check("[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("name")));
+        assert!(e.to_string().contains("[control]"), "{e}");
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"lns.example\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("lns")));
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nversion = 4\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("version")));
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nencap = \"ip\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("encap"));
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nuser = \"u\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("user"));
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nsessions = 0\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sessions"));
+        let e = check(&format!("{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\n[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(7), Some("name")));
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nbogus = 1\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("bogus")));
+    }
+
+    #[test]
+    fn password_file_must_be_private() {
+        let dir = std::env::temp_dir().join(format!("ul2tp-lac-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("pw");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let text = format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nuser = \"u\"\npassword_file = \"{}\"\n",
+            f.display()
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = check(&text).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(7), Some("password_file")));
+        let s = e.to_string();
+        assert!(
+            s.contains("mode 0644") && s.contains(&f.display().to_string()),
+            "{s}"
+        );
+        assert!(!s.contains("s3cret"), "{s}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let p = check(&text).unwrap();
+        assert_eq!(p[0].user, Some(("u".into(), Secret("s3cret".into()))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn causes_name_the_peer_and_its_result_code() {
+        let peer: SocketAddr = "192.0.2.2:1701".parse().unwrap();
+        let r = DownReason::Peer {
+            result_code: 2,
+            error_code: Some(6),
+            message: "go away".into(),
+        };
+        let e = down_error("session", &peer, &r);
+        assert_eq!(e.errno, Errno::ECONNREFUSED);
+        assert_eq!(
+            e.message,
+            "session closed by 192.0.2.2:1701: CDN result code 2, error code 6 (\"go away\")"
+        );
+        let e = down_error("control connection", &peer, &DownReason::Timeout);
+        assert_eq!(e.errno, Errno::ETIMEDOUT);
+        assert!(e.message.contains("no answer from 192.0.2.2:1701"));
+    }
+}
