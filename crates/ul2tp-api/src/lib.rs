@@ -269,9 +269,28 @@ pub struct Attrs {
     /// ul2tp: the user name the PPP endpoint authenticates with (`ppp_start`, client side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_user: Option<String>,
-    /// ul2tp: the password / CHAP secret that goes with `ppp_user`.
+    /// ul2tp: the password / CHAP secret that goes with `ppp_user`. Never in replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_password: Option<String>,
+    /// ul2tp (replies): the pppN device of a PPP session whose IPCP is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_ifname: Option<String>,
+    /// ul2tp (replies): our IPv4 address on the PPP link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_local: Option<Ipv4Addr>,
+    /// ul2tp (replies): the peer's IPv4 address on the PPP link (the leased pool address on
+    /// an LNS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_peer: Option<Ipv4Addr>,
+    /// ul2tp (replies): seconds since the PPP network layer came up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_online: Option<u64>,
+    /// ul2tp (replies): the `[[lns]]` profile of the call (`default` for `[control]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_profile: Option<String>,
+    /// ul2tp (replies): the address pool `ppp_peer` was leased from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_pool: Option<String>,
 }
 
 /// A request from a client.

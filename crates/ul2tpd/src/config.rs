@@ -202,42 +202,23 @@ impl ControlConfig {
         if let Some(v) = self.max_retries_half_open {
             c.max_retries_half_open = v;
         }
+        let default = crate::profile::default_profile(self, c.clone()).unwrap_or_else(|_| {
+            crate::profile::Profile {
+                name: "default".into(),
+                peers: Vec::new(),
+                host_names: Vec::new(),
+                config: c.clone(),
+                ppp: None,
+            }
+        });
         crate::control::ControlSettings {
             listen: self.listen,
             config: c,
-            ppp_server: self.ppp_pool(),
+            profiles: crate::profile::Profiles {
+                list: Vec::new(),
+                default: std::sync::Arc::new(default),
+            },
         }
-    }
-
-    /// The PPP pool, when both `ppp_local` and a well-formed `ppp_pool` are given (always
-    /// the case for a table that passed [`ControlConfig::check`]).
-    fn ppp_pool(&self) -> Option<crate::control::PppPool> {
-        let (local, pool) = (self.ppp_local?, self.ppp_pool.as_ref()?);
-        let (first, last) = parse_pool(pool).ok()?;
-        let require = match self.ppp_auth.as_deref() {
-            None => Vec::new(),
-            Some(a) => vec![auth_protocol(a)?],
-        };
-        let users = self
-            .ppp_users
-            .iter()
-            .map(|(u, p)| (u.clone(), p.clone()))
-            .collect();
-        Some(crate::control::PppPool {
-            local,
-            first,
-            last,
-            require,
-            users,
-            echo: (self.ppp_echo_interval.is_some() || self.ppp_echo_failure.is_some()).then(
-                || {
-                    (
-                        std::time::Duration::from_secs(self.ppp_echo_interval.unwrap_or(10).max(1)),
-                        self.ppp_echo_failure.unwrap_or(3).max(1),
-                    )
-                },
-            ),
-        })
     }
 
     /// Check what serde cannot: the values' forms and the keys that need each other. On
@@ -267,64 +248,9 @@ impl ControlConfig {
                 ));
             }
         }
-        if let Some(a) = &self.ppp_auth {
-            if auth_protocol(a).is_none() {
-                return Err((
-                    "ppp_auth",
-                    format!("{a:?} is not one of pap, chap, mschapv2"),
-                ));
-            }
-        }
-        match (&self.ppp_local, &self.ppp_pool) {
-            (Some(_), None) => {
-                return Err((
-                    "ppp_local",
-                    "needs ppp_pool (the peers' addresses, \"FIRST-LAST\")".into(),
-                ))
-            }
-            (None, Some(_)) => return Err(("ppp_pool", "needs ppp_local (our address)".into())),
-            (Some(_), Some(p)) => {
-                parse_pool(p).map_err(|m| ("ppp_pool", m))?;
-            }
-            (None, None) => {
-                if self.ppp_auth.is_some() {
-                    return Err((
-                        "ppp_auth",
-                        "needs ppp_local and ppp_pool (peers authenticate to the LNS PPP endpoint they configure)".into(),
-                    ));
-                }
-            }
-        }
-        if self.ppp_auth.is_some() && self.ppp_users.is_empty() {
-            return Err((
-                "ppp_auth",
-                "needs ppp_users (with none, no peer could authenticate)".into(),
-            ));
-        }
+        crate::profile::default_profile(self, ul2tp_control::Config::default())?;
         Ok(())
     }
-}
-
-/// `"pap"`, `"chap"`, `"mschapv2"`.
-fn auth_protocol(name: &str) -> Option<ul2tp_ppp::AuthProtocol> {
-    match name {
-        "pap" => Some(ul2tp_ppp::AuthProtocol::Pap),
-        "chap" => Some(ul2tp_ppp::AuthProtocol::ChapMd5),
-        "mschapv2" => Some(ul2tp_ppp::AuthProtocol::MsChapV2),
-        _ => None,
-    }
-}
-
-/// A pool `"FIRST-LAST"` of IPv4 addresses with FIRST <= LAST.
-fn parse_pool(pool: &str) -> Result<(std::net::Ipv4Addr, std::net::Ipv4Addr), String> {
-    let bad = || format!("{pool:?} is not FIRST-LAST (two IPv4 addresses)");
-    let (a, b) = pool.split_once('-').ok_or_else(bad)?;
-    let first: std::net::Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
-    let last: std::net::Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
-    if first > last {
-        return Err(format!("first address {first} is after last {last}"));
-    }
-    Ok((first, last))
 }
 
 /// Encapsulation keyword.
@@ -418,6 +344,29 @@ pub struct Config {
     /// Data-path settings.
     #[serde(default)]
     pub datapath: DatapathConfig,
+    /// LNS profiles (`profile.rs`); with none, `[control]` serves every LAC.
+    #[serde(default)]
+    pub lns: Vec<Spanned<crate::profile::LnsProfile>>,
+}
+
+impl Config {
+    /// The control plane's settings: `[control]` with the `[[lns]]` profiles (`None` without
+    /// `[control]`). For a configuration that passed [`Config::check`].
+    pub fn control_settings(&self) -> Option<crate::control::ControlSettings> {
+        let mut s = self.control.as_ref()?.settings();
+        s.profiles.list = crate::profile::build_all(&self.lns, &s.config).ok()?;
+        Some(s)
+    }
+
+    /// Whether the `[[lns]]` tables differ (what a reload hands the control plane).
+    pub fn lns_changed(&self, other: &Config) -> bool {
+        self.lns.len() != other.lns.len()
+            || self
+                .lns
+                .iter()
+                .zip(&other.lns)
+                .any(|(a, b)| a.get_ref() != b.get_ref())
+    }
 }
 
 /// The `[datapath]` table.
@@ -598,6 +547,28 @@ impl Config {
         }
         if let Some(c) = &config.control {
             c.check().map_err(|(key, m)| at("control", key, m))?;
+        }
+        if let Some(p) = config.lns.first() {
+            let Some(c) = &config.control else {
+                return Err(ConfigError {
+                    file: path.to_path_buf(),
+                    line: Some(line_of(text, p.span().start)),
+                    key: Some("lns".into()),
+                    table: None,
+                    message: "[[lns]] profiles need a [control] section (the control endpoint)"
+                        .into(),
+                });
+            };
+            crate::profile::build_all(&config.lns, &c.settings().config).map_err(
+                |(span, key, message)| ConfigError {
+                    file: path.to_path_buf(),
+                    line: Some(crate::profile::key_line_in(text, span, key)),
+                    key: Some(key.to_string()),
+                    // Shown as `[[lns]] key`.
+                    table: Some("[lns]".into()),
+                    message,
+                },
+            )?;
         }
         Ok(Checked {
             config,
@@ -1078,6 +1049,85 @@ seq = "both"
     }
 
     #[test]
+    fn lns_profiles_name_file_line_and_key() {
+        let base = "[control]\nsecret = \"s\"\n";
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\npeers = [\"10.0.0.0/8\"]\n\n[[lns]]\nname = \"b\"\npeers = [\"10.0.0.0/40\"]\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(9), Some("peers")), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:9: [[lns]] peers: profile \"b\": "),
+            "{e}"
+        );
+        assert!(e.to_string().contains("prefix length above 32"), "{e}");
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\nppp_local = \"10.0.0.1\"\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("ppp_local")),
+            "{e}"
+        );
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\nppp_local = \"10.0.0.1\"\n[[lns.pool]]\nname = \"p\"\nranges = [\"10.0.0.9-10.0.0.2\"]\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(8), Some("ranges")), "{e}");
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\n[[lns]]\nname = \"a\"\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("name")), "{e}");
+        let e = check_err(&format!("{base}[[lns]]\nname = \"a\"\nmax_sessions = 0\n"));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("max_sessions")),
+            "{e}"
+        );
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\nppp_dns = [\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\"]\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("ppp_dns")),
+            "{e}"
+        );
+        let e = check_err(&format!("{base}[[lns]]\nname = \"a\"\nsecrett = \"x\"\n"));
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.to_string().contains("secrett"), "{e}");
+        let e = check_err("[[lns]]\nname = \"a\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("lns")), "{e}");
+        let e = check_err("[control]\n[[lns]]\nname = \"a\"\nhide_avps = true\n");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("hide_avps")),
+            "{e}"
+        );
+        // A good file: profiles in file order on the [control] base, with their pools.
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!("{base}host_name = \"lns\"\n[[lns]]\nname = \"a\"\npeers = [\"192.0.2.0/24\"]\nsecret = \"t\"\nmax_tunnels = 2\nppp_local = \"10.0.0.1\"\nppp_dns = [\"192.0.2.53\"]\n[[lns.pool]]\nname = \"one\"\nranges = [\"10.0.1.0/30\", \"10.0.2.5-10.0.2.6\"]\n[[lns]]\nname = \"b\"\n"),
+        )
+        .unwrap();
+        let s = ok.config.control_settings().unwrap();
+        let names: Vec<&str> = s.profiles.list.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let a = &s.profiles.list[0];
+        assert_eq!(a.config.secret.as_deref(), Some(&b"t"[..]));
+        assert_eq!(a.config.host_name, "lns");
+        assert_eq!(a.config.max_tunnels_per_peer, 2);
+        let ppp = a.ppp.as_ref().unwrap();
+        assert_eq!(ppp.pools[0].size(), 4);
+        assert_eq!(ppp.dns[0], Some("192.0.2.53".parse().unwrap()));
+        assert_eq!(s.profiles.list[1].config.secret.as_deref(), Some(&b"s"[..]));
+        let ip = |x: &str| x.parse().unwrap();
+        assert_eq!(s.profiles.select(ip("192.0.2.9"), "x").unwrap().name, "a");
+        assert_eq!(
+            s.profiles.select(ip("198.51.100.1"), "x").unwrap().name,
+            "b"
+        );
+    }
+
+    #[test]
     fn control_checks_name_line_and_key() {
         let e =
             check_err("[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.9-10.0.0.1\"\n");
@@ -1104,7 +1154,15 @@ seq = "both"
             "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"chap\"\nppp_users = { a = \"b\" }\n",
         )
         .unwrap();
-        assert!(ok.config.control.unwrap().settings().ppp_server.is_some());
+        assert!(ok
+            .config
+            .control
+            .unwrap()
+            .settings()
+            .profiles
+            .default
+            .ppp
+            .is_some());
     }
 
     #[test]

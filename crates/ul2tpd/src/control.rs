@@ -13,7 +13,7 @@
 //!
 //! All endpoint state lives in one task; API requests reach it through a channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -33,6 +33,7 @@ use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
 use crate::metrics::ControlSnapshot;
+use crate::profile::{Profile, Profiles};
 use crate::store::{
     io_err, session_attrs, ApiResult, ControlHandle, Ctl, Store, Task, TunnelInfo as DpTunnelInfo,
 };
@@ -44,26 +45,9 @@ pub struct ControlSettings {
     pub listen: SocketAddr,
     /// Endpoint configuration (host name, secret, version for tunnels we open, timers).
     pub config: Config,
-    /// LNS: run the PPP endpoint as server on every PPP session a peer opens, with this
-    /// local address and peers' addresses from the pool.
-    pub ppp_server: Option<PppPool>,
-}
-
-/// Addresses for the PPP sessions an LNS terminates.
-#[derive(Debug, Clone)]
-pub struct PppPool {
-    /// Our address on every pppN.
-    pub local: std::net::Ipv4Addr,
-    /// First and last address handed to peers.
-    pub first: std::net::Ipv4Addr,
-    /// Last address handed to peers.
-    pub last: std::net::Ipv4Addr,
-    /// Authentication required from peers (empty: none).
-    pub require: Vec<ul2tp_ppp::AuthProtocol>,
-    /// Accepted (name, secret) pairs.
-    pub users: Vec<(String, String)>,
-    /// LCP Echo-Request interval and failures before the link is dead (default 10 s, 3).
-    pub echo: Option<(Duration, u32)>,
+    /// LNS: the profiles of tunnels peers open (`profile.rs`); a profile with a PPP service
+    /// runs the PPP endpoint as server on every PPP session of its tunnels.
+    pub profiles: Profiles,
 }
 
 /// A request for the endpoint task.
@@ -93,6 +77,8 @@ enum Cmd {
         error: Option<String>,
         cause: ul2tp_wire::avp::PppDisconnectCause,
     },
+    /// New profiles (reload): for tunnels opened from now on.
+    Profiles(Profiles),
 }
 
 /// The running control plane.
@@ -127,7 +113,8 @@ impl ControlPlane {
         let (up_daemon_end, up_ours) = SeqPacket::pair()?;
         let up_ours = SeqPacket::from_fd(up_ours)?;
         let (tx, rx) = mpsc::channel(64);
-        let ep = new_endpoint(&s.config)?;
+        let mut ep = new_endpoint(&s.config)?;
+        ep.set_selector(selector(&s.profiles));
         let ops = d.upgrade().map(|s| s.ops.clone()).unwrap_or_default();
         let st = State {
             ops,
@@ -137,8 +124,11 @@ impl ControlPlane {
             upcall: Arc::new(up_daemon_end),
             ifnames: HashMap::new(),
             config: s.config,
-            pool: s.ppp_server,
+            profiles: s.profiles,
+            tunnel_profiles: HashMap::new(),
             leases: HashMap::new(),
+            leased: HashSet::new(),
+            pool_exhausted: 0,
         };
         let host_name = st.config.host_name.clone();
         let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
@@ -199,6 +189,12 @@ impl ControlPlane {
         .await
     }
 
+    /// Use `profiles` for tunnels opened from now on (reload); established tunnels keep
+    /// the profile they came up with.
+    pub(crate) fn set_profiles(&self, profiles: Profiles) -> bool {
+        self.tx.try_send(Cmd::Profiles(profiles)).is_ok()
+    }
+
     /// Close a tunnel or a session.
     pub(crate) async fn close(&self, tid: u32, sid: Option<u32>) -> ApiResult<()> {
         self.ask(|reply| Cmd::Close { tid, sid, reply }).await
@@ -249,10 +245,49 @@ struct State {
     ifnames: HashMap<(u32, u32), String>,
     /// The endpoint's configuration, the base of tunnels we open.
     config: Config,
-    /// LNS PPP address pool.
-    pool: Option<PppPool>,
+    /// The profiles of new tunnels.
+    profiles: Profiles,
+    /// The profile of each tunnel a peer opened, from when it came up.
+    tunnel_profiles: HashMap<u32, Arc<Profile>>,
     /// Pool addresses in use, by session.
-    leases: HashMap<(u32, u32), std::net::Ipv4Addr>,
+    leases: HashMap<(u32, u32), Lease>,
+    /// Every leased address (pools of several profiles may overlap).
+    leased: HashSet<std::net::Ipv4Addr>,
+    /// Calls refused because their profile's pools were exhausted.
+    pool_exhausted: u64,
+}
+
+/// A pool address leased to a call.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    /// The pool.
+    pub(crate) pool: String,
+    /// The address.
+    pub(crate) addr: std::net::Ipv4Addr,
+}
+
+/// The engine's selector for `profiles`: the first profile admitting the peer; a refusal is
+/// logged here (the engine answers StopCCN 2 and counts it).
+fn selector(profiles: &Profiles) -> Option<ul2tp_control::Selector> {
+    let profiles = profiles.clone();
+    Some(ul2tp_control::Selector(Box::new(move |req| {
+        let host = String::from_utf8_lossy(req.host_name);
+        match profiles.select(req.peer.ip(), &host) {
+            Some(p) => {
+                tracing::debug!("SCCRQ from {} ({host:?}): profile {}", req.peer, p.name);
+                Some(p.config.clone())
+            }
+            None => {
+                tracing::warn!(
+                    peer = %req.peer,
+                    peer_host_name = ?host,
+                    "SCCRQ from {} (Host Name {host:?}) refused: no [[lns]] profile admits it",
+                    req.peer
+                );
+                None
+            }
+        }
+    })))
 }
 
 impl State {
@@ -264,10 +299,16 @@ impl State {
             messages: ep.message_stats().clone(),
             tunnels_down: self.metrics.tunnels_down.clone(),
             sessions_down: self.metrics.sessions_down.clone(),
-            pool: self.pool.as_ref().map(|p| {
-                let size = u64::from(u32::from(p.last).saturating_sub(u32::from(p.first))) + 1;
-                (size, self.leases.len() as u64)
-            }),
+            pool: {
+                let size: u64 = self
+                    .profiles
+                    .all()
+                    .filter_map(|p| p.ppp.as_ref())
+                    .flat_map(|s| s.pools.iter().map(|p| p.size()))
+                    .sum();
+                (size > 0 || !self.leases.is_empty()).then_some((size, self.leases.len() as u64))
+            },
+            pool_exhausted: self.pool_exhausted,
             ..ControlSnapshot::default()
         };
         // The tunnels gone and the ones held.
@@ -286,15 +327,36 @@ impl State {
         self.ops.control.store(Some(Arc::new(snap)));
     }
 
-    /// The lowest free pool address.
-    fn lease(&mut self, key: (u32, u32)) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
-        let pool = self.pool.as_ref()?;
-        let (first, last) = (u32::from(pool.first), u32::from(pool.last));
-        let free = (first..=last)
-            .map(std::net::Ipv4Addr::from)
-            .find(|a| !self.leases.values().any(|l| l == a))?;
-        self.leases.insert(key, free);
-        Some((pool.local, free))
+    /// The profile of tunnel `tid` (the default one for tunnels we opened).
+    fn profile_of(&self, tid: u32) -> Arc<Profile> {
+        self.tunnel_profiles
+            .get(&tid)
+            .cloned()
+            .unwrap_or_else(|| self.profiles.default.clone())
+    }
+
+    /// The lowest free address of the first of `profile`'s pools that has one.
+    fn lease(&mut self, key: (u32, u32), profile: &Profile) -> Option<std::net::Ipv4Addr> {
+        let ppp = profile.ppp.as_ref()?;
+        let (pool, addr) = ppp
+            .pools
+            .iter()
+            .find_map(|p| p.free(&self.leased).map(|a| (p, a)))?;
+        self.leased.insert(addr);
+        self.leases.insert(
+            key,
+            Lease {
+                pool: pool.name.clone(),
+                addr,
+            },
+        );
+        Some(addr)
+    }
+
+    fn release(&mut self, key: (u32, u32)) {
+        if let Some(l) = self.leases.remove(&key) {
+            self.leased.remove(&l.addr);
+        }
     }
 }
 
@@ -435,6 +497,10 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
                 r.map_err(|e| ApiError::new(Errno::ENODEV, format!("control protocol: {e:?}"))),
             );
         }
+        Cmd::Profiles(p) => {
+            ep.set_selector(selector(&p));
+            st.profiles = p;
+        }
         Cmd::ClearPpp {
             tid,
             sid,
@@ -489,6 +555,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
             }
             // Gone at the control level: no StopCCN from the delete below.
             ctl.dynamic.remove(&tunnel_id);
+            st.tunnel_profiles.remove(&tunnel_id);
             if ctl.tunnels.contains_key(&tunnel_id) {
                 tracing::info!(tunnel_id, "dynamic tunnel {tunnel_id} down: {reason:?}");
                 let _ = d.tunnel_delete_locked(&mut ctl, tunnel_id);
@@ -517,7 +584,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
                 "dynamic session {tunnel_id}/{session_id} down: {reason:?}"
             );
             st.ifnames.remove(&(tunnel_id, session_id));
-            st.leases.remove(&(tunnel_id, session_id));
+            st.release((tunnel_id, session_id));
             if let Some(s) = d.registry.session_get(tunnel_id, session_id) {
                 let _ = d.session_delete_locked(&mut ctl, &s);
             }
@@ -527,7 +594,16 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
     }
 }
 
-fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResult<()> {
+fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &TunnelInfo) -> ApiResult<()> {
+    if !info.initiator {
+        // The profile the selector chose (by the name it carries; a reload since keeps the
+        // tunnel on the default profile only if the name is gone).
+        let p = st
+            .profiles
+            .by_name(&info.profile)
+            .unwrap_or_else(|| st.profiles.default.clone());
+        st.tunnel_profiles.insert(info.tunnel_id, p);
+    }
     // A socket connected to the peer from the endpoint's address: data and control from that
     // peer arrive on it; control goes back to the endpoint through the upcall.
     let sock = UdpTunnelSocket::open_reuse_port(st.local, info.peer, UdpOptions::default())
@@ -546,10 +622,16 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResu
     tracing::info!(
         tunnel_id = info.tunnel_id,
         peer_host_name = ?info.peer_host_name,
-        "dynamic tunnel {} up with {} ({:?})",
+        profile = %info.profile,
+        "dynamic tunnel {} up with {} ({:?}){}",
         info.tunnel_id,
         info.peer,
-        info.peer_host_name
+        info.peer_host_name,
+        if info.profile.is_empty() {
+            String::new()
+        } else {
+            format!(", profile {}", info.profile)
+        }
     );
     Ok(())
 }
@@ -600,29 +682,47 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
     d.notify(Command::SessionCreate, session_attrs(&s, ctl));
     // LNS: terminate PPP sessions the peer opened with our own PPP endpoint.
     if info.pw_type == PwType::Ppp && !info.initiator {
-        if let Some((local, peer)) = st.lease((info.tunnel_id, info.session_id)) {
-            let pool = st.pool.as_ref();
+        let profile = st.profile_of(info.tunnel_id);
+        if let Some(ppp) = &profile.ppp {
+            let key = (info.tunnel_id, info.session_id);
+            let Some(peer) = st.lease(key, &profile) else {
+                st.pool_exhausted += 1;
+                tracing::warn!(
+                    tunnel_id = info.tunnel_id,
+                    session_id = info.session_id,
+                    profile = %profile.name,
+                    "session {}/{} refused: the address pools of profile {} are exhausted",
+                    info.tunnel_id,
+                    info.session_id,
+                    profile.name
+                );
+                return Err(ApiError::new(Errno::ENOMEM, "address pools exhausted"));
+            };
             let setup = crate::pppd::PppSetup {
-                local: Some(local),
+                local: Some(ppp.local),
                 peer: Some(peer),
                 user: None,
-                require: pool.map(|p| p.require.clone()).unwrap_or_default(),
-                users: pool.map(|p| p.users.clone()).unwrap_or_default(),
-                auth_name: Some(st.config.host_name.clone()),
+                require: ppp.require.clone(),
+                users: ppp.users.clone(),
+                auth_name: Some(profile.config.host_name.clone()),
                 // The LAC side starts PPP once the call is up: wait for its first frame.
                 passive: true,
-                echo: pool.and_then(|p| p.echo),
+                echo: ppp.echo,
+                dns: ppp.dns,
+                nbns: ppp.nbns,
+                mtu: ppp.mtu,
+                mru: ppp.mru,
+                idle_timeout: ppp.idle_timeout,
+                session_timeout: ppp.session_timeout,
+                request_dns: false,
+                profile: Some(profile.name.clone()),
+                pool: st.leases.get(&key).map(|l| l.pool.clone()),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
-            drop(crate::pppd::start(d, ctl, s.clone(), setup)?);
-        } else if st.pool.is_some() {
-            tracing::warn!(
-                tunnel_id = info.tunnel_id,
-                session_id = info.session_id,
-                "PPP address pool exhausted: session {}/{} has no PPP endpoint",
-                info.tunnel_id,
-                info.session_id
-            );
+            if let Err(e) = crate::pppd::start(d, ctl, s.clone(), setup) {
+                st.release(key);
+                return Err(e);
+            }
         }
     }
     tracing::info!(
@@ -651,7 +751,7 @@ mod tests {
             ..Config::default()
         };
         let peer: SocketAddr = "192.0.2.2:1701".parse().unwrap();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for _ in 0..64 {
             let mut ep = new_endpoint(&cfg).unwrap();
             ep.connect(Timestamp::ZERO, peer, cfg.clone()).unwrap();

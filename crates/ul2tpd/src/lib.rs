@@ -15,6 +15,7 @@ pub mod entropy;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod profile;
 pub mod reload;
 pub mod server;
 

@@ -153,8 +153,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             ),
             _ => None,
         };
-        if let Some(c) = &cfg.control {
-            let local = daemon.start_control(c.settings()).map_err(|e| {
+        if let (Some(c), Some(settings)) = (&cfg.control, cfg.control_settings()) {
+            let local = daemon.start_control(settings).map_err(|e| {
                 anyhow::anyhow!(
                     "{}cannot start the control endpoint on {}: {e}",
                     locate("control", "listen"),

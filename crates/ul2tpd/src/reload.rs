@@ -14,7 +14,8 @@
 //!   `reorder_timeout`) is changed live; any other difference (addresses, ports, ids,
 //!   cookies, names, pseudowire type, ...) is logged and left as it is;
 //! * `[api] group` and `read_group` apply to connections accepted afterwards; changes to
-//!   `[api] socket`, `[control]`, `[metrics]` and `[datapath]` are logged and take effect at the next start.
+//!   `[api] socket`, `[control]`, `[metrics]` and `[datapath]` are logged and take effect at the next start;
+//! * `[[lns]]` profiles apply to tunnels LACs open afterwards (established tunnels keep theirs).
 //!
 //! Every change is one log line, followed by a summary.
 
@@ -469,6 +470,30 @@ impl Statics {
                         tracing::error!("reload: [api]: {e}");
                         sum.failed += 1;
                     }
+                }
+            }
+        }
+        // [[lns]] profiles: for tunnels opened from now on (established tunnels keep the
+        // profile they came up with). A changed [control] is only applied at restart, so the
+        // profiles are built on the running [control].
+        if self.config.lns_changed(&new_cfg) {
+            let running = Config {
+                lns: new_cfg.lns.clone(),
+                ..self.config.clone()
+            };
+            match running.control_settings() {
+                Some(s) if daemon.set_lns_profiles(s.profiles.clone()) => {
+                    let names: Vec<&str> =
+                        s.profiles.list.iter().map(|p| p.name.as_str()).collect();
+                    tracing::info!(
+                        "reload: [[lns]] profiles now {names:?} (for tunnels opened from now on)"
+                    );
+                    self.config.lns = new_cfg.lns.clone();
+                    sum.changed += 1;
+                }
+                _ => {
+                    tracing::error!("reload: [[lns]] changed but the control plane is not running or did not take them");
+                    sum.failed += 1;
                 }
             }
         }
