@@ -158,6 +158,26 @@ pub struct ControlConfig {
     /// LNS: unanswered Echo-Requests after which the link is down and the call cleared
     /// (default 3).
     pub ppp_echo_failure: Option<u32>,
+    /// Our Receive Window Size (default 4).
+    pub receive_window: Option<u16>,
+    /// LNS: tunnels one peer address may hold at once (default: no limit).
+    pub max_tunnels: Option<usize>,
+    /// LNS: calls per tunnel; more are refused with CDN 4 (default: no limit).
+    pub max_sessions: Option<usize>,
+    /// LNS: DNS servers handed to PPP peers in IPCP (RFC 1877, at most 2).
+    #[serde(default)]
+    pub ppp_dns: Vec<std::net::Ipv4Addr>,
+    /// LNS: NBNS servers handed to PPP peers in IPCP (at most 2).
+    #[serde(default)]
+    pub ppp_nbns: Vec<std::net::Ipv4Addr>,
+    /// LNS: MTU of the pppN devices (at most the peer's MRU).
+    pub ppp_mtu: Option<u16>,
+    /// LNS: the MRU we ask for in LCP.
+    pub ppp_mru: Option<u16>,
+    /// LNS: seconds without IP traffic after which a call is cleared.
+    pub ppp_idle_timeout: Option<u64>,
+    /// LNS: seconds online after which a call is cleared.
+    pub ppp_session_timeout: Option<u64>,
 }
 
 fn default_challenge() -> bool {
@@ -202,6 +222,11 @@ impl ControlConfig {
         if let Some(v) = self.max_retries_half_open {
             c.max_retries_half_open = v;
         }
+        if let Some(w) = self.receive_window {
+            c.rx_window = w.max(1);
+        }
+        c.max_tunnels_per_peer = self.max_tunnels.unwrap_or(0);
+        c.max_sessions = self.max_sessions.unwrap_or(0);
         let default = crate::profile::default_profile(self, c.clone()).unwrap_or_else(|_| {
             crate::profile::Profile {
                 name: "default".into(),
@@ -1102,6 +1127,38 @@ seq = "both"
             (Some(4), Some("hide_avps")),
             "{e}"
         );
+        // The flat [control] keys are the default profile, checked the same way.
+        let e = check_err("[control]\n\nmax_sessions = 0\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:3: [control] max_sessions: must be at least 1 (leave it out for no limit)"
+        );
+        let e = check_err("[control]\nppp_nbns = [\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\"]\n");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("ppp_nbns")),
+            "{e}"
+        );
+        let flat = Config::check(
+            Path::new("t.toml"),
+            "[control]\nmax_tunnels = 3\nmax_sessions = 9\nreceive_window = 16\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.3\"\nppp_dns = [\"192.0.2.53\"]\nppp_mtu = 1400\nppp_idle_timeout = 600\n",
+        )
+        .unwrap();
+        let d = flat.config.control_settings().unwrap().profiles.default;
+        assert_eq!(
+            (
+                d.config.max_tunnels_per_peer,
+                d.config.max_sessions,
+                d.config.rx_window
+            ),
+            (3, 9, 16)
+        );
+        let ppp = d.ppp.as_ref().unwrap();
+        assert_eq!(
+            (ppp.dns[0], ppp.mtu),
+            (Some("192.0.2.53".parse().unwrap()), Some(1400))
+        );
+        assert_eq!(ppp.idle_timeout, Some(std::time::Duration::from_secs(600)));
         // A good file: profiles in file order on the [control] base, with their pools.
         let ok = Config::check(
             Path::new("t.toml"),

@@ -353,16 +353,13 @@ impl LnsProfile {
             }
             c.rx_window = w;
         }
-        for (key, v) in [
-            ("max_tunnels", self.max_tunnels),
-            ("max_sessions", self.max_sessions),
-        ] {
-            if v == Some(0) {
-                return Err((key, "must be at least 1 (leave it out for no limit)".into()));
-            }
+        limits(self.max_tunnels, self.max_sessions)?;
+        if let Some(v) = self.max_tunnels {
+            c.max_tunnels_per_peer = v;
         }
-        c.max_tunnels_per_peer = self.max_tunnels.unwrap_or(0);
-        c.max_sessions = self.max_sessions.unwrap_or(0);
+        if let Some(v) = self.max_sessions {
+            c.max_sessions = v;
+        }
         if c.hide_avps && c.secret.is_none() {
             return Err(("hide_avps", "needs a secret".into()));
         }
@@ -415,6 +412,16 @@ impl LnsProfile {
             ppp,
         })
     }
+}
+
+/// `max_tunnels` / `max_sessions`: absent (no limit) or at least 1.
+fn limits(tunnels: Option<usize>, sessions: Option<usize>) -> Result<(), KeyError> {
+    for (key, v) in [("max_tunnels", tunnels), ("max_sessions", sessions)] {
+        if v == Some(0) {
+            return Err((key, "must be at least 1 (leave it out for no limit)".into()));
+        }
+    }
+    Ok(())
 }
 
 /// The PPP keys shared by `[control]` and `[[lns]]`.
@@ -509,14 +516,18 @@ pub fn default_profile(
         pools,
         auth: c.ppp_auth.as_deref(),
         users: &c.ppp_users,
-        dns: [None, None],
-        nbns: [None, None],
-        mtu: None,
-        mru: None,
+        dns: two("ppp_dns", &c.ppp_dns)?,
+        nbns: two("ppp_nbns", &c.ppp_nbns)?,
+        mtu: c.ppp_mtu,
+        mru: c.ppp_mru,
         echo: (c.ppp_echo_interval, c.ppp_echo_failure),
-        idle: None,
-        session: None,
+        idle: c.ppp_idle_timeout,
+        session: c.ppp_session_timeout,
     })?;
+    limits(c.max_tunnels, c.max_sessions)?;
+    if c.receive_window == Some(0) {
+        return Err(("receive_window", "must be at least 1".into()));
+    }
     Ok(Profile {
         name: "default".into(),
         peers: Vec::new(),
