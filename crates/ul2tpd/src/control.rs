@@ -341,7 +341,7 @@ impl State {
         let (pool, addr) = ppp
             .pools
             .iter()
-            .find_map(|p| p.free(&self.leased).map(|a| (p, a)))?;
+            .find_map(|p| p.free(&self.leased, ppp.local).map(|a| (p, a)))?;
         self.leased.insert(addr);
         self.leases.insert(
             key,

@@ -126,12 +126,13 @@ impl Pool {
             .sum()
     }
 
-    /// The lowest address not in `used`.
-    pub fn free(&self, used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    /// The lowest address neither in `used` nor `local` (our own address, which a pool
+    /// may include).
+    pub fn free(&self, used: &HashSet<Ipv4Addr>, local: Ipv4Addr) -> Option<Ipv4Addr> {
         self.ranges.iter().find_map(|(a, b)| {
             (u32::from(*a)..=u32::from(*b))
                 .map(Ipv4Addr::from)
-                .find(|x| !used.contains(x))
+                .find(|x| *x != local && !used.contains(x))
         })
     }
 }
@@ -659,12 +660,17 @@ mod tests {
         };
         assert_eq!(pool.size(), 4);
         let mut used = HashSet::new();
-        for want in ["10.0.0.1", "10.0.0.2", "10.9.0.1", "10.9.0.2"] {
-            let got = pool.free(&used).unwrap();
+        let local = a("10.0.0.2");
+        for want in ["10.0.0.1", "10.9.0.1", "10.9.0.2"] {
+            let got = pool.free(&used, local).unwrap();
             assert_eq!(got, a(want));
             used.insert(got);
         }
-        assert_eq!(pool.free(&used), None);
+        assert_eq!(
+            pool.free(&used, local),
+            None,
+            "our own address is never leased"
+        );
     }
 
     #[test]
