@@ -4,7 +4,8 @@
 //! service: authentication, an address from a named pool (a CIDR), `show session` / `show
 //! ppp` with user, addresses, device, time online and bytes; limits (max_sessions, max_tunnels)
 //! and an exhausted pool refuse with CDN / StopCCN and are counted; MTU/MRU apply to LCP and
-//! both pppN; session and idle timeouts clear the call with a PPP Disconnect Cause.
+//! both pppN, the echo interval to LCP; session and idle timeouts clear the call with a PPP
+//! Disconnect Cause. A second reload leaves established tunnels on their profile.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -268,6 +269,53 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
 
     // max_sessions = 1: a second call in the tunnel is refused with CDN 4.
     assert!(t.refused_call(&tid), "second call admitted");
+
+    // Another reload, with another pool and no session limit: the established tunnel keeps
+    // its profile (its next call gets the old pool again, and the old limit), a new tunnel
+    // gets the new one.
+    let changed = BRANCH
+        .replace("lac-good*", "lac-*")
+        .replace("max_sessions = 1\n", "")
+        .replace(
+            "name = \"small\"\nranges = [\"10.91.0.8/30\"]",
+            "name = \"big\"\nranges = [\"10.91.1.0/24\"]",
+        );
+    std::fs::write(&t.lns_conf, format!("{LNS_HEAD}{changed}")).unwrap();
+    t.lns.signal("HUP");
+    assert!(
+        wait_for(10, || t
+            .lns
+            .log()
+            .matches("reload: [[lns]] profiles now")
+            .count()
+            == 2),
+        "{}",
+        t.lns.log()
+    );
+    t.lac
+        .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
+    assert!(wait_for(10, || ppp_device(&t.b, "10.91.0.1").is_none()));
+    let sid = t.call(&tid).expect("call in the old tunnel");
+    let o = t.ppp_start(&tid, &sid, "user alice password wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        ppp_device(&t.a, "10.91.0.9").is_some(),
+        "old tunnel, old pool"
+    );
+    assert!(t.refused_call(&tid), "old tunnel, old max_sessions");
+    let tid2 = t.tunnel(10).expect("a new tunnel");
+    let sid2 = t.call(&tid2).expect("call in the new tunnel");
+    let o = t.ppp_start(&tid2, &sid2, "user alice password wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        ppp_device(&t.a, "10.91.1.1").is_some(),
+        "new tunnel, new pool"
+    );
+    assert!(
+        t.lns.ul2tp("show ppp").contains(" big\n"),
+        "{}",
+        t.lns.ul2tp("show ppp")
+    );
     let pcap = t.stop_capture();
     if have("tshark") {
         let stop = messages(&pcap, 4, &["l2tp.result_code"]);
@@ -339,7 +387,7 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
 #[test]
 fn mtu_mru_and_session_timeout() {
     let lns = "[[lns]]\nname = \"short\"\nppp_local = \"10.93.0.1\"\nppp_pool = \"10.93.0.10-10.93.0.20\"\n\
-ppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\n";
+ppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp_echo_interval = 1\n";
     let mut t = Setup::new("", lns);
     let tid = t.tunnel(10).expect("tunnel");
     let sid = t.call(&tid).expect("call");
@@ -385,6 +433,14 @@ ppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\n";
                 .any(|l| l == "192.0.2.2\t3\t1\t2\tsession timeout"),
             "{cdn:?}"
         );
+        // The profile's echo interval (1 s; the default is 10 s): Echo-Requests from the LNS
+        // during the 3 s online.
+        let echoes = tshark(
+            &pcap,
+            &["-Y", "lcp && ppp.code == 9", "-T", "fields", "-e", "ip.src"],
+        );
+        let from_lns = echoes.lines().filter(|l| *l == "192.0.2.2").count();
+        assert!(from_lns >= 2, "LCP Echo-Requests from the LNS: {echoes:?}");
     }
 }
 
