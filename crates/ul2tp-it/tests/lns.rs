@@ -185,7 +185,7 @@ impl Drop for Setup {
 
 const BRANCH: &str = "[metrics]\nlisten = \"127.0.0.1:9650\"\n\
 [[lns]]\nname = \"branch\"\npeers = [\"192.0.2.0/24\"]\nhost_names = [\"lac-good*\"]\n\
-max_sessions = 1\nppp_local = \"10.91.0.1\"\nppp_auth = \"pap\"\nppp_users = { alice = \"wonderland\" }\n\
+max_sessions = 1\nppp_local = \"10.91.0.1\"\nppp_dns = [\"192.0.2.53\", \"192.0.2.54\"]\nppp_auth = \"pap\"\nppp_users = { alice = \"wonderland\" }\n\
 [[lns.pool]]\nname = \"small\"\nranges = [\"10.91.0.8/30\"]\n";
 
 /// A LAC no profile admits is refused with StopCCN 2, logged and counted; after the profile
@@ -266,6 +266,14 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
         "{lac_show}"
     );
     assert!(!lac_show.contains("wonderland"), "{lac_show}");
+    // The LAC asked for DNS servers and got the profile's (RFC 1877).
+    assert!(
+        t.lac
+            .log()
+            .contains("DNS servers from the peer: 192.0.2.53, 192.0.2.54"),
+        "{}",
+        t.lac.log()
+    );
 
     // max_sessions = 1: a second call in the tunnel is refused with CDN 4.
     assert!(t.refused_call(&tid), "second call admitted");
@@ -327,6 +335,24 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
         assert!(
             cdn.iter().any(|l| l == "192.0.2.2\t4"),
             "CDN result 4 from the LNS: {cdn:?}"
+        );
+        // The LNS's IPCP Configure-Nak carries the DNS servers.
+        let nak = tshark(
+            &pcap,
+            &[
+                "-Y",
+                "ipcp && ppp.code == 3 && ip.src == 192.0.2.2",
+                "-T",
+                "fields",
+                "-e",
+                "ipcp.opt.pri_dns_address",
+                "-e",
+                "ipcp.opt.sec_dns_address",
+            ],
+        );
+        assert!(
+            nak.lines().any(|l| l == "192.0.2.53\t192.0.2.54"),
+            "IPCP Configure-Nak with the DNS servers: {nak:?}"
         );
     }
 }

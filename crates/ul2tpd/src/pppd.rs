@@ -380,7 +380,9 @@ impl Link {
         };
         while let Some(ev) = ep.poll_event() {
             match ev {
-                Event::NetworkUp { local, peer, .. } => {
+                Event::NetworkUp {
+                    local, peer, dns, ..
+                } => {
                     match Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE) {
                         Ok(t) => {
                             let addr = IfAddr {
@@ -398,10 +400,16 @@ impl Link {
                             {
                                 tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
                             }
+                            let dns_text = if dns.is_empty() {
+                                String::new()
+                            } else {
+                                let list: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
+                                format!(", DNS servers from the peer: {}", list.join(", "))
+                            };
                             tracing::info!(
                                 tunnel_id,
                                 session_id,
-                                "{name}: PPP up on {} (MTU {mtu}): {local} -> {peer}",
+                                "{name}: PPP up on {} (MTU {mtu}): {local} -> {peer}{dns_text}",
                                 t.name()
                             );
                             {
