@@ -405,12 +405,14 @@ fn xl2tpd_lac_and_lns_profiles() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 
-    // Admitted by Host Name, with the profile's secret (the [control] one is wrong).
+    // Admitted by Host Name, with the profile's secret (the [control] one is wrong), hidden
+    // AVPs and receive window.
+    let cap = Capture::start(&b, "eth0", "udp port 1701");
     let (d, dir) = control_daemon_with(
         &b,
         "192.0.2.2:1701",
         "secret = \"not-this-one\"\n[[lns]]\nname = \"xl\"\nhost_names = [\"xl-lac-*\"]\n\
-secret = \"xl2tp-interop\"\nhide_avps = true\n",
+secret = \"xl2tp-interop\"\nhide_avps = true\nreceive_window = 7\n",
     );
     let mut m = monitor(&d);
     let conf = lac_conf("hostname = xl-lac-7\nchallenge = yes\n");
@@ -419,5 +421,26 @@ secret = \"xl2tp-interop\"\nhide_avps = true\n",
     assert_eq!(got[1].pw_type, Some(ul2tp_api::pw_type::PPP));
     xl.wait_log("Connection established to 192.0.2.2, 1701");
     wait_daemon_log(&d, "profile xl");
+    let pcap = cap.stop();
+    let (theirs, ours) = auth_avps(&pcap);
+    // ICRP: Assigned Session ID hidden with the profile's secret (which xl2tpd read).
+    assert_authenticated(ours, theirs, 1);
+    let rws = ul2tp_it::tshark(
+        &pcap,
+        &[
+            "-Y",
+            "l2tp.avp.message_type == 2",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "l2tp.avp.receive_window_size",
+        ],
+    );
+    assert!(
+        rws.lines().any(|l| l == "192.0.2.2\t7"),
+        "SCCRP with the profile's Receive Window Size: {rws:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
