@@ -400,8 +400,24 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     );
     let pcap = t.stop_capture();
     if have("tshark") {
-        let cdn = messages(&pcap, 14, &["l2tp.result_code"]);
-        assert!(cdn.iter().any(|l| l == "192.0.2.2\t4"), "{cdn:?}");
+        // CDN 4 with a PPP Disconnect Cause for IPCP (0x8021 = 32801), direction 2 (at the
+        // LNS) and the reason.
+        let cdn = messages(
+            &pcap,
+            14,
+            &[
+                "l2tp.result_code",
+                "l2tp.avp.disconnect_code",
+                "l2tp.avp.control_protocol_number",
+                "l2tp.avp.cause_code_direction",
+                "l2tp.avp.cause_code_message",
+            ],
+        );
+        assert!(
+            cdn.iter().any(|l| l
+                == "192.0.2.2\t4\t0\t32801\t2\tno address left in the pools of the call's profile"),
+            "{cdn:?}"
+        );
         let stop = messages(&pcap, 4, &["l2tp.result_code"]);
         assert!(stop.iter().any(|l| l == "192.0.2.2\t2"), "{stop:?}");
     }

@@ -129,6 +129,7 @@ impl ControlPlane {
             leases: HashMap::new(),
             leased: HashSet::new(),
             pool_exhausted: 0,
+            no_address: None,
         };
         let host_name = st.config.host_name.clone();
         let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
@@ -255,6 +256,8 @@ struct State {
     leased: HashSet<std::net::Ipv4Addr>,
     /// Calls refused because their profile's pools were exhausted.
     pool_exhausted: u64,
+    /// The call `session_up` just refused for want of an address: cleared with a cause.
+    no_address: Option<(u32, u32)>,
 }
 
 /// A pool address leased to a call.
@@ -417,8 +420,28 @@ async fn run(
         }
         while let Some(ev) = ep.poll_event() {
             if let Some(close) = apply(&mut st, ev).await {
+                let no_address = st.no_address.take();
                 let _ = match close {
                     (tid, None) => ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest),
+                    (tid, Some(sid)) if no_address == Some((tid, sid)) => {
+                        // CDN 4 with the reason as Error Message and a PPP Disconnect Cause
+                        // for IPCP: no address to give.
+                        let text = "no address left in the pools of the call's profile";
+                        let cause = ul2tp_wire::avp::PppDisconnectCause {
+                            code: ul2tp_wire::avp::PppDisconnectCause::NO_INFO,
+                            protocol: ul2tp_wire::ppp::proto::IPCP,
+                            direction: ul2tp_wire::avp::PppDisconnectCause::AT_LOCAL,
+                            message: text.as_bytes().to_vec(),
+                        };
+                        ep.close_session_ppp(
+                            now(),
+                            tid,
+                            sid,
+                            CdnResult::TemporaryNoFacilities,
+                            Some((ErrorCode::VendorSpecific, text)),
+                            Some(&cause),
+                        )
+                    }
                     (tid, Some(sid)) => {
                         ep.close_session(now(), tid, sid, CdnResult::TemporaryNoFacilities)
                     }
@@ -696,6 +719,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                     info.session_id,
                     profile.name
                 );
+                st.no_address = Some(key);
                 return Err(ApiError::new(Errno::ENOMEM, "address pools exhausted"));
             };
             let setup = crate::pppd::PppSetup {
