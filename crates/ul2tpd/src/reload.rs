@@ -477,24 +477,40 @@ impl Statics {
         // profile they came up with). A changed [control] is only applied at restart, so the
         // profiles are built on the running [control].
         if self.config.lns_changed(&new_cfg) {
-            let running = Config {
-                lns: new_cfg.lns.clone(),
-                ..self.config.clone()
-            };
-            match running.control_settings() {
-                Some(s) if daemon.set_lns_profiles(s.profiles.clone()) => {
-                    let names: Vec<&str> =
-                        s.profiles.list.iter().map(|p| p.name.as_str()).collect();
-                    tracing::info!(
-                        "reload: [[lns]] profiles now {names:?} (for tunnels opened from now on)"
+            match self.config.control.as_ref().map(|c| c.settings()) {
+                None => {
+                    tracing::warn!(
+                        "reload: [[lns]] changed in {file}, but the control plane is not running ([control] takes effect when ul2tpd restarts)"
                     );
-                    self.config.lns = new_cfg.lns.clone();
-                    sum.changed += 1;
+                    sum.kept += 1;
                 }
-                _ => {
-                    tracing::error!("reload: [[lns]] changed but the control plane is not running or did not take them");
-                    sum.failed += 1;
-                }
+                Some(s) => match crate::profile::build_all(&new_cfg.lns, &s.config) {
+                    Err((_, key, m)) => {
+                        tracing::error!(
+                            "reload: [[lns]] {key}: {m} (on the running [control]); profiles left as they are"
+                        );
+                        sum.failed += 1;
+                    }
+                    Ok(list) => {
+                        let names: Vec<String> = list.iter().map(|p| p.name.clone()).collect();
+                        let profiles = crate::profile::Profiles {
+                            list,
+                            default: s.profiles.default,
+                        };
+                        if daemon.set_lns_profiles(profiles) {
+                            tracing::info!(
+                                "reload: [[lns]] profiles now {names:?} (for tunnels opened from now on)"
+                            );
+                            self.config.lns = new_cfg.lns.clone();
+                            sum.changed += 1;
+                        } else {
+                            tracing::error!(
+                                "reload: [[lns]]: the control plane is busy; profiles left as they are"
+                            );
+                            sum.failed += 1;
+                        }
+                    }
+                },
             }
         }
         for (name, changed) in [
