@@ -674,6 +674,70 @@ mod tests {
     }
 
     #[test]
+    fn odd_values_are_errors_not_panics() {
+        for s in [
+            "",
+            "/",
+            "-",
+            "a-b",
+            "1.2.3.4/",
+            "1.2.3.4-",
+            "-1.2.3.4",
+            "::/0",
+            "::/129",
+            "0.0.0.0/0",
+            "255.255.255.255/32",
+            "1.2.3.4/-1",
+            "999.1.1.1",
+            "1.2.3.4/31",
+            "1.2.3.4 / 24",
+            "10.0.0.1-10.0.0.1",
+            "10.0.0.0/8-10.0.0.1",
+        ] {
+            let _ = parse_range(s);
+            let _ = parse_prefix(s);
+        }
+        let all = parse_range("0.0.0.0/0").unwrap();
+        assert_eq!(
+            all,
+            (
+                "0.0.0.1".parse().unwrap(),
+                "255.255.255.254".parse().unwrap()
+            )
+        );
+        let p = Pool {
+            name: "all".into(),
+            ranges: vec![all],
+        };
+        assert_eq!(p.size(), (1u64 << 32) - 2);
+        assert!(host_matches("*", "anything") && host_matches("*", ""));
+    }
+
+    /// Every line of a profile file deleted in turn: the check never panics and any error
+    /// names a line of the file.
+    #[test]
+    fn damaged_profile_files_report_lines_inside_the_file() {
+        let text = "[control]\nsecret = \"s\"\n[[lns]]\nname = \"a\"\npeers = [\"10.0.0.0/8\"]\n\
+host_names = [\"x*\"]\nhide_avps = true\nmax_sessions = 3\nppp_local = \"10.1.0.1\"\n\
+ppp_auth = \"chap\"\nppp_users = { u = \"p\" }\nppp_dns = [\"10.1.0.53\"]\n[[lns.pool]]\n\
+name = \"p\"\nranges = [\"10.1.0.0/24\"]\n[[lns]]\nname = \"b\"\n";
+        assert!(crate::config::Config::check(std::path::Path::new("t"), text).is_ok());
+        let lines: Vec<&str> = text.lines().collect();
+        for skip in 0..lines.len() {
+            let damaged: String = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, l)| format!("{l}\n"))
+                .collect();
+            if let Err(e) = crate::config::Config::check(std::path::Path::new("t"), &damaged) {
+                let l = e.line.unwrap_or(0);
+                assert!(l >= 1 && l <= lines.len(), "without line {}: {e}", skip + 1);
+            }
+        }
+    }
+
+    #[test]
     fn key_lines_inside_a_table() {
         let text = "[[lns]]\nname = \"a\"\n\n[[lns]]\nname = \"b\"\nsecret = \"s\"\n[[lns.pool]]\nranges = []\n[api]\npeers = 1\n";
         let start = text.rfind("[[lns]]").unwrap();
