@@ -424,12 +424,12 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
 }
 
 /// MTU and MRU of the profile: the LNS asks for MRU 1300 in LCP (the LAC's pppN gets MTU
-/// 1300), its own pppN gets the profile's MTU 1400. The session timeout clears the call
+/// 1300), its own pppN gets the profile's MTU 1400; its LCP echo and HELLO intervals. The session timeout clears the call
 /// after 3 s online with a CDN carrying cause 1 (administrative) "session timeout".
 #[test]
 fn mtu_mru_and_session_timeout() {
     let lns = "[[lns]]\nname = \"short\"\nppp_local = \"10.93.0.1\"\nppp_pool = \"10.93.0.10-10.93.0.20\"\n\
-ppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp_echo_interval = 1\n";
+hello_interval = 1\nppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp_echo_interval = 1\n";
     let mut t = Setup::new("", lns);
     let tid = t.tunnel(10).expect("tunnel");
     let sid = t.call(&tid).expect("call");
@@ -483,6 +483,12 @@ ppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp_echo_interval = 1\n
         );
         let from_lns = echoes.lines().filter(|l| *l == "192.0.2.2").count();
         assert!(from_lns >= 2, "LCP Echo-Requests from the LNS: {echoes:?}");
+        // The profile's hello_interval (1 s; the default is 60 s): HELLOs from the LNS.
+        let hellos = messages(&pcap, 6, &[]);
+        assert!(
+            hellos.iter().any(|l| l == "192.0.2.2"),
+            "no HELLO from the LNS: {hellos:?}"
+        );
     }
 }
 
