@@ -269,10 +269,60 @@ pub(crate) struct Lease {
     pub(crate) addr: std::net::Ipv4Addr,
 }
 
+/// Refusals logged per [`REFUSAL_LOG_WINDOW`]; beyond, they are only counted (the metric
+/// counts them all) and summed up in one line when the next window opens.
+const REFUSAL_LOG_BURST: u32 = 20;
+const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(60);
+
+/// A log budget: `burst` lines per `window`.
+#[derive(Debug)]
+struct LogBudget {
+    start: std::time::Instant,
+    logged: u32,
+    quiet: u64,
+    burst: u32,
+    window: Duration,
+}
+
+impl LogBudget {
+    fn new(burst: u32, window: Duration, now: std::time::Instant) -> LogBudget {
+        LogBudget {
+            start: now,
+            logged: 0,
+            quiet: 0,
+            burst,
+            window,
+        }
+    }
+
+    /// Whether a line may be logged at `now`, and how many were kept quiet in the window
+    /// that just ended (to report once).
+    fn take(&mut self, now: std::time::Instant) -> (bool, u64) {
+        let mut ended = 0;
+        if now.duration_since(self.start) >= self.window {
+            ended = std::mem::take(&mut self.quiet);
+            (self.start, self.logged) = (now, 0);
+        }
+        if self.logged < self.burst {
+            self.logged += 1;
+            (true, ended)
+        } else {
+            self.quiet += 1;
+            (false, ended)
+        }
+    }
+}
+
 /// The engine's selector for `profiles`: the first profile admitting the peer; a refusal is
-/// logged here (the engine answers StopCCN 2 and counts it).
+/// logged here (the engine answers StopCCN 2 and counts it), at most
+/// [`REFUSAL_LOG_BURST`] lines a minute so that a flood of strangers cannot flood the log.
 fn selector(profiles: &Profiles) -> Option<ul2tp_control::Selector> {
     let profiles = profiles.clone();
+    let mut budget = LogBudget::new(
+        REFUSAL_LOG_BURST,
+        REFUSAL_LOG_WINDOW,
+        std::time::Instant::now(),
+    );
     Some(ul2tp_control::Selector(Box::new(move |req| {
         let host = String::from_utf8_lossy(req.host_name);
         match profiles.select(req.peer.ip(), &host) {
@@ -281,12 +331,20 @@ fn selector(profiles: &Profiles) -> Option<ul2tp_control::Selector> {
                 Some(p.config.clone())
             }
             None => {
-                tracing::warn!(
-                    peer = %req.peer,
-                    peer_host_name = ?host,
-                    "SCCRQ from {} (Host Name {host:?}) refused: no [[lns]] profile admits it",
-                    req.peer
-                );
+                let (log, quiet) = budget.take(std::time::Instant::now());
+                if quiet > 0 {
+                    tracing::warn!(
+                        "{quiet} more SCCRQs refused (no [[lns]] profile admits them) were not logged"
+                    );
+                }
+                if log {
+                    tracing::warn!(
+                        peer = %req.peer,
+                        peer_host_name = ?host,
+                        "SCCRQ from {} (Host Name {host:?}) refused: no [[lns]] profile admits it",
+                        req.peer
+                    );
+                }
                 None
             }
         }
@@ -762,6 +820,21 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_logging_has_a_budget() {
+        let t0 = std::time::Instant::now();
+        let mut b = LogBudget::new(3, Duration::from_secs(60), t0);
+        let got: Vec<(bool, u64)> = (0..5).map(|_| b.take(t0)).collect();
+        assert_eq!(
+            got,
+            [(true, 0), (true, 0), (true, 0), (false, 0), (false, 0)]
+        );
+        // The next window logs again and reports the 2 kept quiet, once.
+        let t1 = t0 + Duration::from_secs(61);
+        assert_eq!(b.take(t1), (true, 2));
+        assert_eq!(b.take(t1), (true, 0));
+    }
 
     #[test]
     fn endpoints_are_seeded_from_the_operating_system() {
