@@ -363,7 +363,7 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
 #[test]
 fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     let lns = "[metrics]\nlisten = \"127.0.0.1:9650\"\n\
-[[lns]]\nname = \"tight\"\nmax_tunnels = 1\nppp_local = \"10.92.0.1\"\n\
+[[lns]]\nname = \"tight\"\nhost_name = \"lns-tight\"\nmax_tunnels = 1\nppp_local = \"10.92.0.1\"\n\
 [[lns.pool]]\nname = \"one\"\nranges = [\"10.92.0.5\"]\n";
     let mut t = Setup::new("", lns);
     let tid = t.tunnel(10).expect("tunnel");
@@ -420,6 +420,12 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
         );
         let stop = messages(&pcap, 4, &["l2tp.result_code"]);
         assert!(stop.iter().any(|l| l == "192.0.2.2\t2"), "{stop:?}");
+        // The profile's host_name in the SCCRP (not the [control] one).
+        let sccrp = messages(&pcap, 2, &["l2tp.avp.host_name"]);
+        assert!(
+            sccrp.iter().any(|l| l == "192.0.2.2\tlns-tight"),
+            "{sccrp:?}"
+        );
     }
 }
 

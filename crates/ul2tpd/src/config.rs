@@ -1162,7 +1162,7 @@ seq = "both"
         // A good file: profiles in file order on the [control] base, with their pools.
         let ok = Config::check(
             Path::new("t.toml"),
-            &format!("{base}host_name = \"lns\"\n[[lns]]\nname = \"a\"\npeers = [\"192.0.2.0/24\"]\nsecret = \"t\"\nmax_tunnels = 2\nppp_local = \"10.0.0.1\"\nppp_dns = [\"192.0.2.53\"]\n[[lns.pool]]\nname = \"one\"\nranges = [\"10.0.1.0/30\", \"10.0.2.5-10.0.2.6\"]\n[[lns]]\nname = \"b\"\n"),
+            &format!("{base}host_name = \"lns\"\n[[lns]]\nname = \"a\"\npeers = [\"192.0.2.0/24\"]\nsecret = \"t\"\nmax_tunnels = 2\nppp_local = \"10.0.0.1\"\nppp_dns = [\"192.0.2.53\"]\n[[lns.pool]]\nname = \"one\"\nranges = [\"10.0.1.0/30\", \"10.0.2.5-10.0.2.6\"]\n[[lns]]\nname = \"b\"\nhost_name = \"lns-b\"\n"),
         )
         .unwrap();
         let s = ok.config.control_settings().unwrap();
@@ -1176,6 +1176,10 @@ seq = "both"
         assert_eq!(ppp.pools[0].size(), 4);
         assert_eq!(ppp.dns[0], Some("192.0.2.53".parse().unwrap()));
         assert_eq!(s.profiles.list[1].config.secret.as_deref(), Some(&b"s"[..]));
+        assert_eq!(
+            s.profiles.list[1].config.host_name, "lns-b",
+            "its own host_name"
+        );
         let ip = |x: &str| x.parse().unwrap();
         assert_eq!(s.profiles.select(ip("192.0.2.9"), "x").unwrap().name, "a");
         assert_eq!(

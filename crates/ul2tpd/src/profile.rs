@@ -49,6 +49,9 @@ pub struct LnsProfile {
     /// Host Names (a trailing or leading `*` matches any rest); empty: any Host Name.
     #[serde(default)]
     pub host_names: Vec<String>,
+    /// Our Host Name towards these LACs and our name in CHAP Challenges (overrides
+    /// `[control] host_name`).
+    pub host_name: Option<String>,
     /// Tunnel secret (overrides `[control] secret`).
     pub secret: Option<String>,
     /// Hide the AVPs that may be hidden.
@@ -333,6 +336,12 @@ impl LnsProfile {
             .map_err(|m| ("peers", m))?;
         let mut c = base.clone();
         c.profile = self.name.clone();
+        if let Some(h) = &self.host_name {
+            if h.is_empty() {
+                return Err(("host_name", "must not be empty".into()));
+            }
+            c.host_name = h.clone();
+        }
         if let Some(s) = &self.secret {
             c.secret = Some(s.as_bytes().to_vec());
         }
