@@ -42,8 +42,8 @@ use crate::config::ControlConfig;
 pub struct LnsProfile {
     /// The profile's name (logs, `show tunnel`).
     pub name: String,
-    /// Peer addresses or prefixes ("192.0.2.7", "198.51.100.0/24", "2001:db8::/32"); empty:
-    /// any address.
+    /// Peer addresses, prefixes or ranges ("192.0.2.7", "198.51.100.0/24", "2001:db8::/32",
+    /// "192.0.2.10-192.0.2.20"); empty: any address.
     #[serde(default)]
     pub peers: Vec<String>,
     /// Host Names (a trailing or leading `*` matches any rest); empty: any Host Name.
@@ -172,8 +172,8 @@ pub struct PppService {
 pub struct Profile {
     /// Its name ("default" for the flat `[control]` keys).
     pub name: String,
-    /// Admitted prefixes (empty: any).
-    pub peers: Vec<(IpAddr, u8)>,
+    /// Admitted addresses as inclusive ranges of one family (empty: any).
+    pub peers: Vec<(IpAddr, IpAddr)>,
     /// Admitted Host Names (empty: any).
     pub host_names: Vec<String>,
     /// The engine configuration of its tunnels.
@@ -218,30 +218,61 @@ impl Profile {
     /// Whether the profile admits `peer` with Host Name `host`.
     pub fn admits(&self, peer: IpAddr, host: &str) -> bool {
         let addr_ok =
-            self.peers.is_empty() || self.peers.iter().any(|&(p, l)| in_prefix(peer, p, l));
+            self.peers.is_empty() || self.peers.iter().any(|&(a, b)| in_range(peer, a, b));
         let host_ok =
             self.host_names.is_empty() || self.host_names.iter().any(|h| host_matches(h, host));
         addr_ok && host_ok
     }
 }
 
-/// Whether `a` is in `prefix/len` (IPv4-mapped IPv6 peers match IPv4 prefixes).
-fn in_prefix(a: IpAddr, prefix: IpAddr, len: u8) -> bool {
+/// Whether `a` is in the inclusive range `first..=last` (IPv4-mapped IPv6 peers match IPv4
+/// ranges).
+fn in_range(a: IpAddr, first: IpAddr, last: IpAddr) -> bool {
     let a = match a {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
         v4 => v4,
     };
-    match (a, prefix) {
-        (IpAddr::V4(a), IpAddr::V4(p)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(p) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(p)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(p) & mask
-        }
+    match (a, first, last) {
+        (IpAddr::V4(a), IpAddr::V4(f), IpAddr::V4(l)) => (f..=l).contains(&a),
+        (IpAddr::V6(a), IpAddr::V6(f), IpAddr::V6(l)) => (f..=l).contains(&a),
         _ => false,
     }
+}
+
+/// A `peers` entry, "ADDRESS", "ADDRESS/LEN" or "FIRST-LAST" (like xl2tpd's `lac =`), as
+/// an inclusive range.
+fn parse_peers(s: &str) -> Result<(IpAddr, IpAddr), String> {
+    if let Some((a, b)) = s.split_once('-') {
+        let bad = || format!("{s:?} is not FIRST-LAST (two addresses of one family)");
+        let first: IpAddr = a.trim().parse().map_err(|_| bad())?;
+        let last: IpAddr = b.trim().parse().map_err(|_| bad())?;
+        if first.is_ipv4() != last.is_ipv4() {
+            return Err(bad());
+        }
+        if first > last {
+            return Err(format!("first address {first} is after last {last}"));
+        }
+        return Ok((first, last));
+    }
+    let (a, len) = parse_prefix(s)?;
+    Ok(match a {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            let net = u32::from(v4) & mask;
+            (
+                IpAddr::V4(Ipv4Addr::from(net)),
+                IpAddr::V4(Ipv4Addr::from(net | !mask)),
+            )
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            let net = u128::from(v6) & mask;
+            (
+                IpAddr::V6(std::net::Ipv6Addr::from(net)),
+                IpAddr::V6(std::net::Ipv6Addr::from(net | !mask)),
+            )
+        }
+    })
 }
 
 /// `pattern` is a Host Name, `prefix*` or `*suffix` (case-insensitive, as DNS names are).
@@ -331,7 +362,7 @@ impl LnsProfile {
         let peers = self
             .peers
             .iter()
-            .map(|p| parse_prefix(p))
+            .map(|p| parse_peers(p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| ("peers", m))?;
         let mut c = base.clone();
@@ -614,7 +645,7 @@ mod tests {
     fn profile(peers: &[&str], hosts: &[&str]) -> Profile {
         Profile {
             name: "p".into(),
-            peers: peers.iter().map(|p| parse_prefix(p).unwrap()).collect(),
+            peers: peers.iter().map(|p| parse_peers(p).unwrap()).collect(),
             host_names: hosts.iter().map(|h| h.to_string()).collect(),
             config: ul2tp_control::Config::default(),
             ppp: None,
@@ -636,6 +667,15 @@ mod tests {
         assert!(!h.admits(ip("192.0.2.7"), "other"));
         assert!(!h.admits(ip("192.0.2.8"), "lac-3"));
         assert!(profile(&["0.0.0.0/0"], &[]).admits(ip("203.0.113.1"), ""));
+        // xl2tpd's `lac = FIRST-LAST` form, IPv4 and IPv6.
+        let r = profile(&["192.0.2.10-192.0.2.20", "2001:db8::5 - 2001:db8::9"], &[]);
+        assert!(r.admits(ip("192.0.2.10"), "") && r.admits(ip("192.0.2.20"), ""));
+        assert!(!r.admits(ip("192.0.2.9"), "") && !r.admits(ip("192.0.2.21"), ""));
+        assert!(r.admits(ip("::ffff:192.0.2.15"), ""));
+        assert!(r.admits(ip("2001:db8::7"), "") && !r.admits(ip("2001:db8::a"), ""));
+        assert!(parse_peers("192.0.2.9-192.0.2.1").is_err());
+        assert!(parse_peers("192.0.2.1-2001:db8::1").is_err());
+        assert!(parse_peers("192.0.2.1/33").is_err());
     }
 
     #[test]
@@ -705,6 +745,7 @@ mod tests {
         ] {
             let _ = parse_range(s);
             let _ = parse_prefix(s);
+            let _ = parse_peers(s);
         }
         let all = parse_range("0.0.0.0/0").unwrap();
         assert_eq!(
