@@ -227,15 +227,14 @@ impl ControlConfig {
         }
         c.max_tunnels_per_peer = self.max_tunnels.unwrap_or(0);
         c.max_sessions = self.max_sessions.unwrap_or(0);
-        let default = crate::profile::default_profile(self, c.clone()).unwrap_or_else(|_| {
-            crate::profile::Profile {
+        let default =
+            default_profile(self, c.clone()).unwrap_or_else(|_| crate::profile::Profile {
                 name: "default".into(),
                 peers: Vec::new(),
                 host_names: Vec::new(),
                 config: c.clone(),
                 ppp: None,
-            }
-        });
+            });
         crate::control::ControlSettings {
             listen: self.listen,
             config: c,
@@ -273,9 +272,47 @@ impl ControlConfig {
                 ));
             }
         }
-        crate::profile::default_profile(self, ul2tp_control::Config::default())?;
+        default_profile(self, ul2tp_control::Config::default())?;
         Ok(())
     }
+}
+
+/// The default profile: the flat `[control]` keys.
+pub(crate) fn default_profile(
+    c: &ControlConfig,
+    config: ul2tp_control::Config,
+) -> Result<crate::profile::Profile, crate::profile::KeyError> {
+    let pools = match &c.ppp_pool {
+        Some(p) => vec![crate::profile::Pool {
+            name: "ppp_pool".into(),
+            ranges: vec![crate::profile::parse_range(p).map_err(|m| ("ppp_pool", m))?],
+        }],
+        None => Vec::new(),
+    };
+    let ppp = crate::profile::ppp_service(crate::profile::PppKeys {
+        local: c.ppp_local,
+        pools,
+        auth: c.ppp_auth.as_deref(),
+        users: &c.ppp_users,
+        dns: crate::profile::two("ppp_dns", &c.ppp_dns)?,
+        nbns: crate::profile::two("ppp_nbns", &c.ppp_nbns)?,
+        mtu: c.ppp_mtu,
+        mru: c.ppp_mru,
+        echo: (c.ppp_echo_interval, c.ppp_echo_failure),
+        idle: c.ppp_idle_timeout,
+        session: c.ppp_session_timeout,
+    })?;
+    crate::profile::limits(c.max_tunnels, c.max_sessions)?;
+    if c.receive_window == Some(0) {
+        return Err(("receive_window", "must be at least 1".into()));
+    }
+    Ok(crate::profile::Profile {
+        name: "default".into(),
+        peers: Vec::new(),
+        host_names: Vec::new(),
+        config,
+        ppp,
+    })
 }
 
 /// Encapsulation keyword.

@@ -34,8 +34,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::ControlConfig;
-
 /// One `[[lns]]` table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -341,9 +339,9 @@ pub fn auth_protocol(name: &str) -> Option<ul2tp_ppp::AuthProtocol> {
 }
 
 /// A problem with one key of a profile: the key and what is wrong.
-type KeyError = (&'static str, String);
+pub type KeyError = (&'static str, String);
 
-fn two(key: &'static str, v: &[Ipv4Addr]) -> Result<[Option<Ipv4Addr>; 2], KeyError> {
+pub(crate) fn two(key: &'static str, v: &[Ipv4Addr]) -> Result<[Option<Ipv4Addr>; 2], KeyError> {
     if v.len() > 2 {
         return Err((key, "at most 2 servers (primary, secondary)".into()));
     }
@@ -456,7 +454,7 @@ impl LnsProfile {
 }
 
 /// `max_tunnels` / `max_sessions`: absent (no limit) or at least 1.
-fn limits(tunnels: Option<usize>, sessions: Option<usize>) -> Result<(), KeyError> {
+pub(crate) fn limits(tunnels: Option<usize>, sessions: Option<usize>) -> Result<(), KeyError> {
     for (key, v) in [("max_tunnels", tunnels), ("max_sessions", sessions)] {
         if v == Some(0) {
             return Err((key, "must be at least 1 (leave it out for no limit)".into()));
@@ -466,21 +464,21 @@ fn limits(tunnels: Option<usize>, sessions: Option<usize>) -> Result<(), KeyErro
 }
 
 /// The PPP keys shared by `[control]` and `[[lns]]`.
-struct PppKeys<'a> {
-    local: Option<Ipv4Addr>,
-    pools: Vec<Pool>,
-    auth: Option<&'a str>,
-    users: &'a BTreeMap<String, String>,
-    dns: [Option<Ipv4Addr>; 2],
-    nbns: [Option<Ipv4Addr>; 2],
-    mtu: Option<u16>,
-    mru: Option<u16>,
-    echo: (Option<u64>, Option<u32>),
-    idle: Option<u64>,
-    session: Option<u64>,
+pub(crate) struct PppKeys<'a> {
+    pub(crate) local: Option<Ipv4Addr>,
+    pub(crate) pools: Vec<Pool>,
+    pub(crate) auth: Option<&'a str>,
+    pub(crate) users: &'a BTreeMap<String, String>,
+    pub(crate) dns: [Option<Ipv4Addr>; 2],
+    pub(crate) nbns: [Option<Ipv4Addr>; 2],
+    pub(crate) mtu: Option<u16>,
+    pub(crate) mru: Option<u16>,
+    pub(crate) echo: (Option<u64>, Option<u32>),
+    pub(crate) idle: Option<u64>,
+    pub(crate) session: Option<u64>,
 }
 
-fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError> {
+pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError> {
     let require = match k.auth {
         None => Vec::new(),
         Some(a) => vec![auth_protocol(a).ok_or_else(|| {
@@ -538,44 +536,6 @@ fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError> {
         idle_timeout: k.idle.map(secs),
         session_timeout: k.session.map(secs),
     }))
-}
-
-/// The default profile: the flat `[control]` keys.
-pub fn default_profile(
-    c: &ControlConfig,
-    config: ul2tp_control::Config,
-) -> Result<Profile, KeyError> {
-    let pools = match &c.ppp_pool {
-        Some(p) => vec![Pool {
-            name: "ppp_pool".into(),
-            ranges: vec![parse_range(p).map_err(|m| ("ppp_pool", m))?],
-        }],
-        None => Vec::new(),
-    };
-    let ppp = ppp_service(PppKeys {
-        local: c.ppp_local,
-        pools,
-        auth: c.ppp_auth.as_deref(),
-        users: &c.ppp_users,
-        dns: two("ppp_dns", &c.ppp_dns)?,
-        nbns: two("ppp_nbns", &c.ppp_nbns)?,
-        mtu: c.ppp_mtu,
-        mru: c.ppp_mru,
-        echo: (c.ppp_echo_interval, c.ppp_echo_failure),
-        idle: c.ppp_idle_timeout,
-        session: c.ppp_session_timeout,
-    })?;
-    limits(c.max_tunnels, c.max_sessions)?;
-    if c.receive_window == Some(0) {
-        return Err(("receive_window", "must be at least 1".into()));
-    }
-    Ok(Profile {
-        name: "default".into(),
-        peers: Vec::new(),
-        host_names: Vec::new(),
-        config,
-        ppp,
-    })
 }
 
 /// The line of `key` in the `[[lns]]` table that starts at `span` of `text` (its own lines
