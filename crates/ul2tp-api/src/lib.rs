@@ -291,6 +291,13 @@ pub struct Attrs {
     /// ul2tp (replies): the address pool `ppp_peer` was leased from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_pool: Option<String>,
+    /// ul2tp (tunnel replies): the Host Name the peer of a dynamic tunnel sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_host_name: Option<String>,
+    /// ul2tp (tunnel replies): the `[[lns]]` profile a dynamic tunnel a LAC opened came up
+    /// with (`default` for `[control]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lns_profile: Option<String>,
 }
 
 /// A request from a client.

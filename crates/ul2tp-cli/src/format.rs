@@ -166,6 +166,13 @@ pub fn tunnel_text(a: &Attrs) -> String {
         };
         s.push_str(&format!("  UDP checksum: {csum}\n"));
     }
+    // Extension: what the control protocol learnt of a dynamic tunnel.
+    match (&a.peer_host_name, &a.lns_profile) {
+        (Some(h), Some(p)) => s.push_str(&format!("  Peer host name: {h:?}, profile: {p}\n")),
+        (Some(h), None) => s.push_str(&format!("  Peer host name: {h:?}\n")),
+        (None, Some(p)) => s.push_str(&format!("  Profile: {p}\n")),
+        (None, None) => {}
+    }
     s
 }
 
@@ -194,6 +201,12 @@ pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>, stats: Op
             w.boolean("checksum_tx", t.csum6_tx);
             w.boolean("checksum_rx", t.csum6_rx);
         }
+    }
+    if let Some(h) = &a.peer_host_name {
+        w.string("peer_host_name", h);
+    }
+    if let Some(p) = &a.lns_profile {
+        w.string("profile", p);
     }
     stats_json(w, stats);
     w.end_object();
@@ -867,6 +880,26 @@ mod tests {
         e.vlan_id = Some(5);
         assert!(!session_text(&e).contains("pseudowire"));
         assert!(!session_text(&e).contains("vlan"));
+    }
+
+    #[test]
+    fn dynamic_tunnels_show_peer_host_name_and_profile() {
+        let mut a = udp4();
+        assert!(!tunnel_text(&a).contains("host name"));
+        a.peer_host_name = Some("lac-1".into());
+        a.lns_profile = Some("branch".into());
+        assert!(
+            tunnel_text(&a).ends_with("  Peer host name: \"lac-1\", profile: branch\n"),
+            "{}",
+            tunnel_text(&a)
+        );
+        let j = show_tunnels(std::slice::from_ref(&a), true, false, false);
+        assert!(
+            j.contains("\"peer_host_name\":\"lac-1\",\"profile\":\"branch\""),
+            "{j}"
+        );
+        a.lns_profile = None;
+        assert!(tunnel_text(&a).ends_with("  Peer host name: \"lac-1\"\n"));
     }
 
     #[test]

@@ -112,6 +112,8 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         ppp_online: r.maybe(|r| [0u64, u64::MAX][r.below(2) as usize]),
         ppp_profile: r.maybe(|r| ["", "default"][r.below(2) as usize].to_string()),
         ppp_pool: r.maybe(|r| ["", "p"][r.below(2) as usize].to_string()),
+        peer_host_name: r.maybe(|r| ["", "lac"][r.below(2) as usize].to_string()),
+        lns_profile: r.maybe(|r| ["", "default"][r.below(2) as usize].to_string()),
     }
 }
 

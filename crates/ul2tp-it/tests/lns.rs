@@ -219,6 +219,11 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
         t.lns.log()
     );
     let tid = t.tunnel(10).expect("tunnel after the reload");
+    let tunnels = t.lns.ul2tp("show tunnel");
+    assert!(
+        tunnels.contains("  Peer host name: \"lac-bad-1\", profile: branch\n"),
+        "{tunnels}"
+    );
     let sid = t.call(&tid).expect("call");
     let o = t.ppp_start(&tid, &sid, "user alice password wonderland");
     assert!(o.status.success(), "{}", text(&o));

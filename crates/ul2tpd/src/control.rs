@@ -676,6 +676,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
 }
 
 fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &TunnelInfo) -> ApiResult<()> {
+    let mut lns_profile = None;
     if !info.initiator {
         // The profile the selector chose (by the name it carries; a reload since keeps the
         // tunnel on the default profile only if the name is gone).
@@ -683,6 +684,7 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &TunnelInfo) -> Api
             .profiles
             .by_name(&info.profile)
             .unwrap_or_else(|| st.profiles.default.clone());
+        lns_profile = Some(p.name.clone());
         st.tunnel_profiles.insert(info.tunnel_id, p);
     }
     // A socket connected to the peer from the endpoint's address: data and control from that
@@ -699,6 +701,12 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &TunnelInfo) -> Api
         socket: sock.id,
     };
     d.register_tunnel(ctl, p, sock, DpTunnelInfo::default())?;
+    if let Some(rt) = ctl.tunnels.get_mut(&info.tunnel_id) {
+        rt.facts = Some(crate::store::ControlFacts {
+            peer_host_name: info.peer_host_name.clone(),
+            lns_profile,
+        });
+    }
     ctl.dynamic.insert(info.tunnel_id);
     tracing::info!(
         tunnel_id = info.tunnel_id,

@@ -90,6 +90,15 @@ pub(crate) struct TunnelInfo {
     pub(crate) zero_csum6_rx: bool,
 }
 
+/// What the control plane learnt of a dynamic tunnel, reported in replies.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ControlFacts {
+    /// The peer's Host Name.
+    pub(crate) peer_host_name: String,
+    /// The `[[lns]]` profile of a tunnel a LAC opened.
+    pub(crate) lns_profile: Option<String>,
+}
+
 #[derive(Debug)]
 pub(crate) struct TunnelRt {
     pub(crate) sock: Arc<SocketRt>,
@@ -97,6 +106,8 @@ pub(crate) struct TunnelRt {
     pub(crate) tasks: Vec<Task>,
     /// The emulated L2TP/IP socket a managed IP tunnel was created on.
     pub(crate) l2tpip: Option<u64>,
+    /// A dynamic tunnel: what the control plane learnt of it.
+    pub(crate) facts: Option<ControlFacts>,
 }
 
 #[derive(Debug, Default)]
@@ -269,6 +280,10 @@ impl Store {
             }
             _ => {}
         }
+        if let Some(f) = &rt.facts {
+            a.peer_host_name = Some(f.peer_host_name.clone());
+            a.lns_profile = f.lns_profile.clone();
+        }
         Some(a)
     }
 
@@ -375,6 +390,7 @@ impl Store {
                 info,
                 tasks: Vec::new(),
                 l2tpip: None,
+                facts: None,
             },
         );
         if let Some(attrs) = self.tunnel_attrs(ctl, tid) {
