@@ -39,7 +39,7 @@ fn a_peer_no_profile_admits_gets_stopccn_2() {
         cfg(Version::V2, "b"),
     );
     sim.ep(B)
-        .set_selector(Some(ul2tp_control::Selector(Box::new(|r| office(r)))));
+        .set_selector(Some(ul2tp_control::Selector(Box::new(office))));
     let now = sim.now;
     sim.ep(A)
         .connect(now, addr(2), cfg(Version::V2, "x"))
@@ -79,7 +79,7 @@ fn the_selected_profile_brings_its_secret_and_name() {
         cfg(Version::V2, "b"),
     );
     sim.ep(B)
-        .set_selector(Some(ul2tp_control::Selector(Box::new(|r| office(r)))));
+        .set_selector(Some(ul2tp_control::Selector(Box::new(office))));
     let now = sim.now;
     sim.ep(A).connect(now, addr(2), a).unwrap();
     sim.run_for(Duration::from_secs(5));
@@ -111,7 +111,7 @@ fn the_selected_profile_brings_its_secret_and_name() {
         cfg(Version::V2, "b"),
     );
     sim.ep(B)
-        .set_selector(Some(ul2tp_control::Selector(Box::new(|r| office(r)))));
+        .set_selector(Some(ul2tp_control::Selector(Box::new(office))));
     let now = sim.now;
     sim.ep(A).connect(now, addr(2), bad).unwrap();
     sim.run_for(Duration::from_secs(5));
