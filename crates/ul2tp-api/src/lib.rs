@@ -284,12 +284,39 @@ pub struct Attrs {
     /// ul2tp: the user name the PPP endpoint authenticates with (`ppp_start`, client side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_user: Option<String>,
-    /// ul2tp: the password / CHAP secret that goes with `ppp_user`.
+    /// ul2tp: the password / CHAP secret that goes with `ppp_user`. Never in replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_password: Option<String>,
-    /// ul2tp, in replies: the PPP peer of an LNS session accounted by RADIUS.
+    /// ul2tp (replies): the pppN device of a PPP session whose IPCP is up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ppp_peer: Option<PppPeer>,
+    pub ppp_ifname: Option<String>,
+    /// ul2tp (replies): our IPv4 address on the PPP link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_local: Option<Ipv4Addr>,
+    /// ul2tp (replies): the peer's IPv4 address on the PPP link (the leased pool address on
+    /// an LNS, or the Framed-IP-Address RADIUS gave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_peer: Option<Ipv4Addr>,
+    /// ul2tp (replies): seconds since the PPP network layer came up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_online: Option<u64>,
+    /// ul2tp (replies): the `[[lns]]` profile of the call (`default` for `[control]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_profile: Option<String>,
+    /// ul2tp (replies): the address pool `ppp_peer` was leased from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_pool: Option<String>,
+    /// ul2tp (replies): the Acct-Session-Id of an LNS session accounted by RADIUS
+    /// (docs/radius.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acct_session_id: Option<String>,
+    /// ul2tp (tunnel replies): the Host Name the peer of a dynamic tunnel sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_host_name: Option<String>,
+    /// ul2tp (tunnel replies): the `[[lns]]` profile a dynamic tunnel a LAC opened came up
+    /// with (`default` for `[control]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lns_profile: Option<String>,
     /// ul2tp: the `[[lac]]` profile of `dial` / `hangup`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
@@ -297,20 +324,6 @@ pub struct Attrs {
     /// failed, with the cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<bool>,
-}
-
-/// The PPP peer of a session the LNS terminates with RADIUS (docs/radius.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PppPeer {
-    /// The user name it authenticated with.
-    pub user: String,
-    /// Its address (IPCP).
-    pub address: Ipv4Addr,
-    /// The session's Acct-Session-Id.
-    pub acct_session_id: String,
-    /// Seconds since accounting started (IPCP up).
-    pub online_secs: u64,
 }
 
 /// A request from a client.

@@ -166,6 +166,13 @@ pub fn tunnel_text(a: &Attrs) -> String {
         };
         s.push_str(&format!("  UDP checksum: {csum}\n"));
     }
+    // Extension: what the control protocol learnt of a dynamic tunnel.
+    match (&a.peer_host_name, &a.lns_profile) {
+        (Some(h), Some(p)) => s.push_str(&format!("  Peer host name: {h:?}, profile: {p}\n")),
+        (Some(h), None) => s.push_str(&format!("  Peer host name: {h:?}\n")),
+        (None, Some(p)) => s.push_str(&format!("  Profile: {p}\n")),
+        (None, None) => {}
+    }
     s
 }
 
@@ -194,6 +201,12 @@ pub fn tunnel_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>, stats: Op
             w.boolean("checksum_tx", t.csum6_tx);
             w.boolean("checksum_rx", t.csum6_rx);
         }
+    }
+    if let Some(h) = &a.peer_host_name {
+        w.string("peer_host_name", h);
+    }
+    if let Some(p) = &a.lns_profile {
+        w.string("profile", p);
     }
     stats_json(w, stats);
     w.end_object();
@@ -272,6 +285,7 @@ pub fn session_text(a: &Attrs) -> String {
             s.push_str(&format!("  vlan id: {vid}\n"));
         }
     }
+    s.push_str(&ppp_text(a));
     // Offsets are gone from the kernel (docs/reference/kernel.md §6.4); iproute2 still prints zeros.
     s.push_str("  offset 0, peer offset 0\n");
     if let Some(c) = &v.cookie {
@@ -293,13 +307,6 @@ pub fn session_text(a: &Attrs) -> String {
         }
     }
     s.push('\n');
-    // ul2tp: an LNS session accounted by RADIUS (docs/radius.md).
-    if let Some(p) = &a.ppp_peer {
-        s.push_str(&format!(
-            "  ppp peer {} address {} online {}s\n  acct session id {}\n",
-            p.user, p.address, p.online_secs, p.acct_session_id
-        ));
-    }
     s
 }
 
@@ -338,14 +345,173 @@ pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>, stats: O
     if v.recv_seq {
         w.null("recv_seq");
     }
-    if let Some(p) = &a.ppp_peer {
-        w.string("ppp_user", &p.user);
-        w.string("ppp_address", &p.address.to_string());
-        w.string("acct_session_id", &p.acct_session_id);
-        w.uint("online_secs", p.online_secs);
-    }
+    ppp_json(w, a);
     stats_json(w, stats);
     w.end_object();
+}
+
+/// Whether the daemon reported anything about a PPP endpoint on the session.
+fn has_ppp(a: &Attrs) -> bool {
+    a.ppp_user.is_some()
+        || a.ppp_ifname.is_some()
+        || a.ppp_peer.is_some()
+        || a.ppp_profile.is_some()
+}
+
+/// `1d 02:03:04`, `02:03:04`.
+pub fn duration_text(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h:02}:{m:02}:{s:02}")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
+}
+
+/// The PPP lines of `show session` (extension): user, addresses, device, time online, bytes,
+/// profile and pool.
+fn ppp_text(a: &Attrs) -> String {
+    if !has_ppp(a) {
+        return String::new();
+    }
+    let mut s = String::from("  ppp:");
+    if let Some(u) = &a.ppp_user {
+        s.push_str(&format!(" user {u:?}"));
+    }
+    match (a.ppp_local, a.ppp_peer) {
+        (Some(l), Some(p)) => s.push_str(&format!(" {l} -> {p}")),
+        _ => s.push_str(" (network layer down)"),
+    }
+    if let Some(d) = &a.ppp_ifname {
+        s.push_str(&format!(" on {d}"));
+    }
+    if let Some(t) = a.ppp_online {
+        s.push_str(&format!(", online {}", duration_text(t)));
+    }
+    if let Some(st) = &a.stats {
+        s.push_str(&format!(", rx {} tx {} bytes", st.rx_bytes, st.tx_bytes));
+    }
+    s.push('\n');
+    if a.ppp_profile.is_some() || a.ppp_pool.is_some() {
+        s.push_str("  ppp");
+        if let Some(p) = &a.ppp_profile {
+            s.push_str(&format!(" profile {p}"));
+        }
+        if let Some(p) = &a.ppp_pool {
+            s.push_str(&format!(" pool {p}"));
+        }
+        s.push('\n');
+    }
+    // ul2tp: an LNS session accounted by RADIUS (docs/radius.md).
+    if let Some(id) = &a.acct_session_id {
+        s.push_str(&format!("  acct session id {id}\n"));
+    }
+    s
+}
+
+/// The `"ppp"` object of a session in JSON (extension).
+fn ppp_json(w: &mut JsonWriter, a: &Attrs) {
+    if !has_ppp(a) {
+        return;
+    }
+    w.start_object_named("ppp");
+    ppp_fields(w, a);
+    w.end_object();
+}
+
+fn ppp_fields(w: &mut JsonWriter, a: &Attrs) {
+    if let Some(u) = &a.ppp_user {
+        w.string("user", u);
+    }
+    if let Some(d) = &a.ppp_ifname {
+        w.string("interface", d);
+    }
+    if let Some(l) = a.ppp_local {
+        w.string("local", &l.to_string());
+    }
+    if let Some(p) = a.ppp_peer {
+        w.string("peer", &p.to_string());
+    }
+    if let Some(t) = a.ppp_online {
+        w.uint("online", t);
+    }
+    if let Some(st) = &a.stats {
+        w.uint("rx_bytes", st.rx_bytes);
+        w.uint("tx_bytes", st.tx_bytes);
+    }
+    if let Some(p) = &a.ppp_profile {
+        w.string("profile", p);
+    }
+    if let Some(p) = &a.ppp_pool {
+        w.string("pool", p);
+    }
+    if let Some(id) = &a.acct_session_id {
+        w.string("acct_session_id", id);
+    }
+}
+
+/// `show ppp` (extension): the sessions with a PPP endpoint, one line each under a header
+/// (text), or an array of objects (JSON).
+pub fn show_ppp(entries: &[Attrs], json: bool, pretty: bool) -> String {
+    let ppp: Vec<&Attrs> = entries.iter().filter(|a| has_ppp(a)).collect();
+    if json {
+        let mut w = JsonWriter::new(pretty);
+        w.start_array();
+        for a in ppp {
+            w.start_object();
+            w.uint("tunnel_id", a.conn_id.unwrap_or(0).into());
+            w.uint("session_id", a.session_id.unwrap_or(0).into());
+            ppp_fields(&mut w, a);
+            w.end_object();
+        }
+        w.end_array();
+        return w.finish();
+    }
+    let dash = |o: Option<String>| o.unwrap_or_else(|| "-".into());
+    let rows: Vec<[String; 10]> = ppp
+        .iter()
+        .map(|a| {
+            [
+                format!("{}/{}", a.conn_id.unwrap_or(0), a.session_id.unwrap_or(0)),
+                dash(a.ppp_user.clone()),
+                dash(a.ppp_ifname.clone()),
+                dash(a.ppp_local.map(|x| x.to_string())),
+                dash(a.ppp_peer.map(|x| x.to_string())),
+                dash(a.ppp_online.map(duration_text)),
+                dash(a.stats.map(|s| s.rx_bytes.to_string())),
+                dash(a.stats.map(|s| s.tx_bytes.to_string())),
+                dash(a.ppp_profile.clone()),
+                dash(a.ppp_pool.clone()),
+            ]
+        })
+        .collect();
+    let head = [
+        "CALL", "USER", "DEVICE", "LOCAL", "PEER", "ONLINE", "RX_BYTES", "TX_BYTES", "PROFILE",
+        "POOL",
+    ];
+    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(&width).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        l.push('\n');
+        l
+    };
+    let mut out = line(head.to_vec());
+    for r in &rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
 }
 
 /// Is this event about a tunnel (else a session)? Tunnel and session commands say so by
@@ -688,20 +854,24 @@ mod tests {
     fn session_ppp_peer() {
         let mut a = sess();
         a.pw_type = Some(7);
-        a.ppp_peer = Some(ul2tp_api::PppPeer {
-            user: "alice".into(),
-            address: "10.96.0.77".parse().unwrap(),
-            acct_session_id: "6B131CD9-0000765A-00008B72".into(),
-            online_secs: 42,
-        });
+        a.ppp_user = Some("alice".into());
+        a.ppp_local = Some("10.96.0.1".parse().unwrap());
+        a.ppp_peer = Some("10.96.0.77".parse().unwrap());
+        a.ppp_online = Some(42);
+        a.acct_session_id = Some("6B131CD9-0000765A-00008B72".into());
         let text = session_text(&a);
         assert!(
-            text.ends_with("  ppp peer alice address 10.96.0.77 online 42s\n  acct session id 6B131CD9-0000765A-00008B72\n"),
+            text.contains("  ppp: user \"alice\" 10.96.0.1 -> 10.96.0.77, online 00:00:42\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  acct session id 6B131CD9-0000765A-00008B72\n"),
             "{text}"
         );
         let json = show_sessions(&[a], true, false, false);
+        assert!(json.contains("\"user\":\"alice\""), "{json}");
         assert!(
-            json.contains("\"ppp_user\":\"alice\",\"ppp_address\":\"10.96.0.77\",\"acct_session_id\":\"6B131CD9-0000765A-00008B72\",\"online_secs\":42"),
+            json.contains("\"peer\":\"10.96.0.77\",\"online\":42,\"acct_session_id\":\"6B131CD9-0000765A-00008B72\""),
             "{json}"
         );
     }
@@ -743,6 +913,85 @@ mod tests {
         e.vlan_id = Some(5);
         assert!(!session_text(&e).contains("pseudowire"));
         assert!(!session_text(&e).contains("vlan"));
+    }
+
+    #[test]
+    fn dynamic_tunnels_show_peer_host_name_and_profile() {
+        let mut a = udp4();
+        assert!(!tunnel_text(&a).contains("host name"));
+        a.peer_host_name = Some("lac-1".into());
+        a.lns_profile = Some("branch".into());
+        assert!(
+            tunnel_text(&a).ends_with("  Peer host name: \"lac-1\", profile: branch\n"),
+            "{}",
+            tunnel_text(&a)
+        );
+        let j = show_tunnels(std::slice::from_ref(&a), true, false, false);
+        assert!(
+            j.contains("\"peer_host_name\":\"lac-1\",\"profile\":\"branch\""),
+            "{j}"
+        );
+        a.lns_profile = None;
+        assert!(tunnel_text(&a).ends_with("  Peer host name: \"lac-1\"\n"));
+    }
+
+    #[test]
+    fn ppp_sessions_show_user_addresses_device_time_and_bytes() {
+        let mut a = sess();
+        a.pw_type = Some(7);
+        a.ppp_user = Some("alice".into());
+        a.ppp_ifname = Some("ppp3".into());
+        a.ppp_local = Some("10.64.0.1".parse().unwrap());
+        a.ppp_peer = Some("10.64.0.10".parse().unwrap());
+        a.ppp_online = Some(3723);
+        a.ppp_profile = Some("branch".into());
+        a.ppp_pool = Some("main".into());
+        a.stats = Some(Stats {
+            rx_bytes: 1000,
+            tx_bytes: 2000,
+            ..Stats::default()
+        });
+        let t = session_text(&a);
+        assert!(
+            t.contains("  ppp: user \"alice\" 10.64.0.1 -> 10.64.0.10 on ppp3, online 01:02:03, rx 1000 tx 2000 bytes\n  ppp profile branch pool main\n"),
+            "{t}"
+        );
+        let j = show_sessions(std::slice::from_ref(&a), true, false, false);
+        assert!(
+            j.contains("\"ppp\":{\"user\":\"alice\",\"interface\":\"ppp3\",\"local\":\"10.64.0.1\",\"peer\":\"10.64.0.10\",\"online\":3723,\"rx_bytes\":1000,\"tx_bytes\":2000,\"profile\":\"branch\",\"pool\":\"main\"}"),
+            "{j}"
+        );
+        // `show ppp`: a header and one line per PPP session; others are left out.
+        let list = show_ppp(&[a.clone(), sess()], false, false);
+        let lines: Vec<&str> = list.lines().collect();
+        assert_eq!(lines.len(), 2, "{list}");
+        assert!(lines[0].starts_with("CALL"), "{list}");
+        let cols: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            cols,
+            [
+                "3000/1",
+                "alice",
+                "ppp3",
+                "10.64.0.1",
+                "10.64.0.10",
+                "01:02:03",
+                "1000",
+                "2000",
+                "branch",
+                "main"
+            ]
+        );
+        let j = show_ppp(&[a], true, false);
+        assert!(
+            j.starts_with("[{\"tunnel_id\":3000,\"session_id\":1,\"user\":\"alice\""),
+            "{j}"
+        );
+        assert_eq!(duration_text(90061), "1d 01:01:01");
+        // A PPP session without our endpoint shows no ppp line.
+        let mut plain = sess();
+        plain.pw_type = Some(7);
+        assert!(!session_text(&plain).contains("ppp:"));
     }
 
     #[test]

@@ -261,7 +261,7 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         } => {
             let cmd = match what {
                 ShowWhat::Tunnel => Command::TunnelGet,
-                ShowWhat::Session => Command::SessionGet,
+                ShowWhat::Session | ShowWhat::Ppp => Command::SessionGet,
             };
             let reply = match client.request(cmd, attrs.clone(), true) {
                 Ok(r) => r,
@@ -290,6 +290,7 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 ShowWhat::Session => {
                     format::show_sessions(&entries, json, pretty, inv.options.stats)
                 }
+                ShowWhat::Ppp => format::show_ppp(&entries, json, pretty),
             };
             let _ = out.write_all(text.as_bytes());
             let _ = out.flush();

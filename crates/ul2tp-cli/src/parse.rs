@@ -53,6 +53,7 @@ Usage: ul2tp add session [ name NAME ]
        ul2tp dial PROFILE [ wait ]
        ul2tp hangup PROFILE
        ul2tp disconnect tunnel_id ID [ session_id ID ]
+       ul2tp show ppp [ tunnel_id ID ] [ session_id ID ]
        ul2tp ppp start tunnel_id ID session_id ID
           [ local ADDR remote ADDR ] [ user NAME password SECRET ]
        ul2tp help
@@ -142,6 +143,8 @@ pub enum ShowWhat {
     Tunnel,
     /// `show session`.
     Session,
+    /// `show ppp` (extension): the PPP sessions, one line each.
+    Ppp,
 }
 
 /// What a command line asks for.
@@ -935,6 +938,22 @@ pub fn parse(args: &[String], warnings: &mut Vec<String>) -> Result<Invocation, 
         do_add(&parse_params(rest, warnings)?)?
     } else if num::matches(sub, "delete") {
         do_del(&parse_params(rest, warnings)?)?
+    } else if (num::matches(sub, "show") || num::matches(sub, "lst") || num::matches(sub, "list"))
+        && rest.first().is_some_and(|w| w == "ppp")
+    {
+        // Extension: `show ppp [tunnel_id ID] [session_id ID]`.
+        let (tunnel_id, session_id) = if rest.len() > 1 {
+            let p = parse_params(&rest[1..], warnings)?;
+            (p.tunnel_id, p.session_id)
+        } else {
+            (0, 0)
+        };
+        Action::Show {
+            what: ShowWhat::Ppp,
+            request: Attrs::default(),
+            tunnel_id,
+            session_id,
+        }
     } else if num::matches(sub, "show") || num::matches(sub, "lst") || num::matches(sub, "list") {
         do_show(&parse_params(rest, warnings)?)?
     } else if num::matches(sub, "modify") {

@@ -32,7 +32,8 @@ pub mod sim;
 
 pub use engine::{
     CallType, Config, DigestAlg, DownReason, Endpoint, EndpointStats, Error, Event, MessageCounts,
-    MessageStats, SessionConfig, SessionInfo, Transmit, TunnelIdInUse, TunnelInfo, TunnelStats,
+    MessageStats, SelectFn, Selector, SessionConfig, SessionInfo, Transmit, TunnelIdInUse,
+    TunnelInfo, TunnelRequest, TunnelStats,
 };
 pub use ul2tp_wire::avp::{CdnResult, ErrorCode, StopCcnResult};
 pub use ul2tp_wire::{Encap, Timestamp, Version};

@@ -107,8 +107,16 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         udp_zero_csum6_rx: r.maybe(|r| r.below(2) == 1),
         ppp_user: r.maybe(|r| ["", "alice", "\u{0}"][r.below(3) as usize].to_string()),
         ppp_password: r.maybe(|r| ["", "secret"][r.below(2) as usize].to_string()),
-        // Reply-only: the daemon ignores it in requests.
-        ppp_peer: None,
+        // Reply-only attributes: requests carrying them must not matter.
+        ppp_ifname: r.maybe(|r| ["", "ppp0", "lo"][r.below(3) as usize].to_string()),
+        ppp_local: r.maybe(|r| v4[r.below(5) as usize]),
+        ppp_peer: r.maybe(|r| v4[r.below(5) as usize]),
+        ppp_online: r.maybe(|r| [0u64, u64::MAX][r.below(2) as usize]),
+        ppp_profile: r.maybe(|r| ["", "default"][r.below(2) as usize].to_string()),
+        ppp_pool: r.maybe(|r| ["", "p"][r.below(2) as usize].to_string()),
+        acct_session_id: r.maybe(|r| ["", "0000abcd"][r.below(2) as usize].to_string()),
+        peer_host_name: r.maybe(|r| ["", "lac"][r.below(2) as usize].to_string()),
+        lns_profile: r.maybe(|r| ["", "default"][r.below(2) as usize].to_string()),
         profile: r.maybe(|r| ["", "isp", "\u{0}"][r.below(3) as usize].to_string()),
         // A waiting request blocks until its object is up or failed: not for a fuzzer.
         wait: None,

@@ -423,7 +423,7 @@ fn pap_login_address_and_accounting() {
     // MS-Primary-DNS-Server reached the LAC in IPCP (RFC 1877).
     let lac_log = t.lac.log();
     assert!(
-        lac_log.contains("-> 10.96.0.1, DNS 10.96.0.53"),
+        lac_log.contains("-> 10.96.0.1, DNS servers from the peer: 10.96.0.53"),
         "{lac_log}"
     );
     assert!(
@@ -484,7 +484,7 @@ fn pap_login_address_and_accounting() {
     // `ul2tp show session` on the LNS names the peer, its address and the Acct-Session-Id.
     let show = t.lns.ul2tp("show session");
     assert!(
-        show.contains("ppp peer alice address 10.96.0.77 online "),
+        show.contains("  ppp: user \"alice\" ") && show.contains(" -> 10.96.0.77"),
         "{show}"
     );
     assert!(

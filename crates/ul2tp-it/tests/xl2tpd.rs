@@ -7,7 +7,8 @@
 //! Tunnel authentication (RFC 2661 challenge) and hidden AVPs are tested against xl2tpd with
 //! `challenge = yes` and `hidden bit = yes` in both roles, and a peer with the wrong secret or
 //! none is refused. The secrets live in temporary files (xl2tpd's `auth file`, ul2tpd's
-//! configuration), never on a command line.
+//! configuration), never on a command line. `[[lns]]` profiles choose (or refuse) xl2tpd by
+//! its address and Host Name.
 
 use std::process::{Child, Command as Proc, Stdio};
 use std::time::Duration;
@@ -360,5 +361,86 @@ fn xl2tpd_lac_without_secret_is_refused() {
     wait_daemon_log(&d, "not established: ");
     assert!(!d.log().contains("dynamic tunnel"), "{}", d.log());
     assert!(!xl.log().contains("Connection established"), "{}", xl.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `[[lns]]` profiles against xl2tpd as LAC: a profile for another prefix refuses its SCCRQ
+/// (StopCCN result 2, logged); a profile admitting its Host Name (`hostname = xl-lac-7`) takes
+/// it, with the profile's own tunnel secret and hidden AVPs, and its call is set up.
+#[test]
+fn xl2tpd_lac_and_lns_profiles() {
+    let (a, b) = hosts();
+    let cap = Capture::start(&b, "eth0", "udp port 1701");
+    let (d, dir) = control_daemon_with(
+        &b,
+        "192.0.2.2:1701",
+        "[[lns]]\nname = \"elsewhere\"\npeers = [\"198.51.100.0/24\"]\n",
+    );
+    let xl = Xl2tpd::start(&a, &lac_conf("hostname = xl-lac-7\n"));
+    wait_daemon_log(
+        &d,
+        "(Host Name \"xl-lac-7\") refused: no [[lns]] profile admits it",
+    );
+    xl.wait_log("Connection closed to 192.0.2.2");
+    assert!(!d.log().contains("dynamic tunnel"), "{}", d.log());
+    drop(xl);
+    drop(d);
+    let pcap = cap.stop();
+    let stop = ul2tp_it::tshark(
+        &pcap,
+        &[
+            "-Y",
+            "l2tp.avp.message_type == 4",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "l2tp.result_code",
+        ],
+    );
+    assert!(
+        stop.lines().any(|l| l == "192.0.2.2\t2"),
+        "StopCCN result 2 from ul2tpd: {stop:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Admitted by Host Name, with the profile's secret (the [control] one is wrong), hidden
+    // AVPs and receive window.
+    let cap = Capture::start(&b, "eth0", "udp port 1701");
+    let (d, dir) = control_daemon_with(
+        &b,
+        "192.0.2.2:1701",
+        "secret = \"not-this-one\"\n[[lns]]\nname = \"xl\"\nhost_names = [\"xl-lac-*\"]\n\
+secret = \"xl2tp-interop\"\nhide_avps = true\nreceive_window = 7\n",
+    );
+    let mut m = monitor(&d);
+    let conf = lac_conf("hostname = xl-lac-7\nchallenge = yes\n");
+    let xl = Xl2tpd::start_with_secret(&a, &conf, Some("xl2tp-interop"));
+    let got = expect_events(&mut m, &[Command::TunnelCreate, Command::SessionCreate]);
+    assert_eq!(got[1].pw_type, Some(ul2tp_api::pw_type::PPP));
+    xl.wait_log("Connection established to 192.0.2.2, 1701");
+    wait_daemon_log(&d, "profile xl");
+    let pcap = cap.stop();
+    let (theirs, ours) = auth_avps(&pcap);
+    // ICRP: Assigned Session ID hidden with the profile's secret (which xl2tpd read).
+    assert_authenticated(ours, theirs, 1);
+    let rws = ul2tp_it::tshark(
+        &pcap,
+        &[
+            "-Y",
+            "l2tp.avp.message_type == 2",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "l2tp.avp.receive_window_size",
+        ],
+    );
+    assert!(
+        rws.lines().any(|l| l == "192.0.2.2\t7"),
+        "SCCRP with the profile's Receive Window Size: {rws:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -97,6 +97,8 @@ pub struct Config {
     pub peer_ip: Option<Ipv4Addr>,
     /// DNS servers we hand to the peer (RFC 1877 options 129, 131).
     pub dns: [Option<Ipv4Addr>; 2],
+    /// NetBIOS name servers we hand to the peer (RFC 1877 options 130, 132).
+    pub nbns: [Option<Ipv4Addr>; 2],
     /// Ask the peer for DNS servers (client side).
     pub request_dns: bool,
     /// Run IPv6CP.
@@ -130,6 +132,7 @@ impl Default for Config {
             local_ip: None,
             peer_ip: None,
             dns: [None, None],
+            nbns: [None, None],
             request_dns: false,
             ipv6cp: false,
             interface_id: None,

@@ -241,6 +241,32 @@ fn ipcp_server_assigns_address_and_dns() {
 }
 
 #[test]
+fn ipcp_server_hands_out_nbns_servers() {
+    let cfg = Config {
+        local_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        peer_ip: Some(Ipv4Addr::new(10, 0, 0, 9)),
+        nbns: [Some(Ipv4Addr::new(10, 0, 0, 137)), None],
+        ..Config::default()
+    };
+    let (mut ep, _) = opened(cfg);
+    // Primary NBNS is configured: Nak with it; secondary NBNS and DNS are not: Reject.
+    let mut req = opt(3, &[10, 0, 0, 9]);
+    req.extend(opt(130, &[0; 4]));
+    req.extend(opt(129, &[0; 4]));
+    req.extend(opt(132, &[0; 4]));
+    ep.handle_frame(T, &cp(proto::IPCP, 1, 1, &req)).unwrap();
+    let (_, code, _, data) = dec(&drain(&mut ep)[0]);
+    let mut rej = opt(129, &[0; 4]);
+    rej.extend(opt(132, &[0; 4]));
+    assert_eq!((code, data), (4, rej));
+    let mut req = opt(3, &[10, 0, 0, 9]);
+    req.extend(opt(130, &[0; 4]));
+    ep.handle_frame(T, &cp(proto::IPCP, 1, 2, &req)).unwrap();
+    let (_, code, _, data) = dec(&drain(&mut ep)[0]);
+    assert_eq!((code, data), (3, opt(130, &[10, 0, 0, 137])));
+}
+
+#[test]
 fn ipv6cp_interface_identifier_rules() {
     let cfg = Config {
         ipv6cp: true,

@@ -166,6 +166,26 @@ pub struct ControlConfig {
     /// LNS: unanswered Echo-Requests after which the link is down and the call cleared
     /// (default 3).
     pub ppp_echo_failure: Option<u32>,
+    /// Our Receive Window Size (default 4).
+    pub receive_window: Option<u16>,
+    /// LNS: tunnels one peer address may hold at once (default: no limit).
+    pub max_tunnels: Option<usize>,
+    /// LNS: calls per tunnel; more are refused with CDN 4 (default: no limit).
+    pub max_sessions: Option<usize>,
+    /// LNS: DNS servers handed to PPP peers in IPCP (RFC 1877, at most 2).
+    #[serde(default)]
+    pub ppp_dns: Vec<std::net::Ipv4Addr>,
+    /// LNS: NBNS servers handed to PPP peers in IPCP (at most 2).
+    #[serde(default)]
+    pub ppp_nbns: Vec<std::net::Ipv4Addr>,
+    /// LNS: MTU of the pppN devices (at most the peer's MRU).
+    pub ppp_mtu: Option<u16>,
+    /// LNS: the MRU we ask for in LCP.
+    pub ppp_mru: Option<u16>,
+    /// LNS: seconds without IP traffic after which a call is cleared.
+    pub ppp_idle_timeout: Option<u64>,
+    /// LNS: seconds online after which a call is cleared.
+    pub ppp_session_timeout: Option<u64>,
 }
 
 fn default_challenge() -> bool {
@@ -210,45 +230,29 @@ impl ControlConfig {
         if let Some(v) = self.max_retries_half_open {
             c.max_retries_half_open = v;
         }
+        if let Some(w) = self.receive_window {
+            c.rx_window = w.max(1);
+        }
+        c.max_tunnels_per_peer = self.max_tunnels.unwrap_or(0);
+        c.max_sessions = self.max_sessions.unwrap_or(0);
+        let default =
+            default_profile(self, c.clone()).unwrap_or_else(|_| crate::profile::Profile {
+                name: "default".into(),
+                peers: Vec::new(),
+                host_names: Vec::new(),
+                config: c.clone(),
+                ppp: None,
+            });
         crate::control::ControlSettings {
             listen: self.listen,
             listen_udp: self.listen_udp.clone(),
             listen_ip: self.listen_ip.clone(),
             config: c,
-            ppp_server: self.ppp_pool(),
+            profiles: crate::profile::Profiles {
+                list: Vec::new(),
+                default: std::sync::Arc::new(default),
+            },
         }
-    }
-
-    /// The PPP pool, when both `ppp_local` and a well-formed `ppp_pool` are given (always
-    /// the case for a table that passed [`ControlConfig::check`]).
-    fn ppp_pool(&self) -> Option<crate::control::PppPool> {
-        let (local, pool) = (self.ppp_local?, self.ppp_pool.as_ref()?);
-        let (first, last) = parse_pool(pool).ok()?;
-        let require = match self.ppp_auth.as_deref() {
-            None => Vec::new(),
-            Some(a) => vec![auth_protocol(a)?],
-        };
-        let users = self
-            .ppp_users
-            .iter()
-            .map(|(u, p)| (u.clone(), p.clone()))
-            .collect();
-        Some(crate::control::PppPool {
-            local,
-            first,
-            last,
-            require,
-            users,
-            echo: (self.ppp_echo_interval.is_some() || self.ppp_echo_failure.is_some()).then(
-                || {
-                    (
-                        std::time::Duration::from_secs(self.ppp_echo_interval.unwrap_or(10).max(1)),
-                        self.ppp_echo_failure.unwrap_or(3).max(1),
-                    )
-                },
-            ),
-            radius: None,
-        })
     }
 
     /// Check what serde cannot: the values' forms and the keys that need each other. On
@@ -308,58 +312,47 @@ impl ControlConfig {
                 ));
             }
         }
-        if let Some(a) = &self.ppp_auth {
-            if auth_protocol(a).is_none() {
-                return Err((
-                    "ppp_auth",
-                    format!("{a:?} is not one of pap, chap, mschapv2"),
-                ));
-            }
-        }
-        match (&self.ppp_local, &self.ppp_pool) {
-            (Some(_), None) => {
-                return Err((
-                    "ppp_local",
-                    "needs ppp_pool (the peers' addresses, \"FIRST-LAST\")".into(),
-                ))
-            }
-            (None, Some(_)) => return Err(("ppp_pool", "needs ppp_local (our address)".into())),
-            (Some(_), Some(p)) => {
-                parse_pool(p).map_err(|m| ("ppp_pool", m))?;
-            }
-            (None, None) => {
-                if self.ppp_auth.is_some() {
-                    return Err((
-                        "ppp_auth",
-                        "needs ppp_local and ppp_pool (peers authenticate to the LNS PPP endpoint they configure)".into(),
-                    ));
-                }
-            }
-        }
+        default_profile(self, ul2tp_control::Config::default())?;
         Ok(())
     }
 }
 
-/// `"pap"`, `"chap"`, `"mschapv2"`.
-fn auth_protocol(name: &str) -> Option<ul2tp_ppp::AuthProtocol> {
-    match name {
-        "pap" => Some(ul2tp_ppp::AuthProtocol::Pap),
-        "chap" => Some(ul2tp_ppp::AuthProtocol::ChapMd5),
-        "mschapv2" => Some(ul2tp_ppp::AuthProtocol::MsChapV2),
-        _ => None,
+/// The default profile: the flat `[control]` keys.
+pub(crate) fn default_profile(
+    c: &ControlConfig,
+    config: ul2tp_control::Config,
+) -> Result<crate::profile::Profile, crate::profile::KeyError> {
+    let pools = match &c.ppp_pool {
+        Some(p) => vec![crate::profile::Pool {
+            name: "ppp_pool".into(),
+            ranges: vec![crate::profile::parse_range(p).map_err(|m| ("ppp_pool", m))?],
+        }],
+        None => Vec::new(),
+    };
+    let ppp = crate::profile::ppp_service(crate::profile::PppKeys {
+        local: c.ppp_local,
+        pools,
+        auth: c.ppp_auth.as_deref(),
+        users: &c.ppp_users,
+        dns: crate::profile::two("ppp_dns", &c.ppp_dns)?,
+        nbns: crate::profile::two("ppp_nbns", &c.ppp_nbns)?,
+        mtu: c.ppp_mtu,
+        mru: c.ppp_mru,
+        echo: (c.ppp_echo_interval, c.ppp_echo_failure),
+        idle: c.ppp_idle_timeout,
+        session: c.ppp_session_timeout,
+    })?;
+    crate::profile::limits(c.max_tunnels, c.max_sessions)?;
+    if c.receive_window == Some(0) {
+        return Err(("receive_window", "must be at least 1".into()));
     }
-}
-
-/// A pool `"FIRST-LAST"` of IPv4 addresses with FIRST <= LAST.
-fn parse_pool(pool: &str) -> Result<(std::net::Ipv4Addr, std::net::Ipv4Addr), String> {
-    let bad = || format!("{pool:?} is not FIRST-LAST (two IPv4 addresses)");
-    let (a, b) = pool.split_once('-').ok_or_else(bad)?;
-    let first: std::net::Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
-    let last: std::net::Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
-    if first > last {
-        return Err(format!("first address {first} is after last {last}"));
-    }
-    Ok((first, last))
+    Ok(crate::profile::Profile {
+        name: "default".into(),
+        peers: Vec::new(),
+        host_names: Vec::new(),
+        config,
+        ppp,
+    })
 }
 
 /// Encapsulation keyword.
@@ -458,6 +451,29 @@ pub struct Config {
     /// Calls the LAC places (`dial.rs`).
     #[serde(default)]
     pub lac: Vec<crate::dial::LacConfig>,
+    /// LNS profiles (`profile.rs`); with none, `[control]` serves every LAC.
+    #[serde(default)]
+    pub lns: Vec<Spanned<crate::profile::LnsProfile>>,
+}
+
+impl Config {
+    /// The control plane's settings: `[control]` with the `[[lns]]` profiles (`None` without
+    /// `[control]`). For a configuration that passed [`Config::check`].
+    pub fn control_settings(&self) -> Option<crate::control::ControlSettings> {
+        let mut s = self.control.as_ref()?.settings();
+        s.profiles.list = crate::profile::build_all(&self.lns, &s.config).ok()?;
+        Some(s)
+    }
+
+    /// Whether the `[[lns]]` tables differ (what a reload hands the control plane).
+    pub fn lns_changed(&self, other: &Config) -> bool {
+        self.lns.len() != other.lns.len()
+            || self
+                .lns
+                .iter()
+                .zip(&other.lns)
+                .any(|(a, b)| a.get_ref() != b.get_ref())
+    }
 }
 
 /// The `[datapath]` table.
@@ -709,6 +725,28 @@ impl Config {
                 message,
             },
         )?;
+        if let Some(p) = config.lns.first() {
+            let Some(c) = &config.control else {
+                return Err(ConfigError {
+                    file: path.to_path_buf(),
+                    line: Some(line_of(text, p.span().start)),
+                    key: Some("lns".into()),
+                    table: None,
+                    message: "[[lns]] profiles need a [control] section (the control endpoint)"
+                        .into(),
+                });
+            };
+            crate::profile::build_all(&config.lns, &c.settings().config).map_err(
+                |(span, key, message)| ConfigError {
+                    file: path.to_path_buf(),
+                    line: Some(crate::profile::key_line_in(text, span, key)),
+                    key: Some(key.to_string()),
+                    // Shown as `[[lns]] key`.
+                    table: Some("[lns]".into()),
+                    message,
+                },
+            )?;
+        }
         Ok(Checked {
             config,
             statics,
@@ -1217,6 +1255,121 @@ seq = "both"
     }
 
     #[test]
+    fn lns_profiles_name_file_line_and_key() {
+        let base = "[control]\nsecret = \"s\"\n";
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\npeers = [\"10.0.0.0/8\"]\n\n[[lns]]\nname = \"b\"\npeers = [\"10.0.0.0/40\"]\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(9), Some("peers")), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:9: [[lns]] peers: profile \"b\": "),
+            "{e}"
+        );
+        assert!(e.to_string().contains("prefix length above 32"), "{e}");
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\nppp_local = \"10.0.0.1\"\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("ppp_local")),
+            "{e}"
+        );
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\nppp_local = \"10.0.0.1\"\n[[lns.pool]]\nname = \"p\"\nranges = [\"10.0.0.9-10.0.0.2\"]\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(8), Some("ranges")), "{e}");
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\n[[lns]]\nname = \"a\"\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("name")), "{e}");
+        let e = check_err(&format!("{base}[[lns]]\nname = \"a\"\nmax_sessions = 0\n"));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("max_sessions")),
+            "{e}"
+        );
+        let e = check_err(&format!(
+            "{base}[[lns]]\nname = \"a\"\nppp_dns = [\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\"]\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("ppp_dns")),
+            "{e}"
+        );
+        let e = check_err(&format!("{base}[[lns]]\nname = \"a\"\nsecrett = \"x\"\n"));
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.to_string().contains("secrett"), "{e}");
+        let e = check_err("[[lns]]\nname = \"a\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("lns")), "{e}");
+        let e = check_err("[control]\n[[lns]]\nname = \"a\"\nhide_avps = true\n");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("hide_avps")),
+            "{e}"
+        );
+        // The flat [control] keys are the default profile, checked the same way.
+        let e = check_err("[control]\n\nmax_sessions = 0\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:3: [control] max_sessions: must be at least 1 (leave it out for no limit)"
+        );
+        let e = check_err("[control]\nppp_nbns = [\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\"]\n");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("ppp_nbns")),
+            "{e}"
+        );
+        let flat = Config::check(
+            Path::new("t.toml"),
+            "[control]\nmax_tunnels = 3\nmax_sessions = 9\nreceive_window = 16\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.3\"\nppp_dns = [\"192.0.2.53\"]\nppp_mtu = 1400\nppp_idle_timeout = 600\n",
+        )
+        .unwrap();
+        let d = flat.config.control_settings().unwrap().profiles.default;
+        assert_eq!(
+            (
+                d.config.max_tunnels_per_peer,
+                d.config.max_sessions,
+                d.config.rx_window
+            ),
+            (3, 9, 16)
+        );
+        let ppp = d.ppp.as_ref().unwrap();
+        assert_eq!(
+            (ppp.dns[0], ppp.mtu),
+            (Some("192.0.2.53".parse().unwrap()), Some(1400))
+        );
+        assert_eq!(ppp.idle_timeout, Some(std::time::Duration::from_secs(600)));
+        // A good file: profiles in file order on the [control] base, with their pools.
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!("{base}host_name = \"lns\"\n[[lns]]\nname = \"a\"\npeers = [\"192.0.2.0/24\"]\nsecret = \"t\"\nmax_tunnels = 2\nppp_local = \"10.0.0.1\"\nppp_dns = [\"192.0.2.53\"]\n[[lns.pool]]\nname = \"one\"\nranges = [\"10.0.1.0/30\", \"10.0.2.5-10.0.2.6\"]\n[[lns]]\nname = \"b\"\nhost_name = \"lns-b\"\n"),
+        )
+        .unwrap();
+        let s = ok.config.control_settings().unwrap();
+        let names: Vec<&str> = s.profiles.list.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let a = &s.profiles.list[0];
+        assert_eq!(a.config.secret.as_deref(), Some(&b"t"[..]));
+        assert_eq!(a.config.host_name, "lns");
+        assert_eq!(a.config.max_tunnels_per_peer, 2);
+        let ppp = a.ppp.as_ref().unwrap();
+        assert_eq!(ppp.pools[0].size(), 4);
+        assert_eq!(ppp.dns[0], Some("192.0.2.53".parse().unwrap()));
+        assert_eq!(s.profiles.list[1].config.secret.as_deref(), Some(&b"s"[..]));
+        assert_eq!(
+            s.profiles.list[1].config.host_name, "lns-b",
+            "its own host_name"
+        );
+        let ip = |x: &str| x.parse().unwrap();
+        assert_eq!(s.profiles.select(ip("192.0.2.9"), "x").unwrap().name, "a");
+        assert_eq!(
+            s.profiles.select(ip("198.51.100.1"), "x").unwrap().name,
+            "b"
+        );
+    }
+
+    #[test]
     fn control_checks_name_line_and_key() {
         let e =
             check_err("[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.9-10.0.0.1\"\n");
@@ -1243,7 +1396,15 @@ seq = "both"
             "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"chap\"\nppp_users = { a = \"b\" }\n",
         )
         .unwrap();
-        assert!(ok.config.control.unwrap().settings().ppp_server.is_some());
+        assert!(ok
+            .config
+            .control
+            .unwrap()
+            .settings()
+            .profiles
+            .default
+            .ppp
+            .is_some());
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //!
 //! All endpoint state lives in one task; API requests reach it through a channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -47,6 +47,7 @@ use ul2tp_wire::avp::CIRCUIT_ACTIVE;
 
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
 use crate::metrics::ControlSnapshot;
+use crate::profile::{Profile, Profiles};
 use crate::store::{
     io_err, session_attrs, ApiResult, ControlHandle, Ctl, Store, Task, TunnelInfo as DpTunnelInfo,
 };
@@ -62,28 +63,9 @@ pub struct ControlSettings {
     pub listen_ip: Vec<IpAddr>,
     /// Endpoint configuration (host name, secret, version for tunnels we open, timers).
     pub config: Config,
-    /// LNS: run the PPP endpoint as server on every PPP session a peer opens, with this
-    /// local address and peers' addresses from the pool.
-    pub ppp_server: Option<PppPool>,
-}
-
-/// Addresses for the PPP sessions an LNS terminates.
-#[derive(Debug, Clone)]
-pub struct PppPool {
-    /// Our address on every pppN.
-    pub local: std::net::Ipv4Addr,
-    /// First and last address handed to peers.
-    pub first: std::net::Ipv4Addr,
-    /// Last address handed to peers.
-    pub last: std::net::Ipv4Addr,
-    /// Authentication required from peers (empty: none).
-    pub require: Vec<ul2tp_ppp::AuthProtocol>,
-    /// Accepted (name, secret) pairs.
-    pub users: Vec<(String, String)>,
-    /// LCP Echo-Request interval and failures before the link is dead (default 10 s, 3).
-    pub echo: Option<(Duration, u32)>,
-    /// `[radius]`: peers are authenticated and accounted for by RADIUS.
-    pub radius: Option<Arc<crate::radius::Radius>>,
+    /// LNS: the profiles of tunnels peers open (`profile.rs`); a profile with a PPP service
+    /// runs the PPP endpoint as server on every PPP session of its tunnels.
+    pub profiles: Profiles,
 }
 
 /// A request for the endpoint task.
@@ -122,6 +104,8 @@ enum Cmd {
         error: Option<String>,
         cause: ul2tp_wire::avp::PppDisconnectCause,
     },
+    /// New profiles (reload): for tunnels opened from now on.
+    Profiles(Profiles),
 }
 
 /// Changes to the endpoint's configuration for one tunnel we open.
@@ -259,6 +243,7 @@ impl ControlPlane {
         if let Some(store) = d.upgrade() {
             ep.set_tunnel_id_in_use(tunnel_id_in_use(&store.registry));
         }
+        ep.set_selector(selector(&s.profiles));
         let ops = d.upgrade().map(|s| s.ops.clone()).unwrap_or_default();
         let st = State {
             ops,
@@ -270,9 +255,13 @@ impl ControlPlane {
             vlans: HashMap::new(),
             circuits: HashMap::new(),
             config: s.config,
-            pool: s.ppp_server,
+            profiles: s.profiles,
+            tunnel_profiles: HashMap::new(),
             leases: HashMap::new(),
             events: events.clone(),
+            leased: HashSet::new(),
+            pool_exhausted: 0,
+            no_address: None,
         };
         let host_name = st.config.host_name.clone();
         let task = Task(tokio::spawn(run(st, up_ours, rx, ep)));
@@ -358,6 +347,12 @@ impl ControlPlane {
         .await
     }
 
+    /// Use `profiles` for tunnels opened from now on (reload); established tunnels keep
+    /// the profile they came up with.
+    pub(crate) fn set_profiles(&self, profiles: Profiles) -> bool {
+        self.tx.try_send(Cmd::Profiles(profiles)).is_ok()
+    }
+
     /// Close a tunnel or a session.
     pub(crate) async fn close(&self, tid: u32, sid: Option<u32>) -> ApiResult<()> {
         self.ask(|reply| Cmd::Close { tid, sid, reply }).await
@@ -413,10 +408,18 @@ struct State {
     circuits: HashMap<(u32, u32), Circuit>,
     /// The endpoint's configuration, the base of tunnels we open.
     config: Config,
-    /// LNS PPP address pool.
-    pool: Option<PppPool>,
+    /// The profiles of new tunnels.
+    profiles: Profiles,
+    /// The profile of each tunnel a peer opened, from when it came up.
+    tunnel_profiles: HashMap<u32, Arc<Profile>>,
     /// Pool addresses in use, by session.
-    leases: HashMap<(u32, u32), std::net::Ipv4Addr>,
+    leases: HashMap<(u32, u32), Lease>,
+    /// Every leased address (pools of several profiles may overlap).
+    leased: HashSet<std::net::Ipv4Addr>,
+    /// Calls refused because their profile's pools were exhausted.
+    pool_exhausted: u64,
+    /// The call `session_up` just refused for want of an address: cleared with a cause.
+    no_address: Option<(u32, u32)>,
     /// Where applied events go ([`ControlPlane::events`]).
     events: tokio::sync::broadcast::Sender<Event>,
 }
@@ -432,6 +435,97 @@ struct Circuit {
     armed: bool,
     /// The Active bit the peer last heard from us (set in ICRQ / ICRP / ICCN).
     reported_up: bool,
+}
+
+/// A pool address leased to a call.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    /// The pool.
+    pub(crate) pool: String,
+    /// The address.
+    pub(crate) addr: std::net::Ipv4Addr,
+}
+
+/// Refusals logged per [`REFUSAL_LOG_WINDOW`]; beyond, they are only counted (the metric
+/// counts them all) and summed up in one line when the next window opens.
+const REFUSAL_LOG_BURST: u32 = 20;
+const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(60);
+
+/// A log budget: `burst` lines per `window`.
+#[derive(Debug)]
+struct LogBudget {
+    start: std::time::Instant,
+    logged: u32,
+    quiet: u64,
+    burst: u32,
+    window: Duration,
+}
+
+impl LogBudget {
+    fn new(burst: u32, window: Duration, now: std::time::Instant) -> LogBudget {
+        LogBudget {
+            start: now,
+            logged: 0,
+            quiet: 0,
+            burst,
+            window,
+        }
+    }
+
+    /// Whether a line may be logged at `now`, and how many were kept quiet in the window
+    /// that just ended (to report once).
+    fn take(&mut self, now: std::time::Instant) -> (bool, u64) {
+        let mut ended = 0;
+        if now.duration_since(self.start) >= self.window {
+            ended = std::mem::take(&mut self.quiet);
+            (self.start, self.logged) = (now, 0);
+        }
+        if self.logged < self.burst {
+            self.logged += 1;
+            (true, ended)
+        } else {
+            self.quiet += 1;
+            (false, ended)
+        }
+    }
+}
+
+/// The engine's selector for `profiles`: the first profile admitting the peer; a refusal is
+/// logged here (the engine answers StopCCN 2 and counts it), at most
+/// [`REFUSAL_LOG_BURST`] lines a minute so that a flood of strangers cannot flood the log.
+fn selector(profiles: &Profiles) -> Option<ul2tp_control::Selector> {
+    let profiles = profiles.clone();
+    let mut budget = LogBudget::new(
+        REFUSAL_LOG_BURST,
+        REFUSAL_LOG_WINDOW,
+        std::time::Instant::now(),
+    );
+    Some(ul2tp_control::Selector(Box::new(move |req| {
+        let host = String::from_utf8_lossy(req.host_name);
+        match profiles.select(req.peer.ip(), &host) {
+            Some(p) => {
+                tracing::debug!("SCCRQ from {} ({host:?}): profile {}", req.peer, p.name);
+                Some(p.config.clone())
+            }
+            None => {
+                let (log, quiet) = budget.take(std::time::Instant::now());
+                if quiet > 0 {
+                    tracing::warn!(
+                        "{quiet} more SCCRQs refused (no [[lns]] profile admits them) were not logged"
+                    );
+                }
+                if log {
+                    tracing::warn!(
+                        peer = %req.peer,
+                        peer_host_name = ?host,
+                        "SCCRQ from {} (Host Name {host:?}) refused: no [[lns]] profile admits it",
+                        req.peer
+                    );
+                }
+                None
+            }
+        }
+    })))
 }
 
 impl State {
@@ -450,10 +544,16 @@ impl State {
             messages: ep.message_stats().clone(),
             tunnels_down: self.metrics.tunnels_down.clone(),
             sessions_down: self.metrics.sessions_down.clone(),
-            pool: self.pool.as_ref().map(|p| {
-                let size = u64::from(u32::from(p.last).saturating_sub(u32::from(p.first))) + 1;
-                (size, self.leases.len() as u64)
-            }),
+            pool: {
+                let size: u64 = self
+                    .profiles
+                    .all()
+                    .filter_map(|p| p.ppp.as_ref())
+                    .flat_map(|s| s.pools.iter().map(|p| p.size()))
+                    .sum();
+                (size > 0 || !self.leases.is_empty()).then_some((size, self.leases.len() as u64))
+            },
+            pool_exhausted: self.pool_exhausted,
             ..ControlSnapshot::default()
         };
         // The tunnels gone and the ones held.
@@ -472,15 +572,36 @@ impl State {
         self.ops.control.store(Some(Arc::new(snap)));
     }
 
-    /// The lowest free pool address.
-    fn lease(&mut self, key: (u32, u32)) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
-        let pool = self.pool.as_ref()?;
-        let (first, last) = (u32::from(pool.first), u32::from(pool.last));
-        let free = (first..=last)
-            .map(std::net::Ipv4Addr::from)
-            .find(|a| !self.leases.values().any(|l| l == a))?;
-        self.leases.insert(key, free);
-        Some((pool.local, free))
+    /// The profile of tunnel `tid` (the default one for tunnels we opened).
+    fn profile_of(&self, tid: u32) -> Arc<Profile> {
+        self.tunnel_profiles
+            .get(&tid)
+            .cloned()
+            .unwrap_or_else(|| self.profiles.default.clone())
+    }
+
+    /// The lowest free address of the first of `profile`'s pools that has one.
+    fn lease(&mut self, key: (u32, u32), profile: &Profile) -> Option<std::net::Ipv4Addr> {
+        let ppp = profile.ppp.as_ref()?;
+        let (pool, addr) = ppp
+            .pools
+            .iter()
+            .find_map(|p| p.free(&self.leased, ppp.local).map(|a| (p, a)))?;
+        self.leased.insert(addr);
+        self.leases.insert(
+            key,
+            Lease {
+                pool: pool.name.clone(),
+                addr,
+            },
+        );
+        Some(addr)
+    }
+
+    fn release(&mut self, key: (u32, u32)) {
+        if let Some(l) = self.leases.remove(&key) {
+            self.leased.remove(&l.addr);
+        }
     }
 }
 
@@ -589,8 +710,28 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                 let _ = events.send(ev);
             }
             if let Some(close) = close {
+                let no_address = st.no_address.take();
                 let _ = match close {
                     (tid, None) => ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest),
+                    (tid, Some(sid)) if no_address == Some((tid, sid)) => {
+                        // CDN 4 with the reason as Error Message and a PPP Disconnect Cause
+                        // for IPCP: no address to give.
+                        let text = "no address left in the pools of the call's profile";
+                        let cause = ul2tp_wire::avp::PppDisconnectCause {
+                            code: ul2tp_wire::avp::PppDisconnectCause::NO_INFO,
+                            protocol: ul2tp_wire::ppp::proto::IPCP,
+                            direction: ul2tp_wire::avp::PppDisconnectCause::AT_LOCAL,
+                            message: text.as_bytes().to_vec(),
+                        };
+                        ep.close_session_ppp(
+                            now(),
+                            tid,
+                            sid,
+                            CdnResult::TemporaryNoFacilities,
+                            Some((ErrorCode::VendorSpecific, text)),
+                            Some(&cause),
+                        )
+                    }
                     (tid, Some(sid)) => {
                         ep.close_session(now(), tid, sid, CdnResult::TemporaryNoFacilities)
                     }
@@ -737,6 +878,10 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
                 r.map_err(|e| ApiError::new(Errno::ENODEV, format!("control protocol: {e:?}"))),
             );
         }
+        Cmd::Profiles(p) => {
+            ep.set_selector(selector(&p));
+            st.profiles = p;
+        }
         Cmd::ClearPpp {
             tid,
             sid,
@@ -791,6 +936,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
             }
             // Gone at the control level: no StopCCN from the delete below.
             ctl.dynamic.remove(&tunnel_id);
+            st.tunnel_profiles.remove(&tunnel_id);
             if ctl.tunnels.contains_key(&tunnel_id) {
                 tracing::info!(tunnel_id, "dynamic tunnel {tunnel_id} down: {reason:?}");
                 let _ = d.tunnel_delete_locked(&mut ctl, tunnel_id);
@@ -821,7 +967,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
             st.ifnames.remove(&(tunnel_id, session_id));
             st.vlans.remove(&(tunnel_id, session_id));
             st.circuits.remove(&(tunnel_id, session_id));
-            st.leases.remove(&(tunnel_id, session_id));
+            st.release((tunnel_id, session_id));
             if let Some(s) = d.registry.session_get(tunnel_id, session_id) {
                 let _ = d.session_delete_locked(&mut ctl, &s);
             }
@@ -860,7 +1006,18 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
     }
 }
 
-fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResult<()> {
+fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &TunnelInfo) -> ApiResult<()> {
+    let mut lns_profile = None;
+    if !info.initiator {
+        // The profile the selector chose (by the name it carries; a reload since keeps the
+        // tunnel on the default profile only if the name is gone).
+        let p = st
+            .profiles
+            .by_name(&info.profile)
+            .unwrap_or_else(|| st.profiles.default.clone());
+        lns_profile = Some(p.name.clone());
+        st.tunnel_profiles.insert(info.tunnel_id, p);
+    }
     let local = st
         .listener(info.encap, info.peer.ip())
         .and_then(|l| l.local_addr().ok())
@@ -900,18 +1057,30 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResu
         socket: sock.id,
     };
     d.register_tunnel(ctl, p, sock, DpTunnelInfo::default())?;
+    if let Some(rt) = ctl.tunnels.get_mut(&info.tunnel_id) {
+        rt.facts = Some(crate::store::ControlFacts {
+            peer_host_name: info.peer_host_name.clone(),
+            lns_profile,
+        });
+    }
     ctl.dynamic.insert(info.tunnel_id);
     tracing::info!(
         tunnel_id = info.tunnel_id,
         peer_host_name = ?info.peer_host_name,
-        "dynamic tunnel {} up with {} over {} ({:?})",
+        profile = %info.profile,
+        "dynamic tunnel {} up with {} over {} ({:?}){}",
         info.tunnel_id,
         info.peer,
         match info.encap {
             Encap::Udp => "UDP",
             Encap::Ip => "IP",
         },
-        info.peer_host_name
+        info.peer_host_name,
+        if info.profile.is_empty() {
+            String::new()
+        } else {
+            format!(", profile {}", info.profile)
+        }
     );
     Ok(())
 }
@@ -1024,30 +1193,49 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
     d.notify(Command::SessionCreate, session_attrs(&s, ctl));
     // LNS: terminate PPP sessions the peer opened with our own PPP endpoint.
     if info.pw_type == PwType::Ppp && !info.initiator {
-        if let Some((local, peer)) = st.lease((info.tunnel_id, info.session_id)) {
-            let pool = st.pool.as_ref();
+        let profile = st.profile_of(info.tunnel_id);
+        if let Some(ppp) = &profile.ppp {
+            let key = (info.tunnel_id, info.session_id);
+            let Some(peer) = st.lease(key, &profile) else {
+                st.pool_exhausted += 1;
+                tracing::warn!(
+                    tunnel_id = info.tunnel_id,
+                    session_id = info.session_id,
+                    profile = %profile.name,
+                    "session {}/{} refused: the address pools of profile {} are exhausted",
+                    info.tunnel_id,
+                    info.session_id,
+                    profile.name
+                );
+                st.no_address = Some(key);
+                return Err(ApiError::new(Errno::ENOMEM, "address pools exhausted"));
+            };
             let setup = crate::pppd::PppSetup {
-                local: Some(local),
+                local: Some(ppp.local),
                 peer: Some(peer),
                 user: None,
-                require: pool.map(|p| p.require.clone()).unwrap_or_default(),
-                users: pool.map(|p| p.users.clone()).unwrap_or_default(),
-                auth_name: Some(st.config.host_name.clone()),
+                require: ppp.require.clone(),
+                users: ppp.users.clone(),
+                auth_name: Some(profile.config.host_name.clone()),
                 // The LAC side starts PPP once the call is up: wait for its first frame.
                 passive: true,
-                echo: pool.and_then(|p| p.echo),
-                radius: pool.and_then(|p| p.radius.clone()),
+                echo: ppp.echo,
+                radius: st.ops.radius.load_full(),
+                dns: ppp.dns,
+                nbns: ppp.nbns,
+                mtu: ppp.mtu,
+                mru: ppp.mru,
+                idle_timeout: ppp.idle_timeout,
+                session_timeout: ppp.session_timeout,
+                request_dns: false,
+                profile: Some(profile.name.clone()),
+                pool: st.leases.get(&key).map(|l| l.pool.clone()),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
-            drop(crate::pppd::start(d, ctl, s.clone(), setup)?);
-        } else if st.pool.is_some() {
-            tracing::warn!(
-                tunnel_id = info.tunnel_id,
-                session_id = info.session_id,
-                "PPP address pool exhausted: session {}/{} has no PPP endpoint",
-                info.tunnel_id,
-                info.session_id
-            );
+            if let Err(e) = crate::pppd::start(d, ctl, s.clone(), setup) {
+                st.release(key);
+                return Err(e);
+            }
         }
     }
     tracing::info!(
@@ -1086,6 +1274,21 @@ mod tests {
     }
 
     #[test]
+    fn refusal_logging_has_a_budget() {
+        let t0 = std::time::Instant::now();
+        let mut b = LogBudget::new(3, Duration::from_secs(60), t0);
+        let got: Vec<(bool, u64)> = (0..5).map(|_| b.take(t0)).collect();
+        assert_eq!(
+            got,
+            [(true, 0), (true, 0), (true, 0), (false, 0), (false, 0)]
+        );
+        // The next window logs again and reports the 2 kept quiet, once.
+        let t1 = t0 + Duration::from_secs(61);
+        assert_eq!(b.take(t1), (true, 2));
+        assert_eq!(b.take(t1), (true, 0));
+    }
+
+    #[test]
     fn endpoints_are_seeded_from_the_operating_system() {
         // Every endpoint the daemon builds draws its own ids and challenges. A seed made of the
         // process id and a clock reading takes only a handful of values within one process, so
@@ -1097,7 +1300,7 @@ mod tests {
             ..Config::default()
         };
         let peer: SocketAddr = "192.0.2.2:1701".parse().unwrap();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for _ in 0..64 {
             let mut ep = new_endpoint(&cfg).unwrap();
             ep.connect(Timestamp::ZERO, peer, cfg.clone()).unwrap();

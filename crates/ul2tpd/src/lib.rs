@@ -16,6 +16,7 @@ pub mod entropy;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod profile;
 pub mod radius;
 pub mod reload;
 pub mod server;

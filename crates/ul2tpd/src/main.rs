@@ -152,15 +152,15 @@ fn run(args: Args) -> anyhow::Result<()> {
             _ => None,
         };
         let mut radius_client = None;
-        if let Some(c) = &cfg.control {
-            let mut settings = c.settings();
-            if let (Some(r), Some(pool)) = (&cfg.radius, settings.ppp_server.as_mut()) {
+        if let (Some(c), Some(settings)) = (&cfg.control, cfg.control_settings()) {
+            if let Some(r) = &cfg.radius {
+                // The LNS PPP endpoints of every profile check logins and account through it
+                // (`control.rs` hands it to each PPP session it terminates).
                 let host = settings.config.host_name.clone();
                 let radius = ul2tpd::radius::Radius::start(r, &host)
                     .map_err(|(key, e)| anyhow::anyhow!("{}{e}", locate("radius", key)))?;
                 daemon.ops().radius.store(Some(radius.clone()));
-                radius_client = Some(radius.clone());
-                pool.radius = Some(radius);
+                radius_client = Some(radius);
             }
             let local = daemon.start_control(settings).map_err(|e| {
                 anyhow::anyhow!(

@@ -145,8 +145,10 @@ pub(crate) struct ControlSnapshot {
     pub(crate) tunnels_down: BTreeMap<&'static str, u64>,
     /// Sessions down, by reason label.
     pub(crate) sessions_down: BTreeMap<&'static str, u64>,
-    /// LNS address pool: (size, leased).
+    /// LNS address pools of every profile: (size, leased).
     pub(crate) pool: Option<(u64, u64)>,
+    /// Calls refused because their profile's pools were exhausted.
+    pub(crate) pool_exhausted: u64,
 }
 
 /// PPP endpoint counters, bumped by the link tasks (a handful of events per link).
@@ -463,6 +465,16 @@ impl L2tpCollector {
                 e.rx_auth_failures,
             ),
             (
+                "ul2tp_control_sccrq_refused",
+                "SCCRQs answered with StopCCN: no [[lns]] profile admits the peer, or it holds max_tunnels",
+                e.sccrq_refused,
+            ),
+            (
+                "ul2tp_ppp_pool_exhausted",
+                "calls refused (CDN 4) because the address pools of their profile were exhausted",
+                s.pool_exhausted,
+            ),
+            (
                 "ul2tp_control_tie_breaks_won",
                 "SCCRQs ignored because we won the tie-break",
                 e.tie_breaks_won,
@@ -533,7 +545,7 @@ impl L2tpCollector {
             gauge(
                 enc,
                 "ul2tp_ppp_pool_addresses",
-                "addresses in the LNS PPP address pool",
+                "addresses in the LNS PPP address pools of every profile",
                 size,
             )?;
             gauge(

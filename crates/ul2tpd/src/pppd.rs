@@ -34,7 +34,7 @@ use ul2tp_wire::avp::PppDisconnectCause as Cause;
 use ul2tp_wire::ppp::proto;
 
 use crate::datapath::{self, Pseudowire, TunnelSocket};
-use crate::store::{ApiResult, Ctl, Store, Task};
+use crate::store::{ApiResult, Ctl, PppInfo, Store, Task};
 
 /// How an endpoint is set up.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +59,24 @@ pub(crate) struct PppSetup {
     pub(crate) echo: Option<(Duration, u32)>,
     /// Authenticate the peer and account for the session with RADIUS (`[radius]`).
     pub(crate) radius: Option<Arc<crate::radius::Radius>>,
+    /// DNS servers handed to the peer in IPCP (server side, RFC 1877).
+    pub(crate) dns: [Option<Ipv4Addr>; 2],
+    /// NBNS servers handed to the peer in IPCP.
+    pub(crate) nbns: [Option<Ipv4Addr>; 2],
+    /// MTU of the pppN device.
+    pub(crate) mtu: Option<u16>,
+    /// MRU negotiated in LCP.
+    pub(crate) mru: Option<u16>,
+    /// Clear the call after this long without IP packets in either direction.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Clear the call after this long, busy or not.
+    pub(crate) session_timeout: Option<Duration>,
+    /// Ask the peer for DNS servers (client side).
+    pub(crate) request_dns: bool,
+    /// The `[[lns]]` profile and the pool of the call (for `show session`).
+    pub(crate) profile: Option<String>,
+    /// The pool `peer` was leased from.
+    pub(crate) pool: Option<String>,
 }
 
 /// The endpoint configuration a setup describes.
@@ -72,10 +90,15 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
             .map(|(u, p)| (u.into_bytes(), p.into_bytes())),
         require_auth: setup.require.clone(),
         external_auth: setup.radius.is_some() && !setup.require.is_empty(),
+        dns: setup.dns,
+        nbns: setup.nbns,
         // The peer assigns our address: ask it for DNS servers too (RFC 1877).
-        request_dns: setup.local.is_none(),
+        request_dns: setup.request_dns || setup.local.is_none(),
         ..ul2tp_ppp::Config::default()
     };
+    if let Some(m) = setup.mru {
+        cfg.mru = m;
+    }
     if let Some(name) = &setup.auth_name {
         cfg.auth_name = name.clone().into_bytes();
     }
@@ -141,6 +164,17 @@ pub(crate) fn start(
             .map(|(u, p)| (u.into_bytes(), p.into_bytes()))
             .collect(),
     );
+    let info = Arc::new(std::sync::Mutex::new(PppInfo {
+        user: setup.user.as_ref().map(|(u, _)| u.clone()),
+        profile: setup.profile.clone(),
+        pool: setup.pool.clone(),
+        ..PppInfo::default()
+    }));
+    let timers = Timers {
+        mtu: setup.mtu,
+        idle: setup.idle_timeout,
+        session: setup.session_timeout,
+    };
     let (tx, rx) = mpsc::channel(1024);
     let (ready_tx, ready) = oneshot::channel();
     d.pseudowires.insert(key, Arc::new(Pseudowire::PppLink(tx)));
@@ -164,9 +198,13 @@ pub(crate) fn start(
         rx,
         ready: Some(ready_tx),
         passive: setup.passive,
+        info: info.clone(),
+        timers,
     };
     let task = Task(tokio::spawn(link.run(ep)));
-    ctl.sessions.entry(key).or_default().tasks.push(task);
+    let rt = ctl.sessions.entry(key).or_default();
+    rt.tasks.push(task);
+    rt.ppp = Some(info);
     Ok(ready)
 }
 
@@ -181,6 +219,30 @@ struct Seen {
     last_proto: u16,
     /// Authentication failed: (we rejected the peer, protocol).
     auth: Option<(bool, u16)>,
+    /// We closed the link because a timer of the profile ran out.
+    expired: Option<Expired>,
+    /// IP packets from the peer since the run loop last looked.
+    ip_rx: bool,
+}
+
+/// The profile timers that clear a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// `ppp_idle_timeout`: no IP packet either way for that long.
+    Idle,
+    /// `ppp_session_timeout`: the call lasted that long.
+    Session,
+}
+
+/// The per-profile limits of a link.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timers {
+    /// pppN MTU (at most the peer's MRU).
+    mtu: Option<u16>,
+    /// Idle timeout.
+    idle: Option<Duration>,
+    /// Session timeout.
+    session: Option<Duration>,
 }
 
 struct Link {
@@ -196,6 +258,8 @@ struct Link {
     rx: mpsc::Receiver<Vec<u8>>,
     ready: Option<oneshot::Sender<ApiResult<()>>>,
     passive: bool,
+    info: Arc<std::sync::Mutex<PppInfo>>,
+    timers: Timers,
 }
 
 impl Link {
@@ -217,18 +281,59 @@ impl Link {
         let mut tun: Option<Tun> = None;
         let mut seen = Seen::default();
         let mut buf = vec![0u8; 65536];
+        // Idle and session timeouts run from IPCP up (the time online); any IP packet
+        // either way restarts the idle one.
+        let mut last_ip = std::time::Instant::now();
+        let mut up_since: Option<std::time::Instant> = None;
         loop {
             // Send everything the last input (or open) queued before waiting again.
             if let Some(reason) = self.drain(&mut ep, &mut tun, &mut seen, &name).await {
                 self.link_down(reason, &seen, &name).await;
                 return;
             }
-            let wait = match ep.poll_timeout() {
+            if std::mem::take(&mut seen.ip_rx) {
+                last_ip = std::time::Instant::now();
+            }
+            if tun.is_some() && up_since.is_none() {
+                up_since = Some(std::time::Instant::now());
+                last_ip = std::time::Instant::now();
+            } else if tun.is_none() {
+                up_since = None;
+            }
+            // The profile's timers, once online.
+            let expiry = up_since.and_then(|since| {
+                let idle = self.timers.idle.map(|t| (last_ip + t, Expired::Idle));
+                let session = self.timers.session.map(|t| (since + t, Expired::Session));
+                [idle, session].into_iter().flatten().min_by_key(|x| x.0)
+            });
+            if let Some((at, what)) = expiry {
+                if seen.expired.is_none() && at <= std::time::Instant::now() {
+                    let t = match what {
+                        Expired::Idle => self.timers.idle,
+                        Expired::Session => self.timers.session,
+                    }
+                    .unwrap_or_default();
+                    tracing::info!(
+                        tunnel_id = self.session.tunnel_id(),
+                        session_id = self.session.session_id(),
+                        "{name}: PPP {} ({} s): closing the link",
+                        expired_text(what),
+                        t.as_secs()
+                    );
+                    seen.expired = Some(what);
+                    ep.close(now());
+                    continue;
+                }
+            }
+            let mut wait = match ep.poll_timeout() {
                 Some(t) => t - now(),
                 None if !opened => PASSIVE_WAIT.saturating_sub(now() - start),
                 None => Duration::from_secs(3600),
             };
             let radius_due = self.radius.as_ref().and_then(|r| r.next_due());
+            if let Some((at, _)) = expiry.filter(|_| seen.expired.is_none()) {
+                wait = wait.min(at.saturating_duration_since(std::time::Instant::now()));
+            }
             tokio::select! {
                 Some((user, v)) = self.verdicts.recv() => self.verdict(&mut ep, user, v, &name),
                 Some(c) = self.dae.recv() => {
@@ -276,7 +381,9 @@ impl Link {
                     }
                 } => {
                     if let Ok(n) = r {
-                        let _ = ep.send_ip(&buf[..n]);
+                        if ep.send_ip(&buf[..n]).is_ok() {
+                            last_ip = std::time::Instant::now();
+                        }
                         if let Some(r) = self.radius.as_mut() {
                             r.activity();
                         }
@@ -312,6 +419,7 @@ impl Link {
             if let Some(r) = self.radius.as_mut() {
                 r.activity();
             }
+            seen.ip_rx = true;
             if let Some(t) = tun.as_ref() {
                 let (IpPacket::V4(b) | IpPacket::V6(b)) = p;
                 let _ = t.try_send(&b);
@@ -324,7 +432,9 @@ impl Link {
         };
         while let Some(ev) = ep.poll_event() {
             match ev {
-                Event::NetworkUp { local, peer, dns } => {
+                Event::NetworkUp {
+                    local, peer, dns, ..
+                } => {
                     match Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE) {
                         Ok(t) => {
                             let addr = IfAddr {
@@ -332,22 +442,34 @@ impl Link {
                                 prefix_len: 32,
                                 peer: Some(IpAddr::V4(peer)),
                             };
-                            if let Err(e) = add_address(t.name(), addr).and_then(|_| t.set_up(true))
+                            // The device never sends more than the peer's MRU, nor more
+                            // than the profile's MTU.
+                            let mtu = link_mtu(self.timers.mtu, ep.peer_mru());
+                            if let Err(e) = t
+                                .set_mtu(u32::from(mtu))
+                                .and_then(|_| add_address(t.name(), addr))
+                                .and_then(|_| t.set_up(true))
                             {
                                 tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
                             }
-                            let dns: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
+                            let dns_text = if dns.is_empty() {
+                                String::new()
+                            } else {
+                                let list: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
+                                format!(", DNS servers from the peer: {}", list.join(", "))
+                            };
                             tracing::info!(
                                 tunnel_id,
                                 session_id,
-                                "{name}: PPP up on {}: {local} -> {peer}{}",
-                                t.name(),
-                                if dns.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!(", DNS {}", dns.join(" "))
-                                }
+                                "{name}: PPP up on {} (MTU {mtu}): {local} -> {peer}{dns_text}",
+                                t.name()
                             );
+                            {
+                                let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+                                i.ifname = Some(t.name().to_string());
+                                i.addrs = Some((local, peer));
+                                i.up_since = Some(std::time::Instant::now());
+                            }
                             *tun = Some(t);
                             if let Some(r) = self.radius.as_mut() {
                                 r.network_up(peer);
@@ -375,6 +497,7 @@ impl Link {
                 }
                 Event::AuthSuccess { peer_name } => {
                     let user = user_text(&peer_name);
+                    self.info.lock().unwrap_or_else(|e| e.into_inner()).user = Some(user.clone());
                     tracing::info!(
                         tunnel_id,
                         session_id,
@@ -420,10 +543,14 @@ impl Link {
                 Event::NetworkDown | Event::Ipv6Down => {
                     if ev == Event::NetworkDown && tun.take().is_some() {
                         tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
+                        let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+                        (i.ifname, i.addrs, i.up_since) = (None, None, None);
                     }
                 }
                 Event::LinkDown { reason } => {
                     tun.take();
+                    let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+                    (i.ifname, i.addrs, i.up_since) = (None, None, None);
                     return Some(reason);
                 }
                 other => tracing::debug!("{name}: PPP {other:?}"),
@@ -510,6 +637,18 @@ impl Link {
     }
 }
 
+/// The pppN MTU: the peer's MRU, lowered to the profile's MTU.
+fn link_mtu(configured: Option<u16>, peer_mru: u16) -> u16 {
+    configured.map_or(peer_mru, |m| m.min(peer_mru))
+}
+
+fn expired_text(e: Expired) -> &'static str {
+    match e {
+        Expired::Idle => "idle timeout",
+        Expired::Session => "session timeout",
+    }
+}
+
 /// A PPP user name as text for logs and messages: the peer sends bytes, we show them as
 /// lossy UTF-8 (a `{:?}` of the result quotes it and escapes control characters, so the name
 /// can neither be confused with the text around it nor break the log line).
@@ -529,6 +668,15 @@ fn clear_cause(reason: DownReason, seen: &Seen) -> (CdnResult, &'static str, Cau
         message: text.as_bytes().to_vec(),
     };
     let (result_code, text, cause) = match reason {
+        DownReason::AdminClose if seen.expired.is_some() => {
+            let what = seen.expired.unwrap_or(Expired::Idle);
+            let t = expired_text(what);
+            (
+                CdnResult::Administrative,
+                t,
+                c(Cause::ADMIN, 0, Cause::AT_LOCAL, t),
+            )
+        }
         DownReason::AdminClose => {
             let t = "closed by the administrator";
             (

@@ -581,16 +581,16 @@ impl Radius {
         }
     }
 
-    /// What `ul2tp show session` says about the PPP peer of (`tunnel_id`, `session_id`),
-    /// once its accounting has started.
-    pub fn peer(&self, key: (u32, u32)) -> Option<ul2tp_api::PppPeer> {
-        let e = self.sessions.get(key)?;
-        Some(ul2tp_api::PppPeer {
-            user: String::from_utf8_lossy(&e.user).into_owned(),
-            address: e.framed_ip,
-            acct_session_id: e.acct_session_id,
-            online_secs: e.started.elapsed().as_secs(),
-        })
+    /// Add what RADIUS knows about the PPP peer of (`tunnel_id`, `session_id`) to its
+    /// `ul2tp show session` attributes, once its accounting has started.
+    pub fn annotate(&self, key: (u32, u32), a: &mut ul2tp_api::Attrs) {
+        let Some(e) = self.sessions.get(key) else {
+            return;
+        };
+        a.ppp_user = Some(String::from_utf8_lossy(&e.user).into_owned());
+        a.ppp_peer = Some(e.framed_ip);
+        a.ppp_online.get_or_insert(e.started.elapsed().as_secs());
+        a.acct_session_id = Some(e.acct_session_id);
     }
 
     /// Queue an accounting record (never waits: a full queue drops it and counts the drop).

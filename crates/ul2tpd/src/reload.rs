@@ -14,7 +14,8 @@
 //!   `reorder_timeout`) is changed live; any other difference (addresses, ports, ids,
 //!   cookies, names, pseudowire type, ...) is logged and left as it is;
 //! * `[api] group` and `read_group` apply to connections accepted afterwards; changes to
-//!   `[api] socket`, `[control]`, `[metrics]`, `[datapath]` and `[radius]` are logged and take effect at the next start.
+//!   `[api] socket`, `[control]`, `[metrics]`, `[datapath]` and `[radius]` are logged and take effect at the next start;
+//! * `[[lns]]` profiles apply to tunnels LACs open afterwards (established tunnels keep theirs).
 //!
 //! Every change is one log line, followed by a summary.
 
@@ -470,6 +471,46 @@ impl Statics {
                         sum.failed += 1;
                     }
                 }
+            }
+        }
+        // [[lns]] profiles: for tunnels opened from now on (established tunnels keep the
+        // profile they came up with). A changed [control] is only applied at restart, so the
+        // profiles are built on the running [control].
+        if self.config.lns_changed(&new_cfg) {
+            match self.config.control.as_ref().map(|c| c.settings()) {
+                None => {
+                    tracing::warn!(
+                        "reload: [[lns]] changed in {file}, but the control plane is not running ([control] takes effect when ul2tpd restarts)"
+                    );
+                    sum.kept += 1;
+                }
+                Some(s) => match crate::profile::build_all(&new_cfg.lns, &s.config) {
+                    Err((_, key, m)) => {
+                        tracing::error!(
+                            "reload: [[lns]] {key}: {m} (on the running [control]); profiles left as they are"
+                        );
+                        sum.failed += 1;
+                    }
+                    Ok(list) => {
+                        let names: Vec<String> = list.iter().map(|p| p.name.clone()).collect();
+                        let profiles = crate::profile::Profiles {
+                            list,
+                            default: s.profiles.default,
+                        };
+                        if daemon.set_lns_profiles(profiles) {
+                            tracing::info!(
+                                "reload: [[lns]] profiles now {names:?} (for tunnels opened from now on)"
+                            );
+                            self.config.lns = new_cfg.lns.clone();
+                            sum.changed += 1;
+                        } else {
+                            tracing::error!(
+                                "reload: [[lns]]: the control plane is busy; profiles left as they are"
+                            );
+                            sum.failed += 1;
+                        }
+                    }
+                },
             }
         }
         for (name, changed) in [

@@ -90,6 +90,15 @@ pub(crate) struct TunnelInfo {
     pub(crate) zero_csum6_rx: bool,
 }
 
+/// What the control plane learnt of a dynamic tunnel, reported in replies.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ControlFacts {
+    /// The peer's Host Name.
+    pub(crate) peer_host_name: String,
+    /// The `[[lns]]` profile of a tunnel a LAC opened.
+    pub(crate) lns_profile: Option<String>,
+}
+
 #[derive(Debug)]
 pub(crate) struct TunnelRt {
     pub(crate) sock: Arc<SocketRt>,
@@ -97,6 +106,8 @@ pub(crate) struct TunnelRt {
     pub(crate) tasks: Vec<Task>,
     /// The emulated L2TP/IP socket a managed IP tunnel was created on.
     pub(crate) l2tpip: Option<u64>,
+    /// A dynamic tunnel: what the control plane learnt of it.
+    pub(crate) facts: Option<ControlFacts>,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +115,26 @@ pub(crate) struct SessionRt {
     pub(crate) tasks: Vec<Task>,
     /// A session socket is (or was) attached: a second connect is EEXIST (§7.3).
     pub(crate) had_socket: bool,
+    /// The daemon's PPP endpoint on this session: what `show session` reports of it.
+    pub(crate) ppp: Option<Arc<std::sync::Mutex<PppInfo>>>,
+}
+
+/// What the PPP endpoint of a session reports to `show session` (kept up to date by its
+/// task, read under the `Ctl` lock).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PppInfo {
+    /// The authenticated peer (server side) or our user name (client side).
+    pub(crate) user: Option<String>,
+    /// The pppN device while IPCP is up.
+    pub(crate) ifname: Option<String>,
+    /// Our address and the peer's while IPCP is up.
+    pub(crate) addrs: Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
+    /// When IPCP came up.
+    pub(crate) up_since: Option<std::time::Instant>,
+    /// The `[[lns]]` profile of the call.
+    pub(crate) profile: Option<String>,
+    /// The pool the peer's address came from.
+    pub(crate) pool: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -253,6 +284,10 @@ impl Store {
             }
             _ => {}
         }
+        if let Some(f) = &rt.facts {
+            a.peer_host_name = Some(f.peer_host_name.clone());
+            a.lns_profile = f.lns_profile.clone();
+        }
         Some(a)
     }
 
@@ -368,6 +403,7 @@ impl Store {
                 info,
                 tasks: Vec::new(),
                 l2tpip: None,
+                facts: None,
             },
         );
         if let Some(attrs) = self.tunnel_attrs(ctl, tid) {
@@ -452,6 +488,7 @@ impl Store {
             SessionRt {
                 tasks,
                 had_socket: false,
+                ppp: None,
             },
         );
         Ok(())
@@ -483,7 +520,26 @@ impl Store {
 }
 
 /// Session reply attributes (docs/reference/kernel.md §4.8).
-pub(crate) fn session_attrs(s: &Session, _ctl: &Ctl) -> Attrs {
+pub(crate) fn session_attrs(s: &Session, ctl: &Ctl) -> Attrs {
+    let mut a = base_session_attrs(s);
+    let info = ctl
+        .sessions
+        .get(&(s.tunnel_id(), s.session_id()))
+        .and_then(|rt| rt.ppp.as_ref())
+        .map(|i| i.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    if let Some(i) = info {
+        a.ppp_user = i.user;
+        a.ppp_ifname = i.ifname;
+        a.ppp_local = i.addrs.map(|x| x.0);
+        a.ppp_peer = i.addrs.map(|x| x.1);
+        a.ppp_online = i.up_since.map(|t| t.elapsed().as_secs());
+        a.ppp_profile = i.profile;
+        a.ppp_pool = i.pool;
+    }
+    a
+}
+
+fn base_session_attrs(s: &Session) -> Attrs {
     let p = s.params();
     // PPP sessions never report IFNAME (docs/reference/kernel.md §4.3).
     let ifname = if p.pw_type == PwType::Ppp {

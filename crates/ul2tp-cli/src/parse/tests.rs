@@ -771,3 +771,29 @@ fn stats_and_netns_options() {
     assert_eq!(err("-n").code, 255);
     assert_eq!(ok("--version").action, Action::Version);
 }
+
+#[test]
+fn show_ppp_lists_ppp_sessions() {
+    for line in ["show ppp", "list ppp", "show ppp tunnel_id 7 session_id 9"] {
+        let Action::Show { what, request, .. } = ok(line).action else {
+            panic!("{line}: not a show")
+        };
+        assert_eq!(what, ShowWhat::Ppp, "{line}");
+        assert_eq!(request, Attrs::default(), "{line}: a full dump");
+    }
+    let Action::Show {
+        tunnel_id,
+        session_id,
+        ..
+    } = ok("show ppp tunnel_id 7 session_id 9").action
+    else {
+        panic!()
+    };
+    assert_eq!((tunnel_id, session_id), (7, 9));
+    // `show session` is unchanged.
+    let Action::Show { what, .. } = ok("show session").action else {
+        panic!()
+    };
+    assert_eq!(what, ShowWhat::Session);
+    let _ = err("show ppp bogus");
+}

@@ -110,6 +110,16 @@ pub struct Config {
     /// SCCCN (the tunnel is half-open); lower than `max_retries` to limit reflection. The
     /// effective value is `min(max_retries, max_retries_half_open)`.
     pub max_retries_half_open: u32,
+    /// Sessions this tunnel holds at most; a call beyond it is refused with CDN Result Code 4
+    /// (temporary lack of facilities). 0: no limit.
+    pub max_sessions: usize,
+    /// For tunnels the peer opens: tunnels one peer IP address may have opened and hold at
+    /// once when a new one would get this configuration; an SCCRQ beyond it is answered with StopCCN Result Code 2, Error Code 4
+    /// (insufficient resources). 0: no limit.
+    pub max_tunnels_per_peer: usize,
+    /// The name of the profile this configuration came from (the daemon's `[[lns]]` tables);
+    /// not used by the engine, returned in [`TunnelInfo`](crate::TunnelInfo).
+    pub profile: String,
 }
 
 impl Default for Config {
@@ -140,6 +150,9 @@ impl Default for Config {
             new_tunnels_per_second_per_peer: 4,
             new_tunnels_burst_per_peer: 8,
             max_retries_half_open: 3,
+            max_sessions: 0,
+            max_tunnels_per_peer: 0,
+            profile: String::new(),
         }
     }
 }

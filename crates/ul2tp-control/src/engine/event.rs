@@ -119,6 +119,8 @@ pub struct TunnelInfo {
     pub peer_rx_window: u16,
     /// Peer's PW Capabilities List (v3).
     pub peer_pw_types: Vec<PwType>,
+    /// The `profile` of the configuration the tunnel runs with (empty: none named).
+    pub profile: String,
     /// Whether the peer proved it knows the secret: v3 message authentication is on, or (v2)
     /// it answered our Challenge.
     pub authenticated: bool,

@@ -47,7 +47,9 @@ use message::{build_ack, new_msg, parse, peer_tunnel_id, queue, Draft};
 use session::{
     clear_session, connects_acked, send_cdn, send_session_msg, start_session, SState, Session,
 };
-use tunnel::{dispatch, down_all, hello_jitter, info_of, send_sccrx, stop_tunnel, TState, Tunnel};
+use tunnel::{
+    dispatch, down_all, hello_jitter, info_of, send_sccrx, stop_tunnel, Refusal, TState, Tunnel,
+};
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +106,32 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     stats: EndpointStats,
     messages: MessageStats,
+    selector: Option<Selector>,
+}
+
+/// What an SCCRQ tells about the peer before a tunnel exists: what a [`Selector`] chooses by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelRequest<'a> {
+    /// Where the SCCRQ came from.
+    pub peer: SocketAddr,
+    /// Its protocol version.
+    pub version: Version,
+    /// Its Host Name AVP.
+    pub host_name: &'a [u8],
+}
+
+/// Chooses the configuration of a tunnel a peer opens (the daemon's profiles); `None` refuses
+/// the peer with StopCCN Result Code 2. Called once per new SCCRQ that passed the flood
+/// limits' checks of the message itself.
+pub type SelectFn = dyn FnMut(&TunnelRequest<'_>) -> Option<Config> + Send;
+
+/// A boxed [`SelectFn`] (a wrapper only to be `Debug`).
+pub struct Selector(pub Box<SelectFn>);
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Selector")
+    }
 }
 
 /// Endpoint state shared by all tunnels.
@@ -201,6 +229,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             stats: EndpointStats::default(),
             messages: MessageStats::default(),
+            selector: None,
         }
     }
 
@@ -209,6 +238,13 @@ impl Endpoint {
     /// refuse a negotiated tunnel whose id clashes with one of them.
     pub fn set_tunnel_id_in_use(&mut self, in_use: TunnelIdInUse) {
         self.foreign_ids = ForeignIds(Some(in_use));
+    }
+
+    /// Choose the configuration of each tunnel a peer opens with `selector` instead of using
+    /// the endpoint configuration for all (`None`: back to that). Tunnels already held keep
+    /// theirs. The endpoint configuration's flood limits apply before the selector is asked.
+    pub fn set_selector(&mut self, selector: Option<Selector>) {
+        self.selector = selector;
     }
 
     /// Endpoint counters.
@@ -429,6 +465,7 @@ impl Endpoint {
                 hello_jitter: Duration::ZERO,
                 sessions: BTreeMap::new(),
                 connects: VecDeque::new(),
+                refusal: None,
             },
         );
         Some(id)
@@ -761,13 +798,68 @@ impl Endpoint {
         hdr: ControlHeader,
         msg: &[u8],
     ) -> Option<u32> {
-        let cfg = self.cfg.clone();
-        // Tunnels the peer opens are built from the endpoint configuration.
+        let mut cfg = self.cfg.clone();
+        // Tunnels the peer opens are built from the endpoint configuration, or from the one
+        // the selector chooses.
         cfg.check().ok()?;
-        let Ok((m, _)) = parse(msg, hdr.version, cfg.secret.as_deref()) else {
+        let Ok((mut m, _)) = parse(msg, hdr.version, cfg.secret.as_deref()) else {
             self.stats.rx_malformed += 1;
             return None;
         };
+        let mut refusal = None;
+        // A retransmitted SCCRQ goes to its tunnel below without asking the selector again.
+        let known = peer_tunnel_id(hdr.version, &m)
+            .and_then(|p| self.by_peer.get(&(from, p)))
+            .is_some_and(|t| self.tunnels.contains_key(t));
+        if let (Some(sel), false) = (&mut self.selector, known) {
+            let req = TunnelRequest {
+                peer: from,
+                version: hdr.version,
+                host_name: m.host_name().unwrap_or_default(),
+            };
+            match sel.0(&req) {
+                Some(c) if c.check().is_ok() => {
+                    if c.secret != cfg.secret {
+                        let Ok((m2, _)) = parse(msg, hdr.version, c.secret.as_deref()) else {
+                            self.stats.rx_malformed += 1;
+                            return None;
+                        };
+                        m = m2;
+                    }
+                    cfg = c;
+                }
+                _ => refusal = Some(Refusal::NoProfile),
+            }
+        }
+        if refusal.is_none() && cfg.max_tunnels_per_peer > 0 && !known {
+            let held = self
+                .tunnels
+                .values()
+                .filter(|t| !t.initiator && !t.is_dying() && t.peer.ip() == from.ip())
+                .count();
+            if held >= cfg.max_tunnels_per_peer {
+                refusal = Some(Refusal::TooManyTunnels);
+            }
+        }
+        let tid = self.admit_parsed(now, (encap, from), hdr, msg, &m, &cfg)?;
+        if let Some(t) = self.tunnels.get_mut(&tid) {
+            if refusal.is_some() && t.refusal.is_none() && t.peer_id == 0 {
+                self.stats.sccrq_refused += 1;
+                t.refusal = refusal;
+            }
+        }
+        Some(tid)
+    }
+
+    fn admit_parsed(
+        &mut self,
+        now: Timestamp,
+        (encap, from): (Encap, SocketAddr),
+        hdr: ControlHeader,
+        msg: &[u8],
+        m: &ul2tp_wire::message::Message,
+        cfg: &Config,
+    ) -> Option<u32> {
         // v3 authentication: an SCCRQ's digest covers the message alone (docs/reference/rfc.md §2.8).
         if hdr.version == Version::V3 {
             if let Some(s) = &cfg.secret {
@@ -777,7 +869,7 @@ impl Endpoint {
                 }
             }
         }
-        let Some(peer_tid) = peer_tunnel_id(hdr.version, &m).filter(|&p| p != 0) else {
+        let Some(peer_tid) = peer_tunnel_id(hdr.version, m).filter(|&p| p != 0) else {
             self.stats.rx_malformed += 1;
             return None;
         };
@@ -814,7 +906,7 @@ impl Endpoint {
                 (None, Some(_)) => false,
                 // Neither sent one: two separate tunnels (docs/reference/rfc.md §1.14).
                 (None, None) => {
-                    return self.admit_new(now, (encap, from), hdr, &cfg, peer_tid, None)
+                    return self.admit_new(now, (encap, from), hdr, cfg, peer_tid, None)
                 }
             };
             if we_win {
@@ -823,7 +915,7 @@ impl Endpoint {
             }
             loser = Some(ours_id);
         }
-        self.admit_new(now, (encap, from), hdr, &cfg, peer_tid, loser)
+        self.admit_new(now, (encap, from), hdr, cfg, peer_tid, loser)
     }
 
     /// `(encap, from)`: the transport and the address the SCCRQ came from.

@@ -430,6 +430,9 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
             return refuse_call(t, ctx, peer_sid, CdnResult::SequencingWithoutSublayer, None);
         }
     }
+    if t.cfg.max_sessions > 0 && t.sessions.len() >= t.cfg.max_sessions {
+        return refuse_call(t, ctx, peer_sid, CdnResult::TemporaryNoFacilities, None);
+    }
     let Some(sid) = ctx.alloc_session_id(t.version) else {
         return refuse_call(t, ctx, peer_sid, CdnResult::TemporaryNoFacilities, None);
     };

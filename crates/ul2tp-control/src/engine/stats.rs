@@ -57,6 +57,9 @@ pub struct EndpointStats {
     pub sccrq_dropped_half_open: u64,
     /// New SCCRQs dropped unanswered: the source exceeded its new-tunnel rate.
     pub sccrq_rate_limited: u64,
+    /// New SCCRQs answered with StopCCN: the selector matched no configuration, or the
+    /// peer holds `max_tunnels_per_peer` tunnels already.
+    pub sccrq_refused: u64,
     /// Tunnels whose timers the last `handle_timeout` call looked at (a work counter: it
     /// grows with the tunnels that are due, not with the tunnels held).
     pub last_timeout_work: u64,

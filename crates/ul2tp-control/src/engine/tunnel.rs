@@ -67,6 +67,17 @@ pub(super) struct Tunnel {
     /// (Ns, session id) of the ICCN / OCCN messages waiting for their acknowledgement, in Ns
     /// order (the peer acknowledges in that order too).
     pub(super) connects: VecDeque<(u16, u32)>,
+    /// A tunnel the peer opens that we refuse: the StopCCN answering its SCCRQ.
+    pub(super) refusal: Option<Refusal>,
+}
+
+/// Why an SCCRQ is answered with StopCCN rather than SCCRP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// The selector matched no configuration.
+    NoProfile,
+    /// The peer holds `max_tunnels_per_peer` tunnels already.
+    TooManyTunnels,
 }
 
 impl Tunnel {
@@ -367,6 +378,27 @@ fn on_sccrq(t: &mut Tunnel, ctx: &mut Ctx<'_>, m: &Message) {
     if !accept_peer_start(t, ctx, m) {
         return;
     }
+    match t.refusal {
+        Some(Refusal::NoProfile) => {
+            return protocol_error(
+                t,
+                ctx,
+                StopCcnResult::GeneralError,
+                Some(ErrorCode::NoError),
+                "no profile admits this peer",
+            )
+        }
+        Some(Refusal::TooManyTunnels) => {
+            return protocol_error(
+                t,
+                ctx,
+                StopCcnResult::GeneralError,
+                Some(ErrorCode::InsufficientResources),
+                "too many tunnels from this peer",
+            )
+        }
+        None => {}
+    }
     let Ok(answer) = answer_challenge(t, m, MessageType::Sccrp) else {
         return stop_auth(t, ctx);
     };
@@ -446,6 +478,7 @@ pub(super) fn info_of(t: &Tunnel) -> TunnelInfo {
         peer_router_id: t.peer_router_id,
         peer_rx_window: t.chan.peer_window(),
         peer_pw_types: t.peer_pw_types.clone(),
+        profile: t.cfg.profile.clone(),
         // v2: a tunnel that came up with our Challenge outstanding had it answered.
         authenticated: t.auth || (t.version == Version::V2 && t.our_challenge.is_some()),
     }

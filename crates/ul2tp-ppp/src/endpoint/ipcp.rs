@@ -1,4 +1,4 @@
-//! IPCP options (RFC 1332, RFC 1877 DNS; docs/reference/rfc.md §4.10): the address and DNS servers we request, the address
+//! IPCP options (RFC 1332, RFC 1877 DNS and NBNS; docs/reference/rfc.md §4.10): the address and DNS servers we request, the address
 //! we assign the peer, and how Naks and Rejects change our request.
 
 use std::net::Ipv4Addr;
@@ -40,9 +40,15 @@ impl Endpoint {
                         None => push_option(&mut rej, o.kind, o.data),
                     }
                 }
-                (129 | 131, Some(a)) => {
-                    let i = usize::from(o.kind == 131);
-                    match self.config.dns[i] {
+                (129..=132, Some(a)) => {
+                    // 129 / 131: primary / secondary DNS, 130 / 132: NBNS (RFC 1877).
+                    let i = usize::from(o.kind >= 131);
+                    let served = if o.kind % 2 == 1 {
+                        self.config.dns[i]
+                    } else {
+                        self.config.nbns[i]
+                    };
+                    match served {
                         Some(d) if d == a => {}
                         Some(d) => push_option(&mut nak, o.kind, &d.octets()),
                         None => push_option(&mut rej, o.kind, o.data),

@@ -114,6 +114,14 @@ impl Daemon {
             .ok_or_else(|| ApiError::new(Errno::ENOENT, "no [[lac]] profiles in the configuration"))
     }
 
+    /// Hand the control plane new `[[lns]]` profiles (reload): tunnels opened from now on
+    /// use them, established ones keep theirs. False without a control plane.
+    pub fn set_lns_profiles(&self, profiles: crate::profile::Profiles) -> bool {
+        self.control
+            .get()
+            .is_some_and(|cp| cp.set_profiles(profiles))
+    }
+
     fn control(&self) -> ApiResult<&ControlPlane> {
         self.control.get().map(|cp| &**cp).ok_or_else(|| {
             ApiError::new(

@@ -22,6 +22,9 @@ pub(crate) async fn start(d: &Store, host_name: Option<String>, a: &Attrs) -> Ap
         peer: a.ip_daddr,
         user,
         auth_name: host_name,
+        // As client (no address of our own given), ask the peer for DNS servers (RFC 1877,
+        // like pppd's `usepeerdns`); a peer that has none rejects the options.
+        request_dns: a.ip_saddr.is_none(),
         ..Default::default()
     };
     let ready = {

@@ -154,7 +154,7 @@ pub(crate) async fn dump(d: &Store) -> Vec<Attrs> {
 /// Add what RADIUS knows about the session's PPP peer (docs/radius.md).
 fn with_peer(d: &Store, mut a: Attrs) -> Attrs {
     if let (Some(r), Some(t), Some(s)) = (d.ops.radius.load_full(), a.conn_id, a.session_id) {
-        a.ppp_peer = r.peer((t, s));
+        r.annotate((t, s), &mut a);
     }
     a
 }
