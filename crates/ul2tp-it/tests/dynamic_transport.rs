@@ -229,6 +229,40 @@ fn run(v6: bool, transport: Transport) {
         msgs.iter().all(|(t, _)| *t == transport),
         "control messages on the other transport: {msgs:?}"
     );
+    // The pings crossed the pseudowire on the same transport: 12 ICMP messages (3 requests
+    // and 3 replies each way) inside L2TPv3 with an 8-byte cookie and the default sublayer.
+    let icmp = |filter: &str| {
+        tshark(
+            &pcap,
+            &[
+                "-o",
+                "l2tp.cookie_size:cookie8",
+                "-o",
+                "l2tp.l2_specific:default",
+                "-d",
+                "l2tp.pw_type==5,eth",
+                "-Y",
+                filter,
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ],
+        )
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count()
+    };
+    let (ours, other) = match transport {
+        Transport::Udp => ("icmp && udp.port == 1701", "icmp && !udp"),
+        Transport::Ip => ("icmp && !udp", "icmp && udp"),
+    };
+    assert_eq!(
+        (icmp(ours), icmp(other)),
+        (12, 0),
+        "ICMP over {transport:?}"
+    );
+
     s.da.ul2tp(&format!("disconnect tunnel_id {}", s.tid));
     wait_for("tunnels gone", || {
         s.da.tunnel_dump().is_empty() && s.db.tunnel_dump().is_empty()
@@ -251,9 +285,9 @@ fn dynamic_pseudowire_over_ip_ipv6() {
 }
 
 /// L2TPv2 runs over UDP only: asking for it over IP is refused with a clear message, and no
-/// tunnel is created.
+/// tunnel is created; so is a tunnel to an address family without a listener.
 #[test]
-fn l2tpv2_over_ip_is_refused() {
+fn l2tpv2_over_ip_and_missing_listeners_are_refused() {
     let mut cap = None;
     let s = sites(false, Transport::Ip, &mut cap);
     drop(cap);
@@ -281,6 +315,30 @@ fn l2tpv2_over_ip_is_refused() {
         other => panic!("{other:?}"),
     }
     assert_eq!(s.da.tunnel_dump().len(), 1, "only the test's v3 tunnel");
+    // A family without a listener of that transport: refused, naming the key to add (the CLI
+    // prints the errno, as for every request).
+    let o = s.da.cli(&["connect", "remote", "2001:db8::9"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Address family not supported"), "{err}");
+    let r = s.da.client().request(
+        ul2tp_api::Command::ControlConnect,
+        ul2tp_api::Attrs {
+            ip6_daddr: Some("2001:db8::9".parse().unwrap()),
+            ..ul2tp_api::Attrs::default()
+        },
+        false,
+    );
+    match r {
+        Err(ul2tp::ClientError::Api(e)) => {
+            assert_eq!(e.errno, ul2tp_api::Errno::EAFNOSUPPORT);
+            assert_eq!(
+                e.message,
+                "no UDP control listener for IPv6: add one with [control] listen / listen_udp"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Wait up to 2 s: a device change is reported when it happens (link events), not by the
