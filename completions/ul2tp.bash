@@ -85,11 +85,7 @@ _ul2tp()
             return 0 ;;
         l2spec_type) COMPREPLY=( $(compgen -W "none default" -- "$cur") ); return 0 ;;
         pw_type)
-            if [ "$cmd" = connect ]; then
-                COMPREPLY=( $(compgen -W "eth ppp" -- "$cur") )
-            else
-                COMPREPLY=( $(compgen -W "eth eth_vlan ppp" -- "$cur") )
-            fi
+            COMPREPLY=( $(compgen -W "eth eth_vlan ppp" -- "$cur") )
             return 0 ;;
         version) COMPREPLY=( $(compgen -W "2 3" -- "$cur") ); return 0 ;;
     esac
@@ -105,8 +101,8 @@ _ul2tp()
         del:session|show:session) kw="tunnel_id session_id" ;;
         modify:session) kw="tunnel_id session_id seq lns_mode reorder_timeout" ;;
         trace:on|trace:off|disconnect:*) kw="tunnel_id session_id" ;;
-        connect:session) kw="tunnel_id pw_type name seq wait" ;;
-        connect:*) kw="udp_dport version wait" ;;
+        connect:session) kw="tunnel_id pw_type vlan_id name seq wait" ;;
+        connect:*) kw="encap udp_dport version wait" ;;
         ppp:start) kw="tunnel_id session_id local remote user password" ;;
         dial:*) [ "${#words[@]}" -eq 2 ] && kw="wait" || return 0 ;;
         *) return 0 ;;

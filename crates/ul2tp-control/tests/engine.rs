@@ -1063,3 +1063,46 @@ fn foreign_tunnel_ids_are_skipped() {
         assert!(ids.iter().all(|id| id % 2 == 0), "{version:?}: {ids:?}");
     }
 }
+
+/// SCCRQs that cross over different transports (A over IP, B over UDP) are two control
+/// connections, not a collision: no tie-break, both tunnels come up on both sides.
+#[test]
+fn no_tie_break_across_transports() {
+    let now = Timestamp::ZERO;
+    let v3 = Version::V3;
+    let mut a = Endpoint::new(cfg(v3, "a"), Encap::Udp, seed(1));
+    let mut b = Endpoint::new(cfg(v3, "b"), Encap::Udp, seed(2));
+    let from = |n, e| match e {
+        Encap::Udp => addr(n),
+        Encap::Ip => std::net::SocketAddr::new(addr(n).ip(), 0),
+    };
+    a.connect_via(now, Encap::Ip, from(2, Encap::Ip), cfg(v3, "a"))
+        .unwrap();
+    b.connect_via(now, Encap::Udp, addr(1), cfg(v3, "b"))
+        .unwrap();
+    // Both SCCRQs are on their way before either side reads one.
+    let (mut to_b, mut to_a) = (Pair::drain(&mut a), Pair::drain(&mut b));
+    for _ in 0..10 {
+        for t in to_b.drain(..) {
+            b.handle_datagram_via(now, t.encap, from(1, t.encap), &t.bytes);
+        }
+        for t in to_a.drain(..) {
+            a.handle_datagram_via(now, t.encap, from(2, t.encap), &t.bytes);
+        }
+        to_b = Pair::drain(&mut a);
+        to_a = Pair::drain(&mut b);
+    }
+    for (name, ep) in [("a", &mut a), ("b", &mut b)] {
+        let ev = events(ep);
+        let mut ups: Vec<Encap> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::TunnelUp(i) => Some(i.encap),
+                _ => None,
+            })
+            .collect();
+        ups.sort_by_key(|&e| e == Encap::Ip);
+        assert_eq!(ups, vec![Encap::Udp, Encap::Ip], "{name}: {ev:?}");
+        assert_eq!(ep.stats().tie_breaks_won, 0, "{name}");
+    }
+}

@@ -883,7 +883,8 @@ impl Endpoint {
                 return Some(tid);
             }
         }
-        // Tie-break against our own outstanding SCCRQ to the same peer (docs/reference/rfc.md §1.14, §2.11).
+        // Tie-break against our own outstanding SCCRQ to the same peer (docs/reference/rfc.md §1.14, §2.11)
+        // over the same transport (over UDP and over IP they are two control connections).
         let theirs = m.tie_breaker().copied();
         let contender = self
             .initiated
@@ -896,6 +897,7 @@ impl Endpoint {
                     && t.state == TState::WaitCtlReply
                     && t.peer.ip() == from.ip()
                     && t.version == hdr.version
+                    && t.encap == encap
             })
             .map(|t| (t.local_id, t.tie_breaker));
         let mut loser: Option<u32> = None;
