@@ -626,7 +626,10 @@ async fn accounting_task(r: std::sync::Weak<Radius>, mut rx: mpsc::Receiver<Acco
             p.identifier = next_id;
             p.add_u32(attr::ACCT_DELAY_TIME, a.queued.elapsed().as_secs() as u32);
             let Ok(bytes) = p.encode_request(&radius.secret) else {
+                // Too long to send (an attribute over 253 octets, the packet over 4096).
                 radius.counters.acct_pending.fetch_sub(1, Relaxed);
+                radius.counters.acct_dropped.fetch_add(1, Relaxed);
+                tracing::warn!("RADIUS accounting record dropped: it does not fit in a packet");
                 break;
             };
             let mut auth = [0u8; 16];
