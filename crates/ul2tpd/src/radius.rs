@@ -220,8 +220,7 @@ pub struct Counters {
     pub dae_dropped: AtomicU64,
 }
 
-/// The running client.
-#[derive(Debug)]
+/// The running client. Its `Debug` leaves the secret out.
 pub struct Radius {
     servers: Vec<IpAddr>,
     auth_port: u16,
@@ -240,6 +239,18 @@ pub struct Radius {
     shutting_down: std::sync::atomic::AtomicBool,
     /// Counters.
     pub counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Radius {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Radius")
+            .field("servers", &self.servers)
+            .field("auth_port", &self.auth_port)
+            .field("acct_port", &self.acct_port)
+            .field("nas_identifier", &self.nas_identifier)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the PPP side knows about the session a request is for.
@@ -768,6 +779,17 @@ mod tests {
             assert_eq!(r.counters.bad_replies.load(Relaxed), u64::from(!accepted));
             h.join().unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn debug_leaves_the_secret_out() {
+        let c = cfg("server = \"127.0.0.1\"\nsecret = \"hush-hush\"\n");
+        let r = Radius::start(&c, "nas").unwrap();
+        let text = format!("{r:?}");
+        assert!(
+            text.contains("127.0.0.1") && !text.contains("hush"),
+            "{text}"
+        );
     }
 
     /// An Access-Reject's Reply-Message is the reason given.
