@@ -382,6 +382,16 @@ impl Setup {
     }
 }
 
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.radius.kill();
+        // Kept for a look when the test failed (the FreeRADIUS output, the detail file).
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 fn text(o: &Output) -> String {
     format!(
         "status {}: {}{}",
@@ -576,7 +586,6 @@ fn pap_login_address_and_accounting() {
     assert!(wait_until(Duration::from_secs(5), || t
         .metric("acct_pending")
         == 0));
-    drop(t.b);
 }
 
 /// CHAP-MD5 and MS-CHAPv2 checked by FreeRADIUS: the right password brings the link up (for

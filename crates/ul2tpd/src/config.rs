@@ -705,12 +705,12 @@ impl Config {
             if config
                 .control
                 .as_ref()
-                .is_none_or(|c| c.ppp_local.is_none())
+                .is_none_or(|c| c.ppp_local.is_none() || c.ppp_auth.is_none())
             {
                 return Err(at(
                     "radius",
                     "server",
-                    "RADIUS serves the LNS: needs [control] with ppp_local and ppp_pool".into(),
+                    "RADIUS checks the LNS's PPP logins: needs [control] with ppp_local, ppp_pool and ppp_auth".into(),
                 ));
             }
         }
@@ -1427,6 +1427,12 @@ seq = "both"
         );
         let e = check_err("[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n");
         assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("server")));
+        // An LNS that does not authenticate has nothing for RADIUS to check.
+        let no_auth = lns.replace("ppp_auth = \"pap\"\n", "");
+        let e = check_err(&format!(
+            "{no_auth}[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("server"), "{e}");
         let e = check_err(&format!(
             "{lns}[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\nfoo = 1\n"
         ));

@@ -220,8 +220,7 @@ pub struct Counters {
     pub dae_dropped: AtomicU64,
 }
 
-/// The running client.
-#[derive(Debug)]
+/// The running client. Its `Debug` leaves the secret out.
 pub struct Radius {
     servers: Vec<IpAddr>,
     auth_port: u16,
@@ -240,6 +239,18 @@ pub struct Radius {
     shutting_down: std::sync::atomic::AtomicBool,
     /// Counters.
     pub counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Radius {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Radius")
+            .field("servers", &self.servers)
+            .field("auth_port", &self.auth_port)
+            .field("acct_port", &self.acct_port)
+            .field("nas_identifier", &self.nas_identifier)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the PPP side knows about the session a request is for.
@@ -626,7 +637,10 @@ async fn accounting_task(r: std::sync::Weak<Radius>, mut rx: mpsc::Receiver<Acco
             p.identifier = next_id;
             p.add_u32(attr::ACCT_DELAY_TIME, a.queued.elapsed().as_secs() as u32);
             let Ok(bytes) = p.encode_request(&radius.secret) else {
+                // Too long to send (an attribute over 253 octets, the packet over 4096).
                 radius.counters.acct_pending.fetch_sub(1, Relaxed);
+                radius.counters.acct_dropped.fetch_add(1, Relaxed);
+                tracing::warn!("RADIUS accounting record dropped: it does not fit in a packet");
                 break;
             };
             let mut auth = [0u8; 16];
@@ -765,6 +779,17 @@ mod tests {
             assert_eq!(r.counters.bad_replies.load(Relaxed), u64::from(!accepted));
             h.join().unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn debug_leaves_the_secret_out() {
+        let c = cfg("server = \"127.0.0.1\"\nsecret = \"hush-hush\"\n");
+        let r = Radius::start(&c, "nas").unwrap();
+        let text = format!("{r:?}");
+        assert!(
+            text.contains("127.0.0.1") && !text.contains("hush"),
+            "{text}"
+        );
     }
 
     /// An Access-Reject's Reply-Message is the reason given.

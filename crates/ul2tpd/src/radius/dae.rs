@@ -252,3 +252,102 @@ fn handle(radius: &Radius, p: &Packet) -> Result<(), u32> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(code: u8, attrs: &[(u8, &[u8])]) -> Packet {
+        let mut p = Packet::new(code, 1);
+        for (t, v) in attrs {
+            p.add(*t, v.to_vec());
+        }
+        p
+    }
+
+    /// The NAK causes, and a request that matches reaches the session's channel.
+    #[tokio::test]
+    async fn requests_are_matched_or_naked_with_a_cause() {
+        let cfg: super::super::RadiusConfig = toml::from_str(
+            "server = \"127.0.0.1\"\nsecret = \"s\"\nnas_ip_address = \"192.0.2.2\"\n",
+        )
+        .unwrap();
+        let r = Radius::start(&cfg, "nas-1").unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        r.sessions.insert(
+            (1, 2),
+            Entry {
+                acct_session_id: "A-1".into(),
+                started: std::time::Instant::now(),
+                user: b"alice".to_vec(),
+                framed_ip: Ipv4Addr::new(10, 0, 0, 7),
+                tx,
+            },
+        );
+        let d = code::DISCONNECT_REQUEST;
+        let c = code::COA_REQUEST;
+        let cases: [(Packet, Result<(), u32>); 8] = [
+            (
+                request(d, &[(attr::NAS_IDENTIFIER, b"other")]),
+                Err(NAS_IDENTIFICATION_MISMATCH),
+            ),
+            (
+                request(d, &[(attr::NAS_IP_ADDRESS, &[192, 0, 2, 9])]),
+                Err(NAS_IDENTIFICATION_MISMATCH),
+            ),
+            (
+                request(d, &[(attr::NAS_IDENTIFIER, b"nas-1")]),
+                Err(error_cause::MISSING_ATTRIBUTE),
+            ),
+            (
+                request(d, &[(attr::FRAMED_IP_ADDRESS, &[10, 0])]),
+                Err(error_cause::INVALID_REQUEST),
+            ),
+            (
+                // Both given: both must match.
+                request(
+                    d,
+                    &[(attr::USER_NAME, b"alice"), (attr::ACCT_SESSION_ID, b"A-2")],
+                ),
+                Err(error_cause::SESSION_CONTEXT_NOT_FOUND),
+            ),
+            (
+                // 11: Filter-Id, which the LNS cannot change live.
+                request(c, &[(attr::USER_NAME, b"alice"), (11, b"x")]),
+                Err(error_cause::UNSUPPORTED_ATTRIBUTE),
+            ),
+            (
+                request(
+                    c,
+                    &[
+                        (attr::FRAMED_IP_ADDRESS, &[10, 0, 0, 7]),
+                        (attr::IDLE_TIMEOUT, &[0, 0, 1, 44]),
+                    ],
+                ),
+                Ok(()),
+            ),
+            (
+                request(
+                    d,
+                    &[
+                        (attr::USER_NAME, b"alice"),
+                        (attr::NAS_IP_ADDRESS, &[192, 0, 2, 2]),
+                    ],
+                ),
+                Ok(()),
+            ),
+        ];
+        for (p, want) in cases {
+            assert_eq!(handle(&r, &p), want, "{p:?}");
+        }
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Command::Change {
+                session_timeout: None,
+                idle_timeout: Some(300)
+            }
+        );
+        assert_eq!(rx.try_recv().unwrap(), Command::Disconnect);
+        assert!(rx.try_recv().is_err());
+    }
+}
