@@ -61,7 +61,8 @@ _ul2tp()
 
     if [ "${#words[@]}" -eq 1 ]; then
         case "$cmd" in
-            add|del|show|modify) COMPREPLY=( $(compgen -W "tunnel session" -- "$cur") ) ;;
+            add|del|modify) COMPREPLY=( $(compgen -W "tunnel session" -- "$cur") ) ;;
+            show) COMPREPLY=( $(compgen -W "tunnel session ppp" -- "$cur") ) ;;
             debug) COMPREPLY=( $(compgen -W "tunnels pppol2tp" -- "$cur") ) ;;
             trace) COMPREPLY=( $(compgen -W "on off" -- "$cur") ) ;;
             connect) COMPREPLY=( $(compgen -W "remote session" -- "$cur") ) ;;
@@ -98,7 +99,7 @@ _ul2tp()
         add:tunnel) kw="remote local tunnel_id peer_tunnel_id encap udp_sport udp_dport udp_csum udp6_csum_tx udp6_csum_rx version" ;;
         add:session) kw="name tunnel_id session_id peer_session_id cookie peer_cookie seq l2spec_type pw_type vlan_id reorder_timeout lns_mode" ;;
         del:tunnel|show:tunnel|modify:tunnel) kw="tunnel_id" ;;
-        del:session|show:session) kw="tunnel_id session_id" ;;
+        del:session|show:session|show:ppp) kw="tunnel_id session_id" ;;
         modify:session) kw="tunnel_id session_id seq lns_mode reorder_timeout" ;;
         trace:on|trace:off|disconnect:*) kw="tunnel_id session_id" ;;
         connect:session) kw="tunnel_id pw_type vlan_id name seq wait" ;;

@@ -307,7 +307,11 @@ fn bash_completes_the_ip_l2tp_grammar() {
     );
     assert_eq!(
         bash_complete(&["ul2tp", "-j", "s", ""]),
-        ["tunnel", "session"]
+        ["tunnel", "session", "ppp"]
+    );
+    assert_eq!(
+        bash_complete(&["ul2tp", "show", "ppp", ""]),
+        ["tunnel_id", "session_id"]
     );
     assert_eq!(
         bash_complete(&["ul2tp", "--socket", "/x", "show", "session", "s"]),
