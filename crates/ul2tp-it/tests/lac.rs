@@ -404,3 +404,50 @@ require chap = no\nrefuse pap = yes\nlength bit = yes\npppoptfile = {}\n",
         xlog()
     );
 }
+
+/// SIGHUP applies `[[lac]]` changes: a new profile with `autodial` is dialled at once, a
+/// changed one keeps its established call, a removed one is hung up.
+#[test]
+fn reload_adds_changes_and_removes_profiles() {
+    let t = Setup::new();
+    let f = t.lac_config("", "lns = \"192.0.2.2\"\nautodial = true\n");
+    let lac = Daemon::start(&t.a, &["--config", f.to_str().unwrap()]);
+    wait_call_up(&t, &lac, 15);
+    let tunnels = lac.ul2tp("show tunnel");
+    let base = std::fs::read_to_string(&f).unwrap();
+    let second = format!(
+        "\n[[lac]]\nname = \"isp2\"\nlns = \"192.0.2.2\"\nuser = \"alice\"\npassword_file = \"{}\"\nautodial = true\n",
+        t.dir.join("alice-600.pw").display()
+    );
+    std::fs::write(&f, format!("{base}ppp_echo_interval = 5\n{second}")).unwrap();
+    lac.signal("HUP");
+    // The new call takes the pool's next address; the first call is untouched.
+    assert!(
+        wait_until(Duration::from_secs(15), || device_with(&t.a, "10.96.0.11")
+            .is_some()),
+        "isp2 not dialled after the reload:\n{}",
+        lac.log()
+    );
+    assert!(lac
+        .log()
+        .contains("reload: [[lac]] \"isp\" changed; in force from its next attempt"));
+    let now = lac.ul2tp("show tunnel");
+    let first = tunnels.lines().next().unwrap();
+    assert!(now.contains(first), "the established call changed: {now}");
+    assert!(device_with(&t.a, "10.96.0.10").is_some());
+    // Removed again: hung up.
+    std::fs::write(&f, format!("{base}ppp_echo_interval = 5\n")).unwrap();
+    lac.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || device_with(&t.a, "10.96.0.11")
+            .is_none()),
+        "isp2's call survived its removal:\n{}",
+        lac.log()
+    );
+    assert!(lac
+        .log()
+        .contains("reload: [[lac]] \"isp2\" removed: hanging up its call"));
+    assert!(device_with(&t.a, "10.96.0.10").is_some(), "isp hung up too");
+    let o = lac.cli(&["dial", "isp2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -572,11 +572,32 @@ enum Req {
     },
 }
 
+/// A profile's call task and what it reads its settings from.
+#[derive(Debug)]
+struct Entry {
+    tx: mpsc::Sender<Req>,
+    /// The profile, replaced by a reload; read at the start of each attempt.
+    profile: Arc<std::sync::Mutex<LacProfile>>,
+    _task: Task,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReloadSummary {
+    /// New profiles (dialled now when `autodial`).
+    pub(crate) added: usize,
+    /// Profiles gone from the file (their calls hung up).
+    pub(crate) removed: usize,
+    /// Profiles whose settings changed (in force from the next attempt).
+    pub(crate) changed: usize,
+}
+
 /// The configured calls.
 #[derive(Debug)]
 pub(crate) struct Dialer {
-    calls: BTreeMap<String, mpsc::Sender<Req>>,
-    _tasks: Vec<Task>,
+    d: Weak<Store>,
+    cp: Arc<ControlPlane>,
+    calls: std::sync::Mutex<BTreeMap<String, Entry>>,
 }
 
 impl Dialer {
@@ -586,28 +607,90 @@ impl Dialer {
         cp: Arc<ControlPlane>,
         profiles: Vec<LacProfile>,
     ) -> Dialer {
-        let mut calls = BTreeMap::new();
-        let mut tasks = Vec::new();
+        let dialer = Dialer {
+            d,
+            cp,
+            calls: std::sync::Mutex::new(BTreeMap::new()),
+        };
         for p in profiles {
-            let (tx, rx) = mpsc::channel(16);
-            calls.insert(p.name.clone(), tx);
-            let call = Call {
-                p,
-                d: d.clone(),
-                cp: cp.clone(),
-                rx,
-                waiters: Vec::new(),
-            };
-            tasks.push(Task(tokio::spawn(call.run())));
+            dialer.add(p);
         }
-        Dialer {
-            calls,
-            _tasks: tasks,
-        }
+        dialer
     }
 
-    fn call(&self, name: &str) -> ApiResult<&mpsc::Sender<Req>> {
-        self.calls.get(name).ok_or_else(|| {
+    fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, p: LacProfile) {
+        let (tx, rx) = mpsc::channel(16);
+        let profile = Arc::new(std::sync::Mutex::new(p.clone()));
+        let call = Call {
+            p: p.clone(),
+            shared: profile.clone(),
+            d: self.d.clone(),
+            cp: self.cp.clone(),
+            rx,
+            waiters: Vec::new(),
+        };
+        let entry = Entry {
+            tx,
+            profile,
+            _task: Task(tokio::spawn(call.run())),
+        };
+        self.calls().insert(p.name, entry);
+    }
+
+    /// Apply the profiles of a re-read file (SIGHUP): new ones start (and dial when
+    /// `autodial`), changed ones take their new settings at their next attempt (an
+    /// established call is left as it is), removed ones are hung up.
+    pub(crate) async fn reload(&self, profiles: Vec<LacProfile>) -> ReloadSummary {
+        let mut sum = ReloadSummary::default();
+        let wanted: BTreeMap<String, LacProfile> =
+            profiles.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let gone: Vec<String> = self
+            .calls()
+            .keys()
+            .filter(|n| !wanted.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            tracing::info!("reload: [[lac]] {name:?} removed: hanging up its call");
+            if tokio::time::timeout(Duration::from_secs(5), self.hangup(&name))
+                .await
+                .is_err()
+            {
+                tracing::warn!("reload: [[lac]] {name:?}: hangup did not finish");
+            }
+            self.calls().remove(&name);
+            sum.removed += 1;
+        }
+        for (name, p) in wanted {
+            let calls = self.calls();
+            match calls.get(&name) {
+                Some(e) => {
+                    let mut cur = e.profile.lock().unwrap_or_else(|e| e.into_inner());
+                    if *cur != p {
+                        tracing::info!(
+                            "reload: [[lac]] {name:?} changed; in force from its next attempt"
+                        );
+                        *cur = p;
+                        sum.changed += 1;
+                    }
+                }
+                None => {
+                    drop(calls);
+                    tracing::info!("reload: [[lac]] {name:?} added");
+                    self.add(p);
+                    sum.added += 1;
+                }
+            }
+        }
+        sum
+    }
+
+    fn call(&self, name: &str) -> ApiResult<mpsc::Sender<Req>> {
+        self.calls().get(name).map(|e| e.tx.clone()).ok_or_else(|| {
             ApiError::new(
                 Errno::ENOENT,
                 format!("no [[lac]] profile named {name:?} in the configuration"),
@@ -660,7 +743,10 @@ enum Step<T> {
 }
 
 struct Call {
+    /// The settings of the current attempt.
     p: LacProfile,
+    /// The latest settings (a reload replaces them).
+    shared: Arc<std::sync::Mutex<LacProfile>>,
     d: Weak<Store>,
     cp: Arc<ControlPlane>,
     rx: mpsc::Receiver<Req>,
@@ -717,9 +803,11 @@ impl Call {
                 }
                 continue;
             }
+            self.refresh();
             let mut redials = 0u32;
             let mut backoff = self.p.redial_timeout;
             loop {
+                self.refresh();
                 match self.attempt().await {
                     Outcome::Stopped => return,
                     Outcome::HungUp => {
@@ -767,6 +855,15 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Take the latest settings (before an attempt: an established call keeps its own).
+    fn refresh(&mut self) {
+        self.p = self
+            .shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
     }
 
     /// Answer the waiting `dial` requests.

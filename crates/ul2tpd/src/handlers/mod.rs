@@ -92,6 +92,15 @@ impl Daemon {
             .map_err(|_| std::io::Error::other("dialer already running"))
     }
 
+    /// A reload's `[[lac]]` profiles (`reload.rs`); `None` when the control plane does not
+    /// run (the profiles then take effect at the next start).
+    pub(crate) async fn reload_lac(
+        &self,
+        profiles: Vec<crate::dial::LacProfile>,
+    ) -> Option<crate::dial::ReloadSummary> {
+        Some(self.dialer.get()?.reload(profiles).await)
+    }
+
     fn dialer(&self) -> ApiResult<&crate::dial::Dialer> {
         self.dialer
             .get()
