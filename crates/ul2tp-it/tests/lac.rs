@@ -451,3 +451,35 @@ fn reload_adds_changes_and_removes_profiles() {
     let o = lac.cli(&["dial", "isp2"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// A profile placing an L2TPv3 Ethernet pseudowire (`pw_type = "eth"`) instead of a PPP call:
+/// `dial ... wait` returns with the devices in place on both sides, and pings cross them.
+#[test]
+fn a_profile_can_place_an_ethernet_pseudowire() {
+    let t = Setup::new();
+    let lac = t.lac("", "lns = \"192.0.2.2\"\nversion = 3\npw_type = \"eth\"\n");
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    assert!(o.status.success(), "dial: {}", text(&o));
+    let sa = lac.session_dump();
+    assert_eq!(sa.len(), 1, "{sa:?}");
+    assert_eq!(sa[0].pw_type, Some(ul2tp_api::pw_type::ETH));
+    let a_if = sa[0].ifname.clone().expect("device on the LAC");
+    assert!(t.a.has_link(&a_if), "{a_if} missing when dial returned");
+    assert!(
+        wait_until(Duration::from_secs(5), || !t
+            .lns()
+            .session_dump()
+            .is_empty()),
+        "no session on the LNS"
+    );
+    let b_if = t.lns().session_dump()[0]
+        .ifname
+        .clone()
+        .expect("device on the LNS");
+    let (mac_a, mac_b) = ("02:00:00:00:0a:01", "02:00:00:00:0b:01");
+    t.a.quiet_link(&a_if, mac_a, "198.51.100.1/24", "198.51.100.2", mac_b);
+    t.b.quiet_link(&b_if, mac_b, "198.51.100.2/24", "198.51.100.1", mac_a);
+    assert_eq!(t.a.ping_count("198.51.100.2", 3, "0.2"), 3);
+    lac.cli_ok(&["hangup", "isp"]);
+    assert!(t.a.wait_link(&a_if, false, Duration::from_secs(5)));
+}

@@ -92,8 +92,11 @@ pub struct LacConfig {
     pub redial_timeout: Option<Spanned<f64>>,
     /// Redials in a row before giving up; 0 = no limit (default 0).
     pub max_redials: Option<u32>,
-    /// PPP sessions (calls) to place in the tunnel (default 1).
+    /// Sessions (calls) to place in the tunnel (default 1).
     pub sessions: Option<Spanned<u32>>,
+    /// What the sessions carry: "ppp" (default; the PPP client runs on each) or "eth"
+    /// (L2TPv3 Ethernet pseudowires, an l2tpethN device each).
+    pub pw_type: Option<Spanned<String>>,
 }
 
 /// `lns = "ADDR"` or `lns = ["ADDR", ...]`.
@@ -149,6 +152,8 @@ pub struct LacProfile {
     pub max_redials: u32,
     /// Sessions to place.
     pub sessions: u32,
+    /// PPP or Ethernet sessions.
+    pub pw_type: PwType,
 }
 
 impl LacProfile {
@@ -333,6 +338,24 @@ impl LacConfig {
                 ))
             }
         };
+        let pw_type = match self
+            .pw_type
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("ppp", _)) => PwType::Ppp,
+            Some(("eth", span)) if version == Version::V2 => {
+                return Err(at(
+                    span,
+                    "pw_type",
+                    "\"eth\" needs version = 3 (L2TPv2 carries PPP only)".into(),
+                ))
+            }
+            Some(("eth", _)) => PwType::Ethernet,
+            Some((other, span)) => {
+                return Err(at(span, "pw_type", format!("{other:?} is not ppp or eth")))
+            }
+        };
         let echo =
             (self.ppp_echo_interval.is_some() || self.ppp_echo_failure.is_some()).then(|| {
                 (
@@ -356,6 +379,7 @@ impl LacConfig {
             redial_timeout,
             max_redials: self.max_redials.unwrap_or(0),
             sessions,
+            pw_type,
         })
     }
 }
@@ -945,7 +969,7 @@ impl Call {
         }
         for _ in 0..self.p.sessions {
             let cfg = ul2tp_control::SessionConfig {
-                pw_type: PwType::Ppp,
+                pw_type: self.p.pw_type,
                 ..ul2tp_control::SessionConfig::default()
             };
             let sid = self.cp.session(tid, cfg, None).await;
@@ -953,6 +977,11 @@ impl Call {
             let sid = sid.map_err(|e| down_already(&mut events, tid, &peer).unwrap_or(e));
             let sid = step!(async { sid });
             step!(wait_session(&mut events, tid, sid, &peer));
+            if self.p.pw_type != PwType::Ppp {
+                // A pseudowire: up with its session (the device exists).
+                sids.push(sid);
+                continue;
+            }
             let ppp = start_ppp(self.d.clone(), self.ppp_setup(), tid, sid);
             let ready = step!(ppp);
             let ev = &mut events;
@@ -1084,6 +1113,17 @@ mod tests {
 
     #[test]
     fn bad_profiles_name_line_and_key() {
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\npw_type = \"eth\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("pw_type")));
+        assert!(e.to_string().contains("version = 3"), "{e}");
+        let ok = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nversion = 3\npw_type = \"eth\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok[0].pw_type, PwType::Ethernet);
         let e = check("[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\n").unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("name")));
         assert!(e.to_string().contains("[control]"), "{e}");
