@@ -41,6 +41,10 @@ use crate::store::{ApiResult, Store, Task};
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Default `redial_timeout`, seconds.
 pub const DEFAULT_REDIAL_TIMEOUT: f64 = 5.0;
+/// How often an established call checks that its tunnel and sessions still exist (it
+/// learns of their end from the control plane's events, but a subscriber that falls too far
+/// behind misses some).
+const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Most sessions one profile places.
 pub const MAX_SESSIONS: u32 = 64;
 
@@ -642,6 +646,11 @@ impl Dialer {
         dialer
     }
 
+    /// Stop every call task (daemon shutdown): no redial while the tunnels are deleted.
+    pub(crate) fn stop(&self) {
+        self.calls().clear();
+    }
+
     fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -1004,8 +1013,29 @@ impl Call {
         tracing::info!("lac {name}: call up via {peer}: tunnel {tid}, sessions {sids:?}");
         self.answer(Ok(up.clone()));
         loop {
-            let ev = next_event(&mut events);
-            match until(&mut self.rx, &mut self.waiters, Some(&up), false, ev).await {
+            // `None` now and then: a look at the data path, in case events were missed.
+            let ev = tokio::time::timeout(CHECK_EVERY, next_event(&mut events));
+            let ev = async { ev.await.ok() };
+            let ev = match until(&mut self.rx, &mut self.waiters, Some(&up), false, ev).await {
+                Step::Got(Some(e)) => Step::Got(e),
+                Step::Got(None) => {
+                    if self.still_there(tid, &sids) {
+                        continue;
+                    }
+                    let _ = self.cp.close(tid, None).await;
+                    return Outcome::Failed {
+                        err: ApiError::new(
+                            Errno::EIO,
+                            format!("the call's tunnel {tid} or a session of it is gone"),
+                        ),
+                        was_up: true,
+                    };
+                }
+                Step::Hangup(r) => Step::Hangup(r),
+                Step::Dial => Step::Dial,
+                Step::Stopped => Step::Stopped,
+            };
+            match ev {
                 Step::Got(None) | Step::Stopped => return Outcome::Stopped,
                 Step::Got(Some(Event::TunnelDown {
                     tunnel_id, reason, ..
@@ -1035,6 +1065,16 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Whether tunnel `tid` and sessions `sids` are still in the data path.
+    fn still_there(&self, tid: u32, sids: &[u32]) -> bool {
+        self.d.upgrade().is_some_and(|d| {
+            d.registry.tunnel_get(tid).is_some()
+                && sids
+                    .iter()
+                    .all(|&sid| d.registry.session_get(tid, sid).is_some())
+        })
     }
 
     /// The PPP client settings of the profile.

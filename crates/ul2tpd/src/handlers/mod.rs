@@ -133,6 +133,9 @@ impl Daemon {
 
     /// Delete everything (on shutdown).
     pub async fn shutdown(&self) {
+        if let Some(dialer) = self.dialer.get() {
+            dialer.stop();
+        }
         let ids: Vec<u32> = self
             .store
             .ctl
