@@ -483,3 +483,37 @@ fn a_profile_can_place_an_ethernet_pseudowire() {
     lac.cli_ok(&["hangup", "isp"]);
     assert!(t.a.wait_link(&a_if, false, Duration::from_secs(5)));
 }
+
+/// `max_redials` bounds the redials of a call whose LNS never answers, with the backoff
+/// doubling between them; then the call stays down until `dial`.
+#[test]
+fn redials_stop_after_max_redials() {
+    let t = Setup::new();
+    let lac = t.lac(
+        "",
+        "lns = \"192.0.2.9\"\nautodial = true\nredial = true\nredial_timeout = 0.2\nmax_redials = 2\nmax_retries = 0\n",
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || lac
+            .log()
+            .contains("lac isp: giving up after 2 redials (max_redials)")),
+        "{}",
+        lac.log()
+    );
+    let log = lac.log();
+    assert_eq!(
+        log.matches("lac isp: dialing 192.0.2.9:1701").count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("lac isp: redial 1 in 0.2 s"), "{log}");
+    assert!(log.contains("lac isp: redial 2 in 0.4 s"), "{log}");
+    // Nothing more is tried.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        lac.log().matches("lac isp: dialing").count(),
+        3,
+        "{}",
+        lac.log()
+    );
+}
