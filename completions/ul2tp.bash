@@ -61,7 +61,8 @@ _ul2tp()
 
     if [ "${#words[@]}" -eq 1 ]; then
         case "$cmd" in
-            add|del|show|modify) COMPREPLY=( $(compgen -W "tunnel session" -- "$cur") ) ;;
+            add|del|modify) COMPREPLY=( $(compgen -W "tunnel session" -- "$cur") ) ;;
+            show) COMPREPLY=( $(compgen -W "tunnel session lac" -- "$cur") ) ;;
             debug) COMPREPLY=( $(compgen -W "tunnels pppol2tp" -- "$cur") ) ;;
             trace) COMPREPLY=( $(compgen -W "on off" -- "$cur") ) ;;
             connect) COMPREPLY=( $(compgen -W "remote session" -- "$cur") ) ;;

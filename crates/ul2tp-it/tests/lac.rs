@@ -132,6 +132,20 @@ fn autodial_brings_the_call_up_and_hangup_and_dial_control_it() {
     // The password is in neither daemon's log.
     assert!(!lac.log().contains("wonderland") && !t.lns().log().contains("wonderland"));
 
+    // `show lac`: the call, its LNS and ids (those of `show tunnel` / `show session`).
+    let show = lac.ul2tp("show lac");
+    let tid = lac.tunnel_dump()[0].conn_id.unwrap();
+    let sid = lac.session_dump()[0].session_id.unwrap();
+    assert_eq!(
+        show,
+        format!("Call isp: up\n  LNS 192.0.2.2 port 1701, tunnel {tid}, session {sid}\n")
+    );
+    let j = lac.cli_ok(&["-j", "show", "lac", "isp"]);
+    assert!(
+        j.contains("\"state\":\"up\"") && j.contains(&format!("\"tunnel_id\":{tid}")),
+        "{j}"
+    );
+
     // Hang up: StopCCN, the sessions and devices go on both sides, and no redial follows.
     let out = lac.cli_ok(&["hangup", "isp"]);
     assert_eq!(out, "Call isp hung up\n");
@@ -153,6 +167,7 @@ fn autodial_brings_the_call_up_and_hangup_and_dial_control_it() {
         !lac.ul2tp("show tunnel").contains("Tunnel "),
         "redialled after a hangup"
     );
+    assert_eq!(lac.ul2tp("show lac"), "Call isp: idle\n");
 
     // Dial again and wait: the command returns once PPP is up, naming the call's ids.
     let o = lac.cli(&["dial", "isp", "wait"]);
@@ -508,6 +523,10 @@ fn redials_stop_after_max_redials() {
     );
     assert!(log.contains("lac isp: redial 1 in 0.2 s"), "{log}");
     assert!(log.contains("lac isp: redial 2 in 0.4 s"), "{log}");
+    assert_eq!(
+        lac.ul2tp("show lac"),
+        "Call isp: idle\n  last failure: control connection: no answer from 192.0.2.9:1701 (retransmissions exhausted)\n"
+    );
     // Nothing more is tried.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(

@@ -604,9 +604,56 @@ enum Req {
 #[derive(Debug)]
 struct Entry {
     tx: mpsc::Sender<Req>,
+    /// What the call is doing (`ul2tp show lac`).
+    status: Arc<std::sync::Mutex<Status>>,
     /// The profile, replaced by a reload; read at the start of each attempt.
     profile: Arc<std::sync::Mutex<LacProfile>>,
     _task: Task,
+}
+
+/// What a call is doing.
+#[derive(Debug, Clone, Default)]
+struct Status {
+    /// `idle`, `dialing`, `up`, `waiting` (to redial).
+    state: &'static str,
+    /// The LNS being dialled or carrying the call.
+    peer: Option<SocketAddr>,
+    /// The call's tunnel and first session when up.
+    ids: Option<(u32, Option<u32>)>,
+    /// Why the last attempt failed or the call went down.
+    cause: Option<String>,
+}
+
+impl Status {
+    fn attrs(&self, name: &str) -> Attrs {
+        let mut a = Attrs {
+            profile: Some(name.to_string()),
+            call_state: Some(
+                if self.state.is_empty() {
+                    "idle"
+                } else {
+                    self.state
+                }
+                .to_string(),
+            ),
+            call_cause: self.cause.clone(),
+            conn_id: self.ids.map(|i| i.0),
+            session_id: self.ids.and_then(|i| i.1),
+            ..Attrs::default()
+        };
+        match self.peer {
+            Some(SocketAddr::V4(p)) => {
+                a.ip_daddr = Some(*p.ip());
+                a.udp_dport = Some(p.port());
+            }
+            Some(SocketAddr::V6(p)) => {
+                a.ip6_daddr = Some(*p.ip());
+                a.udp_dport = Some(p.port());
+            }
+            None => {}
+        }
+        a
+    }
 }
 
 /// What a reload changed.
@@ -658,9 +705,11 @@ impl Dialer {
     fn add(&self, p: LacProfile) {
         let (tx, rx) = mpsc::channel(16);
         let profile = Arc::new(std::sync::Mutex::new(p.clone()));
+        let status = Arc::new(std::sync::Mutex::new(Status::default()));
         let call = Call {
             p: p.clone(),
             shared: profile.clone(),
+            status: status.clone(),
             d: self.d.clone(),
             cp: self.cp.clone(),
             rx,
@@ -668,6 +717,7 @@ impl Dialer {
         };
         let entry = Entry {
             tx,
+            status,
             profile,
             _task: Task(tokio::spawn(call.run())),
         };
@@ -722,13 +772,24 @@ impl Dialer {
         sum
     }
 
+    /// The state of the call `name`, or of every call.
+    pub(crate) fn status(&self, name: Option<&str>) -> ApiResult<Vec<Attrs>> {
+        let calls = self.calls();
+        let get = |n: &str, e: &Entry| e.status.lock().unwrap_or_else(|e| e.into_inner()).attrs(n);
+        match name {
+            Some(n) => calls
+                .get(n)
+                .map(|e| vec![get(n, e)])
+                .ok_or_else(|| no_profile(n)),
+            None => Ok(calls.iter().map(|(n, e)| get(n, e)).collect()),
+        }
+    }
+
     fn call(&self, name: &str) -> ApiResult<mpsc::Sender<Req>> {
-        self.calls().get(name).map(|e| e.tx.clone()).ok_or_else(|| {
-            ApiError::new(
-                Errno::ENOENT,
-                format!("no [[lac]] profile named {name:?} in the configuration"),
-            )
-        })
+        self.calls()
+            .get(name)
+            .map(|e| e.tx.clone())
+            .ok_or_else(|| no_profile(name))
     }
 
     /// Dial `name`; with `wait`, answered once the call is up or the attempt failed.
@@ -756,6 +817,13 @@ impl Dialer {
     }
 }
 
+fn no_profile(name: &str) -> ApiError {
+    ApiError::new(
+        Errno::ENOENT,
+        format!("no [[lac]] profile named {name:?} in the configuration"),
+    )
+}
+
 /// How an attempt ended.
 enum Outcome {
     /// `ul2tp hangup`.
@@ -780,6 +848,8 @@ struct Call {
     p: LacProfile,
     /// The latest settings (a reload replaces them).
     shared: Arc<std::sync::Mutex<LacProfile>>,
+    /// What the call is doing, for `ul2tp show lac`.
+    status: Arc<std::sync::Mutex<Status>>,
     d: Weak<Store>,
     cp: Arc<ControlPlane>,
     rx: mpsc::Receiver<Req>,
@@ -844,6 +914,7 @@ impl Call {
                 match self.attempt().await {
                     Outcome::Stopped => return,
                     Outcome::HungUp => {
+                        self.set(|s| *s = Status::default());
                         tracing::info!("lac {name}: hung up");
                         self.answer(Err(ApiError::new(Errno::EIO, "hung up")));
                         want = false;
@@ -851,6 +922,14 @@ impl Call {
                     }
                     Outcome::Failed { err, was_up } => {
                         tracing::warn!("lac {name}: call down: {}", err.message);
+                        let cause = err.message.clone();
+                        self.set(|s| {
+                            *s = Status {
+                                state: "idle",
+                                cause: Some(cause),
+                                ..Status::default()
+                            }
+                        });
                         self.answer(Err(err));
                         if was_up {
                             redials = 0;
@@ -868,6 +947,7 @@ impl Call {
                             break;
                         }
                         redials += 1;
+                        self.set(|s| s.state = "waiting");
                         tracing::info!(
                             "lac {name}: redial {redials} in {:.1} s",
                             backoff.as_secs_f64()
@@ -877,6 +957,7 @@ impl Call {
                             Step::Got(()) | Step::Dial => {}
                             Step::Hangup(reply) => {
                                 let _ = reply.send(Ok(()));
+                                self.set(|s| *s = Status::default());
                                 tracing::info!("lac {name}: hung up (redial cancelled)");
                                 want = false;
                                 break;
@@ -888,6 +969,11 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Change the status.
+    fn set(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// Take the latest settings (before an attempt: an established call keeps its own).
@@ -913,6 +999,11 @@ impl Call {
         for peer in self.p.lns.clone() {
             let mut events = self.cp.events();
             tracing::info!("lac {name}: dialing {peer}");
+            self.set(|s| {
+                s.state = "dialing";
+                s.peer = Some(peer);
+                s.ids = None;
+            });
             let tid = match self.cp.connect_with(peer, self.p.tune()).await {
                 Ok(t) => t,
                 Err(e) => {
@@ -1012,6 +1103,11 @@ impl Call {
         };
         tracing::info!("lac {name}: call up via {peer}: tunnel {tid}, sessions {sids:?}");
         self.answer(Ok(up.clone()));
+        self.set(|s| {
+            s.state = "up";
+            s.ids = Some((tid, sids.first().copied()));
+            s.cause = None;
+        });
         loop {
             // `None` now and then: a look at the data path, in case events were missed.
             let ev = tokio::time::timeout(CHECK_EVERY, next_event(&mut events));

@@ -218,6 +218,30 @@ impl Daemon {
                 let up = self.dialer()?.dial(name, a.wait == Some(true)).await?;
                 Ok(attrs(up))
             }
+            Command::LacGet => {
+                let name = if req.dump { None } else { a.profile.as_deref() };
+                if !req.dump && name.is_none() {
+                    return Err(ApiError::new(
+                        Errno::EINVAL,
+                        "lac_get needs profile or dump",
+                    ));
+                }
+                let entries = match self.dialer.get() {
+                    Some(d) => d.status(name)?,
+                    None if req.dump => Vec::new(),
+                    None => {
+                        return Err(ApiError::new(
+                            Errno::ENOENT,
+                            "no [[lac]] profiles in the configuration",
+                        ))
+                    }
+                };
+                Ok(if req.dump {
+                    Body::Entries(entries)
+                } else {
+                    Body::Attrs(Box::new(entries.into_iter().next().unwrap_or_default()))
+                })
+            }
             Command::Hangup => {
                 let name = a
                     .profile
