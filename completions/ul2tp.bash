@@ -62,7 +62,7 @@ _ul2tp()
     if [ "${#words[@]}" -eq 1 ]; then
         case "$cmd" in
             add|del|modify) COMPREPLY=( $(compgen -W "tunnel session" -- "$cur") ) ;;
-            show) COMPREPLY=( $(compgen -W "tunnel session ppp" -- "$cur") ) ;;
+            show) COMPREPLY=( $(compgen -W "tunnel session ppp lac" -- "$cur") ) ;;
             debug) COMPREPLY=( $(compgen -W "tunnels pppol2tp" -- "$cur") ) ;;
             trace) COMPREPLY=( $(compgen -W "on off" -- "$cur") ) ;;
             connect) COMPREPLY=( $(compgen -W "remote session" -- "$cur") ) ;;

@@ -153,6 +153,10 @@ pub enum Command {
     Dial,
     /// Hang up the call of the `[[lac]]` profile `profile` (StopCCN) and stop redialling it.
     Hangup,
+    /// The `[[lac]]` calls (with `dump`: all; else the one named `profile`): `profile`,
+    /// `call_state`, the LNS (`ip_daddr`/`ip6_daddr`, `udp_dport`), `conn_id` and `session_id`
+    /// when up, `call_cause` after a failure.
+    LacGet,
 }
 
 /// Counters of a tunnel or session (L2TP_ATTR_STATS, docs/reference/kernel.md §3.1).
@@ -324,6 +328,12 @@ pub struct Attrs {
     /// failed, with the cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<bool>,
+    /// ul2tp (`lac_get` replies): `idle`, `dialing`, `up` or `waiting` (to redial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_state: Option<String>,
+    /// ul2tp (`lac_get` replies): why the last attempt failed or the call went down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_cause: Option<String>,
 }
 
 /// A request from a client.

@@ -18,6 +18,7 @@
 
 pub mod format;
 pub mod json;
+pub mod lac;
 pub mod num;
 pub mod parse;
 
@@ -295,6 +296,32 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             let _ = out.write_all(text.as_bytes());
             let _ = out.flush();
             0
+        }
+        Action::ShowLac(profile) => {
+            let attrs = Attrs {
+                profile: profile.clone(),
+                ..Attrs::default()
+            };
+            match client.request(Command::LacGet, attrs, profile.is_none()) {
+                Ok(reply) => {
+                    let entries: Vec<Attrs> = reply
+                        .entries
+                        .or_else(|| reply.attrs.map(|a| vec![a]))
+                        .unwrap_or_default();
+                    let _ = out.write_all(lac::show(&entries, json, pretty).as_bytes());
+                    0
+                }
+                Err(ClientError::Api(a)) => {
+                    let _ = writeln!(
+                        err,
+                        "ul2tp: show lac: {} ({})",
+                        a.message,
+                        a.errno.strerror()
+                    );
+                    EXIT_API_ERROR
+                }
+                Err(e) => transport_failure(err, &path, &e),
+            }
         }
         Action::Debug(cmd) => match request(&mut client, &path, err, *cmd, Attrs::default(), false)
         {

@@ -52,6 +52,7 @@ Usage: ul2tp add session [ name NAME ]
           [ name NAME ] [ seq recv ] [ wait ]
        ul2tp dial PROFILE [ wait ]
        ul2tp hangup PROFILE
+       ul2tp show lac [ PROFILE ]
        ul2tp disconnect tunnel_id ID [ session_id ID ]
        ul2tp show ppp [ tunnel_id ID ] [ session_id ID ]
        ul2tp ppp start tunnel_id ID session_id ID
@@ -170,6 +171,8 @@ pub enum Action {
         /// `session_id` filter, 0 for none.
         session_id: u32,
     },
+    /// `show lac [PROFILE]`: the configured calls (all, or one).
+    ShowLac(Option<String>),
     /// `debug tunnels|pppol2tp`: print the reply's text.
     Debug(Command),
     /// `connect`, `disconnect`: a control-protocol request whose reply names the new ids.
@@ -953,6 +956,15 @@ pub fn parse(args: &[String], warnings: &mut Vec<String>) -> Result<Invocation, 
             request: Attrs::default(),
             tunnel_id,
             session_id,
+        }
+    } else if (num::matches(sub, "show") || num::matches(sub, "lst") || num::matches(sub, "list"))
+        && rest.first().is_some_and(|w| w == "lac")
+    {
+        // Extension: the configured calls.
+        match rest.get(1..).unwrap_or_default() {
+            [] => Action::ShowLac(None),
+            [name] => Action::ShowLac(Some(name.clone())),
+            [_, extra, ..] => return Err(unknown_keyword(extra)),
         }
     } else if num::matches(sub, "show") || num::matches(sub, "lst") || num::matches(sub, "list") {
         do_show(&parse_params(rest, warnings)?)?

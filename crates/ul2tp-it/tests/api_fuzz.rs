@@ -25,7 +25,7 @@ impl Rng {
     }
 }
 
-const COMMANDS: [Command; 20] = [
+const COMMANDS: [Command; 21] = [
     Command::Noop,
     Command::TunnelCreate,
     Command::TunnelDelete,
@@ -46,6 +46,7 @@ const COMMANDS: [Command; 20] = [
     Command::PppStart,
     Command::Dial,
     Command::Hangup,
+    Command::LacGet,
 ];
 
 fn random_attrs(r: &mut Rng) -> Attrs {
@@ -120,6 +121,8 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         profile: r.maybe(|r| ["", "isp", "\u{0}"][r.below(3) as usize].to_string()),
         // A waiting request blocks until its object is up or failed: not for a fuzzer.
         wait: None,
+        call_state: None,
+        call_cause: None,
     }
 }
 

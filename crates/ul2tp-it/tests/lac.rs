@@ -132,6 +132,20 @@ fn autodial_brings_the_call_up_and_hangup_and_dial_control_it() {
     // The password is in neither daemon's log.
     assert!(!lac.log().contains("wonderland") && !t.lns().log().contains("wonderland"));
 
+    // `show lac`: the call, its LNS and ids (those of `show tunnel` / `show session`).
+    let show = lac.ul2tp("show lac");
+    let tid = lac.tunnel_dump()[0].conn_id.unwrap();
+    let sid = lac.session_dump()[0].session_id.unwrap();
+    assert_eq!(
+        show,
+        format!("Call isp: up\n  LNS 192.0.2.2 port 1701, tunnel {tid}, session {sid}\n")
+    );
+    let j = lac.cli_ok(&["-j", "show", "lac", "isp"]);
+    assert!(
+        j.contains("\"state\":\"up\"") && j.contains(&format!("\"tunnel_id\":{tid}")),
+        "{j}"
+    );
+
     // Hang up: StopCCN, the sessions and devices go on both sides, and no redial follows.
     let out = lac.cli_ok(&["hangup", "isp"]);
     assert_eq!(out, "Call isp hung up\n");
@@ -153,6 +167,7 @@ fn autodial_brings_the_call_up_and_hangup_and_dial_control_it() {
         !lac.ul2tp("show tunnel").contains("Tunnel "),
         "redialled after a hangup"
     );
+    assert_eq!(lac.ul2tp("show lac"), "Call isp: idle\n");
 
     // Dial again and wait: the command returns once PPP is up, naming the call's ids.
     let o = lac.cli(&["dial", "isp", "wait"]);
@@ -402,5 +417,122 @@ require chap = no\nrefuse pap = yes\nlength bit = yes\npppoptfile = {}\n",
         "{err}\n{}\n{}",
         lac.log(),
         xlog()
+    );
+}
+
+/// SIGHUP applies `[[lac]]` changes: a new profile with `autodial` is dialled at once, a
+/// changed one keeps its established call, a removed one is hung up.
+#[test]
+fn reload_adds_changes_and_removes_profiles() {
+    let t = Setup::new();
+    let f = t.lac_config("", "lns = \"192.0.2.2\"\nautodial = true\n");
+    let lac = Daemon::start(&t.a, &["--config", f.to_str().unwrap()]);
+    wait_call_up(&t, &lac, 15);
+    let tunnels = lac.ul2tp("show tunnel");
+    let base = std::fs::read_to_string(&f).unwrap();
+    let second = format!(
+        "\n[[lac]]\nname = \"isp2\"\nlns = \"192.0.2.2\"\nuser = \"alice\"\npassword_file = \"{}\"\nautodial = true\n",
+        t.dir.join("alice-600.pw").display()
+    );
+    std::fs::write(&f, format!("{base}ppp_echo_interval = 5\n{second}")).unwrap();
+    lac.signal("HUP");
+    // The new call takes the pool's next address; the first call is untouched.
+    assert!(
+        wait_until(Duration::from_secs(15), || device_with(&t.a, "10.96.0.11")
+            .is_some()),
+        "isp2 not dialled after the reload:\n{}",
+        lac.log()
+    );
+    assert!(lac
+        .log()
+        .contains("reload: [[lac]] \"isp\" changed; in force from its next attempt"));
+    let now = lac.ul2tp("show tunnel");
+    let first = tunnels.lines().next().unwrap();
+    assert!(now.contains(first), "the established call changed: {now}");
+    assert!(device_with(&t.a, "10.96.0.10").is_some());
+    // Removed again: hung up.
+    std::fs::write(&f, format!("{base}ppp_echo_interval = 5\n")).unwrap();
+    lac.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || device_with(&t.a, "10.96.0.11")
+            .is_none()),
+        "isp2's call survived its removal:\n{}",
+        lac.log()
+    );
+    assert!(lac
+        .log()
+        .contains("reload: [[lac]] \"isp2\" removed: hanging up its call"));
+    assert!(device_with(&t.a, "10.96.0.10").is_some(), "isp hung up too");
+    let o = lac.cli(&["dial", "isp2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// A profile placing an L2TPv3 Ethernet pseudowire (`pw_type = "eth"`) instead of a PPP call:
+/// `dial ... wait` returns with the devices in place on both sides, and pings cross them.
+#[test]
+fn a_profile_can_place_an_ethernet_pseudowire() {
+    let t = Setup::new();
+    let lac = t.lac("", "lns = \"192.0.2.2\"\nversion = 3\npw_type = \"eth\"\n");
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    assert!(o.status.success(), "dial: {}", text(&o));
+    let sa = lac.session_dump();
+    assert_eq!(sa.len(), 1, "{sa:?}");
+    assert_eq!(sa[0].pw_type, Some(ul2tp_api::pw_type::ETH));
+    let a_if = sa[0].ifname.clone().expect("device on the LAC");
+    assert!(t.a.has_link(&a_if), "{a_if} missing when dial returned");
+    assert!(
+        wait_until(Duration::from_secs(5), || !t
+            .lns()
+            .session_dump()
+            .is_empty()),
+        "no session on the LNS"
+    );
+    let b_if = t.lns().session_dump()[0]
+        .ifname
+        .clone()
+        .expect("device on the LNS");
+    let (mac_a, mac_b) = ("02:00:00:00:0a:01", "02:00:00:00:0b:01");
+    t.a.quiet_link(&a_if, mac_a, "198.51.100.1/24", "198.51.100.2", mac_b);
+    t.b.quiet_link(&b_if, mac_b, "198.51.100.2/24", "198.51.100.1", mac_a);
+    assert_eq!(t.a.ping_count("198.51.100.2", 3, "0.2"), 3);
+    lac.cli_ok(&["hangup", "isp"]);
+    assert!(t.a.wait_link(&a_if, false, Duration::from_secs(5)));
+}
+
+/// `max_redials` bounds the redials of a call whose LNS never answers, with the backoff
+/// doubling between them; then the call stays down until `dial`.
+#[test]
+fn redials_stop_after_max_redials() {
+    let t = Setup::new();
+    let lac = t.lac(
+        "",
+        "lns = \"192.0.2.9\"\nautodial = true\nredial = true\nredial_timeout = 0.2\nmax_redials = 2\nmax_retries = 0\n",
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || lac
+            .log()
+            .contains("lac isp: giving up after 2 redials (max_redials)")),
+        "{}",
+        lac.log()
+    );
+    let log = lac.log();
+    assert_eq!(
+        log.matches("lac isp: dialing 192.0.2.9:1701").count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("lac isp: redial 1 in 0.2 s"), "{log}");
+    assert!(log.contains("lac isp: redial 2 in 0.4 s"), "{log}");
+    assert_eq!(
+        lac.ul2tp("show lac"),
+        "Call isp: idle\n  last failure: control connection: no answer from 192.0.2.9:1701 (retransmissions exhausted)\n"
+    );
+    // Nothing more is tried.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        lac.log().matches("lac isp: dialing").count(),
+        3,
+        "{}",
+        lac.log()
     );
 }

@@ -307,7 +307,7 @@ fn bash_completes_the_ip_l2tp_grammar() {
     );
     assert_eq!(
         bash_complete(&["ul2tp", "-j", "s", ""]),
-        ["tunnel", "session", "ppp"]
+        ["tunnel", "session", "ppp", "lac"]
     );
     assert_eq!(
         bash_complete(&["ul2tp", "show", "ppp", ""]),

@@ -41,6 +41,10 @@ use crate::store::{ApiResult, Store, Task};
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Default `redial_timeout`, seconds.
 pub const DEFAULT_REDIAL_TIMEOUT: f64 = 5.0;
+/// How often an established call checks that its tunnel and sessions still exist (it
+/// learns of their end from the control plane's events, but a subscriber that falls too far
+/// behind misses some).
+const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Most sessions one profile places.
 pub const MAX_SESSIONS: u32 = 64;
 
@@ -92,8 +96,11 @@ pub struct LacConfig {
     pub redial_timeout: Option<Spanned<f64>>,
     /// Redials in a row before giving up; 0 = no limit (default 0).
     pub max_redials: Option<u32>,
-    /// PPP sessions (calls) to place in the tunnel (default 1).
+    /// Sessions (calls) to place in the tunnel (default 1).
     pub sessions: Option<Spanned<u32>>,
+    /// What the sessions carry: "ppp" (default; the PPP client runs on each) or "eth"
+    /// (L2TPv3 Ethernet pseudowires, an l2tpethN device each).
+    pub pw_type: Option<Spanned<String>>,
 }
 
 /// `lns = "ADDR"` or `lns = ["ADDR", ...]`.
@@ -149,6 +156,8 @@ pub struct LacProfile {
     pub max_redials: u32,
     /// Sessions to place.
     pub sessions: u32,
+    /// PPP or Ethernet sessions.
+    pub pw_type: PwType,
 }
 
 impl LacProfile {
@@ -333,6 +342,24 @@ impl LacConfig {
                 ))
             }
         };
+        let pw_type = match self
+            .pw_type
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("ppp", _)) => PwType::Ppp,
+            Some(("eth", span)) if version == Version::V2 => {
+                return Err(at(
+                    span,
+                    "pw_type",
+                    "\"eth\" needs version = 3 (L2TPv2 carries PPP only)".into(),
+                ))
+            }
+            Some(("eth", _)) => PwType::Ethernet,
+            Some((other, span)) => {
+                return Err(at(span, "pw_type", format!("{other:?} is not ppp or eth")))
+            }
+        };
         let echo =
             (self.ppp_echo_interval.is_some() || self.ppp_echo_failure.is_some()).then(|| {
                 (
@@ -356,6 +383,7 @@ impl LacConfig {
             redial_timeout,
             max_redials: self.max_redials.unwrap_or(0),
             sessions,
+            pw_type,
         })
     }
 }
@@ -572,11 +600,79 @@ enum Req {
     },
 }
 
+/// A profile's call task and what it reads its settings from.
+#[derive(Debug)]
+struct Entry {
+    tx: mpsc::Sender<Req>,
+    /// What the call is doing (`ul2tp show lac`).
+    status: Arc<std::sync::Mutex<Status>>,
+    /// The profile, replaced by a reload; read at the start of each attempt.
+    profile: Arc<std::sync::Mutex<LacProfile>>,
+    _task: Task,
+}
+
+/// What a call is doing.
+#[derive(Debug, Clone, Default)]
+struct Status {
+    /// `idle`, `dialing`, `up`, `waiting` (to redial).
+    state: &'static str,
+    /// The LNS being dialled or carrying the call.
+    peer: Option<SocketAddr>,
+    /// The call's tunnel and first session when up.
+    ids: Option<(u32, Option<u32>)>,
+    /// Why the last attempt failed or the call went down.
+    cause: Option<String>,
+}
+
+impl Status {
+    fn attrs(&self, name: &str) -> Attrs {
+        let mut a = Attrs {
+            profile: Some(name.to_string()),
+            call_state: Some(
+                if self.state.is_empty() {
+                    "idle"
+                } else {
+                    self.state
+                }
+                .to_string(),
+            ),
+            call_cause: self.cause.clone(),
+            conn_id: self.ids.map(|i| i.0),
+            session_id: self.ids.and_then(|i| i.1),
+            ..Attrs::default()
+        };
+        match self.peer {
+            Some(SocketAddr::V4(p)) => {
+                a.ip_daddr = Some(*p.ip());
+                a.udp_dport = Some(p.port());
+            }
+            Some(SocketAddr::V6(p)) => {
+                a.ip6_daddr = Some(*p.ip());
+                a.udp_dport = Some(p.port());
+            }
+            None => {}
+        }
+        a
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReloadSummary {
+    /// New profiles (dialled now when `autodial`).
+    pub(crate) added: usize,
+    /// Profiles gone from the file (their calls hung up).
+    pub(crate) removed: usize,
+    /// Profiles whose settings changed (in force from the next attempt).
+    pub(crate) changed: usize,
+}
+
 /// The configured calls.
 #[derive(Debug)]
 pub(crate) struct Dialer {
-    calls: BTreeMap<String, mpsc::Sender<Req>>,
-    _tasks: Vec<Task>,
+    d: Weak<Store>,
+    cp: Arc<ControlPlane>,
+    calls: std::sync::Mutex<BTreeMap<String, Entry>>,
 }
 
 impl Dialer {
@@ -586,33 +682,114 @@ impl Dialer {
         cp: Arc<ControlPlane>,
         profiles: Vec<LacProfile>,
     ) -> Dialer {
-        let mut calls = BTreeMap::new();
-        let mut tasks = Vec::new();
+        let dialer = Dialer {
+            d,
+            cp,
+            calls: std::sync::Mutex::new(BTreeMap::new()),
+        };
         for p in profiles {
-            let (tx, rx) = mpsc::channel(16);
-            calls.insert(p.name.clone(), tx);
-            let call = Call {
-                p,
-                d: d.clone(),
-                cp: cp.clone(),
-                rx,
-                waiters: Vec::new(),
-            };
-            tasks.push(Task(tokio::spawn(call.run())));
+            dialer.add(p);
         }
-        Dialer {
-            calls,
-            _tasks: tasks,
+        dialer
+    }
+
+    /// Stop every call task (daemon shutdown): no redial while the tunnels are deleted.
+    pub(crate) fn stop(&self) {
+        self.calls().clear();
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, p: LacProfile) {
+        let (tx, rx) = mpsc::channel(16);
+        let profile = Arc::new(std::sync::Mutex::new(p.clone()));
+        let status = Arc::new(std::sync::Mutex::new(Status::default()));
+        let call = Call {
+            p: p.clone(),
+            shared: profile.clone(),
+            status: status.clone(),
+            d: self.d.clone(),
+            cp: self.cp.clone(),
+            rx,
+            waiters: Vec::new(),
+        };
+        let entry = Entry {
+            tx,
+            status,
+            profile,
+            _task: Task(tokio::spawn(call.run())),
+        };
+        self.calls().insert(p.name, entry);
+    }
+
+    /// Apply the profiles of a re-read file (SIGHUP): new ones start (and dial when
+    /// `autodial`), changed ones take their new settings at their next attempt (an
+    /// established call is left as it is), removed ones are hung up.
+    pub(crate) async fn reload(&self, profiles: Vec<LacProfile>) -> ReloadSummary {
+        let mut sum = ReloadSummary::default();
+        let wanted: BTreeMap<String, LacProfile> =
+            profiles.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let gone: Vec<String> = self
+            .calls()
+            .keys()
+            .filter(|n| !wanted.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            tracing::info!("reload: [[lac]] {name:?} removed: hanging up its call");
+            if tokio::time::timeout(Duration::from_secs(5), self.hangup(&name))
+                .await
+                .is_err()
+            {
+                tracing::warn!("reload: [[lac]] {name:?}: hangup did not finish");
+            }
+            self.calls().remove(&name);
+            sum.removed += 1;
+        }
+        for (name, p) in wanted {
+            let calls = self.calls();
+            match calls.get(&name) {
+                Some(e) => {
+                    let mut cur = e.profile.lock().unwrap_or_else(|e| e.into_inner());
+                    if *cur != p {
+                        tracing::info!(
+                            "reload: [[lac]] {name:?} changed; in force from its next attempt"
+                        );
+                        *cur = p;
+                        sum.changed += 1;
+                    }
+                }
+                None => {
+                    drop(calls);
+                    tracing::info!("reload: [[lac]] {name:?} added");
+                    self.add(p);
+                    sum.added += 1;
+                }
+            }
+        }
+        sum
+    }
+
+    /// The state of the call `name`, or of every call.
+    pub(crate) fn status(&self, name: Option<&str>) -> ApiResult<Vec<Attrs>> {
+        let calls = self.calls();
+        let get = |n: &str, e: &Entry| e.status.lock().unwrap_or_else(|e| e.into_inner()).attrs(n);
+        match name {
+            Some(n) => calls
+                .get(n)
+                .map(|e| vec![get(n, e)])
+                .ok_or_else(|| no_profile(n)),
+            None => Ok(calls.iter().map(|(n, e)| get(n, e)).collect()),
         }
     }
 
-    fn call(&self, name: &str) -> ApiResult<&mpsc::Sender<Req>> {
-        self.calls.get(name).ok_or_else(|| {
-            ApiError::new(
-                Errno::ENOENT,
-                format!("no [[lac]] profile named {name:?} in the configuration"),
-            )
-        })
+    fn call(&self, name: &str) -> ApiResult<mpsc::Sender<Req>> {
+        self.calls()
+            .get(name)
+            .map(|e| e.tx.clone())
+            .ok_or_else(|| no_profile(name))
     }
 
     /// Dial `name`; with `wait`, answered once the call is up or the attempt failed.
@@ -640,6 +817,13 @@ impl Dialer {
     }
 }
 
+fn no_profile(name: &str) -> ApiError {
+    ApiError::new(
+        Errno::ENOENT,
+        format!("no [[lac]] profile named {name:?} in the configuration"),
+    )
+}
+
 /// How an attempt ended.
 enum Outcome {
     /// `ul2tp hangup`.
@@ -660,7 +844,12 @@ enum Step<T> {
 }
 
 struct Call {
+    /// The settings of the current attempt.
     p: LacProfile,
+    /// The latest settings (a reload replaces them).
+    shared: Arc<std::sync::Mutex<LacProfile>>,
+    /// What the call is doing, for `ul2tp show lac`.
+    status: Arc<std::sync::Mutex<Status>>,
     d: Weak<Store>,
     cp: Arc<ControlPlane>,
     rx: mpsc::Receiver<Req>,
@@ -717,12 +906,15 @@ impl Call {
                 }
                 continue;
             }
+            self.refresh();
             let mut redials = 0u32;
             let mut backoff = self.p.redial_timeout;
             loop {
+                self.refresh();
                 match self.attempt().await {
                     Outcome::Stopped => return,
                     Outcome::HungUp => {
+                        self.set(|s| *s = Status::default());
                         tracing::info!("lac {name}: hung up");
                         self.answer(Err(ApiError::new(Errno::EIO, "hung up")));
                         want = false;
@@ -730,6 +922,14 @@ impl Call {
                     }
                     Outcome::Failed { err, was_up } => {
                         tracing::warn!("lac {name}: call down: {}", err.message);
+                        let cause = err.message.clone();
+                        self.set(|s| {
+                            *s = Status {
+                                state: "idle",
+                                cause: Some(cause),
+                                ..Status::default()
+                            }
+                        });
                         self.answer(Err(err));
                         if was_up {
                             redials = 0;
@@ -747,6 +947,7 @@ impl Call {
                             break;
                         }
                         redials += 1;
+                        self.set(|s| s.state = "waiting");
                         tracing::info!(
                             "lac {name}: redial {redials} in {:.1} s",
                             backoff.as_secs_f64()
@@ -756,6 +957,7 @@ impl Call {
                             Step::Got(()) | Step::Dial => {}
                             Step::Hangup(reply) => {
                                 let _ = reply.send(Ok(()));
+                                self.set(|s| *s = Status::default());
                                 tracing::info!("lac {name}: hung up (redial cancelled)");
                                 want = false;
                                 break;
@@ -767,6 +969,20 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Change the status.
+    fn set(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Take the latest settings (before an attempt: an established call keeps its own).
+    fn refresh(&mut self) {
+        self.p = self
+            .shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
     }
 
     /// Answer the waiting `dial` requests.
@@ -783,6 +999,11 @@ impl Call {
         for peer in self.p.lns.clone() {
             let mut events = self.cp.events();
             tracing::info!("lac {name}: dialing {peer}");
+            self.set(|s| {
+                s.state = "dialing";
+                s.peer = Some(peer);
+                s.ids = None;
+            });
             let tid = match self.cp.connect_with(peer, self.p.tune()).await {
                 Ok(t) => t,
                 Err(e) => {
@@ -848,7 +1069,7 @@ impl Call {
         }
         for _ in 0..self.p.sessions {
             let cfg = ul2tp_control::SessionConfig {
-                pw_type: PwType::Ppp,
+                pw_type: self.p.pw_type,
                 ..ul2tp_control::SessionConfig::default()
             };
             let sid = self.cp.session(tid, cfg, None, None).await;
@@ -856,6 +1077,11 @@ impl Call {
             let sid = sid.map_err(|e| down_already(&mut events, tid, &peer).unwrap_or(e));
             let sid = step!(async { sid });
             step!(wait_session(&mut events, tid, sid, &peer));
+            if self.p.pw_type != PwType::Ppp {
+                // A pseudowire: up with its session (the device exists).
+                sids.push(sid);
+                continue;
+            }
             let ppp = start_ppp(self.d.clone(), self.ppp_setup(), tid, sid);
             let ready = step!(ppp);
             let ev = &mut events;
@@ -877,9 +1103,35 @@ impl Call {
         };
         tracing::info!("lac {name}: call up via {peer}: tunnel {tid}, sessions {sids:?}");
         self.answer(Ok(up.clone()));
+        self.set(|s| {
+            s.state = "up";
+            s.ids = Some((tid, sids.first().copied()));
+            s.cause = None;
+        });
         loop {
-            let ev = next_event(&mut events);
-            match until(&mut self.rx, &mut self.waiters, Some(&up), false, ev).await {
+            // `None` now and then: a look at the data path, in case events were missed.
+            let ev = tokio::time::timeout(CHECK_EVERY, next_event(&mut events));
+            let ev = async { ev.await.ok() };
+            let ev = match until(&mut self.rx, &mut self.waiters, Some(&up), false, ev).await {
+                Step::Got(Some(e)) => Step::Got(e),
+                Step::Got(None) => {
+                    if self.still_there(tid, &sids) {
+                        continue;
+                    }
+                    let _ = self.cp.close(tid, None).await;
+                    return Outcome::Failed {
+                        err: ApiError::new(
+                            Errno::EIO,
+                            format!("the call's tunnel {tid} or a session of it is gone"),
+                        ),
+                        was_up: true,
+                    };
+                }
+                Step::Hangup(r) => Step::Hangup(r),
+                Step::Dial => Step::Dial,
+                Step::Stopped => Step::Stopped,
+            };
+            match ev {
                 Step::Got(None) | Step::Stopped => return Outcome::Stopped,
                 Step::Got(Some(Event::TunnelDown {
                     tunnel_id, reason, ..
@@ -909,6 +1161,16 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Whether tunnel `tid` and sessions `sids` are still in the data path.
+    fn still_there(&self, tid: u32, sids: &[u32]) -> bool {
+        self.d.upgrade().is_some_and(|d| {
+            d.registry.tunnel_get(tid).is_some()
+                && sids
+                    .iter()
+                    .all(|&sid| d.registry.session_get(tid, sid).is_some())
+        })
     }
 
     /// The PPP client settings of the profile.
@@ -987,6 +1249,17 @@ mod tests {
 
     #[test]
     fn bad_profiles_name_line_and_key() {
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\npw_type = \"eth\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("pw_type")));
+        assert!(e.to_string().contains("version = 3"), "{e}");
+        let ok = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nversion = 3\npw_type = \"eth\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok[0].pw_type, PwType::Ethernet);
         let e = check("[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\n").unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("name")));
         assert!(e.to_string().contains("[control]"), "{e}");

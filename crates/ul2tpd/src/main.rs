@@ -171,8 +171,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             })?;
             tracing::info!("L2TP control endpoint on {local}");
         }
-        if !lac.is_empty() {
-            tracing::info!("{} [[lac]] profiles", lac.len());
+        if cfg.control.is_some() {
+            // Also without profiles: a reload may add some.
+            if !lac.is_empty() {
+                tracing::info!("{} [[lac]] profiles", lac.len());
+            }
             daemon.start_dialer(lac)?;
         }
         if let Some(m) = &cfg.metrics {

@@ -15,7 +15,9 @@
 //!   cookies, names, pseudowire type, ...) is logged and left as it is;
 //! * `[api] group` and `read_group` apply to connections accepted afterwards; changes to
 //!   `[api] socket`, `[control]`, `[metrics]`, `[datapath]` and `[radius]` are logged and take effect at the next start;
-//! * `[[lns]]` profiles apply to tunnels LACs open afterwards (established tunnels keep theirs).
+//! * `[[lns]]` profiles apply to tunnels LACs open afterwards (established tunnels keep theirs);
+//! * `[[lac]]` profiles are handed to the dialer (`dial.rs`: new ones start, changed ones apply
+//!   from their next attempt, removed ones are hung up).
 //!
 //! Every change is one log line, followed by a summary.
 
@@ -434,6 +436,24 @@ impl Statics {
         // 4. The single tables: the [api] groups apply to new connections; the rest at the
         // next start.
         let new_cfg = checked.config;
+        // `[[lac]]`: new profiles start, changed ones apply from their next attempt, removed
+        // ones are hung up (dial.rs).
+        if self.config.lac != new_cfg.lac {
+            match daemon.reload_lac(checked.lac).await {
+                Some(s) => {
+                    sum.added += s.added;
+                    sum.removed += s.removed;
+                    sum.changed += s.changed;
+                }
+                None => {
+                    tracing::warn!(
+                        "reload: [[lac]] changed in {file}; it takes effect when ul2tpd restarts (no [control] at start-up)"
+                    );
+                    sum.kept += 1;
+                }
+            }
+            self.config.lac = new_cfg.lac.clone();
+        }
         let (old_api, new_api) = (&self.config.api, &new_cfg.api);
         if (&old_api.group, &old_api.read_group) != (&new_api.group, &new_api.read_group) {
             if let Some((access, socket)) = &self.access {
@@ -519,7 +539,6 @@ impl Statics {
             ("metrics", self.config.metrics != new_cfg.metrics),
             ("datapath", self.config.datapath != new_cfg.datapath),
             ("radius", self.config.radius != new_cfg.radius),
-            ("[lac]", self.config.lac != new_cfg.lac),
         ] {
             if changed {
                 tracing::warn!(

@@ -98,7 +98,8 @@ pub fn required(cmd: Command) -> Privilege {
         | Command::SessionGet
         | Command::Monitor
         | Command::DebugTunnels
-        | Command::DebugPppol2tp => Privilege::Read,
+        | Command::DebugPppol2tp
+        | Command::LacGet => Privilege::Read,
         Command::TunnelCreate
         | Command::TunnelDelete
         | Command::TunnelModify

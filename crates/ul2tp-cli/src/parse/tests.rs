@@ -127,12 +127,18 @@ fn wait_dial_and_hangup() {
         panic!("not a hangup")
     };
     assert_eq!((a.profile.as_deref(), a.wait), (Some("isp"), None));
+    assert_eq!(ok("show lac").action, Action::ShowLac(None));
+    assert_eq!(
+        ok("show lac isp").action,
+        Action::ShowLac(Some("isp".into()))
+    );
     for bad in [
         "dial",
         "hangup",
         "hangup isp wait",
         "dial isp now",
         "dial isp wait x",
+        "show lac a b",
     ] {
         assert!(parse(&args(bad), &mut Vec::new()).is_err(), "{bad}");
     }

@@ -108,6 +108,15 @@ impl Daemon {
             .map_err(|_| std::io::Error::other("dialer already running"))
     }
 
+    /// A reload's `[[lac]]` profiles (`reload.rs`); `None` when the control plane does not
+    /// run (the profiles then take effect at the next start).
+    pub(crate) async fn reload_lac(
+        &self,
+        profiles: Vec<crate::dial::LacProfile>,
+    ) -> Option<crate::dial::ReloadSummary> {
+        Some(self.dialer.get()?.reload(profiles).await)
+    }
+
     fn dialer(&self) -> ApiResult<&crate::dial::Dialer> {
         self.dialer
             .get()
@@ -148,6 +157,9 @@ impl Daemon {
 
     /// Delete everything (on shutdown).
     pub async fn shutdown(&self) {
+        if let Some(dialer) = self.dialer.get() {
+            dialer.stop();
+        }
         let ids: Vec<u32> = self
             .store
             .ctl
@@ -229,6 +241,30 @@ impl Daemon {
                     .ok_or_else(|| ApiError::new(Errno::EINVAL, "dial needs profile"))?;
                 let up = self.dialer()?.dial(name, a.wait == Some(true)).await?;
                 Ok(attrs(up))
+            }
+            Command::LacGet => {
+                let name = if req.dump { None } else { a.profile.as_deref() };
+                if !req.dump && name.is_none() {
+                    return Err(ApiError::new(
+                        Errno::EINVAL,
+                        "lac_get needs profile or dump",
+                    ));
+                }
+                let entries = match self.dialer.get() {
+                    Some(d) => d.status(name)?,
+                    None if req.dump => Vec::new(),
+                    None => {
+                        return Err(ApiError::new(
+                            Errno::ENOENT,
+                            "no [[lac]] profiles in the configuration",
+                        ))
+                    }
+                };
+                Ok(if req.dump {
+                    Body::Entries(entries)
+                } else {
+                    Body::Attrs(Box::new(entries.into_iter().next().unwrap_or_default()))
+                })
             }
             Command::Hangup => {
                 let name = a
