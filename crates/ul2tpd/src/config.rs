@@ -158,6 +158,12 @@ pub struct ControlConfig {
     /// LNS: unanswered Echo-Requests after which the link is down and the call cleared
     /// (default 3).
     pub ppp_echo_failure: Option<u32>,
+    /// LNS: IPv6 prefix ("PREFIX/LEN", /32 to /64) from which each PPP session gets a /64,
+    /// advertised on its link with Router Advertisements (SLAAC).
+    pub ppp_ipv6_pool: Option<String>,
+    /// LAC: add an IPv6 default route via the LNS when it advertises a prefix (default false).
+    #[serde(default)]
+    pub ppp_ipv6_default_route: bool,
 }
 
 fn default_challenge() -> bool {
@@ -206,6 +212,7 @@ impl ControlConfig {
             listen: self.listen,
             config: c,
             ppp_server: self.ppp_pool(),
+            ppp_ipv6_default_route: self.ppp_ipv6_default_route,
         }
     }
 
@@ -223,7 +230,14 @@ impl ControlConfig {
             .iter()
             .map(|(u, p)| (u.clone(), p.clone()))
             .collect();
+        let ipv6 = match &self.ppp_ipv6_pool {
+            Some(p) => Some(std::sync::Arc::new(std::sync::Mutex::new(
+                crate::ppp_ipv6::PrefixPool::parse(p).ok()?,
+            ))),
+            None => None,
+        };
         Some(crate::control::PppPool {
+            ipv6,
             local,
             first,
             last,
@@ -293,6 +307,15 @@ impl ControlConfig {
                         "needs ppp_local and ppp_pool (peers authenticate to the LNS PPP endpoint they configure)".into(),
                     ));
                 }
+            }
+        }
+        if let Some(p) = &self.ppp_ipv6_pool {
+            crate::ppp_ipv6::PrefixPool::parse(p).map_err(|m| ("ppp_ipv6_pool", m))?;
+            if self.ppp_pool.is_none() {
+                return Err((
+                    "ppp_ipv6_pool",
+                    "needs ppp_local and ppp_pool (the LNS PPP endpoint they configure)".into(),
+                ));
             }
         }
         if self.ppp_auth.is_some() && self.ppp_users.is_empty() {
@@ -1075,6 +1098,27 @@ seq = "both"
         );
         let e = check_err("[api]\n\nidle_timeout = -1\n");
         assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn ppp_ipv6_pool_is_checked() {
+        let base = "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\n";
+        let e = check_err(&format!("{base}ppp_ipv6_pool = \"2001:db8::1/48\"\n"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_pool")));
+        assert!(e.to_string().contains("bits set past /48"), "{e}");
+        let e = check_err("[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_pool")));
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!(
+                "{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_default_route = true\n"
+            ),
+        )
+        .unwrap();
+        let s = ok.config.control.unwrap().settings();
+        assert!(s.ppp_ipv6_default_route);
+        let pool = s.ppp_server.unwrap().ipv6.unwrap();
+        assert_eq!(pool.lock().unwrap().size(), 65536);
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct ControlSettings {
     /// LNS: run the PPP endpoint as server on every PPP session a peer opens, with this
     /// local address and peers' addresses from the pool.
     pub ppp_server: Option<PppPool>,
+    /// LAC: add an IPv6 default route via the LNS once it advertises a prefix
+    /// (`ppp_ipv6_default_route`).
+    pub ppp_ipv6_default_route: bool,
 }
 
 /// Addresses for the PPP sessions an LNS terminates.
@@ -64,6 +67,8 @@ pub struct PppPool {
     pub users: Vec<(String, String)>,
     /// LCP Echo-Request interval and failures before the link is dead (default 10 s, 3).
     pub echo: Option<(Duration, u32)>,
+    /// The /64s for the sessions' IPv6 (`ppp_ipv6_pool`); `None`: link-local only.
+    pub ipv6: Option<crate::ppp_ipv6::SharedPool>,
 }
 
 /// A request for the endpoint task.
@@ -101,6 +106,7 @@ pub(crate) struct ControlPlane {
     tx: mpsc::Sender<Cmd>,
     local: SocketAddr,
     host_name: String,
+    ipv6_default_route: bool,
     _task: Task,
 }
 
@@ -141,11 +147,13 @@ impl ControlPlane {
             leases: HashMap::new(),
         };
         let host_name = st.config.host_name.clone();
+        let ipv6_default_route = s.ppp_ipv6_default_route;
         let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
         Ok(ControlPlane {
             tx,
             local,
             host_name,
+            ipv6_default_route,
             _task: task,
         })
     }
@@ -153,6 +161,11 @@ impl ControlPlane {
     /// The endpoint's local address.
     pub(crate) fn local(&self) -> SocketAddr {
         self.local
+    }
+
+    /// `[control] ppp_ipv6_default_route`: PPP client links add an IPv6 default route.
+    pub(crate) fn ipv6_default_route(&self) -> bool {
+        self.ipv6_default_route
     }
 
     /// Our Host Name (`[control] host_name`), also our PPP authenticator name.
@@ -612,6 +625,8 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 // The LAC side starts PPP once the call is up: wait for its first frame.
                 passive: true,
                 echo: pool.and_then(|p| p.echo),
+                ipv6_pool: pool.and_then(|p| p.ipv6.clone()),
+                ipv6_default_route: false,
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
             drop(crate::pppd::start(d, ctl, s.clone(), setup)?);

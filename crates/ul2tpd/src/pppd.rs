@@ -57,6 +57,25 @@ pub(crate) struct PppSetup {
     /// LCP Echo-Request interval and failures before the link is declared dead; `None` keeps
     /// the endpoint's defaults (10 s, 3).
     pub(crate) echo: Option<(Duration, u32)>,
+    /// LNS: the pool the session's IPv6 /64 comes from (`ppp_ipv6_pool`, `ppp_ipv6.rs`).
+    pub(crate) ipv6_pool: Option<crate::ppp_ipv6::SharedPool>,
+    /// Client: add an IPv6 default route via the router that advertised a prefix.
+    pub(crate) ipv6_default_route: bool,
+}
+
+impl PppSetup {
+    /// Our side of IPv6 on the link: router with a pool, host as a client, link-local only
+    /// as a server without a pool.
+    fn ipv6_role(&self) -> crate::ppp_ipv6::Role {
+        use crate::ppp_ipv6::Role;
+        match &self.ipv6_pool {
+            Some(p) => Role::Router(p.clone()),
+            None if self.peer.is_some() => Role::LinkLocal,
+            None => Role::Host {
+                default_route: self.ipv6_default_route,
+            },
+        }
+    }
 }
 
 /// The endpoint configuration a setup describes.
@@ -69,6 +88,9 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
             .clone()
             .map(|(u, p)| (u.into_bytes(), p.into_bytes())),
         require_auth: setup.require.clone(),
+        // IPv6CP (RFC 5072) on every link: interface identifiers for the link-local
+        // addresses, then Router Advertisements (`ppp_ipv6.rs`).
+        ipv6cp: true,
         ..ul2tp_ppp::Config::default()
     };
     if let Some(name) = &setup.auth_name {
@@ -129,6 +151,7 @@ pub(crate) fn start(
         ApiError::new(Errno::EIO, format!("PPP endpoint not started: {e}"))
     })?;
     let cfg = ppp_config(&setup);
+    let v6 = crate::ppp_ipv6::Ipv6Link::new(setup.ipv6_role());
     let users = ul2tp_ppp::StaticCredentials(
         setup
             .users
@@ -143,6 +166,7 @@ pub(crate) fn start(
     let mut ep = Endpoint::new(cfg, seed);
     ep.set_credentials(Box::new(users));
     let link = Link {
+        v6,
         d: d.me.clone(),
         session,
         socket,
@@ -175,6 +199,8 @@ struct Link {
     rx: mpsc::Receiver<Vec<u8>>,
     ready: Option<oneshot::Sender<ApiResult<()>>>,
     passive: bool,
+    /// IPv6 on the link once IPv6CP is up (`ppp_ipv6.rs`).
+    v6: crate::ppp_ipv6::Ipv6Link,
 }
 
 impl Link {
@@ -207,6 +233,10 @@ impl Link {
                 None if !opened => PASSIVE_WAIT.saturating_sub(now() - start),
                 None => Duration::from_secs(3600),
             };
+            let wait = match self.v6.deadline() {
+                Some(t) => wait.min(t.saturating_duration_since(tokio::time::Instant::now())),
+                None => wait,
+            };
             tokio::select! {
                 f = self.rx.recv() => match f {
                     Some(f) => {
@@ -235,6 +265,9 @@ impl Link {
                 _ = tokio::time::sleep(wait) => {
                     if opened {
                         ep.handle_timeout(now());
+                        for p in self.v6.on_timer(tokio::time::Instant::now()) {
+                            let _ = ep.send_ip(&p);
+                        }
                     } else {
                         // The peer stayed silent: try ourselves (and give up on the
                         // endpoint's own Max-Configure budget).
@@ -259,6 +292,16 @@ impl Link {
             datapath::send_frame(&self.session, &self.socket, &frame).await;
         }
         while let Some(p) = ep.poll_ip() {
+            if let IpPacket::V6(b) = &p {
+                // Router Solicitations and Advertisements are ours (`ppp_ipv6.rs`).
+                let (consumed, replies) = self.v6.on_packet(b, tun.as_ref(), name);
+                for r in replies {
+                    let _ = ep.send_ip(&r);
+                }
+                if consumed {
+                    continue;
+                }
+            }
             if let Some(t) = tun.as_ref() {
                 let (IpPacket::V4(b) | IpPacket::V6(b)) = p;
                 let _ = t.try_send(&b);
@@ -289,6 +332,9 @@ impl Link {
                                 "{name}: PPP up on {}: {local} -> {peer}",
                                 t.name()
                             );
+                            for p in self.v6.attach(&t, name) {
+                                let _ = ep.send_ip(&p);
+                            }
                             *tun = Some(t);
                             self.report(Ok(()));
                         }
@@ -350,8 +396,18 @@ impl Link {
                         "PPP authentication rejected by the peer (wrong user name or password?)",
                     )));
                 }
-                Event::NetworkDown | Event::Ipv6Down => {
-                    if ev == Event::NetworkDown && tun.take().is_some() {
+                Event::Ipv6Up {
+                    local_iid,
+                    peer_iid,
+                } => {
+                    for p in self.v6.up(local_iid, peer_iid, tun.as_ref(), name) {
+                        let _ = ep.send_ip(&p);
+                    }
+                }
+                Event::Ipv6Down => self.v6.down(),
+                Event::NetworkDown => {
+                    if tun.take().is_some() {
+                        self.v6.detach();
                         tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
                     }
                 }
@@ -359,8 +415,11 @@ impl Link {
                     tun.take();
                     return Some(reason);
                 }
-                other => tracing::debug!("{name}: PPP {other:?}"),
             }
+        }
+        // What the events queued (Router Advertisements, Solicitations) leaves now.
+        while let Some(frame) = ep.poll_transmit() {
+            datapath::send_frame(&self.session, &self.socket, &frame).await;
         }
         None
     }

@@ -174,7 +174,8 @@ impl Daemon {
             Command::PppStart => {
                 // Our name: `[control] host_name` when the control plane runs.
                 let host_name = self.control.get().map(|c| c.host_name().to_string());
-                ppp::start(d, host_name, a).await.map(done)
+                let v6_default = self.control.get().is_some_and(|c| c.ipv6_default_route());
+                ppp::start(d, host_name, v6_default, a).await.map(done)
             }
             Command::ControlDisconnect => control::disconnect(self.control()?, a).await.map(done),
         }

@@ -5,8 +5,14 @@ use ul2tp_api::Attrs;
 use crate::store::{ApiResult, Store};
 
 /// Start the PPP endpoint; answered once IPCP is up or the link failed. `host_name` is
-/// `[control] host_name` when the control plane runs.
-pub(crate) async fn start(d: &Store, host_name: Option<String>, a: &Attrs) -> ApiResult<()> {
+/// `[control] host_name` when the control plane runs, `ipv6_default_route` its
+/// `ppp_ipv6_default_route`.
+pub(crate) async fn start(
+    d: &Store,
+    host_name: Option<String>,
+    ipv6_default_route: bool,
+    a: &Attrs,
+) -> ApiResult<()> {
     // Our name names us in CHAP Challenges, and is the user name when only a password is
     // given.
     let user = match (&a.ppp_user, &a.ppp_password) {
@@ -22,6 +28,7 @@ pub(crate) async fn start(d: &Store, host_name: Option<String>, a: &Attrs) -> Ap
         peer: a.ip_daddr,
         user,
         auth_name: host_name,
+        ipv6_default_route,
         ..Default::default()
     };
     let ready = {

@@ -1,0 +1,491 @@
+//! IPv6 for PPP subscribers: what the PPP endpoint task (`pppd.rs`) does once IPv6CP is up.
+//!
+//! Both sides give their pppN the link-local address `fe80::<interface identifier>/64` that
+//! IPv6CP negotiated (RFC 5072 §5). Then, on the link, the Neighbor Discovery of RFC 4861 with
+//! the messages of `ul2tp_ppp::nd`:
+//! - LNS ([`Role::Router`]): the session leases a /64 from `ppp_ipv6_pool` ([`PrefixPool`]),
+//!   installs a route for it through pppN and advertises it in Router Advertisements with the
+//!   on-link and autonomous flags (SLAAC, as accel-ppp's `ipv6_nd` module): one as soon as the
+//!   link is up, [`INITIAL_ADVERTS`] at [`INITIAL_INTERVAL`], then every [`ADVERT_INTERVAL`],
+//!   and one in answer to every Router Solicitation. The /64 returns to the pool when the
+//!   session (the task) goes.
+//! - LAC ([`Role::Host`]): sends Router Solicitations (up to [`SOLICITATIONS`], every
+//!   [`SOLICIT_INTERVAL`]) until an advertisement arrives, forms `prefix::<our identifier>/64`
+//!   from each /64 advertised with the autonomous flag (RFC 4862 §5.5.3) and adds it to pppN,
+//!   and, with `ppp_ipv6_default_route`, a default route via the router's link-local address.
+//!
+//! Solicitations and advertisements are consumed here (not passed to pppN), other IPv6 packets
+//! go through. Invalid ones are dropped and logged at debug. Prefix lifetimes are not aged:
+//! the address and the route live as long as the link.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use ul2tp_ppp::nd::{self, NdMessage, PrefixInfo, RouterAdvert};
+use ul2tp_sys::rtnl::{add_address, add_route, IfAddr, Route};
+use ul2tp_sys::tap::Tun;
+
+/// Unsolicited advertisements sent at [`INITIAL_INTERVAL`] after the first (RFC 4861 §6.2.4:
+/// MAX_INITIAL_RTR_ADVERTISEMENTS).
+pub(crate) const INITIAL_ADVERTS: u32 = 3;
+/// Interval of the initial advertisements (MAX_INITIAL_RTR_ADVERT_INTERVAL).
+pub(crate) const INITIAL_INTERVAL: Duration = Duration::from_secs(16);
+/// Interval of later unsolicited advertisements (MaxRtrAdvInterval's default, RFC 4861 §6.2.1).
+pub(crate) const ADVERT_INTERVAL: Duration = Duration::from_secs(600);
+/// Router Solicitations sent before giving up (MAX_RTR_SOLICITATIONS).
+pub(crate) const SOLICITATIONS: u32 = 3;
+/// Interval between solicitations (RTR_SOLICITATION_INTERVAL).
+pub(crate) const SOLICIT_INTERVAL: Duration = Duration::from_secs(4);
+/// Router Lifetime we advertise (3 × MaxRtrAdvInterval).
+const ROUTER_LIFETIME: u16 = 1800;
+/// Prefix lifetimes we advertise (accel-ppp's and radvd's defaults: 30 days, 7 days).
+const VALID_LIFETIME: u32 = 2_592_000;
+const PREFERRED_LIFETIME: u32 = 604_800;
+
+/// The /64s of an IPv6 prefix (`ppp_ipv6_pool`, e.g. `2001:db8:100::/48`), one per session.
+#[derive(Debug)]
+pub struct PrefixPool {
+    base: u128,
+    len: u8,
+    used: BTreeSet<u64>,
+    next: u64,
+}
+
+/// A pool shared by the sessions of a daemon.
+pub type SharedPool = Arc<Mutex<PrefixPool>>;
+
+impl PrefixPool {
+    /// Parse `"PREFIX/LEN"` with LEN from 32 to 64 and no bits set past LEN.
+    pub fn parse(text: &str) -> Result<PrefixPool, String> {
+        let bad = || format!("{text:?} is not an IPv6 prefix PREFIX/LEN (e.g. 2001:db8:100::/48)");
+        let (a, l) = text.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv6Addr = a.trim().parse().map_err(|_| bad())?;
+        let len: u8 = l.trim().parse().map_err(|_| bad())?;
+        if !(32..=64).contains(&len) {
+            return Err(format!(
+                "{text:?}: the length must be from /32 to /64 (each session gets a /64)"
+            ));
+        }
+        let base = u128::from(addr);
+        if base & (u128::MAX >> len) != 0 {
+            return Err(format!("{text:?} has bits set past /{len}"));
+        }
+        if addr.is_unicast_link_local() || addr.is_multicast() || addr.is_loopback() {
+            return Err(format!("{text:?} is not a global or unique local prefix"));
+        }
+        Ok(PrefixPool {
+            base,
+            len,
+            used: BTreeSet::new(),
+            next: 0,
+        })
+    }
+
+    /// How many /64s the pool holds.
+    pub fn size(&self) -> u64 {
+        // len ≥ 32: at most 2^32 entries.
+        1u64 << (64 - u32::from(self.len))
+    }
+
+    /// Lease a free /64 (the prefix address), or `None` when all are in use.
+    pub fn allocate(&mut self) -> Option<Ipv6Addr> {
+        let size = self.size();
+        if self.used.len() as u64 >= size {
+            return None;
+        }
+        // Round robin from the last lease, so that a released /64 is not handed out again at
+        // once (a late packet for the previous subscriber would reach the next one).
+        let mut i = self.next % size;
+        while self.used.contains(&i) {
+            i = (i + 1) % size;
+        }
+        self.used.insert(i);
+        self.next = (i + 1) % size;
+        Some(self.prefix(i))
+    }
+
+    /// Return a leased /64.
+    pub fn release(&mut self, prefix: Ipv6Addr) {
+        let v = u128::from(prefix);
+        if v & !(u128::MAX >> self.len) == self.base {
+            self.used.remove(&(((v >> 64) as u64) & (self.size() - 1)));
+        }
+    }
+
+    /// How many /64s are leased.
+    pub fn in_use(&self) -> usize {
+        self.used.len()
+    }
+
+    fn prefix(&self, i: u64) -> Ipv6Addr {
+        Ipv6Addr::from(self.base | (u128::from(i) << 64))
+    }
+}
+
+/// A leased /64, returned to its pool when dropped.
+#[derive(Debug)]
+struct Lease {
+    pool: SharedPool,
+    prefix: Ipv6Addr,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pool.lock() {
+            p.release(self.prefix);
+        }
+    }
+}
+
+/// Which side of the link we are.
+#[derive(Debug, Clone)]
+pub(crate) enum Role {
+    /// LNS: advertise a /64 from the pool.
+    Router(SharedPool),
+    /// LAC: accept advertisements; add a default route when `default_route`.
+    Host { default_route: bool },
+    /// Link-local addresses only (a `ppp start` server without a pool).
+    LinkLocal,
+}
+
+/// The IPv6 state of one PPP link.
+#[derive(Debug)]
+pub(crate) struct Ipv6Link {
+    role: Role,
+    /// (our, the peer's) interface identifiers once IPv6CP is up.
+    iids: Option<(u64, u64)>,
+    /// The device has its addresses (and the router its route).
+    configured: bool,
+    lease: Option<Lease>,
+    /// When to send the next advertisement / solicitation, and how many were sent.
+    timer: Option<Instant>,
+    sent: u32,
+    /// Addresses formed from advertised prefixes (host).
+    slaac: Vec<Ipv6Addr>,
+    default_route: bool,
+}
+
+impl Ipv6Link {
+    pub(crate) fn new(role: Role) -> Ipv6Link {
+        Ipv6Link {
+            role,
+            iids: None,
+            configured: false,
+            lease: None,
+            timer: None,
+            sent: 0,
+            slaac: Vec::new(),
+            default_route: false,
+        }
+    }
+
+    /// The /64 advertised on the link (router) or the first address formed (host).
+    #[cfg(test)]
+    pub(crate) fn prefix(&self) -> Option<Ipv6Addr> {
+        match &self.lease {
+            Some(l) => Some(l.prefix),
+            None => self.slaac.first().copied(),
+        }
+    }
+
+    /// IPv6CP is up with these interface identifiers. Leases the router's /64; with `tun`,
+    /// configures it at once and returns the packets to send.
+    pub(crate) fn up(
+        &mut self,
+        local_iid: u64,
+        peer_iid: u64,
+        tun: Option<&Tun>,
+        name: &str,
+    ) -> Vec<Vec<u8>> {
+        self.iids = Some((local_iid, peer_iid));
+        if let Role::Router(pool) = &self.role {
+            if self.lease.is_none() {
+                let got = pool.lock().ok().and_then(|mut p| p.allocate());
+                match got {
+                    Some(prefix) => {
+                        self.lease = Some(Lease {
+                            pool: pool.clone(),
+                            prefix,
+                        })
+                    }
+                    None => tracing::warn!(
+                        "{name}: IPv6 prefix pool exhausted: the link has link-local addresses only"
+                    ),
+                }
+            }
+        }
+        match tun {
+            Some(t) => self.attach(t, name),
+            None => Vec::new(),
+        }
+    }
+
+    /// The pppN device exists: give it its addresses (once IPv6CP is up) and start the
+    /// advertisements or solicitations. Returns the packets to send now.
+    pub(crate) fn attach(&mut self, tun: &Tun, name: &str) -> Vec<Vec<u8>> {
+        let Some((local, _)) = self.iids else {
+            return Vec::new();
+        };
+        if self.configured {
+            return Vec::new();
+        }
+        self.configured = true;
+        let ll = IfAddr {
+            local: IpAddr::V6(nd::link_local(local)),
+            prefix_len: 64,
+            peer: None,
+        };
+        if let Err(e) = add_address(tun.name(), ll) {
+            tracing::warn!(
+                "{name}: {}: link-local address {}: {e}",
+                tun.name(),
+                ll.local
+            );
+        }
+        if let Some(l) = &self.lease {
+            let r = Route {
+                dst: IpAddr::V6(l.prefix),
+                prefix_len: 64,
+                gateway: None,
+            };
+            if let Err(e) = add_route(tun.name(), r) {
+                tracing::warn!("{name}: route {}/64 via {}: {e}", l.prefix, tun.name());
+            }
+            tracing::info!("{name}: IPv6 prefix {}/64 on {}", l.prefix, tun.name());
+        }
+        tracing::info!("{name}: IPv6 up on {}: {}", tun.name(), ll.local);
+        self.sent = 0;
+        match self.role {
+            Role::Router(_) if self.lease.is_some() => self.timer = Some(Instant::now()),
+            Role::Host { .. } => self.timer = Some(Instant::now()),
+            _ => {}
+        }
+        self.on_timer(Instant::now())
+    }
+
+    /// The device went away (IPCP down): its addresses and routes with it. The lease stays
+    /// for when it comes back.
+    pub(crate) fn detach(&mut self) {
+        self.configured = false;
+        self.timer = None;
+        self.slaac.clear();
+        self.default_route = false;
+    }
+
+    /// IPv6CP went down: stop advertising, return the /64.
+    pub(crate) fn down(&mut self) {
+        self.iids = None;
+        self.configured = false;
+        self.lease = None;
+        self.timer = None;
+        self.slaac.clear();
+        self.default_route = false;
+    }
+
+    /// When [`Ipv6Link::on_timer`] must next run.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.timer
+    }
+
+    /// Timers due at `now`: the packets to send.
+    pub(crate) fn on_timer(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let Some(t) = self.timer else {
+            return Vec::new();
+        };
+        if now < t {
+            return Vec::new();
+        }
+        let Some(p) = self.unsolicited() else {
+            self.timer = None;
+            return Vec::new();
+        };
+        self.sent += 1;
+        self.timer = match self.role {
+            Role::Router(_) if self.sent <= INITIAL_ADVERTS => Some(now + INITIAL_INTERVAL),
+            Role::Router(_) => Some(now + ADVERT_INTERVAL),
+            Role::Host { .. } if self.sent < SOLICITATIONS => Some(now + SOLICIT_INTERVAL),
+            _ => None,
+        };
+        vec![p]
+    }
+
+    /// The advertisement (router) or solicitation (host) to send unprompted.
+    fn unsolicited(&self) -> Option<Vec<u8>> {
+        let (local, _) = self.iids?;
+        match self.role {
+            Role::Router(_) => self.advert(),
+            Role::Host { .. } => Some(nd::build_rs(nd::link_local(local))),
+            Role::LinkLocal => None,
+        }
+    }
+
+    fn advert(&self) -> Option<Vec<u8>> {
+        let (local, _) = self.iids?;
+        let prefix = self.lease.as_ref()?.prefix;
+        let ra = RouterAdvert {
+            cur_hop_limit: 64,
+            router_lifetime: ROUTER_LIFETIME,
+            prefixes: vec![PrefixInfo {
+                prefix,
+                prefix_len: 64,
+                on_link: true,
+                autonomous: true,
+                valid_lifetime: VALID_LIFETIME,
+                preferred_lifetime: PREFERRED_LIFETIME,
+            }],
+            ..RouterAdvert::default()
+        };
+        Some(nd::build_ra(nd::link_local(local), nd::ALL_NODES, &ra))
+    }
+
+    /// An IPv6 packet from the peer. Returns whether it was consumed (a Router Solicitation
+    /// or Advertisement, valid or not) and the packets to send in answer.
+    pub(crate) fn on_packet(
+        &mut self,
+        packet: &[u8],
+        tun: Option<&Tun>,
+        name: &str,
+    ) -> (bool, Vec<Vec<u8>>) {
+        let msg = match nd::parse(packet) {
+            Ok(Some(m)) => m,
+            Ok(None) => return (false, Vec::new()),
+            Err(e) => {
+                tracing::debug!("{name}: invalid Router Solicitation/Advertisement dropped: {e}");
+                return (true, Vec::new());
+            }
+        };
+        match (msg, &self.role) {
+            (NdMessage::RouterSolicit { .. }, Role::Router(_)) if self.configured => {
+                (true, self.advert().into_iter().collect())
+            }
+            (NdMessage::RouterAdvert { src, ra }, Role::Host { default_route }) => {
+                let default_route = *default_route;
+                if let (Some(t), true) = (tun, self.configured) {
+                    self.timer = None;
+                    self.accept_advert(t, src, &ra, default_route, name);
+                }
+                (true, Vec::new())
+            }
+            _ => (true, Vec::new()),
+        }
+    }
+
+    /// SLAAC (RFC 4862 §5.5.3) from an advertisement, with our interface identifier.
+    fn accept_advert(
+        &mut self,
+        tun: &Tun,
+        router: Ipv6Addr,
+        ra: &RouterAdvert,
+        default_route: bool,
+        name: &str,
+    ) {
+        let Some((local, _)) = self.iids else { return };
+        for p in ra.prefixes.iter().filter(|p| p.usable_for_slaac()) {
+            let a = nd::with_iid(p.prefix, local);
+            if self.slaac.contains(&a) {
+                continue;
+            }
+            let addr = IfAddr {
+                local: IpAddr::V6(a),
+                prefix_len: 64,
+                peer: None,
+            };
+            match add_address(tun.name(), addr) {
+                Ok(()) => {
+                    tracing::info!("{name}: IPv6 address {a}/64 on {} (SLAAC)", tun.name())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    tracing::warn!("{name}: {}: address {a}/64: {e}", tun.name());
+                    continue;
+                }
+            }
+            self.slaac.push(a);
+        }
+        if default_route && ra.router_lifetime > 0 && !self.default_route {
+            let r = Route {
+                dst: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                prefix_len: 0,
+                gateway: Some(IpAddr::V6(router)),
+            };
+            match add_route(tun.name(), r) {
+                Ok(()) => {
+                    self.default_route = true;
+                    tracing::info!("{name}: IPv6 default route via {router} dev {}", tun.name());
+                }
+                Err(e) => tracing::warn!("{name}: IPv6 default route via {router}: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_hands_out_each_64_once() {
+        let mut p = PrefixPool::parse("2001:db8:100::/62").unwrap();
+        assert_eq!(p.size(), 4);
+        let got: Vec<Ipv6Addr> = (0..4).map(|_| p.allocate().unwrap()).collect();
+        let want: Vec<Ipv6Addr> = [
+            "2001:db8:100::",
+            "2001:db8:100:1::",
+            "2001:db8:100:2::",
+            "2001:db8:100:3::",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(got, want);
+        assert_eq!(p.allocate(), None, "exhausted");
+        p.release(want[1]);
+        assert_eq!(p.in_use(), 3);
+        assert_eq!(p.allocate(), Some(want[1]));
+        // Releasing something outside the pool changes nothing.
+        p.release("2001:db8:200::".parse().unwrap());
+        assert_eq!(p.in_use(), 4);
+    }
+
+    #[test]
+    fn pool_is_round_robin() {
+        let mut p = PrefixPool::parse("2001:db8:100::/48").unwrap();
+        let a = p.allocate().unwrap();
+        p.release(a);
+        let b = p.allocate().unwrap();
+        assert_ne!(a, b, "a released /64 is not reused at once");
+        assert_eq!(p.size(), 65536);
+    }
+
+    #[test]
+    fn pool_syntax() {
+        for bad in [
+            "2001:db8::",
+            "2001:db8::/65",
+            "2001:db8::/31",
+            "2001:db8::1/48",
+            "fe80::/64",
+            "10.0.0.0/8",
+            "2001:db8::/x",
+        ] {
+            assert!(PrefixPool::parse(bad).is_err(), "{bad}");
+        }
+        assert!(PrefixPool::parse("2001:db8:100:5::/64").is_ok());
+    }
+
+    #[test]
+    fn leases_return_to_the_pool_when_dropped() {
+        let pool: SharedPool = Arc::new(Mutex::new(PrefixPool::parse("2001:db8::/64").unwrap()));
+        let mut link = Ipv6Link::new(Role::Router(pool.clone()));
+        assert!(link.up(1, 2, None, "t").is_empty(), "no device yet");
+        assert_eq!(link.prefix(), "2001:db8::".parse().ok());
+        let mut other = Ipv6Link::new(Role::Router(pool.clone()));
+        other.up(3, 4, None, "t");
+        assert_eq!(other.prefix(), None, "exhausted");
+        drop(link);
+        assert_eq!(pool.lock().unwrap().in_use(), 0);
+    }
+}
