@@ -10,7 +10,7 @@
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
-use ul2tp_it::{wait_until, Daemon, Netns};
+use ul2tp_it::{have, tshark, wait_until, Capture, Daemon, Netns};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
@@ -123,6 +123,7 @@ fn lns_advertises_a_64_and_the_lac_configures_it() {
     let t = Setup::new("ppp_ipv6_default_route = true\n", LNS);
     // An address of the LNS's beyond the PPP link, reached with the LAC's default route.
     t.b.ip(&["-6", "addr", "add", "2001:db8:ffff::1/128", "dev", "lo"]);
+    let cap = Capture::start(&t.a, "eth0", "udp port 1701");
     t.call();
     let prefix: Ipv6Addr = "2001:db8:100:7::".parse().unwrap();
     let mut got = Vec::new();
@@ -180,6 +181,54 @@ fn lns_advertises_a_64_and_the_lac_configures_it() {
     assert!(
         t.a.ping_retry("2001:db8:ffff::1", &["-6"], 5),
         "LAC pings beyond the LNS over its default route"
+    );
+    // tshark decodes the solicitation and the advertisements inside L2TP/PPP and checks
+    // their ICMPv6 checksums independently of ul2tp_ppp::nd (checksum status 1 = good).
+    let pcap = cap.stop();
+    assert!(have("tshark"), "tshark is needed (apt-get install tshark)");
+    let fields = |filter: &str, f: &[&str]| -> Vec<String> {
+        let mut args = vec!["-Y", filter, "-T", "fields"];
+        for x in f {
+            args.extend(["-e", x]);
+        }
+        tshark(&pcap, &args)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let rs = fields(
+        "icmpv6.type == 133",
+        &[
+            "ipv6.src",
+            "ipv6.dst",
+            "ipv6.hlim",
+            "icmpv6.checksum.status",
+        ],
+    );
+    assert!(
+        rs.iter()
+            .any(|l| l == &format!("{ll_lac}\tff02::2\t255\t1")),
+        "Router Solicitations: {rs:?}"
+    );
+    let ra = fields(
+        "icmpv6.type == 134",
+        &[
+            "ipv6.src",
+            "ipv6.dst",
+            "ipv6.hlim",
+            "icmpv6.checksum.status",
+            "icmpv6.nd.ra.router_lifetime",
+            "icmpv6.opt.prefix",
+            "icmpv6.opt.prefix.length",
+            "icmpv6.opt.prefix.flag.a",
+        ],
+    );
+    let want = format!("{ll_lns}\tff02::1\t255\t1\t1800\t2001:db8:100:7::\t64\t1");
+    assert!(!ra.is_empty(), "no Router Advertisement captured");
+    assert!(
+        ra.iter().all(|l| *l == want),
+        "Router Advertisements: {ra:?}"
     );
 }
 
