@@ -272,6 +272,10 @@ pub struct Attrs {
     /// ul2tp: the password / CHAP secret that goes with `ppp_user`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_password: Option<String>,
+    /// ul2tp (replies): the IPv6 /64 on a PPP session's link, `PREFIX/64`: leased and
+    /// advertised by an LNS, or the one a LAC formed its address from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_ipv6_prefix: Option<String>,
 }
 
 /// A request from a client.

@@ -165,6 +165,14 @@ fn lns_advertises_a_64_and_the_lac_configures_it() {
         default.contains(&format!("via {ll_lns} dev {dev_lac}")),
         "LAC default route: {default}"
     );
+    // `show session` on both daemons shows the link's /64.
+    for d in [&t.lns, &t.lac] {
+        let shown = d.ul2tp("show session");
+        assert!(
+            shown.contains("  ipv6 prefix: 2001:db8:100:7::/64\n"),
+            "{shown}"
+        );
+    }
     // ping -6 both ways: link-local, and global through the route and the default route.
     assert!(
         t.a.ping_retry(&format!("{ll_lns}%{dev_lac}"), &["-6"], 5),
@@ -256,6 +264,12 @@ fn the_64_returns_to_the_pool_with_the_session() {
         t.lns.log()
     );
     assert_eq!(global_v6(&t.a, prefix, 64).len(), 1, "one /64 only");
+    let shown = t.lns.ul2tp("show session");
+    assert_eq!(
+        shown.matches("ipv6 prefix: 2001:db8:100:7::/64").count(),
+        1,
+        "only the first call has the /64: {shown}"
+    );
     for sid in [&first, &second] {
         t.lac
             .ul2tp(&format!("del session tunnel_id {} session_id {sid}", t.tid));

@@ -125,6 +125,23 @@ impl PrefixPool {
     }
 }
 
+/// The /64 of a link as the session's API replies show it (`ppp_ipv6_prefix`): written by
+/// the endpoint task, read under the store's lock.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkPrefix(Arc<Mutex<Option<Ipv6Addr>>>);
+
+impl LinkPrefix {
+    pub(crate) fn get(&self) -> Option<Ipv6Addr> {
+        self.0.lock().ok().and_then(|g| *g)
+    }
+
+    pub(crate) fn set(&self, p: Option<Ipv6Addr>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = p;
+        }
+    }
+}
+
 /// A leased /64, returned to its pool when dropped.
 #[derive(Debug)]
 struct Lease {
@@ -182,12 +199,12 @@ impl Ipv6Link {
         }
     }
 
-    /// The /64 advertised on the link (router) or the first address formed (host).
-    #[cfg(test)]
+    /// The /64 on the link: advertised (router, once the device has it) or the one our
+    /// first address was formed from (host).
     pub(crate) fn prefix(&self) -> Option<Ipv6Addr> {
         match &self.lease {
             Some(l) => Some(l.prefix),
-            None => self.slaac.first().copied(),
+            None => self.slaac.first().map(|a| nd::with_iid(*a, 0)),
         }
     }
 

@@ -152,6 +152,7 @@ pub(crate) fn start(
     })?;
     let cfg = ppp_config(&setup);
     let v6 = crate::ppp_ipv6::Ipv6Link::new(setup.ipv6_role());
+    let v6_shown = crate::ppp_ipv6::LinkPrefix::default();
     let users = ul2tp_ppp::StaticCredentials(
         setup
             .users
@@ -167,6 +168,7 @@ pub(crate) fn start(
     ep.set_credentials(Box::new(users));
     let link = Link {
         v6,
+        v6_shown: v6_shown.clone(),
         d: d.me.clone(),
         session,
         socket,
@@ -175,7 +177,9 @@ pub(crate) fn start(
         passive: setup.passive,
     };
     let task = Task(tokio::spawn(link.run(ep)));
-    ctl.sessions.entry(key).or_default().tasks.push(task);
+    let rt = ctl.sessions.entry(key).or_default();
+    rt.tasks.push(task);
+    rt.ppp_ipv6 = Some(v6_shown);
     Ok(ready)
 }
 
@@ -201,6 +205,8 @@ struct Link {
     passive: bool,
     /// IPv6 on the link once IPv6CP is up (`ppp_ipv6.rs`).
     v6: crate::ppp_ipv6::Ipv6Link,
+    /// Its /64 for `show session`.
+    v6_shown: crate::ppp_ipv6::LinkPrefix,
 }
 
 impl Link {
@@ -420,6 +426,14 @@ impl Link {
         // What the events queued (Router Advertisements, Solicitations) leaves now.
         while let Some(frame) = ep.poll_transmit() {
             datapath::send_frame(&self.session, &self.socket, &frame).await;
+        }
+        let shown = if tun.is_some() {
+            self.v6.prefix()
+        } else {
+            None
+        };
+        if self.v6_shown.get() != shown {
+            self.v6_shown.set(shown);
         }
         None
     }

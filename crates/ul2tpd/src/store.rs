@@ -104,6 +104,9 @@ pub(crate) struct SessionRt {
     pub(crate) tasks: Vec<Task>,
     /// A session socket is (or was) attached: a second connect is EEXIST (§7.3).
     pub(crate) had_socket: bool,
+    /// The IPv6 /64 of the session's PPP link, kept current by its endpoint task
+    /// (`ppp_ipv6.rs`).
+    pub(crate) ppp_ipv6: Option<crate::ppp_ipv6::LinkPrefix>,
 }
 
 #[derive(Debug, Default)]
@@ -438,6 +441,7 @@ impl Store {
             SessionRt {
                 tasks,
                 had_socket: false,
+                ppp_ipv6: None,
             },
         );
         Ok(())
@@ -469,8 +473,14 @@ impl Store {
 }
 
 /// Session reply attributes (docs/reference/kernel.md §4.8).
-pub(crate) fn session_attrs(s: &Session, _ctl: &Ctl) -> Attrs {
+pub(crate) fn session_attrs(s: &Session, ctl: &Ctl) -> Attrs {
     let p = s.params();
+    let ppp_ipv6_prefix = ctl
+        .sessions
+        .get(&(s.tunnel_id(), p.session_id))
+        .and_then(|r| r.ppp_ipv6.as_ref())
+        .and_then(|l| l.get())
+        .map(|a| format!("{a}/64"));
     // PPP sessions never report IFNAME (docs/reference/kernel.md §4.3).
     let ifname = if p.pw_type == PwType::Ppp {
         None
@@ -493,6 +503,7 @@ pub(crate) fn session_attrs(s: &Session, _ctl: &Ctl) -> Attrs {
         recv_timeout: (p.reorder_timeout_ms != 0).then_some(p.reorder_timeout_ms),
         vlan_id: p.vlan_id,
         stats: Some(s.stats()),
+        ppp_ipv6_prefix,
         ..Attrs::default()
     }
 }
