@@ -41,6 +41,9 @@ pub(crate) const SOLICITATIONS: u32 = 3;
 pub(crate) const SOLICIT_INTERVAL: Duration = Duration::from_secs(4);
 /// Router Lifetime we advertise (3 × MaxRtrAdvInterval).
 const ROUTER_LIFETIME: u16 = 1800;
+/// Least time between two advertisements (RFC 4861 §6.2.6 MIN_DELAY_BETWEEN_RAS): a
+/// solicitation sooner after the last one is answered when it has passed.
+pub(crate) const MIN_DELAY_BETWEEN_RAS: Duration = Duration::from_secs(3);
 /// Prefix lifetimes we advertise (accel-ppp's and radvd's defaults: 30 days, 7 days).
 const VALID_LIFETIME: u32 = 2_592_000;
 const PREFERRED_LIFETIME: u32 = 604_800;
@@ -183,10 +186,13 @@ pub(crate) struct Ipv6Link {
     /// Addresses formed from advertised prefixes (host).
     slaac: Vec<Ipv6Addr>,
     default_route: bool,
+    /// When the last advertisement left (router).
+    last_advert: Option<Instant>,
+    ops: Arc<crate::metrics::Ops>,
 }
 
 impl Ipv6Link {
-    pub(crate) fn new(role: Role) -> Ipv6Link {
+    pub(crate) fn new(role: Role, ops: Arc<crate::metrics::Ops>) -> Ipv6Link {
         Ipv6Link {
             role,
             iids: None,
@@ -196,6 +202,8 @@ impl Ipv6Link {
             sent: 0,
             slaac: Vec::new(),
             default_route: false,
+            last_advert: None,
+            ops,
         }
     }
 
@@ -228,9 +236,15 @@ impl Ipv6Link {
                             prefix,
                         })
                     }
-                    None => tracing::warn!(
-                        "{name}: IPv6 prefix pool exhausted: the link has link-local addresses only"
-                    ),
+                    None => {
+                        self.ops
+                            .ppp
+                            .ipv6_pool_exhausted
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(
+                            "{name}: IPv6 prefix pool exhausted: the link has link-local addresses only"
+                        )
+                    }
                 }
             }
         }
@@ -326,6 +340,9 @@ impl Ipv6Link {
             Role::Host { .. } if self.sent < SOLICITATIONS => Some(now + SOLICIT_INTERVAL),
             _ => None,
         };
+        if matches!(self.role, Role::Router(_)) {
+            self.last_advert = Some(now);
+        }
         vec![p]
     }
 
@@ -336,6 +353,25 @@ impl Ipv6Link {
             Role::Router(_) => self.advert(),
             Role::Host { .. } => Some(nd::build_rs(nd::link_local(local))),
             Role::LinkLocal => None,
+        }
+    }
+
+    /// An advertisement in answer to a solicitation: now, or once [`MIN_DELAY_BETWEEN_RAS`]
+    /// has passed since the last one (the timer is brought forward to then).
+    fn answer_solicitation(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        if self.lease.is_none() {
+            return Vec::new();
+        }
+        match self.last_advert {
+            Some(last) if now < last + MIN_DELAY_BETWEEN_RAS => {
+                let due = last + MIN_DELAY_BETWEEN_RAS;
+                self.timer = Some(self.timer.map_or(due, |t| t.min(due)));
+                Vec::new()
+            }
+            _ => {
+                self.last_advert = Some(now);
+                self.advert().into_iter().collect()
+            }
         }
     }
 
@@ -370,13 +406,17 @@ impl Ipv6Link {
             Ok(Some(m)) => m,
             Ok(None) => return (false, Vec::new()),
             Err(e) => {
+                self.ops
+                    .ppp
+                    .nd_invalid
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!("{name}: invalid Router Solicitation/Advertisement dropped: {e}");
                 return (true, Vec::new());
             }
         };
         match (msg, &self.role) {
             (NdMessage::RouterSolicit { .. }, Role::Router(_)) if self.configured => {
-                (true, self.advert().into_iter().collect())
+                (true, self.answer_solicitation(Instant::now()))
             }
             (NdMessage::RouterAdvert { src, ra }, Role::Host { default_route }) => {
                 let default_route = *default_route;
@@ -493,15 +533,62 @@ mod tests {
         assert!(PrefixPool::parse("2001:db8:100:5::/64").is_ok());
     }
 
+    /// The router answers a solicitation with an advertisement of its /64 from its
+    /// link-local address, at most one per MIN_DELAY_BETWEEN_RAS (a later one is scheduled);
+    /// invalid ones are consumed and counted, other packets pass.
+    #[test]
+    fn router_answers_solicitations_rate_limited() {
+        let pool: SharedPool = Arc::new(Mutex::new(PrefixPool::parse("2001:db8:5::/64").unwrap()));
+        let ops = Arc::new(crate::metrics::Ops::default());
+        let mut link = Ipv6Link::new(Role::Router(pool), ops.clone());
+        link.up(7, 9, None, "t");
+        // As `attach` leaves it (without a device to configure).
+        link.configured = true;
+        let rs = nd::build_rs(nd::link_local(9));
+        let (consumed, out) = link.on_packet(&rs, None, "t");
+        assert!(consumed);
+        assert_eq!(out.len(), 1);
+        match nd::parse(&out[0]) {
+            Ok(Some(NdMessage::RouterAdvert { src, ra })) => {
+                assert_eq!(src, nd::link_local(7));
+                assert_eq!(ra.prefixes.len(), 1);
+                let p = ra.prefixes[0];
+                assert_eq!(p.prefix, "2001:db8:5::".parse::<Ipv6Addr>().unwrap());
+                assert!(p.usable_for_slaac() && p.on_link);
+                assert_eq!(ra.router_lifetime, ROUTER_LIFETIME);
+            }
+            other => panic!("{other:?}"),
+        }
+        let (consumed, out) = link.on_packet(&rs, None, "t");
+        assert!(consumed && out.is_empty(), "second one within 3 s waits");
+        let due = link.deadline().expect("scheduled");
+        assert!(due <= Instant::now() + MIN_DELAY_BETWEEN_RAS);
+        assert!(link.on_timer(due).len() == 1, "sent when due");
+        let mut bad = rs.clone();
+        bad[7] = 1;
+        assert_eq!(link.on_packet(&bad, None, "t"), (true, Vec::new()));
+        let invalid = ops
+            .ppp
+            .nd_invalid
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(invalid, 1);
+        let mut echo = rs.clone();
+        echo[40] = 128;
+        assert_eq!(link.on_packet(&echo, None, "t"), (false, Vec::new()));
+    }
+
     #[test]
     fn leases_return_to_the_pool_when_dropped() {
         let pool: SharedPool = Arc::new(Mutex::new(PrefixPool::parse("2001:db8::/64").unwrap()));
-        let mut link = Ipv6Link::new(Role::Router(pool.clone()));
+        let ops = Arc::new(crate::metrics::Ops::default());
+        let mut link = Ipv6Link::new(Role::Router(pool.clone()), ops.clone());
         assert!(link.up(1, 2, None, "t").is_empty(), "no device yet");
         assert_eq!(link.prefix(), "2001:db8::".parse().ok());
-        let mut other = Ipv6Link::new(Role::Router(pool.clone()));
+        let mut other = Ipv6Link::new(Role::Router(pool.clone()), ops.clone());
         other.up(3, 4, None, "t");
         assert_eq!(other.prefix(), None, "exhausted");
+        let exhausted = &ops.ppp.ipv6_pool_exhausted;
+        assert_eq!(exhausted.load(std::sync::atomic::Ordering::Relaxed), 1);
         drop(link);
         assert_eq!(pool.lock().unwrap().in_use(), 0);
     }

@@ -151,7 +151,7 @@ pub(crate) fn start(
         ApiError::new(Errno::EIO, format!("PPP endpoint not started: {e}"))
     })?;
     let cfg = ppp_config(&setup);
-    let v6 = crate::ppp_ipv6::Ipv6Link::new(setup.ipv6_role());
+    let v6 = crate::ppp_ipv6::Ipv6Link::new(setup.ipv6_role(), d.ops.clone());
     let v6_shown = crate::ppp_ipv6::LinkPrefix::default();
     let users = ul2tp_ppp::StaticCredentials(
         setup
