@@ -474,6 +474,56 @@ mod tests {
         assert_eq!(link_local(2), "fe80::2".parse::<Ipv6Addr>().unwrap());
     }
 
+    use proptest::prelude::*;
+
+    fn prefix_info() -> impl Strategy<Value = PrefixInfo> {
+        (
+            any::<u64>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<u32>(),
+            any::<u32>(),
+        )
+            .prop_map(|(hi, l, a, v, p)| PrefixInfo {
+                prefix: Ipv6Addr::from(u128::from(hi) << 64),
+                prefix_len: 64,
+                on_link: l,
+                autonomous: a,
+                valid_lifetime: v,
+                preferred_lifetime: p,
+            })
+    }
+
+    proptest! {
+        /// Whatever bytes follow a well-formed IPv6 header (and any bytes at all): no panic.
+        #[test]
+        fn parse_never_panics(body in proptest::collection::vec(any::<u8>(), 0..200), hop in any::<u8>()) {
+            let _ = parse(&body);
+            let mut p = build_rs(link_local(1));
+            p.truncate(40);
+            p[4..6].copy_from_slice(&(body.len() as u16).to_be_bytes());
+            p[7] = hop;
+            p.extend_from_slice(&body);
+            let _ = parse(&p);
+        }
+
+        /// Any advertisement we build parses back to itself.
+        #[test]
+        fn adverts_round_trip(
+            hop in any::<u8>(), m in any::<bool>(), o in any::<bool>(), life in any::<u16>(),
+            reach in any::<u32>(), retrans in any::<u32>(), mtu in proptest::option::of(any::<u32>()),
+            prefixes in proptest::collection::vec(prefix_info(), 0..4), iid in any::<u64>(),
+        ) {
+            let ra = RouterAdvert {
+                cur_hop_limit: hop, managed: m, other: o, router_lifetime: life,
+                reachable_time: reach, retrans_timer: retrans, mtu, prefixes,
+            };
+            let src = link_local(iid);
+            let got = parse(&build_ra(src, ALL_NODES, &ra));
+            prop_assert_eq!(got, Ok(Some(NdMessage::RouterAdvert { src, ra })));
+        }
+    }
+
     /// Every truncation and every single-byte corruption of valid messages: no panic.
     #[test]
     fn malformed_input_never_panics() {
