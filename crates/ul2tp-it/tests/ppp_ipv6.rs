@@ -154,6 +154,11 @@ fn lns_advertises_a_64_and_the_lac_configures_it() {
     assert!(lns_addrs.contains(&format!("{ll_lns}/64")), "{lns_addrs}");
     let lac_addrs = t.a.ip(&["-6", "addr", "show", "dev", &dev_lac]);
     assert!(lac_addrs.contains(&format!("{ll_lac}/64")), "{lac_addrs}");
+    // The kernel made no link-local address of its own on either pppN.
+    for (ns, dev) in [(&t.a, &dev_lac), (&t.b, &dev_lns)] {
+        let ll = ns.ip(&["-o", "-6", "addr", "show", "dev", dev, "scope", "link"]);
+        assert_eq!(ll.lines().count(), 1, "{dev}: {ll}");
+    }
     // The LNS routes the /64 through the subscriber's pppN; the LAC has its default route.
     let routes = t.b.ip(&["-6", "route", "show", "2001:db8:100:7::/64"]);
     assert!(

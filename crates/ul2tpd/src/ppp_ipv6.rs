@@ -48,6 +48,17 @@ pub(crate) const MIN_DELAY_BETWEEN_RAS: Duration = Duration::from_secs(3);
 const VALID_LIFETIME: u32 = 2_592_000;
 const PREFERRED_LIFETIME: u32 = 604_800;
 
+/// Before a new pppN goes up: no link-local address of the kernel's own making
+/// (`addr_gen_mode` 1, "none"; for a TUN device it would make a random or stable-privacy
+/// one), so that the link-local address is the one from IPv6CP only, as on pppd's ppp units.
+/// Without IPv6 in the kernel there is nothing to do.
+pub(crate) fn before_up(dev: &str) {
+    let path = format!("/proc/sys/net/ipv6/conf/{dev}/addr_gen_mode");
+    if let Err(e) = std::fs::write(&path, "1") {
+        tracing::debug!("{dev}: {path}: {e}");
+    }
+}
+
 /// The /64s of an IPv6 prefix (`ppp_ipv6_pool`, e.g. `2001:db8:100::/48`), one per session.
 #[derive(Debug)]
 pub struct PrefixPool {

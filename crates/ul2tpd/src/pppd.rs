@@ -328,6 +328,7 @@ impl Link {
                                 prefix_len: 32,
                                 peer: Some(IpAddr::V4(peer)),
                             };
+                            crate::ppp_ipv6::before_up(t.name());
                             if let Err(e) = add_address(t.name(), addr).and_then(|_| t.set_up(true))
                             {
                                 tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
