@@ -120,7 +120,8 @@ const LNS: &str = "ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20
 
 #[test]
 fn lns_advertises_a_64_and_the_lac_configures_it() {
-    let t = Setup::new("ppp_ipv6_default_route = true\n", LNS);
+    let lns = format!("{LNS}ppp_ipv6_dns = [\"2001:db8::53\", \"2001:db8::54\"]\n");
+    let t = Setup::new("ppp_ipv6_default_route = true\n", &lns);
     // An address of the LNS's beyond the PPP link, reached with the LAC's default route.
     t.b.ip(&["-6", "addr", "add", "2001:db8:ffff::1/128", "dev", "lo"]);
     let cap = Capture::start(&t.a, "eth0", "udp port 1701");
@@ -170,6 +171,9 @@ fn lns_advertises_a_64_and_the_lac_configures_it() {
         default.contains(&format!("via {ll_lns} dev {dev_lac}")),
         "LAC default route: {default}"
     );
+    // The advertised DNS servers (RDNSS) reach the LAC, which reports them.
+    let dns_line = format!("IPv6 DNS servers from {ll_lns}: 2001:db8::53, 2001:db8::54");
+    assert!(t.lac.log().contains(&dns_line), "{}", t.lac.log());
     // `show session` on both daemons shows the link's /64.
     for d in [&t.lns, &t.lac] {
         let shown = d.ul2tp("show session");
@@ -235,9 +239,12 @@ fn lns_advertises_a_64_and_the_lac_configures_it() {
             "icmpv6.opt.prefix",
             "icmpv6.opt.prefix.length",
             "icmpv6.opt.prefix.flag.a",
+            "icmpv6.opt.rdnss",
         ],
     );
-    let want = format!("{ll_lns}\tff02::1\t255\t1\t1800\t2001:db8:100:7::\t64\t1");
+    let want = format!(
+        "{ll_lns}\tff02::1\t255\t1\t1800\t2001:db8:100:7::\t64\t1\t2001:db8::53,2001:db8::54"
+    );
     assert!(!ra.is_empty(), "no Router Advertisement captured");
     assert!(
         ra.iter().all(|l| *l == want),

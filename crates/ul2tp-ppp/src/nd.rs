@@ -8,6 +8,8 @@
 //! identifier>` that IPv6CP negotiated (RFC 5072 §5); a host forms its global address from an
 //! advertised /64 with the autonomous flag and the same identifier (RFC 4862 §5.5.3).
 //!
+//! The Recursive DNS Server option (RFC 8106 §5.1) carries DNS servers to hosts.
+//!
 //! Pure: no I/O. [`parse`] never panics; it answers `Ok(None)` for an IPv6 packet that is not
 //! a Router Solicitation or Advertisement (the caller passes it on) and `Err` for one that
 //! fails the validity checks of RFC 4861 §6.1 (the caller drops and counts it).
@@ -31,6 +33,7 @@ pub const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 const OPT_SOURCE_LLADDR: u8 = 1;
 const OPT_PREFIX_INFO: u8 = 3;
 const OPT_MTU: u8 = 5;
+const OPT_RDNSS: u8 = 25;
 /// Prefix Information flags: on-link (L) and autonomous address-configuration (A).
 const FLAG_ON_LINK: u8 = 0x80;
 const FLAG_AUTONOMOUS: u8 = 0x40;
@@ -91,6 +94,10 @@ pub struct RouterAdvert {
     pub mtu: Option<u32>,
     /// Prefix Information options.
     pub prefixes: Vec<PrefixInfo>,
+    /// Recursive DNS servers (one RDNSS option) and their lifetime in seconds; empty: none.
+    pub dns: Vec<Ipv6Addr>,
+    /// Lifetime of `dns` (0 = stop using them).
+    pub dns_lifetime: u32,
 }
 
 /// A received Router Solicitation or Advertisement.
@@ -217,6 +224,15 @@ pub fn build_ra(src: Ipv6Addr, dst: Ipv6Addr, ra: &RouterAdvert) -> Vec<u8> {
         m.extend_from_slice(&[0; 4]);
         m.extend_from_slice(&Ipv6Addr::from(u128::from(p.prefix) & mask).octets());
     }
+    if !ra.dns.is_empty() {
+        // Length in units of 8 octets: 8 bytes of header, 16 per address (RFC 8106 §5.1).
+        let n = ra.dns.len().min(127);
+        m.extend_from_slice(&[OPT_RDNSS, (1 + 2 * n) as u8, 0, 0]);
+        m.extend_from_slice(&ra.dns_lifetime.to_be_bytes());
+        for a in &ra.dns[..n] {
+            m.extend_from_slice(&a.octets());
+        }
+    }
     ipv6_icmp(src, dst, m)
 }
 
@@ -311,6 +327,11 @@ pub fn parse(packet: &[u8]) -> Result<Option<NdMessage>, NdError> {
                 preferred_lifetime: be32(&o[8..12]),
                 prefix: addr(&o[16..32]),
             }),
+            // RFC 8106 §5.1: length at least 3 and odd; an invalid one is ignored.
+            OPT_RDNSS if o.len() >= 24 && (o.len() - 8) % 16 == 0 && ra.dns.is_empty() => {
+                ra.dns_lifetime = be32(&o[4..8]);
+                ra.dns = o[8..].chunks_exact(16).map(addr).collect();
+            }
             _ => {}
         }
     }
@@ -348,6 +369,26 @@ mod tests {
                 preferred_lifetime: 604_800,
             }],
             ..RouterAdvert::default()
+        }
+    }
+
+    #[test]
+    fn rdnss_round_trips() {
+        let ra = RouterAdvert {
+            dns: vec![
+                "2001:db8::53".parse().unwrap(),
+                "2001:db8::54".parse().unwrap(),
+            ],
+            dns_lifetime: 1800,
+            ..sample()
+        };
+        let p = build_ra(link_local(3), ALL_NODES, &ra);
+        // 96 as in the sample plus the RDNSS option: 8 + 2 × 16.
+        assert_eq!(p.len(), 96 + 40);
+        assert_eq!(&p[96..100], &[25, 5, 0, 0]);
+        match parse(&p) {
+            Ok(Some(NdMessage::RouterAdvert { ra: got, .. })) => assert_eq!(got, ra),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -513,10 +554,13 @@ mod tests {
             hop in any::<u8>(), m in any::<bool>(), o in any::<bool>(), life in any::<u16>(),
             reach in any::<u32>(), retrans in any::<u32>(), mtu in proptest::option::of(any::<u32>()),
             prefixes in proptest::collection::vec(prefix_info(), 0..4), iid in any::<u64>(),
+            dns in proptest::collection::vec(any::<u128>().prop_map(Ipv6Addr::from), 0..3),
+            dns_lifetime in any::<u32>(),
         ) {
+            let dns_lifetime = if dns.is_empty() { 0 } else { dns_lifetime };
             let ra = RouterAdvert {
                 cur_hop_limit: hop, managed: m, other: o, router_lifetime: life,
-                reachable_time: reach, retrans_timer: retrans, mtu, prefixes,
+                reachable_time: reach, retrans_timer: retrans, mtu, prefixes, dns, dns_lifetime,
             };
             let src = link_local(iid);
             let got = parse(&build_ra(src, ALL_NODES, &ra));

@@ -161,6 +161,9 @@ pub struct ControlConfig {
     /// LNS: IPv6 prefix ("PREFIX/LEN", /32 to /64) from which each PPP session gets a /64,
     /// advertised on its link with Router Advertisements (SLAAC).
     pub ppp_ipv6_pool: Option<String>,
+    /// LNS: IPv6 DNS servers advertised with the prefix (RDNSS option, RFC 8106).
+    #[serde(default)]
+    pub ppp_ipv6_dns: Vec<std::net::Ipv6Addr>,
     /// LAC: add an IPv6 default route via the LNS when it advertises a prefix (default false).
     #[serde(default)]
     pub ppp_ipv6_default_route: bool,
@@ -238,6 +241,7 @@ impl ControlConfig {
         };
         Some(crate::control::PppPool {
             ipv6,
+            ipv6_dns: self.ppp_ipv6_dns.clone(),
             local,
             first,
             last,
@@ -317,6 +321,19 @@ impl ControlConfig {
                     "needs ppp_local and ppp_pool (the LNS PPP endpoint they configure)".into(),
                 ));
             }
+        }
+        if let Some(a) = self
+            .ppp_ipv6_dns
+            .iter()
+            .find(|a| a.is_unspecified() || a.is_multicast() || a.is_loopback())
+        {
+            return Err(("ppp_ipv6_dns", format!("{a} is not a unicast address")));
+        }
+        if !self.ppp_ipv6_dns.is_empty() && self.ppp_ipv6_pool.is_none() {
+            return Err((
+                "ppp_ipv6_dns",
+                "needs ppp_ipv6_pool (the servers go out with its Router Advertisements)".into(),
+            ));
         }
         if self.ppp_auth.is_some() && self.ppp_users.is_empty() {
             return Err((
@@ -1117,6 +1134,12 @@ seq = "both"
         .unwrap();
         let s = ok.config.control.unwrap().settings();
         assert!(s.ppp_ipv6_default_route);
+        let e = check_err(&format!("{base}ppp_ipv6_dns = [\"2001:db8::53\"]\n"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_dns")));
+        let e = check_err(&format!(
+            "{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_dns = [\"ff02::1\"]\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("ppp_ipv6_dns"));
         let pool = s.ppp_server.unwrap().ipv6.unwrap();
         assert_eq!(pool.lock().unwrap().size(), 65536);
     }

@@ -69,6 +69,8 @@ pub struct PppPool {
     pub echo: Option<(Duration, u32)>,
     /// The /64s for the sessions' IPv6 (`ppp_ipv6_pool`); `None`: link-local only.
     pub ipv6: Option<crate::ppp_ipv6::SharedPool>,
+    /// DNS servers advertised with the /64 (`ppp_ipv6_dns`).
+    pub ipv6_dns: Vec<std::net::Ipv6Addr>,
 }
 
 /// A request for the endpoint task.
@@ -627,6 +629,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 echo: pool.and_then(|p| p.echo),
                 ipv6_pool: pool.and_then(|p| p.ipv6.clone()),
                 ipv6_default_route: false,
+                ipv6_dns: pool.map(|p| p.ipv6_dns.clone()).unwrap_or_default(),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
             drop(crate::pppd::start(d, ctl, s.clone(), setup)?);

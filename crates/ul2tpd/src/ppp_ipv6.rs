@@ -44,6 +44,9 @@ const ROUTER_LIFETIME: u16 = 1800;
 /// Least time between two advertisements (RFC 4861 §6.2.6 MIN_DELAY_BETWEEN_RAS): a
 /// solicitation sooner after the last one is answered when it has passed.
 pub(crate) const MIN_DELAY_BETWEEN_RAS: Duration = Duration::from_secs(3);
+/// Lifetime of the DNS servers we advertise (RFC 8106 §5.1: at least MaxRtrAdvInterval;
+/// 3 × MaxRtrAdvInterval, as the router lifetime).
+const DNS_LIFETIME: u32 = 1800;
 /// Prefix lifetimes we advertise (accel-ppp's and radvd's defaults: 30 days, 7 days).
 const VALID_LIFETIME: u32 = 2_592_000;
 const PREFERRED_LIFETIME: u32 = 604_800;
@@ -199,6 +202,8 @@ pub(crate) struct Ipv6Link {
     default_route: bool,
     /// When the last advertisement left (router).
     last_advert: Option<Instant>,
+    /// DNS servers we advertise (router, RDNSS) or were told of (host).
+    dns: Vec<Ipv6Addr>,
     ops: Arc<crate::metrics::Ops>,
 }
 
@@ -214,8 +219,17 @@ impl Ipv6Link {
             slaac: Vec::new(),
             default_route: false,
             last_advert: None,
+            dns: Vec::new(),
             ops,
         }
+    }
+
+    /// Advertise these DNS servers (router; RFC 8106 RDNSS option).
+    pub(crate) fn with_dns(mut self, dns: Vec<Ipv6Addr>) -> Ipv6Link {
+        if matches!(self.role, Role::Router(_)) {
+            self.dns = dns;
+        }
+        self
     }
 
     /// The /64 on the link: advertised (router, once the device has it) or the one our
@@ -400,6 +414,8 @@ impl Ipv6Link {
                 valid_lifetime: VALID_LIFETIME,
                 preferred_lifetime: PREFERRED_LIFETIME,
             }],
+            dns: self.dns.clone(),
+            dns_lifetime: if self.dns.is_empty() { 0 } else { DNS_LIFETIME },
             ..RouterAdvert::default()
         };
         Some(nd::build_ra(nd::link_local(local), nd::ALL_NODES, &ra))
@@ -451,6 +467,14 @@ impl Ipv6Link {
         name: &str,
     ) {
         let Some((local, _)) = self.iids else { return };
+        if ra.dns_lifetime > 0 && !ra.dns.is_empty() && ra.dns != self.dns {
+            self.dns = ra.dns.clone();
+            let list: Vec<String> = self.dns.iter().map(|a| a.to_string()).collect();
+            tracing::info!(
+                "{name}: IPv6 DNS servers from {router}: {}",
+                list.join(", ")
+            );
+        }
         for p in ra.prefixes.iter().filter(|p| p.usable_for_slaac()) {
             let a = nd::with_iid(p.prefix, local);
             if self.slaac.contains(&a) {
@@ -551,7 +575,8 @@ mod tests {
     fn router_answers_solicitations_rate_limited() {
         let pool: SharedPool = Arc::new(Mutex::new(PrefixPool::parse("2001:db8:5::/64").unwrap()));
         let ops = Arc::new(crate::metrics::Ops::default());
-        let mut link = Ipv6Link::new(Role::Router(pool), ops.clone());
+        let dns: Ipv6Addr = "2001:db8::53".parse().unwrap();
+        let mut link = Ipv6Link::new(Role::Router(pool), ops.clone()).with_dns(vec![dns]);
         link.up(7, 9, None, "t");
         // As `attach` leaves it (without a device to configure).
         link.configured = true;
@@ -567,6 +592,7 @@ mod tests {
                 assert_eq!(p.prefix, "2001:db8:5::".parse::<Ipv6Addr>().unwrap());
                 assert!(p.usable_for_slaac() && p.on_link);
                 assert_eq!(ra.router_lifetime, ROUTER_LIFETIME);
+                assert_eq!((ra.dns, ra.dns_lifetime), (vec![dns], DNS_LIFETIME));
             }
             other => panic!("{other:?}"),
         }

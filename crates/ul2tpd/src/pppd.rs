@@ -61,6 +61,8 @@ pub(crate) struct PppSetup {
     pub(crate) ipv6_pool: Option<crate::ppp_ipv6::SharedPool>,
     /// Client: add an IPv6 default route via the router that advertised a prefix.
     pub(crate) ipv6_default_route: bool,
+    /// LNS: DNS servers advertised with the prefix (`ppp_ipv6_dns`).
+    pub(crate) ipv6_dns: Vec<std::net::Ipv6Addr>,
 }
 
 impl PppSetup {
@@ -151,7 +153,8 @@ pub(crate) fn start(
         ApiError::new(Errno::EIO, format!("PPP endpoint not started: {e}"))
     })?;
     let cfg = ppp_config(&setup);
-    let v6 = crate::ppp_ipv6::Ipv6Link::new(setup.ipv6_role(), d.ops.clone());
+    let v6 = crate::ppp_ipv6::Ipv6Link::new(setup.ipv6_role(), d.ops.clone())
+        .with_dns(setup.ipv6_dns.clone());
     let v6_shown = crate::ppp_ipv6::LinkPrefix::default();
     let users = ul2tp_ppp::StaticCredentials(
         setup
