@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use ul2tp_ppp::nd::{self, NdMessage, PrefixInfo, RouterAdvert};
-use ul2tp_sys::rtnl::{add_address, add_route, IfAddr, Route};
+use ul2tp_sys::rtnl::{add_address, add_route, delete_address, delete_route, IfAddr, Route};
 use ul2tp_sys::tap::Tun;
 
 /// Unsolicited advertisements sent at [`INITIAL_INTERVAL`] after the first (RFC 4861 §6.2.4:
@@ -193,13 +193,15 @@ pub(crate) struct Ipv6Link {
     iids: Option<(u64, u64)>,
     /// The device has its addresses (and the router its route).
     configured: bool,
+    /// Its name, while configured.
+    dev: Option<String>,
     lease: Option<Lease>,
     /// When to send the next advertisement / solicitation, and how many were sent.
     timer: Option<Instant>,
     sent: u32,
     /// Addresses formed from advertised prefixes (host).
     slaac: Vec<Ipv6Addr>,
-    default_route: bool,
+    default_route: Option<Ipv6Addr>,
     /// When the last advertisement left (router).
     last_advert: Option<Instant>,
     /// DNS servers we advertise (router, RDNSS) or were told of (host).
@@ -213,11 +215,12 @@ impl Ipv6Link {
             role,
             iids: None,
             configured: false,
+            dev: None,
             lease: None,
             timer: None,
             sent: 0,
             slaac: Vec::new(),
-            default_route: false,
+            default_route: None,
             last_advert: None,
             dns: Vec::new(),
             ops,
@@ -289,6 +292,7 @@ impl Ipv6Link {
             return Vec::new();
         }
         self.configured = true;
+        self.dev = Some(tun.name().to_string());
         let ll = IfAddr {
             local: IpAddr::V6(nd::link_local(local)),
             prefix_len: 64,
@@ -326,19 +330,52 @@ impl Ipv6Link {
     /// for when it comes back.
     pub(crate) fn detach(&mut self) {
         self.configured = false;
+        self.dev = None;
         self.timer = None;
         self.slaac.clear();
-        self.default_route = false;
+        self.default_route = None;
     }
 
-    /// IPv6CP went down: stop advertising, return the /64.
+    /// IPv6CP went down: stop advertising, take the addresses and routes off the device
+    /// (it stays for IPv4), return the /64.
     pub(crate) fn down(&mut self) {
+        if let (Some(dev), Some((local, _))) = (self.dev.take(), self.iids) {
+            let v6 = |a: Ipv6Addr| IfAddr {
+                local: IpAddr::V6(a),
+                prefix_len: 64,
+                peer: None,
+            };
+            let mut gone = vec![delete_address(&dev, v6(nd::link_local(local)))];
+            for a in &self.slaac {
+                gone.push(delete_address(&dev, v6(*a)));
+            }
+            if let Some(l) = &self.lease {
+                let r = Route {
+                    dst: IpAddr::V6(l.prefix),
+                    prefix_len: 64,
+                    gateway: None,
+                };
+                gone.push(delete_route(&dev, r));
+            }
+            if let Some(router) = self.default_route {
+                let r = Route {
+                    dst: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                    prefix_len: 0,
+                    gateway: Some(IpAddr::V6(router)),
+                };
+                gone.push(delete_route(&dev, r));
+            }
+            for e in gone.into_iter().filter_map(Result::err) {
+                tracing::debug!("{dev}: IPv6 down: {e}");
+            }
+            tracing::info!("{dev}: IPv6 down");
+        }
         self.iids = None;
         self.configured = false;
         self.lease = None;
         self.timer = None;
         self.slaac.clear();
-        self.default_route = false;
+        self.default_route = None;
     }
 
     /// When [`Ipv6Link::on_timer`] must next run.
@@ -497,7 +534,7 @@ impl Ipv6Link {
             }
             self.slaac.push(a);
         }
-        if default_route && ra.router_lifetime > 0 && !self.default_route {
+        if default_route && ra.router_lifetime > 0 && self.default_route.is_none() {
             let r = Route {
                 dst: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 prefix_len: 0,
@@ -505,11 +542,24 @@ impl Ipv6Link {
             };
             match add_route(tun.name(), r) {
                 Ok(()) => {
-                    self.default_route = true;
+                    self.default_route = Some(router);
                     tracing::info!("{name}: IPv6 default route via {router} dev {}", tun.name());
                 }
                 Err(e) => tracing::warn!("{name}: IPv6 default route via {router}: {e}"),
             }
+        }
+        // Router Lifetime 0: the router is no default router any more (RFC 4861 §6.3.4).
+        if ra.router_lifetime == 0 && self.default_route == Some(router) {
+            let r = Route {
+                dst: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                prefix_len: 0,
+                gateway: Some(IpAddr::V6(router)),
+            };
+            match delete_route(tun.name(), r) {
+                Ok(()) => tracing::info!("{name}: IPv6 default route via {router} removed"),
+                Err(e) => tracing::debug!("{name}: IPv6 default route via {router}: {e}"),
+            }
+            self.default_route = None;
         }
     }
 }
