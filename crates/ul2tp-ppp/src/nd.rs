@@ -151,12 +151,36 @@ impl std::error::Error for NdError {}
 
 /// The ICMPv6 checksum of `msg` (checksum field included as it is) between `src` and `dst`.
 fn icmpv6_sum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    upper_sum(src, dst, ICMPV6, msg)
+}
+
+/// The checksum of an upper-layer message `msg` (ICMPv6, UDP) with next header `next` over
+/// the IPv6 pseudo-header (RFC 8200 §8.1).
+pub(crate) fn upper_sum(src: Ipv6Addr, dst: Ipv6Addr, next: u8, msg: &[u8]) -> u16 {
     let mut s = checksum::add(0, &src.octets());
     s = checksum::add(s, &dst.octets());
     s = checksum::add(s, &(msg.len() as u32).to_be_bytes());
-    s = checksum::add(s, &[0, 0, 0, ICMPV6]);
+    s = checksum::add(s, &[0, 0, 0, next]);
     s = checksum::add(s, msg);
     !checksum::fold(s)
+}
+
+/// An IPv6 header for `payload_len` bytes of `next` from `src` to `dst`.
+pub(crate) fn ipv6_header(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: u8,
+    hop_limit: u8,
+    payload_len: usize,
+) -> Vec<u8> {
+    let mut p = Vec::with_capacity(IPV6_HEADER + payload_len);
+    p.extend_from_slice(&[0x60, 0, 0, 0]);
+    p.extend_from_slice(&(payload_len as u16).to_be_bytes());
+    p.push(next);
+    p.push(hop_limit);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p
 }
 
 /// An IPv6 packet from `src` to `dst` with hop limit 255 carrying the ICMPv6 message `msg`
@@ -164,13 +188,7 @@ fn icmpv6_sum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
 fn ipv6_icmp(src: Ipv6Addr, dst: Ipv6Addr, mut msg: Vec<u8>) -> Vec<u8> {
     let sum = icmpv6_sum(src, dst, &msg);
     msg[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut p = Vec::with_capacity(IPV6_HEADER + msg.len());
-    p.extend_from_slice(&[0x60, 0, 0, 0]);
-    p.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-    p.push(ICMPV6);
-    p.push(255);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
+    let mut p = ipv6_header(src, dst, ICMPV6, 255, msg.len());
     p.extend_from_slice(&msg);
     p
 }
