@@ -106,6 +106,7 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         ppp_user: r.maybe(|r| ["", "alice", "\u{0}"][r.below(3) as usize].to_string()),
         ppp_password: r.maybe(|r| ["", "secret"][r.below(2) as usize].to_string()),
         ppp_ipv6_prefix: r.maybe(|r| ["", "2001:db8::/64"][r.below(2) as usize].to_string()),
+        ppp_ipv6_delegated: r.maybe(|r| ["", "2001:db8::/56"][r.below(2) as usize].to_string()),
     }
 }
 

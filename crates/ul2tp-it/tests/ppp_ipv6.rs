@@ -304,3 +304,64 @@ fn the_64_returns_to_the_pool_with_the_session() {
         t.lns.log()
     );
 }
+
+/// DHCPv6 prefix delegation: the LNS delegates a /56 of `ppp_ipv6_pd_pool` to the LAC that
+/// asks for one (`ppp_ipv6_pd`), routes it via the LAC's link-local address through its
+/// pppN, and both daemons show it; tshark decodes the exchange (Solicit with Rapid Commit,
+/// Reply with the IA Prefix).
+#[test]
+fn lns_delegates_a_prefix_with_dhcpv6() {
+    let lns = format!("{LNS}ppp_ipv6_pd_pool = \"2001:db8:f00::/48\"\nppp_ipv6_pd_length = 56\n");
+    let t = Setup::new("ppp_ipv6_pd = true\n", &lns);
+    let cap = Capture::start(&t.a, "eth0", "udp port 1701");
+    t.call();
+    let line = "  delegated prefix: 2001:db8:f00::/56\n";
+    assert!(
+        wait_for(15, || t.lac.ul2tp("show session").contains(line)),
+        "LAC: {}\n{}",
+        t.lac.ul2tp("show session"),
+        t.lac.log()
+    );
+    assert!(t.lns.ul2tp("show session").contains(line));
+    let (dev_lns, _) = logged_link_local(&t.lns).expect("LNS link-local");
+    let (_, ll_lac) = logged_link_local(&t.lac).expect("LAC link-local");
+    let routes = t.b.ip(&["-6", "route", "show", "2001:db8:f00::/56"]);
+    assert!(
+        routes.contains(&format!("via {ll_lac} dev {dev_lns}")),
+        "LNS routes: {routes}"
+    );
+    assert!(t.lac.log().contains("delegated prefix 2001:db8:f00::/56"));
+    let pcap = cap.stop();
+    assert!(have("tshark"), "tshark is needed (apt-get install tshark)");
+    let msgs = tshark(
+        &pcap,
+        &[
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-Y",
+            "dhcpv6",
+            "-T",
+            "fields",
+            "-e",
+            "dhcpv6.msgtype",
+            "-e",
+            "dhcpv6.iaprefix.pref_addr",
+            "-e",
+            "dhcpv6.iaprefix.pref_len",
+            "-e",
+            "udp.checksum.status",
+        ],
+    );
+    let msgs: Vec<&str> = msgs.lines().filter(|l| !l.is_empty()).collect();
+    // UDP checksums verified by tshark: the L2TP datagram's is absent (3), the DHCPv6
+    // one inside good (1).
+    assert!(msgs.iter().all(|l| l.ends_with("\t3,1")), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|l| l.starts_with("1\t")),
+        "Solicit: {msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"7\t2001:db8:f00::\t56\t3,1"),
+        "Reply with the prefix: {msgs:?}"
+    );
+}

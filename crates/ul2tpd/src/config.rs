@@ -167,6 +167,13 @@ pub struct ControlConfig {
     /// LAC: add an IPv6 default route via the LNS when it advertises a prefix (default false).
     #[serde(default)]
     pub ppp_ipv6_default_route: bool,
+    /// LNS: prefixes delegated to PPP subscribers with DHCPv6 ("PREFIX/LEN").
+    pub ppp_ipv6_pd_pool: Option<String>,
+    /// LNS: length of each delegated prefix (default 56).
+    pub ppp_ipv6_pd_length: Option<u8>,
+    /// LAC: ask the LNS for a delegated prefix with DHCPv6 (default false).
+    #[serde(default)]
+    pub ppp_ipv6_pd: bool,
 }
 
 fn default_challenge() -> bool {
@@ -215,7 +222,10 @@ impl ControlConfig {
             listen: self.listen,
             config: c,
             ppp_server: self.ppp_pool(),
-            ppp_ipv6_default_route: self.ppp_ipv6_default_route,
+            ppp_ipv6_client: crate::ppp_ipv6::ClientV6 {
+                default_route: self.ppp_ipv6_default_route,
+                prefix_delegation: self.ppp_ipv6_pd,
+            },
         }
     }
 
@@ -239,8 +249,19 @@ impl ControlConfig {
             ))),
             None => None,
         };
+        let ipv6_pd = match &self.ppp_ipv6_pd_pool {
+            Some(p) => Some(std::sync::Arc::new(std::sync::Mutex::new(
+                crate::ppp_ipv6::PrefixPool::parse_delegation(
+                    p,
+                    self.ppp_ipv6_pd_length.unwrap_or(56),
+                )
+                .ok()?,
+            ))),
+            None => None,
+        };
         Some(crate::control::PppPool {
             ipv6,
+            ipv6_pd,
             ipv6_dns: self.ppp_ipv6_dns.clone(),
             local,
             first,
@@ -334,6 +355,19 @@ impl ControlConfig {
                 "ppp_ipv6_dns",
                 "needs ppp_ipv6_pool (the servers go out with its Router Advertisements)".into(),
             ));
+        }
+        if let Some(p) = &self.ppp_ipv6_pd_pool {
+            let unit = self.ppp_ipv6_pd_length.unwrap_or(56);
+            crate::ppp_ipv6::PrefixPool::parse_delegation(p, unit)
+                .map_err(|m| ("ppp_ipv6_pd_pool", m))?;
+            if self.ppp_ipv6_pool.is_none() {
+                return Err((
+                    "ppp_ipv6_pd_pool",
+                    "needs ppp_ipv6_pool (delegation runs on links with IPv6)".into(),
+                ));
+            }
+        } else if self.ppp_ipv6_pd_length.is_some() {
+            return Err(("ppp_ipv6_pd_length", "needs ppp_ipv6_pd_pool".into()));
         }
         if self.ppp_auth.is_some() && self.ppp_users.is_empty() {
             return Err((
@@ -1133,7 +1167,31 @@ seq = "both"
         )
         .unwrap();
         let s = ok.config.control.unwrap().settings();
-        assert!(s.ppp_ipv6_default_route);
+        assert!(s.ppp_ipv6_client.default_route);
+        let e = check_err(&format!(
+            "{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_pd_pool = \"2001:db8:f00::/56\"\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("ppp_ipv6_pd_pool"))
+        );
+        let e = check_err(&format!("{base}ppp_ipv6_pd_length = 60\n"));
+        assert_eq!(e.key.as_deref(), Some("ppp_ipv6_pd_length"));
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!("{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_pd_pool = \"2001:db8:f00::/40\"\nppp_ipv6_pd_length = 60\n"),
+        )
+        .unwrap();
+        let pd = ok
+            .config
+            .control
+            .unwrap()
+            .settings()
+            .ppp_server
+            .unwrap()
+            .ipv6_pd
+            .unwrap();
+        assert_eq!(pd.lock().unwrap().unit(), 60);
         let e = check_err(&format!("{base}ppp_ipv6_dns = [\"2001:db8::53\"]\n"));
         assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_dns")));
         let e = check_err(&format!(

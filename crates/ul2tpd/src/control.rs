@@ -47,9 +47,9 @@ pub struct ControlSettings {
     /// LNS: run the PPP endpoint as server on every PPP session a peer opens, with this
     /// local address and peers' addresses from the pool.
     pub ppp_server: Option<PppPool>,
-    /// LAC: add an IPv6 default route via the LNS once it advertises a prefix
-    /// (`ppp_ipv6_default_route`).
-    pub ppp_ipv6_default_route: bool,
+    /// LAC: IPv6 default route via the LNS once it advertises a prefix
+    /// (`ppp_ipv6_default_route`), DHCPv6 prefix delegation (`ppp_ipv6_pd`).
+    pub ppp_ipv6_client: crate::ppp_ipv6::ClientV6,
 }
 
 /// Addresses for the PPP sessions an LNS terminates.
@@ -71,6 +71,8 @@ pub struct PppPool {
     pub ipv6: Option<crate::ppp_ipv6::SharedPool>,
     /// DNS servers advertised with the /64 (`ppp_ipv6_dns`).
     pub ipv6_dns: Vec<std::net::Ipv6Addr>,
+    /// Prefixes delegated with DHCPv6 (`ppp_ipv6_pd_pool`); `None`: no DHCPv6 server.
+    pub ipv6_pd: Option<crate::ppp_ipv6::SharedPool>,
 }
 
 /// A request for the endpoint task.
@@ -108,7 +110,7 @@ pub(crate) struct ControlPlane {
     tx: mpsc::Sender<Cmd>,
     local: SocketAddr,
     host_name: String,
-    ipv6_default_route: bool,
+    ipv6_client: crate::ppp_ipv6::ClientV6,
     _task: Task,
 }
 
@@ -149,13 +151,13 @@ impl ControlPlane {
             leases: HashMap::new(),
         };
         let host_name = st.config.host_name.clone();
-        let ipv6_default_route = s.ppp_ipv6_default_route;
+        let ipv6_client = s.ppp_ipv6_client;
         let task = Task(tokio::spawn(run(st, listener, up_ours, rx, ep)));
         Ok(ControlPlane {
             tx,
             local,
             host_name,
-            ipv6_default_route,
+            ipv6_client,
             _task: task,
         })
     }
@@ -165,9 +167,9 @@ impl ControlPlane {
         self.local
     }
 
-    /// `[control] ppp_ipv6_default_route`: PPP client links add an IPv6 default route.
-    pub(crate) fn ipv6_default_route(&self) -> bool {
-        self.ipv6_default_route
+    /// `[control] ppp_ipv6_default_route` and `ppp_ipv6_pd` for PPP client links.
+    pub(crate) fn ipv6_client(&self) -> crate::ppp_ipv6::ClientV6 {
+        self.ipv6_client
     }
 
     /// Our Host Name (`[control] host_name`), also our PPP authenticator name.
@@ -628,7 +630,8 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 passive: true,
                 echo: pool.and_then(|p| p.echo),
                 ipv6_pool: pool.and_then(|p| p.ipv6.clone()),
-                ipv6_default_route: false,
+                ipv6_client: Default::default(),
+                ipv6_pd_pool: pool.and_then(|p| p.ipv6_pd.clone()),
                 ipv6_dns: pool.map(|p| p.ipv6_dns.clone()).unwrap_or_default(),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.

@@ -67,6 +67,8 @@ pub(crate) fn before_up(dev: &str) {
 pub struct PrefixPool {
     base: u128,
     len: u8,
+    /// Length of each lease: 64 for link prefixes, e.g. 56 for delegated ones.
+    unit: u8,
     used: BTreeSet<u64>,
     next: u64,
 }
@@ -77,13 +79,33 @@ pub type SharedPool = Arc<Mutex<PrefixPool>>;
 impl PrefixPool {
     /// Parse `"PREFIX/LEN"` with LEN from 32 to 64 and no bits set past LEN.
     pub fn parse(text: &str) -> Result<PrefixPool, String> {
+        Self::parse_units(text, 64)
+    }
+
+    /// Parse a pool of /`unit` prefixes (delegated prefixes, `ppp_ipv6_pd_pool`): LEN from
+    /// `unit` − 32 up to `unit` − 1 (at least /16).
+    pub fn parse_delegation(text: &str, unit: u8) -> Result<PrefixPool, String> {
+        if !(16..=64).contains(&unit) {
+            return Err(format!("delegated prefixes of /{unit}: must be /16 to /64"));
+        }
+        Self::parse_units(text, unit)
+    }
+
+    fn parse_units(text: &str, unit: u8) -> Result<PrefixPool, String> {
         let bad = || format!("{text:?} is not an IPv6 prefix PREFIX/LEN (e.g. 2001:db8:100::/48)");
         let (a, l) = text.split_once('/').ok_or_else(bad)?;
         let addr: Ipv6Addr = a.trim().parse().map_err(|_| bad())?;
         let len: u8 = l.trim().parse().map_err(|_| bad())?;
-        if !(32..=64).contains(&len) {
+        let min = unit.saturating_sub(32).max(1);
+        if unit == 64 && !(32..=64).contains(&len) {
             return Err(format!(
                 "{text:?}: the length must be from /32 to /64 (each session gets a /64)"
+            ));
+        }
+        if unit < 64 && !(min..unit).contains(&len) {
+            return Err(format!(
+                "{text:?}: the length must be from /{min} to /{} (each session gets a /{unit})",
+                unit - 1
             ));
         }
         let base = u128::from(addr);
@@ -96,6 +118,7 @@ impl PrefixPool {
         Ok(PrefixPool {
             base,
             len,
+            unit,
             used: BTreeSet::new(),
             next: 0,
         })
@@ -103,8 +126,8 @@ impl PrefixPool {
 
     /// How many /64s the pool holds.
     pub fn size(&self) -> u64 {
-        // len ≥ 32: at most 2^32 entries.
-        1u64 << (64 - u32::from(self.len))
+        // unit − len ≤ 32: at most 2^32 entries.
+        1u64 << (u32::from(self.unit) - u32::from(self.len))
     }
 
     /// Lease a free /64 (the prefix address), or `None` when all are in use.
@@ -128,7 +151,9 @@ impl PrefixPool {
     pub fn release(&mut self, prefix: Ipv6Addr) {
         let v = u128::from(prefix);
         if v & !(u128::MAX >> self.len) == self.base {
-            self.used.remove(&(((v >> 64) as u64) & (self.size() - 1)));
+            let shift = 128 - u32::from(self.unit);
+            self.used
+                .remove(&(((v >> shift) as u64) & (self.size() - 1)));
         }
     }
 
@@ -138,32 +163,55 @@ impl PrefixPool {
     }
 
     fn prefix(&self, i: u64) -> Ipv6Addr {
-        Ipv6Addr::from(self.base | (u128::from(i) << 64))
+        Ipv6Addr::from(self.base | (u128::from(i) << (128 - u32::from(self.unit))))
+    }
+
+    /// The length of each lease.
+    pub fn unit(&self) -> u8 {
+        self.unit
     }
 }
 
 /// The /64 of a link as the session's API replies show it (`ppp_ipv6_prefix`): written by
 /// the endpoint task, read under the store's lock.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LinkPrefix(Arc<Mutex<Option<Ipv6Addr>>>);
+pub(crate) struct LinkPrefix(Arc<Mutex<Shown>>);
+
+/// What `show session` shows of a link's IPv6: its /64 and the delegated prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Shown {
+    pub(crate) prefix: Option<Ipv6Addr>,
+    pub(crate) delegated: Option<(Ipv6Addr, u8)>,
+}
 
 impl LinkPrefix {
-    pub(crate) fn get(&self) -> Option<Ipv6Addr> {
-        self.0.lock().ok().and_then(|g| *g)
+    pub(crate) fn get(&self) -> Shown {
+        self.0.lock().map(|g| *g).unwrap_or_default()
     }
 
-    pub(crate) fn set(&self, p: Option<Ipv6Addr>) {
+    pub(crate) fn set(&self, p: Shown) {
         if let Ok(mut g) = self.0.lock() {
             *g = p;
         }
     }
 }
 
-/// A leased /64, returned to its pool when dropped.
+/// A leased prefix, returned to its pool when dropped.
 #[derive(Debug)]
-struct Lease {
+pub(crate) struct Lease {
     pool: SharedPool,
-    prefix: Ipv6Addr,
+    pub(crate) prefix: Ipv6Addr,
+}
+
+impl Lease {
+    /// Lease the next free prefix of `pool`.
+    pub(crate) fn take(pool: &SharedPool) -> Option<Lease> {
+        let prefix = pool.lock().ok()?.allocate()?;
+        Some(Lease {
+            pool: pool.clone(),
+            prefix,
+        })
+    }
 }
 
 impl Drop for Lease {
@@ -172,6 +220,16 @@ impl Drop for Lease {
             p.release(self.prefix);
         }
     }
+}
+
+/// What a PPP client link (`ppp start` without addresses) does with IPv6 beyond SLAAC:
+/// `[control] ppp_ipv6_default_route` and `ppp_ipv6_pd`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientV6 {
+    /// Add a default route via the advertising router.
+    pub default_route: bool,
+    /// Ask for a delegated prefix with DHCPv6.
+    pub prefix_delegation: bool,
 }
 
 /// Which side of the link we are.
@@ -206,6 +264,9 @@ pub(crate) struct Ipv6Link {
     last_advert: Option<Instant>,
     /// DNS servers we advertise (router, RDNSS) or were told of (host).
     dns: Vec<Ipv6Addr>,
+    /// DHCPv6 prefix delegation: as delegating router (LNS) or requesting router (LAC).
+    pd_server: Option<crate::ppp_dhcp6::PdServer>,
+    pd_client: Option<crate::ppp_dhcp6::PdClient>,
     ops: Arc<crate::metrics::Ops>,
 }
 
@@ -223,7 +284,34 @@ impl Ipv6Link {
             default_route: None,
             last_advert: None,
             dns: Vec::new(),
+            pd_server: None,
+            pd_client: None,
             ops,
+        }
+    }
+
+    /// Delegate prefixes from `pool` with DHCPv6 (router).
+    pub(crate) fn with_pd_pool(mut self, pool: Option<SharedPool>) -> Ipv6Link {
+        if matches!(self.role, Role::Router(_)) {
+            self.pd_server = pool.map(crate::ppp_dhcp6::PdServer::new);
+        }
+        self
+    }
+
+    /// Ask for a delegated prefix with DHCPv6 (host).
+    pub(crate) fn with_pd_client(mut self, on: bool) -> Ipv6Link {
+        if on && matches!(self.role, Role::Host { .. }) {
+            self.pd_client = Some(crate::ppp_dhcp6::PdClient::default());
+        }
+        self
+    }
+
+    /// The delegated prefix of the link, either side.
+    pub(crate) fn delegated(&self) -> Option<(Ipv6Addr, u8)> {
+        match (&self.pd_server, &self.pd_client) {
+            (Some(s), _) => s.delegated(),
+            (_, Some(c)) => c.delegated(),
+            _ => None,
         }
     }
 
@@ -256,14 +344,8 @@ impl Ipv6Link {
         self.iids = Some((local_iid, peer_iid));
         if let Role::Router(pool) = &self.role {
             if self.lease.is_none() {
-                let got = pool.lock().ok().and_then(|mut p| p.allocate());
-                match got {
-                    Some(prefix) => {
-                        self.lease = Some(Lease {
-                            pool: pool.clone(),
-                            prefix,
-                        })
-                    }
+                match Lease::take(pool) {
+                    Some(l) => self.lease = Some(l),
                     None => {
                         self.ops
                             .ppp
@@ -323,12 +405,21 @@ impl Ipv6Link {
             Role::Host { .. } => self.timer = Some(Instant::now()),
             _ => {}
         }
+        if let Some(c) = &mut self.pd_client {
+            c.start(Instant::now());
+        }
         self.on_timer(Instant::now())
     }
 
     /// The device went away (IPCP down): its addresses and routes with it. The lease stays
     /// for when it comes back.
     pub(crate) fn detach(&mut self) {
+        if let Some(s) = &mut self.pd_server {
+            s.detach();
+        }
+        if let Some(c) = &mut self.pd_client {
+            c.stop();
+        }
         self.configured = false;
         self.dev = None;
         self.timer = None;
@@ -370,6 +461,12 @@ impl Ipv6Link {
             }
             tracing::info!("{dev}: IPv6 down");
         }
+        if let Some(s) = &mut self.pd_server {
+            s.release("IPv6 down");
+        }
+        if let Some(c) = &mut self.pd_client {
+            c.stop();
+        }
         self.iids = None;
         self.configured = false;
         self.lease = None;
@@ -380,11 +477,23 @@ impl Ipv6Link {
 
     /// When [`Ipv6Link::on_timer`] must next run.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.timer
+        let pd = self.pd_client.as_ref().and_then(|c| c.deadline());
+        match (self.timer, pd) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Timers due at `now`: the packets to send.
     pub(crate) fn on_timer(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let mut out = self.nd_timer(now);
+        if let (Some(c), Some((local, _))) = (&mut self.pd_client, self.iids) {
+            out.extend(c.on_timer(now, local));
+        }
+        out
+    }
+
+    fn nd_timer(&mut self, now: Instant) -> Vec<Vec<u8>> {
         let Some(t) = self.timer else {
             return Vec::new();
         };
@@ -466,6 +575,9 @@ impl Ipv6Link {
         tun: Option<&Tun>,
         name: &str,
     ) -> (bool, Vec<Vec<u8>>) {
+        if let Some(r) = self.on_dhcp6(packet, name) {
+            return r;
+        }
         let msg = match nd::parse(packet) {
             Ok(Some(m)) => m,
             Ok(None) => return (false, Vec::new()),
@@ -492,6 +604,25 @@ impl Ipv6Link {
             }
             _ => (true, Vec::new()),
         }
+    }
+
+    /// DHCPv6 to the side of it we run (`ppp_dhcp6.rs`): `None` when not ours to consume.
+    fn on_dhcp6(&mut self, packet: &[u8], name: &str) -> Option<(bool, Vec<Vec<u8>>)> {
+        let (src, _, _, dport, payload) = ul2tp_ppp::dhcp6::parse_udp(packet)?;
+        let (local, _) = self.iids?;
+        let m = ul2tp_ppp::dhcp6::Message::decode(payload);
+        let out = match (dport, &mut self.pd_server, &mut self.pd_client) {
+            (ul2tp_ppp::dhcp6::SERVER_PORT, Some(s), _) if self.configured => m
+                .and_then(|m| s.handle(&m, src, local, self.dev.as_deref(), name))
+                .into_iter()
+                .collect(),
+            (ul2tp_ppp::dhcp6::CLIENT_PORT, _, Some(c)) if self.configured => m
+                .and_then(|m| c.handle(&m, local, name))
+                .into_iter()
+                .collect(),
+            _ => return None,
+        };
+        Some((true, out))
     }
 
     /// SLAAC (RFC 4862 §5.5.3) from an advertisement, with our interface identifier.
@@ -590,6 +721,24 @@ mod tests {
         // Releasing something outside the pool changes nothing.
         p.release("2001:db8:200::".parse().unwrap());
         assert_eq!(p.in_use(), 4);
+    }
+
+    #[test]
+    fn delegation_pool_hands_out_56s() {
+        let mut p = PrefixPool::parse_delegation("2001:db8:f00::/48", 56).unwrap();
+        assert_eq!((p.size(), p.unit()), (256, 56));
+        let a = p.allocate().unwrap();
+        let b = p.allocate().unwrap();
+        assert_eq!(a, "2001:db8:f00::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(b, "2001:db8:f00:100::".parse::<Ipv6Addr>().unwrap());
+        p.release(a);
+        assert_eq!(p.in_use(), 1);
+        assert!(PrefixPool::parse_delegation("2001:db8::/56", 56).is_err());
+        assert!(
+            PrefixPool::parse_delegation("2001:db8::/20", 56).is_err(),
+            "2^36 leases"
+        );
+        assert!(PrefixPool::parse_delegation("2001:db8::/32", 8).is_err());
     }
 
     #[test]

@@ -59,8 +59,10 @@ pub(crate) struct PppSetup {
     pub(crate) echo: Option<(Duration, u32)>,
     /// LNS: the pool the session's IPv6 /64 comes from (`ppp_ipv6_pool`, `ppp_ipv6.rs`).
     pub(crate) ipv6_pool: Option<crate::ppp_ipv6::SharedPool>,
-    /// Client: add an IPv6 default route via the router that advertised a prefix.
-    pub(crate) ipv6_default_route: bool,
+    /// Client: IPv6 default route, prefix delegation (`ppp_ipv6_default_route`, `ppp_ipv6_pd`).
+    pub(crate) ipv6_client: crate::ppp_ipv6::ClientV6,
+    /// LNS: the pool of delegated prefixes (`ppp_ipv6_pd_pool`, `ppp_dhcp6.rs`).
+    pub(crate) ipv6_pd_pool: Option<crate::ppp_ipv6::SharedPool>,
     /// LNS: DNS servers advertised with the prefix (`ppp_ipv6_dns`).
     pub(crate) ipv6_dns: Vec<std::net::Ipv6Addr>,
 }
@@ -74,7 +76,7 @@ impl PppSetup {
             Some(p) => Role::Router(p.clone()),
             None if self.peer.is_some() => Role::LinkLocal,
             None => Role::Host {
-                default_route: self.ipv6_default_route,
+                default_route: self.ipv6_client.default_route,
             },
         }
     }
@@ -154,7 +156,9 @@ pub(crate) fn start(
     })?;
     let cfg = ppp_config(&setup);
     let v6 = crate::ppp_ipv6::Ipv6Link::new(setup.ipv6_role(), d.ops.clone())
-        .with_dns(setup.ipv6_dns.clone());
+        .with_dns(setup.ipv6_dns.clone())
+        .with_pd_pool(setup.ipv6_pd_pool.clone())
+        .with_pd_client(setup.ipv6_client.prefix_delegation);
     let v6_shown = crate::ppp_ipv6::LinkPrefix::default();
     let users = ul2tp_ppp::StaticCredentials(
         setup
@@ -431,10 +435,12 @@ impl Link {
         while let Some(frame) = ep.poll_transmit() {
             datapath::send_frame(&self.session, &self.socket, &frame).await;
         }
-        let shown = if tun.is_some() {
-            self.v6.prefix()
-        } else {
-            None
+        let shown = match tun {
+            Some(_) => crate::ppp_ipv6::Shown {
+                prefix: self.v6.prefix(),
+                delegated: self.v6.delegated(),
+            },
+            None => crate::ppp_ipv6::Shown::default(),
         };
         if self.v6_shown.get() != shown {
             self.v6_shown.set(shown);

@@ -475,12 +475,14 @@ impl Store {
 /// Session reply attributes (docs/reference/kernel.md §4.8).
 pub(crate) fn session_attrs(s: &Session, ctl: &Ctl) -> Attrs {
     let p = s.params();
-    let ppp_ipv6_prefix = ctl
+    let shown = ctl
         .sessions
         .get(&(s.tunnel_id(), p.session_id))
         .and_then(|r| r.ppp_ipv6.as_ref())
-        .and_then(|l| l.get())
-        .map(|a| format!("{a}/64"));
+        .map(|l| l.get())
+        .unwrap_or_default();
+    let ppp_ipv6_prefix = shown.prefix.map(|a| format!("{a}/64"));
+    let ppp_ipv6_delegated = shown.delegated.map(|(a, l)| format!("{a}/{l}"));
     // PPP sessions never report IFNAME (docs/reference/kernel.md §4.3).
     let ifname = if p.pw_type == PwType::Ppp {
         None
@@ -504,6 +506,7 @@ pub(crate) fn session_attrs(s: &Session, ctl: &Ctl) -> Attrs {
         vlan_id: p.vlan_id,
         stats: Some(s.stats()),
         ppp_ipv6_prefix,
+        ppp_ipv6_delegated,
         ..Attrs::default()
     }
 }

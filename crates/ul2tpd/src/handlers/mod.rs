@@ -174,8 +174,12 @@ impl Daemon {
             Command::PppStart => {
                 // Our name: `[control] host_name` when the control plane runs.
                 let host_name = self.control.get().map(|c| c.host_name().to_string());
-                let v6_default = self.control.get().is_some_and(|c| c.ipv6_default_route());
-                ppp::start(d, host_name, v6_default, a).await.map(done)
+                let v6 = self
+                    .control
+                    .get()
+                    .map(|c| c.ipv6_client())
+                    .unwrap_or_default();
+                ppp::start(d, host_name, v6, a).await.map(done)
             }
             Command::ControlDisconnect => control::disconnect(self.control()?, a).await.map(done),
         }

@@ -5,12 +5,12 @@ use ul2tp_api::Attrs;
 use crate::store::{ApiResult, Store};
 
 /// Start the PPP endpoint; answered once IPCP is up or the link failed. `host_name` is
-/// `[control] host_name` when the control plane runs, `ipv6_default_route` its
-/// `ppp_ipv6_default_route`.
+/// `[control] host_name` when the control plane runs, `ipv6_client` its
+/// `ppp_ipv6_default_route` and `ppp_ipv6_pd`.
 pub(crate) async fn start(
     d: &Store,
     host_name: Option<String>,
-    ipv6_default_route: bool,
+    ipv6_client: crate::ppp_ipv6::ClientV6,
     a: &Attrs,
 ) -> ApiResult<()> {
     // Our name names us in CHAP Challenges, and is the user name when only a password is
@@ -28,7 +28,7 @@ pub(crate) async fn start(
         peer: a.ip_daddr,
         user,
         auth_name: host_name,
-        ipv6_default_route,
+        ipv6_client,
         ..Default::default()
     };
     let ready = {
