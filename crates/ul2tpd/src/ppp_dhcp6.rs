@@ -62,11 +62,13 @@ impl PdServer {
         self.lease.as_ref().map(|l| (l.prefix, unit))
     }
 
-    /// A message from the client at `client` (link-local). Returns the answer packet.
+    /// A message from the client at `client`; the delegated prefix is routed via the
+    /// peer's link-local address `gateway`. Returns the answer packet.
     pub(crate) fn handle(
         &mut self,
         m: &Message,
         client: Ipv6Addr,
+        gateway: Ipv6Addr,
         local_iid: u64,
         dev: Option<&str>,
         name: &str,
@@ -91,7 +93,7 @@ impl PdServer {
                         tracing::warn!("{name}: delegated prefix pool exhausted");
                     }
                 }
-                self.install_route(client, dev, name);
+                self.install_route(gateway, dev, name);
                 let ia = match self.delegated() {
                     Some((prefix, len)) => IaPd {
                         iaid,
@@ -341,7 +343,7 @@ mod tests {
         let s = decode(&solicit);
         assert_eq!(s.kind, kind::SOLICIT);
         let reply = server
-            .handle(&s, nd::link_local(2), 1, None, "t")
+            .handle(&s, nd::link_local(2), nd::link_local(2), 1, None, "t")
             .expect("answer");
         let r = decode(&reply);
         assert_eq!(r.kind, kind::REPLY, "rapid commit");
@@ -354,7 +356,11 @@ mod tests {
         // Without Rapid Commit: Advertise, then the client's Request gets the same prefix.
         let mut s2 = s.clone();
         s2.options.retain(|(c, _)| *c != opt::RAPID_COMMIT);
-        let adv = decode(&server.handle(&s2, nd::link_local(2), 1, None, "t").unwrap());
+        let adv = decode(
+            &server
+                .handle(&s2, nd::link_local(2), nd::link_local(2), 1, None, "t")
+                .unwrap(),
+        );
         assert_eq!(adv.kind, kind::ADVERTISE);
         let mut fresh = PdClient::default();
         fresh.start(now);
@@ -363,7 +369,7 @@ mod tests {
         assert_eq!(req.kind, kind::REQUEST);
         let r2 = decode(
             &server
-                .handle(&req, nd::link_local(2), 1, None, "t")
+                .handle(&req, nd::link_local(2), nd::link_local(2), 1, None, "t")
                 .unwrap(),
         );
         assert_eq!(r2.kind, kind::REPLY);
@@ -376,13 +382,13 @@ mod tests {
         other.options.retain(|(c, _)| *c != opt::SERVERID);
         other.options.push((opt::SERVERID, duid(99)));
         assert!(server
-            .handle(&other, nd::link_local(2), 1, None, "t")
+            .handle(&other, nd::link_local(2), nd::link_local(2), 1, None, "t")
             .is_none());
         let mut rel = req.clone();
         rel.kind = kind::RELEASE;
         let ack = decode(
             &server
-                .handle(&rel, nd::link_local(2), 1, None, "t")
+                .handle(&rel, nd::link_local(2), nd::link_local(2), 1, None, "t")
                 .unwrap(),
         );
         assert_eq!(ack.option(opt::STATUS_CODE), Some(&[0u8, 0][..]));
@@ -401,7 +407,11 @@ mod tests {
         let mut now = Instant::now();
         client.start(now);
         let s = decode(&client.on_timer(now, 2).unwrap());
-        let adv = decode(&server.handle(&s, nd::link_local(2), 1, None, "t").unwrap());
+        let adv = decode(
+            &server
+                .handle(&s, nd::link_local(2), nd::link_local(2), 1, None, "t")
+                .unwrap(),
+        );
         assert_eq!(
             adv.kind,
             kind::ADVERTISE,

@@ -609,11 +609,12 @@ impl Ipv6Link {
     /// DHCPv6 to the side of it we run (`ppp_dhcp6.rs`): `None` when not ours to consume.
     fn on_dhcp6(&mut self, packet: &[u8], name: &str) -> Option<(bool, Vec<Vec<u8>>)> {
         let (src, _, _, dport, payload) = ul2tp_ppp::dhcp6::parse_udp(packet)?;
-        let (local, _) = self.iids?;
+        let (local, peer) = self.iids?;
         let m = ul2tp_ppp::dhcp6::Message::decode(payload);
+        let gateway = nd::link_local(peer);
         let out = match (dport, &mut self.pd_server, &mut self.pd_client) {
             (ul2tp_ppp::dhcp6::SERVER_PORT, Some(s), _) if self.configured => m
-                .and_then(|m| s.handle(&m, src, local, self.dev.as_deref(), name))
+                .and_then(|m| s.handle(&m, src, gateway, local, self.dev.as_deref(), name))
                 .into_iter()
                 .collect(),
             (ul2tp_ppp::dhcp6::CLIENT_PORT, _, Some(c)) if self.configured => m
