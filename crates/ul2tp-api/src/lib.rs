@@ -334,6 +334,14 @@ pub struct Attrs {
     /// ul2tp (`lac_get` replies): why the last attempt failed or the call went down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_cause: Option<String>,
+    /// ul2tp (replies): the IPv6 /64 on a PPP session's link, `PREFIX/64`: leased and
+    /// advertised by an LNS, or the one a LAC formed its address from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_ipv6_prefix: Option<String>,
+    /// ul2tp (replies): the prefix delegated with DHCPv6 on a PPP session's link,
+    /// `PREFIX/LEN` (by an LNS, or to a LAC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_ipv6_delegated: Option<String>,
 }
 
 /// A request from a client.

@@ -245,6 +245,9 @@ struct SessionView<'a> {
     /// Set only for non-ETH sessions (extension).
     pw_type: Option<String>,
     vlan_id: Option<u16>,
+    /// The IPv6 /64 of a PPP session's link and the prefix delegated on it (extension).
+    ipv6_prefix: Option<&'a str>,
+    ipv6_delegated: Option<&'a str>,
 }
 
 impl<'a> SessionView<'a> {
@@ -264,6 +267,8 @@ impl<'a> SessionView<'a> {
             recv_seq: a.recv_seq.is_some_and(|v| v != 0),
             pw_type: non_eth.then(|| pw_type_name(pt)),
             vlan_id: if non_eth { a.vlan_id } else { None },
+            ipv6_prefix: a.ppp_ipv6_prefix.as_deref(),
+            ipv6_delegated: a.ppp_ipv6_delegated.as_deref(),
         }
     }
 }
@@ -286,6 +291,12 @@ pub fn session_text(a: &Attrs) -> String {
         }
     }
     s.push_str(&ppp_text(a));
+    if let Some(p) = v.ipv6_prefix {
+        s.push_str(&format!("  ipv6 prefix: {p}\n"));
+    }
+    if let Some(p) = v.ipv6_delegated {
+        s.push_str(&format!("  delegated prefix: {p}\n"));
+    }
     // Offsets are gone from the kernel (docs/reference/kernel.md §6.4); iproute2 still prints zeros.
     s.push_str("  offset 0, peer offset 0\n");
     if let Some(c) = &v.cookie {
@@ -329,6 +340,12 @@ pub fn session_json(w: &mut JsonWriter, a: &Attrs, event: Option<&str>, stats: O
         if let Some(vid) = v.vlan_id {
             w.uint("vlan_id", vid.into());
         }
+    }
+    if let Some(p) = v.ipv6_prefix {
+        w.string("ipv6_prefix", p);
+    }
+    if let Some(p) = v.ipv6_delegated {
+        w.string("ipv6_delegated", p);
     }
     if let Some(c) = &v.cookie {
         w.string("cookie", c);
@@ -893,6 +910,25 @@ mod tests {
             session_text(&c),
             "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  offset 0, peer offset 0\n\n  sequence numbering: send\n"
         );
+    }
+
+    #[test]
+    fn session_ipv6_prefix_line() {
+        let mut a = sess();
+        a.pw_type = Some(7);
+        a.ppp_ipv6_prefix = Some("2001:db8:100:7::/64".into());
+        assert_eq!(
+            session_text(&a),
+            "Session 1 in tunnel 3000\n  Peer session 2, tunnel 4000\n  pseudowire type: ppp\n  ipv6 prefix: 2001:db8:100:7::/64\n  offset 0, peer offset 0\n\n"
+        );
+        assert!(show_sessions(&[a.clone()], true, false, false)
+            .contains("\"pw_type\":\"ppp\",\"ipv6_prefix\":\"2001:db8:100:7::/64\""));
+        a.ppp_ipv6_delegated = Some("2001:db8:f00::/56".into());
+        assert!(session_text(&a).contains(
+            "  ipv6 prefix: 2001:db8:100:7::/64\n  delegated prefix: 2001:db8:f00::/56\n"
+        ));
+        assert!(show_sessions(&[a], true, false, false)
+            .contains("\"ipv6_delegated\":\"2001:db8:f00::/56\""));
     }
 
     #[test]

@@ -123,6 +123,8 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         wait: None,
         call_state: None,
         call_cause: None,
+        ppp_ipv6_prefix: r.maybe(|r| ["", "2001:db8::/64"][r.below(2) as usize].to_string()),
+        ppp_ipv6_delegated: r.maybe(|r| ["", "2001:db8::/56"][r.below(2) as usize].to_string()),
     }
 }
 

@@ -19,15 +19,19 @@
 //! [`DownReason`], [`IpPacket`]), `endpoint/` (the [`Endpoint`] and its API in `mod.rs`; the
 //! driver shared by the three control protocols in `cp.rs`; the option logic of each in
 //! `lcp.rs`, `ipcp.rs` and `ipv6cp.rs`; PAP, CHAP-MD5 and MS-CHAPv2 in `auth.rs`), and the
-//! public building blocks [`fsm`], [`packet`] and [`mschapv2`].
+//! public building blocks [`fsm`], [`packet`] and [`mschapv2`], and [`nd`] (IPv6 Router
+//! Solicitations and Advertisements for the link IPv6CP brought up) and [`dhcp6`] (DHCPv6
+//! prefix delegation messages).
 
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod dhcp6;
 mod endpoint;
 mod event;
 pub mod fsm;
 pub mod mschapv2;
+pub mod nd;
 pub mod packet;
 
 pub use config::{AuthProtocol, Config, Credentials, StaticCredentials};

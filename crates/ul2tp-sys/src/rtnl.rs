@@ -1,6 +1,7 @@
-//! Interface addresses over rtnetlink (`NETLINK_ROUTE`, `RTM_NEWADDR` / `RTM_DELADDR`), for
-//! what the `SIOC*` ioctls cannot do: IPv6 addresses, and point-to-point peers for pppN
-//! units (IPCP / IPv6CP results). Messages are built and parsed here byte by byte; only the
+//! Interface addresses and routes over rtnetlink (`NETLINK_ROUTE`, `RTM_NEWADDR` /
+//! `RTM_DELADDR`, `RTM_NEWROUTE` / `RTM_DELROUTE`), for what the `SIOC*` ioctls cannot do:
+//! IPv6 addresses, point-to-point peers for pppN units (IPCP / IPv6CP results), and the
+//! routes of subscribers' IPv6 prefixes through their pppN. Messages are built and parsed here byte by byte; only the
 //! socket system calls are `unsafe`. Acts in the calling thread's network namespace.
 
 use std::io;
@@ -12,6 +13,15 @@ use crate::{link, os};
 
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_STATIC: u8 = 4;
+const RTN_UNICAST: u8 = 1;
+const RT_SCOPE_LINK: u8 = 253;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
@@ -79,6 +89,62 @@ fn build(kind: u16, flags: u16, seq: u32, ifindex: u32, a: &IfAddr) -> io::Resul
     Ok(m)
 }
 
+/// A route through an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Destination prefix (the address; bits past `prefix_len` should be zero).
+    pub dst: IpAddr,
+    /// Its length (0 = default route).
+    pub prefix_len: u8,
+    /// Next hop, if any (same family as `dst`); without one the destination is on the link.
+    pub gateway: Option<IpAddr>,
+}
+
+/// Build an `RTM_NEWROUTE` / `RTM_DELROUTE` request for `r` through interface `ifindex`
+/// (main table, protocol static).
+fn build_route(kind: u16, flags: u16, seq: u32, ifindex: u32, r: &Route) -> io::Result<Vec<u8>> {
+    let (family, max) = match r.dst {
+        IpAddr::V4(_) => (libc::AF_INET as u8, 32),
+        IpAddr::V6(_) => (libc::AF_INET6 as u8, 128),
+    };
+    if r.prefix_len > max || r.gateway.is_some_and(|g| g.is_ipv6() != r.dst.is_ipv6()) {
+        return Err(os::errno(libc::EINVAL));
+    }
+    let scope = if r.gateway.is_some() {
+        RT_SCOPE_UNIVERSE
+    } else {
+        RT_SCOPE_LINK
+    };
+    let mut m = Vec::with_capacity(80);
+    m.extend_from_slice(&0u32.to_ne_bytes()); // length, patched below
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&flags.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    m.extend_from_slice(&[
+        family,
+        r.prefix_len,
+        0,
+        0,
+        RT_TABLE_MAIN,
+        RTPROT_STATIC,
+        scope,
+        RTN_UNICAST,
+    ]);
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    if r.prefix_len > 0 {
+        push_attr(&mut m, RTA_DST, &ip_bytes(&r.dst));
+    }
+    if let Some(g) = &r.gateway {
+        push_attr(&mut m, RTA_GATEWAY, &ip_bytes(g));
+    }
+    push_attr(&mut m, RTA_OIF, &ifindex.to_ne_bytes());
+    let len = m.len() as u32;
+    m[0..4].copy_from_slice(&len.to_ne_bytes());
+    Ok(m)
+}
+
 /// Find the acknowledgement for `seq` in a netlink reply: `Some(errno)` (0 = success).
 fn parse_ack(buf: &[u8], seq: u32) -> Option<i32> {
     let mut off = 0;
@@ -103,6 +169,11 @@ fn request(kind: u16, flags: u16, name: &str, a: &IfAddr) -> io::Result<()> {
     let ifindex = link::ifindex(name)?;
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let msg = build(kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq, ifindex, a)?;
+    transact(&msg, seq)
+}
+
+/// Send one request and wait for its acknowledgement.
+fn transact(msg: &[u8], seq: u32) -> io::Result<()> {
     // SAFETY: plain syscall with constant arguments.
     let fd = os::cvt(unsafe {
         libc::socket(
@@ -161,6 +232,24 @@ pub fn delete_address(name: &str, addr: IfAddr) -> io::Result<()> {
     request(RTM_DELADDR, 0, name, &addr)
 }
 
+fn route_request(kind: u16, flags: u16, name: &str, r: &Route) -> io::Result<()> {
+    let ifindex = link::ifindex(name)?;
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let msg = build_route(kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq, ifindex, r)?;
+    transact(&msg, seq)
+}
+
+/// Add a route through interface `name` to the main table (`EEXIST` if present). The kernel
+/// removes it when the interface goes away.
+pub fn add_route(name: &str, r: Route) -> io::Result<()> {
+    route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, name, &r)
+}
+
+/// Remove a route through interface `name` (`ESRCH` if absent).
+pub fn delete_route(name: &str, r: Route) -> io::Result<()> {
+    route_request(RTM_DELROUTE, 0, name, &r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +290,38 @@ mod tests {
             ..a
         };
         assert!(build(RTM_NEWADDR, 0, 1, 1, &mixed).is_err());
+    }
+
+    #[test]
+    fn route_request_layout() {
+        let r = Route {
+            dst: "2001:db8:1:2::".parse().unwrap(),
+            prefix_len: 64,
+            gateway: None,
+        };
+        let m = build_route(RTM_NEWROUTE, NLM_F_REQUEST, 5, 7, &r).unwrap();
+        assert_eq!(m.len(), 16 + 12 + 20 + 8);
+        assert_eq!(u16::from_ne_bytes([m[4], m[5]]), RTM_NEWROUTE);
+        let fam = libc::AF_INET6 as u8;
+        assert_eq!(&m[16..24], &[fam, 64, 0, 0, 254, 4, RT_SCOPE_LINK, 1]);
+        assert_eq!(u16::from_ne_bytes([m[30], m[31]]), RTA_DST);
+        assert_eq!(&m[32..40], &[0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2]);
+        assert_eq!(u16::from_ne_bytes([m[50], m[51]]), RTA_OIF);
+        assert_eq!(u32::from_ne_bytes(m[52..56].try_into().unwrap()), 7);
+        let default = Route {
+            dst: "::".parse().unwrap(),
+            prefix_len: 0,
+            gateway: Some("fe80::1".parse().unwrap()),
+        };
+        let m = build_route(RTM_NEWROUTE, 0, 1, 7, &default).unwrap();
+        assert_eq!(m.len(), 16 + 12 + 20 + 8, "no RTA_DST, a gateway");
+        assert_eq!(m[22], RT_SCOPE_UNIVERSE);
+        assert_eq!(u16::from_ne_bytes([m[30], m[31]]), RTA_GATEWAY);
+        let bad = Route {
+            gateway: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            ..default
+        };
+        assert!(build_route(RTM_NEWROUTE, 0, 1, 7, &bad).is_err());
     }
 
     #[test]

@@ -186,6 +186,22 @@ pub struct ControlConfig {
     pub ppp_idle_timeout: Option<u64>,
     /// LNS: seconds online after which a call is cleared.
     pub ppp_session_timeout: Option<u64>,
+    /// LNS: IPv6 prefix ("PREFIX/LEN", /32 to /64) from which each PPP session gets a /64,
+    /// advertised on its link with Router Advertisements (SLAAC).
+    pub ppp_ipv6_pool: Option<String>,
+    /// LNS: IPv6 DNS servers advertised with the prefix (RDNSS option, RFC 8106).
+    #[serde(default)]
+    pub ppp_ipv6_dns: Vec<std::net::Ipv6Addr>,
+    /// LAC: add an IPv6 default route via the LNS when it advertises a prefix (default false).
+    #[serde(default)]
+    pub ppp_ipv6_default_route: bool,
+    /// LNS: prefixes delegated to PPP subscribers with DHCPv6 ("PREFIX/LEN").
+    pub ppp_ipv6_pd_pool: Option<String>,
+    /// LNS: length of each delegated prefix (default 56).
+    pub ppp_ipv6_pd_length: Option<u8>,
+    /// LAC: ask the LNS for a delegated prefix with DHCPv6 (default false).
+    #[serde(default)]
+    pub ppp_ipv6_pd: bool,
 }
 
 fn default_challenge() -> bool {
@@ -252,9 +268,38 @@ impl ControlConfig {
                 list: Vec::new(),
                 default: std::sync::Arc::new(default),
             },
+            ppp_ipv6: self.ppp_ipv6(),
+            ppp_ipv6_client: crate::ppp_ipv6::ClientV6 {
+                default_route: self.ppp_ipv6_default_route,
+                prefix_delegation: self.ppp_ipv6_pd,
+            },
         }
     }
 
+    /// IPv6 for the LNS's PPP sessions (always well-formed for a table that passed
+    /// [`ControlConfig::check`]; a malformed pool is left out).
+    fn ppp_ipv6(&self) -> crate::control::PppIpv6 {
+        let shared = |p: crate::ppp_ipv6::PrefixPool| std::sync::Arc::new(std::sync::Mutex::new(p));
+        crate::control::PppIpv6 {
+            ipv6: self
+                .ppp_ipv6_pool
+                .as_ref()
+                .and_then(|p| crate::ppp_ipv6::PrefixPool::parse(p).ok())
+                .map(shared),
+            ipv6_pd: self
+                .ppp_ipv6_pd_pool
+                .as_ref()
+                .and_then(|p| {
+                    crate::ppp_ipv6::PrefixPool::parse_delegation(
+                        p,
+                        self.ppp_ipv6_pd_length.unwrap_or(56),
+                    )
+                    .ok()
+                })
+                .map(shared),
+            ipv6_dns: self.ppp_ipv6_dns.clone(),
+        }
+    }
     /// Check what serde cannot: the values' forms and the keys that need each other. On
     /// failure: the key at fault and what is wrong ([`Config::check`] adds file and line).
     /// A new key with a rule of its own adds one `if` here.
@@ -313,6 +358,41 @@ impl ControlConfig {
             }
         }
         default_profile(self, ul2tp_control::Config::default())?;
+        if let Some(p) = &self.ppp_ipv6_pool {
+            crate::ppp_ipv6::PrefixPool::parse(p).map_err(|m| ("ppp_ipv6_pool", m))?;
+            if self.ppp_pool.is_none() {
+                return Err((
+                    "ppp_ipv6_pool",
+                    "needs ppp_local and ppp_pool (the LNS PPP endpoint they configure)".into(),
+                ));
+            }
+        }
+        if let Some(a) = self
+            .ppp_ipv6_dns
+            .iter()
+            .find(|a| a.is_unspecified() || a.is_multicast() || a.is_loopback())
+        {
+            return Err(("ppp_ipv6_dns", format!("{a} is not a unicast address")));
+        }
+        if !self.ppp_ipv6_dns.is_empty() && self.ppp_ipv6_pool.is_none() {
+            return Err((
+                "ppp_ipv6_dns",
+                "needs ppp_ipv6_pool (the servers go out with its Router Advertisements)".into(),
+            ));
+        }
+        if let Some(p) = &self.ppp_ipv6_pd_pool {
+            let unit = self.ppp_ipv6_pd_length.unwrap_or(56);
+            crate::ppp_ipv6::PrefixPool::parse_delegation(p, unit)
+                .map_err(|m| ("ppp_ipv6_pd_pool", m))?;
+            if self.ppp_ipv6_pool.is_none() {
+                return Err((
+                    "ppp_ipv6_pd_pool",
+                    "needs ppp_ipv6_pool (delegation runs on links with IPv6)".into(),
+                ));
+            }
+        } else if self.ppp_ipv6_pd_length.is_some() {
+            return Err(("ppp_ipv6_pd_length", "needs ppp_ipv6_pd_pool".into()));
+        }
         Ok(())
     }
 }
@@ -1367,6 +1447,56 @@ seq = "both"
             s.profiles.select(ip("198.51.100.1"), "x").unwrap().name,
             "b"
         );
+    }
+
+    #[test]
+    fn ppp_ipv6_pool_is_checked() {
+        let base = "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\n";
+        let e = check_err(&format!("{base}ppp_ipv6_pool = \"2001:db8::1/48\"\n"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_pool")));
+        assert!(e.to_string().contains("bits set past /48"), "{e}");
+        let e = check_err("[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_pool")));
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!(
+                "{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_default_route = true\n"
+            ),
+        )
+        .unwrap();
+        let s = ok.config.control.unwrap().settings();
+        assert!(s.ppp_ipv6_client.default_route);
+        let e = check_err(&format!(
+            "{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_pd_pool = \"2001:db8:f00::/56\"\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("ppp_ipv6_pd_pool"))
+        );
+        let e = check_err(&format!("{base}ppp_ipv6_pd_length = 60\n"));
+        assert_eq!(e.key.as_deref(), Some("ppp_ipv6_pd_length"));
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!("{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_pd_pool = \"2001:db8:f00::/40\"\nppp_ipv6_pd_length = 60\n"),
+        )
+        .unwrap();
+        let pd = ok
+            .config
+            .control
+            .unwrap()
+            .settings()
+            .ppp_ipv6
+            .ipv6_pd
+            .unwrap();
+        assert_eq!(pd.lock().unwrap().unit(), 60);
+        let e = check_err(&format!("{base}ppp_ipv6_dns = [\"2001:db8::53\"]\n"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_dns")));
+        let e = check_err(&format!(
+            "{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_dns = [\"ff02::1\"]\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("ppp_ipv6_dns"));
+        let pool = s.ppp_ipv6.ipv6.unwrap();
+        assert_eq!(pool.lock().unwrap().size(), 65536);
     }
 
     #[test]

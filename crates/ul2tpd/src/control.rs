@@ -66,6 +66,23 @@ pub struct ControlSettings {
     /// LNS: the profiles of tunnels peers open (`profile.rs`); a profile with a PPP service
     /// runs the PPP endpoint as server on every PPP session of its tunnels.
     pub profiles: Profiles,
+    /// LNS: IPv6 for the PPP sessions of every profile (`[control] ppp_ipv6_*`).
+    pub ppp_ipv6: PppIpv6,
+    /// LAC: IPv6 default route via the LNS once it advertises a prefix
+    /// (`ppp_ipv6_default_route`), DHCPv6 prefix delegation (`ppp_ipv6_pd`).
+    pub ppp_ipv6_client: crate::ppp_ipv6::ClientV6,
+}
+
+/// IPv6 for the PPP sessions an LNS terminates (`[control] ppp_ipv6_pool`, `ppp_ipv6_dns`,
+/// `ppp_ipv6_pd_pool`): one set of pools shared by the calls of every profile.
+#[derive(Debug, Clone, Default)]
+pub struct PppIpv6 {
+    /// The /64s for the sessions' IPv6 (`ppp_ipv6_pool`); `None`: link-local only.
+    pub ipv6: Option<crate::ppp_ipv6::SharedPool>,
+    /// DNS servers advertised with the /64 (`ppp_ipv6_dns`).
+    pub ipv6_dns: Vec<std::net::Ipv6Addr>,
+    /// Prefixes delegated with DHCPv6 (`ppp_ipv6_pd_pool`); `None`: no DHCPv6 server.
+    pub ipv6_pd: Option<crate::ppp_ipv6::SharedPool>,
 }
 
 /// A request for the endpoint task.
@@ -128,6 +145,7 @@ pub(crate) struct ControlPlane {
     events: tokio::sync::broadcast::Sender<Event>,
     local: SocketAddr,
     host_name: String,
+    ipv6_client: crate::ppp_ipv6::ClientV6,
     _task: Task,
 }
 
@@ -256,6 +274,7 @@ impl ControlPlane {
             circuits: HashMap::new(),
             config: s.config,
             profiles: s.profiles,
+            ppp_ipv6: s.ppp_ipv6,
             tunnel_profiles: HashMap::new(),
             leases: HashMap::new(),
             events: events.clone(),
@@ -264,12 +283,14 @@ impl ControlPlane {
             no_address: None,
         };
         let host_name = st.config.host_name.clone();
+        let ipv6_client = s.ppp_ipv6_client;
         let task = Task(tokio::spawn(run(st, up_ours, rx, ep)));
         Ok(ControlPlane {
             tx,
             events,
             local,
             host_name,
+            ipv6_client,
             _task: task,
         })
     }
@@ -277,6 +298,11 @@ impl ControlPlane {
     /// The endpoint's first UDP listener's local address.
     pub(crate) fn local(&self) -> SocketAddr {
         self.local
+    }
+
+    /// `[control] ppp_ipv6_default_route` and `ppp_ipv6_pd` for PPP client links.
+    pub(crate) fn ipv6_client(&self) -> crate::ppp_ipv6::ClientV6 {
+        self.ipv6_client
     }
 
     /// Our Host Name (`[control] host_name`), also our PPP authenticator name.
@@ -410,6 +436,8 @@ struct State {
     config: Config,
     /// The profiles of new tunnels.
     profiles: Profiles,
+    /// IPv6 for LNS PPP sessions.
+    ppp_ipv6: PppIpv6,
     /// The profile of each tunnel a peer opened, from when it came up.
     tunnel_profiles: HashMap<u32, Arc<Profile>>,
     /// Pool addresses in use, by session.
@@ -1230,6 +1258,10 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 request_dns: false,
                 profile: Some(profile.name.clone()),
                 pool: st.leases.get(&key).map(|l| l.pool.clone()),
+                ipv6_pool: st.ppp_ipv6.ipv6.clone(),
+                ipv6_client: Default::default(),
+                ipv6_pd_pool: st.ppp_ipv6.ipv6_pd.clone(),
+                ipv6_dns: st.ppp_ipv6.ipv6_dns.clone(),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
             if let Err(e) = crate::pppd::start(d, ctl, s.clone(), setup) {

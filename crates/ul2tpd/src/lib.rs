@@ -26,6 +26,8 @@ mod clock;
 mod datapath;
 mod handlers;
 mod l2tpip;
+mod ppp_dhcp6;
+mod ppp_ipv6;
 mod pppd;
 mod store;
 

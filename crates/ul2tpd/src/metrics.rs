@@ -158,6 +158,10 @@ pub(crate) struct PppCounters {
     auth_failures: [[AtomicU64; 3]; 2],
     /// Links down by reason (`PPP_DOWN_REASONS`).
     links_down: [AtomicU64; 7],
+    /// Invalid Router Solicitations / Advertisements dropped (`ppp_ipv6.rs`).
+    pub(crate) nd_invalid: AtomicU64,
+    /// PPP links that found the IPv6 prefix pool exhausted.
+    pub(crate) ipv6_pool_exhausted: AtomicU64,
 }
 
 impl PppCounters {
@@ -396,6 +400,18 @@ impl L2tpCollector {
         if let Some(r) = self.ops.radius.load_full() {
             encode_radius(enc, &r.counters)?;
         }
+        counter(
+            enc,
+            "ul2tp_ppp_nd_invalid",
+            "invalid IPv6 Router Solicitations / Advertisements dropped on PPP links",
+            p.nd_invalid.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            "ul2tp_ppp_ipv6_pool_exhausted",
+            "PPP links that got no IPv6 /64: ppp_ipv6_pool exhausted",
+            p.ipv6_pool_exhausted.load(Ordering::Relaxed),
+        )?;
         let Some(s) = snap else { return Ok(()) };
         family(
             enc,
@@ -817,6 +833,8 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("ul2tp_ppp_lcp_echo_failures_total 1"), "{t}");
+        assert!(t.contains("ul2tp_ppp_nd_invalid_total 0"), "{t}");
+        assert!(t.contains("ul2tp_ppp_ipv6_pool_exhausted_total 0"), "{t}");
         assert!(!t.contains("# EOF"));
         let (head, body) = respond("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &reg, &ops);
         assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");

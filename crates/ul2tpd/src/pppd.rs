@@ -77,6 +77,29 @@ pub(crate) struct PppSetup {
     pub(crate) profile: Option<String>,
     /// The pool `peer` was leased from.
     pub(crate) pool: Option<String>,
+    /// LNS: the pool the session's IPv6 /64 comes from (`ppp_ipv6_pool`, `ppp_ipv6.rs`).
+    pub(crate) ipv6_pool: Option<crate::ppp_ipv6::SharedPool>,
+    /// Client: IPv6 default route, prefix delegation (`ppp_ipv6_default_route`, `ppp_ipv6_pd`).
+    pub(crate) ipv6_client: crate::ppp_ipv6::ClientV6,
+    /// LNS: the pool of delegated prefixes (`ppp_ipv6_pd_pool`, `ppp_dhcp6.rs`).
+    pub(crate) ipv6_pd_pool: Option<crate::ppp_ipv6::SharedPool>,
+    /// LNS: DNS servers advertised with the prefix (`ppp_ipv6_dns`).
+    pub(crate) ipv6_dns: Vec<std::net::Ipv6Addr>,
+}
+
+impl PppSetup {
+    /// Our side of IPv6 on the link: router with a pool, host as a client, link-local only
+    /// as a server without a pool.
+    fn ipv6_role(&self) -> crate::ppp_ipv6::Role {
+        use crate::ppp_ipv6::Role;
+        match &self.ipv6_pool {
+            Some(p) => Role::Router(p.clone()),
+            None if self.peer.is_some() => Role::LinkLocal,
+            None => Role::Host {
+                default_route: self.ipv6_client.default_route,
+            },
+        }
+    }
 }
 
 /// The endpoint configuration a setup describes.
@@ -94,6 +117,9 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
         nbns: setup.nbns,
         // The peer assigns our address: ask it for DNS servers too (RFC 1877).
         request_dns: setup.request_dns || setup.local.is_none(),
+        // IPv6CP (RFC 5072) on every link: interface identifiers for the link-local
+        // addresses, then Router Advertisements (`ppp_ipv6.rs`).
+        ipv6cp: true,
         ..ul2tp_ppp::Config::default()
     };
     if let Some(m) = setup.mru {
@@ -157,6 +183,11 @@ pub(crate) fn start(
         ApiError::new(Errno::EIO, format!("PPP endpoint not started: {e}"))
     })?;
     let cfg = ppp_config(&setup);
+    let v6 = crate::ppp_ipv6::Ipv6Link::new(setup.ipv6_role(), d.ops.clone())
+        .with_dns(setup.ipv6_dns.clone())
+        .with_pd_pool(setup.ipv6_pd_pool.clone())
+        .with_pd_client(setup.ipv6_client.prefix_delegation);
+    let v6_shown = crate::ppp_ipv6::LinkPrefix::default();
     let users = ul2tp_ppp::StaticCredentials(
         setup
             .users
@@ -192,6 +223,8 @@ pub(crate) fn start(
         verdict_tx,
         verdicts,
         dae,
+        v6,
+        v6_shown: v6_shown.clone(),
         d: d.me.clone(),
         session,
         socket,
@@ -205,6 +238,7 @@ pub(crate) fn start(
     let rt = ctl.sessions.entry(key).or_default();
     rt.tasks.push(task);
     rt.ppp = Some(info);
+    rt.ppp_ipv6 = Some(v6_shown);
     Ok(ready)
 }
 
@@ -260,6 +294,10 @@ struct Link {
     passive: bool,
     info: Arc<std::sync::Mutex<PppInfo>>,
     timers: Timers,
+    /// IPv6 on the link once IPv6CP is up (`ppp_ipv6.rs`).
+    v6: crate::ppp_ipv6::Ipv6Link,
+    /// Its /64 for `show session`.
+    v6_shown: crate::ppp_ipv6::LinkPrefix,
 }
 
 impl Link {
@@ -334,6 +372,10 @@ impl Link {
             if let Some((at, _)) = expiry.filter(|_| seen.expired.is_none()) {
                 wait = wait.min(at.saturating_duration_since(std::time::Instant::now()));
             }
+            let wait = match self.v6.deadline() {
+                Some(t) => wait.min(t.saturating_duration_since(tokio::time::Instant::now())),
+                None => wait,
+            };
             tokio::select! {
                 Some((user, v)) = self.verdicts.recv() => self.verdict(&mut ep, user, v, &name),
                 Some(c) = self.dae.recv() => {
@@ -392,6 +434,9 @@ impl Link {
                 _ = tokio::time::sleep(wait) => {
                     if opened {
                         ep.handle_timeout(now());
+                        for p in self.v6.on_timer(tokio::time::Instant::now()) {
+                            let _ = ep.send_ip(&p);
+                        }
                     } else {
                         // The peer stayed silent: try ourselves (and give up on the
                         // endpoint's own Max-Configure budget).
@@ -416,6 +461,16 @@ impl Link {
             datapath::send_frame(&self.session, &self.socket, &frame).await;
         }
         while let Some(p) = ep.poll_ip() {
+            if let IpPacket::V6(b) = &p {
+                // Router Solicitations and Advertisements are ours (`ppp_ipv6.rs`).
+                let (consumed, replies) = self.v6.on_packet(b, tun.as_ref(), name);
+                for r in replies {
+                    let _ = ep.send_ip(&r);
+                }
+                if consumed {
+                    continue;
+                }
+            }
             if let Some(r) = self.radius.as_mut() {
                 r.activity();
             }
@@ -445,6 +500,7 @@ impl Link {
                             // The device never sends more than the peer's MRU, nor more
                             // than the profile's MTU.
                             let mtu = link_mtu(self.timers.mtu, ep.peer_mru());
+                            crate::ppp_ipv6::before_up(t.name());
                             if let Err(e) = t
                                 .set_mtu(u32::from(mtu))
                                 .and_then(|_| add_address(t.name(), addr))
@@ -464,6 +520,9 @@ impl Link {
                                 "{name}: PPP up on {} (MTU {mtu}): {local} -> {peer}{dns_text}",
                                 t.name()
                             );
+                            for p in self.v6.attach(&t, name) {
+                                let _ = ep.send_ip(&p);
+                            }
                             {
                                 let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
                                 i.ifname = Some(t.name().to_string());
@@ -540,8 +599,18 @@ impl Link {
                         "PPP authentication rejected by the peer (wrong user name or password?)",
                     )));
                 }
-                Event::NetworkDown | Event::Ipv6Down => {
-                    if ev == Event::NetworkDown && tun.take().is_some() {
+                Event::Ipv6Up {
+                    local_iid,
+                    peer_iid,
+                } => {
+                    for p in self.v6.up(local_iid, peer_iid, tun.as_ref(), name) {
+                        let _ = ep.send_ip(&p);
+                    }
+                }
+                Event::Ipv6Down => self.v6.down(),
+                Event::NetworkDown => {
+                    if tun.take().is_some() {
+                        self.v6.detach();
                         tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
                         let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
                         (i.ifname, i.addrs, i.up_since) = (None, None, None);
@@ -553,8 +622,21 @@ impl Link {
                     (i.ifname, i.addrs, i.up_since) = (None, None, None);
                     return Some(reason);
                 }
-                other => tracing::debug!("{name}: PPP {other:?}"),
             }
+        }
+        // What the events queued (Router Advertisements, Solicitations) leaves now.
+        while let Some(frame) = ep.poll_transmit() {
+            datapath::send_frame(&self.session, &self.socket, &frame).await;
+        }
+        let shown = match tun {
+            Some(_) => crate::ppp_ipv6::Shown {
+                prefix: self.v6.prefix(),
+                delegated: self.v6.delegated(),
+            },
+            None => crate::ppp_ipv6::Shown::default(),
+        };
+        if self.v6_shown.get() != shown {
+            self.v6_shown.set(shown);
         }
         None
     }

@@ -117,6 +117,9 @@ pub(crate) struct SessionRt {
     pub(crate) had_socket: bool,
     /// The daemon's PPP endpoint on this session: what `show session` reports of it.
     pub(crate) ppp: Option<Arc<std::sync::Mutex<PppInfo>>>,
+    /// The IPv6 /64 of the session's PPP link, kept current by its endpoint task
+    /// (`ppp_ipv6.rs`).
+    pub(crate) ppp_ipv6: Option<crate::ppp_ipv6::LinkPrefix>,
 }
 
 /// What the PPP endpoint of a session reports to `show session` (kept up to date by its
@@ -489,6 +492,7 @@ impl Store {
                 tasks,
                 had_socket: false,
                 ppp: None,
+                ppp_ipv6: None,
             },
         );
         Ok(())
@@ -521,7 +525,7 @@ impl Store {
 
 /// Session reply attributes (docs/reference/kernel.md §4.8).
 pub(crate) fn session_attrs(s: &Session, ctl: &Ctl) -> Attrs {
-    let mut a = base_session_attrs(s);
+    let mut a = base_session_attrs(s, ctl);
     let info = ctl
         .sessions
         .get(&(s.tunnel_id(), s.session_id()))
@@ -539,8 +543,16 @@ pub(crate) fn session_attrs(s: &Session, ctl: &Ctl) -> Attrs {
     a
 }
 
-fn base_session_attrs(s: &Session) -> Attrs {
+fn base_session_attrs(s: &Session, ctl: &Ctl) -> Attrs {
     let p = s.params();
+    let shown = ctl
+        .sessions
+        .get(&(s.tunnel_id(), p.session_id))
+        .and_then(|r| r.ppp_ipv6.as_ref())
+        .map(|l| l.get())
+        .unwrap_or_default();
+    let ppp_ipv6_prefix = shown.prefix.map(|a| format!("{a}/64"));
+    let ppp_ipv6_delegated = shown.delegated.map(|(a, l)| format!("{a}/{l}"));
     // PPP sessions never report IFNAME (docs/reference/kernel.md §4.3).
     let ifname = if p.pw_type == PwType::Ppp {
         None
@@ -563,6 +575,8 @@ fn base_session_attrs(s: &Session) -> Attrs {
         recv_timeout: (p.reorder_timeout_ms != 0).then_some(p.reorder_timeout_ms),
         vlan_id: p.vlan_id,
         stats: Some(s.stats()),
+        ppp_ipv6_prefix,
+        ppp_ipv6_delegated,
         ..Attrs::default()
     }
 }

@@ -231,7 +231,12 @@ impl Daemon {
             Command::PppStart => {
                 // Our name: `[control] host_name` when the control plane runs.
                 let host_name = self.control.get().map(|c| c.host_name().to_string());
-                ppp::start(d, host_name, a).await.map(done)
+                let v6 = self
+                    .control
+                    .get()
+                    .map(|c| c.ipv6_client())
+                    .unwrap_or_default();
+                ppp::start(d, host_name, v6, a).await.map(done)
             }
             Command::ControlDisconnect => control::disconnect(self.control()?, a).await.map(done),
             Command::Dial => {

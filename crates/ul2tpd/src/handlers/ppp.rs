@@ -5,8 +5,14 @@ use ul2tp_api::Attrs;
 use crate::store::{ApiResult, Store};
 
 /// Start the PPP endpoint; answered once IPCP is up or the link failed. `host_name` is
-/// `[control] host_name` when the control plane runs.
-pub(crate) async fn start(d: &Store, host_name: Option<String>, a: &Attrs) -> ApiResult<()> {
+/// `[control] host_name` when the control plane runs, `ipv6_client` its
+/// `ppp_ipv6_default_route` and `ppp_ipv6_pd`.
+pub(crate) async fn start(
+    d: &Store,
+    host_name: Option<String>,
+    ipv6_client: crate::ppp_ipv6::ClientV6,
+    a: &Attrs,
+) -> ApiResult<()> {
     // Our name names us in CHAP Challenges, and is the user name when only a password is
     // given.
     let user = match (&a.ppp_user, &a.ppp_password) {
@@ -25,6 +31,7 @@ pub(crate) async fn start(d: &Store, host_name: Option<String>, a: &Attrs) -> Ap
         // As client (no address of our own given), ask the peer for DNS servers (RFC 1877,
         // like pppd's `usepeerdns`); a peer that has none rejects the options.
         request_dns: a.ip_saddr.is_none(),
+        ipv6_client,
         ..Default::default()
     };
     let ready = {

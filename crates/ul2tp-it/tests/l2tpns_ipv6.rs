@@ -1,0 +1,208 @@
+//! IPv6 for a PPP subscriber with l2tpns as the LNS and our LAC: l2tpns (Debian's, runs
+//! without kernel modules, authenticates against a FreeRADIUS started for the test) with
+//! `ipv6_prefix` negotiates IPv6CP, Naks our interface identifier to its own choice (the
+//! subscriber's IPv4 address followed by four zero bytes), and answers our Router Solicitation
+//! with an advertisement of its /64 (the one it sends as IPv6CP opens reaches us before our
+//! side is Opened and is dropped, so the address proves the solicitation was answered). The LAC forms its address from that /64 and the
+//! negotiated identifier, takes the default route via l2tpns's fe80::1, and `ping -6` crosses
+//! the link both ways.
+//!
+//! Needs the `l2tpns` and `freeradius` packages (the test fails if they are missing).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use ul2tp_it::{have, wait_until, Daemon, Netns};
+
+fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
+    wait_until(Duration::from_secs(secs), cond)
+}
+
+/// A child process killed (by its PID) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+#[test]
+fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
+    assert!(
+        have("l2tpns") && have("freeradius"),
+        "this test needs l2tpns and freeradius (apt-get install -y l2tpns freeradius)"
+    );
+    let a = Netns::new("nsa");
+    let b = Netns::new("nsb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    b.ip(&["-6", "addr", "add", "2001:db8:ffff::1/128", "dev", "lo"]);
+    let dir = std::env::temp_dir().join(ul2tp_it::unique("l2tpns6"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // FreeRADIUS with the packaged configuration (cp -a keeps the freerad ownership it needs)
+    // and one user; its default clients.conf admits 127.0.0.1 with secret testing123.
+    let raddb = dir.join("raddb");
+    ul2tp_it::must(
+        std::process::Command::new("cp")
+            .args(["-a", "/etc/freeradius/3.0"])
+            .arg(&raddb),
+    );
+    let authorize = raddb.join("mods-config/files/authorize");
+    let users = format!(
+        "alice Cleartext-Password := \"wonderland\"\n{}",
+        read(&authorize)
+    );
+    std::fs::write(&authorize, users).unwrap();
+    let rad_log = dir.join("radius.log");
+    let _radius = Proc(
+        b.cmd("freeradius")
+            .args(["-f", "-l", "stdout", "-d"])
+            .arg(&raddb)
+            .stdout(std::fs::File::create(&rad_log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn freeradius"),
+    );
+    assert!(
+        wait_for(20, || read(&rad_log).contains("Ready to process requests")),
+        "freeradius did not start: {}",
+        read(&rad_log)
+    );
+
+    // l2tpns: addresses from the packaged /etc/l2tpns/ip_pool (10.10.10.0/24 first). It
+    // serves only once it has made itself cluster master, after a heartbeat timeout without
+    // one (shortened here to 1 s). Its
+    // gateway address given to clients must not be the tunnel endpoint 192.0.2.2: the peer
+    // route on the LAC's pppN would pull the tunnel's own packets into the tunnel.
+    let l2tpns_log = dir.join("l2tpns.log");
+    let conf = dir.join("startup-config");
+    std::fs::write(
+        &conf,
+        format!(
+            "set debug 3\nset log_file \"{}\"\nset pid_file \"{}\"\nset primary_radius 127.0.0.1\nset radius_secret \"testing123\"\nset radius_authtypes \"pap\"\nset bind_address 192.0.2.2\nset cli_bind_address 127.0.0.1\nset peer_address 10.10.10.254\nset ipv6_prefix 2001:db8:200::\nset cluster_interface eth0\nset cluster_hb_interval 2\nset cluster_hb_timeout 10\n",
+            l2tpns_log.display(),
+            dir.join("l2tpns.pid").display()
+        ),
+    )
+    .unwrap();
+    let _l2tpns = Proc(
+        b.cmd("l2tpns")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn l2tpns"),
+    );
+    // Started when its L2TP socket listens (its log file is written in blocks).
+    assert!(
+        wait_for(10, || String::from_utf8_lossy(
+            &ul2tp_it::run(b.cmd("ss").args(["-Hnlu", "sport", "= :1701"])).stdout
+        )
+        .contains("192.0.2.2:1701")),
+        "l2tpns did not start: {}",
+        read(&l2tpns_log)
+    );
+
+    // Our LAC.
+    let lac_conf = dir.join("lac.toml");
+    std::fs::write(
+        &lac_conf,
+        "[control]\nlisten = \"192.0.2.1:1701\"\nppp_ipv6_default_route = true\n",
+    )
+    .unwrap();
+    let lac = Daemon::start(&a, &["--config", lac_conf.to_str().unwrap()]);
+    let tid = lac
+        .ul2tp("connect remote 192.0.2.2 version 2")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let tunnel = format!("Tunnel {tid},");
+    assert!(
+        wait_for(30, || lac.ul2tp("show tunnel").contains(&tunnel)),
+        "tunnel to l2tpns did not come up:\n{}",
+        read(&l2tpns_log)
+    );
+    let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
+    let sid = out.split_whitespace().nth(1).unwrap().to_string();
+    let session = format!("Session {sid} in tunnel {tid}");
+    assert!(
+        wait_for(10, || lac.ul2tp("show session").contains(&session)),
+        "session did not come up"
+    );
+    let o = lac.cli(&[
+        "ppp",
+        "start",
+        "tunnel_id",
+        &tid,
+        "session_id",
+        &sid,
+        "user",
+        "alice",
+        "password",
+        "wonderland",
+    ]);
+    assert!(
+        o.status.success(),
+        "ppp start: {}\nl2tpns:\n{}\nradius:\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        read(&l2tpns_log),
+        read(&rad_log)
+    );
+
+    // The IPv4 address l2tpns gave us, on our pppN.
+    let v4 = a.ip(&["-o", "-4", "addr", "show"]);
+    let (dev, ipv4) = v4
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            let dev = w.nth(1)?.to_string();
+            let addr: Ipv4Addr = w.nth(1)?.parse().ok()?;
+            dev.starts_with("ppp").then_some((dev, addr))
+        })
+        .unwrap_or_else(|| panic!("no pppN with an IPv4 address:\n{v4}"));
+    // SLAAC: l2tpns's /64 with the identifier it Nak'd us to (IPv4 address, then zeros).
+    let iid = u64::from(u32::from(ipv4)) << 32;
+    let want = Ipv6Addr::from((0x2001_0db8_0200_0000u128 << 64) | u128::from(iid));
+    let link_local = Ipv6Addr::from((0xfe80u128 << 112) | u128::from(iid));
+    assert!(
+        wait_for(15, || a
+            .ip(&["-6", "addr", "show", "dev", &dev])
+            .contains(&format!("{want}/64"))),
+        "no {want}/64 on {dev}:\n{}\nLAC log:\n{}\nl2tpns:\n{}",
+        a.ip(&["-6", "addr", "show"]),
+        lac.log(),
+        read(&l2tpns_log)
+    );
+    assert!(a
+        .ip(&["-6", "addr", "show", "dev", &dev])
+        .contains(&format!("{link_local}/64")));
+    let default = a.ip(&["-6", "route", "show", "default"]);
+    assert!(
+        default.contains(&format!("via fe80::1 dev {dev}")),
+        "default route: {default}"
+    );
+    assert!(
+        a.ping_retry("2001:db8:ffff::1", &["-6"], 5),
+        "LAC pings the LNS host over l2tpns"
+    );
+    assert!(
+        b.ping_retry(&want.to_string(), &["-6"], 5),
+        "the LNS host pings the LAC's SLAAC address"
+    );
+    assert!(
+        a.ping_retry(&format!("fe80::1%{dev}"), &["-6"], 5),
+        "LAC pings l2tpns's link-local router address"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
