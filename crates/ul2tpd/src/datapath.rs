@@ -24,13 +24,12 @@
 //!   computes UDP checksums, otherwise with one `sendmmsg`. On the wire every datagram is
 //!   what the simple path would have sent for the same frames.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
@@ -217,33 +216,39 @@ impl Pseudowire {
     }
 }
 
-/// Pseudowires by (tunnel_id, session_id), read by the receive tasks without locking.
-#[derive(Debug, Default)]
+/// Pseudowires by (tunnel_id, session_id), read by the receive tasks without locking. A
+/// concurrent map (lock-free reads, one entry per change) rather than a copied snapshot, so
+/// attaching a device costs the same with 10 or 100,000 sessions.
+#[derive(Debug)]
 pub struct Pseudowires {
-    map: ArcSwap<HashMap<(u32, u32), Arc<Pseudowire>>>,
+    map: papaya::HashMap<(u32, u32), Arc<Pseudowire>>,
+}
+
+impl Default for Pseudowires {
+    fn default() -> Self {
+        // Removed entries are freed as soon as no reader sees them (batch size 1): a device
+        // is not kept open by a batch of retired entries.
+        Pseudowires {
+            map: papaya::HashMap::builder()
+                .collector(seize::Collector::new().batch_size(1))
+                .build(),
+        }
+    }
 }
 
 impl Pseudowires {
     /// Attach a device to a session.
     pub fn insert(&self, key: (u32, u32), pw: Arc<Pseudowire>) {
-        self.map.rcu(|m| {
-            let mut m = HashMap::clone(m);
-            m.insert(key, pw.clone());
-            m
-        });
+        self.map.pin().insert(key, pw);
     }
 
-    /// Detach a session's device.
-    pub fn remove(&self, key: (u32, u32)) {
-        self.map.rcu(|m| {
-            let mut m = HashMap::clone(m);
-            m.remove(&key);
-            m
-        });
+    /// Detach a session's device, returning it.
+    pub fn remove(&self, key: (u32, u32)) -> Option<Arc<Pseudowire>> {
+        self.map.pin().remove(&key).cloned()
     }
 
     fn get(&self, key: (u32, u32)) -> Option<Arc<Pseudowire>> {
-        self.map.load().get(&key).cloned()
+        self.map.pin().get(&key).cloned()
     }
 }
 
