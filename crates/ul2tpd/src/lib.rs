@@ -24,6 +24,7 @@ mod datapath;
 mod handlers;
 mod l2tpip;
 mod pppd;
+mod reaper;
 mod store;
 
 pub use embedded::Embedded;

@@ -34,6 +34,7 @@ use ul2tp_wire::avp::PppDisconnectCause as Cause;
 use ul2tp_wire::ppp::proto;
 
 use crate::datapath::{self, Pseudowire, TunnelSocket};
+use crate::reaper::Reaped;
 use crate::store::{ApiResult, Ctl, Store, Task};
 
 /// How an endpoint is set up.
@@ -193,7 +194,7 @@ impl Link {
         if opened {
             ep.open(now());
         }
-        let mut tun: Option<Tun> = None;
+        let mut tun: Option<Reaped<Tun>> = None;
         let mut seen = Seen::default();
         let mut buf = vec![0u8; 65536];
         loop {
@@ -251,7 +252,7 @@ impl Link {
     async fn drain(
         &mut self,
         ep: &mut Endpoint,
-        tun: &mut Option<Tun>,
+        tun: &mut Option<Reaped<Tun>>,
         seen: &mut Seen,
         name: &str,
     ) -> Option<DownReason> {
@@ -289,7 +290,9 @@ impl Link {
                                 "{name}: PPP up on {}: {local} -> {peer}",
                                 t.name()
                             );
-                            *tun = Some(t);
+                            let reaper = self.d.upgrade().map(|d| d.reaper.clone());
+                            let (ifindex, unit) = (t.ifindex(), t.name().to_string());
+                            *tun = Some(Reaped::new(t, ifindex, &unit, reaper));
                             self.report(Ok(()));
                         }
                         Err(e) => {

@@ -36,6 +36,7 @@ use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 use ul2tp_wire::avp::{CdnResult, PppDisconnectCause};
 
 use crate::datapath::{self, Pseudowire, Pseudowires, RxContext, TunnelSocket};
+use crate::reaper::Reaper;
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
@@ -152,6 +153,8 @@ pub(crate) struct Store {
     pub(crate) ops: Arc<crate::metrics::Ops>,
     /// `[datapath] stable_mac`: give new Ethernet pseudowire devices [`stable_mac`] addresses.
     pub(crate) stable_mac: std::sync::atomic::AtomicBool,
+    /// Deletes the devices of deleted sessions in batches (`reaper.rs`).
+    pub(crate) reaper: Reaper,
 }
 
 impl Store {
@@ -167,6 +170,7 @@ impl Store {
             control: OnceLock::new(),
             ops: Arc::default(),
             stable_mac: std::sync::atomic::AtomicBool::new(false),
+            reaper: Reaper::start(),
         });
         // Trace events (docs/reference/kernel.md §9.2) go to the log and to monitors, for the objects they
         // are switched on for.
@@ -380,13 +384,24 @@ impl Store {
             .map_err(|e| ApiError::new(e, format!("no tunnel {tid}")))?;
         for s in sessions {
             let key = (tid, s.session_id());
-            self.pseudowires.remove(key);
+            self.retire_pseudowire(key);
             ctl.sessions.remove(&key);
             ctl.attached.remove(&key);
         }
         ctl.tunnels.remove(&tid);
         tracing::info!(tunnel_id = tid, "tunnel {tid} deleted");
         Ok(())
+    }
+
+    /// Detach a session's device; an Ethernet pseudowire's TAP goes to the reaper, which
+    /// deletes it with others in one batch (rather than a 10 ms unregistration each here).
+    pub(crate) fn retire_pseudowire(&self, key: (u32, u32)) {
+        if let Some(pw) = self.pseudowires.remove(key) {
+            if let Pseudowire::Eth(tap) = &*pw {
+                let (ifindex, name) = (tap.ifindex(), tap.name().to_string());
+                self.reaper.reap(ifindex, &name, Box::new(pw));
+            }
+        }
     }
 
     pub(crate) fn find_session(&self, a: &Attrs) -> ApiResult<Arc<Session>> {
@@ -454,7 +469,7 @@ impl Store {
         self.registry
             .session_delete(key.0, key.1)
             .map_err(|e| ApiError::new(e, "no such session"))?;
-        self.pseudowires.remove(key);
+        self.retire_pseudowire(key);
         ctl.sessions.remove(&key);
         ctl.attached.remove(&key);
         tracing::info!(
