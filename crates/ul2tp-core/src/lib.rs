@@ -59,7 +59,7 @@ pub mod trace;
 pub mod vlan;
 
 pub use mtu::eth_mtu;
-pub use registry::{DropReason, Registry, RxOutcome};
+pub use registry::{DropReason, Limits, Registry, RxOutcome};
 pub use session::{Session, Tunnel, MAX_REORDER_QUEUE};
 pub use stats::AtomicStats;
 pub use trace::{TraceEvent, TraceSink};

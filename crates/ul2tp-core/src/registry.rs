@@ -56,10 +56,25 @@ pub enum DropReason {
 /// an update changes one entry (O(log n)), nothing is copied.
 #[derive(Default)]
 struct Index {
+    limits: Limits,
+    /// Sessions per tunnel (for [`Limits::max_sessions_per_tunnel`]).
+    per_tunnel: HashMap<u32, usize>,
     tunnels: BTreeMap<u32, Arc<Tunnel>>,
     /// All sessions in dump order (docs/reference/kernel.md §4.8): ascending tunnel id, then session id.
     sessions: BTreeMap<(u32, u32), Arc<Session>>,
     by_ifname: HashMap<String, Arc<Session>>,
+}
+
+/// Caps on the number of objects of a [`Registry`] (beyond the kernel, which has none):
+/// creating one more is `ENOSPC`. `None` = no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Tunnels in all.
+    pub max_tunnels: Option<usize>,
+    /// Sessions in all.
+    pub max_sessions: Option<usize>,
+    /// Sessions in one tunnel.
+    pub max_sessions_per_tunnel: Option<usize>,
 }
 
 /// Collided L2TPv3 ids are rare and tiny lists: a change replaces the list.
@@ -142,6 +157,9 @@ impl Registry {
         let mut ix = self.write();
         if ix.tunnels.contains_key(&p.tunnel_id) {
             return Err(Errno::EEXIST);
+        }
+        if ix.limits.max_tunnels.is_some_and(|m| ix.tunnels.len() >= m) {
+            return Err(Errno::ENOSPC);
         }
         let t = Arc::new(Tunnel::new(p, self.shared.clone()));
         ix.tunnels.insert(t.tunnel_id(), t.clone());
@@ -275,8 +293,21 @@ impl Registry {
                 return Err(Errno::EEXIST);
             }
         }
+        let in_tunnel = ix.per_tunnel.get(&tunnel_id).copied().unwrap_or(0);
+        if ix
+            .limits
+            .max_sessions
+            .is_some_and(|m| ix.sessions.len() >= m)
+            || ix
+                .limits
+                .max_sessions_per_tunnel
+                .is_some_and(|m| in_tunnel >= m)
+        {
+            return Err(Errno::ENOSPC);
+        }
         let s = Arc::new(Session::new(tunnel.clone(), p));
         ix.sessions.insert((tunnel_id, s.session_id()), s.clone());
+        *ix.per_tunnel.entry(tunnel_id).or_default() += 1;
         if let Some(n) = s.ifname() {
             ix.by_ifname.insert(n.to_string(), s.clone());
         }
@@ -343,7 +374,18 @@ impl Registry {
 
     /// Take a session out of the index and the receive maps (the caller holds the index).
     fn unpublish(&self, ix: &mut Index, s: &Arc<Session>) {
-        ix.sessions.remove(&(s.tunnel_id(), s.session_id()));
+        if ix
+            .sessions
+            .remove(&(s.tunnel_id(), s.session_id()))
+            .is_some()
+        {
+            if let Some(n) = ix.per_tunnel.get_mut(&s.tunnel_id()) {
+                *n -= 1;
+                if *n == 0 {
+                    ix.per_tunnel.remove(&s.tunnel_id());
+                }
+            }
+        }
         match s.tunnel().version() {
             Version::V2 => {
                 self.v2.pin().remove(&v2_key(s.tunnel_id(), s.session_id()));
@@ -369,6 +411,22 @@ impl Registry {
                 ix.by_ifname.remove(n);
             }
         }
+    }
+
+    /// Set the caps on the number of tunnels and sessions. Objects beyond new, lower caps stay;
+    /// only creating more is refused.
+    pub fn set_limits(&self, limits: Limits) {
+        self.write().limits = limits;
+    }
+
+    /// The caps in force.
+    pub fn limits(&self) -> Limits {
+        self.write().limits
+    }
+
+    /// How many sessions exist (all tunnels).
+    pub fn session_count(&self) -> usize {
+        self.write().sessions.len()
     }
 
     /// Install (or remove) the trace sink.

@@ -28,7 +28,6 @@ use ul2tp_control::{
 use ul2tp_core::PwType;
 use ul2tp_core::{Cookie, L2SpecType, SessionParams, TunnelParams};
 use ul2tp_sys::seqpacket::SeqPacket;
-use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 
 use crate::datapath::{TunnelSocket, MAX_DATAGRAM};
@@ -356,8 +355,21 @@ async fn run(
         while let Some(ev) = ep.poll_event() {
             if let Some(close) = apply(&mut st, ev).await {
                 let _ = match close {
-                    (tid, None) => ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest),
-                    (tid, Some(sid)) => {
+                    // [limits] max_tunnels reached: StopCCN 2 (general error) with Error
+                    // Code 4 (insufficient resources).
+                    (tid, None, true) => ep.close_tunnel_with_error(
+                        now(),
+                        tid,
+                        StopCcnResult::GeneralError,
+                        ErrorCode::InsufficientResources,
+                        "tunnel limit reached",
+                    ),
+                    (tid, None, false) => {
+                        ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest)
+                    }
+                    // A session the daemon cannot create (also max_sessions): CDN 4
+                    // (temporary lack of facilities).
+                    (tid, Some(sid), _) => {
                         ep.close_session(now(), tid, sid, CdnResult::TemporaryNoFacilities)
                     }
                 };
@@ -451,7 +463,11 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
 
 /// Turn an endpoint event into data-path changes. Returns a tunnel or session the endpoint
 /// must close because the data path refused it.
-async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
+/// What to clear with the peer after an event the store could not follow: a tunnel or a
+/// session, and whether for lack of room (`ENOSPC`, `[limits]`).
+type Close = (u32, Option<u32>, bool);
+
+async fn apply(st: &mut State, ev: Event) -> Option<Close> {
     match &ev {
         Event::TunnelDown { reason, .. } => {
             let r = crate::metrics::down_reason(reason);
@@ -472,7 +488,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
                 "dynamic tunnel {}: {e}",
                 info.tunnel_id
             );
-            (info.tunnel_id, None)
+            (info.tunnel_id, None, e.errno == Errno::ENOSPC)
         }),
         Event::TunnelDown {
             tunnel_id,
@@ -503,7 +519,11 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
                 info.tunnel_id,
                 info.session_id
             );
-            (info.tunnel_id, Some(info.session_id))
+            (
+                info.tunnel_id,
+                Some(info.session_id),
+                e.errno == Errno::ENOSPC,
+            )
         }),
         Event::SessionDown {
             tunnel_id,
@@ -583,19 +603,27 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
             .ifnames
             .get(&(info.tunnel_id, info.session_id))
             .map(String::as_str);
-        let tap = Tap::create(name, ul2tp_sys::tap::L2TPETH_TEMPLATE)
+        let tap = d
+            .create_tap(name)
             .map_err(|e| io_err("pseudowire device", e))?;
-        d.apply_stable_mac(tap.name(), info.tunnel_id, info.session_id)
-            .map_err(|e| io_err("pseudowire stable MAC address", e))?;
+        if let Err(e) = d.apply_stable_mac(tap.name(), info.tunnel_id, info.session_id) {
+            d.discard_tap(tap);
+            return Err(io_err("pseudowire stable MAC address", e));
+        }
         params.ifname = Some(tap.name().to_string());
         Some(tap)
     } else {
         None
     };
-    let s = d
-        .registry
-        .session_create(info.tunnel_id, params)
-        .map_err(|e| ApiError::new(e, format!("session {}", info.session_id)))?;
+    let s = match d.registry.session_create(info.tunnel_id, params) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(tap) = tap {
+                d.discard_tap(tap);
+            }
+            return Err(ApiError::new(e, format!("session {}", info.session_id)));
+        }
+    };
     d.start_session(ctl, &s, tap)?;
     d.notify(Command::SessionCreate, session_attrs(&s, ctl));
     // LNS: terminate PPP sessions the peer opened with our own PPP endpoint.

@@ -23,6 +23,7 @@ mod clock;
 mod datapath;
 mod handlers;
 mod l2tpip;
+mod names;
 mod pppd;
 mod reaper;
 mod store;

@@ -273,7 +273,14 @@ impl Link {
         while let Some(ev) = ep.poll_event() {
             match ev {
                 Event::NetworkUp { local, peer, .. } => {
-                    match Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE) {
+                    let store = self.d.upgrade();
+                    let unit = match &store {
+                        Some(d) => d
+                            .ppp_names
+                            .create(|n| Tun::create(Some(n), ul2tp_sys::tap::PPP_TEMPLATE)),
+                        None => Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE),
+                    };
+                    match unit {
                         Ok(t) => {
                             let addr = IfAddr {
                                 local: IpAddr::V4(local),
@@ -290,7 +297,7 @@ impl Link {
                                 "{name}: PPP up on {}: {local} -> {peer}",
                                 t.name()
                             );
-                            let reaper = self.d.upgrade().map(|d| d.reaper.clone());
+                            let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
                             let (ifindex, unit) = (t.ifindex(), t.name().to_string());
                             *tun = Some(Reaped::new(t, ifindex, &unit, reaper));
                             self.report(Ok(()));

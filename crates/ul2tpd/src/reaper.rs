@@ -12,7 +12,9 @@
 //! A device whose ifindex no longer names it (renamed, or moved to another namespace by the
 //! administrator) is not deleted by index: its descriptor is just closed, as before.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
+
+use crate::names::Names;
 
 /// Most devices in one batch (the kernel holds the RTNL lock for a whole batch).
 const BATCH: usize = 4096;
@@ -22,6 +24,8 @@ struct Doomed {
     ifindex: u32,
     name: String,
     _keep: Box<dyn Send>,
+    /// Where the name's number is released once the device is gone.
+    names: Option<Arc<Names>>,
 }
 
 /// Handle of the reaper thread (clones share the thread); the thread ends when the last
@@ -45,13 +49,21 @@ impl Reaper {
         }
     }
 
-    /// Delete the device `name` (`ifindex`) that `keep` holds open, soon. Without a reaper
-    /// thread `keep` is dropped here (which deletes the device on its own).
-    pub(crate) fn reap(&self, ifindex: u32, name: &str, keep: Box<dyn Send>) {
+    /// Delete the device `name` (`ifindex`) that `keep` holds open, soon, then release its
+    /// name in `names`. Without a reaper thread `keep` is dropped here (which deletes the
+    /// device on its own).
+    pub(crate) fn reap(
+        &self,
+        ifindex: u32,
+        name: &str,
+        keep: Box<dyn Send>,
+        names: Option<Arc<Names>>,
+    ) {
         let doomed = Doomed {
             ifindex,
             name: name.to_string(),
             _keep: keep,
+            names,
         };
         match &self.tx {
             Some(tx) => {
@@ -59,7 +71,7 @@ impl Reaper {
                     drop(d);
                 }
             }
-            None => drop(doomed),
+            None => finish(vec![doomed]),
         }
     }
 }
@@ -69,12 +81,18 @@ pub(crate) struct Reaped<T: Send + 'static> {
     dev: Option<T>,
     ifindex: u32,
     name: String,
-    reaper: Option<Reaper>,
+    reaper: Option<(Reaper, Arc<Names>)>,
 }
 
 impl<T: Send + 'static> Reaped<T> {
-    /// `dev`, known as `name` / `ifindex`, to be deleted by `reaper` (`None`: just dropped).
-    pub(crate) fn new(dev: T, ifindex: u32, name: &str, reaper: Option<Reaper>) -> Self {
+    /// `dev`, known as `name` / `ifindex`, to be deleted by the reaper and its name
+    /// released in the `Names` (`None`: just dropped).
+    pub(crate) fn new(
+        dev: T,
+        ifindex: u32,
+        name: &str,
+        reaper: Option<(Reaper, Arc<Names>)>,
+    ) -> Self {
         Reaped {
             dev: Some(dev),
             ifindex,
@@ -97,8 +115,8 @@ impl<T: Send + 'static> std::ops::Deref for Reaped<T> {
 
 impl<T: Send + 'static> Drop for Reaped<T> {
     fn drop(&mut self) {
-        if let (Some(dev), Some(r)) = (self.dev.take(), &self.reaper) {
-            r.reap(self.ifindex, &self.name, Box::new(dev));
+        if let (Some(dev), Some((r, names))) = (self.dev.take(), self.reaper.take()) {
+            r.reap(self.ifindex, &self.name, Box::new(dev), Some(names));
         }
     }
 }
@@ -113,19 +131,38 @@ fn run(rx: &mpsc::Receiver<Doomed>) {
             }
         }
         // Only devices still known by their index under their name.
-        let ifindexes: Vec<u32> = batch
-            .iter()
-            .filter(|d| ul2tp_sys::link::ifindex(&d.name).is_ok_and(|i| i == d.ifindex))
-            .map(|d| d.ifindex)
-            .collect();
-        match ul2tp_sys::linkdel::delete_links(&ifindexes) {
-            Ok(n) => tracing::debug!("deleted {n} of {} devices in one batch", batch.len()),
-            Err(e) => tracing::warn!(
-                "cannot delete {} devices in one batch ({e}): closing them one at a time",
-                ifindexes.len()
-            ),
+        let (by_index, rest): (Vec<Doomed>, Vec<Doomed>) = batch
+            .into_iter()
+            .partition(|d| ul2tp_sys::link::ifindex(&d.name).is_ok_and(|i| i == d.ifindex));
+        let ifindexes: Vec<u32> = by_index.iter().map(|d| d.ifindex).collect();
+        let batched = match ul2tp_sys::linkdel::delete_links(&ifindexes) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot delete {} devices in one batch ({e}): closing them one at a time",
+                    ifindexes.len()
+                );
+                0
+            }
+        };
+        let closed = by_index.len() + rest.len() - batched;
+        finish(by_index);
+        finish(rest);
+        // After the names are free (tests wait for this line).
+        tracing::info!("reaped {batched} devices in one batch, {closed} one at a time");
+    }
+}
+
+/// Close the descriptors (cheap for deleted devices; the others are deleted here) and
+/// release the names.
+fn finish(batch: Vec<Doomed>) {
+    for d in batch {
+        let Doomed {
+            name, _keep, names, ..
+        } = d;
+        drop(_keep);
+        if let Some(n) = names {
+            n.release_name(&name);
         }
-        // Closing the descriptors of deleted devices is cheap; the others are deleted here.
-        drop(batch);
     }
 }

@@ -36,6 +36,7 @@ use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 use ul2tp_wire::avp::{CdnResult, PppDisconnectCause};
 
 use crate::datapath::{self, Pseudowire, Pseudowires, RxContext, TunnelSocket};
+use crate::names::Names;
 use crate::reaper::Reaper;
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
@@ -155,6 +156,9 @@ pub(crate) struct Store {
     pub(crate) stable_mac: std::sync::atomic::AtomicBool,
     /// Deletes the devices of deleted sessions in batches (`reaper.rs`).
     pub(crate) reaper: Reaper,
+    /// The numbers of the `l2tpethN` and `pppN` devices (`names.rs`).
+    pub(crate) eth_names: Arc<Names>,
+    pub(crate) ppp_names: Arc<Names>,
 }
 
 impl Store {
@@ -171,6 +175,8 @@ impl Store {
             ops: Arc::default(),
             stable_mac: std::sync::atomic::AtomicBool::new(false),
             reaper: Reaper::start(),
+            eth_names: Arc::new(Names::new("l2tpeth")),
+            ppp_names: Arc::new(Names::new("ppp")),
         });
         // Trace events (docs/reference/kernel.md §9.2) go to the log and to monitors, for the objects they
         // are switched on for.
@@ -399,9 +405,28 @@ impl Store {
         if let Some(pw) = self.pseudowires.remove(key) {
             if let Pseudowire::Eth(tap) = &*pw {
                 let (ifindex, name) = (tap.ifindex(), tap.name().to_string());
-                self.reaper.reap(ifindex, &name, Box::new(pw));
+                self.reaper
+                    .reap(ifindex, &name, Box::new(pw), Some(self.eth_names.clone()));
             }
         }
+    }
+
+    /// A new Ethernet pseudowire device: named `name`, or the lowest free `l2tpethN`
+    /// (`names.rs`; a name with `%d` is left to the kernel).
+    pub(crate) fn create_tap(&self, name: Option<&str>) -> std::io::Result<Tap> {
+        match name {
+            Some(n) => Tap::create(Some(n), ul2tp_sys::tap::L2TPETH_TEMPLATE),
+            None => self
+                .eth_names
+                .create(|n| Tap::create(Some(n), ul2tp_sys::tap::L2TPETH_TEMPLATE)),
+        }
+    }
+
+    /// Drop a device [`Store::create_tap`] made that is not used after all.
+    pub(crate) fn discard_tap(&self, tap: Tap) {
+        let name = tap.name().to_string();
+        drop(tap);
+        self.eth_names.release_name(&name);
     }
 
     pub(crate) fn find_session(&self, a: &Attrs) -> ApiResult<Arc<Session>> {
