@@ -8,7 +8,7 @@
 //!
 //! # Design
 //! * One [`Registry`] is one "network namespace". The receive path's lookup tables are
-//!   concurrent hash maps with lock-free reads; the control side (create, delete, lookups by
+//!   sharded hash maps ([`sharded::ShardedMap`], a read lock on one shard of 64); the control side (create, delete, lookups by
 //!   id, dumps) serialises on a mutex around an ordered index and changes one entry per
 //!   object, so an update costs O(log n) however many sessions exist (nothing is copied).
 //!   Several data-path workers may call [`Registry::receive`] concurrently.
@@ -54,6 +54,7 @@ pub mod gso;
 pub mod mtu;
 mod registry;
 mod session;
+pub mod sharded;
 mod stats;
 pub mod trace;
 pub mod vlan;

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use ul2tp_wire::Timestamp;
 
+use crate::sharded::ShardedMap;
 use ul2tp_api::{pw_type, Errno};
 use ul2tp_wire::avp::PwType;
 use ul2tp_wire::data::{
@@ -80,15 +81,6 @@ pub struct Limits {
 /// Collided L2TPv3 ids are rare and tiny lists: a change replaces the list.
 type V3List = Arc<[Arc<Session>]>;
 
-/// A receive-path map. Removed entries are freed as soon as no reader can still see them
-/// (batch size 1), so a deleted session is dropped (and its `free_session` traced) promptly,
-/// as the kernel frees it after an RCU grace period, rather than with a later batch.
-fn receive_map<V>() -> papaya::HashMap<u32, V> {
-    papaya::HashMap::builder()
-        .collector(seize::Collector::new().batch_size(1))
-        .build()
-}
-
 fn v2_key(tunnel_id: u32, session_id: u32) -> u32 {
     ((tunnel_id & 0xffff) << 16) | (session_id & 0xffff)
 }
@@ -96,8 +88,8 @@ fn v2_key(tunnel_id: u32, session_id: u32) -> u32 {
 /// One network namespace worth of L2TP state. `Send + Sync`; `receive` may run on several
 /// threads at once.
 ///
-/// The receive lookups are concurrent hash maps (`papaya`: lock-free reads, a write touches
-/// one entry) rather than a snapshot copied on every change, so that creating or deleting a
+/// The receive lookups are sharded hash maps ([`ShardedMap`]: a read lock on one shard of
+/// 64, a write touches one entry) rather than a snapshot copied on every change, so that creating or deleting a
 /// session costs the same with 10 or 100,000 sessions (docs/PERFORMANCE.md, "Session
 /// tables"). Writers serialise on the index mutex, so the maps and the index change together
 /// as far as any writer can tell; a reader may see a session in one map a moment before the
@@ -105,9 +97,9 @@ fn v2_key(tunnel_id: u32, session_id: u32) -> u32 {
 pub struct Registry {
     index: Mutex<Index>,
     /// v2 sessions by (tunnel id << 16 | session id), 16-bit halves (§5.2).
-    v2: papaya::HashMap<u32, Arc<Session>>,
+    v2: ShardedMap<u32, Arc<Session>>,
     /// v3 sessions by session id; more than one entry only for UDP collisions (§5.2).
-    v3: papaya::HashMap<u32, V3List>,
+    v3: ShardedMap<u32, V3List>,
     shared: Arc<Shared>,
 }
 
@@ -133,8 +125,8 @@ impl Registry {
     pub fn new() -> Self {
         Registry {
             index: Mutex::new(Index::default()),
-            v2: receive_map(),
-            v3: receive_map(),
+            v2: ShardedMap::new(),
+            v3: ShardedMap::new(),
             shared: Arc::new(Shared::default()),
         }
     }
@@ -271,10 +263,10 @@ impl Registry {
             return Err(Errno::ENODEV);
         }
         if v2 {
-            if self.v2.pin().contains_key(&v2_key(tunnel_id, p.session_id)) {
+            if self.v2.contains_key(&v2_key(tunnel_id, p.session_id)) {
                 return Err(Errno::EEXIST);
             }
-        } else if let Some(list) = self.v3.pin().get(&p.session_id) {
+        } else if let Some(list) = self.v3.get(&p.session_id) {
             // §5.2: unique netns-wide when IP encap is involved; UDP tunnels may share an id,
             // but not within one tunnel. Beyond the kernel: nor between tunnels on one socket,
             // so that the receive lookup stays unambiguous.
@@ -312,16 +304,14 @@ impl Registry {
             ix.by_ifname.insert(n.to_string(), s.clone());
         }
         if v2 {
-            self.v2
-                .pin()
-                .insert(v2_key(tunnel_id, s.session_id()), s.clone());
+            self.v2.insert(v2_key(tunnel_id, s.session_id()), s.clone());
         } else {
-            let v3 = self.v3.pin();
-            let list: V3List = match v3.get(&s.session_id()) {
-                Some(old) => old.iter().cloned().chain([s.clone()]).collect(),
-                None => Arc::from([s.clone()]),
-            };
-            v3.insert(s.session_id(), list);
+            self.v3.update(s.session_id(), |old| {
+                Some(match old {
+                    Some(old) => old.iter().cloned().chain([s.clone()]).collect(),
+                    None => Arc::from([s.clone()]),
+                })
+            });
         }
         drop(ix);
         s_trace(&s, || TraceEvent::RegisterSession {
@@ -388,22 +378,17 @@ impl Registry {
         }
         match s.tunnel().version() {
             Version::V2 => {
-                self.v2.pin().remove(&v2_key(s.tunnel_id(), s.session_id()));
+                self.v2.remove(&v2_key(s.tunnel_id(), s.session_id()));
             }
             Version::V3 => {
-                let v3 = self.v3.pin();
-                if let Some(list) = v3.get(&s.session_id()) {
-                    let rest: V3List = list
+                self.v3.update(s.session_id(), |list| {
+                    let rest: V3List = list?
                         .iter()
                         .filter(|o| !Arc::ptr_eq(o, s))
                         .cloned()
                         .collect();
-                    if rest.is_empty() {
-                        v3.remove(&s.session_id());
-                    } else {
-                        v3.insert(s.session_id(), rest);
-                    }
-                }
+                    (!rest.is_empty()).then_some(rest)
+                });
             }
         }
         if let Some(n) = s.ifname() {
@@ -482,10 +467,10 @@ impl Registry {
                 } => {
                     // §5.3: v2 lookup by the header's ids across all v2 tunnels.
                     let key = v2_key(u32::from(tunnel_id), u32::from(session_id));
-                    let v2 = self.v2.pin();
-                    let Some(s) = v2.get(&key) else {
+                    let Some(s) = self.v2.get(&key) else {
                         return RxOutcome::ToSocket;
                     };
+                    let s = &s;
                     match V2DataHeader::parse(payload) {
                         Ok((h, off)) => {
                             let seq = h.ns_nr.map(|(ns, _)| u32::from(ns));
@@ -502,10 +487,10 @@ impl Registry {
                     session_id,
                     version,
                 } => {
-                    let v3 = self.v3.pin();
-                    let Some(s) = lookup_v3_udp(&v3, session_id, sock) else {
+                    let Some(s) = lookup_v3_udp(&self.v3, session_id, sock) else {
                         return RxOutcome::ToSocket;
                     };
+                    let s = &s;
                     // §5.3: version nibble must match the session's tunnel.
                     if version != s.tunnel().version().as_u8() {
                         inc(&s.tunnel().stats.rx_invalid);
@@ -531,8 +516,8 @@ impl Registry {
                 IpClass::Malformed(_) => RxOutcome::Dropped(DropReason::Malformed),
                 IpClass::Data { session_id } => {
                     // §5.3: by session id, collided ids never match.
-                    let v3 = self.v3.pin();
-                    let s = match v3.get(&session_id).map(|l| &l[..]) {
+                    let list = self.v3.get(&session_id);
+                    let s = match list.as_deref() {
                         Some([s]) => s,
                         _ => return RxOutcome::Dropped(DropReason::UnknownSession),
                     };
@@ -563,15 +548,15 @@ fn finish_delete(s: &Arc<Session>) {
     s.purge();
 }
 
-fn lookup_v3_udp<'g>(
-    v3: &'g papaya::HashMapRef<'_, u32, V3List, std::hash::RandomState, impl papaya::Guard>,
+fn lookup_v3_udp(
+    v3: &ShardedMap<u32, V3List>,
     session_id: u32,
     sock: SocketId,
-) -> Option<&'g Arc<Session>> {
+) -> Option<Arc<Session>> {
     match &v3.get(&session_id)?[..] {
         [] => None,
-        [one] => Some(one),
-        many => many.iter().find(|s| s.tunnel().socket() == sock),
+        [one] => Some(one.clone()),
+        many => many.iter().find(|s| s.tunnel().socket() == sock).cloned(),
     }
 }
 

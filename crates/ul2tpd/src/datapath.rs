@@ -33,6 +33,7 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
+use ul2tp_core::sharded::ShardedMap;
 use ul2tp_core::{Encap, Registry, RxOutcome, Session, SocketId, Timestamp};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::mmsg::{RecvMeta, BATCH_MAX};
@@ -216,39 +217,27 @@ impl Pseudowire {
     }
 }
 
-/// Pseudowires by (tunnel_id, session_id), read by the receive tasks without locking. A
-/// concurrent map (lock-free reads, one entry per change) rather than a copied snapshot, so
-/// attaching a device costs the same with 10 or 100,000 sessions.
-#[derive(Debug)]
+/// Pseudowires by (tunnel_id, session_id), read by the receive tasks. A sharded map (one
+/// entry per change, `ul2tp_core::sharded`) rather than a copied snapshot, so attaching a
+/// device costs the same with 10 or 100,000 sessions.
+#[derive(Debug, Default)]
 pub struct Pseudowires {
-    map: papaya::HashMap<(u32, u32), Arc<Pseudowire>>,
-}
-
-impl Default for Pseudowires {
-    fn default() -> Self {
-        // Removed entries are freed as soon as no reader sees them (batch size 1): a device
-        // is not kept open by a batch of retired entries.
-        Pseudowires {
-            map: papaya::HashMap::builder()
-                .collector(seize::Collector::new().batch_size(1))
-                .build(),
-        }
-    }
+    map: ShardedMap<(u32, u32), Arc<Pseudowire>>,
 }
 
 impl Pseudowires {
     /// Attach a device to a session.
     pub fn insert(&self, key: (u32, u32), pw: Arc<Pseudowire>) {
-        self.map.pin().insert(key, pw);
+        self.map.insert(key, pw);
     }
 
     /// Detach a session's device, returning it.
     pub fn remove(&self, key: (u32, u32)) -> Option<Arc<Pseudowire>> {
-        self.map.pin().remove(&key).cloned()
+        self.map.remove(&key)
     }
 
     fn get(&self, key: (u32, u32)) -> Option<Arc<Pseudowire>> {
-        self.map.pin().get(&key).cloned()
+        self.map.get(&key)
     }
 }
 
