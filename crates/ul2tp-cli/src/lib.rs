@@ -16,13 +16,14 @@
 //! first, so argument errors are reported even when no daemon is running.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod format;
 pub mod json;
 pub mod lac;
 pub mod num;
 pub mod parse;
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use ul2tp::{Client, ClientError};
@@ -136,6 +137,15 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
         None => ul2tp::socket_path(inv.options.socket.as_deref()),
     };
+    // The batch input is opened before the daemon is contacted.
+    let input = match inv.options.batch.as_deref().map(open_batch) {
+        Some(Ok(i)) => Some(i),
+        Some(Err(msg)) => {
+            let _ = err.write_all(msg.as_bytes());
+            return EXIT_FAILURE;
+        }
+        None => None,
+    };
     let mut client = match Client::connect(&path) {
         Ok(c) => c,
         Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -156,17 +166,110 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    if inv.action == Action::Batch {
+        return match input {
+            Some(input) => run_batch(&mut client, &path, inv, input, out, err),
+            None => EXIT_FAILURE,
+        };
+    }
+    perform(&mut client, &path, inv, &inv.action, out, err)
+}
+
+/// Open the `-batch` input: a file, or stdin for `-`.
+fn open_batch(name: &str) -> Result<Box<dyn BufRead>, String> {
+    if name == "-" {
+        return Ok(Box::new(std::io::BufReader::new(std::io::stdin())));
+    }
+    std::fs::File::open(name)
+        .map(|f| Box::new(std::io::BufReader::new(f)) as Box<dyn BufRead>)
+        .map_err(|e| {
+            format!(
+                "Cannot open file \"{name}\" for reading: {}\n",
+                strerror_of(&e)
+            )
+        })
+}
+
+/// `-batch`: every command of `input` over the one connection, in order. A failed command
+/// is reported as `Command failed FILE:LINE` (iproute2's words) after its own message and
+/// stops the batch, unless `-force`; the exit status is then 1. A lost connection stops it
+/// in any case.
+fn run_batch(
+    client: &mut Client,
+    path: &Path,
+    inv: &Invocation,
+    input: Box<dyn BufRead>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let name = inv.options.batch.as_deref().unwrap_or("-");
+    let mut status = 0;
+    for cmd in batch::BatchReader::new(input) {
+        let cmd = match cmd {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(err, "ul2tp: cannot read \"{name}\": {}", strerror_of(&e));
+                return EXIT_FAILURE;
+            }
+        };
+        let mut warnings = Vec::new();
+        let code = match cmd
+            .words
+            .map_err(|e| format!("{e}\n"))
+            .and_then(|w| parse::parse_command(&w, &mut warnings).map_err(|e| e.stderr))
+        {
+            Ok(Action::Version | Action::Batch) => 0,
+            Ok(action) => {
+                for w in &warnings {
+                    let _ = err.write_all(w.as_bytes());
+                }
+                perform(client, path, inv, &action, out, err)
+            }
+            Err(text) => {
+                for w in &warnings {
+                    let _ = err.write_all(w.as_bytes());
+                }
+                let _ = err.write_all(text.as_bytes());
+                parse::EXIT_USAGE
+            }
+        };
+        if code != 0 {
+            let _ = writeln!(err, "Command failed {name}:{}", cmd.line);
+            status = EXIT_FAILURE;
+            // A failed transport fails every later command too: stop, -force or not.
+            let alive = code != EXIT_FAILURE
+                || client
+                    .request(Command::Noop, Attrs::default(), false)
+                    .is_ok();
+            if !inv.options.force || !alive {
+                break;
+            }
+        }
+    }
+    let _ = out.flush();
+    status
+}
+
+/// Carry out one parsed command over `client`; returns its exit status.
+fn perform(
+    client: &mut Client,
+    path: &Path,
+    inv: &Invocation,
+    action: &Action,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let (json, pretty) = (inv.options.json, inv.options.pretty);
-    match &inv.action {
-        Action::Version => 0,
+    match action {
+        Action::Version | Action::Batch => 0,
         Action::Add { tunnel, session } => {
             // iproute2 do_add(): a failed tunnel create is reported and the session create
             // is still attempted; the status is that of the last request.
             let mut code = 0;
             if let Some(t) = tunnel {
                 code = match request(
-                    &mut client,
-                    &path,
+                    client,
+                    path,
                     err,
                     Command::TunnelCreate,
                     (**t).clone(),
@@ -181,8 +284,8 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
             if let Some(s) = session {
                 code = match request(
-                    &mut client,
-                    &path,
+                    client,
+                    path,
                     err,
                     Command::SessionCreate,
                     (**s).clone(),
@@ -229,7 +332,7 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     let _ = writeln!(err, "ul2tp: {what}: {} ({})", a.message, a.errno.strerror());
                     EXIT_API_ERROR
                 }
-                Err(e) => transport_failure(err, &path, &e),
+                Err(e) => transport_failure(err, path, &e),
             }
         }
         Action::Simple(Command::PppStart, attrs) => {
@@ -245,11 +348,11 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     );
                     EXIT_API_ERROR
                 }
-                Err(e) => transport_failure(err, &path, &e),
+                Err(e) => transport_failure(err, path, &e),
             }
         }
         Action::Simple(cmd, attrs) => {
-            match request(&mut client, &path, err, *cmd, attrs.clone(), false) {
+            match request(client, path, err, *cmd, attrs.clone(), false) {
                 Ok(_) => 0,
                 Err(c) => c,
             }
@@ -275,7 +378,7 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     );
                     return EXIT_FAILURE;
                 }
-                Err(e) => return transport_failure(err, &path, &e),
+                Err(e) => return transport_failure(err, path, &e),
             };
             // A dump answers with `entries`; accept a single `attrs` object too.
             let entries: Vec<Attrs> = reply
@@ -320,11 +423,10 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     );
                     EXIT_API_ERROR
                 }
-                Err(e) => transport_failure(err, &path, &e),
+                Err(e) => transport_failure(err, path, &e),
             }
         }
-        Action::Debug(cmd) => match request(&mut client, &path, err, *cmd, Attrs::default(), false)
-        {
+        Action::Debug(cmd) => match request(client, path, err, *cmd, Attrs::default(), false) {
             Ok(reply) => {
                 let _ = out.write_all(reply.text.unwrap_or_default().as_bytes());
                 let _ = out.flush();
@@ -332,7 +434,7 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
             Err(c) => c,
         },
-        Action::Monitor => monitor(&mut client, &path, json, pretty, out, err),
+        Action::Monitor => monitor(client, path, json, pretty, out, err),
     }
 }
 

@@ -60,6 +60,7 @@ Usage: ul2tp add session [ name NAME ]
        ul2tp help
 
 Options: -j[son]  -p[retty]  -s[tatistics]  -n[etns] NETNS  --socket PATH  -V[ersion]
+         -b[atch] { FILE | - } [ -force ]
 
 Where: NAME   := STRING
        ADDR   := { IP_ADDRESS | any }
@@ -135,6 +136,11 @@ pub struct Options {
     pub stats: bool,
     /// `-n NETNS` / `-netns NETNS`: the named network namespace to enter before connecting.
     pub netns: Option<String>,
+    /// `-b FILE` / `-batch FILE` (`-` for stdin): read commands from a file, one a line,
+    /// over one API connection (`ip -batch`).
+    pub batch: Option<String>,
+    /// `-force`: in batch mode, go on after a failed command (`ip -force`).
+    pub force: bool,
 }
 
 /// Which listing `show` prints.
@@ -181,6 +187,8 @@ pub enum Action {
     Monitor,
     /// `-V`: print the version.
     Version,
+    /// `-batch FILE`: run the commands of [`Options::batch`].
+    Batch,
 }
 
 /// A parsed command line.
@@ -899,6 +907,17 @@ fn parse_options(args: &[String]) -> Result<(Options, usize), CliError> {
             && (num::matches(opt, "-stats") || num::matches(opt, "-statistics"))
         {
             o.stats = true;
+        } else if opt.len() >= 2 && num::matches(opt, "-batch") {
+            let Some(file) = args.get(i + 1) else {
+                return Err(CliError::new(
+                    "Option \"-batch\" requires a file name (or - for stdin)\n".to_string(),
+                    EXIT_USAGE,
+                ));
+            };
+            o.batch = Some(file.clone());
+            i += 1;
+        } else if opt.len() >= 3 && num::matches(opt, "-force") {
+            o.force = true;
         } else if opt.len() >= 2 && num::matches(opt, "-json") {
             o.json = true;
         } else if opt.len() >= 2 && num::matches(opt, "-pretty") {
@@ -930,6 +949,27 @@ pub fn parse(args: &[String], warnings: &mut Vec<String>) -> Result<Invocation, 
         });
     }
     let args = &args[start..];
+    if options.batch.is_some() {
+        if let Some(extra) = args.first() {
+            return Err(CliError::new(
+                format!(
+                    "Option \"-batch\" takes no command (got \"{extra}\"), try \"ul2tp help\".\n"
+                ),
+                EXIT_USAGE,
+            ));
+        }
+        return Ok(Invocation {
+            options,
+            action: Action::Batch,
+        });
+    }
+    let action = parse_command(args, warnings)?;
+    Ok(Invocation { options, action })
+}
+
+/// Parse one command (the words after the global options): a command line's, or one line
+/// of a `-batch` file.
+pub fn parse_command(args: &[String], warnings: &mut Vec<String>) -> Result<Action, CliError> {
     let Some(sub) = args.first() else {
         return Err(usage());
     };
@@ -997,7 +1037,7 @@ pub fn parse(args: &[String], warnings: &mut Vec<String>) -> Result<Invocation, 
             EXIT_USAGE,
         ));
     };
-    Ok(Invocation { options, action })
+    Ok(action)
 }
 
 #[cfg(test)]

@@ -842,3 +842,158 @@ fn bad_address_message_of_iproute2_6_1() {
         );
     }
 }
+
+// ---------------------------------------------------------------- -batch
+
+/// A file under the temporary directory with `text`.
+fn batch_file(text: &str) -> PathBuf {
+    let p = unique_path("batch");
+    std::fs::write(&p, text).expect("write batch file");
+    p
+}
+
+/// Refuse session creates with session id 13 (EEXIST), acknowledge everything else.
+fn refuse_13(req: &Request) -> Vec<ServerMessage> {
+    if req.cmd == Command::SessionCreate && req.attrs.session_id == Some(13) {
+        vec![ServerMessage::err(
+            req.seq,
+            ApiError::new(Errno::EEXIST, "session 13 exists"),
+        )]
+    } else {
+        ack(req)
+    }
+}
+
+const BATCH: &str = "\
+# a tunnel and three sessions
+add tunnel tunnel_id 1 peer_tunnel_id 1 encap ip local 10.0.0.1 remote 10.0.0.2
+
+l2tp add session tunnel_id 1 session_id 12 peer_session_id 12
+add session tunnel_id 1 session_id 13 \\
+    peer_session_id 13
+add session tunnel_id 1 session_id 14 peer_session_id 14  # the last
+";
+
+#[test]
+fn batch_runs_every_line_over_one_connection() {
+    // The fake daemon accepts exactly one connection: every request arriving proves it.
+    let f = batch_file(&BATCH.replace("session_id 13", "session_id 15"));
+    let (out, reqs) = run_fake(&format!("-batch {}", f.display()), ack);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let got: Vec<(Command, Option<u32>)> =
+        reqs.iter().map(|r| (r.cmd, r.attrs.session_id)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Command::TunnelCreate, None),
+            (Command::SessionCreate, Some(12)),
+            (Command::SessionCreate, Some(15)),
+            (Command::SessionCreate, Some(14)),
+        ]
+    );
+    assert_eq!(reqs[2].attrs.peer_session_id, Some(15), "continued line");
+    let _ = std::fs::remove_file(f);
+}
+
+#[test]
+fn batch_stops_at_the_first_error_and_names_its_line() {
+    let f = batch_file(BATCH);
+    let name = f.display().to_string();
+    let (out, reqs) = run_fake(&format!("-b {name}"), refuse_13);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("RTNETLINK answers: File exists\nCommand failed {name}:6\n")
+    );
+    assert_eq!(reqs.len(), 3, "nothing after the failed line 6");
+    let _ = std::fs::remove_file(f);
+}
+
+#[test]
+fn batch_force_goes_on_after_errors() {
+    let f = batch_file(&format!(
+        "{BATCH}add session tunnel_id\nshow tunnel tunnel_id 1\n"
+    ));
+    let name = f.display().to_string();
+    let (out, reqs) = run_fake(&format!("-force -batch {name}"), |req| {
+        if req.cmd == Command::TunnelGet {
+            dump_of(tunnels())(req)
+        } else {
+            refuse_13(req)
+        }
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed command fails the batch"
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "RTNETLINK answers: File exists\nCommand failed {name}:6\n\
+             Command line is not complete. Try option \"help\"\nCommand failed {name}:8\n"
+        )
+    );
+    let cmds: Vec<Command> = reqs.iter().map(|r| r.cmd).collect();
+    assert_eq!(
+        cmds,
+        vec![
+            Command::TunnelCreate,
+            Command::SessionCreate,
+            Command::SessionCreate,
+            Command::SessionCreate,
+            Command::TunnelGet,
+        ]
+    );
+    assert!(stdout(&out).starts_with("Tunnel 1,"), "{}", stdout(&out));
+    let _ = std::fs::remove_file(f);
+}
+
+#[test]
+fn batch_from_stdin() {
+    let f = fake(refuse_13);
+    let mut child = bin()
+        .args(["-force", "-batch", "-"])
+        .env("UL2TP_SOCKET", &f.path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ul2tp");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"del session tunnel_id 1 session_id 2\nadd session tunnel_id 1 session_id 13 peer_session_id 1\nfrobnicate\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let reqs = f.handle.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "RTNETLINK answers: File exists\nCommand failed -:2\n\
+         Command \"frobnicate\" is unknown, try \"ul2tp help\".\nCommand failed -:3\n"
+    );
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].cmd, Command::SessionDelete);
+}
+
+#[test]
+fn batch_errors_before_connecting() {
+    let out = run_offline("-batch /nonexistent/ul2tp.batch");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "Cannot open file \"/nonexistent/ul2tp.batch\" for reading: No such file or directory\n"
+    );
+    let out = run_offline("-batch");
+    assert_eq!(out.status.code(), Some(255));
+    let out = run_offline("-batch - show tunnel");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("takes no command"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -7,10 +7,11 @@
 //! [`Session`] to write the L2TP header in front of frames it transmits ([`Session::encap`]).
 //!
 //! # Design
-//! * One [`Registry`] is one "network namespace". Its lookup tables are an immutable snapshot
-//!   behind an `ArcSwap`: receive-path lookups are a lock-free load; the control side (create,
-//!   delete) serialises on a writer mutex, copies the tables, changes them and publishes the
-//!   new snapshot. Several data-path workers may call [`Registry::receive`] concurrently.
+//! * One [`Registry`] is one "network namespace". The receive path's lookup tables are
+//!   sharded hash maps ([`sharded::ShardedMap`], a read lock on one shard of 64); the control side (create, delete, lookups by
+//!   id, dumps) serialises on a mutex around an ordered index and changes one entry per
+//!   object, so an update costs O(log n) however many sessions exist (nothing is copied).
+//!   Several data-path workers may call [`Registry::receive`] concurrently.
 //! * Counters are atomics ([`ul2tp_api::Stats`] snapshots). Per-session receive state (Nr, the
 //!   out-of-sequence tracking, the reorder queue) sits behind a per-session mutex; transmit
 //!   state (Ns, send_seq) is atomic.
@@ -53,13 +54,14 @@ pub mod gso;
 pub mod mtu;
 mod registry;
 mod session;
+pub mod sharded;
 mod stats;
 pub mod trace;
 pub mod txbatch;
 pub mod vlan;
 
 pub use mtu::eth_mtu;
-pub use registry::{DropReason, Registry, RxOutcome};
+pub use registry::{DropReason, Limits, Registry, RxOutcome};
 pub use session::{Session, Tunnel, MAX_REORDER_QUEUE};
 pub use stats::AtomicStats;
 pub use trace::{TraceEvent, TraceSink};

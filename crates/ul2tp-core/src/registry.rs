@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use ul2tp_wire::Timestamp;
 
-use arc_swap::ArcSwap;
+use crate::sharded::ShardedMap;
 use ul2tp_api::{pw_type, Errno};
 use ul2tp_wire::avp::PwType;
 use ul2tp_wire::data::{
@@ -52,18 +52,34 @@ pub enum DropReason {
     SessionDead,
 }
 
-/// The lookup tables, replaced as a whole by the control side.
-#[derive(Clone, Default)]
-struct Tables {
+/// The control side's view: every object in dump order and by interface name. Only the
+/// control side (create, delete, lookups by id, dumps) reads it, under the registry's mutex;
+/// an update changes one entry (O(log n)), nothing is copied.
+#[derive(Default)]
+struct Index {
+    limits: Limits,
+    /// Sessions per tunnel (for [`Limits::max_sessions_per_tunnel`]).
+    per_tunnel: HashMap<u32, usize>,
     tunnels: BTreeMap<u32, Arc<Tunnel>>,
     /// All sessions in dump order (docs/reference/kernel.md §4.8): ascending tunnel id, then session id.
     sessions: BTreeMap<(u32, u32), Arc<Session>>,
-    /// v2 sessions by (tunnel id << 16 | session id), 16-bit halves (§5.2).
-    v2: HashMap<u32, Arc<Session>>,
-    /// v3 sessions by session id; more than one entry only for UDP collisions (§5.2).
-    v3: HashMap<u32, Vec<Arc<Session>>>,
     by_ifname: HashMap<String, Arc<Session>>,
 }
+
+/// Caps on the number of objects of a [`Registry`] (beyond the kernel, which has none):
+/// creating one more is `ENOSPC`. `None` = no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Tunnels in all.
+    pub max_tunnels: Option<usize>,
+    /// Sessions in all.
+    pub max_sessions: Option<usize>,
+    /// Sessions in one tunnel.
+    pub max_sessions_per_tunnel: Option<usize>,
+}
+
+/// Collided L2TPv3 ids are rare and tiny lists: a change replaces the list.
+type V3List = Arc<[Arc<Session>]>;
 
 fn v2_key(tunnel_id: u32, session_id: u32) -> u32 {
     ((tunnel_id & 0xffff) << 16) | (session_id & 0xffff)
@@ -71,9 +87,19 @@ fn v2_key(tunnel_id: u32, session_id: u32) -> u32 {
 
 /// One network namespace worth of L2TP state. `Send + Sync`; `receive` may run on several
 /// threads at once.
+///
+/// The receive lookups are sharded hash maps ([`ShardedMap`]: a read lock on one shard of
+/// 64, a write touches one entry) rather than a snapshot copied on every change, so that creating or deleting a
+/// session costs the same with 10 or 100,000 sessions (docs/PERFORMANCE.md, "Session
+/// tables"). Writers serialise on the index mutex, so the maps and the index change together
+/// as far as any writer can tell; a reader may see a session in one map a moment before the
+/// other, which is harmless (a dead session drops its packets).
 pub struct Registry {
-    tables: ArcSwap<Tables>,
-    writer: Mutex<()>,
+    index: Mutex<Index>,
+    /// v2 sessions by (tunnel id << 16 | session id), 16-bit halves (§5.2).
+    v2: ShardedMap<u32, Arc<Session>>,
+    /// v3 sessions by session id; more than one entry only for UDP collisions (§5.2).
+    v3: ShardedMap<u32, V3List>,
     shared: Arc<Shared>,
 }
 
@@ -85,11 +111,12 @@ impl Default for Registry {
 
 impl core::fmt::Debug for Registry {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let t = self.tables.load();
-        f.debug_struct("Registry")
-            .field("tunnels", &t.tunnels.len())
-            .field("sessions", &t.sessions.len())
-            .finish()
+        let mut d = f.debug_struct("Registry");
+        if let Ok(t) = self.index.try_lock() {
+            d.field("tunnels", &t.tunnels.len())
+                .field("sessions", &t.sessions.len());
+        }
+        d.finish_non_exhaustive()
     }
 }
 
@@ -97,14 +124,15 @@ impl Registry {
     /// An empty namespace.
     pub fn new() -> Self {
         Registry {
-            tables: ArcSwap::from_pointee(Tables::default()),
-            writer: Mutex::new(()),
+            index: Mutex::new(Index::default()),
+            v2: ShardedMap::new(),
+            v3: ShardedMap::new(),
             shared: Arc::new(Shared::default()),
         }
     }
 
-    fn write(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Create a tunnel; EEXIST if the id is taken (docs/reference/kernel.md §5.1). Beyond the kernel:
@@ -118,15 +146,16 @@ impl Registry {
                 return Err(Errno::EINVAL);
             }
         }
-        let _w = self.write();
-        let cur = self.tables.load_full();
-        if cur.tunnels.contains_key(&p.tunnel_id) {
+        let mut ix = self.write();
+        if ix.tunnels.contains_key(&p.tunnel_id) {
             return Err(Errno::EEXIST);
         }
+        if ix.limits.max_tunnels.is_some_and(|m| ix.tunnels.len() >= m) {
+            return Err(Errno::ENOSPC);
+        }
         let t = Arc::new(Tunnel::new(p, self.shared.clone()));
-        let mut next = Tables::clone(&cur);
-        next.tunnels.insert(t.tunnel_id(), t.clone());
-        self.tables.store(Arc::new(next));
+        ix.tunnels.insert(t.tunnel_id(), t.clone());
+        drop(ix);
         t.trace(|| TraceEvent::RegisterTunnel {
             name: t.name(),
             fd: 0,
@@ -140,35 +169,32 @@ impl Registry {
 
     /// The tunnel with this id.
     pub fn tunnel_get(&self, tunnel_id: u32) -> Option<Arc<Tunnel>> {
-        self.tables.load().tunnels.get(&tunnel_id).cloned()
+        self.write().tunnels.get(&tunnel_id).cloned()
     }
 
     /// All tunnels, ascending id (docs/reference/kernel.md §4.8).
     pub fn tunnels(&self) -> Vec<Arc<Tunnel>> {
-        self.tables.load().tunnels.values().cloned().collect()
+        self.write().tunnels.values().cloned().collect()
     }
 
     /// Delete a tunnel and all its sessions (docs/reference/kernel.md §5.4); ENODEV if unknown. Returns
     /// the deleted sessions (ascending id); their held packets were purged and counted.
     pub fn tunnel_delete(&self, tunnel_id: u32) -> Result<Vec<Arc<Session>>, Errno> {
-        let _w = self.write();
-        let cur = self.tables.load_full();
-        let Some(t) = cur.tunnels.get(&tunnel_id).cloned() else {
+        let mut ix = self.write();
+        let Some(t) = ix.tunnels.remove(&tunnel_id) else {
             return Err(Errno::ENODEV);
         };
         t.dead.store(true, Relaxed);
         t.trace(|| TraceEvent::DeleteTunnel { name: t.name() });
-        let mut next = Tables::clone(&cur);
-        next.tunnels.remove(&tunnel_id);
-        let doomed: Vec<Arc<Session>> = cur
+        let doomed: Vec<Arc<Session>> = ix
             .sessions
             .range((tunnel_id, 0)..=(tunnel_id, u32::MAX))
             .map(|(_, s)| s.clone())
             .collect();
         for s in &doomed {
-            unpublish(&mut next, s);
+            self.unpublish(&mut ix, s);
         }
-        self.tables.store(Arc::new(next));
+        drop(ix);
         for s in &doomed {
             finish_delete(s);
         }
@@ -177,8 +203,7 @@ impl Registry {
 
     /// Tunnels registered on a socket, ascending id.
     pub fn tunnels_on_socket(&self, sock: SocketId) -> Vec<Arc<Tunnel>> {
-        self.tables
-            .load()
+        self.write()
             .tunnels
             .values()
             .filter(|t| t.socket() == sock)
@@ -201,9 +226,8 @@ impl Registry {
     /// Create a session in a tunnel, with the checks and errnos of docs/reference/kernel.md §4.6 in that
     /// order and the id rules of §5.2.
     pub fn session_create(&self, tunnel_id: u32, p: SessionParams) -> Result<Arc<Session>, Errno> {
-        let _w = self.write();
-        let cur = self.tables.load_full();
-        let Some(tunnel) = cur.tunnels.get(&tunnel_id).cloned() else {
+        let mut ix = self.write();
+        let Some(tunnel) = ix.tunnels.get(&tunnel_id).cloned() else {
             return Err(Errno::ENODEV);
         };
         let v2 = tunnel.version() == Version::V2;
@@ -239,10 +263,10 @@ impl Registry {
             return Err(Errno::ENODEV);
         }
         if v2 {
-            if cur.v2.contains_key(&v2_key(tunnel_id, p.session_id)) {
+            if self.v2.contains_key(&v2_key(tunnel_id, p.session_id)) {
                 return Err(Errno::EEXIST);
             }
-        } else if let Some(list) = cur.v3.get(&p.session_id) {
+        } else if let Some(list) = self.v3.get(&p.session_id) {
             // §5.2: unique netns-wide when IP encap is involved; UDP tunnels may share an id,
             // but not within one tunnel. Beyond the kernel: nor between tunnels on one socket,
             // so that the receive lookup stays unambiguous.
@@ -257,22 +281,39 @@ impl Registry {
             }
         }
         if let Some(n) = &p.ifname {
-            if cur.by_ifname.contains_key(n) {
+            if ix.by_ifname.contains_key(n) {
                 return Err(Errno::EEXIST);
             }
         }
+        let in_tunnel = ix.per_tunnel.get(&tunnel_id).copied().unwrap_or(0);
+        if ix
+            .limits
+            .max_sessions
+            .is_some_and(|m| ix.sessions.len() >= m)
+            || ix
+                .limits
+                .max_sessions_per_tunnel
+                .is_some_and(|m| in_tunnel >= m)
+        {
+            return Err(Errno::ENOSPC);
+        }
         let s = Arc::new(Session::new(tunnel.clone(), p));
-        let mut next = Tables::clone(&cur);
-        next.sessions.insert((tunnel_id, s.session_id()), s.clone());
-        if v2 {
-            next.v2.insert(v2_key(tunnel_id, s.session_id()), s.clone());
-        } else {
-            next.v3.entry(s.session_id()).or_default().push(s.clone());
-        }
+        ix.sessions.insert((tunnel_id, s.session_id()), s.clone());
+        *ix.per_tunnel.entry(tunnel_id).or_default() += 1;
         if let Some(n) = s.ifname() {
-            next.by_ifname.insert(n.to_string(), s.clone());
+            ix.by_ifname.insert(n.to_string(), s.clone());
         }
-        self.tables.store(Arc::new(next));
+        if v2 {
+            self.v2.insert(v2_key(tunnel_id, s.session_id()), s.clone());
+        } else {
+            self.v3.update(s.session_id(), |old| {
+                Some(match old {
+                    Some(old) => old.iter().cloned().chain([s.clone()]).collect(),
+                    None => Arc::from([s.clone()]),
+                })
+            });
+        }
+        drop(ix);
         s_trace(&s, || TraceEvent::RegisterSession {
             name: s.name(),
             tid: s.tunnel_id(),
@@ -286,22 +327,17 @@ impl Registry {
 
     /// The session (tunnel id, session id).
     pub fn session_get(&self, tunnel_id: u32, session_id: u32) -> Option<Arc<Session>> {
-        self.tables
-            .load()
-            .sessions
-            .get(&(tunnel_id, session_id))
-            .cloned()
+        self.write().sessions.get(&(tunnel_id, session_id)).cloned()
     }
 
     /// The session whose pseudowire interface has this name.
     pub fn session_by_ifname(&self, ifname: &str) -> Option<Arc<Session>> {
-        self.tables.load().by_ifname.get(ifname).cloned()
+        self.write().by_ifname.get(ifname).cloned()
     }
 
     /// Sessions of one tunnel, ascending id.
     pub fn tunnel_sessions(&self, tunnel_id: u32) -> Vec<Arc<Session>> {
-        self.tables
-            .load()
+        self.write()
             .sessions
             .range((tunnel_id, 0)..=(tunnel_id, u32::MAX))
             .map(|(_, s)| s.clone())
@@ -310,22 +346,72 @@ impl Registry {
 
     /// All sessions in dump order (docs/reference/kernel.md §4.8).
     pub fn sessions(&self) -> Vec<Arc<Session>> {
-        self.tables.load().sessions.values().cloned().collect()
+        self.write().sessions.values().cloned().collect()
     }
 
     /// Delete a session (docs/reference/kernel.md §5.4); ENODEV if unknown. Held packets are purged and
     /// counted as `rx_errors`.
     pub fn session_delete(&self, tunnel_id: u32, session_id: u32) -> Result<Arc<Session>, Errno> {
-        let _w = self.write();
-        let cur = self.tables.load_full();
-        let Some(s) = cur.sessions.get(&(tunnel_id, session_id)).cloned() else {
+        let mut ix = self.write();
+        let Some(s) = ix.sessions.get(&(tunnel_id, session_id)).cloned() else {
             return Err(Errno::ENODEV);
         };
-        let mut next = Tables::clone(&cur);
-        unpublish(&mut next, &s);
-        self.tables.store(Arc::new(next));
+        self.unpublish(&mut ix, &s);
+        drop(ix);
         finish_delete(&s);
         Ok(s)
+    }
+
+    /// Take a session out of the index and the receive maps (the caller holds the index).
+    fn unpublish(&self, ix: &mut Index, s: &Arc<Session>) {
+        if ix
+            .sessions
+            .remove(&(s.tunnel_id(), s.session_id()))
+            .is_some()
+        {
+            if let Some(n) = ix.per_tunnel.get_mut(&s.tunnel_id()) {
+                *n -= 1;
+                if *n == 0 {
+                    ix.per_tunnel.remove(&s.tunnel_id());
+                }
+            }
+        }
+        match s.tunnel().version() {
+            Version::V2 => {
+                self.v2.remove(&v2_key(s.tunnel_id(), s.session_id()));
+            }
+            Version::V3 => {
+                self.v3.update(s.session_id(), |list| {
+                    let rest: V3List = list?
+                        .iter()
+                        .filter(|o| !Arc::ptr_eq(o, s))
+                        .cloned()
+                        .collect();
+                    (!rest.is_empty()).then_some(rest)
+                });
+            }
+        }
+        if let Some(n) = s.ifname() {
+            if ix.by_ifname.get(n).is_some_and(|o| Arc::ptr_eq(o, s)) {
+                ix.by_ifname.remove(n);
+            }
+        }
+    }
+
+    /// Set the caps on the number of tunnels and sessions. Objects beyond new, lower caps stay;
+    /// only creating more is refused.
+    pub fn set_limits(&self, limits: Limits) {
+        self.write().limits = limits;
+    }
+
+    /// The caps in force.
+    pub fn limits(&self) -> Limits {
+        self.write().limits
+    }
+
+    /// How many sessions exist (all tunnels).
+    pub fn session_count(&self) -> usize {
+        self.write().sessions.len()
     }
 
     /// Install (or remove) the trace sink.
@@ -372,7 +458,6 @@ impl Registry {
         now: Timestamp,
         deliver: &mut dyn FnMut(&Arc<Session>, &[u8]),
     ) -> RxOutcome {
-        let tables = self.tables.load();
         match transport {
             Encap::Udp => match classify_udp(payload) {
                 UdpClass::Control | UdpClass::Short => RxOutcome::ToSocket,
@@ -382,9 +467,10 @@ impl Registry {
                 } => {
                     // §5.3: v2 lookup by the header's ids across all v2 tunnels.
                     let key = v2_key(u32::from(tunnel_id), u32::from(session_id));
-                    let Some(s) = tables.v2.get(&key) else {
+                    let Some(s) = self.v2.get(&key) else {
                         return RxOutcome::ToSocket;
                     };
+                    let s = &s;
                     match V2DataHeader::parse(payload) {
                         Ok((h, off)) => {
                             let seq = h.ns_nr.map(|(ns, _)| u32::from(ns));
@@ -401,9 +487,10 @@ impl Registry {
                     session_id,
                     version,
                 } => {
-                    let Some(s) = lookup_v3_udp(&tables, session_id, sock) else {
+                    let Some(s) = lookup_v3_udp(&self.v3, session_id, sock) else {
                         return RxOutcome::ToSocket;
                     };
+                    let s = &s;
                     // §5.3: version nibble must match the session's tunnel.
                     if version != s.tunnel().version().as_u8() {
                         inc(&s.tunnel().stats.rx_invalid);
@@ -429,7 +516,8 @@ impl Registry {
                 IpClass::Malformed(_) => RxOutcome::Dropped(DropReason::Malformed),
                 IpClass::Data { session_id } => {
                     // §5.3: by session id, collided ids never match.
-                    let s = match tables.v3.get(&session_id).map(Vec::as_slice) {
+                    let list = self.v3.get(&session_id);
+                    let s = match list.as_deref() {
                         Some([s]) => s,
                         _ => return RxOutcome::Dropped(DropReason::UnknownSession),
                     };
@@ -454,39 +542,21 @@ fn s_trace(s: &Session, f: impl FnOnce() -> TraceEvent) {
     }
 }
 
-fn unpublish(t: &mut Tables, s: &Arc<Session>) {
-    t.sessions.remove(&(s.tunnel_id(), s.session_id()));
-    match s.tunnel().version() {
-        Version::V2 => {
-            t.v2.remove(&v2_key(s.tunnel_id(), s.session_id()));
-        }
-        Version::V3 => {
-            if let Some(list) = t.v3.get_mut(&s.session_id()) {
-                list.retain(|o| !Arc::ptr_eq(o, s));
-                if list.is_empty() {
-                    t.v3.remove(&s.session_id());
-                }
-            }
-        }
-    }
-    if let Some(n) = s.ifname() {
-        if t.by_ifname.get(n).is_some_and(|o| Arc::ptr_eq(o, s)) {
-            t.by_ifname.remove(n);
-        }
-    }
-}
-
 fn finish_delete(s: &Arc<Session>) {
     s.dead.store(true, Relaxed);
     s_trace(s, || TraceEvent::DeleteSession { name: s.name() });
     s.purge();
 }
 
-fn lookup_v3_udp(t: &Tables, session_id: u32, sock: SocketId) -> Option<&Arc<Session>> {
-    match t.v3.get(&session_id)?.as_slice() {
+fn lookup_v3_udp(
+    v3: &ShardedMap<u32, V3List>,
+    session_id: u32,
+    sock: SocketId,
+) -> Option<Arc<Session>> {
+    match &v3.get(&session_id)?[..] {
         [] => None,
-        [one] => Some(one),
-        many => many.iter().find(|s| s.tunnel().socket() == sock),
+        [one] => Some(one.clone()),
+        many => many.iter().find(|s| s.tunnel().socket() == sock).cloned(),
     }
 }
 

@@ -303,3 +303,55 @@ fn lifecycle_trace_events() {
         ]
     );
 }
+
+/// Beyond the kernel: caps on tunnels and sessions, ENOSPC when reached, checked after the
+/// id checks (EEXIST first); deleting makes room again, per tunnel and in all.
+#[test]
+fn limits_refuse_with_enospc() {
+    let r = Registry::new();
+    r.set_limits(ul2tp_core::Limits {
+        max_tunnels: Some(2),
+        max_sessions: Some(3),
+        max_sessions_per_tunnel: Some(2),
+    });
+    r.tunnel_create(tp(1, Version::V3, Encap::Udp, 1)).unwrap();
+    r.tunnel_create(tp(2, Version::V3, Encap::Udp, 2)).unwrap();
+    assert_eq!(
+        r.tunnel_create(tp(1, Version::V3, Encap::Udp, 3))
+            .unwrap_err(),
+        Errno::EEXIST
+    );
+    assert_eq!(
+        r.tunnel_create(tp(3, Version::V3, Encap::Udp, 3))
+            .unwrap_err(),
+        Errno::ENOSPC
+    );
+    r.session_create(1, eth(1)).unwrap();
+    r.session_create(1, eth(2)).unwrap();
+    assert_eq!(r.session_create(1, eth(1)).unwrap_err(), Errno::EEXIST);
+    assert_eq!(
+        r.session_create(1, eth(3)).unwrap_err(),
+        Errno::ENOSPC,
+        "per tunnel"
+    );
+    r.session_create(2, eth(3)).unwrap();
+    assert_eq!(
+        r.session_create(2, eth(4)).unwrap_err(),
+        Errno::ENOSPC,
+        "in all"
+    );
+    r.session_delete(1, 1).unwrap();
+    r.session_create(2, eth(4)).unwrap();
+    assert_eq!(r.session_count(), 3);
+    // A deleted tunnel gives back its sessions and its own place.
+    r.tunnel_delete(2).unwrap();
+    assert_eq!(r.session_count(), 1);
+    r.tunnel_create(tp(3, Version::V3, Encap::Udp, 3)).unwrap();
+    r.session_create(3, eth(5)).unwrap();
+    r.session_create(3, eth(6)).unwrap();
+    assert_eq!(r.session_create(1, eth(7)).unwrap_err(), Errno::ENOSPC);
+    // No caps.
+    r.set_limits(ul2tp_core::Limits::default());
+    r.session_create(1, eth(7)).unwrap();
+    r.session_create(1, eth(8)).unwrap();
+}

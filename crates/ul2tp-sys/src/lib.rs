@@ -41,6 +41,7 @@ mod cmsg;
 pub mod fdpass;
 pub mod ip;
 pub mod link;
+pub mod linkdel;
 pub mod linkmon;
 pub mod mmsg;
 pub mod netns;

@@ -23,8 +23,8 @@ const RTPROT_STATIC: u8 = 4;
 const RTN_UNICAST: u8 = 1;
 const RT_SCOPE_LINK: u8 = 253;
 const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
+pub(crate) const NLM_F_REQUEST: u16 = 0x1;
+pub(crate) const NLM_F_ACK: u16 = 0x4;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const IFA_ADDRESS: u16 = 1;
@@ -53,7 +53,7 @@ fn ip_bytes(a: &IpAddr) -> Vec<u8> {
     }
 }
 
-fn push_attr(msg: &mut Vec<u8>, ty: u16, data: &[u8]) {
+pub(crate) fn push_attr(msg: &mut Vec<u8>, ty: u16, data: &[u8]) {
     let len = 4 + data.len();
     msg.extend_from_slice(&(len as u16).to_ne_bytes());
     msg.extend_from_slice(&ty.to_ne_bytes());
@@ -147,72 +147,108 @@ fn build_route(kind: u16, flags: u16, seq: u32, ifindex: u32, r: &Route) -> io::
 
 /// Find the acknowledgement for `seq` in a netlink reply: `Some(errno)` (0 = success).
 fn parse_ack(buf: &[u8], seq: u32) -> Option<i32> {
+    acks(buf)
+        .into_iter()
+        .find(|(s, _)| *s == seq)
+        .map(|(_, e)| e)
+}
+
+/// Every acknowledgement in a netlink reply: (sequence number, errno), 0 = success.
+pub(crate) fn acks(buf: &[u8]) -> Vec<(u32, i32)> {
+    let mut out = Vec::new();
     let mut off = 0;
     while off + 16 <= buf.len() {
         let h = &buf[off..];
         let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
         if len < 16 || off + len > buf.len() {
-            return None;
+            break;
         }
         let ty = u16::from_ne_bytes([h[4], h[5]]);
-        let s = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
-        if ty == NLMSG_ERROR && s == seq && len >= 20 {
+        if ty == NLMSG_ERROR && len >= 20 {
+            let s = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
             let e = i32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
-            return Some(-e);
+            out.push((s, -e));
         }
         off += (len + 3) & !3;
     }
-    None
+    out
+}
+
+/// A `NETLINK_ROUTE` socket in the calling thread's network namespace.
+pub(crate) struct Rtnl(OwnedFd);
+
+impl Rtnl {
+    pub(crate) fn open() -> io::Result<Rtnl> {
+        // SAFETY: plain syscall with constant arguments.
+        let fd = os::cvt(unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        })?;
+        // SAFETY: fd was just returned by socket() and is owned by nobody else.
+        Ok(Rtnl(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// A fresh sequence number.
+    pub(crate) fn seq() -> u32 {
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Send one or more concatenated requests to the kernel.
+    pub(crate) fn send(&self, msg: &[u8]) -> io::Result<()> {
+        // SAFETY: all-zero is a valid sockaddr_nl (pid 0 = the kernel).
+        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: msg and kernel are live for the call, with their lengths passed.
+        let r = unsafe {
+            libc::sendto(
+                self.0.as_raw_fd(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        os::cvt_size(r).map(drop)
+    }
+
+    /// Receive one datagram of replies into `buf`.
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: buf is a live writable buffer of buf.len() bytes.
+            let r =
+                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            match os::cvt_size(r) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "netlink closed",
+                    ))
+                }
+                r => return r,
+            }
+        }
+    }
 }
 
 fn request(kind: u16, flags: u16, name: &str, a: &IfAddr) -> io::Result<()> {
     let ifindex = link::ifindex(name)?;
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let seq = Rtnl::seq();
     let msg = build(kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq, ifindex, a)?;
     transact(&msg, seq)
 }
 
 /// Send one request and wait for its acknowledgement.
 fn transact(msg: &[u8], seq: u32) -> io::Result<()> {
-    // SAFETY: plain syscall with constant arguments.
-    let fd = os::cvt(unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    })?;
-    // SAFETY: fd was just returned by socket() and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: all-zero is a valid sockaddr_nl (pid 0 = the kernel).
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: msg and kernel are live for the call, with their lengths passed.
-    let r = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            msg.as_ptr().cast(),
-            msg.len(),
-            0,
-            (&kernel as *const libc::sockaddr_nl).cast(),
-            size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    os::cvt_size(r)?;
+    let nl = Rtnl::open()?;
+    nl.send(msg)?;
     let mut buf = vec![0u8; 8192];
     loop {
-        // SAFETY: buf is a live writable buffer of buf.len() bytes.
-        let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        let n = match os::cvt_size(r) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r?,
-        };
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "netlink closed",
-            ));
-        }
+        let n = nl.recv(&mut buf)?;
         match parse_ack(&buf[..n], seq) {
             Some(0) => return Ok(()),
             Some(e) => return Err(os::errno(e)),

@@ -534,6 +534,9 @@ pub struct Config {
     /// LNS profiles (`profile.rs`); with none, `[control]` serves every LAC.
     #[serde(default)]
     pub lns: Vec<Spanned<crate::profile::LnsProfile>>,
+    /// Caps on the number of tunnels and sessions.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 impl Config {
@@ -553,6 +556,29 @@ impl Config {
                 .iter()
                 .zip(&other.lns)
                 .any(|(a, b)| a.get_ref() != b.get_ref())
+    }
+}
+
+/// The `[limits]` table: caps on the number of tunnels and sessions, static, API-created and
+/// negotiated alike (docs/config.md). Absent keys: no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Tunnels in all.
+    pub max_tunnels: Option<usize>,
+    /// Sessions in all.
+    pub max_sessions: Option<usize>,
+    /// Sessions in one tunnel.
+    pub max_sessions_per_tunnel: Option<usize>,
+}
+
+impl From<LimitsConfig> for ul2tp_core::Limits {
+    fn from(l: LimitsConfig) -> Self {
+        ul2tp_core::Limits {
+            max_tunnels: l.max_tunnels,
+            max_sessions: l.max_sessions,
+            max_sessions_per_tunnel: l.max_sessions_per_tunnel,
+        }
     }
 }
 
@@ -759,6 +785,18 @@ impl Config {
         ] {
             if n == Some(0) {
                 return Err(at("api", key, "must be at least 1".into()));
+            }
+        }
+        for (key, n) in [
+            ("max_tunnels", config.limits.max_tunnels),
+            ("max_sessions", config.limits.max_sessions),
+            (
+                "max_sessions_per_tunnel",
+                config.limits.max_sessions_per_tunnel,
+            ),
+        ] {
+            if n == Some(0) {
+                return Err(at("limits", key, "must be at least 1".into()));
             }
         }
         if let Some(t) = config.api.idle_timeout {

@@ -41,7 +41,6 @@ use ul2tp_core::PwType;
 use ul2tp_core::{Cookie, L2SpecType, SessionParams, TunnelParams};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::seqpacket::SeqPacket;
-use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 use ul2tp_wire::avp::CIRCUIT_ACTIVE;
 
@@ -740,8 +739,19 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
             if let Some(close) = close {
                 let no_address = st.no_address.take();
                 let _ = match close {
-                    (tid, None) => ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest),
-                    (tid, Some(sid)) if no_address == Some((tid, sid)) => {
+                    // [limits] max_tunnels reached: StopCCN 2 (general error) with Error
+                    // Code 4 (insufficient resources).
+                    (tid, None, true) => ep.close_tunnel_with_error(
+                        now(),
+                        tid,
+                        StopCcnResult::GeneralError,
+                        ErrorCode::InsufficientResources,
+                        "tunnel limit reached",
+                    ),
+                    (tid, None, false) => {
+                        ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest)
+                    }
+                    (tid, Some(sid), _) if no_address == Some((tid, sid)) => {
                         // CDN 4 with the reason as Error Message and a PPP Disconnect Cause
                         // for IPCP: no address to give.
                         let text = "no address left in the pools of the call's profile";
@@ -760,7 +770,9 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                             Some(&cause),
                         )
                     }
-                    (tid, Some(sid)) => {
+                    // A session the daemon cannot create (also max_sessions): CDN 4
+                    // (temporary lack of facilities).
+                    (tid, Some(sid), _) => {
                         ep.close_session(now(), tid, sid, CdnResult::TemporaryNoFacilities)
                     }
                 };
@@ -926,7 +938,11 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
 
 /// Turn an endpoint event into data-path changes. Returns a tunnel or session the endpoint
 /// must close because the data path refused it.
-async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
+/// What to clear with the peer after an event the store could not follow: a tunnel or a
+/// session, and whether for lack of room (`ENOSPC`, `[limits]`).
+type Close = (u32, Option<u32>, bool);
+
+async fn apply(st: &mut State, ev: Event) -> Option<Close> {
     match &ev {
         Event::TunnelDown { reason, .. } => {
             let r = crate::metrics::down_reason(reason);
@@ -947,7 +963,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
                 "dynamic tunnel {}: {e}",
                 info.tunnel_id
             );
-            (info.tunnel_id, None)
+            (info.tunnel_id, None, e.errno == Errno::ENOSPC)
         }),
         Event::TunnelDown {
             tunnel_id,
@@ -979,7 +995,11 @@ async fn apply(st: &mut State, ev: Event) -> Option<(u32, Option<u32>)> {
                 info.tunnel_id,
                 info.session_id
             );
-            (info.tunnel_id, Some(info.session_id))
+            (
+                info.tunnel_id,
+                Some(info.session_id),
+                e.errno == Errno::ENOSPC,
+            )
         }),
         Event::SessionDown {
             tunnel_id,
@@ -1181,21 +1201,29 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
             .ifnames
             .get(&(info.tunnel_id, info.session_id))
             .map(String::as_str);
-        let tap = Tap::create(name, ul2tp_sys::tap::L2TPETH_TEMPLATE)
+        let tap = d
+            .create_tap(name)
             .map_err(|e| io_err("pseudowire device", e))?;
-        d.apply_stable_mac(tap.name(), info.tunnel_id, info.session_id)
-            .map_err(|e| io_err("pseudowire stable MAC address", e))?;
+        if let Err(e) = d.apply_stable_mac(tap.name(), info.tunnel_id, info.session_id) {
+            d.discard_tap(tap);
+            return Err(io_err("pseudowire stable MAC address", e));
+        }
         params.ifname = Some(tap.name().to_string());
         Some(tap)
     } else {
         None
     };
     let watched = params.ifname.clone();
-    let tap_index = tap.as_ref().map_or(0, Tap::ifindex);
-    let s = d
-        .registry
-        .session_create(info.tunnel_id, params)
-        .map_err(|e| ApiError::new(e, format!("session {}", info.session_id)))?;
+    let tap_index = tap.as_ref().map_or(0, |t| t.ifindex());
+    let s = match d.registry.session_create(info.tunnel_id, params) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(tap) = tap {
+                d.discard_tap(tap);
+            }
+            return Err(ApiError::new(e, format!("session {}", info.session_id)));
+        }
+    };
     d.start_session(ctl, &s, tap)?;
     if info
         .peer_circuit_status

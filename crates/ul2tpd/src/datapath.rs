@@ -24,15 +24,15 @@
 //!   computes UDP checksums, otherwise with one `sendmmsg`. On the wire every datagram is
 //!   what the simple path would have sent for the same frames.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
+use ul2tp_core::sharded::ShardedMap;
 use ul2tp_core::txbatch::{self, TxLimits, TxRun};
 use ul2tp_core::{Encap, Registry, RxOutcome, Session, SocketId, Timestamp};
 use ul2tp_sys::ip::IpTunnelSocket;
@@ -220,33 +220,27 @@ impl Pseudowire {
     }
 }
 
-/// Pseudowires by (tunnel_id, session_id), read by the receive tasks without locking.
+/// Pseudowires by (tunnel_id, session_id), read by the receive tasks. A sharded map (one
+/// entry per change, `ul2tp_core::sharded`) rather than a copied snapshot, so attaching a
+/// device costs the same with 10 or 100,000 sessions.
 #[derive(Debug, Default)]
 pub struct Pseudowires {
-    map: ArcSwap<HashMap<(u32, u32), Arc<Pseudowire>>>,
+    map: ShardedMap<(u32, u32), Arc<Pseudowire>>,
 }
 
 impl Pseudowires {
     /// Attach a device to a session.
     pub fn insert(&self, key: (u32, u32), pw: Arc<Pseudowire>) {
-        self.map.rcu(|m| {
-            let mut m = HashMap::clone(m);
-            m.insert(key, pw.clone());
-            m
-        });
+        self.map.insert(key, pw);
     }
 
-    /// Detach a session's device.
-    pub fn remove(&self, key: (u32, u32)) {
-        self.map.rcu(|m| {
-            let mut m = HashMap::clone(m);
-            m.remove(&key);
-            m
-        });
+    /// Detach a session's device, returning it.
+    pub fn remove(&self, key: (u32, u32)) -> Option<Arc<Pseudowire>> {
+        self.map.remove(&key)
     }
 
     fn get(&self, key: (u32, u32)) -> Option<Arc<Pseudowire>> {
-        self.map.load().get(&key).cloned()
+        self.map.get(&key)
     }
 
     /// Switch the carrier of a session's Ethernet device (Circuit Status from the peer,

@@ -26,9 +26,11 @@ mod clock;
 mod datapath;
 mod handlers;
 mod l2tpip;
+mod names;
 mod ppp_dhcp6;
 mod ppp_ipv6;
 mod pppd;
+mod reaper;
 mod store;
 
 pub use datapath::DataPathConfig;

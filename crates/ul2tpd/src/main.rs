@@ -71,17 +71,35 @@ fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> b
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// Raise the soft RLIMIT_NOFILE to the hard limit: tunnels, sessions and API connections
-/// each hold descriptors, and the API limits (docs/security.md) assume the hard limit.
+/// The most descriptors the daemon asks for (each session's device is one; 1,048,576 is
+/// also the kernel's default `fs.nr_open`).
+const NOFILE_WANTED: u64 = 1 << 20;
+
+/// Raise RLIMIT_NOFILE: tunnels, sessions (one device descriptor each) and API connections
+/// each hold descriptors, and the API limits (docs/security.md) assume the hard limit. With
+/// CAP_SYS_RESOURCE (root) both limits go up to `fs.nr_open` (at most [`NOFILE_WANTED`]);
+/// otherwise the soft limit goes up to the hard one.
 fn raise_nofile_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(l) => l,
+        Err(e) => return tracing::warn!("cannot read RLIMIT_NOFILE: {e}"),
+    };
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(hard);
+    let wanted = nr_open.min(NOFILE_WANTED).max(hard);
+    if wanted > hard && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok() {
+        return tracing::info!("RLIMIT_NOFILE raised from {soft}/{hard} to {wanted}/{wanted}");
+    }
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
             Ok(()) => tracing::info!("RLIMIT_NOFILE raised from {soft} to {hard}"),
             Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE from {soft} to {hard}: {e}"),
-        },
-        Ok((soft, _)) => tracing::info!("RLIMIT_NOFILE {soft}"),
-        Err(e) => tracing::warn!("cannot read RLIMIT_NOFILE: {e}"),
+        }
+    } else {
+        tracing::info!("RLIMIT_NOFILE {soft}");
     }
 }
 
@@ -143,6 +161,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let daemon = Daemon::new();
         daemon.set_stable_mac(cfg.datapath.stable_mac);
         daemon.set_datapath(cfg.datapath.runtime(args.no_offload));
+        daemon.registry().set_limits(cfg.limits.into());
         let mut statics = match (&args.config, checked) {
             (Some(path), Some(checked)) => Some(
                 reload::Statics::start(&daemon, path, checked)

@@ -34,6 +34,7 @@ use ul2tp_wire::avp::PppDisconnectCause as Cause;
 use ul2tp_wire::ppp::proto;
 
 use crate::datapath::{self, Pseudowire, TunnelSocket};
+use crate::reaper::Reaped;
 use crate::store::{ApiResult, Ctl, PppInfo, Store, Task};
 
 /// How an endpoint is set up.
@@ -316,7 +317,7 @@ impl Link {
         if opened {
             ep.open(now());
         }
-        let mut tun: Option<Tun> = None;
+        let mut tun: Option<Reaped<Tun>> = None;
         let mut seen = Seen::default();
         let mut buf = vec![0u8; 65536];
         // Idle and session timeouts run from IPCP up (the time online); any IP packet
@@ -453,7 +454,7 @@ impl Link {
     async fn drain(
         &mut self,
         ep: &mut Endpoint,
-        tun: &mut Option<Tun>,
+        tun: &mut Option<Reaped<Tun>>,
         seen: &mut Seen,
         name: &str,
     ) -> Option<DownReason> {
@@ -463,7 +464,7 @@ impl Link {
         while let Some(p) = ep.poll_ip() {
             if let IpPacket::V6(b) = &p {
                 // Router Solicitations and Advertisements are ours (`ppp_ipv6.rs`).
-                let (consumed, replies) = self.v6.on_packet(b, tun.as_ref(), name);
+                let (consumed, replies) = self.v6.on_packet(b, tun.as_deref(), name);
                 for r in replies {
                     let _ = ep.send_ip(&r);
                 }
@@ -490,7 +491,14 @@ impl Link {
                 Event::NetworkUp {
                     local, peer, dns, ..
                 } => {
-                    match Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE) {
+                    let store = self.d.upgrade();
+                    let unit = match &store {
+                        Some(d) => d
+                            .ppp_names
+                            .create(|n| Tun::create(Some(n), ul2tp_sys::tap::PPP_TEMPLATE)),
+                        None => Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE),
+                    };
+                    match unit {
                         Ok(t) => {
                             let addr = IfAddr {
                                 local: IpAddr::V4(local),
@@ -529,7 +537,9 @@ impl Link {
                                 i.addrs = Some((local, peer));
                                 i.up_since = Some(std::time::Instant::now());
                             }
-                            *tun = Some(t);
+                            let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
+                            let (ifindex, unit) = (t.ifindex(), t.name().to_string());
+                            *tun = Some(Reaped::new(t, ifindex, &unit, reaper));
                             if let Some(r) = self.radius.as_mut() {
                                 r.network_up(peer);
                             }
@@ -603,7 +613,7 @@ impl Link {
                     local_iid,
                     peer_iid,
                 } => {
-                    for p in self.v6.up(local_iid, peer_iid, tun.as_ref(), name) {
+                    for p in self.v6.up(local_iid, peer_iid, tun.as_deref(), name) {
                         let _ = ep.send_ip(&p);
                     }
                 }

@@ -275,6 +275,14 @@ impl Statics {
         })?;
         let file = self.path.display().to_string();
         let mut sum = Summary::default();
+        // [limits] first, so that they hold for the objects added below. Lower caps keep
+        // the objects there are and only refuse new ones.
+        if checked.config.limits != self.config.limits {
+            daemon.registry().set_limits(checked.config.limits.into());
+            tracing::info!("reload: [limits] now {:?}", checked.config.limits);
+            self.config.limits = checked.config.limits;
+            sum.changed += 1;
+        }
         let wanted: BTreeMap<Key, StaticObject> = checked
             .statics
             .into_iter()

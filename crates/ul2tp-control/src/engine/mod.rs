@@ -671,6 +671,33 @@ impl Endpoint {
         Ok(())
     }
 
+    /// [`Endpoint::close_tunnel`] with an Error Code and Error Message in the Result Code AVP
+    /// (RFC 2661 §4.4.2), e.g. `GeneralError` with `InsufficientResources` when the daemon
+    /// has no room for another tunnel.
+    pub fn close_tunnel_with_error(
+        &mut self,
+        now: Timestamp,
+        tunnel_id: u32,
+        result: StopCcnResult,
+        error: ErrorCode,
+        message: &str,
+    ) -> Result<(), Error> {
+        let (mut ctx, tunnels) = self.ctx(now);
+        let t = tunnels.get_mut(&tunnel_id).ok_or(Error::NoTunnel)?;
+        if t.is_dying() {
+            return Err(Error::Closing);
+        }
+        stop_tunnel(
+            t,
+            &mut ctx,
+            result,
+            Some((error, message)),
+            DownReason::Local,
+        );
+        self.service(now, tunnel_id);
+        Ok(())
+    }
+
     /// Handle a received datagram (`bytes` starts at the flags word for UDP, at the 4 zero
     /// octets for L2TPv3/IP). Malformed input is counted and dropped.
     pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, bytes: &[u8]) {

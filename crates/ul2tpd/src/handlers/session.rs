@@ -4,7 +4,6 @@
 use ul2tp_api::{l2spec_type, parse_cookie_hex, pw_type, ApiError, Attrs, Command, Errno};
 use ul2tp_core::PwType;
 use ul2tp_core::{Cookie, L2SpecType, SessionParams, Version};
-use ul2tp_sys::tap::Tap;
 
 use crate::store::{einval, io_err, session_attrs, ApiResult, Store};
 
@@ -90,7 +89,7 @@ pub(crate) async fn create(d: &Store, a: &Attrs) -> ApiResult<()> {
     }
     // The device first, so that the session is registered under its resolved name.
     let tap = if is_eth {
-        let tap = Tap::create(a.ifname.as_deref(), "l2tpeth%d").map_err(|e| {
+        let tap = d.create_tap(a.ifname.as_deref()).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 ApiError::new(
                     Errno::EEXIST,
@@ -100,17 +99,24 @@ pub(crate) async fn create(d: &Store, a: &Attrs) -> ApiResult<()> {
                 io_err("cannot create the pseudowire device", e)
             }
         })?;
-        d.apply_stable_mac(tap.name(), tid, sid)
-            .map_err(|e| io_err("cannot set the pseudowire's stable MAC address", e))?;
+        if let Err(e) = d.apply_stable_mac(tap.name(), tid, sid) {
+            d.discard_tap(tap);
+            return Err(io_err("cannot set the pseudowire's stable MAC address", e));
+        }
         params.ifname = Some(tap.name().to_string());
         Some(tap)
     } else {
         None
     };
-    let session = d
-        .registry
-        .session_create(tid, params)
-        .map_err(|e| ApiError::new(e, format!("cannot create session {sid}")))?;
+    let session = match d.registry.session_create(tid, params) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(tap) = tap {
+                d.discard_tap(tap);
+            }
+            return Err(ApiError::new(e, format!("cannot create session {sid}")));
+        }
+    };
     d.start_session(&mut ctl, &session, tap)?;
     d.notify(Command::SessionCreate, session_attrs(&session, &ctl));
     tracing::info!(
