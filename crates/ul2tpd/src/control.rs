@@ -268,6 +268,9 @@ impl State {
                 let size = u64::from(u32::from(p.last).saturating_sub(u32::from(p.first))) + 1;
                 (size, self.leases.len() as u64)
             }),
+            half_open: ep.half_open_count() as u64,
+            timeout_work: ep.stats().last_timeout_work,
+            not_control: self.metrics.not_control,
             ..ControlSnapshot::default()
         };
         // The tunnels gone and the ones held.
@@ -317,6 +320,12 @@ async fn run(
     let mut published = std::time::Instant::now();
     let mut dirty = false;
     let mut drops = DropLog::default();
+    // ICMP errors on the listening socket (SCCRQs and replies to peers that are gone):
+    // counted and logged like those of the data path's sockets.
+    let local = st.local;
+    let counters = st.ops.socket_counters(None, "udp", Some(local), None);
+    let mut icmp_on = listener.set_recv_errors().is_ok();
+    let mut icmp_log = crate::datapath::IcmpLog::default();
     loop {
         let mut wait = ep
             .poll_timeout()
@@ -330,14 +339,29 @@ async fn run(
                 if let Ok((n, from)) = r {
                     if n >= 2 && buf[0] & 0x80 != 0 {
                         ep.handle_datagram(now(), from, &buf[..n]);
+                    } else {
+                        st.metrics.not_control += 1;
                     }
                 }
             }
+            r = listener.recv_error(), if icmp_on => match r {
+                Ok(e) => {
+                    let reason = counters.icmp(&e);
+                    icmp_log.note(&counters, reason, &e);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
+                Err(e) => {
+                    tracing::warn!("control socket {local}: reading ICMP errors failed: {e}");
+                    icmp_on = false;
+                }
+            },
             r = up_rx.recv(&mut ubuf) => {
                 if let Ok(n) = r {
                     if let Some(SockMsg::Dgram { addr, conn_id, payload }) = SockMsg::decode(&ubuf[..n]) {
                         if payload.first().is_some_and(|b| b & 0x80 != 0) {
                             ep.handle_datagram(now(), SocketAddr::new(addr, conn_id as u16), &payload);
+                        } else {
+                            st.metrics.not_control += 1;
                         }
                     }
                 }
@@ -534,6 +558,8 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &State, info: &TunnelInfo) -> ApiResu
         .map_err(|e| io_err("tunnel socket", e))?;
     let sock = d.add_socket(ctl, TunnelSocket::Udp(sock), None);
     sock.upcall.store(Some(st.upcall.clone()));
+    sock.control_only
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let p = TunnelParams {
         tunnel_id: info.tunnel_id,
         peer_tunnel_id: info.peer_tunnel_id,
