@@ -1127,3 +1127,21 @@ fn v3_missing_or_wrong_digest_is_refused() {
         }]
     ));
 }
+
+#[test]
+fn zz_probe_time() {
+    for (n, w, ad) in [(300usize, 64u16, 100u64), (300, 64, 0), (300, 64, 20)] {
+        let mut a = heavy_cfg(Version::V3, "lac", 0.3);
+        let mut b = heavy_cfg(Version::V3, "lns", 0.3);
+        a.rx_window = w;
+        b.rx_window = w;
+        a.ack_delay = Duration::from_millis(ad);
+        b.ack_delay = Duration::from_millis(ad);
+        b.max_retries_half_open = 40;
+        let net = NetConfig { loss: 0.3, duplicate: 0.1, reorder: 0.1, delay: Duration::from_millis(1), jitter: Duration::from_millis(20) };
+        let mut sim = pair(net, Encap::Udp, 77, a.clone(), b);
+        let t0 = sim.now;
+        establish(&mut sim, a, n, &SessionConfig { pw_type: PwType::Ppp, ..SessionConfig::default() }, Duration::from_secs(6 * 3600));
+        eprintln!("n={n} w={w} ad={ad}: {:?}", sim.now - t0);
+    }
+}
