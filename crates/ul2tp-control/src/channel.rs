@@ -39,7 +39,16 @@ pub struct ChannelParams {
 struct Outgoing {
     ns: u16,
     bytes: Vec<u8>,
+    /// When it first went on the wire (for round-trip samples).
+    sent_at: Option<Timestamp>,
+    /// Sent more than once: its acknowledgement gives no round-trip sample (Karn).
+    retransmitted: bool,
 }
+
+/// Lowest retransmission timeout the round-trip estimate may set (the timeout never goes
+/// below it however fast the peer answers; acknowledgements delayed by the peer's
+/// `ack_delay` are part of the measured round trip).
+pub const RTO_MIN: Duration = Duration::from_millis(200);
 
 /// What the receive side decided about an incoming message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +73,11 @@ pub enum RxVerdict {
 pub struct ChannelStats {
     /// Messages sent for the first time.
     pub tx_msgs: u64,
-    /// Retransmissions.
+    /// Retransmissions (by the timer and fast ones).
     pub retransmits: u64,
+    /// Of those, fast retransmissions: sent when acknowledgements showed a loss, before the
+    /// retransmission timer.
+    pub fast_retransmits: u64,
     /// Pure acknowledgements sent.
     pub tx_acks: u64,
     /// Messages delivered in order to the state machine.
@@ -83,6 +95,7 @@ impl ChannelStats {
     pub fn add(&mut self, other: &ChannelStats) {
         self.tx_msgs += other.tx_msgs;
         self.retransmits += other.retransmits;
+        self.fast_retransmits += other.fast_retransmits;
         self.tx_acks += other.tx_acks;
         self.delivered += other.delivered;
         self.duplicates += other.duplicates;
@@ -124,6 +137,9 @@ pub struct ControlChannel {
     ///
     /// [`poll_fast_retransmit`]: Self::poll_fast_retransmit
     fast_rtx: bool,
+    /// Smoothed round-trip time and its variation (RFC 6298 §2), once measured.
+    srtt: Option<Duration>,
+    rttvar: Duration,
     /// Counters.
     pub stats: ChannelStats,
 }
@@ -159,6 +175,8 @@ impl ControlChannel {
             dup_acks: 0,
             recover: None,
             fast_rtx: false,
+            srtt: None,
+            rttvar: Duration::ZERO,
             stats: ChannelStats::default(),
         }
     }
@@ -220,7 +238,12 @@ impl ControlChannel {
     pub fn send(&mut self, bytes: Vec<u8>) -> u16 {
         let ns = self.next_ns;
         self.next_ns = self.next_ns.wrapping_add(1);
-        self.queue.push_back(Outgoing { ns, bytes });
+        self.queue.push_back(Outgoing {
+            ns,
+            bytes,
+            sent_at: None,
+            retransmitted: false,
+        });
         ns
     }
 
@@ -261,9 +284,10 @@ impl ControlChannel {
         let win = self.window();
         let nr = self.next_nr;
         while self.n_sent < win {
-            let Some(o) = self.queue.get(self.n_sent) else {
+            let Some(o) = self.queue.get_mut(self.n_sent) else {
                 break;
             };
+            o.sent_at = Some(now);
             self.n_sent += 1;
             let mut b = o.bytes.clone();
             let _ = ul2tp_wire::control::set_ns_nr(&mut b, o.ns, nr);
@@ -307,14 +331,23 @@ impl ControlChannel {
         }
         self.dup_acks = 0;
         let mut acked = 0u32;
+        let mut sample = None;
+        let mut any_retransmitted = false;
         while let Some(front) = self.queue.front() {
             if seq_lt(front.ns, nr) {
+                // Karn: an acknowledgement covering a retransmitted message gives no
+                // round-trip sample (which copy does it answer?).
+                any_retransmitted |= front.retransmitted;
+                sample = front.sent_at.map(|t| now.saturating_since(t));
                 self.queue.pop_front();
                 self.n_sent = self.n_sent.saturating_sub(1);
                 acked += 1;
             } else {
                 break;
             }
+        }
+        if let Some(r) = sample.filter(|_| !any_retransmitted) {
+            self.rtt_sample(r);
         }
         self.una = nr;
         // Appendix A: slow start below SSTHRESH, +1/CWND above it.
@@ -342,7 +375,7 @@ impl ControlChannel {
             }
         }
         self.retries = 0;
-        self.rto = self.params.rto_initial;
+        self.rto = self.base_rto();
         self.rtx_deadline = if self.in_flight() > 0 {
             Some(now + self.rto)
         } else {
@@ -394,6 +427,38 @@ impl ControlChannel {
         }
     }
 
+    /// Fold in a round-trip sample (RFC 6298 §2.2, §2.3).
+    fn rtt_sample(&mut self, r: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(s) => {
+                let diff = s.abs_diff(r);
+                self.rttvar = (self.rttvar * 3 + diff) / 4;
+                self.srtt = Some((s * 7 + r) / 8);
+            }
+        }
+    }
+
+    /// The retransmission timeout after progress: the initial one until the round trip is
+    /// measured, then SRTT + 4 RTTVAR (RFC 6298 §2.3; adaptive, as RFC 2661 §5.8 allows),
+    /// within [`RTO_MIN`] and the cap.
+    fn base_rto(&self) -> Duration {
+        match self.srtt {
+            None => self.params.rto_initial,
+            Some(s) => (s + self.rttvar * 4)
+                .max(RTO_MIN.min(self.params.rto_initial))
+                .min(self.params.rto_cap),
+        }
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.rto
+    }
+
     fn schedule_ack(&mut self, at: Timestamp) {
         self.ack_deadline = Some(match self.ack_deadline {
             Some(d) if d < at => d,
@@ -440,7 +505,9 @@ impl ControlChannel {
         self.fast_rtx = false;
         self.dup_acks = 0;
         let nr = self.next_nr;
-        let front = self.queue.front().filter(|_| self.n_sent > 0)?;
+        let n_sent = self.n_sent;
+        let front = self.queue.front_mut().filter(|_| n_sent > 0)?;
+        front.retransmitted = true;
         let mut b = front.bytes.clone();
         let _ = ul2tp_wire::control::set_ns_nr(&mut b, front.ns, nr);
         self.ack_deadline = None;
@@ -456,10 +523,13 @@ impl ControlChannel {
             return None;
         }
         let nr = self.next_nr;
-        let front = self.queue.front().filter(|_| self.n_sent > 0)?;
+        let n_sent = self.n_sent;
+        let front = self.queue.front_mut().filter(|_| n_sent > 0)?;
+        front.retransmitted = true;
         let mut b = front.bytes.clone();
         let _ = ul2tp_wire::control::set_ns_nr(&mut b, front.ns, nr);
         self.stats.retransmits += 1;
+        self.stats.fast_retransmits += 1;
         self.ack_deadline = None;
         self.rtx_deadline = Some(now + self.rto);
         Some(b)
@@ -570,7 +640,7 @@ mod tests {
         assert_eq!(c.stats.retransmits, 1);
         assert_eq!(c.poll_fast_retransmit(t), None, "once");
         // The timer restarted from the retransmission; no retry was spent.
-        assert_eq!(c.poll_timeout(), Some(t + Duration::from_secs(1)));
+        assert_eq!(c.poll_timeout(), Some(t + c.rto()));
         assert_eq!(c.cwnd(), 1, "window halved (from 2), not closed");
         // A message from the peer (not a pure ack) with the same Nr is no signal.
         let mut d = ControlChannel::new(params());
@@ -616,6 +686,44 @@ mod tests {
         c.on_receive(t, 0, 7, true, &[]);
         assert_eq!(c.poll_fast_retransmit(t), None);
         assert_eq!(c.stats.retransmits, 2);
+    }
+
+    #[test]
+    fn retransmission_timeout_follows_the_measured_round_trip() {
+        let mut p = params();
+        p.max_retries = 10;
+        let mut c = ControlChannel::new(p);
+        // A window of 2, so that every round trip acknowledges new messages.
+        c.set_peer_window(2);
+        for i in 0..100 {
+            c.send(msg(i));
+        }
+        assert_eq!(c.rto(), Duration::from_secs(1), "initial until measured");
+        // A peer answering in 30 ms: the timeout comes down to the floor.
+        let mut t = T0;
+        let mut nr = 0u16;
+        for _ in 0..8 {
+            nr += c.poll_send(t).len() as u16;
+            t += Duration::from_millis(30);
+            c.on_receive(t, 0, nr, true, &[]);
+        }
+        assert_eq!(c.rto(), RTO_MIN);
+        // A slow peer (600 ms): the timeout grows above the initial second.
+        for _ in 0..6 {
+            nr += c.poll_send(t).len() as u16;
+            t += Duration::from_millis(600);
+            c.on_receive(t, 0, nr, true, &[]);
+        }
+        assert!(c.rto() > Duration::from_millis(600), "{:?}", c.rto());
+        // Backoff still doubles from there on a timeout, and a retransmitted message's
+        // acknowledgement is no sample (Karn): the estimate stays.
+        nr += c.poll_send(t).len() as u16;
+        let before = c.rto();
+        let d = c.poll_timeout().unwrap();
+        c.on_timeout(d).unwrap();
+        assert_eq!(c.rto(), (before * 2).min(Duration::from_secs(8)));
+        c.on_receive(d + Duration::from_secs(5), 0, nr, true, &[]);
+        assert_eq!(c.rto(), before, "no sample from a retransmitted message");
     }
 
     #[test]

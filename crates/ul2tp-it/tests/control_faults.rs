@@ -50,10 +50,16 @@ fn value(body: &str, series: &str) -> Option<f64> {
 
 /// Tunnels the control engine holds, in any state.
 fn engine_tunnels(body: &str) -> f64 {
-    ["wait-ctl-reply", "wait-ctl-conn", "established", "closing", "held"]
-        .iter()
-        .filter_map(|s| value(body, &format!("ul2tp_control_tunnels{{state=\"{s}\"}}")))
-        .sum()
+    [
+        "wait-ctl-reply",
+        "wait-ctl-conn",
+        "established",
+        "closing",
+        "held",
+    ]
+    .iter()
+    .filter_map(|s| value(body, &format!("ul2tp_control_tunnels{{state=\"{s}\"}}")))
+    .sum()
 }
 
 fn config(dir: &std::path::Path, name: &str, listen: &str, stop_hold: u32) -> String {
@@ -83,9 +89,26 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
     r.up_with("eth1", "198.18.0.2/24");
     b.up_with("eth0", "198.18.0.1/24");
     let faults = [
-        "--seed", "1313", "--drop", "0.3", "--dup", "0.1", "--reorder", "0.1", "--ctl-drop",
-        "0.3", "--ctl-dup", "0.1", "--ctl-reorder", "0.1", "--reorder-gap", "2",
-        "--hold-max-ms", "300", "--max-seconds", "600",
+        "--seed",
+        "1313",
+        "--drop",
+        "0.3",
+        "--dup",
+        "0.1",
+        "--reorder",
+        "0.1",
+        "--ctl-drop",
+        "0.3",
+        "--ctl-dup",
+        "0.1",
+        "--ctl-reorder",
+        "0.1",
+        "--reorder-gap",
+        "2",
+        "--hold-max-ms",
+        "300",
+        "--max-seconds",
+        "600",
     ];
     let mut relay = Relay::start(
         &r,
@@ -113,8 +136,7 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
     assert!(
         wait_until(Duration::from_secs(60), || {
             value(&scrape(&a), "ul2tp_control_tunnels{state=\"established\"}") == Some(1.0)
-                && value(&scrape(&b), "ul2tp_control_tunnels{state=\"established\"}")
-                    == Some(1.0)
+                && value(&scrape(&b), "ul2tp_control_tunnels{state=\"established\"}") == Some(1.0)
         }),
         "tunnel not established through the relay; A: {}\nB: {}",
         da.log(),
@@ -151,7 +173,10 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
     eprintln!("{SESSIONS} sessions up in {setup:?}; relay {stats:?}");
     // The faults happened, on control messages in both directions.
     for d in [stats.ab, stats.ba] {
-        assert!(d.ctl_dropped > 0 && d.ctl_duplicated > 0 && d.ctl_held > 0, "{stats:?}");
+        assert!(
+            d.ctl_dropped > 0 && d.ctl_duplicated > 0 && d.ctl_held > 0,
+            "{stats:?}"
+        );
     }
 
     // Both sides agree on every id and cookie.
@@ -202,7 +227,10 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
     // A closed it, B heard the StopCCN. A forgot the tunnel within the 90 s waited above,
     // before its 120 s hold-down: only B's acknowledgement of the StopCCN allows that.
     assert_eq!(
-        value(&last.0, "ul2tp_control_tunnels_down_total{reason=\"local\"}"),
+        value(
+            &last.0,
+            "ul2tp_control_tunnels_down_total{reason=\"local\"}"
+        ),
         Some(1.0),
         "{}",
         last.0
@@ -214,10 +242,19 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
         last.1
     );
     for body in [&last.0, &last.1] {
-        assert_eq!(value(body, "ul2tp_control_sessions{state=\"established\"}"), Some(0.0));
-        assert_eq!(value(body, "ul2tp_control_sessions{state=\"connecting\"}"), Some(0.0));
+        assert_eq!(
+            value(body, "ul2tp_control_sessions{state=\"established\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(body, "ul2tp_control_sessions{state=\"connecting\"}"),
+            Some(0.0)
+        );
         assert_eq!(value(body, "ul2tp_tunnels_up{kind=\"dynamic\"}"), Some(0.0));
-        assert_eq!(value(body, "ul2tp_sessions_up{kind=\"dynamic\"}"), Some(0.0));
+        assert_eq!(
+            value(body, "ul2tp_sessions_up{kind=\"dynamic\"}"),
+            Some(0.0)
+        );
         let timeouts = value(body, "ul2tp_control_tunnels_down_total{reason=\"timeout\"}");
         assert_eq!(timeouts, Some(0.0), "{body}");
     }

@@ -1141,7 +1141,10 @@ seq = "both"
         let e = check_err("[control]\nnew_tunnels_burst_per_peer = 0\n");
         assert_eq!(e.key.as_deref(), Some("new_tunnels_burst_per_peer"));
         let e = check_err("[control]\n\nreceive_window = 0\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("receive_window")));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("receive_window"))
+        );
         let e = check_err("[control]\nreceive_window = 5000\n");
         assert_eq!(e.key.as_deref(), Some("receive_window"));
         let e = check_err("[control]\nstop_hold = 0\n");

@@ -755,6 +755,11 @@ impl L2tpCollector {
                 c.tx_acks,
             ),
             (
+                "ul2tp_control_fast_retransmits",
+                "control message retransmissions sent on acknowledgements that showed a loss, before the retransmission timer",
+                c.fast_retransmits,
+            ),
+            (
                 "ul2tp_control_rx_duplicates",
                 "duplicate control messages received",
                 c.duplicates,
