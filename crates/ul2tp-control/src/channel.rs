@@ -45,9 +45,10 @@ struct Outgoing {
     retransmitted: bool,
 }
 
-/// Lowest retransmission timeout the round-trip estimate may set (the timeout never goes
-/// below it however fast the peer answers; acknowledgements delayed by the peer's
-/// `ack_delay` are part of the measured round trip).
+/// Margin of the lowest retransmission timeout the round-trip estimate may set above the
+/// acknowledgement delay: the timeout never goes below `ack_delay + RTO_MIN` however fast the
+/// peer answers (a peer acknowledges a message that nothing piggybacks on after its own
+/// acknowledgement delay, normally the same as ours; scheduling hiccups get the margin).
 pub const RTO_MIN: Duration = Duration::from_millis(200);
 
 /// What the receive side decided about an incoming message.
@@ -436,20 +437,27 @@ impl ControlChannel {
             }
             Some(s) => {
                 let diff = s.abs_diff(r);
-                self.rttvar = (self.rttvar * 3 + diff) / 4;
-                self.srtt = Some((s * 7 + r) / 8);
+                // Saturating: no sample or configuration may overflow (panic).
+                self.rttvar = self.rttvar.saturating_mul(3).saturating_add(diff) / 4;
+                self.srtt = Some(s.saturating_mul(7).saturating_add(r) / 8);
             }
         }
     }
 
     /// The retransmission timeout after progress: the initial one until the round trip is
     /// measured, then SRTT + 4 RTTVAR (RFC 6298 §2.3; adaptive, as RFC 2661 §5.8 allows),
-    /// within [`RTO_MIN`] and the cap.
+    /// at least `ack_delay` + [`RTO_MIN`] (not above the initial timeout) and at most the cap.
     fn base_rto(&self) -> Duration {
         match self.srtt {
             None => self.params.rto_initial,
-            Some(s) => (s + self.rttvar * 4)
-                .max(RTO_MIN.min(self.params.rto_initial))
+            Some(s) => s
+                .saturating_add(self.rttvar.saturating_mul(4))
+                .max(
+                    self.params
+                        .ack_delay
+                        .saturating_add(RTO_MIN)
+                        .min(self.params.rto_initial),
+                )
                 .min(self.params.rto_cap),
         }
     }
@@ -707,7 +715,7 @@ mod tests {
             t += Duration::from_millis(30);
             c.on_receive(t, 0, nr, true, &[]);
         }
-        assert_eq!(c.rto(), RTO_MIN);
+        assert_eq!(c.rto(), Duration::from_millis(100) + RTO_MIN);
         // A slow peer (600 ms): the timeout grows above the initial second.
         for _ in 0..6 {
             nr += c.poll_send(t).len() as u16;

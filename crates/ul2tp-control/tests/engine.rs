@@ -803,7 +803,7 @@ fn zlb_carries_the_ns_of_the_next_message_on_the_wire() {
             p.a.handle_datagram(p.now, addr(2), &t.bytes);
         }
         // Past the acknowledgement delay (100 ms), before the retransmission timeout (at
-        // least channel::RTO_MIN once the round trip is measured).
+        // least ack_delay + channel::RTO_MIN once the round trip is measured).
         p.now += Duration::from_millis(150);
         p.a.handle_timeout(p.now);
         let ack = Pair::drain(&mut p.a);

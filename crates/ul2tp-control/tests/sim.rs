@@ -1132,7 +1132,7 @@ fn v3_missing_or_wrong_digest_is_refused() {
 /// reordering, the profile of the live test (crates/ul2tp-it/tests/control_faults.rs). With
 /// one lost message recovered per retransmission timeout, and a fixed 1 s timeout, this took
 /// 818 s of protocol time; with fast retransmission and a timeout from the measured round
-/// trip, 194 s (300 sessions through the live relay then fit in a test).
+/// trip, 225 s.
 #[test]
 fn v3_300_sessions_30pct_loss_recover_by_fast_retransmit() {
     let mut a = heavy_cfg(Version::V3, "lac", 0.3);
