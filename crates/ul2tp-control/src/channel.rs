@@ -48,8 +48,9 @@ struct Outgoing {
 /// Margin of the lowest retransmission timeout the round-trip estimate may set above the
 /// acknowledgement delay: the timeout never goes below `ack_delay + RTO_MIN` however fast the
 /// peer answers (a peer acknowledges a message that nothing piggybacks on after its own
-/// acknowledgement delay, normally the same as ours; scheduling hiccups get the margin).
-pub const RTO_MIN: Duration = Duration::from_millis(200);
+/// acknowledgement delay, normally the same as ours; scheduling hiccups of a loaded host get
+/// the margin: 200 ms gave spurious retransmissions on lossless links of a busy machine).
+pub const RTO_MIN: Duration = Duration::from_millis(400);
 
 /// What the receive side decided about an incoming message.
 #[derive(Debug, Clone, PartialEq, Eq)]
