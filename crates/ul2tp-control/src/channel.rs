@@ -39,7 +39,18 @@ pub struct ChannelParams {
 struct Outgoing {
     ns: u16,
     bytes: Vec<u8>,
+    /// When it first went on the wire (for round-trip samples).
+    sent_at: Option<Timestamp>,
+    /// Sent more than once: its acknowledgement gives no round-trip sample (Karn).
+    retransmitted: bool,
 }
+
+/// Margin of the lowest retransmission timeout the round-trip estimate may set above the
+/// acknowledgement delay: the timeout never goes below `ack_delay + RTO_MIN` however fast the
+/// peer answers (a peer acknowledges a message that nothing piggybacks on after its own
+/// acknowledgement delay, normally the same as ours; scheduling hiccups of a loaded host get
+/// the margin: 200 ms gave spurious retransmissions on lossless links of a busy machine).
+pub const RTO_MIN: Duration = Duration::from_millis(400);
 
 /// What the receive side decided about an incoming message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +75,11 @@ pub enum RxVerdict {
 pub struct ChannelStats {
     /// Messages sent for the first time.
     pub tx_msgs: u64,
-    /// Retransmissions.
+    /// Retransmissions (by the timer and fast ones).
     pub retransmits: u64,
+    /// Of those, fast retransmissions: sent when acknowledgements showed a loss, before the
+    /// retransmission timer.
+    pub fast_retransmits: u64,
     /// Pure acknowledgements sent.
     pub tx_acks: u64,
     /// Messages delivered in order to the state machine.
@@ -83,6 +97,7 @@ impl ChannelStats {
     pub fn add(&mut self, other: &ChannelStats) {
         self.tx_msgs += other.tx_msgs;
         self.retransmits += other.retransmits;
+        self.fast_retransmits += other.fast_retransmits;
         self.tx_acks += other.tx_acks;
         self.delivered += other.delivered;
         self.duplicates += other.duplicates;
@@ -114,9 +129,25 @@ pub struct ControlChannel {
     rtx_deadline: Option<Timestamp>,
     ack_deadline: Option<Timestamp>,
     failed: bool,
+    /// Pure acknowledgements in a row that acknowledged nothing new while messages were in
+    /// flight (the peer acknowledges every message it holds out of order at once).
+    dup_acks: u32,
+    /// Loss recovery: the end of the sent range when a loss was detected; acknowledgements
+    /// below it are partial (the next hole is retransmitted at once).
+    recover: Option<u16>,
+    /// Retransmit the oldest unacknowledged message at the next [`poll_fast_retransmit`].
+    ///
+    /// [`poll_fast_retransmit`]: Self::poll_fast_retransmit
+    fast_rtx: bool,
+    /// Smoothed round-trip time and its variation (RFC 6298 §2), once measured.
+    srtt: Option<Duration>,
+    rttvar: Duration,
     /// Counters.
     pub stats: ChannelStats,
 }
+
+/// Duplicate acknowledgements that signal a lost message (RFC 5681 §3.2).
+const DUP_ACK_THRESHOLD: u32 = 3;
 
 impl ControlChannel {
     /// Change the number of retransmissions allowed before the channel fails.
@@ -143,6 +174,11 @@ impl ControlChannel {
             rtx_deadline: None,
             ack_deadline: None,
             failed: false,
+            dup_acks: 0,
+            recover: None,
+            fast_rtx: false,
+            srtt: None,
+            rttvar: Duration::ZERO,
             stats: ChannelStats::default(),
         }
     }
@@ -204,7 +240,12 @@ impl ControlChannel {
     pub fn send(&mut self, bytes: Vec<u8>) -> u16 {
         let ns = self.next_ns;
         self.next_ns = self.next_ns.wrapping_add(1);
-        self.queue.push_back(Outgoing { ns, bytes });
+        self.queue.push_back(Outgoing {
+            ns,
+            bytes,
+            sent_at: None,
+            retransmitted: false,
+        });
         ns
     }
 
@@ -245,9 +286,10 @@ impl ControlChannel {
         let win = self.window();
         let nr = self.next_nr;
         while self.n_sent < win {
-            let Some(o) = self.queue.get(self.n_sent) else {
+            let Some(o) = self.queue.get_mut(self.n_sent) else {
                 break;
             };
+            o.sent_at = Some(now);
             self.n_sent += 1;
             let mut b = o.bytes.clone();
             let _ = ul2tp_wire::control::set_ns_nr(&mut b, o.ns, nr);
@@ -266,24 +308,48 @@ impl ControlChannel {
 
     /// Process the Nr of any received message (ZLB included). Returns false if the Nr is
     /// beyond what we have sent (invalid).
-    fn on_nr(&mut self, now: Timestamp, nr: u16) -> bool {
+    fn on_nr(&mut self, now: Timestamp, nr: u16, is_ack: bool) -> bool {
         // Valid Nr: una <= nr <= next_ns (modulo 2^16). Only sent messages can be acked.
         let sent_end = self.queue.get(self.n_sent).map_or(self.next_ns, |o| o.ns);
         if seq_lt(sent_end, nr) {
             return false;
         }
         if !seq_lt(self.una, nr) {
-            return true; // old or no news
+            // Old or no news. A pure acknowledgement of nothing new while messages are in
+            // flight means the peer holds later ones out of order: after three, the oldest is
+            // lost; retransmit it now instead of waiting for the timer (fast retransmit, RFC
+            // 5681 §3.2), and halve the window instead of closing it.
+            if is_ack && nr == self.una && self.in_flight() > 0 {
+                self.dup_acks += 1;
+                if self.dup_acks == DUP_ACK_THRESHOLD && self.recover.is_none() {
+                    self.ssthresh = (self.cwnd / 2).max(1);
+                    self.cwnd = self.ssthresh;
+                    self.cwnd_frac = 0;
+                    self.recover = Some(sent_end);
+                    self.fast_rtx = true;
+                }
+            }
+            return true;
         }
+        self.dup_acks = 0;
         let mut acked = 0u32;
+        let mut sample = None;
+        let mut any_retransmitted = false;
         while let Some(front) = self.queue.front() {
             if seq_lt(front.ns, nr) {
+                // Karn: an acknowledgement covering a retransmitted message gives no
+                // round-trip sample (which copy does it answer?).
+                any_retransmitted |= front.retransmitted;
+                sample = front.sent_at.map(|t| now.saturating_since(t));
                 self.queue.pop_front();
                 self.n_sent = self.n_sent.saturating_sub(1);
                 acked += 1;
             } else {
                 break;
             }
+        }
+        if let Some(r) = sample.filter(|_| !any_retransmitted) {
+            self.rtt_sample(r);
         }
         self.una = nr;
         // Appendix A: slow start below SSTHRESH, +1/CWND above it.
@@ -299,8 +365,19 @@ impl ControlChannel {
             }
         }
         self.cwnd = self.cwnd.min(u32::from(self.peer_window));
+        // In loss recovery, an acknowledgement that stops short of what was sent when the loss
+        // was found points at the next lost message: retransmit it at once (RFC 6582 §3.2,
+        // partial acknowledgements), so that several losses in one window cost one round
+        // trip each rather than one retransmission timeout each.
+        if let Some(r) = self.recover {
+            if seq_lt(nr, r) && self.in_flight() > 0 {
+                self.fast_rtx = true;
+            } else {
+                self.recover = None;
+            }
+        }
         self.retries = 0;
-        self.rto = self.params.rto_initial;
+        self.rto = self.base_rto();
         self.rtx_deadline = if self.in_flight() > 0 {
             Some(now + self.rto)
         } else {
@@ -318,7 +395,7 @@ impl ControlChannel {
         is_ack: bool,
         bytes: &[u8],
     ) -> RxVerdict {
-        if !self.on_nr(now, nr) {
+        if !self.on_nr(now, nr, is_ack) {
             self.stats.dropped += 1;
             return RxVerdict::InvalidNr;
         }
@@ -350,6 +427,45 @@ impl ControlChannel {
             self.stats.dropped += 1;
             RxVerdict::Dropped
         }
+    }
+
+    /// Fold in a round-trip sample (RFC 6298 §2.2, §2.3).
+    fn rtt_sample(&mut self, r: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(s) => {
+                let diff = s.abs_diff(r);
+                // Saturating: no sample or configuration may overflow (panic).
+                self.rttvar = self.rttvar.saturating_mul(3).saturating_add(diff) / 4;
+                self.srtt = Some(s.saturating_mul(7).saturating_add(r) / 8);
+            }
+        }
+    }
+
+    /// The retransmission timeout after progress: the initial one until the round trip is
+    /// measured, then SRTT + 4 RTTVAR (RFC 6298 §2.3; adaptive, as RFC 2661 §5.8 allows),
+    /// at least `ack_delay` + [`RTO_MIN`] (not above the initial timeout) and at most the cap.
+    fn base_rto(&self) -> Duration {
+        match self.srtt {
+            None => self.params.rto_initial,
+            Some(s) => s
+                .saturating_add(self.rttvar.saturating_mul(4))
+                .max(
+                    self.params
+                        .ack_delay
+                        .saturating_add(RTO_MIN)
+                        .min(self.params.rto_initial),
+                )
+                .min(self.params.rto_cap),
+        }
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.rto
     }
 
     fn schedule_ack(&mut self, at: Timestamp) {
@@ -392,11 +508,39 @@ impl ControlChannel {
         self.cwnd_frac = 0;
         self.rto = self.rto.saturating_mul(2).min(self.params.rto_cap);
         self.rtx_deadline = Some(now + self.rto);
+        // What was sent before the timeout may have holes beyond this one: recover them on
+        // partial acknowledgements.
+        self.recover = Some(self.queue.get(self.n_sent).map_or(self.next_ns, |o| o.ns));
+        self.fast_rtx = false;
+        self.dup_acks = 0;
         let nr = self.next_nr;
-        let front = self.queue.front().filter(|_| self.n_sent > 0)?;
+        let n_sent = self.n_sent;
+        let front = self.queue.front_mut().filter(|_| n_sent > 0)?;
+        front.retransmitted = true;
         let mut b = front.bytes.clone();
         let _ = ul2tp_wire::control::set_ns_nr(&mut b, front.ns, nr);
         self.ack_deadline = None;
+        Some(b)
+    }
+
+    /// The oldest unacknowledged message, when acknowledgements showed it lost (three
+    /// duplicate acknowledgements, or a partial acknowledgement during loss recovery): sent
+    /// again now, with the retransmission timer restarted. Not counted against
+    /// `max_retries`, which only the timer spends.
+    pub fn poll_fast_retransmit(&mut self, now: Timestamp) -> Option<Vec<u8>> {
+        if !std::mem::take(&mut self.fast_rtx) || self.failed {
+            return None;
+        }
+        let nr = self.next_nr;
+        let n_sent = self.n_sent;
+        let front = self.queue.front_mut().filter(|_| n_sent > 0)?;
+        front.retransmitted = true;
+        let mut b = front.bytes.clone();
+        let _ = ul2tp_wire::control::set_ns_nr(&mut b, front.ns, nr);
+        self.stats.retransmits += 1;
+        self.stats.fast_retransmits += 1;
+        self.ack_deadline = None;
+        self.rtx_deadline = Some(now + self.rto);
         Some(b)
     }
 
@@ -479,6 +623,116 @@ mod tests {
         assert!(!c.failed());
         assert_eq!(c.on_timeout(t3 + Duration::from_secs(8)), None);
         assert!(c.failed());
+    }
+
+    #[test]
+    fn three_duplicate_acks_retransmit_the_lost_message_before_the_timer() {
+        let mut c = ControlChannel::new(params());
+        c.set_peer_window(8);
+        for i in 0..8 {
+            c.send(msg(i));
+        }
+        // Grow the window to 4 and send Ns 1..=4 (Ns 0 acknowledged).
+        c.poll_send(T0);
+        c.on_receive(T0, 0, 1, true, &[]);
+        let sent = c.poll_send(T0);
+        assert_eq!(sent.len(), 2);
+        // Ns 1 is lost; the peer acknowledges Nr = 1 for each later message it holds.
+        assert_eq!(c.poll_fast_retransmit(T0), None);
+        c.on_receive(T0, 0, 1, true, &[]);
+        c.on_receive(T0, 0, 1, true, &[]);
+        assert_eq!(c.poll_fast_retransmit(T0), None, "two are not enough");
+        c.on_receive(T0, 0, 1, true, &[]);
+        let t = T0 + Duration::from_millis(10);
+        let r = c.poll_fast_retransmit(t).expect("fast retransmit");
+        assert_eq!(r, sent[0], "the oldest unacknowledged message, Ns 1");
+        assert_eq!(c.stats.retransmits, 1);
+        assert_eq!(c.poll_fast_retransmit(t), None, "once");
+        // The timer restarted from the retransmission; no retry was spent.
+        assert_eq!(c.poll_timeout(), Some(t + c.rto()));
+        assert_eq!(c.cwnd(), 1, "window halved (from 2), not closed");
+        // A message from the peer (not a pure ack) with the same Nr is no signal.
+        let mut d = ControlChannel::new(params());
+        d.send(msg(1));
+        d.send(msg(2));
+        d.set_peer_window(4);
+        d.poll_send(T0);
+        for ns in 0..5 {
+            d.on_receive(T0, ns, 0, false, &msg(9));
+        }
+        assert_eq!(d.poll_fast_retransmit(T0), None);
+    }
+
+    #[test]
+    fn partial_acks_after_a_timeout_retransmit_each_hole_at_once() {
+        let mut p = params();
+        p.max_retries = 10;
+        let mut c = ControlChannel::new(p);
+        c.set_peer_window(8);
+        for i in 0..4 {
+            c.send(msg(i));
+        }
+        c.poll_send(T0);
+        c.on_receive(T0, 0, 1, true, &[]);
+        c.poll_send(T0);
+        c.on_receive(T0, 0, 3, true, &[]);
+        // Ns 3..=6 would be next; here the window sends Ns 3 only (one left of 4 queued).
+        let mut all = c.poll_send(T0);
+        assert_eq!(all.len(), 1);
+        for i in 4..8 {
+            c.send(msg(i));
+        }
+        all.extend(c.poll_send(T0));
+        assert_eq!(all.len(), 4, "Ns 3, 4, 5, 6 in flight");
+        // Ns 3 and 5 are lost: the timer resends Ns 3.
+        let t = c.poll_timeout().unwrap();
+        assert_eq!(c.on_timeout(t).as_ref(), Some(&all[0]));
+        // The peer now has 3 and 4: it acknowledges up to 5, short of the 7 sent: partial, so
+        // Ns 5 goes again at once, without another timeout.
+        c.on_receive(t, 0, 5, true, &[]);
+        assert_eq!(c.poll_fast_retransmit(t).as_ref(), Some(&all[2]));
+        // Everything acknowledged: recovery ends, nothing more to resend.
+        c.on_receive(t, 0, 7, true, &[]);
+        assert_eq!(c.poll_fast_retransmit(t), None);
+        assert_eq!(c.stats.retransmits, 2);
+    }
+
+    #[test]
+    fn retransmission_timeout_follows_the_measured_round_trip() {
+        let mut p = params();
+        p.max_retries = 10;
+        let mut c = ControlChannel::new(p);
+        // A window of 2, so that every round trip acknowledges new messages.
+        c.set_peer_window(2);
+        for i in 0..100 {
+            c.send(msg(i));
+        }
+        assert_eq!(c.rto(), Duration::from_secs(1), "initial until measured");
+        // A peer answering in 30 ms: the timeout comes down to the floor.
+        let mut t = T0;
+        let mut nr = 0u16;
+        for _ in 0..8 {
+            nr += c.poll_send(t).len() as u16;
+            t += Duration::from_millis(30);
+            c.on_receive(t, 0, nr, true, &[]);
+        }
+        assert_eq!(c.rto(), Duration::from_millis(100) + RTO_MIN);
+        // A slow peer (600 ms): the timeout grows above the initial second.
+        for _ in 0..6 {
+            nr += c.poll_send(t).len() as u16;
+            t += Duration::from_millis(600);
+            c.on_receive(t, 0, nr, true, &[]);
+        }
+        assert!(c.rto() > Duration::from_millis(600), "{:?}", c.rto());
+        // Backoff still doubles from there on a timeout, and a retransmitted message's
+        // acknowledgement is no sample (Karn): the estimate stays.
+        nr += c.poll_send(t).len() as u16;
+        let before = c.rto();
+        let d = c.poll_timeout().unwrap();
+        c.on_timeout(d).unwrap();
+        assert_eq!(c.rto(), (before * 2).min(Duration::from_secs(8)));
+        c.on_receive(d + Duration::from_secs(5), 0, nr, true, &[]);
+        assert_eq!(c.rto(), before, "no sample from a retransmitted message");
     }
 
     #[test]

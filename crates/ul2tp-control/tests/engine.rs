@@ -802,7 +802,9 @@ fn zlb_carries_the_ns_of_the_next_message_on_the_wire() {
         for t in Pair::drain(&mut p.b) {
             p.a.handle_datagram(p.now, addr(2), &t.bytes);
         }
-        p.now += Duration::from_millis(200);
+        // Past the acknowledgement delay (100 ms), before the retransmission timeout (at
+        // least ack_delay + channel::RTO_MIN once the round trip is measured).
+        p.now += Duration::from_millis(150);
         p.a.handle_timeout(p.now);
         let ack = Pair::drain(&mut p.a);
         assert_eq!(ack.len(), 1);

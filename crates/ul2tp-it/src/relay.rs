@@ -13,8 +13,16 @@
 //! that waited too long). Every decision comes from a seeded PRNG
 //! ([`SplitMix64`](crate::relay::SplitMix64)) and the index of the data datagram in its
 //! direction, never from the clock, so a given seed and traffic give the same faults on every
-//! run. Only data messages are faulted (T bit 0x80 clear in the first byte, docs/reference/kernel.md §1.2);
-//! control messages are forwarded untouched and not counted as data.
+//! run. Data messages (T bit 0x80 clear in the first byte, docs/reference/kernel.md §1.2) are
+//! faulted by the `drop` / `dup` / `reorder` / `delay` settings; control messages by their own
+//! `ctl_*` settings (all off by default, so control passes untouched unless asked), with a PRNG
+//! stream of their own: turning control faults on does not change the schedule of the data
+//! messages, and the `i`-th control message of a direction meets the same fate on every run.
+//!
+//! Control faults for the `i`-th control message of a direction: drop (probability
+//! `ctl_drop`), duplicate (`ctl_dup`: two copies), hold (`ctl_reorder`: released after the
+//! next `reorder_gap` forwarded control messages, or after `hold_max`), then the constant
+//! `ctl_delay` (FIFO among control messages).
 //!
 //! Fault order for the `i`-th data datagram of a direction (1-based):
 //! 1. drop (`drop_at` contains `i`, or a random draw with probability `drop` once `i >
@@ -90,6 +98,14 @@ pub struct FaultConfig {
     pub swap_at: BTreeSet<u64>,
     /// A held datagram is released after this long even without followers.
     pub hold_max: Duration,
+    /// Probability of dropping a control message.
+    pub ctl_drop: f64,
+    /// Probability of duplicating a control message.
+    pub ctl_dup: f64,
+    /// Probability of holding a control message back (reordering among control messages).
+    pub ctl_reorder: f64,
+    /// Constant extra delay of every forwarded control message.
+    pub ctl_delay: Duration,
 }
 
 impl FaultConfig {
@@ -112,6 +128,10 @@ impl FaultConfig {
             && self.drop_at.is_empty()
             && self.dup_at.is_empty()
             && self.swap_at.is_empty()
+            && self.ctl_drop <= 0.0
+            && self.ctl_dup <= 0.0
+            && self.ctl_reorder <= 0.0
+            && self.ctl_delay.is_zero()
     }
 }
 
@@ -140,6 +160,12 @@ pub struct DirStats {
     pub foreign: u64,
     /// Send errors.
     pub send_errors: u64,
+    /// Control messages dropped.
+    pub ctl_dropped: u64,
+    /// Control messages duplicated.
+    pub ctl_duplicated: u64,
+    /// Control messages held back for reordering.
+    pub ctl_held: u64,
 }
 
 impl DirStats {
@@ -156,6 +182,9 @@ impl DirStats {
             "data_sent": self.data_sent,
             "foreign": self.foreign,
             "send_errors": self.send_errors,
+            "ctl_dropped": self.ctl_dropped,
+            "ctl_duplicated": self.ctl_duplicated,
+            "ctl_held": self.ctl_held,
         })
     }
 
@@ -173,6 +202,9 @@ impl DirStats {
             data_sent: g("data_sent")?,
             foreign: g("foreign")?,
             send_errors: g("send_errors")?,
+            ctl_dropped: g("ctl_dropped").unwrap_or(0),
+            ctl_duplicated: g("ctl_duplicated").unwrap_or(0),
+            ctl_held: g("ctl_held").unwrap_or(0),
         })
     }
 }
@@ -233,6 +265,10 @@ pub struct Fault {
     rng: SplitMix64,
     held: Vec<Held>,
     delayed: VecDeque<(Instant, Vec<u8>)>,
+    /// The control messages' PRNG, held and delayed messages.
+    ctl_rng: SplitMix64,
+    ctl_held: Vec<Held>,
+    ctl_delayed: VecDeque<(Instant, Vec<u8>)>,
     /// Counters so far.
     pub stats: DirStats,
 }
@@ -241,11 +277,15 @@ impl Fault {
     /// An engine for `cfg`.
     pub fn new(cfg: FaultConfig) -> Self {
         let rng = SplitMix64::new(cfg.seed);
+        let ctl_rng = SplitMix64::new(cfg.seed ^ 0xC0C0_C0C0_C0C0_C0C0);
         Fault {
             cfg,
             rng,
             held: Vec::new(),
             delayed: VecDeque::new(),
+            ctl_rng,
+            ctl_held: Vec::new(),
+            ctl_delayed: VecDeque::new(),
             stats: DirStats::default(),
         }
     }
@@ -257,8 +297,8 @@ impl Fault {
         let mut out = Vec::new();
         if is_control(bytes) {
             self.stats.control += 1;
-            self.stats.sent += 1;
-            out.push(bytes.to_vec());
+            self.control_input(now, bytes, &mut out);
+            self.poll_into(now, &mut out);
             return out;
         }
         self.stats.data += 1;
@@ -319,6 +359,60 @@ impl Fault {
         out
     }
 
+    /// One control message: its own faults, from its own random stream.
+    fn control_input(&mut self, now: Instant, bytes: &[u8], out: &mut Vec<Vec<u8>>) {
+        let r_drop = self.ctl_rng.chance(self.cfg.ctl_drop);
+        let r_dup = self.ctl_rng.chance(self.cfg.ctl_dup);
+        let r_hold = self.ctl_rng.chance(self.cfg.ctl_reorder);
+        if r_drop {
+            self.stats.ctl_dropped += 1;
+            return;
+        }
+        let copies = if r_dup {
+            self.stats.ctl_duplicated += 1;
+            2
+        } else {
+            1
+        };
+        if r_hold {
+            self.stats.ctl_held += 1;
+            for _ in 0..copies {
+                self.ctl_held.push(Held {
+                    remaining: self.cfg.reorder_gap.max(1),
+                    deadline: now + self.cfg.hold_max,
+                    bytes: bytes.to_vec(),
+                });
+            }
+            return;
+        }
+        for _ in 0..copies {
+            self.forward_ctl(now, bytes.to_vec(), out);
+        }
+        let mut released = Vec::new();
+        self.ctl_held.retain_mut(|h| {
+            h.remaining = h.remaining.saturating_sub(1);
+            if h.remaining == 0 {
+                released.push(std::mem::take(&mut h.bytes));
+                false
+            } else {
+                true
+            }
+        });
+        for b in released {
+            self.forward_ctl(now, b, out);
+        }
+    }
+
+    fn forward_ctl(&mut self, now: Instant, bytes: Vec<u8>, out: &mut Vec<Vec<u8>>) {
+        if self.cfg.ctl_delay.is_zero() {
+            self.stats.sent += 1;
+            out.push(bytes);
+        } else {
+            self.ctl_delayed
+                .push_back((now + self.cfg.ctl_delay, bytes));
+        }
+    }
+
     fn forward(&mut self, now: Instant, bytes: Vec<u8>, out: &mut Vec<Vec<u8>>) {
         if self.cfg.delay.is_zero() {
             self.stats.sent += 1;
@@ -350,6 +444,25 @@ impl Fault {
                 out.push(b);
             }
         }
+        let mut expired = Vec::new();
+        self.ctl_held.retain_mut(|h| {
+            if now >= h.deadline {
+                expired.push(std::mem::take(&mut h.bytes));
+                false
+            } else {
+                true
+            }
+        });
+        for b in expired {
+            self.stats.flushed += 1;
+            self.forward_ctl(now, b, out);
+        }
+        while self.ctl_delayed.front().is_some_and(|(t, _)| now >= *t) {
+            if let Some((_, b)) = self.ctl_delayed.pop_front() {
+                self.stats.sent += 1;
+                out.push(b);
+            }
+        }
     }
 
     /// Timer step: release held datagrams past `hold_max` and delayed ones that are due.
@@ -361,12 +474,15 @@ impl Fault {
 
     /// When [`Fault::poll`] next has something to do.
     pub fn next_timeout(&self) -> Option<Instant> {
-        let h = self.held.iter().map(|h| h.deadline).min();
-        let d = self.delayed.front().map(|(t, _)| *t);
-        match (h, d) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.held.iter().map(|h| h.deadline).min(),
+            self.delayed.front().map(|(t, _)| *t),
+            self.ctl_held.iter().map(|h| h.deadline).min(),
+            self.ctl_delayed.front().map(|(t, _)| *t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -623,6 +739,94 @@ mod tests {
             a.len() as u64 + rest,
             2000 - f1.stats.dropped + f1.stats.duplicated
         );
+    }
+
+    fn ctl(n: u16) -> Vec<u8> {
+        // An L2TPv3 control header (T, L, S, version 3), Ns = n as a marker.
+        let [hi, lo] = n.to_be_bytes();
+        vec![0xc8, 0x03, 0, 12, 0, 0, 0, 1, hi, lo, 0, 0]
+    }
+
+    fn ctl_marks(out: &[Vec<u8>]) -> Vec<u16> {
+        out.iter()
+            .map(|d| u16::from_be_bytes([d[8], d[9]]))
+            .collect()
+    }
+
+    #[test]
+    fn control_faults_are_seeded_and_leave_the_data_schedule_alone() {
+        let mk = |seed, ctl_faults: bool| {
+            let mut cfg = FaultConfig::none(seed);
+            cfg.drop = 0.1;
+            cfg.reorder_gap = 1;
+            if ctl_faults {
+                cfg.ctl_drop = 0.3;
+                cfg.ctl_dup = 0.1;
+                cfg.ctl_reorder = 0.1;
+            }
+            Fault::new(cfg)
+        };
+        let t = Instant::now();
+        // 1000 control messages interleaved with 1000 data datagrams.
+        let trace = |f: &mut Fault| -> (Vec<u16>, Vec<Vec<u8>>) {
+            let (mut c, mut d) = (Vec::new(), Vec::new());
+            for n in 0..1000u16 {
+                c.extend(ctl_marks(&f.input(t, &ctl(n))));
+                d.extend(f.input(t, &[0, 3, (n >> 8) as u8, n as u8]));
+            }
+            c.extend(ctl_marks(&f.poll(t + Duration::from_secs(5))));
+            (c, d)
+        };
+        let (mut f1, mut f2, mut f3, mut f0) =
+            (mk(9, true), mk(9, true), mk(10, true), mk(9, false));
+        let (c1, d1) = trace(&mut f1);
+        let (c2, d2) = trace(&mut f2);
+        let (c3, _) = trace(&mut f3);
+        let (c0, d0) = trace(&mut f0);
+        assert_eq!((&c1, &d1), (&c2, &d2), "same seed, same faults");
+        assert_ne!(c1, c3, "another seed, other faults");
+        // Data datagrams meet the same fate with or without control faults.
+        assert_eq!(
+            d1.iter().filter(|d| !is_control(d)).collect::<Vec<_>>(),
+            d0.iter().filter(|d| !is_control(d)).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            c0,
+            (0..1000).collect::<Vec<u16>>(),
+            "no control faults: untouched"
+        );
+        let s = f1.stats;
+        assert!((240..=360).contains(&s.ctl_dropped), "{s:?}");
+        // Duplication and holding are counted for messages not dropped (~700 of them).
+        assert!((40..=110).contains(&s.ctl_duplicated), "{s:?}");
+        assert!((40..=110).contains(&s.ctl_held), "{s:?}");
+        assert_eq!(s.control, 1000);
+        assert_eq!(s.data, 1000);
+        // Every control message not dropped arrives, duplicates twice; some out of order.
+        assert_eq!(
+            c1.len() as u64,
+            1000 - s.ctl_dropped + s.ctl_duplicated,
+            "{s:?}"
+        );
+        assert!(c1.windows(2).any(|w| w[0] > w[1]), "nothing reordered");
+    }
+
+    #[test]
+    fn control_delay_is_fifo() {
+        let mut cfg = FaultConfig::none(1);
+        cfg.ctl_delay = Duration::from_millis(30);
+        let mut f = Fault::new(cfg);
+        let t = Instant::now();
+        assert!(f.input(t, &ctl(1)).is_empty());
+        assert!(f.input(t + Duration::from_millis(5), &ctl(2)).is_empty());
+        // Data is not delayed by the control delay.
+        assert_eq!(f.input(t, &data(7)), vec![data(7)]);
+        assert_eq!(f.next_timeout(), Some(t + Duration::from_millis(30)));
+        assert_eq!(
+            ctl_marks(&f.poll(t + Duration::from_millis(40))),
+            vec![1, 2]
+        );
+        assert_eq!(f.stats.sent, 3);
     }
 
     #[test]

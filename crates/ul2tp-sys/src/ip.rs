@@ -189,6 +189,20 @@ impl IpTunnelSocket {
         u32::try_from(v).map_err(|_| io::Error::other("negative MTU"))
     }
 
+    /// Queue ICMP errors on the socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`,
+    /// [`crate::errqueue`]); read them with [`recv_error`](Self::recv_error).
+    pub fn set_recv_errors(&self) -> io::Result<()> {
+        crate::errqueue::enable(self.fd.get_ref().as_fd(), self.local.is_ipv6())
+    }
+
+    /// Wait for the socket to report an error (`EPOLLERR`) and read one entry of its error
+    /// queue (`MSG_ERRQUEUE`).
+    pub async fn recv_error(&self) -> io::Result<crate::errqueue::SockError> {
+        self.fd
+            .async_io(Interest::ERROR, |s| crate::errqueue::recv(s.as_fd()))
+            .await
+    }
+
     /// The bound local address.
     pub fn local_addr(&self) -> io::Result<IpAddr> {
         Ok(self.local)

@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | [`udp`] | UDP tunnel socket, connected or listening | `socket`, `bind`, `connect`; `SO_REUSEADDR`/`SO_REUSEPORT`; `SO_NO_CHECK` (IPv4 checksum off, docs/reference/kernel.md §5.5), `UDP_NO_CHECK6_TX/RX` (§1.8); `IP_MTU_DISCOVER=IP_PMTUDISC_DONT` / `IPV6_MTU_DISCOVER=IPV6_PMTUDISC_DONT` (no DF, §1.8); `recvmmsg`/`sendmmsg` for batches; `UDP_SEGMENT` cmsg (GSO) and `UDP_GRO`; `IP_MTU`/`IPV6_MTU` for the path MTU (§6.2) |
 //! | [`ip`] | L2TPv3-over-IP socket (protocol 115) | raw socket (`SOCK_RAW`, 115) because the kernel's L2TP/IP socket needs the absent `l2tp_ip` module (§8); IPv4 header stripped by IHL, using a 2-iovec `recvmsg`/`recvmmsg` so the payload lands at offset 0 |
+//! | [`errqueue`] | ICMP errors on tunnel sockets | `IP_RECVERR` / `IPV6_RECVERR`, `recvmsg(MSG_ERRQUEUE)` when the socket reports `EPOLLERR`; `sock_extended_err` parsed by bounds-checked byte reads |
 //! | [`tap`] | TAP (l2tpethN) and TUN (pppN) devices | `open("/dev/net/tun")`, `ioctl(TUNSETIFF)` with `IFF_NO_PI`; the driver expands `%d` like the kernel's `dev_alloc_name` (§6.1); not persistent, so dropping removes the device (§6.3); `IFF_MULTI_QUEUE` for one queue per worker |
 //! | [`link`] | interface helpers | `ioctl` `SIOCGIFINDEX`, `SIOCGIFMTU`/`SIOCSIFMTU`, `SIOCGIFFLAGS`/`SIOCSIFFLAGS`, `SIOCGIFHWADDR`, `SIOCSIFADDR`/`SIOCSIFNETMASK` on an `AF_INET` socket (no `ip` command) |
 //! | [`fdpass`] | descriptors over the API socket | `sendmsg`/`recvmsg` with `SCM_RIGHTS` (`MSG_CMSG_CLOEXEC`), `SO_PEERCRED`; group membership from the user/group databases |
@@ -38,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod cmsg;
+pub mod errqueue;
 pub mod fdpass;
 pub mod ip;
 pub mod link;

@@ -340,6 +340,21 @@ impl UdpTunnelSocket {
         u32::try_from(v).map_err(|_| io::Error::other("negative MTU"))
     }
 
+    /// Queue ICMP errors on the socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`,
+    /// [`crate::errqueue`]); read them with [`recv_error`](Self::recv_error).
+    pub fn set_recv_errors(&self) -> io::Result<()> {
+        crate::errqueue::enable(self.sock.as_fd(), self.is_ipv6())
+    }
+
+    /// Wait for the socket to report an error (`EPOLLERR`) and read one entry of its error
+    /// queue (`MSG_ERRQUEUE`).
+    pub async fn recv_error(&self) -> io::Result<crate::errqueue::SockError> {
+        let fd = self.sock.as_fd();
+        self.sock
+            .async_io(Interest::ERROR, || crate::errqueue::recv(fd))
+            .await
+    }
+
     /// Local address (with the ephemeral port resolved).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.local_addr()

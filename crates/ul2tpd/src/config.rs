@@ -152,6 +152,11 @@ pub struct ControlConfig {
     pub new_tunnels_burst_per_peer: Option<u32>,
     /// Retransmissions of an SCCRP the peer has not answered (default 3, at most max_retries).
     pub max_retries_half_open: Option<u32>,
+    /// Our Receive Window Size: control messages the peer may have in flight (default 16).
+    pub receive_window: Option<u16>,
+    /// Seconds a closed tunnel's state is kept to deliver or re-acknowledge its StopCCN
+    /// (default 31, RFC 2661 §5.7 / RFC 3931 §4.2: one full retransmission cycle).
+    pub stop_hold: Option<u64>,
     /// LNS: our address on the pppN of PPP sessions peers open (with `ppp_pool`).
     pub ppp_local: Option<std::net::Ipv4Addr>,
     /// LNS: addresses handed to peers, "FIRST-LAST".
@@ -166,8 +171,6 @@ pub struct ControlConfig {
     /// LNS: unanswered Echo-Requests after which the link is down and the call cleared
     /// (default 3).
     pub ppp_echo_failure: Option<u32>,
-    /// Our Receive Window Size (default 4).
-    pub receive_window: Option<u16>,
     /// LNS: tunnels one peer address may hold at once (default: no limit).
     pub max_tunnels: Option<usize>,
     /// LNS: calls per tunnel; more are refused with CDN 4 (default: no limit).
@@ -248,6 +251,9 @@ impl ControlConfig {
         }
         if let Some(w) = self.receive_window {
             c.rx_window = w.max(1);
+        }
+        if let Some(v) = self.stop_hold {
+            c.stop_hold = std::time::Duration::from_secs(v);
         }
         c.max_tunnels_per_peer = self.max_tunnels.unwrap_or(0);
         c.max_sessions = self.max_sessions.unwrap_or(0);
@@ -348,6 +354,17 @@ impl ControlConfig {
         }
         if self.new_tunnels_burst_per_peer == Some(0) {
             return Err(("new_tunnels_burst_per_peer", "must be at least 1".into()));
+        }
+        if let Some(w) = self.receive_window {
+            if !(1..=1024).contains(&w) {
+                return Err(("receive_window", format!("{w} is not in 1..=1024")));
+            }
+        }
+        if self.stop_hold == Some(0) {
+            return Err((
+                "stop_hold",
+                "must be at least 1 (the StopCCN must be delivered)".into(),
+            ));
         }
         if let (Some(h), Some(m)) = (self.max_half_open_per_peer, self.max_half_open) {
             if h > m {
@@ -1618,6 +1635,29 @@ seq = "both"
         );
         let e = check_err("[control]\nnew_tunnels_burst_per_peer = 0\n");
         assert_eq!(e.key.as_deref(), Some("new_tunnels_burst_per_peer"));
+        let e = check_err("[control]\n\nreceive_window = 0\n");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("receive_window"))
+        );
+        let e = check_err("[control]\nreceive_window = 5000\n");
+        assert_eq!(e.key.as_deref(), Some("receive_window"));
+        let e = check_err("[control]\nstop_hold = 0\n");
+        assert_eq!(e.key.as_deref(), Some("stop_hold"));
+        let c = Config::check(
+            Path::new("t.toml"),
+            "[control]\nreceive_window = 64\nstop_hold = 3\n",
+        )
+        .unwrap()
+        .config
+        .control
+        .unwrap()
+        .settings()
+        .config;
+        assert_eq!(
+            (c.rx_window, c.stop_hold),
+            (64, std::time::Duration::from_secs(3))
+        );
         let ok = Config::check(
             Path::new("t.toml"),
             "[control]\nmax_half_open = 50\nmax_half_open_per_peer = 2\nnew_tunnels_per_second_per_peer = 0\nnew_tunnels_burst_per_peer = 3\nmax_retries_half_open = 1\n",

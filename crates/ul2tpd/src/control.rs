@@ -193,30 +193,61 @@ fn bind_listeners(s: &ControlSettings) -> std::io::Result<Vec<Arc<TunnelSocket>>
 }
 
 /// Receive loop of one listener: control messages go to the endpoint task, the rest (data
-/// packets to the UDP listener's port, docs/reference/kernel.md §1.2) is dropped.
-async fn listen(sock: Arc<TunnelSocket>, tx: mpsc::Sender<(Encap, SocketAddr, Vec<u8>)>) {
+/// packets to the UDP listener's port, docs/reference/kernel.md §1.2) is dropped and counted
+/// (`not_control`). ICMP errors on the listener (SCCRQs and replies to peers that are gone)
+/// are counted and logged like those of the data path's sockets.
+async fn listen(
+    sock: Arc<TunnelSocket>,
+    tx: mpsc::Sender<(Encap, SocketAddr, Vec<u8>)>,
+    ops: Arc<crate::metrics::Ops>,
+    not_control: Arc<std::sync::atomic::AtomicU64>,
+) {
     let encap = sock.transport();
+    let local = sock.local_addr().ok();
+    let label = match encap {
+        Encap::Udp => "udp",
+        Encap::Ip => "ip",
+    };
+    let counters = ops.socket_counters(None, label, local, None);
+    let mut icmp_on = sock.set_recv_errors().is_ok();
+    let mut icmp_log = crate::datapath::IcmpLog::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let r = match &*sock {
-            TunnelSocket::Udp(u) => u.recv_from(&mut buf).await,
-            TunnelSocket::Ip(i) => i
-                .recv(&mut buf)
-                .await
-                .map(|(n, a)| (n, SocketAddr::new(a, 0))),
-        };
-        match r {
-            Ok((n, from)) => {
-                let m = &buf[..n.min(buf.len())];
-                if is_control(encap, m) && tx.send((encap, from, m.to_vec())).await.is_err() {
-                    return;
+        tokio::select! {
+            r = async {
+                match &*sock {
+                    TunnelSocket::Udp(u) => u.recv_from(&mut buf).await,
+                    TunnelSocket::Ip(i) => i
+                        .recv(&mut buf)
+                        .await
+                        .map(|(n, a)| (n, SocketAddr::new(a, 0))),
                 }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                tracing::debug!("control listener: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            } => match r {
+                Ok((n, from)) => {
+                    let m = &buf[..n.min(buf.len())];
+                    if !is_control(encap, m) {
+                        not_control.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else if tx.send((encap, from, m.to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::debug!("control listener: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            r = sock.recv_error(), if icmp_on => match r {
+                Ok(e) => {
+                    let reason = counters.icmp(&e);
+                    icmp_log.note(&counters, reason, &e);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
+                Err(e) => {
+                    tracing::warn!("control listener {local:?}: reading ICMP errors failed: {e}");
+                    icmp_on = false;
+                }
+            },
         }
     }
 }
@@ -274,6 +305,7 @@ impl ControlPlane {
             config: s.config,
             profiles: s.profiles,
             ppp_ipv6: s.ppp_ipv6,
+            not_control: Default::default(),
             tunnel_profiles: HashMap::new(),
             leases: HashMap::new(),
             events: events.clone(),
@@ -437,6 +469,9 @@ struct State {
     profiles: Profiles,
     /// IPv6 for LNS PPP sessions.
     ppp_ipv6: PppIpv6,
+    /// Datagrams the listeners and the upcall dropped before the engine: not control
+    /// messages.
+    not_control: Arc<std::sync::atomic::AtomicU64>,
     /// The profile of each tunnel a peer opened, from when it came up.
     tunnel_profiles: HashMap<u32, Arc<Profile>>,
     /// Pool addresses in use, by session.
@@ -581,6 +616,9 @@ impl State {
                 (size > 0 || !self.leases.is_empty()).then_some((size, self.leases.len() as u64))
             },
             pool_exhausted: self.pool_exhausted,
+            half_open: ep.half_open_count() as u64,
+            timeout_work: ep.stats().last_timeout_work,
+            not_control: self.not_control.load(std::sync::atomic::Ordering::Relaxed),
             ..ControlSnapshot::default()
         };
         // The tunnels gone and the ones held.
@@ -647,7 +685,14 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
     let _listeners: Vec<Task> = st
         .listeners
         .iter()
-        .map(|l| Task(tokio::spawn(listen(l.clone(), rx_tx.clone()))))
+        .map(|l| {
+            Task(tokio::spawn(listen(
+                l.clone(),
+                rx_tx.clone(),
+                st.ops.clone(),
+                st.not_control.clone(),
+            )))
+        })
         .collect();
     drop(rx_tx);
     // Circuit Status follows the devices' link events (rtnetlink); a periodic check catches
@@ -686,6 +731,8 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                     if let Some(SockMsg::Dgram { addr, conn_id, payload }) = SockMsg::decode(&ubuf[..n]) {
                         if is_control(Encap::Udp, &payload) {
                             ep.handle_datagram_via(now(), Encap::Udp, SocketAddr::new(addr, conn_id as u16), &payload);
+                        } else {
+                            st.not_control.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
                 }
@@ -1079,6 +1126,9 @@ fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &TunnelInfo) -> Api
                 .map_err(|e| io_err("tunnel socket", e))?;
             let sock = d.add_socket(ctl, TunnelSocket::Udp(sock), None);
             sock.upcall.store(Some(st.upcall.clone()));
+            // Only control messages go up; the rest is dropped and counted.
+            sock.control_only
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             sock
         }
         Encap::Ip => {

@@ -26,6 +26,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -35,6 +36,7 @@ use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
 use ul2tp_core::sharded::ShardedMap;
 use ul2tp_core::txbatch::{self, TxLimits, TxRun};
 use ul2tp_core::{Encap, Registry, RxOutcome, Session, SocketId, Timestamp};
+use ul2tp_sys::errqueue::SockError;
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::mmsg::{RecvMeta, BATCH_MAX};
 use ul2tp_sys::seqpacket::SeqPacket;
@@ -42,6 +44,7 @@ use ul2tp_sys::tap::{Tap, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6};
 use ul2tp_sys::udp::UdpTunnelSocket;
 
 use crate::clock;
+use crate::metrics::{RxDrop, SocketCounters};
 
 /// Room in front of every transmit buffer for the L2TP header (the largest is
 /// 4 flags + 4 session id + 8 cookie + 4 sublayer + 2 PPP address/control + 4 VLAN tag).
@@ -182,6 +185,22 @@ impl TunnelSocket {
         }
     }
 
+    /// Queue ICMP errors on the socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`).
+    pub fn set_recv_errors(&self) -> io::Result<()> {
+        match self {
+            TunnelSocket::Udp(s) => s.set_recv_errors(),
+            TunnelSocket::Ip(s) => s.set_recv_errors(),
+        }
+    }
+
+    /// Wait for and read one ICMP error of the socket's error queue.
+    pub async fn recv_error(&self) -> io::Result<SockError> {
+        match self {
+            TunnelSocket::Udp(s) => s.recv_error().await,
+            TunnelSocket::Ip(s) => s.recv_error().await,
+        }
+    }
+
     /// Whether the outer header is IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.local_addr()
@@ -265,6 +284,11 @@ pub struct RxContext {
     pub upcall: Arc<ArcSwapOption<SeqPacket>>,
     /// The daemon's data-path settings when the socket started.
     pub config: DataPathConfig,
+    /// The upcall is the control plane (a dynamic tunnel): only control messages go up, the
+    /// rest is dropped and counted here.
+    pub control_only: Arc<AtomicBool>,
+    /// The socket's drop and ICMP counters.
+    pub(crate) counters: Arc<SocketCounters>,
 }
 
 /// Deliver a frame the registry accepted for `session`.
@@ -309,7 +333,7 @@ pub async fn tunnel_rx(
     let transport = sock.transport();
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH).map(|_| vec![0u8; MAX_DATAGRAM]).collect();
     let mut meta = vec![RecvMeta::default(); RX_BATCH];
-    let mut gro = RxCoalesce::new(offload);
+    let mut gro = RxCoalesce::new(offload, ctx.counters.clone());
     loop {
         let mut n = match sock.recv_batch(&mut bufs, &mut meta).await {
             Ok(n) => n,
@@ -322,6 +346,7 @@ pub async fn tunnel_rx(
             let now = clock::now();
             for (buf, m) in bufs.iter().zip(&meta).take(n) {
                 if m.truncated {
+                    ctx.counters.rx_drop(RxDrop::Truncated);
                     continue;
                 }
                 let data = &buf[..m.len.min(buf.len())];
@@ -345,7 +370,7 @@ pub async fn tunnel_rx(
 /// run of same-sized datagrams, split with [`GroSegments`](ul2tp_sys::udp::GroSegments).
 async fn tunnel_rx_gro(ctx: RxContext, sock: &UdpTunnelSocket, socket_id: SocketId) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut gro = RxCoalesce::new(true);
+    let mut gro = RxCoalesce::new(true, ctx.counters.clone());
     loop {
         let (n, seg) = match sock.recv_gro(&mut buf).await {
             Ok(r) => r,
@@ -365,10 +390,11 @@ async fn tunnel_rx_gro(ctx: RxContext, sock: &UdpTunnelSocket, socket_id: Socket
 }
 
 /// What to do after a failed receive: ICMP errors (port unreachable while the peer is not
-/// up yet) surface as ECONNREFUSED on a connected UDP socket and are not fatal; anything
-/// else is logged and retried after a pause.
+/// up yet, host unreachable, ...) surface as the pending error of the socket once per error and
+/// are not fatal (the error task reads and counts them, [`tunnel_errors`]); anything else is
+/// logged and retried after a pause.
 async fn rx_error(socket_id: SocketId, e: io::Error) {
-    if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionRefused {
+    if e.kind() == io::ErrorKind::Interrupted || ul2tp_sys::errqueue::is_transient(&e) {
         return;
     }
     tracing::warn!("tunnel socket {socket_id:?}: receive failed: {e}");
@@ -391,11 +417,23 @@ fn handle_datagram(
         .receive(socket_id, transport, data, now, &mut |s, frame| {
             gro.deliver(&ctx.pseudowires, s, frame)
         });
-    if let RxOutcome::ToSocket = outcome {
-        // Unmanaged tunnels have no control plane: the kernel leaves such packets on a
-        // socket nobody reads, so they are dropped. A managed tunnel's application gets
-        // them, addressed with their source.
-        if let Some(up) = ctx.upcall.load().as_ref() {
+    match outcome {
+        RxOutcome::Consumed => {}
+        RxOutcome::Dropped(r) => ctx.counters.rx_drop(r.into()),
+        RxOutcome::ToSocket => {
+            // Unmanaged tunnels have no control plane: the kernel leaves such packets on a
+            // socket nobody reads, so they are dropped (and counted here). A managed tunnel's
+            // application gets them, addressed with their source; the control plane of a
+            // dynamic tunnel only its control messages.
+            let unclaimed = unclaimed_reason(transport, data);
+            let up = ctx.upcall.load();
+            let owner = up.as_ref().filter(|_| {
+                unclaimed == RxDrop::ControlUnclaimed || !ctx.control_only.load(Ordering::Relaxed)
+            });
+            let Some(up) = owner else {
+                ctx.counters.rx_drop(unclaimed);
+                return;
+            };
             let from = from().unwrap_or_else(|| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
             let conn_id = u32::from(from.port());
             let msg = SockMsg::Dgram {
@@ -403,8 +441,92 @@ fn handle_datagram(
                 conn_id,
                 payload: data.to_vec(),
             };
-            let _ = up.try_send(&msg.encode());
+            if up.try_send(&msg.encode()).is_err() {
+                ctx.counters.rx_drop(RxDrop::OwnerQueueFull);
+            }
         }
+    }
+}
+
+/// Why a datagram the registry leaves to the socket's owner is dropped when there is no
+/// owner for it: a control message, one too short for any header, or data for no session.
+fn unclaimed_reason(transport: Encap, data: &[u8]) -> RxDrop {
+    use ul2tp_wire::data::{classify_ip, classify_udp, IpClass, UdpClass};
+    match transport {
+        Encap::Udp => match classify_udp(data) {
+            UdpClass::Control => RxDrop::ControlUnclaimed,
+            UdpClass::Short => RxDrop::Short,
+            _ => RxDrop::UnknownSession,
+        },
+        Encap::Ip => match classify_ip(data) {
+            IpClass::Control { .. } => RxDrop::ControlUnclaimed,
+            IpClass::Malformed(_) => RxDrop::Malformed,
+            IpClass::Data { .. } => RxDrop::UnknownSession,
+        },
+    }
+}
+
+/// The error task of a tunnel socket the daemon owns: turns on its error queue and reads
+/// every ICMP error the kernel queues on it (the socket reports `EPOLLERR`), counting it by
+/// reason (a "fragmentation needed" also records the path MTU) and logging at most one line
+/// per [`IcmpLog::EVERY`].
+pub async fn tunnel_errors(sock: Arc<TunnelSocket>, counters: Arc<SocketCounters>) {
+    if let Err(e) = sock.set_recv_errors() {
+        tracing::debug!("tunnel socket {}: no ICMP error queue: {e}", counters.local);
+        return;
+    }
+    let mut log = IcmpLog::default();
+    loop {
+        match sock.recv_error().await {
+            Ok(e) => {
+                let reason = counters.icmp(&e);
+                log.note(&counters, reason, &e);
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {}
+            Err(e) => {
+                tracing::warn!(
+                    "tunnel socket {} -> {}: reading ICMP errors failed: {e}",
+                    counters.local,
+                    counters.peer
+                );
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// At most one log line per interval about the ICMP errors of one socket.
+#[derive(Debug, Default)]
+pub(crate) struct IcmpLog {
+    last: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl IcmpLog {
+    /// Shortest time between two log lines of one socket.
+    pub(crate) const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// An error was counted: log it unless a line went out less than `EVERY` ago (the next
+    /// line then says how many came in between).
+    pub(crate) fn note(&mut self, c: &SocketCounters, reason: &str, e: &SockError) {
+        self.since += 1;
+        if self.last.is_some_and(|l| l.elapsed() < Self::EVERY) {
+            return;
+        }
+        let from = e
+            .offender
+            .map_or_else(|| "?".to_string(), |a| a.to_string());
+        let dest = e.dest.map_or_else(|| c.peer.clone(), |a| a.to_string());
+        tracing::warn!(
+            "tunnel socket {} -> {dest}: ICMP {reason} from {from} (type {}, code {}, info {}); {} ICMP error(s) since the last report",
+            c.local,
+            e.icmp_type,
+            e.icmp_code,
+            e.info,
+            self.since
+        );
+        self.since = 0;
+        self.last = Some(std::time::Instant::now());
     }
 }
 
@@ -412,15 +534,18 @@ fn handle_datagram(
 /// receive batch ([`gso::Coalescer`]): one TAP write per run instead of one per frame.
 struct RxCoalesce {
     on: bool,
+    /// Where undeliverable frames are counted.
+    counters: Arc<SocketCounters>,
     c: gso::Coalescer,
     /// Device and session of the held run.
     held: Option<(Arc<Pseudowire>, Arc<Session>)>,
 }
 
 impl RxCoalesce {
-    fn new(on: bool) -> Self {
+    fn new(on: bool, counters: Arc<SocketCounters>) -> Self {
         Self {
             on,
+            counters,
             c: gso::Coalescer::new(),
             held: None,
         }
@@ -428,6 +553,7 @@ impl RxCoalesce {
 
     fn deliver(&mut self, pws: &Pseudowires, session: &Arc<Session>, frame: &[u8]) {
         let Some(pw) = pws.get((session.tunnel_id(), session.session_id())) else {
+            self.counters.rx_drop(RxDrop::NoPseudowire);
             return;
         };
         if self.on && matches!(*pw, Pseudowire::Eth(_)) {
@@ -446,6 +572,7 @@ impl RxCoalesce {
         if !pw.deliver(frame) {
             // docs/reference/kernel.md §3.1: a full PPP socket queue counts as rx_errors.
             session.count_rx_error();
+            self.counters.rx_drop(RxDrop::PseudowireFull);
         }
     }
 
@@ -460,6 +587,7 @@ impl RxCoalesce {
         if let Pseudowire::Eth(tap) = &*pw {
             if tap.try_send_vnet(b).is_err() {
                 session.count_rx_error();
+                self.counters.rx_drop(RxDrop::PseudowireFull);
             }
         }
     }

@@ -125,6 +125,159 @@ const AUTH_PROTOCOLS: [&str; 3] = ["pap", "chap", "other"];
 /// Direction of an authentication failure: we rejected the peer, or the peer rejected us.
 const AUTH_CAUSES: [&str; 2] = ["peer_rejected", "rejected_by_peer"];
 
+/// Why the data path dropped a datagram that arrived on a tunnel socket (`reason` label of
+/// `ul2tp_rx_dropped_total` and `ul2tp_socket_rx_dropped_total`), with the help text of each.
+pub(crate) const RX_DROP_REASONS: [(&str, &str); 14] = [
+    ("truncated", "larger than the receive buffer"),
+    ("malformed", "header fields missing or inconsistent"),
+    (
+        "unknown_session",
+        "data message for no session on the socket",
+    ),
+    ("short", "too short for an L2TP header"),
+    ("cookie_mismatch", "wrong cookie"),
+    ("seq_required", "no sequence number where one is required"),
+    (
+        "outside_window",
+        "sequence number outside the receive window",
+    ),
+    ("out_of_sequence", "out of sequence in in-order mode"),
+    ("vlan_mismatch", "ETH_VLAN frame without the session's tag"),
+    ("session_dead", "session being deleted"),
+    (
+        "control_unclaimed",
+        "control message on a socket without a control plane",
+    ),
+    (
+        "owner_queue_full",
+        "the socket owner's queue (control plane, application) full",
+    ),
+    ("no_pseudowire", "session without a pseudowire device (yet)"),
+    (
+        "pseudowire_full",
+        "pseudowire device or session socket queue full",
+    ),
+];
+
+/// A data-path drop reason: the index into [`RX_DROP_REASONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RxDrop {
+    Truncated,
+    Malformed,
+    UnknownSession,
+    Short,
+    CookieMismatch,
+    SeqRequired,
+    OutsideWindow,
+    OutOfSequence,
+    VlanMismatch,
+    SessionDead,
+    ControlUnclaimed,
+    OwnerQueueFull,
+    NoPseudowire,
+    PseudowireFull,
+}
+
+impl From<ul2tp_core::DropReason> for RxDrop {
+    fn from(r: ul2tp_core::DropReason) -> RxDrop {
+        use ul2tp_core::DropReason as D;
+        match r {
+            D::Malformed => RxDrop::Malformed,
+            D::UnknownSession => RxDrop::UnknownSession,
+            D::CookieMismatch => RxDrop::CookieMismatch,
+            D::SeqRequired => RxDrop::SeqRequired,
+            D::OutsideWindow => RxDrop::OutsideWindow,
+            D::OutOfSequence => RxDrop::OutOfSequence,
+            D::VlanMismatch => RxDrop::VlanMismatch,
+            D::SessionDead => RxDrop::SessionDead,
+        }
+    }
+}
+
+/// ICMP errors on tunnel sockets, by `reason` (`ul2tp_sys::errqueue::ErrorKind`).
+pub(crate) const ICMP_REASONS: [&str; 9] = [
+    "port_unreachable",
+    "host_unreachable",
+    "net_unreachable",
+    "protocol_unreachable",
+    "frag_needed",
+    "admin_prohibited",
+    "time_exceeded",
+    "local",
+    "other",
+];
+
+/// The index into [`ICMP_REASONS`] of an error.
+pub(crate) fn icmp_reason(k: ul2tp_sys::errqueue::ErrorKind) -> usize {
+    use ul2tp_sys::errqueue::ErrorKind as K;
+    match k {
+        K::PortUnreachable => 0,
+        K::HostUnreachable => 1,
+        K::NetUnreachable => 2,
+        K::ProtocolUnreachable => 3,
+        K::FragNeeded { .. } => 4,
+        K::AdminProhibited => 5,
+        K::TimeExceeded => 6,
+        K::Local => 7,
+        K::Other => 8,
+    }
+}
+
+/// Totals over every tunnel socket the daemon ever had.
+#[derive(Debug, Default)]
+pub(crate) struct SocketTotals {
+    rx_dropped: [AtomicU64; RX_DROP_REASONS.len()],
+    icmp: [AtomicU64; ICMP_REASONS.len()],
+}
+
+/// The counters of one tunnel socket (or the control endpoint's listening socket): what
+/// the data path dropped and the ICMP errors the socket received. Bumped by its receive and
+/// error tasks, read by the scrape.
+#[derive(Debug)]
+pub(crate) struct SocketCounters {
+    /// The data-path socket id (`None`: the control endpoint's listener).
+    pub(crate) id: Option<ul2tp_core::SocketId>,
+    /// `udp` or `ip`.
+    pub(crate) encap: &'static str,
+    /// Local address.
+    pub(crate) local: String,
+    /// Peer address (`*` when unconnected).
+    pub(crate) peer: String,
+    rx_dropped: [AtomicU64; RX_DROP_REASONS.len()],
+    icmp: [AtomicU64; ICMP_REASONS.len()],
+    /// Last path MTU an ICMP "fragmentation needed" / "packet too big" reported (0: none).
+    path_mtu: AtomicU64,
+    totals: Arc<SocketTotals>,
+}
+
+impl SocketCounters {
+    /// A datagram dropped.
+    pub(crate) fn rx_drop(&self, r: RxDrop) {
+        self.rx_dropped[r as usize].fetch_add(1, Ordering::Relaxed);
+        self.totals.rx_dropped[r as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An ICMP error (or local error) read from the error queue; returns its reason label.
+    pub(crate) fn icmp(&self, e: &ul2tp_sys::errqueue::SockError) -> &'static str {
+        let k = e.kind();
+        let i = icmp_reason(k);
+        self.icmp[i].fetch_add(1, Ordering::Relaxed);
+        self.totals.icmp[i].fetch_add(1, Ordering::Relaxed);
+        if let ul2tp_sys::errqueue::ErrorKind::FragNeeded { mtu } = k {
+            if mtu > 0 {
+                self.path_mtu.store(u64::from(mtu), Ordering::Relaxed);
+            }
+        }
+        ICMP_REASONS[i]
+    }
+
+    /// The count of one drop reason.
+    #[cfg(test)]
+    pub(crate) fn dropped(&self, r: RxDrop) -> u64 {
+        self.rx_dropped[r as usize].load(Ordering::Relaxed)
+    }
+}
+
 /// What the control task publishes after each batch of events: a value the scrape reads
 /// without touching the engine.
 #[derive(Debug, Clone, Default)]
@@ -149,6 +302,12 @@ pub(crate) struct ControlSnapshot {
     pub(crate) pool: Option<(u64, u64)>,
     /// Calls refused because their profile's pools were exhausted.
     pub(crate) pool_exhausted: u64,
+    /// Tunnels held half-open (SCCRQ received or sent, not established).
+    pub(crate) half_open: u64,
+    /// Tunnels whose timers the last timeout pass looked at.
+    pub(crate) timeout_work: u64,
+    /// Datagrams the control task dropped before the engine: not control messages.
+    pub(crate) not_control: u64,
 }
 
 /// PPP endpoint counters, bumped by the link tasks (a handful of events per link).
@@ -204,6 +363,53 @@ pub struct Ops {
     /// The RADIUS client (`None`: no `[radius]` table): its counters, and its sessions for
     /// `ul2tp show session`.
     pub radius: ArcSwapOption<crate::radius::Radius>,
+    /// Totals of the tunnel sockets' counters.
+    socket_totals: Arc<SocketTotals>,
+    /// The counters of the sockets open now (pruned as they go).
+    sockets: std::sync::Mutex<Vec<std::sync::Weak<SocketCounters>>>,
+}
+
+impl Ops {
+    /// New counters for a socket, listed in the scrape while the returned value lives.
+    pub(crate) fn socket_counters(
+        &self,
+        id: Option<ul2tp_core::SocketId>,
+        encap: &'static str,
+        local: Option<std::net::SocketAddr>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Arc<SocketCounters> {
+        let c = Arc::new(SocketCounters {
+            id,
+            encap,
+            local: local.map_or_else(|| "*".to_string(), |a| addr_label(encap, a)),
+            peer: peer.map_or_else(|| "*".to_string(), |a| addr_label(encap, a)),
+            rx_dropped: Default::default(),
+            icmp: Default::default(),
+            path_mtu: AtomicU64::new(0),
+            totals: self.socket_totals.clone(),
+        });
+        if let Ok(mut l) = self.sockets.lock() {
+            l.retain(|w| w.strong_count() > 0);
+            l.push(Arc::downgrade(&c));
+        }
+        c
+    }
+
+    fn live_sockets(&self) -> Vec<Arc<SocketCounters>> {
+        self.sockets
+            .lock()
+            .map(|l| l.iter().filter_map(std::sync::Weak::upgrade).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// An address as a label: `ip:port` for UDP, the address alone for IP encapsulation.
+fn addr_label(encap: &str, a: std::net::SocketAddr) -> String {
+    if encap == "ip" {
+        a.ip().to_string()
+    } else {
+        a.to_string()
+    }
 }
 
 /// The management API's connection counters (server.rs).
@@ -325,6 +531,125 @@ fn encode_radius(enc: &mut DescriptorEncoder, r: &crate::radius::Counters) -> st
 }
 
 impl L2tpCollector {
+    /// The data path's drops and the ICMP errors of tunnel sockets: totals by reason, and
+    /// the non-zero counts of each open socket (sockets with the same addresses summed).
+    fn encode_sockets(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let t = &self.ops.socket_totals;
+        let help = format!(
+            "datagrams received on tunnel sockets and dropped by the data path, by reason: {}",
+            RX_DROP_REASONS
+                .iter()
+                .map(|(r, h)| format!("{r} ({h})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        family(
+            enc,
+            "ul2tp_rx_dropped",
+            &help,
+            MetricType::Counter,
+            "reason",
+            RX_DROP_REASONS
+                .iter()
+                .zip(&t.rx_dropped)
+                .map(|((r, _), v)| (*r, load(v))),
+        )?;
+        family(
+            enc,
+            "ul2tp_icmp_errors",
+            "ICMP errors received on tunnel sockets and the control endpoint's socket, by reason",
+            MetricType::Counter,
+            "reason",
+            ICMP_REASONS.iter().zip(&t.icmp).map(|(r, v)| (*r, load(v))),
+        )?;
+        let socks = self.ops.live_sockets();
+        type Key = (&'static str, String, String, &'static str);
+        let mut drops: BTreeMap<Key, u64> = BTreeMap::new();
+        let mut icmp: BTreeMap<Key, u64> = BTreeMap::new();
+        // Per tunnel: the ICMP errors and path MTU of its socket.
+        let mut by_id: BTreeMap<ul2tp_core::SocketId, Arc<SocketCounters>> = BTreeMap::new();
+        for c in &socks {
+            let key = |r: &'static str| (c.encap, c.local.clone(), c.peer.clone(), r);
+            for ((r, _), v) in RX_DROP_REASONS.iter().zip(&c.rx_dropped) {
+                let v = load(v);
+                if v > 0 {
+                    *drops.entry(key(r)).or_default() += v;
+                }
+            }
+            for (r, v) in ICMP_REASONS.iter().zip(&c.icmp) {
+                let v = load(v);
+                if v > 0 {
+                    *icmp.entry(key(r)).or_default() += v;
+                }
+            }
+            if let Some(id) = c.id {
+                by_id.insert(id, c.clone());
+            }
+        }
+        for (name, help, map) in [
+            (
+                "ul2tp_socket_rx_dropped",
+                "datagrams dropped by the data path on one open tunnel socket, by reason (non-zero only)",
+                &drops,
+            ),
+            (
+                "ul2tp_socket_icmp_errors",
+                "ICMP errors received on one open tunnel socket, by reason (non-zero only)",
+                &icmp,
+            ),
+        ] {
+            let mut f = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for ((encap, local, peer, r), v) in map {
+                let labels = [
+                    ("encap", *encap),
+                    ("local", local.as_str()),
+                    ("peer", peer.as_str()),
+                    ("reason", *r),
+                ];
+                ConstCounter::new(*v).encode(f.encode_family(&labels)?)?;
+            }
+        }
+        let tunnels: Vec<(String, Arc<SocketCounters>)> = self
+            .registry
+            .tunnels()
+            .iter()
+            .filter_map(|t| {
+                let c = by_id.get(&t.socket())?;
+                Some((t.tunnel_id().to_string(), c.clone()))
+            })
+            .collect();
+        let mut f = enc.encode_descriptor(
+            "ul2tp_tunnel_icmp_errors",
+            "ICMP errors received on the tunnel's socket, by reason (non-zero only; tunnels sharing a socket show the same counts)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (tid, c) in &tunnels {
+            for (r, v) in ICMP_REASONS.iter().zip(&c.icmp) {
+                let v = load(v);
+                if v > 0 {
+                    let labels = [("tunnel_id", tid.as_str()), ("reason", *r)];
+                    ConstCounter::new(v).encode(f.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut f = enc.encode_descriptor(
+            "ul2tp_tunnel_icmp_path_mtu",
+            "path MTU towards the peer last reported by an ICMP fragmentation-needed / packet-too-big error",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (tid, c) in &tunnels {
+            let v = load(&c.path_mtu);
+            if v > 0 {
+                ConstGauge::new(v as i64)
+                    .encode(f.encode_family(&[("tunnel_id", tid.as_str())])?)?;
+            }
+        }
+        Ok(())
+    }
+
     fn encode_ops(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         gauge(
             enc,
@@ -338,6 +663,7 @@ impl L2tpCollector {
             "management API connections refused over the [api] connection limits",
             self.ops.api.rejected.load(Ordering::Relaxed),
         )?;
+        self.encode_sockets(enc)?;
         let snap = self.ops.control.load_full();
         let dynamic = |tid: u32| snap.as_ref().is_some_and(|s| s.tunnel_ids.contains(&tid));
         let kinds = |n: [u64; 2]| [("static", n[0]), ("dynamic", n[1])];
@@ -434,6 +760,18 @@ impl L2tpCollector {
                 ("connecting", s.sessions[1]),
             ],
         )?;
+        gauge(
+            enc,
+            "ul2tp_control_half_open",
+            "control connections held half-open (SCCRQ received or sent, not yet established)",
+            s.half_open,
+        )?;
+        gauge(
+            enc,
+            "ul2tp_control_timeout_work",
+            "tunnels whose timers the last timeout pass of the control endpoint looked at",
+            s.timeout_work,
+        )?;
         for (name, help, map) in [
             (
                 "ul2tp_control_tunnels_down",
@@ -496,9 +834,39 @@ impl L2tpCollector {
                 e.tie_breaks_won,
             ),
             (
+                "ul2tp_control_sccrq_dropped_half_open",
+                "new SCCRQs dropped unanswered: the global or per-source half-open tunnel limit was reached",
+                e.sccrq_dropped_half_open,
+            ),
+            (
+                "ul2tp_control_sccrq_rate_limited",
+                "new SCCRQs dropped unanswered: the source exceeded its new-tunnel rate",
+                e.sccrq_rate_limited,
+            ),
+            (
+                "ul2tp_control_rx_not_control",
+                "datagrams dropped by the control endpoint's socket: not a control message (data or too short)",
+                s.not_control,
+            ),
+            (
+                "ul2tp_control_messages_sent_all",
+                "control messages sent for the first time, all types (ZLB / ACK excluded)",
+                c.tx_msgs,
+            ),
+            (
+                "ul2tp_control_messages_delivered",
+                "control messages delivered in order to the state machines, all types",
+                c.delivered,
+            ),
+            (
                 "ul2tp_control_acks_sent",
                 "pure acknowledgements (ZLB) sent",
                 c.tx_acks,
+            ),
+            (
+                "ul2tp_control_fast_retransmits",
+                "control message retransmissions sent on acknowledgements that showed a loss, before the retransmission timer",
+                c.fast_retransmits,
             ),
             (
                 "ul2tp_control_rx_duplicates",
@@ -817,6 +1185,50 @@ mod tests {
             Format::OpenMetrics
         );
         assert_eq!(Format::from_accept(Some("text/plain")), Format::Text);
+    }
+
+    #[test]
+    fn socket_drops_and_icmp_errors_appear_in_a_scrape() {
+        let reg = Arc::new(Registry::new());
+        let ops = Arc::new(Ops::default());
+        let l = "192.0.2.1:1701".parse().ok();
+        let p = "192.0.2.2:1701".parse().ok();
+        let a = ops.socket_counters(Some(ul2tp_core::SocketId(1)), "udp", l, p);
+        // A second socket with the same addresses is summed into the same series.
+        let b = ops.socket_counters(Some(ul2tp_core::SocketId(2)), "udp", l, p);
+        a.rx_drop(RxDrop::UnknownSession);
+        b.rx_drop(RxDrop::UnknownSession);
+        a.rx_drop(RxDrop::Short);
+        assert_eq!(a.dropped(RxDrop::UnknownSession), 1);
+        let t = render_as(&reg, &ops, Format::Text);
+        assert!(
+            t.contains("ul2tp_rx_dropped_total{reason=\"unknown_session\"} 2"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ul2tp_rx_dropped_total{reason=\"truncated\"} 0"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "ul2tp_socket_rx_dropped_total{encap=\"udp\",local=\"192.0.2.1:1701\",peer=\"192.0.2.2:1701\",reason=\"unknown_session\"} 2"
+            ),
+            "{t}"
+        );
+        assert!(
+            !t.contains("reason=\"cookie_mismatch\"} 0\nul2tp_socket"),
+            "{t}"
+        );
+        // Sockets that are gone leave the per-socket series, not the totals.
+        drop((a, b));
+        let t = render_as(&reg, &ops, Format::Text);
+        assert!(!t.contains("ul2tp_socket_rx_dropped_total{"), "{t}");
+        assert!(
+            t.contains("ul2tp_rx_dropped_total{reason=\"unknown_session\"} 2"),
+            "{t}"
+        );
+        assert!(t.contains("# HELP ul2tp_rx_dropped_total datagrams"), "{t}");
+        assert!(t.contains("ul2tp_icmp_errors_total{reason=\"port_unreachable\"} 0"));
     }
 
     #[test]

@@ -79,9 +79,13 @@ pub(crate) struct SocketRt {
     pub(crate) id: SocketId,
     /// The managed tunnel's application view, if any.
     pub(crate) upcall: Arc<ArcSwapOption<SeqPacket>>,
+    /// The upcall is the control plane: only control messages go up.
+    pub(crate) control_only: Arc<std::sync::atomic::AtomicBool>,
     /// Inode of an adopted application socket (to refuse reusing it: EBUSY).
     pub(crate) inode: Option<u64>,
     _rx: Task,
+    /// Reads the socket's ICMP errors (sockets the daemon opened itself).
+    _errors: Option<Task>,
 }
 
 /// Socket-level facts of a tunnel, reported in replies (docs/reference/kernel.md §4.8).
@@ -315,12 +319,33 @@ impl Store {
         let id = SocketId(ctl.next_socket);
         let socket = Arc::new(socket);
         let upcall = Arc::new(ArcSwapOption::empty());
+        let control_only = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let encap = match socket.transport() {
+            Encap::Udp => "udp",
+            Encap::Ip => "ip",
+        };
+        let counters = self.ops.socket_counters(
+            Some(id),
+            encap,
+            socket.local_addr().ok(),
+            socket.peer_addr().ok(),
+        );
         let ctx = RxContext {
             registry: self.registry.clone(),
             pseudowires: self.pseudowires.clone(),
             upcall: upcall.clone(),
             config: self.datapath_config(),
+            control_only: control_only.clone(),
+            counters: counters.clone(),
         };
+        // An application's socket keeps its options: its error queue stays off (the
+        // application reads its own errors).
+        let errors = inode.is_none().then(|| {
+            Task(tokio::spawn(datapath::tunnel_errors(
+                socket.clone(),
+                counters,
+            )))
+        });
         // An application's socket (it has an inode here and the application a copy) keeps
         // its socket options: no UDP_GRO.
         let rx = Task(tokio::spawn(datapath::tunnel_rx(
@@ -333,8 +358,10 @@ impl Store {
             socket,
             id,
             upcall,
+            control_only,
             inode,
             _rx: rx,
+            _errors: errors,
         })
     }
 

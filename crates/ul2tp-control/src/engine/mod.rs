@@ -1073,6 +1073,12 @@ impl Endpoint {
             self.remove_tunnel(tid);
             return;
         }
+        if let Some(b) = t.chan.poll_fast_retransmit(now) {
+            if let Some(mt) = peek_msg_type(&b) {
+                self.messages.entry(mt).retransmitted += 1;
+            }
+            emit(t, &mut self.transmits, b);
+        }
         for b in t.chan.poll_send(now) {
             if let Some(mt) = peek_msg_type(&b) {
                 self.messages.entry(mt).sent += 1;

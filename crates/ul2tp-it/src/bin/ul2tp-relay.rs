@@ -6,6 +6,7 @@
 //!     [--dir ab|ba|both] [--drop P] [--dup P] [--reorder P] [--reorder-gap K]
 //!     [--delay-ms D] [--pass-first N] [--hold-max-ms MS]
 //!     [--drop-at N,M..] [--dup-at N,..] [--swap-at N,..]
+//!     [--ctl-drop P] [--ctl-dup P] [--ctl-reorder P] [--ctl-delay-ms D]
 //!     [--stats FILE] [--max-seconds S]
 //! ```
 //!
@@ -38,6 +39,7 @@ struct Args {
 const USAGE: &str = "usage: ul2tp-relay --a LISTEN_A --a-peer ADDR_A --b LISTEN_B --b-peer ADDR_B \
 [--seed N] [--dir ab|ba|both] [--drop P] [--dup P] [--reorder P] [--reorder-gap K] [--delay-ms D] \
 [--pass-first N] [--hold-max-ms MS] [--drop-at N,..] [--dup-at N,..] [--swap-at N,..] \
+[--ctl-drop P] [--ctl-dup P] [--ctl-reorder P] [--ctl-delay-ms D] \
 [--stats FILE] [--max-seconds S]";
 
 fn prob(s: &str) -> Result<f64, String> {
@@ -99,6 +101,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--drop-at" => faults.drop_at = parse_indices(v)?,
             "--dup-at" => faults.dup_at = parse_indices(v)?,
             "--swap-at" => faults.swap_at = parse_indices(v)?,
+            "--ctl-drop" => faults.ctl_drop = prob(v)?,
+            "--ctl-dup" => faults.ctl_dup = prob(v)?,
+            "--ctl-reorder" => faults.ctl_reorder = prob(v)?,
+            "--ctl-delay-ms" => faults.ctl_delay = Duration::from_millis(num(v)?),
             "--stats" => stats = Some(PathBuf::from(v)),
             "--max-seconds" => max = Duration::from_secs(num(v)?),
             _ => return Err(format!("unknown option {flag:?}\n{USAGE}")),
