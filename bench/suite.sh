@@ -12,7 +12,7 @@
 #
 # Needs root, iperf3, a C compiler and a release build (built here unless BIN names a
 # directory with prebuilt ul2tpd / ul2tp). UL2TPD_ARGS: extra daemon options. ROWS: which rows to
-# run (default "udp csum ipv6 ip small"). PROFILE=perf|strace records the two daemons during
+# run (default "udp csum ipv6 ip small"). PW_QLEN: txqueuelen for the pseudowire devices. PROFILE=perf|strace records the two daemons during
 # each ul2tp measurement (`perf record -e cpu-clock -g` / `strace -c -f`) into
 # ${PROFILE_DIR:-bench/out}/ROW.{perf.data,a.strace,b.strace}. Everything else it creates is
 # removed on exit.
@@ -109,7 +109,10 @@ pw_up() {
   "$BIN/ul2tp" --socket "$dir/b.sock" add tunnel tunnel_id 2 peer_tunnel_id 1 encap "$encap" local $lb remote $la $ports "$@"
   "$BIN/ul2tp" --socket "$dir/b.sock" add session name pw0 tunnel_id 2 session_id 20 peer_session_id 10
   mtu=$(ip -n "$A" -o link show pw0 | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
-  for ns in "$A" "$B"; do ip -n "$ns" link set vx0 mtu "$mtu" up; ip -n "$ns" link set pw0 up; done
+  for ns in "$A" "$B"; do
+    ip -n "$ns" link set vx0 mtu "$mtu" up; ip -n "$ns" link set pw0 up
+    [ -z "${PW_QLEN:-}" ] || ip -n "$ns" link set pw0 txqueuelen "$PW_QLEN"
+  done
   ip -n "$A" addr add 10.10.0.1/24 dev pw0; ip -n "$B" addr add 10.10.0.2/24 dev pw0
   ip netns exec "$A" ping -c 2 -W 2 10.10.0.2 >/dev/null
   ip netns exec "$A" ping -c 2 -W 2 10.20.0.2 >/dev/null
