@@ -5,21 +5,22 @@
 #   sudo bench/suite.sh [seconds]          (default 10 s per measurement)
 #
 # Rows: one iperf3 TCP stream over the default tunnel (IPv4, no UDP checksum), `udp_csum on`,
-# an IPv6 outer header, `encap ip`; then 64-byte frames from bench/blaster.c (sendmmsg in
+# an IPv6 outer header, `encap ip`, a PPP session (L2TPv2); then 64-byte frames from bench/blaster.c (sendmmsg in
 # namespace A, counted as rx_packets of the receiving device in namespace B). Every ul2tp figure
 # is printed with the VXLAN figure of the same run, the ratio, and the CPU the two daemons used
 # (share of one core, utime + stime of both together, from /proc/PID/stat).
 #
 # Needs root, iperf3, a C compiler and a release build (built here unless BIN names a
 # directory with prebuilt ul2tpd / ul2tp). UL2TPD_ARGS: extra daemon options. ROWS: which rows to
-# run (default "udp csum ipv6 ip small"). PROFILE=perf|strace records the two daemons during
+# run (default "udp csum ipv6 ip ppp small"; ppp: a PPP session over L2TPv2 between the
+# daemons' own PPP endpoints, its ratio against VXLAN like the others). PW_QLEN: txqueuelen for the pseudowire devices. PROFILE=perf|strace records the two daemons during
 # each ul2tp measurement (`perf record -e cpu-clock -g` / `strace -c -f`) into
 # ${PROFILE_DIR:-bench/out}/ROW.{perf.data,a.strace,b.strace}. Everything else it creates is
 # removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-rows=${ROWS:-udp csum ipv6 ip small}
+rows=${ROWS:-udp csum ipv6 ip ppp small}
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "iperf3 is required (apt-get install iperf3)" >&2; exit 1; }
 command -v cc >/dev/null || { echo "a C compiler is required (apt-get install gcc)" >&2; exit 1; }
@@ -109,9 +110,30 @@ pw_up() {
   "$BIN/ul2tp" --socket "$dir/b.sock" add tunnel tunnel_id 2 peer_tunnel_id 1 encap "$encap" local $lb remote $la $ports "$@"
   "$BIN/ul2tp" --socket "$dir/b.sock" add session name pw0 tunnel_id 2 session_id 20 peer_session_id 10
   mtu=$(ip -n "$A" -o link show pw0 | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
-  for ns in "$A" "$B"; do ip -n "$ns" link set vx0 mtu "$mtu" up; ip -n "$ns" link set pw0 up; done
+  for ns in "$A" "$B"; do
+    ip -n "$ns" link set vx0 mtu "$mtu" up; ip -n "$ns" link set pw0 up
+    [ -z "${PW_QLEN:-}" ] || ip -n "$ns" link set pw0 txqueuelen "$PW_QLEN"
+  done
   ip -n "$A" addr add 10.10.0.1/24 dev pw0; ip -n "$B" addr add 10.10.0.2/24 dev pw0
   ip netns exec "$A" ping -c 2 -W 2 10.10.0.2 >/dev/null
+  ip netns exec "$A" ping -c 2 -W 2 10.20.0.2 >/dev/null
+}
+# PPP session over L2TPv2 between the daemons' own PPP endpoints (`ul2tp ppp start`), pppN
+# addressed 10.40.0.1 (A) / 10.40.0.2 (B).
+ppp_up() {
+  "$BIN/ul2tp" --socket "$dir/a.sock" add tunnel version 2 tunnel_id 1 peer_tunnel_id 2 local 192.0.2.1 remote 192.0.2.2 udp_sport 1701 udp_dport 1701
+  "$BIN/ul2tp" --socket "$dir/b.sock" add tunnel version 2 tunnel_id 2 peer_tunnel_id 1 local 192.0.2.2 remote 192.0.2.1 udp_sport 1701 udp_dport 1701
+  "$BIN/ul2tp" --socket "$dir/a.sock" add session pw_type ppp tunnel_id 1 session_id 10 peer_session_id 20
+  "$BIN/ul2tp" --socket "$dir/b.sock" add session pw_type ppp tunnel_id 2 session_id 20 peer_session_id 10
+  "$BIN/ul2tp" --socket "$dir/a.sock" ppp start tunnel_id 1 session_id 10 local 10.40.0.1 remote 10.40.0.2 >/dev/null &
+  local srv=$!
+  "$BIN/ul2tp" --socket "$dir/b.sock" ppp start tunnel_id 2 session_id 20 >/dev/null
+  wait "$srv"
+  local dev
+  dev=$(ip -n "$A" -o addr show to 10.40.0.1 | awk '{ print $2; exit }')
+  mtu=$(ip -n "$A" -o link show "$dev" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
+  for ns in "$A" "$B"; do ip -n "$ns" link set vx0 mtu "$mtu" up; done
+  ip netns exec "$A" ping -c 2 -W 2 10.40.0.2 >/dev/null
   ip netns exec "$A" ping -c 2 -W 2 10.20.0.2 >/dev/null
 }
 pw_down() {
@@ -149,6 +171,7 @@ for r in $rows; do
     ipv6) pw_up udp 6;                   label="TCP, IPv6 outer";;
     ip)   pw_up ip 4;                    label="TCP, encap ip";;
     small) pw_up udp 4;                  label="64-byte frames, default tunnel";;
+    ppp)  ppp_up;                        label="TCP, PPP over L2TPv2";;
     *) echo "unknown row $r" >&2; exit 1;;
   esac
   if [ "$r" = small ]; then
@@ -158,7 +181,8 @@ for r in $rows; do
     row "$label (Mpps)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"
     echo "  64-byte offered rate: ul2tp $sent Mpps, VXLAN $vsent Mpps" >&2
   else
-    prof_start "$r"; cpu_start; ul=$(tcp 10.10.0.2); cpu=$(cpu_pct); waited; prof_stop
+    dst=10.10.0.2; [ "$r" = ppp ] && dst=10.40.0.2
+    prof_start "$r"; cpu_start; ul=$(tcp "$dst"); cpu=$(cpu_pct); waited; prof_stop
     vx=$(tcp 10.20.0.2)
     veth=$(tcp 10.30.0.2)
     row "$label (Gbit/s)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"

@@ -684,7 +684,7 @@ async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket) {
 
 /// The datagrams one wake-up of [`eth_tx_offload`] prepares: encapsulated back to back in
 /// `out`, `ranges` in send order.
-struct TxBatch<'a> {
+pub(crate) struct TxBatch<'a> {
     session: &'a Session,
     sock: &'a TunnelSocket,
     limits: TxLimits,
@@ -695,7 +695,7 @@ struct TxBatch<'a> {
 }
 
 impl<'a> TxBatch<'a> {
-    fn new(session: &'a Session, sock: &'a TunnelSocket) -> Self {
+    pub(crate) fn new(session: &'a Session, sock: &'a TunnelSocket) -> Self {
         Self {
             session,
             sock,
@@ -729,6 +729,30 @@ impl<'a> TxBatch<'a> {
         }
     }
 
+    /// One frame (an Ethernet frame, or a PPP frame for a PPP session) to send as it is.
+    pub(crate) async fn push_frame(&mut self, frame: &[u8]) {
+        self.push_one(frame, None).await;
+    }
+
+    /// One frame; with `csum`, its Layer-4 checksum is finished first.
+    async fn push_one(&mut self, frame: &[u8], csum: Option<&VnetHdr>) {
+        let ovh = self.session.encap_overhead();
+        self.reserve(ovh + frame.len()).await;
+        let at = self.used + ovh;
+        let Some(dst) = self.out.get_mut(at..at + frame.len()) else {
+            self.session.tx_done(0, false);
+            return;
+        };
+        dst.copy_from_slice(frame);
+        if let Some(hdr) = csum {
+            if gso::complete_checksum(dst, hdr).is_err() {
+                self.session.tx_done(0, false);
+                return;
+            }
+        }
+        self.seal(at, frame.len());
+    }
+
     /// One read from the TAP: vnet header + frame or super-frame.
     async fn push_vnet(&mut self, tap: &Tap, data: &[u8]) {
         let (Some(h), Some(frame)) = (data.get(..VNET_HDR_LEN), data.get(VNET_HDR_LEN..)) else {
@@ -737,22 +761,11 @@ impl<'a> TxBatch<'a> {
         let Ok(hdr) = VnetHdr::parse(h) else {
             return;
         };
-        let ovh = self.session.encap_overhead();
         if !hdr.is_gso() {
-            self.reserve(ovh + frame.len()).await;
-            let at = self.used + ovh;
-            let Some(dst) = self.out.get_mut(at..at + frame.len()) else {
-                self.session.tx_done(0, false);
-                return;
-            };
-            dst.copy_from_slice(frame);
-            if hdr.flags & gso::F_NEEDS_CSUM != 0 && gso::complete_checksum(dst, &hdr).is_err() {
-                self.session.tx_done(0, false);
-                return;
-            }
-            self.seal(at, frame.len());
-            return;
+            let csum = (hdr.flags & gso::F_NEEDS_CSUM != 0).then_some(&hdr);
+            return self.push_one(frame, csum).await;
         }
+        let ovh = self.session.encap_overhead();
         let seg = match TcpSegmenter::new(&hdr, frame) {
             Ok(s) => s,
             Err(e) => {
@@ -779,7 +792,7 @@ impl<'a> TxBatch<'a> {
     }
 
     /// Send everything prepared, counting each datagram as one packet.
-    async fn flush(&mut self) {
+    pub(crate) async fn flush(&mut self) {
         txbatch::plan(&self.ranges, &self.limits, &mut self.runs);
         for run in std::mem::take(&mut self.runs).iter() {
             match *run {

@@ -280,6 +280,9 @@ struct Timers {
     session: Option<Duration>,
 }
 
+/// PPP frames taken from the session's queue per wake-up at most.
+const RX_DRAIN: usize = 64;
+
 struct Link {
     /// The session's RADIUS side, with the verdicts of its Access-Requests.
     radius: Option<crate::radius::RadiusSession>,
@@ -324,9 +327,14 @@ impl Link {
         // either way restarts the idle one.
         let mut last_ip = std::time::Instant::now();
         let mut up_since: Option<std::time::Instant> = None;
+        let (session, socket) = (self.session.clone(), self.socket.clone());
+        let mut batch = datapath::TxBatch::new(&session, &socket);
         loop {
             // Send everything the last input (or open) queued before waiting again.
-            if let Some(reason) = self.drain(&mut ep, &mut tun, &mut seen, &name).await {
+            if let Some(reason) = self
+                .drain(&mut ep, &mut tun, &mut seen, &name, &mut batch)
+                .await
+            {
                 self.link_down(reason, &seen, &name).await;
                 return;
             }
@@ -409,11 +417,23 @@ impl Link {
                             ep.open(now());
                             opened = true;
                         }
-                        seen.frames = true;
-                        if let Ok((p, _)) = ul2tp_ppp::packet::split_frame(&f) {
-                            seen.last_proto = p;
+                        // Take what else is queued (up to a bound) before answering.
+                        let (mut f, mut taken) = (f, 1);
+                        loop {
+                            seen.frames = true;
+                            if let Ok((p, _)) = ul2tp_ppp::packet::split_frame(&f) {
+                                seen.last_proto = p;
+                            }
+                            let _ = ep.handle_frame(now(), &f);
+                            if taken == RX_DRAIN {
+                                break;
+                            }
+                            match self.rx.try_recv() {
+                                Ok(g) => f = g,
+                                Err(_) => break,
+                            }
+                            taken += 1;
                         }
-                        let _ = ep.handle_frame(now(), &f);
                     }
                     None => return,
                 },
@@ -429,6 +449,17 @@ impl Link {
                         }
                         if let Some(r) = self.radius.as_mut() {
                             r.activity();
+                        }
+                        // Drain the TUN (up to a bound): the frames leave in one batch.
+                        if let Some(t) = &tun {
+                            for _ in 1..datapath::TX_DRAIN {
+                                match t.try_recv(&mut buf) {
+                                    Ok(n) => {
+                                        let _ = ep.send_ip(&buf[..n]);
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
                         }
                     }
                 }
@@ -457,10 +488,12 @@ impl Link {
         tun: &mut Option<Reaped<Tun>>,
         seen: &mut Seen,
         name: &str,
+        batch: &mut datapath::TxBatch<'_>,
     ) -> Option<DownReason> {
         while let Some(frame) = ep.poll_transmit() {
-            datapath::send_frame(&self.session, &self.socket, &frame).await;
+            batch.push_frame(&frame).await;
         }
+        batch.flush().await;
         while let Some(p) = ep.poll_ip() {
             if let IpPacket::V6(b) = &p {
                 // Router Solicitations and Advertisements are ours (`ppp_ipv6.rs`).
