@@ -1088,6 +1088,10 @@ impl Call {
             step!(async move {
                 match crate::pppd::wait_ready(ready).await {
                     Ok(()) => Ok(()),
+                    // Authentication failed: PPP's reason is the cause.
+                    Err(e) if e.errno == Errno::EACCES => {
+                        Err(ApiError::new(e.errno, format!("PPP: {}", e.message)))
+                    }
                     // The peer clearing the call stops PPP too: its CDN / StopCCN says why.
                     Err(e) => Err(peer_cause_soon(ev, tid, sid, &peer)
                         .await
