@@ -536,3 +536,30 @@ fn redials_stop_after_max_redials() {
         lac.log()
     );
 }
+
+/// A wrong password: `dial ... wait` fails with the PPP cause, without the password.
+#[test]
+fn dial_wait_reports_a_rejected_password() {
+    let t = Setup::new();
+    let f = t.lac_config("", "lns = \"192.0.2.2\"\n");
+    std::fs::write(t.dir.join("alice-600.pw"), "looking-glass\n").unwrap();
+    let lac = Daemon::start(&t.a, &["--config", f.to_str().unwrap()]);
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ul2tp: dial: PPP: PPP authentication rejected by the peer"),
+        "{err}\n{}",
+        lac.log()
+    );
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(!err.contains("looking-glass") && !lac.log().contains("looking-glass"));
+    // No redial: the call is idle with the cause, and gone on both sides.
+    assert!(lac
+        .ul2tp("show lac")
+        .contains("PPP authentication rejected"));
+    assert!(wait_until(Duration::from_secs(5), || t
+        .lns()
+        .session_dump()
+        .is_empty()));
+}

@@ -190,6 +190,16 @@ impl LacProfile {
 pub fn read_secret_file(path: &Path) -> Result<String, String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > 4096 {
+        return Err(format!(
+            "{} is {} bytes long: a secret file holds one line",
+            path.display(),
+            meta.len()
+        ));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -1088,6 +1098,10 @@ impl Call {
             step!(async move {
                 match crate::pppd::wait_ready(ready).await {
                     Ok(()) => Ok(()),
+                    // Authentication failed: PPP's reason is the cause.
+                    Err(e) if e.errno == Errno::EACCES => {
+                        Err(ApiError::new(e.errno, format!("PPP: {}", e.message)))
+                    }
                     // The peer clearing the call stops PPP too: its CDN / StopCCN says why.
                     Err(e) => Err(peer_cause_soon(ev, tid, sid, &peer)
                         .await
@@ -1310,6 +1324,12 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = check(&text).unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(7), Some("password_file")));
+        let dir_text = text.replace(&f.display().to_string(), &dir.display().to_string());
+        let not_file = check(&dir_text).unwrap_err();
+        assert!(
+            not_file.to_string().contains("is not a regular file"),
+            "{not_file}"
+        );
         let s = e.to_string();
         assert!(
             s.contains("mode 0644") && s.contains(&f.display().to_string()),
