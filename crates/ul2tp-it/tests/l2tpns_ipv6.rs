@@ -5,7 +5,8 @@
 //! with an advertisement of its /64 (the one it sends as IPv6CP opens reaches us before our
 //! side is Opened and is dropped, so the address proves the solicitation was answered). The LAC forms its address from that /64 and the
 //! negotiated identifier, takes the default route via l2tpns's fe80::1, and `ping -6` crosses
-//! the link both ways.
+//! the link both ways. With `ppp_ipv6_pd`, the LAC asks for a delegated prefix with DHCPv6
+//! and l2tpns hands it the user's RADIUS Framed-IPv6-Route.
 //!
 //! Needs the `l2tpns` and `freeradius` packages (the test fails if they are missing).
 
@@ -49,7 +50,7 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // FreeRADIUS with the packaged configuration (cp -a keeps the freerad ownership it needs)
-    // and one user; its default clients.conf admits 127.0.0.1 with secret testing123.
+    // and one user with a route to delegate; its default clients.conf admits 127.0.0.1 with secret testing123.
     let raddb = dir.join("raddb");
     ul2tp_it::must(
         std::process::Command::new("cp")
@@ -58,7 +59,7 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
     );
     let authorize = raddb.join("mods-config/files/authorize");
     let users = format!(
-        "alice Cleartext-Password := \"wonderland\"\n{}",
+        "alice Cleartext-Password := \"wonderland\"\n\tFramed-IPv6-Route = \"2001:db8:300::/56\"\n\n{}",
         read(&authorize)
     );
     std::fs::write(&authorize, users).unwrap();
@@ -117,7 +118,7 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
     let lac_conf = dir.join("lac.toml");
     std::fs::write(
         &lac_conf,
-        "[control]\nlisten = \"192.0.2.1:1701\"\nppp_ipv6_default_route = true\n",
+        "[control]\nlisten = \"192.0.2.1:1701\"\nppp_ipv6_default_route = true\nppp_ipv6_pd = true\n",
     )
     .unwrap();
     let lac = Daemon::start(&a, &["--config", lac_conf.to_str().unwrap()]);
@@ -203,6 +204,17 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
     assert!(
         a.ping_retry(&format!("fe80::1%{dev}"), &["-6"], 5),
         "LAC pings l2tpns's link-local router address"
+    );
+    // DHCPv6 (`ppp_ipv6_pd`): l2tpns delegates the Framed-IPv6-Route RADIUS gave the user,
+    // answering our Solicit with a Reply (Rapid Commit).
+    assert!(
+        wait_for(15, || lac
+            .ul2tp("show session")
+            .contains("  delegated prefix: 2001:db8:300::/56\n")),
+        "{}\nLAC log:\n{}\nl2tpns:\n{}",
+        lac.ul2tp("show session"),
+        lac.log(),
+        read(&l2tpns_log)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
