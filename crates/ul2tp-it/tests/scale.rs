@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ul2tp_it::{unique, Daemon, Netns};
+use ul2tp_it::{unique, wait_until, Daemon, Netns};
 
 /// How many `l2tpeth*` devices (or other names starting with `prefix`) `ns` has.
 fn devices(ns: &Netns, prefix: &str) -> usize {
@@ -14,6 +14,21 @@ fn devices(ns: &Netns, prefix: &str) -> usize {
         .filter_map(|l| l.split(": ").nth(1))
         .filter(|name| name.starts_with(prefix))
         .count()
+}
+
+/// The reaper's reports in a daemon log ("reaped B devices in one batch, C one at a time"),
+/// summed: (B, C).
+fn reaped(log: &str) -> (usize, usize) {
+    log.lines()
+        .filter_map(|l| l.split("reaped ").nth(1))
+        .filter_map(|r| {
+            let w: Vec<&str> = r.split_whitespace().collect();
+            Some((
+                w.first()?.parse::<usize>().ok()?,
+                w.get(5)?.parse::<usize>().ok()?,
+            ))
+        })
+        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
 }
 
 /// A batch file: a tunnel, then `n` Ethernet sessions (ids 1..=n), with a duplicate of
@@ -135,18 +150,6 @@ fn deleting_many_sessions_deletes_exactly_their_devices() {
     );
     // The reaper's report (after it released the names): all but the renamed device went
     // by index in batches.
-    let reaped = |log: &str| -> (usize, usize) {
-        log.lines()
-            .filter_map(|l| l.split("reaped ").nth(1))
-            .filter_map(|r| {
-                let w: Vec<&str> = r.split_whitespace().collect();
-                Some((
-                    w.first()?.parse::<usize>().ok()?,
-                    w.get(5)?.parse::<usize>().ok()?,
-                ))
-            })
-            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
-    };
     assert!(
         d.wait_for(Duration::from_secs(30), || {
             let (b, c) = reaped(&d.log());
@@ -232,4 +235,35 @@ fn limits_refuse_more_tunnels_and_sessions() {
         "{log}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A daemon stopped with SIGTERM deletes its sessions' devices in batches before it exits
+/// (rather than leaving them to be deleted one at a time, 10 ms each, as its descriptors
+/// close at exit).
+#[test]
+fn sigterm_deletes_devices_in_batches() {
+    const N: u32 = 300;
+    let ns = Netns::new("term");
+    let mut d = Daemon::start(&ns, &[]);
+    let mut text = String::from(
+        "add tunnel tunnel_id 1 peer_tunnel_id 1 encap udp local 127.0.0.1 remote 127.0.0.1 udp_sport 7831 udp_dport 7832\n",
+    );
+    for i in 1..=N {
+        text += &format!("add session tunnel_id 1 session_id {i} peer_session_id {i}\n");
+    }
+    let file = std::env::temp_dir().join(unique("term-").to_string() + ".txt");
+    std::fs::write(&file, text).unwrap();
+    d.cli_ok(&["-batch", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(devices(&ns, "l2tpeth"), N as usize);
+    d.signal("TERM");
+    assert!(
+        wait_until(Duration::from_secs(60), || !d.alive()),
+        "{}",
+        d.log()
+    );
+    let log = d.log();
+    let stopped = log.find("ul2tpd stopped").expect("a clean stop");
+    assert_eq!(reaped(&log[..stopped]), (N as usize, 0), "{log}");
+    assert_eq!(devices(&ns, "l2tpeth"), 0);
 }

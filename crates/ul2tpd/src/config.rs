@@ -724,6 +724,28 @@ fn check_group(name: &str) -> Result<(), String> {
     }
 }
 
+/// Line numbers of byte offsets in one text, by binary search in its newline offsets:
+/// [`line_of`] scans the text up to the offset, which for a file of tens of thousands of
+/// sessions (one lookup each) was quadratic: most of the start-up time.
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        LineIndex(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// The same as `line_of(text, offset)`.
+    fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&nl| nl < offset) + 1
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -900,6 +922,8 @@ impl Config {
         path: &Path,
         text: &str,
     ) -> Result<Vec<StaticObject>, ConfigError> {
+        let lines = LineIndex::new(text);
+        let line_of = |_: &str, offset: usize| lines.line(offset);
         let err = |span: Range<usize>, key: &str, message: String| ConfigError {
             file: path.to_path_buf(),
             line: Some(line_of(text, span.start)),
@@ -1714,6 +1738,15 @@ seq = "both"
         .is_ok());
         let e = check_err(&(t(1, 3) + &sess(5, "") + ip + &sess(5, "")));
         assert_eq!(e.key.as_deref(), Some("session_id"));
+    }
+
+    #[test]
+    fn line_index_agrees_with_line_of() {
+        let text = "a\n\nbc\nd";
+        let ix = LineIndex::new(text);
+        for off in 0..=text.len() + 2 {
+            assert_eq!(ix.line(off), line_of(text, off), "offset {off}");
+        }
     }
 
     #[test]

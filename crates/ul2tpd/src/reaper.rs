@@ -32,13 +32,20 @@ struct Doomed {
 /// handle is dropped, after finishing the devices it was given.
 #[derive(Debug, Clone)]
 pub(crate) struct Reaper {
-    tx: Option<mpsc::Sender<Doomed>>,
+    tx: Option<mpsc::Sender<Msg>>,
+}
+
+/// What the reaper thread is sent.
+enum Msg {
+    Dev(Doomed),
+    /// Answer once everything sent before is done.
+    Flush(mpsc::Sender<()>),
 }
 
 impl Reaper {
     /// Start the reaper thread (in the calling thread's network namespace).
     pub(crate) fn start() -> Reaper {
-        let (tx, rx) = mpsc::channel::<Doomed>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let started = std::thread::Builder::new()
             .name("ul2tpd-reaper".into())
             .spawn(move || run(&rx))
@@ -67,11 +74,24 @@ impl Reaper {
         };
         match &self.tx {
             Some(tx) => {
-                if let Err(mpsc::SendError(d)) = tx.send(doomed) {
-                    drop(d);
+                if let Err(mpsc::SendError(Msg::Dev(d))) = tx.send(Msg::Dev(doomed)) {
+                    finish(vec![d]);
                 }
             }
             None => finish(vec![doomed]),
+        }
+    }
+
+    /// Wait until every device handed over so far is deleted (blocks: the daemon calls it
+    /// when it stops, so that its exit does not close the rest one at a time).
+    pub(crate) fn flush(&self) {
+        let (done, wait) = mpsc::channel();
+        if self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(Msg::Flush(done)).is_ok())
+        {
+            let _ = wait.recv();
         }
     }
 }
@@ -121,36 +141,51 @@ impl<T: Send + 'static> Drop for Reaped<T> {
     }
 }
 
-fn run(rx: &mpsc::Receiver<Doomed>) {
+fn run(rx: &mpsc::Receiver<Msg>) {
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Dev(d) => batch.push(d),
+                Msg::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        // Only devices still known by their index under their name.
-        let (by_index, rest): (Vec<Doomed>, Vec<Doomed>) = batch
-            .into_iter()
-            .partition(|d| ul2tp_sys::link::ifindex(&d.name).is_ok_and(|i| i == d.ifindex));
-        let ifindexes: Vec<u32> = by_index.iter().map(|d| d.ifindex).collect();
-        let batched = match ul2tp_sys::linkdel::delete_links(&ifindexes) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(
-                    "cannot delete {} devices in one batch ({e}): closing them one at a time",
-                    ifindexes.len()
-                );
-                0
-            }
-        };
-        let closed = by_index.len() + rest.len() - batched;
-        finish(by_index);
-        finish(rest);
-        // After the names are free (tests wait for this line).
-        tracing::info!("reaped {batched} devices in one batch, {closed} one at a time");
+        reap_batch(batch);
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
+}
+
+fn reap_batch(batch: Vec<Doomed>) {
+    if batch.is_empty() {
+        return;
+    }
+    // Only devices still known by their index under their name.
+    let (by_index, rest): (Vec<Doomed>, Vec<Doomed>) = batch
+        .into_iter()
+        .partition(|d| ul2tp_sys::link::ifindex(&d.name).is_ok_and(|i| i == d.ifindex));
+    let ifindexes: Vec<u32> = by_index.iter().map(|d| d.ifindex).collect();
+    let batched = match ul2tp_sys::linkdel::delete_links(&ifindexes) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(
+                "cannot delete {} devices in one batch ({e}): closing them one at a time",
+                ifindexes.len()
+            );
+            0
+        }
+    };
+    let closed = by_index.len() + rest.len() - batched;
+    finish(by_index);
+    finish(rest);
+    // After the names are free (tests wait for this line).
+    tracing::info!("reaped {batched} devices in one batch, {closed} one at a time");
 }
 
 /// Close the descriptors (cheap for deleted devices; the others are deleted here) and

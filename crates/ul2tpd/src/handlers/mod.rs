@@ -179,6 +179,10 @@ impl Daemon {
             )
             .await;
         }
+        // Wait for the devices to go in batches: exiting with them open would delete them
+        // one at a time (10 ms each) after the process is gone.
+        let reaper = self.store.reaper.clone();
+        let _ = tokio::task::spawn_blocking(move || reaper.flush()).await;
     }
 
     /// Handle one request; descriptors attached to it are in `fds`.
