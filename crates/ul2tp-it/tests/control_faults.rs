@@ -12,6 +12,7 @@
 //! pseudowires with 8-byte cookies: no devices, so the count is limited by the control
 //! channel alone). Every session must come up on both sides with the same pairs of ids and
 //! cookies (what A sends is what B expects and the reverse); the tunnel's ids must match.
+//! One Ethernet pseudowire then carries pings through the same faults (about half answered).
 //! Then A disconnects the tunnel: the StopCCN reaches B (tunnel down by the peer), B's
 //! acknowledgement reaches A (A forgets the tunnel before its hold-down of 120 s could), and
 //! neither side keeps a tunnel or session, in the data path or in the control engine.
@@ -207,6 +208,36 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
         assert_eq!(peer.cookie, s.peer_cookie, "{s:?} / {peer:?}");
     }
 
+    // Data through the same faults: one Ethernet pseudowire in the tunnel, pings over it.
+    let ifname = ul2tp_it::unique("cf");
+    let out = da.ul2tp(&format!("connect session tunnel_id {tid} name {ifname}"));
+    let sid: u32 = out
+        .strip_prefix("Session ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    let mut eth = None;
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            eth = db
+                .session_dump()
+                .into_iter()
+                .find(|s| s.peer_session_id == Some(sid) && s.ifname.is_some());
+            eth.is_some() && a.has_link(&ifname)
+        }),
+        "Ethernet session {sid} not up on both sides"
+    );
+    let b_if = eth.and_then(|s| s.ifname).unwrap();
+    let (mac_a, mac_b) = ("02:00:00:00:0a:01", "02:00:00:00:0b:01");
+    a.quiet_link(&ifname, mac_a, "198.51.100.1/24", "198.51.100.2", mac_b);
+    b.quiet_link(&b_if, mac_b, "198.51.100.2/24", "198.51.100.1", mac_a);
+    let got = a.ping_count("198.51.100.2", 40, "0.05");
+    let stats = relay.stats();
+    // Each round trip crosses the relay twice at 30 % loss: about half come back, and the
+    // chance that none or all 40 do is negligible.
+    assert!(got > 0 && got < 40, "{got} of 40 pings answered; {stats:?}");
+    assert!(stats.ab.dropped > 0 && stats.ba.data > 0, "{stats:?}");
+
     // A clean disconnect.
     da.ul2tp(&format!("disconnect tunnel_id {tid}"));
     let mut last = (String::new(), String::new());
@@ -263,6 +294,8 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
         let timeouts = value(body, "ul2tp_control_tunnels_down_total{reason=\"timeout\"}");
         assert_eq!(timeouts, Some(0.0), "{body}");
     }
+    assert!(!a.has_link(&ifname), "the pseudowire device is left on A");
+    assert!(!b.has_link(&b_if), "the pseudowire device is left on B");
     assert!(relay.alive());
     let _ = std::fs::remove_dir_all(&dir);
 }
