@@ -903,6 +903,24 @@ impl Config {
                     message,
                 },
             )?;
+            if config.radius.is_none() {
+                if let Some(p) = config
+                    .lns
+                    .iter()
+                    .find(|p| p.get_ref().ppp_auth.is_some() && p.get_ref().ppp_users.is_empty())
+                {
+                    return Err(ConfigError {
+                        file: path.to_path_buf(),
+                        line: Some(crate::profile::key_line_in(text, p.span(), "ppp_auth")),
+                        key: Some("ppp_auth".into()),
+                        table: Some("[lns]".into()),
+                        message: format!(
+                            "profile {:?}: needs ppp_users or a [radius] table (with neither, no peer could authenticate)",
+                            p.get_ref().name
+                        ),
+                    });
+                }
+            }
         }
         Ok(Checked {
             config,

@@ -250,7 +250,7 @@ struct Seen {
     frames: bool,
     /// LCP reached Opened.
     link_up: bool,
-    /// Protocol of the last frame received.
+    /// Protocol of the last PAP or CHAP frame received (0: none).
     last_proto: u16,
     /// Authentication failed: (we rejected the peer, protocol).
     auth: Option<(bool, u16)>,
@@ -421,7 +421,11 @@ impl Link {
                         let (mut f, mut taken) = (f, 1);
                         loop {
                             seen.frames = true;
-                            if let Ok((p, _)) = ul2tp_ppp::packet::split_frame(&f) {
+                            // The authentication protocol of the last PAP / CHAP frame: a
+                            // batch may end with the LCP frames that follow a failure.
+                            if let Ok((p @ (proto::PAP | proto::CHAP), _)) =
+                                ul2tp_ppp::packet::split_frame(&f)
+                            {
                                 seen.last_proto = p;
                             }
                             let _ = ep.handle_frame(now(), &f);

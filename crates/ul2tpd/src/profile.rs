@@ -511,12 +511,7 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
             "needs ppp_pool or a [[lns.pool]] (the peers' addresses, \"FIRST-LAST\")".into(),
         ));
     }
-    if k.auth.is_some() && k.users.is_empty() {
-        return Err((
-            "ppp_auth",
-            "needs ppp_users (with none, no peer could authenticate)".into(),
-        ));
-    }
+    // `ppp_auth` without `ppp_users` is checked by `Config::check`: fine with `[radius]`.
     let secs = |s: u64| Duration::from_secs(s.max(1));
     Ok(Some(PppService {
         local,
