@@ -436,6 +436,9 @@ pub struct DatapathConfig {
     /// default.
     #[serde(default = "default_socket_receive_buffer")]
     pub socket_receive_buffer: usize,
+    /// Data-path worker threads (`ul2tpd --workers` overrides); default one per CPU.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -452,6 +455,7 @@ impl Default for DatapathConfig {
             stable_mac: false,
             offload: true,
             socket_receive_buffer: default_socket_receive_buffer(),
+            workers: None,
         }
     }
 }
@@ -634,6 +638,9 @@ impl Config {
         }
         if let Some(c) = &config.control {
             c.check().map_err(|(key, m)| at("control", key, m))?;
+        }
+        if config.datapath.workers == Some(0) {
+            return Err(at("datapath", "workers", "must be at least 1".into()));
         }
         Ok(Checked {
             config,
@@ -1111,6 +1118,38 @@ seq = "both"
         );
         let e = check_err("[api]\n\nidle_timeout = -1\n");
         assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn datapath_keys() {
+        let c = Config::check(Path::new("t.toml"), "").unwrap();
+        assert_eq!(
+            c.config.datapath.runtime(false),
+            crate::DataPathConfig::default()
+        );
+        assert!(
+            !c.config.datapath.runtime(true).offload,
+            "--no-offload wins"
+        );
+        let c = Config::check(
+            Path::new("t.toml"),
+            "[datapath]\noffload = false\nsocket_receive_buffer = 0\nworkers = 3\n",
+        )
+        .unwrap();
+        let d = &c.config.datapath;
+        assert_eq!(
+            (
+                d.runtime(false).offload,
+                d.runtime(false).socket_rcvbuf,
+                d.workers
+            ),
+            (false, 0, Some(3))
+        );
+        let e = check_err("[datapath]\n\nworkers = 0\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:3: [datapath] workers: must be at least 1"
+        );
     }
 
     #[test]
