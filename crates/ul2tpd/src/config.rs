@@ -615,6 +615,9 @@ pub struct DatapathConfig {
     /// default.
     #[serde(default = "default_socket_receive_buffer")]
     pub socket_receive_buffer: usize,
+    /// Data-path worker threads (`ul2tpd --workers` overrides); default one per CPU.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -631,6 +634,7 @@ impl Default for DatapathConfig {
             stable_mac: false,
             offload: true,
             socket_receive_buffer: default_socket_receive_buffer(),
+            workers: None,
         }
     }
 }
@@ -921,6 +925,9 @@ impl Config {
                     });
                 }
             }
+        }
+        if config.datapath.workers == Some(0) {
+            return Err(at("datapath", "workers", "must be at least 1".into()));
         }
         Ok(Checked {
             config,
@@ -1543,6 +1550,38 @@ seq = "both"
         assert_eq!(
             s.profiles.select(ip("198.51.100.1"), "x").unwrap().name,
             "b"
+        );
+    }
+
+    #[test]
+    fn datapath_keys() {
+        let c = Config::check(Path::new("t.toml"), "").unwrap();
+        assert_eq!(
+            c.config.datapath.runtime(false),
+            crate::DataPathConfig::default()
+        );
+        assert!(
+            !c.config.datapath.runtime(true).offload,
+            "--no-offload wins"
+        );
+        let c = Config::check(
+            Path::new("t.toml"),
+            "[datapath]\noffload = false\nsocket_receive_buffer = 0\nworkers = 3\n",
+        )
+        .unwrap();
+        let d = &c.config.datapath;
+        assert_eq!(
+            (
+                d.runtime(false).offload,
+                d.runtime(false).socket_rcvbuf,
+                d.workers
+            ),
+            (false, 0, Some(3))
+        );
+        let e = check_err("[datapath]\n\nworkers = 0\n");
+        assert_eq!(
+            e.to_string(),
+            "t.toml:3: [datapath] workers: must be at least 1"
         );
     }
 

@@ -31,7 +31,7 @@ struct Args {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `ul2tpd=debug`; default $RUST_LOG or `info`.
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
-    /// Data-path worker threads (default: number of CPUs).
+    /// Data-path worker threads (default: `[datapath] workers`, else the number of CPUs).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Keep the simple data path: no TAP offloads, segmentation, batching or coalescing
@@ -147,6 +147,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         server::Access::from_names(cfg.api.group.as_deref(), cfg.api.read_group.as_deref())?;
     let workers = args
         .workers
+        .or(cfg.datapath.workers)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))

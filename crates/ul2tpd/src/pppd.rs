@@ -417,19 +417,20 @@ impl Link {
                             ep.open(now());
                             opened = true;
                         }
-                        // Take what else is queued (up to a bound) before answering.
+                        // Take what else is queued (up to a bound) before answering, as long
+                        // as the frames are IP packets: a control frame is acted on (drain,
+                        // events with the protocol it came with) before the next is read.
                         let (mut f, mut taken) = (f, 1);
                         loop {
                             seen.frames = true;
-                            // The authentication protocol of the last PAP / CHAP frame: a
-                            // batch may end with the LCP frames that follow a failure.
-                            if let Ok((p @ (proto::PAP | proto::CHAP), _)) =
-                                ul2tp_ppp::packet::split_frame(&f)
-                            {
+                            let p = ul2tp_ppp::packet::split_frame(&f).map(|(p, _)| p);
+                            // The authentication protocol of the last PAP / CHAP frame.
+                            if let Ok(p @ (proto::PAP | proto::CHAP)) = p {
                                 seen.last_proto = p;
                             }
                             let _ = ep.handle_frame(now(), &f);
-                            if taken == RX_DRAIN {
+                            let ip = matches!(p, Ok(proto::IPV4 | proto::IPV6));
+                            if !ip || taken == RX_DRAIN {
                                 break;
                             }
                             match self.rx.try_recv() {
