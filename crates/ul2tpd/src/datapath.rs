@@ -460,6 +460,12 @@ pub async fn eth_tx(session: Arc<Session>, pw: Arc<Pseudowire>, sock: Arc<Tunnel
     let Pseudowire::Eth(tap) = &*pw else {
         return;
     };
+    // The buffers (64 KiB and more) only once the device has a first frame to read: an idle
+    // session (its device down, say) then costs no buffer memory.
+    if let Err(e) = tap.readable().await {
+        tracing::warn!("{}: cannot wait for frames: {e}", tap.name());
+        return;
+    }
     if offload_enabled() {
         match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
             Ok(()) => {
