@@ -313,14 +313,9 @@ fn run(a: &Args) -> Result<Report, String> {
         sock.set_read_timeout(Some(wait.max(Duration::from_micros(100))))
             .map_err(|e| format!("socket: {e}"))?;
         let mut got = sock.recv_from(&mut buf);
-        loop {
-            match got {
-                Ok((n, from)) => {
-                    if n >= 2 && buf[0] & 0x80 != 0 {
-                        ep.handle_datagram(now(), from, &buf[..n]);
-                    }
-                }
-                Err(_) => break,
+        while let Ok((n, from)) = got {
+            if n >= 2 && buf[0] & 0x80 != 0 {
+                ep.handle_datagram(now(), from, &buf[..n]);
             }
             // Drain what else is queued without waiting.
             sock.set_nonblocking(true)
