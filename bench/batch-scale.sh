@@ -2,7 +2,8 @@
 # N static L2TPv3 Ethernet sessions (one TAP device each) over 10 tunnels from one
 # `ul2tp -batch` run, then all deleted with a second batch (`del tunnel` x 10), in a fresh
 # network namespace; also the start-up time of a daemon given the same N sessions in its
-# configuration file. Prints wall-clock times and the daemon's RSS.
+# configuration file and the time it then takes to stop on SIGTERM. Prints wall-clock times
+# and the daemon's RSS.
 # Usage (root): BIN=target/release bash bench/batch-scale.sh [N]   (default 20000)
 # Each session holds one descriptor: N must stay below the daemon's RLIMIT_NOFILE hard limit.
 set -euo pipefail
@@ -59,3 +60,6 @@ ip netns exec "$NS" "$BIN/ul2tpd" --socket "$DIR/api2.sock" --config "$DIR/stati
 PID=$!
 until [ -S "$DIR/api2.sock" ]; do kill -0 "$PID" || { cat "$DIR/log"; exit 1; }; sleep 0.05; done
 echo "config file start-up: $(since "$t0") s to the API socket; $(devices) devices"
+t0=$(now)
+kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=
+echo "SIGTERM with $N sessions: exited after $(since "$t0") s; $(devices) devices left"

@@ -68,7 +68,17 @@ for lo in range(1, n + 1, step):
     dt = time.monotonic() - t
     print(f"create {lo:6d}..{hi - 1:6d}: {dt:7.2f} s  {1e3 * dt / (hi - lo):6.3f} ms/session")
 total = time.monotonic() - t0
-print(f"created {n} sessions in {total:.2f} s ({n / total:.0f}/s); {devices()} devices")
+def rss():
+    pid = os.environ.get("DAEMON_PID")
+    if not pid:
+        return "?"
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return " ".join(line.split()[1:])
+    return "?"
+
+
+print(f"created {n} sessions in {total:.2f} s ({n / total:.0f}/s); {devices()} devices; RSS {rss()}")
 t0 = time.monotonic()
 run(("session_delete", {"conn_id": 3000, "session_id": i}) for i in range(1, n + 1))
 api = time.monotonic() - t0

@@ -18,7 +18,7 @@ for N in "$@"; do
   trap 'kill -9 $PID 2>/dev/null; ip netns del $NS 2>/dev/null; rm -rf $DIR' EXIT
   until [ -S "$DIR/api.sock" ]; do kill -0 "$PID" || { cat "$DIR/log"; exit 1; }; sleep 0.1; done
   echo "== $N sessions"
-  ip netns exec "$NS" python3 "$HERE/session-scale.py" "$DIR/api.sock" "$N"
+  DAEMON_PID=$PID ip netns exec "$NS" python3 "$HERE/session-scale.py" "$DIR/api.sock" "$N"
   echo "RSS after: $(awk '/VmRSS/ {print $2, $3}' /proc/$PID/status)"
   kill -9 "$PID"; wait "$PID" 2>/dev/null || true
   ip netns del "$NS"; rm -rf "$DIR"

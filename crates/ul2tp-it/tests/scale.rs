@@ -267,3 +267,82 @@ fn sigterm_deletes_devices_in_batches() {
     assert_eq!(reaped(&log[..stopped]), (N as usize, 0), "{log}");
     assert_eq!(devices(&ns, "l2tpeth"), 0);
 }
+
+/// `[limits]` towards peers: an LNS at `max_sessions` clears one more negotiated session with
+/// CDN Result Code 4, and one at `max_tunnels` one more tunnel with StopCCN Result Code 2 and
+/// Error Code 4; the LAC sees both as the peer's doing.
+#[test]
+fn limits_refuse_negotiated_sessions_and_tunnels() {
+    let a = Netns::new("lla");
+    let b = Netns::new("llb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(unique("dynlim"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("a.toml");
+    let cb = dir.join("b.toml");
+    std::fs::write(
+        &ca,
+        "[control]\nlisten = \"192.0.2.1:1701\"\nhost_name = \"lac\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &cb,
+        "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns\"\n\n[limits]\nmax_tunnels = 1\nmax_sessions = 1\n",
+    )
+    .unwrap();
+    let da = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+    let db = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+    let tunnel_id = |out: String| -> u32 {
+        out.strip_prefix("Tunnel ")
+            .and_then(|r| r.strip_suffix(" requested\n"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected output {out:?}"))
+    };
+    let t1 = tunnel_id(da.ul2tp("connect remote 192.0.2.2"));
+    assert!(
+        wait_until(Duration::from_secs(10), || db.tunnel_dump().len() == 1
+            && da.tunnel_dump().iter().any(|t| t.conn_id == Some(t1))),
+        "first tunnel: {}",
+        db.log()
+    );
+    da.ul2tp(&format!("connect session tunnel_id {t1}"));
+    assert!(
+        wait_until(Duration::from_secs(10), || db.session_dump().len() == 1),
+        "first session: {}",
+        db.log()
+    );
+    da.ul2tp(&format!("connect session tunnel_id {t1}"));
+    assert!(
+        wait_until(Duration::from_secs(10), || da
+            .log()
+            .contains("down: Peer { result_code: 4")),
+        "CDN 4 for the second session:\nLAC:\n{}\nLNS:\n{}",
+        da.log(),
+        db.log()
+    );
+    assert!(db.log().contains("No space left on device"), "{}", db.log());
+    assert_eq!(db.session_dump().len(), 1);
+    assert!(wait_until(Duration::from_secs(10), || da
+        .session_dump()
+        .len()
+        == 1));
+
+    // A second tunnel: StopCCN 2 with Error Code 4.
+    let t2 = tunnel_id(da.ul2tp("connect remote 192.0.2.2"));
+    assert!(
+        wait_until(Duration::from_secs(10), || da
+            .log()
+            .contains("down: Peer { result_code: 2, error_code: Some(4)")),
+        "StopCCN 2/4 for tunnel {t2}:\nLAC:\n{}\nLNS:\n{}",
+        da.log(),
+        db.log()
+    );
+    assert_eq!(db.tunnel_dump().len(), 1);
+    assert!(wait_until(Duration::from_secs(10), || !da
+        .tunnel_dump()
+        .iter()
+        .any(|t| t.conn_id == Some(t2))));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -282,6 +282,12 @@ macro_rules! device_common {
                 self.dev.recv(buf).await
             }
 
+            /// Wait until a frame is queued (without reading it), e.g. to allocate the
+            /// receive buffer only for a device that has something to read.
+            pub async fn readable(&self) -> io::Result<()> {
+                self.dev.fd.readable().await.map(|mut g| g.retain_ready())
+            }
+
             /// Read one frame without waiting (`WouldBlock` if none is queued).
             pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
                 self.dev.try_recv(buf)

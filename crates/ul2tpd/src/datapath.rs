@@ -616,6 +616,12 @@ pub async fn eth_tx(
     let Pseudowire::Eth(tap) = &*pw else {
         return;
     };
+    // The buffers (64 KiB and more) only once the device has a first frame to read: an idle
+    // session (its device down, say) then costs no buffer memory.
+    if let Err(e) = tap.readable().await {
+        tracing::warn!("{}: cannot wait for frames: {e}", tap.name());
+        return;
+    }
     if config.offload {
         match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
             Ok(()) => {
