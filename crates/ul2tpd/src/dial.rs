@@ -86,6 +86,11 @@ pub struct LacConfig {
     pub ppp_echo_interval: Option<u64>,
     /// Unanswered Echo-Requests after which the link is down (default 3).
     pub ppp_echo_failure: Option<u32>,
+    /// Add an IPv6 default route via the LNS when it advertises a prefix (default
+    /// `[control] ppp_ipv6_default_route`).
+    pub ppp_ipv6_default_route: Option<Spanned<bool>>,
+    /// Ask the LNS for a delegated prefix with DHCPv6 (default `[control] ppp_ipv6_pd`).
+    pub ppp_ipv6_pd: Option<Spanned<bool>>,
     /// Dial when the daemon starts.
     #[serde(default)]
     pub autodial: bool,
@@ -146,6 +151,10 @@ pub struct LacProfile {
     pub user: Option<(String, Secret)>,
     /// LCP echo (interval, failures).
     pub echo: Option<(Duration, u32)>,
+    /// `ppp_ipv6_default_route` override.
+    pub ipv6_default_route: Option<bool>,
+    /// `ppp_ipv6_pd` override.
+    pub ipv6_pd: Option<bool>,
     /// Dial at start-up.
     pub autodial: bool,
     /// Redial.
@@ -370,6 +379,18 @@ impl LacConfig {
                 return Err(at(span, "pw_type", format!("{other:?} is not ppp or eth")))
             }
         };
+        for (key, v) in [
+            ("ppp_ipv6_default_route", &self.ppp_ipv6_default_route),
+            ("ppp_ipv6_pd", &self.ppp_ipv6_pd),
+        ] {
+            if let Some(v) = v.as_ref().filter(|_| pw_type != PwType::Ppp) {
+                return Err(at(
+                    v.span(),
+                    key,
+                    "is for PPP calls (pw_type = \"ppp\")".into(),
+                ));
+            }
+        }
         let echo =
             (self.ppp_echo_interval.is_some() || self.ppp_echo_failure.is_some()).then(|| {
                 (
@@ -388,6 +409,8 @@ impl LacConfig {
             max_retries: self.max_retries,
             user,
             echo,
+            ipv6_default_route: self.ppp_ipv6_default_route.as_ref().map(|v| *v.get_ref()),
+            ipv6_pd: self.ppp_ipv6_pd.as_ref().map(|v| *v.get_ref()),
             autodial: self.autodial,
             redial: self.redial,
             redial_timeout,
@@ -1189,6 +1212,12 @@ impl Call {
 
     /// The PPP client settings of the profile.
     fn ppp_setup(&self) -> crate::pppd::PppSetup {
+        // The profile's IPv6 keys, else `[control]`'s.
+        let base = self.cp.ipv6_client();
+        let ipv6_client = crate::ppp_ipv6::ClientV6 {
+            default_route: self.p.ipv6_default_route.unwrap_or(base.default_route),
+            prefix_delegation: self.p.ipv6_pd.unwrap_or(base.prefix_delegation),
+        };
         crate::pppd::PppSetup {
             user: self.p.user.clone().map(|(u, p)| (u, p.0)),
             auth_name: Some(
@@ -1198,6 +1227,7 @@ impl Call {
                     .unwrap_or_else(|| self.cp.host_name().to_string()),
             ),
             echo: self.p.echo,
+            ipv6_client,
             ..Default::default()
         }
     }
@@ -1309,6 +1339,24 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("bogus")));
+    }
+
+    #[test]
+    fn ipv6_keys_of_a_profile() {
+        let p = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nppp_ipv6_default_route = true\nppp_ipv6_pd = false\n[[lac]]\nname = \"b\"\nlns = \"192.0.2.1\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (p[0].ipv6_default_route, p[0].ipv6_pd),
+            (Some(true), Some(false))
+        );
+        assert_eq!((p[1].ipv6_default_route, p[1].ipv6_pd), (None, None));
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nversion = 3\npw_type = \"eth\"\nppp_ipv6_pd = true\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(8), Some("ppp_ipv6_pd")));
     }
 
     #[test]
