@@ -108,6 +108,23 @@ enum Cmd {
     },
     /// New profiles (reload): for tunnels opened from now on.
     Profiles(Profiles),
+    /// Whether tunnel `tid` is established and the peer acknowledged everything we sent
+    /// (our SCCCN): [`Confirmation`].
+    Confirmed {
+        tid: u32,
+        reply: oneshot::Sender<ApiResult<Confirmation>>,
+    },
+}
+
+/// Where a tunnel we opened stands after its TunnelUp ([`ControlPlane::confirmed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Confirmation {
+    /// Established, and the peer acknowledged our SCCCN (and all else we sent).
+    Acknowledged,
+    /// Established, our SCCCN not acknowledged yet.
+    Pending,
+    /// Closing or gone: its TunnelDown says why.
+    Down,
 }
 
 /// Changes to the endpoint's configuration for one tunnel we open.
@@ -393,6 +410,11 @@ impl ControlPlane {
     /// the profile they came up with.
     pub(crate) fn set_profiles(&self, profiles: Profiles) -> bool {
         self.tx.try_send(Cmd::Profiles(profiles)).is_ok()
+    }
+
+    /// Whether tunnel `tid` is established with everything we sent acknowledged.
+    pub(crate) async fn confirmed(&self, tid: u32) -> ApiResult<Confirmation> {
+        self.ask(|reply| Cmd::Confirmed { tid, reply }).await
     }
 
     /// Close a tunnel or a session.
@@ -962,6 +984,14 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
             }
             ep.set_selector(selector(&p));
             st.profiles = p;
+        }
+        Cmd::Confirmed { tid, reply } => {
+            let c = match ep.tunnel_stats(tid) {
+                Some(s) if s.state == "established" && s.unacked == 0 => Confirmation::Acknowledged,
+                Some(s) if s.state == "established" => Confirmation::Pending,
+                _ => Confirmation::Down,
+            };
+            let _ = reply.send(Ok(c));
         }
         Cmd::ClearPpp {
             tid,

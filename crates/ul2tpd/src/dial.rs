@@ -580,20 +580,53 @@ async fn peer_cause_soon(
 
 /// Wait until tunnel `tid` is established or gone.
 pub(crate) async fn wait_tunnel(
+    cp: &ControlPlane,
     events: &mut broadcast::Receiver<Event>,
     tid: u32,
     peer: SocketAddr,
 ) -> ApiResult<()> {
+    let down = |reason: &DownReason| down_error("control connection", &peer, reason);
     loop {
         match next_event(events).await.ok_or_else(stopped)? {
-            Event::TunnelUp(i) if i.tunnel_id == tid => return Ok(()),
+            Event::TunnelUp(i) if i.tunnel_id == tid => break,
             Event::TunnelDown {
                 tunnel_id, reason, ..
-            } if tunnel_id == tid => return Err(down_error("control connection", &peer, &reason)),
+            } if tunnel_id == tid => return Err(down(&reason)),
             _ => {}
         }
     }
+    // Up for the engine once our SCCCN is queued (RFC 2661 §7.2, RFC 3931 §7.2: the
+    // initiator is established when it sends the SCCCN). The peer may still refuse it (a
+    // wrong answer to its Challenge: StopCCN 4), so the wait ends when the peer has
+    // acknowledged it with the tunnel still established; a StopCCN in answer ends it with
+    // its cause. Retransmissions that run out close the tunnel (TunnelDown) as well.
+    loop {
+        match cp.confirmed(tid).await? {
+            crate::control::Confirmation::Acknowledged => return Ok(()),
+            crate::control::Confirmation::Pending => {}
+            crate::control::Confirmation::Down => loop {
+                match next_event(events).await.ok_or_else(stopped)? {
+                    Event::TunnelDown {
+                        tunnel_id, reason, ..
+                    } if tunnel_id == tid => return Err(down(&reason)),
+                    _ => {}
+                }
+            },
+        }
+        tokio::select! {
+            e = next_event(events) => match e.ok_or_else(stopped)? {
+                Event::TunnelDown {
+                    tunnel_id, reason, ..
+                } if tunnel_id == tid => return Err(down(&reason)),
+                _ => {}
+            },
+            () = tokio::time::sleep(CONFIRM_POLL) => {}
+        }
+    }
 }
+
+/// How often a wait for a tunnel we opened asks whether the peer acknowledged our SCCCN.
+const CONFIRM_POLL: Duration = Duration::from_millis(20);
 
 /// Wait until session `sid` of tunnel `tid` is established or gone.
 pub(crate) async fn wait_session(
@@ -1045,7 +1078,7 @@ impl Call {
                     continue;
                 }
             };
-            let up = wait_tunnel(&mut events, tid, peer);
+            let up = wait_tunnel(&self.cp, &mut events, tid, peer);
             match until(&mut self.rx, &mut self.waiters, None, false, up).await {
                 Step::Got(Ok(())) => {}
                 Step::Got(Err(e)) => {
