@@ -849,6 +849,24 @@ impl Config {
                     message,
                 },
             )?;
+            if config.radius.is_none() {
+                if let Some(p) = config
+                    .lns
+                    .iter()
+                    .find(|p| p.get_ref().ppp_auth.is_some() && p.get_ref().ppp_users.is_empty())
+                {
+                    return Err(ConfigError {
+                        file: path.to_path_buf(),
+                        line: Some(crate::profile::key_line_in(text, p.span(), "ppp_auth")),
+                        key: Some("ppp_auth".into()),
+                        table: Some("[lns]".into()),
+                        message: format!(
+                            "profile {:?}: needs ppp_users or a [radius] table (with neither, no peer could authenticate)",
+                            p.get_ref().name
+                        ),
+                    });
+                }
+            }
         }
         Ok(Checked {
             config,
@@ -1612,6 +1630,23 @@ seq = "both"
         // [control]'s keys stay the default profile's.
         let e = check_err("[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n");
         assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_pool")));
+    }
+
+    /// `ppp_auth` without `ppp_users` needs `[radius]`, in `[control]` and in `[[lns]]`; with
+    /// it the PPP service is there (the default profile's too).
+    #[test]
+    fn ppp_auth_without_users_needs_radius() {
+        let ppp =
+            "ppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"pap\"\n";
+        let radius = "[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n";
+        let e = check_err(&format!("[control]\n[[lns]]\nname = \"a\"\n{ppp}"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("ppp_auth")));
+        assert!(e.to_string().contains("profile \"a\""), "{e}");
+        let e = check_err(&format!("[control]\n{ppp}"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_auth")));
+        let ok = Config::check(Path::new("t.toml"), &format!("[control]\n{ppp}{radius}")).unwrap();
+        let s = ok.config.control_settings().unwrap();
+        assert!(s.profiles.default.ppp.is_some(), "RADIUS checks the logins");
     }
 
     #[test]

@@ -742,12 +742,8 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
             "needs ppp_pool or a [[lns.pool]] (the peers' addresses, \"FIRST-LAST\")".into(),
         ));
     }
-    if k.auth.is_some() && k.users.is_empty() {
-        return Err((
-            "ppp_auth",
-            "needs ppp_users (with none, no peer could authenticate)".into(),
-        ));
-    }
+    // `ppp_auth` without `ppp_users` is refused by `Config::check` unless `[radius]` checks
+    // the logins.
     let ipv6 = ipv6_service(k.ipv6)?;
     let secs = |s: u64| Duration::from_secs(s.max(1));
     Ok(Some(PppService {
