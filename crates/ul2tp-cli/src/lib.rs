@@ -319,14 +319,15 @@ fn perform(
                     let _ = out.write_all(text.as_bytes());
                     0
                 }
-                // A wait's failure names its cause (the peer's result code, no answer, the
-                // PPP failure); so does a profile the daemon does not know.
-                Err(ClientError::Api(a))
-                    if waited || matches!(*cmd, Command::Dial | Command::Hangup) =>
-                {
+                // The daemon's message with the errno text: a wait's failure names its cause
+                // (the peer's result code, no answer, the PPP failure), a refused request
+                // why (no listener for the address family, a tunnel that is not there, a
+                // profile the daemon does not know), which the errno alone does not say.
+                Err(ClientError::Api(a)) => {
                     let what = match cmd {
                         Command::Dial => "dial",
                         Command::Hangup => "hangup",
+                        Command::ControlDisconnect => "disconnect",
                         _ => "connect",
                     };
                     let _ = writeln!(err, "ul2tp: {what}: {} ({})", a.message, a.errno.strerror());

@@ -614,6 +614,44 @@ fn api_error_exits_2() {
     }
 }
 
+/// `connect` (with or without `wait`) and `disconnect` errors print the daemon's message
+/// next to the errno text, which alone does not say what is wrong.
+#[test]
+fn control_errors_print_the_daemons_message() {
+    let msg = "no UDP control listener for IPv6: add one with [control] listen / listen_udp";
+    for line in [
+        "connect remote 2001:db8::2",
+        "connect remote 2001:db8::2 wait",
+        "connect session tunnel_id 7 pw_type ppp",
+    ] {
+        let (out, reqs) = run_fake(line, move |req| {
+            vec![ServerMessage::err(
+                req.seq,
+                ApiError::new(Errno::EAFNOSUPPORT, msg),
+            )]
+        });
+        assert_eq!(out.status.code(), Some(2), "{line}");
+        assert_eq!(
+            stderr(&out),
+            format!("ul2tp: connect: {msg} (Address family not supported by protocol)\n"),
+            "{line}"
+        );
+        assert_eq!(stdout(&out), "", "{line}");
+        assert_eq!(reqs.len(), 1, "{line}");
+    }
+    let (out, _) = run_fake("disconnect tunnel_id 7", |req| {
+        vec![ServerMessage::err(
+            req.seq,
+            ApiError::new(Errno::ENODEV, "control protocol: UnknownTunnel(7)"),
+        )]
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "ul2tp: disconnect: control protocol: UnknownTunnel(7) (No such device)\n"
+    );
+}
+
 #[test]
 fn unreachable_daemon_exits_1_naming_the_socket() {
     let path = unique_path("nobody");

@@ -58,6 +58,16 @@ pub fn have(prog: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Fail the test, naming the package to install, unless `prog` is on the PATH: for the
+/// system programs a test cannot do without (CI installs them), so that a missing one fails
+/// the test instead of skipping its checks.
+pub fn require(prog: &str, package: &str) {
+    assert!(
+        have(prog),
+        "{prog} is required for this test and is not installed (apt-get install {package}; .ci/run installs it)"
+    );
+}
+
 /// Wait until `cond` holds (checked every 20 ms), up to `timeout`; returns whether it did.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
@@ -636,6 +646,7 @@ pub struct Capture {
 impl Capture {
     /// Capture on `iface` in `ns` with a BPF `filter`.
     pub fn start(ns: &Netns, iface: &str, filter: &str) -> Capture {
+        require("tcpdump", "tcpdump");
         let file = std::env::temp_dir().join(format!("{}.pcap", unique("cap")));
         let child = ns
             .cmd("tcpdump")
@@ -697,6 +708,7 @@ impl Drop for Capture {
 
 /// Run tshark on a pcap with extra arguments; returns stdout (panics if tshark fails).
 pub fn tshark(pcap: &[u8], args: &[&str]) -> String {
+    require("tshark", "tshark");
     let file = std::env::temp_dir().join(format!("{}.pcap", unique("ts")));
     std::fs::write(&file, pcap).unwrap();
     let mut c = Command::new("tshark");

@@ -316,11 +316,14 @@ fn l2tpv2_over_ip_and_missing_listeners_are_refused() {
     }
     assert_eq!(s.da.tunnel_dump().len(), 1, "only the test's v3 tunnel");
     // A family without a listener of that transport: refused, naming the key to add (the CLI
-    // prints the errno, as for every request).
+    // prints the daemon's message and the errno text).
     let o = s.da.cli(&["connect", "remote", "2001:db8::9"]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("Address family not supported"), "{err}");
+    assert_eq!(
+        err,
+        "ul2tp: connect: no UDP control listener for IPv6: add one with [control] listen / listen_udp (Address family not supported by protocol)\n"
+    );
     let r = s.da.client().request(
         ul2tp_api::Command::ControlConnect,
         ul2tp_api::Attrs {

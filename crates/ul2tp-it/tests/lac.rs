@@ -325,8 +325,9 @@ fn dial_wait_prints_the_peers_result_code() {
     let t = Setup::new();
     // An LNS with a secret challenges the LAC, which does not challenge back and answers
     // with the wrong secret: the LNS refuses the tunnel with StopCCN result code 4 (not
-    // authorized, RFC 2661 §4.4.2). (The LAC counts the tunnel as established once it sent
-    // its SCCCN; the StopCCN arrives while it places the call.)
+    // authorized, RFC 2661 §4.4.2), in answer to the LAC's SCCCN: the engine counts the
+    // tunnel as established once the SCCCN is sent (RFC 2661 §7.2), so the waits end only
+    // when the peer has acknowledged it (here with the StopCCN).
     let lns_config = t.dir.join("lns-secret.toml");
     std::fs::write(
         &lns_config,
@@ -335,8 +336,28 @@ fn dial_wait_prints_the_peers_result_code() {
     .unwrap();
     let _lns2 = Daemon::start(&t.b, &["--config", lns_config.to_str().unwrap()]);
     let lac = t.lac(
-        "challenge = false\n",
+        "challenge = false\nsecret = \"wrong\"\n",
         "lns = \"192.0.2.2:1702\"\nsecret = \"wrong\"\n",
+    );
+    // `connect ... wait` (with [control]'s secret) reports the refusal itself, rather than
+    // "Tunnel N up" for a tunnel the LNS is closing.
+    let o = lac.cli(&[
+        "connect",
+        "remote",
+        "192.0.2.2",
+        "udp_dport",
+        "1702",
+        "version",
+        "2",
+        "wait",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", text(&o), lac.log());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "ul2tp: connect: control connection closed by 192.0.2.2:1702: StopCCN result code 4"
+        ),
+        "{err}"
     );
     let o = lac.cli(&["dial", "isp", "wait"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use ul2tp_it::{have, tshark, unique, veth, wait_until, Capture, Daemon, Netns};
+use ul2tp_it::{tshark, unique, veth, wait_until, Capture, Daemon, Netns};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
@@ -330,36 +330,35 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
         t.lns.ul2tp("show ppp")
     );
     let pcap = t.stop_capture();
-    if have("tshark") {
-        let stop = messages(&pcap, 4, &["l2tp.result_code"]);
-        assert!(
-            stop.iter().any(|l| l == "192.0.2.2\t2"),
-            "StopCCN result 2 from the LNS: {stop:?}"
-        );
-        let cdn = messages(&pcap, 14, &["l2tp.result_code"]);
-        assert!(
-            cdn.iter().any(|l| l == "192.0.2.2\t4"),
-            "CDN result 4 from the LNS: {cdn:?}"
-        );
-        // The LNS's IPCP Configure-Nak carries the DNS servers.
-        let nak = tshark(
-            &pcap,
-            &[
-                "-Y",
-                "ipcp && ppp.code == 3 && ip.src == 192.0.2.2",
-                "-T",
-                "fields",
-                "-e",
-                "ipcp.opt.pri_dns_address",
-                "-e",
-                "ipcp.opt.sec_dns_address",
-            ],
-        );
-        assert!(
-            nak.lines().any(|l| l == "192.0.2.53\t192.0.2.54"),
-            "IPCP Configure-Nak with the DNS servers: {nak:?}"
-        );
-    }
+    ul2tp_it::require("tshark", "tshark");
+    let stop = messages(&pcap, 4, &["l2tp.result_code"]);
+    assert!(
+        stop.iter().any(|l| l == "192.0.2.2\t2"),
+        "StopCCN result 2 from the LNS: {stop:?}"
+    );
+    let cdn = messages(&pcap, 14, &["l2tp.result_code"]);
+    assert!(
+        cdn.iter().any(|l| l == "192.0.2.2\t4"),
+        "CDN result 4 from the LNS: {cdn:?}"
+    );
+    // The LNS's IPCP Configure-Nak carries the DNS servers.
+    let nak = tshark(
+        &pcap,
+        &[
+            "-Y",
+            "ipcp && ppp.code == 3 && ip.src == 192.0.2.2",
+            "-T",
+            "fields",
+            "-e",
+            "ipcp.opt.pri_dns_address",
+            "-e",
+            "ipcp.opt.sec_dns_address",
+        ],
+    );
+    assert!(
+        nak.lines().any(|l| l == "192.0.2.53\t192.0.2.54"),
+        "IPCP Configure-Nak with the DNS servers: {nak:?}"
+    );
 }
 
 /// The pool of the profile holds one address: the first call gets it, the second is
@@ -404,34 +403,33 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
         scrape(&t.b)
     );
     let pcap = t.stop_capture();
-    if have("tshark") {
-        // CDN 4 with a PPP Disconnect Cause for IPCP (0x8021 = 32801), direction 2 (at the
-        // LNS) and the reason.
-        let cdn = messages(
-            &pcap,
-            14,
-            &[
-                "l2tp.result_code",
-                "l2tp.avp.disconnect_code",
-                "l2tp.avp.control_protocol_number",
-                "l2tp.avp.cause_code_direction",
-                "l2tp.avp.cause_code_message",
-            ],
-        );
-        assert!(
-            cdn.iter().any(|l| l
-                == "192.0.2.2\t4\t0\t32801\t2\tno address left in the pools of the call's profile"),
-            "{cdn:?}"
-        );
-        let stop = messages(&pcap, 4, &["l2tp.result_code"]);
-        assert!(stop.iter().any(|l| l == "192.0.2.2\t2"), "{stop:?}");
-        // The profile's host_name in the SCCRP (not the [control] one).
-        let sccrp = messages(&pcap, 2, &["l2tp.avp.host_name"]);
-        assert!(
-            sccrp.iter().any(|l| l == "192.0.2.2\tlns-tight"),
-            "{sccrp:?}"
-        );
-    }
+    ul2tp_it::require("tshark", "tshark");
+    // CDN 4 with a PPP Disconnect Cause for IPCP (0x8021 = 32801), direction 2 (at the
+    // LNS) and the reason.
+    let cdn = messages(
+        &pcap,
+        14,
+        &[
+            "l2tp.result_code",
+            "l2tp.avp.disconnect_code",
+            "l2tp.avp.control_protocol_number",
+            "l2tp.avp.cause_code_direction",
+            "l2tp.avp.cause_code_message",
+        ],
+    );
+    assert!(
+        cdn.iter().any(|l| l
+            == "192.0.2.2\t4\t0\t32801\t2\tno address left in the pools of the call's profile"),
+        "{cdn:?}"
+    );
+    let stop = messages(&pcap, 4, &["l2tp.result_code"]);
+    assert!(stop.iter().any(|l| l == "192.0.2.2\t2"), "{stop:?}");
+    // The profile's host_name in the SCCRP (not the [control] one).
+    let sccrp = messages(&pcap, 2, &["l2tp.avp.host_name"]);
+    assert!(
+        sccrp.iter().any(|l| l == "192.0.2.2\tlns-tight"),
+        "{sccrp:?}"
+    );
 }
 
 /// MTU and MRU of the profile: the LNS asks for MRU 1300 in LCP (the LAC's pppN gets MTU
@@ -470,37 +468,36 @@ hello_interval = 1\nppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp
     assert!(t.lns_log_has("PPP session timeout (3 s): closing the link"));
     assert!(t.a.wait_link(&lac_dev, false, Duration::from_secs(5)));
     let pcap = t.stop_capture();
-    if have("tshark") {
-        let cdn = messages(
-            &pcap,
-            14,
-            &[
-                "l2tp.result_code",
-                "l2tp.avp.disconnect_code",
-                "l2tp.avp.cause_code_direction",
-                "l2tp.avp.cause_code_message",
-            ],
-        );
-        assert!(
-            cdn.iter()
-                .any(|l| l == "192.0.2.2\t3\t1\t2\tsession timeout"),
-            "{cdn:?}"
-        );
-        // The profile's echo interval (1 s; the default is 10 s): Echo-Requests from the LNS
-        // during the 3 s online.
-        let echoes = tshark(
-            &pcap,
-            &["-Y", "lcp && ppp.code == 9", "-T", "fields", "-e", "ip.src"],
-        );
-        let from_lns = echoes.lines().filter(|l| *l == "192.0.2.2").count();
-        assert!(from_lns >= 2, "LCP Echo-Requests from the LNS: {echoes:?}");
-        // The profile's hello_interval (1 s; the default is 60 s): HELLOs from the LNS.
-        let hellos = messages(&pcap, 6, &[]);
-        assert!(
-            hellos.iter().any(|l| l == "192.0.2.2"),
-            "no HELLO from the LNS: {hellos:?}"
-        );
-    }
+    ul2tp_it::require("tshark", "tshark");
+    let cdn = messages(
+        &pcap,
+        14,
+        &[
+            "l2tp.result_code",
+            "l2tp.avp.disconnect_code",
+            "l2tp.avp.cause_code_direction",
+            "l2tp.avp.cause_code_message",
+        ],
+    );
+    assert!(
+        cdn.iter()
+            .any(|l| l == "192.0.2.2\t3\t1\t2\tsession timeout"),
+        "{cdn:?}"
+    );
+    // The profile's echo interval (1 s; the default is 10 s): Echo-Requests from the LNS
+    // during the 3 s online.
+    let echoes = tshark(
+        &pcap,
+        &["-Y", "lcp && ppp.code == 9", "-T", "fields", "-e", "ip.src"],
+    );
+    let from_lns = echoes.lines().filter(|l| *l == "192.0.2.2").count();
+    assert!(from_lns >= 2, "LCP Echo-Requests from the LNS: {echoes:?}");
+    // The profile's hello_interval (1 s; the default is 60 s): HELLOs from the LNS.
+    let hellos = messages(&pcap, 6, &[]);
+    assert!(
+        hellos.iter().any(|l| l == "192.0.2.2"),
+        "no HELLO from the LNS: {hellos:?}"
+    );
 }
 
 /// The idle timeout runs from the last IP packet: pings every 0.5 s keep the call beyond the
@@ -533,15 +530,14 @@ ppp_idle_timeout = 2\n";
     );
     assert!(t.lns_log_has("PPP idle timeout (2 s): closing the link"));
     let pcap = t.stop_capture();
-    if have("tshark") {
-        let cdn = messages(
-            &pcap,
-            14,
-            &["l2tp.result_code", "l2tp.avp.cause_code_message"],
-        );
-        assert!(
-            cdn.iter().any(|l| l == "192.0.2.2\t3\tidle timeout"),
-            "{cdn:?}"
-        );
-    }
+    ul2tp_it::require("tshark", "tshark");
+    let cdn = messages(
+        &pcap,
+        14,
+        &["l2tp.result_code", "l2tp.avp.cause_code_message"],
+    );
+    assert!(
+        cdn.iter().any(|l| l == "192.0.2.2\t3\tidle timeout"),
+        "{cdn:?}"
+    );
 }

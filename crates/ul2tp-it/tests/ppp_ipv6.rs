@@ -365,3 +365,183 @@ fn lns_delegates_a_prefix_with_dhcpv6() {
         "Reply with the prefix: {msgs:?}"
     );
 }
+
+/// The (device, IPv4 address) pairs of `ns`'s pppN devices.
+fn ppp_v4(ns: &Netns) -> Vec<(String, String)> {
+    ns.ip(&["-o", "-4", "addr", "show"])
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let dev = w.nth(1)?.to_string();
+            let a = w.nth(1)?.split('/').next()?.to_string();
+            dev.starts_with("ppp").then_some((dev, a))
+        })
+        .collect()
+}
+
+/// Two `[[lns]]` profiles with pools of their own: the LAC's two `[[lac]]` profiles (Host
+/// Names "lac-red" and "lac-blue", autodial) land in the LNS profiles "red" and "blue", and
+/// each call gets its IPv4 address and its /64 from its profile's pools, the DNS servers of
+/// its profile, and, on the LAC, the default route of its `[[lac]]` profile
+/// (`ppp_ipv6_default_route` in "red" only). After a reload (SIGHUP) of the LNS with "red"
+/// unchanged and "blue" changed, a new "red" call gets the next /64: the pool's leases
+/// carried over (a fresh pool would hand out the first call's /64 again).
+#[test]
+fn lns_profiles_hand_out_64s_from_their_own_pools() {
+    let a = Netns::new("6pa");
+    let b = Netns::new("6pb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(ul2tp_it::unique("v6p"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let profiles = |blue_extra: &str| {
+        format!(
+            "[control]\nlisten = \"192.0.2.2:1701\"\n\
+[[lns]]\nname = \"red\"\nhost_names = [\"lac-red\"]\nppp_local = \"10.97.0.1\"\nppp_pool = \"10.97.0.10-10.97.0.20\"\n\
+ppp_ipv6_pool = \"2001:db8:a00::/48\"\nppp_ipv6_dns = [\"2001:db8::a53\"]\n\
+[[lns]]\nname = \"blue\"\nhost_names = [\"lac-blue\"]\nppp_local = \"10.98.0.1\"\nppp_pool = \"10.98.0.10-10.98.0.20\"\n\
+ppp_ipv6_pool = \"2001:db8:b00::/48\"\n{blue_extra}"
+        )
+    };
+    let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+    std::fs::write(&cb, profiles("")).unwrap();
+    std::fs::write(
+        &ca,
+        "[control]\nlisten = \"192.0.2.1:1701\"\nhost_name = \"lac-red\"\n\
+[[lac]]\nname = \"red\"\nlns = \"192.0.2.2\"\nhost_name = \"lac-red\"\nautodial = true\nppp_ipv6_default_route = true\n\
+[[lac]]\nname = \"blue\"\nlns = \"192.0.2.2\"\nhost_name = \"lac-blue\"\nautodial = true\n",
+    )
+    .unwrap();
+    let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+    let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+    let dev_of = |v4: &str| {
+        ppp_v4(&a)
+            .into_iter()
+            .find(|(_, x)| x == v4)
+            .map(|(d, _)| d)
+    };
+    let (red, blue): (Ipv6Addr, Ipv6Addr) = (
+        "2001:db8:a00::".parse().unwrap(),
+        "2001:db8:b00::".parse().unwrap(),
+    );
+    assert!(
+        wait_for(20, || {
+            dev_of("10.97.0.10").is_some()
+                && dev_of("10.98.0.10").is_some()
+                && !global_v6(&a, red, 64).is_empty()
+                && !global_v6(&a, blue, 64).is_empty()
+        }),
+        "both calls with their /64:\n{}\n{}\nLAC log:\n{}\nLNS log:\n{}",
+        a.ip(&["-o", "addr", "show"]),
+        lac.ul2tp("show session"),
+        lac.log(),
+        lns.log()
+    );
+    let (dev_red, dev_blue) = (dev_of("10.97.0.10").unwrap(), dev_of("10.98.0.10").unwrap());
+    assert_ne!(dev_red, dev_blue);
+    // Each /64 on the device of its profile's call, nothing from the other pool there.
+    assert_eq!(global_v6(&a, red, 48).len(), 1, "{}", a.ip(&["-6", "addr"]));
+    assert_eq!(
+        global_v6(&a, blue, 48).len(),
+        1,
+        "{}",
+        a.ip(&["-6", "addr"])
+    );
+    assert_eq!(global_v6(&a, red, 64)[0].0, dev_red);
+    assert_eq!(global_v6(&a, blue, 64)[0].0, dev_blue);
+    let shown = lns.ul2tp("show session");
+    for want in [
+        "ipv6 prefix: 2001:db8:a00::/64",
+        "ipv6 prefix: 2001:db8:b00::/64",
+    ] {
+        assert_eq!(shown.matches(want).count(), 1, "{want}: {shown}");
+    }
+    for (prefix, v4) in [
+        ("2001:db8:a00::/64", "10.97.0.10"),
+        ("2001:db8:b00::/64", "10.98.0.10"),
+    ] {
+        let routes = b.ip(&["-6", "route", "show", prefix]);
+        let v4_routes = b.ip(&["-4", "route", "show", v4]);
+        let dev = v4_routes
+            .split_whitespace()
+            .skip_while(|w| *w != "dev")
+            .nth(1)
+            .unwrap_or_else(|| panic!("LNS route to {v4}: {v4_routes:?}"));
+        assert!(
+            routes.contains(&format!("dev {dev}")),
+            "LNS routes {prefix} through the call's pppN {dev}: {routes}"
+        );
+    }
+    // The [[lac]] profiles' IPv6 keys: the default route through "red"'s call only.
+    let default = a.ip(&["-6", "route", "show", "default"]);
+    assert!(
+        default.contains(&format!("dev {dev_red}")) && !default.contains(&dev_blue),
+        "LAC default route: {default}"
+    );
+    // The DNS servers of "red", none from "blue".
+    let log = lac.log();
+    assert_eq!(
+        log.matches("IPv6 DNS servers from ").count(),
+        1,
+        "RDNSS from red only:\n{log}"
+    );
+    assert!(log.contains(": 2001:db8::a53"), "{log}");
+    // Both subscribers reach the LNS over their own links.
+    for (p, dev) in [(red, &dev_red), (blue, &dev_blue)] {
+        let (_, addr) = global_v6(&a, p, 64)[0].clone();
+        assert!(
+            b.ping_retry(&addr.to_string(), &["-6"], 5),
+            "LNS pings {addr} on the LAC's {dev}"
+        );
+    }
+
+    // Reload with "blue" changed (DNS servers) and "red" as it was; a new call of "red"
+    // (the LAC's [control] host_name) gets the pool's next /64.
+    std::fs::write(&cb, profiles("ppp_dns = [\"192.0.2.53\"]\n")).unwrap();
+    lns.signal("HUP");
+    assert!(
+        wait_for(10, || lns.log().contains("reload: [[lns]] profiles now")),
+        "{}",
+        lns.log()
+    );
+    let tid = lac
+        .ul2tp("connect remote 192.0.2.2 version 2")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let tunnel = format!("Tunnel {tid},");
+    assert!(wait_for(10, || lac.ul2tp("show tunnel").contains(&tunnel)));
+    let sid = lac
+        .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"))
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let session = format!("Session {sid} in tunnel {tid}");
+    assert!(wait_for(10, || lac
+        .ul2tp("show session")
+        .contains(&session)));
+    let o = lac.cli(&["ppp", "start", "tunnel_id", &tid, "session_id", &sid]);
+    assert!(
+        o.status.success(),
+        "ppp start: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let next: Ipv6Addr = "2001:db8:a00:1::".parse().unwrap();
+    assert!(
+        wait_for(15, || global_v6(&a, next, 64).len() == 1),
+        "the new red call has the next /64:\n{}\nLNS log:\n{}",
+        a.ip(&["-6", "addr", "show"]),
+        lns.log()
+    );
+    assert_eq!(
+        global_v6(&a, red, 64).len(),
+        1,
+        "the first /64 is not handed out twice: {}",
+        a.ip(&["-6", "addr", "show"])
+    );
+    drop((lac, lns));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -274,7 +274,6 @@ impl ControlConfig {
                 list: Vec::new(),
                 default: std::sync::Arc::new(default),
             },
-            ppp_ipv6: self.ppp_ipv6(),
             ppp_ipv6_client: crate::ppp_ipv6::ClientV6 {
                 default_route: self.ppp_ipv6_default_route,
                 prefix_delegation: self.ppp_ipv6_pd,
@@ -282,30 +281,6 @@ impl ControlConfig {
         }
     }
 
-    /// IPv6 for the LNS's PPP sessions (always well-formed for a table that passed
-    /// [`ControlConfig::check`]; a malformed pool is left out).
-    fn ppp_ipv6(&self) -> crate::control::PppIpv6 {
-        let shared = |p: crate::ppp_ipv6::PrefixPool| std::sync::Arc::new(std::sync::Mutex::new(p));
-        crate::control::PppIpv6 {
-            ipv6: self
-                .ppp_ipv6_pool
-                .as_ref()
-                .and_then(|p| crate::ppp_ipv6::PrefixPool::parse(p).ok())
-                .map(shared),
-            ipv6_pd: self
-                .ppp_ipv6_pd_pool
-                .as_ref()
-                .and_then(|p| {
-                    crate::ppp_ipv6::PrefixPool::parse_delegation(
-                        p,
-                        self.ppp_ipv6_pd_length.unwrap_or(56),
-                    )
-                    .ok()
-                })
-                .map(shared),
-            ipv6_dns: self.ppp_ipv6_dns.clone(),
-        }
-    }
     /// Check what serde cannot: the values' forms and the keys that need each other. On
     /// failure: the key at fault and what is wrong ([`Config::check`] adds file and line).
     /// A new key with a rule of its own adds one `if` here.
@@ -375,41 +350,6 @@ impl ControlConfig {
             }
         }
         default_profile(self, ul2tp_control::Config::default())?;
-        if let Some(p) = &self.ppp_ipv6_pool {
-            crate::ppp_ipv6::PrefixPool::parse(p).map_err(|m| ("ppp_ipv6_pool", m))?;
-            if self.ppp_pool.is_none() {
-                return Err((
-                    "ppp_ipv6_pool",
-                    "needs ppp_local and ppp_pool (the LNS PPP endpoint they configure)".into(),
-                ));
-            }
-        }
-        if let Some(a) = self
-            .ppp_ipv6_dns
-            .iter()
-            .find(|a| a.is_unspecified() || a.is_multicast() || a.is_loopback())
-        {
-            return Err(("ppp_ipv6_dns", format!("{a} is not a unicast address")));
-        }
-        if !self.ppp_ipv6_dns.is_empty() && self.ppp_ipv6_pool.is_none() {
-            return Err((
-                "ppp_ipv6_dns",
-                "needs ppp_ipv6_pool (the servers go out with its Router Advertisements)".into(),
-            ));
-        }
-        if let Some(p) = &self.ppp_ipv6_pd_pool {
-            let unit = self.ppp_ipv6_pd_length.unwrap_or(56);
-            crate::ppp_ipv6::PrefixPool::parse_delegation(p, unit)
-                .map_err(|m| ("ppp_ipv6_pd_pool", m))?;
-            if self.ppp_ipv6_pool.is_none() {
-                return Err((
-                    "ppp_ipv6_pd_pool",
-                    "needs ppp_ipv6_pool (delegation runs on links with IPv6)".into(),
-                ));
-            }
-        } else if self.ppp_ipv6_pd_length.is_some() {
-            return Err(("ppp_ipv6_pd_length", "needs ppp_ipv6_pd_pool".into()));
-        }
         Ok(())
     }
 }
@@ -438,6 +378,12 @@ pub(crate) fn default_profile(
         echo: (c.ppp_echo_interval, c.ppp_echo_failure),
         idle: c.ppp_idle_timeout,
         session: c.ppp_session_timeout,
+        ipv6: crate::profile::Ipv6Keys {
+            pool: c.ppp_ipv6_pool.as_deref(),
+            dns: &c.ppp_ipv6_dns,
+            pd_pool: c.ppp_ipv6_pd_pool.as_deref(),
+            pd_length: c.ppp_ipv6_pd_length,
+        },
     })?;
     crate::profile::limits(c.max_tunnels, c.max_sessions)?;
     if c.receive_window == Some(0) {
@@ -1621,18 +1567,125 @@ seq = "both"
             .control
             .unwrap()
             .settings()
-            .ppp_ipv6
-            .ipv6_pd
-            .unwrap();
-        assert_eq!(pd.lock().unwrap().unit(), 60);
+            .profiles
+            .default
+            .ppp
+            .clone();
+        let pd = pd.unwrap().ipv6.pd.unwrap();
+        assert_eq!(pd.shared.lock().unwrap().unit(), 60);
         let e = check_err(&format!("{base}ppp_ipv6_dns = [\"2001:db8::53\"]\n"));
         assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_dns")));
         let e = check_err(&format!(
             "{base}ppp_ipv6_pool = \"2001:db8:100::/48\"\nppp_ipv6_dns = [\"ff02::1\"]\n"
         ));
         assert_eq!(e.key.as_deref(), Some("ppp_ipv6_dns"));
-        let pool = s.ppp_ipv6.ipv6.unwrap();
-        assert_eq!(pool.lock().unwrap().size(), 65536);
+        let pool = s.profiles.default.ppp.clone().unwrap().ipv6.pool.unwrap();
+        assert_eq!(pool.shared.lock().unwrap().size(), 65536);
+    }
+
+    /// `[[lns]]` profiles with their own IPv6 pools: checked with file, line and key; the
+    /// same pool in two profiles is one object (its leases shared), overlapping ones are
+    /// refused; a reload's profiles take over the leases of the running ones.
+    #[test]
+    fn per_profile_ipv6_pools() {
+        let head = "[control]\n";
+        let ppp = "ppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\n";
+        // A profile's pool needs the profile's PPP service only ([control] has none).
+        let text = format!(
+            "{head}[[lns]]\nname = \"a\"\npeers = [\"192.0.2.0/24\"]\n{ppp}ppp_ipv6_pool = \"2001:db8:a::/48\"\nppp_ipv6_dns = [\"2001:db8::53\"]\nppp_ipv6_pd_pool = \"2001:db8:a0::/44\"\nppp_ipv6_pd_length = 60\n[[lns]]\nname = \"b\"\n{ppp}ppp_ipv6_pool = \"2001:db8:b::/48\"\n[[lns]]\nname = \"c\"\n{ppp}ppp_ipv6_pool = \"2001:db8:b::/48\"\n[[lns]]\nname = \"d\"\n{ppp}"
+        );
+        let ok = Config::check(Path::new("t.toml"), &text).unwrap();
+        let s = ok.config.control_settings().unwrap();
+        let v6 = |i: usize| s.profiles.list[i].ppp.clone().unwrap().ipv6;
+        let (a, b, c, d) = (v6(0), v6(1), v6(2), v6(3));
+        let pool = |v: &crate::profile::Ipv6Service| v.pool.clone().unwrap();
+        assert_eq!(pool(&a).shared.lock().unwrap().size(), 65536);
+        assert_eq!(
+            a.dns,
+            ["2001:db8::53".parse::<std::net::Ipv6Addr>().unwrap()]
+        );
+        assert_eq!(a.pd.clone().unwrap().shared.lock().unwrap().unit(), 60);
+        assert!(!std::sync::Arc::ptr_eq(&pool(&a).shared, &pool(&b).shared));
+        assert!(
+            std::sync::Arc::ptr_eq(&pool(&b).shared, &pool(&c).shared),
+            "one pool declared twice is one set of leases"
+        );
+        assert!(
+            d.pool.is_none() && d.pd.is_none(),
+            "no IPv6 pool: link-local only"
+        );
+        assert!(s.profiles.default.ppp.is_none());
+        // Leases carry over to the profiles of a reload that declare the same pools.
+        let leased = pool(&b).shared.lock().unwrap().allocate().unwrap();
+        let mut again = ok.config.control_settings().unwrap().profiles;
+        let fresh = again.list[1].ppp.clone().unwrap().ipv6.pool.unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&fresh.shared, &pool(&b).shared));
+        assert!(again.adopt_pools(&s.profiles.list).is_empty());
+        let adopted = again.list[1].ppp.clone().unwrap().ipv6.pool.unwrap();
+        assert!(std::sync::Arc::ptr_eq(&adopted.shared, &pool(&b).shared));
+        assert_eq!(adopted.shared.lock().unwrap().in_use(), 1);
+        assert_ne!(adopted.shared.lock().unwrap().allocate(), Some(leased));
+        // Errors name the line and the key in the profile.
+        let e = check_err(&format!(
+            "{head}[[lns]]\nname = \"a\"\nppp_ipv6_pool = \"2001:db8:a::/48\"\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_pool")));
+        assert!(e.to_string().contains("needs ppp_local"), "{e}");
+        let e = check_err(&format!(
+            "{head}[[lns]]\nname = \"a\"\n{ppp}ppp_ipv6_pool = \"2001:db8:a::1/48\"\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("ppp_ipv6_pool")));
+        let e = check_err(&format!(
+            "{head}[[lns]]\nname = \"a\"\n{ppp}ppp_ipv6_dns = [\"2001:db8::53\"]\n"
+        ));
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("ppp_ipv6_dns")));
+        let e = check_err(&format!(
+            "{head}[[lns]]\nname = \"a\"\n{ppp}ppp_ipv6_pool = \"2001:db8:a::/48\"\nppp_ipv6_pd_pool = \"2001:db8::/40\"\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(7), Some("ppp_ipv6_pd_pool"))
+        );
+        assert!(e.to_string().contains("overlaps"), "{e}");
+        let e = check_err(&format!(
+            "{head}[[lns]]\nname = \"a\"\n{ppp}ppp_ipv6_pd_length = 60\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(6), Some("ppp_ipv6_pd_length"))
+        );
+        let e = check_err(&format!(
+            "{head}[[lns]]\nname = \"a\"\n{ppp}ppp_ipv6_pool = \"2001:db8:a::/48\"\n[[lns]]\nname = \"b\"\n{ppp}ppp_ipv6_pool = \"2001:db8:a:100::/56\"\n"
+        ));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(11), Some("ppp_ipv6_pool"))
+        );
+        assert!(
+            e.to_string()
+                .contains("overlaps 2001:db8:a::/48 of profile \"a\""),
+            "{e}"
+        );
+        // [control]'s keys stay the default profile's.
+        let e = check_err("[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_pool")));
+    }
+
+    /// `ppp_auth` without `ppp_users` needs `[radius]`, in `[control]` and in `[[lns]]`; with
+    /// it the PPP service is there (the default profile's too).
+    #[test]
+    fn ppp_auth_without_users_needs_radius() {
+        let ppp =
+            "ppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"pap\"\n";
+        let radius = "[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n";
+        let e = check_err(&format!("[control]\n[[lns]]\nname = \"a\"\n{ppp}"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("ppp_auth")));
+        assert!(e.to_string().contains("profile \"a\""), "{e}");
+        let e = check_err(&format!("[control]\n{ppp}"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_auth")));
+        let ok = Config::check(Path::new("t.toml"), &format!("[control]\n{ppp}{radius}")).unwrap();
+        let s = ok.config.control_settings().unwrap();
+        assert!(s.profiles.default.ppp.is_some(), "RADIUS checks the logins");
     }
 
     #[test]

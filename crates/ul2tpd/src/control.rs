@@ -65,23 +65,9 @@ pub struct ControlSettings {
     /// LNS: the profiles of tunnels peers open (`profile.rs`); a profile with a PPP service
     /// runs the PPP endpoint as server on every PPP session of its tunnels.
     pub profiles: Profiles,
-    /// LNS: IPv6 for the PPP sessions of every profile (`[control] ppp_ipv6_*`).
-    pub ppp_ipv6: PppIpv6,
     /// LAC: IPv6 default route via the LNS once it advertises a prefix
     /// (`ppp_ipv6_default_route`), DHCPv6 prefix delegation (`ppp_ipv6_pd`).
     pub ppp_ipv6_client: crate::ppp_ipv6::ClientV6,
-}
-
-/// IPv6 for the PPP sessions an LNS terminates (`[control] ppp_ipv6_pool`, `ppp_ipv6_dns`,
-/// `ppp_ipv6_pd_pool`): one set of pools shared by the calls of every profile.
-#[derive(Debug, Clone, Default)]
-pub struct PppIpv6 {
-    /// The /64s for the sessions' IPv6 (`ppp_ipv6_pool`); `None`: link-local only.
-    pub ipv6: Option<crate::ppp_ipv6::SharedPool>,
-    /// DNS servers advertised with the /64 (`ppp_ipv6_dns`).
-    pub ipv6_dns: Vec<std::net::Ipv6Addr>,
-    /// Prefixes delegated with DHCPv6 (`ppp_ipv6_pd_pool`); `None`: no DHCPv6 server.
-    pub ipv6_pd: Option<crate::ppp_ipv6::SharedPool>,
 }
 
 /// A request for the endpoint task.
@@ -122,6 +108,23 @@ enum Cmd {
     },
     /// New profiles (reload): for tunnels opened from now on.
     Profiles(Profiles),
+    /// Whether tunnel `tid` is established and the peer acknowledged everything we sent
+    /// (our SCCCN): [`Confirmation`].
+    Confirmed {
+        tid: u32,
+        reply: oneshot::Sender<ApiResult<Confirmation>>,
+    },
+}
+
+/// Where a tunnel we opened stands after its TunnelUp ([`ControlPlane::confirmed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Confirmation {
+    /// Established, and the peer acknowledged our SCCCN (and all else we sent).
+    Acknowledged,
+    /// Established, our SCCCN not acknowledged yet.
+    Pending,
+    /// Closing or gone: its TunnelDown says why.
+    Down,
 }
 
 /// Changes to the endpoint's configuration for one tunnel we open.
@@ -304,7 +307,6 @@ impl ControlPlane {
             circuits: HashMap::new(),
             config: s.config,
             profiles: s.profiles,
-            ppp_ipv6: s.ppp_ipv6,
             not_control: Default::default(),
             tunnel_profiles: HashMap::new(),
             leases: HashMap::new(),
@@ -410,6 +412,11 @@ impl ControlPlane {
         self.tx.try_send(Cmd::Profiles(profiles)).is_ok()
     }
 
+    /// Whether tunnel `tid` is established with everything we sent acknowledged.
+    pub(crate) async fn confirmed(&self, tid: u32) -> ApiResult<Confirmation> {
+        self.ask(|reply| Cmd::Confirmed { tid, reply }).await
+    }
+
     /// Close a tunnel or a session.
     pub(crate) async fn close(&self, tid: u32, sid: Option<u32>) -> ApiResult<()> {
         self.ask(|reply| Cmd::Close { tid, sid, reply }).await
@@ -467,8 +474,6 @@ struct State {
     config: Config,
     /// The profiles of new tunnels.
     profiles: Profiles,
-    /// IPv6 for LNS PPP sessions.
-    ppp_ipv6: PppIpv6,
     /// Datagrams the listeners and the upcall dropped before the engine: not control
     /// messages.
     not_control: Arc<std::sync::atomic::AtomicU64>,
@@ -965,9 +970,28 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
                 r.map_err(|e| ApiError::new(Errno::ENODEV, format!("control protocol: {e:?}"))),
             );
         }
-        Cmd::Profiles(p) => {
+        Cmd::Profiles(mut p) => {
+            // The IPv6 pools the running profiles and established tunnels lease from carry
+            // over to the new profiles that declare them (unchanged profiles keep their state).
+            let old: Vec<Arc<Profile>> = st
+                .profiles
+                .all()
+                .chain(st.tunnel_profiles.values())
+                .cloned()
+                .collect();
+            for w in p.adopt_pools(&old) {
+                tracing::warn!("reload: [[lns]] {w}");
+            }
             ep.set_selector(selector(&p));
             st.profiles = p;
+        }
+        Cmd::Confirmed { tid, reply } => {
+            let c = match ep.tunnel_stats(tid) {
+                Some(s) if s.state == "established" && s.unacked == 0 => Confirmation::Acknowledged,
+                Some(s) if s.state == "established" => Confirmation::Pending,
+                _ => Confirmation::Down,
+            };
+            let _ = reply.send(Ok(c));
         }
         Cmd::ClearPpp {
             tid,
@@ -1336,10 +1360,10 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 request_dns: false,
                 profile: Some(profile.name.clone()),
                 pool: st.leases.get(&key).map(|l| l.pool.clone()),
-                ipv6_pool: st.ppp_ipv6.ipv6.clone(),
+                ipv6_pool: ppp.ipv6.pool.as_ref().map(|p| p.shared.clone()),
                 ipv6_client: Default::default(),
-                ipv6_pd_pool: st.ppp_ipv6.ipv6_pd.clone(),
-                ipv6_dns: st.ppp_ipv6.ipv6_dns.clone(),
+                ipv6_pd_pool: ppp.ipv6.pd.as_ref().map(|p| p.shared.clone()),
+                ipv6_dns: ppp.ipv6.dns.clone(),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
             if let Err(e) = crate::pppd::start(d, ctl, s.clone(), setup) {

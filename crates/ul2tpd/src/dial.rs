@@ -86,6 +86,11 @@ pub struct LacConfig {
     pub ppp_echo_interval: Option<u64>,
     /// Unanswered Echo-Requests after which the link is down (default 3).
     pub ppp_echo_failure: Option<u32>,
+    /// Add an IPv6 default route via the LNS when it advertises a prefix (default
+    /// `[control] ppp_ipv6_default_route`).
+    pub ppp_ipv6_default_route: Option<Spanned<bool>>,
+    /// Ask the LNS for a delegated prefix with DHCPv6 (default `[control] ppp_ipv6_pd`).
+    pub ppp_ipv6_pd: Option<Spanned<bool>>,
     /// Dial when the daemon starts.
     #[serde(default)]
     pub autodial: bool,
@@ -146,6 +151,10 @@ pub struct LacProfile {
     pub user: Option<(String, Secret)>,
     /// LCP echo (interval, failures).
     pub echo: Option<(Duration, u32)>,
+    /// `ppp_ipv6_default_route` override.
+    pub ipv6_default_route: Option<bool>,
+    /// `ppp_ipv6_pd` override.
+    pub ipv6_pd: Option<bool>,
     /// Dial at start-up.
     pub autodial: bool,
     /// Redial.
@@ -370,6 +379,18 @@ impl LacConfig {
                 return Err(at(span, "pw_type", format!("{other:?} is not ppp or eth")))
             }
         };
+        for (key, v) in [
+            ("ppp_ipv6_default_route", &self.ppp_ipv6_default_route),
+            ("ppp_ipv6_pd", &self.ppp_ipv6_pd),
+        ] {
+            if let Some(v) = v.as_ref().filter(|_| pw_type != PwType::Ppp) {
+                return Err(at(
+                    v.span(),
+                    key,
+                    "is for PPP calls (pw_type = \"ppp\")".into(),
+                ));
+            }
+        }
         let echo =
             (self.ppp_echo_interval.is_some() || self.ppp_echo_failure.is_some()).then(|| {
                 (
@@ -388,6 +409,8 @@ impl LacConfig {
             max_retries: self.max_retries,
             user,
             echo,
+            ipv6_default_route: self.ppp_ipv6_default_route.as_ref().map(|v| *v.get_ref()),
+            ipv6_pd: self.ppp_ipv6_pd.as_ref().map(|v| *v.get_ref()),
             autodial: self.autodial,
             redial: self.redial,
             redial_timeout,
@@ -557,20 +580,53 @@ async fn peer_cause_soon(
 
 /// Wait until tunnel `tid` is established or gone.
 pub(crate) async fn wait_tunnel(
+    cp: &ControlPlane,
     events: &mut broadcast::Receiver<Event>,
     tid: u32,
     peer: SocketAddr,
 ) -> ApiResult<()> {
+    let down = |reason: &DownReason| down_error("control connection", &peer, reason);
     loop {
         match next_event(events).await.ok_or_else(stopped)? {
-            Event::TunnelUp(i) if i.tunnel_id == tid => return Ok(()),
+            Event::TunnelUp(i) if i.tunnel_id == tid => break,
             Event::TunnelDown {
                 tunnel_id, reason, ..
-            } if tunnel_id == tid => return Err(down_error("control connection", &peer, &reason)),
+            } if tunnel_id == tid => return Err(down(&reason)),
             _ => {}
         }
     }
+    // Up for the engine once our SCCCN is queued (RFC 2661 §7.2, RFC 3931 §7.2: the
+    // initiator is established when it sends the SCCCN). The peer may still refuse it (a
+    // wrong answer to its Challenge: StopCCN 4), so the wait ends when the peer has
+    // acknowledged it with the tunnel still established; a StopCCN in answer ends it with
+    // its cause. Retransmissions that run out close the tunnel (TunnelDown) as well.
+    loop {
+        match cp.confirmed(tid).await? {
+            crate::control::Confirmation::Acknowledged => return Ok(()),
+            crate::control::Confirmation::Pending => {}
+            crate::control::Confirmation::Down => loop {
+                match next_event(events).await.ok_or_else(stopped)? {
+                    Event::TunnelDown {
+                        tunnel_id, reason, ..
+                    } if tunnel_id == tid => return Err(down(&reason)),
+                    _ => {}
+                }
+            },
+        }
+        tokio::select! {
+            e = next_event(events) => match e.ok_or_else(stopped)? {
+                Event::TunnelDown {
+                    tunnel_id, reason, ..
+                } if tunnel_id == tid => return Err(down(&reason)),
+                _ => {}
+            },
+            () = tokio::time::sleep(CONFIRM_POLL) => {}
+        }
+    }
 }
+
+/// How often a wait for a tunnel we opened asks whether the peer acknowledged our SCCCN.
+const CONFIRM_POLL: Duration = Duration::from_millis(20);
 
 /// Wait until session `sid` of tunnel `tid` is established or gone.
 pub(crate) async fn wait_session(
@@ -1022,7 +1078,7 @@ impl Call {
                     continue;
                 }
             };
-            let up = wait_tunnel(&mut events, tid, peer);
+            let up = wait_tunnel(&self.cp, &mut events, tid, peer);
             match until(&mut self.rx, &mut self.waiters, None, false, up).await {
                 Step::Got(Ok(())) => {}
                 Step::Got(Err(e)) => {
@@ -1189,6 +1245,12 @@ impl Call {
 
     /// The PPP client settings of the profile.
     fn ppp_setup(&self) -> crate::pppd::PppSetup {
+        // The profile's IPv6 keys, else `[control]`'s.
+        let base = self.cp.ipv6_client();
+        let ipv6_client = crate::ppp_ipv6::ClientV6 {
+            default_route: self.p.ipv6_default_route.unwrap_or(base.default_route),
+            prefix_delegation: self.p.ipv6_pd.unwrap_or(base.prefix_delegation),
+        };
         crate::pppd::PppSetup {
             user: self.p.user.clone().map(|(u, p)| (u, p.0)),
             auth_name: Some(
@@ -1198,6 +1260,7 @@ impl Call {
                     .unwrap_or_else(|| self.cp.host_name().to_string()),
             ),
             echo: self.p.echo,
+            ipv6_client,
             ..Default::default()
         }
     }
@@ -1309,6 +1372,24 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("bogus")));
+    }
+
+    #[test]
+    fn ipv6_keys_of_a_profile() {
+        let p = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nppp_ipv6_default_route = true\nppp_ipv6_pd = false\n[[lac]]\nname = \"b\"\nlns = \"192.0.2.1\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (p[0].ipv6_default_route, p[0].ipv6_pd),
+            (Some(true), Some(false))
+        );
+        assert_eq!((p[1].ipv6_default_route, p[1].ipv6_pd), (None, None));
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nversion = 3\npw_type = \"eth\"\nppp_ipv6_pd = true\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(8), Some("ppp_ipv6_pd")));
     }
 
     #[test]

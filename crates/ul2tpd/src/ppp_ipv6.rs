@@ -170,6 +170,12 @@ impl PrefixPool {
     pub fn unit(&self) -> u8 {
         self.unit
     }
+
+    /// What the pool is, whatever is leased: (prefix, length, length of each lease). Two
+    /// pools of one spec are the same pool (`profile.rs` shares them).
+    pub fn spec(&self) -> (u128, u8, u8) {
+        (self.base, self.len, self.unit)
+    }
 }
 
 /// The /64 of a link as the session's API replies show it (`ppp_ipv6_prefix`): written by

@@ -26,7 +26,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +93,17 @@ pub struct LnsProfile {
     pub ppp_idle_timeout: Option<u64>,
     /// Seconds after which the call is cleared however busy.
     pub ppp_session_timeout: Option<u64>,
+    /// IPv6 prefix ("PREFIX/LEN", /32 to /64) from which each call gets a /64, advertised
+    /// in Router Advertisements (the profile's own pool; `[control] ppp_ipv6_pool` is the
+    /// default profile's).
+    pub ppp_ipv6_pool: Option<String>,
+    /// IPv6 DNS servers advertised with the /64 (RDNSS, RFC 8106).
+    #[serde(default)]
+    pub ppp_ipv6_dns: Vec<Ipv6Addr>,
+    /// Prefixes delegated to the calls with DHCPv6 ("PREFIX/LEN").
+    pub ppp_ipv6_pd_pool: Option<String>,
+    /// Length of each delegated prefix (default 56).
+    pub ppp_ipv6_pd_length: Option<u8>,
     /// Named address pools, used in order.
     #[serde(default)]
     pub pool: Vec<PoolConfig>,
@@ -163,6 +174,65 @@ pub struct PppService {
     pub idle_timeout: Option<Duration>,
     /// Session timeout.
     pub session_timeout: Option<Duration>,
+    /// IPv6 for the calls (`ppp_ipv6_*`).
+    pub ipv6: Ipv6Service,
+}
+
+/// IPv6 for the PPP calls of a profile: its /64 pool, DNS servers, delegated prefixes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ipv6Service {
+    /// The /64s of the calls (`ppp_ipv6_pool`); `None`: link-local addresses only.
+    pub pool: Option<Ipv6Pool>,
+    /// DNS servers advertised with the /64 (`ppp_ipv6_dns`).
+    pub dns: Vec<Ipv6Addr>,
+    /// Prefixes delegated with DHCPv6 (`ppp_ipv6_pd_pool`); `None`: no DHCPv6 server.
+    pub pd: Option<Ipv6Pool>,
+}
+
+/// An IPv6 prefix pool of a profile: what it is (compared by reloads) and its leases (a
+/// run-time object, shared by every profile and reload that declares the same pool, so that
+/// a /64 in use is never handed out twice).
+#[derive(Debug, Clone)]
+pub struct Ipv6Pool {
+    /// (prefix, length, length of each lease).
+    pub spec: (u128, u8, u8),
+    /// The leases.
+    pub shared: crate::ppp_ipv6::SharedPool,
+}
+
+impl PartialEq for Ipv6Pool {
+    /// Pools are equal when they declare the same prefixes, whatever is leased.
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+
+impl Eq for Ipv6Pool {}
+
+impl Ipv6Pool {
+    fn new(p: crate::ppp_ipv6::PrefixPool) -> Ipv6Pool {
+        Ipv6Pool {
+            spec: p.spec(),
+            shared: Arc::new(std::sync::Mutex::new(p)),
+        }
+    }
+
+    /// The addresses of the pool as an inclusive range.
+    fn range(&self) -> (u128, u128) {
+        let (base, len, _) = self.spec;
+        (base, base | (u128::MAX >> len))
+    }
+
+    /// Whether two pools share addresses.
+    fn overlaps(&self, other: &Ipv6Pool) -> bool {
+        let ((a0, a1), (b0, b1)) = (self.range(), other.range());
+        a0 <= b1 && b0 <= a1
+    }
+
+    /// `"PREFIX/LEN"` as written back (logs, errors).
+    fn text(&self) -> String {
+        format!("{}/{}", Ipv6Addr::from(self.spec.0), self.spec.1)
+    }
 }
 
 /// A profile ready for use.
@@ -266,8 +336,8 @@ fn parse_peers(s: &str) -> Result<(IpAddr, IpAddr), String> {
             let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
             let net = u128::from(v6) & mask;
             (
-                IpAddr::V6(std::net::Ipv6Addr::from(net)),
-                IpAddr::V6(std::net::Ipv6Addr::from(net | !mask)),
+                IpAddr::V6(Ipv6Addr::from(net)),
+                IpAddr::V6(Ipv6Addr::from(net | !mask)),
             )
         }
     })
@@ -442,6 +512,12 @@ impl LnsProfile {
             echo: (self.ppp_echo_interval, self.ppp_echo_failure),
             idle: self.ppp_idle_timeout,
             session: self.ppp_session_timeout,
+            ipv6: Ipv6Keys {
+                pool: self.ppp_ipv6_pool.as_deref(),
+                dns: &self.ppp_ipv6_dns,
+                pd_pool: self.ppp_ipv6_pd_pool.as_deref(),
+                pd_length: self.ppp_ipv6_pd_length,
+            },
         })?;
         Ok(Profile {
             name: self.name.clone(),
@@ -450,6 +526,79 @@ impl LnsProfile {
             config: c,
             ppp,
         })
+    }
+}
+
+/// The IPv6 pools of a profile's PPP service with their keys.
+fn ipv6_pools(p: &Profile) -> impl Iterator<Item = (&'static str, &Ipv6Pool)> {
+    let v6 = p.ppp.as_ref().map(|s| &s.ipv6);
+    let link = v6
+        .and_then(|v| v.pool.as_ref())
+        .map(|x| ("ppp_ipv6_pool", x));
+    let pd = v6
+        .and_then(|v| v.pd.as_ref())
+        .map(|x| ("ppp_ipv6_pd_pool", x));
+    link.into_iter().chain(pd)
+}
+
+/// Make the IPv6 pools of `p` the very objects of the equal pools of `others` (profiles of
+/// one file, or those running before a reload), so that their leases are shared: a /64 in use
+/// is never leased twice. A pool that overlaps one of `others` without being equal to it is
+/// an error (the key and what is wrong, the first such); the other pools are shared anyway.
+pub(crate) fn share_pools<'a>(
+    p: &mut Profile,
+    others: impl Iterator<Item = &'a Profile> + Clone,
+) -> Result<(), KeyError> {
+    let Some(v6) = p.ppp.as_mut().map(|s| &mut s.ipv6) else {
+        return Ok(());
+    };
+    let mut err = None;
+    for (key, mine) in [
+        ("ppp_ipv6_pool", v6.pool.as_mut()),
+        ("ppp_ipv6_pd_pool", v6.pd.as_mut()),
+    ] {
+        let Some(mine) = mine else { continue };
+        for other in others.clone() {
+            for (_, theirs) in ipv6_pools(other) {
+                if theirs == mine {
+                    mine.shared = theirs.shared.clone();
+                } else if theirs.overlaps(mine) && err.is_none() {
+                    err = Some((
+                        key,
+                        format!(
+                            "{} overlaps {} of profile {:?} (one prefix could be leased twice; declare the same pool to share it)",
+                            mine.text(),
+                            theirs.text(),
+                            other.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    err.map_or(Ok(()), Err)
+}
+
+impl Profiles {
+    /// After a reload: the IPv6 pools of these profiles that `old` (the profiles in force and
+    /// those of established tunnels) declared too become `old`'s, leases included; the pools
+    /// of unchanged profiles keep their state. Returns what cannot be shared (a pool
+    /// overlapping an old one of another spec, whose leases may clash until the old tunnels
+    /// are gone), for the log.
+    pub fn adopt_pools(&mut self, old: &[Arc<Profile>]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let mut adopt = |p: &mut Arc<Profile>| {
+            if ipv6_pools(p).next().is_none() {
+                return;
+            }
+            let name = p.name.clone();
+            if let Err((key, m)) = share_pools(Arc::make_mut(p), old.iter().map(|o| &**o)) {
+                warnings.push(format!("profile {name:?} {key}: {m}"));
+            }
+        };
+        adopt(&mut self.default);
+        self.list.iter_mut().for_each(adopt);
+        warnings
     }
 }
 
@@ -476,6 +625,74 @@ pub(crate) struct PppKeys<'a> {
     pub(crate) echo: (Option<u64>, Option<u32>),
     pub(crate) idle: Option<u64>,
     pub(crate) session: Option<u64>,
+    pub(crate) ipv6: Ipv6Keys<'a>,
+}
+
+/// The `ppp_ipv6_*` keys of the LNS, shared by `[control]` and `[[lns]]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ipv6Keys<'a> {
+    pub(crate) pool: Option<&'a str>,
+    pub(crate) dns: &'a [Ipv6Addr],
+    pub(crate) pd_pool: Option<&'a str>,
+    pub(crate) pd_length: Option<u8>,
+}
+
+/// Check the `ppp_ipv6_*` keys of a table with a PPP service and build its pools.
+fn ipv6_service(k: Ipv6Keys<'_>) -> Result<Ipv6Service, KeyError> {
+    use crate::ppp_ipv6::PrefixPool;
+    let pool = match k.pool {
+        Some(p) => Some(Ipv6Pool::new(
+            PrefixPool::parse(p).map_err(|m| ("ppp_ipv6_pool", m))?,
+        )),
+        None => None,
+    };
+    if let Some(a) = k
+        .dns
+        .iter()
+        .find(|a| a.is_unspecified() || a.is_multicast() || a.is_loopback())
+    {
+        return Err(("ppp_ipv6_dns", format!("{a} is not a unicast address")));
+    }
+    if !k.dns.is_empty() && pool.is_none() {
+        return Err((
+            "ppp_ipv6_dns",
+            "needs ppp_ipv6_pool (the servers go out with its Router Advertisements)".into(),
+        ));
+    }
+    let pd = match k.pd_pool {
+        Some(p) => {
+            let unit = k.pd_length.unwrap_or(56);
+            let pd = Ipv6Pool::new(
+                PrefixPool::parse_delegation(p, unit).map_err(|m| ("ppp_ipv6_pd_pool", m))?,
+            );
+            let Some(link) = &pool else {
+                return Err((
+                    "ppp_ipv6_pd_pool",
+                    "needs ppp_ipv6_pool (delegation runs on links with IPv6)".into(),
+                ));
+            };
+            if pd.overlaps(link) {
+                return Err((
+                    "ppp_ipv6_pd_pool",
+                    format!(
+                        "{} overlaps ppp_ipv6_pool {} (a /64 could be on a link and delegated)",
+                        pd.text(),
+                        link.text()
+                    ),
+                ));
+            }
+            Some(pd)
+        }
+        None if k.pd_length.is_some() => {
+            return Err(("ppp_ipv6_pd_length", "needs ppp_ipv6_pd_pool".into()))
+        }
+        None => None,
+    };
+    Ok(Ipv6Service {
+        pool,
+        dns: k.dns.to_vec(),
+        pd,
+    })
 }
 
 pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError> {
@@ -494,6 +711,20 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
         }
     }
     let Some(local) = k.local else {
+        if let Some(key) = [
+            (k.ipv6.pool.is_some(), "ppp_ipv6_pool"),
+            (!k.ipv6.dns.is_empty(), "ppp_ipv6_dns"),
+            (k.ipv6.pd_pool.is_some(), "ppp_ipv6_pd_pool"),
+            (k.ipv6.pd_length.is_some(), "ppp_ipv6_pd_length"),
+        ]
+        .iter()
+        .find_map(|(set, key)| set.then_some(*key))
+        {
+            return Err((
+                key,
+                "needs ppp_local and a pool (the PPP service of the calls it is for)".into(),
+            ));
+        }
         if !k.pools.is_empty() {
             return Err(("ppp_pool", "needs ppp_local (our address)".into()));
         }
@@ -511,7 +742,9 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
             "needs ppp_pool or a [[lns.pool]] (the peers' addresses, \"FIRST-LAST\")".into(),
         ));
     }
-    // `ppp_auth` without `ppp_users` is checked by `Config::check`: fine with `[radius]`.
+    // `ppp_auth` without `ppp_users` is refused by `Config::check` unless `[radius]` checks
+    // the logins.
+    let ipv6 = ipv6_service(k.ipv6)?;
     let secs = |s: u64| Duration::from_secs(s.max(1));
     Ok(Some(PppService {
         local,
@@ -530,6 +763,7 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
             .then(|| (secs(k.echo.0.unwrap_or(10)), k.echo.1.unwrap_or(3).max(1))),
         idle_timeout: k.idle.map(secs),
         session_timeout: k.session.map(secs),
+        ipv6,
     }))
 }
 
@@ -577,9 +811,11 @@ pub fn build_all(
     let mut out: Vec<Arc<Profile>> = Vec::new();
     for p in lns {
         let name = &p.get_ref().name;
-        let built = p
+        let mut built = p
             .get_ref()
             .build(base)
+            .map_err(|(k, m)| (p.span(), k, format!("profile {name:?}: {m}")))?;
+        share_pools(&mut built, out.iter().map(|p| &**p))
             .map_err(|(k, m)| (p.span(), k, format!("profile {name:?}: {m}")))?;
         if out.iter().any(|q| q.name == built.name) {
             return Err((

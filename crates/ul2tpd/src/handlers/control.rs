@@ -38,7 +38,7 @@ pub(crate) async fn connect(cp: &ControlPlane, a: &Attrs) -> ApiResult<Attrs> {
     let mut events = (a.wait == Some(true)).then(|| cp.events());
     let tid = cp.connect(peer, version, encap).await?;
     if let Some(events) = &mut events {
-        crate::dial::wait_tunnel(events, tid, peer).await?;
+        crate::dial::wait_tunnel(cp, events, tid, peer).await?;
     }
     Ok(Attrs {
         conn_id: Some(tid),
