@@ -12,7 +12,7 @@ use ul2tp::{
 };
 use ul2tp_api::sockproto::IocStats;
 use ul2tp_api::{pw_type, Attrs, Command, Errno, Stats};
-use ul2tp_it::{have, ping_stats, tshark, unique, wait_until, Capture, Daemon, Pair};
+use ul2tp_it::{ping_stats, tshark, unique, wait_until, Capture, Daemon, Pair};
 
 fn pair() -> Pair {
     Pair::new(false)
@@ -188,7 +188,8 @@ fn ppp_over(version: &str) {
     let pcap = cap.stop();
 
     // On the wire: FF 03 in front of every PPP frame, the S bit once SENDSEQ is on.
-    if have("tshark") {
+    ul2tp_it::require("tshark", "tshark");
+    {
         let mut args = vec!["-d", "udp.port==1701,l2tp"];
         if version == "3" {
             args.extend_from_slice(&[
@@ -614,7 +615,8 @@ fn vlan_pseudowires_two_vlans_over_one_tunnel() {
     );
     assert_eq!(p.db.session_stats(2, 202), want);
     let pcap = cap.stop();
-    if have("tshark") {
+    ul2tp_it::require("tshark", "tshark");
+    {
         let out = tshark(
             &pcap,
             &[

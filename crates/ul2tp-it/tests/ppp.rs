@@ -9,7 +9,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use ul2tp_it::{have, traffic_only, tshark, wait_until, Capture, Pair};
+use ul2tp_it::{traffic_only, tshark, wait_until, Capture, Pair};
 
 /// Wait until `cond` holds (or `secs` pass); returns whether it held.
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
@@ -265,7 +265,8 @@ fn lns_with_address_pool() {
     // call existed, each sent exactly one LCP Configure-Request. (Without a send right after
     // open the LAC's request left only on the 3 s timer, with its retransmission; an LNS that
     // opened before the LAC had started PPP lost its first one and retransmitted it 3 s later.)
-    if have("tshark") {
+    ul2tp_it::require("tshark", "tshark");
+    {
         let mut reqs = lcp_configure_requests(&pcap);
         reqs.sort();
         assert_eq!(
@@ -291,7 +292,8 @@ fn lns_requires_chap() {
     assert!(ppp_device(&t.a, "10.97.0.10").is_some());
     assert!(t.a.ping_retry("10.97.0.1", &[], 5));
     let pcap = t.stop_capture();
-    if have("tshark") {
+    ul2tp_it::require("tshark", "tshark");
+    {
         let names = tshark(
             &pcap,
             &["-Y", "chap.code == 1", "-T", "fields", "-e", "chap.name"],
@@ -371,7 +373,8 @@ fn lns_requires_chap() {
     // The tunnel stays up for further calls.
     assert!(t.lac.ul2tp("show tunnel").contains("Tunnel "));
     let pcap = t.stop_capture();
-    if have("tshark") {
+    ul2tp_it::require("tshark", "tshark");
+    {
         // Disconnect code 16 (authentication failed) for CHAP (0xc223 = 49699); the LNS failed
         // the peer (direction 1, at peer), the LAC was refused (2, at local). Whichever CDN
         // arrived first cleared the call; the LNS's is always sent.
@@ -445,7 +448,8 @@ fn lcp_echo_failure_clears_the_call() {
         "{dev_lac} survived"
     );
     let pcap = t.stop_capture();
-    if have("tshark") {
+    ul2tp_it::require("tshark", "tshark");
+    {
         let causes = cdn_causes(&pcap);
         assert!(
             causes
