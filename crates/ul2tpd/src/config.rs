@@ -859,15 +859,20 @@ impl Config {
         }
         if let Some(r) = &config.radius {
             r.check().map_err(|(key, m)| at("radius", key, m))?;
-            if config
+            let control_auth = config
                 .control
                 .as_ref()
-                .is_none_or(|c| c.ppp_local.is_none() || c.ppp_auth.is_none())
-            {
+                .is_some_and(|c| c.ppp_local.is_some() && c.ppp_auth.is_some());
+            let profile_auth = config.control.is_some()
+                && config
+                    .lns
+                    .iter()
+                    .any(|p| p.get_ref().ppp_local.is_some() && p.get_ref().ppp_auth.is_some());
+            if !control_auth && !profile_auth {
                 return Err(at(
                     "radius",
                     "server",
-                    "RADIUS checks the LNS's PPP logins: needs [control] with ppp_local, ppp_pool and ppp_auth".into(),
+                    "RADIUS checks the LNS's PPP logins: needs [control] (or an [[lns]] profile) with ppp_local, a pool and ppp_auth".into(),
                 ));
             }
         }
@@ -903,6 +908,24 @@ impl Config {
                     message,
                 },
             )?;
+            if config.radius.is_none() {
+                if let Some(p) = config
+                    .lns
+                    .iter()
+                    .find(|p| p.get_ref().ppp_auth.is_some() && p.get_ref().ppp_users.is_empty())
+                {
+                    return Err(ConfigError {
+                        file: path.to_path_buf(),
+                        line: Some(crate::profile::key_line_in(text, p.span(), "ppp_auth")),
+                        key: Some("ppp_auth".into()),
+                        table: Some("[lns]".into()),
+                        message: format!(
+                            "profile {:?}: needs ppp_users or a [radius] table (with neither, no peer could authenticate)",
+                            p.get_ref().name
+                        ),
+                    });
+                }
+            }
         }
         Ok(Checked {
             config,
@@ -1625,7 +1648,25 @@ seq = "both"
         );
         assert!(
             ok.is_ok(),
-            "ppp_auth without ppp_users is fine with [radius]"
+            "ppp_auth without ppp_users is fine with [radius]: {ok:?}"
+        );
+        // The same for an [[lns]] profile; without [radius] it names the profile's key.
+        let prof = "[control]\n[[lns]]\nname = \"p\"\nppp_local = \"10.0.0.1\"\n\
+                    ppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"pap\"\n";
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!("{prof}[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n"),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = check_err(prof);
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(6), Some("ppp_auth")),
+            "{e}"
+        );
+        assert!(
+            e.message.contains("needs ppp_users or a [radius] table"),
+            "{e}"
         );
         let e = check_err(&format!(
             "{lns}[radius]\nserver = \"192.0.2.1\"\n\ntimeout = 99\nsecret = \"s\"\n"

@@ -101,6 +101,11 @@ pub struct LacConfig {
     /// What the sessions carry: "ppp" (default; the PPP client runs on each) or "eth"
     /// (L2TPv3 Ethernet pseudowires, an l2tpethN device each).
     pub pw_type: Option<Spanned<String>>,
+    /// L2TPv2: the Calling Number AVP of the ICRQs (the subscriber's line; the LNS sends it
+    /// to RADIUS as Calling-Station-Id).
+    pub calling_number: Option<Spanned<String>>,
+    /// L2TPv2: the Called Number AVP of the ICRQs (RADIUS Called-Station-Id).
+    pub called_number: Option<Spanned<String>>,
 }
 
 /// `lns = "ADDR"` or `lns = ["ADDR", ...]`.
@@ -158,6 +163,10 @@ pub struct LacProfile {
     pub sessions: u32,
     /// PPP or Ethernet sessions.
     pub pw_type: PwType,
+    /// Calling Number and Called Number of the ICRQs (empty: not sent).
+    pub calling_number: String,
+    /// See `calling_number`.
+    pub called_number: String,
 }
 
 impl LacProfile {
@@ -377,6 +386,20 @@ impl LacConfig {
                     self.ppp_echo_failure.unwrap_or(3).max(1),
                 )
             });
+        let number = |key: &'static str, v: &Option<Spanned<String>>| match v {
+            Some(n) if version != Version::V2 => Err(at(
+                n.span(),
+                key,
+                "is an L2TPv2 AVP: needs version = 2".into(),
+            )),
+            Some(n) if n.get_ref().is_empty() || n.get_ref().len() > 253 => {
+                Err(at(n.span(), key, "must be 1 to 253 characters".into()))
+            }
+            Some(n) => Ok(n.get_ref().clone()),
+            None => Ok(String::new()),
+        };
+        let calling_number = number("calling_number", &self.calling_number)?;
+        let called_number = number("called_number", &self.called_number)?;
         Ok(LacProfile {
             name,
             lns,
@@ -394,6 +417,8 @@ impl LacConfig {
             max_redials: self.max_redials.unwrap_or(0),
             sessions,
             pw_type,
+            calling_number,
+            called_number,
         })
     }
 }
@@ -1080,6 +1105,8 @@ impl Call {
         for _ in 0..self.p.sessions {
             let cfg = ul2tp_control::SessionConfig {
                 pw_type: self.p.pw_type,
+                calling_number: self.p.calling_number.clone().into_bytes(),
+                remote_end_id: self.p.called_number.clone().into_bytes(),
                 ..ul2tp_control::SessionConfig::default()
             };
             let sid = self.cp.session(tid, cfg, None, None).await;

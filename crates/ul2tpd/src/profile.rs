@@ -127,6 +127,11 @@ impl Pool {
             .sum()
     }
 
+    /// Whether `a` is in one of its ranges.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.ranges.iter().any(|(x, y)| (*x..=*y).contains(&a))
+    }
+
     /// The lowest address neither in `used` nor `local` (our own address, which a pool
     /// may include).
     pub fn free(&self, used: &HashSet<Ipv4Addr>, local: Ipv4Addr) -> Option<Ipv4Addr> {
@@ -511,12 +516,8 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
             "needs ppp_pool or a [[lns.pool]] (the peers' addresses, \"FIRST-LAST\")".into(),
         ));
     }
-    if k.auth.is_some() && k.users.is_empty() {
-        return Err((
-            "ppp_auth",
-            "needs ppp_users (with none, no peer could authenticate)".into(),
-        ));
-    }
+    // ppp_auth without ppp_users needs a [radius] table: config.rs checks that (it sees
+    // the whole file).
     let secs = |s: u64| Duration::from_secs(s.max(1));
     Ok(Some(PppService {
         local,

@@ -264,6 +264,10 @@ pub struct SessionInfo {
     pub nas_address: Option<IpAddr>,
     /// Tunnel-Client-Endpoint (the LAC) and Tunnel-Server-Endpoint (us), RFC 2868.
     pub endpoints: Option<(IpAddr, IpAddr)>,
+    /// Calling-Station-Id: the L2TP Calling Number of the ICRQ (empty: not sent).
+    pub calling_station_id: Vec<u8>,
+    /// Called-Station-Id: the L2TP Called Number of the ICRQ (empty: not sent).
+    pub called_station_id: Vec<u8>,
 }
 
 /// What an Access-Accept granted (the attributes the LNS honours).
@@ -281,6 +285,26 @@ pub struct Grant {
     pub interim: Option<u32>,
     /// Class attributes, echoed in accounting.
     pub class: Vec<Vec<u8>>,
+    /// Framed-Pool: the pool of the call's profile to take the address from.
+    pub framed_pool: Option<String>,
+    /// Framed-MTU: the most the pppN carries.
+    pub framed_mtu: Option<u16>,
+    /// Framed-Route: IPv4 prefixes routed through the pppN (the gateway and metrics of the
+    /// attribute are not used: the link is point-to-point).
+    pub framed_routes: Vec<(Ipv4Addr, u8)>,
+}
+
+/// The prefix of a Framed-Route value (RFC 2865 §5.22: "PREFIX[/LEN] GATEWAY METRICS...");
+/// the host bits are cleared. `None` when it does not parse.
+pub fn parse_framed_route(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let dst = text.split_whitespace().next()?;
+    let (addr, len) = match dst.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u8>().ok().filter(|l| *l <= 32)?),
+        None => (dst, 32),
+    };
+    let a: Ipv4Addr = addr.parse().ok()?;
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    Some((Ipv4Addr::from(u32::from(a) & mask), len))
 }
 
 /// The answer to an authentication.
@@ -369,6 +393,15 @@ impl Radius {
             .add_u32(attr::SERVICE_TYPE, dict::SERVICE_TYPE_FRAMED)
             .add_u32(attr::FRAMED_PROTOCOL, dict::FRAMED_PROTOCOL_PPP)
             .add(attr::ACCT_SESSION_ID, s.acct_session_id.as_bytes());
+        // RFC 2865 §5.30 / §5.31; an AVP longer than an attribute can hold is cut at 253.
+        for (a, v) in [
+            (attr::CALLING_STATION_ID, &s.calling_station_id),
+            (attr::CALLED_STATION_ID, &s.called_station_id),
+        ] {
+            if !v.is_empty() {
+                p.add(a, &v[..v.len().min(253)]);
+            }
+        }
         if let Some((client, server)) = s.endpoints {
             // Untagged: an address's first octet is never a tag value (0x01-0x1F).
             p.add_u32(attr::TUNNEL_TYPE, dict::TUNNEL_TYPE_L2TP);
@@ -509,6 +542,22 @@ impl Radius {
                 _ => (self.default_interim > 0).then_some(self.default_interim),
             },
             class: reply.get_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
+            framed_pool: reply.get_text(attr::FRAMED_POOL).filter(|s| !s.is_empty()),
+            // At least the IPv4 minimum (RFC 791: 68); 64 to 65535 per RFC 2865 §5.12.
+            framed_mtu: reply
+                .get_u32(attr::FRAMED_MTU)
+                .map(|m| m.clamp(68, 65535) as u16),
+            framed_routes: reply
+                .get_all(attr::FRAMED_ROUTE)
+                .filter_map(|v| {
+                    let t = String::from_utf8_lossy(v);
+                    let r = parse_framed_route(&t);
+                    if r.is_none() {
+                        tracing::warn!("RADIUS Framed-Route {t:?} ignored: not PREFIX[/LEN] ...");
+                    }
+                    r
+                })
+                .collect(),
         }
     }
 
@@ -674,6 +723,8 @@ mod tests {
             nas_port: 1,
             nas_address: Some(Ipv4Addr::LOCALHOST.into()),
             endpoints: None,
+            calling_station_id: b"5551234".to_vec(),
+            called_station_id: Vec::new(),
         }
     }
 
@@ -882,13 +933,13 @@ pub enum Due {
 }
 
 impl RadiusSession {
-    /// The RADIUS side of `session`, whose tunnel runs between `local` (us) and `peer`; DAE
-    /// requests for it are sent to `dae`.
+    /// The RADIUS side of `session`, whose tunnel runs between `local` (us) and `peer`, with
+    /// the (Calling, Called) Numbers of its ICRQ; DAE requests for it are sent to `dae`.
     pub fn new(
         radius: Arc<Radius>,
         session: Arc<ul2tp_core::Session>,
-        local: Option<SocketAddr>,
-        peer: Option<SocketAddr>,
+        (local, peer): (Option<SocketAddr>, Option<SocketAddr>),
+        (calling, called): (Vec<u8>, Vec<u8>),
         dae: mpsc::Sender<DaeCommand>,
     ) -> RadiusSession {
         let unix = SystemTime::now()
@@ -903,6 +954,8 @@ impl RadiusSession {
             nas_port: session.session_id(),
             nas_address: local.map(|a| a.ip()),
             endpoints: local.zip(peer).map(|(l, p)| (p.ip(), l.ip())),
+            calling_station_id: calling,
+            called_station_id: called,
         };
         RadiusSession {
             radius,
