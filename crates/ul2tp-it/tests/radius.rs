@@ -879,3 +879,137 @@ fn shutdown_sends_the_stops() {
         "{stop}"
     );
 }
+
+/// Users for [`profiles_pools_routes_and_station_ids`]: dave is accepted only from the line
+/// the LAC names (Calling-Station-Id, Called-Station-Id) and gets an address of the profile's
+/// pool "gold", an MTU and a route; erin gets a fixed address inside the pool "main".
+const POOLS: &str = "dave Cleartext-Password := \"d-pw\", Calling-Station-Id == \"5551234\", Called-Station-Id == \"lns-1\"\n\
+    \tFramed-Pool = \"gold\",\n\
+    \tFramed-MTU = 1400,\n\
+    \tFramed-Route = \"198.51.100.0/24 0.0.0.0 1\"\n\
+    erin Cleartext-Password := \"e-pw\"\n\
+    \tFramed-IP-Address = 10.96.0.11\n\
+    frank Cleartext-Password := \"f-pw\"\n";
+
+/// `[[lac]]` profiles dial an LNS whose `[[lns]]` profile has two named pools: the ICRQ's
+/// Calling / Called Number reach FreeRADIUS as Calling- / Called-Station-Id (its users file
+/// accepts dave only with them), Framed-Pool picks the pool, Framed-MTU caps the pppN MTU,
+/// Framed-Route routes through the pppN; a Framed-IP-Address inside a pool is leased, so the
+/// pool skips it and a second session cannot get it.
+#[test]
+fn profiles_pools_routes_and_station_ids() {
+    let a = Netns::new("rpa");
+    let b = Netns::new("rpb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(ul2tp_it::unique("radius-pools"));
+    let radius = FreeRadius::start(&b, &dir.join("raddb"), POOLS);
+    let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+    let mut lac_cfg = String::from("[control]\nlisten = \"192.0.2.1:1701\"\n");
+    for (name, user, pw, extra) in [
+        (
+            "dave",
+            "dave",
+            "d-pw",
+            "calling_number = \"5551234\"\ncalled_number = \"lns-1\"\n",
+        ),
+        ("erin1", "erin", "e-pw", ""),
+        ("frank1", "frank", "f-pw", ""),
+        ("frank2", "frank", "f-pw", ""),
+        ("erin2", "erin", "e-pw", ""),
+    ] {
+        lac_cfg.push_str(&format!(
+            "[[lac]]\nname = \"{name}\"\nlns = \"192.0.2.2\"\nversion = 2\nuser = \"{user}\"\n\
+             password = \"{pw}\"\n{extra}"
+        ));
+    }
+    std::fs::write(&ca, lac_cfg).unwrap();
+    std::fs::write(
+        &cb,
+        format!(
+            "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
+             [[lns]]\nname = \"isp\"\nppp_local = \"10.96.0.1\"\nppp_auth = \"pap\"\n\
+             [[lns.pool]]\nname = \"main\"\nranges = [\"10.96.0.10-10.96.0.20\"]\n\
+             [[lns.pool]]\nname = \"gold\"\nranges = [\"10.97.0.10-10.97.0.20\"]\n\
+             [radius]\nserver = \"127.0.0.1\"\nsecret = \"{SECRET}\"\ntimeout = 1\nretries = 1\n"
+        ),
+    )
+    .unwrap();
+    let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+    let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+    let dial = |name: &str| lac.cli(&["dial", name, "wait"]);
+
+    let o = dial("dave");
+    assert!(o.status.success(), "dave: {}\n{}", text(&o), lns.log());
+    assert!(
+        has_addr(&a, "10.97.0.10"),
+        "gold: {}",
+        a.ip(&["-o", "addr"])
+    );
+    // The route and the MTU on the LNS's pppN.
+    let route = b.ip(&["-o", "-4", "route", "show", "198.51.100.0/24"]);
+    let dev = route
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Framed-Route: {route:?}\n{}", lns.log()))
+        .to_string();
+    assert!(dev.starts_with("ppp"), "{route}");
+    let link = b.ip(&["-o", "link", "show", "dev", &dev]);
+    assert!(link.contains(" mtu 1400 "), "{link}");
+    assert!(
+        lns.ul2tp("show session").contains("pool gold"),
+        "{}",
+        lns.ul2tp("show session")
+    );
+    // The Start record carries the station ids.
+    assert!(
+        wait_until(Duration::from_secs(10), || radius
+            .detail()
+            .iter()
+            .any(|r| r.contains("Acct-Status-Type = Start"))),
+        "no Start: {}",
+        lns.log()
+    );
+    let start = radius
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Start"))
+        .unwrap();
+    assert_eq!(
+        FreeRadius::value(&start, "Calling-Station-Id").as_deref(),
+        Some("5551234"),
+        "{start}"
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "Called-Station-Id").as_deref(),
+        Some("lns-1"),
+        "{start}"
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "NAS-Port-Type").as_deref(),
+        Some("Virtual"),
+        "{start}"
+    );
+
+    // erin: 10.96.0.11 from RADIUS (her pool lease 10.96.0.10 goes back); frank takes .10,
+    // the next frank .12: .11 is leased to erin.
+    let o = dial("erin1");
+    assert!(o.status.success(), "erin: {}\n{}", text(&o), lns.log());
+    assert!(has_addr(&a, "10.96.0.11"), "{}", a.ip(&["-o", "addr"]));
+    for (name, addr) in [("frank1", "10.96.0.10"), ("frank2", "10.96.0.12")] {
+        let o = dial(name);
+        assert!(o.status.success(), "{name}: {}\n{}", text(&o), lns.log());
+        assert!(has_addr(&a, addr), "{name}: {}", a.ip(&["-o", "addr"]));
+    }
+    // A second erin cannot have 10.96.0.11.
+    let o = dial("erin2");
+    assert!(!o.status.success(), "second erin: {}", text(&o));
+    let log = lns.log();
+    assert!(
+        log.contains("Framed-IP-Address 10.96.0.11 is held by another session"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
