@@ -223,6 +223,11 @@ impl Setup {
 
     /// `server` is the TOML value of `[radius] server`.
     fn with(ppp_auth: &str, users: &str, secret: &str, server: &str) -> Setup {
+        Setup::full(ppp_auth, users, secret, server, "")
+    }
+
+    /// `lac_control`: more `[control]` keys for the LAC.
+    fn full(ppp_auth: &str, users: &str, secret: &str, server: &str, lac_control: &str) -> Setup {
         let a = Netns::new("ra");
         let b = Netns::new("rb");
         ul2tp_it::veth(&a, "eth0", &b, "eth0");
@@ -231,7 +236,11 @@ impl Setup {
         let dir = std::env::temp_dir().join(ul2tp_it::unique("radius"));
         let radius = FreeRadius::start(&b, &dir.join("raddb"), users);
         let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
+        std::fs::write(
+            &ca,
+            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_control}"),
+        )
+        .unwrap();
         // The secret lives in a file of its own (secret_file), as in production.
         std::fs::write(dir.join("radius.secret"), format!("{secret}\n")).unwrap();
         std::fs::write(
@@ -1012,4 +1021,50 @@ fn profiles_pools_routes_and_station_ids() {
         "{log}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Framed-IPv6-Prefix, Delegated-IPv6-Prefix and DNS-Server-IPv6-Address replace the LNS's
+/// (absent) IPv6 pools for the session: the LAC forms its address from the /64 of the Router
+/// Advertisements, learns the DNS server from them, and gets the prefix by DHCPv6.
+#[test]
+fn ipv6_prefixes_and_dns_from_radius() {
+    let users = "vera Cleartext-Password := \"v-pw\"\n\
+        \tFramed-IPv6-Prefix = 2001:db8:77::/64,\n\
+        \tDelegated-IPv6-Prefix = 2001:db8:7700::/56,\n\
+        \tDNS-Server-IPv6-Address = 2001:db8::53\n";
+    let t = Setup::full(
+        "pap",
+        users,
+        SECRET,
+        "\"127.0.0.1\"",
+        "ppp_ipv6_pd = true\n",
+    );
+    let o = t.ppp_start("vera", "v-pw");
+    assert!(o.status.success(), "{}\n{}", text(&o), t.lns.log());
+    let line = "  delegated prefix: 2001:db8:7700::/56\n";
+    assert!(
+        wait_until(Duration::from_secs(15), || t
+            .lac
+            .ul2tp("show session")
+            .contains(line)),
+        "LAC: {}\n{}\nLNS: {}",
+        t.lac.ul2tp("show session"),
+        t.lac.log(),
+        t.lns.log()
+    );
+    assert!(t.lns.ul2tp("show session").contains(line));
+    assert!(
+        t.lns
+            .ul2tp("show session")
+            .contains("  ipv6 prefix: 2001:db8:77::/64\n"),
+        "{}",
+        t.lns.ul2tp("show session")
+    );
+    let v6 = t.a.ip(&["-6", "-o", "addr", "show"]);
+    assert!(v6.contains("inet6 2001:db8:77:"), "LAC addresses: {v6}");
+    let log = t.lac.log();
+    assert!(
+        log.contains("IPv6 DNS servers from ") && log.contains("2001:db8::53"),
+        "{log}"
+    );
 }

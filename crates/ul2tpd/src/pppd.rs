@@ -751,6 +751,11 @@ impl Link {
                     self.timers.mtu = Some(self.timers.mtu.map_or(m, |x| x.min(m)));
                 }
                 self.routes = grant.framed_routes.clone();
+                self.v6.set_granted(
+                    grant.framed_ipv6_prefix,
+                    grant.delegated_ipv6_prefix,
+                    &grant.dns6,
+                );
                 if grant.dns.iter().any(Option::is_some) {
                     ep.set_dns(grant.dns);
                 }

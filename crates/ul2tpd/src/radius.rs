@@ -292,6 +292,29 @@ pub struct Grant {
     /// Framed-Route: IPv4 prefixes routed through the pppN (the gateway and metrics of the
     /// attribute are not used: the link is point-to-point).
     pub framed_routes: Vec<(Ipv4Addr, u8)>,
+    /// Framed-IPv6-Prefix (a /64; RFC 3162): the session's link prefix.
+    pub framed_ipv6_prefix: Option<std::net::Ipv6Addr>,
+    /// Delegated-IPv6-Prefix (RFC 4818): delegated with DHCPv6, /16 to /64.
+    pub delegated_ipv6_prefix: Option<(std::net::Ipv6Addr, u8)>,
+    /// DNS-Server-IPv6-Address (RFC 6911): advertised in the Router Advertisements.
+    pub dns6: Vec<std::net::Ipv6Addr>,
+}
+
+/// An IPv6 prefix attribute (RFC 3162 §2.3: Reserved, Prefix-Length, Prefix, the prefix
+/// octets possibly cut after the length): (prefix with the bits past the length cleared,
+/// length), `None` when malformed.
+pub fn parse_ipv6_prefix(v: &[u8]) -> Option<(std::net::Ipv6Addr, u8)> {
+    let (&len, prefix) = v.get(1..)?.split_first()?;
+    if len > 128 || prefix.len() > 16 || prefix.len() * 8 < usize::from(len) {
+        return None;
+    }
+    let mut octets = [0u8; 16];
+    octets[..prefix.len()].copy_from_slice(prefix);
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    Some((
+        std::net::Ipv6Addr::from(u128::from_be_bytes(octets) & mask),
+        len,
+    ))
 }
 
 /// The prefix of a Framed-Route value (RFC 2865 §5.22: "PREFIX[/LEN] GATEWAY METRICS...");
@@ -558,6 +581,28 @@ impl Radius {
                     r
                 })
                 .collect(),
+            framed_ipv6_prefix: reply
+                .get(attr::FRAMED_IPV6_PREFIX)
+                .and_then(|v| {
+                    let p = parse_ipv6_prefix(v).filter(|(_, len)| *len == 64);
+                    if p.is_none() {
+                        tracing::warn!("RADIUS Framed-IPv6-Prefix ignored: not a /64");
+                    }
+                    p
+                })
+                .map(|(p, _)| p),
+            delegated_ipv6_prefix: reply.get(attr::DELEGATED_IPV6_PREFIX).and_then(|v| {
+                let p = parse_ipv6_prefix(v).filter(|(_, len)| (16..=64).contains(len));
+                if p.is_none() {
+                    tracing::warn!("RADIUS Delegated-IPv6-Prefix ignored: not a /16 to /64");
+                }
+                p
+            }),
+            dns6: reply
+                .get_all(attr::DNS_SERVER_IPV6_ADDRESS)
+                .filter_map(|v| <[u8; 16]>::try_from(v).ok())
+                .map(std::net::Ipv6Addr::from)
+                .collect(),
         }
     }
 
@@ -725,6 +770,38 @@ mod tests {
             endpoints: None,
             calling_station_id: b"5551234".to_vec(),
             called_station_id: Vec::new(),
+        }
+    }
+
+    /// Framed-Route text and the RFC 3162 prefix layout; malformed values are refused.
+    #[test]
+    fn route_and_prefix_values() {
+        assert_eq!(
+            parse_framed_route("198.51.100.7/24 0.0.0.0 1"),
+            Some((Ipv4Addr::new(198, 51, 100, 0), 24))
+        );
+        assert_eq!(
+            parse_framed_route("192.0.2.9"),
+            Some((Ipv4Addr::new(192, 0, 2, 9), 32))
+        );
+        assert_eq!(
+            parse_framed_route("0.0.0.0/0 10.0.0.1 1").map(|r| r.1),
+            Some(0)
+        );
+        for bad in ["", "x/24", "192.0.2.0/33", "2001:db8::/64"] {
+            assert_eq!(parse_framed_route(bad), None, "{bad:?}");
+        }
+        let p = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        // Cut after the length (RFC 3162 allows it), bits past the length cleared.
+        assert_eq!(
+            parse_ipv6_prefix(&[0, 56, 0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 0xff]),
+            Some((p("2001:db8:77:ff00::"), 56))
+        );
+        let mut full = vec![0, 64];
+        full.extend_from_slice(&p("2001:db8:1:2:3::").octets());
+        assert_eq!(parse_ipv6_prefix(&full), Some((p("2001:db8:1:2::"), 64)));
+        for bad in [&[][..], &[0], &[0, 129], &[0, 64, 0x20, 0x01]] {
+            assert_eq!(parse_ipv6_prefix(bad), None, "{bad:?}");
         }
     }
 
