@@ -1068,3 +1068,77 @@ fn ipv6_prefixes_and_dns_from_radius() {
         "{log}"
     );
 }
+
+/// The LAC asks RADIUS which LNS carries a user's calls (RFC 2868, `[[lac]] radius = true`):
+/// FreeRADIUS, in the LAC's namespace, offers two L2TP tunnels; the preferred one does not
+/// answer, the next one is dialled with the Tunnel-Password as tunnel secret (the LNS
+/// requires it) and the call comes up. A user RADIUS rejects is not dialled at all.
+#[test]
+fn lac_picks_the_lns_with_radius_tunnel_attributes() {
+    let a = Netns::new("rla");
+    let b = Netns::new("rlb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(ul2tp_it::unique("radius-lac"));
+    let users = "tina Cleartext-Password := \"t-pw\"\n\
+        \tTunnel-Type:1 = L2TP,\n\
+        \tTunnel-Medium-Type:1 = IPv4,\n\
+        \tTunnel-Server-Endpoint:1 = \"192.0.2.9\",\n\
+        \tTunnel-Preference:1 = 1,\n\
+        \tTunnel-Type:2 = L2TP,\n\
+        \tTunnel-Medium-Type:2 = IPv4,\n\
+        \tTunnel-Server-Endpoint:2 = \"192.0.2.2\",\n\
+        \tTunnel-Password:2 = \"tunnel-secret-7\",\n\
+        \tTunnel-Preference:2 = 2\n";
+    let _radius = FreeRadius::start(&a, &dir.join("raddb"), users);
+    let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+    let mut lac_cfg = String::from("[control]\nlisten = \"192.0.2.1:1701\"\n");
+    for (name, user) in [("isp", "tina"), ("bad", "tom")] {
+        lac_cfg.push_str(&format!(
+            "[[lac]]\nname = \"{name}\"\nlns = \"192.0.2.250\"\nradius = true\nuser = \"{user}\"\n\
+             password = \"t-pw\"\nmax_retries = 1\n"
+        ));
+    }
+    lac_cfg.push_str(&format!(
+        "[radius]\nserver = \"127.0.0.1\"\nsecret = \"{SECRET}\"\ntimeout = 1\nretries = 1\n"
+    ));
+    std::fs::write(&ca, lac_cfg).unwrap();
+    std::fs::write(
+        &cb,
+        "[control]\nlisten = \"192.0.2.2:1701\"\nsecret = \"tunnel-secret-7\"\n\
+         ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"pap\"\n\
+         ppp_users = { tina = \"t-pw\" }\n",
+    )
+    .unwrap();
+    let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+    let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    assert!(
+        o.status.success(),
+        "{}\n{}\n{}",
+        text(&o),
+        lac.log(),
+        lns.log()
+    );
+    assert!(has_addr(&a, "10.96.0.10"), "{}", a.ip(&["-o", "addr"]));
+    let log = lac.log();
+    let at = |s: &str| {
+        log.find(s)
+            .unwrap_or_else(|| panic!("no {s:?} in the LAC log:\n{log}"))
+    };
+    assert!(at("RADIUS tunnel to 192.0.2.9:1701 (preference 1)") < at("dialing 192.0.2.9:1701"));
+    assert!(at("dialing 192.0.2.9:1701") < at("dialing 192.0.2.2:1701"));
+    assert!(
+        !log.contains("192.0.2.250"),
+        "the configured lns is not used: {log}"
+    );
+    assert!(!log.contains("tunnel-secret-7"), "secret in the log: {log}");
+
+    let o = lac.cli(&["dial", "bad", "wait"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("RADIUS: Access-Reject"), "{}", text(&o));
+    assert!(!lac.log().contains("lac bad: dialing"), "{}", lac.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -868,11 +868,15 @@ impl Config {
                     .lns
                     .iter()
                     .any(|p| p.get_ref().ppp_local.is_some() && p.get_ref().ppp_auth.is_some());
-            if !control_auth && !profile_auth {
+            let lac_radius = config
+                .lac
+                .iter()
+                .any(|l| l.radius.as_ref().is_some_and(|r| *r.get_ref()));
+            if !control_auth && !profile_auth && !lac_radius {
                 return Err(at(
                     "radius",
                     "server",
-                    "RADIUS checks the LNS's PPP logins: needs [control] (or an [[lns]] profile) with ppp_local, a pool and ppp_auth".into(),
+                    "RADIUS checks the LNS's PPP logins: needs [control] (or an [[lns]] profile) with ppp_local, a pool and ppp_auth, or a [[lac]] profile with radius = true".into(),
                 ));
             }
         }
@@ -887,6 +891,23 @@ impl Config {
                 message,
             },
         )?;
+        if config.radius.is_none() {
+            if let Some(r) = config
+                .lac
+                .iter()
+                .filter_map(|l| l.radius.as_ref())
+                .find(|r| *r.get_ref())
+            {
+                return Err(ConfigError {
+                    file: path.to_path_buf(),
+                    line: Some(line_of(text, r.span().start)),
+                    key: Some("radius".into()),
+                    table: None,
+                    message: "[[lac]] radius = true needs a [radius] table (the servers asked)"
+                        .into(),
+                });
+            }
+        }
         if let Some(p) = config.lns.first() {
             let Some(c) = &config.control else {
                 return Err(ConfigError {

@@ -106,6 +106,9 @@ pub struct LacConfig {
     pub calling_number: Option<Spanned<String>>,
     /// L2TPv2: the Called Number AVP of the ICRQs (RADIUS Called-Station-Id).
     pub called_number: Option<Spanned<String>>,
+    /// Ask RADIUS (`[radius]`) which LNS to use for `user` before each attempt (RFC 2868);
+    /// `lns` is used when the Access-Accept names no L2TP tunnel.
+    pub radius: Option<Spanned<bool>>,
 }
 
 /// `lns = "ADDR"` or `lns = ["ADDR", ...]`.
@@ -167,12 +170,18 @@ pub struct LacProfile {
     pub calling_number: String,
     /// See `calling_number`.
     pub called_number: String,
+    /// Choose the LNS with RADIUS (RFC 2868).
+    pub radius: bool,
 }
 
 impl LacProfile {
-    /// The engine configuration changes of this profile's tunnels.
-    fn tune(&self) -> Tune {
-        let p = self.clone();
+    /// The engine configuration changes of this profile's tunnels; `secret` (a RADIUS
+    /// Tunnel-Password) replaces the profile's.
+    fn tune(&self, secret: Option<Secret>) -> Tune {
+        let mut p = self.clone();
+        if secret.is_some() {
+            p.secret = secret;
+        }
         Tune(Box::new(move |c: &mut ul2tp_control::Config| {
             c.version = p.version;
             if let Some(h) = p.host_name {
@@ -398,6 +407,14 @@ impl LacConfig {
             Some(n) => Ok(n.get_ref().clone()),
             None => Ok(String::new()),
         };
+        let radius = self.radius.as_ref().is_some_and(|r| *r.get_ref());
+        if let (Some(r), true, None) = (&self.radius, radius, &user) {
+            return Err(at(
+                r.span(),
+                "radius",
+                "needs user and password (the Access-Request is for the user)".into(),
+            ));
+        }
         let calling_number = number("calling_number", &self.calling_number)?;
         let called_number = number("called_number", &self.called_number)?;
         Ok(LacProfile {
@@ -419,6 +436,7 @@ impl LacConfig {
             pw_type,
             calling_number,
             called_number,
+            radius,
         })
     }
 }
@@ -1031,7 +1049,24 @@ impl Call {
     async fn attempt(&mut self) -> Outcome {
         let name = self.p.name.clone();
         let mut last = ApiError::new(Errno::EINVAL, "no LNS address");
-        for peer in self.p.lns.clone() {
+        let mut targets: Vec<(SocketAddr, Option<Secret>)> =
+            self.p.lns.iter().map(|a| (*a, None)).collect();
+        if self.p.radius {
+            match self.radius_targets().await {
+                Ok(Some(t)) => targets = t,
+                Ok(None) => tracing::info!(
+                    "lac {name}: the RADIUS Access-Accept names no L2TP tunnel: dialing lns"
+                ),
+                Err(e) => {
+                    tracing::warn!("lac {name}: RADIUS: {e}");
+                    return Outcome::Failed {
+                        err: ApiError::new(Errno::EACCES, format!("RADIUS: {e}")),
+                        was_up: false,
+                    };
+                }
+            }
+        }
+        for (peer, secret) in targets {
             let mut events = self.cp.events();
             tracing::info!("lac {name}: dialing {peer}");
             self.set(|s| {
@@ -1039,7 +1074,7 @@ impl Call {
                 s.peer = Some(peer);
                 s.ids = None;
             });
-            let tid = match self.cp.connect_with(peer, self.p.tune()).await {
+            let tid = match self.cp.connect_with(peer, self.p.tune(secret)).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!("lac {name}: {peer}: {}", e.message);
@@ -1069,6 +1104,45 @@ impl Call {
             err: last,
             was_up: false,
         }
+    }
+
+    /// The LNS addresses (and tunnel secrets) RADIUS gives the profile's user, in order of
+    /// preference; `None` when the Access-Accept names no usable L2TP tunnel.
+    async fn radius_targets(&self) -> Result<Option<Vec<(SocketAddr, Option<Secret>)>>, String> {
+        let name = &self.p.name;
+        let radius = self
+            .d
+            .upgrade()
+            .and_then(|d| d.ops.radius.load_full())
+            .ok_or("no [radius] client")?;
+        let (user, password) = self.p.user.as_ref().ok_or("no user")?;
+        let list = radius
+            .tunnel_lookup(user.as_bytes(), password.0.as_bytes())
+            .await?;
+        let mut out = Vec::new();
+        for t in list {
+            match parse_lns(&t.endpoint, self.p.lns.first().map_or(1701, |a| a.port())) {
+                Ok(a) => {
+                    tracing::info!(
+                        "lac {name}: RADIUS tunnel to {a} (preference {}{})",
+                        t.preference,
+                        t.assignment_id
+                            .as_ref()
+                            .map(|i| format!(", assignment {i:?}"))
+                            .unwrap_or_default()
+                    );
+                    let secret = t
+                        .password
+                        .map(|p| Secret(String::from_utf8_lossy(&p).into_owned()));
+                    out.push((a, secret));
+                }
+                Err(e) => tracing::warn!(
+                    "lac {name}: RADIUS Tunnel-Server-Endpoint {:?} skipped: {e}",
+                    t.endpoint
+                ),
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
     }
 
     /// The tunnel `tid` to `peer` is up: place the sessions, bring PPP up on each, and hold

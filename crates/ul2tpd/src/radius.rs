@@ -8,8 +8,10 @@
 //! so identifiers never collide and a reply can only come from the server asked.
 
 mod dae;
+mod lac;
 
 pub use dae::Command as DaeCommand;
+pub use lac::TunnelChoice;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
