@@ -891,14 +891,16 @@ fn shutdown_sends_the_stops() {
 
 /// Users for [`profiles_pools_routes_and_station_ids`]: dave is accepted only from the line
 /// the LAC names (Calling-Station-Id, Called-Station-Id) and gets an address of the profile's
-/// pool "gold", an MTU and a route; erin gets a fixed address inside the pool "main".
+/// pool "gold", an MTU and a route; erin gets a fixed address inside the pool "main"; frank
+/// gets 255.255.255.254: an address from the pool.
 const POOLS: &str = "dave Cleartext-Password := \"d-pw\", Calling-Station-Id == \"5551234\", Called-Station-Id == \"lns-1\"\n\
     \tFramed-Pool = \"gold\",\n\
     \tFramed-MTU = 1400,\n\
     \tFramed-Route = \"198.51.100.0/24 0.0.0.0 1\"\n\
     erin Cleartext-Password := \"e-pw\"\n\
     \tFramed-IP-Address = 10.96.0.11\n\
-    frank Cleartext-Password := \"f-pw\"\n";
+    frank Cleartext-Password := \"f-pw\"\n\
+    \tFramed-IP-Address = 255.255.255.254\n";
 
 /// `[[lac]]` profiles dial an LNS whose `[[lns]]` profile has two named pools: the ICRQ's
 /// Calling / Called Number reach FreeRADIUS as Calling- / Called-Station-Id (its users file
