@@ -1027,13 +1027,15 @@ fn profiles_pools_routes_and_station_ids() {
 
 /// Framed-IPv6-Prefix, Delegated-IPv6-Prefix and DNS-Server-IPv6-Address replace the LNS's
 /// (absent) IPv6 pools for the session: the LAC forms its address from the /64 of the Router
-/// Advertisements, learns the DNS server from them, and gets the prefix by DHCPv6.
+/// Advertisements with the Framed-Interface-Id IPv6CP gave it, learns the DNS server from
+/// them, and gets the prefix by DHCPv6.
 #[test]
 fn ipv6_prefixes_and_dns_from_radius() {
     let users = "vera Cleartext-Password := \"v-pw\"\n\
         \tFramed-IPv6-Prefix = 2001:db8:77::/64,\n\
         \tDelegated-IPv6-Prefix = 2001:db8:7700::/56,\n\
-        \tDNS-Server-IPv6-Address = 2001:db8::53\n";
+        \tDNS-Server-IPv6-Address = 2001:db8::53,\n\
+        \tFramed-Interface-Id = 0:0:0:4242\n";
     let t = Setup::full(
         "pap",
         users,
@@ -1063,7 +1065,12 @@ fn ipv6_prefixes_and_dns_from_radius() {
         t.lns.ul2tp("show session")
     );
     let v6 = t.a.ip(&["-6", "-o", "addr", "show"]);
-    assert!(v6.contains("inet6 2001:db8:77:"), "LAC addresses: {v6}");
+    // Framed-Interface-Id: the LAC's identifier, in its link-local and SLAAC addresses.
+    assert!(
+        v6.contains("inet6 2001:db8:77::4242/64"),
+        "LAC addresses: {v6}"
+    );
+    assert!(v6.contains("inet6 fe80::4242/64"), "LAC addresses: {v6}");
     let log = t.lac.log();
     assert!(
         log.contains("IPv6 DNS servers from ") && log.contains("2001:db8::53"),

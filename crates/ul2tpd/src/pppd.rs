@@ -751,6 +751,9 @@ impl Link {
                     self.timers.mtu = Some(self.timers.mtu.map_or(m, |x| x.min(m)));
                 }
                 self.routes = grant.framed_routes.clone();
+                if grant.framed_interface_id.is_some() {
+                    ep.set_peer_interface_id(grant.framed_interface_id);
+                }
                 self.v6.set_granted(
                     grant.framed_ipv6_prefix,
                     grant.delegated_ipv6_prefix,

@@ -300,6 +300,8 @@ pub struct Grant {
     pub delegated_ipv6_prefix: Option<(std::net::Ipv6Addr, u8)>,
     /// DNS-Server-IPv6-Address (RFC 6911): advertised in the Router Advertisements.
     pub dns6: Vec<std::net::Ipv6Addr>,
+    /// Framed-Interface-Id (RFC 3162 §2.2): the peer's IPv6CP interface identifier.
+    pub framed_interface_id: Option<u64>,
 }
 
 /// An IPv6 prefix attribute (RFC 3162 §2.3: Reserved, Prefix-Length, Prefix, the prefix
@@ -605,6 +607,11 @@ impl Radius {
                 .filter_map(|v| <[u8; 16]>::try_from(v).ok())
                 .map(std::net::Ipv6Addr::from)
                 .collect(),
+            framed_interface_id: reply
+                .get(attr::FRAMED_INTERFACE_ID)
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map(u64::from_be_bytes)
+                .filter(|&i| i != 0),
         }
     }
 
