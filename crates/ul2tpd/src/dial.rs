@@ -1362,6 +1362,48 @@ mod tests {
         assert_eq!(d.redial_timeout, Duration::from_secs(5));
     }
 
+    /// `calling_number` / `called_number` (L2TPv2 only) and `radius` (needs a user and a
+    /// `[radius]` table) name their line and key.
+    #[test]
+    fn numbers_and_radius_keys() {
+        let base = format!("{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\n");
+        let p = check(&format!(
+            "{base}calling_number = \"5551234\"\ncalled_number = \"100\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (p[0].calling_number.as_str(), p[0].called_number.as_str()),
+            ("5551234", "100")
+        );
+        let e = check(&format!("{base}version = 3\ncalling_number = \"1\"\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(7), Some("calling_number")),
+            "{e}"
+        );
+        let e = check(&format!("{base}called_number = \"\"\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(6), Some("called_number")),
+            "{e}"
+        );
+        let e = check(&format!("{base}radius = true\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("radius")), "{e}");
+        assert!(e.to_string().contains("needs user"), "{e}");
+        let e = check(&format!(
+            "{base}radius = true\nuser = \"u\"\npassword = \"p\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("radius")), "{e}");
+        assert!(e.to_string().contains("[radius] table"), "{e}");
+        let ok = check(&format!(
+            "{base}radius = true\nuser = \"u\"\npassword = \"p\"\n\
+             [radius]\nserver = \"127.0.0.1\"\nsecret = \"s\"\n"
+        ))
+        .unwrap();
+        assert!(ok[0].radius);
+    }
+
     #[test]
     fn bad_profiles_name_line_and_key() {
         let e = check(&format!(

@@ -570,10 +570,10 @@ impl Radius {
             },
             class: reply.get_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
             framed_pool: reply.get_text(attr::FRAMED_POOL).filter(|s| !s.is_empty()),
-            // At least the IPv4 minimum (RFC 791: 68); 64 to 65535 per RFC 2865 §5.12.
+            // Held to 576..65535, the range of `ppp_mtu` (RFC 2865 §5.12 allows from 64).
             framed_mtu: reply
                 .get_u32(attr::FRAMED_MTU)
-                .map(|m| m.clamp(68, 65535) as u16),
+                .map(|m| m.clamp(576, 65535) as u16),
             framed_routes: reply
                 .get_all(attr::FRAMED_ROUTE)
                 .filter_map(|v| {
