@@ -650,6 +650,37 @@ fn no_tie_breaker_builds_two_tunnels() {
     assert_eq!(tunnel_up(&sim, B).len(), 2);
 }
 
+/// v2 incoming calls: the LAC's Calling Number and Called Number (ICRQ) reach the LNS's
+/// SessionInfo (the LNS hands them to RADIUS); absent, they stay empty.
+#[test]
+fn icrq_calling_and_called_number() {
+    for (calling, called) in [(&b"5551234"[..], &b"lns-1"[..]), (&b""[..], &b""[..])] {
+        let a = cfg(Version::V2, "lac");
+        let mut sim = pair(
+            NetConfig::lossy(0.1),
+            Encap::Udp,
+            61,
+            a.clone(),
+            cfg(Version::V2, "lns"),
+        );
+        let scfg = SessionConfig {
+            calling_number: calling.to_vec(),
+            remote_end_id: called.to_vec(),
+            ..SessionConfig::default()
+        };
+        establish(&mut sim, a, 3, &scfg, Duration::from_secs(600));
+        let up = sessions_up(&sim, B);
+        assert_eq!(up.len(), 3);
+        for s in up {
+            assert!(s.lns_mode);
+            assert_eq!(
+                (&s.calling_number[..], &s.remote_end_id[..]),
+                (calling, called)
+            );
+        }
+    }
+}
+
 #[test]
 fn outgoing_calls_v2_and_v3() {
     for version in [Version::V2, Version::V3] {

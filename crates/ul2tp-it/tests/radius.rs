@@ -223,6 +223,11 @@ impl Setup {
 
     /// `server` is the TOML value of `[radius] server`.
     fn with(ppp_auth: &str, users: &str, secret: &str, server: &str) -> Setup {
+        Setup::full(ppp_auth, users, secret, server, "")
+    }
+
+    /// `lac_control`: more `[control]` keys for the LAC.
+    fn full(ppp_auth: &str, users: &str, secret: &str, server: &str, lac_control: &str) -> Setup {
         let a = Netns::new("ra");
         let b = Netns::new("rb");
         ul2tp_it::veth(&a, "eth0", &b, "eth0");
@@ -231,7 +236,11 @@ impl Setup {
         let dir = std::env::temp_dir().join(ul2tp_it::unique("radius"));
         let radius = FreeRadius::start(&b, &dir.join("raddb"), users);
         let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        std::fs::write(&ca, "[control]\nlisten = \"192.0.2.1:1701\"\n").unwrap();
+        std::fs::write(
+            &ca,
+            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_control}"),
+        )
+        .unwrap();
         // The secret lives in a file of its own (secret_file), as in production.
         std::fs::write(dir.join("radius.secret"), format!("{secret}\n")).unwrap();
         std::fs::write(
@@ -878,4 +887,267 @@ fn shutdown_sends_the_stops() {
         Some("Admin-Reboot"),
         "{stop}"
     );
+}
+
+/// Users for [`profiles_pools_routes_and_station_ids`]: dave is accepted only from the line
+/// the LAC names (Calling-Station-Id, Called-Station-Id) and gets an address of the profile's
+/// pool "gold", an MTU and a route; erin gets a fixed address inside the pool "main"; frank
+/// gets 255.255.255.254: an address from the pool.
+const POOLS: &str = "dave Cleartext-Password := \"d-pw\", Calling-Station-Id == \"5551234\", Called-Station-Id == \"lns-1\"\n\
+    \tFramed-Pool = \"gold\",\n\
+    \tFramed-MTU = 1400,\n\
+    \tFramed-Route = \"198.51.100.0/24 0.0.0.0 1\"\n\
+    erin Cleartext-Password := \"e-pw\"\n\
+    \tFramed-IP-Address = 10.96.0.11\n\
+    frank Cleartext-Password := \"f-pw\"\n\
+    \tFramed-IP-Address = 255.255.255.254\n";
+
+/// `[[lac]]` profiles dial an LNS whose `[[lns]]` profile has two named pools: the ICRQ's
+/// Calling / Called Number reach FreeRADIUS as Calling- / Called-Station-Id (its users file
+/// accepts dave only with them), Framed-Pool picks the pool, Framed-MTU caps the pppN MTU,
+/// Framed-Route routes through the pppN; a Framed-IP-Address inside a pool is leased, so the
+/// pool skips it and a second session cannot get it.
+#[test]
+fn profiles_pools_routes_and_station_ids() {
+    let a = Netns::new("rpa");
+    let b = Netns::new("rpb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(ul2tp_it::unique("radius-pools"));
+    let radius = FreeRadius::start(&b, &dir.join("raddb"), POOLS);
+    let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+    let mut lac_cfg = String::from("[control]\nlisten = \"192.0.2.1:1701\"\n");
+    for (name, user, pw, extra) in [
+        (
+            "dave",
+            "dave",
+            "d-pw",
+            "calling_number = \"5551234\"\ncalled_number = \"lns-1\"\n",
+        ),
+        ("erin1", "erin", "e-pw", ""),
+        ("frank1", "frank", "f-pw", ""),
+        ("frank2", "frank", "f-pw", ""),
+        ("erin2", "erin", "e-pw", ""),
+    ] {
+        lac_cfg.push_str(&format!(
+            "[[lac]]\nname = \"{name}\"\nlns = \"192.0.2.2\"\nversion = 2\nuser = \"{user}\"\n\
+             password = \"{pw}\"\n{extra}"
+        ));
+    }
+    std::fs::write(&ca, lac_cfg).unwrap();
+    std::fs::write(
+        &cb,
+        format!(
+            "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
+             [[lns]]\nname = \"isp\"\nppp_local = \"10.96.0.1\"\nppp_auth = \"pap\"\n\
+             [[lns.pool]]\nname = \"main\"\nranges = [\"10.96.0.10-10.96.0.20\"]\n\
+             [[lns.pool]]\nname = \"gold\"\nranges = [\"10.97.0.10-10.97.0.20\"]\n\
+             [radius]\nserver = \"127.0.0.1\"\nsecret = \"{SECRET}\"\ntimeout = 1\nretries = 1\n"
+        ),
+    )
+    .unwrap();
+    let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+    let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+    let dial = |name: &str| lac.cli(&["dial", name, "wait"]);
+
+    let o = dial("dave");
+    assert!(o.status.success(), "dave: {}\n{}", text(&o), lns.log());
+    assert!(
+        has_addr(&a, "10.97.0.10"),
+        "gold: {}",
+        a.ip(&["-o", "addr"])
+    );
+    // The route and the MTU on the LNS's pppN.
+    let route = b.ip(&["-o", "-4", "route", "show", "198.51.100.0/24"]);
+    let dev = route
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Framed-Route: {route:?}\n{}", lns.log()))
+        .to_string();
+    assert!(dev.starts_with("ppp"), "{route}");
+    let link = b.ip(&["-o", "link", "show", "dev", &dev]);
+    assert!(link.contains(" mtu 1400 "), "{link}");
+    assert!(
+        lns.ul2tp("show session").contains("pool gold"),
+        "{}",
+        lns.ul2tp("show session")
+    );
+    // The Start record carries the station ids.
+    assert!(
+        wait_until(Duration::from_secs(10), || radius
+            .detail()
+            .iter()
+            .any(|r| r.contains("Acct-Status-Type = Start"))),
+        "no Start: {}",
+        lns.log()
+    );
+    let start = radius
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Start"))
+        .unwrap();
+    assert_eq!(
+        FreeRadius::value(&start, "Calling-Station-Id").as_deref(),
+        Some("5551234"),
+        "{start}"
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "Called-Station-Id").as_deref(),
+        Some("lns-1"),
+        "{start}"
+    );
+    assert_eq!(
+        FreeRadius::value(&start, "NAS-Port-Type").as_deref(),
+        Some("Virtual"),
+        "{start}"
+    );
+
+    // erin: 10.96.0.11 from RADIUS (her pool lease 10.96.0.10 goes back); frank takes .10,
+    // the next frank .12: .11 is leased to erin.
+    let o = dial("erin1");
+    assert!(o.status.success(), "erin: {}\n{}", text(&o), lns.log());
+    assert!(has_addr(&a, "10.96.0.11"), "{}", a.ip(&["-o", "addr"]));
+    for (name, addr) in [("frank1", "10.96.0.10"), ("frank2", "10.96.0.12")] {
+        let o = dial(name);
+        assert!(o.status.success(), "{name}: {}\n{}", text(&o), lns.log());
+        assert!(has_addr(&a, addr), "{name}: {}", a.ip(&["-o", "addr"]));
+    }
+    // A second erin cannot have 10.96.0.11.
+    let o = dial("erin2");
+    assert!(!o.status.success(), "second erin: {}", text(&o));
+    let log = lns.log();
+    assert!(
+        log.contains("Framed-IP-Address 10.96.0.11 is held by another session"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Framed-IPv6-Prefix, Delegated-IPv6-Prefix and DNS-Server-IPv6-Address replace the LNS's
+/// (absent) IPv6 pools for the session: the LAC forms its address from the /64 of the Router
+/// Advertisements with the Framed-Interface-Id IPv6CP gave it, learns the DNS server from
+/// them, and gets the prefix by DHCPv6.
+#[test]
+fn ipv6_prefixes_and_dns_from_radius() {
+    let users = "vera Cleartext-Password := \"v-pw\"\n\
+        \tFramed-IPv6-Prefix = 2001:db8:77::/64,\n\
+        \tDelegated-IPv6-Prefix = 2001:db8:7700::/56,\n\
+        \tDNS-Server-IPv6-Address = 2001:db8::53,\n\
+        \tFramed-Interface-Id = 0:0:0:4242\n";
+    let t = Setup::full(
+        "pap",
+        users,
+        SECRET,
+        "\"127.0.0.1\"",
+        "ppp_ipv6_pd = true\n",
+    );
+    let o = t.ppp_start("vera", "v-pw");
+    assert!(o.status.success(), "{}\n{}", text(&o), t.lns.log());
+    let line = "  delegated prefix: 2001:db8:7700::/56\n";
+    assert!(
+        wait_until(Duration::from_secs(15), || t
+            .lac
+            .ul2tp("show session")
+            .contains(line)),
+        "LAC: {}\n{}\nLNS: {}",
+        t.lac.ul2tp("show session"),
+        t.lac.log(),
+        t.lns.log()
+    );
+    assert!(t.lns.ul2tp("show session").contains(line));
+    assert!(
+        t.lns
+            .ul2tp("show session")
+            .contains("  ipv6 prefix: 2001:db8:77::/64\n"),
+        "{}",
+        t.lns.ul2tp("show session")
+    );
+    let v6 = t.a.ip(&["-6", "-o", "addr", "show"]);
+    // Framed-Interface-Id: the LAC's identifier, in its link-local and SLAAC addresses.
+    assert!(
+        v6.contains("inet6 2001:db8:77::4242/64"),
+        "LAC addresses: {v6}"
+    );
+    assert!(v6.contains("inet6 fe80::4242/64"), "LAC addresses: {v6}");
+    let log = t.lac.log();
+    assert!(
+        log.contains("IPv6 DNS servers from ") && log.contains("2001:db8::53"),
+        "{log}"
+    );
+}
+
+/// The LAC asks RADIUS which LNS carries a user's calls (RFC 2868, `[[lac]] radius = true`):
+/// FreeRADIUS, in the LAC's namespace, offers two L2TP tunnels; the preferred one does not
+/// answer, the next one is dialled with the Tunnel-Password as tunnel secret (the LNS
+/// requires it) and the call comes up. A user RADIUS rejects is not dialled at all.
+#[test]
+fn lac_picks_the_lns_with_radius_tunnel_attributes() {
+    let a = Netns::new("rla");
+    let b = Netns::new("rlb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(ul2tp_it::unique("radius-lac"));
+    let users = "tina Cleartext-Password := \"t-pw\"\n\
+        \tTunnel-Type:1 = L2TP,\n\
+        \tTunnel-Medium-Type:1 = IPv4,\n\
+        \tTunnel-Server-Endpoint:1 = \"192.0.2.9\",\n\
+        \tTunnel-Preference:1 = 1,\n\
+        \tTunnel-Type:2 = L2TP,\n\
+        \tTunnel-Medium-Type:2 = IPv4,\n\
+        \tTunnel-Server-Endpoint:2 = \"192.0.2.2\",\n\
+        \tTunnel-Password:2 = \"tunnel-secret-7\",\n\
+        \tTunnel-Preference:2 = 2\n";
+    let _radius = FreeRadius::start(&a, &dir.join("raddb"), users);
+    let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+    let mut lac_cfg = String::from("[control]\nlisten = \"192.0.2.1:1701\"\n");
+    for (name, user) in [("isp", "tina"), ("bad", "tom")] {
+        lac_cfg.push_str(&format!(
+            "[[lac]]\nname = \"{name}\"\nlns = \"192.0.2.250\"\nradius = true\nuser = \"{user}\"\n\
+             password = \"t-pw\"\nmax_retries = 1\n"
+        ));
+    }
+    lac_cfg.push_str(&format!(
+        "[radius]\nserver = \"127.0.0.1\"\nsecret = \"{SECRET}\"\ntimeout = 1\nretries = 1\n"
+    ));
+    std::fs::write(&ca, lac_cfg).unwrap();
+    std::fs::write(
+        &cb,
+        "[control]\nlisten = \"192.0.2.2:1701\"\nsecret = \"tunnel-secret-7\"\n\
+         ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"pap\"\n\
+         ppp_users = { tina = \"t-pw\" }\n",
+    )
+    .unwrap();
+    let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+    let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+
+    let o = lac.cli(&["dial", "isp", "wait"]);
+    assert!(
+        o.status.success(),
+        "{}\n{}\n{}",
+        text(&o),
+        lac.log(),
+        lns.log()
+    );
+    assert!(has_addr(&a, "10.96.0.10"), "{}", a.ip(&["-o", "addr"]));
+    let log = lac.log();
+    let at = |s: &str| {
+        log.find(s)
+            .unwrap_or_else(|| panic!("no {s:?} in the LAC log:\n{log}"))
+    };
+    assert!(at("RADIUS tunnel to 192.0.2.9:1701 (preference 1)") < at("dialing 192.0.2.9:1701"));
+    assert!(at("dialing 192.0.2.9:1701") < at("dialing 192.0.2.2:1701"));
+    assert!(
+        !log.contains("192.0.2.250"),
+        "the configured lns is not used: {log}"
+    );
+    assert!(!log.contains("tunnel-secret-7"), "secret in the log: {log}");
+
+    let o = lac.cli(&["dial", "bad", "wait"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("RADIUS: Access-Reject"), "{}", text(&o));
+    assert!(!lac.log().contains("lac bad: dialing"), "{}", lac.log());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -105,6 +105,9 @@ pub struct Config {
     pub ipv6cp: bool,
     /// Our interface identifier; `None` picks a random one.
     pub interface_id: Option<u64>,
+    /// The interface identifier the peer must use (server side, e.g. RADIUS
+    /// Framed-Interface-Id): any other is Nak'ed with it. `None`: the peer picks.
+    pub peer_interface_id: Option<u64>,
 }
 
 impl Default for Config {
@@ -136,6 +139,7 @@ impl Default for Config {
             request_dns: false,
             ipv6cp: false,
             interface_id: None,
+            peer_interface_id: None,
         }
     }
 }

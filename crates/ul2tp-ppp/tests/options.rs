@@ -298,6 +298,36 @@ fn ipv6cp_interface_identifier_rules() {
     assert_eq!(dec(&drain(&mut ep)[0]).1, 2);
 }
 
+/// An assigned peer identifier (RADIUS Framed-Interface-Id): any other value, 0 included, is
+/// Nak'ed with it; it is acknowledged.
+#[test]
+fn ipv6cp_assigned_peer_identifier() {
+    let cfg = Config {
+        ipv6cp: true,
+        ipcp: false,
+        interface_id: Some(0x1111),
+        ..Config::default()
+    };
+    let (mut ep, _) = opened(cfg);
+    ep.set_peer_interface_id(Some(0x4242));
+    for (id, r) in [(1u8, 0u64), (2, 0x2222)] {
+        ep.handle_frame(T, &cp(proto::IPV6CP, 1, id, &opt(1, &r.to_be_bytes())))
+            .unwrap();
+        let (_, code, _, data) = dec(&drain(&mut ep)[0]);
+        assert_eq!(
+            (code, data),
+            (3, opt(1, &0x4242u64.to_be_bytes())),
+            "R = {r:#x}"
+        );
+    }
+    ep.handle_frame(
+        T,
+        &cp(proto::IPV6CP, 1, 3, &opt(1, &0x4242u64.to_be_bytes())),
+    )
+    .unwrap();
+    assert_eq!(dec(&drain(&mut ep)[0]).1, 2);
+}
+
 #[test]
 fn peer_terminate_request_is_acked_and_link_goes_down() {
     let (mut ep, _) = opened(Config::default());

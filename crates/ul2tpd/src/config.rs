@@ -809,15 +809,24 @@ impl Config {
         }
         if let Some(r) = &config.radius {
             r.check().map_err(|(key, m)| at("radius", key, m))?;
-            if config
+            let control_auth = config
                 .control
                 .as_ref()
-                .is_none_or(|c| c.ppp_local.is_none() || c.ppp_auth.is_none())
-            {
+                .is_some_and(|c| c.ppp_local.is_some() && c.ppp_auth.is_some());
+            let profile_auth = config.control.is_some()
+                && config
+                    .lns
+                    .iter()
+                    .any(|p| p.get_ref().ppp_local.is_some() && p.get_ref().ppp_auth.is_some());
+            let lac_radius = config
+                .lac
+                .iter()
+                .any(|l| l.radius.as_ref().is_some_and(|r| *r.get_ref()));
+            if !control_auth && !profile_auth && !lac_radius {
                 return Err(at(
                     "radius",
                     "server",
-                    "RADIUS checks the LNS's PPP logins: needs [control] with ppp_local, ppp_pool and ppp_auth".into(),
+                    "RADIUS checks the LNS's PPP logins: needs [control] (or an [[lns]] profile) with ppp_local, a pool and ppp_auth, or a [[lac]] profile with radius = true".into(),
                 ));
             }
         }
@@ -832,6 +841,23 @@ impl Config {
                 message,
             },
         )?;
+        if config.radius.is_none() {
+            if let Some(r) = config
+                .lac
+                .iter()
+                .filter_map(|l| l.radius.as_ref())
+                .find(|r| *r.get_ref())
+            {
+                return Err(ConfigError {
+                    file: path.to_path_buf(),
+                    line: Some(line_of(text, r.span().start)),
+                    key: Some("radius".into()),
+                    table: None,
+                    message: "[[lac]] radius = true needs a [radius] table (the servers asked)"
+                        .into(),
+                });
+            }
+        }
         if let Some(p) = config.lns.first() {
             let Some(c) = &config.control else {
                 return Err(ConfigError {
@@ -1735,7 +1761,25 @@ seq = "both"
         );
         assert!(
             ok.is_ok(),
-            "ppp_auth without ppp_users is fine with [radius]"
+            "ppp_auth without ppp_users is fine with [radius]: {ok:?}"
+        );
+        // The same for an [[lns]] profile; without [radius] it names the profile's key.
+        let prof = "[control]\n[[lns]]\nname = \"p\"\nppp_local = \"10.0.0.1\"\n\
+                    ppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_auth = \"pap\"\n";
+        let ok = Config::check(
+            Path::new("t.toml"),
+            &format!("{prof}[radius]\nserver = \"192.0.2.1\"\nsecret = \"s\"\n"),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = check_err(prof);
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(6), Some("ppp_auth")),
+            "{e}"
+        );
+        assert!(
+            e.message.contains("needs ppp_users or a [radius] table"),
+            "{e}"
         );
         let e = check_err(&format!(
             "{lns}[radius]\nserver = \"192.0.2.1\"\n\ntimeout = 99\nsecret = \"s\"\n"

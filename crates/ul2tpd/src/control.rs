@@ -25,7 +25,7 @@
 //!
 //! All endpoint state lives in one task; API requests reach it through a channel.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -309,9 +309,8 @@ impl ControlPlane {
             profiles: s.profiles,
             not_control: Default::default(),
             tunnel_profiles: HashMap::new(),
-            leases: HashMap::new(),
+            leases: Default::default(),
             events: events.clone(),
-            leased: HashSet::new(),
             pool_exhausted: 0,
             no_address: None,
         };
@@ -480,9 +479,8 @@ struct State {
     /// The profile of each tunnel a peer opened, from when it came up.
     tunnel_profiles: HashMap<u32, Arc<Profile>>,
     /// Pool addresses in use, by session.
-    leases: HashMap<(u32, u32), Lease>,
-    /// Every leased address (pools of several profiles may overlap).
-    leased: HashSet<std::net::Ipv4Addr>,
+    /// (With the PPP tasks, which apply RADIUS's addresses, `leases.rs`.)
+    leases: crate::leases::SharedLeases,
     /// Calls refused because their profile's pools were exhausted.
     pool_exhausted: u64,
     /// The call `session_up` just refused for want of an address: cleared with a cause.
@@ -502,15 +500,6 @@ struct Circuit {
     armed: bool,
     /// The Active bit the peer last heard from us (set in ICRQ / ICRP / ICCN).
     reported_up: bool,
-}
-
-/// A pool address leased to a call.
-#[derive(Debug, Clone)]
-pub(crate) struct Lease {
-    /// The pool.
-    pub(crate) pool: String,
-    /// The address.
-    pub(crate) addr: std::net::Ipv4Addr,
 }
 
 /// Refusals logged per [`REFUSAL_LOG_WINDOW`]; beyond, they are only counted (the metric
@@ -618,7 +607,8 @@ impl State {
                     .filter_map(|p| p.ppp.as_ref())
                     .flat_map(|s| s.pools.iter().map(|p| p.size()))
                     .sum();
-                (size > 0 || !self.leases.is_empty()).then_some((size, self.leases.len() as u64))
+                let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+                (size > 0 || !leases.is_empty()).then_some((size, leases.len() as u64))
             },
             pool_exhausted: self.pool_exhausted,
             half_open: ep.half_open_count() as u64,
@@ -653,25 +643,17 @@ impl State {
     /// The lowest free address of the first of `profile`'s pools that has one.
     fn lease(&mut self, key: (u32, u32), profile: &Profile) -> Option<std::net::Ipv4Addr> {
         let ppp = profile.ppp.as_ref()?;
-        let (pool, addr) = ppp
-            .pools
-            .iter()
-            .find_map(|p| p.free(&self.leased, ppp.local).map(|a| (p, a)))?;
-        self.leased.insert(addr);
-        self.leases.insert(
-            key,
-            Lease {
-                pool: pool.name.clone(),
-                addr,
-            },
-        );
-        Some(addr)
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lease(key, &ppp.pools, ppp.local)
     }
 
     fn release(&mut self, key: (u32, u32)) {
-        if let Some(l) = self.leases.remove(&key) {
-            self.leased.remove(&l.addr);
-        }
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(key);
     }
 }
 
@@ -1359,11 +1341,24 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 session_timeout: ppp.session_timeout,
                 request_dns: false,
                 profile: Some(profile.name.clone()),
-                pool: st.leases.get(&key).map(|l| l.pool.clone()),
+                pool: st
+                    .leases
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(key)
+                    .map(|l| l.pool.clone()),
+                lease: Some(crate::leases::CallLease {
+                    leases: st.leases.clone(),
+                    key,
+                    pools: ppp.pools.clone(),
+                    local: ppp.local,
+                    profile: profile.name.clone(),
+                }),
                 ipv6_pool: ppp.ipv6.pool.as_ref().map(|p| p.shared.clone()),
                 ipv6_client: Default::default(),
                 ipv6_pd_pool: ppp.ipv6.pd.as_ref().map(|p| p.shared.clone()),
                 ipv6_dns: ppp.ipv6.dns.clone(),
+                station_ids: (info.calling_number.clone(), info.remote_end_id.clone()),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
             if let Err(e) = crate::pppd::start(d, ctl, s.clone(), setup) {
@@ -1434,7 +1429,7 @@ mod tests {
             ..Config::default()
         };
         let peer: SocketAddr = "192.0.2.2:1701".parse().unwrap();
-        let mut seen = HashSet::new();
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..64 {
             let mut ep = new_endpoint(&cfg).unwrap();
             ep.connect(Timestamp::ZERO, peer, cfg.clone()).unwrap();

@@ -106,6 +106,14 @@ pub struct LacConfig {
     /// What the sessions carry: "ppp" (default; the PPP client runs on each) or "eth"
     /// (L2TPv3 Ethernet pseudowires, an l2tpethN device each).
     pub pw_type: Option<Spanned<String>>,
+    /// L2TPv2: the Calling Number AVP of the ICRQs (the subscriber's line; the LNS sends it
+    /// to RADIUS as Calling-Station-Id).
+    pub calling_number: Option<Spanned<String>>,
+    /// L2TPv2: the Called Number AVP of the ICRQs (RADIUS Called-Station-Id).
+    pub called_number: Option<Spanned<String>>,
+    /// Ask RADIUS (`[radius]`) which LNS to use for `user` before each attempt (RFC 2868);
+    /// `lns` is used when the Access-Accept names no L2TP tunnel.
+    pub radius: Option<Spanned<bool>>,
 }
 
 /// `lns = "ADDR"` or `lns = ["ADDR", ...]`.
@@ -167,12 +175,22 @@ pub struct LacProfile {
     pub sessions: u32,
     /// PPP or Ethernet sessions.
     pub pw_type: PwType,
+    /// Calling Number and Called Number of the ICRQs (empty: not sent).
+    pub calling_number: String,
+    /// See `calling_number`.
+    pub called_number: String,
+    /// Choose the LNS with RADIUS (RFC 2868).
+    pub radius: bool,
 }
 
 impl LacProfile {
-    /// The engine configuration changes of this profile's tunnels.
-    fn tune(&self) -> Tune {
-        let p = self.clone();
+    /// The engine configuration changes of this profile's tunnels; `secret` (a RADIUS
+    /// Tunnel-Password) replaces the profile's.
+    fn tune(&self, secret: Option<Secret>) -> Tune {
+        let mut p = self.clone();
+        if secret.is_some() {
+            p.secret = secret;
+        }
         Tune(Box::new(move |c: &mut ul2tp_control::Config| {
             c.version = p.version;
             if let Some(h) = p.host_name {
@@ -398,6 +416,28 @@ impl LacConfig {
                     self.ppp_echo_failure.unwrap_or(3).max(1),
                 )
             });
+        let number = |key: &'static str, v: &Option<Spanned<String>>| match v {
+            Some(n) if version != Version::V2 => Err(at(
+                n.span(),
+                key,
+                "is an L2TPv2 AVP: needs version = 2".into(),
+            )),
+            Some(n) if n.get_ref().is_empty() || n.get_ref().len() > 253 => {
+                Err(at(n.span(), key, "must be 1 to 253 characters".into()))
+            }
+            Some(n) => Ok(n.get_ref().clone()),
+            None => Ok(String::new()),
+        };
+        let radius = self.radius.as_ref().is_some_and(|r| *r.get_ref());
+        if let (Some(r), true, None) = (&self.radius, radius, &user) {
+            return Err(at(
+                r.span(),
+                "radius",
+                "needs user and password (the Access-Request is for the user)".into(),
+            ));
+        }
+        let calling_number = number("calling_number", &self.calling_number)?;
+        let called_number = number("called_number", &self.called_number)?;
         Ok(LacProfile {
             name,
             lns,
@@ -417,6 +457,9 @@ impl LacConfig {
             max_redials: self.max_redials.unwrap_or(0),
             sessions,
             pw_type,
+            calling_number,
+            called_number,
+            radius,
         })
     }
 }
@@ -1062,7 +1105,24 @@ impl Call {
     async fn attempt(&mut self) -> Outcome {
         let name = self.p.name.clone();
         let mut last = ApiError::new(Errno::EINVAL, "no LNS address");
-        for peer in self.p.lns.clone() {
+        let mut targets: Vec<(SocketAddr, Option<Secret>)> =
+            self.p.lns.iter().map(|a| (*a, None)).collect();
+        if self.p.radius {
+            match self.radius_targets().await {
+                Ok(Some(t)) => targets = t,
+                Ok(None) => tracing::info!(
+                    "lac {name}: the RADIUS Access-Accept names no L2TP tunnel: dialing lns"
+                ),
+                Err(e) => {
+                    tracing::warn!("lac {name}: RADIUS: {e}");
+                    return Outcome::Failed {
+                        err: ApiError::new(Errno::EACCES, format!("RADIUS: {e}")),
+                        was_up: false,
+                    };
+                }
+            }
+        }
+        for (peer, secret) in targets {
             let mut events = self.cp.events();
             tracing::info!("lac {name}: dialing {peer}");
             self.set(|s| {
@@ -1070,7 +1130,7 @@ impl Call {
                 s.peer = Some(peer);
                 s.ids = None;
             });
-            let tid = match self.cp.connect_with(peer, self.p.tune()).await {
+            let tid = match self.cp.connect_with(peer, self.p.tune(secret)).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!("lac {name}: {peer}: {}", e.message);
@@ -1100,6 +1160,45 @@ impl Call {
             err: last,
             was_up: false,
         }
+    }
+
+    /// The LNS addresses (and tunnel secrets) RADIUS gives the profile's user, in order of
+    /// preference; `None` when the Access-Accept names no usable L2TP tunnel.
+    async fn radius_targets(&self) -> Result<Option<Vec<(SocketAddr, Option<Secret>)>>, String> {
+        let name = &self.p.name;
+        let radius = self
+            .d
+            .upgrade()
+            .and_then(|d| d.ops.radius.load_full())
+            .ok_or("no [radius] client")?;
+        let (user, password) = self.p.user.as_ref().ok_or("no user")?;
+        let list = radius
+            .tunnel_lookup(user.as_bytes(), password.0.as_bytes())
+            .await?;
+        let mut out = Vec::new();
+        for t in list {
+            match parse_lns(&t.endpoint, self.p.lns.first().map_or(1701, |a| a.port())) {
+                Ok(a) => {
+                    tracing::info!(
+                        "lac {name}: RADIUS tunnel to {a} (preference {}{})",
+                        t.preference,
+                        t.assignment_id
+                            .as_ref()
+                            .map(|i| format!(", assignment {i:?}"))
+                            .unwrap_or_default()
+                    );
+                    let secret = t
+                        .password
+                        .map(|p| Secret(String::from_utf8_lossy(&p).into_owned()));
+                    out.push((a, secret));
+                }
+                Err(e) => tracing::warn!(
+                    "lac {name}: RADIUS Tunnel-Server-Endpoint {:?} skipped: {e}",
+                    t.endpoint
+                ),
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
     }
 
     /// The tunnel `tid` to `peer` is up: place the sessions, bring PPP up on each, and hold
@@ -1136,6 +1235,8 @@ impl Call {
         for _ in 0..self.p.sessions {
             let cfg = ul2tp_control::SessionConfig {
                 pw_type: self.p.pw_type,
+                calling_number: self.p.calling_number.clone().into_bytes(),
+                remote_end_id: self.p.called_number.clone().into_bytes(),
                 ..ul2tp_control::SessionConfig::default()
             };
             let sid = self.cp.session(tid, cfg, None, None).await;
@@ -1322,6 +1423,48 @@ mod tests {
         assert_eq!(d.version, Version::V2);
         assert_eq!((d.autodial, d.redial, d.sessions), (false, false, 1));
         assert_eq!(d.redial_timeout, Duration::from_secs(5));
+    }
+
+    /// `calling_number` / `called_number` (L2TPv2 only) and `radius` (needs a user and a
+    /// `[radius]` table) name their line and key.
+    #[test]
+    fn numbers_and_radius_keys() {
+        let base = format!("{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\n");
+        let p = check(&format!(
+            "{base}calling_number = \"5551234\"\ncalled_number = \"100\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (p[0].calling_number.as_str(), p[0].called_number.as_str()),
+            ("5551234", "100")
+        );
+        let e = check(&format!("{base}version = 3\ncalling_number = \"1\"\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(7), Some("calling_number")),
+            "{e}"
+        );
+        let e = check(&format!("{base}called_number = \"\"\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(6), Some("called_number")),
+            "{e}"
+        );
+        let e = check(&format!("{base}radius = true\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("radius")), "{e}");
+        assert!(e.to_string().contains("needs user"), "{e}");
+        let e = check(&format!(
+            "{base}radius = true\nuser = \"u\"\npassword = \"p\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("radius")), "{e}");
+        assert!(e.to_string().contains("[radius] table"), "{e}");
+        let ok = check(&format!(
+            "{base}radius = true\nuser = \"u\"\npassword = \"p\"\n\
+             [radius]\nserver = \"127.0.0.1\"\nsecret = \"s\"\n"
+        ))
+        .unwrap();
+        assert!(ok[0].radius);
     }
 
     #[test]

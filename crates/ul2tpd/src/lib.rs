@@ -26,6 +26,7 @@ mod clock;
 mod datapath;
 mod handlers;
 mod l2tpip;
+mod leases;
 mod names;
 mod ppp_dhcp6;
 mod ppp_ipv6;

@@ -124,6 +124,20 @@ impl PrefixPool {
         })
     }
 
+    /// A pool of exactly one prefix, `prefix/len` (the bits past `len` cleared): a RADIUS
+    /// Framed-IPv6-Prefix (`len` 64) or Delegated-IPv6-Prefix of one session.
+    pub fn single(prefix: Ipv6Addr, len: u8) -> PrefixPool {
+        let len = len.min(64);
+        let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+        PrefixPool {
+            base: u128::from(prefix) & mask,
+            len,
+            unit: len,
+            used: BTreeSet::new(),
+            next: 0,
+        }
+    }
+
     /// How many /64s the pool holds.
     pub fn size(&self) -> u64 {
         // unit − len ≤ 32: at most 2^32 entries.
@@ -327,6 +341,34 @@ impl Ipv6Link {
             self.dns = dns;
         }
         self
+    }
+
+    /// What RADIUS granted the session (Framed-IPv6-Prefix, Delegated-IPv6-Prefix,
+    /// DNS-Server-IPv6-Address): used instead of `ppp_ipv6_pool`, `ppp_ipv6_pd_pool` and
+    /// `ppp_ipv6_dns`. Only on the LNS side and before IPv6CP is up (the peer authenticates
+    /// before any NCP starts); a delegated prefix needs a /64 on the link (ours or RADIUS's).
+    pub(crate) fn set_granted(
+        &mut self,
+        prefix: Option<Ipv6Addr>,
+        delegated: Option<(Ipv6Addr, u8)>,
+        dns: &[Ipv6Addr],
+    ) {
+        if matches!(self.role, Role::Host { .. }) || self.lease.is_some() {
+            return;
+        }
+        if let Some(p) = prefix {
+            self.role = Role::Router(Arc::new(Mutex::new(PrefixPool::single(p, 64))));
+        }
+        if !matches!(self.role, Role::Router(_)) {
+            return;
+        }
+        if let Some((p, len)) = delegated {
+            let pool = Arc::new(Mutex::new(PrefixPool::single(p, len)));
+            self.pd_server = Some(crate::ppp_dhcp6::PdServer::new(pool));
+        }
+        if !dns.is_empty() {
+            self.dns = dns.to_vec();
+        }
     }
 
     /// The /64 on the link: advertised (router, once the device has it) or the one our

@@ -86,6 +86,11 @@ pub(crate) struct PppSetup {
     pub(crate) ipv6_pd_pool: Option<crate::ppp_ipv6::SharedPool>,
     /// LNS: DNS servers advertised with the prefix (`ppp_ipv6_dns`).
     pub(crate) ipv6_dns: Vec<std::net::Ipv6Addr>,
+    /// LNS: the (Calling Number, Called Number) of the call's ICRQ, for RADIUS
+    /// (Calling-Station-Id, Called-Station-Id); empty when the LAC sent none.
+    pub(crate) station_ids: (Vec<u8>, Vec<u8>),
+    /// LNS: the call's address lease, which RADIUS may change (`leases.rs`).
+    pub(crate) lease: Option<crate::leases::CallLease>,
 }
 
 impl PppSetup {
@@ -217,9 +222,12 @@ pub(crate) fn start(
     let (dae_tx, dae) = mpsc::channel(4);
     let radius = setup.radius.map(|r| {
         let (local, peer) = (socket.local_addr().ok(), socket.peer_addr().ok());
-        crate::radius::RadiusSession::new(r, session.clone(), local, peer, dae_tx)
+        let ids = setup.station_ids.clone();
+        crate::radius::RadiusSession::new(r, session.clone(), (local, peer), ids, dae_tx)
     });
     let link = Link {
+        lease: setup.lease,
+        routes: Vec::new(),
         radius,
         verdict_tx,
         verdicts,
@@ -284,6 +292,10 @@ struct Timers {
 const RX_DRAIN: usize = 64;
 
 struct Link {
+    /// The call's address lease (LNS).
+    lease: Option<crate::leases::CallLease>,
+    /// Framed-Route prefixes to route through the pppN.
+    routes: Vec<(Ipv4Addr, u8)>,
     /// The session's RADIUS side, with the verdicts of its Access-Requests.
     radius: Option<crate::radius::RadiusSession>,
     verdict_tx: mpsc::Sender<(Vec<u8>, crate::radius::Verdict)>,
@@ -554,6 +566,27 @@ impl Link {
                             {
                                 tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
                             }
+                            // RADIUS Framed-Route: through the pppN (gone with it).
+                            for &(dst, prefix_len) in &self.routes {
+                                let r = ul2tp_sys::rtnl::Route {
+                                    dst: IpAddr::V4(dst),
+                                    prefix_len,
+                                    gateway: None,
+                                };
+                                match ul2tp_sys::rtnl::add_route(t.name(), r) {
+                                    Ok(()) => tracing::info!(
+                                        tunnel_id,
+                                        session_id,
+                                        "{name}: route {dst}/{prefix_len} via {} (Framed-Route)",
+                                        t.name()
+                                    ),
+                                    Err(e) => tracing::warn!(
+                                        tunnel_id,
+                                        session_id,
+                                        "{name}: Framed-Route {dst}/{prefix_len}: {e}"
+                                    ),
+                                }
+                            }
                             let dns_text = if dns.is_empty() {
                                 String::new()
                             } else {
@@ -695,9 +728,42 @@ impl Link {
         let who = user_text(&user);
         match v {
             crate::radius::Verdict::Accept(grant, message) => {
-                if grant.framed_ip.is_some() {
-                    ep.set_peer_ip(grant.framed_ip);
+                // Framed-IP-Address / Framed-Pool: the call's lease moves (so that no other
+                // peer gets the address); without a lease the address is taken as it is.
+                let lease = match &self.lease {
+                    Some(l) => l.apply(grant.framed_ip, grant.framed_pool.as_deref()),
+                    None => Ok(grant.framed_ip.map(|addr| crate::leases::Lease {
+                        pool: crate::leases::RADIUS_POOL.to_string(),
+                        addr,
+                    })),
+                };
+                match lease {
+                    Ok(Some(l)) => {
+                        ep.set_peer_ip(Some(l.addr));
+                        let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+                        if self.lease.is_some() {
+                            i.pool = Some(l.pool);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(why) => {
+                        tracing::warn!(tunnel_id, session_id, user = ?who, "{name}: RADIUS accepted {who:?}, but the login fails: {why}");
+                        ep.auth_verdict(crate::clock::now(), false, b"");
+                        return;
+                    }
                 }
+                if let Some(m) = grant.framed_mtu {
+                    self.timers.mtu = Some(self.timers.mtu.map_or(m, |x| x.min(m)));
+                }
+                self.routes = grant.framed_routes.clone();
+                if grant.framed_interface_id.is_some() {
+                    ep.set_peer_interface_id(grant.framed_interface_id);
+                }
+                self.v6.set_granted(
+                    grant.framed_ipv6_prefix,
+                    grant.delegated_ipv6_prefix,
+                    &grant.dns6,
+                );
                 if grant.dns.iter().any(Option::is_some) {
                     ep.set_dns(grant.dns);
                 }

@@ -138,6 +138,11 @@ impl Pool {
             .sum()
     }
 
+    /// Whether `a` is in one of its ranges.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.ranges.iter().any(|(x, y)| (*x..=*y).contains(&a))
+    }
+
     /// The lowest address neither in `used` nor `local` (our own address, which a pool
     /// may include).
     pub fn free(&self, used: &HashSet<Ipv4Addr>, local: Ipv4Addr) -> Option<Ipv4Addr> {

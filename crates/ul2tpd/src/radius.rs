@@ -8,8 +8,10 @@
 //! so identifiers never collide and a reply can only come from the server asked.
 
 mod dae;
+mod lac;
 
 pub use dae::Command as DaeCommand;
+pub use lac::TunnelChoice;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -264,6 +266,10 @@ pub struct SessionInfo {
     pub nas_address: Option<IpAddr>,
     /// Tunnel-Client-Endpoint (the LAC) and Tunnel-Server-Endpoint (us), RFC 2868.
     pub endpoints: Option<(IpAddr, IpAddr)>,
+    /// Calling-Station-Id: the L2TP Calling Number of the ICRQ (empty: not sent).
+    pub calling_station_id: Vec<u8>,
+    /// Called-Station-Id: the L2TP Called Number of the ICRQ (empty: not sent).
+    pub called_station_id: Vec<u8>,
 }
 
 /// What an Access-Accept granted (the attributes the LNS honours).
@@ -281,6 +287,51 @@ pub struct Grant {
     pub interim: Option<u32>,
     /// Class attributes, echoed in accounting.
     pub class: Vec<Vec<u8>>,
+    /// Framed-Pool: the pool of the call's profile to take the address from.
+    pub framed_pool: Option<String>,
+    /// Framed-MTU: the most the pppN carries.
+    pub framed_mtu: Option<u16>,
+    /// Framed-Route: IPv4 prefixes routed through the pppN (the gateway and metrics of the
+    /// attribute are not used: the link is point-to-point).
+    pub framed_routes: Vec<(Ipv4Addr, u8)>,
+    /// Framed-IPv6-Prefix (a /64; RFC 3162): the session's link prefix.
+    pub framed_ipv6_prefix: Option<std::net::Ipv6Addr>,
+    /// Delegated-IPv6-Prefix (RFC 4818): delegated with DHCPv6, /16 to /64.
+    pub delegated_ipv6_prefix: Option<(std::net::Ipv6Addr, u8)>,
+    /// DNS-Server-IPv6-Address (RFC 6911): advertised in the Router Advertisements.
+    pub dns6: Vec<std::net::Ipv6Addr>,
+    /// Framed-Interface-Id (RFC 3162 §2.2): the peer's IPv6CP interface identifier.
+    pub framed_interface_id: Option<u64>,
+}
+
+/// An IPv6 prefix attribute (RFC 3162 §2.3: Reserved, Prefix-Length, Prefix, the prefix
+/// octets possibly cut after the length): (prefix with the bits past the length cleared,
+/// length), `None` when malformed.
+pub fn parse_ipv6_prefix(v: &[u8]) -> Option<(std::net::Ipv6Addr, u8)> {
+    let (&len, prefix) = v.get(1..)?.split_first()?;
+    if len > 128 || prefix.len() > 16 || prefix.len() * 8 < usize::from(len) {
+        return None;
+    }
+    let mut octets = [0u8; 16];
+    octets[..prefix.len()].copy_from_slice(prefix);
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    Some((
+        std::net::Ipv6Addr::from(u128::from_be_bytes(octets) & mask),
+        len,
+    ))
+}
+
+/// The prefix of a Framed-Route value (RFC 2865 §5.22: "PREFIX[/LEN] GATEWAY METRICS...");
+/// the host bits are cleared. `None` when it does not parse.
+pub fn parse_framed_route(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let dst = text.split_whitespace().next()?;
+    let (addr, len) = match dst.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u8>().ok().filter(|l| *l <= 32)?),
+        None => (dst, 32),
+    };
+    let a: Ipv4Addr = addr.parse().ok()?;
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    Some((Ipv4Addr::from(u32::from(a) & mask), len))
 }
 
 /// The answer to an authentication.
@@ -369,6 +420,15 @@ impl Radius {
             .add_u32(attr::SERVICE_TYPE, dict::SERVICE_TYPE_FRAMED)
             .add_u32(attr::FRAMED_PROTOCOL, dict::FRAMED_PROTOCOL_PPP)
             .add(attr::ACCT_SESSION_ID, s.acct_session_id.as_bytes());
+        // RFC 2865 §5.30 / §5.31; an AVP longer than an attribute can hold is cut at 253.
+        for (a, v) in [
+            (attr::CALLING_STATION_ID, &s.calling_station_id),
+            (attr::CALLED_STATION_ID, &s.called_station_id),
+        ] {
+            if !v.is_empty() {
+                p.add(a, &v[..v.len().min(253)]);
+            }
+        }
         if let Some((client, server)) = s.endpoints {
             // Untagged: an address's first octet is never a tag value (0x01-0x1F).
             p.add_u32(attr::TUNNEL_TYPE, dict::TUNNEL_TYPE_L2TP);
@@ -509,6 +569,49 @@ impl Radius {
                 _ => (self.default_interim > 0).then_some(self.default_interim),
             },
             class: reply.get_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
+            framed_pool: reply.get_text(attr::FRAMED_POOL).filter(|s| !s.is_empty()),
+            // Held to 576..65535, the range of `ppp_mtu` (RFC 2865 §5.12 allows from 64).
+            framed_mtu: reply
+                .get_u32(attr::FRAMED_MTU)
+                .map(|m| m.clamp(576, 65535) as u16),
+            framed_routes: reply
+                .get_all(attr::FRAMED_ROUTE)
+                .filter_map(|v| {
+                    let t = String::from_utf8_lossy(v);
+                    let r = parse_framed_route(&t);
+                    if r.is_none() {
+                        tracing::warn!("RADIUS Framed-Route {t:?} ignored: not PREFIX[/LEN] ...");
+                    }
+                    r
+                })
+                .collect(),
+            framed_ipv6_prefix: reply
+                .get(attr::FRAMED_IPV6_PREFIX)
+                .and_then(|v| {
+                    let p = parse_ipv6_prefix(v).filter(|(_, len)| *len == 64);
+                    if p.is_none() {
+                        tracing::warn!("RADIUS Framed-IPv6-Prefix ignored: not a /64");
+                    }
+                    p
+                })
+                .map(|(p, _)| p),
+            delegated_ipv6_prefix: reply.get(attr::DELEGATED_IPV6_PREFIX).and_then(|v| {
+                let p = parse_ipv6_prefix(v).filter(|(_, len)| (16..=64).contains(len));
+                if p.is_none() {
+                    tracing::warn!("RADIUS Delegated-IPv6-Prefix ignored: not a /16 to /64");
+                }
+                p
+            }),
+            dns6: reply
+                .get_all(attr::DNS_SERVER_IPV6_ADDRESS)
+                .filter_map(|v| <[u8; 16]>::try_from(v).ok())
+                .map(std::net::Ipv6Addr::from)
+                .collect(),
+            framed_interface_id: reply
+                .get(attr::FRAMED_INTERFACE_ID)
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map(u64::from_be_bytes)
+                .filter(|&i| i != 0),
         }
     }
 
@@ -674,6 +777,40 @@ mod tests {
             nas_port: 1,
             nas_address: Some(Ipv4Addr::LOCALHOST.into()),
             endpoints: None,
+            calling_station_id: b"5551234".to_vec(),
+            called_station_id: Vec::new(),
+        }
+    }
+
+    /// Framed-Route text and the RFC 3162 prefix layout; malformed values are refused.
+    #[test]
+    fn route_and_prefix_values() {
+        assert_eq!(
+            parse_framed_route("198.51.100.7/24 0.0.0.0 1"),
+            Some((Ipv4Addr::new(198, 51, 100, 0), 24))
+        );
+        assert_eq!(
+            parse_framed_route("192.0.2.9"),
+            Some((Ipv4Addr::new(192, 0, 2, 9), 32))
+        );
+        assert_eq!(
+            parse_framed_route("0.0.0.0/0 10.0.0.1 1").map(|r| r.1),
+            Some(0)
+        );
+        for bad in ["", "x/24", "192.0.2.0/33", "2001:db8::/64"] {
+            assert_eq!(parse_framed_route(bad), None, "{bad:?}");
+        }
+        let p = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        // Cut after the length (RFC 3162 allows it), bits past the length cleared.
+        assert_eq!(
+            parse_ipv6_prefix(&[0, 56, 0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 0xff]),
+            Some((p("2001:db8:77:ff00::"), 56))
+        );
+        let mut full = vec![0, 64];
+        full.extend_from_slice(&p("2001:db8:1:2:3::").octets());
+        assert_eq!(parse_ipv6_prefix(&full), Some((p("2001:db8:1:2::"), 64)));
+        for bad in [&[][..], &[0], &[0, 129], &[0, 64, 0x20, 0x01]] {
+            assert_eq!(parse_ipv6_prefix(bad), None, "{bad:?}");
         }
     }
 
@@ -882,13 +1019,13 @@ pub enum Due {
 }
 
 impl RadiusSession {
-    /// The RADIUS side of `session`, whose tunnel runs between `local` (us) and `peer`; DAE
-    /// requests for it are sent to `dae`.
+    /// The RADIUS side of `session`, whose tunnel runs between `local` (us) and `peer`, with
+    /// the (Calling, Called) Numbers of its ICRQ; DAE requests for it are sent to `dae`.
     pub fn new(
         radius: Arc<Radius>,
         session: Arc<ul2tp_core::Session>,
-        local: Option<SocketAddr>,
-        peer: Option<SocketAddr>,
+        (local, peer): (Option<SocketAddr>, Option<SocketAddr>),
+        (calling, called): (Vec<u8>, Vec<u8>),
         dae: mpsc::Sender<DaeCommand>,
     ) -> RadiusSession {
         let unix = SystemTime::now()
@@ -903,6 +1040,8 @@ impl RadiusSession {
             nas_port: session.session_id(),
             nas_address: local.map(|a| a.ip()),
             endpoints: local.zip(peer).map(|(l, p)| (p.ip(), l.ip())),
+            calling_station_id: calling,
+            called_station_id: called,
         };
         RadiusSession {
             radius,

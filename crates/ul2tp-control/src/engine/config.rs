@@ -32,8 +32,10 @@ pub struct SessionConfig {
     /// Whether we want sequence numbers on packets we receive (v3 Data Sequencing 2, v2
     /// Sequencing Required).
     pub recv_seq: bool,
-    /// Remote End ID (v3) / Called Number (v2 OCRQ).
+    /// Remote End ID (v3) / Called Number (v2 ICRQ and OCRQ; not sent in an ICRQ when empty).
     pub remote_end_id: Vec<u8>,
+    /// v2 ICRQ: Calling Number (RFC 2661 §4.4.5); not sent when empty.
+    pub calling_number: Vec<u8>,
 }
 
 impl Default for SessionConfig {
@@ -45,6 +47,7 @@ impl Default for SessionConfig {
             l2spec_type: L2SpecType::Default,
             recv_seq: false,
             remote_end_id: Vec::new(),
+            calling_number: Vec::new(),
         }
     }
 }
@@ -186,6 +189,9 @@ impl SessionConfig {
     pub(super) fn check(&self) -> Result<(), Error> {
         if !fits_avp(self.remote_end_id.len()) {
             return Err(Error::BadConfig("remote_end_id does not fit in an AVP"));
+        }
+        if !fits_avp(self.calling_number.len()) {
+            return Err(Error::BadConfig("calling_number does not fit in an AVP"));
         }
         Ok(())
     }

@@ -165,6 +165,8 @@ pub struct SessionInfo {
     pub call_serial: u32,
     /// Remote End ID (v3) / Called Number (v2).
     pub remote_end_id: Vec<u8>,
+    /// v2: the Calling Number of the ICRQ (empty when absent; RFC 2661 §4.4.5).
+    pub calling_number: Vec<u8>,
     /// v3 Circuit Status the peer sent while the session was set up (ICRQ / ICRP / OCRQ /
     /// OCRP, RFC 4719 §2.3.1): the Active bit clear means its circuit is down. Later changes
     /// come as [`Event::LinkInfo`].

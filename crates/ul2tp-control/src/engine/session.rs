@@ -98,7 +98,15 @@ pub(super) fn start_session(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
                     .avp(AvpValue::FramingType(1))
                     .avp(AvpValue::CalledNumber(s.cfg.remote_end_id.clone()))
             } else {
-                d
+                // ICRQ: Calling and Called Number are optional (RFC 2661 §6.10).
+                d.opt(
+                    (!s.cfg.calling_number.is_empty())
+                        .then(|| AvpValue::CallingNumber(s.cfg.calling_number.clone())),
+                )
+                .opt(
+                    (!s.cfg.remote_end_id.is_empty())
+                        .then(|| AvpValue::CalledNumber(s.cfg.remote_end_id.clone())),
+                )
             }
         }
         Version::V3 => {
@@ -445,6 +453,11 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
     if let Some(r) = remote_end_id {
         cfg.remote_end_id = r.clone();
     }
+    if t.version == Version::V2 {
+        if let Some(c) = avp_value!(m, CallingNumber) {
+            cfg.calling_number = c.clone();
+        }
+    }
     let our_cookie = if t.version == Version::V3 {
         ctx.random_bytes(usize::from(cfg.cookie_len.min(8)))
     } else {
@@ -603,6 +616,7 @@ fn session_up(t: &mut Tunnel, ctx: &mut Ctx<'_>, sid: u32) {
         initiator: s.initiator,
         call_serial: s.call_serial,
         remote_end_id: s.cfg.remote_end_id.clone(),
+        calling_number: s.cfg.calling_number.clone(),
         peer_circuit_status: s.peer_circuit_status,
     }));
 }

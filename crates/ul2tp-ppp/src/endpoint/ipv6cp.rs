@@ -29,7 +29,16 @@ impl Endpoint {
             push_option(&mut ack, o.kind, o.data);
             match (o.kind, o.u64()) {
                 (1, Some(r)) => {
-                    if r == 0 && ours == 0 {
+                    let assigned = self
+                        .config
+                        .peer_interface_id
+                        .filter(|&a| a != 0 && a != ours);
+                    if let Some(a) = assigned.filter(|&a| a != r) {
+                        // The identifier we assign (RFC 5072 §4.1: Nak with the value to use).
+                        push_option(&mut nak, 1, &a.to_be_bytes());
+                    } else if assigned.is_some() {
+                        peer = Some(r);
+                    } else if r == 0 && ours == 0 {
                         push_option(&mut rej, 1, o.data);
                     } else if r == 0 || r == ours {
                         let mut n = random_iid(&mut self.rng);

@@ -132,6 +132,12 @@ impl Endpoint {
         self.config.peer_ip = ip;
     }
 
+    /// The IPv6CP interface identifier the peer must use from now on (e.g. RADIUS
+    /// Framed-Interface-Id, given before IPv6CP starts); `None`: the peer picks.
+    pub fn set_peer_interface_id(&mut self, iid: Option<u64>) {
+        self.config.peer_interface_id = iid;
+    }
+
     /// The DNS servers to hand to the peer from now on (RFC 1877).
     pub fn set_dns(&mut self, dns: [Option<Ipv4Addr>; 2]) {
         self.config.dns = dns;
