@@ -356,3 +356,55 @@ fn bucket_table_prunes_refilled_sources() {
     assert_eq!(admitted, 40);
     assert_eq!(b.stats().sccrq_rate_limited, 0);
 }
+
+#[test]
+fn stalled_initiator_waits_for_the_peers_sccrp_retransmission_cycle() {
+    // A short HELLO interval (5 s) and a long retransmission budget on both sides: B
+    // acknowledges A's retransmitted SCCRQ with a ZLB, then its SCCRPs are lost for 20 s
+    // while its timer backs off. A must still be there when one arrives (it gave up 5 s
+    // after the ZLB before: at 30 % loss one tunnel in a hundred was lost that way).
+    let conf = |name: &str| Config {
+        hello_interval: Duration::from_secs(5),
+        max_retries: 10,
+        max_retries_half_open: 10,
+        ..cfg(Version::V2, name)
+    };
+    let mut a = Endpoint::new(conf("a"), Encap::Udp, seed(1));
+    let mut b = Endpoint::new(conf("b"), Encap::Udp, seed(7));
+    let tid = a.connect(Timestamp(0), addr(2), conf("a")).unwrap();
+    let mut now = Timestamp(0);
+    let (mut zlbs, mut dropped) = (0, 0);
+    let mut up = false;
+    for _ in 0..600 {
+        for t in drain(&mut a) {
+            b.handle_datagram(now, addr(1), &t.bytes);
+        }
+        for t in drain(&mut b) {
+            if t.bytes.len() == 12 {
+                zlbs += 1;
+            } else if now < Timestamp(20 * SEC) {
+                dropped += 1;
+                continue;
+            }
+            a.handle_datagram(now, addr(2), &t.bytes);
+        }
+        let evs = events(&mut a);
+        assert!(
+            !evs.iter().any(|e| matches!(e, Event::TunnelDown { .. })),
+            "A gave up at {now:?}: {evs:?}"
+        );
+        if evs
+            .iter()
+            .any(|e| matches!(e, Event::TunnelUp(i) if i.tunnel_id == tid))
+        {
+            up = true;
+            break;
+        }
+        now += Duration::from_millis(100);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+    }
+    assert!(zlbs > 0 && dropped >= 3, "zlbs {zlbs} dropped {dropped}");
+    assert!(up, "A's tunnel never came up; at {now:?}");
+    assert!(now >= Timestamp(20 * SEC));
+}

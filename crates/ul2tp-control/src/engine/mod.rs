@@ -329,7 +329,7 @@ impl Endpoint {
             TState::Closing { until } | TState::Held { until } => Some(until),
             _ => None,
         };
-        let stall = stalled_since(t).map(|s| s + t.cfg.hello_interval);
+        let stall = stalled_since(t).map(|s| s + stall_limit(t));
         if let Some(d) = [t.chan.poll_timeout(), hello, hold, stall]
             .into_iter()
             .flatten()
@@ -1025,9 +1025,10 @@ impl Endpoint {
                 }
                 emit(t, &mut self.transmits, b);
             }
-            if stalled_since(t).is_some_and(|s| now >= s + t.cfg.hello_interval) {
+            if stalled_since(t).is_some_and(|s| now >= s + stall_limit(t)) {
                 // The peer acknowledged our SCCRQ but no SCCRP came within a HELLO interval
-                // (its half-open tunnel timed out): nothing of ours is left to retransmit.
+                // and the peer's retransmission cycle (its half-open tunnel timed out):
+                // nothing of ours is left to retransmit.
                 down_all(t, &mut ctx, DownReason::Timeout);
                 self.remove_tunnel(tid);
                 continue;
@@ -1137,6 +1138,16 @@ impl Endpoint {
 /// in flight: the time of the last message from the peer.
 fn stalled_since(t: &Tunnel) -> Option<Timestamp> {
     (t.state == TState::WaitCtlReply && t.chan.unacked() == 0).then_some(t.last_rx)
+}
+
+/// How long a stalled initiator ([`stalled_since`]) waits for the SCCRP: a HELLO interval,
+/// and at least the time the peer may still be retransmitting its SCCRP if its timers are
+/// ours. The peer acknowledges a retransmitted SCCRQ at once (a duplicate) while its SCCRP,
+/// lost, waits for its own timer, which may by then have backed off to the cap: giving up
+/// after a short HELLO interval lost tunnels whose SCCRP was still coming (at 30 % loss, one
+/// tunnel in a hundred with `hello_interval = 5`).
+fn stall_limit(t: &Tunnel) -> Duration {
+    t.cfg.hello_interval.max(t.cfg.retransmit_cycle())
 }
 
 /// Sign (v3 auth), add the IP prefix and queue a datagram.
