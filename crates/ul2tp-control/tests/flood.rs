@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use ul2tp_control::{
-    Config, DownReason, Encap, Endpoint, Event, SessionConfig, Timestamp, Transmit, Version,
+    Config, DownReason, Encap, Endpoint, Event, SessionConfig, StopCcnResult, Timestamp, Transmit,
+    Version,
 };
 use ul2tp_wire::avp::MessageType;
 
@@ -407,4 +408,75 @@ fn stalled_initiator_waits_for_the_peers_sccrp_retransmission_cycle() {
     assert!(zlbs > 0 && dropped >= 3, "zlbs {zlbs} dropped {dropped}");
     assert!(up, "A's tunnel never came up; at {now:?}");
     assert!(now >= Timestamp(20 * SEC));
+}
+
+#[test]
+fn stopccn_retransmitted_after_the_peers_hold_down_is_still_acknowledged() {
+    // A closes the tunnel; B receives the StopCCN and holds the tunnel for 2 s, but every
+    // acknowledgement it sends is lost in that time. A's next retransmission reaches a B
+    // that forgot the tunnel: B acknowledges it from the message alone, so A forgets its
+    // tunnel at once instead of retransmitting until its 120 s hold-down ends.
+    for version in [Version::V2, Version::V3] {
+        let conf = |name: &str, hold: u64| Config {
+            stop_hold: Duration::from_secs(hold),
+            max_retries: 10,
+            ..cfg(version, name)
+        };
+        let mut a = Endpoint::new(conf("a", 120), Encap::Udp, seed(1));
+        let mut b = Endpoint::new(conf("b", 2), Encap::Udp, seed(7));
+        let mut now = Timestamp(0);
+        let tid = a.connect(now, addr(2), conf("a", 120)).unwrap();
+        for _ in 0..20 {
+            pump(&mut a, &mut b, now);
+            now += Duration::from_millis(100);
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+        pump(&mut a, &mut b, now);
+        assert_eq!(a.tunnel_stats(tid).unwrap().state, "established");
+        assert_eq!(b.tunnel_ids().len(), 1);
+        a.close_tunnel(now, tid, StopCcnResult::GeneralRequest)
+            .unwrap();
+        let closed = now;
+        let mut lost = 0;
+        while !a.tunnel_ids().is_empty() && now < closed + Duration::from_secs(100) {
+            for t in drain(&mut a) {
+                b.handle_datagram(now, addr(1), &t.bytes);
+            }
+            for t in drain(&mut b) {
+                if now < closed + Duration::from_secs(5) {
+                    lost += 1;
+                } else {
+                    a.handle_datagram(now, addr(2), &t.bytes);
+                }
+            }
+            now += Duration::from_millis(100);
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+        assert!(
+            lost > 0,
+            "{version:?}: B acknowledged the StopCCN while it held the tunnel"
+        );
+        assert!(
+            a.tunnel_ids().is_empty(),
+            "{version:?}: A still closing at {now:?}: {:?}",
+            a.tunnel_stats(tid)
+        );
+        assert!(b.tunnel_ids().is_empty());
+        assert!(b.stats().orphan_stopccn_acks > 0, "{:?}", b.stats());
+        let down = events(&mut a)
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::TunnelDown {
+                        reason: DownReason::Local,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(down, 1, "{version:?}");
+    }
 }

@@ -748,6 +748,9 @@ impl Endpoint {
         };
         let Some(t) = self.tunnels.get_mut(&tid).filter(|t| t.encap == encap) else {
             self.stats.rx_unknown_tunnel += 1;
+            if mtype == Some(MessageType::StopCcn) {
+                self.ack_orphan_stopccn(encap, from, &hdr, msg);
+            }
             return;
         };
         if t.version != hdr.version {
@@ -1000,6 +1003,58 @@ impl Endpoint {
             }
         }
         Some(tid)
+    }
+
+    /// Acknowledge a StopCCN for a tunnel we no longer hold: we acknowledged it when it
+    /// arrived and kept the tunnel for `stop_hold`, but every acknowledgement may have been
+    /// lost, and the peer would retransmit until its retries ran out. The acknowledgement
+    /// (ZLB in v2, ACK in v3) is built from the message alone: to the Assigned Tunnel ID /
+    /// Assigned Control Connection ID it carries, Nr = its Ns + 1, Ns 0 (a pure
+    /// acknowledgement takes no sequence slot). Never for a message with a Message Digest
+    /// or hidden AVPs (we no longer have the nonces or secret to sign or read it), and one
+    /// answer per StopCCN received, no larger than it (no amplification).
+    fn ack_orphan_stopccn(
+        &mut self,
+        encap: Encap,
+        from: SocketAddr,
+        hdr: &ControlHeader,
+        msg: &[u8],
+    ) {
+        let Ok(m) = ul2tp_wire::message::Message::parse(msg, hdr.version, None) else {
+            return;
+        };
+        if m.find(AttrType::MessageDigest).is_some() {
+            return;
+        }
+        let Some(peer_id) = peer_tunnel_id(hdr.version, &m).filter(|&p| p != 0) else {
+            return;
+        };
+        let nr = hdr.ns.wrapping_add(1);
+        let ack = match hdr.version {
+            Version::V2 => ul2tp_wire::control::zlb(hdr.version, encap, peer_id, 0, 0, nr).ok(),
+            Version::V3 => ul2tp_wire::message::MessageBuilder::new(
+                hdr.version,
+                encap,
+                peer_id,
+                0,
+                MessageType::Ack,
+            )
+            .finish()
+            .ok()
+            .and_then(|mut b| {
+                let pre = encap.prefix_len();
+                ul2tp_wire::control::set_ns_nr(b.get_mut(pre..)?, 0, nr).ok()?;
+                Some(b)
+            }),
+        };
+        if let Some(bytes) = ack {
+            self.stats.orphan_stopccn_acks += 1;
+            self.transmits.push_back(Transmit {
+                dst: from,
+                bytes,
+                encap,
+            });
+        }
     }
 
     /// Handle timers: retransmissions, delayed acks, hellos, hold-down expiry.
