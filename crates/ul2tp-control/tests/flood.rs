@@ -416,7 +416,14 @@ fn stopccn_retransmitted_after_the_peers_hold_down_is_still_acknowledged() {
     // acknowledgement it sends is lost in that time. A's next retransmission reaches a B
     // that forgot the tunnel: B acknowledges it from the message alone, so A forgets its
     // tunnel at once instead of retransmitting until its 120 s hold-down ends.
-    for version in [Version::V2, Version::V3] {
+    // With an incoming-call request still unacknowledged when A closes, A's timer resends
+    // that request, which B no longer answers, and the StopCCN after it.
+    for (version, call) in [
+        (Version::V2, false),
+        (Version::V3, false),
+        (Version::V2, true),
+        (Version::V3, true),
+    ] {
         let conf = |name: &str, hold: u64| Config {
             stop_hold: Duration::from_secs(hold),
             max_retries: 10,
@@ -435,8 +442,14 @@ fn stopccn_retransmitted_after_the_peers_hold_down_is_still_acknowledged() {
         pump(&mut a, &mut b, now);
         assert_eq!(a.tunnel_stats(tid).unwrap().state, "established");
         assert_eq!(b.tunnel_ids().len(), 1);
+        if call {
+            a.open_session(now, tid, SessionConfig::default()).unwrap();
+        }
         a.close_tunnel(now, tid, StopCcnResult::GeneralRequest)
             .unwrap();
+        if call {
+            assert_eq!(a.tunnel_stats(tid).unwrap().unacked, 2, "ICRQ and StopCCN");
+        }
         let closed = now;
         let mut lost = 0;
         while !a.tunnel_ids().is_empty() && now < closed + Duration::from_secs(100) {

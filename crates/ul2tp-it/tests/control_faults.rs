@@ -72,6 +72,14 @@ fn control_channel(body: &str) -> String {
         .join(", ")
 }
 
+/// Network devices in a namespace (`ip -o link`).
+fn links(ns: &Netns) -> Vec<String> {
+    ns.ip(&["-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1).map(str::to_string))
+        .collect()
+}
+
 /// Tunnels the control engine holds, in any state.
 fn engine_tunnels(body: &str) -> f64 {
     [
@@ -153,6 +161,7 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
     let cb = config(&dir, "lns", "198.18.0.1:1701", 5);
     let da = Daemon::start(&a, &["--config", &ca]);
     let db = Daemon::start(&b, &["--config", &cb]);
+    let devices = (links(&a), links(&b));
 
     // Every tunnel and session at once: the requests return when the SCCRQ / ICRQ is
     // queued; sessions wait in the engine for their tunnel.
@@ -205,6 +214,13 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
             "{stats:?}"
         );
     }
+
+    // The PPP pseudowires have no devices (no PPP runs on them), on either side.
+    assert_eq!(
+        (links(&a), links(&b)),
+        devices,
+        "devices with 1,000 sessions up"
+    );
 
     // Both sides agree on every id and cookie.
     let (sa, sb) = (da.session_dump(), db.session_dump());
@@ -338,6 +354,13 @@ fn sessions_survive_loss_duplication_and_reordering_of_control_messages() {
     }
     assert!(!a.has_link(&ifname), "the pseudowire device is left on A");
     assert!(!b.has_link(&b_if), "the pseudowire device is left on B");
+    assert!(
+        wait_until(Duration::from_secs(10), || (links(&a), links(&b))
+            == devices),
+        "devices left: {:?} / {:?}, at the start {devices:?}",
+        links(&a),
+        links(&b)
+    );
     assert!(relay.alive());
     let _ = std::fs::remove_dir_all(&dir);
 }

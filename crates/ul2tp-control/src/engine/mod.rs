@@ -1079,6 +1079,17 @@ impl Endpoint {
                     self.messages.entry(mt).retransmitted += 1;
                 }
                 emit(t, &mut self.transmits, b);
+                // Clearing the tunnel: the StopCCN (last on the wire) goes with the oldest
+                // message, so that a peer past its hold-down, which acknowledges only
+                // StopCCNs, still ends the exchange.
+                if matches!(t.state, TState::Closing { .. }) {
+                    if let Some(b) = t.chan.newest_sent_again() {
+                        if let Some(mt) = peek_msg_type(&b) {
+                            self.messages.entry(mt).retransmitted += 1;
+                        }
+                        emit(t, &mut self.transmits, b);
+                    }
+                }
             }
             if stalled_since(t).is_some_and(|s| now >= s + stall_limit(t)) {
                 // The peer acknowledged our SCCRQ but no SCCRP came within a HELLO interval
