@@ -523,6 +523,24 @@ impl ControlChannel {
         Some(b)
     }
 
+    /// The newest message queued, with the current Nr, when it is on the wire and more than
+    /// one is unacknowledged (nothing otherwise): sent again with the oldest when the timer of a
+    /// tunnel being cleared fires, so that its StopCCN, which follows everything already
+    /// sent, reaches a peer that has forgotten the tunnel and acknowledges only StopCCNs
+    /// ([`Endpoint`](crate::Endpoint)); its acknowledgement covers every message before it.
+    pub fn newest_sent_again(&mut self) -> Option<Vec<u8>> {
+        if self.n_sent < 2 || self.n_sent != self.queue.len() || self.failed {
+            return None;
+        }
+        let nr = self.next_nr;
+        let o = self.queue.get_mut(self.n_sent - 1)?;
+        o.retransmitted = true;
+        let mut b = o.bytes.clone();
+        let _ = ul2tp_wire::control::set_ns_nr(&mut b, o.ns, nr);
+        self.stats.retransmits += 1;
+        Some(b)
+    }
+
     /// The oldest unacknowledged message, when acknowledgements showed it lost (three
     /// duplicate acknowledgements, or a partial acknowledgement during loss recovery): sent
     /// again now, with the retransmission timer restarted. Not counted against

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use ul2tp_control::{
-    Config, DownReason, Encap, Endpoint, Event, SessionConfig, Timestamp, Transmit, Version,
+    Config, DownReason, Encap, Endpoint, Event, SessionConfig, StopCcnResult, Timestamp, Transmit,
+    Version,
 };
 use ul2tp_wire::avp::MessageType;
 
@@ -355,4 +356,140 @@ fn bucket_table_prunes_refilled_sources() {
     // forgotten and new sources keep being admitted.
     assert_eq!(admitted, 40);
     assert_eq!(b.stats().sccrq_rate_limited, 0);
+}
+
+#[test]
+fn stalled_initiator_waits_for_the_peers_sccrp_retransmission_cycle() {
+    // A short HELLO interval (5 s) and a long retransmission budget on both sides: B
+    // acknowledges A's retransmitted SCCRQ with a ZLB, then its SCCRPs are lost for 20 s
+    // while its timer backs off. A must still be there when one arrives (it gave up 5 s
+    // after the ZLB before: at 30 % loss one tunnel in a hundred was lost that way).
+    let conf = |name: &str| Config {
+        hello_interval: Duration::from_secs(5),
+        max_retries: 10,
+        max_retries_half_open: 10,
+        ..cfg(Version::V2, name)
+    };
+    let mut a = Endpoint::new(conf("a"), Encap::Udp, seed(1));
+    let mut b = Endpoint::new(conf("b"), Encap::Udp, seed(7));
+    let tid = a.connect(Timestamp(0), addr(2), conf("a")).unwrap();
+    let mut now = Timestamp(0);
+    let (mut zlbs, mut dropped) = (0, 0);
+    let mut up = false;
+    for _ in 0..600 {
+        for t in drain(&mut a) {
+            b.handle_datagram(now, addr(1), &t.bytes);
+        }
+        for t in drain(&mut b) {
+            if t.bytes.len() == 12 {
+                zlbs += 1;
+            } else if now < Timestamp(20 * SEC) {
+                dropped += 1;
+                continue;
+            }
+            a.handle_datagram(now, addr(2), &t.bytes);
+        }
+        let evs = events(&mut a);
+        assert!(
+            !evs.iter().any(|e| matches!(e, Event::TunnelDown { .. })),
+            "A gave up at {now:?}: {evs:?}"
+        );
+        if evs
+            .iter()
+            .any(|e| matches!(e, Event::TunnelUp(i) if i.tunnel_id == tid))
+        {
+            up = true;
+            break;
+        }
+        now += Duration::from_millis(100);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+    }
+    assert!(zlbs > 0 && dropped >= 3, "zlbs {zlbs} dropped {dropped}");
+    assert!(up, "A's tunnel never came up; at {now:?}");
+    assert!(now >= Timestamp(20 * SEC));
+}
+
+#[test]
+fn stopccn_retransmitted_after_the_peers_hold_down_is_still_acknowledged() {
+    // A closes the tunnel; B receives the StopCCN and holds the tunnel for 2 s, but every
+    // acknowledgement it sends is lost in that time. A's next retransmission reaches a B
+    // that forgot the tunnel: B acknowledges it from the message alone, so A forgets its
+    // tunnel at once instead of retransmitting until its 120 s hold-down ends.
+    // With an incoming-call request still unacknowledged when A closes, A's timer resends
+    // that request, which B no longer answers, and the StopCCN after it.
+    for (version, call) in [
+        (Version::V2, false),
+        (Version::V3, false),
+        (Version::V2, true),
+        (Version::V3, true),
+    ] {
+        let conf = |name: &str, hold: u64| Config {
+            stop_hold: Duration::from_secs(hold),
+            max_retries: 10,
+            ..cfg(version, name)
+        };
+        let mut a = Endpoint::new(conf("a", 120), Encap::Udp, seed(1));
+        let mut b = Endpoint::new(conf("b", 2), Encap::Udp, seed(7));
+        let mut now = Timestamp(0);
+        let tid = a.connect(now, addr(2), conf("a", 120)).unwrap();
+        for _ in 0..20 {
+            pump(&mut a, &mut b, now);
+            now += Duration::from_millis(100);
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+        pump(&mut a, &mut b, now);
+        assert_eq!(a.tunnel_stats(tid).unwrap().state, "established");
+        assert_eq!(b.tunnel_ids().len(), 1);
+        if call {
+            a.open_session(now, tid, SessionConfig::default()).unwrap();
+        }
+        a.close_tunnel(now, tid, StopCcnResult::GeneralRequest)
+            .unwrap();
+        if call {
+            assert_eq!(a.tunnel_stats(tid).unwrap().unacked, 2, "ICRQ and StopCCN");
+        }
+        let closed = now;
+        let mut lost = 0;
+        while !a.tunnel_ids().is_empty() && now < closed + Duration::from_secs(100) {
+            for t in drain(&mut a) {
+                b.handle_datagram(now, addr(1), &t.bytes);
+            }
+            for t in drain(&mut b) {
+                if now < closed + Duration::from_secs(5) {
+                    lost += 1;
+                } else {
+                    a.handle_datagram(now, addr(2), &t.bytes);
+                }
+            }
+            now += Duration::from_millis(100);
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+        assert!(
+            lost > 0,
+            "{version:?}: B acknowledged the StopCCN while it held the tunnel"
+        );
+        assert!(
+            a.tunnel_ids().is_empty(),
+            "{version:?}: A still closing at {now:?}: {:?}",
+            a.tunnel_stats(tid)
+        );
+        assert!(b.tunnel_ids().is_empty());
+        assert!(b.stats().orphan_stopccn_acks > 0, "{:?}", b.stats());
+        let down = events(&mut a)
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::TunnelDown {
+                        reason: DownReason::Local,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(down, 1, "{version:?}");
+    }
 }

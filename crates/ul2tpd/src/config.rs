@@ -157,6 +157,9 @@ pub struct ControlConfig {
     /// Seconds a closed tunnel's state is kept to deliver or re-acknowledge its StopCCN
     /// (default 31, RFC 2661 §5.7 / RFC 3931 §4.2: one full retransmission cycle).
     pub stop_hold: Option<u64>,
+    /// Cap, in seconds, of the doubling retransmission timeout (default 16; at least 8,
+    /// RFC 2661 §5.8).
+    pub retransmit_cap: Option<u64>,
     /// LNS: our address on the pppN of PPP sessions peers open (with `ppp_pool`).
     pub ppp_local: Option<std::net::Ipv4Addr>,
     /// LNS: addresses handed to peers, "FIRST-LAST".
@@ -255,6 +258,9 @@ impl ControlConfig {
         if let Some(v) = self.stop_hold {
             c.stop_hold = std::time::Duration::from_secs(v);
         }
+        if let Some(v) = self.retransmit_cap {
+            c.retransmit_cap = std::time::Duration::from_secs(v);
+        }
         c.max_tunnels_per_peer = self.max_tunnels.unwrap_or(0);
         c.max_sessions = self.max_sessions.unwrap_or(0);
         let default =
@@ -340,6 +346,14 @@ impl ControlConfig {
                 "stop_hold",
                 "must be at least 1 (the StopCCN must be delivered)".into(),
             ));
+        }
+        if let Some(v) = self.retransmit_cap {
+            if !(8..=3600).contains(&v) {
+                return Err((
+                    "retransmit_cap",
+                    format!("{v} is not in 8..=3600 (RFC 2661 5.8: a cap of at least 8 seconds)"),
+                ));
+            }
         }
         if let (Some(h), Some(m)) = (self.max_half_open_per_peer, self.max_half_open) {
             if h > m {
@@ -1822,9 +1836,11 @@ seq = "both"
         assert_eq!(e.key.as_deref(), Some("receive_window"));
         let e = check_err("[control]\nstop_hold = 0\n");
         assert_eq!(e.key.as_deref(), Some("stop_hold"));
+        let e = check_err("[control]\nretransmit_cap = 7\n");
+        assert_eq!(e.key.as_deref(), Some("retransmit_cap"));
         let c = Config::check(
             Path::new("t.toml"),
-            "[control]\nreceive_window = 64\nstop_hold = 3\n",
+            "[control]\nreceive_window = 64\nstop_hold = 3\nretransmit_cap = 8\n",
         )
         .unwrap()
         .config
@@ -1833,8 +1849,12 @@ seq = "both"
         .settings()
         .config;
         assert_eq!(
-            (c.rx_window, c.stop_hold),
-            (64, std::time::Duration::from_secs(3))
+            (c.rx_window, c.stop_hold, c.retransmit_cap),
+            (
+                64,
+                std::time::Duration::from_secs(3),
+                std::time::Duration::from_secs(8)
+            )
         );
         let ok = Config::check(
             Path::new("t.toml"),

@@ -814,6 +814,11 @@ impl L2tpCollector {
                 e.rx_unknown_tunnel,
             ),
             (
+                "ul2tp_control_orphan_stopccn_acks",
+                "of those, StopCCNs acknowledged after the tunnel's hold-down (the peer missed our acknowledgements)",
+                e.orphan_stopccn_acks,
+            ),
+            (
                 "ul2tp_control_rx_auth_failures",
                 "control datagrams dropped: message digest check failed (L2TPv3)",
                 e.rx_auth_failures,

@@ -171,6 +171,25 @@ impl Config {
         }
     }
 
+    /// How long the peer may go on retransmitting one message if its timers are ours: the
+    /// initial timeout, doubled up to the cap, for the first transmission and every one of
+    /// `max_retries` retransmissions (RFC 2661 §5.8).
+    pub(super) fn retransmit_cycle(&self) -> Duration {
+        let cap = self.retransmit_cap.max(self.retransmit_initial);
+        let mut rto = self.retransmit_initial;
+        let mut total = Duration::ZERO;
+        // Past the cap every step is the cap: no need to loop over a huge retry count.
+        for k in 0..=self.max_retries {
+            if rto >= cap {
+                let left = self.max_retries - k + 1;
+                return total.saturating_add(cap.saturating_mul(left));
+            }
+            total = total.saturating_add(rto);
+            rto = rto.saturating_mul(2).min(cap);
+        }
+        total
+    }
+
     /// Refuse values an AVP cannot carry, so that every message the engine builds from this
     /// configuration fits the 10-bit AVP Length (RFC 2661 §4.1).
     pub(super) fn check(&self) -> Result<(), Error> {

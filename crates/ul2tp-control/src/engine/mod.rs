@@ -329,7 +329,7 @@ impl Endpoint {
             TState::Closing { until } | TState::Held { until } => Some(until),
             _ => None,
         };
-        let stall = stalled_since(t).map(|s| s + t.cfg.hello_interval);
+        let stall = stalled_since(t).map(|s| s + stall_limit(t));
         if let Some(d) = [t.chan.poll_timeout(), hello, hold, stall]
             .into_iter()
             .flatten()
@@ -748,6 +748,9 @@ impl Endpoint {
         };
         let Some(t) = self.tunnels.get_mut(&tid).filter(|t| t.encap == encap) else {
             self.stats.rx_unknown_tunnel += 1;
+            if mtype == Some(MessageType::StopCcn) {
+                self.ack_orphan_stopccn(encap, from, &hdr, msg);
+            }
             return;
         };
         if t.version != hdr.version {
@@ -1002,6 +1005,58 @@ impl Endpoint {
         Some(tid)
     }
 
+    /// Acknowledge a StopCCN for a tunnel we no longer hold: we acknowledged it when it
+    /// arrived and kept the tunnel for `stop_hold`, but every acknowledgement may have been
+    /// lost, and the peer would retransmit until its retries ran out. The acknowledgement
+    /// (ZLB in v2, ACK in v3) is built from the message alone: to the Assigned Tunnel ID /
+    /// Assigned Control Connection ID it carries, Nr = its Ns + 1, Ns 0 (a pure
+    /// acknowledgement takes no sequence slot). Never for a message with a Message Digest
+    /// or hidden AVPs (we no longer have the nonces or secret to sign or read it), and one
+    /// answer per StopCCN received, no larger than it (no amplification).
+    fn ack_orphan_stopccn(
+        &mut self,
+        encap: Encap,
+        from: SocketAddr,
+        hdr: &ControlHeader,
+        msg: &[u8],
+    ) {
+        let Ok(m) = ul2tp_wire::message::Message::parse(msg, hdr.version, None) else {
+            return;
+        };
+        if m.find(AttrType::MessageDigest).is_some() {
+            return;
+        }
+        let Some(peer_id) = peer_tunnel_id(hdr.version, &m).filter(|&p| p != 0) else {
+            return;
+        };
+        let nr = hdr.ns.wrapping_add(1);
+        let ack = match hdr.version {
+            Version::V2 => ul2tp_wire::control::zlb(hdr.version, encap, peer_id, 0, 0, nr).ok(),
+            Version::V3 => ul2tp_wire::message::MessageBuilder::new(
+                hdr.version,
+                encap,
+                peer_id,
+                0,
+                MessageType::Ack,
+            )
+            .finish()
+            .ok()
+            .and_then(|mut b| {
+                let pre = encap.prefix_len();
+                ul2tp_wire::control::set_ns_nr(b.get_mut(pre..)?, 0, nr).ok()?;
+                Some(b)
+            }),
+        };
+        if let Some(bytes) = ack {
+            self.stats.orphan_stopccn_acks += 1;
+            self.transmits.push_back(Transmit {
+                dst: from,
+                bytes,
+                encap,
+            });
+        }
+    }
+
     /// Handle timers: retransmissions, delayed acks, hellos, hold-down expiry.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let mut ids = Vec::new();
@@ -1024,10 +1079,22 @@ impl Endpoint {
                     self.messages.entry(mt).retransmitted += 1;
                 }
                 emit(t, &mut self.transmits, b);
+                // Clearing the tunnel: the StopCCN (last on the wire) goes with the oldest
+                // message, so that a peer past its hold-down, which acknowledges only
+                // StopCCNs, still ends the exchange.
+                if matches!(t.state, TState::Closing { .. }) {
+                    if let Some(b) = t.chan.newest_sent_again() {
+                        if let Some(mt) = peek_msg_type(&b) {
+                            self.messages.entry(mt).retransmitted += 1;
+                        }
+                        emit(t, &mut self.transmits, b);
+                    }
+                }
             }
-            if stalled_since(t).is_some_and(|s| now >= s + t.cfg.hello_interval) {
+            if stalled_since(t).is_some_and(|s| now >= s + stall_limit(t)) {
                 // The peer acknowledged our SCCRQ but no SCCRP came within a HELLO interval
-                // (its half-open tunnel timed out): nothing of ours is left to retransmit.
+                // and the peer's retransmission cycle (its half-open tunnel timed out):
+                // nothing of ours is left to retransmit.
                 down_all(t, &mut ctx, DownReason::Timeout);
                 self.remove_tunnel(tid);
                 continue;
@@ -1137,6 +1204,16 @@ impl Endpoint {
 /// in flight: the time of the last message from the peer.
 fn stalled_since(t: &Tunnel) -> Option<Timestamp> {
     (t.state == TState::WaitCtlReply && t.chan.unacked() == 0).then_some(t.last_rx)
+}
+
+/// How long a stalled initiator ([`stalled_since`]) waits for the SCCRP: a HELLO interval,
+/// and at least the time the peer may still be retransmitting its SCCRP if its timers are
+/// ours. The peer acknowledges a retransmitted SCCRQ at once (a duplicate) while its SCCRP,
+/// lost, waits for its own timer, which may by then have backed off to the cap: giving up
+/// after a short HELLO interval lost tunnels whose SCCRP was still coming (at 30 % loss, one
+/// tunnel in a hundred with `hello_interval = 5`).
+fn stall_limit(t: &Tunnel) -> Duration {
+    t.cfg.hello_interval.max(t.cfg.retransmit_cycle())
 }
 
 /// Sign (v3 auth), add the IP prefix and queue a datagram.

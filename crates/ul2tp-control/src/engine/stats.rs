@@ -49,6 +49,9 @@ pub struct EndpointStats {
     pub rx_malformed: u64,
     /// Datagrams for no known tunnel.
     pub rx_unknown_tunnel: u64,
+    /// Of those, StopCCNs acknowledged without a tunnel (the hold-down after the peer's
+    /// StopCCN ended before its retransmissions did; see `Endpoint::handle_datagram`).
+    pub orphan_stopccn_acks: u64,
     /// Datagrams failing v3 message authentication.
     pub rx_auth_failures: u64,
     /// SCCRQs ignored because we won the tie-break.
