@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 /// docs/testing.md.
 pub mod relay;
 
+/// The metrics endpoint: scrape, sample values, `promtool` lint.
+pub mod metrics;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A unique short token for names (namespaces, interfaces).

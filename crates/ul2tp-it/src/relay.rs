@@ -249,6 +249,21 @@ pub fn is_control(payload: &[u8]) -> bool {
     payload.first().is_some_and(|b| b & 0x80 != 0)
 }
 
+/// Remove the datagrams of `held` whose deadline is past at `now`; returns them in the
+/// order they were held.
+fn take_expired(held: &mut Vec<Held>, now: Instant) -> Vec<Vec<u8>> {
+    let mut expired = Vec::new();
+    held.retain_mut(|h| {
+        if now >= h.deadline {
+            expired.push(std::mem::take(&mut h.bytes));
+            false
+        } else {
+            true
+        }
+    });
+    expired
+}
+
 #[derive(Debug)]
 struct Held {
     /// Forwarded data datagrams still to overtake it.
@@ -424,16 +439,7 @@ impl Fault {
     }
 
     fn poll_into(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
-        let mut expired = Vec::new();
-        self.held.retain_mut(|h| {
-            if now >= h.deadline {
-                expired.push(std::mem::take(&mut h.bytes));
-                false
-            } else {
-                true
-            }
-        });
-        for b in expired {
+        for b in take_expired(&mut self.held, now) {
             self.stats.flushed += 1;
             self.forward(now, b, out);
         }
@@ -444,16 +450,7 @@ impl Fault {
                 out.push(b);
             }
         }
-        let mut expired = Vec::new();
-        self.ctl_held.retain_mut(|h| {
-            if now >= h.deadline {
-                expired.push(std::mem::take(&mut h.bytes));
-                false
-            } else {
-                true
-            }
-        });
-        for b in expired {
+        for b in take_expired(&mut self.ctl_held, now) {
             self.stats.flushed += 1;
             self.forward_ctl(now, b, out);
         }

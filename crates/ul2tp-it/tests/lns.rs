@@ -7,11 +7,11 @@
 //! both pppN, the echo interval to LCP; session and idle timeouts clear the call with a PPP
 //! Disconnect Cause. A second reload leaves established tunnels on their profile.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
+use ul2tp_it::metrics::{scrape, value};
 use ul2tp_it::{tshark, unique, veth, wait_until, Capture, Daemon, Netns};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
@@ -25,24 +25,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// `GET /metrics` from the LNS's metrics endpoint (127.0.0.1:9650 in its namespace).
-fn scrape(ns: &Netns) -> String {
-    ns.run_in(|| {
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect to metrics");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    })
-}
-
-/// The value of the counter `name` (no labels) in a scrape.
-fn sample(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Tshark field lines of the control messages of type `msg` in `pcap`, sender first.
@@ -202,7 +184,7 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
         t.lns.log()
     );
     assert_eq!(
-        sample(&scrape(&t.b), "ul2tp_control_sccrq_refused_total"),
+        value(&scrape(&t.b), "ul2tp_control_sccrq_refused_total"),
         Some(1.0)
     );
 
@@ -384,18 +366,18 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     );
     let m = scrape(&t.b);
     assert_eq!(
-        sample(&m, "ul2tp_ppp_pool_exhausted_total"),
+        value(&m, "ul2tp_ppp_pool_exhausted_total"),
         Some(1.0),
         "{m}"
     );
-    assert_eq!(sample(&m, "ul2tp_ppp_pool_addresses"), Some(1.0), "{m}");
-    assert_eq!(sample(&m, "ul2tp_ppp_pool_leased"), Some(1.0), "{m}");
+    assert_eq!(value(&m, "ul2tp_ppp_pool_addresses"), Some(1.0), "{m}");
+    assert_eq!(value(&m, "ul2tp_ppp_pool_leased"), Some(1.0), "{m}");
     // The first call is untouched.
     assert!(t.a.ping_retry("10.92.0.1", &[], 5));
     // A second tunnel from 192.0.2.1.
     assert_eq!(t.tunnel(4), None, "second tunnel admitted");
     assert!(
-        wait_for(5, || sample(
+        wait_for(5, || value(
             &scrape(&t.b),
             "ul2tp_control_sccrq_refused_total"
         ) == Some(1.0)),

@@ -6,43 +6,10 @@
 //! uses only metrics a scrape has.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::time::Duration;
 
-use ul2tp_it::{have, wait_until, Daemon, Netns};
-
-/// One HTTP/1.1 request to the metrics endpoint of `ns`: (status line and headers, body).
-fn http(ns: &Netns, method: &str, path: &str, accept: Option<&str>) -> (String, String) {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{}\r\n",
-        accept
-            .map(|a| format!("Accept: {a}\r\n"))
-            .unwrap_or_default()
-    );
-    let raw = ns.run_in(move || {
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect to metrics");
-        s.write_all(req.as_bytes()).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    });
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.to_string(), body.to_string())
-}
-
-/// `GET /metrics` in the text format.
-fn scrape(ns: &Netns) -> String {
-    let (head, body) = http(ns, "GET", "/metrics", None);
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    body
-}
-
-/// The value of the sample `series` (name and labels exactly as exposed), if present.
-fn value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
+use ul2tp_it::metrics::{http, promtool, scrape, value};
+use ul2tp_it::{wait_until, Daemon, Netns};
 
 /// Wait until `series` has value `want` in a scrape of `ns`.
 fn wait_value(ns: &Netns, series: &str, want: f64) {
@@ -52,38 +19,6 @@ fn wait_value(ns: &Netns, series: &str, want: f64) {
         value(&last, series) == Some(want)
     });
     assert!(ok, "{series} != {want} in:\n{last}");
-}
-
-/// `promtool check metrics` on `body`: exit 0 and no lint findings.
-fn promtool(body: &str) {
-    assert!(
-        have("promtool"),
-        "promtool is required (Debian package prometheus, installed by .ci/run)"
-    );
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics: {}: {report}\n{body}",
-        out.status
-    );
 }
 
 /// Metric names (`ul2tp_…`) in the expressions of the dashboard's panels and variables.
