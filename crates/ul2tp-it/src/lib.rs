@@ -307,6 +307,14 @@ pub fn parse_ping_received(out: &str) -> u32 {
         .unwrap_or_else(|| panic!("no ping summary in {out:?}"))
 }
 
+/// Word `n` (from 0) of `s`; panics naming `s` when there is none.
+fn nth_word(s: &str, n: usize) -> String {
+    s.split_whitespace()
+        .nth(n)
+        .unwrap_or_else(|| panic!("no word {n} in {s:?}"))
+        .to_string()
+}
+
 /// Join two namespaces with a veth pair named `a_if` (in `a`) and `b_if` (in `b`), both up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     let tmp_a = unique("va");
@@ -319,6 +327,17 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     b.ip(&["link", "set", &tmp_b, "name", b_if]);
     a.ip(&["link", "set", a_if, "up"]);
     b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// Two new namespaces (tags `tag_a`, `tag_b`) joined by a veth link, `eth0` in each, with
+/// 192.0.2.1/24 in the first and 192.0.2.2/24 in the second.
+pub fn linked_hosts(tag_a: &str, tag_b: &str) -> (Netns, Netns) {
+    let a = Netns::new(tag_a);
+    let b = Netns::new(tag_b);
+    veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    (a, b)
 }
 
 /// Two hosts on one veth link (`eth0` in each: 192.0.2.1/24 and 192.0.2.2/24, or fd00::1/64
@@ -615,6 +634,38 @@ impl Daemon {
             .parse()
             .unwrap_or(100);
         Duration::from_nanos(ticks * 1_000_000_000 / hz)
+    }
+
+    /// `ul2tp connect remote ARGS` (e.g. "192.0.2.2 version 2"): the id of the requested
+    /// tunnel (the command prints "Tunnel N requested").
+    pub fn connect_tunnel(&self, args: &str) -> String {
+        nth_word(&self.ul2tp(&format!("connect remote {args}")), 1)
+    }
+
+    /// Wait until `show tunnel` lists tunnel `tid`, up to `timeout`; returns whether it did.
+    pub fn wait_tunnel(&self, tid: &str, timeout: Duration) -> bool {
+        let want = format!("Tunnel {tid},");
+        wait_until(timeout, || self.ul2tp("show tunnel").contains(&want))
+    }
+
+    /// `ul2tp connect session tunnel_id TID pw_type ppp`: the id of the requested session
+    /// (the command prints "Session M in tunnel N requested").
+    pub fn connect_ppp_session(&self, tid: &str) -> String {
+        nth_word(
+            &self.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp")),
+            1,
+        )
+    }
+
+    /// Whether `show session` lists session `sid` of tunnel `tid`.
+    pub fn has_session(&self, tid: &str, sid: &str) -> bool {
+        self.ul2tp("show session")
+            .contains(&format!("Session {sid} in tunnel {tid}"))
+    }
+
+    /// Wait until [`Daemon::has_session`], up to `timeout`; returns whether it did.
+    pub fn wait_session(&self, tid: &str, sid: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.has_session(tid, sid))
     }
 
     /// Wait until `cond` holds (checked every 20 ms), up to `timeout`; returns whether it did.

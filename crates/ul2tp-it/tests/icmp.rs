@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use ul2tp_it::metrics::{promtool, scrape, value};
-use ul2tp_it::{veth, wait_until, Daemon, Netns};
+use ul2tp_it::{wait_until, Daemon, Netns};
 
 /// Wait until `series` reaches at least `min`; returns the last scrape.
 fn wait_at_least(ns: &Netns, series: &str, min: f64, timeout: Duration) -> String {
@@ -27,11 +27,7 @@ fn wait_at_least(ns: &Netns, series: &str, min: f64, timeout: Duration) -> Strin
 
 #[test]
 fn icmp_errors_and_data_path_drops_are_counted() {
-    let a = Netns::new("ia");
-    let b = Netns::new("ib");
-    veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let (a, b) = ul2tp_it::linked_hosts("ia", "ib");
     let dir = std::env::temp_dir().join(ul2tp_it::unique("icmp"));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("ul2tpd.toml");

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use ul2tp_it::{unique, veth, wait_until, Daemon, Netns};
+use ul2tp_it::{unique, wait_until, Daemon, Netns};
 
 fn text(o: &Output) -> String {
     format!(
@@ -45,11 +45,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let a = Netns::new("la");
-        let b = Netns::new("lb");
-        veth(&a, "eth0", &b, "eth0");
-        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let (a, b) = ul2tp_it::linked_hosts("la", "lb");
         let dir = std::env::temp_dir().join(unique("lac"));
         std::fs::create_dir_all(&dir).unwrap();
         let lns_config = dir.join("lns.toml");

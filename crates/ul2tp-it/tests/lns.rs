@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use ul2tp_it::metrics::{scrape, value};
-use ul2tp_it::{tshark, unique, veth, wait_until, Capture, Daemon, Netns};
+use ul2tp_it::{tshark, unique, wait_until, Capture, Daemon, Netns};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
@@ -77,11 +77,7 @@ impl Setup {
     /// `lac_extra` goes into the LAC's `[control]`; `lns` is the LNS file after its
     /// `[control]` head (more `[control]` keys, then `[[lns]]` tables).
     fn new(lac_extra: &str, lns: &str) -> Setup {
-        let a = Netns::new("pa");
-        let b = Netns::new("pb");
-        veth(&a, "eth0", &b, "eth0");
-        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let (a, b) = ul2tp_it::linked_hosts("pa", "pb");
         let dir = std::env::temp_dir().join(unique("lnsp"));
         std::fs::create_dir_all(&dir).unwrap();
         let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
@@ -107,37 +103,26 @@ impl Setup {
 
     /// `connect remote` from the LAC; the tunnel id when it comes up within `secs`.
     fn tunnel(&self, secs: u64) -> Option<String> {
-        let tid = self
-            .lac
-            .ul2tp("connect remote 192.0.2.2 version 2")
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string();
-        let want = format!("Tunnel {tid},");
-        wait_for(secs, || self.lac.ul2tp("show tunnel").contains(&want)).then_some(tid)
+        let tid = self.lac.connect_tunnel("192.0.2.2 version 2");
+        self.lac
+            .wait_tunnel(&tid, Duration::from_secs(secs))
+            .then_some(tid)
     }
 
     /// A PPP call in tunnel `tid`; its session id when it is up on the LAC within 10 s.
     fn call(&self, tid: &str) -> Option<String> {
-        let out = self
-            .lac
-            .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-        let sid = out.split_whitespace().nth(1).unwrap().to_string();
-        let want = format!("Session {sid} in tunnel {tid}");
-        wait_for(10, || self.lac.ul2tp("show session").contains(&want)).then_some(sid)
+        let sid = self.lac.connect_ppp_session(tid);
+        self.lac
+            .wait_session(tid, &sid, Duration::from_secs(10))
+            .then_some(sid)
     }
 
     /// A PPP call in tunnel `tid` that the LNS refuses: true when, 2 s after the request,
     /// the LAC does not hold it (it may have been up for a moment before the CDN came).
     fn refused_call(&self, tid: &str) -> bool {
-        let out = self
-            .lac
-            .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-        let sid = out.split_whitespace().nth(1).unwrap().to_string();
-        let want = format!("Session {sid} in tunnel {tid}");
+        let sid = self.lac.connect_ppp_session(tid);
         std::thread::sleep(Duration::from_secs(2));
-        wait_for(10, || !self.lac.ul2tp("show session").contains(&want))
+        wait_for(10, || !self.lac.has_session(tid, &sid))
     }
 
     /// `ppp start` on the LAC's call, whatever its outcome.

@@ -75,11 +75,7 @@ impl Drop for Dir {
 
 #[test]
 fn metrics_of_a_lac_and_an_lns() {
-    let a = Netns::new("ma");
-    let b = Netns::new("mb");
-    ul2tp_it::veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let (a, b) = ul2tp_it::linked_hosts("ma", "mb");
     let dir = Dir(std::env::temp_dir().join(ul2tp_it::unique("metrics")));
     std::fs::create_dir_all(&dir.0).unwrap();
     let (ca, cb) = (dir.0.join("lac.toml"), dir.0.join("lns.toml"));
@@ -119,12 +115,7 @@ fn metrics_of_a_lac_and_an_lns() {
     lac.ul2tp("add session tunnel_id 3000 session_id 1000 peer_session_id 2000 name met0");
 
     // A dynamic L2TPv2 tunnel: SCCRQ, SCCRP, SCCCN (and the LNS's ZLB for the SCCCN).
-    let tid = lac
-        .ul2tp("connect remote 192.0.2.2 version 2")
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let tid = lac.connect_tunnel("192.0.2.2 version 2");
     wait_value(&a, "ul2tp_control_tunnels{state=\"established\"}", 1.0);
     wait_value(&b, "ul2tp_control_tunnels{state=\"established\"}", 1.0);
     wait_value(
@@ -167,8 +158,7 @@ fn metrics_of_a_lac_and_an_lns() {
 
     // A PPP call, CHAP with a wrong secret: the LNS rejects alice, the LAC is rejected; the
     // call is cleared.
-    let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-    let sid = out.split_whitespace().nth(1).unwrap().to_string();
+    let sid = lac.connect_ppp_session(&tid);
     wait_value(&a, "ul2tp_sessions_up{kind=\"dynamic\"}", 1.0);
     wait_value(&b, "ul2tp_sessions_up{kind=\"dynamic\"}", 1.0);
     wait_value(&b, "ul2tp_control_sessions{state=\"established\"}", 1.0);

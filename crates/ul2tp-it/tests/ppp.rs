@@ -125,11 +125,7 @@ impl LacLns {
 
     /// Like `new`, with `lac_extra` added to the LAC's `[control]` section.
     fn with(lac_extra: &str, lns_extra: &str) -> LacLns {
-        let a = ul2tp_it::Netns::new("la");
-        let b = ul2tp_it::Netns::new("lb");
-        ul2tp_it::veth(&a, "eth0", &b, "eth0");
-        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let (a, b) = ul2tp_it::linked_hosts("la", "lb");
         let dir = std::env::temp_dir().join(ul2tp_it::unique("lns"));
         std::fs::create_dir_all(&dir).unwrap();
         let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
@@ -147,22 +143,14 @@ impl LacLns {
         let lns = ul2tp_it::Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
         let cap = Some(Capture::start(&a, "eth0", "udp port 1701"));
         // `ul2tp connect` prints "Tunnel N requested" / "Session M in tunnel N requested".
-        let tid = lac
-            .ul2tp("connect remote 192.0.2.2 version 2")
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string();
-        let tunnel = format!("Tunnel {tid},");
+        let tid = lac.connect_tunnel("192.0.2.2 version 2");
         assert!(
-            wait_for(10, || lac.ul2tp("show tunnel").contains(&tunnel)),
+            lac.wait_tunnel(&tid, Duration::from_secs(10)),
             "tunnel did not come up"
         );
-        let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-        let sid = out.split_whitespace().nth(1).unwrap().to_string();
-        let session = format!("Session {sid} in tunnel {tid}");
+        let sid = lac.connect_ppp_session(&tid);
         assert!(
-            wait_for(10, || lac.ul2tp("show session").contains(&session)),
+            lac.wait_session(&tid, &sid, Duration::from_secs(10)),
             "session did not come up"
         );
         LacLns {
