@@ -179,6 +179,15 @@ impl Netns {
         }
     }
 
+    /// The name of the device holding the IPv4 address `addr`, if any.
+    pub fn device_with(&self, addr: &str) -> Option<String> {
+        self.ip(&["-o", "-4", "addr", "show"])
+            .lines()
+            .find(|l| l.contains(&format!("inet {addr} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_string)
+    }
+
     /// Set a sysctl inside the namespace.
     pub fn sysctl(&self, kv: &str) {
         must(self.cmd("sysctl").args(["-q", "-w", kv]));
@@ -305,6 +314,16 @@ pub fn parse_ping_received(out: &str) -> u32 {
                 .and_then(|n| n.trim().parse().ok())
         })
         .unwrap_or_else(|| panic!("no ping summary in {out:?}"))
+}
+
+/// A command's outcome for assertion messages: "status S: STDOUTSTDERR".
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Word `n` (from 0) of `s`; panics naming `s` when there is none.

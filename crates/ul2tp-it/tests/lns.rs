@@ -12,19 +12,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use ul2tp_it::metrics::{scrape, value};
-use ul2tp_it::{tshark, unique, wait_until, Capture, Daemon, Netns};
+use ul2tp_it::{output_text, tshark, unique, wait_until, Capture, Daemon, Netns};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}: {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Tshark field lines of the control messages of type `msg` in `pcap`, sender first.
@@ -39,15 +30,6 @@ fn messages(pcap: &[u8], msg: u32, fields: &[&str]) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// The pppN device holding `addr` in `ns`.
-fn ppp_device(ns: &Netns, addr: &str) -> Option<String> {
-    ns.ip(&["-o", "-4", "addr", "show"])
-        .lines()
-        .find(|l| l.contains(&format!("inet {addr} ")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_string)
 }
 
 fn mtu(ns: &Netns, dev: &str) -> u32 {
@@ -193,11 +175,13 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
     );
     let sid = t.call(&tid).expect("call");
     let o = t.ppp_start(&tid, &sid, "user alice password wonderland");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     // The first address of 10.91.0.8/30 (without network and broadcast addresses).
-    let lac_dev = ppp_device(&t.a, "10.91.0.9").expect("LAC pppN with 10.91.0.9");
+    let lac_dev =
+        t.a.device_with("10.91.0.9")
+            .expect("LAC pppN with 10.91.0.9");
     assert!(t.a.ping_retry("10.91.0.1", &[], 5), "ping over PPP");
-    let lns_dev = ppp_device(&t.b, "10.91.0.1").expect("LNS pppN");
+    let lns_dev = t.b.device_with("10.91.0.1").expect("LNS pppN");
     assert!(lac_dev.starts_with("ppp") && lns_dev.starts_with("ppp"));
 
     let show = t.lns.ul2tp("show session");
@@ -274,21 +258,21 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
     );
     t.lac
         .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
-    assert!(wait_for(10, || ppp_device(&t.b, "10.91.0.1").is_none()));
+    assert!(wait_for(10, || t.b.device_with("10.91.0.1").is_none()));
     let sid = t.call(&tid).expect("call in the old tunnel");
     let o = t.ppp_start(&tid, &sid, "user alice password wonderland");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        ppp_device(&t.a, "10.91.0.9").is_some(),
+        t.a.device_with("10.91.0.9").is_some(),
         "old tunnel, old pool"
     );
     assert!(t.refused_call(&tid), "old tunnel, old max_sessions");
     let tid2 = t.tunnel(10).expect("a new tunnel");
     let sid2 = t.call(&tid2).expect("call in the new tunnel");
     let o = t.ppp_start(&tid2, &sid2, "user alice password wonderland");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        ppp_device(&t.a, "10.91.1.1").is_some(),
+        t.a.device_with("10.91.1.1").is_some(),
         "new tunnel, new pool"
     );
     assert!(
@@ -340,8 +324,8 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     let tid = t.tunnel(10).expect("tunnel");
     let sid = t.call(&tid).expect("first call");
     let o = t.ppp_start(&tid, &sid, "");
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(ppp_device(&t.a, "10.92.0.5").is_some());
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(t.a.device_with("10.92.0.5").is_some());
     // The second call: no address left.
     assert!(t.refused_call(&tid), "a call beyond the pool stayed up");
     assert!(
@@ -410,12 +394,12 @@ hello_interval = 1\nppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp
     let tid = t.tunnel(10).expect("tunnel");
     let sid = t.call(&tid).expect("call");
     let o = t.ppp_start(&tid, &sid, "");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let up = std::time::Instant::now();
-    let lac_dev = ppp_device(&t.a, "10.93.0.10").expect("LAC pppN");
+    let lac_dev = t.a.device_with("10.93.0.10").expect("LAC pppN");
     let mut lns_dev = None;
     assert!(wait_for(5, || {
-        lns_dev = ppp_device(&t.b, "10.93.0.1");
+        lns_dev = t.b.device_with("10.93.0.1");
         lns_dev.is_some()
     }));
     let lns_dev = lns_dev.unwrap();
@@ -477,7 +461,7 @@ ppp_idle_timeout = 2\n";
     let tid = t.tunnel(10).expect("tunnel");
     let sid = t.call(&tid).expect("call");
     let o = t.ppp_start(&tid, &sid, "");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     // 10 pings over 4.5 s, all answered: the call outlives its idle timeout while busy.
     assert_eq!(t.a.ping_count("10.94.0.1", 10, "0.5"), 10, "pings lost");
     assert!(
