@@ -264,6 +264,22 @@ fn take_expired(held: &mut Vec<Held>, now: Instant) -> Vec<Vec<u8>> {
     expired
 }
 
+/// One datagram was forwarded past every one in `held`: count that down; remove and return
+/// (in the order they were held) those that have now been overtaken enough.
+fn take_overtaken(held: &mut Vec<Held>) -> Vec<Vec<u8>> {
+    let mut released = Vec::new();
+    held.retain_mut(|h| {
+        h.remaining = h.remaining.saturating_sub(1);
+        if h.remaining == 0 {
+            released.push(std::mem::take(&mut h.bytes));
+            false
+        } else {
+            true
+        }
+    });
+    released
+}
+
 #[derive(Debug)]
 struct Held {
     /// Forwarded data datagrams still to overtake it.
@@ -356,17 +372,7 @@ impl Fault {
                 self.forward(now, bytes.to_vec(), &mut out);
             }
             // This datagram overtook every held one.
-            let mut released = Vec::new();
-            self.held.retain_mut(|h| {
-                h.remaining = h.remaining.saturating_sub(1);
-                if h.remaining == 0 {
-                    released.push(std::mem::take(&mut h.bytes));
-                    false
-                } else {
-                    true
-                }
-            });
-            for b in released {
+            for b in take_overtaken(&mut self.held) {
                 self.forward(now, b, &mut out);
             }
         }
@@ -403,17 +409,7 @@ impl Fault {
         for _ in 0..copies {
             self.forward_ctl(now, bytes.to_vec(), out);
         }
-        let mut released = Vec::new();
-        self.ctl_held.retain_mut(|h| {
-            h.remaining = h.remaining.saturating_sub(1);
-            if h.remaining == 0 {
-                released.push(std::mem::take(&mut h.bytes));
-                false
-            } else {
-                true
-            }
-        });
-        for b in released {
+        for b in take_overtaken(&mut self.ctl_held) {
             self.forward_ctl(now, b, out);
         }
     }
