@@ -359,6 +359,55 @@ pub fn linked_hosts(tag_a: &str, tag_b: &str) -> (Netns, Netns) {
     (a, b)
 }
 
+/// A LAC and an LNS ul2tpd on [`linked_hosts`], started by [`LacLns::start`]. No `Drop` of
+/// its own (the parts drop as usual), so tests may take it apart into their own fixtures.
+#[derive(Debug)]
+pub struct LacLns {
+    /// The LAC's host (192.0.2.1).
+    pub a: Netns,
+    /// The LNS's host (192.0.2.2).
+    pub b: Netns,
+    /// The LAC daemon in `a`.
+    pub lac: Daemon,
+    /// The LNS daemon in `b`.
+    pub lns: Daemon,
+    /// The directory holding the configuration files (not removed here).
+    pub dir: PathBuf,
+    /// The LAC's configuration file (`dir/lac.toml`).
+    pub lac_conf: PathBuf,
+    /// The LNS's configuration file (`dir/lns.toml`).
+    pub lns_conf: PathBuf,
+}
+
+impl LacLns {
+    /// Namespaces tagged `tags`, a new directory tagged `dir_tag`; the LAC's file is
+    /// `[control]` with `listen = "192.0.2.1:1701"` then `lac_extra`, the LNS's is `lns_conf`;
+    /// the LAC starts first.
+    pub fn start(tags: (&str, &str), dir_tag: &str, lac_extra: &str, lns_conf: &str) -> LacLns {
+        let (a, b) = linked_hosts(tags.0, tags.1);
+        let dir = std::env::temp_dir().join(unique(dir_tag));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+        std::fs::write(
+            &ca,
+            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}"),
+        )
+        .unwrap();
+        std::fs::write(&cb, lns_conf).unwrap();
+        let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+        let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            dir,
+            lac_conf: ca,
+            lns_conf: cb,
+        }
+    }
+}
+
 /// Two hosts on one veth link (`eth0` in each: 192.0.2.1/24 and 192.0.2.2/24, or fd00::1/64
 /// and fd00::2/64), each running a ul2tpd.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use ul2tp_it::metrics::{scrape, value};
-use ul2tp_it::{output_text, tshark, unique, wait_until, Capture, Daemon, Netns};
+use ul2tp_it::{output_text, tshark, wait_until, Capture, Daemon, Netns};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
@@ -59,18 +59,15 @@ impl Setup {
     /// `lac_extra` goes into the LAC's `[control]`; `lns` is the LNS file after its
     /// `[control]` head (more `[control]` keys, then `[[lns]]` tables).
     fn new(lac_extra: &str, lns: &str) -> Setup {
-        let (a, b) = ul2tp_it::linked_hosts("pa", "pb");
-        let dir = std::env::temp_dir().join(unique("lnsp"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        std::fs::write(
-            &ca,
-            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}"),
-        )
-        .unwrap();
-        std::fs::write(&cb, format!("{LNS_HEAD}{lns}")).unwrap();
-        let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
-        let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        let ul2tp_it::LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            dir,
+            lns_conf: cb,
+            ..
+        } = ul2tp_it::LacLns::start(("pa", "pb"), "lnsp", lac_extra, &format!("{LNS_HEAD}{lns}"));
         let cap = Some(Capture::start(&a, "eth0", "udp port 1701"));
         Setup {
             a,

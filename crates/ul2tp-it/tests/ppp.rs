@@ -108,22 +108,19 @@ impl LacLns {
 
     /// Like `new`, with `lac_extra` added to the LAC's `[control]` section.
     fn with(lac_extra: &str, lns_extra: &str) -> LacLns {
-        let (a, b) = ul2tp_it::linked_hosts("la", "lb");
-        let dir = std::env::temp_dir().join(ul2tp_it::unique("lns"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        std::fs::write(
-            &ca,
-            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}"),
-        )
-        .unwrap();
-        std::fs::write(
-            &cb,
-            format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}"),
-        )
-        .unwrap();
-        let lac = ul2tp_it::Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
-        let lns = ul2tp_it::Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        let ul2tp_it::LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            dir,
+            ..
+        } = ul2tp_it::LacLns::start(
+            ("la", "lb"),
+            "lns",
+            lac_extra,
+            &format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}"),
+        );
         let cap = Some(Capture::start(&a, "eth0", "udp port 1701"));
         // `ul2tp connect` prints "Tunnel N requested" / "Session M in tunnel N requested".
         let tid = lac.connect_tunnel("192.0.2.2 version 2");

@@ -56,16 +56,19 @@ impl Drop for Setup {
 
 impl Setup {
     fn new(lac_extra: &str, lns_extra: &str) -> Setup {
-        let (a, b) = ul2tp_it::linked_hosts("6a", "6b");
-        let dir = std::env::temp_dir().join(ul2tp_it::unique("v6"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        let lac_conf = format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}");
-        let lns_conf = format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}");
-        std::fs::write(&ca, lac_conf).unwrap();
-        std::fs::write(&cb, lns_conf).unwrap();
-        let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
-        let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        let ul2tp_it::LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            dir,
+            ..
+        } = ul2tp_it::LacLns::start(
+            ("6a", "6b"),
+            "v6",
+            lac_extra,
+            &format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}"),
+        );
         let tid = lac.connect_tunnel("192.0.2.2 version 2");
         assert!(
             lac.wait_tunnel(&tid, Duration::from_secs(10)),
