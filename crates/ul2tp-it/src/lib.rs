@@ -326,6 +326,15 @@ pub fn output_text(o: &Output) -> String {
     )
 }
 
+/// The tunnel id in the output of `ul2tp connect remote`, which must be exactly
+/// "Tunnel N requested\n"; panics naming the output otherwise.
+pub fn requested_tunnel_id(out: &str) -> u32 {
+    out.strip_prefix("Tunnel ")
+        .and_then(|r| r.strip_suffix(" requested\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"))
+}
+
 /// Word `n` (from 0) of `s`; panics naming `s` when there is none.
 fn nth_word(s: &str, n: usize) -> String {
     s.split_whitespace()
@@ -702,6 +711,11 @@ impl Daemon {
             .parse()
             .unwrap_or(100);
         Duration::from_nanos(ticks * 1_000_000_000 / hz)
+    }
+
+    /// `ul2tp connect remote ARGS`, whose output must be exactly "Tunnel N requested": N.
+    pub fn connect_tunnel_id(&self, args: &str) -> u32 {
+        requested_tunnel_id(&self.ul2tp(&format!("connect remote {args}")))
     }
 
     /// `ul2tp connect remote ARGS` (e.g. "192.0.2.2 version 2"): the id of the requested

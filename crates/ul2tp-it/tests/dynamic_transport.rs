@@ -106,15 +106,7 @@ fn sites_with(
         Transport::Udp => "udp",
         Transport::Ip => "ip",
     };
-    let out = da.ul2tp(&format!(
-        "connect remote {} encap {encap} version {version}",
-        addr.1
-    ));
-    let tid: u32 = out
-        .strip_prefix("Tunnel ")
-        .and_then(|r| r.strip_suffix(" requested\n"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    let tid = da.connect_tunnel_id(&format!("{} encap {encap} version {version}", addr.1));
     wait_for("tunnel on both sides", || {
         da.tunnel_dump().iter().any(|t| t.conn_id == Some(tid)) && !db.tunnel_dump().is_empty()
     });
