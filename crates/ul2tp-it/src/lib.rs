@@ -335,6 +335,15 @@ pub fn requested_tunnel_id(out: &str) -> u32 {
         .unwrap_or_else(|| panic!("unexpected output {out:?}"))
 }
 
+/// The session id in the output of `ul2tp connect session` ("Session M in tunnel N
+/// requested"); panics naming the output when it does not start with "Session M".
+pub fn requested_session_id(out: &str) -> u32 {
+    out.strip_prefix("Session ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"))
+}
+
 /// Word `n` (from 0) of `s`; panics naming `s` when there is none.
 fn nth_word(s: &str, n: usize) -> String {
     s.split_whitespace()
@@ -716,6 +725,12 @@ impl Daemon {
     /// `ul2tp connect remote ARGS`, whose output must be exactly "Tunnel N requested": N.
     pub fn connect_tunnel_id(&self, args: &str) -> u32 {
         requested_tunnel_id(&self.ul2tp(&format!("connect remote {args}")))
+    }
+
+    /// `ul2tp connect session ARGS` (e.g. "tunnel_id 5 name x"): the id of the requested
+    /// session, from its output "Session M in tunnel N requested".
+    pub fn connect_session_id(&self, args: &str) -> u32 {
+        requested_session_id(&self.ul2tp(&format!("connect session {args}")))
     }
 
     /// `ul2tp connect remote ARGS` (e.g. "192.0.2.2 version 2"): the id of the requested

@@ -55,12 +55,7 @@ fn run(secret: Option<&str>) {
     );
 
     let ifname = unique("dy");
-    let out = da.ul2tp(&format!("connect session tunnel_id {tid} name {ifname}"));
-    let sid: u32 = out
-        .strip_prefix("Session ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    let sid = da.connect_session_id(&format!("tunnel_id {tid} name {ifname}"));
     wait_for("session on both sides", || {
         !da.session_dump().is_empty() && !db.session_dump().is_empty()
     });
