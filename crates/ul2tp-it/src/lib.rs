@@ -344,6 +344,33 @@ pub fn requested_session_id(out: &str) -> u32 {
         .unwrap_or_else(|| panic!("unexpected output {out:?}"))
 }
 
+/// The attributes of an L2TPv3 UDP tunnel `tid` (peer `peer_tid`) on loopback, from
+/// 127.0.0.1:`port` to 127.0.0.1:`port` + 1.
+pub fn loopback_tunnel(tid: u32, peer_tid: u32, port: u16) -> ul2tp_api::Attrs {
+    ul2tp_api::Attrs {
+        conn_id: Some(tid),
+        peer_conn_id: Some(peer_tid),
+        proto_version: Some(3),
+        encap_type: Some(0),
+        ip_saddr: Some("127.0.0.1".parse().unwrap()),
+        ip_daddr: Some("127.0.0.1".parse().unwrap()),
+        udp_sport: Some(port),
+        udp_dport: Some(port + 1),
+        ..ul2tp_api::Attrs::default()
+    }
+}
+
+/// The attributes of an Ethernet pseudowire session `sid` (peer `sid` + 1) in tunnel `tid`.
+pub fn eth_session(tid: u32, sid: u32) -> ul2tp_api::Attrs {
+    ul2tp_api::Attrs {
+        conn_id: Some(tid),
+        session_id: Some(sid),
+        peer_session_id: Some(sid + 1),
+        pw_type: Some(ul2tp_api::pw_type::ETH),
+        ..ul2tp_api::Attrs::default()
+    }
+}
+
 /// Word `n` (from 0) of `s`; panics naming `s` when there is none.
 fn nth_word(s: &str, n: usize) -> String {
     s.split_whitespace()
