@@ -371,6 +371,21 @@ pub fn eth_session(tid: u32, sid: u32) -> ul2tp_api::Attrs {
     }
 }
 
+/// Tshark field lines of the L2TP control messages of type `msg` (Message Type AVP) in
+/// `pcap`: the sender (`ip.src`) first, then `fields`, tab-separated; empty lines left out.
+pub fn control_messages(pcap: &[u8], msg: u32, fields: &[&str]) -> Vec<String> {
+    let filter = format!("l2tp.avp.message_type == {msg}");
+    let mut args = vec!["-Y", &filter, "-T", "fields", "-e", "ip.src"];
+    for f in fields {
+        args.extend(["-e", f]);
+    }
+    tshark(pcap, &args)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Word `n` (from 0) of `s`; panics naming `s` when there is none.
 fn nth_word(s: &str, n: usize) -> String {
     s.split_whitespace()

@@ -12,24 +12,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use ul2tp_it::metrics::{scrape, value};
-use ul2tp_it::{output_text, tshark, wait_until, Capture, Daemon, Netns};
+use ul2tp_it::{control_messages, output_text, tshark, wait_until, Capture, Daemon, Netns};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
-}
-
-/// Tshark field lines of the control messages of type `msg` in `pcap`, sender first.
-fn messages(pcap: &[u8], msg: u32, fields: &[&str]) -> Vec<String> {
-    let filter = format!("l2tp.avp.message_type == {msg}");
-    let mut args = vec!["-Y", &filter, "-T", "fields", "-e", "ip.src"];
-    for f in fields {
-        args.extend(["-e", f]);
-    }
-    tshark(pcap, &args)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 fn mtu(ns: &Netns, dev: &str) -> u32 {
@@ -279,12 +265,12 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
     );
     let pcap = t.stop_capture();
     ul2tp_it::require("tshark", "tshark");
-    let stop = messages(&pcap, 4, &["l2tp.result_code"]);
+    let stop = control_messages(&pcap, 4, &["l2tp.result_code"]);
     assert!(
         stop.iter().any(|l| l == "192.0.2.2\t2"),
         "StopCCN result 2 from the LNS: {stop:?}"
     );
-    let cdn = messages(&pcap, 14, &["l2tp.result_code"]);
+    let cdn = control_messages(&pcap, 14, &["l2tp.result_code"]);
     assert!(
         cdn.iter().any(|l| l == "192.0.2.2\t4"),
         "CDN result 4 from the LNS: {cdn:?}"
@@ -354,7 +340,7 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     ul2tp_it::require("tshark", "tshark");
     // CDN 4 with a PPP Disconnect Cause for IPCP (0x8021 = 32801), direction 2 (at the
     // LNS) and the reason.
-    let cdn = messages(
+    let cdn = control_messages(
         &pcap,
         14,
         &[
@@ -370,10 +356,10 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
             == "192.0.2.2\t4\t0\t32801\t2\tno address left in the pools of the call's profile"),
         "{cdn:?}"
     );
-    let stop = messages(&pcap, 4, &["l2tp.result_code"]);
+    let stop = control_messages(&pcap, 4, &["l2tp.result_code"]);
     assert!(stop.iter().any(|l| l == "192.0.2.2\t2"), "{stop:?}");
     // The profile's host_name in the SCCRP (not the [control] one).
-    let sccrp = messages(&pcap, 2, &["l2tp.avp.host_name"]);
+    let sccrp = control_messages(&pcap, 2, &["l2tp.avp.host_name"]);
     assert!(
         sccrp.iter().any(|l| l == "192.0.2.2\tlns-tight"),
         "{sccrp:?}"
@@ -417,7 +403,7 @@ hello_interval = 1\nppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp
     assert!(t.a.wait_link(&lac_dev, false, Duration::from_secs(5)));
     let pcap = t.stop_capture();
     ul2tp_it::require("tshark", "tshark");
-    let cdn = messages(
+    let cdn = control_messages(
         &pcap,
         14,
         &[
@@ -441,7 +427,7 @@ hello_interval = 1\nppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp
     let from_lns = echoes.lines().filter(|l| *l == "192.0.2.2").count();
     assert!(from_lns >= 2, "LCP Echo-Requests from the LNS: {echoes:?}");
     // The profile's hello_interval (1 s; the default is 60 s): HELLOs from the LNS.
-    let hellos = messages(&pcap, 6, &[]);
+    let hellos = control_messages(&pcap, 6, &[]);
     assert!(
         hellos.iter().any(|l| l == "192.0.2.2"),
         "no HELLO from the LNS: {hellos:?}"
@@ -479,7 +465,7 @@ ppp_idle_timeout = 2\n";
     assert!(t.lns_log_has("PPP idle timeout (2 s): closing the link"));
     let pcap = t.stop_capture();
     ul2tp_it::require("tshark", "tshark");
-    let cdn = messages(
+    let cdn = control_messages(
         &pcap,
         14,
         &["l2tp.result_code", "l2tp.avp.cause_code_message"],
