@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 /// docs/testing.md.
 pub mod relay;
 
+/// The metrics endpoint: scrape, sample values, `promtool` lint.
+pub mod metrics;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A unique short token for names (namespaces, interfaces).
@@ -176,6 +179,15 @@ impl Netns {
         }
     }
 
+    /// The name of the device holding the IPv4 address `addr`, if any.
+    pub fn device_with(&self, addr: &str) -> Option<String> {
+        self.ip(&["-o", "-4", "addr", "show"])
+            .lines()
+            .find(|l| l.contains(&format!("inet {addr} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_string)
+    }
+
     /// Set a sysctl inside the namespace.
     pub fn sysctl(&self, kv: &str) {
         must(self.cmd("sysctl").args(["-q", "-w", kv]));
@@ -304,6 +316,84 @@ pub fn parse_ping_received(out: &str) -> u32 {
         .unwrap_or_else(|| panic!("no ping summary in {out:?}"))
 }
 
+/// A command's outcome for assertion messages: "status S: STDOUTSTDERR".
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The tunnel id in the output of `ul2tp connect remote`, which must be exactly
+/// "Tunnel N requested\n"; panics naming the output otherwise.
+pub fn requested_tunnel_id(out: &str) -> u32 {
+    out.strip_prefix("Tunnel ")
+        .and_then(|r| r.strip_suffix(" requested\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"))
+}
+
+/// The session id in the output of `ul2tp connect session` ("Session M in tunnel N
+/// requested"); panics naming the output when it does not start with "Session M".
+pub fn requested_session_id(out: &str) -> u32 {
+    out.strip_prefix("Session ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"))
+}
+
+/// The attributes of an L2TPv3 UDP tunnel `tid` (peer `peer_tid`) on loopback, from
+/// 127.0.0.1:`port` to 127.0.0.1:`port` + 1.
+pub fn loopback_tunnel(tid: u32, peer_tid: u32, port: u16) -> ul2tp_api::Attrs {
+    ul2tp_api::Attrs {
+        conn_id: Some(tid),
+        peer_conn_id: Some(peer_tid),
+        proto_version: Some(3),
+        encap_type: Some(0),
+        ip_saddr: Some("127.0.0.1".parse().unwrap()),
+        ip_daddr: Some("127.0.0.1".parse().unwrap()),
+        udp_sport: Some(port),
+        udp_dport: Some(port + 1),
+        ..ul2tp_api::Attrs::default()
+    }
+}
+
+/// The attributes of an Ethernet pseudowire session `sid` (peer `sid` + 1) in tunnel `tid`.
+pub fn eth_session(tid: u32, sid: u32) -> ul2tp_api::Attrs {
+    ul2tp_api::Attrs {
+        conn_id: Some(tid),
+        session_id: Some(sid),
+        peer_session_id: Some(sid + 1),
+        pw_type: Some(ul2tp_api::pw_type::ETH),
+        ..ul2tp_api::Attrs::default()
+    }
+}
+
+/// Tshark field lines of the L2TP control messages of type `msg` (Message Type AVP) in
+/// `pcap`: the sender (`ip.src`) first, then `fields`, tab-separated; empty lines left out.
+pub fn control_messages(pcap: &[u8], msg: u32, fields: &[&str]) -> Vec<String> {
+    let filter = format!("l2tp.avp.message_type == {msg}");
+    let mut args = vec!["-Y", &filter, "-T", "fields", "-e", "ip.src"];
+    for f in fields {
+        args.extend(["-e", f]);
+    }
+    tshark(pcap, &args)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Word `n` (from 0) of `s`; panics naming `s` when there is none.
+fn nth_word(s: &str, n: usize) -> String {
+    s.split_whitespace()
+        .nth(n)
+        .unwrap_or_else(|| panic!("no word {n} in {s:?}"))
+        .to_string()
+}
+
 /// Join two namespaces with a veth pair named `a_if` (in `a`) and `b_if` (in `b`), both up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     let tmp_a = unique("va");
@@ -316,6 +406,66 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     b.ip(&["link", "set", &tmp_b, "name", b_if]);
     a.ip(&["link", "set", a_if, "up"]);
     b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// Two new namespaces (tags `tag_a`, `tag_b`) joined by a veth link, `eth0` in each, with
+/// 192.0.2.1/24 in the first and 192.0.2.2/24 in the second.
+pub fn linked_hosts(tag_a: &str, tag_b: &str) -> (Netns, Netns) {
+    let a = Netns::new(tag_a);
+    let b = Netns::new(tag_b);
+    veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    (a, b)
+}
+
+/// A LAC and an LNS ul2tpd on [`linked_hosts`], started by [`LacLns::start`]. No `Drop` of
+/// its own (the parts drop as usual), so tests may take it apart into their own fixtures.
+#[derive(Debug)]
+pub struct LacLns {
+    /// The LAC's host (192.0.2.1).
+    pub a: Netns,
+    /// The LNS's host (192.0.2.2).
+    pub b: Netns,
+    /// The LAC daemon in `a`.
+    pub lac: Daemon,
+    /// The LNS daemon in `b`.
+    pub lns: Daemon,
+    /// The directory holding the configuration files (not removed here).
+    pub dir: PathBuf,
+    /// The LAC's configuration file (`dir/lac.toml`).
+    pub lac_conf: PathBuf,
+    /// The LNS's configuration file (`dir/lns.toml`).
+    pub lns_conf: PathBuf,
+}
+
+impl LacLns {
+    /// Namespaces tagged `tags`, a new directory tagged `dir_tag`; the LAC's file is
+    /// `[control]` with `listen = "192.0.2.1:1701"` then `lac_extra`, the LNS's is `lns_conf`;
+    /// the LAC starts first.
+    pub fn start(tags: (&str, &str), dir_tag: &str, lac_extra: &str, lns_conf: &str) -> LacLns {
+        let (a, b) = linked_hosts(tags.0, tags.1);
+        let dir = std::env::temp_dir().join(unique(dir_tag));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+        std::fs::write(
+            &ca,
+            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}"),
+        )
+        .unwrap();
+        std::fs::write(&cb, lns_conf).unwrap();
+        let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+        let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            dir,
+            lac_conf: ca,
+            lns_conf: cb,
+        }
+    }
 }
 
 /// Two hosts on one veth link (`eth0` in each: 192.0.2.1/24 and 192.0.2.2/24, or fd00::1/64
@@ -612,6 +762,49 @@ impl Daemon {
             .parse()
             .unwrap_or(100);
         Duration::from_nanos(ticks * 1_000_000_000 / hz)
+    }
+
+    /// `ul2tp connect remote ARGS`, whose output must be exactly "Tunnel N requested": N.
+    pub fn connect_tunnel_id(&self, args: &str) -> u32 {
+        requested_tunnel_id(&self.ul2tp(&format!("connect remote {args}")))
+    }
+
+    /// `ul2tp connect session ARGS` (e.g. "tunnel_id 5 name x"): the id of the requested
+    /// session, from its output "Session M in tunnel N requested".
+    pub fn connect_session_id(&self, args: &str) -> u32 {
+        requested_session_id(&self.ul2tp(&format!("connect session {args}")))
+    }
+
+    /// `ul2tp connect remote ARGS` (e.g. "192.0.2.2 version 2"): the id of the requested
+    /// tunnel (the command prints "Tunnel N requested").
+    pub fn connect_tunnel(&self, args: &str) -> String {
+        nth_word(&self.ul2tp(&format!("connect remote {args}")), 1)
+    }
+
+    /// Wait until `show tunnel` lists tunnel `tid`, up to `timeout`; returns whether it did.
+    pub fn wait_tunnel(&self, tid: &str, timeout: Duration) -> bool {
+        let want = format!("Tunnel {tid},");
+        wait_until(timeout, || self.ul2tp("show tunnel").contains(&want))
+    }
+
+    /// `ul2tp connect session tunnel_id TID pw_type ppp`: the id of the requested session
+    /// (the command prints "Session M in tunnel N requested").
+    pub fn connect_ppp_session(&self, tid: &str) -> String {
+        nth_word(
+            &self.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp")),
+            1,
+        )
+    }
+
+    /// Whether `show session` lists session `sid` of tunnel `tid`.
+    pub fn has_session(&self, tid: &str, sid: &str) -> bool {
+        self.ul2tp("show session")
+            .contains(&format!("Session {sid} in tunnel {tid}"))
+    }
+
+    /// Wait until [`Daemon::has_session`], up to `timeout`; returns whether it did.
+    pub fn wait_session(&self, tid: &str, sid: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.has_session(tid, sid))
     }
 
     /// Wait until `cond` holds (checked every 20 ms), up to `timeout`; returns whether it did.

@@ -249,6 +249,37 @@ pub fn is_control(payload: &[u8]) -> bool {
     payload.first().is_some_and(|b| b & 0x80 != 0)
 }
 
+/// Remove the datagrams of `held` whose deadline is past at `now`; returns them in the
+/// order they were held.
+fn take_expired(held: &mut Vec<Held>, now: Instant) -> Vec<Vec<u8>> {
+    let mut expired = Vec::new();
+    held.retain_mut(|h| {
+        if now >= h.deadline {
+            expired.push(std::mem::take(&mut h.bytes));
+            false
+        } else {
+            true
+        }
+    });
+    expired
+}
+
+/// One datagram was forwarded past every one in `held`: count that down; remove and return
+/// (in the order they were held) those that have now been overtaken enough.
+fn take_overtaken(held: &mut Vec<Held>) -> Vec<Vec<u8>> {
+    let mut released = Vec::new();
+    held.retain_mut(|h| {
+        h.remaining = h.remaining.saturating_sub(1);
+        if h.remaining == 0 {
+            released.push(std::mem::take(&mut h.bytes));
+            false
+        } else {
+            true
+        }
+    });
+    released
+}
+
 #[derive(Debug)]
 struct Held {
     /// Forwarded data datagrams still to overtake it.
@@ -341,17 +372,7 @@ impl Fault {
                 self.forward(now, bytes.to_vec(), &mut out);
             }
             // This datagram overtook every held one.
-            let mut released = Vec::new();
-            self.held.retain_mut(|h| {
-                h.remaining = h.remaining.saturating_sub(1);
-                if h.remaining == 0 {
-                    released.push(std::mem::take(&mut h.bytes));
-                    false
-                } else {
-                    true
-                }
-            });
-            for b in released {
+            for b in take_overtaken(&mut self.held) {
                 self.forward(now, b, &mut out);
             }
         }
@@ -388,17 +409,7 @@ impl Fault {
         for _ in 0..copies {
             self.forward_ctl(now, bytes.to_vec(), out);
         }
-        let mut released = Vec::new();
-        self.ctl_held.retain_mut(|h| {
-            h.remaining = h.remaining.saturating_sub(1);
-            if h.remaining == 0 {
-                released.push(std::mem::take(&mut h.bytes));
-                false
-            } else {
-                true
-            }
-        });
-        for b in released {
+        for b in take_overtaken(&mut self.ctl_held) {
             self.forward_ctl(now, b, out);
         }
     }
@@ -424,16 +435,7 @@ impl Fault {
     }
 
     fn poll_into(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
-        let mut expired = Vec::new();
-        self.held.retain_mut(|h| {
-            if now >= h.deadline {
-                expired.push(std::mem::take(&mut h.bytes));
-                false
-            } else {
-                true
-            }
-        });
-        for b in expired {
+        for b in take_expired(&mut self.held, now) {
             self.stats.flushed += 1;
             self.forward(now, b, out);
         }
@@ -444,16 +446,7 @@ impl Fault {
                 out.push(b);
             }
         }
-        let mut expired = Vec::new();
-        self.ctl_held.retain_mut(|h| {
-            if now >= h.deadline {
-                expired.push(std::mem::take(&mut h.bytes));
-                false
-            } else {
-                true
-            }
-        });
-        for b in expired {
+        for b in take_expired(&mut self.ctl_held, now) {
             self.stats.flushed += 1;
             self.forward_ctl(now, b, out);
         }

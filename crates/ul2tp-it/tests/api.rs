@@ -6,36 +6,12 @@ use std::io::Write;
 
 use ul2tp::ClientError;
 use ul2tp_api::{pw_type, Attrs, Command, Errno};
-use ul2tp_it::{unique, Daemon, Netns};
+use ul2tp_it::{eth_session, loopback_tunnel, unique, Daemon, Netns};
 
 fn errno(r: Result<ul2tp_api::ServerMessage, ClientError>) -> Errno {
     match r {
         Err(ClientError::Api(e)) => e.errno,
         other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-fn tunnel(tid: u32, ptid: u32, port: u16) -> Attrs {
-    Attrs {
-        conn_id: Some(tid),
-        peer_conn_id: Some(ptid),
-        proto_version: Some(3),
-        encap_type: Some(0),
-        ip_saddr: Some("127.0.0.1".parse().unwrap()),
-        ip_daddr: Some("127.0.0.1".parse().unwrap()),
-        udp_sport: Some(port),
-        udp_dport: Some(port + 1),
-        ..Attrs::default()
-    }
-}
-
-fn session(tid: u32, sid: u32) -> Attrs {
-    Attrs {
-        conn_id: Some(tid),
-        session_id: Some(sid),
-        peer_session_id: Some(sid + 1),
-        pw_type: Some(pw_type::ETH),
-        ..Attrs::default()
     }
 }
 
@@ -48,7 +24,7 @@ fn error_paths_of_the_kernel() {
 
     // Missing required attributes: EINVAL (§4.5).
     for missing in ["conn_id", "peer_conn_id", "proto_version", "encap_type"] {
-        let mut a = tunnel(10, 20, 7000);
+        let mut a = loopback_tunnel(10, 20, 7000);
         match missing {
             "conn_id" => a.conn_id = None,
             "peer_conn_id" => a.peer_conn_id = None,
@@ -62,23 +38,23 @@ fn error_paths_of_the_kernel() {
         );
     }
     // Bad encap: EINVAL; no address pair: EINVAL.
-    let mut a = tunnel(10, 20, 7000);
+    let mut a = loopback_tunnel(10, 20, 7000);
     a.encap_type = Some(7);
     assert_eq!(
         errno(c.request(Command::TunnelCreate, a, false)),
         Errno::EINVAL
     );
-    let mut a = tunnel(10, 20, 7000);
+    let mut a = loopback_tunnel(10, 20, 7000);
     a.ip_daddr = None;
     assert_eq!(
         errno(c.request(Command::TunnelCreate, a, false)),
         Errno::EINVAL
     );
 
-    ok(&mut c, Command::TunnelCreate, tunnel(10, 20, 7000));
+    ok(&mut c, Command::TunnelCreate, loopback_tunnel(10, 20, 7000));
     // Duplicate tunnel id: EEXIST.
     assert_eq!(
-        errno(c.request(Command::TunnelCreate, tunnel(10, 20, 7100), false)),
+        errno(c.request(Command::TunnelCreate, loopback_tunnel(10, 20, 7100), false)),
         Errno::EEXIST
     );
     // Unknown tunnel: ENODEV for get, delete, modify and session create.
@@ -98,43 +74,43 @@ fn error_paths_of_the_kernel() {
         );
     }
     assert_eq!(
-        errno(c.request(Command::SessionCreate, session(99, 1), false)),
+        errno(c.request(Command::SessionCreate, eth_session(99, 1), false)),
         Errno::ENODEV
     );
     // Session create without conn_id: EINVAL; without session ids or pw_type: EINVAL.
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.conn_id = None;
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
         Errno::EINVAL
     );
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.pw_type = None;
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
         Errno::EINVAL
     );
     // pw_type >= 12: EINVAL; not implemented: EPROTONOSUPPORT; bad l2spec: EINVAL.
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.pw_type = Some(12);
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
         Errno::EINVAL
     );
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.pw_type = Some(pw_type::IP);
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
         Errno::EPROTONOSUPPORT
     );
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.l2spec_type = Some(5);
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
         Errno::EINVAL
     );
     // Cookie longer than 8 bytes: rejected (ERANGE).
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.cookie = Some("001122334455667788".into());
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
@@ -142,13 +118,13 @@ fn error_paths_of_the_kernel() {
     );
 
     // Interface names: 15 bytes at most (ERANGE), no '/' (EINVAL).
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.ifname = Some("0123456789abcdef".into());
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
         Errno::ERANGE
     );
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.ifname = Some("a/b".into());
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
@@ -156,35 +132,35 @@ fn error_paths_of_the_kernel() {
     );
 
     let name = unique("e");
-    let mut s = session(10, 1);
+    let mut s = eth_session(10, 1);
     s.ifname = Some(name.clone());
     ok(&mut c, Command::SessionCreate, s);
     assert!(ns.has_link(&name));
     // Duplicate session id: EEXIST; interface name taken: EEXIST.
     assert_eq!(
-        errno(c.request(Command::SessionCreate, session(10, 1), false)),
+        errno(c.request(Command::SessionCreate, eth_session(10, 1), false)),
         Errno::EEXIST
     );
-    let mut s = session(10, 2);
+    let mut s = eth_session(10, 2);
     s.ifname = Some(name.clone());
     assert_eq!(
         errno(c.request(Command::SessionCreate, s, false)),
         Errno::EEXIST
     );
     // L2TPv3 session ids are unique across IP-encap tunnels and any other tunnel (§5.2).
-    let mut ipt = tunnel(11, 21, 0);
+    let mut ipt = loopback_tunnel(11, 21, 0);
     ipt.encap_type = Some(1);
     ipt.udp_sport = None;
     ipt.udp_dport = None;
     ok(&mut c, Command::TunnelCreate, ipt);
     assert_eq!(
-        errno(c.request(Command::SessionCreate, session(11, 1), false)),
+        errno(c.request(Command::SessionCreate, eth_session(11, 1), false)),
         Errno::EEXIST
     );
     // ...but two UDP tunnels may both have session 5.
-    ok(&mut c, Command::TunnelCreate, tunnel(12, 22, 7200));
-    ok(&mut c, Command::SessionCreate, session(10, 5));
-    ok(&mut c, Command::SessionCreate, session(12, 5));
+    ok(&mut c, Command::TunnelCreate, loopback_tunnel(12, 22, 7200));
+    ok(&mut c, Command::SessionCreate, eth_session(10, 5));
+    ok(&mut c, Command::SessionCreate, eth_session(12, 5));
 
     // Session lookups that miss: ENODEV (not EINVAL), also with missing attributes (§4.7).
     for cmd in [
@@ -229,11 +205,11 @@ fn error_paths_of_the_kernel() {
     assert_eq!(r.attrs.unwrap().session_id, Some(1));
 
     // v2 tunnel: only PPP sessions (EPROTONOSUPPORT for ETH).
-    let mut v2 = tunnel(13, 23, 7300);
+    let mut v2 = loopback_tunnel(13, 23, 7300);
     v2.proto_version = Some(2);
     ok(&mut c, Command::TunnelCreate, v2);
     assert_eq!(
-        errno(c.request(Command::SessionCreate, session(13, 9), false)),
+        errno(c.request(Command::SessionCreate, eth_session(13, 9), false)),
         Errno::EPROTONOSUPPORT
     );
 

@@ -7,6 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ul2tp_it::metrics::scrape_at;
 use ul2tp_it::{bin, unique, wait_until, Daemon, Netns};
 
 /// Set by the tests for [`hold_connection`]: the API socket to connect to.
@@ -53,17 +54,6 @@ fn ul2tp_as(d: &Daemon, uid: u32, args: &[&str]) -> std::process::Output {
         .expect("run setpriv")
 }
 
-/// GET /metrics from the daemon's `[metrics] listen` in `ns`.
-fn metrics(ns: &Netns, port: u16) -> String {
-    ns.run_in(move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    })
-}
-
 /// The value of the sample `name` (no labels) in a metrics body.
 fn sample(body: &str, name: &str) -> Option<u64> {
     body.lines()
@@ -99,11 +89,11 @@ fn connection_caps_per_uid_and_total_keep_root_in() {
     let d = Daemon::start(&ns, &["--config", cfg.to_str().unwrap()]);
     let open = |n: u64| {
         d.wait_for(Duration::from_secs(10), || {
-            sample(&metrics(&ns, 9651), "ul2tp_api_connections") == Some(n)
+            sample(&scrape_at(&ns, 9651), "ul2tp_api_connections") == Some(n)
         })
     };
     let mut held: Vec<Child> = (0..3).map(|_| hold_as(&d, 65534)).collect();
-    assert!(open(3), "{}", metrics(&ns, 9651));
+    assert!(open(3), "{}", scrape_at(&ns, 9651));
 
     // The 4th of uid 65534: refused with a message the command prints.
     let out = ul2tp_as(&d, 65534, &["show", "tunnel"]);
@@ -131,7 +121,7 @@ fn connection_caps_per_uid_and_total_keep_root_in() {
     let root: Vec<UnixStream> = (0..5)
         .map(|_| UnixStream::connect(&d.socket).unwrap())
         .collect();
-    assert!(open(8), "{}", metrics(&ns, 9651));
+    assert!(open(8), "{}", scrape_at(&ns, 9651));
     let out = ul2tp_as(&d, 65533, &["show", "tunnel"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
@@ -142,7 +132,7 @@ fn connection_caps_per_uid_and_total_keep_root_in() {
     let extra: Vec<UnixStream> = (0..4)
         .map(|_| UnixStream::connect(&d.socket).unwrap())
         .collect();
-    assert!(open(12), "{}", metrics(&ns, 9651));
+    assert!(open(12), "{}", scrape_at(&ns, 9651));
     let out = d.cli(&["show", "tunnel"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
@@ -150,14 +140,17 @@ fn connection_caps_per_uid_and_total_keep_root_in() {
 
     let rejected = |n: u64| {
         d.wait_for(Duration::from_secs(10), || {
-            sample(&metrics(&ns, 9651), "ul2tp_api_connections_rejected_total") == Some(n)
+            sample(
+                &scrape_at(&ns, 9651),
+                "ul2tp_api_connections_rejected_total",
+            ) == Some(n)
         })
     };
-    assert!(rejected(4), "{}", metrics(&ns, 9651));
+    assert!(rejected(4), "{}", scrape_at(&ns, 9651));
     // A client that writes only after the daemon closed the refused connection still gets
     // the reason.
     let mut late = d.client();
-    assert!(rejected(5), "{}", metrics(&ns, 9651));
+    assert!(rejected(5), "{}", scrape_at(&ns, 9651));
     match late.request(ul2tp_api::Command::Noop, Default::default(), false) {
         Err(ul2tp::ClientError::Io(e)) => assert!(
             e.to_string().contains("too many API connections (12 open"),
@@ -169,7 +162,7 @@ fn connection_caps_per_uid_and_total_keep_root_in() {
     // Freed slots are reused.
     drop((root, extra));
     stop(std::mem::take(&mut held));
-    assert!(open(0), "{}", metrics(&ns, 9651));
+    assert!(open(0), "{}", scrape_at(&ns, 9651));
     assert!(ul2tp_as(&d, 65534, &["show", "tunnel"]).status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -212,7 +205,7 @@ fn idle_connections_of_readers_are_closed() {
     assert!(said.contains("daemon sent \"\" and closed"), "{said}");
     // The idle connection is gone; the monitor and root's connection stay (3 -> 2).
     assert!(d.wait_for(Duration::from_secs(10), || {
-        sample(&metrics(&ns, 9652), "ul2tp_api_connections") == Some(2)
+        sample(&scrape_at(&ns, 9652), "ul2tp_api_connections") == Some(2)
     }));
     assert!(matches!(monitor.try_wait(), Ok(None)), "monitor ended");
     // Root's connection still answers.

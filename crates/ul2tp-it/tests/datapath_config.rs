@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ul2tp_api::{pw_type, Attrs, Command};
+use ul2tp_api::{Attrs, Command};
 use ul2tp_it::{wait_until, Netns};
 use ul2tpd::{DataPathConfig, Embedded};
 
@@ -14,25 +14,11 @@ use ul2tpd::{DataPathConfig, Embedded};
 /// whose device is `ifname`.
 fn pseudowire(e: &Embedded, tid: u32, port: u16, ifname: &str) {
     let mut c = ul2tp::Client::from_stream(e.connect().expect("connect"));
-    let t = Attrs {
-        conn_id: Some(tid),
-        peer_conn_id: Some(tid + 1),
-        proto_version: Some(3),
-        encap_type: Some(0),
-        ip_saddr: Some("127.0.0.1".parse().unwrap()),
-        ip_daddr: Some("127.0.0.1".parse().unwrap()),
-        udp_sport: Some(port),
-        udp_dport: Some(port + 1),
-        ..Attrs::default()
-    };
+    let t = ul2tp_it::loopback_tunnel(tid, tid + 1, port);
     c.request(Command::TunnelCreate, t, false).expect("tunnel");
     let s = Attrs {
-        conn_id: Some(tid),
-        session_id: Some(1),
-        peer_session_id: Some(2),
-        pw_type: Some(pw_type::ETH),
         ifname: Some(ifname.to_string()),
-        ..Attrs::default()
+        ..ul2tp_it::eth_session(tid, 1)
     };
     c.request(Command::SessionCreate, s, false)
         .expect("session");

@@ -43,12 +43,7 @@ fn run(secret: Option<&str>) {
     let db = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
 
     // Through the CLI: `ul2tp connect remote ADDR` prints the id of the tunnel it requested.
-    let out = da.ul2tp("connect remote 192.0.2.2");
-    let tid: u32 = out
-        .strip_prefix("Tunnel ")
-        .and_then(|r| r.strip_suffix(" requested\n"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    let tid = da.connect_tunnel_id("192.0.2.2");
     wait_for("tunnel on both sides", || {
         da.tunnel_dump().iter().any(|t| t.conn_id == Some(tid)) && !db.tunnel_dump().is_empty()
     });
@@ -60,12 +55,7 @@ fn run(secret: Option<&str>) {
     );
 
     let ifname = unique("dy");
-    let out = da.ul2tp(&format!("connect session tunnel_id {tid} name {ifname}"));
-    let sid: u32 = out
-        .strip_prefix("Session ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    let sid = da.connect_session_id(&format!("tunnel_id {tid} name {ifname}"));
     wait_for("session on both sides", || {
         !da.session_dump().is_empty() && !db.session_dump().is_empty()
     });

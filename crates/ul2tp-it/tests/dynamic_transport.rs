@@ -106,15 +106,7 @@ fn sites_with(
         Transport::Udp => "udp",
         Transport::Ip => "ip",
     };
-    let out = da.ul2tp(&format!(
-        "connect remote {} encap {encap} version {version}",
-        addr.1
-    ));
-    let tid: u32 = out
-        .strip_prefix("Tunnel ")
-        .and_then(|r| r.strip_suffix(" requested\n"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    let tid = da.connect_tunnel_id(&format!("{} encap {encap} version {version}", addr.1));
     wait_for("tunnel on both sides", || {
         da.tunnel_dump().iter().any(|t| t.conn_id == Some(tid)) && !db.tunnel_dump().is_empty()
     });
@@ -466,13 +458,8 @@ fn ppp_call(v6: bool, transport: Transport, version: &str) -> Vec<u8> {
         "ppp_local = \"10.95.0.1\"\nppp_pool = \"10.95.0.10-10.95.0.20\"\n",
         &mut cap,
     );
-    let out =
-        s.da.ul2tp(&format!("connect session tunnel_id {} pw_type ppp", s.tid));
-    let sid: u32 = out
-        .strip_prefix("Session ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    let sid =
+        s.da.connect_session_id(&format!("tunnel_id {} pw_type ppp", s.tid));
     wait_for("session on both sides", || {
         !s.da.session_dump().is_empty() && !s.db.session_dump().is_empty()
     });

@@ -9,29 +9,10 @@
 //! data message for an unknown session, one too short for a header, a control message on a
 //! socket without a control plane: each is counted by reason, on the socket and in total.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
-use ul2tp_it::{have, veth, wait_until, Daemon, Netns};
-
-fn scrape(ns: &Netns) -> String {
-    ns.run_in(|| {
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect to metrics");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP response");
-        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-        body.to_string()
-    })
-}
-
-fn value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
+use ul2tp_it::metrics::{promtool, scrape, value};
+use ul2tp_it::{wait_until, Daemon, Netns};
 
 /// Wait until `series` reaches at least `min`; returns the last scrape.
 fn wait_at_least(ns: &Netns, series: &str, min: f64, timeout: Duration) -> String {
@@ -44,43 +25,9 @@ fn wait_at_least(ns: &Netns, series: &str, min: f64, timeout: Duration) -> Strin
     last
 }
 
-fn promtool(body: &str) {
-    assert!(
-        have("promtool"),
-        "promtool is required (Debian package prometheus, installed by .ci/run)"
-    );
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics: {report}\n{body}"
-    );
-}
-
 #[test]
 fn icmp_errors_and_data_path_drops_are_counted() {
-    let a = Netns::new("ia");
-    let b = Netns::new("ib");
-    veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let (a, b) = ul2tp_it::linked_hosts("ia", "ib");
     let dir = std::env::temp_dir().join(ul2tp_it::unique("icmp"));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("ul2tpd.toml");

@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use ul2tp_it::{have, wait_until, Daemon, Netns};
+use ul2tp_it::{have, wait_until, Daemon};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
@@ -40,11 +40,7 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
         have("l2tpns") && have("freeradius"),
         "this test needs l2tpns and freeradius (apt-get install -y l2tpns freeradius)"
     );
-    let a = Netns::new("nsa");
-    let b = Netns::new("nsb");
-    ul2tp_it::veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let (a, b) = ul2tp_it::linked_hosts("nsa", "nsb");
     b.ip(&["-6", "addr", "add", "2001:db8:ffff::1/128", "dev", "lo"]);
     let dir = std::env::temp_dir().join(ul2tp_it::unique("l2tpns6"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -122,23 +118,15 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
     )
     .unwrap();
     let lac = Daemon::start(&a, &["--config", lac_conf.to_str().unwrap()]);
-    let tid = lac
-        .ul2tp("connect remote 192.0.2.2 version 2")
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let tunnel = format!("Tunnel {tid},");
+    let tid = lac.connect_tunnel("192.0.2.2 version 2");
     assert!(
-        wait_for(30, || lac.ul2tp("show tunnel").contains(&tunnel)),
+        lac.wait_tunnel(&tid, Duration::from_secs(30)),
         "tunnel to l2tpns did not come up:\n{}",
         read(&l2tpns_log)
     );
-    let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-    let sid = out.split_whitespace().nth(1).unwrap().to_string();
-    let session = format!("Session {sid} in tunnel {tid}");
+    let sid = lac.connect_ppp_session(&tid);
     assert!(
-        wait_for(10, || lac.ul2tp("show session").contains(&session)),
+        lac.wait_session(&tid, &sid, Duration::from_secs(10)),
         "session did not come up"
     );
     let o = lac.cli(&[

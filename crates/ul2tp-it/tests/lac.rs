@@ -7,28 +7,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Output;
 use std::time::Duration;
 
-use ul2tp_it::{unique, veth, wait_until, Daemon, Netns};
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}: {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The name of the device holding `addr` in `ns`, if any.
-fn device_with(ns: &Netns, addr: &str) -> Option<String> {
-    ns.ip(&["-o", "-4", "addr", "show"])
-        .lines()
-        .find(|l| l.contains(&format!("inet {addr} ")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_string)
-}
+use ul2tp_it::{output_text, unique, wait_until, Daemon, Netns};
 
 /// The LNS's `[control]` section: CHAP from alice, addresses from a pool.
 const LNS: &str = "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns\"\nppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"chap\"\nppp_users = { alice = \"wonderland\" }\n";
@@ -45,11 +26,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let a = Netns::new("la");
-        let b = Netns::new("lb");
-        veth(&a, "eth0", &b, "eth0");
-        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        let (a, b) = ul2tp_it::linked_hosts("la", "lb");
         let dir = std::env::temp_dir().join(unique("lac"));
         std::fs::create_dir_all(&dir).unwrap();
         let lns_config = dir.join("lns.toml");
@@ -108,7 +85,7 @@ impl Drop for Setup {
 fn wait_call_up(t: &Setup, lac: &Daemon, secs: u64) -> String {
     let mut dev = None;
     let up = wait_until(Duration::from_secs(secs), || {
-        dev = device_with(&t.a, "10.96.0.10");
+        dev = t.a.device_with("10.96.0.10");
         dev.is_some()
     });
     assert!(up, "the call did not come up:\n{}", lac.log());
@@ -150,7 +127,9 @@ fn autodial_brings_the_call_up_and_hangup_and_dial_control_it() {
     let out = lac.cli_ok(&["hangup", "isp"]);
     assert_eq!(out, "Call isp hung up\n");
     assert!(
-        wait_until(Duration::from_secs(5), || device_with(&t.a, "10.96.0.10")
+        wait_until(Duration::from_secs(5), || t
+            .a
+            .device_with("10.96.0.10")
             .is_none()),
         "LAC device survived the hangup"
     );
@@ -171,22 +150,22 @@ fn autodial_brings_the_call_up_and_hangup_and_dial_control_it() {
 
     // Dial again and wait: the command returns once PPP is up, naming the call's ids.
     let o = lac.cli(&["dial", "isp", "wait"]);
-    assert!(o.status.success(), "dial: {}", text(&o));
+    assert!(o.status.success(), "dial: {}", output_text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("Call isp up: session "), "{out}");
     assert!(
-        device_with(&t.a, "10.96.0.10").is_some(),
+        t.a.device_with("10.96.0.10").is_some(),
         "up when dial returned"
     );
     assert!(t.a.ping_retry("10.96.0.1", &[], 5), "ping after redial");
 
     // An unknown profile is refused with its name.
     let o = lac.cli(&["dial", "nosuch"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("no [[lac]] profile named \"nosuch\""),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 }
 
@@ -199,8 +178,8 @@ fn an_lns_address_that_does_not_answer_fails_over_to_the_next() {
         "lns = [\"192.0.2.9\", \"192.0.2.2\"]\nmax_retries = 1\n",
     );
     let o = lac.cli(&["dial", "isp", "wait"]);
-    assert!(o.status.success(), "dial: {}", text(&o));
-    assert!(device_with(&t.a, "10.96.0.10").is_some());
+    assert!(o.status.success(), "dial: {}", output_text(&o));
+    assert!(t.a.device_with("10.96.0.10").is_some());
     let log = lac.log();
     assert!(
         log.contains("isp: 192.0.2.9:1701: control connection: no answer from 192.0.2.9:1701"),
@@ -223,7 +202,9 @@ fn a_killed_lns_is_redialled_until_it_is_back() {
     assert!(wait_until(Duration::from_secs(5), || !lns.alive()));
     // LCP echoes go unanswered: the link is declared dead and the call cleared.
     assert!(
-        wait_until(Duration::from_secs(10), || device_with(&t.a, "10.96.0.10")
+        wait_until(Duration::from_secs(10), || t
+            .a
+            .device_with("10.96.0.10")
             .is_none()),
         "the call outlived its LNS:\n{}",
         lac.log()
@@ -283,7 +264,7 @@ fn connect_wait_reports_the_outcome() {
     let lac = t.lac("max_retries = 1\n", "lns = \"192.0.2.2\"\n");
     // Up: the tunnel exists when the command returns.
     let o = lac.cli(&["connect", "remote", "192.0.2.2", "version", "2", "wait"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     let tid = out
         .strip_prefix("Tunnel ")
@@ -300,7 +281,7 @@ fn connect_wait_reports_the_outcome() {
         "ppp",
         "wait",
     ]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.ends_with(&format!(" in tunnel {tid} up\n")), "{out}");
     let sid = out.split_whitespace().nth(1).unwrap();
@@ -309,7 +290,7 @@ fn connect_wait_reports_the_outcome() {
         .contains(&format!("Session {sid} in tunnel {tid}")));
     // Nobody answers: exit status 2 and the cause.
     let o = lac.cli(&["connect", "remote", "192.0.2.9", "version", "2", "wait"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("ul2tp: connect: control connection: no answer from 192.0.2.9:1701"),
@@ -351,7 +332,13 @@ fn dial_wait_prints_the_peers_result_code() {
         "2",
         "wait",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}\n{}", text(&o), lac.log());
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}\n{}",
+        output_text(&o),
+        lac.log()
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(
@@ -360,7 +347,7 @@ fn dial_wait_prints_the_peers_result_code() {
         "{err}"
     );
     let o = lac.cli(&["dial", "isp", "wait"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(
@@ -431,7 +418,7 @@ require chap = no\nrefuse pap = yes\nlength bit = yes\npppoptfile = {}\n",
         .status();
     let _ = xl.wait();
     assert!(established, "xl2tpd log:\n{}", xlog());
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("ul2tp: dial: session closed by 192.0.2.3:1701: CDN result code"),
@@ -459,7 +446,9 @@ fn reload_adds_changes_and_removes_profiles() {
     lac.signal("HUP");
     // The new call takes the pool's next address; the first call is untouched.
     assert!(
-        wait_until(Duration::from_secs(15), || device_with(&t.a, "10.96.0.11")
+        wait_until(Duration::from_secs(15), || t
+            .a
+            .device_with("10.96.0.11")
             .is_some()),
         "isp2 not dialled after the reload:\n{}",
         lac.log()
@@ -470,12 +459,14 @@ fn reload_adds_changes_and_removes_profiles() {
     let now = lac.ul2tp("show tunnel");
     let first = tunnels.lines().next().unwrap();
     assert!(now.contains(first), "the established call changed: {now}");
-    assert!(device_with(&t.a, "10.96.0.10").is_some());
+    assert!(t.a.device_with("10.96.0.10").is_some());
     // Removed again: hung up.
     std::fs::write(&f, format!("{base}ppp_echo_interval = 5\n")).unwrap();
     lac.signal("HUP");
     assert!(
-        wait_until(Duration::from_secs(10), || device_with(&t.a, "10.96.0.11")
+        wait_until(Duration::from_secs(10), || t
+            .a
+            .device_with("10.96.0.11")
             .is_none()),
         "isp2's call survived its removal:\n{}",
         lac.log()
@@ -483,9 +474,9 @@ fn reload_adds_changes_and_removes_profiles() {
     assert!(lac
         .log()
         .contains("reload: [[lac]] \"isp2\" removed: hanging up its call"));
-    assert!(device_with(&t.a, "10.96.0.10").is_some(), "isp hung up too");
+    assert!(t.a.device_with("10.96.0.10").is_some(), "isp hung up too");
     let o = lac.cli(&["dial", "isp2"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
 }
 
 /// A profile placing an L2TPv3 Ethernet pseudowire (`pw_type = "eth"`) instead of a PPP call:
@@ -495,7 +486,7 @@ fn a_profile_can_place_an_ethernet_pseudowire() {
     let t = Setup::new();
     let lac = t.lac("", "lns = \"192.0.2.2\"\nversion = 3\npw_type = \"eth\"\n");
     let o = lac.cli(&["dial", "isp", "wait"]);
-    assert!(o.status.success(), "dial: {}", text(&o));
+    assert!(o.status.success(), "dial: {}", output_text(&o));
     let sa = lac.session_dump();
     assert_eq!(sa.len(), 1, "{sa:?}");
     assert_eq!(sa[0].pw_type, Some(ul2tp_api::pw_type::ETH));
@@ -566,7 +557,7 @@ fn dial_wait_reports_a_rejected_password() {
     std::fs::write(t.dir.join("alice-600.pw"), "looking-glass\n").unwrap();
     let lac = Daemon::start(&t.a, &["--config", f.to_str().unwrap()]);
     let o = lac.cli(&["dial", "isp", "wait"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("ul2tp: dial: PPP: PPP authentication rejected by the peer"),

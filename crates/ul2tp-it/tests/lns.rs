@@ -7,65 +7,15 @@
 //! both pppN, the echo interval to LCP; session and idle timeouts clear the call with a PPP
 //! Disconnect Cause. A second reload leaves established tunnels on their profile.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use ul2tp_it::{tshark, unique, veth, wait_until, Capture, Daemon, Netns};
+use ul2tp_it::metrics::{scrape, value};
+use ul2tp_it::{control_messages, output_text, tshark, wait_until, Capture, Daemon, Netns};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}: {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// `GET /metrics` from the LNS's metrics endpoint (127.0.0.1:9650 in its namespace).
-fn scrape(ns: &Netns) -> String {
-    ns.run_in(|| {
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect to metrics");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    })
-}
-
-/// The value of the counter `name` (no labels) in a scrape.
-fn sample(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-/// Tshark field lines of the control messages of type `msg` in `pcap`, sender first.
-fn messages(pcap: &[u8], msg: u32, fields: &[&str]) -> Vec<String> {
-    let filter = format!("l2tp.avp.message_type == {msg}");
-    let mut args = vec!["-Y", &filter, "-T", "fields", "-e", "ip.src"];
-    for f in fields {
-        args.extend(["-e", f]);
-    }
-    tshark(pcap, &args)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The pppN device holding `addr` in `ns`.
-fn ppp_device(ns: &Netns, addr: &str) -> Option<String> {
-    ns.ip(&["-o", "-4", "addr", "show"])
-        .lines()
-        .find(|l| l.contains(&format!("inet {addr} ")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_string)
 }
 
 fn mtu(ns: &Netns, dev: &str) -> u32 {
@@ -95,22 +45,15 @@ impl Setup {
     /// `lac_extra` goes into the LAC's `[control]`; `lns` is the LNS file after its
     /// `[control]` head (more `[control]` keys, then `[[lns]]` tables).
     fn new(lac_extra: &str, lns: &str) -> Setup {
-        let a = Netns::new("pa");
-        let b = Netns::new("pb");
-        veth(&a, "eth0", &b, "eth0");
-        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        let dir = std::env::temp_dir().join(unique("lnsp"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        std::fs::write(
-            &ca,
-            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}"),
-        )
-        .unwrap();
-        std::fs::write(&cb, format!("{LNS_HEAD}{lns}")).unwrap();
-        let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
-        let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        let ul2tp_it::LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            dir,
+            lns_conf: cb,
+            ..
+        } = ul2tp_it::LacLns::start(("pa", "pb"), "lnsp", lac_extra, &format!("{LNS_HEAD}{lns}"));
         let cap = Some(Capture::start(&a, "eth0", "udp port 1701"));
         Setup {
             a,
@@ -125,37 +68,26 @@ impl Setup {
 
     /// `connect remote` from the LAC; the tunnel id when it comes up within `secs`.
     fn tunnel(&self, secs: u64) -> Option<String> {
-        let tid = self
-            .lac
-            .ul2tp("connect remote 192.0.2.2 version 2")
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string();
-        let want = format!("Tunnel {tid},");
-        wait_for(secs, || self.lac.ul2tp("show tunnel").contains(&want)).then_some(tid)
+        let tid = self.lac.connect_tunnel("192.0.2.2 version 2");
+        self.lac
+            .wait_tunnel(&tid, Duration::from_secs(secs))
+            .then_some(tid)
     }
 
     /// A PPP call in tunnel `tid`; its session id when it is up on the LAC within 10 s.
     fn call(&self, tid: &str) -> Option<String> {
-        let out = self
-            .lac
-            .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-        let sid = out.split_whitespace().nth(1).unwrap().to_string();
-        let want = format!("Session {sid} in tunnel {tid}");
-        wait_for(10, || self.lac.ul2tp("show session").contains(&want)).then_some(sid)
+        let sid = self.lac.connect_ppp_session(tid);
+        self.lac
+            .wait_session(tid, &sid, Duration::from_secs(10))
+            .then_some(sid)
     }
 
     /// A PPP call in tunnel `tid` that the LNS refuses: true when, 2 s after the request,
     /// the LAC does not hold it (it may have been up for a moment before the CDN came).
     fn refused_call(&self, tid: &str) -> bool {
-        let out = self
-            .lac
-            .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-        let sid = out.split_whitespace().nth(1).unwrap().to_string();
-        let want = format!("Session {sid} in tunnel {tid}");
+        let sid = self.lac.connect_ppp_session(tid);
         std::thread::sleep(Duration::from_secs(2));
-        wait_for(10, || !self.lac.ul2tp("show session").contains(&want))
+        wait_for(10, || !self.lac.has_session(tid, &sid))
     }
 
     /// `ppp start` on the LAC's call, whatever its outcome.
@@ -202,7 +134,7 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
         t.lns.log()
     );
     assert_eq!(
-        sample(&scrape(&t.b), "ul2tp_control_sccrq_refused_total"),
+        value(&scrape(&t.b), "ul2tp_control_sccrq_refused_total"),
         Some(1.0)
     );
 
@@ -226,11 +158,13 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
     );
     let sid = t.call(&tid).expect("call");
     let o = t.ppp_start(&tid, &sid, "user alice password wonderland");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     // The first address of 10.91.0.8/30 (without network and broadcast addresses).
-    let lac_dev = ppp_device(&t.a, "10.91.0.9").expect("LAC pppN with 10.91.0.9");
+    let lac_dev =
+        t.a.device_with("10.91.0.9")
+            .expect("LAC pppN with 10.91.0.9");
     assert!(t.a.ping_retry("10.91.0.1", &[], 5), "ping over PPP");
-    let lns_dev = ppp_device(&t.b, "10.91.0.1").expect("LNS pppN");
+    let lns_dev = t.b.device_with("10.91.0.1").expect("LNS pppN");
     assert!(lac_dev.starts_with("ppp") && lns_dev.starts_with("ppp"));
 
     let show = t.lns.ul2tp("show session");
@@ -307,21 +241,21 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
     );
     t.lac
         .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
-    assert!(wait_for(10, || ppp_device(&t.b, "10.91.0.1").is_none()));
+    assert!(wait_for(10, || t.b.device_with("10.91.0.1").is_none()));
     let sid = t.call(&tid).expect("call in the old tunnel");
     let o = t.ppp_start(&tid, &sid, "user alice password wonderland");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        ppp_device(&t.a, "10.91.0.9").is_some(),
+        t.a.device_with("10.91.0.9").is_some(),
         "old tunnel, old pool"
     );
     assert!(t.refused_call(&tid), "old tunnel, old max_sessions");
     let tid2 = t.tunnel(10).expect("a new tunnel");
     let sid2 = t.call(&tid2).expect("call in the new tunnel");
     let o = t.ppp_start(&tid2, &sid2, "user alice password wonderland");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        ppp_device(&t.a, "10.91.1.1").is_some(),
+        t.a.device_with("10.91.1.1").is_some(),
         "new tunnel, new pool"
     );
     assert!(
@@ -331,12 +265,12 @@ fn profiles_refuse_admit_after_reload_and_serve_ppp() {
     );
     let pcap = t.stop_capture();
     ul2tp_it::require("tshark", "tshark");
-    let stop = messages(&pcap, 4, &["l2tp.result_code"]);
+    let stop = control_messages(&pcap, 4, &["l2tp.result_code"]);
     assert!(
         stop.iter().any(|l| l == "192.0.2.2\t2"),
         "StopCCN result 2 from the LNS: {stop:?}"
     );
-    let cdn = messages(&pcap, 14, &["l2tp.result_code"]);
+    let cdn = control_messages(&pcap, 14, &["l2tp.result_code"]);
     assert!(
         cdn.iter().any(|l| l == "192.0.2.2\t4"),
         "CDN result 4 from the LNS: {cdn:?}"
@@ -373,8 +307,8 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     let tid = t.tunnel(10).expect("tunnel");
     let sid = t.call(&tid).expect("first call");
     let o = t.ppp_start(&tid, &sid, "");
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(ppp_device(&t.a, "10.92.0.5").is_some());
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(t.a.device_with("10.92.0.5").is_some());
     // The second call: no address left.
     assert!(t.refused_call(&tid), "a call beyond the pool stayed up");
     assert!(
@@ -384,18 +318,18 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     );
     let m = scrape(&t.b);
     assert_eq!(
-        sample(&m, "ul2tp_ppp_pool_exhausted_total"),
+        value(&m, "ul2tp_ppp_pool_exhausted_total"),
         Some(1.0),
         "{m}"
     );
-    assert_eq!(sample(&m, "ul2tp_ppp_pool_addresses"), Some(1.0), "{m}");
-    assert_eq!(sample(&m, "ul2tp_ppp_pool_leased"), Some(1.0), "{m}");
+    assert_eq!(value(&m, "ul2tp_ppp_pool_addresses"), Some(1.0), "{m}");
+    assert_eq!(value(&m, "ul2tp_ppp_pool_leased"), Some(1.0), "{m}");
     // The first call is untouched.
     assert!(t.a.ping_retry("10.92.0.1", &[], 5));
     // A second tunnel from 192.0.2.1.
     assert_eq!(t.tunnel(4), None, "second tunnel admitted");
     assert!(
-        wait_for(5, || sample(
+        wait_for(5, || value(
             &scrape(&t.b),
             "ul2tp_control_sccrq_refused_total"
         ) == Some(1.0)),
@@ -406,7 +340,7 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     ul2tp_it::require("tshark", "tshark");
     // CDN 4 with a PPP Disconnect Cause for IPCP (0x8021 = 32801), direction 2 (at the
     // LNS) and the reason.
-    let cdn = messages(
+    let cdn = control_messages(
         &pcap,
         14,
         &[
@@ -422,10 +356,10 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
             == "192.0.2.2\t4\t0\t32801\t2\tno address left in the pools of the call's profile"),
         "{cdn:?}"
     );
-    let stop = messages(&pcap, 4, &["l2tp.result_code"]);
+    let stop = control_messages(&pcap, 4, &["l2tp.result_code"]);
     assert!(stop.iter().any(|l| l == "192.0.2.2\t2"), "{stop:?}");
     // The profile's host_name in the SCCRP (not the [control] one).
-    let sccrp = messages(&pcap, 2, &["l2tp.avp.host_name"]);
+    let sccrp = control_messages(&pcap, 2, &["l2tp.avp.host_name"]);
     assert!(
         sccrp.iter().any(|l| l == "192.0.2.2\tlns-tight"),
         "{sccrp:?}"
@@ -443,12 +377,12 @@ hello_interval = 1\nppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp
     let tid = t.tunnel(10).expect("tunnel");
     let sid = t.call(&tid).expect("call");
     let o = t.ppp_start(&tid, &sid, "");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let up = std::time::Instant::now();
-    let lac_dev = ppp_device(&t.a, "10.93.0.10").expect("LAC pppN");
+    let lac_dev = t.a.device_with("10.93.0.10").expect("LAC pppN");
     let mut lns_dev = None;
     assert!(wait_for(5, || {
-        lns_dev = ppp_device(&t.b, "10.93.0.1");
+        lns_dev = t.b.device_with("10.93.0.1");
         lns_dev.is_some()
     }));
     let lns_dev = lns_dev.unwrap();
@@ -469,7 +403,7 @@ hello_interval = 1\nppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp
     assert!(t.a.wait_link(&lac_dev, false, Duration::from_secs(5)));
     let pcap = t.stop_capture();
     ul2tp_it::require("tshark", "tshark");
-    let cdn = messages(
+    let cdn = control_messages(
         &pcap,
         14,
         &[
@@ -493,7 +427,7 @@ hello_interval = 1\nppp_mtu = 1400\nppp_mru = 1300\nppp_session_timeout = 3\nppp
     let from_lns = echoes.lines().filter(|l| *l == "192.0.2.2").count();
     assert!(from_lns >= 2, "LCP Echo-Requests from the LNS: {echoes:?}");
     // The profile's hello_interval (1 s; the default is 60 s): HELLOs from the LNS.
-    let hellos = messages(&pcap, 6, &[]);
+    let hellos = control_messages(&pcap, 6, &[]);
     assert!(
         hellos.iter().any(|l| l == "192.0.2.2"),
         "no HELLO from the LNS: {hellos:?}"
@@ -510,7 +444,7 @@ ppp_idle_timeout = 2\n";
     let tid = t.tunnel(10).expect("tunnel");
     let sid = t.call(&tid).expect("call");
     let o = t.ppp_start(&tid, &sid, "");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     // 10 pings over 4.5 s, all answered: the call outlives its idle timeout while busy.
     assert_eq!(t.a.ping_count("10.94.0.1", 10, "0.5"), 10, "pings lost");
     assert!(
@@ -531,7 +465,7 @@ ppp_idle_timeout = 2\n";
     assert!(t.lns_log_has("PPP idle timeout (2 s): closing the link"));
     let pcap = t.stop_capture();
     ul2tp_it::require("tshark", "tshark");
-    let cdn = messages(
+    let cdn = control_messages(
         &pcap,
         14,
         &["l2tp.result_code", "l2tp.avp.cause_code_message"],

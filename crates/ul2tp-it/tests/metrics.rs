@@ -6,43 +6,10 @@
 //! uses only metrics a scrape has.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::time::Duration;
 
-use ul2tp_it::{have, wait_until, Daemon, Netns};
-
-/// One HTTP/1.1 request to the metrics endpoint of `ns`: (status line and headers, body).
-fn http(ns: &Netns, method: &str, path: &str, accept: Option<&str>) -> (String, String) {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{}\r\n",
-        accept
-            .map(|a| format!("Accept: {a}\r\n"))
-            .unwrap_or_default()
-    );
-    let raw = ns.run_in(move || {
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect to metrics");
-        s.write_all(req.as_bytes()).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    });
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.to_string(), body.to_string())
-}
-
-/// `GET /metrics` in the text format.
-fn scrape(ns: &Netns) -> String {
-    let (head, body) = http(ns, "GET", "/metrics", None);
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    body
-}
-
-/// The value of the sample `series` (name and labels exactly as exposed), if present.
-fn value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
+use ul2tp_it::metrics::{http, promtool, scrape, value};
+use ul2tp_it::{wait_until, Daemon, Netns};
 
 /// Wait until `series` has value `want` in a scrape of `ns`.
 fn wait_value(ns: &Netns, series: &str, want: f64) {
@@ -52,38 +19,6 @@ fn wait_value(ns: &Netns, series: &str, want: f64) {
         value(&last, series) == Some(want)
     });
     assert!(ok, "{series} != {want} in:\n{last}");
-}
-
-/// `promtool check metrics` on `body`: exit 0 and no lint findings.
-fn promtool(body: &str) {
-    assert!(
-        have("promtool"),
-        "promtool is required (Debian package prometheus, installed by .ci/run)"
-    );
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics: {}: {report}\n{body}",
-        out.status
-    );
 }
 
 /// Metric names (`ul2tp_…`) in the expressions of the dashboard's panels and variables.
@@ -140,11 +75,7 @@ impl Drop for Dir {
 
 #[test]
 fn metrics_of_a_lac_and_an_lns() {
-    let a = Netns::new("ma");
-    let b = Netns::new("mb");
-    ul2tp_it::veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let (a, b) = ul2tp_it::linked_hosts("ma", "mb");
     let dir = Dir(std::env::temp_dir().join(ul2tp_it::unique("metrics")));
     std::fs::create_dir_all(&dir.0).unwrap();
     let (ca, cb) = (dir.0.join("lac.toml"), dir.0.join("lns.toml"));
@@ -184,12 +115,7 @@ fn metrics_of_a_lac_and_an_lns() {
     lac.ul2tp("add session tunnel_id 3000 session_id 1000 peer_session_id 2000 name met0");
 
     // A dynamic L2TPv2 tunnel: SCCRQ, SCCRP, SCCCN (and the LNS's ZLB for the SCCCN).
-    let tid = lac
-        .ul2tp("connect remote 192.0.2.2 version 2")
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let tid = lac.connect_tunnel("192.0.2.2 version 2");
     wait_value(&a, "ul2tp_control_tunnels{state=\"established\"}", 1.0);
     wait_value(&b, "ul2tp_control_tunnels{state=\"established\"}", 1.0);
     wait_value(
@@ -232,8 +158,7 @@ fn metrics_of_a_lac_and_an_lns() {
 
     // A PPP call, CHAP with a wrong secret: the LNS rejects alice, the LAC is rejected; the
     // call is cleared.
-    let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-    let sid = out.split_whitespace().nth(1).unwrap().to_string();
+    let sid = lac.connect_ppp_session(&tid);
     wait_value(&a, "ul2tp_sessions_up{kind=\"dynamic\"}", 1.0);
     wait_value(&b, "ul2tp_sessions_up{kind=\"dynamic\"}", 1.0);
     wait_value(&b, "ul2tp_control_sessions{state=\"established\"}", 1.0);

@@ -9,34 +9,17 @@
 use std::process::Output;
 use std::time::Duration;
 
-use ul2tp_it::{traffic_only, tshark, wait_until, Capture, Pair};
+use ul2tp_it::{output_text, traffic_only, tshark, wait_until, Capture, Pair};
 
 /// Wait until `cond` holds (or `secs` pass); returns whether it held.
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {}: {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ppp_device(ns: &ul2tp_it::Netns, addr: &str) -> Option<String> {
-    let out = ns.ip(&["-o", "-4", "addr", "show"]);
-    out.lines()
-        .find(|l| l.contains(&format!("inet {addr} ")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_string)
-}
-
 fn wait_device(ns: &ul2tp_it::Netns, addr: &str) -> String {
     let mut dev = None;
     wait_for(15, || {
-        dev = ppp_device(ns, addr);
+        dev = ns.device_with(addr);
         dev.is_some()
     });
     dev.unwrap_or_else(|| panic!("no device with {addr}:\n{}", ns.ip(&["-o", "addr", "show"])))
@@ -64,10 +47,10 @@ fn ppp_endpoints_over_l2tpv2_bring_up_ppp_devices() {
     });
     p.db.ul2tp("ppp start tunnel_id 20 session_id 2");
     let o = server.join().unwrap();
-    assert!(o.status.success(), "server side: {}", text(&o));
+    assert!(o.status.success(), "server side: {}", output_text(&o));
     // Up when the command returns: the devices are there.
-    let dev_a = ppp_device(&p.a, "10.99.0.1").expect("server pppN");
-    let dev_b = ppp_device(&p.b, "10.99.0.2").expect("client pppN");
+    let dev_a = p.a.device_with("10.99.0.1").expect("server pppN");
+    let dev_b = p.b.device_with("10.99.0.2").expect("client pppN");
     assert!(
         dev_a.starts_with("ppp") && dev_b.starts_with("ppp"),
         "{dev_a} {dev_b}"
@@ -125,44 +108,29 @@ impl LacLns {
 
     /// Like `new`, with `lac_extra` added to the LAC's `[control]` section.
     fn with(lac_extra: &str, lns_extra: &str) -> LacLns {
-        let a = ul2tp_it::Netns::new("la");
-        let b = ul2tp_it::Netns::new("lb");
-        ul2tp_it::veth(&a, "eth0", &b, "eth0");
-        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        let dir = std::env::temp_dir().join(ul2tp_it::unique("lns"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        std::fs::write(
-            &ca,
-            format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}"),
-        )
-        .unwrap();
-        std::fs::write(
-            &cb,
-            format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}"),
-        )
-        .unwrap();
-        let lac = ul2tp_it::Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
-        let lns = ul2tp_it::Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+        let ul2tp_it::LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            dir,
+            ..
+        } = ul2tp_it::LacLns::start(
+            ("la", "lb"),
+            "lns",
+            lac_extra,
+            &format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}"),
+        );
         let cap = Some(Capture::start(&a, "eth0", "udp port 1701"));
         // `ul2tp connect` prints "Tunnel N requested" / "Session M in tunnel N requested".
-        let tid = lac
-            .ul2tp("connect remote 192.0.2.2 version 2")
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string();
-        let tunnel = format!("Tunnel {tid},");
+        let tid = lac.connect_tunnel("192.0.2.2 version 2");
         assert!(
-            wait_for(10, || lac.ul2tp("show tunnel").contains(&tunnel)),
+            lac.wait_tunnel(&tid, Duration::from_secs(10)),
             "tunnel did not come up"
         );
-        let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-        let sid = out.split_whitespace().nth(1).unwrap().to_string();
-        let session = format!("Session {sid} in tunnel {tid}");
+        let sid = lac.connect_ppp_session(&tid);
         assert!(
-            wait_for(10, || lac.ul2tp("show session").contains(&session)),
+            lac.wait_session(&tid, &sid, Duration::from_secs(10)),
             "session did not come up"
         );
         LacLns {
@@ -180,7 +148,7 @@ impl LacLns {
     /// succeed (IPCP up when it returns).
     fn ppp_start(&self, extra: &str) {
         let o = self.try_ppp_start(extra);
-        assert!(o.status.success(), "ppp start: {}", text(&o));
+        assert!(o.status.success(), "ppp start: {}", output_text(&o));
     }
 
     /// `ul2tp ppp start` on the LAC's call, whatever its outcome.
@@ -257,7 +225,9 @@ fn lns_with_address_pool() {
     let mut t = LacLns::new("ppp_local = \"10.98.0.1\"\nppp_pool = \"10.98.0.10-10.98.0.20\"\n");
     t.ppp_start("");
     // `ppp start` returned: IPCP is up and the LAC's device exists.
-    let dev_lac = ppp_device(&t.a, "10.98.0.10").expect("LAC pppN when ppp start returns");
+    let dev_lac =
+        t.a.device_with("10.98.0.10")
+            .expect("LAC pppN when ppp start returns");
     let dev_lns = wait_device(&t.b, "10.98.0.1");
     assert!(dev_lns.starts_with("ppp") && dev_lac.starts_with("ppp"));
     let pcap = t.stop_capture();
@@ -289,7 +259,7 @@ fn lns_requires_chap() {
     let conf = "host_name = \"lns.example.test\"\nppp_local = \"10.97.0.1\"\nppp_pool = \"10.97.0.10-10.97.0.20\"\nppp_auth = \"chap\"\nppp_users = { alice = \"wonderland\" }\n";
     let mut t = LacLns::new(conf);
     t.ppp_start("user alice password wonderland");
-    assert!(ppp_device(&t.a, "10.97.0.10").is_some());
+    assert!(t.a.device_with("10.97.0.10").is_some());
     assert!(t.a.ping_retry("10.97.0.1", &[], 5));
     let pcap = t.stop_capture();
     ul2tp_it::require("tshark", "tshark");
@@ -308,7 +278,7 @@ fn lns_requires_chap() {
 
     let mut t = LacLns::new(conf);
     let o = t.try_ppp_start("user alice password looking-glass");
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("authentication rejected by the peer"),
@@ -368,8 +338,8 @@ fn lns_requires_chap() {
         t.lns.ul2tp("show session"),
         t.lac.ul2tp("show session")
     );
-    assert!(ppp_device(&t.a, "10.97.0.10").is_none());
-    assert!(ppp_device(&t.b, "10.97.0.1").is_none());
+    assert!(t.a.device_with("10.97.0.10").is_none());
+    assert!(t.b.device_with("10.97.0.1").is_none());
     // The tunnel stays up for further calls.
     assert!(t.lac.ul2tp("show tunnel").contains("Tunnel "));
     let pcap = t.stop_capture();
@@ -402,7 +372,7 @@ fn password_alone_authenticates_as_the_host_name() {
         "ppp_local = \"10.95.0.1\"\nppp_pool = \"10.95.0.10-10.95.0.20\"\nppp_auth = \"pap\"\nppp_users = { \"lac.example.test\" = \"pw-of-lac\" }\n",
     );
     t.ppp_start("password pw-of-lac");
-    assert!(ppp_device(&t.a, "10.95.0.10").is_some());
+    assert!(t.a.device_with("10.95.0.10").is_some());
     assert!(
         t.lns
             .log()
@@ -421,7 +391,7 @@ fn lcp_echo_failure_clears_the_call() {
     let mut t = LacLns::new(conf);
     t.ppp_start("");
     let dev_lns = wait_device(&t.b, "10.96.0.1");
-    let dev_lac = ppp_device(&t.a, "10.96.0.10").expect("LAC pppN");
+    let dev_lac = t.a.device_with("10.96.0.10").expect("LAC pppN");
     let signal = |sig: &str| {
         let st = std::process::Command::new("kill")
             .args([sig, &t.lac.pid().to_string()])

@@ -56,29 +56,22 @@ impl Drop for Setup {
 
 impl Setup {
     fn new(lac_extra: &str, lns_extra: &str) -> Setup {
-        let a = Netns::new("6a");
-        let b = Netns::new("6b");
-        ul2tp_it::veth(&a, "eth0", &b, "eth0");
-        a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-        b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        let dir = std::env::temp_dir().join(ul2tp_it::unique("v6"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
-        let lac_conf = format!("[control]\nlisten = \"192.0.2.1:1701\"\n{lac_extra}");
-        let lns_conf = format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}");
-        std::fs::write(&ca, lac_conf).unwrap();
-        std::fs::write(&cb, lns_conf).unwrap();
-        let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
-        let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
-        let tid = lac
-            .ul2tp("connect remote 192.0.2.2 version 2")
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string();
-        let tunnel = format!("Tunnel {tid},");
+        let ul2tp_it::LacLns {
+            a,
+            b,
+            lac,
+            lns,
+            dir,
+            ..
+        } = ul2tp_it::LacLns::start(
+            ("6a", "6b"),
+            "v6",
+            lac_extra,
+            &format!("[control]\nlisten = \"192.0.2.2:1701\"\n{lns_extra}"),
+        );
+        let tid = lac.connect_tunnel("192.0.2.2 version 2");
         assert!(
-            wait_for(10, || lac.ul2tp("show tunnel").contains(&tunnel)),
+            lac.wait_tunnel(&tid, Duration::from_secs(10)),
             "tunnel did not come up"
         );
         Setup {
@@ -95,13 +88,9 @@ impl Setup {
     /// returns the session id.
     fn call(&self) -> String {
         let tid = &self.tid;
-        let out = self
-            .lac
-            .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-        let sid = out.split_whitespace().nth(1).unwrap().to_string();
-        let session = format!("Session {sid} in tunnel {tid}");
+        let sid = self.lac.connect_ppp_session(tid);
         assert!(
-            wait_for(10, || self.lac.ul2tp("show session").contains(&session)),
+            self.lac.wait_session(tid, &sid, Duration::from_secs(10)),
             "session did not come up"
         );
         let o = self
@@ -388,11 +377,7 @@ fn ppp_v4(ns: &Netns) -> Vec<(String, String)> {
 /// carried over (a fresh pool would hand out the first call's /64 again).
 #[test]
 fn lns_profiles_hand_out_64s_from_their_own_pools() {
-    let a = Netns::new("6pa");
-    let b = Netns::new("6pb");
-    ul2tp_it::veth(&a, "eth0", &b, "eth0");
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let (a, b) = ul2tp_it::linked_hosts("6pa", "6pb");
     let dir = std::env::temp_dir().join(ul2tp_it::unique("v6p"));
     std::fs::create_dir_all(&dir).unwrap();
     let profiles = |blue_extra: &str| {
@@ -505,24 +490,10 @@ ppp_ipv6_pool = \"2001:db8:b00::/48\"\n{blue_extra}"
         "{}",
         lns.log()
     );
-    let tid = lac
-        .ul2tp("connect remote 192.0.2.2 version 2")
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let tunnel = format!("Tunnel {tid},");
-    assert!(wait_for(10, || lac.ul2tp("show tunnel").contains(&tunnel)));
-    let sid = lac
-        .ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let session = format!("Session {sid} in tunnel {tid}");
-    assert!(wait_for(10, || lac
-        .ul2tp("show session")
-        .contains(&session)));
+    let tid = lac.connect_tunnel("192.0.2.2 version 2");
+    assert!(lac.wait_tunnel(&tid, Duration::from_secs(10)));
+    let sid = lac.connect_ppp_session(&tid);
+    assert!(lac.wait_session(&tid, &sid, Duration::from_secs(10)));
     let o = lac.cli(&["ppp", "start", "tunnel_id", &tid, "session_id", &sid]);
     assert!(
         o.status.success(),

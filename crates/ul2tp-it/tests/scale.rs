@@ -294,13 +294,7 @@ fn limits_refuse_negotiated_sessions_and_tunnels() {
     .unwrap();
     let da = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
     let db = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
-    let tunnel_id = |out: String| -> u32 {
-        out.strip_prefix("Tunnel ")
-            .and_then(|r| r.strip_suffix(" requested\n"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected output {out:?}"))
-    };
-    let t1 = tunnel_id(da.ul2tp("connect remote 192.0.2.2"));
+    let t1 = da.connect_tunnel_id("192.0.2.2");
     assert!(
         wait_until(Duration::from_secs(10), || db.tunnel_dump().len() == 1
             && da.tunnel_dump().iter().any(|t| t.conn_id == Some(t1))),
@@ -330,7 +324,7 @@ fn limits_refuse_negotiated_sessions_and_tunnels() {
         == 1));
 
     // A second tunnel: StopCCN 2 with Error Code 4.
-    let t2 = tunnel_id(da.ul2tp("connect remote 192.0.2.2"));
+    let t2 = da.connect_tunnel_id("192.0.2.2");
     assert!(
         wait_until(Duration::from_secs(10), || da
             .log()

@@ -388,21 +388,9 @@ fn xl2tpd_lac_and_lns_profiles() {
     let pcap = cap.stop();
     // The captures are decoded by tshark: without it the test fails (it does not skip them).
     ul2tp_it::require("tshark", "tshark");
-    let stop = ul2tp_it::tshark(
-        &pcap,
-        &[
-            "-Y",
-            "l2tp.avp.message_type == 4",
-            "-T",
-            "fields",
-            "-e",
-            "ip.src",
-            "-e",
-            "l2tp.result_code",
-        ],
-    );
+    let stop = ul2tp_it::control_messages(&pcap, 4, &["l2tp.result_code"]);
     assert!(
-        stop.lines().any(|l| l == "192.0.2.2\t2"),
+        stop.iter().any(|l| l == "192.0.2.2\t2"),
         "StopCCN result 2 from ul2tpd: {stop:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -427,21 +415,9 @@ secret = \"xl2tp-interop\"\nhide_avps = true\nreceive_window = 7\n",
     let (theirs, ours) = auth_avps(&pcap);
     // ICRP: Assigned Session ID hidden with the profile's secret (which xl2tpd read).
     assert_authenticated(ours, theirs, 1);
-    let rws = ul2tp_it::tshark(
-        &pcap,
-        &[
-            "-Y",
-            "l2tp.avp.message_type == 2",
-            "-T",
-            "fields",
-            "-e",
-            "ip.src",
-            "-e",
-            "l2tp.avp.receive_window_size",
-        ],
-    );
+    let rws = ul2tp_it::control_messages(&pcap, 2, &["l2tp.avp.receive_window_size"]);
     assert!(
-        rws.lines().any(|l| l == "192.0.2.2\t7"),
+        rws.iter().any(|l| l == "192.0.2.2\t7"),
         "SCCRP with the profile's Receive Window Size: {rws:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);

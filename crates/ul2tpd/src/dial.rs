@@ -212,6 +212,29 @@ impl LacProfile {
     }
 }
 
+/// A secret given as `KEY` in the file or as `KEY_file` naming a private file (not both);
+/// `None` when neither is there. Errors name `KEY_file`.
+fn inline_or_file(
+    inline: &Option<String>,
+    file: &Option<Spanned<PathBuf>>,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Option<Secret>, ConfigError> {
+    let file_key = format!("{key}_file");
+    match (inline, file) {
+        (Some(_), Some(f)) => Err(at(
+            f.span(),
+            &file_key,
+            format!("give {key} or {file_key}, not both"),
+        )),
+        (Some(s), None) => Ok(Some(Secret(s.clone()))),
+        (None, Some(f)) => read_secret_file(f.get_ref())
+            .map(|s| Some(Secret(s)))
+            .map_err(|m| at(f.span(), &file_key, m)),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Read a secret from `path`, which only its owner may read or write (like a pppd secrets
 /// file); the error says what is wrong with it.
 pub fn read_secret_file(path: &Path) -> Result<String, String> {
@@ -318,34 +341,8 @@ impl LacConfig {
                 other => return Err(at(e.span(), "encap", format!("{other:?} is not udp or ip"))),
             }
         }
-        let secret = match (&self.secret, &self.secret_file) {
-            (Some(_), Some(f)) => {
-                return Err(at(
-                    f.span(),
-                    "secret_file",
-                    "give secret or secret_file, not both".into(),
-                ))
-            }
-            (Some(s), None) => Some(Secret(s.clone())),
-            (None, Some(f)) => Some(Secret(
-                read_secret_file(f.get_ref()).map_err(|m| at(f.span(), "secret_file", m))?,
-            )),
-            (None, None) => None,
-        };
-        let password = match (&self.password, &self.password_file) {
-            (Some(_), Some(f)) => {
-                return Err(at(
-                    f.span(),
-                    "password_file",
-                    "give password or password_file, not both".into(),
-                ))
-            }
-            (Some(s), None) => Some(Secret(s.clone())),
-            (None, Some(f)) => Some(Secret(
-                read_secret_file(f.get_ref()).map_err(|m| at(f.span(), "password_file", m))?,
-            )),
-            (None, None) => None,
-        };
+        let secret = inline_or_file(&self.secret, &self.secret_file, "secret", &at)?;
+        let password = inline_or_file(&self.password, &self.password_file, "password", &at)?;
         let user = match (&self.user, password) {
             (Some(u), Some(p)) => Some((u.clone(), p)),
             (Some(_), None) => {
@@ -1563,6 +1560,49 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         let p = check(&text).unwrap();
         assert_eq!(p[0].user, Some(("u".into(), Secret("s3cret".into()))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secret_and_password_inline_or_from_a_file_not_both() {
+        let dir = std::env::temp_dir().join(format!("ul2tp-lac-both-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("s");
+        std::fs::write(&f, "t0ken\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let head = format!("{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nuser = \"u\"\n");
+        let f = f.display();
+        for key in ["secret", "password"] {
+            let other = if key == "secret" {
+                "password = \"p\"\n"
+            } else {
+                ""
+            };
+            let both = format!("{head}{other}{key} = \"x\"\n{key}_file = \"{f}\"\n");
+            let e = check(&both).unwrap_err();
+            let file_key = format!("{key}_file");
+            assert_eq!(
+                (e.line, e.key.as_deref()),
+                (
+                    Some(if other.is_empty() { 8 } else { 9 }),
+                    Some(file_key.as_str())
+                ),
+                "{e}"
+            );
+            assert!(
+                e.to_string()
+                    .contains(&format!("give {key} or {key}_file, not both")),
+                "{e}"
+            );
+            let from_file = format!("{head}{other}{key}_file = \"{f}\"\n");
+            let p = check(&from_file).unwrap();
+            let got = if key == "secret" {
+                p[0].secret.clone()
+            } else {
+                p[0].user.clone().map(|u| u.1)
+            };
+            assert_eq!(got, Some(Secret("t0ken".into())), "{key}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
