@@ -217,7 +217,7 @@ fn metrics_of_a_lac_and_an_lns() {
     wait_value(&b, "ul2tp_tunnels_up{kind=\"dynamic\"}", 0.0);
     let la = scrape(&a);
     promtool(&la);
-    // The counters of the tunnel that went stay counted: the call (ICRQ, ICCN, the LNS's CDN)
+    // The counters of the tunnel that went stay counted: the call (ICRQ, ICCN, a CDN)
     // and the StopCCN.
     let lb = scrape(&b);
     for (body, series) in [
@@ -225,9 +225,7 @@ fn metrics_of_a_lac_and_an_lns() {
         (&la, "ul2tp_control_messages_sent_total{type=\"ICRQ\"}"),
         (&la, "ul2tp_control_messages_sent_total{type=\"ICCN\"}"),
         (&la, "ul2tp_control_messages_sent_total{type=\"StopCCN\"}"),
-        (&la, "ul2tp_control_messages_received_total{type=\"CDN\"}"),
         (&lb, "ul2tp_control_messages_sent_total{type=\"ICRP\"}"),
-        (&lb, "ul2tp_control_messages_sent_total{type=\"CDN\"}"),
         (
             &lb,
             "ul2tp_control_messages_received_total{type=\"StopCCN\"}",
@@ -235,6 +233,26 @@ fn metrics_of_a_lac_and_an_lns() {
     ] {
         assert_eq!(value(body, series), Some(1.0), "{series} in:\n{body}");
     }
+    // A CDN cleared the call: the LNS's (it failed the peer), the LAC's (its PPP saw the
+    // rejection), or both at once (they cross); each side sent at most one, and every CDN
+    // sent was received.
+    let cdn = |body: &str, dir: &str| {
+        value(
+            body,
+            &format!("ul2tp_control_messages_{dir}_total{{type=\"CDN\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let (a_sent, b_sent) = (cdn(&la, "sent"), cdn(&lb, "sent"));
+    assert!(
+        a_sent + b_sent >= 1.0 && a_sent <= 1.0 && b_sent <= 1.0,
+        "CDNs sent: LAC {a_sent}, LNS {b_sent}"
+    );
+    assert_eq!(
+        (cdn(&lb, "received"), cdn(&la, "received")),
+        (a_sent, b_sent),
+        "every CDN sent was received"
+    );
 
     // OpenMetrics on request.
     let (head, om) = http(

@@ -616,20 +616,27 @@ pub async fn eth_tx(
     let Pseudowire::Eth(tap) = &*pw else {
         return;
     };
-    // The buffers (64 KiB and more) only once the device has a first frame to read: an idle
-    // session (its device down, say) then costs no buffer memory.
+    // Offloads are set at once (the kernel hands us TCP super-frames from the first frame on,
+    // and the device shows its TSO state); the buffers (64 KiB and more) only once the device
+    // has a first frame to read: an idle session (its device down, say) then costs no buffer
+    // memory.
+    let offload = config.offload
+        && match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
+            Ok(()) => {
+                tracing::info!("{}: TAP offloads on (csum, tso4, tso6)", tap.name());
+                true
+            }
+            Err(e) => {
+                tracing::warn!("{}: no TAP offloads ({e}); simple path", tap.name());
+                false
+            }
+        };
     if let Err(e) = tap.readable().await {
         tracing::warn!("{}: cannot wait for frames: {e}", tap.name());
         return;
     }
-    if config.offload {
-        match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
-            Ok(()) => {
-                tracing::info!("{}: TAP offloads on (csum, tso4, tso6)", tap.name());
-                return eth_tx_offload(&session, tap, &sock).await;
-            }
-            Err(e) => tracing::warn!("{}: no TAP offloads ({e}); simple path", tap.name()),
-        }
+    if offload {
+        return eth_tx_offload(&session, tap, &sock).await;
     }
     eth_tx_simple(&session, tap, &sock).await;
 }
