@@ -1,6 +1,7 @@
 //! `ul2tp-loadgen` against a ul2tpd LNS in a namespace: N tunnels × M sessions set up, held
 //! and cleared from one process without devices; the report counts what came up, and
-//! sessions the LNS refuses (`[limits] max_sessions`) are failures with their cause.
+//! sessions the LNS refuses (`[limits] max_sessions`) are failures with their cause; with
+//! `--ppp` every session runs LCP, PAP and IPCP against the LNS's PPP endpoint.
 
 use std::process::Command;
 
@@ -108,12 +109,79 @@ fn refused_sessions_are_failures_by_cause() {
     );
 }
 
+/// A PAP LNS for `user0`..`user5`, all with the password "secret".
+const PPP_LNS: &str = "ppp_local = \"10.97.0.1\"\nppp_pool = \"10.97.0.10-10.97.0.60\"\n\
+ppp_auth = \"pap\"\nppp_users = { user0 = \"secret\", user1 = \"secret\", user2 = \"secret\", \
+user3 = \"secret\", user4 = \"secret\", user5 = \"secret\" }\n";
+
+fn password_file(pw: &str) -> std::path::PathBuf {
+    let f = std::env::temp_dir().join(unique("loadgen-pw"));
+    std::fs::write(&f, format!("{pw}\n")).unwrap();
+    f
+}
+
+#[test]
+fn ppp_sessions_reach_ipcp_up_and_wrong_passwords_fail_auth() {
+    let l = lns(PPP_LNS);
+    let good = password_file("secret");
+    let ppp = |pw: &std::path::Path| {
+        loadgen(
+            &l,
+            &[
+                "--ppp",
+                "--auth",
+                "pap",
+                "--user",
+                "user%d",
+                "--password-file",
+                pw.to_str().unwrap(),
+                "--tunnels",
+                "2",
+                "--sessions",
+                "3",
+                "--rate",
+                "100",
+                "--hold",
+                "0.5",
+            ],
+        )
+    };
+    let (code, out) = ppp(&good);
+    eprintln!("{out}");
+    assert_eq!(code, Some(0), "{out}\n{}", l.d.log());
+    assert!(out.contains("tunnels: 2 of 2 up, 0 failed"), "{out}");
+    assert!(out.contains("sessions: 6 of 6 up, 0 failed"), "{out}");
+    assert!(out.contains("setup latency: p50 "), "{out}");
+    let bad = password_file("not-the-secret");
+    let (code, out) = ppp(&bad);
+    eprintln!("{out}");
+    assert_eq!(code, Some(1), "{out}\n{}", l.d.log());
+    assert!(out.contains("sessions: 0 of 6 up, 6 failed"), "{out}");
+    assert!(
+        out.contains("session failure: 6 x PPP authentication rejected"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(good);
+    let _ = std::fs::remove_file(bad);
+}
+
 #[test]
 fn bad_arguments_are_refused() {
     for args in [
         &["--tunnels", "1"][..],
         &["--peer", "nowhere"],
         &["--peer", "192.0.2.2:1701", "--rate", "0"],
+        &["--peer", "192.0.2.2:1701", "--ppp", "--user", "u"],
+        &[
+            "--peer",
+            "192.0.2.2:1701",
+            "--ppp",
+            "--user",
+            "u",
+            "--password",
+            "x",
+        ],
+        &["--peer", "192.0.2.2:1701", "--ppp", "--auth", "eap"],
     ] {
         let o = run(Command::new(bin("ul2tp-loadgen")).args(args));
         assert_eq!(o.status.code(), Some(2), "{args:?}");

@@ -7,8 +7,10 @@
 //! latency percentiles (from the session's ICRQ being queued to its ICCN being acknowledged
 //! as the engine reports it up) and the failures by cause (docs/PERFORMANCE.md, docs/testing.md).
 //!
-//! This is the control plane only: no PPP is negotiated in the sessions (no PAP / CHAP, no
-//! traffic), so it measures how fast an LNS sets up and clears tunnels and calls.
+//! Without `--ppp` this is the control plane only. With `--ppp` (L2TPv2) every session also
+//! runs PPP with the pure PPP engine (`ul2tp_ppp::Endpoint`, as ul2tpd's client side drives
+//! it): LCP, PAP or CHAP-MD5 and IPCP, the frames carried as L2TPv2 data messages on the same
+//! socket; a session counts as up when IPCP is up, and its latency runs to that moment.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,6 +30,10 @@ const USAGE: &str =
   --rate      sessions opened per second, all tunnels together (default 1000)
   --hold      seconds a session stays up before it is cleared (default 0)
   --timeout   give up on what is not done after this many seconds (default 60)
+  --ppp       run PPP in every session (implies --version 2): LCP, authentication, IPCP
+  --auth      pap or chap (CHAP-MD5): how we authenticate (default pap)
+  --user      user name; %d is replaced by the session's index (0, 1, ...)
+  --password-file  file holding the password (first line)
 ";
 
 struct Args {
@@ -39,6 +45,14 @@ struct Args {
     rate: f64,
     hold: Duration,
     timeout: Duration,
+    /// `--ppp`: how we authenticate, the user pattern and the password.
+    ppp: Option<PppArgs>,
+}
+
+struct PppArgs {
+    auth: ul2tp_ppp::AuthProtocol,
+    user: String,
+    password: Vec<u8>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
@@ -51,10 +65,17 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         rate: 1000.0,
         hold: Duration::ZERO,
         timeout: Duration::from_secs(60),
+        ppp: None,
     };
     let mut peer = false;
+    let (mut ppp, mut auth, mut user, mut pwfile) =
+        (false, ul2tp_ppp::AuthProtocol::Pap, None, None);
     let mut it = args.iter();
     while let Some(k) = it.next() {
+        if k == "--ppp" {
+            ppp = true;
+            continue;
+        }
         let v = it.next().ok_or_else(|| format!("{k} needs a value"))?;
         let bad = |what: &str| format!("{k} {v}: not {what}");
         match k.as_str() {
@@ -92,11 +113,41 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
                     a.timeout = d;
                 }
             }
+            "--auth" => {
+                auth = match v.as_str() {
+                    "pap" => ul2tp_ppp::AuthProtocol::Pap,
+                    "chap" => ul2tp_ppp::AuthProtocol::ChapMd5,
+                    _ => return Err(bad("pap or chap")),
+                }
+            }
+            "--user" => user = Some(v.clone()),
+            "--password-file" => pwfile = Some(v.clone()),
+            "--password" => {
+                return Err(
+                    "--password: secrets are not taken on the command line; use --password-file"
+                        .into(),
+                )
+            }
             _ => return Err(format!("unknown option {k}")),
         }
     }
     if !peer {
         return Err("--peer is required".into());
+    }
+    if ppp {
+        let user = user.ok_or("--ppp needs --user")?;
+        let file = pwfile.ok_or("--ppp needs --password-file")?;
+        let text = std::fs::read(&file).map_err(|e| format!("--password-file {file}: {e}"))?;
+        let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+        let password = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
+        a.version = Version::V2;
+        a.ppp = Some(PppArgs {
+            auth,
+            user,
+            password,
+        });
+    } else if user.is_some() || pwfile.is_some() {
+        return Err("--user and --password-file need --ppp".into());
     }
     if a.tunnels == 0 {
         return Err("--tunnels must be at least 1".into());
@@ -166,6 +217,47 @@ impl Report {
     }
 }
 
+/// The PPP link of one session (`--ppp`), from the L2TP session's up to IPCP up.
+struct PppLink {
+    ep: ul2tp_ppp::Endpoint,
+    peer: SocketAddr,
+    hdr: ul2tp_wire::data::V2DataHeader,
+    ns: u16,
+    /// The peer refused our credentials (the cause when the call then goes).
+    auth_rejected: bool,
+}
+
+impl PppLink {
+    /// Send what the endpoint queued as L2TPv2 data messages (FF 03 + protocol + information).
+    fn flush(&mut self, sock: &UdpSocket) {
+        while let Some(f) = self.ep.poll_transmit() {
+            if let Some((_, nr)) = self.hdr.ns_nr {
+                self.hdr.ns_nr = Some((self.ns, nr));
+                self.ns = self.ns.wrapping_add(1);
+            }
+            let mut out = vec![0u8; self.hdr.header_len() + 2 + f.len()];
+            let Ok(n) = self.hdr.emit(&mut out) else {
+                continue;
+            };
+            out[n] = 0xff;
+            out[n + 1] = 0x03;
+            out[n + 2..].copy_from_slice(&f);
+            let _ = sock.send_to(&out, self.peer);
+        }
+    }
+}
+
+/// Why a PPP link that never reached IPCP up failed.
+fn ppp_cause(reason: ul2tp_ppp::DownReason, auth_rejected: bool) -> String {
+    use ul2tp_ppp::DownReason as R;
+    match reason {
+        _ if auth_rejected => "PPP authentication rejected".into(),
+        R::AuthFailed => "PPP authentication failed".into(),
+        R::NegotiationFailed => "PPP LCP timeout (negotiation failed)".into(),
+        other => format!("PPP down before IPCP up: {other:?}"),
+    }
+}
+
 fn run(a: &Args) -> Result<Report, String> {
     let sock = UdpSocket::bind(a.local).map_err(|e| format!("bind {}: {e}", a.local))?;
     let mut seed = [0u8; 32];
@@ -199,6 +291,9 @@ fn run(a: &Args) -> Result<Report, String> {
     let mut closing = false;
     let deadline = start + a.timeout;
     let mut buf = vec![0u8; 65536];
+    // (tunnel, session) -> its PPP link, until IPCP is up or it fails (`--ppp`).
+    let mut links: HashMap<(u32, u32), PppLink> = HashMap::new();
+    let mut session_index: HashMap<(u32, u32), u64> = HashMap::new();
     loop {
         let t = Instant::now();
         // Sessions due by the rate, round-robin over the tunnels.
@@ -208,6 +303,9 @@ fn run(a: &Args) -> Result<Report, String> {
             match ep.open_session(now(), tid, SessionConfig::default()) {
                 Ok(sid) => {
                     pending.insert((tid, sid), Instant::now());
+                    if a.ppp.is_some() {
+                        session_index.insert((tid, sid), opened);
+                    }
                     rep.first_open.get_or_insert_with(Instant::now);
                 }
                 Err(e) => {
@@ -238,6 +336,50 @@ fn run(a: &Args) -> Result<Report, String> {
         while let Some(tx) = ep.poll_transmit() {
             let _ = sock.send_to(&tx.bytes, tx.dst);
         }
+        // PPP links: what they send, and IPCP up or their failure.
+        let mut done: Vec<((u32, u32), Option<String>)> = Vec::new();
+        for (key, l) in links.iter_mut() {
+            l.ep.handle_timeout(now());
+            l.flush(&sock);
+            while let Some(ev) = l.ep.poll_event() {
+                match ev {
+                    ul2tp_ppp::Event::AuthRejected => l.auth_rejected = true,
+                    ul2tp_ppp::Event::NetworkUp { .. } => done.push((*key, None)),
+                    ul2tp_ppp::Event::LinkDown { reason } => {
+                        done.push((*key, Some(ppp_cause(reason, l.auth_rejected))))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (key, failed) in done {
+            if links.remove(&key).is_none() {
+                continue;
+            }
+            let Some(t0) = pending.remove(&key) else {
+                continue;
+            };
+            resolved += 1;
+            match failed {
+                None => {
+                    let up = Instant::now();
+                    rep.latencies.push(up - t0);
+                    rep.sessions_up += 1;
+                    rep.last_up = Some(up);
+                    clear_at.entry(up + a.hold).or_default().push(key);
+                    held.insert(key);
+                }
+                Some(cause) => {
+                    *rep.session_failures.entry(cause).or_default() += 1;
+                    let _ = ep.close_session(
+                        now(),
+                        key.0,
+                        key.1,
+                        ul2tp_control::CdnResult::Administrative,
+                    );
+                }
+            }
+        }
         while let Some(ev) = ep.poll_event() {
             if std::env::var_os("LOADGEN_DEBUG").is_some() {
                 eprintln!("{ev:?}");
@@ -251,6 +393,41 @@ fn run(a: &Args) -> Result<Report, String> {
                             .entry(format!("{reason:?}"))
                             .or_default() += 1;
                     }
+                }
+                Event::SessionUp(info) if a.ppp.is_some() => {
+                    let key = (info.tunnel_id, info.session_id);
+                    let (Some(p), true) = (&a.ppp, pending.contains_key(&key)) else {
+                        continue;
+                    };
+                    let index = session_index.remove(&key).unwrap_or_default();
+                    let cfg = ul2tp_ppp::Config {
+                        user: Some((
+                            p.user.replace("%d", &index.to_string()).into_bytes(),
+                            p.password.clone(),
+                        )),
+                        allow_auth: vec![p.auth],
+                        echo_interval_us: None,
+                        ..ul2tp_ppp::Config::default()
+                    };
+                    let mut seed = [0u8; 32];
+                    getrandom::fill(&mut seed)
+                        .map_err(|e| format!("no randomness from the OS: {e}"))?;
+                    let hdr = ul2tp_wire::data::V2DataHeader {
+                        tunnel_id: u16::try_from(info.peer_tunnel_id).unwrap_or_default(),
+                        session_id: u16::try_from(info.peer_session_id).unwrap_or_default(),
+                        ns_nr: info.send_seq.then_some((0, 0)),
+                        ..Default::default()
+                    };
+                    let mut l = PppLink {
+                        ep: ul2tp_ppp::Endpoint::new(cfg, seed),
+                        peer: info.peer,
+                        hdr,
+                        ns: 0,
+                        auth_rejected: false,
+                    };
+                    l.ep.open(now());
+                    l.flush(&sock);
+                    links.insert(key, l);
                 }
                 Event::SessionUp(info) => {
                     let key = (info.tunnel_id, info.session_id);
@@ -272,10 +449,15 @@ fn run(a: &Args) -> Result<Report, String> {
                     ..
                 } => {
                     let key = (tunnel_id, session_id);
+                    session_index.remove(&key);
+                    let link = links.remove(&key);
                     if pending.remove(&key).is_some() || !was_up {
-                        *rep.session_failures
-                            .entry(format!("{reason:?}"))
-                            .or_default() += 1;
+                        let cause = match link {
+                            Some(l) if l.auth_rejected => "PPP authentication rejected".into(),
+                            Some(l) => format!("{reason:?} in PPP phase {:?}", l.ep.phase()),
+                            None => format!("{reason:?}"),
+                        };
+                        *rep.session_failures.entry(cause).or_default() += 1;
                         resolved += 1;
                     } else if held.remove(&key) {
                         *rep.session_failures
@@ -290,17 +472,25 @@ fn run(a: &Args) -> Result<Report, String> {
             return Ok(rep);
         }
         if Instant::now() > deadline {
-            let left = pending.len() as u32;
-            if left > 0 {
-                *rep.session_failures
-                    .entry("timeout (not up in time)".into())
-                    .or_default() += left;
+            for key in pending.keys() {
+                let cause = match links.get(key) {
+                    Some(l) if l.ep.phase() == ul2tp_ppp::Phase::Establish => {
+                        "PPP LCP timeout (not up in time)".to_string()
+                    }
+                    Some(l) => format!("timeout in PPP phase {:?}", l.ep.phase()),
+                    None => "timeout (not up in time)".into(),
+                };
+                *rep.session_failures.entry(cause).or_default() += 1;
             }
             return Ok(rep);
         }
         // Wait for a datagram, the engine's next timer or the next session to open.
         let mut wait = Duration::from_millis(50);
-        if let Some(d) = ep.poll_timeout() {
+        for d in ep
+            .poll_timeout()
+            .into_iter()
+            .chain(links.values().filter_map(|l| l.ep.poll_timeout()))
+        {
             wait = wait.min(Duration::from_micros(d.0.saturating_sub(now().0)));
         }
         if opened < total {
@@ -316,6 +506,12 @@ fn run(a: &Args) -> Result<Report, String> {
         while let Ok((n, from)) = got {
             if n >= 2 && buf[0] & 0x80 != 0 {
                 ep.handle_datagram(now(), from, &buf[..n]);
+            } else if let Ok((h, at)) = ul2tp_wire::data::V2DataHeader::parse(&buf[..n]) {
+                let key = (u32::from(h.tunnel_id), u32::from(h.session_id));
+                if let Some(l) = links.get_mut(&key) {
+                    let _ = l.ep.handle_frame(now(), &buf[at..n]);
+                    l.flush(&sock);
+                }
             }
             // Drain what else is queued without waiting.
             sock.set_nonblocking(true)
