@@ -166,6 +166,51 @@ fn ppp_sessions_reach_ipcp_up_and_wrong_passwords_fail_auth() {
 }
 
 #[test]
+fn ppp_sessions_authenticate_with_chap() {
+    let l = lns(&PPP_LNS.replace("\"pap\"", "\"chap\""));
+    let pw = password_file("secret");
+    let (code, out) = loadgen(
+        &l,
+        &[
+            "--ppp",
+            "--auth",
+            "chap",
+            "--user",
+            "user%d",
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--tunnels",
+            "1",
+            "--sessions",
+            "6",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}\n{}", l.d.log());
+    assert!(out.contains("sessions: 6 of 6 up, 0 failed"), "{out}");
+    // A user the LNS does not know is refused by CHAP too.
+    let (code, out) = loadgen(
+        &l,
+        &[
+            "--ppp",
+            "--auth",
+            "chap",
+            "--user",
+            "nobody%d",
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--sessions",
+            "2",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("session failure: 2 x PPP authentication rejected"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(pw);
+}
+
+#[test]
 fn bad_arguments_are_refused() {
     for args in [
         &["--tunnels", "1"][..],
