@@ -540,6 +540,21 @@ fn a_profile_can_dial_over_l2tpv3_ip_and_ipv6() {
         );
         let ta = lac.tunnel_dump();
         assert_eq!(ta.len(), 1, "{ta:?}");
+        let show = lac.ul2tp(&format!("show lac {name}"));
+        let lns_addr = if name == "isp" {
+            "192.0.2.2"
+        } else {
+            "2001:db8::2"
+        };
+        assert!(
+            show.contains(&format!("  LNS {lns_addr} over IP, tunnel ")),
+            "{show}"
+        );
+        let j = lac.cli_ok(&["-j", "show", "lac", name]);
+        assert!(
+            j.contains("\"encap\":\"ip\"") && !j.contains("udp_dport"),
+            "{j}"
+        );
         assert_eq!(ta[0].encap_type, Some(ul2tp_api::encap_type::IP), "{ta:?}");
         let sa = lac.session_dump();
         assert_eq!(sa.len(), 1, "{sa:?}");

@@ -763,6 +763,8 @@ struct Status {
     state: &'static str,
     /// The LNS being dialled or carrying the call.
     peer: Option<SocketAddr>,
+    /// Whether it is reached over L2TPv3/IP (no port).
+    ip: bool,
     /// The call's tunnel and first session when up.
     ids: Option<(u32, Option<u32>)>,
     /// Why the last attempt failed or the call went down.
@@ -787,15 +789,16 @@ impl Status {
             ..Attrs::default()
         };
         match self.peer {
-            Some(SocketAddr::V4(p)) => {
-                a.ip_daddr = Some(*p.ip());
-                a.udp_dport = Some(p.port());
-            }
-            Some(SocketAddr::V6(p)) => {
-                a.ip6_daddr = Some(*p.ip());
-                a.udp_dport = Some(p.port());
-            }
+            Some(SocketAddr::V4(p)) => a.ip_daddr = Some(*p.ip()),
+            Some(SocketAddr::V6(p)) => a.ip6_daddr = Some(*p.ip()),
             None => {}
+        }
+        if let Some(p) = self.peer {
+            if self.ip {
+                a.encap_type = Some(ul2tp_api::encap_type::IP);
+            } else {
+                a.udp_dport = Some(p.port());
+            }
         }
         a
     }
@@ -1158,12 +1161,14 @@ impl Call {
                 }
             }
         }
+        let ip = self.p.encap == Encap::Ip;
         for (peer, secret) in targets {
             let mut events = self.cp.events();
             tracing::info!("lac {name}: dialing {peer}");
             self.set(|s| {
                 s.state = "dialing";
                 s.peer = Some(peer);
+                s.ip = ip;
                 s.ids = None;
             });
             let tid = match self
