@@ -9,6 +9,9 @@ fn lns(a: &Attrs) -> Option<String> {
         .ip_daddr
         .map(|v| v.to_string())
         .or_else(|| a.ip6_daddr.map(|v| v.to_string()))?;
+    if a.encap_type == Some(ul2tp_api::encap_type::IP) {
+        return Some(format!("{addr} over IP"));
+    }
     Some(format!("{addr} port {}", a.udp_dport.unwrap_or(1701)))
 }
 
@@ -30,7 +33,11 @@ pub fn show(entries: &[Attrs], json: bool, pretty: bool) -> String {
                     .or(a.ip6_daddr.map(|v| v.to_string()))
                 {
                     put("lns", ip.into());
-                    put("udp_dport", a.udp_dport.unwrap_or(1701).into());
+                    if a.encap_type == Some(ul2tp_api::encap_type::IP) {
+                        put("encap", "ip".into());
+                    } else {
+                        put("udp_dport", a.udp_dport.unwrap_or(1701).into());
+                    }
                 }
                 if let Some(t) = a.conn_id {
                     put("tunnel_id", t.into());

@@ -511,6 +511,83 @@ fn a_profile_can_place_an_ethernet_pseudowire() {
     assert!(t.a.wait_link(&a_if, false, Duration::from_secs(5)));
 }
 
+/// `encap = "ip"`: a version 3 profile's Ethernet pseudowire over L2TPv3/IP (protocol 115),
+/// to a second LNS ul2tpd with L2TPv3/IP listeners, over IPv4 and over IPv6; pings cross
+/// both, and the tunnels are L2TPv3/IP tunnels on both sides.
+#[test]
+fn a_profile_can_dial_over_l2tpv3_ip_and_ipv6() {
+    let t = Setup::new();
+    t.a.ip(&["addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]);
+    t.b.ip(&["addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"]);
+    let lns_config = t.dir.join("lns-ip.toml");
+    std::fs::write(
+        &lns_config,
+        "[control]\nlisten = \"192.0.2.2:1703\"\nlisten_ip = [\"0.0.0.0\", \"::\"]\nhost_name = \"lns-ip\"\n",
+    )
+    .unwrap();
+    let lns = Daemon::start(&t.b, &["--config", lns_config.to_str().unwrap()]);
+    let lac = t.lac(
+        "listen_ip = [\"0.0.0.0\", \"::\"]\n",
+        "lns = \"192.0.2.2\"\nversion = 3\nencap = \"ip\"\npw_type = \"eth\"\n\n[[lac]]\nname = \"isp6\"\nlns = \"2001:db8::2\"\nversion = 3\nencap = \"ip\"\npw_type = \"eth\"\n",
+    );
+    for (name, subnet) in [("isp", "198.51.100"), ("isp6", "203.0.113")] {
+        let o = lac.cli(&["dial", name, "wait"]);
+        assert!(
+            o.status.success(),
+            "dial {name}: {}\n{}",
+            output_text(&o),
+            lac.log()
+        );
+        let ta = lac.tunnel_dump();
+        assert_eq!(ta.len(), 1, "{ta:?}");
+        let show = lac.ul2tp(&format!("show lac {name}"));
+        let lns_addr = if name == "isp" {
+            "192.0.2.2"
+        } else {
+            "2001:db8::2"
+        };
+        assert!(
+            show.contains(&format!("  LNS {lns_addr} over IP, tunnel ")),
+            "{show}"
+        );
+        let j = lac.cli_ok(&["-j", "show", "lac", name]);
+        assert!(
+            j.contains("\"encap\":\"ip\"") && !j.contains("udp_dport"),
+            "{j}"
+        );
+        assert_eq!(ta[0].encap_type, Some(ul2tp_api::encap_type::IP), "{ta:?}");
+        let sa = lac.session_dump();
+        assert_eq!(sa.len(), 1, "{sa:?}");
+        assert_eq!(sa[0].pw_type, Some(ul2tp_api::pw_type::ETH));
+        let a_if = sa[0].ifname.clone().expect("device on the LAC");
+        assert!(
+            wait_until(Duration::from_secs(5), || lns.session_dump().len() == 1),
+            "no session on the LNS:\n{}",
+            lns.log()
+        );
+        let tb = lns.tunnel_dump();
+        assert_eq!(tb[0].encap_type, Some(ul2tp_api::encap_type::IP), "{tb:?}");
+        // The UDP LNS saw nothing.
+        assert!(t.lns().tunnel_dump().is_empty());
+        let b_if = lns.session_dump()[0]
+            .ifname
+            .clone()
+            .expect("device on the LNS");
+        let (mac_a, mac_b) = ("02:00:00:00:0a:01", "02:00:00:00:0b:01");
+        let (ip_a, ip_b) = (format!("{subnet}.1"), format!("{subnet}.2"));
+        t.a.quiet_link(&a_if, mac_a, &format!("{ip_a}/24"), &ip_b, mac_b);
+        t.b.quiet_link(&b_if, mac_b, &format!("{ip_b}/24"), &ip_a, mac_a);
+        assert_eq!(t.a.ping_count(&ip_b, 3, "0.2"), 3, "{name}");
+        lac.cli_ok(&["hangup", name]);
+        assert!(t.a.wait_link(&a_if, false, Duration::from_secs(5)));
+        assert!(
+            wait_until(Duration::from_secs(5), || lns.tunnel_dump().is_empty()),
+            "{name}: the LNS kept the tunnel:\n{}",
+            lns.log()
+        );
+    }
+}
+
 /// `max_redials` bounds the redials of a call whose LNS never answers, with the backoff
 /// doubling between them; then the call stays down until `dial`.
 #[test]

@@ -844,9 +844,19 @@ impl Config {
                 ));
             }
         }
+        let listeners = config.control.as_ref().map(|c| {
+            let mut l = crate::dial::Listeners::default();
+            for a in std::iter::once(&c.listen).chain(&c.listen_udp) {
+                l.udp[usize::from(a.is_ipv6())] = true;
+            }
+            for a in &c.listen_ip {
+                l.ip[usize::from(a.is_ipv6())] = true;
+            }
+            l
+        });
         let lac = crate::dial::check_all(
             &config.lac,
-            config.control.is_some(),
+            listeners,
             &|span: Range<usize>, key: &str, message: String| ConfigError {
                 file: path.to_path_buf(),
                 line: Some(line_of(text, span.start)),

@@ -83,6 +83,7 @@ enum Cmd {
     /// profile's host name, secret, version, timers: `dial.rs`).
     ConnectWith {
         peer: SocketAddr,
+        encap: Encap,
         tune: Tune,
         reply: oneshot::Sender<ApiResult<u32>>,
     },
@@ -362,11 +363,21 @@ impl ControlPlane {
         self.events.subscribe()
     }
 
-    /// Open a control connection to `peer` with the endpoint's configuration changed by
-    /// `tune`.
-    pub(crate) async fn connect_with(&self, peer: SocketAddr, tune: Tune) -> ApiResult<u32> {
-        self.ask(|reply| Cmd::ConnectWith { peer, tune, reply })
-            .await
+    /// Open a control connection to `peer` over `encap` with the endpoint's configuration
+    /// changed by `tune` (L2TPv3/IP: `peer`'s port is ignored).
+    pub(crate) async fn connect_with(
+        &self,
+        peer: SocketAddr,
+        encap: Encap,
+        tune: Tune,
+    ) -> ApiResult<u32> {
+        self.ask(|reply| Cmd::ConnectWith {
+            peer,
+            encap,
+            tune,
+            reply,
+        })
+        .await
     }
 
     /// Open a control connection to `peer` over `encap` (L2TPv3/IP: `peer`'s port is
@@ -890,6 +901,37 @@ fn observe(ep: &mut Endpoint, (tid, sid): (u32, u32), c: &mut Circuit, up: bool,
     }
 }
 
+/// Open a tunnel to `peer` over `encap` with `cfg`: L2TPv2 only over UDP, and only where a
+/// listener of that transport and the peer's family exists (the tunnel's messages leave
+/// from it).
+fn connect(
+    ep: &mut Endpoint,
+    st: &State,
+    now: Timestamp,
+    peer: SocketAddr,
+    encap: Encap,
+    cfg: Config,
+) -> ApiResult<u32> {
+    if cfg.version == Version::V2 && encap == Encap::Ip {
+        return Err(ApiError::new(
+            Errno::EPROTONOSUPPORT,
+            "L2TPv2 runs over UDP only (RFC 2661): use version 3 for encap ip",
+        ));
+    }
+    if st.listener(encap, peer.ip()).is_none() {
+        let (what, key) = match encap {
+            Encap::Udp => ("UDP", "listen / listen_udp"),
+            Encap::Ip => ("L2TPv3/IP", "listen_ip"),
+        };
+        let family = if peer.is_ipv6() { "IPv6" } else { "IPv4" };
+        return Err(ApiError::new(
+            Errno::EAFNOSUPPORT,
+            format!("no {what} control listener for {family}: add one with [control] {key}"),
+        ));
+    }
+    ep.connect_via(now, encap, peer, cfg).map_err(engine_err)
+}
+
 fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
     match c {
         Cmd::Connect {
@@ -898,34 +940,19 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
             encap,
             reply,
         } => {
-            let r = if version == Version::V2 && encap == Encap::Ip {
-                Err(ApiError::new(
-                    Errno::EPROTONOSUPPORT,
-                    "L2TPv2 runs over UDP only (RFC 2661): use version 3 for encap ip",
-                ))
-            } else if st.listener(encap, peer.ip()).is_none() {
-                let (what, key) = match encap {
-                    Encap::Udp => ("UDP", "listen / listen_udp"),
-                    Encap::Ip => ("L2TPv3/IP", "listen_ip"),
-                };
-                let family = if peer.is_ipv6() { "IPv6" } else { "IPv4" };
-                Err(ApiError::new(
-                    Errno::EAFNOSUPPORT,
-                    format!(
-                        "no {what} control listener for {family}: add one with [control] {key}"
-                    ),
-                ))
-            } else {
-                let mut cfg = st.config.clone();
-                cfg.version = version;
-                ep.connect_via(now, encap, peer, cfg).map_err(engine_err)
-            };
-            let _ = reply.send(r);
+            let mut cfg = st.config.clone();
+            cfg.version = version;
+            let _ = reply.send(connect(ep, st, now, peer, encap, cfg));
         }
-        Cmd::ConnectWith { peer, tune, reply } => {
+        Cmd::ConnectWith {
+            peer,
+            encap,
+            tune,
+            reply,
+        } => {
             let mut cfg = st.config.clone();
             (tune.0)(&mut cfg);
-            let _ = reply.send(ep.connect(now, peer, cfg).map_err(engine_err));
+            let _ = reply.send(connect(ep, st, now, peer, encap, cfg));
         }
         Cmd::Session {
             tid,

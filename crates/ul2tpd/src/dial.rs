@@ -30,7 +30,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use toml::Spanned;
 use ul2tp_api::{ApiError, Attrs, Errno};
-use ul2tp_control::{DownReason, Event, Version};
+use ul2tp_control::{DownReason, Encap, Event, Version};
 use ul2tp_core::PwType;
 
 use crate::config::ConfigError;
@@ -48,6 +48,16 @@ const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Most sessions one profile places.
 pub const MAX_SESSIONS: u32 = 64;
 
+/// The `[control]` listeners, by address family (IPv4, IPv6): a profile's tunnels leave
+/// from the listener of their transport and the LNS's family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listeners {
+    /// UDP (`listen`, `listen_udp`).
+    pub udp: [bool; 2],
+    /// L2TPv3/IP (`listen_ip`).
+    pub ip: [bool; 2],
+}
+
 /// One `[[lac]]` table as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,7 +71,7 @@ pub struct LacConfig {
     pub port: Option<u16>,
     /// L2TP version, 2 or 3 (default 2).
     pub version: Option<Spanned<u8>>,
-    /// Encapsulation of the tunnel: "udp" (the only one dynamic tunnels use so far).
+    /// Encapsulation of the tunnel: "udp" (default) or "ip" (L2TPv3/IP, version 3 only).
     pub encap: Option<Spanned<String>>,
     /// Our Host Name AVP (default `[control] host_name`).
     pub host_name: Option<String>,
@@ -145,6 +155,8 @@ pub struct LacProfile {
     pub lns: Vec<SocketAddr>,
     /// Version.
     pub version: Version,
+    /// Transport of the tunnels (UDP, or L2TPv3/IP for version 3).
+    pub encap: Encap,
     /// Host Name override.
     pub host_name: Option<String>,
     /// Secret override.
@@ -281,10 +293,10 @@ fn parse_lns(s: &str, port: u16) -> Result<SocketAddr, String> {
 
 impl LacConfig {
     /// Check the table and read its files. `err` builds an error at a span of the file for a
-    /// key; `control` says whether the file has a `[control]` section.
+    /// key; `control` is the file's `[control]` listeners (`None`: no `[control]` section).
     pub fn check(
         &self,
-        control: bool,
+        control: Option<Listeners>,
         err: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
     ) -> Result<LacProfile, ConfigError> {
         let name = self.name.get_ref().clone();
@@ -299,13 +311,13 @@ impl LacConfig {
                 "must be 1 to 64 characters without spaces".into(),
             ));
         }
-        if !control {
+        let Some(listeners) = control else {
             return Err(at(
                 here,
                 "name",
                 "needs a [control] section (the control protocol endpoint the calls use)".into(),
             ));
-        }
+        };
         let port = self.port.unwrap_or(1701);
         let addrs = match self.lns.get_ref() {
             OneOrMany::One(a) => vec![a.clone()],
@@ -328,18 +340,44 @@ impl LacConfig {
             Some((3, _)) => Version::V3,
             Some((_, span)) => return Err(at(span, "version", "must be 2 or 3".into())),
         };
-        if let Some(e) = &self.encap {
-            match e.get_ref().as_str() {
-                "udp" => {}
-                "ip" => {
-                    return Err(at(
-                        e.span(),
-                        "encap",
-                        "dynamic tunnels run over UDP only so far".into(),
-                    ))
-                }
-                other => return Err(at(e.span(), "encap", format!("{other:?} is not udp or ip"))),
+        let encap = match self
+            .encap
+            .as_ref()
+            .map(|e| (e.get_ref().as_str(), e.span()))
+        {
+            None | Some(("udp", _)) => Encap::Udp,
+            Some(("ip", span)) if version == Version::V2 => {
+                return Err(at(
+                    span,
+                    "encap",
+                    "\"ip\" needs version = 3 (L2TPv2 runs over UDP only, RFC 2661)".into(),
+                ))
             }
+            Some(("ip", _)) => Encap::Ip,
+            Some((other, span)) => {
+                return Err(at(span, "encap", format!("{other:?} is not udp or ip")))
+            }
+        };
+        // The tunnels leave from the [control] listener of their transport and family.
+        let (have, key, what) = match encap {
+            Encap::Udp => (listeners.udp, "listen_udp", "UDP"),
+            Encap::Ip => (listeners.ip, "listen_ip", "L2TPv3/IP"),
+        };
+        if let Some(a) = lns.iter().find(|a| !have[usize::from(a.is_ipv6())]) {
+            let family = if a.is_ipv6() { "IPv6" } else { "IPv4" };
+            let addr = match encap {
+                Encap::Udp => a.to_string(),
+                Encap::Ip => a.ip().to_string(),
+            };
+            let span = self.encap.as_ref().map_or(self.lns.span(), |e| e.span());
+            let k = if self.encap.is_some() { "encap" } else { "lns" };
+            return Err(at(
+                span,
+                k,
+                format!(
+                    "{addr}: no {what} control listener for {family}: add one with [control] {key}"
+                ),
+            ));
         }
         let secret = inline_or_file(&self.secret, &self.secret_file, "secret", &at)?;
         let password = inline_or_file(&self.password, &self.password_file, "password", &at)?;
@@ -439,6 +477,7 @@ impl LacConfig {
             name,
             lns,
             version,
+            encap,
             host_name: self.host_name.clone(),
             secret,
             hide_avps: self.hide_avps,
@@ -464,7 +503,7 @@ impl LacConfig {
 /// Check every `[[lac]]` table (names unique).
 pub fn check_all(
     tables: &[LacConfig],
-    control: bool,
+    control: Option<Listeners>,
     err: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
 ) -> Result<Vec<LacProfile>, ConfigError> {
     let mut seen = BTreeMap::new();
@@ -724,6 +763,8 @@ struct Status {
     state: &'static str,
     /// The LNS being dialled or carrying the call.
     peer: Option<SocketAddr>,
+    /// Whether it is reached over L2TPv3/IP (no port).
+    ip: bool,
     /// The call's tunnel and first session when up.
     ids: Option<(u32, Option<u32>)>,
     /// Why the last attempt failed or the call went down.
@@ -748,15 +789,16 @@ impl Status {
             ..Attrs::default()
         };
         match self.peer {
-            Some(SocketAddr::V4(p)) => {
-                a.ip_daddr = Some(*p.ip());
-                a.udp_dport = Some(p.port());
-            }
-            Some(SocketAddr::V6(p)) => {
-                a.ip6_daddr = Some(*p.ip());
-                a.udp_dport = Some(p.port());
-            }
+            Some(SocketAddr::V4(p)) => a.ip_daddr = Some(*p.ip()),
+            Some(SocketAddr::V6(p)) => a.ip6_daddr = Some(*p.ip()),
             None => {}
+        }
+        if let Some(p) = self.peer {
+            if self.ip {
+                a.encap_type = Some(ul2tp_api::encap_type::IP);
+            } else {
+                a.udp_dport = Some(p.port());
+            }
         }
         a
     }
@@ -1119,15 +1161,21 @@ impl Call {
                 }
             }
         }
+        let ip = self.p.encap == Encap::Ip;
         for (peer, secret) in targets {
             let mut events = self.cp.events();
             tracing::info!("lac {name}: dialing {peer}");
             self.set(|s| {
                 s.state = "dialing";
                 s.peer = Some(peer);
+                s.ip = ip;
                 s.ids = None;
             });
-            let tid = match self.cp.connect_with(peer, self.p.tune(secret)).await {
+            let tid = match self
+                .cp
+                .connect_with(peer, self.p.encap, self.p.tune(secret))
+                .await
+            {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!("lac {name}: {peer}: {}", e.message);
@@ -1391,9 +1439,53 @@ mod tests {
     const CONTROL: &str = "[control]\nlisten = \"127.0.0.1:1701\"\n";
 
     #[test]
+    fn encap_ip_needs_version_3_and_a_listener_of_the_family() {
+        let lac = "[[lac]]\nname = \"isp\"\nversion = 3\nencap = \"ip\"\n";
+        let p = check(&format!(
+            "{CONTROL}listen_ip = [\"0.0.0.0\", \"::\"]\n{lac}lns = [\"192.0.2.1\", \"[2001:db8::1]:9\"]\n"
+        ))
+        .unwrap();
+        assert_eq!((p[0].encap, p[0].version), (Encap::Ip, Version::V3));
+        // No L2TPv3/IP listener at all, then none for IPv6.
+        let e = check(&format!("{CONTROL}{lac}lns = \"192.0.2.1\"\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("encap")));
+        assert!(
+            e.to_string().contains(
+                "192.0.2.1: no L2TPv3/IP control listener for IPv4: add one with [control] listen_ip"
+            ),
+            "{e}"
+        );
+        let e = check(&format!(
+            "{CONTROL}listen_ip = [\"0.0.0.0\"]\n{lac}lns = [\"192.0.2.1\", \"2001:db8::1\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(7), Some("encap")));
+        assert!(
+            e.to_string()
+                .contains("2001:db8::1: no L2TPv3/IP control listener for IPv6"),
+            "{e}"
+        );
+        // UDP: an IPv6 LNS needs an IPv6 UDP listener (listen is IPv4 here).
+        let e = check(&format!(
+            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"[2001:db8::1]:1701\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("lns")));
+        assert!(
+            e.to_string().contains("add one with [control] listen_udp"),
+            "{e}"
+        );
+        let p = check(&format!(
+            "{CONTROL}listen_udp = [\"[::]:1701\"]\n[[lac]]\nname = \"isp\"\nlns = \"2001:db8::1\"\nencap = \"udp\"\n"
+        ))
+        .unwrap();
+        assert_eq!(p[0].encap, Encap::Udp);
+    }
+
+    #[test]
     fn profile_keys_and_defaults() {
         let p = check(&format!(
-            "{CONTROL}[[lac]]\nname = \"isp\"\nlns = [\"192.0.2.1\", \"192.0.2.2:1702\", \"[2001:db8::1]:9\"]\nport = 1800\nversion = 3\nuser = \"alice\"\npassword = \"pw\"\nautodial = true\nredial = true\nredial_timeout = 0.5\nmax_redials = 4\nsessions = 2\nmax_retries = 2\n"
+            "{CONTROL}listen_udp = [\"[::]:1701\"]\n[[lac]]\nname = \"isp\"\nlns = [\"192.0.2.1\", \"192.0.2.2:1702\", \"[2001:db8::1]:9\"]\nport = 1800\nversion = 3\nuser = \"alice\"\npassword = \"pw\"\nautodial = true\nredial = true\nredial_timeout = 0.5\nmax_redials = 4\nsessions = 2\nmax_retries = 2\n"
         ))
         .unwrap();
         let p = &p[0];
@@ -1494,7 +1586,8 @@ mod tests {
             "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nencap = \"ip\"\n"
         ))
         .unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("encap"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("encap")));
+        assert!(e.to_string().contains("needs version = 3"), "{e}");
         let e = check(&format!(
             "{CONTROL}[[lac]]\nname = \"isp\"\nlns = \"192.0.2.1\"\nuser = \"u\"\n"
         ))
