@@ -310,6 +310,10 @@ pub struct Attrs {
     /// ul2tp (replies): the address pool `ppp_peer` was leased from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppp_pool: Option<String>,
+    /// ul2tp (replies): the prefixes routed through the session's pppN (RADIUS Framed-Route
+    /// and Framed-IP-Netmask, docs/radius.md), `ADDR/LEN` each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppp_routes: Option<Vec<String>>,
     /// ul2tp (replies): the Acct-Session-Id of an LNS session accounted by RADIUS
     /// (docs/radius.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]

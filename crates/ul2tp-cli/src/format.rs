@@ -419,6 +419,10 @@ fn ppp_text(a: &Attrs) -> String {
         }
         s.push('\n');
     }
+    // ul2tp: RADIUS Framed-Route / Framed-IP-Netmask (docs/radius.md).
+    if let Some(r) = a.ppp_routes.as_ref().filter(|r| !r.is_empty()) {
+        s.push_str(&format!("  ppp routes {}\n", r.join(" ")));
+    }
     // ul2tp: an LNS session accounted by RADIUS (docs/radius.md).
     if let Some(id) = &a.acct_session_id {
         s.push_str(&format!("  acct session id {id}\n"));
@@ -461,6 +465,9 @@ fn ppp_fields(w: &mut JsonWriter, a: &Attrs) {
     }
     if let Some(p) = &a.ppp_pool {
         w.string("pool", p);
+    }
+    if let Some(r) = a.ppp_routes.as_ref().filter(|r| !r.is_empty()) {
+        w.string_array("routes", r.iter().map(String::as_str));
     }
     if let Some(id) = &a.acct_session_id {
         w.string("acct_session_id", id);
@@ -876,7 +883,12 @@ mod tests {
         a.ppp_peer = Some("10.96.0.77".parse().unwrap());
         a.ppp_online = Some(42);
         a.acct_session_id = Some("6B131CD9-0000765A-00008B72".into());
+        a.ppp_routes = Some(vec!["198.51.100.0/24".into(), "203.0.113.0/28".into()]);
         let text = session_text(&a);
+        assert!(
+            text.contains("  ppp routes 198.51.100.0/24 203.0.113.0/28\n"),
+            "{text}"
+        );
         assert!(
             text.contains("  ppp: user \"alice\" 10.96.0.1 -> 10.96.0.77, online 00:00:42\n"),
             "{text}"
@@ -888,7 +900,7 @@ mod tests {
         let json = show_sessions(&[a], true, false, false);
         assert!(json.contains("\"user\":\"alice\""), "{json}");
         assert!(
-            json.contains("\"peer\":\"10.96.0.77\",\"online\":42,\"acct_session_id\":\"6B131CD9-0000765A-00008B72\""),
+            json.contains("\"peer\":\"10.96.0.77\",\"online\":42,\"routes\":[\"198.51.100.0/24\",\"203.0.113.0/28\"],\"acct_session_id\":\"6B131CD9-0000765A-00008B72\""),
             "{json}"
         );
     }

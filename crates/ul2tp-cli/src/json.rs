@@ -123,6 +123,17 @@ impl JsonWriter {
         self.push_str_literal(v);
     }
 
+    /// `"name": ["<string>",...]`.
+    pub fn string_array<'a>(&mut self, name: &str, items: impl IntoIterator<Item = &'a str>) {
+        self.name(name);
+        self.start_array();
+        for v in items {
+            self.eor();
+            self.push_str_literal(v);
+        }
+        self.end_array();
+    }
+
     /// `"name": true|false`.
     pub fn boolean(&mut self, name: &str, v: bool) {
         self.name(name);

@@ -115,6 +115,7 @@ fn random_attrs(r: &mut Rng) -> Attrs {
         ppp_online: r.maybe(|r| [0u64, u64::MAX][r.below(2) as usize]),
         ppp_profile: r.maybe(|r| ["", "default"][r.below(2) as usize].to_string()),
         ppp_pool: r.maybe(|r| ["", "p"][r.below(2) as usize].to_string()),
+        ppp_routes: r.maybe(|r| vec!["10.0.0.0/8".to_string(); r.below(3) as usize]),
         acct_session_id: r.maybe(|r| ["", "0000abcd"][r.below(2) as usize].to_string()),
         peer_host_name: r.maybe(|r| ["", "lac"][r.below(2) as usize].to_string()),
         lns_profile: r.maybe(|r| ["", "default"][r.below(2) as usize].to_string()),

@@ -1151,3 +1151,99 @@ fn lac_picks_the_lns_with_radius_tunnel_attributes() {
     assert!(!lac.log().contains("lac bad: dialing"), "{}", lac.log());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Framed-IP-Netmask with Framed-IP-Address (as accel-ppp does): the subscriber's network
+/// A/M is routed through the session's pppN on the LNS while the session is up, shown by
+/// `show session`, and gone with the session.
+#[test]
+fn framed_ip_netmask_routes_the_subscribers_network() {
+    let users = "gina Cleartext-Password := \"g-pw\"\n\
+        \tFramed-IP-Address = 203.0.113.9,\n\
+        \tFramed-IP-Netmask = 255.255.255.248\n";
+    let t = Setup::new("pap", users, SECRET);
+    let o = t.ppp_start("gina", "g-pw");
+    assert!(o.status.success(), "{}\n{}", text(&o), t.lns.log());
+    assert!(has_addr(&t.a, "203.0.113.9"), "{}", t.a.ip(&["-o", "addr"]));
+    let route = t.b.ip(&["-o", "-4", "route", "show", "203.0.113.8/29"]);
+    let dev = route
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no route for the netmask: {route:?}\n{}", t.lns.log()))
+        .to_string();
+    assert!(dev.starts_with("ppp"), "{route}");
+    let shown = t.lns.ul2tp("show session");
+    assert!(shown.contains("  ppp routes 203.0.113.8/29\n"), "{shown}");
+    let json = t.lns.ul2tp("-j show session");
+    assert!(json.contains("\"routes\":[\"203.0.113.8/29\"]"), "{json}");
+    let (tid, sid) = &t.call;
+    t.lac
+        .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
+    assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+        &t.lns
+    )));
+    assert!(
+        wait_until(Duration::from_secs(10), || t
+            .b
+            .ip(&["-o", "-4", "route", "show", "203.0.113.8/29"])
+            .trim()
+            .is_empty()),
+        "the route outlived the session: {}",
+        t.b.ip(&["-o", "-4", "route"])
+    );
+}
+
+/// CoA-Request with Acct-Interim-Interval: the session's interim timer changes live (from
+/// `acct_interim_interval = 1` to an hour: the Interim-Updates stop); what a live session
+/// cannot change (Framed-IPv6-Prefix, fixed when IPv6CP opened) and Service-Type
+/// Authorize-Only are NAKed with Error-Cause Unsupported-Attribute / Unsupported-Service.
+#[test]
+fn coa_changes_the_interim_interval() {
+    let t = Setup::new("pap", ALICE, SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    let id = t.started_session();
+    let interims = || {
+        t.radius
+            .detail()
+            .iter()
+            .filter(|r| r.contains("Acct-Status-Type = Interim-Update"))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || interims() >= 2),
+        "no Interim-Updates every second: {}",
+        t.lns.log()
+    );
+    let out = t.radclient(
+        "coa",
+        "Framed-IP-Address = 10.96.0.77\nFramed-IPv6-Prefix = 2001:db8:9::/64\n",
+        SECRET,
+    );
+    assert!(out.contains("Received CoA-NAK"), "{out}");
+    assert!(out.contains("Error-Cause = Unsupported-Attribute"), "{out}");
+    let out = t.radclient(
+        "coa",
+        "User-Name = \"alice\"\nService-Type = Authorize-Only\n",
+        SECRET,
+    );
+    assert!(out.contains("Received CoA-NAK"), "{out}");
+    assert!(out.contains("Error-Cause = Unsupported-Service"), "{out}");
+    let out = t.radclient(
+        "coa",
+        &format!("Acct-Session-Id = \"{id}\"\nAcct-Interim-Interval = 3600\n"),
+        SECRET,
+    );
+    assert!(out.contains("Received CoA-ACK"), "{out}\n{}", t.lns.log());
+    // One record may have been on its way while the CoA was answered.
+    std::thread::sleep(Duration::from_secs(1));
+    let after = interims();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        interims(),
+        after,
+        "Interim-Updates went on after the CoA: {}",
+        t.lns.log()
+    );
+    assert!(has_addr(&t.a, "10.96.0.77"), "the session stays up");
+}

@@ -209,6 +209,8 @@ pub mod error_cause {
     pub const MISSING_ATTRIBUTE: u32 = 402;
     /// Invalid Request.
     pub const INVALID_REQUEST: u32 = 404;
+    /// Unsupported-Service: a Service-Type the NAS does not do (Authorize-Only).
+    pub const UNSUPPORTED_SERVICE: u32 = 405;
     /// Session Context Not Found.
     pub const SESSION_CONTEXT_NOT_FOUND: u32 = 503;
 }

@@ -566,7 +566,9 @@ impl Link {
                             {
                                 tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
                             }
-                            // RADIUS Framed-Route: through the pppN (gone with it).
+                            // RADIUS Framed-Route / Framed-IP-Netmask: through the pppN
+                            // (gone with it).
+                            let mut routed = Vec::new();
                             for &(dst, prefix_len) in &self.routes {
                                 let r = ul2tp_sys::rtnl::Route {
                                     dst: IpAddr::V4(dst),
@@ -574,12 +576,15 @@ impl Link {
                                     gateway: None,
                                 };
                                 match ul2tp_sys::rtnl::add_route(t.name(), r) {
-                                    Ok(()) => tracing::info!(
-                                        tunnel_id,
-                                        session_id,
-                                        "{name}: route {dst}/{prefix_len} via {} (Framed-Route)",
-                                        t.name()
-                                    ),
+                                    Ok(()) => {
+                                        routed.push((dst, prefix_len));
+                                        tracing::info!(
+                                            tunnel_id,
+                                            session_id,
+                                            "{name}: route {dst}/{prefix_len} via {} (RADIUS)",
+                                            t.name()
+                                        )
+                                    }
                                     Err(e) => tracing::warn!(
                                         tunnel_id,
                                         session_id,
@@ -607,6 +612,7 @@ impl Link {
                                 i.ifname = Some(t.name().to_string());
                                 i.addrs = Some((local, peer));
                                 i.up_since = Some(std::time::Instant::now());
+                                i.routes = routed;
                             }
                             let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
                             let (ifindex, unit) = (t.ifindex(), t.name().to_string());
@@ -695,12 +701,14 @@ impl Link {
                         tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
                         let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
                         (i.ifname, i.addrs, i.up_since) = (None, None, None);
+                        i.routes.clear();
                     }
                 }
                 Event::LinkDown { reason } => {
                     tun.take();
                     let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
                     (i.ifname, i.addrs, i.up_since) = (None, None, None);
+                    i.routes.clear();
                     return Some(reason);
                 }
             }

@@ -334,6 +334,13 @@ pub fn parse_framed_route(text: &str) -> Option<(Ipv4Addr, u8)> {
     Some((Ipv4Addr::from(u32::from(a) & mask), len))
 }
 
+/// The prefix length of a contiguous netmask (255.255.255.0 → 24); `None` otherwise.
+pub fn netmask_len(mask: Ipv4Addr) -> Option<u8> {
+    let m = u32::from(mask);
+    let len = m.leading_ones();
+    (m.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
 /// The answer to an authentication.
 #[derive(Debug, Clone)]
 pub enum Verdict {
@@ -552,10 +559,39 @@ impl Radius {
             v.and_then(|v| <[u8; 4]>::try_from(v).ok())
                 .map(Ipv4Addr::from)
         };
+        let framed_ip = reply
+            .get_ipv4(attr::FRAMED_IP_ADDRESS)
+            .filter(|a| a.octets() != dict::FRAMED_IP_NAS_ASSIGNS && !a.is_broadcast());
+        let mut framed_routes: Vec<(Ipv4Addr, u8)> = reply
+            .get_all(attr::FRAMED_ROUTE)
+            .filter_map(|v| {
+                let t = String::from_utf8_lossy(v);
+                let r = parse_framed_route(&t);
+                if r.is_none() {
+                    tracing::warn!("RADIUS Framed-Route {t:?} ignored: not PREFIX[/LEN] ...");
+                }
+                r
+            })
+            .collect();
+        // Framed-IP-Netmask (RFC 2865 §5.9), as accel-ppp does: the subscriber's network
+        // A/M is routed through the pppN like a Framed-Route.
+        if let Some(mask) = reply.get_ipv4(attr::FRAMED_IP_NETMASK) {
+            match (framed_ip, netmask_len(mask)) {
+                (_, Some(32)) => {}
+                (Some(a), Some(len)) => {
+                    let net = parse_framed_route(&format!("{a}/{len}"));
+                    framed_routes.extend(net.filter(|r| !framed_routes.contains(r)));
+                }
+                (None, Some(_)) => tracing::warn!(
+                    "RADIUS Framed-IP-Netmask {mask} ignored: no Framed-IP-Address to apply it to"
+                ),
+                (_, None) => {
+                    tracing::warn!("RADIUS Framed-IP-Netmask {mask} ignored: not a netmask")
+                }
+            }
+        }
         Grant {
-            framed_ip: reply
-                .get_ipv4(attr::FRAMED_IP_ADDRESS)
-                .filter(|a| a.octets() != dict::FRAMED_IP_NAS_ASSIGNS && !a.is_broadcast()),
+            framed_ip,
             dns: [
                 ip4(reply.get_vendor(vendor::MICROSOFT, ms::PRIMARY_DNS_SERVER)),
                 ip4(reply.get_vendor(vendor::MICROSOFT, ms::SECONDARY_DNS_SERVER)),
@@ -574,17 +610,7 @@ impl Radius {
             framed_mtu: reply
                 .get_u32(attr::FRAMED_MTU)
                 .map(|m| m.clamp(576, 65535) as u16),
-            framed_routes: reply
-                .get_all(attr::FRAMED_ROUTE)
-                .filter_map(|v| {
-                    let t = String::from_utf8_lossy(v);
-                    let r = parse_framed_route(&t);
-                    if r.is_none() {
-                        tracing::warn!("RADIUS Framed-Route {t:?} ignored: not PREFIX[/LEN] ...");
-                    }
-                    r
-                })
-                .collect(),
+            framed_routes,
             framed_ipv6_prefix: reply
                 .get(attr::FRAMED_IPV6_PREFIX)
                 .and_then(|v| {
@@ -797,6 +823,11 @@ mod tests {
             parse_framed_route("0.0.0.0/0 10.0.0.1 1").map(|r| r.1),
             Some(0)
         );
+        let m = |s: &str| netmask_len(s.parse().unwrap());
+        assert_eq!(m("255.255.255.0"), Some(24));
+        assert_eq!(m("255.255.255.255"), Some(32));
+        assert_eq!(m("0.0.0.0"), Some(0));
+        assert_eq!(m("255.0.255.0"), None);
         for bad in ["", "x/24", "192.0.2.0/33", "2001:db8::/64"] {
             assert_eq!(parse_framed_route(bad), None, "{bad:?}");
         }
@@ -1119,6 +1150,7 @@ impl RadiusSession {
             DaeCommand::Change {
                 session_timeout,
                 idle_timeout,
+                interim,
             } => {
                 let now = Instant::now();
                 let secs = |s: u32| Duration::from_secs(s.into());
@@ -1127,6 +1159,11 @@ impl RadiusSession {
                 }
                 if let Some(t) = idle_timeout {
                     self.grant.idle_timeout = (t > 0).then_some(t);
+                }
+                if let Some(t) = interim {
+                    // The next Interim-Update is one new interval from now.
+                    self.grant.interim = (t > 0).then_some(t.max(60));
+                    self.next_interim = self.grant.interim.map(|s| now + secs(s));
                 }
                 None
             }

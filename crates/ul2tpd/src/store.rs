@@ -144,6 +144,8 @@ pub(crate) struct PppInfo {
     pub(crate) profile: Option<String>,
     /// The pool the peer's address came from.
     pub(crate) pool: Option<String>,
+    /// The prefixes routed through the pppN (RADIUS Framed-Route / Framed-IP-Netmask).
+    pub(crate) routes: Vec<(std::net::Ipv4Addr, u8)>,
 }
 
 #[derive(Debug, Default)]
@@ -606,6 +608,8 @@ pub(crate) fn session_attrs(s: &Session, ctl: &Ctl) -> Attrs {
         a.ppp_online = i.up_since.map(|t| t.elapsed().as_secs());
         a.ppp_profile = i.profile;
         a.ppp_pool = i.pool;
+        a.ppp_routes = (!i.routes.is_empty())
+            .then(|| i.routes.iter().map(|(d, l)| format!("{d}/{l}")).collect());
     }
     a
 }

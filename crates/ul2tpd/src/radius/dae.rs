@@ -5,7 +5,7 @@
 //!
 //! The request names its sessions by User-Name, Acct-Session-Id and/or Framed-IP-Address (all
 //! given must match); a Disconnect ends them (Acct-Terminate-Cause Admin-Reset), a CoA changes
-//! Session-Timeout / Idle-Timeout. The session tasks receive [`Command`]s on their channel.
+//! Session-Timeout / Idle-Timeout / Acct-Interim-Interval. The session tasks receive [`Command`]s on their channel.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -34,12 +34,15 @@ type RequestKey = (SocketAddr, u8, [u8; 16]);
 pub enum Command {
     /// Disconnect-Request: end the session (Admin-Reset).
     Disconnect,
-    /// CoA-Request: new Session-Timeout / Idle-Timeout, seconds from now (`Some(0)`: none).
+    /// CoA-Request: new Session-Timeout / Idle-Timeout / Acct-Interim-Interval, seconds from
+    /// now (`Some(0)`: none).
     Change {
         /// Session-Timeout.
         session_timeout: Option<u32>,
         /// Idle-Timeout.
         idle_timeout: Option<u32>,
+        /// Acct-Interim-Interval (held to at least 60 s, as from an Access-Accept).
+        interim: Option<u32>,
     },
 }
 
@@ -110,7 +113,7 @@ impl Sessions {
 
 /// Attributes a CoA-Request may carry: session identification, NAS identification, what we
 /// can change live and the ones that change nothing.
-const COA_ATTRS: [u8; 11] = [
+const COA_ATTRS: [u8; 12] = [
     attr::USER_NAME,
     attr::ACCT_SESSION_ID,
     attr::FRAMED_IP_ADDRESS,
@@ -119,6 +122,7 @@ const COA_ATTRS: [u8; 11] = [
     attr::NAS_IPV6_ADDRESS,
     attr::SESSION_TIMEOUT,
     attr::IDLE_TIMEOUT,
+    attr::ACCT_INTERIM_INTERVAL,
     attr::MESSAGE_AUTHENTICATOR,
     attr::EVENT_TIMESTAMP,
     attr::STATE,
@@ -230,16 +234,28 @@ fn handle(radius: &Radius, p: &Packet) -> Result<(), u32> {
     let command = if p.code == code::DISCONNECT_REQUEST {
         Command::Disconnect
     } else {
+        // Service-Type (Authorize-Only, RFC 5176 §3.2): a service we do not offer.
+        if p.get(attr::SERVICE_TYPE).is_some() {
+            return Err(error_cause::UNSUPPORTED_SERVICE);
+        }
         if p.attrs.iter().any(|a| !COA_ATTRS.contains(&a.typ)) {
             return Err(error_cause::UNSUPPORTED_ATTRIBUTE);
         }
         let bad = |t: u8| p.get(t).is_some() && p.get_u32(t).is_none();
-        if bad(attr::SESSION_TIMEOUT) || bad(attr::IDLE_TIMEOUT) {
+        if [
+            attr::SESSION_TIMEOUT,
+            attr::IDLE_TIMEOUT,
+            attr::ACCT_INTERIM_INTERVAL,
+        ]
+        .into_iter()
+        .any(bad)
+        {
             return Err(error_cause::INVALID_REQUEST);
         }
         Command::Change {
             session_timeout: p.get_u32(attr::SESSION_TIMEOUT),
             idle_timeout: p.get_u32(attr::IDLE_TIMEOUT),
+            interim: p.get_u32(attr::ACCT_INTERIM_INTERVAL),
         }
     };
     let found = radius.sessions.find(user, id, ip);
@@ -286,7 +302,29 @@ mod tests {
         );
         let d = code::DISCONNECT_REQUEST;
         let c = code::COA_REQUEST;
-        let cases: [(Packet, Result<(), u32>); 8] = [
+        let cases: [(Packet, Result<(), u32>); 10] = [
+            (
+                // Service-Type Authorize-Only (17): not offered.
+                request(
+                    c,
+                    &[
+                        (attr::USER_NAME, b"alice"),
+                        (attr::SERVICE_TYPE, &[0, 0, 0, 17]),
+                    ],
+                ),
+                Err(error_cause::UNSUPPORTED_SERVICE),
+            ),
+            (
+                // 97: Framed-IPv6-Prefix, fixed for the session's life.
+                request(
+                    c,
+                    &[
+                        (attr::USER_NAME, b"alice"),
+                        (97, &[0, 64, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0]),
+                    ],
+                ),
+                Err(error_cause::UNSUPPORTED_ATTRIBUTE),
+            ),
             (
                 request(d, &[(attr::NAS_IDENTIFIER, b"other")]),
                 Err(NAS_IDENTIFICATION_MISMATCH),
@@ -344,7 +382,8 @@ mod tests {
             rx.try_recv().unwrap(),
             Command::Change {
                 session_timeout: None,
-                idle_timeout: Some(300)
+                idle_timeout: Some(300),
+                interim: None,
             }
         );
         assert_eq!(rx.try_recv().unwrap(), Command::Disconnect);
