@@ -13,7 +13,8 @@ use ul2tp_it::{wait_until, Daemon, Netns};
 
 const SECRET: &str = "radius-test-secret-1";
 
-/// A FreeRADIUS server in `ns` on 127.0.0.1:1812/1813, killed (by PID) on drop.
+/// A FreeRADIUS server in `ns` on 127.0.0.1:1812/1813 (or another loopback address), killed
+/// (by PID) on drop.
 struct FreeRadius {
     child: Child,
     dir: PathBuf,
@@ -21,6 +22,12 @@ struct FreeRadius {
 
 impl FreeRadius {
     fn start(ns: &Netns, dir: &Path, users: &str) -> FreeRadius {
+        FreeRadius::start_at(ns, dir, users, "127.0.0.1", SECRET)
+    }
+
+    /// A server listening on `addr` (a loopback address: the LNS's requests come from
+    /// 127.0.0.1) whose client 127.0.0.1 has `secret`.
+    fn start_at(ns: &Netns, dir: &Path, users: &str, addr: &str, secret: &str) -> FreeRadius {
         assert!(
             ul2tp_it::have("freeradius"),
             "this test needs FreeRADIUS: install the Debian package `freeradius` (and `freeradius-utils`)"
@@ -67,7 +74,7 @@ thread pool {{
 }}
 client lns {{
   ipaddr = 127.0.0.1
-  secret = {SECRET}
+  secret = {secret}
   require_message_authenticator = yes
 }}
 modules {{
@@ -89,12 +96,12 @@ modules {{
 server default {{
   listen {{
     type = auth
-    ipaddr = 127.0.0.1
+    ipaddr = {addr}
     port = 1812
   }}
   listen {{
     type = acct
-    ipaddr = 127.0.0.1
+    ipaddr = {addr}
     port = 1813
   }}
   authorize {{
@@ -228,6 +235,32 @@ impl Setup {
 
     /// `lac_control`: more `[control]` keys for the LAC.
     fn full(ppp_auth: &str, users: &str, secret: &str, server: &str, lac_control: &str) -> Setup {
+        Setup::build(ppp_auth, users, secret, server, lac_control, "")
+    }
+
+    /// The LNS's configuration file: `[control]`, then `[radius]` with `server` (TOML), the
+    /// secret in `radius.secret`, `radius_extra` keys, then `[metrics]`.
+    fn lns_config(dir: &Path, ppp_auth: &str, server: &str, radius_extra: &str) -> String {
+        format!(
+            "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
+             ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"{ppp_auth}\"\n\
+             [radius]\nserver = {server}\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n\
+             acct_interim_interval = 1\n{radius_extra}\
+             [metrics]\nlisten = \"127.0.0.1:9650\"\n",
+            dir.join("radius.secret").display()
+        )
+    }
+
+    /// `radius_extra`: more `[radius]` keys for the LNS (default `dae_listen`
+    /// 127.0.0.1:3799 when empty).
+    fn build(
+        ppp_auth: &str,
+        users: &str,
+        secret: &str,
+        server: &str,
+        lac_control: &str,
+        radius_extra: &str,
+    ) -> Setup {
         let a = Netns::new("ra");
         let b = Netns::new("rb");
         ul2tp_it::veth(&a, "eth0", &b, "eth0");
@@ -243,18 +276,12 @@ impl Setup {
         .unwrap();
         // The secret lives in a file of its own (secret_file), as in production.
         std::fs::write(dir.join("radius.secret"), format!("{secret}\n")).unwrap();
-        std::fs::write(
-            &cb,
-            format!(
-                "[control]\nlisten = \"192.0.2.2:1701\"\nhost_name = \"lns.example.test\"\n\
-                 ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"{ppp_auth}\"\n\
-                 [radius]\nserver = {server}\nsecret_file = \"{}\"\ntimeout = 1\nretries = 1\n\
-                 acct_interim_interval = 1\ndae_listen = \"127.0.0.1:3799\"\n\
-                 [metrics]\nlisten = \"127.0.0.1:9650\"\n",
-                dir.join("radius.secret").display()
-            ),
-        )
-        .unwrap();
+        let extra = if radius_extra.is_empty() {
+            "dae_listen = \"127.0.0.1:3799\"\n"
+        } else {
+            radius_extra
+        };
+        std::fs::write(&cb, Setup::lns_config(&dir, ppp_auth, server, extra)).unwrap();
         let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
         let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
         let tid = lac
@@ -267,12 +294,7 @@ impl Setup {
         assert!(wait_until(Duration::from_secs(10), || lac
             .ul2tp("show tunnel")
             .contains(&tunnel)));
-        let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
-        let sid = out.split_whitespace().nth(1).unwrap().to_string();
-        let session = format!("Session {sid} in tunnel {tid}");
-        assert!(wait_until(Duration::from_secs(10), || lac
-            .ul2tp("show session")
-            .contains(&session)));
+        let sid = Setup::connect_session(&lac, &tid);
         Setup {
             a,
             b,
@@ -284,9 +306,35 @@ impl Setup {
         }
     }
 
+    /// A new PPP session (no PPP yet) in the LAC's tunnel `tid`: its id.
+    fn connect_session(lac: &Daemon, tid: &str) -> String {
+        let out = lac.ul2tp(&format!("connect session tunnel_id {tid} pw_type ppp"));
+        let sid = out.split_whitespace().nth(1).unwrap().to_string();
+        let session = format!("Session {sid} in tunnel {tid}");
+        assert!(wait_until(Duration::from_secs(10), || lac
+            .ul2tp("show session")
+            .contains(&session)));
+        sid
+    }
+
+    /// Clear the call from the LAC and wait until the LNS has no session left.
+    fn hang_up(&self) {
+        let (tid, sid) = &self.call;
+        self.lac
+            .ul2tp(&format!("disconnect tunnel_id {tid} session_id {sid}"));
+        assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+            &self.lns
+        )));
+    }
+
     /// Send a Disconnect- or CoA-Request (`kind`: `disconnect` / `coa`) with `attrs` to the
     /// LNS with radclient (the secret read from a file, `-S`); radclient's output.
     fn radclient(&self, kind: &str, attrs: &str, secret: &str) -> String {
+        self.radclient_at("127.0.0.1:3799", kind, attrs, secret)
+    }
+
+    /// [`Setup::radclient`] to the DAE listener at `to`.
+    fn radclient_at(&self, to: &str, kind: &str, attrs: &str, secret: &str) -> String {
         assert!(
             ul2tp_it::have("radclient"),
             "this test needs radclient: install the Debian package `freeradius-utils`"
@@ -298,7 +346,7 @@ impl Setup {
             .cmd("radclient")
             .args(["-x", "-t", "2", "-r", "1", "-S"])
             .arg(&file)
-            .args(["127.0.0.1:3799", kind])
+            .args([to, kind])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1246,4 +1294,149 @@ fn coa_changes_the_interim_interval() {
         t.lns.log()
     );
     assert!(has_addr(&t.a, "10.96.0.77"), "the session stays up");
+}
+
+/// Records of `status` (Start, Interim-Update, Stop) in a server's detail file.
+fn records(r: &FreeRadius, status: &str) -> usize {
+    let line = format!("Acct-Status-Type = {status}");
+    r.detail().iter().filter(|x| x.contains(&line)).count()
+}
+
+/// `server_selection = "round-robin"` with two FreeRADIUS servers: the one-second
+/// Interim-Updates go to both in turn (their detail files, and the per-server counters of
+/// /metrics). When one stops, requests fail over to the other, and the dead one is skipped
+/// for `dead_time` (its request counter stands still) instead of costing every request a
+/// timeout.
+#[test]
+fn round_robin_spreads_requests_and_skips_a_dead_server() {
+    let t = Setup::build(
+        "pap",
+        ALICE,
+        SECRET,
+        "[\"127.0.0.1\", \"127.0.0.3\"]",
+        "",
+        "server_selection = \"round-robin\"\ndead_time = 60\n",
+    );
+    let mut second = FreeRadius::start_at(&t.b, &t.dir.join("raddb2"), ALICE, "127.0.0.3", SECRET);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}\n{}", text(&o), t.lns.log());
+    assert!(
+        wait_until(Duration::from_secs(15), || records(
+            &t.radius,
+            "Interim-Update"
+        ) >= 2
+            && records(&second, "Interim-Update") >= 2),
+        "the Interim-Updates did not reach both servers: {} and {}\n{}",
+        records(&t.radius, "Interim-Update"),
+        records(&second, "Interim-Update"),
+        t.lns.log()
+    );
+    let sent = |a: &str| t.metric(&format!("server_requests_total{{server=\"{a}\"}}"));
+    assert!(sent("127.0.0.1") >= 2 && sent("127.0.0.3") >= 2);
+    assert_eq!(t.metric("server_timeouts_total{server=\"127.0.0.3\"}"), 0);
+
+    second.kill();
+    assert!(
+        wait_until(Duration::from_secs(15), || t
+            .metric("server_timeouts_total{server=\"127.0.0.3\"}")
+            >= 1),
+        "{}",
+        t.lns.log()
+    );
+    assert!(t
+        .lns
+        .log()
+        .contains("RADIUS server 127.0.0.3:1813 did not answer: asked last for 60 s"));
+    // Held down: every record goes to 127.0.0.1 at once, none to 127.0.0.3.
+    let (to_dead, interims) = (sent("127.0.0.3"), records(&t.radius, "Interim-Update"));
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(sent("127.0.0.3"), to_dead, "{}", t.lns.log());
+    assert!(
+        records(&t.radius, "Interim-Update") >= interims + 3,
+        "{} -> {}: {}",
+        interims,
+        records(&t.radius, "Interim-Update"),
+        t.lns.log()
+    );
+}
+
+/// SIGHUP with a changed `[radius]`: another server, another secret (in the same
+/// secret_file), another dae_listen. The Stop queued while the old server was down survives
+/// the reload and reaches the new server; the next login goes to the new server with the new
+/// secret; the DAE listener moved.
+#[test]
+fn reload_applies_the_radius_table() {
+    const SECRET2: &str = "radius-test-secret-2";
+    let mut t = Setup::new("pap", ALICE, SECRET);
+    let new = FreeRadius::start_at(&t.b, &t.dir.join("raddb2"), ALICE, "127.0.0.3", SECRET2);
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    let id = t.started_session();
+    t.radius.kill();
+    t.hang_up();
+    assert!(wait_until(Duration::from_secs(5), || t
+        .metric("acct_pending")
+        >= 1));
+
+    std::fs::write(t.dir.join("radius.secret"), format!("{SECRET2}\n")).unwrap();
+    std::fs::write(
+        t.dir.join("lns.toml"),
+        Setup::lns_config(
+            &t.dir,
+            "pap",
+            "\"127.0.0.3\"",
+            "dae_listen = \"127.0.0.1:3800\"\n[[radius.dae_client]]\naddress = \"127.0.0.1\"\n",
+        ),
+    )
+    .unwrap();
+    t.lns.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || t
+            .lns
+            .log()
+            .contains("reload: [radius] applied")),
+        "{}",
+        t.lns.log()
+    );
+    // The queued Stop, signed with the new secret, at the new server.
+    assert!(
+        wait_until(Duration::from_secs(40), || records(&new, "Stop") == 1),
+        "{}",
+        t.lns.log()
+    );
+    let stop = new
+        .detail()
+        .into_iter()
+        .find(|r| r.contains("Acct-Status-Type = Stop"))
+        .unwrap();
+    assert_eq!(FreeRadius::value(&stop, "Acct-Session-Id"), Some(id));
+
+    // The next login: the new server.
+    let sid = Setup::connect_session(&t.lac, &t.call.0);
+    t.call.1 = sid;
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}\n{}", text(&o), t.lns.log());
+    assert!(
+        wait_until(Duration::from_secs(10), || records(&new, "Start") == 1),
+        "{}",
+        t.lns.log()
+    );
+    assert!(new.output().contains("Received Access-Request"));
+    // The DAE listener moved to 3800 (its client 127.0.0.1 with the new secret).
+    let out = t.radclient("disconnect", "User-Name = \"alice\"\n", SECRET2);
+    assert!(!out.contains("Received Disconnect-"), "{out}");
+    let out = t.radclient_at(
+        "127.0.0.1:3800",
+        "disconnect",
+        "User-Name = \"alice\"\n",
+        SECRET2,
+    );
+    assert!(
+        out.contains("Received Disconnect-ACK"),
+        "{out}\n{}",
+        t.lns.log()
+    );
+    assert!(wait_until(Duration::from_secs(10), || Setup::call_gone(
+        &t.lac
+    )));
 }

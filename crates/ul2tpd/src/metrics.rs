@@ -530,6 +530,36 @@ fn encode_radius(enc: &mut DescriptorEncoder, r: &crate::radius::Counters) -> st
     )
 }
 
+/// Each RADIUS server's requests and timeouts (label `server`: its address).
+fn encode_radius_servers(
+    enc: &mut DescriptorEncoder,
+    stats: &[(std::net::IpAddr, crate::radius::ServerStats)],
+) -> std::fmt::Result {
+    let names: Vec<String> = stats.iter().map(|(a, _)| a.to_string()).collect();
+    family(
+        enc,
+        "ul2tp_radius_server_requests",
+        "RADIUS requests sent to each server (first transmissions; access and accounting)",
+        MetricType::Counter,
+        "server",
+        names
+            .iter()
+            .zip(stats)
+            .map(|(n, (_, s))| (n.as_str(), s.requests)),
+    )?;
+    family(
+        enc,
+        "ul2tp_radius_server_timeouts",
+        "RADIUS requests a server did not answer (after every retry)",
+        MetricType::Counter,
+        "server",
+        names
+            .iter()
+            .zip(stats)
+            .map(|(n, (_, s))| (n.as_str(), s.timeouts)),
+    )
+}
+
 impl L2tpCollector {
     /// The data path's drops and the ICMP errors of tunnel sockets: totals by reason, and
     /// the non-zero counts of each open socket (sockets with the same addresses summed).
@@ -725,6 +755,7 @@ impl L2tpCollector {
         )?;
         if let Some(r) = self.ops.radius.load_full() {
             encode_radius(enc, &r.counters)?;
+            encode_radius_servers(enc, &r.server_stats())?;
         }
         counter(
             enc,

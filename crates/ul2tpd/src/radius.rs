@@ -9,9 +9,11 @@
 
 mod dae;
 mod lac;
+mod servers;
 
 pub use dae::Command as DaeCommand;
 pub use lac::TunnelChoice;
+pub use servers::{Selection, ServerStats};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,8 +33,13 @@ use ul2tp_radius::{hide, packet, Packet};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RadiusConfig {
-    /// Server addresses, tried in order (fail-over); a string or a list.
+    /// Server addresses; a string or a list.
     pub server: ServerList,
+    /// How a request picks its server: "failover" (in order, the default) or "round-robin".
+    pub server_selection: Option<Selection>,
+    /// Seconds a server that did not answer is skipped (asked after the others); 0 = never
+    /// (default 30).
+    pub dead_time: Option<u32>,
     /// Authentication port (default 1812).
     pub auth_port: Option<u16>,
     /// Accounting port (default 1813).
@@ -89,7 +96,8 @@ pub enum ServerList {
 }
 
 impl ServerList {
-    fn list(&self) -> Vec<IpAddr> {
+    /// The addresses, in order.
+    pub fn list(&self) -> Vec<IpAddr> {
         match self {
             ServerList::One(a) => vec![*a],
             ServerList::Many(v) => v.clone(),
@@ -222,9 +230,14 @@ pub struct Counters {
     pub dae_dropped: AtomicU64,
 }
 
-/// The running client. Its `Debug` leaves the secret out.
-pub struct Radius {
+/// What the `[radius]` table sets for requests; replaced whole by a reload, so each request
+/// uses one consistent set (the secret it was signed with is the one its reply is checked
+/// with).
+#[derive(Clone, PartialEq)]
+struct Settings {
     servers: Vec<IpAddr>,
+    selection: Selection,
+    dead_time: Duration,
     auth_port: u16,
     acct_port: u16,
     secret: Vec<u8>,
@@ -234,6 +247,43 @@ pub struct Radius {
     retries: u32,
     default_interim: u32,
     require_ma: bool,
+}
+
+impl Settings {
+    fn new(cfg: &RadiusConfig, host_name: &str) -> Result<Settings, (&'static str, String)> {
+        Ok(Settings {
+            servers: cfg.server.list(),
+            selection: cfg.server_selection.unwrap_or_default(),
+            dead_time: Duration::from_secs(cfg.dead_time.unwrap_or(30).into()),
+            auth_port: cfg.auth_port.unwrap_or(1812),
+            acct_port: cfg.acct_port.unwrap_or(1813),
+            secret: cfg.load_secret().map_err(|e| ("secret_file", e))?,
+            nas_identifier: cfg
+                .nas_identifier
+                .clone()
+                .unwrap_or_else(|| host_name.to_string()),
+            nas_ip_address: cfg.nas_ip_address,
+            timeout: Duration::from_secs_f64(cfg.timeout.unwrap_or(3.0)),
+            retries: cfg.retries.unwrap_or(2),
+            default_interim: cfg.acct_interim_interval.unwrap_or(0),
+            require_ma: cfg.require_message_authenticator.unwrap_or(false),
+        })
+    }
+}
+
+/// The DAE listener that runs: its address and task.
+type DaeTask = (SocketAddr, tokio::task::JoinHandle<()>);
+
+/// The running client. Its `Debug` leaves the secret out.
+pub struct Radius {
+    settings: arc_swap::ArcSwap<Settings>,
+    /// Each server's hold-down and counters.
+    servers: servers::Servers,
+    /// The DAE clients and their secrets.
+    dae_clients: arc_swap::ArcSwap<HashMap<IpAddr, Vec<u8>>>,
+    dae_task: std::sync::Mutex<Option<DaeTask>>,
+    /// `acct_queue` as started (the queue is not resized by a reload).
+    acct_queue: usize,
     acct: mpsc::Sender<Accounting>,
     /// The sessions with accounting started, for DAE requests.
     sessions: dae::Sessions,
@@ -245,11 +295,12 @@ pub struct Radius {
 
 impl std::fmt::Debug for Radius {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.settings.load();
         f.debug_struct("Radius")
-            .field("servers", &self.servers)
-            .field("auth_port", &self.auth_port)
-            .field("acct_port", &self.acct_port)
-            .field("nas_identifier", &self.nas_identifier)
+            .field("servers", &s.servers)
+            .field("auth_port", &s.auth_port)
+            .field("acct_port", &s.acct_port)
+            .field("nas_identifier", &s.nas_identifier)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
@@ -365,55 +416,109 @@ impl Radius {
         cfg: &RadiusConfig,
         host_name: &str,
     ) -> Result<Arc<Radius>, (&'static str, String)> {
-        let secret = cfg.load_secret().map_err(|e| ("secret_file", e))?;
-        let dae = match cfg.dae_listen {
-            Some(at) => {
-                let clients = cfg.dae_clients(&secret).map_err(|e| ("dae_client", e))?;
-                let sock = std::net::UdpSocket::bind(at)
-                    .and_then(|s| {
-                        s.set_nonblocking(true)?;
-                        UdpSocket::from_std(s)
-                    })
-                    .map_err(|e| ("dae_listen", format!("cannot listen on {at}: {e}")))?;
-                Some((sock, clients))
-            }
-            None => None,
-        };
-        let (tx, rx) = mpsc::channel(cfg.acct_queue.unwrap_or(4096));
+        let settings = Settings::new(cfg, host_name)?;
+        let acct_queue = cfg.acct_queue.unwrap_or(4096);
+        let (tx, rx) = mpsc::channel(acct_queue);
         let r = Arc::new(Radius {
-            servers: cfg.server.list(),
-            auth_port: cfg.auth_port.unwrap_or(1812),
-            acct_port: cfg.acct_port.unwrap_or(1813),
-            secret,
-            nas_identifier: cfg
-                .nas_identifier
-                .clone()
-                .unwrap_or_else(|| host_name.to_string()),
-            nas_ip_address: cfg.nas_ip_address,
-            timeout: Duration::from_secs_f64(cfg.timeout.unwrap_or(3.0)),
-            retries: cfg.retries.unwrap_or(2),
-            default_interim: cfg.acct_interim_interval.unwrap_or(0),
-            require_ma: cfg.require_message_authenticator.unwrap_or(false),
+            settings: arc_swap::ArcSwap::from_pointee(settings),
+            servers: servers::Servers::default(),
+            dae_clients: Default::default(),
+            dae_task: Default::default(),
+            acct_queue,
             acct: tx,
             sessions: dae::Sessions::default(),
             shutting_down: Default::default(),
             counters: Arc::default(),
         });
+        r.set_dae(cfg)?;
         tokio::spawn(accounting_task(Arc::downgrade(&r), rx));
-        if let Some((sock, clients)) = dae {
-            if let Ok(a) = sock.local_addr() {
-                tracing::info!("RADIUS dynamic authorization (RFC 5176) on {a}");
-            }
-            tokio::spawn(dae::serve(Arc::downgrade(&r), sock, clients));
-        }
         Ok(r)
+    }
+
+    /// Apply a re-read `[radius]` table (SIGHUP): requests from now on use its servers,
+    /// secret, timeouts and identity (queued accounting records included: each attempt is
+    /// signed afresh); the DAE listener moves when `dae_listen` changed. On failure nothing
+    /// changed. Returns whether anything did.
+    pub fn reconfigure(
+        self: &Arc<Self>,
+        cfg: &RadiusConfig,
+        host_name: &str,
+    ) -> Result<bool, (&'static str, String)> {
+        let settings = Settings::new(cfg, host_name)?;
+        let clients_before = self.dae_clients.load_full();
+        let listen_before = self.dae_listen();
+        self.set_dae(cfg)?;
+        let changed = **self.settings.load() != settings
+            || *clients_before != **self.dae_clients.load()
+            || listen_before != self.dae_listen();
+        self.settings.store(Arc::new(settings));
+        if cfg.acct_queue.unwrap_or(4096) != self.acct_queue {
+            tracing::warn!(
+                "reload: [radius] acct_queue takes effect when ul2tpd restarts ({} until then)",
+                self.acct_queue
+            );
+        }
+        Ok(changed)
+    }
+
+    /// Where the DAE listener runs, if it does.
+    fn dae_listen(&self) -> Option<SocketAddr> {
+        self.dae_task
+            .lock()
+            .ok()
+            .and_then(|t| t.as_ref().map(|(a, _)| *a))
+    }
+
+    /// Start, move or stop the DAE listener for `cfg` and take its clients; an address that
+    /// cannot be bound changes nothing.
+    fn set_dae(self: &Arc<Self>, cfg: &RadiusConfig) -> Result<(), (&'static str, String)> {
+        let clients = match cfg.dae_listen {
+            Some(_) => {
+                let secret = cfg.load_secret().map_err(|e| ("secret_file", e))?;
+                cfg.dae_clients(&secret).map_err(|e| ("dae_client", e))?
+            }
+            None => HashMap::new(),
+        };
+        let mut task = self.dae_task.lock().unwrap_or_else(|e| e.into_inner());
+        let running = task.as_ref().map(|(a, _)| *a);
+        if running != cfg.dae_listen {
+            let sock = match cfg.dae_listen {
+                Some(at) => Some(
+                    std::net::UdpSocket::bind(at)
+                        .and_then(|s| {
+                            s.set_nonblocking(true)?;
+                            UdpSocket::from_std(s)
+                        })
+                        .map_err(|e| ("dae_listen", format!("cannot listen on {at}: {e}")))?,
+                ),
+                None => None,
+            };
+            if let Some((at, old)) = task.take() {
+                old.abort();
+                tracing::info!("RADIUS dynamic authorization no longer on {at}");
+            }
+            if let (Some(sock), Some(at)) = (sock, cfg.dae_listen) {
+                if let Ok(a) = sock.local_addr() {
+                    tracing::info!("RADIUS dynamic authorization (RFC 5176) on {a}");
+                }
+                *task = Some((at, tokio::spawn(dae::serve(Arc::downgrade(self), sock))));
+            }
+        }
+        self.dae_clients.store(Arc::new(clients));
+        Ok(())
+    }
+
+    /// Each server's counters (the servers asked so far), for /metrics.
+    pub fn server_stats(&self) -> Vec<(IpAddr, ServerStats)> {
+        self.servers.stats()
     }
 
     /// The attributes every request about a session carries.
     fn session_attrs(&self, p: &mut Packet, user: &[u8], s: &SessionInfo) {
+        let cfg = self.settings.load();
         p.add(attr::USER_NAME, user);
-        p.add(attr::NAS_IDENTIFIER, self.nas_identifier.as_bytes());
-        match self.nas_ip_address.or(s.nas_address) {
+        p.add(attr::NAS_IDENTIFIER, cfg.nas_identifier.as_bytes());
+        match cfg.nas_ip_address.or(s.nas_address) {
             Some(IpAddr::V4(a)) => {
                 p.add_ipv4(attr::NAS_IP_ADDRESS, a);
             }
@@ -459,6 +564,7 @@ impl Radius {
 
     /// Check a peer's credentials with an Access-Request.
     pub async fn authenticate(&self, req: &AuthRequest, s: &SessionInfo) -> Verdict {
+        let cfg = self.settings.load_full();
         let mut authenticator = [0u8; 16];
         if let Err(e) = getrandom::fill(&mut authenticator) {
             return Verdict::Reject(format!("no random Request Authenticator: {e}"));
@@ -468,7 +574,7 @@ impl Radius {
         self.session_attrs(&mut p, req.peer_name(), s);
         match req {
             AuthRequest::Pap { password, .. } => {
-                let hidden = hide::hide_password(password, &self.secret, &authenticator);
+                let hidden = hide::hide_password(password, &cfg.secret, &authenticator);
                 p.add(attr::USER_PASSWORD, hidden);
             }
             AuthRequest::Chap {
@@ -500,20 +606,20 @@ impl Radius {
                 p.add_vendor(vendor::MICROSOFT, ms::CHAP2_RESPONSE, &v);
             }
         }
-        let bytes = match p.encode_access_request(&self.secret) {
+        let bytes = match p.encode_access_request(&cfg.secret) {
             Ok(b) => b,
             Err(e) => return Verdict::Reject(format!("cannot build the Access-Request: {e}")),
         };
         self.counters.requests.fetch_add(1, Relaxed);
         let bad_before = self.counters.bad_replies.load(Relaxed);
         let Some(reply) = self
-            .exchange(self.auth_port, &bytes, &authenticator, true)
+            .exchange(&cfg, cfg.auth_port, &bytes, &authenticator, true)
             .await
         else {
             self.counters.timeouts.fetch_add(1, Relaxed);
             return Verdict::Reject(format!(
                 "no RADIUS server answered ({} tried{}; with a wrong secret servers drop our requests or we their replies)",
-                self.servers.len(),
+                cfg.servers.len(),
                 if self.counters.bad_replies.load(Relaxed) > bad_before {
                     ", replies with a bad authenticator were dropped"
                 } else {
@@ -541,7 +647,7 @@ impl Radius {
                 if let Some(m) = message {
                     tracing::info!("RADIUS Reply-Message: {m:?}");
                 }
-                Verdict::Accept(self.grant(&reply), success)
+                Verdict::Accept(grant(&cfg, &reply), success)
             }
             code::ACCESS_REJECT => {
                 self.counters.rejects.fetch_add(1, Relaxed);
@@ -553,105 +659,113 @@ impl Radius {
             c => Verdict::Reject(format!("unsupported RADIUS reply code {c}")),
         }
     }
+}
 
-    fn grant(&self, reply: &Packet) -> Grant {
-        let ip4 = |v: Option<&[u8]>| {
-            v.and_then(|v| <[u8; 4]>::try_from(v).ok())
-                .map(Ipv4Addr::from)
-        };
-        let framed_ip = reply
-            .get_ipv4(attr::FRAMED_IP_ADDRESS)
-            .filter(|a| a.octets() != dict::FRAMED_IP_NAS_ASSIGNS && !a.is_broadcast());
-        let mut framed_routes: Vec<(Ipv4Addr, u8)> = reply
-            .get_all(attr::FRAMED_ROUTE)
-            .filter_map(|v| {
-                let t = String::from_utf8_lossy(v);
-                let r = parse_framed_route(&t);
-                if r.is_none() {
-                    tracing::warn!("RADIUS Framed-Route {t:?} ignored: not PREFIX[/LEN] ...");
-                }
-                r
-            })
-            .collect();
-        // Framed-IP-Netmask (RFC 2865 §5.9), as accel-ppp does: the subscriber's network
-        // A/M is routed through the pppN like a Framed-Route.
-        if let Some(mask) = reply.get_ipv4(attr::FRAMED_IP_NETMASK) {
-            match (framed_ip, netmask_len(mask)) {
-                (_, Some(32)) => {}
-                (Some(a), Some(len)) => {
-                    let net = parse_framed_route(&format!("{a}/{len}"));
-                    framed_routes.extend(net.filter(|r| !framed_routes.contains(r)));
-                }
-                (None, Some(_)) => tracing::warn!(
-                    "RADIUS Framed-IP-Netmask {mask} ignored: no Framed-IP-Address to apply it to"
-                ),
-                (_, None) => {
-                    tracing::warn!("RADIUS Framed-IP-Netmask {mask} ignored: not a netmask")
-                }
+/// What an Access-Accept grants, under `cfg`.
+fn grant(cfg: &Settings, reply: &Packet) -> Grant {
+    let ip4 = |v: Option<&[u8]>| {
+        v.and_then(|v| <[u8; 4]>::try_from(v).ok())
+            .map(Ipv4Addr::from)
+    };
+    let framed_ip = reply
+        .get_ipv4(attr::FRAMED_IP_ADDRESS)
+        .filter(|a| a.octets() != dict::FRAMED_IP_NAS_ASSIGNS && !a.is_broadcast());
+    let mut framed_routes: Vec<(Ipv4Addr, u8)> = reply
+        .get_all(attr::FRAMED_ROUTE)
+        .filter_map(|v| {
+            let t = String::from_utf8_lossy(v);
+            let r = parse_framed_route(&t);
+            if r.is_none() {
+                tracing::warn!("RADIUS Framed-Route {t:?} ignored: not PREFIX[/LEN] ...");
+            }
+            r
+        })
+        .collect();
+    // Framed-IP-Netmask (RFC 2865 §5.9), as accel-ppp does: the subscriber's network
+    // A/M is routed through the pppN like a Framed-Route.
+    if let Some(mask) = reply.get_ipv4(attr::FRAMED_IP_NETMASK) {
+        match (framed_ip, netmask_len(mask)) {
+            (_, Some(32)) => {}
+            (Some(a), Some(len)) => {
+                let net = parse_framed_route(&format!("{a}/{len}"));
+                framed_routes.extend(net.filter(|r| !framed_routes.contains(r)));
+            }
+            (None, Some(_)) => tracing::warn!(
+                "RADIUS Framed-IP-Netmask {mask} ignored: no Framed-IP-Address to apply it to"
+            ),
+            (_, None) => {
+                tracing::warn!("RADIUS Framed-IP-Netmask {mask} ignored: not a netmask")
             }
         }
-        Grant {
-            framed_ip,
-            dns: [
-                ip4(reply.get_vendor(vendor::MICROSOFT, ms::PRIMARY_DNS_SERVER)),
-                ip4(reply.get_vendor(vendor::MICROSOFT, ms::SECONDARY_DNS_SERVER)),
-            ],
-            session_timeout: reply.get_u32(attr::SESSION_TIMEOUT).filter(|&t| t > 0),
-            idle_timeout: reply.get_u32(attr::IDLE_TIMEOUT).filter(|&t| t > 0),
-            // A server's Acct-Interim-Interval is held to at least 60 s (RFC 2869 §5.16
-            // advises against less); the configured default is the operator's choice.
-            interim: match reply.get_u32(attr::ACCT_INTERIM_INTERVAL) {
-                Some(t) if t > 0 => Some(t.max(60)),
-                _ => (self.default_interim > 0).then_some(self.default_interim),
-            },
-            class: reply.get_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
-            framed_pool: reply.get_text(attr::FRAMED_POOL).filter(|s| !s.is_empty()),
-            // Held to 576..65535, the range of `ppp_mtu` (RFC 2865 §5.12 allows from 64).
-            framed_mtu: reply
-                .get_u32(attr::FRAMED_MTU)
-                .map(|m| m.clamp(576, 65535) as u16),
-            framed_routes,
-            framed_ipv6_prefix: reply
-                .get(attr::FRAMED_IPV6_PREFIX)
-                .and_then(|v| {
-                    let p = parse_ipv6_prefix(v).filter(|(_, len)| *len == 64);
-                    if p.is_none() {
-                        tracing::warn!("RADIUS Framed-IPv6-Prefix ignored: not a /64");
-                    }
-                    p
-                })
-                .map(|(p, _)| p),
-            delegated_ipv6_prefix: reply.get(attr::DELEGATED_IPV6_PREFIX).and_then(|v| {
-                let p = parse_ipv6_prefix(v).filter(|(_, len)| (16..=64).contains(len));
+    }
+    Grant {
+        framed_ip,
+        dns: [
+            ip4(reply.get_vendor(vendor::MICROSOFT, ms::PRIMARY_DNS_SERVER)),
+            ip4(reply.get_vendor(vendor::MICROSOFT, ms::SECONDARY_DNS_SERVER)),
+        ],
+        session_timeout: reply.get_u32(attr::SESSION_TIMEOUT).filter(|&t| t > 0),
+        idle_timeout: reply.get_u32(attr::IDLE_TIMEOUT).filter(|&t| t > 0),
+        // A server's Acct-Interim-Interval is held to at least 60 s (RFC 2869 §5.16
+        // advises against less); the configured default is the operator's choice.
+        interim: match reply.get_u32(attr::ACCT_INTERIM_INTERVAL) {
+            Some(t) if t > 0 => Some(t.max(60)),
+            _ => (cfg.default_interim > 0).then_some(cfg.default_interim),
+        },
+        class: reply.get_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
+        framed_pool: reply.get_text(attr::FRAMED_POOL).filter(|s| !s.is_empty()),
+        // Held to 576..65535, the range of `ppp_mtu` (RFC 2865 §5.12 allows from 64).
+        framed_mtu: reply
+            .get_u32(attr::FRAMED_MTU)
+            .map(|m| m.clamp(576, 65535) as u16),
+        framed_routes,
+        framed_ipv6_prefix: reply
+            .get(attr::FRAMED_IPV6_PREFIX)
+            .and_then(|v| {
+                let p = parse_ipv6_prefix(v).filter(|(_, len)| *len == 64);
                 if p.is_none() {
-                    tracing::warn!("RADIUS Delegated-IPv6-Prefix ignored: not a /16 to /64");
+                    tracing::warn!("RADIUS Framed-IPv6-Prefix ignored: not a /64");
                 }
                 p
-            }),
-            dns6: reply
-                .get_all(attr::DNS_SERVER_IPV6_ADDRESS)
-                .filter_map(|v| <[u8; 16]>::try_from(v).ok())
-                .map(std::net::Ipv6Addr::from)
-                .collect(),
-            framed_interface_id: reply
-                .get(attr::FRAMED_INTERFACE_ID)
-                .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                .map(u64::from_be_bytes)
-                .filter(|&i| i != 0),
-        }
+            })
+            .map(|(p, _)| p),
+        delegated_ipv6_prefix: reply.get(attr::DELEGATED_IPV6_PREFIX).and_then(|v| {
+            let p = parse_ipv6_prefix(v).filter(|(_, len)| (16..=64).contains(len));
+            if p.is_none() {
+                tracing::warn!("RADIUS Delegated-IPv6-Prefix ignored: not a /16 to /64");
+            }
+            p
+        }),
+        dns6: reply
+            .get_all(attr::DNS_SERVER_IPV6_ADDRESS)
+            .filter_map(|v| <[u8; 16]>::try_from(v).ok())
+            .map(std::net::Ipv6Addr::from)
+            .collect(),
+        framed_interface_id: reply
+            .get(attr::FRAMED_INTERFACE_ID)
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map(u64::from_be_bytes)
+            .filter(|&i| i != 0),
     }
+}
 
-    /// Send `bytes` to the servers in order, each `retries + 1` times; the first reply that
-    /// verifies wins. `None` when no server answered.
+impl Radius {
+    /// Send `bytes` (signed under `cfg`) to the servers in the order `server_selection`
+    /// gives, each `retries + 1` times; the first reply that verifies wins. A server that
+    /// does not answer is held down for `dead_time`. `None` when no server answered.
     async fn exchange(
         &self,
+        cfg: &Settings,
         port: u16,
         bytes: &[u8],
         authenticator: &[u8; 16],
         access: bool,
     ) -> Option<Packet> {
-        for server in &self.servers {
-            let to = SocketAddr::new(*server, port);
+        for server in self
+            .servers
+            .order(&cfg.servers, cfg.selection, Instant::now())
+        {
+            let to = SocketAddr::new(server, port);
             let bind: SocketAddr = if to.is_ipv4() {
                 (Ipv4Addr::UNSPECIFIED, 0).into()
             } else {
@@ -663,15 +777,16 @@ impl Radius {
             if sock.connect(to).await.is_err() {
                 continue;
             }
+            self.servers.sent(server);
             let mut buf = vec![0u8; packet::MAX_LEN];
-            for attempt in 0..=self.retries {
+            for attempt in 0..=cfg.retries {
                 if attempt > 0 {
                     self.counters.retransmits.fetch_add(1, Relaxed);
                 }
                 if sock.send(bytes).await.is_err() {
                     break;
                 }
-                let deadline = tokio::time::Instant::now() + self.timeout;
+                let deadline = tokio::time::Instant::now() + cfg.timeout;
                 while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
                     let reply = &buf[..n];
                     let same_id = reply.get(1) == bytes.get(1);
@@ -680,12 +795,13 @@ impl Radius {
                     if same_id
                         && packet::verify_response(
                             reply,
-                            &self.secret,
+                            &cfg.secret,
                             authenticator,
-                            access && self.require_ma,
+                            access && cfg.require_ma,
                         )
                     {
                         if let Ok(p) = Packet::decode(reply) {
+                            self.servers.answered(server);
                             return Some(p);
                         }
                     }
@@ -695,7 +811,16 @@ impl Radius {
                     );
                 }
             }
-            tracing::warn!("RADIUS server {to} did not answer");
+            if self.servers.failed(server, cfg.dead_time, Instant::now())
+                && !cfg.dead_time.is_zero()
+            {
+                tracing::warn!(
+                    "RADIUS server {to} did not answer: asked last for {} s (dead_time)",
+                    cfg.dead_time.as_secs()
+                );
+            } else {
+                tracing::warn!("RADIUS server {to} did not answer");
+            }
         }
         None
     }
@@ -761,11 +886,12 @@ async fn accounting_task(r: std::sync::Weak<Radius>, mut rx: mpsc::Receiver<Acco
         let mut pause = Duration::from_secs(1);
         loop {
             let Some(radius) = r.upgrade() else { return };
+            let cfg = radius.settings.load_full();
             next_id = next_id.wrapping_add(1);
             let mut p = a.packet.clone();
             p.identifier = next_id;
             p.add_u32(attr::ACCT_DELAY_TIME, a.queued.elapsed().as_secs() as u32);
-            let Ok(bytes) = p.encode_request(&radius.secret) else {
+            let Ok(bytes) = p.encode_request(&cfg.secret) else {
                 // Too long to send (an attribute over 253 octets, the packet over 4096).
                 radius.counters.acct_pending.fetch_sub(1, Relaxed);
                 radius.counters.acct_dropped.fetch_add(1, Relaxed);
@@ -775,7 +901,7 @@ async fn accounting_task(r: std::sync::Weak<Radius>, mut rx: mpsc::Receiver<Acco
             let mut auth = [0u8; 16];
             auth.copy_from_slice(&bytes[4..20]);
             let reply = radius
-                .exchange(radius.acct_port, &bytes, &auth, false)
+                .exchange(&cfg, cfg.acct_port, &bytes, &auth, false)
                 .await;
             if reply.is_some_and(|p| p.code == code::ACCOUNTING_RESPONSE) {
                 radius.counters.acct_pending.fetch_sub(1, Relaxed);
@@ -986,6 +1112,12 @@ mod tests {
         assert_eq!(c.check(), Ok(()));
         let c = cfg("server = [\"192.0.2.1\", \"192.0.2.2\"]\nsecret = \"s\"\n");
         assert_eq!(c.server.list().len(), 2);
+        let c = cfg("server = \"192.0.2.1\"\nsecret = \"s\"\nserver_selection = \"round-robin\"\n");
+        assert_eq!(c.server_selection, Some(Selection::RoundRobin));
+        assert!(toml::from_str::<RadiusConfig>(
+            "server = \"192.0.2.1\"\nsecret = \"s\"\nserver_selection = \"random\"\n"
+        )
+        .is_err());
         let c = cfg("server = \"192.0.2.1\"\n");
         assert_eq!(c.check().unwrap_err().0, "secret");
         let c = cfg("server = []\nsecret = \"s\"\n");
@@ -1247,6 +1379,14 @@ impl RadiusSession {
             p.add_u32(attr::ACCT_TERMINATE_CAUSE, c);
         }
         self.radius.account(p, &self.info.acct_session_id);
+    }
+}
+
+impl Drop for Radius {
+    fn drop(&mut self) {
+        if let Some((_, t)) = self.dae_task.get_mut().ok().and_then(Option::take) {
+            t.abort();
+        }
     }
 }
 

@@ -14,7 +14,10 @@
 //!   `reorder_timeout`) is changed live; any other difference (addresses, ports, ids,
 //!   cookies, names, pseudowire type, ...) is logged and left as it is;
 //! * `[api] group` and `read_group` apply to connections accepted afterwards; changes to
-//!   `[api] socket`, `[control]`, `[metrics]`, `[datapath]` and `[radius]` are logged and take effect at the next start;
+//!   `[api] socket`, `[control]`, `[metrics]` and `[datapath]` are logged and take effect at the next start;
+//! * `[radius]` is handed to the running RADIUS client (`radius.rs`: new requests use the new
+//!   servers, secret and timeouts; the DAE listener moves with `dae_listen`); adding or
+//!   removing the table takes effect at the next start;
 //! * `[[lns]]` profiles apply to tunnels LACs open afterwards (established tunnels keep theirs);
 //! * `[[lac]]` profiles are handed to the dialer (`dial.rs`: new ones start, changed ones apply
 //!   from their next attempt, removed ones are hung up).
@@ -546,7 +549,6 @@ impl Statics {
             ("control", self.config.control != new_cfg.control),
             ("metrics", self.config.metrics != new_cfg.metrics),
             ("datapath", self.config.datapath != new_cfg.datapath),
-            ("radius", self.config.radius != new_cfg.radius),
         ] {
             if changed {
                 tracing::warn!(
@@ -555,6 +557,7 @@ impl Statics {
                 sum.kept += 1;
             }
         }
+        self.reload_radius(daemon, &new_cfg, &file, &mut sum);
         tracing::info!(
             "reloaded {file}: {} added, {} removed, {} changed, {} left as they are, {} failed",
             sum.added,
@@ -564,6 +567,45 @@ impl Statics {
             sum.failed
         );
         Ok(sum)
+    }
+}
+
+impl Statics {
+    /// `[radius]`: the running client takes the new table (its servers, secret — a
+    /// `secret_file` is read again —, timeouts, identity, DAE listener and clients; queued
+    /// accounting stays queued). Adding or removing the table takes effect at restart.
+    fn reload_radius(&mut self, daemon: &Daemon, new_cfg: &Config, file: &str, sum: &mut Summary) {
+        let running = daemon.ops().radius.load_full();
+        let host = self
+            .config
+            .control
+            .as_ref()
+            .map(|c| c.settings().config.host_name);
+        match (running, &new_cfg.radius, host) {
+            (Some(r), Some(c), Some(host)) => match r.reconfigure(c, &host) {
+                Ok(changed) => {
+                    if changed {
+                        tracing::info!(
+                            "reload: [radius] applied (servers {:?}, for requests from now on)",
+                            c.server.list()
+                        );
+                        sum.changed += 1;
+                    }
+                    self.config.radius = new_cfg.radius.clone();
+                }
+                Err((key, m)) => {
+                    tracing::error!("reload: [radius] {key}: {m}; the client is left as it was");
+                    sum.failed += 1;
+                }
+            },
+            _ if self.config.radius != new_cfg.radius => {
+                tracing::warn!(
+                    "reload: [radius] added or removed in {file}; it takes effect when ul2tpd restarts"
+                );
+                sum.kept += 1;
+            }
+            _ => {}
+        }
     }
 }
 

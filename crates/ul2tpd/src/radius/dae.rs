@@ -130,7 +130,7 @@ const COA_ATTRS: [u8; 12] = [
 
 /// Serve DAE requests on `sock` until the client is gone. `clients` maps source addresses to
 /// their secrets.
-pub(super) async fn serve(r: Weak<Radius>, sock: UdpSocket, clients: HashMap<IpAddr, Vec<u8>>) {
+pub(super) async fn serve(r: Weak<Radius>, sock: UdpSocket) {
     let mut buf = vec![0u8; packet::MAX_LEN];
     let mut replies: VecDeque<(RequestKey, Vec<u8>)> = VecDeque::new();
     loop {
@@ -140,6 +140,7 @@ pub(super) async fn serve(r: Weak<Radius>, sock: UdpSocket, clients: HashMap<IpA
         let Some(radius) = r.upgrade() else { return };
         let c = &radius.counters;
         let req = &buf[..n];
+        let clients = radius.dae_clients.load();
         let Some(secret) = clients.get(&from.ip()) else {
             c.dae_dropped.fetch_add(1, Relaxed);
             tracing::debug!("RADIUS DAE request from {from} dropped: not a client");
@@ -212,12 +213,13 @@ pub(super) async fn serve(r: Weak<Radius>, sock: UdpSocket, clients: HashMap<IpA
 
 /// Carry out one verified request; `Err` is the Error-Cause of the NAK.
 fn handle(radius: &Radius, p: &Packet) -> Result<(), u32> {
+    let cfg = radius.settings.load();
     if let Some(id) = p.get(attr::NAS_IDENTIFIER) {
-        if id != radius.nas_identifier.as_bytes() {
+        if id != cfg.nas_identifier.as_bytes() {
             return Err(NAS_IDENTIFICATION_MISMATCH);
         }
     }
-    if let (Some(ours), Some(asked)) = (radius.nas_ip_address, p.get_ipv4(attr::NAS_IP_ADDRESS)) {
+    if let (Some(ours), Some(asked)) = (cfg.nas_ip_address, p.get_ipv4(attr::NAS_IP_ADDRESS)) {
         if ours != IpAddr::V4(asked) {
             return Err(NAS_IDENTIFICATION_MISMATCH);
         }

@@ -133,6 +133,7 @@ impl Radius {
         user: &[u8],
         password: &[u8],
     ) -> Result<Vec<TunnelChoice>, String> {
+        let cfg = self.settings.load_full();
         let mut authenticator = [0u8; 16];
         getrandom::fill(&mut authenticator)
             .map_err(|e| format!("no random Request Authenticator: {e}"))?;
@@ -141,10 +142,10 @@ impl Radius {
         p.add(attr::USER_NAME, user);
         p.add(
             attr::USER_PASSWORD,
-            hide::hide_password(password, &self.secret, &authenticator),
+            hide::hide_password(password, &cfg.secret, &authenticator),
         );
-        p.add(attr::NAS_IDENTIFIER, self.nas_identifier.as_bytes());
-        match self.nas_ip_address {
+        p.add(attr::NAS_IDENTIFIER, cfg.nas_identifier.as_bytes());
+        match cfg.nas_ip_address {
             Some(std::net::IpAddr::V4(a)) => {
                 p.add_ipv4(attr::NAS_IP_ADDRESS, a);
             }
@@ -157,23 +158,23 @@ impl Radius {
             .add_u32(attr::SERVICE_TYPE, dict::SERVICE_TYPE_FRAMED)
             .add_u32(attr::FRAMED_PROTOCOL, dict::FRAMED_PROTOCOL_PPP);
         let bytes = p
-            .encode_access_request(&self.secret)
+            .encode_access_request(&cfg.secret)
             .map_err(|e| format!("cannot build the Access-Request: {e}"))?;
         self.counters.requests.fetch_add(1, Relaxed);
         let Some(reply) = self
-            .exchange(self.auth_port, &bytes, &authenticator, true)
+            .exchange(&cfg, cfg.auth_port, &bytes, &authenticator, true)
             .await
         else {
             self.counters.timeouts.fetch_add(1, Relaxed);
             return Err(format!(
                 "no RADIUS server answered ({} tried)",
-                self.servers.len()
+                cfg.servers.len()
             ));
         };
         match reply.code {
             code::ACCESS_ACCEPT => {
                 self.counters.accepts.fetch_add(1, Relaxed);
-                Ok(tunnels(&reply, &self.secret, &authenticator))
+                Ok(tunnels(&reply, &cfg.secret, &authenticator))
             }
             code::ACCESS_REJECT => {
                 self.counters.rejects.fetch_add(1, Relaxed);
