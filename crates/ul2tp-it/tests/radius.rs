@@ -1440,3 +1440,105 @@ fn reload_applies_the_radius_table() {
         &t.lac
     )));
 }
+
+/// The LAC reuses a tunnel for calls RADIUS places with the same tunnel attributes (RFC 2868
+/// §3.7): uma and ulf get the same Tunnel-Server-Endpoint, Tunnel-Assignment-Id and
+/// Tunnel-Password, so ulf's call is a second session in uma's tunnel; vic's other
+/// Assignment-Id gets a tunnel of its own. Hanging up uma leaves ulf's call and the shared
+/// tunnel up; hanging up ulf, the last call of that tunnel, closes it.
+#[test]
+fn lac_shares_a_tunnel_per_radius_assignment() {
+    let a = Netns::new("rsa");
+    let b = Netns::new("rsb");
+    ul2tp_it::veth(&a, "eth0", &b, "eth0");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    let dir = std::env::temp_dir().join(ul2tp_it::unique("radius-share"));
+    let mut users = String::new();
+    for (user, group) in [("uma", "grp1"), ("ulf", "grp1"), ("vic", "grp2")] {
+        users.push_str(&format!(
+            "{user} Cleartext-Password := \"pw\"\n\
+             \tTunnel-Type:1 = L2TP,\n\
+             \tTunnel-Medium-Type:1 = IPv4,\n\
+             \tTunnel-Server-Endpoint:1 = \"192.0.2.2\",\n\
+             \tTunnel-Password:1 = \"tunnel-secret-7\",\n\
+             \tTunnel-Assignment-Id:1 = \"{group}\"\n"
+        ));
+    }
+    let _radius = FreeRadius::start(&a, &dir.join("raddb"), &users);
+    let (ca, cb) = (dir.join("lac.toml"), dir.join("lns.toml"));
+    let mut lac_cfg = String::from("[control]\nlisten = \"192.0.2.1:1701\"\n");
+    for user in ["uma", "ulf", "vic"] {
+        lac_cfg.push_str(&format!(
+            "[[lac]]\nname = \"{user}\"\nlns = \"192.0.2.250\"\nradius = true\nuser = \"{user}\"\n\
+             password = \"pw\"\nmax_retries = 1\n"
+        ));
+    }
+    lac_cfg.push_str(&format!(
+        "[radius]\nserver = \"127.0.0.1\"\nsecret = \"{SECRET}\"\ntimeout = 1\nretries = 1\n"
+    ));
+    std::fs::write(&ca, lac_cfg).unwrap();
+    std::fs::write(
+        &cb,
+        "[control]\nlisten = \"192.0.2.2:1701\"\nsecret = \"tunnel-secret-7\"\n\
+         ppp_local = \"10.96.0.1\"\nppp_pool = \"10.96.0.10-10.96.0.20\"\nppp_auth = \"pap\"\n\
+         ppp_users = { uma = \"pw\", ulf = \"pw\", vic = \"pw\" }\n",
+    )
+    .unwrap();
+    let lac = Daemon::start(&a, &["--config", ca.to_str().unwrap()]);
+    let lns = Daemon::start(&b, &["--config", cb.to_str().unwrap()]);
+    let count = |d: &Daemon, what: &str| {
+        d.ul2tp(&format!("show {what}"))
+            .lines()
+            .filter(|l| {
+                l.starts_with(if what == "tunnel" {
+                    "Tunnel "
+                } else {
+                    "Session "
+                })
+            })
+            .count()
+    };
+    for user in ["uma", "ulf", "vic"] {
+        let o = lac.cli(&["dial", user, "wait"]);
+        assert!(
+            o.status.success(),
+            "{user}: {}\n{}\n{}",
+            text(&o),
+            lac.log(),
+            lns.log()
+        );
+    }
+    for addr in ["10.96.0.10", "10.96.0.11", "10.96.0.12"] {
+        assert!(has_addr(&a, addr), "{addr}: {}", a.ip(&["-o", "addr"]));
+    }
+    assert_eq!(count(&lac, "tunnel"), 2, "{}", lac.ul2tp("show tunnel"));
+    assert_eq!(count(&lns, "tunnel"), 2, "{}", lns.ul2tp("show tunnel"));
+    assert_eq!(count(&lns, "session"), 3, "{}", lns.ul2tp("show session"));
+    let log = lac.log();
+    assert!(log.contains("lac ulf: joining tunnel"), "{log}");
+    assert!(!log.contains("lac vic: joining tunnel"), "{log}");
+
+    let o = lac.cli(&["hangup", "uma"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&lns, "session") == 2),
+        "{}",
+        lns.ul2tp("show session")
+    );
+    assert!(!has_addr(&a, "10.96.0.10"));
+    assert!(has_addr(&a, "10.96.0.11"), "ulf's call went with uma's");
+    assert_eq!(count(&lac, "tunnel"), 2, "{}", lac.ul2tp("show tunnel"));
+    assert!(a.ping_retry("10.96.0.1", &[], 5), "ulf's link");
+
+    let o = lac.cli(&["hangup", "ulf"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&lac, "tunnel") == 1
+            && count(&lns, "tunnel") == 1),
+        "the shared tunnel outlived its last call: {}",
+        lac.ul2tp("show tunnel")
+    );
+    assert!(has_addr(&a, "10.96.0.12"), "vic's call is untouched");
+    let _ = std::fs::remove_dir_all(&dir);
+}

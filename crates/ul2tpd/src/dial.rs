@@ -17,6 +17,8 @@
 //! causes it reports (the peer's StopCCN / CDN Result Code, no answer, PPP failures) are the
 //! [`down_error`] texts that `ul2tp connect ... wait` prints too.
 
+mod shared;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -815,12 +817,18 @@ pub(crate) struct ReloadSummary {
     pub(crate) changed: usize,
 }
 
+/// An LNS to dial: its address, the tunnel secret RADIUS gave (Tunnel-Password) and the
+/// Tunnel-Assignment-Id.
+type Target = (SocketAddr, Option<Secret>, Option<String>);
+
 /// The configured calls.
 #[derive(Debug)]
 pub(crate) struct Dialer {
     d: Weak<Store>,
     cp: Arc<ControlPlane>,
     calls: std::sync::Mutex<BTreeMap<String, Entry>>,
+    /// The tunnels RADIUS-placed calls share (RFC 2868 §3.7).
+    tunnels: Arc<shared::SharedTunnels>,
 }
 
 impl Dialer {
@@ -834,6 +842,7 @@ impl Dialer {
             d,
             cp,
             calls: std::sync::Mutex::new(BTreeMap::new()),
+            tunnels: Arc::default(),
         };
         for p in profiles {
             dialer.add(p);
@@ -860,6 +869,7 @@ impl Dialer {
             status: status.clone(),
             d: self.d.clone(),
             cp: self.cp.clone(),
+            tunnels: self.tunnels.clone(),
             rx,
             waiters: Vec::new(),
         };
@@ -1000,6 +1010,8 @@ struct Call {
     status: Arc<std::sync::Mutex<Status>>,
     d: Weak<Store>,
     cp: Arc<ControlPlane>,
+    /// The tunnels shared between RADIUS-placed calls.
+    tunnels: Arc<shared::SharedTunnels>,
     rx: mpsc::Receiver<Req>,
     /// `dial ... wait` requests to answer when the call is up or the attempt failed.
     waiters: Vec<oneshot::Sender<ApiResult<Attrs>>>,
@@ -1144,8 +1156,7 @@ impl Call {
     async fn attempt(&mut self) -> Outcome {
         let name = self.p.name.clone();
         let mut last = ApiError::new(Errno::EINVAL, "no LNS address");
-        let mut targets: Vec<(SocketAddr, Option<Secret>)> =
-            self.p.lns.iter().map(|a| (*a, None)).collect();
+        let mut targets: Vec<Target> = self.p.lns.iter().map(|a| (*a, None, None)).collect();
         if self.p.radius {
             match self.radius_targets().await {
                 Ok(Some(t)) => targets = t,
@@ -1162,8 +1173,35 @@ impl Call {
             }
         }
         let ip = self.p.encap == Encap::Ip;
-        for (peer, secret) in targets {
+        for (peer, secret, assignment) in targets {
             let mut events = self.cp.events();
+            // RADIUS named the tunnel: one of the same LNS, Assignment-Id and password is
+            // joined (RFC 2868 §3.7).
+            let key = self.p.radius.then(|| shared::TunnelKey {
+                peer,
+                version: self.p.version,
+                encap: self.p.encap,
+                assignment_id: assignment,
+                secret: secret.as_ref().map(|s| s.0.clone()),
+            });
+            let alive = |tid| {
+                self.d
+                    .upgrade()
+                    .is_some_and(|d| d.registry.tunnel_get(tid).is_some())
+            };
+            if let Some(m) = key.as_ref().and_then(|k| self.tunnels.join(k, alive)) {
+                let tid = m.tid();
+                tracing::info!(
+                    "lac {name}: joining tunnel {tid} to {peer} (same RADIUS tunnel attributes)"
+                );
+                self.set(|s| {
+                    s.state = "dialing";
+                    s.peer = Some(peer);
+                    s.ip = ip;
+                    s.ids = None;
+                });
+                return self.establish(peer, tid, events, Some(m)).await;
+            }
             tracing::info!("lac {name}: dialing {peer}");
             self.set(|s| {
                 s.state = "dialing";
@@ -1199,7 +1237,8 @@ impl Call {
                 Step::Dial => {}
                 Step::Stopped => return Outcome::Stopped,
             }
-            return self.establish(peer, tid, events).await;
+            let member = key.and_then(|k| self.tunnels.register(k, tid));
+            return self.establish(peer, tid, events, member).await;
         }
         Outcome::Failed {
             err: last,
@@ -1209,7 +1248,7 @@ impl Call {
 
     /// The LNS addresses (and tunnel secrets) RADIUS gives the profile's user, in order of
     /// preference; `None` when the Access-Accept names no usable L2TP tunnel.
-    async fn radius_targets(&self) -> Result<Option<Vec<(SocketAddr, Option<Secret>)>>, String> {
+    async fn radius_targets(&self) -> Result<Option<Vec<Target>>, String> {
         let name = &self.p.name;
         let radius = self
             .d
@@ -1235,7 +1274,7 @@ impl Call {
                     let secret = t
                         .password
                         .map(|p| Secret(String::from_utf8_lossy(&p).into_owned()));
-                    out.push((a, secret));
+                    out.push((a, secret, t.assignment_id));
                 }
                 Err(e) => tracing::warn!(
                     "lac {name}: RADIUS Tunnel-Server-Endpoint {:?} skipped: {e}",
@@ -1246,29 +1285,44 @@ impl Call {
         Ok((!out.is_empty()).then_some(out))
     }
 
+    /// End the call's part of tunnel `tid`: its sessions `sids` when other calls share the
+    /// tunnel, else the tunnel.
+    async fn release(&self, tid: u32, sids: &[u32]) {
+        if self.tunnels.others(tid) {
+            for &sid in sids {
+                let _ = self.cp.close(tid, Some(sid)).await;
+            }
+        } else {
+            let _ = self.cp.close(tid, None).await;
+        }
+    }
+
     /// The tunnel `tid` to `peer` is up: place the sessions, bring PPP up on each, and hold
-    /// the call until it goes down or is hung up.
+    /// the call until it goes down or is hung up. `_member`: the call's place in a shared
+    /// tunnel, left when the call ends.
     async fn establish(
         &mut self,
         peer: SocketAddr,
         tid: u32,
         mut events: broadcast::Receiver<Event>,
+        _member: Option<shared::Member>,
     ) -> Outcome {
         let name = self.p.name.clone();
+        // The call's sessions, each from when it was placed.
         let mut sids = Vec::new();
         macro_rules! step {
             ($e:expr) => {
                 match until(&mut self.rx, &mut self.waiters, None, false, $e).await {
                     Step::Got(Ok(v)) => v,
                     Step::Got(Err(e)) => {
-                        let _ = self.cp.close(tid, None).await;
+                        self.release(tid, &sids).await;
                         return Outcome::Failed {
                             err: e,
                             was_up: false,
                         };
                     }
                     Step::Hangup(reply) => {
-                        let _ = self.cp.close(tid, None).await;
+                        self.release(tid, &sids).await;
                         let _ = reply.send(Ok(()));
                         return Outcome::HungUp;
                     }
@@ -1288,10 +1342,10 @@ impl Call {
             // Refused because the tunnel is closing: the peer's StopCCN is the cause.
             let sid = sid.map_err(|e| down_already(&mut events, tid, &peer).unwrap_or(e));
             let sid = step!(async { sid });
+            sids.push(sid);
             step!(wait_session(&mut events, tid, sid, &peer));
             if self.p.pw_type != PwType::Ppp {
                 // A pseudowire: up with its session (the device exists).
-                sids.push(sid);
                 continue;
             }
             let ppp = start_ppp(self.d.clone(), self.ppp_setup(), tid, sid);
@@ -1310,7 +1364,6 @@ impl Call {
                         .unwrap_or_else(|| ApiError::new(e.errno, format!("PPP: {}", e.message)))),
                 }
             });
-            sids.push(sid);
         }
         let up = Attrs {
             conn_id: Some(tid),
@@ -1334,7 +1387,7 @@ impl Call {
                     if self.still_there(tid, &sids) {
                         continue;
                     }
-                    let _ = self.cp.close(tid, None).await;
+                    self.release(tid, &sids).await;
                     return Outcome::Failed {
                         err: ApiError::new(
                             Errno::EIO,
@@ -1363,7 +1416,7 @@ impl Call {
                     reason,
                     ..
                 })) if tunnel_id == tid && sids.contains(&session_id) => {
-                    let _ = self.cp.close(tid, None).await;
+                    self.release(tid, &sids).await;
                     return Outcome::Failed {
                         err: down_error("session", &peer, &reason),
                         was_up: true,
@@ -1371,7 +1424,7 @@ impl Call {
                 }
                 Step::Got(Some(_)) | Step::Dial => {}
                 Step::Hangup(reply) => {
-                    let _ = self.cp.close(tid, None).await;
+                    self.release(tid, &sids).await;
                     let _ = reply.send(Ok(()));
                     return Outcome::HungUp;
                 }
