@@ -1542,3 +1542,48 @@ fn lac_shares_a_tunnel_per_radius_assignment() {
     assert!(has_addr(&a, "10.96.0.12"), "vic's call is untouched");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The accounting queue is bounded: with the server down and an Interim-Update every second,
+/// `acct_queue = 2` records wait (plus the one being retried), the others are dropped,
+/// counted and logged, the session stays up; once the server is back the queue drains.
+#[test]
+fn accounting_queue_is_bounded_and_drops_are_counted() {
+    let mut t = Setup::build(
+        "pap",
+        ALICE,
+        SECRET,
+        "\"127.0.0.1\"",
+        "",
+        "acct_queue = 2\n",
+    );
+    let o = t.ppp_start("alice", "wonderland");
+    assert!(o.status.success(), "{}", text(&o));
+    t.started_session();
+    t.radius.kill();
+    assert!(
+        wait_until(Duration::from_secs(20), || t.metric("acct_dropped_total")
+            >= 2),
+        "{}",
+        t.lns.log()
+    );
+    assert!(
+        t.metric("acct_pending") <= 3,
+        "{}",
+        t.metric("acct_pending")
+    );
+    assert!(t
+        .lns
+        .log()
+        .contains("RADIUS accounting queue full: record for "));
+    assert!(has_addr(&t.a, "10.96.0.77"), "the session stays up");
+    let answered = t.metric("acct_responses_total");
+    t.radius.restart(&t.b);
+    // The queue drains (new Interim-Updates keep coming: pending stays small).
+    assert!(
+        wait_until(Duration::from_secs(40), || t.metric("acct_responses_total")
+            >= answered + 3
+            && t.metric("acct_pending") <= 1),
+        "{}",
+        t.lns.log()
+    );
+}
