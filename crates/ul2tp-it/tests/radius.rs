@@ -1277,6 +1277,22 @@ fn coa_changes_the_interim_interval() {
     );
     assert!(out.contains("Received CoA-NAK"), "{out}");
     assert!(out.contains("Error-Cause = Unsupported-Service"), "{out}");
+    // Every attribute of a Disconnect-Request counts too (RFC 5176 §3): one we cannot match
+    // on is NAKed and the session stays; Proxy-State comes back as it went.
+    let out = t.radclient(
+        "disconnect",
+        "User-Name = \"alice\"\nCalling-Station-Id = \"5551234\"\nProxy-State = 0x6c6e7331\n",
+        SECRET,
+    );
+    let reply = out
+        .split_once("Received Disconnect-NAK")
+        .unwrap_or_else(|| panic!("{out}"))
+        .1;
+    assert!(
+        reply.contains("Error-Cause = Unsupported-Attribute"),
+        "{out}"
+    );
+    assert!(reply.contains("Proxy-State = 0x6c6e7331"), "{out}");
     let out = t.radclient(
         "coa",
         &format!("Acct-Session-Id = \"{id}\"\nAcct-Interim-Interval = 3600\n"),

@@ -58,6 +58,8 @@ pub mod attr {
     pub const FRAMED_ROUTE: u8 = 22;
     /// State.
     pub const STATE: u8 = 24;
+    /// Proxy-State: echoed unchanged in the reply (RFC 2865 §5.33).
+    pub const PROXY_STATE: u8 = 33;
     /// Class.
     pub const CLASS: u8 = 25;
     /// Vendor-Specific.

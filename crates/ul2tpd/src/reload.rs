@@ -600,7 +600,7 @@ impl Statics {
             },
             _ if self.config.radius != new_cfg.radius => {
                 tracing::warn!(
-                    "reload: [radius] added or removed in {file}; it takes effect when ul2tpd restarts"
+                    "reload: [radius] changed in {file}, but no RADIUS client runs (or the table was removed); it takes effect when ul2tpd restarts"
                 );
                 sum.kept += 1;
             }

@@ -111,9 +111,24 @@ impl Sessions {
     }
 }
 
+/// Attributes a Disconnect-Request may carry (RFC 5176 §3: every attribute is mandatory, an
+/// unsupported one is NAKed): session and NAS identification and the ones that change
+/// nothing.
+const DISCONNECT_ATTRS: [u8; 9] = [
+    attr::USER_NAME,
+    attr::ACCT_SESSION_ID,
+    attr::FRAMED_IP_ADDRESS,
+    attr::NAS_IDENTIFIER,
+    attr::NAS_IP_ADDRESS,
+    attr::NAS_IPV6_ADDRESS,
+    attr::MESSAGE_AUTHENTICATOR,
+    attr::EVENT_TIMESTAMP,
+    attr::PROXY_STATE,
+];
+
 /// Attributes a CoA-Request may carry: session identification, NAS identification, what we
 /// can change live and the ones that change nothing.
-const COA_ATTRS: [u8; 12] = [
+const COA_ATTRS: [u8; 13] = [
     attr::USER_NAME,
     attr::ACCT_SESSION_ID,
     attr::FRAMED_IP_ADDRESS,
@@ -126,6 +141,7 @@ const COA_ATTRS: [u8; 12] = [
     attr::MESSAGE_AUTHENTICATOR,
     attr::EVENT_TIMESTAMP,
     attr::STATE,
+    attr::PROXY_STATE,
 ];
 
 /// Serve DAE requests on `sock` until the client is gone. `clients` maps source addresses to
@@ -185,6 +201,10 @@ pub(super) async fn serve(r: Weak<Radius>, sock: UdpSocket) {
                 reply.add_u32(attr::ERROR_CAUSE, cause);
             }
         }
+        // Proxy-State back as it came, in order (RFC 2865 §5.33).
+        for v in p.get_all(attr::PROXY_STATE) {
+            reply.add(attr::PROXY_STATE, v.to_vec());
+        }
         if p.get(attr::MESSAGE_AUTHENTICATOR).is_some() {
             reply.add(attr::MESSAGE_AUTHENTICATOR, [0u8; 16]);
         }
@@ -233,13 +253,16 @@ fn handle(radius: &Radius, p: &Packet) -> Result<(), u32> {
     if user.is_none() && id.is_none() && ip.is_none() {
         return Err(error_cause::MISSING_ATTRIBUTE);
     }
+    // Service-Type (Authorize-Only, RFC 5176 §3.2): a service we do not offer.
+    if p.get(attr::SERVICE_TYPE).is_some() {
+        return Err(error_cause::UNSUPPORTED_SERVICE);
+    }
     let command = if p.code == code::DISCONNECT_REQUEST {
+        if p.attrs.iter().any(|a| !DISCONNECT_ATTRS.contains(&a.typ)) {
+            return Err(error_cause::UNSUPPORTED_ATTRIBUTE);
+        }
         Command::Disconnect
     } else {
-        // Service-Type (Authorize-Only, RFC 5176 §3.2): a service we do not offer.
-        if p.get(attr::SERVICE_TYPE).is_some() {
-            return Err(error_cause::UNSUPPORTED_SERVICE);
-        }
         if p.attrs.iter().any(|a| !COA_ATTRS.contains(&a.typ)) {
             return Err(error_cause::UNSUPPORTED_ATTRIBUTE);
         }
@@ -304,7 +327,12 @@ mod tests {
         );
         let d = code::DISCONNECT_REQUEST;
         let c = code::COA_REQUEST;
-        let cases: [(Packet, Result<(), u32>); 10] = [
+        let cases: [(Packet, Result<(), u32>); 11] = [
+            (
+                // 31: Calling-Station-Id, an identification we do not match on.
+                request(d, &[(attr::USER_NAME, b"alice"), (31, b"5551234")]),
+                Err(error_cause::UNSUPPORTED_ATTRIBUTE),
+            ),
             (
                 // Service-Type Authorize-Only (17): not offered.
                 request(
