@@ -5,6 +5,7 @@
 
 use std::process::Command;
 
+use ul2tp_it::peers::{L2tpns, Xl2tpd};
 use ul2tp_it::{bin, run, unique, veth, Daemon, Netns};
 
 struct Lns {
@@ -34,10 +35,15 @@ fn lns(limits: &str) -> Lns {
 }
 
 fn loadgen(l: &Lns, args: &[&str]) -> (Option<i32>, String) {
+    loadgen_at(&l.lac, "192.0.2.2:1701", args)
+}
+
+/// `ul2tp-loadgen --peer PEER` with `args` in the namespace `ns`: exit status, output.
+fn loadgen_at(ns: &str, peer: &str, args: &[&str]) -> (Option<i32>, String) {
     let o = run(Command::new("ip")
-        .args(["netns", "exec", &l.lac])
+        .args(["netns", "exec", ns])
         .arg(bin("ul2tp-loadgen"))
-        .args(["--peer", "192.0.2.2:1701", "--timeout", "30"])
+        .args(["--peer", peer, "--timeout", "30"])
         .args(args));
     let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     (o.status.code(), out)
@@ -235,4 +241,159 @@ fn bad_arguments_are_refused() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn mschapv2_sessions_are_pinged_through() {
+    let l = lns(&PPP_LNS.replace("\"pap\"", "\"mschapv2\""));
+    let pw = password_file("secret");
+    let ppp = |extra: &[&str]| {
+        let mut args = vec![
+            "--ppp",
+            "--auth",
+            "mschapv2",
+            "--user",
+            "user%d",
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--tunnels",
+            "2",
+            "--sessions",
+            "3",
+            "--ping",
+            "3",
+            "--ping-interval",
+            "0.1",
+        ];
+        args.extend_from_slice(extra);
+        loadgen(&l, &args)
+    };
+    // Every session pings the LNS's address (its pppN's, answered by the LNS's kernel).
+    let (code, out) = ppp(&[]);
+    eprintln!("{out}");
+    assert_eq!(code, Some(0), "{out}\n{}", l.d.log());
+    assert!(out.contains("sessions: 6 of 6 up, 0 failed"), "{out}");
+    assert!(
+        out.contains("ping: 18 sent, 18 received, 0 lost (0.0 %) in 6 sessions"),
+        "{out}"
+    );
+    assert!(out.contains("ping rtt: p50 "), "{out}");
+    // An address nobody answers for: every request lost, each session a failure.
+    let (code, out) = ppp(&["--ping-target", "198.51.100.9", "--ping-interval", "0.05"]);
+    eprintln!("{out}");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("sessions: 6 of 6 up, 6 failed"), "{out}");
+    assert!(out.contains("ping: 18 sent, 0 received, 18 lost"), "{out}");
+    assert!(
+        out.contains("session failure: 6 x ping replies missing"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(pw);
+}
+
+/// xl2tpd as the LNS: tunnels and calls come up at the L2TP level; its pppd cannot run here
+/// (no kernel PPP), so it clears every call after the ICCN with a CDN, which the report
+/// counts by its result code (1, lost carrier).
+#[test]
+fn xl2tpd_lns_tunnels_up_and_its_cdns_counted_by_result_code() {
+    let l = lns("");
+    l.b.ip(&["addr", "add", "192.0.2.3/24", "dev", "eth0"]);
+    let xl = Xl2tpd::start(
+        &l.b,
+        "[global]\nlisten-addr = 192.0.2.3\nport = 1701\naccess control = no\n\
+[lns default]\nip range = 10.77.0.2-10.77.0.20\nlocal ip = 10.77.0.1\nrequire authentication = no\n\
+length bit = yes\npppoptfile = OPTIONS\n",
+    );
+    xl.wait_log("Listening on IP address 192.0.2.3");
+    let (code, out) = loadgen_at(
+        &l.lac,
+        "192.0.2.3:1701",
+        &[
+            "--version",
+            "2",
+            "--tunnels",
+            "2",
+            "--sessions",
+            "3",
+            "--rate",
+            "50",
+            "--hold",
+            "3",
+        ],
+    );
+    eprintln!("{out}");
+    assert_eq!(code, Some(1), "{out}\n{}", xl.log());
+    assert!(out.contains("tunnels: 2 of 2 up, 0 failed"), "{out}");
+    assert!(out.contains("sessions: 6 of 6 up, 6 failed"), "{out}");
+    assert!(
+        out.contains(
+            "session failure: 6 x cleared by the peer while held: Peer { result_code: 1, "
+        ),
+        "{out}"
+    );
+    let log = xl.log();
+    assert!(
+        log.contains("Connection established to 192.0.2.1, "),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("Call established with 192.0.2.1").count(),
+        6,
+        "{log}"
+    );
+}
+
+/// l2tpns as the LNS (PPP in userspace, PAP checked by FreeRADIUS): every session reaches
+/// IPCP up with an address from l2tpns's pool. l2tpns does not answer echo requests to its
+/// own address (10.10.10.254): the pings go through it to an address of its host, whose
+/// kernel answers them back through l2tpns; and to its own address, unanswered.
+#[test]
+fn l2tpns_lns_ppp_sessions_up_and_pinged() {
+    let (a, b) = ul2tp_it::linked_hosts("lgna", "lgnb");
+    let users: String = (0..4)
+        .map(|i| format!("user{i} Cleartext-Password := \"secret\"\n"))
+        .collect();
+    let l2tpns = L2tpns::start(&b, &users, "");
+    b.ip(&["addr", "add", "198.51.100.1/32", "dev", "lo"]);
+    let pw = password_file("secret");
+    let ping = |target: &str| {
+        loadgen_at(
+            &a.name,
+            "192.0.2.2:1701",
+            &[
+                "--ppp",
+                "--user",
+                "user%d",
+                "--password-file",
+                pw.to_str().unwrap(),
+                "--tunnels",
+                "2",
+                "--sessions",
+                "2",
+                "--rate",
+                "20",
+                "--ping",
+                "3",
+                "--ping-interval",
+                "0.2",
+                "--ping-target",
+                target,
+            ],
+        )
+    };
+    let (code, out) = ping("198.51.100.1");
+    eprintln!("{out}");
+    assert_eq!(code, Some(0), "{out}\n{}", l2tpns.log());
+    assert!(out.contains("tunnels: 2 of 2 up, 0 failed"), "{out}");
+    assert!(out.contains("sessions: 4 of 4 up, 0 failed"), "{out}");
+    assert!(
+        out.contains("ping: 12 sent, 12 received, 0 lost (0.0 %) in 4 sessions"),
+        "{out}"
+    );
+    let (code, out) = ping("10.10.10.254");
+    eprintln!("{out}");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("sessions: 4 of 4 up, 4 failed"), "{out}");
+    assert!(out.contains("ping: 12 sent, 0 received, 12 lost"), "{out}");
+    let _ = std::fs::remove_file(pw);
 }

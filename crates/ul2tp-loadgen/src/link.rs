@@ -99,10 +99,10 @@ impl Link {
     }
 
     /// When the link next needs a `wake` (PPP timer or ping), µs.
-    pub fn next_wake(&self) -> Option<u64> {
+    pub fn next_wake(&self, now: Timestamp) -> Option<u64> {
         let ppp = self.ep.poll_timeout().map(|t| t.0);
         let ping = self.ping.as_ref().and_then(|p| {
-            if self.addrs.is_none() || p.finished(Timestamp::from_micros(0)) {
+            if self.addrs.is_none() || p.finished(now) {
                 None
             } else if p.sent < p.count {
                 p.next_at.map(|t| t.0)

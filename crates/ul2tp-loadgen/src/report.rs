@@ -108,7 +108,11 @@ impl Report {
                 .iter()
                 .map(|us| Duration::from_micros(u64::from(*us)))
                 .collect();
-            println!("ping rtt: {}", percentiles(&rtts));
+            if rtts.is_empty() {
+                println!("ping rtt: no replies");
+            } else {
+                println!("ping rtt: {}", percentiles(&rtts));
+            }
         }
         if self.data_dropped > 0 {
             println!("data messages dropped: {}", self.data_dropped);

@@ -478,7 +478,8 @@ impl Run<'_> {
             }
         }
         l.flush(&self.sock, now, &mut self.rep.rtts);
-        if let Some(w) = l.next_wake() {
+        // Never at or before now: the loop in `wake_links` must end.
+        if let Some(w) = l.next_wake(now).map(|w| w.max(now.0 + 1)) {
             if l.scheduled.is_none_or(|s| w < s) {
                 l.scheduled = Some(w);
                 self.timers.push(Reverse((w, key)));
