@@ -233,6 +233,11 @@ fn bad_arguments_are_refused() {
             "x",
         ],
         &["--peer", "192.0.2.2:1701", "--ppp", "--auth", "eap"],
+        &["--peer", "192.0.2.2:1701", "--ping", "3"],
+        &["--peer", "192.0.2.2:1701", "--listen", "0.0.0.0:1701"],
+        &["--mode", "lns", "--peer", "192.0.2.2:1701"],
+        &["--mode", "lns", "--ppp-pool", "10.0.0.9-10.0.0.1"],
+        &["--mode", "server"],
     ] {
         let o = run(Command::new(bin("ul2tp-loadgen")).args(args));
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -396,4 +401,97 @@ fn l2tpns_lns_ppp_sessions_up_and_pinged() {
     assert!(out.contains("sessions: 4 of 4 up, 4 failed"), "{out}");
     assert!(out.contains("ping: 12 sent, 0 received, 12 lost"), "{out}");
     let _ = std::fs::remove_file(pw);
+}
+
+/// `--mode lns`: a ul2tpd LAC's `[[lac]]` profile dials into the load generator, which
+/// authenticates it (CHAP, a user pattern), gives it an address from its pool over IPCP,
+/// answers pings to its own address and pings the LAC's; the LAC hanging up ends the run.
+#[test]
+fn lns_mode_serves_a_ul2tpd_lac() {
+    let (a, b) = ul2tp_it::linked_hosts("lgla", "lglb");
+    let dir = std::env::temp_dir().join(unique("loadgen-lns"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = password_file("secret");
+    let out_file = dir.join("out");
+    let mut lg = ul2tp_it::peers::Proc(
+        b.cmd(bin("ul2tp-loadgen"))
+            .args([
+                "--mode",
+                "lns",
+                "--listen",
+                "192.0.2.2:1701",
+                "--tunnels",
+                "1",
+            ])
+            .args([
+                "--timeout",
+                "40",
+                "--ppp",
+                "--auth",
+                "chap",
+                "--user",
+                "user%d",
+            ])
+            .arg("--password-file")
+            .arg(&pw)
+            .args([
+                "--ppp-local",
+                "10.98.0.1",
+                "--ppp-pool",
+                "10.98.0.10-10.98.0.12",
+            ])
+            .args(["--ping", "3", "--ping-interval", "0.1"])
+            .stdout(std::fs::File::create(&out_file).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn ul2tp-loadgen"),
+    );
+    let out = || std::fs::read_to_string(&out_file).unwrap_or_default();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let conf = dir.join("lac.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[control]\nlisten = \"192.0.2.1:1701\"\nhost_name = \"lac\"\n[[lac]]\nname = \"isp\"\n\
+user = \"user42\"\npassword_file = \"{}\"\nlns = \"192.0.2.2\"\nautodial = true\n",
+            pw.display()
+        ),
+    )
+    .unwrap();
+    let lac = Daemon::start(&a, &["--config", conf.to_str().unwrap()]);
+    let mut dev = None;
+    assert!(
+        ul2tp_it::wait_until(std::time::Duration::from_secs(20), || {
+            dev = a.device_with("10.98.0.10");
+            dev.is_some()
+        }),
+        "the LAC got no address:\n{}\n{}",
+        lac.log(),
+        out()
+    );
+    assert!(dev.unwrap().starts_with("ppp"));
+    assert!(
+        a.ping_retry("10.98.0.1", &[], 5),
+        "ping to the load generator"
+    );
+    // Its own pings to the LAC (0.1 s apart) are over by then.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    lac.cli_ok(&["hangup", "isp"]);
+    let done = ul2tp_it::wait_until(std::time::Duration::from_secs(15), || {
+        lg.0.try_wait().ok().flatten().is_some()
+    });
+    assert!(done, "the load generator did not end:\n{}", out());
+    let code = lg.0.wait().unwrap().code();
+    let out = out();
+    eprintln!("{out}");
+    assert_eq!(code, Some(0), "{out}\n{}", lac.log());
+    assert!(out.contains("tunnels: 1 up, 0 failed"), "{out}");
+    assert!(out.contains("sessions: 1 up, 0 failed"), "{out}");
+    assert!(out.contains("setup latency: p50 "), "{out}");
+    assert!(
+        out.contains("ping: 3 sent, 3 received, 0 lost (0.0 %) in 1 sessions"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(pw);
+    let _ = std::fs::remove_dir_all(dir);
 }

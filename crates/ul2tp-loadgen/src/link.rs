@@ -81,6 +81,9 @@ pub struct Link {
     pub ping: Option<Ping>,
     /// The wake-up time queued for this link in the run loop's timer heap.
     pub scheduled: Option<u64>,
+    /// LCP opened (LNS mode: on the peer's first frame, as ul2tpd's LNS does, since a
+    /// LAC's PPP may not listen yet when its session comes up).
+    pub opened: bool,
 }
 
 impl Link {
@@ -95,6 +98,7 @@ impl Link {
             pool_addr: None,
             ping: None,
             scheduled: None,
+            opened: false,
         }
     }
 
@@ -153,6 +157,9 @@ impl Link {
     pub fn flush(&mut self, sock: &UdpSocket, now: Timestamp, rtts: &mut Vec<u32>) {
         loop {
             while let Some(f) = self.ep.poll_transmit() {
+                if crate::debug() {
+                    eprintln!("{} tx {:02x?}", now.0, &f[..f.len().min(6)]);
+                }
                 let mut buf = vec![0u8; HEADROOM + f.len()];
                 buf[HEADROOM..].copy_from_slice(&f);
                 if let Some((start, end)) = self.session.encap(&mut buf, HEADROOM, f.len()) {

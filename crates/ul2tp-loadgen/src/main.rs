@@ -59,6 +59,12 @@ Exit status: 0 when everything came up (and every ping was answered), 1 when som
 failed, 2 for bad arguments or when the run could not start.
 ";
 
+/// `LOADGEN_DEBUG` set: control events and PPP frames (time in µs, first octets) on stderr.
+pub fn debug() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("LOADGEN_DEBUG").is_some())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Lac,

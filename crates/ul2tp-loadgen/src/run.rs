@@ -287,9 +287,8 @@ impl Run<'_> {
     }
 
     fn events(&mut self) -> Result<(), String> {
-        let debug = std::env::var_os("LOADGEN_DEBUG").is_some();
         while let Some(ev) = self.ep.poll_event() {
-            if debug {
+            if crate::debug() {
                 eprintln!("{ev:?}");
             }
             match ev {
@@ -424,7 +423,10 @@ impl Run<'_> {
                 u64::try_from(interval.as_micros()).unwrap_or(u64::MAX),
             )
         });
-        l.ep.open(now);
+        if self.a.mode == Mode::Lac {
+            l.ep.open(now);
+            l.opened = true;
+        }
         self.links.insert(key, l);
         self.after(key);
         Ok(())
@@ -554,13 +556,23 @@ impl Run<'_> {
                 });
             match out {
                 RxOutcome::ToSocket if n >= 2 && d[0] & 0x80 != 0 => {
-                    self.ep.handle_datagram(now, from, d)
+                    // Act on it at once: a session it brings up must be in the data path
+                    // before the peer's first PPP frames, queued right behind it.
+                    self.ep.handle_datagram(now, from, d);
+                    self.events()?;
                 }
                 RxOutcome::ToSocket | RxOutcome::Dropped(_) => self.rep.data_dropped += 1,
                 RxOutcome::Consumed => {}
             }
             for (key, f) in frames.drain(..) {
                 if let Some(l) = self.links.get_mut(&key) {
+                    if crate::debug() {
+                        eprintln!("{} rx {:02x?}", now.0, &f[..f.len().min(6)]);
+                    }
+                    if !l.opened {
+                        l.ep.open(now);
+                        l.opened = true;
+                    }
                     let _ = l.ep.handle_frame(now, &f);
                     self.after(key);
                 }
