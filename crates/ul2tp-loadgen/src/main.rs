@@ -278,3 +278,25 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_are_ranges() {
+        let p = pool("10.0.0.254-10.0.1.1").unwrap();
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[0], Ipv4Addr::new(10, 0, 0, 254));
+        assert_eq!(p[3], Ipv4Addr::new(10, 0, 1, 1));
+        assert_eq!(pool("10.0.0.1-10.0.0.1").unwrap().len(), 1);
+        for bad in [
+            "10.0.0.2-10.0.0.1",
+            "10.0.0.1",
+            "x-10.0.0.1",
+            "0.0.0.0-255.255.255.255",
+        ] {
+            assert!(pool(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -591,3 +591,38 @@ impl Run<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ul2tp_ppp::Credentials;
+
+    use super::Pattern;
+
+    #[test]
+    fn the_user_pattern_matches_decimal_numbers_only() {
+        let p = Pattern {
+            user: "user%d@isp".into(),
+            password: b"pw".to_vec(),
+        };
+        for ok in ["user0@isp", "user42@isp", "user0007@isp"] {
+            assert_eq!(p.secret(ok.as_bytes()), Some(b"pw".to_vec()), "{ok}");
+        }
+        for bad in [
+            "user@isp",
+            "userx@isp",
+            "user4@isp2",
+            "xuser4@isp",
+            "user-1@isp",
+            "",
+        ] {
+            assert_eq!(p.secret(bad.as_bytes()), None, "{bad}");
+        }
+        let fixed = Pattern {
+            user: "alice".into(),
+            password: b"pw".to_vec(),
+        };
+        assert!(fixed.secret(b"alice").is_some());
+        assert!(fixed.secret(b"alice1").is_none());
+        assert!(fixed.secret(&[0xff, 0xfe]).is_none());
+    }
+}
