@@ -21,6 +21,9 @@ pub mod relay;
 /// The metrics endpoint: scrape, sample values, `promtool` lint.
 pub mod metrics;
 
+/// Other implementations as peers: xl2tpd, l2tpns with FreeRADIUS.
+pub mod peers;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A unique short token for names (namespaces, interfaces).

@@ -11,104 +11,27 @@
 //! Needs the `l2tpns` and `freeradius` packages (the test fails if they are missing).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use ul2tp_it::{have, wait_until, Daemon};
+use ul2tp_it::peers::L2tpns;
+use ul2tp_it::{wait_until, Daemon};
 
 fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
     wait_until(Duration::from_secs(secs), cond)
 }
 
-/// A child process killed (by its PID) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn read(p: &std::path::Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
-}
-
 #[test]
 fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
-    assert!(
-        have("l2tpns") && have("freeradius"),
-        "this test needs l2tpns and freeradius (apt-get install -y l2tpns freeradius)"
-    );
     let (a, b) = ul2tp_it::linked_hosts("nsa", "nsb");
     b.ip(&["-6", "addr", "add", "2001:db8:ffff::1/128", "dev", "lo"]);
+    // One user with a route to delegate.
+    let l2tpns = L2tpns::start(
+        &b,
+        "alice Cleartext-Password := \"wonderland\"\n\tFramed-IPv6-Route = \"2001:db8:300::/56\"\n",
+        "set ipv6_prefix 2001:db8:200::\n",
+    );
     let dir = std::env::temp_dir().join(ul2tp_it::unique("l2tpns6"));
     std::fs::create_dir_all(&dir).unwrap();
-
-    // FreeRADIUS with the packaged configuration (cp -a keeps the freerad ownership it needs)
-    // and one user with a route to delegate; its default clients.conf admits 127.0.0.1 with secret testing123.
-    let raddb = dir.join("raddb");
-    ul2tp_it::must(
-        std::process::Command::new("cp")
-            .args(["-a", "/etc/freeradius/3.0"])
-            .arg(&raddb),
-    );
-    let authorize = raddb.join("mods-config/files/authorize");
-    let users = format!(
-        "alice Cleartext-Password := \"wonderland\"\n\tFramed-IPv6-Route = \"2001:db8:300::/56\"\n\n{}",
-        read(&authorize)
-    );
-    std::fs::write(&authorize, users).unwrap();
-    let rad_log = dir.join("radius.log");
-    let _radius = Proc(
-        b.cmd("freeradius")
-            .args(["-f", "-l", "stdout", "-d"])
-            .arg(&raddb)
-            .stdout(std::fs::File::create(&rad_log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn freeradius"),
-    );
-    assert!(
-        wait_for(20, || read(&rad_log).contains("Ready to process requests")),
-        "freeradius did not start: {}",
-        read(&rad_log)
-    );
-
-    // l2tpns: addresses from the packaged /etc/l2tpns/ip_pool (10.10.10.0/24 first). It
-    // serves only once it has made itself cluster master, after a heartbeat timeout without
-    // one (shortened here to 1 s). Its
-    // gateway address given to clients must not be the tunnel endpoint 192.0.2.2: the peer
-    // route on the LAC's pppN would pull the tunnel's own packets into the tunnel.
-    let l2tpns_log = dir.join("l2tpns.log");
-    let conf = dir.join("startup-config");
-    std::fs::write(
-        &conf,
-        format!(
-            "set debug 3\nset log_file \"{}\"\nset pid_file \"{}\"\nset primary_radius 127.0.0.1\nset radius_secret \"testing123\"\nset radius_authtypes \"pap\"\nset bind_address 192.0.2.2\nset cli_bind_address 127.0.0.1\nset peer_address 10.10.10.254\nset ipv6_prefix 2001:db8:200::\nset cluster_interface eth0\nset cluster_hb_interval 2\nset cluster_hb_timeout 10\n",
-            l2tpns_log.display(),
-            dir.join("l2tpns.pid").display()
-        ),
-    )
-    .unwrap();
-    let _l2tpns = Proc(
-        b.cmd("l2tpns")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn l2tpns"),
-    );
-    // Started when its L2TP socket listens (its log file is written in blocks).
-    assert!(
-        wait_for(10, || String::from_utf8_lossy(
-            &ul2tp_it::run(b.cmd("ss").args(["-Hnlu", "sport", "= :1701"])).stdout
-        )
-        .contains("192.0.2.2:1701")),
-        "l2tpns did not start: {}",
-        read(&l2tpns_log)
-    );
 
     // Our LAC.
     let lac_conf = dir.join("lac.toml");
@@ -122,7 +45,7 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
     assert!(
         lac.wait_tunnel(&tid, Duration::from_secs(30)),
         "tunnel to l2tpns did not come up:\n{}",
-        read(&l2tpns_log)
+        l2tpns.log()
     );
     let sid = lac.connect_ppp_session(&tid);
     assert!(
@@ -145,8 +68,8 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
         o.status.success(),
         "ppp start: {}\nl2tpns:\n{}\nradius:\n{}",
         String::from_utf8_lossy(&o.stderr),
-        read(&l2tpns_log),
-        read(&rad_log)
+        l2tpns.log(),
+        l2tpns.radius_log()
     );
 
     // The IPv4 address l2tpns gave us, on our pppN.
@@ -171,7 +94,7 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
         "no {want}/64 on {dev}:\n{}\nLAC log:\n{}\nl2tpns:\n{}",
         a.ip(&["-6", "addr", "show"]),
         lac.log(),
-        read(&l2tpns_log)
+        l2tpns.log()
     );
     assert!(a
         .ip(&["-6", "addr", "show", "dev", &dev])
@@ -202,7 +125,7 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
         "{}\nLAC log:\n{}\nl2tpns:\n{}",
         lac.ul2tp("show session"),
         lac.log(),
-        read(&l2tpns_log)
+        l2tpns.log()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,80 +10,11 @@
 //! configuration), never on a command line. `[[lns]]` profiles choose (or refuse) xl2tpd by
 //! its address and Host Name.
 
-use std::process::{Child, Command as Proc, Stdio};
 use std::time::Duration;
 
 use ul2tp_api::{Attrs, Command};
-use ul2tp_it::{have, unique, veth, wait_until, Capture, Daemon, Netns};
-
-struct Xl2tpd {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Xl2tpd {
-    fn start(ns: &Netns, conf: &str) -> Xl2tpd {
-        Xl2tpd::start_with_secret(ns, conf, None)
-    }
-
-    /// Start xl2tpd with its own secrets file (`auth file`), holding `secret` for every peer,
-    /// or nothing.
-    fn start_with_secret(ns: &Netns, conf: &str, secret: Option<&str>) -> Xl2tpd {
-        assert!(have("xl2tpd"), "xl2tpd is required (installed by .ci/run)");
-        let dir = std::env::temp_dir().join(unique("xl2tpd"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("options"), "").unwrap();
-        let secrets = dir.join("l2tp-secrets");
-        let line = secret.map(|s| format!("* * {s}\n")).unwrap_or_default();
-        std::fs::write(&secrets, line).unwrap();
-        let conf = conf
-            .replace("OPTIONS", dir.join("options").to_str().unwrap())
-            .replace(
-                "[global]\n",
-                &format!("[global]\nauth file = {}\n", secrets.display()),
-            );
-        std::fs::write(dir.join("xl2tpd.conf"), conf).unwrap();
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = ns
-            .cmd("xl2tpd")
-            .arg("-D")
-            .arg("-c")
-            .arg(dir.join("xl2tpd.conf"))
-            .arg("-p")
-            .arg(dir.join("pid"))
-            .arg("-C")
-            .arg(dir.join("control"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn xl2tpd");
-        Xl2tpd { child, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-
-    fn wait_log(&self, needle: &str) {
-        assert!(
-            wait_until(Duration::from_secs(10), || self.log().contains(needle)),
-            "xl2tpd never logged {needle:?}:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Xl2tpd {
-    fn drop(&mut self) {
-        let _ = Proc::new("kill").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- xl2tpd log ---\n{}", self.log());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use ul2tp_it::peers::Xl2tpd;
+use ul2tp_it::{unique, veth, Capture, Daemon, Netns};
 
 fn hosts() -> (Netns, Netns) {
     let a = Netns::new("xa");
