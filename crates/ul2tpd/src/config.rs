@@ -605,6 +605,7 @@ impl DatapathConfig {
         crate::DataPathConfig {
             offload: self.offload && !no_offload,
             socket_rcvbuf: self.socket_receive_buffer,
+            workers: self.workers.unwrap_or_else(crate::workers::default_workers),
         }
     }
 }
