@@ -1571,9 +1571,10 @@ seq = "both"
             (
                 d.runtime(false).offload,
                 d.runtime(false).socket_rcvbuf,
-                d.workers
+                d.workers,
+                d.runtime(false).workers
             ),
-            (false, 0, Some(3))
+            (false, 0, Some(3), 3)
         );
         let e = check_err("[datapath]\n\nworkers = 0\n");
         assert_eq!(
