@@ -4,8 +4,9 @@
 //! [`Registry::receive`], which classifies them (docs/reference/kernel.md §1.2), finds the session,
 //! checks cookie and sequence numbers and calls back with the frames to deliver; the callback
 //! writes each frame to the session's pseudowire device. Transmit: one task per pseudowire
-//! device reads frames into a buffer with headroom, lets the session write the L2TP header in
-//! front of the frame (no copy) and sends the datagram on the tunnel socket.
+//! device (per queue of an Ethernet pseudowire's TAP: one per data-path worker,
+//! `workers.rs`) reads frames into a buffer with headroom, lets the session write the L2TP
+//! header in front of the frame (no copy) and sends the datagram on the tunnel socket.
 //!
 //! Lookups never take a global lock: the session table is an arc-swap snapshot inside the
 //! registry and the pseudowire table here is one too; counters are atomics.
