@@ -2,8 +2,11 @@
  * sendmmsg(2), 64 per call, for a number of seconds, and prints how many it sent.
  * iperf3 cannot generate small packets fast enough (one send per datagram).
  *
- *   blaster ADDRESS PORT SECONDS [PAYLOAD_BYTES]    (default payload 18: a 64-byte Ethernet
- *                                                     frame with FCS over IPv4)
+ *   blaster ADDRESS PORT SECONDS [PAYLOAD_BYTES [FLOWS]]
+ *
+ * PAYLOAD_BYTES: default 18, a 64-byte Ethernet frame with FCS over IPv4. FLOWS (default 1):
+ * that many sockets, each its own source port (one flow each), sent from in turn, one
+ * sendmmsg batch each, so that a multi-queue device or per-flow steering can spread them.
  *
  * Output: "sent N datagrams in S s". ENOBUFS / EAGAIN (a full device queue) are not errors:
  * the datagram is simply not counted as sent, and the loop goes on.
@@ -35,6 +38,9 @@ int main(int argc, char **argv) {
   double secs = atof(argv[3]);
   size_t len = argc > 4 ? (size_t)atoi(argv[4]) : 18;
   if (len > 1400) len = 1400;
+  int nflows = argc > 5 ? atoi(argv[5]) : 1;
+  if (nflows < 1) nflows = 1;
+  if (nflows > 64) nflows = 64;
   struct sockaddr_storage ss;
   socklen_t sl;
   memset(&ss, 0, sizeof ss);
@@ -52,10 +58,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bad address %s\n", argv[1]);
     return 2;
   }
-  int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
-    perror("socket/connect");
-    return 1;
+  int fds[64];
+  for (int f = 0; f < nflows; f++) {
+    fds[f] = socket(ss.ss_family, SOCK_DGRAM, 0);
+    if (fds[f] < 0 || connect(fds[f], (struct sockaddr *)&ss, sl) < 0) {
+      perror("socket/connect");
+      return 1;
+    }
   }
   static char payload[1400];
   memset(payload, 0x5a, sizeof payload);
@@ -73,7 +82,7 @@ int main(int argc, char **argv) {
   unsigned iter = 0;
   for (;;) {
     if ((++iter & 63) == 0 && now() >= end) break;
-    int r = sendmmsg(fd, msgs, BATCH, 0);
+    int r = sendmmsg(fds[iter % nflows], msgs, BATCH, 0);
     if (r > 0) {
       sent += (unsigned)r;
     } else if (r < 0 && errno != ENOBUFS && errno != EAGAIN && errno != ECONNREFUSED &&

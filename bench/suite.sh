@@ -6,7 +6,9 @@
 #
 # Rows: one iperf3 TCP stream over the default tunnel (IPv4, no UDP checksum), `udp_csum on`,
 # an IPv6 outer header, `encap ip`, a PPP session (L2TPv2); then 64-byte frames from bench/blaster.c (sendmmsg in
-# namespace A, counted as rx_packets of the receiving device in namespace B). Every ul2tp figure
+# namespace A, counted as rx_packets of the receiving device in namespace B). Rows for the
+# per-core workers (not in the default list): multi (iperf3 -P 4, four TCP streams) and
+# smallmulti (64-byte frames in 8 flows); compare UL2TPD_ARGS="--workers 1" with the default. Every ul2tp figure
 # is printed with the VXLAN figure of the same run, the ratio, and the CPU the two daemons used
 # (share of one core, utime + stime of both together, from /proc/PID/stat).
 #
@@ -142,18 +144,20 @@ pw_down() {
   sleep 0.2
 }
 
-tcp() { # $1 = server address; prints Gbit/s
-  ip netns exec "$A" iperf3 -c "$1" -p 5202 -t "$secs" -J | python3 -c '
+tcp() { # $1 = server address, $2... = more iperf3 options (e.g. -P 4); prints Gbit/s
+  local dst=$1; shift
+  ip netns exec "$A" iperf3 -c "$dst" -p 5202 -t "$secs" "$@" -J | python3 -c '
 import json, sys
 print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9, 2))'
 }
 rxp() { ip netns exec "$B" cat "/sys/class/net/$1/statistics/rx_packets"; }
 rcvbuf_errs() { ip netns exec "$B" awk '/^Udp:/ { if (h) print $6; h = 1 }' /proc/net/snmp; }
 txdrop() { ip netns exec "$A" cat "/sys/class/net/$1/statistics/tx_dropped" 2>/dev/null || echo 0; }
-small() { # $1 = destination, $2 = receiving device in B; prints "delivered_Mpps sent_Mpps"
+small() { # $1 = destination, $2 = receiving device in B, $3 = flows (default 1); prints
+  # "delivered_Mpps sent_Mpps"
   local r0 r1 out e0 e1 d0 d1
   r0=$(rxp "$2"); e0=$(rcvbuf_errs); d0=$(txdrop "$2")
-  out=$(ip netns exec "$A" "$dir/blaster" "$1" 9 "$secs" 18)
+  out=$(ip netns exec "$A" "$dir/blaster" "$1" 9 "$secs" 18 "${3:-1}")
   sleep 0.5
   r1=$(rxp "$2"); e1=$(rcvbuf_errs); d1=$(txdrop "$2")
   echo "  $2: sent $(echo "$out" | cut -d' ' -f2), delivered $((r1 - r0)), dropped at A's $2 queue $((d1 - d0)), B UDP RcvbufErrors $((e1 - e0))" >&2
@@ -171,20 +175,24 @@ for r in $rows; do
     ipv6) pw_up udp 6;                   label="TCP, IPv6 outer";;
     ip)   pw_up ip 4;                    label="TCP, encap ip";;
     small) pw_up udp 4;                  label="64-byte frames, default tunnel";;
+    smallmulti) pw_up udp 4;             label="64-byte frames, 8 flows";;
+    multi) pw_up udp 4;                  label="TCP, 4 streams (-P 4)";;
     ppp)  ppp_up;                        label="TCP, PPP over L2TPv2";;
     *) echo "unknown row $r" >&2; exit 1;;
   esac
-  if [ "$r" = small ]; then
-    prof_start "$r"; cpu_start; read -r ul sent < <(small 10.10.0.2 pw0); cpu=$(cpu_pct); waited; prof_stop
-    read -r vx vsent < <(small 10.20.0.2 vx0)
-    veth=$(small 10.30.0.2 eth0 | cut -d' ' -f1)
+  if [ "$r" = small ] || [ "$r" = smallmulti ]; then
+    fl=1; [ "$r" = smallmulti ] && fl=8
+    prof_start "$r"; cpu_start; read -r ul sent < <(small 10.10.0.2 pw0 $fl); cpu=$(cpu_pct); waited; prof_stop
+    read -r vx vsent < <(small 10.20.0.2 vx0 $fl)
+    veth=$(small 10.30.0.2 eth0 $fl | cut -d' ' -f1)
     row "$label (Mpps)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"
     echo "  64-byte offered rate: ul2tp $sent Mpps, VXLAN $vsent Mpps" >&2
   else
     dst=10.10.0.2; [ "$r" = ppp ] && dst=10.40.0.2
-    prof_start "$r"; cpu_start; ul=$(tcp "$dst"); cpu=$(cpu_pct); waited; prof_stop
-    vx=$(tcp 10.20.0.2)
-    veth=$(tcp 10.30.0.2)
+    par=(); [ "$r" = multi ] && par=(-P 4)
+    prof_start "$r"; cpu_start; ul=$(tcp "$dst" "${par[@]}"); cpu=$(cpu_pct); waited; prof_stop
+    vx=$(tcp 10.20.0.2 "${par[@]}")
+    veth=$(tcp 10.30.0.2 "${par[@]}")
     row "$label (Gbit/s)" "$ul" "$vx" "$veth" "$(python3 -c "print(round($ul/$vx,2))")" "$cpu"
   fi
   pw_down

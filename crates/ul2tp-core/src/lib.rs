@@ -59,6 +59,7 @@ mod stats;
 pub mod trace;
 pub mod txbatch;
 pub mod vlan;
+pub mod workers;
 
 pub use mtu::eth_mtu;
 pub use registry::{DropReason, Limits, Registry, RxOutcome};

@@ -605,6 +605,7 @@ impl DatapathConfig {
         crate::DataPathConfig {
             offload: self.offload && !no_offload,
             socket_rcvbuf: self.socket_receive_buffer,
+            workers: self.workers.unwrap_or_else(crate::workers::default_workers),
         }
     }
 }
@@ -1570,9 +1571,10 @@ seq = "both"
             (
                 d.runtime(false).offload,
                 d.runtime(false).socket_rcvbuf,
-                d.workers
+                d.workers,
+                d.runtime(false).workers
             ),
-            (false, 0, Some(3))
+            (false, 0, Some(3), 3)
         );
         let e = check_err("[datapath]\n\nworkers = 0\n");
         assert_eq!(

@@ -4,8 +4,9 @@
 //! [`Registry::receive`], which classifies them (docs/reference/kernel.md §1.2), finds the session,
 //! checks cookie and sequence numbers and calls back with the frames to deliver; the callback
 //! writes each frame to the session's pseudowire device. Transmit: one task per pseudowire
-//! device reads frames into a buffer with headroom, lets the session write the L2TP header in
-//! front of the frame (no copy) and sends the datagram on the tunnel socket.
+//! device (per queue of an Ethernet pseudowire's TAP: one per data-path worker,
+//! `workers.rs`) reads frames into a buffer with headroom, lets the session write the L2TP
+//! header in front of the frame (no copy) and sends the datagram on the tunnel socket.
 //!
 //! Lookups never take a global lock: the session table is an arc-swap snapshot inside the
 //! registry and the pseudowire table here is one too; counters are atomics.
@@ -30,6 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use tokio::sync::Mutex as AsyncMutex;
 use tokio::sync::Notify;
 use ul2tp_api::sockproto::SockMsg;
 use ul2tp_core::gso::{self, TcpSegmenter, VnetHdr, VNET_HDR_LEN};
@@ -45,6 +47,7 @@ use ul2tp_sys::udp::UdpTunnelSocket;
 
 use crate::clock;
 use crate::metrics::{RxDrop, SocketCounters};
+use crate::workers::{EthDev, WorkerCounters};
 
 /// Room in front of every transmit buffer for the L2TP header (the largest is
 /// 4 flags + 4 session id + 8 cookie + 4 sublayer + 2 PPP address/control + 4 VLAN tag).
@@ -72,6 +75,9 @@ pub struct DataPathConfig {
     /// `SO_RCVBUF` for tunnel sockets the daemon creates (bytes); 0 keeps the kernel's
     /// default. An application's socket keeps its own.
     pub socket_rcvbuf: usize,
+    /// Data-path workers: queues of each Ethernet pseudowire's TAP, each with its own
+    /// transmit loop (`workers.rs`); 1 is a single-queue TAP. Default one per CPU.
+    pub workers: usize,
 }
 
 impl Default for DataPathConfig {
@@ -79,6 +85,7 @@ impl Default for DataPathConfig {
         Self {
             offload: true,
             socket_rcvbuf: DEFAULT_SOCKET_RCVBUF,
+            workers: crate::workers::default_workers(),
         }
     }
 }
@@ -212,9 +219,9 @@ impl TunnelSocket {
 /// A session's pseudowire device.
 #[derive(Debug)]
 pub enum Pseudowire {
-    /// An Ethernet pseudowire's TAP device (l2tpethN); for ETH_VLAN sessions frames are
-    /// tagged / untagged by the session.
-    Eth(Tap),
+    /// An Ethernet pseudowire's TAP device (l2tpethN), with one queue per data-path worker
+    /// (`workers.rs`); for ETH_VLAN sessions frames are tagged / untagged by the session.
+    Eth(EthDev),
     /// A PPP session's socket (the PPPoL2TP-socket equivalent): frames go to the application.
     Ppp(Arc<SeqPacket>),
     /// A PPP session terminated by the daemon's own PPP endpoint (`pppd.rs`).
@@ -605,25 +612,59 @@ pub async fn send_frame(session: &Session, sock: &TunnelSocket, frame: &[u8]) ->
     ok
 }
 
-/// Transmit loop of one Ethernet pseudowire: TAP frames to the tunnel socket. Uses the
-/// offload path (module docs) unless `config.offload` is off or the TAP refuses offloads.
-pub async fn eth_tx(
-    session: Arc<Session>,
-    pw: Arc<Pseudowire>,
-    sock: Arc<TunnelSocket>,
-    config: DataPathConfig,
-) {
-    let Pseudowire::Eth(tap) = &*pw else {
+/// What the transmit loop of one queue of an Ethernet pseudowire works with.
+#[derive(Debug, Clone)]
+pub struct EthTx {
+    /// The session.
+    pub session: Arc<Session>,
+    /// Its device ([`Pseudowire::Eth`]).
+    pub pw: Arc<Pseudowire>,
+    /// Which queue of the device this loop reads (its worker number).
+    pub queue: usize,
+    /// The tunnel socket.
+    pub sock: Arc<TunnelSocket>,
+    /// The daemon's data-path settings when the session started.
+    pub config: DataPathConfig,
+    /// Shared by the loops of one session with more than one queue: held from the first
+    /// read to the send of a batch while the session sends sequence numbers, so that its
+    /// datagrams leave in Ns order (`None` for a single queue).
+    pub seq_lock: Option<Arc<AsyncMutex<()>>>,
+}
+
+/// Transmit loop of one queue of an Ethernet pseudowire: TAP frames to the tunnel socket.
+/// Uses the offload path (module docs) unless `config.offload` is off or the TAP refuses
+/// offloads.
+pub async fn eth_tx(tx: EthTx) {
+    let EthTx {
+        session,
+        pw,
+        queue,
+        sock,
+        config,
+        seq_lock,
+    } = tx;
+    let Pseudowire::Eth(dev) = &*pw else {
         return;
+    };
+    let Some(tap) = dev.queue(queue) else {
+        return;
+    };
+    let w = Worker {
+        counters: dev.counters(),
+        index: queue,
+        seq_lock: seq_lock.as_deref(),
     };
     // Offloads are set at once (the kernel hands us TCP super-frames from the first frame on,
     // and the device shows its TSO state); the buffers (64 KiB and more) only once the device
     // has a first frame to read: an idle session (its device down, say) then costs no buffer
     // memory.
+    // The offloads are the device's (every queue reads with a vnet header): queue 0 logs.
     let offload = config.offload
         && match tap.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) {
             Ok(()) => {
-                tracing::info!("{}: TAP offloads on (csum, tso4, tso6)", tap.name());
+                if queue == 0 {
+                    tracing::info!("{}: TAP offloads on (csum, tso4, tso6)", tap.name());
+                }
                 true
             }
             Err(e) => {
@@ -636,13 +677,30 @@ pub async fn eth_tx(
         return;
     }
     if offload {
-        return eth_tx_offload(&session, tap, &sock).await;
+        return eth_tx_offload(&session, tap, &sock, &w).await;
     }
-    eth_tx_simple(&session, tap, &sock).await;
+    eth_tx_simple(&session, tap, &sock, &w).await;
+}
+
+/// The worker a transmit loop is: where it counts, and the session's sequencing lock.
+struct Worker<'a> {
+    counters: &'a WorkerCounters,
+    index: usize,
+    seq_lock: Option<&'a AsyncMutex<()>>,
+}
+
+impl Worker<'_> {
+    /// The session's sequencing lock, when it has several queues and sends Ns now.
+    async fn seq_guard(&self, session: &Session) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.seq_lock {
+            Some(l) if session.send_seq() => Some(l.lock().await),
+            _ => None,
+        }
+    }
 }
 
 /// One frame per read, one datagram per send.
-async fn eth_tx_simple(session: &Session, tap: &Tap, sock: &TunnelSocket) {
+async fn eth_tx_simple(session: &Session, tap: &Tap, sock: &TunnelSocket, w: &Worker<'_>) {
     let mut buf = vec![0u8; HEADROOM + MAX_DATAGRAM];
     loop {
         let n = match tap.recv(&mut buf[HEADROOM..]).await {
@@ -653,11 +711,13 @@ async fn eth_tx_simple(session: &Session, tap: &Tap, sock: &TunnelSocket) {
                 return;
             }
         };
+        let _seq = w.seq_guard(session).await;
         let Some((start, end)) = session.encap(&mut buf, HEADROOM, n) else {
             continue;
         };
         let ok = sock.send(&buf[start..end]).await.is_ok();
         session.tx_done(end - start, ok);
+        w.counters.tx(w.index, 1);
     }
 }
 
@@ -668,8 +728,9 @@ pub const TX_DRAIN: usize = 64;
 /// Offloads on: frames arrive with a vnet header, possibly as TCP super-frames. Every wake-up
 /// drains the TAP (up to [`TX_DRAIN`] frames), encapsulates every frame or segment into one
 /// buffer and sends the lot as planned by [`ul2tp_core::txbatch::plan`].
-async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket) {
+async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket, w: &Worker<'_>) {
     let mut batch = TxBatch::new(session, sock);
+    batch.worker = Some((w.counters, w.index));
     let mut buf = vec![0u8; VNET_HDR_LEN + MAX_DATAGRAM];
     loop {
         let n = match tap.recv_vnet(&mut buf).await {
@@ -680,6 +741,7 @@ async fn eth_tx_offload(session: &Session, tap: &Tap, sock: &TunnelSocket) {
                 return;
             }
         };
+        let _seq = w.seq_guard(session).await;
         batch.push_vnet(tap, &buf[..n]).await;
         let mut reads = 1;
         while reads < TX_DRAIN {
@@ -705,6 +767,8 @@ pub(crate) struct TxBatch<'a> {
     used: usize,
     ranges: Vec<(usize, usize)>,
     runs: Vec<TxRun>,
+    /// The worker counters and number of the transmit loop, if it counts per worker.
+    worker: Option<(&'a WorkerCounters, usize)>,
 }
 
 impl<'a> TxBatch<'a> {
@@ -723,6 +787,7 @@ impl<'a> TxBatch<'a> {
             used: 0,
             ranges: Vec::with_capacity(BATCH_MAX),
             runs: Vec::new(),
+            worker: None,
         }
     }
 
@@ -806,6 +871,9 @@ impl<'a> TxBatch<'a> {
 
     /// Send everything prepared, counting each datagram as one packet.
     pub(crate) async fn flush(&mut self) {
+        if let Some((c, i)) = self.worker {
+            c.tx(i, self.ranges.len());
+        }
         txbatch::plan(&self.ranges, &self.limits, &mut self.runs);
         for run in std::mem::take(&mut self.runs).iter() {
             match *run {

@@ -18,13 +18,21 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Start with `workers` runtime threads (1 or more) and the default data-path settings.
+    /// Start with `workers` runtime threads (1 or more) and the default data-path settings,
+    /// with as many data-path workers (TAP queues of each Ethernet pseudowire).
     pub fn start(workers: usize) -> io::Result<Embedded> {
-        Self::start_with(workers, DataPathConfig::default())
+        Self::start_with(
+            workers,
+            DataPathConfig {
+                workers,
+                ..DataPathConfig::default()
+            },
+        )
     }
 
     /// Start with `workers` runtime threads and these data-path settings (independent of
-    /// any other daemon in the process).
+    /// any other daemon in the process; `datapath.workers` is the number of TAP queues of
+    /// each Ethernet pseudowire).
     pub fn start_with(workers: usize, datapath: DataPathConfig) -> io::Result<Embedded> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))

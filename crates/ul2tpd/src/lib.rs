@@ -33,6 +33,7 @@ mod ppp_ipv6;
 mod pppd;
 mod reaper;
 mod store;
+mod workers;
 
 pub use datapath::DataPathConfig;
 pub use embedded::Embedded;

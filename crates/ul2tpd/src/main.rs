@@ -161,7 +161,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let daemon = Daemon::new();
         daemon.set_stable_mac(cfg.datapath.stable_mac);
-        daemon.set_datapath(cfg.datapath.runtime(args.no_offload));
+        // `--workers` also sets the data-path workers (queues of each pseudowire's TAP).
+        daemon.set_datapath(ul2tpd::DataPathConfig {
+            workers,
+            ..cfg.datapath.runtime(args.no_offload)
+        });
         daemon.registry().set_limits(cfg.limits.into());
         let mut statics = match (&args.config, checked) {
             (Some(path), Some(checked)) => Some(

@@ -367,6 +367,8 @@ pub struct Ops {
     socket_totals: Arc<SocketTotals>,
     /// The counters of the sockets open now (pruned as they go).
     sockets: std::sync::Mutex<Vec<std::sync::Weak<SocketCounters>>>,
+    /// Per data-path worker (queue) totals (`workers.rs`).
+    pub(crate) workers: Arc<crate::workers::WorkerCounters>,
 }
 
 impl Ops {
@@ -680,6 +682,28 @@ impl L2tpCollector {
         Ok(())
     }
 
+    /// The data-path workers' counters (`workers.rs`), one sample per worker.
+    fn encode_workers(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let w = self.ops.workers.snapshot(1);
+        let names: Vec<String> = (0..w.len()).map(|i| i.to_string()).collect();
+        family(
+            enc,
+            "ul2tp_datapath_worker_tx_datagrams",
+            "datagrams sent by each data-path worker's transmit loops (TAP queue N of every Ethernet pseudowire)",
+            MetricType::Counter,
+            "worker",
+            names.iter().map(String::as_str).zip(w.iter().map(|v| v.0)),
+        )?;
+        family(
+            enc,
+            "ul2tp_datapath_worker_rx_writes",
+            "frames and coalesced super-frames written through each data-path worker's TAP queue",
+            MetricType::Counter,
+            "worker",
+            names.iter().map(String::as_str).zip(w.iter().map(|v| v.1)),
+        )
+    }
+
     fn encode_ops(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         gauge(
             enc,
@@ -694,6 +718,7 @@ impl L2tpCollector {
             self.ops.api.rejected.load(Ordering::Relaxed),
         )?;
         self.encode_sockets(enc)?;
+        self.encode_workers(enc)?;
         let snap = self.ops.control.load_full();
         let dynamic = |tid: u32| snap.as_ref().is_some_and(|s| s.tunnel_ids.contains(&tid));
         let kinds = |n: [u64; 2]| [("static", n[0]), ("dynamic", n[1])];

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
 
+use crate::workers::EthDev;
 use arc_swap::ArcSwapOption;
 use tokio::sync::{broadcast, Mutex};
 use tokio::task::JoinHandle;
@@ -31,7 +32,6 @@ use ul2tp_core::PwType;
 use ul2tp_core::{Encap, Registry, Session, SocketId, TunnelParams};
 use ul2tp_sys::ip::IpTunnelSocket;
 use ul2tp_sys::seqpacket::SeqPacket;
-use ul2tp_sys::tap::Tap;
 use ul2tp_sys::udp::{UdpOptions, UdpTunnelSocket};
 use ul2tp_wire::avp::{CdnResult, PppDisconnectCause};
 
@@ -494,17 +494,26 @@ impl Store {
 
     /// A new Ethernet pseudowire device: named `name`, or the lowest free `l2tpethN`
     /// (`names.rs`; a name with `%d` is left to the kernel).
-    pub(crate) fn create_tap(&self, name: Option<&str>) -> std::io::Result<Tap> {
+    /// It has one queue per data-path worker (`workers.rs`).
+    pub(crate) fn create_tap(&self, name: Option<&str>) -> std::io::Result<EthDev> {
+        let queues = crate::workers::queues(self.datapath_config().workers);
+        let counters = self.ops.workers.clone();
+        let create = |n: &str| {
+            EthDev::create(
+                n,
+                ul2tp_sys::tap::L2TPETH_TEMPLATE,
+                queues,
+                counters.clone(),
+            )
+        };
         match name {
-            Some(n) => Tap::create(Some(n), ul2tp_sys::tap::L2TPETH_TEMPLATE),
-            None => self
-                .eth_names
-                .create(|n| Tap::create(Some(n), ul2tp_sys::tap::L2TPETH_TEMPLATE)),
+            Some(n) => create(n),
+            None => self.eth_names.create(create),
         }
     }
 
     /// Drop a device [`Store::create_tap`] made that is not used after all.
-    pub(crate) fn discard_tap(&self, tap: Tap) {
+    pub(crate) fn discard_tap(&self, tap: EthDev) {
         let name = tap.name().to_string();
         drop(tap);
         self.eth_names.release_name(&name);
@@ -528,7 +537,7 @@ impl Store {
         &self,
         ctl: &mut Ctl,
         session: &Arc<Session>,
-        tap: Option<Tap>,
+        tap: Option<EthDev>,
     ) -> ApiResult<()> {
         let (tid, sid) = (session.tunnel_id(), session.session_id());
         let rt = ctl
@@ -542,14 +551,22 @@ impl Store {
             if let Err(e) = tap.set_mtu(mtu) {
                 tracing::warn!("{}: cannot set MTU {mtu}: {e}", tap.name());
             }
+            let queues = tap.queue_count();
             let pw = Arc::new(Pseudowire::Eth(tap));
             self.pseudowires.insert((tid, sid), pw.clone());
-            tasks.push(Task(tokio::spawn(datapath::eth_tx(
-                session.clone(),
-                pw,
-                rt.sock.socket.clone(),
-                self.datapath_config(),
-            ))));
+            // One transmit loop per queue (worker); with several, a lock keeps a sequenced
+            // session's datagrams in Ns order.
+            let seq_lock = (queues > 1).then(|| Arc::new(Mutex::new(())));
+            for queue in 0..queues {
+                tasks.push(Task(tokio::spawn(datapath::eth_tx(datapath::EthTx {
+                    session: session.clone(),
+                    pw: pw.clone(),
+                    queue,
+                    sock: rt.sock.socket.clone(),
+                    config: self.datapath_config(),
+                    seq_lock: seq_lock.clone(),
+                }))));
+            }
         }
         tasks.push(Task(datapath::start_reorder_timer(
             session,
