@@ -24,6 +24,10 @@
 //! ports, ACK number, window and options, contiguous sequence numbers, only ACK/PSH flags,
 //! all segments but the last exactly `gso_size` long; a PSH or short segment ends the run.
 //!
+//! Both directions work on either kind of frame a tun-driver device carries ([`Link`]):
+//! Ethernet frames of a TAP (the Ethernet pseudowire) or bare IP packets of a TUN (the pppN
+//! of a PPP session, whose vnet header offsets count from the IP header).
+//!
 //! Everything here is pure: frames come in as slices, segments are written into caller
 //! buffers, and any inconsistency between header and frame is an error, never a panic.
 
@@ -56,6 +60,53 @@ const IPPROTO_TCP: u8 = 6;
 const TCP_FIN: u8 = 0x01;
 const TCP_PSH: u8 = 0x08;
 const TCP_CWR: u8 = 0x80;
+
+/// What comes in front of the IP header in the frames handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Link {
+    /// Ethernet frames (a TAP), possibly 802.1Q / 802.1ad tagged on transmit.
+    #[default]
+    Ethernet,
+    /// Bare IPv4 / IPv6 packets (a TUN opened with `IFF_NO_PI`); the IP version nibble says
+    /// which.
+    Ip,
+}
+
+impl Link {
+    /// Offset of the IP header when untagged.
+    fn l3(self) -> usize {
+        match self {
+            Link::Ethernet => ETH_HLEN,
+            Link::Ip => 0,
+        }
+    }
+
+    /// Offset of the IP header and its ethertype (Ethernet: skipping 802.1Q / 802.1ad tags;
+    /// IP: from the version nibble).
+    fn l3_offset(self, frame: &[u8]) -> Option<(usize, u16)> {
+        match self {
+            Link::Ethernet => l3_offset(frame),
+            Link::Ip => Some((0, ip_ethertype(frame)?)),
+        }
+    }
+
+    /// Offset and ethertype of the IP header of an untagged frame (what is coalesced).
+    fn untagged_l3(self, frame: &[u8]) -> Option<(usize, u16)> {
+        match self {
+            Link::Ethernet => Some((ETH_HLEN, be16(frame.get(..ETH_HLEN)?, 12))),
+            Link::Ip => Some((0, ip_ethertype(frame)?)),
+        }
+    }
+}
+
+/// The ethertype matching the version of the IP packet `p`.
+fn ip_ethertype(p: &[u8]) -> Option<u16> {
+    match p.first()? >> 4 {
+        4 => Some(ETHERTYPE_IPV4),
+        6 => Some(ETHERTYPE_IPV6),
+        _ => None,
+    }
+}
 
 /// Why a frame cannot be processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,8 +248,15 @@ pub struct TcpSegmenter<'a> {
 }
 
 impl<'a> TcpSegmenter<'a> {
-    /// Check that `frame` (without the vnet header) is the TCP super-frame `hdr` announces.
+    /// Check that the Ethernet `frame` (without the vnet header) is the TCP super-frame `hdr`
+    /// announces.
     pub fn new(hdr: &VnetHdr, frame: &'a [u8]) -> Result<Self, GsoError> {
+        Self::with_link(Link::Ethernet, hdr, frame)
+    }
+
+    /// [`new`](Self::new) for a frame of the given [`Link`]: with [`Link::Ip`] the
+    /// super-frame is a bare IP packet and so is every segment.
+    pub fn with_link(link: Link, hdr: &VnetHdr, frame: &'a [u8]) -> Result<Self, GsoError> {
         let v6 = match hdr.gso_type & !GSO_ECN {
             GSO_TCPV4 => false,
             GSO_TCPV6 => true,
@@ -207,7 +265,7 @@ impl<'a> TcpSegmenter<'a> {
         if hdr.gso_size == 0 {
             return Err(GsoError::ZeroGsoSize);
         }
-        let (l3, et) = l3_offset(frame).ok_or(GsoError::BadHeaders)?;
+        let (l3, et) = link.l3_offset(frame).ok_or(GsoError::BadHeaders)?;
         let l4 = if v6 {
             if et != ETHERTYPE_IPV6 || frame.len() < l3 + 40 || frame[l3 + 6] != IPPROTO_TCP {
                 return Err(GsoError::BadHeaders);
@@ -270,8 +328,8 @@ impl<'a> TcpSegmenter<'a> {
         self.segment_len(0)
     }
 
-    /// Write segment `i` as a complete Ethernet frame at the start of `out`; returns its
-    /// length.
+    /// Write segment `i` as a complete frame (Ethernet frame or IP packet, as the
+    /// super-frame) at the start of `out`; returns its length.
     pub fn write_segment(&self, i: usize, out: &mut [u8]) -> Result<usize, GsoError> {
         if i >= self.count {
             return Err(GsoError::NoSuchSegment);
@@ -374,16 +432,17 @@ pub const COALESCE_MAX_SEGS: usize = 64;
 /// Where the headers of a coalescable TCP segment are.
 #[derive(Debug, Clone, Copy)]
 struct TcpInfo {
+    l3: usize,
     l4: usize,
     hdr_len: usize,
     v6: bool,
 }
 
-/// A frame that may be joined: untagged Ethernet, IPv4 without options and fragments or IPv6
-/// without extension headers, TCP with data and only ACK/PSH, correct checksums.
-fn coalescable(frame: &[u8]) -> Option<TcpInfo> {
-    let l3 = ETH_HLEN;
-    let et = be16(frame.get(..ETH_HLEN)?, 12);
+/// A frame that may be joined: untagged Ethernet or a bare IP packet, IPv4 without options
+/// and fragments or IPv6 without extension headers, TCP with data and only ACK/PSH, correct
+/// checksums.
+fn coalescable(link: Link, frame: &[u8]) -> Option<TcpInfo> {
+    let (l3, et) = link.untagged_l3(frame)?;
     let (l4, v6) = match et {
         ETHERTYPE_IPV4 => {
             let ip = frame.get(l3..l3 + 20)?;
@@ -420,7 +479,12 @@ fn coalescable(frame: &[u8]) -> Option<TcpInfo> {
     {
         return None;
     }
-    Some(TcpInfo { l4, hdr_len, v6 })
+    Some(TcpInfo {
+        l3,
+        l4,
+        hdr_len,
+        v6,
+    })
 }
 
 /// Unfolded pseudo-header sum for a TCP segment of `l4_len` bytes.
@@ -441,6 +505,7 @@ fn tcp_pseudo(frame: &[u8], l3: usize, v6: bool, l4_len: usize) -> u64 {
 /// [`take`](Self::take). Output is always a vnet header followed by a frame.
 #[derive(Debug, Clone)]
 pub struct Coalescer {
+    link: Link,
     buf: Vec<u8>,
     segs: usize,
     info: Option<TcpInfo>,
@@ -458,10 +523,17 @@ impl Default for Coalescer {
 }
 
 impl Coalescer {
-    /// An empty coalescer with room for a 64 KB super-frame.
+    /// An empty coalescer of Ethernet frames with room for a 64 KB super-frame.
     pub fn new() -> Self {
+        Self::with_link(Link::Ethernet)
+    }
+
+    /// An empty coalescer of frames of the given [`Link`] (with [`Link::Ip`], bare IP packets
+    /// in and bare IP super-packets out, for a TUN).
+    pub fn with_link(link: Link) -> Self {
         Self {
-            buf: Vec::with_capacity(VNET_HDR_LEN + ETH_HLEN + 65536),
+            link,
+            buf: Vec::with_capacity(VNET_HDR_LEN + link.l3() + 65536),
             segs: 0,
             info: None,
             mss: 0,
@@ -488,7 +560,7 @@ impl Coalescer {
         if self.info.is_some() {
             return false;
         }
-        let Some(info) = coalescable(frame) else {
+        let Some(info) = coalescable(self.link, frame) else {
             return false;
         };
         let l4 = info.l4;
@@ -502,7 +574,7 @@ impl Coalescer {
         self.next_id = if info.v6 {
             0
         } else {
-            be16(frame, ETH_HLEN + 4).wrapping_add(1)
+            be16(frame, info.l3 + 4).wrapping_add(1)
         };
         self.psh = frame[l4 + 13] & TCP_PSH != 0;
         self.closed = self.psh;
@@ -518,10 +590,10 @@ impl Coalescer {
         if self.closed || self.segs >= COALESCE_MAX_SEGS {
             return false;
         }
-        let Some(info) = coalescable(frame) else {
+        let Some(info) = coalescable(self.link, frame) else {
             return false;
         };
-        let (l3, l4, h) = (ETH_HLEN, info.l4, info.hdr_len);
+        let (l3, l4, h) = (info.l3, info.l4, info.hdr_len);
         let payload = frame.len() - h;
         let cur = &self.buf[VNET_HDR_LEN..];
         if info.v6 != held.v6
@@ -568,7 +640,7 @@ impl Coalescer {
     pub fn take(&mut self) -> Option<&[u8]> {
         let info = self.info.take()?;
         if self.segs > 1 {
-            let (l3, l4) = (ETH_HLEN, info.l4);
+            let (l3, l4) = (info.l3, info.l4);
             let f = &mut self.buf[VNET_HDR_LEN..];
             let len = f.len();
             if info.v6 {
@@ -655,7 +727,11 @@ mod tests {
 
     /// Verify a segment's IP and TCP checksums independently of the segmenter.
     fn verify(seg: &[u8], v6: bool) {
-        let l3 = 14;
+        verify_at(seg, v6, 14);
+    }
+
+    /// [`verify`] for a frame whose IP header is at `l3` (0: a bare IP packet).
+    fn verify_at(seg: &[u8], v6: bool, l3: usize) {
         let l4 = if v6 { l3 + 40 } else { l3 + 20 };
         if !v6 {
             assert_eq!(checksum::checksum(&seg[l3..l4]), 0, "IPv4 header checksum");
@@ -818,7 +894,11 @@ mod tests {
     }
 
     fn coalesce_all(segs: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        let mut c = Coalescer::new();
+        coalesce_all_link(Link::Ethernet, segs)
+    }
+
+    fn coalesce_all_link(link: Link, segs: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut c = Coalescer::with_link(link);
         let mut out = Vec::new();
         for s in segs {
             if c.try_append(s) {
@@ -895,7 +975,207 @@ mod tests {
         assert!(c.is_empty());
     }
 
+    /// The Ethernet test frame without its Ethernet header (a packet as a TUN carries it),
+    /// with the IPv4 header checksum set.
+    fn ip_packet(v6: bool, payload: &[u8], flags: u8, opts: usize) -> Vec<u8> {
+        let mut p = tcp_frame(v6, payload, flags, opts)[ETH_HLEN..].to_vec();
+        if !v6 {
+            let c = checksum::checksum(&p[..20]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        p
+    }
+
+    /// A TUN's GSO header: the offsets count from the IP header.
+    fn ip_gso_hdr(v6: bool, mss: u16) -> VnetHdr {
+        VnetHdr {
+            csum_start: if v6 { 40 } else { 20 },
+            ..gso_hdr(v6, mss)
+        }
+    }
+
+    fn segment_ip(hdr: &VnetHdr, packet: &[u8]) -> Vec<Vec<u8>> {
+        let seg = TcpSegmenter::with_link(Link::Ip, hdr, packet).unwrap();
+        (0..seg.count())
+            .map(|i| {
+                let mut b = vec![0u8; seg.segment_len(i)];
+                assert_eq!(seg.write_segment(i, &mut b), Ok(b.len()));
+                b
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ip_packets_segment_like_the_kernel() {
+        let payload: Vec<u8> = (0..5000u32).map(|i| (i * 11) as u8).collect();
+        for v6 in [false, true] {
+            let p = ip_packet(v6, &payload, 0x18 | TCP_FIN | TCP_CWR, 12);
+            let segs = segment_ip(&ip_gso_hdr(v6, 1400), &p);
+            assert_eq!(segs.len(), 4);
+            let l4 = if v6 { 40 } else { 20 };
+            let h = l4 + 32;
+            assert_eq!(segs[0].len(), h + 1400);
+            assert_eq!(segs[3].len(), h + 5000 - 3 * 1400);
+            for (i, s) in segs.iter().enumerate() {
+                assert_eq!(s[0] >> 4, if v6 { 6 } else { 4 }, "an IP packet");
+                verify_at(s, v6, 0);
+                if !v6 {
+                    assert_eq!(be16(s, 4), 0xfff0u16.wrapping_add(i as u16), "IP id");
+                }
+                let seq = u32::from_be_bytes([s[l4 + 4], s[l4 + 5], s[l4 + 6], s[l4 + 7]]);
+                assert_eq!(seq, 0xffff_ff00u32.wrapping_add(1400 * i as u32));
+                let fl = s[l4 + 13];
+                assert_eq!(fl & TCP_FIN != 0, i == 3, "FIN on the last only");
+                assert_eq!(fl & TCP_PSH != 0, i == 3, "PSH on the last only");
+                assert_eq!(fl & TCP_CWR != 0, i == 0, "CWR on the first only");
+                assert!(fl & TCP_ACK != 0, "ACK kept");
+                assert_eq!(&s[l4 + 20..h], &p[l4 + 20..h], "options copied");
+            }
+            let joined: Vec<u8> = segs.iter().flat_map(|s| s[h..].to_vec()).collect();
+            assert_eq!(joined, payload);
+            // The same segments as the Ethernet frame's, without the Ethernet header.
+            let eth = segment_all(
+                &gso_hdr(v6, 1400),
+                &tcp_frame(v6, &payload, 0x19 | 0x80, 12),
+            );
+            let eth: Vec<Vec<u8>> = eth
+                .unwrap()
+                .iter()
+                .map(|f| f[ETH_HLEN..].to_vec())
+                .collect();
+            assert_eq!(eth, segs);
+        }
+    }
+
+    #[test]
+    fn ip_packets_need_an_ip_header() {
+        let p = ip_packet(false, &[1; 100], 0x10, 0);
+        // An IPv4 packet announced as TCPv6, an Ethernet frame on an IP link, a bare packet
+        // on an Ethernet link.
+        let refused = [
+            TcpSegmenter::with_link(Link::Ip, &ip_gso_hdr(true, 50), &p).unwrap_err(),
+            TcpSegmenter::with_link(
+                Link::Ip,
+                &gso_hdr(false, 50),
+                &tcp_frame(false, &[1; 100], 0x10, 0),
+            )
+            .unwrap_err(),
+            TcpSegmenter::new(&ip_gso_hdr(false, 50), &p).unwrap_err(),
+        ];
+        assert_eq!(refused, [GsoError::BadHeaders; 3]);
+        // A pending checksum of a bare packet: offsets from the IP header.
+        let mut q = ip_packet(false, b"payload", 0x18, 0);
+        let pseudo = checksum::fold(tcp_pseudo(&q, 0, false, q.len() - 20));
+        q[36..38].copy_from_slice(&pseudo.to_be_bytes());
+        complete_checksum(&mut q, &ip_gso_hdr(false, 0)).unwrap();
+        verify_at(&q, false, 0);
+    }
+
+    #[test]
+    fn ip_packets_coalesce_and_segment_back() {
+        for v6 in [false, true] {
+            let payload: Vec<u8> = (0..20000).map(|i| (i * 13 % 251) as u8).collect();
+            let p = ip_packet(v6, &payload, 0x18, 12);
+            let segs = segment_ip(&ip_gso_hdr(v6, 1400), &p);
+            let out = coalesce_all_link(Link::Ip, &segs);
+            assert_eq!(out.len(), 1, "one super-packet");
+            let hdr = VnetHdr::parse(&out[0]).unwrap();
+            let l4 = if v6 { 40 } else { 20 };
+            assert_eq!(hdr.gso_type, if v6 { GSO_TCPV6 } else { GSO_TCPV4 });
+            assert_eq!((hdr.gso_size, hdr.flags), (1400, F_NEEDS_CSUM));
+            assert_eq!(
+                (usize::from(hdr.csum_start), usize::from(hdr.hdr_len)),
+                (l4, l4 + 32)
+            );
+            let mut sup = out[0][VNET_HDR_LEN..].to_vec();
+            assert_eq!(segment_ip(&hdr, &sup), segs);
+            // Its checksum field holds the pseudo-header sum: completed, it verifies.
+            complete_checksum(&mut sup, &hdr).unwrap();
+            verify_at(&sup, v6, 0);
+            assert_eq!(&sup[l4 + 32..], &payload[..]);
+            // The Ethernet coalescer does not take bare packets.
+            assert!(!Coalescer::new().start(&segs[0]));
+        }
+    }
+
+    #[test]
+    fn ip_runs_stop_at_psh_gaps_and_other_packets() {
+        let p = ip_packet(false, &vec![7u8; 7000], 0x10, 0);
+        let segs = segment_ip(&ip_gso_hdr(false, 1000), &p);
+        // A UDP packet between segments 2 and 3: two runs around it, the UDP packet alone.
+        let mut udp = segs[0].clone();
+        udp[9] = 17;
+        let mut mixed = segs[..3].to_vec();
+        mixed.push(udp.clone());
+        mixed.extend_from_slice(&segs[3..]);
+        let out = coalesce_all_link(Link::Ip, &mixed);
+        assert_eq!(out.len(), 3);
+        assert_eq!(&out[1][VNET_HDR_LEN..], &udp[..]);
+        assert_eq!(VnetHdr::parse(&out[1]).unwrap(), VnetHdr::default());
+        // A gap.
+        let mut gap = segs.clone();
+        gap.remove(4);
+        assert_eq!(coalesce_all_link(Link::Ip, &gap).len(), 2);
+        // PSH on segment 2 ends the run there.
+        let pushed = ip_packet(false, &vec![7u8; 3000], 0x18, 0);
+        let mut psh = segment_ip(&ip_gso_hdr(false, 1000), &pushed);
+        let more = ip_packet(false, &vec![7u8; 2000], 0x10, 0);
+        let mut next = segment_ip(&ip_gso_hdr(false, 1000), &more);
+        // Continue the sequence after the pushed run.
+        for (k, s) in next.iter_mut().enumerate() {
+            let seq = 0xffff_ff00u32.wrapping_add(3000 + 1000 * k as u32);
+            s[24..28].copy_from_slice(&seq.to_be_bytes());
+            s[36..38].fill(0);
+            let sum = tcp_pseudo(s, 0, false, s.len() - 20) + checksum::add(0, &s[20..]);
+            s[36..38].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+        }
+        psh.extend(next);
+        let out = coalesce_all_link(Link::Ip, &psh);
+        assert_eq!(out.len(), 2, "PSH closes the first run");
+        assert_eq!(VnetHdr::parse(&out[0]).unwrap().gso_size, 1000);
+        assert!(out[0][VNET_HDR_LEN + 33] & TCP_PSH != 0);
+        // Not an IP packet at all.
+        assert!(!Coalescer::with_link(Link::Ip).start(&[0u8; 60]));
+    }
+
     proptest! {
+        #[test]
+        fn ip_segments_reassemble_and_verify(
+            v6 in any::<bool>(),
+            len in 0usize..9000,
+            mss in 1u16..3000,
+            flags in any::<u8>(),
+        ) {
+            let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(29)).collect();
+            let p = ip_packet(v6, &payload, flags, 8);
+            let segs = segment_ip(&ip_gso_hdr(v6, mss), &p);
+            let h = if v6 { 40 } else { 20 } + 28;
+            let mut joined = Vec::new();
+            for s in &segs {
+                verify_at(s, v6, 0);
+                joined.extend_from_slice(&s[h..]);
+            }
+            prop_assert_eq!(joined, payload);
+        }
+
+        #[test]
+        fn ip_link_never_panics(
+            hdr in proptest::collection::vec(any::<u8>(), 10..12),
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..6),
+        ) {
+            if let Ok(h) = VnetHdr::parse(&hdr) {
+                for f in &frames {
+                    if let Ok(s) = TcpSegmenter::with_link(Link::Ip, &h, f) {
+                        let mut out = vec![0u8; 70000];
+                        for i in 0..s.count().min(300) {
+                            prop_assert!(s.write_segment(i, &mut out).is_ok());
+                        }
+                    }
+                }
+            }
+            let _ = coalesce_all_link(Link::Ip, &frames);
+        }
+
         #[test]
         fn segments_reassemble_and_verify(
             v6 in any::<bool>(),

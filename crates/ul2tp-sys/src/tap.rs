@@ -15,7 +15,8 @@
 //!   hides it (reads drop it, writes prepend a zeroed one), so it behaves exactly like a plain
 //!   TAP as long as no offload is enabled. [`Tap::set_offload`] (`TUNSETOFFLOAD`) lets the
 //!   kernel hand over checksum-less and GSO super-frames, which the `*_vnet` calls expose
-//!   together with their header.
+//!   together with their header. A TUN can be opened the same way ([`Tun::create_vnet`],
+//!   the pppN of a PPP session with offloads); its frames are IP packets.
 
 use std::fs::OpenOptions;
 use std::io;
@@ -345,6 +346,41 @@ macro_rules! device_common {
     };
 }
 
+/// The offload calls of a device opened with `IFF_VNET_HDR` (every TAP; a TUN from
+/// [`Tun::create_vnet`]).
+macro_rules! vnet_common {
+    ($t:ident) => {
+        impl $t {
+            /// Tell the driver which offloads this reader handles (`TUNSETOFFLOAD` with
+            /// `TUN_F_*` bits, 0 for none). With [`TUN_F_CSUM`] frames may arrive with the
+            /// checksum left to do, with [`TUN_F_TSO4`] / [`TUN_F_TSO6`] as TCP super-frames
+            /// of up to 64 KB; read those with [`recv_vnet`](Self::recv_vnet), which keeps
+            /// the header that describes them.
+            pub fn set_offload(&self, flags: u32) -> io::Result<()> {
+                self.dev.set_offload(flags)
+            }
+
+            /// Read one frame with its `virtio_net_hdr`: `buf[..VNET_HDR_LEN]` is the header,
+            /// the frame follows; returns the total length.
+            pub async fn recv_vnet(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.dev.recv_raw(buf).await
+            }
+
+            /// [`recv_vnet`](Self::recv_vnet) without waiting (`WouldBlock` if none is
+            /// queued).
+            pub fn try_recv_vnet(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.dev.try_recv_raw(buf)
+            }
+
+            /// Inject one frame preceded by its own `virtio_net_hdr` (`buf[..VNET_HDR_LEN]`),
+            /// e.g. a coalesced TCP super-frame or one marked `DATA_VALID`; never waits.
+            pub fn try_send_vnet(&self, buf: &[u8]) -> io::Result<usize> {
+                self.dev.try_send_raw(buf)
+            }
+        }
+    };
+}
+
 /// A TAP device carrying whole Ethernet frames (an l2tpeth equivalent).
 #[derive(Debug)]
 pub struct Tap {
@@ -360,31 +396,6 @@ impl Tap {
         Ok(Tap {
             dev: Dev::create(name, template, TAP_FLAGS)?,
         })
-    }
-
-    /// Tell the driver which offloads this reader handles (`TUNSETOFFLOAD` with `TUN_F_*`
-    /// bits, 0 for none). With [`TUN_F_CSUM`] frames may arrive with the checksum left to
-    /// do, with [`TUN_F_TSO4`] / [`TUN_F_TSO6`] as TCP super-frames of up to 64 KB; read
-    /// those with [`recv_vnet`](Self::recv_vnet), which keeps the header that describes them.
-    pub fn set_offload(&self, flags: u32) -> io::Result<()> {
-        self.dev.set_offload(flags)
-    }
-
-    /// Read one frame with its `virtio_net_hdr`: `buf[..VNET_HDR_LEN]` is the header, the
-    /// frame follows; returns the total length.
-    pub async fn recv_vnet(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.dev.recv_raw(buf).await
-    }
-
-    /// [`recv_vnet`](Self::recv_vnet) without waiting (`WouldBlock` if none is queued).
-    pub fn try_recv_vnet(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.dev.try_recv_raw(buf)
-    }
-
-    /// Inject one frame preceded by its own `virtio_net_hdr` (`buf[..VNET_HDR_LEN]`), e.g.
-    /// a coalesced TCP super-frame or one marked `DATA_VALID`; never waits.
-    pub fn try_send_vnet(&self, buf: &[u8]) -> io::Result<usize> {
-        self.dev.try_send_raw(buf)
     }
 
     /// Create a multi-queue TAP (`IFF_MULTI_QUEUE`) with `queues` queues, one per data-path
@@ -406,6 +417,7 @@ impl Tap {
 }
 
 device_common!(Tap);
+vnet_common!(Tap);
 
 /// A TUN device carrying IP packets (a pppN unit equivalent; point-to-point, no ARP).
 #[derive(Debug)]
@@ -421,6 +433,16 @@ impl Tun {
         })
     }
 
+    /// Create a TUN device like [`create`](Self::create), opened with `IFF_VNET_HDR` so that
+    /// [`set_offload`](Self::set_offload) can let the stack hand over TCP super-packets (the
+    /// vnet header's offsets then count from the IP header). The frame calls
+    /// ([`recv`](Self::recv), [`try_send`](Self::try_send)) hide the header as on a TAP.
+    pub fn create_vnet(name: Option<&str>, template: &str) -> io::Result<Tun> {
+        Ok(Tun {
+            dev: Dev::create(name, template, libc::IFF_TUN | libc::IFF_VNET_HDR)?,
+        })
+    }
+
     /// Create a multi-queue TUN with `queues` queues (see [`Tap::create_multi_queue`]).
     pub fn create_multi_queue(
         name: Option<&str>,
@@ -433,3 +455,4 @@ impl Tun {
 }
 
 device_common!(Tun);
+vnet_common!(Tun);

@@ -29,6 +29,7 @@ mod l2tpip;
 mod leases;
 mod names;
 mod ppp_dhcp6;
+mod ppp_io;
 mod ppp_ipv6;
 mod pppd;
 mod reaper;

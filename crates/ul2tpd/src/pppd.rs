@@ -214,6 +214,7 @@ pub(crate) fn start(
     };
     let (tx, rx) = mpsc::channel(1024);
     let (ready_tx, ready) = oneshot::channel();
+    let offload = d.datapath_config().offload;
     d.pseudowires.insert(key, Arc::new(Pseudowire::PppLink(tx)));
     ctl.attached.insert(key);
     let mut ep = Endpoint::new(cfg, seed);
@@ -242,6 +243,7 @@ pub(crate) fn start(
         passive: setup.passive,
         info: info.clone(),
         timers,
+        offload,
     };
     let task = Task(tokio::spawn(link.run(ep)));
     let rt = ctl.sessions.entry(key).or_default();
@@ -314,6 +316,8 @@ struct Link {
     v6: crate::ppp_ipv6::Ipv6Link,
     /// Its /64 for `show session`.
     v6_shown: crate::ppp_ipv6::LinkPrefix,
+    /// The pppN takes the offload path (`ppp_io.rs`, `[datapath] offload`).
+    offload: bool,
 }
 
 impl Link {
@@ -334,7 +338,7 @@ impl Link {
         }
         let mut tun: Option<Reaped<Tun>> = None;
         let mut seen = Seen::default();
-        let mut buf = vec![0u8; 65536];
+        let mut io = crate::ppp_io::TunIo::new(self.offload);
         // Idle and session timeouts run from IPCP up (the time online); any IP packet
         // either way restarts the idle one.
         let mut last_ip = std::time::Instant::now();
@@ -344,7 +348,7 @@ impl Link {
         loop {
             // Send everything the last input (or open) queued before waiting again.
             if let Some(reason) = self
-                .drain(&mut ep, &mut tun, &mut seen, &name, &mut batch)
+                .drain(&mut ep, &mut tun, &mut io, &mut seen, &name, &mut batch)
                 .await
             {
                 self.link_down(reason, &seen, &name).await;
@@ -456,27 +460,18 @@ impl Link {
                 },
                 r = async {
                     match &tun {
-                        Some(t) => t.recv(&mut buf).await,
+                        Some(t) => io.recv(t).await,
                         None => std::future::pending().await,
                     }
                 } => {
-                    if let Ok(n) = r {
-                        if ep.send_ip(&buf[..n]).is_ok() {
+                    if let (Ok(n), Some(t)) = (r, &tun) {
+                        // This read and what else is queued (up to a bound), super-packets
+                        // cut into segments: the frames leave in one batch.
+                        if io.send(n, t, &session, &mut ep) > 0 {
                             last_ip = std::time::Instant::now();
                         }
                         if let Some(r) = self.radius.as_mut() {
                             r.activity();
-                        }
-                        // Drain the TUN (up to a bound): the frames leave in one batch.
-                        if let Some(t) = &tun {
-                            for _ in 1..datapath::TX_DRAIN {
-                                match t.try_recv(&mut buf) {
-                                    Ok(n) => {
-                                        let _ = ep.send_ip(&buf[..n]);
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
                         }
                     }
                 }
@@ -503,6 +498,7 @@ impl Link {
         &mut self,
         ep: &mut Endpoint,
         tun: &mut Option<Reaped<Tun>>,
+        io: &mut crate::ppp_io::TunIo,
         seen: &mut Seen,
         name: &str,
         batch: &mut datapath::TxBatch<'_>,
@@ -528,8 +524,11 @@ impl Link {
             seen.ip_rx = true;
             if let Some(t) = tun.as_ref() {
                 let (IpPacket::V4(b) | IpPacket::V6(b)) = p;
-                let _ = t.try_send(&b);
+                io.deliver(t, &b);
             }
+        }
+        if let Some(t) = tun.as_ref() {
+            io.flush(t);
         }
         let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
         let auth_proto = match seen.last_proto {
@@ -543,10 +542,8 @@ impl Link {
                 } => {
                     let store = self.d.upgrade();
                     let unit = match &store {
-                        Some(d) => d
-                            .ppp_names
-                            .create(|n| Tun::create(Some(n), ul2tp_sys::tap::PPP_TEMPLATE)),
-                        None => Tun::create(None, ul2tp_sys::tap::PPP_TEMPLATE),
+                        Some(d) => d.ppp_names.create(|n| io.open(Some(n))),
+                        None => io.open(None),
                     };
                     match unit {
                         Ok(t) => {
@@ -559,6 +556,7 @@ impl Link {
                             // than the profile's MTU.
                             let mtu = link_mtu(self.timers.mtu, ep.peer_mru());
                             crate::ppp_ipv6::before_up(t.name());
+                            io.attach(&t, name);
                             if let Err(e) = t
                                 .set_mtu(u32::from(mtu))
                                 .and_then(|_| add_address(t.name(), addr))
