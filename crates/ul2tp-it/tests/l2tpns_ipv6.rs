@@ -77,15 +77,15 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
 
     // l2tpns: addresses from the packaged /etc/l2tpns/ip_pool (10.10.10.0/24 first). It
     // serves only once it has made itself cluster master, after a heartbeat timeout without
-    // one (shortened here to 1 s). Its
-    // gateway address given to clients must not be the tunnel endpoint 192.0.2.2: the peer
-    // route on the LAC's pppN would pull the tunnel's own packets into the tunnel.
+    // one (shortened here to 1 s). It keeps its default peer_address: the IPCP peer address
+    // it gives clients is its bind_address, the tunnel endpoint 192.0.2.2, and our LAC must
+    // not route that through its pppN (the tunnel's own packets would enter the tunnel).
     let l2tpns_log = dir.join("l2tpns.log");
     let conf = dir.join("startup-config");
     std::fs::write(
         &conf,
         format!(
-            "set debug 3\nset log_file \"{}\"\nset pid_file \"{}\"\nset primary_radius 127.0.0.1\nset radius_secret \"testing123\"\nset radius_authtypes \"pap\"\nset bind_address 192.0.2.2\nset cli_bind_address 127.0.0.1\nset peer_address 10.10.10.254\nset ipv6_prefix 2001:db8:200::\nset cluster_interface eth0\nset cluster_hb_interval 2\nset cluster_hb_timeout 10\n",
+            "set debug 3\nset log_file \"{}\"\nset pid_file \"{}\"\nset primary_radius 127.0.0.1\nset radius_secret \"testing123\"\nset radius_authtypes \"pap\"\nset bind_address 192.0.2.2\nset cli_bind_address 127.0.0.1\nset ipv6_prefix 2001:db8:200::\nset cluster_interface eth0\nset cluster_hb_interval 2\nset cluster_hb_timeout 10\n",
             l2tpns_log.display(),
             dir.join("l2tpns.pid").display()
         ),
@@ -156,10 +156,22 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
         .find_map(|l| {
             let mut w = l.split_whitespace();
             let dev = w.nth(1)?.to_string();
-            let addr: Ipv4Addr = w.nth(1)?.parse().ok()?;
+            // "10.10.10.1/32": no peer address (it is the tunnel's remote, see below).
+            let addr: Ipv4Addr = w.nth(1)?.split('/').next()?.parse().ok()?;
             dev.starts_with("ppp").then_some((dev, addr))
         })
         .unwrap_or_else(|| panic!("no pppN with an IPv4 address:\n{v4}"));
+    // The peer route equal to the tunnel's remote address was skipped, and the tunnel
+    // still goes over eth0.
+    assert!(
+        lac.log().contains(
+            "no route to the PPP peer address 192.0.2.2: it is the L2TP tunnel's remote address"
+        ),
+        "{}",
+        lac.log()
+    );
+    let via = a.ip(&["route", "get", "192.0.2.2"]);
+    assert!(via.contains("dev eth0"), "{via}");
     // SLAAC: l2tpns's /64 with the identifier it Nak'd us to (IPv4 address, then zeros).
     let iid = u64::from(u32::from(ipv4)) << 32;
     let want = Ipv6Addr::from((0x2001_0db8_0200_0000u128 << 64) | u128::from(iid));

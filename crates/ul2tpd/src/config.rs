@@ -1587,8 +1587,16 @@ seq = "both"
         let e = check_err(&format!("{base}ppp_ipv6_pool = \"2001:db8::1/48\"\n"));
         assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_pool")));
         assert!(e.to_string().contains("bits set past /48"), "{e}");
-        let e = check_err("[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_pool")));
+        // Alone: an IPv6-only PPP service; with an IPv4 pool but no ppp_local, refused.
+        assert!(Config::check(
+            Path::new("t.toml"),
+            "[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n"
+        )
+        .is_ok());
+        let e = check_err(
+            "[control]\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_ipv6_pool = \"2001:db8::/48\"\n",
+        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("ppp_ipv6_pool")));
         let ok = Config::check(
             Path::new("t.toml"),
             &format!(
@@ -1675,11 +1683,22 @@ seq = "both"
         assert!(std::sync::Arc::ptr_eq(&adopted.shared, &pool(&b).shared));
         assert_eq!(adopted.shared.lock().unwrap().in_use(), 1);
         assert_ne!(adopted.shared.lock().unwrap().allocate(), Some(leased));
-        // Errors name the line and the key in the profile.
+        // A /64 pool without ppp_local nor IPv4 pools: an IPv6-only service (with
+        // authentication); with an IPv4 pool but no ppp_local, refused at the line and key.
+        let text = format!(
+            "{head}[[lns]]\nname = \"a\"\nppp_ipv6_pool = \"2001:db8:a::/48\"\nppp_auth = \"pap\"\nppp_users = {{ u = \"p\" }}\n"
+        );
+        let ok = Config::check(Path::new("t.toml"), &text).unwrap();
+        let v6_only = ok.config.control_settings().unwrap().profiles.list[0]
+            .ppp
+            .clone()
+            .unwrap();
+        assert!(v6_only.ipv6_only() && v6_only.ipv6.pool.is_some());
+        assert!(!s.profiles.list[0].ppp.clone().unwrap().ipv6_only());
         let e = check_err(&format!(
-            "{head}[[lns]]\nname = \"a\"\nppp_ipv6_pool = \"2001:db8:a::/48\"\n"
+            "{head}[[lns]]\nname = \"a\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_ipv6_pool = \"2001:db8:a::/48\"\n"
         ));
-        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_pool")));
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("ppp_ipv6_pool")));
         assert!(e.to_string().contains("needs ppp_local"), "{e}");
         let e = check_err(&format!(
             "{head}[[lns]]\nname = \"a\"\n{ppp}ppp_ipv6_pool = \"2001:db8:a::1/48\"\n"
@@ -1717,8 +1736,8 @@ seq = "both"
             "{e}"
         );
         // [control]'s keys stay the default profile's.
-        let e = check_err("[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_pool")));
+        let e = check_err("[control]\nppp_ipv6_dns = [\"2001:db8::53\"]\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_dns")));
     }
 
     /// `ppp_auth` without `ppp_users` needs `[radius]`, in `[control]` and in `[[lns]]`; with

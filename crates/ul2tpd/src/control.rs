@@ -1335,7 +1335,13 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
         let profile = st.profile_of(info.tunnel_id);
         if let Some(ppp) = &profile.ppp {
             let key = (info.tunnel_id, info.session_id);
-            let Some(peer) = st.lease(key, &profile) else {
+            let v6_only = ppp.ipv6_only();
+            let peer = if v6_only {
+                None
+            } else {
+                st.lease(key, &profile)
+            };
+            if peer.is_none() && !v6_only {
                 st.pool_exhausted += 1;
                 tracing::warn!(
                     tunnel_id = info.tunnel_id,
@@ -1348,10 +1354,11 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 );
                 st.no_address = Some(key);
                 return Err(ApiError::new(Errno::ENOMEM, "address pools exhausted"));
-            };
+            }
             let setup = crate::pppd::PppSetup {
-                local: Some(ppp.local),
-                peer: Some(peer),
+                local: (!v6_only).then_some(ppp.local),
+                peer,
+                no_ipv4: v6_only,
                 user: None,
                 require: ppp.require.clone(),
                 users: ppp.users.clone(),
@@ -1374,7 +1381,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                     .unwrap_or_else(|e| e.into_inner())
                     .get(key)
                     .map(|l| l.pool.clone()),
-                lease: Some(crate::leases::CallLease {
+                lease: (!v6_only).then(|| crate::leases::CallLease {
                     leases: st.leases.clone(),
                     key,
                     pools: ppp.pools.clone(),
