@@ -131,6 +131,9 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
         // addresses, then Router Advertisements (`ppp_ipv6.rs`).
         ipv6cp: true,
         ipcp: !setup.no_ipv4,
+        // An LNS call with an IPv4 service: no address (pools exhausted, RADIUS gave none)
+        // ends the call rather than letting the peer pick one.
+        require_peer_ip: setup.lease.is_some(),
         ..ul2tp_ppp::Config::default()
     };
     if let Some(m) = setup.mru {
@@ -889,7 +892,15 @@ impl Link {
         if let Some(d) = self.d.upgrade() {
             d.ops.ppp.link_down(reason);
         }
-        let (result_code, text, cause) = clear_cause(reason, seen);
+        let (result_code, text, mut cause) = clear_cause(reason, seen);
+        let text = match (&self.lease, reason) {
+            (Some(l), DownReason::NoAddress) => {
+                let t = l.exhausted_text();
+                cause.message = t.clone().into_bytes();
+                t
+            }
+            _ => text.to_string(),
+        };
         self.report(Err(ApiError::new(
             if reason == DownReason::AuthFailed {
                 Errno::EACCES
@@ -911,7 +922,7 @@ impl Link {
                     session_id = key.1,
                     "{name}: PPP link down ({text}): clearing the call"
                 );
-                let error = (result_code == CdnResult::GeneralError).then(|| text.to_string());
+                let error = (result_code == CdnResult::GeneralError).then(|| text.clone());
                 cp.clear_ppp_call(key.0, key.1, result_code, error, cause);
                 // The control plane deletes the session (and this task) once the CDN is queued.
                 return;
@@ -1048,6 +1059,12 @@ fn clear_cause(reason: DownReason, seen: &Seen) -> (CdnResult, &'static str, Cau
                 t,
                 c(Cause::NO_NCP, 0, Cause::GLOBAL, t),
             )
+        }
+        DownReason::NoAddress => {
+            // The text names the pools (`CallLease::exhausted_text`) where the call has them.
+            let t = "no address left in the address pools";
+            let cause = c(Cause::NO_INFO, proto::IPCP, Cause::AT_LOCAL, t);
+            (CdnResult::GeneralError, t, cause)
         }
         DownReason::LowerLayerDown => {
             let t = "the L2TP session went down";
