@@ -1376,6 +1376,67 @@ seq = "both"
         assert_eq!(e.line, Some(2));
     }
 
+    /// Every TOML example of docs/config.md and docs/ppp.md (the remote-access LNS, the ISP
+    /// LNS behind LACs, the LAC dialing an LNS, the site-to-site pseudowire, ...) passes the
+    /// configuration check, so the manual never shows a file the daemon refuses.
+    #[test]
+    fn documented_examples_pass_the_check() {
+        let docs = [
+            ("docs/config.md", include_str!("../../../docs/config.md")),
+            ("docs/ppp.md", include_str!("../../../docs/ppp.md")),
+        ];
+        // The files the examples name (/etc/ul2tp/...) are a private stand-in here,
+        let file = std::env::temp_dir().join(format!("ul2tpd-doc-{}.secret", std::process::id()));
+        std::fs::write(&file, "a secret\n").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let mut n = 0;
+        for (doc, text) in docs {
+            let mut lines = text.lines().enumerate();
+            while let Some((i, l)) = lines.next() {
+                if l.trim() != "```toml" {
+                    continue;
+                }
+                let block: Vec<String> = lines
+                    .by_ref()
+                    .map(|(_, l)| l)
+                    .take_while(|l| l.trim() != "```")
+                    .map(|l| match l.split_once('=') {
+                        Some((k, _)) if k.trim().ends_with("_file") => {
+                            format!("{k}= {:?}", file.display().to_string())
+                        }
+                        // and the groups they name are one that exists.
+                        Some((k, _)) if k.trim().ends_with("group") => format!("{k}= \"root\""),
+                        _ => l.to_string(),
+                    })
+                    .collect();
+                // One block may show two daemons' files, each with its [control].
+                let mut files = vec![String::new()];
+                for l in block {
+                    let last = files.last_mut().expect("one");
+                    if l.trim() == "[control]" && last.contains("[control]") {
+                        files.push(String::new());
+                    }
+                    let last = files.last_mut().expect("one");
+                    last.push_str(&l);
+                    last.push('\n');
+                }
+                for mut file in files {
+                    // A profile shown alone belongs under a [control] section.
+                    if !file.contains("[control]") && file.contains("[[l") {
+                        file.insert_str(0, "[control]\n");
+                    }
+                    if let Err(e) = Config::check(Path::new(doc), &file) {
+                        panic!("{doc}:{}: the example is refused: {e}\n{file}", i + 1);
+                    }
+                    n += 1;
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&file);
+        assert!(n >= 10, "only {n} examples found");
+    }
+
     fn check_err(text: &str) -> ConfigError {
         Config::check(Path::new("t.toml"), text).unwrap_err()
     }
