@@ -563,10 +563,14 @@ fn ipv6_only_link_gets_its_ppp_devices() {
         t.b.ping_retry(&addr_lac.to_string(), &["-6"], 5),
         "LNS pings the LAC's SLAAC address"
     );
-    for d in [&t.lns, &t.lac] {
+    for (d, dev) in [(&t.lns, &dev_lns), (&t.lac, &dev_lac)] {
         let shown = d.ul2tp("show session");
         assert!(
             shown.contains("  ipv6 prefix: 2001:db8:100:7::/64\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&format!(" IPv6 only on {dev}, online ")),
             "{shown}"
         );
     }

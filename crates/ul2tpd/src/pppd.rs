@@ -2,9 +2,10 @@
 //!
 //! `ppp_start` attaches a `ul2tp-ppp` endpoint to a PPP session (L2TPv2, or pw_type 7 in
 //! L2TPv3): PPP frames received on the session go to the endpoint, its frames go out with
-//! FF 03 in front (docs/reference/kernel.md §1.7), and once IPCP is up a TUN device `pppN` appears with
-//! the negotiated point-to-point addresses, carrying IP packets between the host and the
-//! session. Deleting the session stops the endpoint.
+//! FF 03 in front (docs/reference/kernel.md §1.7), and once IPCP or IPv6CP is up a TUN device `pppN`
+//! appears (with the negotiated point-to-point IPv4 addresses once IPCP is up, the IPv6 ones
+//! from `ppp_ipv6.rs`), carrying IP packets between the host and the session; it goes when
+//! the last of them goes down. Deleting the session stops the endpoint.
 //!
 //! Everything the endpoint queues is sent before the task waits again: right after `open()`
 //! (so the first LCP Configure-Request leaves at once, not on the 3 s restart timer) and after
@@ -16,7 +17,8 @@
 //! (dynamic) session is closed with a CDN carrying a Result Code and the RFC 3145 PPP
 //! Disconnect Cause Code (see [`clear_cause`]), which deletes the data-path session; on a
 //! static session the endpoint is detached. The `ppp_start` request is answered when the
-//! outcome is known: IPCP up, or the reason the link failed (authentication rejected, ...).
+//! outcome is known: IPCP up (IPv6CP on an IPv6-only link), or the reason the link failed
+//! (authentication rejected, no address left, ...).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Weak};
