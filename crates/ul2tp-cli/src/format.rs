@@ -397,6 +397,8 @@ fn ppp_text(a: &Attrs) -> String {
     }
     match (a.ppp_local, a.ppp_peer) {
         (Some(l), Some(p)) => s.push_str(&format!(" {l} -> {p}")),
+        // The device is up for IPv6 alone (an IPv6-only link, or IPCP down).
+        _ if a.ppp_ifname.is_some() => s.push_str(" IPv6 only"),
         _ => s.push_str(" (network layer down)"),
     }
     if let Some(d) = &a.ppp_ifname {
@@ -902,6 +904,22 @@ mod tests {
         assert!(
             json.contains("\"peer\":\"10.96.0.77\",\"online\":42,\"routes\":[\"198.51.100.0/24\",\"203.0.113.0/28\"],\"acct_session_id\":\"6B131CD9-0000765A-00008B72\""),
             "{json}"
+        );
+    }
+
+    /// A pppN without IPv4 addresses is an IPv6-only link; without a device the network
+    /// layer is down.
+    #[test]
+    fn session_ppp_ipv6_only() {
+        let mut a = sess();
+        a.pw_type = Some(7);
+        a.ppp_user = Some("alice".into());
+        assert!(session_text(&a).contains("  ppp: user \"alice\" (network layer down)\n"));
+        a.ppp_ifname = Some("ppp3".into());
+        let text = session_text(&a);
+        assert!(
+            text.contains("  ppp: user \"alice\" IPv6 only on ppp3\n"),
+            "{text}"
         );
     }
 

@@ -147,15 +147,14 @@ impl L2tpns {
             read(&radius_log)
         );
         // l2tpns serves only once it has made itself cluster master, after a heartbeat
-        // timeout without one. Its gateway address given to clients must not be the tunnel
-        // endpoint 192.0.2.2: the peer route on the LAC's pppN would pull the tunnel's own
-        // packets into the tunnel.
+        // timeout without one. `conf` may set its peer_address (the IPCP peer address it gives
+        // clients; by default its bind_address, the tunnel endpoint 192.0.2.2).
         let log = dir.join("l2tpns.log");
         let startup = dir.join("startup-config");
         std::fs::write(
             &startup,
             format!(
-                "set debug 3\nset log_file \"{}\"\nset pid_file \"{}\"\nset primary_radius 127.0.0.1\nset radius_secret \"testing123\"\nset radius_authtypes \"pap\"\nset bind_address 192.0.2.2\nset cli_bind_address 127.0.0.1\nset peer_address 10.10.10.254\nset cluster_interface eth0\nset cluster_hb_interval 2\nset cluster_hb_timeout 10\n{conf}",
+                "set debug 3\nset log_file \"{}\"\nset pid_file \"{}\"\nset primary_radius 127.0.0.1\nset radius_secret \"testing123\"\nset radius_authtypes \"pap\"\nset bind_address 192.0.2.2\nset cli_bind_address 127.0.0.1\nset cluster_interface eth0\nset cluster_hb_interval 2\nset cluster_hb_timeout 10\n{conf}",
                 log.display(),
                 dir.join("l2tpns.pid").display()
             ),

@@ -79,10 +79,22 @@ fn l2tpns_lns_advertises_its_prefix_to_our_lac() {
         .find_map(|l| {
             let mut w = l.split_whitespace();
             let dev = w.nth(1)?.to_string();
-            let addr: Ipv4Addr = w.nth(1)?.parse().ok()?;
+            // "10.10.10.1/32": no peer address (it is the tunnel's remote, see below).
+            let addr: Ipv4Addr = w.nth(1)?.split('/').next()?.parse().ok()?;
             dev.starts_with("ppp").then_some((dev, addr))
         })
         .unwrap_or_else(|| panic!("no pppN with an IPv4 address:\n{v4}"));
+    // The peer route equal to the tunnel's remote address was skipped, and the tunnel
+    // still goes over eth0.
+    assert!(
+        lac.log().contains(
+            "no route to the PPP peer address 192.0.2.2: it is the L2TP tunnel's remote address"
+        ),
+        "{}",
+        lac.log()
+    );
+    let via = a.ip(&["route", "get", "192.0.2.2"]);
+    assert!(via.contains("dev eth0"), "{via}");
     // SLAAC: l2tpns's /64 with the identifier it Nak'd us to (IPv4 address, then zeros).
     let iid = u64::from(u32::from(ipv4)) << 32;
     let want = Ipv6Addr::from((0x2001_0db8_0200_0000u128 << 64) | u128::from(iid));

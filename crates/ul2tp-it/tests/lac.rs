@@ -588,6 +588,79 @@ fn a_profile_can_dial_over_l2tpv3_ip_and_ipv6() {
     }
 }
 
+/// `encap = "ip"` with `pw_type = "ppp"`: an L2TPv3 PPP pseudowire over L2TPv3/IP from a
+/// `[[lac]]` profile to a second LNS ul2tpd with a PPP service, over IPv4 and over IPv6:
+/// CHAP and IPCP come up (`dial wait` returns once they have), both daemons have their pppN
+/// with the negotiated addresses, and ping crosses the link.
+#[test]
+fn a_profile_can_place_a_ppp_pseudowire_over_l2tpv3_ip() {
+    let t = Setup::new();
+    t.a.ip(&["addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]);
+    t.b.ip(&["addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"]);
+    let lns_config = t.dir.join("lns-ip.toml");
+    std::fs::write(
+        &lns_config,
+        LNS.replace(
+            "listen = \"192.0.2.2:1701\"",
+            "listen = \"192.0.2.2:1703\"\nlisten_ip = [\"0.0.0.0\", \"::\"]",
+        )
+        .replace("10.96.0.", "10.97.0."),
+    )
+    .unwrap();
+    let lns = Daemon::start(&t.b, &["--config", lns_config.to_str().unwrap()]);
+    let lac = t.lac(
+        "listen_ip = [\"0.0.0.0\", \"::\"]\n",
+        &format!(
+            "lns = \"192.0.2.2\"\nversion = 3\nencap = \"ip\"\npw_type = \"ppp\"\n\n[[lac]]\nname = \"isp6\"\nlns = \"2001:db8::2\"\nversion = 3\nencap = \"ip\"\npw_type = \"ppp\"\nuser = \"alice\"\npassword_file = \"{}\"\n",
+            t.password_file(0o600).display()
+        ),
+    );
+    for name in ["isp", "isp6"] {
+        let o = lac.cli(&["dial", name, "wait"]);
+        assert!(
+            o.status.success(),
+            "dial {name}: {}\nLAC:\n{}\nLNS:\n{}",
+            output_text(&o),
+            lac.log(),
+            lns.log()
+        );
+        let ta = lac.tunnel_dump();
+        assert_eq!(ta.len(), 1, "{ta:?}");
+        assert_eq!(ta[0].encap_type, Some(ul2tp_api::encap_type::IP), "{ta:?}");
+        let sa = lac.session_dump();
+        assert_eq!(sa[0].pw_type, Some(ul2tp_api::pw_type::PPP), "{sa:?}");
+        let tb = lns.tunnel_dump();
+        assert_eq!(tb[0].encap_type, Some(ul2tp_api::encap_type::IP), "{tb:?}");
+        assert!(t.lns().tunnel_dump().is_empty(), "the UDP LNS saw nothing");
+        let dev_a = t.a.device_with("10.97.0.10").expect("pppN on the LAC");
+        let dev_b = t.b.device_with("10.97.0.1").expect("pppN on the LNS");
+        assert!(dev_a.starts_with("ppp") && dev_b.starts_with("ppp"));
+        assert!(
+            t.a.ping_retry("10.97.0.1", &[], 5),
+            "{name}: LAC pings the LNS"
+        );
+        assert!(
+            t.b.ping_retry("10.97.0.10", &[], 5),
+            "{name}: LNS pings the LAC"
+        );
+        let shown = lac.ul2tp("show ppp");
+        assert!(shown.contains("10.97.0.10"), "{shown}");
+        lac.cli_ok(&["hangup", name]);
+        assert!(
+            wait_until(Duration::from_secs(5), || lns.tunnel_dump().is_empty()),
+            "{name}: the LNS kept the tunnel:\n{}",
+            lns.log()
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || t
+                .b
+                .device_with("10.97.0.1")
+                .is_none()),
+            "{name}: the LNS kept its pppN"
+        );
+    }
+}
+
 /// `max_redials` bounds the redials of a call whose LNS never answers, with the backoff
 /// doubling between them; then the call stays down until `dial`.
 #[test]

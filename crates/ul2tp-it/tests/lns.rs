@@ -309,10 +309,27 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     let o = t.ppp_start(&tid, &sid, "");
     assert!(o.status.success(), "{}", output_text(&o));
     assert!(t.a.device_with("10.92.0.5").is_some());
-    // The second call: no address left.
-    assert!(t.refused_call(&tid), "a call beyond the pool stayed up");
+    // The second call: no address left. PPP runs (LCP, authentication) and the LNS ends
+    // it as IPCP would start: LCP Terminate-Request, then the CDN; `ppp start` fails.
+    let second = t.call(&tid).expect("second call");
+    let o = t.ppp_start(&tid, &second, "");
     assert!(
-        t.lns_log_has("the address pools of profile tight are exhausted"),
+        !o.status.success(),
+        "ppp start without an address succeeded"
+    );
+    // The LAC's endpoint hears the Terminate-Request, or the CDN deletes its session first.
+    let said = output_text(&o);
+    assert!(
+        said.contains("the peer terminated the link") || said.contains("the session was deleted"),
+        "{said}"
+    );
+    assert!(
+        wait_for(10, || !t.lac.has_session(&tid, &second)),
+        "the call beyond the pool stayed up"
+    );
+    let why = "no address left in the pools of profile tight (one 1 of 1 leased)";
+    assert!(
+        t.lns_log_has(&format!("PPP link down ({why}): clearing the call")),
         "{}",
         t.lns.log()
     );
@@ -338,13 +355,31 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
     );
     let pcap = t.stop_capture();
     ul2tp_it::require("tshark", "tshark");
-    // CDN 4 with a PPP Disconnect Cause for IPCP (0x8021 = 32801), direction 2 (at the
-    // LNS) and the reason.
+    // The LNS's LCP Terminate-Request (PPP inside L2TP over UDP port 1701).
+    let terms = tshark(
+        &pcap,
+        &[
+            "-Y",
+            "lcp && ppp.code == 5 && ip.src == 192.0.2.2",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+        ],
+    );
+    assert!(
+        !terms.trim().is_empty(),
+        "no LCP Terminate-Request from the LNS"
+    );
+    // CDN 2 with the reason naming the pool as Error Message and a PPP Disconnect Cause for
+    // IPCP (0x8021 = 32801), direction 2 (at the LNS).
     let cdn = control_messages(
         &pcap,
         14,
         &[
             "l2tp.result_code",
+            "l2tp.avp.error_code",
+            "l2tp.avp.error_message",
             "l2tp.avp.disconnect_code",
             "l2tp.avp.control_protocol_number",
             "l2tp.avp.cause_code_direction",
@@ -352,8 +387,8 @@ fn exhausted_pool_and_tunnel_limit_refuse_clearly() {
         ],
     );
     assert!(
-        cdn.iter().any(|l| l
-            == "192.0.2.2\t4\t0\t32801\t2\tno address left in the pools of the call's profile"),
+        cdn.iter()
+            .any(|l| *l == format!("192.0.2.2\t2\t6\t{why}\t0\t32801\t2\t{why}")),
         "{cdn:?}"
     );
     let stop = control_messages(&pcap, 4, &["l2tp.result_code"]);

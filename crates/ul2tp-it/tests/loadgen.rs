@@ -358,7 +358,7 @@ fn l2tpns_lns_ppp_sessions_up_and_pinged() {
     let users: String = (0..4)
         .map(|i| format!("user{i} Cleartext-Password := \"secret\"\n"))
         .collect();
-    let l2tpns = L2tpns::start(&b, &users, "");
+    let l2tpns = L2tpns::start(&b, &users, "set peer_address 10.10.10.254\n");
     b.ip(&["addr", "add", "198.51.100.1/32", "dev", "lo"]);
     let pw = password_file("secret");
     let ping = |target: &str| {

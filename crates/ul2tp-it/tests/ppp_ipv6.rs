@@ -516,3 +516,62 @@ ppp_ipv6_pool = \"2001:db8:b00::/48\"\n{blue_extra}"
     drop((lac, lns));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An IPv6-only LNS profile (`ppp_ipv6_pool`, no `ppp_local` nor IPv4 pool): the LNS runs no
+/// IPCP (the LAC's Configure-Requests get a Protocol-Reject), yet both ends get their pppN
+/// with the IPv6CP link-local addresses, the LNS routes the /64 through it, the LAC forms its
+/// address by SLAAC, and `ping -6` crosses the link both ways.
+#[test]
+fn ipv6_only_link_gets_its_ppp_devices() {
+    let t = Setup::new("", "ppp_ipv6_pool = \"2001:db8:100:7::/64\"\n");
+    t.call();
+    let prefix: Ipv6Addr = "2001:db8:100:7::".parse().unwrap();
+    let mut got = Vec::new();
+    assert!(
+        wait_for(15, || {
+            got = global_v6(&t.a, prefix, 64);
+            !got.is_empty()
+        }),
+        "no address from the advertised /64 on the LAC:\n{}\nLAC log:\n{}\nLNS log:\n{}",
+        t.a.ip(&["-6", "addr", "show"]),
+        t.lac.log(),
+        t.lns.log()
+    );
+    let (dev_lac, addr_lac) = got[0].clone();
+    assert!(dev_lac.starts_with("ppp"), "{dev_lac}");
+    let (_, ll_lac) = logged_link_local(&t.lac).expect("LAC logs its link-local");
+    let (dev_lns, ll_lns) = logged_link_local(&t.lns).expect("LNS logs its link-local");
+    // Neither pppN has an IPv4 address: IPCP never came up.
+    for (ns, dev) in [(&t.a, &dev_lac), (&t.b, &dev_lns)] {
+        let v4 = ns.ip(&["-o", "-4", "addr", "show", "dev", dev]);
+        assert!(v4.trim().is_empty(), "{dev}: {v4}");
+    }
+    for d in [&t.lac, &t.lns] {
+        assert!(d.log().contains("PPP up, IPv6 only"), "{}", d.log());
+    }
+    let routes = t.b.ip(&["-6", "route", "show", "2001:db8:100:7::/64"]);
+    assert!(routes.contains(&format!("dev {dev_lns}")), "{routes}");
+    assert!(
+        t.a.ping_retry(&format!("{ll_lns}%{dev_lac}"), &["-6"], 5),
+        "LAC pings the LNS's link-local"
+    );
+    assert!(
+        t.b.ping_retry(&format!("{ll_lac}%{dev_lns}"), &["-6"], 5),
+        "LNS pings the LAC's link-local"
+    );
+    assert!(
+        t.b.ping_retry(&addr_lac.to_string(), &["-6"], 5),
+        "LNS pings the LAC's SLAAC address"
+    );
+    for (d, dev) in [(&t.lns, &dev_lns), (&t.lac, &dev_lac)] {
+        let shown = d.ul2tp("show session");
+        assert!(
+            shown.contains("  ipv6 prefix: 2001:db8:100:7::/64\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&format!(" IPv6 only on {dev}, online ")),
+            "{shown}"
+        );
+    }
+}

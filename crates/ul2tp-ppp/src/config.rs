@@ -95,6 +95,11 @@ pub struct Config {
     pub local_ip: Option<Ipv4Addr>,
     /// The address we assign to the peer (the server side's pool entry for this session).
     pub peer_ip: Option<Ipv4Addr>,
+    /// Server side: the peer must get its address from us. Without `peer_ip` when the link
+    /// enters the network phase (after authentication, which may set it) the link is closed
+    /// (LCP Terminate-Request, [`crate::DownReason::NoAddress`]) instead of running IPCP with
+    /// an address the peer picks.
+    pub require_peer_ip: bool,
     /// DNS servers we hand to the peer (RFC 1877 options 129, 131).
     pub dns: [Option<Ipv4Addr>; 2],
     /// NetBIOS name servers we hand to the peer (RFC 1877 options 130, 132).
@@ -134,6 +139,7 @@ impl Default for Config {
             ipcp: true,
             local_ip: None,
             peer_ip: None,
+            require_peer_ip: false,
             dns: [None, None],
             nbns: [None, None],
             request_dns: false,

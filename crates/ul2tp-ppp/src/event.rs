@@ -20,6 +20,10 @@ pub enum DownReason {
     NoNetworkProtocols,
     /// The lower layer (the L2TP session) went down.
     LowerLayerDown,
+    /// IPCP needs an address for the peer ([`crate::Config::require_peer_ip`]) and there is
+    /// none (the address pools are exhausted): the link is closed as it enters the network
+    /// phase.
+    NoAddress,
 }
 
 /// Notifications for the session owner.

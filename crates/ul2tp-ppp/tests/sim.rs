@@ -590,3 +590,44 @@ fn external_authentication_decides() {
         }
     }
 }
+
+/// `require_peer_ip` without an address for the peer (the LNS's pools are exhausted): the
+/// server authenticates the peer, then closes the link instead of starting IPCP
+/// (NoAddress); the client sees a Terminate-Request. With an address the link comes up.
+#[test]
+fn no_address_for_the_peer_terminates_after_authentication() {
+    let cfg = Config {
+        require_auth: vec![AuthProtocol::ChapMd5],
+        local_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        require_peer_ip: true,
+        ipv6cp: true,
+        ..Config::default()
+    };
+    let mut srv = new_ep(cfg.clone(), 71);
+    srv.set_credentials(Box::new(StaticCredentials(vec![(
+        b"alice".to_vec(),
+        b"wonderland-secret".to_vec(),
+    )])));
+    let mut s = Sim::new(srv, client(b"wonderland-secret", 72), 0, 71);
+    s.a.open(Timestamp(0));
+    s.b.open(Timestamp(0));
+    assert!(s.run(60_000_000, |s| link_down(&s.ev_a).is_some()
+        && link_down(&s.ev_b).is_some()));
+    assert_eq!(link_down(&s.ev_a), Some(DownReason::NoAddress));
+    assert_eq!(link_down(&s.ev_b), Some(DownReason::PeerTerminated));
+    assert!(has(&s.ev_a, |e| matches!(e, Event::AuthSuccess { .. })));
+    for ev in [&s.ev_a, &s.ev_b] {
+        assert!(!has(ev, |e| matches!(e, Event::NetworkUp { .. })));
+    }
+    // The same server with an address (as RADIUS would set it before the verdict).
+    let mut srv = new_ep(cfg, 73);
+    srv.set_credentials(Box::new(StaticCredentials(vec![(
+        b"alice".to_vec(),
+        b"wonderland-secret".to_vec(),
+    )])));
+    srv.set_peer_ip(Some(Ipv4Addr::new(10, 0, 0, 2)));
+    let mut s = Sim::new(srv, client(b"wonderland-secret", 74), 0, 73);
+    s.a.open(Timestamp(0));
+    s.b.open(Timestamp(0));
+    assert!(s.run(60_000_000, all_up), "{:?} {:?}", s.ev_a, s.ev_b);
+}

@@ -1377,6 +1377,67 @@ seq = "both"
         assert_eq!(e.line, Some(2));
     }
 
+    /// Every TOML example of docs/config.md and docs/ppp.md (the remote-access LNS, the ISP
+    /// LNS behind LACs, the LAC dialing an LNS, the site-to-site pseudowire, ...) passes the
+    /// configuration check, so the manual never shows a file the daemon refuses.
+    #[test]
+    fn documented_examples_pass_the_check() {
+        let docs = [
+            ("docs/config.md", include_str!("../../../docs/config.md")),
+            ("docs/ppp.md", include_str!("../../../docs/ppp.md")),
+        ];
+        // The files the examples name (/etc/ul2tp/...) are a private stand-in here,
+        let file = std::env::temp_dir().join(format!("ul2tpd-doc-{}.secret", std::process::id()));
+        std::fs::write(&file, "a secret\n").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let mut n = 0;
+        for (doc, text) in docs {
+            let mut lines = text.lines().enumerate();
+            while let Some((i, l)) = lines.next() {
+                if l.trim() != "```toml" {
+                    continue;
+                }
+                let block: Vec<String> = lines
+                    .by_ref()
+                    .map(|(_, l)| l)
+                    .take_while(|l| l.trim() != "```")
+                    .map(|l| match l.split_once('=') {
+                        Some((k, _)) if k.trim().ends_with("_file") => {
+                            format!("{k}= {:?}", file.display().to_string())
+                        }
+                        // and the groups they name are one that exists.
+                        Some((k, _)) if k.trim().ends_with("group") => format!("{k}= \"root\""),
+                        _ => l.to_string(),
+                    })
+                    .collect();
+                // One block may show two daemons' files, each with its [control].
+                let mut files = vec![String::new()];
+                for l in block {
+                    let last = files.last_mut().expect("one");
+                    if l.trim() == "[control]" && last.contains("[control]") {
+                        files.push(String::new());
+                    }
+                    let last = files.last_mut().expect("one");
+                    last.push_str(&l);
+                    last.push('\n');
+                }
+                for mut file in files {
+                    // A profile shown alone belongs under a [control] section.
+                    if !file.contains("[control]") && file.contains("[[l") {
+                        file.insert_str(0, "[control]\n");
+                    }
+                    if let Err(e) = Config::check(Path::new(doc), &file) {
+                        panic!("{doc}:{}: the example is refused: {e}\n{file}", i + 1);
+                    }
+                    n += 1;
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&file);
+        assert!(n >= 10, "only {n} examples found");
+    }
+
     fn check_err(text: &str) -> ConfigError {
         Config::check(Path::new("t.toml"), text).unwrap_err()
     }
@@ -1589,8 +1650,16 @@ seq = "both"
         let e = check_err(&format!("{base}ppp_ipv6_pool = \"2001:db8::1/48\"\n"));
         assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_pool")));
         assert!(e.to_string().contains("bits set past /48"), "{e}");
-        let e = check_err("[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_pool")));
+        // Alone: an IPv6-only PPP service; with an IPv4 pool but no ppp_local, refused.
+        assert!(Config::check(
+            Path::new("t.toml"),
+            "[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n"
+        )
+        .is_ok());
+        let e = check_err(
+            "[control]\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_ipv6_pool = \"2001:db8::/48\"\n",
+        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("ppp_ipv6_pool")));
         let ok = Config::check(
             Path::new("t.toml"),
             &format!(
@@ -1677,11 +1746,22 @@ seq = "both"
         assert!(std::sync::Arc::ptr_eq(&adopted.shared, &pool(&b).shared));
         assert_eq!(adopted.shared.lock().unwrap().in_use(), 1);
         assert_ne!(adopted.shared.lock().unwrap().allocate(), Some(leased));
-        // Errors name the line and the key in the profile.
+        // A /64 pool without ppp_local nor IPv4 pools: an IPv6-only service (with
+        // authentication); with an IPv4 pool but no ppp_local, refused at the line and key.
+        let text = format!(
+            "{head}[[lns]]\nname = \"a\"\nppp_ipv6_pool = \"2001:db8:a::/48\"\nppp_auth = \"pap\"\nppp_users = {{ u = \"p\" }}\n"
+        );
+        let ok = Config::check(Path::new("t.toml"), &text).unwrap();
+        let v6_only = ok.config.control_settings().unwrap().profiles.list[0]
+            .ppp
+            .clone()
+            .unwrap();
+        assert!(v6_only.ipv6_only() && v6_only.ipv6.pool.is_some());
+        assert!(!s.profiles.list[0].ppp.clone().unwrap().ipv6_only());
         let e = check_err(&format!(
-            "{head}[[lns]]\nname = \"a\"\nppp_ipv6_pool = \"2001:db8:a::/48\"\n"
+            "{head}[[lns]]\nname = \"a\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\nppp_ipv6_pool = \"2001:db8:a::/48\"\n"
         ));
-        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("ppp_ipv6_pool")));
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("ppp_ipv6_pool")));
         assert!(e.to_string().contains("needs ppp_local"), "{e}");
         let e = check_err(&format!(
             "{head}[[lns]]\nname = \"a\"\n{ppp}ppp_ipv6_pool = \"2001:db8:a::1/48\"\n"
@@ -1719,8 +1799,8 @@ seq = "both"
             "{e}"
         );
         // [control]'s keys stay the default profile's.
-        let e = check_err("[control]\nppp_ipv6_pool = \"2001:db8::/48\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_pool")));
+        let e = check_err("[control]\nppp_ipv6_dns = [\"2001:db8::53\"]\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("ppp_ipv6_dns")));
     }
 
     /// `ppp_auth` without `ppp_users` needs `[radius]`, in `[control]` and in `[[lns]]`; with

@@ -312,8 +312,6 @@ impl ControlPlane {
             tunnel_profiles: HashMap::new(),
             leases: Default::default(),
             events: events.clone(),
-            pool_exhausted: 0,
-            no_address: None,
         };
         let host_name = st.config.host_name.clone();
         let ipv6_client = s.ppp_ipv6_client;
@@ -492,10 +490,6 @@ struct State {
     /// Pool addresses in use, by session.
     /// (With the PPP tasks, which apply RADIUS's addresses, `leases.rs`.)
     leases: crate::leases::SharedLeases,
-    /// Calls refused because their profile's pools were exhausted.
-    pool_exhausted: u64,
-    /// The call `session_up` just refused for want of an address: cleared with a cause.
-    no_address: Option<(u32, u32)>,
     /// Where applied events go ([`ControlPlane::events`]).
     events: tokio::sync::broadcast::Sender<Event>,
 }
@@ -621,7 +615,6 @@ impl State {
                 let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
                 (size > 0 || !leases.is_empty()).then_some((size, leases.len() as u64))
             },
-            pool_exhausted: self.pool_exhausted,
             half_open: ep.half_open_count() as u64,
             timeout_work: ep.stats().last_timeout_work,
             not_control: self.not_control.load(std::sync::atomic::Ordering::Relaxed),
@@ -782,7 +775,6 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                 let _ = events.send(ev);
             }
             if let Some(close) = close {
-                let no_address = st.no_address.take();
                 let _ = match close {
                     // [limits] max_tunnels reached: StopCCN 2 (general error) with Error
                     // Code 4 (insufficient resources).
@@ -795,25 +787,6 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                     ),
                     (tid, None, false) => {
                         ep.close_tunnel(now(), tid, StopCcnResult::GeneralRequest)
-                    }
-                    (tid, Some(sid), _) if no_address == Some((tid, sid)) => {
-                        // CDN 4 with the reason as Error Message and a PPP Disconnect Cause
-                        // for IPCP: no address to give.
-                        let text = "no address left in the pools of the call's profile";
-                        let cause = ul2tp_wire::avp::PppDisconnectCause {
-                            code: ul2tp_wire::avp::PppDisconnectCause::NO_INFO,
-                            protocol: ul2tp_wire::ppp::proto::IPCP,
-                            direction: ul2tp_wire::avp::PppDisconnectCause::AT_LOCAL,
-                            message: text.as_bytes().to_vec(),
-                        };
-                        ep.close_session_ppp(
-                            now(),
-                            tid,
-                            sid,
-                            CdnResult::TemporaryNoFacilities,
-                            Some((ErrorCode::VendorSpecific, text)),
-                            Some(&cause),
-                        )
                     }
                     // A session the daemon cannot create (also max_sessions): CDN 4
                     // (temporary lack of facilities).
@@ -1335,23 +1308,29 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
         let profile = st.profile_of(info.tunnel_id);
         if let Some(ppp) = &profile.ppp {
             let key = (info.tunnel_id, info.session_id);
-            let Some(peer) = st.lease(key, &profile) else {
-                st.pool_exhausted += 1;
-                tracing::warn!(
+            let v6_only = ppp.ipv6_only();
+            let peer = if v6_only {
+                None
+            } else {
+                st.lease(key, &profile)
+            };
+            if peer.is_none() && !v6_only {
+                // No address free now: PPP runs, and unless RADIUS assigns one (or moves the
+                // call to a pool with room) the PPP task ends the call as IPCP would start
+                // (LCP Terminate, CDN 2 naming the pools; `pppd.rs`).
+                tracing::debug!(
                     tunnel_id = info.tunnel_id,
                     session_id = info.session_id,
-                    profile = %profile.name,
-                    "session {}/{} refused: the address pools of profile {} are exhausted",
+                    "session {}/{}: no free address in the pools of profile {}",
                     info.tunnel_id,
                     info.session_id,
                     profile.name
                 );
-                st.no_address = Some(key);
-                return Err(ApiError::new(Errno::ENOMEM, "address pools exhausted"));
-            };
+            }
             let setup = crate::pppd::PppSetup {
-                local: Some(ppp.local),
-                peer: Some(peer),
+                local: (!v6_only).then_some(ppp.local),
+                peer,
+                no_ipv4: v6_only,
                 user: None,
                 require: ppp.require.clone(),
                 users: ppp.users.clone(),
@@ -1374,7 +1353,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                     .unwrap_or_else(|e| e.into_inner())
                     .get(key)
                     .map(|l| l.pool.clone()),
-                lease: Some(crate::leases::CallLease {
+                lease: (!v6_only).then(|| crate::leases::CallLease {
                     leases: st.leases.clone(),
                     key,
                     pools: ppp.pools.clone(),

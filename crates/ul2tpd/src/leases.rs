@@ -81,6 +81,27 @@ impl Leases {
     }
 }
 
+impl CallLease {
+    /// Why the call has no address, for the log and the CDN: the profile and, per pool,
+    /// how many of its addresses are leased.
+    pub(crate) fn exhausted_text(&self) -> String {
+        let l = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let pools: Vec<String> = self
+            .pools
+            .iter()
+            .map(|p| {
+                let leased = l.by_call.values().filter(|x| x.pool == p.name).count();
+                format!("{} {leased} of {} leased", p.name, p.size())
+            })
+            .collect();
+        format!(
+            "no address left in the pools of profile {} ({})",
+            self.profile,
+            pools.join(", ")
+        )
+    }
+}
+
 /// What a call's PPP task needs to change its lease.
 #[derive(Debug, Clone)]
 pub(crate) struct CallLease {
@@ -167,6 +188,20 @@ mod tests {
             local: Ipv4Addr::new(10, 0, 0, 1),
             profile: "p".into(),
         }
+    }
+
+    /// The refusal text names the profile and how full each pool is.
+    #[test]
+    fn exhausted_text_names_the_pools() {
+        let t = SharedLeases::default();
+        let a = call(&t, (1, 1));
+        for k in 1..=3 {
+            t.lock().unwrap().lease((1, k), &a.pools, a.local);
+        }
+        assert_eq!(
+            a.exhausted_text(),
+            "no address left in the pools of profile p (main 2 of 3 leased, gold 1 of 2 leased)"
+        );
     }
 
     /// RADIUS addresses are leased: the pool skips them, a second peer cannot get one, the

@@ -103,7 +103,7 @@ pub(crate) fn down_reason(r: &ul2tp_control::DownReason) -> &'static str {
 }
 
 /// Why a PPP link went down (`ul2tp_ppp::DownReason`), in its declaration order.
-const PPP_DOWN_REASONS: [&str; 7] = [
+const PPP_DOWN_REASONS: [&str; 8] = [
     "admin_close",
     "peer_terminated",
     "echo_timeout",
@@ -111,6 +111,7 @@ const PPP_DOWN_REASONS: [&str; 7] = [
     "negotiation_failed",
     "no_network_protocols",
     "lower_layer_down",
+    "no_address",
 ];
 
 /// Message types always exported (`MessageType::name`), others once seen.
@@ -300,8 +301,6 @@ pub(crate) struct ControlSnapshot {
     pub(crate) sessions_down: BTreeMap<&'static str, u64>,
     /// LNS address pools of every profile: (size, leased).
     pub(crate) pool: Option<(u64, u64)>,
-    /// Calls refused because their profile's pools were exhausted.
-    pub(crate) pool_exhausted: u64,
     /// Tunnels held half-open (SCCRQ received or sent, not established).
     pub(crate) half_open: u64,
     /// Tunnels whose timers the last timeout pass looked at.
@@ -316,11 +315,13 @@ pub(crate) struct PppCounters {
     /// Authentication failures by cause and protocol (`AUTH_CAUSES` × `AUTH_PROTOCOLS`).
     auth_failures: [[AtomicU64; 3]; 2],
     /// Links down by reason (`PPP_DOWN_REASONS`).
-    links_down: [AtomicU64; 7],
+    links_down: [AtomicU64; 8],
     /// Invalid Router Solicitations / Advertisements dropped (`ppp_ipv6.rs`).
     pub(crate) nd_invalid: AtomicU64,
     /// PPP links that found the IPv6 prefix pool exhausted.
     pub(crate) ipv6_pool_exhausted: AtomicU64,
+    /// PPP calls ended for want of an IPv4 address (`DownReason::NoAddress`).
+    pub(crate) pool_exhausted: AtomicU64,
 }
 
 impl PppCounters {
@@ -346,6 +347,10 @@ impl PppCounters {
             R::NegotiationFailed => 4,
             R::NoNetworkProtocols => 5,
             R::LowerLayerDown => 6,
+            R::NoAddress => {
+                self.pool_exhausted.fetch_add(1, Ordering::Relaxed);
+                7
+            }
         };
         self.links_down[i].fetch_add(1, Ordering::Relaxed);
     }
@@ -790,6 +795,12 @@ impl L2tpCollector {
         )?;
         counter(
             enc,
+            "ul2tp_ppp_pool_exhausted",
+            "PPP calls ended (LCP Terminate, CDN 2) at IPCP: no address left in the pools of their profile",
+            p.pool_exhausted.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
             "ul2tp_ppp_ipv6_pool_exhausted",
             "PPP links that got no IPv6 /64: ppp_ipv6_pool exhausted",
             p.ipv6_pool_exhausted.load(Ordering::Relaxed),
@@ -883,11 +894,6 @@ impl L2tpCollector {
                 "ul2tp_control_sccrq_refused",
                 "SCCRQs answered with StopCCN: no [[lns]] profile admits the peer, or it holds max_tunnels",
                 e.sccrq_refused,
-            ),
-            (
-                "ul2tp_ppp_pool_exhausted",
-                "calls refused (CDN 4) because the address pools of their profile were exhausted",
-                s.pool_exhausted,
             ),
             (
                 "ul2tp_control_tie_breaks_won",

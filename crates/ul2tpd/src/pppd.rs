@@ -2,9 +2,10 @@
 //!
 //! `ppp_start` attaches a `ul2tp-ppp` endpoint to a PPP session (L2TPv2, or pw_type 7 in
 //! L2TPv3): PPP frames received on the session go to the endpoint, its frames go out with
-//! FF 03 in front (docs/reference/kernel.md §1.7), and once IPCP is up a TUN device `pppN` appears with
-//! the negotiated point-to-point addresses, carrying IP packets between the host and the
-//! session. Deleting the session stops the endpoint.
+//! FF 03 in front (docs/reference/kernel.md §1.7), and once IPCP or IPv6CP is up a TUN device `pppN`
+//! appears (with the negotiated point-to-point IPv4 addresses once IPCP is up, the IPv6 ones
+//! from `ppp_ipv6.rs`), carrying IP packets between the host and the session; it goes when
+//! the last of them goes down. Deleting the session stops the endpoint.
 //!
 //! Everything the endpoint queues is sent before the task waits again: right after `open()`
 //! (so the first LCP Configure-Request leaves at once, not on the 3 s restart timer) and after
@@ -16,7 +17,8 @@
 //! (dynamic) session is closed with a CDN carrying a Result Code and the RFC 3145 PPP
 //! Disconnect Cause Code (see [`clear_cause`]), which deletes the data-path session; on a
 //! static session the endpoint is detached. The `ppp_start` request is answered when the
-//! outcome is known: IPCP up, or the reason the link failed (authentication rejected, ...).
+//! outcome is known: IPCP up (IPv6CP on an IPv6-only link), or the reason the link failed
+//! (authentication rejected, no address left, ...).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Weak};
@@ -27,6 +29,7 @@ use ul2tp_api::{ApiError, Errno};
 use ul2tp_control::CdnResult;
 use ul2tp_core::PwType;
 use ul2tp_core::Session;
+use ul2tp_ppp::fsm::State;
 use ul2tp_ppp::{DownReason, Endpoint, Event, IpPacket};
 use ul2tp_sys::rtnl::{add_address, IfAddr};
 use ul2tp_sys::tap::Tun;
@@ -53,6 +56,9 @@ pub(crate) struct PppSetup {
     /// Our name as authenticator (CHAP / MS-CHAPv2 Challenges): the `[control] host_name`.
     /// `None` keeps the endpoint's default.
     pub(crate) auth_name: Option<String>,
+    /// No IPv4 on the link: IPCP is not run (an IPv6-only LNS profile); the pppN comes
+    /// with IPv6CP.
+    pub(crate) no_ipv4: bool,
     /// Wait for the peer's first frame before opening LCP (LNS side of a call).
     pub(crate) passive: bool,
     /// LCP Echo-Request interval and failures before the link is declared dead; `None` keeps
@@ -126,6 +132,10 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
         // IPv6CP (RFC 5072) on every link: interface identifiers for the link-local
         // addresses, then Router Advertisements (`ppp_ipv6.rs`).
         ipv6cp: true,
+        ipcp: !setup.no_ipv4,
+        // An LNS call with an IPv4 service: no address (pools exhausted, RADIUS gave none)
+        // ends the call rather than letting the peer pick one.
+        require_peer_ip: setup.lease.is_some(),
         ..ul2tp_ppp::Config::default()
     };
     if let Some(m) = setup.mru {
@@ -540,95 +550,88 @@ impl Link {
                 Event::NetworkUp {
                     local, peer, dns, ..
                 } => {
-                    let store = self.d.upgrade();
-                    let unit = match &store {
-                        Some(d) => d.ppp_names.create(|n| io.open(Some(n))),
-                        None => io.open(None),
+                    if self.open_unit(ep, tun, io, name).is_err() {
+                        continue;
+                    }
+                    let Some(t) = tun.as_deref() else { continue };
+                    // The kernel routes the peer address through the pppN: never the
+                    // tunnel's own remote address (that would loop the tunnel into itself).
+                    let remote = self.tunnel_remote();
+                    let peer_route = if loops_tunnel(IpAddr::V4(peer), 32, remote) {
+                        tracing::warn!(
+                            tunnel_id,
+                            session_id,
+                            "{name}: {}: no route to the PPP peer address {peer}: it is the L2TP tunnel's remote address",
+                            t.name()
+                        );
+                        None
+                    } else {
+                        Some(IpAddr::V4(peer))
                     };
-                    match unit {
-                        Ok(t) => {
-                            let addr = IfAddr {
-                                local: IpAddr::V4(local),
-                                prefix_len: 32,
-                                peer: Some(IpAddr::V4(peer)),
-                            };
-                            // The device never sends more than the peer's MRU, nor more
-                            // than the profile's MTU.
-                            let mtu = link_mtu(self.timers.mtu, ep.peer_mru());
-                            crate::ppp_ipv6::before_up(t.name());
-                            io.attach(&t, name);
-                            if let Err(e) = t
-                                .set_mtu(u32::from(mtu))
-                                .and_then(|_| add_address(t.name(), addr))
-                                .and_then(|_| t.set_up(true))
-                            {
-                                tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
-                            }
-                            // RADIUS Framed-Route / Framed-IP-Netmask: through the pppN
-                            // (gone with it).
-                            let mut routed = Vec::new();
-                            for &(dst, prefix_len) in &self.routes {
-                                let r = ul2tp_sys::rtnl::Route {
-                                    dst: IpAddr::V4(dst),
-                                    prefix_len,
-                                    gateway: None,
-                                };
-                                match ul2tp_sys::rtnl::add_route(t.name(), r) {
-                                    Ok(()) => {
-                                        routed.push((dst, prefix_len));
-                                        tracing::info!(
-                                            tunnel_id,
-                                            session_id,
-                                            "{name}: route {dst}/{prefix_len} via {} (RADIUS)",
-                                            t.name()
-                                        )
-                                    }
-                                    Err(e) => tracing::warn!(
-                                        tunnel_id,
-                                        session_id,
-                                        "{name}: Framed-Route {dst}/{prefix_len}: {e}"
-                                    ),
-                                }
-                            }
-                            let dns_text = if dns.is_empty() {
-                                String::new()
-                            } else {
-                                let list: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
-                                format!(", DNS servers from the peer: {}", list.join(", "))
-                            };
-                            tracing::info!(
-                                tunnel_id,
-                                session_id,
-                                "{name}: PPP up on {} (MTU {mtu}): {local} -> {peer}{dns_text}",
-                                t.name()
-                            );
-                            for p in self.v6.attach(&t, name) {
-                                let _ = ep.send_ip(&p);
-                            }
-                            {
-                                let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
-                                i.ifname = Some(t.name().to_string());
-                                i.addrs = Some((local, peer));
-                                i.up_since = Some(std::time::Instant::now());
-                                i.routes = routed;
-                            }
-                            let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
-                            let (ifindex, unit) = (t.ifindex(), t.name().to_string());
-                            *tun = Some(Reaped::new(t, ifindex, &unit, reaper));
-                            if let Some(r) = self.radius.as_mut() {
-                                r.network_up(peer);
-                            }
-                            self.report(Ok(()));
-                        }
-                        Err(e) => {
+                    let addr = IfAddr {
+                        local: IpAddr::V4(local),
+                        prefix_len: 32,
+                        peer: peer_route,
+                    };
+                    if let Err(e) = add_address(t.name(), addr) {
+                        tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
+                    }
+                    // RADIUS Framed-Route / Framed-IP-Netmask: through the pppN (gone
+                    // with it).
+                    let mut routed = Vec::new();
+                    for &(dst, prefix_len) in &self.routes {
+                        if loops_tunnel(IpAddr::V4(dst), prefix_len, remote) {
                             tracing::warn!(
                                 tunnel_id,
                                 session_id,
-                                "{name}: cannot create a PPP unit: {e}"
+                                "{name}: Framed-Route {dst}/{prefix_len} skipped: it is the L2TP tunnel's remote address"
                             );
-                            self.report(Err(crate::store::io_err("PPP unit", e)));
+                            continue;
+                        }
+                        let r = ul2tp_sys::rtnl::Route {
+                            dst: IpAddr::V4(dst),
+                            prefix_len,
+                            gateway: None,
+                        };
+                        match ul2tp_sys::rtnl::add_route(t.name(), r) {
+                            Ok(()) => {
+                                routed.push((dst, prefix_len));
+                                tracing::info!(
+                                    tunnel_id,
+                                    session_id,
+                                    "{name}: route {dst}/{prefix_len} via {} (RADIUS)",
+                                    t.name()
+                                )
+                            }
+                            Err(e) => tracing::warn!(
+                                tunnel_id,
+                                session_id,
+                                "{name}: Framed-Route {dst}/{prefix_len}: {e}"
+                            ),
                         }
                     }
+                    let dns_text = if dns.is_empty() {
+                        String::new()
+                    } else {
+                        let list: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
+                        format!(", DNS servers from the peer: {}", list.join(", "))
+                    };
+                    let mtu = link_mtu(self.timers.mtu, ep.peer_mru());
+                    tracing::info!(
+                        tunnel_id,
+                        session_id,
+                        "{name}: PPP up on {} (MTU {mtu}): {local} -> {peer}{dns_text}",
+                        t.name()
+                    );
+                    {
+                        let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+                        i.addrs = Some((local, peer));
+                        i.routes = routed;
+                    }
+                    if let Some(r) = self.radius.as_mut() {
+                        r.network_up(peer);
+                    }
+                    self.report(Ok(()));
                 }
                 Event::AuthRequest(req) => match &self.radius {
                     Some(r) => r.authenticate(req, self.verdict_tx.clone()),
@@ -688,18 +691,39 @@ impl Link {
                     local_iid,
                     peer_iid,
                 } => {
+                    // The pppN comes with the first network protocol up (IPv6-only links
+                    // too); `attach` configures it once it exists.
                     for p in self.v6.up(local_iid, peer_iid, tun.as_deref(), name) {
                         let _ = ep.send_ip(&p);
                     }
+                    let _ = self.open_unit(ep, tun, io, name);
                 }
-                Event::Ipv6Down => self.v6.down(),
+                Event::Ipv6Down => {
+                    self.v6.down();
+                    if ep.ipcp_state() != State::Opened {
+                        self.close_unit(tun, name);
+                    }
+                }
                 Event::NetworkDown => {
-                    if tun.take().is_some() {
-                        self.v6.detach();
-                        tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
-                        let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
-                        (i.ifname, i.addrs, i.up_since) = (None, None, None);
-                        i.routes.clear();
+                    let addrs = self
+                        .info
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .addrs
+                        .take();
+                    if ep.ipv6cp_state() == State::Opened {
+                        // IPv6 stays: only the IPv4 address leaves the device.
+                        if let (Some(t), Some((local, peer))) = (tun.as_deref(), addrs) {
+                            let a = IfAddr {
+                                local: IpAddr::V4(local),
+                                prefix_len: 32,
+                                peer: Some(IpAddr::V4(peer)),
+                            };
+                            let _ = ul2tp_sys::rtnl::delete_address(t.name(), a);
+                            tracing::info!(tunnel_id, session_id, "{name}: PPP IPv4 down");
+                        }
+                    } else {
+                        self.close_unit(tun, name);
                     }
                 }
                 Event::LinkDown { reason } => {
@@ -710,6 +734,18 @@ impl Link {
                     return Some(reason);
                 }
             }
+        }
+        // An IPv6-only link is up once IPv6CP is (IPCP not run, or rejected by the peer).
+        if self.ready.is_some()
+            && tun.is_some()
+            && ep.ipv6cp_state() == State::Opened
+            && !matches!(
+                ep.ipcp_state(),
+                State::Opened | State::ReqSent | State::AckRcvd | State::AckSent
+            )
+        {
+            tracing::info!(tunnel_id, session_id, "{name}: PPP up, IPv6 only");
+            self.report(Ok(()));
         }
         // What the events queued (Router Advertisements, Solicitations) leaves now.
         while let Some(frame) = ep.poll_transmit() {
@@ -726,6 +762,74 @@ impl Link {
             self.v6_shown.set(shown);
         }
         None
+    }
+
+    /// Create the link's pppN (MTU, up) unless it exists: at the first network protocol up.
+    fn open_unit(
+        &mut self,
+        ep: &mut Endpoint,
+        tun: &mut Option<Reaped<Tun>>,
+        io: &mut crate::ppp_io::TunIo,
+        name: &str,
+    ) -> Result<(), ()> {
+        if tun.is_some() {
+            return Ok(());
+        }
+        let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
+        let store = self.d.upgrade();
+        let unit = match &store {
+            Some(d) => d.ppp_names.create(|n| io.open(Some(n))),
+            None => io.open(None),
+        };
+        let t = match unit {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(
+                    tunnel_id,
+                    session_id,
+                    "{name}: cannot create a PPP unit: {e}"
+                );
+                self.report(Err(crate::store::io_err("PPP unit", e)));
+                return Err(());
+            }
+        };
+        // The device never sends more than the peer's MRU, nor more than the profile's MTU.
+        let mtu = link_mtu(self.timers.mtu, ep.peer_mru());
+        crate::ppp_ipv6::before_up(t.name());
+        io.attach(&t, name);
+        if let Err(e) = t.set_mtu(u32::from(mtu)).and_then(|_| t.set_up(true)) {
+            tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
+        }
+        for p in self.v6.attach(&t, name) {
+            let _ = ep.send_ip(&p);
+        }
+        {
+            let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+            i.ifname = Some(t.name().to_string());
+            i.up_since = Some(std::time::Instant::now());
+        }
+        let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
+        let (ifindex, unit) = (t.ifindex(), t.name().to_string());
+        *tun = Some(Reaped::new(t, ifindex, &unit, reaper));
+        Ok(())
+    }
+
+    /// The last network protocol went down: the pppN goes.
+    fn close_unit(&mut self, tun: &mut Option<Reaped<Tun>>, name: &str) {
+        if tun.take().is_some() {
+            self.v6.detach();
+            let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
+            tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
+            let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+            (i.ifname, i.addrs, i.up_since) = (None, None, None);
+            i.routes.clear();
+        }
+    }
+
+    /// The L2TP tunnel's remote address (a PPP peer or route equal to it is not routed
+    /// through the pppN).
+    fn tunnel_remote(&self) -> Option<IpAddr> {
+        self.socket.peer_addr().ok().map(|a| a.ip())
     }
 
     /// A RADIUS verdict on the peer's credentials.
@@ -800,7 +904,15 @@ impl Link {
         if let Some(d) = self.d.upgrade() {
             d.ops.ppp.link_down(reason);
         }
-        let (result_code, text, cause) = clear_cause(reason, seen);
+        let (result_code, text, mut cause) = clear_cause(reason, seen);
+        let text = match (&self.lease, reason) {
+            (Some(l), DownReason::NoAddress) => {
+                let t = l.exhausted_text();
+                cause.message = t.clone().into_bytes();
+                t
+            }
+            _ => text.to_string(),
+        };
         self.report(Err(ApiError::new(
             if reason == DownReason::AuthFailed {
                 Errno::EACCES
@@ -822,7 +934,7 @@ impl Link {
                     session_id = key.1,
                     "{name}: PPP link down ({text}): clearing the call"
                 );
-                let error = (result_code == CdnResult::GeneralError).then(|| text.to_string());
+                let error = (result_code == CdnResult::GeneralError).then(|| text.clone());
                 cp.clear_ppp_call(key.0, key.1, result_code, error, cause);
                 // The control plane deletes the session (and this task) once the CDN is queued.
                 return;
@@ -837,6 +949,20 @@ impl Link {
         d.pseudowires.remove(key);
         ctl.attached.remove(&key);
     }
+}
+
+/// Whether a route to `dst/prefix_len` through the pppN would carry the L2TP tunnel's own
+/// packets: a host route (or peer address) equal to its remote address.
+pub(crate) fn loops_tunnel(dst: IpAddr, prefix_len: u8, remote: Option<IpAddr>) -> bool {
+    let host = match dst {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    let canon = |a: IpAddr| match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        a => a,
+    };
+    prefix_len == host && remote.is_some_and(|r| canon(r) == canon(dst))
 }
 
 /// The pppN MTU: the peer's MRU, lowered to the profile's MTU.
@@ -946,6 +1072,12 @@ fn clear_cause(reason: DownReason, seen: &Seen) -> (CdnResult, &'static str, Cau
                 c(Cause::NO_NCP, 0, Cause::GLOBAL, t),
             )
         }
+        DownReason::NoAddress => {
+            // The text names the pools (`CallLease::exhausted_text`) where the call has them.
+            let t = "no address left in the address pools";
+            let cause = c(Cause::NO_INFO, proto::IPCP, Cause::AT_LOCAL, t);
+            (CdnResult::GeneralError, t, cause)
+        }
         DownReason::LowerLayerDown => {
             let t = "the L2TP session went down";
             (
@@ -982,6 +1114,30 @@ mod tests {
         };
         let cfg = ppp_config(&echo);
         assert_eq!((cfg.echo_interval_us, cfg.echo_failure), (Some(500_000), 2));
+    }
+
+    /// A peer address or host route equal to the tunnel's remote address would carry the
+    /// tunnel into itself (l2tpns hands out its own address as the IPCP peer by default);
+    /// other addresses, wider routes and the other family are routed.
+    #[test]
+    fn routes_to_the_tunnel_remote_are_refused() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let v4 = Some(ip("192.0.2.2"));
+        assert!(loops_tunnel(ip("192.0.2.2"), 32, v4));
+        assert!(!loops_tunnel(ip("192.0.2.3"), 32, v4));
+        assert!(!loops_tunnel(ip("192.0.2.0"), 24, v4));
+        assert!(!loops_tunnel(ip("192.0.2.2"), 32, None));
+        // A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d.
+        assert!(loops_tunnel(
+            ip("192.0.2.2"),
+            32,
+            Some(ip("::ffff:192.0.2.2"))
+        ));
+        let v6 = Some(ip("2001:db8::2"));
+        assert!(loops_tunnel(ip("2001:db8::2"), 128, v6));
+        assert!(!loops_tunnel(ip("2001:db8::2"), 64, v6));
+        assert!(!loops_tunnel(ip("2001:db8::3"), 128, v6));
+        assert!(!loops_tunnel(ip("192.0.2.2"), 32, v6));
     }
 
     /// Every link-down reason maps to a CDN result and an RFC 3145 cause with the fixed part

@@ -157,7 +157,7 @@ impl Pool {
 /// The PPP service of a profile's calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PppService {
-    /// Our address on every pppN.
+    /// Our address on every pppN; 0.0.0.0 for an IPv6-only service ([`PppService::ipv6_only`]).
     pub local: Ipv4Addr,
     /// Pools, tried in order.
     pub pools: Vec<Pool>,
@@ -181,6 +181,13 @@ pub struct PppService {
     pub session_timeout: Option<Duration>,
     /// IPv6 for the calls (`ppp_ipv6_*`).
     pub ipv6: Ipv6Service,
+}
+
+impl PppService {
+    /// No IPv4 (only `ppp_ipv6_pool`): no IPCP, no address lease.
+    pub fn ipv6_only(&self) -> bool {
+        self.local.is_unspecified() && self.pools.is_empty()
+    }
 }
 
 /// IPv6 for the PPP calls of a profile: its /64 pool, DNS servers, delegated prefixes.
@@ -715,7 +722,10 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
             return Err((key, "must be between 576 and 65535".into()));
         }
     }
-    let Some(local) = k.local else {
+    // IPv6 only: a /64 pool without ppp_local nor IPv4 pools. IPCP is not run (the
+    // peer's Configure-Requests get a Protocol-Reject), the pppN has IPv6 addresses only.
+    let v6_only = k.local.is_none() && k.pools.is_empty() && k.ipv6.pool.is_some();
+    let Some(local) = k.local.or(v6_only.then_some(Ipv4Addr::UNSPECIFIED)) else {
         if let Some(key) = [
             (k.ipv6.pool.is_some(), "ppp_ipv6_pool"),
             (!k.ipv6.dns.is_empty(), "ppp_ipv6_dns"),
@@ -741,7 +751,7 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
         }
         return Ok(None);
     };
-    if k.pools.is_empty() {
+    if k.pools.is_empty() && !v6_only {
         return Err((
             "ppp_local",
             "needs ppp_pool or a [[lns.pool]] (the peers' addresses, \"FIRST-LAST\")".into(),

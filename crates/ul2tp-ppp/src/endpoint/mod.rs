@@ -355,6 +355,10 @@ impl Endpoint {
     }
 
     fn enter_network(&mut self, now: Timestamp) {
+        if self.config.ipcp && self.config.require_peer_ip && self.config.peer_ip.is_none() {
+            self.close_link(now, DownReason::NoAddress);
+            return;
+        }
         self.phase = Phase::Network;
         let mut any = false;
         for (on, cp) in [
