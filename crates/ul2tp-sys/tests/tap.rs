@@ -200,6 +200,46 @@ fn tun_for_ppp_units() {
     .unwrap();
 }
 
+/// A TUN with a vnet header and checksum offload: the frame calls hide the header, the
+/// `*_vnet` calls show it, and its offsets count from the IP header (no Ethernet header).
+#[test]
+fn tun_with_vnet_header() {
+    block_on_in_new_netns(|| async {
+        use ul2tp_sys::tap::{TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN};
+        let u = Tun::create_vnet(None, PPP_TEMPLATE).unwrap();
+        u.set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6).unwrap();
+        let me = Ipv4Addr::new(10, 11, 0, 1);
+        link::set_ipv4_addr(u.name(), me, 24).unwrap();
+        u.set_up(true).unwrap();
+        let sock = UdpSocket::bind((me, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let pkt = ipv4_udp(Ipv4Addr::new(10, 11, 0, 2), me, 5000, port, b"in");
+        u.send(&pkt).await.unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"in");
+
+        sock.send_to(b"out", (Ipv4Addr::new(10, 11, 0, 2), 5000))
+            .unwrap();
+        let mut p = [0u8; 2048];
+        loop {
+            let n = timeout(u.recv_vnet(&mut p)).await.unwrap();
+            let ip = &p[VNET_HDR_LEN..n];
+            if ip.len() >= 28 && ip[0] == 0x45 && ip[9] == 17 {
+                assert_eq!(&ip[ip.len() - 3..], b"out");
+                // The UDP checksum is left to the reader: NEEDS_CSUM, from the UDP header
+                // (20 bytes into the IP packet), field at offset 6.
+                let le = |i: usize| u16::from_le_bytes([p[i], p[i + 1]]);
+                assert_eq!(p[0] & 1, 1, "NEEDS_CSUM");
+                assert_eq!((le(6), le(8)), (20, 6), "csum_start, csum_offset");
+                break;
+            }
+        }
+    })
+    .unwrap();
+}
+
 #[test]
 fn multi_queue_tap() {
     block_on_in_new_netns(|| async {
