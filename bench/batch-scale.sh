@@ -6,6 +6,8 @@
 # and the daemon's RSS.
 # Usage (root): BIN=target/release bash bench/batch-scale.sh [N]   (default 20000)
 # Each session holds one descriptor: N must stay below the daemon's RLIMIT_NOFILE hard limit.
+# The daemon runs with `--workers 1` (UL2TPD_ARGS replaces it): every TAP queue is one
+# descriptor, and a multi-queue TAP per session would double the descriptors these runs need.
 set -euo pipefail
 N=${1:-20000}
 T=10
@@ -31,7 +33,7 @@ per=$(( (N + T - 1) / T ))
 } > "$DIR/add.batch"
 for t in $(seq 1 $T); do echo "del tunnel tunnel_id $t"; done > "$DIR/del.batch"
 
-ip netns exec "$NS" "$BIN/ul2tpd" --socket "$DIR/api.sock" --log warn 2>"$DIR/log" &
+ip netns exec "$NS" "$BIN/ul2tpd" ${UL2TPD_ARGS:---workers 1} --socket "$DIR/api.sock" --log warn 2>"$DIR/log" &
 PID=$!
 until [ -S "$DIR/api.sock" ]; do kill -0 "$PID" || { cat "$DIR/log"; exit 1; }; sleep 0.1; done
 echo "== $N sessions in $T tunnels, one ul2tp -batch run"
@@ -56,7 +58,7 @@ kill -9 "$PID"; wait "$PID" 2>/dev/null || true; PID=
 } > "$DIR/static.toml"
 while [ "$(devices)" -gt 0 ]; do sleep 0.05; done
 t0=$(now)
-ip netns exec "$NS" "$BIN/ul2tpd" --socket "$DIR/api2.sock" --config "$DIR/static.toml" --log warn 2>"$DIR/log" &
+ip netns exec "$NS" "$BIN/ul2tpd" ${UL2TPD_ARGS:---workers 1} --socket "$DIR/api2.sock" --config "$DIR/static.toml" --log warn 2>"$DIR/log" &
 PID=$!
 until [ -S "$DIR/api2.sock" ]; do kill -0 "$PID" || { cat "$DIR/log"; exit 1; }; sleep 0.05; done
 echo "config file start-up: $(since "$t0") s to the API socket; $(devices) devices"

@@ -2,6 +2,8 @@
 # Idle CPU of a ul2tpd with N static Ethernet sessions (reorder_timeout 0, devices down, no
 # traffic), measured as utime + stime from /proc/PID/stat over S seconds.
 # Usage (root): BIN=target/release bash bench/idle-cpu.sh [N] [S]
+# The daemon runs with `--workers 1` (UL2TPD_ARGS replaces it): every TAP queue is one
+# descriptor, and a multi-queue TAP per session would double the descriptors these runs need.
 set -euo pipefail
 N=${1:-10000}
 S=${2:-10}
@@ -17,7 +19,7 @@ ip -n "$NS" link set lo up
   for i in $(seq 1 "$N"); do printf '\n[[tunnel.session]]\nsession_id = %d\npeer_session_id = %d\n' "$i" "$i"; done
 } > "$DIR/idle.toml"
 t0=$(date +%s)
-ip netns exec "$NS" "$BIN/ul2tpd" --socket "$DIR/api.sock" --config "$DIR/idle.toml" --log warn 2>"$DIR/log" &
+ip netns exec "$NS" "$BIN/ul2tpd" ${UL2TPD_ARGS:---workers 1} --socket "$DIR/api.sock" --config "$DIR/idle.toml" --log warn 2>"$DIR/log" &
 PID=$!
 until [ -S "$DIR/api.sock" ]; do kill -0 "$PID" || { cat "$DIR/log"; exit 1; }; sleep 0.2; done
 n=$("$BIN/ul2tp" --socket "$DIR/api.sock" show session | grep -c '^Session ')
