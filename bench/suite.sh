@@ -15,8 +15,9 @@
 # Needs root, iperf3, a C compiler and a release build (built here unless BIN names a
 # directory with prebuilt ul2tpd / ul2tp). UL2TPD_ARGS: extra daemon options. ROWS: which rows to
 # run (default "udp csum ipv6 ip ppp small"; ppp: a PPP session over L2TPv2 between the
-# daemons' own PPP endpoints, its ratio against VXLAN like the others; the pppN MTU is the
-# negotiated one, 1500, unless PPP_MTU sets both pppN devices to another). PW_QLEN: txqueuelen for the pseudowire devices. PROFILE=perf|strace records the two daemons during
+# daemons' own PPP endpoints, its ratio against VXLAN like the others; both pppN devices get
+# PPP_MTU, default 1446 like the Ethernet rows' inner MTU, so that no L2TP datagram is
+# fragmented on the 1500-byte veth; PPP_MTU=0 keeps the negotiated 1500). PW_QLEN: txqueuelen for the pseudowire devices. PROFILE=perf|strace records the two daemons during
 # each ul2tp measurement (`perf record -e cpu-clock -g` / `strace -c -f`) into
 # ${PROFILE_DIR:-bench/out}/ROW.{perf.data,a.strace,b.strace}. Everything else it creates is
 # removed on exit.
@@ -134,7 +135,8 @@ ppp_up() {
   wait "$srv"
   local dev
   dev=$(ip -n "$A" -o addr show to 10.40.0.1 | awk '{ print $2; exit }')
-  if [ -n "${PPP_MTU:-}" ]; then
+  if [ "${PPP_MTU:-1446}" != 0 ]; then
+    PPP_MTU=${PPP_MTU:-1446}
     ip -n "$A" link set "$dev" mtu "$PPP_MTU"
     ip -n "$B" link set "$(ip -n "$B" -o addr show to 10.40.0.2 | awk '{ print $2; exit }')" mtu "$PPP_MTU"
   fi
