@@ -30,6 +30,7 @@ mod leases;
 mod names;
 mod ppp_dhcp6;
 mod ppp_ipv6;
+mod ppp_shared;
 mod pppd;
 mod reaper;
 mod store;

@@ -34,6 +34,7 @@ use ul2tp_wire::avp::PppDisconnectCause as Cause;
 use ul2tp_wire::ppp::proto;
 
 use crate::datapath::{self, Pseudowire, TunnelSocket};
+use crate::ppp_shared::LinkDev;
 use crate::reaper::Reaped;
 use crate::store::{ApiResult, Ctl, PppInfo, Store, Task};
 
@@ -91,6 +92,8 @@ pub(crate) struct PppSetup {
     pub(crate) station_ids: (Vec<u8>, Vec<u8>),
     /// LNS: the call's address lease, which RADIUS may change (`leases.rs`).
     pub(crate) lease: Option<crate::leases::CallLease>,
+    /// LNS: `ppp_device = "shared"`: the call goes onto this shared device, not a pppN.
+    pub(crate) shared: Option<crate::ppp_shared::SharedSpec>,
 }
 
 impl PppSetup {
@@ -125,7 +128,8 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
         request_dns: setup.request_dns || setup.local.is_none(),
         // IPv6CP (RFC 5072) on every link: interface identifiers for the link-local
         // addresses, then Router Advertisements (`ppp_ipv6.rs`).
-        ipv6cp: true,
+        // (Not on a shared device, which carries IPv4 only: `ppp_shared.rs`.)
+        ipv6cp: setup.shared.is_none(),
         ..ul2tp_ppp::Config::default()
     };
     if let Some(m) = setup.mru {
@@ -226,6 +230,7 @@ pub(crate) fn start(
         crate::radius::RadiusSession::new(r, session.clone(), (local, peer), ids, dae_tx)
     });
     let link = Link {
+        shared: setup.shared,
         lease: setup.lease,
         routes: Vec::new(),
         radius,
@@ -292,6 +297,8 @@ struct Timers {
 const RX_DRAIN: usize = 64;
 
 struct Link {
+    /// The shared device of the call, if it has no pppN of its own.
+    shared: Option<crate::ppp_shared::SharedSpec>,
     /// The call's address lease (LNS).
     lease: Option<crate::leases::CallLease>,
     /// Framed-Route prefixes to route through the pppN.
@@ -332,9 +339,10 @@ impl Link {
         if opened {
             ep.open(now());
         }
-        let mut tun: Option<Reaped<Tun>> = None;
+        let mut tun: Option<LinkDev> = None;
         let mut seen = Seen::default();
-        let mut buf = vec![0u8; 65536];
+        // Sized by the device when it has something to read (`LinkDev::recv`).
+        let mut buf = Vec::new();
         // Idle and session timeouts run from IPCP up (the time online); any IP packet
         // either way restarts the idle one.
         let mut last_ip = std::time::Instant::now();
@@ -455,7 +463,7 @@ impl Link {
                     None => return,
                 },
                 r = async {
-                    match &tun {
+                    match &mut tun {
                         Some(t) => t.recv(&mut buf).await,
                         None => std::future::pending().await,
                     }
@@ -468,7 +476,7 @@ impl Link {
                             r.activity();
                         }
                         // Drain the TUN (up to a bound): the frames leave in one batch.
-                        if let Some(t) = &tun {
+                        if let Some(t) = &mut tun {
                             for _ in 1..datapath::TX_DRAIN {
                                 match t.try_recv(&mut buf) {
                                     Ok(n) => {
@@ -502,7 +510,7 @@ impl Link {
     async fn drain(
         &mut self,
         ep: &mut Endpoint,
-        tun: &mut Option<Reaped<Tun>>,
+        tun: &mut Option<LinkDev>,
         seen: &mut Seen,
         name: &str,
         batch: &mut datapath::TxBatch<'_>,
@@ -514,7 +522,8 @@ impl Link {
         while let Some(p) = ep.poll_ip() {
             if let IpPacket::V6(b) = &p {
                 // Router Solicitations and Advertisements are ours (`ppp_ipv6.rs`).
-                let (consumed, replies) = self.v6.on_packet(b, tun.as_deref(), name);
+                let own = tun.as_ref().and_then(LinkDev::own);
+                let (consumed, replies) = self.v6.on_packet(b, own, name);
                 for r in replies {
                     let _ = ep.send_ip(&r);
                 }
@@ -528,7 +537,7 @@ impl Link {
             seen.ip_rx = true;
             if let Some(t) = tun.as_ref() {
                 let (IpPacket::V4(b) | IpPacket::V6(b)) = p;
-                let _ = t.try_send(&b);
+                t.send(&b);
             }
         }
         let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
@@ -542,6 +551,33 @@ impl Link {
                     local, peer, dns, ..
                 } => {
                     let store = self.d.upgrade();
+                    if let (Some(spec), Some(d)) = (&self.shared, &store) {
+                        let r = crate::ppp_shared::attach(
+                            &d.ppp_shared,
+                            &d.ops,
+                            spec,
+                            local,
+                            peer,
+                            &self.routes,
+                        );
+                        match r {
+                            Ok(l) => {
+                                let n = l.name().to_string();
+                                tracing::info!(
+                                    tunnel_id,
+                                    session_id,
+                                    "{name}: PPP up on shared {n}: {local} -> {peer}"
+                                );
+                                self.online(&n, local, peer);
+                                *tun = Some(LinkDev::Shared(l));
+                            }
+                            Err(e) => {
+                                tracing::warn!(tunnel_id, session_id, "{name}: {e}");
+                                self.report(Err(crate::store::io_err("PPP unit", e)));
+                            }
+                        }
+                        continue;
+                    }
                     let unit = match &store {
                         Some(d) => d
                             .ppp_names
@@ -602,19 +638,10 @@ impl Link {
                             for p in self.v6.attach(&t, name) {
                                 let _ = ep.send_ip(&p);
                             }
-                            {
-                                let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
-                                i.ifname = Some(t.name().to_string());
-                                i.addrs = Some((local, peer));
-                                i.up_since = Some(std::time::Instant::now());
-                            }
                             let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
                             let (ifindex, unit) = (t.ifindex(), t.name().to_string());
-                            *tun = Some(Reaped::new(t, ifindex, &unit, reaper));
-                            if let Some(r) = self.radius.as_mut() {
-                                r.network_up(peer);
-                            }
-                            self.report(Ok(()));
+                            *tun = Some(LinkDev::Own(Reaped::new(t, ifindex, &unit, reaper)));
+                            self.online(&unit, local, peer);
                         }
                         Err(e) => {
                             tracing::warn!(
@@ -684,7 +711,8 @@ impl Link {
                     local_iid,
                     peer_iid,
                 } => {
-                    for p in self.v6.up(local_iid, peer_iid, tun.as_deref(), name) {
+                    let own = tun.as_ref().and_then(LinkDev::own);
+                    for p in self.v6.up(local_iid, peer_iid, own, name) {
                         let _ = ep.send_ip(&p);
                     }
                 }
@@ -720,6 +748,20 @@ impl Link {
             self.v6_shown.set(shown);
         }
         None
+    }
+
+    /// IPCP is up on device `ifname`: show it, start accounting, answer `ppp_start`.
+    fn online(&mut self, ifname: &str, local: Ipv4Addr, peer: Ipv4Addr) {
+        {
+            let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+            i.ifname = Some(ifname.to_string());
+            i.addrs = Some((local, peer));
+            i.up_since = Some(std::time::Instant::now());
+        }
+        if let Some(r) = self.radius.as_mut() {
+            r.network_up(peer);
+        }
+        self.report(Ok(()));
     }
 
     /// A RADIUS verdict on the peer's credentials.
