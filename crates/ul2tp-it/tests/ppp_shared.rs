@@ -85,6 +85,7 @@ fn calls_share_one_device_routed_by_address() {
     let show = lns.ul2tp("show ppp");
     assert_eq!(show.matches("subs0").count(), 4, "{show}");
     assert_eq!(counter(&b, "ul2tp_ppp_shared_spoofed_total"), 0.0);
+    assert_eq!(counter(&b, "ul2tp_ppp_shared_calls"), 4.0);
 
     // A subscriber sending with an address that is not its own: dropped and counted.
     let dev = a.device_with("10.95.0.10").unwrap();
@@ -106,6 +107,7 @@ fn calls_share_one_device_routed_by_address() {
     assert!(!b.ping("10.95.0.10", &["-c", "2", "-i", "0.2", "-W", "1"]));
     assert!(counter(&b, "ul2tp_ppp_shared_unrouted_total") >= unrouted + 2.0);
     assert!(b.ping_retry("10.95.0.11", &[], 3));
+    assert_eq!(counter(&b, "ul2tp_ppp_shared_calls"), 3.0);
     assert_eq!(
         b.ip(&["route", "show", "dev", "subs0"]),
         routes,

@@ -325,6 +325,8 @@ pub(crate) struct PppCounters {
     pub(crate) shared_spoofed: AtomicU64,
     /// Packets read from a shared PPP device that no call owns (or whose queue was full).
     pub(crate) shared_unrouted: AtomicU64,
+    /// Calls with IPCP up on shared PPP devices.
+    pub(crate) shared_calls: AtomicU64,
 }
 
 impl PppCounters {
@@ -741,6 +743,12 @@ impl L2tpCollector {
             "ul2tp_ppp_ipv6_pool_exhausted",
             "PPP links that got no IPv6 /64: ppp_ipv6_pool exhausted",
             p.ipv6_pool_exhausted.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            enc,
+            "ul2tp_ppp_shared_calls",
+            "PPP calls with IPCP up on shared PPP devices (ppp_device = \"shared\")",
+            p.shared_calls.load(Ordering::Relaxed),
         )?;
         counter(
             enc,

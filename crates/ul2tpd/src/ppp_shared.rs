@@ -232,6 +232,7 @@ pub(crate) fn attach(
             format!("{peer} is in use by another call on {}", dev.tun.name()),
         ));
     }
+    dev.ops.ppp.shared_calls.fetch_add(1, Ordering::Relaxed);
     let mut link = SharedLink {
         dev: dev.clone(),
         id,
@@ -311,6 +312,11 @@ impl SharedLink {
 
 impl Drop for SharedLink {
     fn drop(&mut self) {
+        self.dev
+            .ops
+            .ppp
+            .shared_calls
+            .fetch_sub(1, Ordering::Relaxed);
         self.dev.table.remove_host(self.peer, self.id);
         for &(dst, len) in &self.prefixes {
             self.dev.table.remove_prefix(IpAddr::V4(dst), len, self.id);
