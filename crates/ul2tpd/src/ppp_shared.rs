@@ -348,7 +348,11 @@ impl LinkDev {
     pub(crate) async fn recv(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self {
             LinkDev::Own(t) => {
-                buf.resize(65536, 0);
+                if buf.len() < 65536 {
+                    // The buffer only once the pppN has a first packet to read.
+                    t.readable().await?;
+                    buf.resize(65536, 0);
+                }
                 t.recv(buf).await
             }
             LinkDev::Shared(l) => l.recv(buf).await,

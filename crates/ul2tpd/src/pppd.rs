@@ -293,6 +293,13 @@ struct Timers {
     session: Option<Duration>,
 }
 
+/// Where `drain` sends: the batch (made on first use) and what it sends through.
+type TxOut<'a, 'b> = (
+    &'a mut Option<datapath::TxBatch<'b>>,
+    &'b Session,
+    &'b TunnelSocket,
+);
+
 /// PPP frames taken from the session's queue per wake-up at most.
 const RX_DRAIN: usize = 64;
 
@@ -348,11 +355,18 @@ impl Link {
         let mut last_ip = std::time::Instant::now();
         let mut up_since: Option<std::time::Instant> = None;
         let (session, socket) = (self.session.clone(), self.socket.clone());
-        let mut batch = datapath::TxBatch::new(&session, &socket);
+        // Made when first needed (`drain`): its buffer is 128 KiB.
+        let mut batch = None;
         loop {
             // Send everything the last input (or open) queued before waiting again.
             if let Some(reason) = self
-                .drain(&mut ep, &mut tun, &mut seen, &name, &mut batch)
+                .drain(
+                    &mut ep,
+                    &mut tun,
+                    &mut seen,
+                    &name,
+                    (&mut batch, &session, &socket),
+                )
                 .await
             {
                 self.link_down(reason, &seen, &name).await;
@@ -507,18 +521,35 @@ impl Link {
 
     /// Send queued frames, deliver IP packets, act on events. Returns the reason once the link
     /// went down.
-    async fn drain(
+    async fn drain<'b>(
         &mut self,
         ep: &mut Endpoint,
         tun: &mut Option<LinkDev>,
         seen: &mut Seen,
         name: &str,
-        batch: &mut datapath::TxBatch<'_>,
+        (batch, session, socket): TxOut<'_, 'b>,
     ) -> Option<DownReason> {
-        while let Some(frame) = ep.poll_transmit() {
-            batch.push_frame(&frame).await;
+        // A lone frame (LCP echo) or the frames before the device is up (negotiation) leave one
+        // by one; a session with IP packets to send gets the batch, so that an idle session
+        // never touches the batch's buffer.
+        if let Some(first) = ep.poll_transmit() {
+            let second = ep.poll_transmit();
+            let one_by_one = batch.is_none() && (second.is_none() || tun.is_none());
+            let frames = std::iter::once(first)
+                .chain(second)
+                .chain(std::iter::from_fn(|| ep.poll_transmit()));
+            if one_by_one {
+                for f in frames {
+                    datapath::send_frame(session, socket, &f).await;
+                }
+            } else {
+                let b = batch.get_or_insert_with(|| datapath::TxBatch::new(session, socket));
+                for f in frames {
+                    b.push_frame(&f).await;
+                }
+                b.flush().await;
+            }
         }
-        batch.flush().await;
         while let Some(p) = ep.poll_ip() {
             if let IpPacket::V6(b) = &p {
                 // Router Solicitations and Advertisements are ours (`ppp_ipv6.rs`).
