@@ -44,6 +44,7 @@ cat > "$DIR/lns.toml" <<EOF
 listen = "192.0.2.2:1701"
 max_half_open_per_peer = 1000
 new_tunnels_per_second_per_peer = 1000
+new_tunnels_burst_per_peer = 1000
 ppp_local = "100.64.0.1"
 ppp_pool = "100.64.0.2-100.67.255.254"
 ppp_auth = "pap"
