@@ -64,7 +64,7 @@ until [ -S "$DIR/api.sock" ]; do kill -0 "$PID" || { cat "$DIR/lns.log"; exit 1;
 metric() { ip netns exec "$B" curl -s http://127.0.0.1:9650/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 hz=$(getconf CLK_TCK)
-ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat"; }
+ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/${1:-$PID}/stat"; }
 now() { date +%s.%N; }
 sleep 1
 rss0=$(rss)
@@ -74,7 +74,7 @@ ip netns exec "$A" "$BIN/ul2tp-loadgen" --peer 192.0.2.2:1701 --local 192.0.2.1:
   --tunnels "$T" --sessions $((N / T)) --ppp --user bench --password-file "$DIR/pw" \
   --rate "$RATE" --hold 100000 --timeout 100000 >"$DIR/loadgen.out" 2>&1 &
 LG=$!; PIDS+=("$LG")
-t0=$(now); c0=$(ticks)
+t0=$(now); c0=$(ticks); g0=$(ticks "$LG")
 last=0; stall=0
 while :; do
   up=$(metric ul2tp_ppp_shared_calls); up=${up:-0}
@@ -84,9 +84,11 @@ while :; do
   kill -0 "$LG" 2>/dev/null || { echo "loadgen ended:"; cat "$DIR/loadgen.out"; break; }
   sleep 0.5
 done
-t1=$(now); c1=$(ticks)
-awk -v n="$up" -v a="$t0" -v b="$t1" -v c=$((c1 - c0)) -v hz="$hz" 'BEGIN {
-  printf "setup: %d calls with IPCP up in %.1f s: %.0f calls/s (LNS CPU %.0f %% of one core)\n", n, b - a, n / (b - a), 100 * c / hz / (b - a) }'
+t1=$(now); c1=$(ticks); g1=$(ticks "$LG")
+awk -v n="$up" -v a="$t0" -v b="$t1" -v c=$((c1 - c0)) -v g=$((g1 - g0)) -v hz="$hz" 'BEGIN {
+  printf "setup: %d calls with IPCP up in %.1f s: %.0f calls/s (CPU: LNS %.0f %%, loadgen %.0f %% of one core)\n", n, b - a, n / (b - a), 100 * c / hz / (b - a), 100 * g / hz / (b - a) }'
+rcvbuf() { ip netns exec "$1" awk '/^Udp:/ { if (h) { print $6 } else { h = 1 } }' /proc/net/snmp; }
+echo "UDP receive-buffer drops: LAC (loadgen) $(rcvbuf "$A"), LNS $(rcvbuf "$B")"
 echo "tunnels: $(ip netns exec "$B" "$BIN/ul2tp" --socket "$DIR/api.sock" show tunnel | grep -c '^Tunnel ')"
 sleep 2
 rss1=$(rss)
