@@ -385,6 +385,24 @@ impl LinkDev {
 mod tests {
     use super::*;
 
+    /// In a configuration file: the default profile and an `[[lns]]` profile take the keys;
+    /// IPv6 with a shared device, or the keys without a PPP service, name the key and line.
+    #[test]
+    fn configuration_keys() {
+        let check = |t: &str| crate::config::Config::check(std::path::Path::new("t.toml"), t);
+        let base = "[control]\nppp_local = \"10.0.0.1\"\nppp_pool = \"10.0.0.2-10.0.0.9\"\n";
+        assert!(check(&format!("{base}ppp_device = \"shared\"\n")).is_ok());
+        let lns = "[[lns]]\nname = \"a\"\nppp_local = \"10.1.0.1\"\nppp_pool = \"10.1.0.2-10.1.0.9\"\nppp_device = \"shared\"\nppp_device_name = \"subs1\"\n";
+        assert!(check(&format!("{base}{lns}")).is_ok());
+        let e = check(&format!(
+            "{base}ppp_device = \"shared\"\nppp_ipv6_pool = \"2001:db8::/48\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("ppp_device"), Some(4)));
+        let e = check("[control]\nppp_device = \"shared\"\n").unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("ppp_device"), Some(2)));
+    }
+
     #[test]
     fn device_keys_name_what_is_wrong() {
         assert_eq!(device_keys((None, None)), Ok(None));
