@@ -56,6 +56,7 @@ mod registry;
 mod session;
 pub mod sharded;
 mod stats;
+pub mod subscribers;
 pub mod trace;
 pub mod txbatch;
 pub mod vlan;

@@ -192,6 +192,11 @@ pub struct ControlConfig {
     pub ppp_idle_timeout: Option<u64>,
     /// LNS: seconds online after which a call is cleared.
     pub ppp_session_timeout: Option<u64>,
+    /// LNS: "per-session" (a pppN per call, the default) or "shared" (one TUN for all the
+    /// calls, `ppp_shared.rs`).
+    pub ppp_device: Option<String>,
+    /// LNS: the name of the shared TUN (default "ppps0").
+    pub ppp_device_name: Option<String>,
     /// LNS: IPv6 prefix ("PREFIX/LEN", /32 to /64) from which each PPP session gets a /64,
     /// advertised on its link with Router Advertisements (SLAAC).
     pub ppp_ipv6_pool: Option<String>,
@@ -392,6 +397,7 @@ pub(crate) fn default_profile(
         echo: (c.ppp_echo_interval, c.ppp_echo_failure),
         idle: c.ppp_idle_timeout,
         session: c.ppp_session_timeout,
+        device: (c.ppp_device.as_deref(), c.ppp_device_name.as_deref()),
         ipv6: crate::profile::Ipv6Keys {
             pool: c.ppp_ipv6_pool.as_deref(),
             dns: &c.ppp_ipv6_dns,

@@ -1365,6 +1365,14 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
                 ipv6_pd_pool: ppp.ipv6.pd.as_ref().map(|p| p.shared.clone()),
                 ipv6_dns: ppp.ipv6.dns.clone(),
                 station_ids: (info.calling_number.clone(), info.remote_end_id.clone()),
+                shared: ppp
+                    .shared_device
+                    .clone()
+                    .map(|device| crate::ppp_shared::SharedSpec {
+                        device,
+                        pools: ppp.pools.clone(),
+                        mtu: ppp.mtu,
+                    }),
             };
             // The outcome is logged by the endpoint; nobody waits for it here.
             if let Err(e) = crate::pppd::start(d, ctl, s.clone(), setup) {

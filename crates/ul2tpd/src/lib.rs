@@ -31,6 +31,7 @@ mod names;
 mod ppp_dhcp6;
 mod ppp_io;
 mod ppp_ipv6;
+mod ppp_shared;
 mod pppd;
 mod reaper;
 mod store;

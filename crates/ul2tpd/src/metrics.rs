@@ -322,6 +322,12 @@ pub(crate) struct PppCounters {
     pub(crate) ipv6_pool_exhausted: AtomicU64,
     /// PPP calls ended for want of an IPv4 address (`DownReason::NoAddress`).
     pub(crate) pool_exhausted: AtomicU64,
+    /// Packets from calls on a shared PPP device with a source not theirs (`ppp_shared.rs`).
+    pub(crate) shared_spoofed: AtomicU64,
+    /// Packets read from a shared PPP device that no call owns (or whose queue was full).
+    pub(crate) shared_unrouted: AtomicU64,
+    /// Calls with IPCP up on shared PPP devices.
+    pub(crate) shared_calls: AtomicU64,
 }
 
 impl PppCounters {
@@ -804,6 +810,24 @@ impl L2tpCollector {
             "ul2tp_ppp_ipv6_pool_exhausted",
             "PPP links that got no IPv6 /64: ppp_ipv6_pool exhausted",
             p.ipv6_pool_exhausted.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            enc,
+            "ul2tp_ppp_shared_calls",
+            "PPP calls with IPCP up on shared PPP devices (ppp_device = \"shared\")",
+            p.shared_calls.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            "ul2tp_ppp_shared_spoofed",
+            "packets from PPP calls on a shared device dropped: source address not the call's",
+            p.shared_spoofed.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            "ul2tp_ppp_shared_unrouted",
+            "packets read from a shared PPP device dropped: no call owns the destination",
+            p.shared_unrouted.load(Ordering::Relaxed),
         )?;
         let Some(s) = snap else { return Ok(()) };
         family(

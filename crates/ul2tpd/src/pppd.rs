@@ -32,11 +32,11 @@ use ul2tp_core::Session;
 use ul2tp_ppp::fsm::State;
 use ul2tp_ppp::{DownReason, Endpoint, Event, IpPacket};
 use ul2tp_sys::rtnl::{add_address, IfAddr};
-use ul2tp_sys::tap::Tun;
 use ul2tp_wire::avp::PppDisconnectCause as Cause;
 use ul2tp_wire::ppp::proto;
 
 use crate::datapath::{self, Pseudowire, TunnelSocket};
+use crate::ppp_shared::LinkDev;
 use crate::reaper::Reaped;
 use crate::store::{ApiResult, Ctl, PppInfo, Store, Task};
 
@@ -97,6 +97,8 @@ pub(crate) struct PppSetup {
     pub(crate) station_ids: (Vec<u8>, Vec<u8>),
     /// LNS: the call's address lease, which RADIUS may change (`leases.rs`).
     pub(crate) lease: Option<crate::leases::CallLease>,
+    /// LNS: `ppp_device = "shared"`: the call goes onto this shared device, not a pppN.
+    pub(crate) shared: Option<crate::ppp_shared::SharedSpec>,
 }
 
 impl PppSetup {
@@ -131,7 +133,8 @@ pub(crate) fn ppp_config(setup: &PppSetup) -> ul2tp_ppp::Config {
         request_dns: setup.request_dns || setup.local.is_none(),
         // IPv6CP (RFC 5072) on every link: interface identifiers for the link-local
         // addresses, then Router Advertisements (`ppp_ipv6.rs`).
-        ipv6cp: true,
+        // (Not on a shared device, which carries IPv4 only: `ppp_shared.rs`.)
+        ipv6cp: setup.shared.is_none(),
         ipcp: !setup.no_ipv4,
         // An LNS call with an IPv4 service: no address (pools exhausted, RADIUS gave none)
         // ends the call rather than letting the peer pick one.
@@ -237,6 +240,7 @@ pub(crate) fn start(
         crate::radius::RadiusSession::new(r, session.clone(), (local, peer), ids, dae_tx)
     });
     let link = Link {
+        shared: setup.shared,
         lease: setup.lease,
         routes: Vec::new(),
         radius,
@@ -303,7 +307,16 @@ struct Timers {
 /// PPP frames taken from the session's queue per wake-up at most.
 const RX_DRAIN: usize = 64;
 
+/// Where `drain` sends: the batch (made on first use) and what it sends through.
+type TxOut<'a, 'b> = (
+    &'a mut Option<datapath::TxBatch<'b>>,
+    &'b Session,
+    &'b TunnelSocket,
+);
+
 struct Link {
+    /// The shared device of the call, if it has no pppN of its own.
+    shared: Option<crate::ppp_shared::SharedSpec>,
     /// The call's address lease (LNS).
     lease: Option<crate::leases::CallLease>,
     /// Framed-Route prefixes to route through the pppN.
@@ -346,19 +359,29 @@ impl Link {
         if opened {
             ep.open(now());
         }
-        let mut tun: Option<Reaped<Tun>> = None;
+        let mut tun: Option<LinkDev> = None;
         let mut seen = Seen::default();
         let mut io = crate::ppp_io::TunIo::new(self.offload);
+        // A shared device's packets for the call (sized when the first one is read).
+        let mut buf = Vec::new();
         // Idle and session timeouts run from IPCP up (the time online); any IP packet
         // either way restarts the idle one.
         let mut last_ip = std::time::Instant::now();
         let mut up_since: Option<std::time::Instant> = None;
         let (session, socket) = (self.session.clone(), self.socket.clone());
-        let mut batch = datapath::TxBatch::new(&session, &socket);
+        // Made when first needed (`drain`): its buffer is 128 KiB.
+        let mut batch = None;
         loop {
             // Send everything the last input (or open) queued before waiting again.
             if let Some(reason) = self
-                .drain(&mut ep, &mut tun, &mut io, &mut seen, &name, &mut batch)
+                .drain(
+                    &mut ep,
+                    &mut tun,
+                    &mut io,
+                    &mut seen,
+                    &name,
+                    (&mut batch, &session, &socket),
+                )
                 .await
             {
                 self.link_down(reason, &seen, &name).await;
@@ -469,15 +492,29 @@ impl Link {
                     None => return,
                 },
                 r = async {
-                    match &tun {
-                        Some(t) => io.recv(t).await,
+                    match &mut tun {
+                        Some(LinkDev::Own(t)) => io.recv(t).await,
+                        Some(LinkDev::Shared(l)) => l.recv(&mut buf).await,
                         None => std::future::pending().await,
                     }
                 } => {
-                    if let (Ok(n), Some(t)) = (r, &tun) {
+                    if let (Ok(n), Some(dev)) = (r, &mut tun) {
                         // This read and what else is queued (up to a bound), super-packets
                         // cut into segments: the frames leave in one batch.
-                        if io.send(n, t, &session, &mut ep) > 0 {
+                        let sent = match dev {
+                            LinkDev::Own(t) => io.send(n, t, &session, &mut ep),
+                            LinkDev::Shared(l) => {
+                                let mut sent = usize::from(ep.send_ip(&buf[..n]).is_ok());
+                                for _ in 1..datapath::TX_DRAIN {
+                                    match l.try_recv(&mut buf) {
+                                        Ok(n) => sent += usize::from(ep.send_ip(&buf[..n]).is_ok()),
+                                        Err(_) => break,
+                                    }
+                                }
+                                sent
+                            }
+                        };
+                        if sent > 0 {
                             last_ip = std::time::Instant::now();
                         }
                         if let Some(r) = self.radius.as_mut() {
@@ -504,23 +541,41 @@ impl Link {
 
     /// Send queued frames, deliver IP packets, act on events. Returns the reason once the link
     /// went down.
-    async fn drain(
+    async fn drain<'b>(
         &mut self,
         ep: &mut Endpoint,
-        tun: &mut Option<Reaped<Tun>>,
+        tun: &mut Option<LinkDev>,
         io: &mut crate::ppp_io::TunIo,
         seen: &mut Seen,
         name: &str,
-        batch: &mut datapath::TxBatch<'_>,
+        (batch, session, socket): TxOut<'_, 'b>,
     ) -> Option<DownReason> {
-        while let Some(frame) = ep.poll_transmit() {
-            batch.push_frame(&frame).await;
+        // A lone frame (LCP echo) or the frames before the device is up (negotiation) leave one
+        // by one; a session with IP packets to send gets the batch, so that an idle session
+        // never touches the batch's buffer.
+        if let Some(first) = ep.poll_transmit() {
+            let second = ep.poll_transmit();
+            let one_by_one = batch.is_none() && (second.is_none() || tun.is_none());
+            let frames = std::iter::once(first)
+                .chain(second)
+                .chain(std::iter::from_fn(|| ep.poll_transmit()));
+            if one_by_one {
+                for f in frames {
+                    datapath::send_frame(session, socket, &f).await;
+                }
+            } else {
+                let b = batch.get_or_insert_with(|| datapath::TxBatch::new(session, socket));
+                for f in frames {
+                    b.push_frame(&f).await;
+                }
+                b.flush().await;
+            }
         }
-        batch.flush().await;
         while let Some(p) = ep.poll_ip() {
             if let IpPacket::V6(b) = &p {
                 // Router Solicitations and Advertisements are ours (`ppp_ipv6.rs`).
-                let (consumed, replies) = self.v6.on_packet(b, tun.as_deref(), name);
+                let own = tun.as_ref().and_then(LinkDev::own);
+                let (consumed, replies) = self.v6.on_packet(b, own, name);
                 for r in replies {
                     let _ = ep.send_ip(&r);
                 }
@@ -532,12 +587,14 @@ impl Link {
                 r.activity();
             }
             seen.ip_rx = true;
-            if let Some(t) = tun.as_ref() {
-                let (IpPacket::V4(b) | IpPacket::V6(b)) = p;
-                io.deliver(t, &b);
+            let (IpPacket::V4(b) | IpPacket::V6(b)) = p;
+            match tun.as_ref() {
+                Some(LinkDev::Own(t)) => io.deliver(t, &b),
+                Some(LinkDev::Shared(l)) => l.send(&b),
+                None => {}
             }
         }
-        if let Some(t) = tun.as_ref() {
+        if let Some(LinkDev::Own(t)) = tun.as_ref() {
             io.flush(t);
         }
         let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
@@ -550,10 +607,48 @@ impl Link {
                 Event::NetworkUp {
                     local, peer, dns, ..
                 } => {
+                    if let (Some(spec), Some(d)) = (&self.shared, &self.d.upgrade()) {
+                        let r = crate::ppp_shared::attach(
+                            &d.ppp_shared,
+                            &d.ops,
+                            spec,
+                            local,
+                            peer,
+                            &self.routes,
+                        );
+                        match r {
+                            Ok(l) => {
+                                let n = l.name().to_string();
+                                tracing::info!(
+                                    tunnel_id,
+                                    session_id,
+                                    "{name}: PPP up on shared {n}: {local} -> {peer}"
+                                );
+                                {
+                                    let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
+                                    i.ifname = Some(n);
+                                    i.addrs = Some((local, peer));
+                                    i.up_since = Some(std::time::Instant::now());
+                                }
+                                *tun = Some(LinkDev::Shared(l));
+                                if let Some(r) = self.radius.as_mut() {
+                                    r.network_up(peer);
+                                }
+                                self.report(Ok(()));
+                            }
+                            Err(e) => {
+                                tracing::warn!(tunnel_id, session_id, "{name}: {e}");
+                                self.report(Err(crate::store::io_err("PPP unit", e)));
+                            }
+                        }
+                        continue;
+                    }
                     if self.open_unit(ep, tun, io, name).is_err() {
                         continue;
                     }
-                    let Some(t) = tun.as_deref() else { continue };
+                    let Some(t) = tun.as_ref().and_then(LinkDev::own) else {
+                        continue;
+                    };
                     // The kernel routes the peer address through the pppN: never the
                     // tunnel's own remote address (that would loop the tunnel into itself).
                     let remote = self.tunnel_remote();
@@ -693,7 +788,8 @@ impl Link {
                 } => {
                     // The pppN comes with the first network protocol up (IPv6-only links
                     // too); `attach` configures it once it exists.
-                    for p in self.v6.up(local_iid, peer_iid, tun.as_deref(), name) {
+                    let own = tun.as_ref().and_then(LinkDev::own);
+                    for p in self.v6.up(local_iid, peer_iid, own, name) {
                         let _ = ep.send_ip(&p);
                     }
                     let _ = self.open_unit(ep, tun, io, name);
@@ -713,7 +809,8 @@ impl Link {
                         .take();
                     if ep.ipv6cp_state() == State::Opened {
                         // IPv6 stays: only the IPv4 address leaves the device.
-                        if let (Some(t), Some((local, peer))) = (tun.as_deref(), addrs) {
+                        let own = tun.as_ref().and_then(LinkDev::own);
+                        if let (Some(t), Some((local, peer))) = (own, addrs) {
                             let a = IfAddr {
                                 local: IpAddr::V4(local),
                                 prefix_len: 32,
@@ -768,7 +865,7 @@ impl Link {
     fn open_unit(
         &mut self,
         ep: &mut Endpoint,
-        tun: &mut Option<Reaped<Tun>>,
+        tun: &mut Option<LinkDev>,
         io: &mut crate::ppp_io::TunIo,
         name: &str,
     ) -> Result<(), ()> {
@@ -810,12 +907,12 @@ impl Link {
         }
         let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
         let (ifindex, unit) = (t.ifindex(), t.name().to_string());
-        *tun = Some(Reaped::new(t, ifindex, &unit, reaper));
+        *tun = Some(LinkDev::Own(Reaped::new(t, ifindex, &unit, reaper)));
         Ok(())
     }
 
     /// The last network protocol went down: the pppN goes.
-    fn close_unit(&mut self, tun: &mut Option<Reaped<Tun>>, name: &str) {
+    fn close_unit(&mut self, tun: &mut Option<LinkDev>, name: &str) {
         if tun.take().is_some() {
             self.v6.detach();
             let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());

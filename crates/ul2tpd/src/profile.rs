@@ -93,6 +93,10 @@ pub struct LnsProfile {
     pub ppp_idle_timeout: Option<u64>,
     /// Seconds after which the call is cleared however busy.
     pub ppp_session_timeout: Option<u64>,
+    /// "per-session" (a pppN per call) or "shared" (one TUN for the calls).
+    pub ppp_device: Option<String>,
+    /// The shared TUN's name.
+    pub ppp_device_name: Option<String>,
     /// IPv6 prefix ("PREFIX/LEN", /32 to /64) from which each call gets a /64, advertised
     /// in Router Advertisements (the profile's own pool; `[control] ppp_ipv6_pool` is the
     /// default profile's).
@@ -181,6 +185,8 @@ pub struct PppService {
     pub session_timeout: Option<Duration>,
     /// IPv6 for the calls (`ppp_ipv6_*`).
     pub ipv6: Ipv6Service,
+    /// `ppp_device = "shared"`: the name of the one TUN of the calls; `None`: a pppN each.
+    pub shared_device: Option<String>,
 }
 
 impl PppService {
@@ -524,6 +530,7 @@ impl LnsProfile {
             echo: (self.ppp_echo_interval, self.ppp_echo_failure),
             idle: self.ppp_idle_timeout,
             session: self.ppp_session_timeout,
+            device: (self.ppp_device.as_deref(), self.ppp_device_name.as_deref()),
             ipv6: Ipv6Keys {
                 pool: self.ppp_ipv6_pool.as_deref(),
                 dns: &self.ppp_ipv6_dns,
@@ -637,6 +644,8 @@ pub(crate) struct PppKeys<'a> {
     pub(crate) echo: (Option<u64>, Option<u32>),
     pub(crate) idle: Option<u64>,
     pub(crate) session: Option<u64>,
+    /// `ppp_device`, `ppp_device_name`.
+    pub(crate) device: (Option<&'a str>, Option<&'a str>),
     pub(crate) ipv6: Ipv6Keys<'a>,
 }
 
@@ -722,6 +731,7 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
             return Err((key, "must be between 576 and 65535".into()));
         }
     }
+    let shared_device = crate::ppp_shared::device_keys(k.device)?;
     // IPv6 only: a /64 pool without ppp_local nor IPv4 pools. IPCP is not run (the
     // peer's Configure-Requests get a Protocol-Reject), the pppN has IPv6 addresses only.
     let v6_only = k.local.is_none() && k.pools.is_empty() && k.ipv6.pool.is_some();
@@ -731,6 +741,8 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
             (!k.ipv6.dns.is_empty(), "ppp_ipv6_dns"),
             (k.ipv6.pd_pool.is_some(), "ppp_ipv6_pd_pool"),
             (k.ipv6.pd_length.is_some(), "ppp_ipv6_pd_length"),
+            (k.device.0.is_some(), "ppp_device"),
+            (k.device.1.is_some(), "ppp_device_name"),
         ]
         .iter()
         .find_map(|(set, key)| set.then_some(*key))
@@ -760,6 +772,12 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
     // `ppp_auth` without `ppp_users` is refused by `Config::check` unless `[radius]` checks
     // the logins.
     let ipv6 = ipv6_service(k.ipv6)?;
+    if shared_device.is_some() && ipv6.pool.is_some() {
+        return Err((
+            "ppp_device",
+            "\"shared\" carries IPv4 only: leave out ppp_ipv6_pool or use \"per-session\"".into(),
+        ));
+    }
     let secs = |s: u64| Duration::from_secs(s.max(1));
     Ok(Some(PppService {
         local,
@@ -779,6 +797,7 @@ pub(crate) fn ppp_service(k: PppKeys<'_>) -> Result<Option<PppService>, KeyError
         idle_timeout: k.idle.map(secs),
         session_timeout: k.session.map(secs),
         ipv6,
+        shared_device,
     }))
 }
 

@@ -202,6 +202,8 @@ pub(crate) struct Store {
     /// The numbers of the `l2tpethN` and `pppN` devices (`names.rs`).
     pub(crate) eth_names: Arc<Names>,
     pub(crate) ppp_names: Arc<Names>,
+    /// The shared PPP devices (`ppp_shared.rs`).
+    pub(crate) ppp_shared: crate::ppp_shared::SharedDevices,
 }
 
 impl Store {
@@ -221,6 +223,7 @@ impl Store {
             reaper: Reaper::start(),
             eth_names: Arc::new(Names::new("l2tpeth")),
             ppp_names: Arc::new(Names::new("ppp")),
+            ppp_shared: Default::default(),
         });
         // Trace events (docs/reference/kernel.md §9.2) go to the log and to monitors, for the objects they
         // are switched on for.

@@ -139,8 +139,20 @@ impl std::fmt::Debug for Selector {
 struct Shared {
     rng: StdRng,
     events: VecDeque<Event>,
-    session_ids: HashSet<u32>,
+    /// Session ids in use, as [`session_key`]s.
+    session_ids: HashSet<u64>,
     call_serial: u32,
+}
+
+/// The key of a session id in use: L2TPv3 session ids are one namespace for the endpoint
+/// (RFC 3931 §4.1, as in the kernel), L2TPv2 ones are per tunnel (RFC 2661 §3.1: 16 bits of
+/// local significance to the tunnel), so that an LNS can hold more than 65,535 L2TPv2 calls
+/// across its tunnels.
+fn session_key(version: Version, tunnel_id: u32, sid: u32) -> u64 {
+    match version {
+        Version::V2 => 1 << 63 | u64::from(tunnel_id) << 16 | u64::from(sid),
+        Version::V3 => u64::from(sid),
+    }
 }
 
 /// Shared mutable context handed to tunnel code (split borrow of the endpoint).
@@ -148,7 +160,7 @@ struct Ctx<'a> {
     now: Timestamp,
     rng: &'a mut StdRng,
     events: &'a mut VecDeque<Event>,
-    session_ids: &'a mut HashSet<u32>,
+    session_ids: &'a mut HashSet<u64>,
     call_serial: &'a mut u32,
 }
 
@@ -165,17 +177,23 @@ impl Shared {
 }
 
 impl Ctx<'_> {
-    fn alloc_session_id(&mut self, version: Version) -> Option<u32> {
+    fn alloc_session_id(&mut self, version: Version, tunnel_id: u32) -> Option<u32> {
         for _ in 0..1000 {
             let id = match version {
                 Version::V2 => u32::from(self.rng.random::<u16>()),
                 Version::V3 => self.rng.random::<u32>(),
             };
-            if id != 0 && self.session_ids.insert(id) {
+            if id != 0 && self.session_ids.insert(session_key(version, tunnel_id, id)) {
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Session id `sid` of a tunnel (`version`, `tunnel_id`) is free again.
+    fn release_session_id(&mut self, version: Version, tunnel_id: u32, sid: u32) {
+        self.session_ids
+            .remove(&session_key(version, tunnel_id, sid));
     }
 
     fn random_bytes(&mut self, n: usize) -> Vec<u8> {
@@ -523,7 +541,9 @@ impl Endpoint {
         if t.is_dying() {
             return Err(Error::Closing);
         }
-        let sid = ctx.alloc_session_id(t.version).ok_or(Error::NoIds)?;
+        let sid = ctx
+            .alloc_session_id(t.version, t.local_id)
+            .ok_or(Error::NoIds)?;
         *ctx.call_serial = ctx.call_serial.wrapping_add(1);
         let mut cfg = cfg;
         let pw_type = if t.version == Version::V2 {
@@ -1171,8 +1191,9 @@ impl Endpoint {
         self.unindex(tid);
         if let Some(t) = self.tunnels.remove(&tid) {
             self.stats.closed_channels.add(&t.chan.stats);
-            for sid in t.sessions.keys() {
-                self.sh.session_ids.remove(sid);
+            for &sid in t.sessions.keys() {
+                let key = session_key(t.version, t.local_id, sid);
+                self.sh.session_ids.remove(&key);
             }
         }
     }
@@ -1243,4 +1264,37 @@ fn emit(t: &Tunnel, out: &mut VecDeque<Transmit>, mut b: Vec<u8>) {
         bytes,
         encap: t.encap,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// L2TPv2 session ids are per tunnel, L2TPv3 ones per endpoint: the same v2 id in two
+    /// tunnels is two keys (so 16-bit ids do not cap the endpoint at 65,535 calls), the same
+    /// v3 id is one.
+    #[test]
+    fn v2_session_ids_are_per_tunnel() {
+        assert_ne!(
+            session_key(Version::V2, 1, 7),
+            session_key(Version::V2, 2, 7)
+        );
+        assert_ne!(
+            session_key(Version::V2, 1, 7),
+            session_key(Version::V2, 1, 8)
+        );
+        assert_ne!(
+            session_key(Version::V2, 0, 7),
+            session_key(Version::V3, 0, 7)
+        );
+        assert_eq!(
+            session_key(Version::V3, 1, 7),
+            session_key(Version::V3, 2, 7)
+        );
+        // Tunnel ids use all 32 bits without touching the session id's 16.
+        assert_ne!(
+            session_key(Version::V2, u32::MAX, 1),
+            session_key(Version::V2, u32::MAX >> 1, 1)
+        );
+    }
 }

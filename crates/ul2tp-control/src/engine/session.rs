@@ -210,7 +210,7 @@ pub(super) fn clear_session(
     let Some(s) = t.sessions.remove(&sid) else {
         return;
     };
-    ctx.session_ids.remove(&sid);
+    ctx.release_session_id(t.version, t.local_id, sid);
     if let Some((result, error)) = cdn {
         if s.state != SState::WaitTunnel {
             send_cdn(t, ctx, &s, result, error, None);
@@ -266,8 +266,8 @@ pub(super) fn refuse_call(
 ) {
     // CDN must carry a non-zero id of ours (Assigned Session ID / Local Session ID): use a
     // fresh one that is released at once.
-    let local_id = ctx.alloc_session_id(t.version).unwrap_or(1);
-    ctx.session_ids.remove(&local_id);
+    let local_id = ctx.alloc_session_id(t.version, t.local_id).unwrap_or(1);
+    ctx.release_session_id(t.version, t.local_id, local_id);
     let s = Session::new(
         local_id,
         peer_sid,
@@ -441,7 +441,7 @@ fn on_call_request(t: &mut Tunnel, ctx: &mut Ctx<'_>, mtype: MessageType, m: &Me
     if t.cfg.max_sessions > 0 && t.sessions.len() >= t.cfg.max_sessions {
         return refuse_call(t, ctx, peer_sid, CdnResult::TemporaryNoFacilities, None);
     }
-    let Some(sid) = ctx.alloc_session_id(t.version) else {
+    let Some(sid) = ctx.alloc_session_id(t.version, t.local_id) else {
         return refuse_call(t, ctx, peer_sid, CdnResult::TemporaryNoFacilities, None);
     };
     let mut cfg = t.cfg.session_defaults.clone();

@@ -174,7 +174,7 @@ pub(super) fn stop_tunnel(
 /// Emit SessionDown for every session and TunnelDown for the tunnel.
 pub(super) fn down_all(t: &mut Tunnel, ctx: &mut Ctx<'_>, reason: DownReason) {
     for (sid, s) in std::mem::take(&mut t.sessions) {
-        ctx.session_ids.remove(&sid);
+        ctx.release_session_id(t.version, t.local_id, sid);
         ctx.events.push_back(Event::SessionDown {
             tunnel_id: t.local_id,
             session_id: sid,
