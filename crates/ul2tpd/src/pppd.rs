@@ -235,7 +235,14 @@ pub(crate) fn start(
         let ids = setup.station_ids.clone();
         crate::radius::RadiusSession::new(r, session.clone(), (local, peer), ids, dae_tx)
     });
+    let peer_circuit_down = ctl
+        .sessions
+        .entry(key)
+        .or_default()
+        .peer_circuit_down
+        .subscribe();
     let link = Link {
+        peer_circuit_down,
         lease: setup.lease,
         routes: Vec::new(),
         radius,
@@ -302,6 +309,8 @@ struct Timers {
 const RX_DRAIN: usize = 64;
 
 struct Link {
+    /// The peer reports its circuit inactive (Circuit Status): the pppN has no carrier.
+    peer_circuit_down: tokio::sync::watch::Receiver<bool>,
     /// The call's address lease (LNS).
     lease: Option<crate::leases::CallLease>,
     /// Framed-Route prefixes to route through the pppN.
@@ -343,6 +352,7 @@ impl Link {
             ep.open(now());
         }
         let mut tun: Option<Reaped<Tun>> = None;
+        let mut circuit_watched = true;
         let mut seen = Seen::default();
         let mut buf = vec![0u8; 65536];
         // Idle and session timeouts run from IPCP up (the time online); any IP packet
@@ -409,6 +419,16 @@ impl Link {
             };
             tokio::select! {
                 Some((user, v)) = self.verdicts.recv() => self.verdict(&mut ep, user, v, &name),
+                r = self.peer_circuit_down.changed(), if circuit_watched => match r {
+                    Ok(()) => {
+                        let down = *self.peer_circuit_down.borrow_and_update();
+                        if let Some(t) = tun.as_deref() {
+                            peer_circuit(t, down, &name);
+                        }
+                    }
+                    // The session's runtime is gone (it is being deleted).
+                    Err(_) => circuit_watched = false,
+                },
                 Some(c) = self.dae.recv() => {
                     if let Some(r) = self.radius.as_mut() {
                         tracing::info!("{name}: RADIUS dynamic authorization: {c:?}");
@@ -719,7 +739,9 @@ impl Link {
                     }
                 }
                 Event::LinkDown { reason } => {
-                    tun.take();
+                    if tun.take().is_some() {
+                        self.unit_changed(None);
+                    }
                     let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
                     (i.ifname, i.addrs, i.up_since) = (None, None, None);
                     return Some(reason);
@@ -787,6 +809,10 @@ impl Link {
         };
         // The device never sends more than the peer's MRU, nor more than the profile's MTU.
         let mtu = link_mtu(self.timers.mtu, ep.peer_mru());
+        // The peer's circuit is down (Circuit Status): no carrier from the start.
+        if *self.peer_circuit_down.borrow_and_update() {
+            peer_circuit(&t, true, name);
+        }
         crate::ppp_ipv6::before_up(t.name());
         if let Err(e) = t.set_mtu(u32::from(mtu)).and_then(|_| t.set_up(true)) {
             tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
@@ -801,13 +827,25 @@ impl Link {
         }
         let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
         let (ifindex, unit) = (t.ifindex(), t.name().to_string());
+        self.unit_changed(Some((unit.clone(), ifindex)));
         *tun = Some(Reaped::new(t, ifindex, &unit, reaper));
         Ok(())
+    }
+
+    /// Tell the control plane that the pppN came or went: its administrative state is the
+    /// circuit's (Circuit Status of an L2TPv3 PPP pseudowire).
+    fn unit_changed(&self, unit: Option<(String, u32)>) {
+        if let Some(d) = self.d.upgrade() {
+            if let Some(cp) = d.control() {
+                cp.ppp_unit(self.session.tunnel_id(), self.session.session_id(), unit);
+            }
+        }
     }
 
     /// The last network protocol went down: the pppN goes.
     fn close_unit(&mut self, tun: &mut Option<Reaped<Tun>>, name: &str) {
         if tun.take().is_some() {
+            self.unit_changed(None);
             self.v6.detach();
             let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
             tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
@@ -938,6 +976,20 @@ impl Link {
         );
         d.pseudowires.remove(key);
         ctl.attached.remove(&key);
+    }
+}
+
+/// The peer reports its circuit inactive (`down`) or active again: the pppN's carrier goes
+/// off (`NO-CARRIER`: the stack sends nothing through it) or on (RFC 3931 §5.4.5).
+fn peer_circuit(t: &Tun, down: bool, name: &str) {
+    match t.set_carrier(!down) {
+        Ok(()) => tracing::info!(
+            "{name}: {}: peer's circuit {}: carrier {}",
+            t.name(),
+            if down { "inactive" } else { "active" },
+            if down { "off" } else { "on" }
+        ),
+        Err(e) => tracing::warn!("{name}: {}: carrier: {e}", t.name()),
     }
 }
 
