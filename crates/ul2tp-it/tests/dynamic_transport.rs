@@ -3,7 +3,8 @@
 //! (or Ethernet VLAN) pseudowire in it; pings cross the pseudowire, and tshark's decode of a
 //! capture on the link shows the control messages (SCCRQ .. ICCN) on the expected transport
 //! and none on the other. Circuit Status: taking one side's pseudowire device down switches
-//! the other side's carrier off (Set-Link-Info), bringing it up switches it on again. Also:
+//! the other side's carrier off (Set-Link-Info), bringing it up switches it on again; the
+//! same with the pppN of an L2TPv3 PPP pseudowire. Also:
 //! an L2TPv2 PPP call over UDP/IPv6 (L2TPv2 is refused over IP), and a dynamic L2TPv3 PPP
 //! pseudowire over IP, both terminated by the daemon's PPP endpoint.
 

@@ -19,6 +19,11 @@
 //! static session the endpoint is detached. The `ppp_start` request is answered when the
 //! outcome is known: IPCP up (IPv6CP on an IPv6-only link), or the reason the link failed
 //! (authentication rejected, no address left, ...).
+//!
+//! Circuit Status of an L2TPv3 PPP pseudowire: each pppN that comes or goes is announced to
+//! the control plane, which reports its administrative state to the peer; the peer's state
+//! reaches the task through the session's `peer_circuit_down` watch and switches the pppN's
+//! carrier, also of every later unit.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Weak};
