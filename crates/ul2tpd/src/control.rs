@@ -864,9 +864,13 @@ impl DropLog {
 fn circuits(ep: &mut Endpoint, st: &mut State, now: Timestamp) {
     for (&key, c) in st.circuits.iter_mut() {
         // A device that is gone is the session's business (it is being deleted).
-        let Some((ifname, _)) = &c.device else {
+        let Some((ifname, ifindex)) = &c.device else {
             continue;
         };
+        // Its name may since belong to another device (pppN numbers are reused).
+        if ul2tp_sys::link::ifindex(ifname).ok() != Some(*ifindex) {
+            continue;
+        }
         if let Ok(up) = ul2tp_sys::link::is_up(ifname) {
             observe(ep, key, c, up, now);
         }
