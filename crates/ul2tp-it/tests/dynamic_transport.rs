@@ -510,16 +510,27 @@ fn link_state(ns: &Netns, dev: &str) -> (String, bool) {
     )
 }
 
+/// The IPv6 link-local address on `dev` in `ns`, if any.
+fn link_local(ns: &Netns, dev: &str) -> Option<String> {
+    ns.ip(&["-o", "-6", "addr", "show", "dev", dev, "scope", "link"])
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next().map(str::to_string))
+}
+
 /// Circuit Status on an L2TPv3 PPP pseudowire (over IP): a's pppN taken administratively
 /// down ⇒ Set-Link-Info with the circuit inactive ⇒ b's pppN loses its carrier (operational
 /// state down) and pings stop; a's pppN up ⇒ carrier back and pings cross. And from b.
-/// tshark sees four SLIs, each with a Circuit Status AVP whose Active bit follows.
+/// The IPv6 link-local address the kernel removes with the device down is back once it is
+/// up. tshark sees four SLIs, each with a Circuit Status AVP whose Active bit follows.
 #[test]
 fn circuit_status_on_a_ppp_pseudowire() {
     let mut cap = None;
     let (s, dev_a, dev_b) = ppp_sites(false, Transport::Ip, "3", &mut cap);
     assert_eq!(link_state(&s.b, &dev_b), ("UNKNOWN".to_string(), true));
 
+    let ll_b = link_local(&s.b, &dev_b).expect("IPv6CP link-local on b");
     s.a.ip(&["link", "set", &dev_a, "down"]);
     wait_soon("no carrier on b's pppN", || !link_state(&s.b, &dev_b).1);
     assert_eq!(link_state(&s.b, &dev_b).0, "DOWN");
@@ -533,6 +544,14 @@ fn circuit_status_on_a_ppp_pseudowire() {
     assert!(
         s.b.ping_retry("10.95.0.10", &[], 5),
         "ping after the circuit came back"
+    );
+    // Down, the kernel took a's IPv6 addresses off its pppN; the daemon put them back.
+    wait_soon("a's link-local again", || {
+        link_local(&s.a, &dev_a).is_some()
+    });
+    assert!(
+        s.a.ping_retry(&format!("{ll_b}%{dev_a}"), &["-6"], 5),
+        "IPv6 after the circuit came back"
     );
 
     s.b.ip(&["link", "set", &dev_b, "down"]);

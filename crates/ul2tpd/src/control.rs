@@ -111,7 +111,7 @@ enum Cmd {
     /// A PPP session's pppN came or went (Circuit Status).
     PppUnit {
         key: (u32, u32),
-        unit: Option<(String, u32)>,
+        unit: Option<crate::store::PppUnit>,
     },
     /// New profiles (reload): for tunnels opened from now on.
     Profiles(Profiles),
@@ -469,7 +469,7 @@ impl ControlHandle for ControlPlane {
         }
     }
 
-    fn ppp_unit(&self, tid: u32, sid: u32, unit: Option<(String, u32)>) {
+    fn ppp_unit(&self, tid: u32, sid: u32, unit: Option<crate::store::PppUnit>) {
         let key = (tid, sid);
         if self.tx.try_send(Cmd::PppUnit { key, unit }).is_err() {
             tracing::warn!(
@@ -518,6 +518,8 @@ struct Circuit {
     /// Its name and interface index (link events name the index; it survives a rename).
     /// A PPP pseudowire has its pppN only while a network protocol is up.
     device: Option<(String, u32)>,
+    /// A pppN's PPP task, told when the device is up again after being down.
+    back_up: Option<Arc<tokio::sync::Notify>>,
     /// The device has been administratively up since the session came up: from then on its
     /// state is the circuit's (a new Ethernet device is down until configured, which is not
     /// reported; a pppN is brought up by its endpoint).
@@ -763,7 +765,8 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                             // stale by the time they are read.
                             let name = e.name.as_deref().or(c.device.as_ref().map(|d| d.0.as_str()));
                             let up = name.and_then(|n| ul2tp_sys::link::is_up(n).ok()).unwrap_or(e.up);
-                            observe(&mut ep, key, c, up, t);
+                            let again = observe(&mut ep, key, c, up, t);
+                            back_up(c, again);
                         }
                     }
                 }
@@ -872,20 +875,34 @@ fn circuits(ep: &mut Endpoint, st: &mut State, now: Timestamp) {
             continue;
         }
         if let Ok(up) = ul2tp_sys::link::is_up(ifname) {
-            observe(ep, key, c, up, now);
+            let again = observe(ep, key, c, up, now);
+            back_up(c, again);
         }
     }
 }
 
+/// A pppN `again` up after being down: its PPP task restores what the kernel dropped.
+fn back_up(c: &Circuit, again: bool) {
+    if let (true, Some(n)) = (again, &c.back_up) {
+        n.notify_one();
+    }
+}
+
 /// A watched device is (administratively) `up` or not: report a change to the peer
-/// (Set-Link-Info with Circuit Status).
-fn observe(ep: &mut Endpoint, (tid, sid): (u32, u32), c: &mut Circuit, up: bool, now: Timestamp) {
+/// (Set-Link-Info with Circuit Status). Returns whether it was reported up again.
+fn observe(
+    ep: &mut Endpoint,
+    (tid, sid): (u32, u32),
+    c: &mut Circuit,
+    up: bool,
+    now: Timestamp,
+) -> bool {
     if !c.armed {
         c.armed = up;
-        return;
+        return false;
     }
     if up == c.reported_up {
-        return;
+        return false;
     }
     let status = if up { CIRCUIT_ACTIVE } else { 0 };
     match ep.set_link_info(now, tid, sid, status, (0, 0)) {
@@ -899,9 +916,13 @@ fn observe(ep: &mut Endpoint, (tid, sid): (u32, u32), c: &mut Circuit, up: bool,
                 if up { "up" } else { "down" },
                 if up { "active" } else { "inactive" },
             );
+            up
         }
         // Not established any more: the session is going away.
-        Err(e) => tracing::debug!("circuit status of {tid}/{sid}: {e:?}"),
+        Err(e) => {
+            tracing::debug!("circuit status of {tid}/{sid}: {e:?}");
+            false
+        }
     }
 }
 
@@ -1022,10 +1043,12 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
             let Some(c) = st.circuits.get_mut(&key) else {
                 return;
             };
-            c.device = unit;
+            c.back_up = unit.as_ref().map(|u| u.back_up.clone());
+            c.device = unit.map(|u| (u.name, u.ifindex));
             if let Some((ifname, _)) = &c.device {
                 // Brought up by the PPP endpoint: from now on its state is the circuit's.
-                // A unit that replaces one that was down is reported active again.
+                // A unit that replaces one that was down is reported active again (it is
+                // new: nothing to restore).
                 c.armed = true;
                 if let Ok(up) = ul2tp_sys::link::is_up(ifname) {
                     observe(ep, key, c, up, now);
@@ -1358,6 +1381,7 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
             (info.tunnel_id, info.session_id),
             Circuit {
                 device: watched.map(|n| (n, tap_index)),
+                back_up: None,
                 armed: false,
                 reported_up: true,
             },

@@ -248,6 +248,7 @@ pub(crate) fn start(
         .subscribe();
     let link = Link {
         peer_circuit_down,
+        back_up: Default::default(),
         lease: setup.lease,
         routes: Vec::new(),
         radius,
@@ -316,6 +317,8 @@ const RX_DRAIN: usize = 64;
 struct Link {
     /// The peer reports its circuit inactive (Circuit Status): the pppN has no carrier.
     peer_circuit_down: tokio::sync::watch::Receiver<bool>,
+    /// The control plane saw the pppN up again after it was taken down (`PppUnit`).
+    back_up: Arc<tokio::sync::Notify>,
     /// The call's address lease (LNS).
     lease: Option<crate::leases::CallLease>,
     /// Framed-Route prefixes to route through the pppN.
@@ -434,6 +437,21 @@ impl Link {
                     // The session's runtime is gone (it is being deleted).
                     Err(_) => circuit_watched = false,
                 },
+                _ = self.back_up.notified(), if tun.is_some() => {
+                    // Down, the kernel dropped the device's routes and IPv6 addresses (the
+                    // IPv4 address and peer route stay): put them back.
+                    if let Some(t) = tun.as_deref() {
+                        let (tunnel_id, session_id) = (session.tunnel_id(), session.session_id());
+                        tracing::info!(tunnel_id, session_id, "{name}: {} up again: restoring its routes and IPv6 addresses", t.name());
+                        if self.info.lock().unwrap_or_else(|e| e.into_inner()).addrs.is_some() {
+                            self.framed_routes(t, &name);
+                        }
+                        self.v6.detach();
+                        for p in self.v6.attach(t, &name) {
+                            let _ = ep.send_ip(&p);
+                        }
+                    }
+                }
                 Some(c) = self.dae.recv() => {
                     if let Some(r) = self.radius.as_mut() {
                         tracing::info!("{name}: RADIUS dynamic authorization: {c:?}");
@@ -602,35 +620,7 @@ impl Link {
                     if let Err(e) = add_address(t.name(), addr) {
                         tracing::warn!(tunnel_id, session_id, "{name}: {}: {e}", t.name());
                     }
-                    // RADIUS Framed-Route: through the pppN (gone with it).
-                    for &(dst, prefix_len) in &self.routes {
-                        if loops_tunnel(IpAddr::V4(dst), prefix_len, remote) {
-                            tracing::warn!(
-                                tunnel_id,
-                                session_id,
-                                "{name}: Framed-Route {dst}/{prefix_len} skipped: it is the L2TP tunnel's remote address"
-                            );
-                            continue;
-                        }
-                        let r = ul2tp_sys::rtnl::Route {
-                            dst: IpAddr::V4(dst),
-                            prefix_len,
-                            gateway: None,
-                        };
-                        match ul2tp_sys::rtnl::add_route(t.name(), r) {
-                            Ok(()) => tracing::info!(
-                                tunnel_id,
-                                session_id,
-                                "{name}: route {dst}/{prefix_len} via {} (Framed-Route)",
-                                t.name()
-                            ),
-                            Err(e) => tracing::warn!(
-                                tunnel_id,
-                                session_id,
-                                "{name}: Framed-Route {dst}/{prefix_len}: {e}"
-                            ),
-                        }
-                    }
+                    self.framed_routes(t, name);
                     let dns_text = if dns.is_empty() {
                         String::new()
                     } else {
@@ -837,11 +827,16 @@ impl Link {
         Ok(())
     }
 
-    /// Tell the control plane that the pppN came or went: its administrative state is the
-    /// circuit's (Circuit Status of an L2TPv3 PPP pseudowire).
+    /// Tell the control plane that the pppN came (`Some((name, ifindex))`) or went: its
+    /// administrative state is the circuit's (Circuit Status of an L2TPv3 PPP pseudowire).
     fn unit_changed(&self, unit: Option<(String, u32)>) {
         if let Some(d) = self.d.upgrade() {
             if let Some(cp) = d.control() {
+                let unit = unit.map(|(name, ifindex)| crate::store::PppUnit {
+                    name,
+                    ifindex,
+                    back_up: self.back_up.clone(),
+                });
                 cp.ppp_unit(self.session.tunnel_id(), self.session.session_id(), unit);
             }
         }
@@ -856,6 +851,41 @@ impl Link {
             tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
             let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
             (i.ifname, i.addrs, i.up_since) = (None, None, None);
+        }
+    }
+
+    /// RADIUS Framed-Route prefixes: through the pppN (gone with it), never to the tunnel's
+    /// remote address.
+    fn framed_routes(&self, t: &Tun, name: &str) {
+        let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
+        let remote = self.tunnel_remote();
+        for &(dst, prefix_len) in &self.routes {
+            if loops_tunnel(IpAddr::V4(dst), prefix_len, remote) {
+                tracing::warn!(
+                        tunnel_id,
+                        session_id,
+                        "{name}: Framed-Route {dst}/{prefix_len} skipped: it is the L2TP tunnel's remote address"
+                    );
+                continue;
+            }
+            let r = ul2tp_sys::rtnl::Route {
+                dst: IpAddr::V4(dst),
+                prefix_len,
+                gateway: None,
+            };
+            match ul2tp_sys::rtnl::add_route(t.name(), r) {
+                Ok(()) => tracing::info!(
+                    tunnel_id,
+                    session_id,
+                    "{name}: route {dst}/{prefix_len} via {} (Framed-Route)",
+                    t.name()
+                ),
+                Err(e) => tracing::warn!(
+                    tunnel_id,
+                    session_id,
+                    "{name}: Framed-Route {dst}/{prefix_len}: {e}"
+                ),
+            }
         }
     }
 

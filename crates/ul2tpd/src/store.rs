@@ -182,9 +182,19 @@ pub(crate) trait ControlHandle: Send + Sync + std::fmt::Debug {
         cause: PppDisconnectCause,
     );
 
-    /// A PPP session's pppN came (`Some((name, ifindex))`) or went (`None`): its
-    /// administrative state is the circuit reported to the peer (Circuit Status).
-    fn ppp_unit(&self, tid: u32, sid: u32, unit: Option<(String, u32)>);
+    /// A PPP session's pppN came (`Some`) or went (`None`): its administrative state is the
+    /// circuit reported to the peer (Circuit Status).
+    fn ppp_unit(&self, tid: u32, sid: u32, unit: Option<PppUnit>);
+}
+
+/// A PPP session's pppN, watched for Circuit Status.
+#[derive(Debug, Clone)]
+pub(crate) struct PppUnit {
+    pub(crate) name: String,
+    pub(crate) ifindex: u32,
+    /// Told when the device is up again after it was down (the kernel dropped its routes
+    /// and IPv6 addresses meanwhile: the PPP task puts them back).
+    pub(crate) back_up: Arc<tokio::sync::Notify>,
 }
 
 /// The daemon's objects and their runtime state.
