@@ -3,7 +3,8 @@
 //! (or Ethernet VLAN) pseudowire in it; pings cross the pseudowire, and tshark's decode of a
 //! capture on the link shows the control messages (SCCRQ .. ICCN) on the expected transport
 //! and none on the other. Circuit Status: taking one side's pseudowire device down switches
-//! the other side's carrier off (Set-Link-Info), bringing it up switches it on again. Also:
+//! the other side's carrier off (Set-Link-Info), bringing it up switches it on again; the
+//! same with the pppN of an L2TPv3 PPP pseudowire. Also:
 //! an L2TPv2 PPP call over UDP/IPv6 (L2TPv2 is refused over IP), and a dynamic L2TPv3 PPP
 //! pseudowire over IP, both terminated by the daemon's PPP endpoint.
 
@@ -451,12 +452,23 @@ fn device_with(ns: &Netns, addr: &str) -> Option<String> {
 /// pool), a runs the client on the session it opened; a ping crosses it. Returns the capture.
 fn ppp_call(v6: bool, transport: Transport, version: &str) -> Vec<u8> {
     let mut cap = None;
+    let _call = ppp_sites(v6, transport, version, &mut cap);
+    cap.take().unwrap().stop()
+}
+
+/// The sites of [`ppp_call`] with the call up: the sites and the pppN of a and of b.
+fn ppp_sites(
+    v6: bool,
+    transport: Transport,
+    version: &str,
+    cap: &mut Option<Capture>,
+) -> (Sites, String, String) {
     let s = sites_with(
         v6,
         transport,
         version,
         "ppp_local = \"10.95.0.1\"\nppp_pool = \"10.95.0.10-10.95.0.20\"\n",
-        &mut cap,
+        cap,
     );
     let sid =
         s.da.connect_session_id(&format!("tunnel_id {} pw_type ppp", s.tid));
@@ -482,7 +494,113 @@ fn ppp_call(v6: bool, transport: Transport, version: &str) -> Vec<u8> {
         "{dev_a} {dev_b}"
     );
     assert!(s.a.ping_retry("10.95.0.1", &[], 5), "ping over PPP");
-    cap.take().unwrap().stop()
+    (s, dev_a, dev_b)
+}
+
+/// `dev`'s operational state and whether it has its carrier (`LOWER_UP`), from
+/// `ip -j link show`.
+fn link_state(ns: &Netns, dev: &str) -> (String, bool) {
+    let j: serde_json::Value =
+        serde_json::from_str(&ns.ip(&["-j", "link", "show", "dev", dev])).unwrap();
+    let l = &j[0];
+    let flags = l["flags"].as_array().cloned().unwrap_or_default();
+    (
+        l["operstate"].as_str().unwrap_or("").to_string(),
+        flags.iter().any(|f| f == "LOWER_UP"),
+    )
+}
+
+/// The IPv6 link-local address on `dev` in `ns`, if any.
+fn link_local(ns: &Netns, dev: &str) -> Option<String> {
+    ns.ip(&["-o", "-6", "addr", "show", "dev", dev, "scope", "link"])
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next().map(str::to_string))
+}
+
+/// Circuit Status on an L2TPv3 PPP pseudowire (over IP): a's pppN taken administratively
+/// down ⇒ Set-Link-Info with the circuit inactive ⇒ b's pppN loses its carrier (operational
+/// state down) and pings stop; a's pppN up ⇒ carrier back and pings cross. And from b.
+/// The IPv6 link-local address the kernel removes with the device down is back once it is
+/// up. tshark sees four SLIs, each with a Circuit Status AVP whose Active bit follows.
+#[test]
+fn circuit_status_on_a_ppp_pseudowire() {
+    let mut cap = None;
+    let (s, dev_a, dev_b) = ppp_sites(false, Transport::Ip, "3", &mut cap);
+    assert_eq!(link_state(&s.b, &dev_b), ("UNKNOWN".to_string(), true));
+
+    let ll_b = link_local(&s.b, &dev_b).expect("IPv6CP link-local on b");
+    s.a.ip(&["link", "set", &dev_a, "down"]);
+    wait_soon("no carrier on b's pppN", || !link_state(&s.b, &dev_b).1);
+    assert_eq!(link_state(&s.b, &dev_b).0, "DOWN");
+    assert!(
+        !s.b.ping("10.95.0.10", &[]),
+        "ping through a circuit that is down"
+    );
+    assert!(s.db.log().contains("circuit inactive"), "{}", s.db.log());
+    s.a.ip(&["link", "set", &dev_a, "up"]);
+    wait_soon("carrier on b's pppN", || link_state(&s.b, &dev_b).1);
+    assert!(
+        s.b.ping_retry("10.95.0.10", &[], 5),
+        "ping after the circuit came back"
+    );
+    // Down, the kernel took a's IPv6 addresses off its pppN; the daemon put them back.
+    wait_soon("a's link-local again", || {
+        link_local(&s.a, &dev_a).is_some()
+    });
+    assert!(
+        s.a.ping_retry(&format!("{ll_b}%{dev_a}"), &["-6"], 5),
+        "IPv6 after the circuit came back"
+    );
+
+    s.b.ip(&["link", "set", &dev_b, "down"]);
+    wait_soon("no carrier on a's pppN", || !link_state(&s.a, &dev_a).1);
+    assert!(
+        !s.a.ping("10.95.0.1", &[]),
+        "ping through a circuit that is down"
+    );
+    s.b.ip(&["link", "set", &dev_b, "up"]);
+    wait_soon("carrier on a's pppN", || link_state(&s.a, &dev_a).1);
+    assert!(
+        s.a.ping_retry("10.95.0.1", &[], 5),
+        "ping after the circuit came back"
+    );
+
+    let pcap = cap.take().unwrap().stop();
+    let out = tshark(
+        &pcap,
+        &[
+            "-Y",
+            "l2tp.avp.message_type == 16",
+            "-T",
+            "fields",
+            "-e",
+            "l2tp.avp.type",
+            "-e",
+            "l2tp.avp.circuit_status",
+        ],
+    );
+    let slis: Vec<(String, String)> = out
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (types, active) = l.split_once('\t').unwrap_or((l, ""));
+            (types.to_string(), active.to_string())
+        })
+        .collect();
+    assert_eq!(slis.len(), 4, "Set-Link-Info messages: {out}");
+    let active: Vec<bool> = slis
+        .iter()
+        .map(|(types, a)| {
+            assert!(
+                types.split(',').any(|t| t == "71"),
+                "SLI without Circuit Status: {types:?}"
+            );
+            matches!(a.as_str(), "1" | "True")
+        })
+        .collect();
+    assert_eq!(active, [false, true, false, true], "{out}");
 }
 
 /// A dynamic L2TPv3 PPP pseudowire over L2TPv3/IP.

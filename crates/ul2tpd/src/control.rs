@@ -18,10 +18,11 @@
 //! when the endpoint reports a tunnel or session down, it is deleted.
 //!
 //! Circuit Status (RFC 3931 §5.4.5, RFC 4719 §2.3.1): the administrative state of each
-//! dynamic Ethernet pseudowire device is watched (rtnetlink link events,
-//! `ul2tp_sys::linkmon`, and a periodic check); once it has been up, taking it down or up
-//! again sends Set-Link-Info with the Active bit cleared or set. A Set-Link-Info from the
-//! peer switches the device's carrier off or on.
+//! dynamic Ethernet pseudowire device, and of the pppN of each dynamic L2TPv3 PPP
+//! pseudowire while it exists, is watched (rtnetlink link events, `ul2tp_sys::linkmon`, and
+//! a periodic check); once it has been up, taking it down or up again sends Set-Link-Info
+//! with the Active bit cleared or set. A Set-Link-Info from the peer switches the device's
+//! carrier off or on (a PPP session's endpoint keeps it across its pppN units, `pppd.rs`).
 //!
 //! All endpoint state lives in one task; API requests reach it through a channel.
 
@@ -106,6 +107,11 @@ enum Cmd {
         result: CdnResult,
         error: Option<String>,
         cause: ul2tp_wire::avp::PppDisconnectCause,
+    },
+    /// A PPP session's pppN came or went (Circuit Status).
+    PppUnit {
+        key: (u32, u32),
+        unit: Option<crate::store::PppUnit>,
     },
     /// New profiles (reload): for tunnels opened from now on.
     Profiles(Profiles),
@@ -462,6 +468,17 @@ impl ControlHandle for ControlPlane {
             );
         }
     }
+
+    fn ppp_unit(&self, tid: u32, sid: u32, unit: Option<crate::store::PppUnit>) {
+        let key = (tid, sid);
+        if self.tx.try_send(Cmd::PppUnit { key, unit }).is_err() {
+            tracing::warn!(
+                tunnel_id = tid,
+                session_id = sid,
+                "control plane busy: circuit of {tid}/{sid} not watched"
+            );
+        }
+    }
 }
 
 struct State {
@@ -476,7 +493,8 @@ struct State {
     ifnames: HashMap<(u32, u32), String>,
     /// Local VLAN ids of the Ethernet VLAN sessions we open.
     vlans: HashMap<(u32, u32), u16>,
-    /// The Ethernet pseudowire devices whose state is reported to the peer.
+    /// The pseudowire devices whose state is reported to the peer (dynamic L2TPv3 Ethernet
+    /// and PPP pseudowires).
     circuits: HashMap<(u32, u32), Circuit>,
     /// The endpoint's configuration, the base of tunnels we open.
     config: Config,
@@ -494,14 +512,17 @@ struct State {
     events: tokio::sync::broadcast::Sender<Event>,
 }
 
-/// A dynamic Ethernet pseudowire's device, watched for Circuit Status.
+/// A dynamic pseudowire's device, watched for Circuit Status.
 #[derive(Debug)]
 struct Circuit {
-    ifname: String,
-    /// Its interface index (link events name it; it survives a rename).
-    ifindex: u32,
+    /// Its name and interface index (link events name the index; it survives a rename).
+    /// A PPP pseudowire has its pppN only while a network protocol is up.
+    device: Option<(String, u32)>,
+    /// A pppN's PPP task, told when the device is up again after being down.
+    back_up: Option<Arc<tokio::sync::Notify>>,
     /// The device has been administratively up since the session came up: from then on its
-    /// state is the circuit's (a new device is down until configured, which is not reported).
+    /// state is the circuit's (a new Ethernet device is down until configured, which is not
+    /// reported; a pppN is brought up by its endpoint).
     armed: bool,
     /// The Active bit the peer last heard from us (set in ICRQ / ICRP / ICCN).
     reported_up: bool,
@@ -738,8 +759,14 @@ async fn run(mut st: State, up_rx: SeqPacket, mut cmds: mpsc::Receiver<Cmd>, mut
                 Ok(evs) => {
                     for e in evs.iter().filter(|e| !e.deleted) {
                         let t = now();
-                        if let Some((&key, c)) = st.circuits.iter_mut().find(|(_, c)| c.ifindex == e.ifindex) {
-                            observe(&mut ep, key, c, e.up, t);
+                        if let Some((&key, c)) = st.circuits.iter_mut().find(|(_, c)| c.device.as_ref().is_some_and(|d| d.1 == e.ifindex)) {
+                            // The event says something changed; the state is read now: events
+                            // queued before a pppN was announced (created down, then up) are
+                            // stale by the time they are read.
+                            let name = e.name.as_deref().or(c.device.as_ref().map(|d| d.0.as_str()));
+                            let up = name.and_then(|n| ul2tp_sys::link::is_up(n).ok()).unwrap_or(e.up);
+                            let again = observe(&mut ep, key, c, up, t);
+                            back_up(c, again);
                         }
                     }
                 }
@@ -840,21 +867,42 @@ impl DropLog {
 fn circuits(ep: &mut Endpoint, st: &mut State, now: Timestamp) {
     for (&key, c) in st.circuits.iter_mut() {
         // A device that is gone is the session's business (it is being deleted).
-        if let Ok(up) = ul2tp_sys::link::is_up(&c.ifname) {
-            observe(ep, key, c, up, now);
+        let Some((ifname, ifindex)) = &c.device else {
+            continue;
+        };
+        // Its name may since belong to another device (pppN numbers are reused).
+        if ul2tp_sys::link::ifindex(ifname).ok() != Some(*ifindex) {
+            continue;
+        }
+        if let Ok(up) = ul2tp_sys::link::is_up(ifname) {
+            let again = observe(ep, key, c, up, now);
+            back_up(c, again);
         }
     }
 }
 
+/// A pppN `again` up after being down: its PPP task restores what the kernel dropped.
+fn back_up(c: &Circuit, again: bool) {
+    if let (true, Some(n)) = (again, &c.back_up) {
+        n.notify_one();
+    }
+}
+
 /// A watched device is (administratively) `up` or not: report a change to the peer
-/// (Set-Link-Info with Circuit Status).
-fn observe(ep: &mut Endpoint, (tid, sid): (u32, u32), c: &mut Circuit, up: bool, now: Timestamp) {
+/// (Set-Link-Info with Circuit Status). Returns whether it was reported up again.
+fn observe(
+    ep: &mut Endpoint,
+    (tid, sid): (u32, u32),
+    c: &mut Circuit,
+    up: bool,
+    now: Timestamp,
+) -> bool {
     if !c.armed {
         c.armed = up;
-        return;
+        return false;
     }
     if up == c.reported_up {
-        return;
+        return false;
     }
     let status = if up { CIRCUIT_ACTIVE } else { 0 };
     match ep.set_link_info(now, tid, sid, status, (0, 0)) {
@@ -864,13 +912,17 @@ fn observe(ep: &mut Endpoint, (tid, sid): (u32, u32), c: &mut Circuit, up: bool,
                 tunnel_id = tid,
                 session_id = sid,
                 "{} {}: circuit {} reported to the peer",
-                c.ifname,
+                c.device.as_ref().map_or("-", |d| d.0.as_str()),
                 if up { "up" } else { "down" },
                 if up { "active" } else { "inactive" },
             );
+            up
         }
         // Not established any more: the session is going away.
-        Err(e) => tracing::debug!("circuit status of {tid}/{sid}: {e:?}"),
+        Err(e) => {
+            tracing::debug!("circuit status of {tid}/{sid}: {e:?}");
+            false
+        }
     }
 }
 
@@ -986,6 +1038,23 @@ fn command(ep: &mut Endpoint, st: &mut State, c: Cmd, now: Timestamp) {
             // Already gone (the peer's CDN came first): nothing to do.
             let _ = ep.close_session_ppp(now, tid, sid, result, error, Some(&cause));
         }
+        Cmd::PppUnit { key, unit } => {
+            // Only the pseudowires whose circuit is reported (dynamic L2TPv3 sessions).
+            let Some(c) = st.circuits.get_mut(&key) else {
+                return;
+            };
+            c.back_up = unit.as_ref().map(|u| u.back_up.clone());
+            c.device = unit.map(|u| (u.name, u.ifindex));
+            if let Some((ifname, _)) = &c.device {
+                // Brought up by the PPP endpoint: from now on its state is the circuit's.
+                // A unit that replaces one that was down is reported active again (it is
+                // new: nothing to restore).
+                c.armed = true;
+                if let Ok(up) = ul2tp_sys::link::is_up(ifname) {
+                    observe(ep, key, c, up, now);
+                }
+            }
+        }
     }
 }
 
@@ -1084,7 +1153,7 @@ async fn apply(st: &mut State, ev: Event) -> Option<Close> {
             // our device's carrier.
             let up = cs & CIRCUIT_ACTIVE != 0;
             let key = (tunnel_id, session_id);
-            match d.pseudowires.set_carrier(key, up) {
+            match peer_circuit(&d, &ctl, key, up) {
                 Some(Ok(())) => tracing::info!(
                     tunnel_id,
                     session_id,
@@ -1105,6 +1174,21 @@ async fn apply(st: &mut State, ev: Event) -> Option<Close> {
         }
         Event::LinkInfo { .. } | Event::WanError { .. } => None,
     }
+}
+
+/// The peer reports its circuit active (`up`) or not: an Ethernet pseudowire's device gets
+/// or loses its carrier now; a PPP pseudowire's endpoint switches its pppN's (now and for
+/// every later unit, `pppd.rs`). `None` for a session with neither.
+fn peer_circuit(d: &Store, ctl: &Ctl, key: (u32, u32), up: bool) -> Option<std::io::Result<()>> {
+    if let Some(r) = d.pseudowires.set_carrier(key, up) {
+        return Some(r);
+    }
+    let s = d.registry.session_get(key.0, key.1)?;
+    if s.pw_type() != PwType::Ppp {
+        return None;
+    }
+    ctl.sessions.get(&key)?.peer_circuit_down.send_replace(!up);
+    Some(Ok(()))
 }
 
 fn tunnel_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &TunnelInfo) -> ApiResult<()> {
@@ -1287,16 +1371,17 @@ fn session_up(d: &Store, ctl: &mut Ctl, st: &mut State, info: &SessionInfo) -> A
     {
         // The peer's circuit is down from the start: no carrier until it reports it active.
         let key = (info.tunnel_id, info.session_id);
-        if let Some(Err(e)) = d.pseudowires.set_carrier(key, false) {
+        if let Some(Err(e)) = peer_circuit(d, ctl, key, false) {
             tracing::warn!("session {}/{}: carrier: {e}", key.0, key.1);
         }
     }
-    if let Some(ifname) = watched {
+    // Ethernet: the device; PPP: its pppN once the endpoint creates one (`Cmd::PppUnit`).
+    if watched.is_some() || (v3 && info.pw_type == PwType::Ppp) {
         st.circuits.insert(
             (info.tunnel_id, info.session_id),
             Circuit {
-                ifindex: tap_index,
-                ifname,
+                device: watched.map(|n| (n, tap_index)),
+                back_up: None,
                 armed: false,
                 reported_up: true,
             },

@@ -19,6 +19,11 @@
 //! static session the endpoint is detached. The `ppp_start` request is answered when the
 //! outcome is known: IPCP up (IPv6CP on an IPv6-only link), or the reason the link failed
 //! (authentication rejected, no address left, ...).
+//!
+//! Circuit Status of an L2TPv3 PPP pseudowire: each pppN that comes or goes is announced to
+//! the control plane, which reports its administrative state to the peer; the peer's state
+//! reaches the task through the session's `peer_circuit_down` watch and switches the pppN's
+//! carrier, also of every later unit.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Weak};
@@ -32,6 +37,7 @@ use ul2tp_core::Session;
 use ul2tp_ppp::fsm::State;
 use ul2tp_ppp::{DownReason, Endpoint, Event, IpPacket};
 use ul2tp_sys::rtnl::{add_address, IfAddr};
+use ul2tp_sys::tap::Tun;
 use ul2tp_wire::avp::PppDisconnectCause as Cause;
 use ul2tp_wire::ppp::proto;
 
@@ -239,8 +245,16 @@ pub(crate) fn start(
         let ids = setup.station_ids.clone();
         crate::radius::RadiusSession::new(r, session.clone(), (local, peer), ids, dae_tx)
     });
+    let peer_circuit_down = ctl
+        .sessions
+        .entry(key)
+        .or_default()
+        .peer_circuit_down
+        .subscribe();
     let link = Link {
         shared: setup.shared,
+        peer_circuit_down,
+        back_up: Default::default(),
         lease: setup.lease,
         routes: Vec::new(),
         radius,
@@ -317,6 +331,10 @@ type TxOut<'a, 'b> = (
 struct Link {
     /// The shared device of the call, if it has no pppN of its own.
     shared: Option<crate::ppp_shared::SharedSpec>,
+    /// The peer reports its circuit inactive (Circuit Status): the pppN has no carrier.
+    peer_circuit_down: tokio::sync::watch::Receiver<bool>,
+    /// The control plane saw the pppN up again after it was taken down (`PppUnit`).
+    back_up: Arc<tokio::sync::Notify>,
     /// The call's address lease (LNS).
     lease: Option<crate::leases::CallLease>,
     /// Framed-Route prefixes to route through the pppN.
@@ -360,6 +378,7 @@ impl Link {
             ep.open(now());
         }
         let mut tun: Option<LinkDev> = None;
+        let mut circuit_watched = true;
         let mut seen = Seen::default();
         let mut io = crate::ppp_io::TunIo::new(self.offload);
         // A shared device's packets for the call (sized when the first one is read).
@@ -436,6 +455,31 @@ impl Link {
             };
             tokio::select! {
                 Some((user, v)) = self.verdicts.recv() => self.verdict(&mut ep, user, v, &name),
+                r = self.peer_circuit_down.changed(), if circuit_watched => match r {
+                    Ok(()) => {
+                        let down = *self.peer_circuit_down.borrow_and_update();
+                        if let Some(t) = tun.as_ref().and_then(LinkDev::own) {
+                            peer_circuit(t, down, &name);
+                        }
+                    }
+                    // The session's runtime is gone (it is being deleted).
+                    Err(_) => circuit_watched = false,
+                },
+                _ = self.back_up.notified(), if tun.is_some() => {
+                    // Down, the kernel dropped the device's routes and IPv6 addresses (the
+                    // IPv4 address and peer route stay): put them back.
+                    if let Some(t) = tun.as_ref().and_then(LinkDev::own) {
+                        let (tunnel_id, session_id) = (session.tunnel_id(), session.session_id());
+                        tracing::info!(tunnel_id, session_id, "{name}: {} up again: restoring its routes and IPv6 addresses", t.name());
+                        if self.info.lock().unwrap_or_else(|e| e.into_inner()).addrs.is_some() {
+                            self.framed_routes(t, &name);
+                        }
+                        self.v6.detach();
+                        for p in self.v6.attach(t, &name) {
+                            let _ = ep.send_ip(&p);
+                        }
+                    }
+                }
                 Some(c) = self.dae.recv() => {
                     if let Some(r) = self.radius.as_mut() {
                         tracing::info!("{name}: RADIUS dynamic authorization: {c:?}");
@@ -673,38 +717,7 @@ impl Link {
                     }
                     // RADIUS Framed-Route / Framed-IP-Netmask: through the pppN (gone
                     // with it).
-                    let mut routed = Vec::new();
-                    for &(dst, prefix_len) in &self.routes {
-                        if loops_tunnel(IpAddr::V4(dst), prefix_len, remote) {
-                            tracing::warn!(
-                                tunnel_id,
-                                session_id,
-                                "{name}: Framed-Route {dst}/{prefix_len} skipped: it is the L2TP tunnel's remote address"
-                            );
-                            continue;
-                        }
-                        let r = ul2tp_sys::rtnl::Route {
-                            dst: IpAddr::V4(dst),
-                            prefix_len,
-                            gateway: None,
-                        };
-                        match ul2tp_sys::rtnl::add_route(t.name(), r) {
-                            Ok(()) => {
-                                routed.push((dst, prefix_len));
-                                tracing::info!(
-                                    tunnel_id,
-                                    session_id,
-                                    "{name}: route {dst}/{prefix_len} via {} (RADIUS)",
-                                    t.name()
-                                )
-                            }
-                            Err(e) => tracing::warn!(
-                                tunnel_id,
-                                session_id,
-                                "{name}: Framed-Route {dst}/{prefix_len}: {e}"
-                            ),
-                        }
-                    }
+                    let routed = self.framed_routes(t, name);
                     let dns_text = if dns.is_empty() {
                         String::new()
                     } else {
@@ -824,7 +837,9 @@ impl Link {
                     }
                 }
                 Event::LinkDown { reason } => {
-                    tun.take();
+                    if tun.take().is_some() {
+                        self.unit_changed(None);
+                    }
                     let mut i = self.info.lock().unwrap_or_else(|e| e.into_inner());
                     (i.ifname, i.addrs, i.up_since) = (None, None, None);
                     i.routes.clear();
@@ -892,6 +907,10 @@ impl Link {
         };
         // The device never sends more than the peer's MRU, nor more than the profile's MTU.
         let mtu = link_mtu(self.timers.mtu, ep.peer_mru());
+        // The peer's circuit is down (Circuit Status): no carrier from the start.
+        if *self.peer_circuit_down.borrow_and_update() {
+            peer_circuit(&t, true, name);
+        }
         crate::ppp_ipv6::before_up(t.name());
         io.attach(&t, name);
         if let Err(e) = t.set_mtu(u32::from(mtu)).and_then(|_| t.set_up(true)) {
@@ -907,13 +926,30 @@ impl Link {
         }
         let reaper = store.map(|d| (d.reaper.clone(), d.ppp_names.clone()));
         let (ifindex, unit) = (t.ifindex(), t.name().to_string());
+        self.unit_changed(Some((unit.clone(), ifindex)));
         *tun = Some(LinkDev::Own(Reaped::new(t, ifindex, &unit, reaper)));
         Ok(())
+    }
+
+    /// Tell the control plane that the pppN came (`Some((name, ifindex))`) or went: its
+    /// administrative state is the circuit's (Circuit Status of an L2TPv3 PPP pseudowire).
+    fn unit_changed(&self, unit: Option<(String, u32)>) {
+        if let Some(d) = self.d.upgrade() {
+            if let Some(cp) = d.control() {
+                let unit = unit.map(|(name, ifindex)| crate::store::PppUnit {
+                    name,
+                    ifindex,
+                    back_up: self.back_up.clone(),
+                });
+                cp.ppp_unit(self.session.tunnel_id(), self.session.session_id(), unit);
+            }
+        }
     }
 
     /// The last network protocol went down: the pppN goes.
     fn close_unit(&mut self, tun: &mut Option<LinkDev>, name: &str) {
         if tun.take().is_some() {
+            self.unit_changed(None);
             self.v6.detach();
             let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
             tracing::info!(tunnel_id, session_id, "{name}: PPP network layer down");
@@ -921,6 +957,46 @@ impl Link {
             (i.ifname, i.addrs, i.up_since) = (None, None, None);
             i.routes.clear();
         }
+    }
+
+    /// RADIUS Framed-Route prefixes: through the pppN (gone with it), never to the tunnel's
+    /// remote address.
+    fn framed_routes(&self, t: &Tun, name: &str) -> Vec<(Ipv4Addr, u8)> {
+        let (tunnel_id, session_id) = (self.session.tunnel_id(), self.session.session_id());
+        let remote = self.tunnel_remote();
+        let mut routed = Vec::new();
+        for &(dst, prefix_len) in &self.routes {
+            if loops_tunnel(IpAddr::V4(dst), prefix_len, remote) {
+                tracing::warn!(
+                    tunnel_id,
+                    session_id,
+                    "{name}: Framed-Route {dst}/{prefix_len} skipped: it is the L2TP tunnel's remote address"
+                );
+                continue;
+            }
+            let r = ul2tp_sys::rtnl::Route {
+                dst: IpAddr::V4(dst),
+                prefix_len,
+                gateway: None,
+            };
+            match ul2tp_sys::rtnl::add_route(t.name(), r) {
+                Ok(()) => {
+                    routed.push((dst, prefix_len));
+                    tracing::info!(
+                        tunnel_id,
+                        session_id,
+                        "{name}: route {dst}/{prefix_len} via {} (RADIUS)",
+                        t.name()
+                    )
+                }
+                Err(e) => tracing::warn!(
+                    tunnel_id,
+                    session_id,
+                    "{name}: Framed-Route {dst}/{prefix_len}: {e}"
+                ),
+            }
+        }
+        routed
     }
 
     /// The L2TP tunnel's remote address (a PPP peer or route equal to it is not routed
@@ -1045,6 +1121,20 @@ impl Link {
         );
         d.pseudowires.remove(key);
         ctl.attached.remove(&key);
+    }
+}
+
+/// The peer reports its circuit inactive (`down`) or active again: the pppN's carrier goes
+/// off (`NO-CARRIER`: the stack sends nothing through it) or on (RFC 3931 §5.4.5).
+fn peer_circuit(t: &Tun, down: bool, name: &str) {
+    match t.set_carrier(!down) {
+        Ok(()) => tracing::info!(
+            "{name}: {}: peer's circuit {}: carrier {}",
+            t.name(),
+            if down { "inactive" } else { "active" },
+            if down { "off" } else { "on" }
+        ),
+        Err(e) => tracing::warn!("{name}: {}: carrier: {e}", t.name()),
     }
 }
 

@@ -126,6 +126,10 @@ pub(crate) struct SessionRt {
     /// The IPv6 /64 of the session's PPP link, kept current by its endpoint task
     /// (`ppp_ipv6.rs`).
     pub(crate) ppp_ipv6: Option<crate::ppp_ipv6::LinkPrefix>,
+    /// A PPP pseudowire's peer reports its circuit inactive (Circuit Status, set by the
+    /// control plane): the session's pppN has no carrier, now and whenever a new one comes
+    /// (`pppd.rs`).
+    pub(crate) peer_circuit_down: tokio::sync::watch::Sender<bool>,
 }
 
 /// What the PPP endpoint of a session reports to `show session` (kept up to date by its
@@ -179,6 +183,20 @@ pub(crate) trait ControlHandle: Send + Sync + std::fmt::Debug {
         error: Option<String>,
         cause: PppDisconnectCause,
     );
+
+    /// A PPP session's pppN came (`Some`) or went (`None`): its administrative state is the
+    /// circuit reported to the peer (Circuit Status).
+    fn ppp_unit(&self, tid: u32, sid: u32, unit: Option<PppUnit>);
+}
+
+/// A PPP session's pppN, watched for Circuit Status.
+#[derive(Debug, Clone)]
+pub(crate) struct PppUnit {
+    pub(crate) name: String,
+    pub(crate) ifindex: u32,
+    /// Told when the device is up again after it was down (the kernel dropped its routes
+    /// and IPv6 addresses meanwhile: the PPP task puts them back).
+    pub(crate) back_up: Arc<tokio::sync::Notify>,
 }
 
 /// The daemon's objects and their runtime state.
@@ -582,6 +600,7 @@ impl Store {
                 had_socket: false,
                 ppp: None,
                 ppp_ipv6: None,
+                peer_circuit_down: Default::default(),
             },
         );
         Ok(())
