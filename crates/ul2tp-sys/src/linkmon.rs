@@ -6,8 +6,8 @@
 //!
 //! A monitor that falls behind loses messages: the receive then fails with `ENOBUFS`, and the
 //! caller has to read the state it cares about afresh: [`dump`] lists every interface's state
-//! with one `RTM_GETLINK` dump (a few system calls however many interfaces there are, where
-//! [`crate::link::is_up`] costs three per interface).
+//! with one `RTM_GETLINK` dump (one `recv` per reply datagram of up to 32 KB, a few dozen
+//! interfaces each, where [`crate::link::is_up`] costs three system calls per interface).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -204,7 +204,7 @@ fn dump_end(buf: &[u8], seq: u32) -> Result<bool, i32> {
 }
 
 /// The state of every interface of the calling thread's network namespace, from one
-/// `RTM_GETLINK` dump (blocking; a few system calls in all). Interfaces created or deleted
+/// `RTM_GETLINK` dump (blocking; one `recv` per reply datagram). Interfaces created or deleted
 /// while the dump runs may be missing from it or listed although gone.
 pub fn dump() -> io::Result<Vec<LinkEvent>> {
     let nl = Rtnl::open()?;
