@@ -17,6 +17,7 @@
 //! | [`sockinfo`] | checking a handed-over tunnel socket (§4.5) | `fcntl(F_GETFD)` (EBADF), `SO_TYPE`/`SO_DOMAIN`/`SO_PROTOCOL` (ENOTSOCK, EPROTONOSUPPORT), `getsockname`/`getpeername`, `SO_NETNS_COOKIE` or `SIOCGSKNS` (EINVAL for another netns) |
 //! | [`seqpacket`] | PPPoL2TP-session-socket equivalent | `socketpair(AF_UNIX, SOCK_SEQPACKET)`: one PPP frame per message (§7) |
 //! | [`rtnl`] | IPv4/IPv6 addresses with optional point-to-point peer; routes through an interface | `NETLINK_ROUTE` `RTM_NEWADDR`/`RTM_DELADDR`/`RTM_NEWROUTE`/`RTM_DELROUTE`, built and parsed by hand |
+//! | [`linkmon`] | link state: changes, and all links at once | `NETLINK_ROUTE` bound to `RTMGRP_LINK` (8 MB `SO_RCVBUF`) for `RTM_NEWLINK`/`RTM_DELLINK` events; one `RTM_GETLINK` dump for every interface's flags |
 //! | [`netns`] | test helper | `unshare(CLONE_NEWNET)` on a dedicated thread |
 //!
 //! Batching: [`udp::UdpTunnelSocket::recv_batch`] / `send_batch` (and the same on

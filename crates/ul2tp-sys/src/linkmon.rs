@@ -5,18 +5,30 @@
 //! calls are `unsafe`.
 //!
 //! A monitor that falls behind loses messages: the receive then fails with `ENOBUFS`, and the
-//! caller has to read the state it cares about afresh (e.g. [`crate::link::is_up`]).
+//! caller has to read the state it cares about afresh: [`dump`] lists every interface's state
+//! with one `RTM_GETLINK` dump (one `recv` per reply datagram of up to 32 KB, a few dozen
+//! interfaces each, where [`crate::link::is_up`] costs three system calls per interface).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::os;
+use crate::rtnl::{acks, push_attr, Rtnl, NLM_F_REQUEST};
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_DUMP: u16 = 0x300;
+const IFLA_EXT_MASK: u16 = 29;
+/// `RTEXT_FILTER_SKIP_STATS`: leave the counters out of a dump (most of its bytes).
+const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
+/// Receive buffer of the monitor: a burst of link changes (thousands of pseudowire devices
+/// created at once, several messages each) fits instead of overrunning the default ~200 KB.
+const MONITOR_RCVBUF: usize = 8 << 20;
 const RTMGRP_LINK: u32 = 1;
 const IFLA_IFNAME: u16 = 3;
 /// `struct nlmsghdr`.
@@ -115,6 +127,7 @@ impl LinkMonitor {
         })?;
         // SAFETY: fd was just returned by socket() and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        os::set_recv_buffer(fd.as_fd(), MONITOR_RCVBUF)?;
         // SAFETY: all-zero is a valid sockaddr_nl (pid 0: the kernel assigns one).
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -146,6 +159,66 @@ impl LinkMonitor {
             })
             .await?;
         Ok(parse(&buf[..n]))
+    }
+}
+
+/// An `RTM_GETLINK` dump request for every interface, without counters.
+fn dump_request(seq: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(40);
+    m.extend_from_slice(&0u32.to_ne_bytes()); // length, patched below
+    m.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
+    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    // struct ifinfomsg: family, pad, type, index, flags, change (all zero: every link).
+    m.extend_from_slice(&[0u8; IFINFO]);
+    push_attr(
+        &mut m,
+        IFLA_EXT_MASK,
+        &RTEXT_FILTER_SKIP_STATS.to_ne_bytes(),
+    );
+    let len = m.len() as u32;
+    m[0..4].copy_from_slice(&len.to_ne_bytes());
+    m
+}
+
+/// Whether a dump reply datagram ends the dump of `seq` (`NLMSG_DONE`), or fails it
+/// (`NLMSG_ERROR`: `Err(errno)`).
+fn dump_end(buf: &[u8], seq: u32) -> Result<bool, i32> {
+    if let Some(&(_, e)) = acks(buf).iter().find(|(s, e)| *s == seq && *e != 0) {
+        return Err(e);
+    }
+    let mut off = 0;
+    while let Some(h) = buf.get(off..off + NLMSG_HDR) {
+        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        if len < NLMSG_HDR || off + len > buf.len() {
+            break;
+        }
+        let s = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
+        if u16::from_ne_bytes([h[4], h[5]]) == NLMSG_DONE && s == seq {
+            return Ok(true);
+        }
+        off += (len + 3) & !3;
+    }
+    Ok(false)
+}
+
+/// The state of every interface of the calling thread's network namespace, from one
+/// `RTM_GETLINK` dump (blocking; one `recv` per reply datagram). Interfaces created or deleted
+/// while the dump runs may be missing from it or listed although gone.
+pub fn dump() -> io::Result<Vec<LinkEvent>> {
+    let nl = Rtnl::open()?;
+    let seq = Rtnl::seq();
+    nl.send(&dump_request(seq))?;
+    // The kernel fills each reply datagram up to the reader's buffer size (at most 32 KB).
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::new();
+    loop {
+        let n = nl.recv(&mut buf)?;
+        out.extend(parse(&buf[..n]));
+        if dump_end(&buf[..n], seq).map_err(os::errno)? {
+            return Ok(out);
+        }
     }
 }
 
@@ -200,6 +273,35 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn dump_request_and_end() {
+        let m = dump_request(9);
+        assert_eq!(m.len(), NLMSG_HDR + IFINFO + 8);
+        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 40);
+        assert_eq!(u16::from_ne_bytes([m[4], m[5]]), RTM_GETLINK);
+        assert_eq!(u16::from_ne_bytes([m[6], m[7]]), NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(u16::from_ne_bytes([m[34], m[35]]), IFLA_EXT_MASK);
+        let links = msg(RTM_NEWLINK, 7, 1, Some("l2tpeth0"));
+        assert_eq!(dump_end(&links, 9), Ok(false));
+        let mut done = links.clone();
+        let mut d = vec![0u8; 20];
+        d[0..4].copy_from_slice(&20u32.to_ne_bytes());
+        d[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
+        d[8..12].copy_from_slice(&9u32.to_ne_bytes());
+        done.extend(&d);
+        assert_eq!(dump_end(&done, 9), Ok(true));
+        assert_eq!(dump_end(&done, 8), Ok(false), "another request's end");
+        let mut err = vec![0u8; 36];
+        err[0..4].copy_from_slice(&36u32.to_ne_bytes());
+        err[4..6].copy_from_slice(&2u16.to_ne_bytes());
+        err[8..12].copy_from_slice(&9u32.to_ne_bytes());
+        err[16..20].copy_from_slice(&(-libc::EPERM).to_ne_bytes());
+        assert_eq!(dump_end(&err, 9), Err(libc::EPERM));
+        for cut in 0..done.len() {
+            let _ = dump_end(&done[..cut], 9);
+        }
     }
 
     #[test]
