@@ -77,8 +77,19 @@ struct Run<'a> {
     pool: Vec<Ipv4Addr>,
 }
 
+/// The receive buffer asked for the load generator's socket (the kernel reports twice this).
+const SOCKET_RECEIVE_BUFFER: usize = 16 << 20;
+
 pub fn run(a: &Args) -> Result<Report, String> {
     let sock = UdpSocket::bind(a.local).map_err(|e| format!("bind {}: {e}", a.local))?;
+    // One socket carries every tunnel: at tens of thousands of calls the bursts of control
+    // messages and PPP frames overflow the default 208 KiB receive buffer, and each lost
+    // message then waits for a retransmission timeout. As root (SO_RCVBUFFORCE) the buffer
+    // may exceed net.core.rmem_max.
+    {
+        use std::os::fd::AsFd;
+        let _ = ul2tp_sys::set_recv_buffer(sock.as_fd(), SOCKET_RECEIVE_BUFFER);
+    }
     let cfg = Config {
         version: a.version,
         host_name: "ul2tp-loadgen".into(),

@@ -55,4 +55,5 @@ pub mod sockinfo;
 pub mod tap;
 pub mod udp;
 
+pub use os::set_recv_buffer;
 pub use os::IPPROTO_L2TP;

@@ -71,7 +71,7 @@ pub(crate) fn set_int(
 /// which may exceed `net.core.rmem_max` (needs `CAP_NET_ADMIN`), else `SO_RCVBUF`, which the
 /// kernel caps at `rmem_max`. Returns the size the kernel reports afterwards (it doubles the
 /// request for its bookkeeping).
-pub(crate) fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+pub fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
     let v = libc::c_int::try_from(bytes.min(i32::MAX as usize / 2)).unwrap_or(i32::MAX / 2);
     if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v).is_err() {
         set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v)?;
