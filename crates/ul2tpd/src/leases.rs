@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
-use crate::profile::Pool;
+use crate::profile::{lower_free_hints, FreeHints, Pool};
 
 /// Pool name shown for an address RADIUS assigned outside every pool of the profile.
 pub const RADIUS_POOL: &str = "radius";
@@ -31,6 +31,8 @@ pub(crate) struct Leases {
     by_call: HashMap<(u32, u32), Lease>,
     /// Every leased address (pools of several profiles may overlap).
     used: HashSet<Ipv4Addr>,
+    /// Where each pool range's search for a free address starts (`Pool::free`).
+    low: FreeHints,
 }
 
 /// The table, shared by the control plane and the PPP tasks.
@@ -62,7 +64,7 @@ impl Leases {
     ) -> Option<Ipv4Addr> {
         let (pool, addr) = pools
             .iter()
-            .find_map(|p| p.free(&self.used, local).map(|a| (p, a)))?;
+            .find_map(|p| p.free(&self.used, local, &mut self.low).map(|a| (p, a)))?;
         self.set(key, pool.name.clone(), addr);
         Some(addr)
     }
@@ -77,6 +79,7 @@ impl Leases {
     pub(crate) fn release(&mut self, key: (u32, u32)) {
         if let Some(l) = self.by_call.remove(&key) {
             self.used.remove(&l.addr);
+            lower_free_hints(&mut self.low, l.addr);
         }
     }
 }
@@ -158,7 +161,8 @@ impl CallLease {
         if l.get(self.key).is_some_and(|x| x.pool == name) {
             return Ok(l.get(self.key).cloned());
         }
-        let Some(a) = p.free(&l.used, self.local) else {
+        let Leases { used, low, .. } = &mut *l;
+        let Some(a) = p.free(used, self.local, low) else {
             return Err(format!("Framed-Pool {name:?} is exhausted"));
         };
         l.set(self.key, name.to_string(), a);
@@ -188,6 +192,38 @@ mod tests {
             local: Ipv4Addr::new(10, 0, 0, 1),
             profile: "p".into(),
         }
+    }
+
+    /// Leases stay lowest-free while the search starts where the last one ended: a released
+    /// address is the next one given, in any order of release; a pool shared by two
+    /// profiles with different own addresses gives each the addresses it may have.
+    #[test]
+    fn lowest_free_address_after_releases() {
+        let mut t = Leases::default();
+        let pools = [pool("big", [10, 2, 0, 1], [10, 2, 3, 254])];
+        let local = Ipv4Addr::new(10, 2, 0, 1);
+        for k in 0..1000u32 {
+            let got = t.lease((1, k), &pools, local).unwrap();
+            assert_eq!(u32::from(got), u32::from(Ipv4Addr::new(10, 2, 0, 2)) + k);
+        }
+        for k in [700u32, 5, 300] {
+            t.release((1, k));
+        }
+        for k in [5u32, 300, 700, 1000] {
+            let got = t.lease((2, k), &pools, local).unwrap();
+            assert_eq!(u32::from(got), u32::from(Ipv4Addr::new(10, 2, 0, 2)) + k);
+        }
+        // Another profile's own address is 10.2.0.2: it gets 10.2.0.1, which ours skips.
+        t.release((1, 0));
+        let other = Ipv4Addr::new(10, 2, 0, 2);
+        assert_eq!(
+            t.lease((3, 0), &pools, other),
+            Some(Ipv4Addr::new(10, 2, 0, 1))
+        );
+        assert_eq!(
+            t.lease((3, 1), &pools, local),
+            Some(Ipv4Addr::new(10, 2, 0, 2))
+        );
     }
 
     /// The refusal text names the profile and how full each pool is.

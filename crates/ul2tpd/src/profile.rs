@@ -25,7 +25,7 @@
 //! ranges = ["10.64.0.10-10.64.0.200", "10.65.0.0/24"]
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::sync::Arc;
@@ -148,13 +148,48 @@ impl Pool {
     }
 
     /// The lowest address neither in `used` nor `local` (our own address, which a pool
-    /// may include).
-    pub fn free(&self, used: &HashSet<Ipv4Addr>, local: Ipv4Addr) -> Option<Ipv4Addr> {
-        self.ranges.iter().find_map(|(a, b)| {
-            (u32::from(*a)..=u32::from(*b))
+    /// may include). `low` remembers, per range and `local`, an address below which every
+    /// address of the range is taken, so that a lease does not walk past every address
+    /// leased before it; whoever removes an address from `used` lowers it again
+    /// ([`lower_free_hints`]).
+    pub fn free(
+        &self,
+        used: &HashSet<Ipv4Addr>,
+        local: Ipv4Addr,
+        low: &mut FreeHints,
+    ) -> Option<Ipv4Addr> {
+        for &(a, b) in &self.ranges {
+            let (a, b) = (u32::from(a), u32::from(b));
+            let key = (a, b, u32::from(local));
+            let start = low.get(&key).copied().unwrap_or(a).max(a);
+            let found = (start..=b)
                 .map(Ipv4Addr::from)
-                .find(|x| *x != local && !used.contains(x))
-        })
+                .find(|x| *x != local && !used.contains(x));
+            match found {
+                Some(x) => {
+                    low.insert(key, u32::from(x));
+                    return Some(x);
+                }
+                None => {
+                    low.insert(key, b);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Per (range start, range end, our address): everything of the range below it is taken
+/// ([`Pool::free`]).
+pub type FreeHints = HashMap<(u32, u32, u32), u32>;
+
+/// `addr` is free again: no range that holds it may start its search above it.
+pub fn lower_free_hints(low: &mut FreeHints, addr: Ipv4Addr) {
+    let x = u32::from(addr);
+    for ((a, b, _), h) in low.iter_mut() {
+        if (*a..=*b).contains(&x) && x < *h {
+            *h = x;
+        }
     }
 }
 
@@ -934,14 +969,15 @@ mod tests {
         };
         assert_eq!(pool.size(), 4);
         let mut used = HashSet::new();
+        let mut low = FreeHints::new();
         let local = a("10.0.0.2");
         for want in ["10.0.0.1", "10.9.0.1", "10.9.0.2"] {
-            let got = pool.free(&used, local).unwrap();
+            let got = pool.free(&used, local, &mut low).unwrap();
             assert_eq!(got, a(want));
             used.insert(got);
         }
         assert_eq!(
-            pool.free(&used, local),
+            pool.free(&used, local, &mut low),
             None,
             "our own address is never leased"
         );
