@@ -8,9 +8,9 @@
 #   - its idle CPU (utime + stime from /proc/PID/stat) over IDLE_S seconds with all calls up,
 #   - the teardown: the LNS deletes the tunnels (StopCCN; each takes its calls with it), timed
 #     until no call and no session is left.
-# The loadgen does not answer LCP Echo-Requests once a call is up, so the LNS runs with
-# ppp_echo_interval = ECHO (default 3600 s) rather than the 10 s default; the loadgen sends no
-# IP through the calls.
+# The LNS runs with ppp_echo_interval = ECHO (default 3600 s rather than the 10 s default, so
+# that the idle figure has no echo traffic; the loadgen's links answer Echo-Requests, ECHO=2
+# measures their cost); the loadgen sends no IP through the calls.
 #
 # Usage (root): BIN=target/release bash bench/ppp-scale.sh [SESSIONS] [TUNNELS] [RATE] [IDLE_S]
 # (BIN holds ul2tpd, ul2tp and ul2tp-loadgen, release builds.)
